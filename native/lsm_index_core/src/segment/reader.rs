@@ -1,0 +1,251 @@
+//! Opens a segment buffer (validating it once) and answers probes in place.
+
+use super::mph::{AnyMph, MphKind};
+use super::{pool, prefilter, Section, SegmentInfo, FILTER_BFUSE8, FILTER_NONE};
+use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC};
+use crate::error::{Error, Result};
+use std::ops::Range;
+
+/// What a segment knows about a fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// The prefilter ruled it out without touching the MPH or fingerprints.
+    Filtered,
+    /// Not in this segment.
+    Absent,
+    /// Present with this value word (a tombstone is `pool::TOMBSTONE`).
+    Found(u32),
+}
+
+/// An open segment over bytes `B` (owned or mapped). Every offset was validated at open.
+pub struct Segment<B> {
+    bytes: B,
+    info: SegmentInfo,
+    mph: Option<AnyMph>,
+    filter: Option<Range<usize>>,
+    fps: Range<usize>,
+    values: Range<usize>,
+    pool: Range<usize>,
+}
+
+impl<B> std::fmt::Debug for Segment<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment").field("info", &self.info).finish()
+    }
+}
+
+fn le_u16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+fn le_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+fn le_u64(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes([
+        b[at],
+        b[at + 1],
+        b[at + 2],
+        b[at + 3],
+        b[at + 4],
+        b[at + 5],
+        b[at + 6],
+        b[at + 7],
+    ])
+}
+
+impl<B: AsRef<[u8]>> Segment<B> {
+    /// Opens `bytes`, naming it `what` in errors. Validates the header and every section's
+    /// bounds; with `verify_checksums` also every section's crc32c (the MPH section's is
+    /// always verified, since it is decoded).
+    pub fn open(bytes: B, what: &str, verify_checksums: bool) -> Result<Self> {
+        let b = bytes.as_ref();
+        let corrupt = |detail: String| Error::Corrupt {
+            what: what.to_string(),
+            detail,
+        };
+        if b.len() < HEADER_LEN {
+            return Err(if b.starts_with(MAGIC) || b.len() < MAGIC.len() {
+                corrupt(format!("{} bytes is shorter than the header", b.len()))
+            } else {
+                Error::BadMagic { what: what.into() }
+            });
+        }
+        if &b[..8] != MAGIC {
+            return Err(Error::BadMagic { what: what.into() });
+        }
+        let version = le_u16(b, 8);
+        if version != FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                what: what.into(),
+                version,
+            });
+        }
+        let expected = le_u32(b, HEADER_CRC_AT);
+        let got = crc32c::crc32c(&b[..HEADER_CRC_AT]);
+        if expected != got {
+            return Err(Error::ChecksumMismatch {
+                what: format!("{what} header"),
+                expected,
+                got,
+            });
+        }
+        if le_u32(b, 12) as usize != HEADER_LEN {
+            return Err(corrupt("unexpected header length".into()));
+        }
+        let key_count = le_u64(b, 16);
+        let flags = le_u32(b, 44);
+        let mph_byte = b[10];
+        let filter_byte = b[11];
+        let mph_kind = match (mph_byte, key_count) {
+            (0, 0) => None,
+            (k, n) if n > 0 => Some(
+                MphKind::from_byte(k).ok_or_else(|| corrupt(format!("unknown MPH kind {k}")))?,
+            ),
+            _ => return Err(corrupt("MPH kind set on an empty segment".into())),
+        };
+        if filter_byte != FILTER_NONE && filter_byte != FILTER_BFUSE8 {
+            return Err(corrupt(format!("unknown prefilter kind {filter_byte}")));
+        }
+        let mut ranges: [Range<usize>; 5] = Default::default();
+        let mut prev_end = HEADER_LEN;
+        for s in Section::ALL {
+            let at = 48 + 24 * s as usize;
+            let off = le_u64(b, at);
+            let len = le_u64(b, at + 8);
+            let end = off.checked_add(len).filter(|&e| e <= b.len() as u64);
+            let Some(end) = end.filter(|_| off >= prev_end as u64) else {
+                return Err(corrupt(format!("{} section out of bounds", s.name())));
+            };
+            let r = off as usize..end as usize;
+            if verify_checksums || s == Section::Mph {
+                let expected = le_u32(b, at + 16);
+                let got = crc32c::crc32c(&b[r.clone()]);
+                if expected != got {
+                    return Err(Error::ChecksumMismatch {
+                        what: format!("{what} {} section", s.name()),
+                        expected,
+                        got,
+                    });
+                }
+            }
+            prev_end = r.end;
+            ranges[s as usize] = r;
+        }
+        let [mph_r, filter_r, fps, values, pool] = ranges;
+        let n = usize::try_from(key_count)
+            .map_err(|_| corrupt("key count exceeds the address space".into()))?;
+        if fps.len() as u64 != key_count * 8 || values.len() as u64 != key_count * 4 {
+            return Err(corrupt(format!(
+                "arrays do not hold {key_count} keys ({} fingerprint bytes, {} value bytes)",
+                fps.len(),
+                values.len()
+            )));
+        }
+        if n > 0 && b.get(pool.clone()).and_then(|p| p.first()) != Some(&0) {
+            return Err(corrupt("pool does not start with the empty list".into()));
+        }
+        let filter = match filter_byte {
+            FILTER_BFUSE8 => {
+                prefilter::validate(&b[filter_r.clone()])?;
+                Some(filter_r)
+            }
+            _ if filter_r.is_empty() => None,
+            _ => return Err(corrupt("prefilter bytes without a prefilter kind".into())),
+        };
+        let mph = match mph_kind {
+            Some(kind) => Some(AnyMph::read(kind, &b[mph_r], n)?),
+            None => None,
+        };
+        let info = SegmentInfo {
+            key_count,
+            clean_seq: le_u64(b, 24),
+            seed_id: le_u64(b, 32),
+            level: le_u32(b, 40),
+            mph: mph_kind,
+            prefilter: filter.is_some(),
+            has_tombstones: flags & FLAG_TOMBSTONES != 0,
+            bytes: b.len() as u64,
+        };
+        Ok(Segment {
+            bytes,
+            info,
+            mph,
+            filter,
+            fps,
+            values,
+            pool,
+        })
+    }
+
+    /// What the header says.
+    pub fn info(&self) -> &SegmentInfo {
+        &self.info
+    }
+
+    /// Heap bytes held beside the buffer (the decoded MPH).
+    pub fn heap_bytes(&self) -> usize {
+        self.mph.as_ref().map_or(0, AnyMph::heap_bytes)
+    }
+
+    /// Looks `fp` up.
+    #[inline]
+    pub fn probe(&self, fp: u64) -> Probe {
+        let b = self.bytes.as_ref();
+        if let Some(f) = &self.filter {
+            if !prefilter::contains(&b[f.clone()], fp) {
+                return Probe::Filtered;
+            }
+        }
+        let Some(slot) = self.mph.as_ref().and_then(|m| m.slot(fp)) else {
+            return Probe::Absent;
+        };
+        match self.fp_at(b, slot) {
+            Some(stored) if stored == fp => {}
+            _ => return Probe::Absent,
+        }
+        match self.value_at(b, slot) {
+            Some(v) => Probe::Found(v),
+            None => Probe::Absent,
+        }
+    }
+
+    #[inline]
+    fn fp_at(&self, b: &[u8], slot: usize) -> Option<u64> {
+        let at = self.fps.start + slot * 8;
+        b.get(at..at + 8)
+            .and_then(|s| s.try_into().ok())
+            .map(u64::from_le_bytes)
+    }
+
+    #[inline]
+    fn value_at(&self, b: &[u8], slot: usize) -> Option<u32> {
+        let at = self.values.start + slot * 4;
+        b.get(at..at + 4)
+            .and_then(|s| s.try_into().ok())
+            .map(u32::from_le_bytes)
+    }
+
+    /// Appends the handles value word `v` (from [`Segment::probe`]) stands for.
+    #[inline]
+    pub fn decode(&self, v: u32, out: &mut Vec<u32>) -> Result<()> {
+        pool::decode_value(v, &self.bytes.as_ref()[self.pool.clone()], out)
+    }
+
+    /// Every (fingerprint, value word) pair, in slot order.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
+        let b = self.bytes.as_ref();
+        (0..self.info.key_count as usize)
+            .filter_map(move |slot| Some((self.fp_at(b, slot)?, self.value_at(b, slot)?)))
+    }
+
+    /// The fingerprint at `slot` (for merges that sort by fingerprint).
+    pub fn entry_at(&self, slot: usize) -> Option<(u64, u32)> {
+        let b = self.bytes.as_ref();
+        Some((self.fp_at(b, slot)?, self.value_at(b, slot)?))
+    }
+
+    /// The underlying bytes.
+    pub fn bytes(&self) -> &[u8] {
+        self.bytes.as_ref()
+    }
+}

@@ -1,0 +1,169 @@
+use super::mph::MphKind;
+use super::pool::TOMBSTONE;
+use super::*;
+use crate::error::Error;
+
+fn opts(mph: MphKind, prefilter: bool) -> WriteOptions {
+    WriteOptions {
+        mph,
+        prefilter,
+        level: 2,
+        clean_seq: 77,
+        seed_id: 0xABCD,
+    }
+}
+
+fn fp(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) ^ 0x5555
+}
+
+/// The set key `i` gets in these tests: mixes inline, pooled, large and tombstone values.
+fn set_for(i: u64) -> Vec<u32> {
+    match i % 7 {
+        0 => vec![],
+        1 => vec![i as u32 % 1000, 5000 + i as u32 % 3],
+        2 => vec![u32::MAX - (i as u32 % 10)],
+        3 => (0..(i % 20) as u32 + 2).map(|k| k * 3).collect(),
+        _ => vec![i as u32 & 0x7FFF_FFFF],
+    }
+}
+
+fn build(n: u64, o: WriteOptions) -> Vec<u8> {
+    let mut w = SegmentWriter::with_capacity(o, n as usize);
+    for i in 0..n {
+        w.push(fp(i), &set_for(i)).unwrap();
+    }
+    w.finish().unwrap()
+}
+
+fn lookup<B: AsRef<[u8]>>(s: &Segment<B>, f: u64) -> Option<Vec<u32>> {
+    match s.probe(f) {
+        Probe::Found(v) => {
+            let mut out = Vec::new();
+            s.decode(v, &mut out).unwrap();
+            Some(out)
+        }
+        _ => None,
+    }
+}
+
+fn check(n: u64, mph: MphKind, prefilter: bool) {
+    let bytes = build(n, opts(mph, prefilter));
+    let s = Segment::open(bytes, "test", true).unwrap();
+    let info = s.info();
+    assert_eq!(info.key_count, n);
+    assert_eq!(info.clean_seq, 77);
+    assert_eq!(info.seed_id, 0xABCD);
+    assert_eq!(info.level, 2);
+    assert_eq!(info.mph, (n > 0).then_some(mph));
+    assert_eq!(info.prefilter, prefilter && n >= prefilter::MIN_KEYS as u64);
+    for i in 0..n {
+        assert_eq!(
+            lookup(&s, fp(i)).as_deref(),
+            Some(&set_for(i)[..]),
+            "key {i}"
+        );
+    }
+    // Fingerprint verification rejects absent keys, whatever slot the MPH picks.
+    for i in n..n + 10_000 {
+        assert_eq!(lookup(&s, fp(i)), None, "absent key {i}");
+    }
+    assert_eq!(s.entries().count() as u64, n);
+}
+
+#[test]
+fn empty_single_and_small_segments_for_both_kinds() {
+    for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+        for n in [0, 1, 2, 15, 16, 17, 1000] {
+            check(n, mph, true);
+            check(n, mph, false);
+        }
+    }
+}
+
+#[test]
+fn one_million_keys_for_both_kinds() {
+    check(1_000_000, MphKind::PtrHash, true);
+    check(1_000_000, MphKind::BoomPhf, false);
+}
+
+#[test]
+fn tombstones_are_found_as_empty_sets() {
+    let mut w = SegmentWriter::new(opts(MphKind::PtrHash, true));
+    w.push(1, &[]).unwrap();
+    w.push(2, &[3]).unwrap();
+    let s = Segment::open(w.finish().unwrap(), "t", true).unwrap();
+    assert_eq!(s.probe(1), Probe::Found(TOMBSTONE));
+    assert!(s.info().has_tombstones);
+}
+
+#[test]
+fn length_is_exactly_the_encoded_len_of_the_sections() {
+    for n in [0, 1, 100, 5000] {
+        let bytes = build(n, opts(MphKind::PtrHash, true));
+        let lens: [usize; 5] = std::array::from_fn(|k| {
+            let at = 48 + 24 * k + 8;
+            u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize
+        });
+        assert_eq!(bytes.len(), writer::encoded_len(&lens));
+        let s = Segment::open(&bytes[..], "t", true).unwrap();
+        assert_eq!(s.info().bytes as usize, bytes.len());
+    }
+}
+
+#[test]
+fn reads_in_place_from_borrowed_bytes() {
+    let bytes = build(500, opts(MphKind::BoomPhf, true));
+    let s = Segment::open(bytes.as_slice(), "borrowed", true).unwrap();
+    assert_eq!(lookup(&s, fp(4)).unwrap(), set_for(4));
+}
+
+#[test]
+fn every_corrupted_header_byte_is_refused() {
+    let bytes = build(100, opts(MphKind::PtrHash, true));
+    for at in 0..HEADER_CRC_AT + 4 {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x40;
+        assert!(Segment::open(bad, "t", false).is_err(), "byte {at}");
+    }
+}
+
+#[test]
+fn corrupted_sections_fail_their_checksum() {
+    let bytes = build(1000, opts(MphKind::PtrHash, true));
+    let s = Segment::open(&bytes[..], "t", true).unwrap();
+    drop(s);
+    for sec in Section::ALL {
+        let at = 48 + 24 * sec as usize;
+        let off = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
+        let mut bad = bytes.clone();
+        bad[off + 3] ^= 1;
+        match Segment::open(bad, "t", true) {
+            Err(Error::ChecksumMismatch { what, .. }) => assert!(what.contains(sec.name())),
+            other => panic!("{sec:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn truncation_magic_and_version_errors() {
+    let bytes = build(100, opts(MphKind::BoomPhf, true));
+    for len in [0, 7, 100, HEADER_LEN, bytes.len() - 1] {
+        assert!(
+            Segment::open(&bytes[..len], "t", false).is_err(),
+            "len {len}"
+        );
+    }
+    let mut bad = bytes.clone();
+    bad[0] = b'X';
+    assert!(matches!(
+        Segment::open(bad, "t", false),
+        Err(Error::BadMagic { .. })
+    ));
+    let mut bad = bytes.clone();
+    bad[8] = 9;
+    assert!(matches!(
+        Segment::open(bad, "t", false),
+        Err(Error::UnsupportedVersion { version: 9, .. })
+    ));
+}

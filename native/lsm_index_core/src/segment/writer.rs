@@ -1,0 +1,189 @@
+//! Builds a segment buffer from (fingerprint, handle set) pairs.
+
+use super::mph::{AnyMph, MphKind};
+use super::pool::PoolWriter;
+use super::{prefilter, Section, FILTER_BFUSE8, FILTER_NONE, FLAG_TOMBSTONES, FORMAT_VERSION};
+use super::{HEADER_CRC_AT, HEADER_LEN, MAGIC, SECTION_ALIGN};
+use crate::error::{Error, Result};
+
+/// How a segment is built.
+#[derive(Clone, Debug)]
+pub struct WriteOptions {
+    /// Preferred MPH kind; the other kind is used if this one fails to build.
+    pub mph: MphKind,
+    /// Whether to put a BinaryFuse8 prefilter in front.
+    pub prefilter: bool,
+    /// Level recorded in the header.
+    pub level: u32,
+    /// See [`super::SegmentInfo::clean_seq`].
+    pub clean_seq: u64,
+    /// See [`super::SegmentInfo::seed_id`].
+    pub seed_id: u64,
+}
+
+/// Accumulates entries, then lays out the segment in [`SegmentWriter::finish`].
+pub struct SegmentWriter {
+    opts: WriteOptions,
+    fps: Vec<u64>,
+    values: Vec<u32>,
+    pool: PoolWriter,
+    tombstones: bool,
+}
+
+impl SegmentWriter {
+    /// An empty writer.
+    pub fn new(opts: WriteOptions) -> Self {
+        SegmentWriter {
+            opts,
+            fps: Vec::new(),
+            values: Vec::new(),
+            pool: PoolWriter::default(),
+            tombstones: false,
+        }
+    }
+
+    /// A writer with room for `n` entries.
+    pub fn with_capacity(opts: WriteOptions, n: usize) -> Self {
+        let mut w = Self::new(opts);
+        w.fps.reserve_exact(n);
+        w.values.reserve_exact(n);
+        w
+    }
+
+    /// Adds `fp` with its set (sorted, unique; empty for a tombstone). Each `fp` at most once.
+    pub fn push(&mut self, fp: u64, handles: &[u32]) -> Result<()> {
+        let v = self.pool.value_for(handles)?;
+        self.tombstones |= handles.is_empty();
+        self.fps.push(fp);
+        self.values.push(v);
+        Ok(())
+    }
+
+    /// Entries pushed so far.
+    pub fn len(&self) -> usize {
+        self.fps.len()
+    }
+
+    /// Whether nothing was pushed.
+    pub fn is_empty(&self) -> bool {
+        self.fps.is_empty()
+    }
+
+    /// Builds the MPH and prefilter and returns the finished segment bytes.
+    pub fn finish(self) -> Result<Vec<u8>> {
+        let n = self.fps.len();
+        let mut sections: [Vec<u8>; 5] = Default::default();
+        let mut mph_kind = 0u8;
+        let mut filter_kind = FILTER_NONE;
+        if n > 0 {
+            let mph = build_mph(self.opts.mph, &self.fps)?;
+            mph_kind = mph.kind() as u8;
+            let mut by_slot_fp = vec![0u64; n];
+            let mut by_slot_val = vec![0u32; n];
+            let mut taken = vec![false; n];
+            for (&fp, &v) in self.fps.iter().zip(&self.values) {
+                let slot = mph
+                    .slot(fp)
+                    .filter(|&s| s < n && !taken[s])
+                    .ok_or_else(|| Error::MphBuild {
+                        kind: mph.kind().name(),
+                        detail: "not a bijection on its keys (duplicate fingerprint?)".into(),
+                    })?;
+                taken[slot] = true;
+                by_slot_fp[slot] = fp;
+                by_slot_val[slot] = v;
+            }
+            mph.write(&mut sections[Section::Mph as usize])?;
+            if self.opts.prefilter
+                && n >= prefilter::MIN_KEYS
+                && prefilter::write(&self.fps, &mut sections[Section::Prefilter as usize])
+            {
+                filter_kind = FILTER_BFUSE8;
+            }
+            let fps = &mut sections[Section::Fingerprints as usize];
+            fps.reserve_exact(n * 8);
+            by_slot_fp
+                .iter()
+                .for_each(|fp| fps.extend_from_slice(&fp.to_le_bytes()));
+            let vals = &mut sections[Section::Values as usize];
+            vals.reserve_exact(n * 4);
+            by_slot_val
+                .iter()
+                .for_each(|v| vals.extend_from_slice(&v.to_le_bytes()));
+            sections[Section::Pool as usize] = self.pool.finish();
+        }
+        let flags = if self.tombstones { FLAG_TOMBSTONES } else { 0 };
+        Ok(layout(
+            &self.opts,
+            n as u64,
+            mph_kind,
+            filter_kind,
+            flags,
+            &sections,
+        ))
+    }
+}
+
+/// Builds the preferred MPH, falling back to the other kind if it fails.
+fn build_mph(kind: MphKind, fps: &[u64]) -> Result<AnyMph> {
+    AnyMph::build(kind, fps).or_else(|first| {
+        let other = match kind {
+            MphKind::PtrHash => MphKind::BoomPhf,
+            MphKind::BoomPhf => MphKind::PtrHash,
+        };
+        AnyMph::build(other, fps).map_err(|_| first)
+    })
+}
+
+fn align_up(x: usize) -> usize {
+    x.div_ceil(SECTION_ALIGN) * SECTION_ALIGN
+}
+
+/// Exact length of a segment with these section lengths.
+pub(super) fn encoded_len(section_lens: &[usize; 5]) -> usize {
+    let mut at = HEADER_LEN;
+    for len in section_lens {
+        at = align_up(at) + len;
+    }
+    at
+}
+
+fn layout(
+    opts: &WriteOptions,
+    n: u64,
+    mph_kind: u8,
+    filter_kind: u8,
+    flags: u32,
+    sections: &[Vec<u8>; 5],
+) -> Vec<u8> {
+    let total = encoded_len(&sections.each_ref().map(Vec::len));
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+    out.push(mph_kind);
+    out.push(filter_kind);
+    out.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&opts.clean_seq.to_le_bytes());
+    out.extend_from_slice(&opts.seed_id.to_le_bytes());
+    out.extend_from_slice(&opts.level.to_le_bytes());
+    out.extend_from_slice(&flags.to_le_bytes());
+    let mut at = HEADER_LEN;
+    for s in sections {
+        at = align_up(at);
+        out.extend_from_slice(&(at as u64).to_le_bytes());
+        out.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(s).to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        at += s.len();
+    }
+    debug_assert_eq!(out.len(), HEADER_CRC_AT);
+    let crc = crc32c::crc32c(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    for s in sections {
+        out.resize(align_up(out.len()), 0);
+        out.extend_from_slice(s);
+    }
+    out.resize(total, 0);
+    out
+}
