@@ -1,11 +1,29 @@
-//! lsm_index_core: a lane-partitioned LSM equality index mapping key bytes to sets of `u32`
-//! shape handles, built for tens of millions of keys under add/remove churn.
+//! lsm_index_core: a lane-partitioned LSM equality index mapping key bytes to sorted sets of
+//! `u32` shape handles, built for tens of millions of keys under add/remove churn.
+//!
+//! ```
+//! use lsm_index_core::{Config, Index};
+//! let index = Index::new(Config::default()).unwrap();
+//! index.add(b"user_id=42", 7).unwrap();
+//! index.add(b"user_id=42", 3).unwrap();
+//! assert_eq!(index.lookup(b"user_id=42").unwrap(), vec![3, 7]);
+//! index.drop_handle(7).unwrap();
+//! assert_eq!(index.lookup(b"user_id=42").unwrap(), vec![3]);
+//! ```
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod compaction;
+pub mod dead;
 pub mod error;
 pub mod handles;
 pub mod hash;
+pub mod index;
+pub mod lane;
+pub mod overlay;
 pub mod segment;
+pub mod version;
 
 pub use error::{Error, Result};
+pub use index::{Batch, Config, Index, Stats};
+pub use segment::mph::MphKind;

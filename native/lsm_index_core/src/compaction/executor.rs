@@ -1,0 +1,81 @@
+//! Carries out compaction decisions: overlay -> segment (flush) and segments -> segment (merge).
+//! Pure with respect to the index: takes snapshots, returns segment bytes, installs nothing.
+
+use crate::dead::DeadHandles;
+use crate::error::Result;
+use crate::overlay::Overlay;
+use crate::segment::{SegmentWriter, WriteOptions};
+use crate::version::SegmentRef;
+use std::sync::Arc;
+
+/// Bytes a flush or merge wrote, with the key count, for write-amplification accounting.
+pub struct Built {
+    /// The segment buffer, or `None` when nothing survived (all tombstones at the bottom).
+    pub bytes: Option<Vec<u8>>,
+    /// Keys written.
+    pub keys: u64,
+}
+
+fn finish(w: SegmentWriter) -> Result<Built> {
+    let keys = w.len() as u64;
+    if w.is_empty() {
+        return Ok(Built { bytes: None, keys });
+    }
+    Ok(Built {
+        bytes: Some(w.finish()?),
+        keys,
+    })
+}
+
+/// Builds a segment from a frozen overlay. `dead` is a snapshot taken at `opts.clean_seq`;
+/// `bottom` says nothing older exists, so tombstones can be left out.
+pub fn flush(
+    overlay: &Overlay,
+    dead: &DeadHandles,
+    bottom: bool,
+    opts: WriteOptions,
+) -> Result<Built> {
+    let mut w = SegmentWriter::with_capacity(opts, overlay.len());
+    let mut buf = Vec::new();
+    for (fp, e) in overlay.iter() {
+        buf.clear();
+        buf.extend_from_slice(&e.handles);
+        dead.filter(&mut buf, 0, e.seq);
+        if buf.is_empty() && bottom {
+            continue;
+        }
+        w.push(fp, &buf)?;
+    }
+    finish(w)
+}
+
+/// Merges adjacent segments (newest first): the newest entry of each fingerprint wins,
+/// handles dead for its segment are removed, and at the `bottom` empty sets are dropped.
+pub fn merge(
+    inputs: &[Arc<SegmentRef>],
+    dead: &DeadHandles,
+    bottom: bool,
+    opts: WriteOptions,
+) -> Result<Built> {
+    let total: u64 = inputs.iter().map(|s| s.segment.info().key_count).sum();
+    // (fingerprint, input rank, value word): sorting groups each key's versions, newest first.
+    let mut items: Vec<(u64, u32, u32)> = Vec::with_capacity(total as usize);
+    for (rank, s) in inputs.iter().enumerate() {
+        items.extend(s.segment.entries().map(|(fp, v)| (fp, rank as u32, v)));
+    }
+    items.sort_unstable_by_key(|&(fp, rank, _)| (fp, rank));
+    items.dedup_by_key(|&mut (fp, _, _)| fp);
+    let mut w = SegmentWriter::with_capacity(opts, items.len());
+    let mut buf = Vec::new();
+    for (fp, rank, v) in items {
+        let seg = &inputs[rank as usize].segment;
+        buf.clear();
+        seg.decode(v, &mut buf)?;
+        dead.filter(&mut buf, 0, seg.info().clean_seq);
+        if buf.is_empty() && bottom {
+            continue;
+        }
+        w.push(fp, &buf)?;
+    }
+    finish(w)
+}

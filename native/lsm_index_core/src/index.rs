@@ -1,0 +1,531 @@
+//! The index: key bytes -> sorted set of `u32` handles, over lane-partitioned LSM lanes.
+//!
+//! Write path: fingerprint the key, pick its lane, read-modify-write the key's full set into
+//! the lane's overlay, and flush the overlay into a segment once it holds `overlay_limit`
+//! keys. Read path: the first structure holding the key (overlay, frozen overlay, then
+//! segments newest first) answers, with pending dropped handles filtered out.
+
+use crate::compaction::executor::{self, Built};
+use crate::compaction::strategy::{Choice, Full, Strategy, Tiered};
+use crate::dead::DeadHandles;
+use crate::error::{Error, Result};
+use crate::handles::{self, HandleSet};
+use crate::hash::{jump_hash, HashSecret, KeyHasher};
+use crate::lane::{Lane, LaneState};
+use crate::overlay::Entry;
+use crate::segment::mph::MphKind;
+use crate::segment::{Segment, WriteOptions};
+use crate::version::{SegmentRef, Storage};
+use parking_lot::{RwLock, RwLockUpgradableReadGuard};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Bytes one add/remove stands for in write-amplification figures: fingerprint + handle.
+pub const LOGICAL_OP_BYTES: u64 = 12;
+
+/// How an index is laid out and when it compacts.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Lanes keys are spread over (1..=65536); default 64.
+    pub lanes: u32,
+    /// MPH kind for new segments; default `ptr_hash` (the measured winner, DESIGN.md).
+    pub mph: MphKind,
+    /// Whether new segments get a BinaryFuse8 prefilter; default on.
+    pub prefilter: bool,
+    /// Keys a lane's overlay holds before it is flushed to a segment; default 16384.
+    pub overlay_limit: usize,
+    /// Most segments per lane (read amplification bound); default 3.
+    pub max_segments: usize,
+    /// Tiered merge trigger, see [`Tiered::size_ratio`]; default 1.0.
+    pub size_ratio: f64,
+    /// Key-hash secret; `None` draws a random one.
+    pub secret: Option<HashSecret>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            lanes: 64,
+            mph: MphKind::PtrHash,
+            prefilter: true,
+            overlay_limit: 16_384,
+            max_segments: 3,
+            size_ratio: 1.0,
+            secret: None,
+        }
+    }
+}
+
+impl Config {
+    /// Checks every value against its documented range.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |option, reason: &str| {
+            Err(Error::InvalidConfig {
+                option,
+                reason: reason.into(),
+            })
+        };
+        if !(1..=65_536).contains(&self.lanes) {
+            return bad("lanes", "must be between 1 and 65536");
+        }
+        if self.overlay_limit == 0 {
+            return bad("overlay_limit", "must be at least 1");
+        }
+        if self.max_segments == 0 {
+            return bad("max_segments", "must be at least 1");
+        }
+        if !(self.size_ratio.is_finite() && self.size_ratio > 0.0) {
+            return bad("size_ratio", "must be a positive number");
+        }
+        Ok(())
+    }
+}
+
+/// Handles of many keys from one [`Index::lookup_many`] call, stored flat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Batch {
+    handles: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    /// Number of keys looked up.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no key was looked up.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The sorted handles of the `i`-th key.
+    pub fn get(&self, i: usize) -> &[u32] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.handles[start..self.ends[i]]
+    }
+
+    /// Each key's handles, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = &[u32]> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+}
+
+/// A snapshot of an index's size and work counters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stats {
+    /// Keys with a non-empty set.
+    pub keys: u64,
+    /// Lanes.
+    pub lanes: u32,
+    /// Segments over all lanes.
+    pub segments: u64,
+    /// Segments per level.
+    pub segments_per_level: BTreeMap<u32, u64>,
+    /// Bytes of all segment buffers.
+    pub segment_bytes: u64,
+    /// Heap bytes of decoded MPHs (beside the segment buffers).
+    pub mph_heap_bytes: u64,
+    /// Keys in overlays (active and frozen, tombstones included).
+    pub overlay_keys: u64,
+    /// Approximate heap bytes of overlays.
+    pub overlay_bytes: u64,
+    /// Dropped handles not yet purged by compaction.
+    pub pending_drops: u64,
+    /// Add/remove operations applied.
+    pub ops: u64,
+    /// Logical bytes ingested: [`LOGICAL_OP_BYTES`] per add/remove.
+    pub bytes_ingested: u64,
+    /// Segment bytes written by overlay flushes.
+    pub bytes_flushed: u64,
+    /// Segment bytes written by merges.
+    pub bytes_merged: u64,
+    /// Overlay flushes done.
+    pub flushes: u64,
+    /// Merges done.
+    pub merges: u64,
+    /// (flushed + merged) / flushed bytes: what compaction adds on top of the first write.
+    pub write_amplification: f64,
+}
+
+#[derive(Default)]
+struct Counters {
+    ops: AtomicU64,
+    bytes_flushed: AtomicU64,
+    bytes_merged: AtomicU64,
+    flushes: AtomicU64,
+    merges: AtomicU64,
+}
+
+/// The equality index. `Sync`: many readers and writers may share it.
+pub struct Index {
+    config: Config,
+    hasher: KeyHasher,
+    seed_id: u64,
+    lanes: Box<[Lane]>,
+    dead: RwLock<DeadHandles>,
+    /// Mirrors `dead.len()` so lookups skip the dead-set lock when nothing is pending.
+    dead_pending: AtomicUsize,
+    seq: AtomicU64,
+    next_segment_id: AtomicU64,
+    policy: Tiered,
+    counters: Counters,
+}
+
+enum Op {
+    Add,
+    Remove,
+}
+
+impl Index {
+    /// An empty in-memory index.
+    pub fn new(config: Config) -> Result<Index> {
+        config.validate()?;
+        let hasher = KeyHasher::new(config.secret.unwrap_or_else(HashSecret::random));
+        let lanes = (0..config.lanes).map(|_| Lane::default()).collect();
+        let policy = Tiered {
+            max_segments: config.max_segments,
+            size_ratio: config.size_ratio,
+        };
+        Ok(Index {
+            seed_id: hasher.seed_id(),
+            hasher,
+            lanes,
+            dead: RwLock::default(),
+            dead_pending: AtomicUsize::new(0),
+            seq: AtomicU64::new(1),
+            next_segment_id: AtomicU64::new(1),
+            policy,
+            counters: Counters::default(),
+            config,
+        })
+    }
+
+    /// The configuration it was made with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    #[inline]
+    fn locate(&self, key: &[u8]) -> (u64, &Lane) {
+        let fp = self.hasher.fingerprint(key);
+        let lane = jump_hash(fp, self.config.lanes) as usize;
+        (fp, &self.lanes[lane])
+    }
+
+    /// Adds `handle` to `key`'s set (a no-op if present).
+    pub fn add(&self, key: &[u8], handle: u32) -> Result<()> {
+        self.write(key, handle, Op::Add)
+    }
+
+    /// Removes `handle` from `key`'s set (a no-op if absent).
+    pub fn remove(&self, key: &[u8], handle: u32) -> Result<()> {
+        self.write(key, handle, Op::Remove)
+    }
+
+    /// [`Index::add`] for each pair, in order.
+    pub fn add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
+        pairs.iter().try_for_each(|(k, h)| self.add(k.as_ref(), *h))
+    }
+
+    /// [`Index::remove`] for each pair, in order.
+    pub fn remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
+        pairs
+            .iter()
+            .try_for_each(|(k, h)| self.remove(k.as_ref(), *h))
+    }
+
+    fn write(&self, key: &[u8], handle: u32, op: Op) -> Result<()> {
+        let (fp, lane) = self.locate(key);
+        let flush_due = {
+            let mut st = lane.state.write();
+            let dead = self.dead.read();
+            // Allocated under the dead-set read lock: every drop with a smaller seq is in
+            // `dead` now, so the set written below excludes exactly those (see DeadHandles).
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+            let mut current = Vec::new();
+            st.resolve(fp, Some(&dead), &mut current)?;
+            let was_live = !current.is_empty();
+            let mut set = HandleSet::from_vec(current);
+            let changed = match op {
+                Op::Add => handles::insert(&mut set, handle),
+                Op::Remove => handles::remove(&mut set, handle),
+            };
+            if changed {
+                if st.live_gen == dead.generation() {
+                    st.live += i64::from(!set.is_empty()) - i64::from(was_live);
+                }
+                st.active.put(fp, Entry { seq, handles: set });
+            }
+            st.active.len() >= self.config.overlay_limit && st.frozen.is_none()
+        };
+        self.counters.ops.fetch_add(1, Ordering::Relaxed);
+        if flush_due {
+            self.compact_lane(lane, false)?;
+        }
+        Ok(())
+    }
+
+    /// `key`'s handles, sorted; empty when absent.
+    pub fn lookup(&self, key: &[u8]) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.lookup_into(key, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `key`'s sorted handles to `out` (no allocation when `out` has room).
+    #[inline]
+    pub fn lookup_into(&self, key: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        let (fp, lane) = self.locate(key);
+        let st = lane.state.read();
+        self.resolve(&st, fp, out)
+    }
+
+    #[inline]
+    fn resolve(&self, st: &LaneState, fp: u64, out: &mut Vec<u32>) -> Result<()> {
+        if self.dead_pending.load(Ordering::Acquire) == 0 {
+            st.resolve(fp, None, out)?;
+        } else {
+            st.resolve(fp, Some(&self.dead.read()), out)?;
+        }
+        Ok(())
+    }
+
+    /// The handles of every key in `keys`, in one call (one WAL transaction = one batch).
+    pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
+        let mut batch = Batch {
+            handles: Vec::with_capacity(keys.len()),
+            ends: Vec::with_capacity(keys.len()),
+        };
+        // Hash everything first: the hashing pipelines, then probes go lane by lane.
+        let located: Vec<(u64, &Lane)> = keys.iter().map(|k| self.locate(k.as_ref())).collect();
+        for (fp, lane) in located {
+            let st = lane.state.read();
+            self.resolve(&st, fp, &mut batch.handles)?;
+            batch.ends.push(batch.handles.len());
+        }
+        Ok(batch)
+    }
+
+    /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.
+    /// Adding the handle again afterwards works as usual.
+    pub fn drop_handle(&self, handle: u32) -> Result<()> {
+        let mut dead = self.dead.write();
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        dead.insert(handle, seq);
+        self.dead_pending.store(dead.len(), Ordering::Release);
+        Ok(())
+    }
+
+    /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the
+    /// lanes not yet recounted since (every key), until compaction purges the drop.
+    pub fn len(&self) -> Result<u64> {
+        let mut total = 0i64;
+        for lane in self.lanes.iter() {
+            let st = lane.state.upgradable_read();
+            let dead = self.dead.read();
+            if st.live_gen == dead.generation() {
+                total += st.live;
+                continue;
+            }
+            let live = st.count_live(&dead)?;
+            let generation = dead.generation();
+            drop(dead);
+            let mut st = RwLockUpgradableReadGuard::upgrade(st);
+            st.live = live;
+            st.live_gen = generation;
+            total += live;
+        }
+        Ok(total.max(0) as u64)
+    }
+
+    /// Whether no key has a non-empty set.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+
+    /// Full compaction: every lane's overlay flushed and its segments merged into one, with
+    /// tombstones and dropped handles purged.
+    pub fn compact(&self) -> Result<()> {
+        for lane in self.lanes.iter() {
+            self.compact_lane(lane, true)?;
+        }
+        Ok(())
+    }
+
+    /// A snapshot of the dead set and the seq it is complete up to (exclusive).
+    fn dead_snapshot(&self) -> (DeadHandles, u64) {
+        let dead = self.dead.read();
+        (dead.clone(), self.seq.load(Ordering::SeqCst))
+    }
+
+    fn write_opts(&self, level: u32, clean_seq: u64) -> WriteOptions {
+        WriteOptions {
+            mph: self.config.mph,
+            prefilter: self.config.prefilter,
+            level,
+            clean_seq,
+            seed_id: self.seed_id,
+        }
+    }
+
+    fn open_built(&self, built: Built) -> Result<Option<Arc<SegmentRef>>> {
+        let Some(bytes) = built.bytes else {
+            return Ok(None);
+        };
+        let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
+        let segment = Segment::open(Storage::Heap(bytes), &format!("segment {id}"), false)?;
+        if segment.info().seed_id != self.seed_id {
+            return Err(Error::SeedMismatch {
+                segment: segment.info().seed_id,
+                index: self.seed_id,
+            });
+        }
+        Ok(Some(Arc::new(SegmentRef { id, segment })))
+    }
+
+    /// Flushes `lane`'s overlay if due (always when `full`), then merges per policy (all into
+    /// one when `full`). Readers keep reading throughout: builds happen outside the lane lock.
+    fn compact_lane(&self, lane: &Lane, full: bool) -> Result<()> {
+        let _one_at_a_time = lane.compaction.lock();
+        // Only the holder of `lane.compaction` changes `version` or `frozen`, so what it reads
+        // of them below stays true until it installs.
+        let frozen = {
+            let mut st = lane.state.write();
+            let due = full || st.active.len() >= self.config.overlay_limit;
+            if st.frozen.is_none() && due && !st.active.is_empty() {
+                st.frozen = Some(Arc::new(std::mem::take(&mut st.active)));
+            }
+            st.frozen.clone()
+        };
+        if let Some(frozen) = frozen {
+            let bottom = lane.state.read().version.segments.is_empty();
+            let (dead, clean_seq) = self.dead_snapshot();
+            let built = executor::flush(&frozen, &dead, bottom, self.write_opts(0, clean_seq))?;
+            let seg = self.open_built(built)?;
+            let bytes = seg.as_ref().map_or(0, |s| s.segment.info().bytes);
+            let mut st = lane.state.write();
+            if let Some(seg) = seg {
+                st.version = Arc::new(st.version.with_flushed(seg));
+            }
+            st.frozen = None;
+            self.counters.flushes.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .bytes_flushed
+                .fetch_add(bytes, Ordering::Relaxed);
+        }
+        loop {
+            let version = lane.state.read().version.clone();
+            let shape = lane.state.read().shape();
+            let mut choice = if full {
+                Full.choose(&shape)
+            } else {
+                self.policy.choose(&shape)
+            };
+            if full && choice == Choice::Idle {
+                // A lone segment is rewritten when it still carries tombstones or drops.
+                if let [only] = version.segments.as_slice() {
+                    let info = only.segment.info();
+                    let stale = self
+                        .dead
+                        .read()
+                        .max_seq()
+                        .is_some_and(|d| d >= info.clean_seq);
+                    if info.has_tombstones || stale {
+                        choice = Choice::Merge {
+                            start: 0,
+                            count: 1,
+                            level: info.level,
+                        };
+                    }
+                }
+            }
+            let Choice::Merge {
+                start,
+                count,
+                level,
+            } = choice
+            else {
+                break;
+            };
+            let inputs = &version.segments[start..start + count];
+            let bottom = start + count == version.segments.len();
+            let (dead, clean_seq) = self.dead_snapshot();
+            let built = executor::merge(inputs, &dead, bottom, self.write_opts(level, clean_seq))?;
+            let seg = self.open_built(built)?;
+            let bytes = seg.as_ref().map_or(0, |s| s.segment.info().bytes);
+            let mut st = lane.state.write();
+            st.version = Arc::new(st.version.with_merged(start, count, seg));
+            self.counters.merges.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .bytes_merged
+                .fetch_add(bytes, Ordering::Relaxed);
+            if full {
+                // One pass of Full leaves a single, clean segment.
+                break;
+            }
+        }
+        self.purge_dead();
+        Ok(())
+    }
+
+    /// Forgets drops that no structure in any lane can still hold.
+    fn purge_dead(&self) {
+        if self.dead_pending.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        let watermark = self
+            .lanes
+            .iter()
+            .filter_map(|l| l.state.read().watermark())
+            .min()
+            .unwrap_or(u64::MAX);
+        let mut dead = self.dead.write();
+        dead.purge_below(watermark);
+        self.dead_pending.store(dead.len(), Ordering::Release);
+    }
+
+    /// Sizes and counters.
+    pub fn stats(&self) -> Result<Stats> {
+        let keys = self.len()?;
+        let mut s = Stats {
+            keys,
+            lanes: self.config.lanes,
+            segments: 0,
+            segments_per_level: BTreeMap::new(),
+            segment_bytes: 0,
+            mph_heap_bytes: 0,
+            overlay_keys: 0,
+            overlay_bytes: 0,
+            pending_drops: self.dead.read().len() as u64,
+            ops: self.counters.ops.load(Ordering::Relaxed),
+            bytes_ingested: 0,
+            bytes_flushed: self.counters.bytes_flushed.load(Ordering::Relaxed),
+            bytes_merged: self.counters.bytes_merged.load(Ordering::Relaxed),
+            flushes: self.counters.flushes.load(Ordering::Relaxed),
+            merges: self.counters.merges.load(Ordering::Relaxed),
+            write_amplification: 0.0,
+        };
+        s.bytes_ingested = s.ops * LOGICAL_OP_BYTES;
+        if s.bytes_flushed > 0 {
+            s.write_amplification =
+                (s.bytes_flushed + s.bytes_merged) as f64 / s.bytes_flushed as f64;
+        }
+        for lane in self.lanes.iter() {
+            let st = lane.state.read();
+            for o in std::iter::once(&st.active).chain(st.frozen.as_deref()) {
+                s.overlay_keys += o.len() as u64;
+                s.overlay_bytes += o.approx_bytes() as u64;
+            }
+            for seg in &st.version.segments {
+                let info = seg.segment.info();
+                s.segments += 1;
+                *s.segments_per_level.entry(info.level).or_default() += 1;
+                s.segment_bytes += info.bytes;
+                s.mph_heap_bytes += seg.segment.heap_bytes() as u64;
+            }
+        }
+        Ok(s)
+    }
+}

@@ -1,0 +1,64 @@
+//! A lane's immutable list of segments; readers use it while compaction builds the next.
+
+use crate::segment::Segment;
+use std::sync::Arc;
+
+/// Bytes a segment lives in: the heap today, a memory map once indexes persist.
+pub enum Storage {
+    /// An owned buffer.
+    Heap(Vec<u8>),
+}
+
+impl AsRef<[u8]> for Storage {
+    #[inline]
+    fn as_ref(&self) -> &[u8] {
+        match self {
+            Storage::Heap(v) => v,
+        }
+    }
+}
+
+/// A segment with its index-wide id (its file name once segments persist).
+pub struct SegmentRef {
+    /// Unique within an index, increasing with creation.
+    pub id: u64,
+    /// The open segment.
+    pub segment: Segment<Storage>,
+}
+
+/// The segments of one lane, newest first. Never mutated: compaction installs a new one.
+#[derive(Default, Clone)]
+pub struct Version {
+    /// Newest first: a key's first hit shadows every older one.
+    pub segments: Vec<Arc<SegmentRef>>,
+}
+
+impl Version {
+    /// This version with `seg` as the newest segment.
+    pub fn with_flushed(&self, seg: Arc<SegmentRef>) -> Version {
+        let mut segments = Vec::with_capacity(self.segments.len() + 1);
+        segments.push(seg);
+        segments.extend(self.segments.iter().cloned());
+        Version { segments }
+    }
+
+    /// This version with `segments[start..start + count]` replaced by `merged` (if any).
+    pub fn with_merged(
+        &self,
+        start: usize,
+        count: usize,
+        merged: Option<Arc<SegmentRef>>,
+    ) -> Version {
+        let mut segments = self.segments.clone();
+        segments.splice(start..start + count, merged);
+        Version { segments }
+    }
+
+    /// The oldest clean seq of its segments (see `DeadHandles`).
+    pub fn min_clean_seq(&self) -> Option<u64> {
+        self.segments
+            .iter()
+            .map(|s| s.segment.info().clean_seq)
+            .min()
+    }
+}

@@ -1,0 +1,364 @@
+//! Model-based tests: random operation sequences checked after every step against a plain
+//! `HashMap<Vec<u8>, BTreeSet<u32>>` oracle. Configurations are chosen to make flushes,
+//! merges, tombstones and dropped-handle purges happen constantly.
+
+use lsm_index_core::{Config, Index, MphKind};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeSet, HashMap};
+
+type Oracle = HashMap<Vec<u8>, BTreeSet<u32>>;
+
+struct Scenario {
+    name: &'static str,
+    seed: u64,
+    ops: usize,
+    keys: u32,
+    handles: u32,
+    config: Config,
+    /// Per-mille of operations that are `drop_handle`.
+    drop_permille: u32,
+    /// Per-mille of operations that are a full `compact`.
+    compact_permille: u32,
+}
+
+fn key_bytes(i: u32) -> Vec<u8> {
+    match i % 5 {
+        0 => Vec::new().into_iter().chain(i.to_be_bytes()).collect(), // binary
+        1 => format!("user_id={i}").into_bytes(),
+        2 => i.to_le_bytes()[..(i as usize % 4) + 1].to_vec(), // short, including 1 byte
+        _ => format!("{i:x}-{}", "v".repeat(i as usize % 40)).into_bytes(),
+    }
+}
+
+fn handle(rng: &mut StdRng, n: u32) -> u32 {
+    // Mostly small ids; some near u32::MAX to exercise the pooled (non-inline) encoding.
+    if rng.gen_ratio(1, 50) {
+        u32::MAX - rng.gen_range(0..n)
+    } else {
+        rng.gen_range(0..n)
+    }
+}
+
+fn expect(oracle: &Oracle, key: &[u8]) -> Vec<u32> {
+    oracle
+        .get(key)
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default()
+}
+
+fn live(oracle: &Oracle) -> u64 {
+    oracle.values().filter(|s| !s.is_empty()).count() as u64
+}
+
+fn check_all(index: &Index, oracle: &Oracle, keys: &[Vec<u8>], step: usize, name: &str) {
+    for k in keys {
+        assert_eq!(
+            index.lookup(k).unwrap(),
+            expect(oracle, k),
+            "{name} step {step}: key {k:?}"
+        );
+    }
+    assert_eq!(
+        index.len().unwrap(),
+        live(oracle),
+        "{name} step {step}: len"
+    );
+}
+
+fn run(s: Scenario) -> usize {
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let index = Index::new(s.config.clone()).unwrap();
+    let mut oracle = Oracle::new();
+    let keys: Vec<Vec<u8>> = (0..s.keys).map(key_bytes).collect();
+    let full_check = s.keys <= 2_000;
+    for step in 0..s.ops {
+        let roll = rng.gen_range(0..1000u32);
+        if roll < s.drop_permille {
+            let h = handle(&mut rng, s.handles);
+            index.drop_handle(h).unwrap();
+            for set in oracle.values_mut() {
+                set.remove(&h);
+            }
+            if full_check {
+                check_all(&index, &oracle, &keys, step, s.name);
+            } else {
+                for _ in 0..50 {
+                    let k = &keys[rng.gen_range(0..keys.len())];
+                    assert_eq!(
+                        index.lookup(k).unwrap(),
+                        expect(&oracle, k),
+                        "{} step {step}",
+                        s.name
+                    );
+                }
+            }
+        } else if roll < s.drop_permille + s.compact_permille {
+            index.compact().unwrap();
+            let st = index.stats().unwrap();
+            assert_eq!(
+                st.pending_drops, 0,
+                "{} step {step}: compact purges drops",
+                s.name
+            );
+            assert_eq!(
+                st.overlay_keys, 0,
+                "{} step {step}: compact empties overlays",
+                s.name
+            );
+            assert!(st.segments <= u64::from(s.config.lanes));
+            if full_check {
+                check_all(&index, &oracle, &keys, step, s.name);
+            }
+        } else if roll < 600 {
+            // add, sometimes a duplicate of an existing pair
+            let k = &keys[rng.gen_range(0..keys.len())];
+            let h = match oracle.get(k).and_then(|set| set.iter().next()) {
+                Some(&existing) if rng.gen_ratio(1, 10) => existing,
+                _ => handle(&mut rng, s.handles),
+            };
+            index.add(k, h).unwrap();
+            oracle.entry(k.clone()).or_default().insert(h);
+            assert_eq!(
+                index.lookup(k).unwrap(),
+                expect(&oracle, k),
+                "{} step {step}: add",
+                s.name
+            );
+        } else if roll < 850 {
+            // remove: half the time a pair that exists, else a random (usually absent) one
+            let k = &keys[rng.gen_range(0..keys.len())];
+            let h = match oracle.get(k).and_then(|set| set.iter().next_back()) {
+                Some(&existing) if rng.gen_bool(0.5) => existing,
+                _ => handle(&mut rng, s.handles),
+            };
+            index.remove(k, h).unwrap();
+            if let Some(set) = oracle.get_mut(k) {
+                set.remove(&h);
+            }
+            assert_eq!(
+                index.lookup(k).unwrap(),
+                expect(&oracle, k),
+                "{} step {step}: remove",
+                s.name
+            );
+        } else if roll < 900 {
+            // batched writes
+            let n = rng.gen_range(1..20);
+            let pairs: Vec<(Vec<u8>, u32)> = (0..n)
+                .map(|_| {
+                    (
+                        keys[rng.gen_range(0..keys.len())].clone(),
+                        handle(&mut rng, s.handles),
+                    )
+                })
+                .collect();
+            if rng.gen_bool(0.5) {
+                index.add_many(&pairs).unwrap();
+                for (k, h) in &pairs {
+                    oracle.entry(k.clone()).or_default().insert(*h);
+                }
+            } else {
+                index.remove_many(&pairs).unwrap();
+                for (k, h) in &pairs {
+                    if let Some(set) = oracle.get_mut(k) {
+                        set.remove(h);
+                    }
+                }
+            }
+            for (k, _) in &pairs {
+                assert_eq!(
+                    index.lookup(k).unwrap(),
+                    expect(&oracle, k),
+                    "{} step {step}: batch",
+                    s.name
+                );
+            }
+        } else if roll < 950 {
+            let k = &keys[rng.gen_range(0..keys.len())];
+            assert_eq!(
+                index.lookup(k).unwrap(),
+                expect(&oracle, k),
+                "{} step {step}: lookup",
+                s.name
+            );
+        } else if roll < 990 {
+            let n = rng.gen_range(0..64);
+            let batch: Vec<&[u8]> = (0..n)
+                .map(|_| keys[rng.gen_range(0..keys.len())].as_slice())
+                .collect();
+            let got = index.lookup_many(&batch).unwrap();
+            assert_eq!(got.len(), batch.len());
+            for (i, k) in batch.iter().enumerate() {
+                assert_eq!(
+                    got.get(i),
+                    expect(&oracle, k).as_slice(),
+                    "{} step {step}: lookup_many",
+                    s.name
+                );
+            }
+        } else {
+            assert_eq!(
+                index.len().unwrap(),
+                live(&oracle),
+                "{} step {step}: len",
+                s.name
+            );
+        }
+    }
+    check_all(&index, &oracle, &keys, s.ops, s.name);
+    let st = index.stats().unwrap();
+    assert!(
+        st.flushes > 0 && st.merges > 0,
+        "{}: compaction never ran: {st:?}",
+        s.name
+    );
+    index.compact().unwrap();
+    check_all(&index, &oracle, &keys, s.ops, s.name);
+    s.ops
+}
+
+fn config(lanes: u32, overlay_limit: usize, mph: MphKind, prefilter: bool) -> Config {
+    Config {
+        lanes,
+        overlay_limit,
+        mph,
+        prefilter,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn tiny_key_space_constant_compaction() {
+    let mut total = 0;
+    for seed in 0..4 {
+        total += run(Scenario {
+            name: "tiny",
+            seed,
+            ops: 60_000,
+            keys: 40,
+            handles: 12,
+            config: config(2, 4, MphKind::PtrHash, true),
+            drop_permille: 8,
+            compact_permille: 3,
+        });
+    }
+    assert!(total >= 240_000);
+}
+
+#[test]
+fn small_key_space_boomphf_without_prefilter() {
+    for seed in 10..12 {
+        run(Scenario {
+            name: "small-boom",
+            seed,
+            ops: 100_000,
+            keys: 1_500,
+            handles: 64,
+            config: config(4, 32, MphKind::BoomPhf, false),
+            drop_permille: 3,
+            compact_permille: 1,
+        });
+    }
+}
+
+#[test]
+fn medium_key_space_many_lanes() {
+    for seed in 20..22 {
+        run(Scenario {
+            name: "medium",
+            seed,
+            ops: 150_000,
+            keys: 20_000,
+            handles: 500,
+            config: config(16, 128, MphKind::PtrHash, true),
+            drop_permille: 1,
+            compact_permille: 0,
+        });
+    }
+}
+
+#[test]
+fn large_key_space_default_lanes() {
+    run(Scenario {
+        name: "large",
+        seed: 30,
+        ops: 300_000,
+        keys: 200_000,
+        handles: 100_000,
+        config: config(64, 512, MphKind::PtrHash, true),
+        drop_permille: 0,
+        compact_permille: 0,
+    });
+}
+
+/// Regression guard for the drop/re-add rule: a handle added again after `drop_handle` is
+/// live, while the copies that predate the drop stay dead, across flushes and merges.
+#[test]
+fn re_adding_a_dropped_handle_revives_only_new_pairs() {
+    let index = Index::new(config(1, 2, MphKind::PtrHash, true)).unwrap();
+    for i in 0..10u32 {
+        index.add(format!("k{i}").as_bytes(), 5).unwrap();
+    }
+    index.drop_handle(5).unwrap();
+    index.add(b"k3", 5).unwrap();
+    index.add(b"new", 5).unwrap();
+    for i in 0..10u32 {
+        let want: Vec<u32> = if i == 3 { vec![5] } else { vec![] };
+        assert_eq!(
+            index.lookup(format!("k{i}").as_bytes()).unwrap(),
+            want,
+            "k{i}"
+        );
+    }
+    assert_eq!(index.lookup(b"new").unwrap(), vec![5]);
+    assert_eq!(index.len().unwrap(), 2);
+    index.compact().unwrap();
+    assert_eq!(index.lookup(b"k3").unwrap(), vec![5]);
+    assert_eq!(index.lookup(b"k4").unwrap(), Vec::<u32>::new());
+    assert_eq!(index.len().unwrap(), 2);
+    assert_eq!(index.stats().unwrap().pending_drops, 0);
+}
+
+#[test]
+fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
+    use std::sync::Arc;
+    let index = Arc::new(Index::new(config(8, 64, MphKind::PtrHash, true)).unwrap());
+    // Key i only ever holds {i} or {i, i + 1_000_000}: any other answer is a torn read.
+    for i in 0..2_000u32 {
+        index.add(&i.to_le_bytes(), i).unwrap();
+    }
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (index, stop) = (index.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    for i in (0..2_000u32).step_by(7) {
+                        let got = index.lookup(&i.to_le_bytes()).unwrap();
+                        assert!(
+                            got == vec![i] || got == vec![i, i + 1_000_000],
+                            "key {i}: {got:?}"
+                        );
+                        n += 1;
+                    }
+                }
+                n
+            })
+        })
+        .collect();
+    let mut rng = StdRng::seed_from_u64(7);
+    for _ in 0..100_000 {
+        let i = rng.gen_range(0..2_000u32);
+        if rng.gen_bool(0.5) {
+            index.add(&i.to_le_bytes(), i + 1_000_000).unwrap();
+        } else {
+            index.remove(&i.to_le_bytes(), i + 1_000_000).unwrap();
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        assert!(r.join().unwrap() > 0);
+    }
+}
