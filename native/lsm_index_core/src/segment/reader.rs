@@ -2,7 +2,7 @@
 
 use super::mph::{AnyMph, MphKind};
 use super::{pool, prefilter, Section, SegmentInfo, FILTER_BFUSE8, FILTER_NONE};
-use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC};
+use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC, RECORD_LEN};
 use crate::error::{Error, Result};
 use std::ops::Range;
 
@@ -23,8 +23,7 @@ pub struct Segment<B> {
     info: SegmentInfo,
     mph: Option<AnyMph>,
     filter: Option<Range<usize>>,
-    fps: Range<usize>,
-    values: Range<usize>,
+    records: Range<usize>,
     pool: Range<usize>,
 }
 
@@ -51,6 +50,18 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
         b[at + 6],
         b[at + 7],
     ])
+}
+
+/// The (fingerprint, value word) record at `slot`; `None` past the records.
+#[inline]
+fn record_at(b: &[u8], records: &Range<usize>, slot: usize) -> Option<(u64, u32)> {
+    let at = records.start + slot * RECORD_LEN;
+    let r: &[u8; RECORD_LEN] = b.get(at..at + RECORD_LEN)?.try_into().ok()?;
+    let (fp, v) = r.split_at(8);
+    Some((
+        u64::from_le_bytes(fp.try_into().ok()?),
+        u32::from_le_bytes(v.try_into().ok()?),
+    ))
 }
 
 impl<B: AsRef<[u8]>> Segment<B> {
@@ -106,7 +117,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
         if filter_byte != FILTER_NONE && filter_byte != FILTER_BFUSE8 {
             return Err(corrupt(format!("unknown prefilter kind {filter_byte}")));
         }
-        let mut ranges: [Range<usize>; 5] = Default::default();
+        let mut ranges: [Range<usize>; super::SECTIONS] = Default::default();
         let mut prev_end = HEADER_LEN;
         for s in Section::ALL {
             let at = 48 + 24 * s as usize;
@@ -131,14 +142,13 @@ impl<B: AsRef<[u8]>> Segment<B> {
             prev_end = r.end;
             ranges[s as usize] = r;
         }
-        let [mph_r, filter_r, fps, values, pool] = ranges;
+        let [mph_r, filter_r, records, pool] = ranges;
         let n = usize::try_from(key_count)
             .map_err(|_| corrupt("key count exceeds the address space".into()))?;
-        if fps.len() as u64 != key_count * 8 || values.len() as u64 != key_count * 4 {
+        if Some(records.len() as u64) != key_count.checked_mul(RECORD_LEN as u64) {
             return Err(corrupt(format!(
-                "arrays do not hold {key_count} keys ({} fingerprint bytes, {} value bytes)",
-                fps.len(),
-                values.len()
+                "{} record bytes do not hold {key_count} keys",
+                records.len()
             )));
         }
         if n > 0 && b.get(pool.clone()).and_then(|p| p.first()) != Some(&0) {
@@ -171,8 +181,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
             info,
             mph,
             filter,
-            fps,
-            values,
+            records,
             pool,
         })
     }
@@ -199,30 +208,10 @@ impl<B: AsRef<[u8]>> Segment<B> {
         let Some(slot) = self.mph.as_ref().and_then(|m| m.slot(fp)) else {
             return Probe::Absent;
         };
-        match self.fp_at(b, slot) {
-            Some(stored) if stored == fp => {}
-            _ => return Probe::Absent,
+        match record_at(b, &self.records, slot) {
+            Some((stored, v)) if stored == fp => Probe::Found(v),
+            _ => Probe::Absent,
         }
-        match self.value_at(b, slot) {
-            Some(v) => Probe::Found(v),
-            None => Probe::Absent,
-        }
-    }
-
-    #[inline]
-    fn fp_at(&self, b: &[u8], slot: usize) -> Option<u64> {
-        let at = self.fps.start + slot * 8;
-        b.get(at..at + 8)
-            .and_then(|s| s.try_into().ok())
-            .map(u64::from_le_bytes)
-    }
-
-    #[inline]
-    fn value_at(&self, b: &[u8], slot: usize) -> Option<u32> {
-        let at = self.values.start + slot * 4;
-        b.get(at..at + 4)
-            .and_then(|s| s.try_into().ok())
-            .map(u32::from_le_bytes)
     }
 
     /// Appends the handles value word `v` (from [`Segment::probe`]) stands for.
@@ -234,14 +223,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
     /// Every (fingerprint, value word) pair, in slot order.
     pub fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         let b = self.bytes.as_ref();
-        (0..self.info.key_count as usize)
-            .filter_map(move |slot| Some((self.fp_at(b, slot)?, self.value_at(b, slot)?)))
-    }
-
-    /// The fingerprint at `slot` (for merges that sort by fingerprint).
-    pub fn entry_at(&self, slot: usize) -> Option<(u64, u32)> {
-        let b = self.bytes.as_ref();
-        Some((self.fp_at(b, slot)?, self.value_at(b, slot)?))
+        (0..self.info.key_count as usize).filter_map(move |slot| record_at(b, &self.records, slot))
     }
 
     /// The underlying bytes.

@@ -101,7 +101,7 @@ fn tombstones_are_found_as_empty_sets() {
 fn length_is_exactly_the_encoded_len_of_the_sections() {
     for n in [0, 1, 100, 5000] {
         let bytes = build(n, opts(MphKind::PtrHash, true));
-        let lens: [usize; 5] = std::array::from_fn(|k| {
+        let lens: [usize; SECTIONS] = std::array::from_fn(|k| {
             let at = 48 + 24 * k + 8;
             u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize
         });

@@ -3,7 +3,7 @@
 use super::mph::{AnyMph, MphKind};
 use super::pool::PoolWriter;
 use super::{prefilter, Section, FILTER_BFUSE8, FILTER_NONE, FLAG_TOMBSTONES, FORMAT_VERSION};
-use super::{HEADER_CRC_AT, HEADER_LEN, MAGIC, SECTION_ALIGN};
+use super::{HEADER_CRC_AT, HEADER_LEN, MAGIC, RECORD_LEN, SECTIONS, SECTION_ALIGN};
 use crate::error::{Error, Result};
 
 /// How a segment is built.
@@ -72,14 +72,13 @@ impl SegmentWriter {
     /// Builds the MPH and prefilter and returns the finished segment bytes.
     pub fn finish(self) -> Result<Vec<u8>> {
         let n = self.fps.len();
-        let mut sections: [Vec<u8>; 5] = Default::default();
+        let mut sections: [Vec<u8>; SECTIONS] = Default::default();
         let mut mph_kind = 0u8;
         let mut filter_kind = FILTER_NONE;
         if n > 0 {
             let mph = build_mph(self.opts.mph, &self.fps)?;
             mph_kind = mph.kind() as u8;
-            let mut by_slot_fp = vec![0u64; n];
-            let mut by_slot_val = vec![0u32; n];
+            let mut records = vec![0u8; n * RECORD_LEN];
             let mut taken = vec![false; n];
             for (&fp, &v) in self.fps.iter().zip(&self.values) {
                 let slot = mph
@@ -90,8 +89,9 @@ impl SegmentWriter {
                         detail: "not a bijection on its keys (duplicate fingerprint?)".into(),
                     })?;
                 taken[slot] = true;
-                by_slot_fp[slot] = fp;
-                by_slot_val[slot] = v;
+                let rec = &mut records[slot * RECORD_LEN..(slot + 1) * RECORD_LEN];
+                rec[..8].copy_from_slice(&fp.to_le_bytes());
+                rec[8..].copy_from_slice(&v.to_le_bytes());
             }
             mph.write(&mut sections[Section::Mph as usize])?;
             if self.opts.prefilter
@@ -100,16 +100,7 @@ impl SegmentWriter {
             {
                 filter_kind = FILTER_BFUSE8;
             }
-            let fps = &mut sections[Section::Fingerprints as usize];
-            fps.reserve_exact(n * 8);
-            by_slot_fp
-                .iter()
-                .for_each(|fp| fps.extend_from_slice(&fp.to_le_bytes()));
-            let vals = &mut sections[Section::Values as usize];
-            vals.reserve_exact(n * 4);
-            by_slot_val
-                .iter()
-                .for_each(|v| vals.extend_from_slice(&v.to_le_bytes()));
+            sections[Section::Records as usize] = records;
             sections[Section::Pool as usize] = self.pool.finish();
         }
         let flags = if self.tombstones { FLAG_TOMBSTONES } else { 0 };
@@ -140,7 +131,7 @@ fn align_up(x: usize) -> usize {
 }
 
 /// Exact length of a segment with these section lengths.
-pub(super) fn encoded_len(section_lens: &[usize; 5]) -> usize {
+pub(super) fn encoded_len(section_lens: &[usize; SECTIONS]) -> usize {
     let mut at = HEADER_LEN;
     for len in section_lens {
         at = align_up(at) + len;
@@ -154,7 +145,7 @@ fn layout(
     mph_kind: u8,
     filter_kind: u8,
     flags: u32,
-    sections: &[Vec<u8>; 5],
+    sections: &[Vec<u8>; SECTIONS],
 ) -> Vec<u8> {
     let total = encoded_len(&sections.each_ref().map(Vec::len));
     let mut out = Vec::with_capacity(total);

@@ -1,0 +1,99 @@
+//! Whole-index operations at 1M and 10M keys (fully compacted, then probed in random
+//! order): lookup hit and miss, transaction-sized batch lookups, add/remove throughput and
+//! full compaction, for both MPH kinds.
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use lsm_index_core::{Config, Index, MphKind};
+
+fn key(i: u64) -> [u8; 8] {
+    i.to_le_bytes()
+}
+
+fn scatter(i: u64, n: u64) -> u64 {
+    (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % n
+}
+
+fn filled(n: u64, mph: MphKind) -> Index {
+    let index = Index::new(Config {
+        mph,
+        ..Config::default()
+    })
+    .expect("config");
+    let pairs: Vec<([u8; 8], u32)> = (0..n).map(|i| (key(i), (i % 100_000) as u32)).collect();
+    index.add_many(&pairs).expect("add");
+    index.compact().expect("compact");
+    index
+}
+
+fn sizes() -> Vec<u64> {
+    match std::env::var("LSM_BENCH_SIZES") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => vec![1_000_000, 10_000_000],
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    for n in sizes() {
+        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+            let index = filled(n, mph);
+            let mut g = c.benchmark_group(format!("index_{n}_{}", mph.name()));
+            let mut i = 0u64;
+            let mut out = Vec::with_capacity(8);
+            g.bench_function("lookup_hit", |b| {
+                b.iter(|| {
+                    i += 1;
+                    out.clear();
+                    index
+                        .lookup_into(black_box(&key(scatter(i, n))), &mut out)
+                        .expect("lookup");
+                    out.len()
+                })
+            });
+            g.bench_function("lookup_miss", |b| {
+                b.iter(|| {
+                    i += 1;
+                    out.clear();
+                    index
+                        .lookup_into(black_box(&key(n + scatter(i, n))), &mut out)
+                        .expect("lookup");
+                    out.len()
+                })
+            });
+            let batch: Vec<[u8; 8]> = (0..100).map(|j| key(scatter(j * 31, 2 * n))).collect();
+            g.throughput(Throughput::Elements(100));
+            g.bench_function("lookup_many_100", |b| {
+                b.iter(|| {
+                    index
+                        .lookup_many(black_box(&batch))
+                        .expect("lookup_many")
+                        .len()
+                })
+            });
+            g.throughput(Throughput::Elements(1000));
+            let mut round = 0u64;
+            g.bench_function("add_remove_1000", |b| {
+                b.iter(|| {
+                    round += 1;
+                    let pairs: Vec<([u8; 8], u32)> = (0..500)
+                        .map(|j| (key(scatter(round * 500 + j, n)), 200_000))
+                        .collect();
+                    index.add_many(&pairs).expect("add");
+                    index.remove_many(&pairs).expect("remove");
+                })
+            });
+            g.finish();
+            drop(index);
+        }
+        let mut g = c.benchmark_group(format!("index_{n}"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(n));
+        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+            g.bench_function(format!("ingest_and_compact_{}", mph.name()), |b| {
+                b.iter_batched(|| (), |_| filled(n, mph), BatchSize::PerIteration)
+            });
+        }
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
