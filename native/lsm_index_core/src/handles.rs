@@ -5,8 +5,8 @@ use smallvec::SmallVec;
 /// A key's handle set: sorted ascending, no duplicates; empty means "deleted" (a tombstone).
 pub type HandleSet = SmallVec<[u32; 2]>;
 
-/// Inserts `h` keeping the set sorted; returns whether it was absent.
-pub fn insert(set: &mut HandleSet, h: u32) -> bool {
+/// Inserts `h` into a sorted, unique list; returns whether it was absent.
+pub fn insert(set: &mut Vec<u32>, h: u32) -> bool {
     match set.binary_search(&h) {
         Ok(_) => false,
         Err(pos) => {
@@ -16,8 +16,8 @@ pub fn insert(set: &mut HandleSet, h: u32) -> bool {
     }
 }
 
-/// Removes `h`; returns whether it was present.
-pub fn remove(set: &mut HandleSet, h: u32) -> bool {
+/// Removes `h` from a sorted, unique list; returns whether it was present.
+pub fn remove(set: &mut Vec<u32>, h: u32) -> bool {
     match set.binary_search(&h) {
         Ok(pos) => {
             set.remove(pos);
@@ -33,7 +33,7 @@ mod tests {
 
     #[test]
     fn insert_and_remove_keep_order_and_uniqueness() {
-        let mut s = HandleSet::new();
+        let mut s = Vec::new();
         assert!(insert(&mut s, 5));
         assert!(insert(&mut s, 1));
         assert!(!insert(&mut s, 5));

@@ -24,6 +24,12 @@ use std::sync::Arc;
 /// Bytes one add/remove stands for in write-amplification figures: fingerprint + handle.
 pub const LOGICAL_OP_BYTES: u64 = 12;
 
+/// Keys per `lookup_many` chunk: bounds how long a batch holds its lanes' read locks.
+const LOOKUP_CHUNK: usize = 256;
+
+/// Pairs per `add_many`/`remove_many` chunk: bounds how long a lane's write lock is held.
+const WRITE_CHUNK: usize = 4096;
+
 /// How an index is laid out and when it compacts.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -173,6 +179,7 @@ pub struct Index {
     counters: Counters,
 }
 
+#[derive(Clone, Copy)]
 enum Op {
     Add,
     Remove,
@@ -224,16 +231,15 @@ impl Index {
         self.write(key, handle, Op::Remove)
     }
 
-    /// [`Index::add`] for each pair, in order.
+    /// [`Index::add`] for each pair, in order. Pairs are grouped by lane so each lane is
+    /// locked once per call (per 4096 pairs).
     pub fn add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        pairs.iter().try_for_each(|(k, h)| self.add(k.as_ref(), *h))
+        self.write_many(pairs, Op::Add)
     }
 
-    /// [`Index::remove`] for each pair, in order.
+    /// [`Index::remove`] for each pair, in order; grouped by lane like [`Index::add_many`].
     pub fn remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        pairs
-            .iter()
-            .try_for_each(|(k, h)| self.remove(k.as_ref(), *h))
+        self.write_many(pairs, Op::Remove)
     }
 
     fn write(&self, key: &[u8], handle: u32, op: Op) -> Result<()> {
@@ -241,30 +247,83 @@ impl Index {
         let flush_due = {
             let mut st = lane.state.write();
             let dead = self.dead.read();
-            // Allocated under the dead-set read lock: every drop with a smaller seq is in
-            // `dead` now, so the set written below excludes exactly those (see DeadHandles).
-            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-            let mut current = Vec::new();
-            st.resolve(fp, Some(&dead), &mut current)?;
-            let was_live = !current.is_empty();
-            let mut set = HandleSet::from_vec(current);
-            let changed = match op {
-                Op::Add => handles::insert(&mut set, handle),
-                Op::Remove => handles::remove(&mut set, handle),
-            };
-            if changed {
-                if st.live_gen == dead.generation() {
-                    st.live += i64::from(!set.is_empty()) - i64::from(was_live);
-                }
-                st.active.put(fp, Entry { seq, handles: set });
-            }
-            st.active.len() >= self.config.overlay_limit && st.frozen.is_none()
+            self.apply(&mut st, &dead, fp, handle, op, &mut Vec::new())?;
+            self.flush_due(&st)
         };
         self.counters.ops.fetch_add(1, Ordering::Relaxed);
         if flush_due {
             self.compact_lane(lane, false)?;
         }
         Ok(())
+    }
+
+    fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op) -> Result<()> {
+        let mut scratch = Vec::new();
+        for chunk in pairs.chunks(WRITE_CHUNK) {
+            // (lane, position, fp); the stable sort keeps each key's writes in call order.
+            let mut located: Vec<(u32, usize, u64)> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (k, _))| {
+                    let fp = self.hasher.fingerprint(k.as_ref());
+                    (jump_hash(fp, self.config.lanes), i, fp)
+                })
+                .collect();
+            located.sort_by_key(|&(lane, _, _)| lane);
+            for group in located.chunk_by(|a, b| a.0 == b.0) {
+                let lane = &self.lanes[group[0].0 as usize];
+                let flush_due = {
+                    let mut st = lane.state.write();
+                    let dead = self.dead.read();
+                    for &(_, i, fp) in group {
+                        self.apply(&mut st, &dead, fp, chunk[i].1, op, &mut scratch)?;
+                    }
+                    self.flush_due(&st)
+                };
+                self.counters
+                    .ops
+                    .fetch_add(group.len() as u64, Ordering::Relaxed);
+                if flush_due {
+                    self.compact_lane(lane, false)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with
+    /// the dead-set read lock: both guards are parameters so the rule cannot be skipped).
+    fn apply(
+        &self,
+        st: &mut LaneState,
+        dead: &DeadHandles,
+        fp: u64,
+        handle: u32,
+        op: Op,
+        scratch: &mut Vec<u32>,
+    ) -> Result<()> {
+        // Allocated under the dead-set read lock: every drop with a smaller seq is in
+        // `dead` now, so the set written below excludes exactly those (see DeadHandles).
+        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        scratch.clear();
+        st.resolve(fp, Some(dead), scratch)?;
+        let was_live = !scratch.is_empty();
+        let changed = match op {
+            Op::Add => handles::insert(scratch, handle),
+            Op::Remove => handles::remove(scratch, handle),
+        };
+        if changed {
+            if st.live_gen == dead.generation() {
+                st.live += i64::from(!scratch.is_empty()) - i64::from(was_live);
+            }
+            let handles = HandleSet::from_slice(scratch);
+            st.active.put(fp, Entry { seq, handles });
+        }
+        Ok(())
+    }
+
+    fn flush_due(&self, st: &LaneState) -> bool {
+        st.active.len() >= self.config.overlay_limit && st.frozen.is_none()
     }
 
     /// `key`'s handles, sorted; empty when absent.
@@ -293,17 +352,41 @@ impl Index {
     }
 
     /// The handles of every key in `keys`, in one call (one WAL transaction = one batch).
+    ///
+    /// Per chunk of keys, the chunk's lanes are read-locked together (in ascending order, so
+    /// concurrent batches cannot deadlock) and the keys are then probed back to back, which
+    /// lets the CPU overlap their cache misses.
     pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
         let mut batch = Batch {
             handles: Vec::with_capacity(keys.len()),
             ends: Vec::with_capacity(keys.len()),
         };
-        // Hash everything first: the hashing pipelines, then probes go lane by lane.
-        let located: Vec<(u64, &Lane)> = keys.iter().map(|k| self.locate(k.as_ref())).collect();
-        for (fp, lane) in located {
-            let st = lane.state.read();
-            self.resolve(&st, fp, &mut batch.handles)?;
-            batch.ends.push(batch.handles.len());
+        let mut located: Vec<(u64, u32)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
+        let mut lanes: Vec<u32> = Vec::with_capacity(located.capacity());
+        let mut guard_of_lane = vec![0u32; self.lanes.len()];
+        let mut guards = Vec::with_capacity(located.capacity());
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            located.clear();
+            located.extend(chunk.iter().map(|k| {
+                let fp = self.hasher.fingerprint(k.as_ref());
+                (fp, jump_hash(fp, self.config.lanes))
+            }));
+            lanes.clear();
+            lanes.extend(located.iter().map(|&(_, lane)| lane));
+            lanes.sort_unstable();
+            lanes.dedup();
+            for &lane in &lanes {
+                guard_of_lane[lane as usize] = guards.len() as u32;
+                guards.push(self.lanes[lane as usize].state.read());
+            }
+            let dead = (self.dead_pending.load(Ordering::Acquire) != 0).then(|| self.dead.read());
+            for &(fp, lane) in &located {
+                let st = &guards[guard_of_lane[lane as usize] as usize];
+                st.resolve(fp, dead.as_deref(), &mut batch.handles)?;
+                batch.ends.push(batch.handles.len());
+            }
+            drop(dead);
+            guards.clear();
         }
         Ok(batch)
     }

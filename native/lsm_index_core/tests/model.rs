@@ -334,14 +334,20 @@ fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
             let (index, stop) = (index.clone(), stop.clone());
             std::thread::spawn(move || {
                 let mut n = 0u64;
+                let valid = |i: u32, got: &[u32]| got == [i] || got == [i, i + 1_000_000];
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     for i in (0..2_000u32).step_by(7) {
                         let got = index.lookup(&i.to_le_bytes()).unwrap();
-                        assert!(
-                            got == vec![i] || got == vec![i, i + 1_000_000],
-                            "key {i}: {got:?}"
-                        );
+                        assert!(valid(i, &got), "key {i}: {got:?}");
                         n += 1;
+                    }
+                    // Batches span many lanes and lock them together.
+                    let keys: Vec<[u8; 4]> =
+                        (0..2_000u32).step_by(3).map(u32::to_le_bytes).collect();
+                    let batch = index.lookup_many(&keys).unwrap();
+                    for (k, got) in keys.iter().zip(batch.iter()) {
+                        let i = u32::from_le_bytes(*k);
+                        assert!(valid(i, got), "batch key {i}: {got:?}");
                     }
                 }
                 n
@@ -349,12 +355,14 @@ fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
         })
         .collect();
     let mut rng = StdRng::seed_from_u64(7);
-    for _ in 0..100_000 {
+    for round in 0..100_000 {
         let i = rng.gen_range(0..2_000u32);
-        if rng.gen_bool(0.5) {
-            index.add(&i.to_le_bytes(), i + 1_000_000).unwrap();
-        } else {
-            index.remove(&i.to_le_bytes(), i + 1_000_000).unwrap();
+        let pair = [(i.to_le_bytes(), i + 1_000_000)];
+        match (rng.gen_bool(0.5), round % 2 == 0) {
+            (true, true) => index.add(&pair[0].0, pair[0].1).unwrap(),
+            (false, true) => index.remove(&pair[0].0, pair[0].1).unwrap(),
+            (true, false) => index.add_many(&pair).unwrap(),
+            (false, false) => index.remove_many(&pair).unwrap(),
         }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -167,3 +167,54 @@ fn truncation_magic_and_version_errors() {
         Err(Error::UnsupportedVersion { version: 9, .. })
     ));
 }
+
+mod fuzz {
+    //! Mutation fuzzing of the decoder (cargo-fuzz needs a nightly toolchain this machine
+    //! cannot fetch; these run in `./run test` instead): any corruption of a valid segment
+    //! must give `Err` at open or well-formed answers after, never a panic.
+    use super::*;
+    use proptest::prelude::*;
+
+    fn probe_everything<B: AsRef<[u8]>>(s: &Segment<B>, n: u64) {
+        let mut out = Vec::new();
+        for i in 0..n + 50 {
+            if let Probe::Found(v) = s.probe(fp(i)) {
+                out.clear();
+                let _ = s.decode(v, &mut out);
+            }
+        }
+        for (_, v) in s.entries() {
+            out.clear();
+            let _ = s.decode(v, &mut out);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn mutated_segments_never_panic(
+            mph in prop_oneof![Just(MphKind::PtrHash), Just(MphKind::BoomPhf)],
+            n in 0u64..300,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..8),
+            verify in any::<bool>(),
+        ) {
+            let mut bytes = build(n, opts(mph, true));
+            for (at, x) in &flips {
+                let at = at.index(bytes.len());
+                bytes[at] ^= x;
+            }
+            if let Ok(s) = Segment::open(&bytes[..], "fuzz", verify) {
+                probe_everything(&s, n);
+            }
+        }
+
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = Segment::open(&bytes[..], "fuzz", false);
+            let mut with_magic = MAGIC.to_vec();
+            with_magic.extend_from_slice(&bytes);
+            let _ = Segment::open(&with_magic[..], "fuzz", false);
+        }
+    }
+}

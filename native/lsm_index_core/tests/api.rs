@@ -1,0 +1,140 @@
+//! API contracts: configuration errors, thread-safety, batch shape, stats accounting.
+
+use lsm_index_core::{Config, Error, Index, MphKind};
+
+#[test]
+fn index_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Index>();
+}
+
+#[test]
+fn invalid_configs_are_refused_with_the_option_named() {
+    let cases = [
+        (
+            Config {
+                lanes: 0,
+                ..Config::default()
+            },
+            "lanes",
+        ),
+        (
+            Config {
+                lanes: 70_000,
+                ..Config::default()
+            },
+            "lanes",
+        ),
+        (
+            Config {
+                overlay_limit: 0,
+                ..Config::default()
+            },
+            "overlay_limit",
+        ),
+        (
+            Config {
+                max_segments: 0,
+                ..Config::default()
+            },
+            "max_segments",
+        ),
+        (
+            Config {
+                size_ratio: f64::NAN,
+                ..Config::default()
+            },
+            "size_ratio",
+        ),
+        (
+            Config {
+                size_ratio: -1.0,
+                ..Config::default()
+            },
+            "size_ratio",
+        ),
+    ];
+    for (config, name) in cases {
+        match Index::new(config) {
+            Err(e @ Error::InvalidConfig { option, .. }) => {
+                assert_eq!(option, name);
+                assert!(e.to_string().contains(name));
+            }
+            other => panic!(
+                "{name}: expected InvalidConfig, got {:?}",
+                other.map(|_| ())
+            ),
+        }
+    }
+}
+
+#[test]
+fn empty_index_answers_empty() {
+    let index = Index::new(Config::default()).unwrap();
+    assert_eq!(index.lookup(b"").unwrap(), Vec::<u32>::new());
+    assert_eq!(index.len().unwrap(), 0);
+    assert!(index.is_empty().unwrap());
+    let batch = index.lookup_many::<&[u8]>(&[]).unwrap();
+    assert!(batch.is_empty());
+    index.compact().unwrap();
+    assert_eq!(index.stats().unwrap().segments, 0);
+}
+
+#[test]
+fn lookup_many_keeps_key_order_and_duplicates() {
+    let index = Index::new(Config::default()).unwrap();
+    index.add(b"a", 2).unwrap();
+    index.add(b"a", 1).unwrap();
+    index.add(b"b", u32::MAX).unwrap();
+    let batch = index.lookup_many(&[&b"b"[..], b"zz", b"a", b"b"]).unwrap();
+    let got: Vec<Vec<u32>> = batch.iter().map(<[u32]>::to_vec).collect();
+    assert_eq!(
+        got,
+        vec![vec![u32::MAX], vec![], vec![1, 2], vec![u32::MAX]]
+    );
+}
+
+#[test]
+fn stats_count_flushes_merges_and_bytes() {
+    let index = Index::new(Config {
+        lanes: 2,
+        overlay_limit: 100,
+        mph: MphKind::BoomPhf,
+        ..Config::default()
+    })
+    .unwrap();
+    for i in 0..10_000u32 {
+        index.add(&i.to_le_bytes(), i % 50).unwrap();
+    }
+    let s = index.stats().unwrap();
+    assert_eq!(s.keys, 10_000);
+    assert_eq!(s.ops, 10_000);
+    assert_eq!(s.bytes_ingested, 10_000 * 12);
+    assert!(s.flushes >= 90, "{s:?}");
+    assert!(s.merges > 0, "{s:?}");
+    assert!(s.write_amplification > 1.0);
+    assert!(s.segments <= 2 * 3 + 2, "read amplification bound: {s:?}");
+    index.compact().unwrap();
+    let s = index.stats().unwrap();
+    assert_eq!(s.segments, 2);
+    assert_eq!(s.overlay_keys, 0);
+    assert_eq!(s.segments_per_level.values().sum::<u64>(), 2);
+    let per_key = (s.segment_bytes + s.mph_heap_bytes) as f64 / 10_000.0;
+    assert!(per_key < 20.0, "{per_key} B/key");
+}
+
+#[test]
+fn adds_of_present_pairs_and_removes_of_absent_pairs_change_nothing() {
+    let index = Index::new(Config::default()).unwrap();
+    index.add(b"k", 1).unwrap();
+    index.add(b"k", 1).unwrap();
+    index.remove(b"k", 2).unwrap();
+    index.remove(b"nope", 2).unwrap();
+    assert_eq!(index.lookup(b"k").unwrap(), vec![1]);
+    assert_eq!(index.len().unwrap(), 1);
+    let s = index.stats().unwrap();
+    assert_eq!(
+        s.overlay_keys, 1,
+        "no-op writes leave no overlay entry: {s:?}"
+    );
+}
