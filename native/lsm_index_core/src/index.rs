@@ -5,6 +5,7 @@
 //! keys. Read path: the first structure holding the key (overlay, frozen overlay, then
 //! segments newest first) answers, with pending dropped handles filtered out.
 
+use crate::batch::{self, Batch};
 use crate::compaction::executor::{self, Built};
 use crate::compaction::strategy::{Choice, Full, Strategy, Tiered};
 use crate::dead::DeadHandles;
@@ -85,36 +86,6 @@ impl Config {
             return bad("size_ratio", "must be a positive number");
         }
         Ok(())
-    }
-}
-
-/// Handles of many keys from one [`Index::lookup_many`] call, stored flat.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Batch {
-    handles: Vec<u32>,
-    ends: Vec<usize>,
-}
-
-impl Batch {
-    /// Number of keys looked up.
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    /// Whether no key was looked up.
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    /// The sorted handles of the `i`-th key.
-    pub fn get(&self, i: usize) -> &[u32] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.handles[start..self.ends[i]]
-    }
-
-    /// Each key's handles, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u32]> {
-        (0..self.len()).map(|i| self.get(i))
     }
 }
 
@@ -357,34 +328,31 @@ impl Index {
     /// concurrent batches cannot deadlock) and the keys are then probed back to back, which
     /// lets the CPU overlap their cache misses.
     pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
-        let mut batch = Batch {
-            handles: Vec::with_capacity(keys.len()),
-            ends: Vec::with_capacity(keys.len()),
-        };
-        let mut located: Vec<(u64, u32)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
+        let mut batch = Batch::with_capacity(keys.len());
+        let mut located: Vec<(u64, usize)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
         let mut lanes: Vec<u32> = Vec::with_capacity(located.capacity());
-        let mut guard_of_lane = vec![0u32; self.lanes.len()];
+        let mut guard_of_lane = vec![0usize; self.lanes.len()];
         let mut guards = Vec::with_capacity(located.capacity());
         for chunk in keys.chunks(LOOKUP_CHUNK) {
-            located.clear();
-            located.extend(chunk.iter().map(|k| {
-                let fp = self.hasher.fingerprint(k.as_ref());
-                (fp, jump_hash(fp, self.config.lanes))
-            }));
             lanes.clear();
-            lanes.extend(located.iter().map(|&(_, lane)| lane));
+            located.clear();
+            for k in chunk {
+                let fp = self.hasher.fingerprint(k.as_ref());
+                let lane = jump_hash(fp, self.config.lanes);
+                lanes.push(lane);
+                located.push((fp, lane as usize));
+            }
             lanes.sort_unstable();
             lanes.dedup();
             for &lane in &lanes {
-                guard_of_lane[lane as usize] = guards.len() as u32;
+                guard_of_lane[lane as usize] = guards.len();
                 guards.push(self.lanes[lane as usize].state.read());
             }
-            let dead = (self.dead_pending.load(Ordering::Acquire) != 0).then(|| self.dead.read());
-            for &(fp, lane) in &located {
-                let st = &guards[guard_of_lane[lane as usize] as usize];
-                st.resolve(fp, dead.as_deref(), &mut batch.handles)?;
-                batch.ends.push(batch.handles.len());
+            for (_, lane) in located.iter_mut() {
+                *lane = guard_of_lane[*lane];
             }
+            let dead = (self.dead_pending.load(Ordering::Acquire) != 0).then(|| self.dead.read());
+            batch::resolve_chunk(&guards, &located, dead.as_deref(), &mut batch)?;
             drop(dead);
             guards.clear();
         }

@@ -13,6 +13,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod batch;
 pub mod compaction;
 pub mod dead;
 pub mod error;
@@ -24,6 +25,7 @@ pub mod overlay;
 pub mod segment;
 pub mod version;
 
+pub use batch::Batch;
 pub use error::{Error, Result};
-pub use index::{Batch, Config, Index, Stats};
+pub use index::{Config, Index, Stats};
 pub use segment::mph::MphKind;

@@ -55,7 +55,10 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
 /// The (fingerprint, value word) record at `slot`; `None` past the records.
 #[inline]
 fn record_at(b: &[u8], records: &Range<usize>, slot: usize) -> Option<(u64, u32)> {
-    let at = records.start + slot * RECORD_LEN;
+    let at = slot
+        .checked_mul(RECORD_LEN)
+        .and_then(|off| records.start.checked_add(off))
+        .filter(|&at| at < records.end)?;
     let r: &[u8; RECORD_LEN] = b.get(at..at + RECORD_LEN)?.try_into().ok()?;
     let (fp, v) = r.split_at(8);
     Some((
@@ -196,21 +199,40 @@ impl<B: AsRef<[u8]>> Segment<B> {
         self.mph.as_ref().map_or(0, AnyMph::heap_bytes)
     }
 
-    /// Looks `fp` up.
+    /// Looks `fp` up: [`Segment::admits`], then [`Segment::slot_of`], then
+    /// [`Segment::value_at`]. Batched lookups run the three steps as separate passes.
     #[inline]
     pub fn probe(&self, fp: u64) -> Probe {
-        let b = self.bytes.as_ref();
-        if let Some(f) = &self.filter {
-            if !prefilter::contains(&b[f.clone()], fp) {
-                return Probe::Filtered;
-            }
+        if !self.admits(fp) {
+            return Probe::Filtered;
         }
-        let Some(slot) = self.mph.as_ref().and_then(|m| m.slot(fp)) else {
-            return Probe::Absent;
-        };
-        match record_at(b, &self.records, slot) {
-            Some((stored, v)) if stored == fp => Probe::Found(v),
-            _ => Probe::Absent,
+        match self.slot_of(fp).and_then(|slot| self.value_at(slot, fp)) {
+            Some(v) => Probe::Found(v),
+            None => Probe::Absent,
+        }
+    }
+
+    /// Step 1: `false` when the prefilter rules `fp` out (always `true` without one).
+    #[inline]
+    pub fn admits(&self, fp: u64) -> bool {
+        match &self.filter {
+            Some(f) => prefilter::contains(&self.bytes.as_ref()[f.clone()], fp),
+            None => true,
+        }
+    }
+
+    /// Step 2: the MPH slot `fp` would occupy (absent keys get one too, or `None`).
+    #[inline]
+    pub fn slot_of(&self, fp: u64) -> Option<usize> {
+        self.mph.as_ref().and_then(|m| m.slot(fp))
+    }
+
+    /// Step 3: the value word at `slot` if its record's fingerprint is `fp`.
+    #[inline]
+    pub fn value_at(&self, slot: usize, fp: u64) -> Option<u32> {
+        match record_at(self.bytes.as_ref(), &self.records, slot) {
+            Some((stored, v)) if stored == fp => Some(v),
+            _ => None,
         }
     }
 

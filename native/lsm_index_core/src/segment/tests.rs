@@ -218,3 +218,13 @@ mod fuzz {
         }
     }
 }
+
+/// Regression: a huge slot (e.g. a sentinel, or a corrupt MPH's answer) overflowed the
+/// record offset computation instead of reading as absent.
+#[test]
+fn out_of_range_slots_read_as_absent() {
+    let s = Segment::open(build(100, opts(MphKind::PtrHash, false)), "t", true).unwrap();
+    for slot in [100, 101, usize::MAX / 12, usize::MAX / 12 + 1, usize::MAX] {
+        assert_eq!(s.value_at(slot, fp(0)), None, "slot {slot}");
+    }
+}
