@@ -1,6 +1,8 @@
 //! Whole-index operations at 1M and 10M keys (fully compacted, then probed in random
 //! order): lookup hit and miss, transaction-sized batch lookups, add/remove throughput and
 //! full compaction, for both MPH kinds.
+mod common;
+use common::sizes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use lsm_index_core::{Config, Index, MphKind};
 
@@ -22,13 +24,6 @@ fn filled(n: u64, mph: MphKind) -> Index {
     index.add_many(&pairs).expect("add");
     index.compact().expect("compact");
     index
-}
-
-fn sizes() -> Vec<u64> {
-    match std::env::var("LSM_BENCH_SIZES") {
-        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
-        Err(_) => vec![1_000_000, 10_000_000],
-    }
 }
 
 fn bench(c: &mut Criterion) {

@@ -1,5 +1,7 @@
 //! Segment build and probe (hit, miss) at 1M and 10M keys for both MPH kinds, with and
 //! without the prefilter. One segment holds all keys here (an index splits them over lanes).
+mod common;
+use common::sizes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use lsm_index_core::segment::mph::MphKind;
 use lsm_index_core::segment::{Probe, Segment, SegmentWriter, WriteOptions};
@@ -25,13 +27,6 @@ fn build(n: u64, mph: MphKind, prefilter: bool) -> Vec<u8> {
     w.finish().expect("finish")
 }
 
-fn sizes() -> Vec<u64> {
-    match std::env::var("LSM_BENCH_SIZES") {
-        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
-        Err(_) => vec![1_000_000, 10_000_000],
-    }
-}
-
 fn bench(c: &mut Criterion) {
     for n in sizes() {
         let mut g = c.benchmark_group(format!("segment_{n}"));
@@ -46,12 +41,24 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("segment_{n}"));
         for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
             for prefilter in [true, false] {
-                let seg = Segment::open(build(n, mph, prefilter), "bench", true).expect("open");
+                let bytes = build(n, mph, prefilter);
                 let tag = format!(
                     "{}_{}",
                     mph.name(),
                     if prefilter { "filter" } else { "nofilter" }
                 );
+                // Opening: header + bounds validation + MPH decode, with and without
+                // verifying every section's crc32c.
+                for verify in [true, false] {
+                    let name = if verify { "open_verified" } else { "open_lazy" };
+                    g.bench_function(format!("{name}_{tag}"), |b| {
+                        b.iter(|| {
+                            let s = Segment::open(black_box(&bytes[..]), "bench", verify);
+                            s.expect("open").info().key_count
+                        })
+                    });
+                }
+                let seg = Segment::open(bytes, "bench", true).expect("open");
                 let mut i = 0u64;
                 g.bench_function(format!("probe_hit_{tag}"), |b| {
                     b.iter(|| {
