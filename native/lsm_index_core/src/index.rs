@@ -468,7 +468,7 @@ impl Index {
         }
         loop {
             let version = lane.state.read().version.clone();
-            let shape = lane.state.read().shape();
+            let shape = version.shape();
             let mut choice = if full {
                 Full.choose(&shape)
             } else {

@@ -3,7 +3,6 @@
 //! Keys are spread over lanes by jump hash so that locks, overlays and compactions are
 //! independent; a lookup touches exactly one lane.
 
-use crate::compaction::strategy::{LaneShape, SegmentShape};
 use crate::dead::DeadHandles;
 use crate::error::Result;
 use crate::overlay::Overlay;
@@ -66,21 +65,6 @@ impl LaneState {
             d.filter(out, start, seq);
         }
         Ok(true)
-    }
-
-    /// The shape a compaction policy decides on.
-    pub fn shape(&self) -> LaneShape {
-        LaneShape {
-            segments: self
-                .version
-                .segments
-                .iter()
-                .map(|s| SegmentShape {
-                    level: s.segment.info().level,
-                    keys: s.segment.info().key_count,
-                })
-                .collect(),
-        }
     }
 
     /// The lowest stamp of any structure here: drops below it are excluded everywhere in

@@ -27,5 +27,10 @@ pub mod version;
 
 pub use batch::Batch;
 pub use error::{Error, Result};
+
+/// Compiles and runs the README's usage example, so it stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
 pub use index::{Config, Index, Stats};
 pub use segment::mph::MphKind;

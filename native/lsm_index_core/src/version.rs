@@ -1,5 +1,6 @@
 //! A lane's immutable list of segments; readers use it while compaction builds the next.
 
+use crate::compaction::strategy::{LaneShape, SegmentShape};
 use crate::segment::Segment;
 use std::sync::Arc;
 
@@ -52,6 +53,20 @@ impl Version {
         let mut segments = self.segments.clone();
         segments.splice(start..start + count, merged);
         Version { segments }
+    }
+
+    /// What a compaction policy sees of this version.
+    pub fn shape(&self) -> LaneShape {
+        LaneShape {
+            segments: self
+                .segments
+                .iter()
+                .map(|s| SegmentShape {
+                    level: s.segment.info().level,
+                    keys: s.segment.info().key_count,
+                })
+                .collect(),
+        }
     }
 
     /// The oldest clean seq of its segments (see `DeadHandles`).

@@ -8,23 +8,19 @@ use crate::segment::{SegmentWriter, WriteOptions};
 use crate::version::SegmentRef;
 use std::sync::Arc;
 
-/// Bytes a flush or merge wrote, with the key count, for write-amplification accounting.
+/// What a flush or merge produced.
 pub struct Built {
     /// The segment buffer, or `None` when nothing survived (all tombstones at the bottom).
     pub bytes: Option<Vec<u8>>,
-    /// Keys written.
-    pub keys: u64,
 }
 
 fn finish(w: SegmentWriter) -> Result<Built> {
-    let keys = w.len() as u64;
-    if w.is_empty() {
-        return Ok(Built { bytes: None, keys });
-    }
-    Ok(Built {
-        bytes: Some(w.finish()?),
-        keys,
-    })
+    let bytes = if w.is_empty() {
+        None
+    } else {
+        Some(w.finish()?)
+    };
+    Ok(Built { bytes })
 }
 
 /// Builds a segment from a frozen overlay. `dead` is a snapshot taken at `opts.clean_seq`;
