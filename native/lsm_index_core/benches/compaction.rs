@@ -1,0 +1,93 @@
+//! Compaction executor: merging segments (the cost behind write amplification) and flushing
+//! an overlay, for both MPH kinds. `n` is the merge's total input keys.
+use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use lsm_index_core::compaction::executor;
+use lsm_index_core::dead::DeadHandles;
+use lsm_index_core::overlay::{Entry, Overlay};
+use lsm_index_core::segment::mph::MphKind;
+use lsm_index_core::segment::{Segment, SegmentWriter, WriteOptions};
+use lsm_index_core::version::{SegmentRef, Storage};
+use smallvec::smallvec;
+use std::sync::Arc;
+
+mod common;
+use common::sizes;
+
+fn fp(i: u64) -> u64 {
+    i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_A5A5
+}
+
+fn opts(mph: MphKind) -> WriteOptions {
+    WriteOptions {
+        mph,
+        prefilter: true,
+        level: 0,
+        clean_seq: 1,
+        seed_id: 0,
+    }
+}
+
+/// A segment over keys `range`, every key holding `handle`.
+fn segment(range: std::ops::Range<u64>, handle: u32, id: u64, mph: MphKind) -> Arc<SegmentRef> {
+    let mut w = SegmentWriter::with_capacity(opts(mph), (range.end - range.start) as usize);
+    for i in range {
+        w.push(fp(i), &[handle]).expect("push");
+    }
+    let bytes = w.finish().expect("finish");
+    let segment = Segment::open(Storage::Heap(bytes), "bench", false).expect("open");
+    Arc::new(SegmentRef { id, segment })
+}
+
+fn bench(c: &mut Criterion) {
+    for n in sizes() {
+        let mut g = c.benchmark_group(format!("compaction_{n}"));
+        g.sample_size(10);
+        g.throughput(Throughput::Elements(n));
+        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+            // Newest first: two upper segments overlapping the bottom (churn on existing keys).
+            let inputs = vec![
+                segment(0..n / 4, 2, 3, mph),
+                segment(n / 8..n / 8 + n / 4, 1, 2, mph),
+                segment(0..n / 2, 0, 1, mph),
+            ];
+            let dead = DeadHandles::default();
+            g.bench_function(format!("merge_3_segments_{}", mph.name()), |b| {
+                b.iter(|| {
+                    executor::merge(black_box(&inputs), &dead, true, opts(mph))
+                        .expect("merge")
+                        .bytes
+                        .map_or(0, |v| v.len())
+                })
+            });
+        }
+        g.finish();
+    }
+    let mut g = c.benchmark_group("compaction_flush");
+    let keys = 16_384u64;
+    g.throughput(Throughput::Elements(keys));
+    for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+        g.bench_function(format!("flush_overlay_16384_{}", mph.name()), |b| {
+            b.iter_batched(
+                || {
+                    let mut o = Overlay::default();
+                    for i in 0..keys {
+                        o.put(
+                            fp(i),
+                            Entry {
+                                seq: i,
+                                handles: smallvec![i as u32 % 100],
+                            },
+                        );
+                    }
+                    o
+                },
+                |o| executor::flush(&o, &DeadHandles::default(), false, opts(mph)).expect("flush"),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
