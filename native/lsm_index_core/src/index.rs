@@ -294,7 +294,7 @@ impl Index {
     }
 
     fn flush_due(&self, st: &LaneState) -> bool {
-        st.active.len() >= self.config.overlay_limit && st.frozen.is_none()
+        st.active.len() >= self.config.overlay_limit
     }
 
     /// `key`'s handles, sorted; empty when absent.
@@ -439,9 +439,19 @@ impl Index {
     /// Flushes `lane`'s overlay if due (always when `full`), then merges per policy (all into
     /// one when `full`). Readers keep reading throughout: builds happen outside the lane lock.
     fn compact_lane(&self, lane: &Lane, full: bool) -> Result<()> {
-        let _one_at_a_time = lane.compaction.lock();
+        // A writer whose flush is due skips if another thread is compacting this lane (that
+        // one flushes); a full compaction waits its turn.
+        let _one_at_a_time = if full {
+            lane.compaction.lock()
+        } else {
+            match lane.compaction.try_lock() {
+                Some(guard) => guard,
+                None => return Ok(()),
+            }
+        };
         // Only the holder of `lane.compaction` changes `version` or `frozen`, so what it reads
-        // of them below stays true until it installs.
+        // of them below stays true until it installs. A frozen overlay left by a failed flush
+        // is flushed first (retried) before a new one is frozen.
         let frozen = {
             let mut st = lane.state.write();
             let due = full || st.active.len() >= self.config.overlay_limit;

@@ -138,3 +138,36 @@ fn adds_of_present_pairs_and_removes_of_absent_pairs_change_nothing() {
         "no-op writes leave no overlay entry: {s:?}"
     );
 }
+
+#[test]
+fn overlays_stay_bounded_under_concurrent_writers() {
+    use std::sync::Arc;
+    let index = Arc::new(
+        Index::new(Config {
+            lanes: 1,
+            overlay_limit: 64,
+            ..Config::default()
+        })
+        .unwrap(),
+    );
+    let writers: Vec<_> = (0..2u32)
+        .map(|t| {
+            let index = index.clone();
+            std::thread::spawn(move || {
+                for i in 0..20_000u32 {
+                    index.add(&(i * 2 + t).to_le_bytes(), t).unwrap();
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().unwrap();
+    }
+    let s = index.stats().unwrap();
+    assert_eq!(s.keys, 40_000);
+    // Each writer flushes when its write finds the overlay full, unless the other is
+    // flushing; either way the overlay never holds more than a limit's worth plus what
+    // arrived during one flush.
+    assert!(s.overlay_keys < 64 * 40, "{s:?}");
+    assert!(s.segments <= 4, "{s:?}");
+}
