@@ -215,17 +215,7 @@ impl Index {
 
     fn write(&self, key: &[u8], handle: u32, op: Op) -> Result<()> {
         let (fp, lane) = self.locate(key);
-        let flush_due = {
-            let mut st = lane.state.write();
-            let dead = self.dead.read();
-            self.apply(&mut st, &dead, fp, handle, op, &mut Vec::new())?;
-            self.flush_due(&st)
-        };
-        self.counters.ops.fetch_add(1, Ordering::Relaxed);
-        if flush_due {
-            self.compact_lane(lane, false)?;
-        }
-        Ok(())
+        self.write_lane(lane, [(fp, handle)], op, &mut Vec::new())
     }
 
     fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op) -> Result<()> {
@@ -243,21 +233,33 @@ impl Index {
             located.sort_by_key(|&(lane, _, _)| lane);
             for group in located.chunk_by(|a, b| a.0 == b.0) {
                 let lane = &self.lanes[group[0].0 as usize];
-                let flush_due = {
-                    let mut st = lane.state.write();
-                    let dead = self.dead.read();
-                    for &(_, i, fp) in group {
-                        self.apply(&mut st, &dead, fp, chunk[i].1, op, &mut scratch)?;
-                    }
-                    self.flush_due(&st)
-                };
-                self.counters
-                    .ops
-                    .fetch_add(group.len() as u64, Ordering::Relaxed);
-                if flush_due {
-                    self.compact_lane(lane, false)?;
-                }
+                let items = group.iter().map(|&(_, i, fp)| (fp, chunk[i].1));
+                self.write_lane(lane, items, op, &mut scratch)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Applies `(fingerprint, handle)` writes to one lane under one acquisition of its locks,
+    /// then flushes the lane if its overlay is full.
+    fn write_lane(
+        &self,
+        lane: &Lane,
+        items: impl IntoIterator<Item = (u64, u32)>,
+        op: Op,
+        scratch: &mut Vec<u32>,
+    ) -> Result<()> {
+        let flush_due = {
+            let mut st = lane.state.write();
+            let dead = self.dead.read();
+            for (fp, handle) in items {
+                self.apply(&mut st, &dead, fp, handle, op, scratch)?;
+                self.counters.ops.fetch_add(1, Ordering::Relaxed);
+            }
+            self.flush_due(&st)
+        };
+        if flush_due {
+            self.compact_lane(lane, false)?;
         }
         Ok(())
     }
@@ -325,8 +327,8 @@ impl Index {
     /// The handles of every key in `keys`, in one call (one WAL transaction = one batch).
     ///
     /// Per chunk of keys, the chunk's lanes are read-locked together (in ascending order, so
-    /// concurrent batches cannot deadlock) and the keys are then probed back to back, which
-    /// lets the CPU overlap their cache misses.
+    /// concurrent batches cannot deadlock) and the keys are resolved in stages (see the
+    /// `batch` module) so that their cache misses overlap.
     pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
         let mut batch = Batch::with_capacity(keys.len());
         let mut located: Vec<(u64, usize)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
