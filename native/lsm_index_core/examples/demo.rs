@@ -11,12 +11,19 @@ use std::time::{Duration, Instant};
 /// Counts live heap bytes so memory per key is measured, not estimated.
 struct Counting;
 static LIVE: AtomicUsize = AtomicUsize::new(0);
+/// High-water mark of `LIVE` since the last `reset_peak`.
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn reset_peak() {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+}
 
 // SAFETY: delegates every call to the system allocator unchanged and only counts sizes.
 #[allow(unsafe_code)]
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
-        LIVE.fetch_add(l.size(), Ordering::Relaxed);
+        let now = LIVE.fetch_add(l.size(), Ordering::Relaxed) + l.size();
+        PEAK.fetch_max(now, Ordering::Relaxed);
         // SAFETY: same layout contract as our caller's.
         unsafe { System.alloc(l) }
     }
@@ -26,7 +33,8 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(p, l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, new: usize) -> *mut u8 {
-        LIVE.fetch_add(new, Ordering::Relaxed);
+        let now = LIVE.fetch_add(new, Ordering::Relaxed) + new;
+        PEAK.fetch_max(now, Ordering::Relaxed);
         LIVE.fetch_sub(l.size(), Ordering::Relaxed);
         // SAFETY: `p` came from this allocator with layout `l`.
         unsafe { System.realloc(p, l, new) }
@@ -60,6 +68,7 @@ struct Row {
     batch_ns: f64,
     churn_mops: f64,
     write_amp: f64,
+    churn_peak_mb: f64,
 }
 
 fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
@@ -117,12 +126,14 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
     }
     let batch_d = t.elapsed();
     let _ = t_start;
+    drop(keys); // not part of the index: keep it out of the churn peak
 
     eprintln!("  churning {churn} add/remove operations…");
     let before_stats = index.stats().expect("stats");
     let t = Instant::now();
     let mut pairs = Vec::with_capacity(1000);
     let mut done = 0;
+    reset_peak();
     while done < churn {
         pairs.clear();
         pairs.extend((0..500u64).map(|j| {
@@ -152,6 +163,7 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
         } else {
             0.0
         },
+        churn_peak_mb: PEAK.load(Ordering::Relaxed).saturating_sub(before) as f64 / 1048576.0,
     }
 }
 
@@ -207,14 +219,14 @@ fn main() {
     println!("\nlsm_index_core demo: {n} keys (one handle each), 64 lanes, full compaction, then {churn} churn ops");
     println!("machine: {}", machine());
     println!(
-        "| mph      | prefilter | ingest Mops/s | compact s | heap B/key | hit ns | miss ns | batch ns/key | churn Mops/s | write amp |"
+        "| mph      | prefilter | ingest Mops/s | compact s | heap B/key | hit ns | miss ns | batch ns/key | churn Mops/s | write amp | churn peak heap MB |"
     );
     println!(
-        "|----------|-----------|---------------|-----------|------------|--------|---------|--------------|--------------|-----------|"
+        "|----------|-----------|---------------|-----------|------------|--------|---------|--------------|--------------|-----------|--------------------|"
     );
     for r in rows {
         println!(
-            "| {:<8} | {:<9} | {:>13.2} | {:>9.2} | {:>10.2} | {:>6.0} | {:>7.0} | {:>12.0} | {:>12.2} | {:>9.2} |",
+            "| {:<8} | {:<9} | {:>13.2} | {:>9.2} | {:>10.2} | {:>6.0} | {:>7.0} | {:>12.0} | {:>12.2} | {:>9.2} | {:>18.0} |",
             r.mph,
             if r.prefilter { "on" } else { "off" },
             r.ingest_mops,
@@ -224,7 +236,8 @@ fn main() {
             r.miss_ns,
             r.batch_ns,
             r.churn_mops,
-            r.write_amp
+            r.write_amp,
+            r.churn_peak_mb
         );
     }
 }
