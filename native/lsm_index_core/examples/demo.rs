@@ -69,6 +69,7 @@ struct Row {
     churn_mops: f64,
     write_amp: f64,
     churn_peak_mb: f64,
+    len_after_drop_ms: f64,
 }
 
 fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
@@ -146,6 +147,11 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
     }
     let churn_d = t.elapsed();
     let s = index.stats().expect("stats");
+    // len() is O(lanes) until a drop_handle, then recounts once (every key) until the next.
+    index.drop_handle(5).expect("drop");
+    let t = Instant::now();
+    index.len().expect("len");
+    let len_after_drop = t.elapsed();
     let flushed = s.bytes_flushed - before_stats.bytes_flushed;
     let merged = s.bytes_merged - before_stats.bytes_merged;
     Row {
@@ -164,6 +170,7 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
             0.0
         },
         churn_peak_mb: PEAK.load(Ordering::Relaxed).saturating_sub(before) as f64 / 1048576.0,
+        len_after_drop_ms: len_after_drop.as_secs_f64() * 1e3,
     }
 }
 
@@ -219,14 +226,14 @@ fn main() {
     println!("\nlsm_index_core demo: {n} keys (one handle each), 64 lanes, full compaction, then {churn} churn ops");
     println!("machine: {}", machine());
     println!(
-        "| mph      | prefilter | ingest Mops/s | compact s | heap B/key | hit ns | miss ns | batch ns/key | churn Mops/s | write amp | churn peak heap MB |"
+        "| mph      | prefilter | ingest Mops/s | compact s | heap B/key | hit ns | miss ns | batch ns/key | churn Mops/s | write amp | churn peak heap MB | len after drop ms |"
     );
     println!(
-        "|----------|-----------|---------------|-----------|------------|--------|---------|--------------|--------------|-----------|--------------------|"
+        "|----------|-----------|---------------|-----------|------------|--------|---------|--------------|--------------|-----------|--------------------|-------------------|"
     );
     for r in rows {
         println!(
-            "| {:<8} | {:<9} | {:>13.2} | {:>9.2} | {:>10.2} | {:>6.0} | {:>7.0} | {:>12.0} | {:>12.2} | {:>9.2} | {:>18.0} |",
+            "| {:<8} | {:<9} | {:>13.2} | {:>9.2} | {:>10.2} | {:>6.0} | {:>7.0} | {:>12.0} | {:>12.2} | {:>9.2} | {:>18.0} | {:>17.0} |",
             r.mph,
             if r.prefilter { "on" } else { "off" },
             r.ingest_mops,
@@ -237,7 +244,8 @@ fn main() {
             r.batch_ns,
             r.churn_mops,
             r.write_amp,
-            r.churn_peak_mb
+            r.churn_peak_mb,
+            r.len_after_drop_ms
         );
     }
 }

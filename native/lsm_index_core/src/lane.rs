@@ -81,33 +81,43 @@ impl LaneState {
     }
 
     /// Counts keys with a non-empty set (dead handles removed) by walking every structure;
-    /// the slow path of `len()` while drops are pending.
+    /// the slow path of `len()` while drops are pending. A key counts only in the newest
+    /// structure holding it: the fingerprints of every structure but the oldest go into a set
+    /// (small: overlays and upper segments) that shadows older copies.
     pub fn count_live(&self, dead: &DeadHandles) -> Result<i64> {
-        let mut seen = ahash::AHashSet::new();
+        let overlays: Vec<&Overlay> = std::iter::once(&self.active)
+            .chain(self.frozen.as_deref())
+            .filter(|o| !o.is_empty())
+            .collect();
+        let segments = &self.version.segments;
+        let structures = overlays.len() + segments.len();
+        let mut newer = ahash::AHashSet::new();
         let mut live = 0i64;
         let mut buf = Vec::new();
-        let mut visit =
-            |fp: u64, seq: u64, fill: &mut dyn FnMut(&mut Vec<u32>) -> Result<()>| -> Result<()> {
-                if seen.insert(fp) {
-                    buf.clear();
-                    fill(&mut buf)?;
-                    dead.filter(&mut buf, 0, seq);
-                    live += i64::from(!buf.is_empty());
-                }
-                Ok(())
-            };
-        for o in std::iter::once(&self.active).chain(self.frozen.as_deref()) {
+        // Counts `fp` unless a newer structure has it; remembers it for older ones.
+        let mut visit = |k: usize, fp: u64, buf: &mut Vec<u32>, seq: u64| {
+            if !newer.is_empty() && newer.contains(&fp) {
+                return;
+            }
+            if k + 1 < structures {
+                newer.insert(fp);
+            }
+            dead.filter(buf, 0, seq);
+            live += i64::from(!buf.is_empty());
+        };
+        for (k, o) in overlays.iter().enumerate() {
             for (fp, e) in o.iter() {
-                visit(fp, e.seq, &mut |b| {
-                    b.extend_from_slice(&e.handles);
-                    Ok(())
-                })?;
+                buf.clear();
+                buf.extend_from_slice(&e.handles);
+                visit(k, fp, &mut buf, e.seq);
             }
         }
-        for s in &self.version.segments {
+        for (j, s) in segments.iter().enumerate() {
             let seg = &s.segment;
             for (fp, v) in seg.entries() {
-                visit(fp, seg.info().clean_seq, &mut |b| seg.decode(v, b))?;
+                buf.clear();
+                seg.decode(v, &mut buf)?;
+                visit(overlays.len() + j, fp, &mut buf, seg.info().clean_seq);
             }
         }
         Ok(live)
