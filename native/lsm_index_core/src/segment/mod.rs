@@ -36,7 +36,7 @@ mod reader;
 mod writer;
 
 pub use reader::{Probe, Segment};
-pub use writer::{SegmentWriter, WriteOptions};
+pub use writer::{SegmentWriter, WriteOptions, SMALL_SEGMENT_KEYS};
 
 /// First bytes of every segment.
 pub const MAGIC: &[u8; 8] = b"LSMIXSEG";

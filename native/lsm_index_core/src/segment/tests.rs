@@ -55,7 +55,12 @@ fn check(n: u64, mph: MphKind, prefilter: bool) {
     assert_eq!(info.clean_seq, 77);
     assert_eq!(info.seed_id, 0xABCD);
     assert_eq!(info.level, 2);
-    assert_eq!(info.mph, (n > 0).then_some(mph));
+    let expected = if (n as usize) < writer::SMALL_SEGMENT_KEYS {
+        MphKind::BoomPhf
+    } else {
+        mph
+    };
+    assert_eq!(info.mph, (n > 0).then_some(expected));
     assert_eq!(info.prefilter, prefilter && n >= prefilter::MIN_KEYS as u64);
     for i in 0..n {
         assert_eq!(
@@ -74,7 +79,7 @@ fn check(n: u64, mph: MphKind, prefilter: bool) {
 #[test]
 fn empty_single_and_small_segments_for_both_kinds() {
     for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
-        for n in [0, 1, 2, 15, 16, 17, 1000] {
+        for n in [0, 1, 2, 15, 16, 17, 1000, 1024, 3000] {
             check(n, mph, true);
             check(n, mph, false);
         }

@@ -115,8 +115,19 @@ impl SegmentWriter {
     }
 }
 
-/// Builds the preferred MPH, falling back to the other kind if it fails.
+/// Segments with fewer keys use boomphf whatever the preferred kind: ptr_hash's
+/// construction can stall on a crowded bucket when it has few slots (it retries, but prints
+/// to stderr), and a segment this small is cache-resident, where the kinds perform alike.
+pub const SMALL_SEGMENT_KEYS: usize = 1024;
+
+/// Builds the preferred MPH (boomphf for small segments), falling back to the other kind if
+/// it fails.
 fn build_mph(kind: MphKind, fps: &[u64]) -> Result<AnyMph> {
+    let kind = if fps.len() < SMALL_SEGMENT_KEYS {
+        MphKind::BoomPhf
+    } else {
+        kind
+    };
     AnyMph::build(kind, fps).or_else(|first| {
         let other = match kind {
             MphKind::PtrHash => MphKind::BoomPhf,

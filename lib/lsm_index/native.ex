@@ -1,0 +1,26 @@
+defmodule LsmIndex.Native do
+  @moduledoc false
+  # The NIF functions of native/lsm_index_nif; loaded from priv/native at module load.
+  @on_load :load_nif
+
+  def load_nif do
+    path = :filename.join(:code.priv_dir(:lsm_index), ~c"native/lsm_index_nif")
+    :erlang.load_nif(path, 0)
+  end
+
+  def index_new(_lanes, _overlay_limit, _max_segments, _mph, _prefilter), do: err()
+  def index_add(_index, _key, _handle), do: err()
+  def index_remove(_index, _key, _handle), do: err()
+  def index_add_many(_index, _pairs), do: err()
+  def index_remove_many(_index, _pairs), do: err()
+  def index_lookup(_index, _key), do: err()
+  def index_lookup_many(_index, _keys), do: err()
+  def index_lookup_many_dirty(_index, _keys), do: err()
+  def index_drop_handle(_index, _handle), do: err()
+  def index_compact(_index), do: err()
+  def index_size(_index), do: err()
+  def index_stats(_index), do: err()
+  def index_live_count, do: err()
+
+  defp err, do: :erlang.nif_error(:nif_not_loaded)
+end

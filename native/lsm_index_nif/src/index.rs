@@ -1,0 +1,304 @@
+//! `index_*` NIFs: an `lsm_index_core::Index` in a resource.
+//!
+//! Keys arrive already encoded by `LsmIndex` (Elixir): an integer (i64), a binary, or
+//! `{:__lsm_term__, binary}` for any other term (its deterministic external form). Each kind
+//! gets its own tag byte, so no two distinct Elixir keys share bytes.
+//!
+//! Scheduling: lookups run on normal schedulers; writes run on dirty CPU schedulers because
+//! a write may run a synchronous flush or merge until compaction moves to a background pool;
+//! `*_dirty` variants of the batch calls take large batches off normal schedulers.
+
+use lsm_index_core::{Config, Error, Index, MphKind};
+use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        error,
+        __lsm_term__,
+        invalid_config,
+        corrupt,
+        checksum_mismatch,
+        too_large,
+        mph_build,
+        internal,
+    }
+}
+
+/// One index, shared by every process holding the reference.
+pub struct IndexResource {
+    index: Index,
+}
+
+/// Index resources alive now: lets tests prove that dropped indexes are freed.
+static LIVE: AtomicU64 = AtomicU64::new(0);
+
+impl IndexResource {
+    fn new(index: Index) -> Self {
+        LIVE.fetch_add(1, Ordering::Relaxed);
+        IndexResource { index }
+    }
+}
+
+impl Drop for IndexResource {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[rustler::resource_impl]
+impl Resource for IndexResource {}
+
+#[rustler::nif]
+fn index_live_count() -> u64 {
+    LIVE.load(Ordering::Relaxed)
+}
+
+const TAG_INT: u8 = 1;
+const TAG_BINARY: u8 = 2;
+const TAG_TERM: u8 = 3;
+
+/// The key bytes of an encoded key term; `Err(badarg)` for anything else.
+fn key_bytes(term: Term<'_>, out: &mut Vec<u8>) -> NifResult<()> {
+    out.clear();
+    if let Ok(i) = term.decode::<i64>() {
+        out.push(TAG_INT);
+        out.extend_from_slice(&i.to_be_bytes());
+    } else if let Ok(b) = term.decode::<Binary<'_>>() {
+        out.push(TAG_BINARY);
+        out.extend_from_slice(b.as_slice());
+    } else if let Ok((tag, b)) = term.decode::<(Atom, Binary<'_>)>() {
+        if tag != atoms::__lsm_term__() {
+            return Err(rustler::Error::BadArg);
+        }
+        out.push(TAG_TERM);
+        out.extend_from_slice(b.as_slice());
+    } else {
+        return Err(rustler::Error::BadArg);
+    }
+    Ok(())
+}
+
+/// `{:error, {kind, message}}` for an operational failure of the core.
+fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
+    let kind = match e {
+        Error::InvalidConfig { .. } => atoms::invalid_config(),
+        Error::Corrupt { .. } | Error::BadMagic { .. } | Error::UnsupportedVersion { .. } => {
+            atoms::corrupt()
+        }
+        Error::ChecksumMismatch { .. } => atoms::checksum_mismatch(),
+        Error::TooLarge { .. } => atoms::too_large(),
+        Error::MphBuild { .. } => atoms::mph_build(),
+        _ => atoms::internal(),
+    };
+    (atoms::error(), (kind, e.to_string())).encode(env)
+}
+
+fn ok_or_error<'a>(env: Env<'a>, r: lsm_index_core::Result<()>) -> Term<'a> {
+    match r {
+        Ok(()) => atoms::ok().encode(env),
+        Err(e) => core_error(env, &e),
+    }
+}
+
+#[rustler::nif]
+fn index_new<'a>(
+    env: Env<'a>,
+    lanes: u32,
+    overlay_limit: usize,
+    max_segments: usize,
+    mph: String,
+    prefilter: bool,
+) -> NifResult<Term<'a>> {
+    let mph = MphKind::from_name(&mph).ok_or(rustler::Error::BadArg)?;
+    let config = Config {
+        lanes,
+        overlay_limit,
+        max_segments,
+        mph,
+        prefilter,
+        ..Config::default()
+    };
+    Ok(match Index::new(config) {
+        Ok(index) => (atoms::ok(), ResourceArc::new(IndexResource::new(index))).encode(env),
+        Err(e) => core_error(env, &e),
+    })
+}
+
+fn write_one<'a>(
+    env: Env<'a>,
+    r: &IndexResource,
+    key: Term<'a>,
+    h: u32,
+    add: bool,
+) -> NifResult<Term<'a>> {
+    let mut k = Vec::new();
+    key_bytes(key, &mut k)?;
+    let res = if add {
+        r.index.add(&k, h)
+    } else {
+        r.index.remove(&k, h)
+    };
+    Ok(ok_or_error(env, res))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_add<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    key: Term<'a>,
+    h: u32,
+) -> NifResult<Term<'a>> {
+    write_one(env, &r, key, h, true)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_remove<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    key: Term<'a>,
+    h: u32,
+) -> NifResult<Term<'a>> {
+    write_one(env, &r, key, h, false)
+}
+
+fn write_many<'a>(
+    env: Env<'a>,
+    r: &IndexResource,
+    pairs: Term<'a>,
+    add: bool,
+) -> NifResult<Term<'a>> {
+    let list: Vec<(Term<'a>, u32)> = pairs.decode()?;
+    let mut encoded = Vec::with_capacity(list.len());
+    for (key, h) in list {
+        let mut k = Vec::new();
+        key_bytes(key, &mut k)?;
+        encoded.push((k, h));
+    }
+    let res = if add {
+        r.index.add_many(&encoded)
+    } else {
+        r.index.remove_many(&encoded)
+    };
+    Ok(ok_or_error(env, res))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_add_many<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    pairs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    write_many(env, &r, pairs, true)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_remove_many<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    pairs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    write_many(env, &r, pairs, false)
+}
+
+fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult<Term<'a>> {
+    let list: Vec<Term<'a>> = keys.decode()?;
+    let mut encoded = Vec::with_capacity(list.len());
+    for key in list {
+        let mut k = Vec::new();
+        key_bytes(key, &mut k)?;
+        encoded.push(k);
+    }
+    Ok(match r.index.lookup_many(&encoded) {
+        Ok(batch) => {
+            let lists: Vec<Term<'a>> = batch.iter().map(|hs| hs.encode(env)).collect();
+            (atoms::ok(), lists).encode(env)
+        }
+        Err(e) => core_error(env, &e),
+    })
+}
+
+#[rustler::nif]
+fn index_lookup<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    key: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let mut k = Vec::with_capacity(16);
+    key_bytes(key, &mut k)?;
+    let mut out = Vec::with_capacity(4);
+    Ok(match r.index.lookup_into(&k, &mut out) {
+        Ok(()) => (atoms::ok(), out).encode(env),
+        Err(e) => core_error(env, &e),
+    })
+}
+
+#[rustler::nif]
+fn index_lookup_many<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    keys: Term<'a>,
+) -> NifResult<Term<'a>> {
+    lookup_many(env, &r, keys)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_lookup_many_dirty<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    keys: Term<'a>,
+) -> NifResult<Term<'a>> {
+    lookup_many(env, &r, keys)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_drop_handle(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
+    ok_or_error(env, r.index.drop_handle(h))
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_compact(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    ok_or_error(env, r.index.compact())
+}
+
+/// `len()` may recount every key after a drop: dirty.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_size(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    match r.index.len() {
+        Ok(n) => (atoms::ok(), n).encode(env),
+        Err(e) => core_error(env, &e),
+    }
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_stats(env: Env<'_>, r: ResourceArc<IndexResource>) -> NifResult<Term<'_>> {
+    let s = match r.index.stats() {
+        Ok(s) => s,
+        Err(e) => return Ok(core_error(env, &e)),
+    };
+    let per_level: Vec<(u32, u64)> = s.segments_per_level.into_iter().collect();
+    let pairs: Vec<(&str, Term<'_>)> = vec![
+        ("keys", s.keys.encode(env)),
+        ("lanes", s.lanes.encode(env)),
+        ("segments", s.segments.encode(env)),
+        ("segments_per_level", per_level.encode(env)),
+        ("segment_bytes", s.segment_bytes.encode(env)),
+        ("mph_heap_bytes", s.mph_heap_bytes.encode(env)),
+        ("overlay_keys", s.overlay_keys.encode(env)),
+        ("overlay_bytes", s.overlay_bytes.encode(env)),
+        ("pending_drops", s.pending_drops.encode(env)),
+        ("ops", s.ops.encode(env)),
+        ("bytes_ingested", s.bytes_ingested.encode(env)),
+        ("bytes_flushed", s.bytes_flushed.encode(env)),
+        ("bytes_merged", s.bytes_merged.encode(env)),
+        ("flushes", s.flushes.encode(env)),
+        ("merges", s.merges.encode(env)),
+        ("write_amplification", s.write_amplification.encode(env)),
+    ];
+    let mut map = Term::map_new(env);
+    for (k, v) in pairs {
+        map = map.map_put(Atom::from_str(env, k)?.encode(env), v)?;
+    }
+    Ok((atoms::ok(), map).encode(env))
+}

@@ -1,0 +1,176 @@
+defmodule LsmIndexTest do
+  use ExUnit.Case, async: true
+  doctest LsmIndex
+
+  setup do
+    {:ok, index} = LsmIndex.new(lanes: 4, overlay_limit: 8)
+    %{index: index}
+  end
+
+  describe "new/1" do
+    test "defaults and every option" do
+      assert {:ok, _} = LsmIndex.new()
+
+      assert {:ok, _} =
+               LsmIndex.new(
+                 lanes: 1,
+                 overlay_limit: 1,
+                 max_segments: 1,
+                 mph: :boomphf,
+                 prefilter: false
+               )
+    end
+
+    test "bad options raise ArgumentError naming the option" do
+      assert_raise ArgumentError, ~r/:lanes/, fn -> LsmIndex.new(lanes: 0) end
+      assert_raise ArgumentError, ~r/:lanes/, fn -> LsmIndex.new(lanes: "4") end
+      assert_raise ArgumentError, ~r/:mph/, fn -> LsmIndex.new(mph: :fast) end
+      assert_raise ArgumentError, ~r/:prefilter/, fn -> LsmIndex.new(prefilter: 1) end
+      assert_raise ArgumentError, fn -> LsmIndex.new(unknown: 1) end
+    end
+  end
+
+  describe "add/3, remove/3 and lookup/2" do
+    test "sets are sorted, deduplicated and empty when absent", %{index: index} do
+      assert LsmIndex.lookup(index, "k") == []
+      for h <- [9, 3, 9, 4_294_967_295, 0], do: assert(:ok = LsmIndex.add(index, "k", h))
+      assert LsmIndex.lookup(index, "k") == [0, 3, 9, 4_294_967_295]
+      assert :ok = LsmIndex.remove(index, "k", 3)
+      assert :ok = LsmIndex.remove(index, "k", 12345)
+      assert :ok = LsmIndex.remove(index, "absent", 1)
+      assert LsmIndex.lookup(index, "k") == [0, 9, 4_294_967_295]
+    end
+
+    test "keys compare with ===", %{index: index} do
+      keys = [1, 1.0, "a", ~c"a", :a, {1, 2}, [1, 2], %{a: 1}, 2 ** 70, -(2 ** 63), nil, <<>>]
+
+      for {k, h} <- Enum.with_index(keys), do: :ok = LsmIndex.add(index, k, h)
+      for {k, h} <- Enum.with_index(keys), do: assert(LsmIndex.lookup(index, k) == [h])
+      # the encoding is deterministic: an equal map built another way finds the same key
+      assert LsmIndex.lookup(index, Map.new([{:a, 1}])) == [7]
+    end
+
+    test "survives many flushes and merges", %{index: index} do
+      for i <- 1..2_000, do: :ok = LsmIndex.add(index, i, rem(i, 13))
+      for i <- 1..2_000, rem(i, 2) == 0, do: :ok = LsmIndex.remove(index, i, rem(i, 13))
+      assert LsmIndex.size(index) == 1_000
+      assert LsmIndex.stats(index).flushes > 0
+
+      for i <- 1..20,
+          do: assert(LsmIndex.lookup(index, i) == if(rem(i, 2) == 0, do: [], else: [rem(i, 13)]))
+    end
+  end
+
+  describe "add_many/2, remove_many/2 and lookup_many/2" do
+    test "batches keep key order", %{index: index} do
+      assert :ok = LsmIndex.add_many(index, [{"a", 2}, {"b", 1}, {"a", 1}])
+      assert LsmIndex.lookup_many(index, ["b", "zz", "a", "b"]) == [[1], [], [1, 2], [1]]
+      assert :ok = LsmIndex.remove_many(index, [{"a", 1}, {"b", 1}])
+      assert LsmIndex.lookup_many(index, ["a", "b"]) == [[2], []]
+      assert LsmIndex.lookup_many(index, []) == []
+    end
+
+    test "large batches (dirty scheduler path)", %{index: index} do
+      pairs = for i <- 1..5_000, do: {i, rem(i, 7)}
+      assert :ok = LsmIndex.add_many(index, pairs)
+
+      assert LsmIndex.lookup_many(index, Enum.to_list(1..5_000)) ==
+               for(i <- 1..5_000, do: [rem(i, 7)])
+    end
+  end
+
+  describe "drop_handle/2, compact/1, size/1 and stats/1" do
+    test "a dropped handle disappears everywhere and can be added again", %{index: index} do
+      :ok = LsmIndex.add_many(index, for(i <- 1..100, do: {i, 5}) ++ [{1, 6}])
+      assert :ok = LsmIndex.drop_handle(index, 5)
+      assert LsmIndex.lookup(index, 1) == [6]
+      assert LsmIndex.lookup(index, 2) == []
+      assert LsmIndex.size(index) == 1
+      :ok = LsmIndex.add(index, 2, 5)
+      assert :ok = LsmIndex.compact(index)
+      assert LsmIndex.lookup_many(index, [1, 2, 3]) == [[6], [5], []]
+      stats = LsmIndex.stats(index)
+      assert stats.keys == 2
+      assert stats.pending_drops == 0
+      assert stats.lanes == 4
+      assert is_map(stats.segments_per_level)
+    end
+  end
+
+  describe "bad input" do
+    test "handles out of range or not integers raise ArgumentError", %{index: index} do
+      for bad <- [-1, 4_294_967_296, 1.0, "1", nil] do
+        assert_raise ArgumentError, ~r/handle must be an integer/, fn ->
+          LsmIndex.add(index, "k", bad)
+        end
+
+        assert_raise ArgumentError, ~r/handle/, fn -> LsmIndex.remove(index, "k", bad) end
+        assert_raise ArgumentError, ~r/handle/, fn -> LsmIndex.drop_handle(index, bad) end
+        assert_raise ArgumentError, ~r/handle/, fn -> LsmIndex.add_many(index, [{"k", bad}]) end
+      end
+    end
+
+    test "non-lists and non-pairs raise ArgumentError", %{index: index} do
+      assert_raise ArgumentError, ~r/list of \{key, handle\}/, fn ->
+        LsmIndex.add_many(index, %{})
+      end
+
+      assert_raise ArgumentError, ~r/pair/, fn -> LsmIndex.remove_many(index, [:x]) end
+      assert_raise ArgumentError, ~r/list of keys/, fn -> LsmIndex.lookup_many(index, "k") end
+    end
+
+    test "something that is not an index raises ArgumentError" do
+      for bad <- [make_ref(), :index, nil, self()] do
+        assert_raise ArgumentError, ~r/expected an index/, fn -> LsmIndex.lookup(bad, "k") end
+        assert_raise ArgumentError, ~r/expected an index/, fn -> LsmIndex.add(bad, "k", 1) end
+        assert_raise ArgumentError, ~r/expected an index/, fn -> LsmIndex.size(bad) end
+      end
+    end
+  end
+
+  describe "sharing and lifetime" do
+    test "many processes read while one writes", %{index: index} do
+      :ok = LsmIndex.add_many(index, for(i <- 1..500, do: {i, i}))
+
+      writer =
+        Task.async(fn ->
+          for round <- 1..2_000, do: :ok = LsmIndex.add(index, rem(round, 500) + 1, 100_000)
+        end)
+
+      readers =
+        for _ <- 1..4 do
+          Task.async(fn ->
+            for _ <- 1..200, i <- Enum.take_random(1..500, 5) do
+              got = LsmIndex.lookup(index, i)
+              assert got == [i] or got == [i, 100_000]
+            end
+          end)
+        end
+
+      Task.await_many([writer | readers], 60_000)
+    end
+
+    test "indexes are freed when no process holds them" do
+      before = LsmIndex.Native.index_live_count()
+
+      Task.async(fn ->
+        for _ <- 1..10_000 do
+          {:ok, i} = LsmIndex.new(lanes: 1)
+          :ok = LsmIndex.add(i, "k", 1)
+        end
+      end)
+      |> Task.await(60_000)
+
+      :erlang.garbage_collect()
+      assert wait_until(fn -> LsmIndex.Native.index_live_count() <= before end)
+    end
+  end
+
+  defp wait_until(fun, tries \\ 100) do
+    cond do
+      fun.() -> true
+      tries == 0 -> false
+      true -> Process.sleep(20) && wait_until(fun, tries - 1)
+    end
+  end
+end
