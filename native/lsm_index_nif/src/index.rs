@@ -59,25 +59,19 @@ const TAG_INT: u8 = 1;
 const TAG_BINARY: u8 = 2;
 const TAG_TERM: u8 = 3;
 
-/// The key bytes of an encoded key term; `Err(badarg)` for anything else.
-fn key_bytes(term: Term<'_>, out: &mut Vec<u8>) -> NifResult<()> {
-    out.clear();
+/// The key bytes of an encoded key term (tag byte + body); `Err(badarg)` for anything else.
+fn key_bytes(term: Term<'_>) -> NifResult<Vec<u8>> {
+    let tagged = |tag: u8, body: &[u8]| [&[tag][..], body].concat();
     if let Ok(i) = term.decode::<i64>() {
-        out.push(TAG_INT);
-        out.extend_from_slice(&i.to_be_bytes());
+        Ok(tagged(TAG_INT, &i.to_be_bytes()))
     } else if let Ok(b) = term.decode::<Binary<'_>>() {
-        out.push(TAG_BINARY);
-        out.extend_from_slice(b.as_slice());
-    } else if let Ok((tag, b)) = term.decode::<(Atom, Binary<'_>)>() {
-        if tag != atoms::__lsm_term__() {
-            return Err(rustler::Error::BadArg);
-        }
-        out.push(TAG_TERM);
-        out.extend_from_slice(b.as_slice());
+        Ok(tagged(TAG_BINARY, b.as_slice()))
     } else {
-        return Err(rustler::Error::BadArg);
+        match term.decode::<(Atom, Binary<'_>)>() {
+            Ok((atom, b)) if atom == atoms::__lsm_term__() => Ok(tagged(TAG_TERM, b.as_slice())),
+            _ => Err(rustler::Error::BadArg),
+        }
     }
-    Ok(())
 }
 
 /// `{:error, {kind, message}}` for an operational failure of the core.
@@ -133,8 +127,7 @@ fn write_one<'a>(
     h: u32,
     add: bool,
 ) -> NifResult<Term<'a>> {
-    let mut k = Vec::new();
-    key_bytes(key, &mut k)?;
+    let k = key_bytes(key)?;
     let res = if add {
         r.index.add(&k, h)
     } else {
@@ -170,12 +163,10 @@ fn write_many<'a>(
     add: bool,
 ) -> NifResult<Term<'a>> {
     let list: Vec<(Term<'a>, u32)> = pairs.decode()?;
-    let mut encoded = Vec::with_capacity(list.len());
-    for (key, h) in list {
-        let mut k = Vec::new();
-        key_bytes(key, &mut k)?;
-        encoded.push((k, h));
-    }
+    let encoded = list
+        .into_iter()
+        .map(|(key, h)| Ok((key_bytes(key)?, h)))
+        .collect::<NifResult<Vec<_>>>()?;
     let res = if add {
         r.index.add_many(&encoded)
     } else {
@@ -204,12 +195,10 @@ fn index_remove_many<'a>(
 
 fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult<Term<'a>> {
     let list: Vec<Term<'a>> = keys.decode()?;
-    let mut encoded = Vec::with_capacity(list.len());
-    for key in list {
-        let mut k = Vec::new();
-        key_bytes(key, &mut k)?;
-        encoded.push(k);
-    }
+    let encoded = list
+        .into_iter()
+        .map(key_bytes)
+        .collect::<NifResult<Vec<_>>>()?;
     Ok(match r.index.lookup_many(&encoded) {
         Ok(batch) => {
             let lists: Vec<Term<'a>> = batch.iter().map(|hs| hs.encode(env)).collect();
@@ -225,8 +214,7 @@ fn index_lookup<'a>(
     r: ResourceArc<IndexResource>,
     key: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let mut k = Vec::with_capacity(16);
-    key_bytes(key, &mut k)?;
+    let k = key_bytes(key)?;
     let mut out = Vec::with_capacity(4);
     Ok(match r.index.lookup_into(&k, &mut out) {
         Ok(()) => (atoms::ok(), out).encode(env),
