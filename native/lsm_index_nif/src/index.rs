@@ -89,9 +89,18 @@ fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
     (atoms::error(), (kind, e.to_string())).encode(env)
 }
 
+/// `:ok` or `{:error, {kind, message}}`.
 fn ok_or_error<'a>(env: Env<'a>, r: lsm_index_core::Result<()>) -> Term<'a> {
     match r {
         Ok(()) => atoms::ok().encode(env),
+        Err(e) => core_error(env, &e),
+    }
+}
+
+/// `{:ok, value}` or `{:error, {kind, message}}`.
+fn reply<'a, T: Encoder>(env: Env<'a>, r: lsm_index_core::Result<T>) -> Term<'a> {
+    match r {
+        Ok(v) => (atoms::ok(), v).encode(env),
         Err(e) => core_error(env, &e),
     }
 }
@@ -114,10 +123,8 @@ fn index_new<'a>(
         prefilter,
         ..Config::default()
     };
-    Ok(match Index::new(config) {
-        Ok(index) => (atoms::ok(), ResourceArc::new(IndexResource::new(index))).encode(env),
-        Err(e) => core_error(env, &e),
-    })
+    let index = Index::new(config).map(|i| ResourceArc::new(IndexResource::new(i)));
+    Ok(reply(env, index))
 }
 
 fn write_one<'a>(
@@ -199,13 +206,13 @@ fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult
         .into_iter()
         .map(key_bytes)
         .collect::<NifResult<Vec<_>>>()?;
-    Ok(match r.index.lookup_many(&encoded) {
-        Ok(batch) => {
-            let lists: Vec<Term<'a>> = batch.iter().map(|hs| hs.encode(env)).collect();
-            (atoms::ok(), lists).encode(env)
-        }
-        Err(e) => core_error(env, &e),
-    })
+    let lists = r.index.lookup_many(&encoded).map(|batch| {
+        batch
+            .iter()
+            .map(|hs| hs.encode(env))
+            .collect::<Vec<Term<'a>>>()
+    });
+    Ok(reply(env, lists))
 }
 
 #[rustler::nif]
@@ -216,10 +223,7 @@ fn index_lookup<'a>(
 ) -> NifResult<Term<'a>> {
     let k = key_bytes(key)?;
     let mut out = Vec::with_capacity(4);
-    Ok(match r.index.lookup_into(&k, &mut out) {
-        Ok(()) => (atoms::ok(), out).encode(env),
-        Err(e) => core_error(env, &e),
-    })
+    Ok(reply(env, r.index.lookup_into(&k, &mut out).map(|()| out)))
 }
 
 #[rustler::nif]
@@ -253,10 +257,7 @@ fn index_compact(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
 /// `len()` may recount every key after a drop: dirty.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn index_size(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
-    match r.index.len() {
-        Ok(n) => (atoms::ok(), n).encode(env),
-        Err(e) => core_error(env, &e),
-    }
+    reply(env, r.index.len())
 }
 
 #[rustler::nif(schedule = "DirtyCpu")]
