@@ -20,9 +20,11 @@ defmodule LsmIndex do
 
   ## Scheduling
 
-  Lookups run on normal schedulers; batches over #{1_000} keys and every write run on dirty
-  CPU schedulers (a write may flush or merge synchronously until compaction moves to a
-  background pool), as do `compact/1`, `size/1` and `stats/1`.
+  Lookups, point writes, `drop_handle/2` and batches of up to #{1_000} keys run on normal
+  schedulers and never compact. When a write fills a lane's overlay, the NIF says so and the
+  calling process runs the flush or merge on a dirty CPU scheduler before returning (so a
+  fast writer is slowed by its own compaction, never a scheduler). Larger batches,
+  `compact/1`, `size/1` and `stats/1` run on dirty CPU schedulers.
 
   ## Example
 
@@ -87,28 +89,34 @@ defmodule LsmIndex do
   @spec add(t(), term(), handle()) :: :ok | {:error, term()}
   def add(index, key, handle) do
     {k, h} = {key(key), handle!(handle)}
-    call(index, &Native.index_add(&1, k, h))
+    call(index, &settle(&1, Native.index_add(&1, k, h)))
   end
 
   @doc "Removes `handle` from `key`'s set; removing an absent pair is `:ok`."
   @spec remove(t(), term(), handle()) :: :ok | {:error, term()}
   def remove(index, key, handle) do
     {k, h} = {key(key), handle!(handle)}
-    call(index, &Native.index_remove(&1, k, h))
+    call(index, &settle(&1, Native.index_remove(&1, k, h)))
   end
 
   @doc "Adds every `{key, handle}` pair, in order, in one call."
   @spec add_many(t(), [{term(), handle()}]) :: :ok | {:error, term()}
   def add_many(index, pairs) do
     pairs = pairs!(pairs)
-    call(index, &Native.index_add_many(&1, pairs))
+
+    if length(pairs) > @dirty_batch,
+      do: call(index, &Native.index_add_many_dirty(&1, pairs)),
+      else: call(index, &settle(&1, Native.index_add_many(&1, pairs)))
   end
 
   @doc "Removes every `{key, handle}` pair, in order, in one call."
   @spec remove_many(t(), [{term(), handle()}]) :: :ok | {:error, term()}
   def remove_many(index, pairs) do
     pairs = pairs!(pairs)
-    call(index, &Native.index_remove_many(&1, pairs))
+
+    if length(pairs) > @dirty_batch,
+      do: call(index, &Native.index_remove_many_dirty(&1, pairs)),
+      else: call(index, &settle(&1, Native.index_remove_many(&1, pairs)))
   end
 
   @doc "The sorted handles of `key`; `[]` when absent."
@@ -170,6 +178,10 @@ defmodule LsmIndex do
 
   defp call(index, _fun),
     do: raise(ArgumentError, "expected an index from LsmIndex.new/1, got: #{inspect(index)}")
+
+  # A write that filled an overlay answers :maintain: compact now, on a dirty scheduler.
+  defp settle(index, :maintain), do: Native.index_maintain(index)
+  defp settle(_index, reply), do: reply
 
   defp key(k) when is_integer(k) and k >= @min_i64 and k <= @max_i64, do: k
   defp key(k) when is_binary(k), do: k

@@ -213,12 +213,60 @@ impl Index {
         self.write_many(pairs, Op::Remove)
     }
 
+    /// [`Index::add`] without the flush or merge it may make due: returns whether one is due,
+    /// for the caller to run [`Index::maintain`] where blocking is acceptable (a BEAM dirty
+    /// scheduler), keeping the write itself sub-microsecond.
+    pub fn add_deferred(&self, key: &[u8], handle: u32) -> Result<bool> {
+        let (fp, lane) = self.locate(key);
+        self.write_lane(lane, [(fp, handle)], Op::Add, &mut Vec::new(), false)
+    }
+
+    /// [`Index::remove`] deferring compaction like [`Index::add_deferred`].
+    pub fn remove_deferred(&self, key: &[u8], handle: u32) -> Result<bool> {
+        let (fp, lane) = self.locate(key);
+        self.write_lane(lane, [(fp, handle)], Op::Remove, &mut Vec::new(), false)
+    }
+
+    /// [`Index::add_many`] deferring compaction like [`Index::add_deferred`].
+    pub fn add_many_deferred<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<bool> {
+        self.write_many_in(pairs, Op::Add, false)
+    }
+
+    /// [`Index::remove_many`] deferring compaction like [`Index::add_deferred`].
+    pub fn remove_many_deferred<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<bool> {
+        self.write_many_in(pairs, Op::Remove, false)
+    }
+
+    /// Runs the flushes and merges deferred writes left due, lane by lane.
+    pub fn maintain(&self) -> Result<()> {
+        for lane in self.lanes.iter() {
+            if self.flush_due(&lane.state.read()) {
+                self.compact_lane(lane, false)?;
+            }
+        }
+        Ok(())
+    }
+
     fn write(&self, key: &[u8], handle: u32, op: Op) -> Result<()> {
         let (fp, lane) = self.locate(key);
-        self.write_lane(lane, [(fp, handle)], op, &mut Vec::new())
+        self.write_lane(lane, [(fp, handle)], op, &mut Vec::new(), true)?;
+        Ok(())
     }
 
     fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op) -> Result<()> {
+        self.write_many_in(pairs, op, true)?;
+        Ok(())
+    }
+
+    /// Writes `pairs` lane by lane; compacts full lanes inline when `compact`, else returns
+    /// whether some lane is due.
+    fn write_many_in<K: AsRef<[u8]>>(
+        &self,
+        pairs: &[(K, u32)],
+        op: Op,
+        compact: bool,
+    ) -> Result<bool> {
+        let mut due = false;
         let mut scratch = Vec::new();
         for chunk in pairs.chunks(WRITE_CHUNK) {
             // (lane, position, fp); the stable sort keeps each key's writes in call order.
@@ -234,21 +282,22 @@ impl Index {
             for group in located.chunk_by(|a, b| a.0 == b.0) {
                 let lane = &self.lanes[group[0].0 as usize];
                 let items = group.iter().map(|&(_, i, fp)| (fp, chunk[i].1));
-                self.write_lane(lane, items, op, &mut scratch)?;
+                due |= self.write_lane(lane, items, op, &mut scratch, compact)?;
             }
         }
-        Ok(())
+        Ok(due)
     }
 
-    /// Applies `(fingerprint, handle)` writes to one lane under one acquisition of its locks,
-    /// then flushes the lane if its overlay is full.
+    /// Applies `(fingerprint, handle)` writes to one lane under one acquisition of its locks.
+    /// If that fills the overlay, flushes it when `compact`, else returns `true` (due).
     fn write_lane(
         &self,
         lane: &Lane,
         items: impl IntoIterator<Item = (u64, u32)>,
         op: Op,
         scratch: &mut Vec<u32>,
-    ) -> Result<()> {
+        compact: bool,
+    ) -> Result<bool> {
         let flush_due = {
             let mut st = lane.state.write();
             let dead = self.dead.read();
@@ -258,10 +307,11 @@ impl Index {
             }
             self.flush_due(&st)
         };
-        if flush_due {
+        if flush_due && compact {
             self.compact_lane(lane, false)?;
+            return Ok(false);
         }
-        Ok(())
+        Ok(flush_due)
     }
 
     /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with

@@ -20,6 +20,27 @@ struct Scenario {
     drop_permille: u32,
     /// Per-mille of operations that are a full `compact`.
     compact_permille: u32,
+    /// Writes go through the `*_deferred` calls, with `maintain` run on only half of the
+    /// occasions it is due (so overlays also outgrow their limit for a while).
+    deferred: bool,
+}
+
+/// Applies one write the way the scenario says: inline compaction, or deferred + maintain.
+fn write(index: &Index, rng: &mut StdRng, deferred: bool, add: bool, pairs: &[(Vec<u8>, u32)]) {
+    let due = match (deferred, add, pairs) {
+        (false, true, [(k, h)]) => index.add(k, *h).map(|_| false),
+        (false, false, [(k, h)]) => index.remove(k, *h).map(|_| false),
+        (false, true, _) => index.add_many(pairs).map(|_| false),
+        (false, false, _) => index.remove_many(pairs).map(|_| false),
+        (true, true, [(k, h)]) => index.add_deferred(k, *h),
+        (true, false, [(k, h)]) => index.remove_deferred(k, *h),
+        (true, true, _) => index.add_many_deferred(pairs),
+        (true, false, _) => index.remove_many_deferred(pairs),
+    }
+    .unwrap();
+    if due && rng.gen_bool(0.5) {
+        index.maintain().unwrap();
+    }
 }
 
 fn key_bytes(i: u32) -> Vec<u8> {
@@ -117,7 +138,7 @@ fn run(s: Scenario) -> usize {
                 Some(&existing) if rng.gen_ratio(1, 10) => existing,
                 _ => handle(&mut rng, s.handles),
             };
-            index.add(k, h).unwrap();
+            write(&index, &mut rng, s.deferred, true, &[(k.clone(), h)]);
             oracle.entry(k.clone()).or_default().insert(h);
             assert_eq!(
                 index.lookup(k).unwrap(),
@@ -132,7 +153,7 @@ fn run(s: Scenario) -> usize {
                 Some(&existing) if rng.gen_bool(0.5) => existing,
                 _ => handle(&mut rng, s.handles),
             };
-            index.remove(k, h).unwrap();
+            write(&index, &mut rng, s.deferred, false, &[(k.clone(), h)]);
             if let Some(set) = oracle.get_mut(k) {
                 set.remove(&h);
             }
@@ -154,12 +175,12 @@ fn run(s: Scenario) -> usize {
                 })
                 .collect();
             if rng.gen_bool(0.5) {
-                index.add_many(&pairs).unwrap();
+                write(&index, &mut rng, s.deferred, true, &pairs);
                 for (k, h) in &pairs {
                     oracle.entry(k.clone()).or_default().insert(*h);
                 }
             } else {
-                index.remove_many(&pairs).unwrap();
+                write(&index, &mut rng, s.deferred, false, &pairs);
                 for (k, h) in &pairs {
                     if let Some(set) = oracle.get_mut(k) {
                         set.remove(h);
@@ -241,6 +262,7 @@ fn tiny_key_space_constant_compaction() {
             config: config(2, 4, MphKind::PtrHash, true),
             drop_permille: 8,
             compact_permille: 3,
+            deferred: seed % 2 == 1,
         });
     }
     assert!(total >= 240_000);
@@ -258,6 +280,7 @@ fn small_key_space_boomphf_without_prefilter() {
             config: config(4, 32, MphKind::BoomPhf, false),
             drop_permille: 3,
             compact_permille: 1,
+            deferred: seed == 11,
         });
     }
 }
@@ -274,6 +297,7 @@ fn medium_key_space_many_lanes() {
             config: config(16, 128, MphKind::PtrHash, true),
             drop_permille: 1,
             compact_permille: 0,
+            deferred: seed == 21,
         });
     }
 }
@@ -289,6 +313,7 @@ fn large_key_space_default_lanes() {
         config: config(64, 512, MphKind::PtrHash, true),
         drop_permille: 0,
         compact_permille: 0,
+        deferred: false,
     });
 }
 

@@ -4,9 +4,10 @@
 //! `{:__lsm_term__, binary}` for any other term (its deterministic external form). Each kind
 //! gets its own tag byte, so no two distinct Elixir keys share bytes.
 //!
-//! Scheduling: lookups run on normal schedulers; writes run on dirty CPU schedulers because
-//! a write may run a synchronous flush or merge until compaction moves to a background pool;
-//! `*_dirty` variants of the batch calls take large batches off normal schedulers.
+//! Scheduling: lookups, point writes, small batches and `drop_handle` run on normal schedulers
+//! and never compact: a write that fills a lane's overlay answers `:maintain`, and the caller
+//! then runs `index_maintain` (the flush or merge) on a dirty CPU scheduler. `*_dirty`
+//! variants take large batches (and their inline compaction) off normal schedulers.
 
 use lsm_index_core::{Config, Error, Index, MphKind};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -15,6 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 mod atoms {
     rustler::atoms! {
         ok,
+        maintain,
         error,
         __lsm_term__,
         invalid_config,
@@ -127,6 +129,17 @@ fn index_new<'a>(
     Ok(reply(env, index))
 }
 
+/// How a write ends: `:ok`, `:maintain` (done, and a flush is due: the caller runs
+/// `index_maintain` on a dirty scheduler), or `{:error, _}`.
+fn write_reply(env: Env<'_>, res: lsm_index_core::Result<bool>) -> Term<'_> {
+    match res {
+        Ok(false) => atoms::ok().encode(env),
+        Ok(true) => atoms::maintain().encode(env),
+        Err(e) => core_error(env, &e),
+    }
+}
+
+/// A point write on a normal scheduler: it never compacts (sub-microsecond).
 fn write_one<'a>(
     env: Env<'a>,
     r: &IndexResource,
@@ -136,14 +149,14 @@ fn write_one<'a>(
 ) -> NifResult<Term<'a>> {
     let k = key_bytes(key)?;
     let res = if add {
-        r.index.add(&k, h)
+        r.index.add_deferred(&k, h)
     } else {
-        r.index.remove(&k, h)
+        r.index.remove_deferred(&k, h)
     };
-    Ok(ok_or_error(env, res))
+    Ok(write_reply(env, res))
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn index_add<'a>(
     env: Env<'a>,
     r: ResourceArc<IndexResource>,
@@ -153,7 +166,7 @@ fn index_add<'a>(
     write_one(env, &r, key, h, true)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn index_remove<'a>(
     env: Env<'a>,
     r: ResourceArc<IndexResource>,
@@ -163,41 +176,69 @@ fn index_remove<'a>(
     write_one(env, &r, key, h, false)
 }
 
+/// A batch write; `inline` (dirty schedulers only) compacts full lanes as it goes, else
+/// compaction is left to `index_maintain`.
 fn write_many<'a>(
     env: Env<'a>,
     r: &IndexResource,
     pairs: Term<'a>,
     add: bool,
+    inline: bool,
 ) -> NifResult<Term<'a>> {
     let list: Vec<(Term<'a>, u32)> = pairs.decode()?;
     let encoded = list
         .into_iter()
         .map(|(key, h)| Ok((key_bytes(key)?, h)))
         .collect::<NifResult<Vec<_>>>()?;
-    let res = if add {
-        r.index.add_many(&encoded)
-    } else {
-        r.index.remove_many(&encoded)
+    let res = match (add, inline) {
+        (true, true) => r.index.add_many(&encoded).map(|()| false),
+        (false, true) => r.index.remove_many(&encoded).map(|()| false),
+        (true, false) => r.index.add_many_deferred(&encoded),
+        (false, false) => r.index.remove_many_deferred(&encoded),
     };
-    Ok(ok_or_error(env, res))
+    Ok(write_reply(env, res))
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn index_add_many<'a>(
     env: Env<'a>,
     r: ResourceArc<IndexResource>,
     pairs: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    write_many(env, &r, pairs, true)
+    write_many(env, &r, pairs, true, false)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn index_remove_many<'a>(
     env: Env<'a>,
     r: ResourceArc<IndexResource>,
     pairs: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    write_many(env, &r, pairs, false)
+    write_many(env, &r, pairs, false, false)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_add_many_dirty<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    pairs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    write_many(env, &r, pairs, true, true)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_remove_many_dirty<'a>(
+    env: Env<'a>,
+    r: ResourceArc<IndexResource>,
+    pairs: Term<'a>,
+) -> NifResult<Term<'a>> {
+    write_many(env, &r, pairs, false, true)
+}
+
+/// Runs the flushes and merges that deferred writes left due.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_maintain(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    ok_or_error(env, r.index.maintain())
 }
 
 fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult<Term<'a>> {
@@ -244,7 +285,7 @@ fn index_lookup_many_dirty<'a>(
     lookup_many(env, &r, keys)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif]
 fn index_drop_handle(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
     ok_or_error(env, r.index.drop_handle(h))
 }

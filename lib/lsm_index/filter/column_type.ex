@@ -1,0 +1,142 @@
+defmodule LsmIndex.Filter.ColumnType do
+  @moduledoc """
+  The Postgres column types a filter understands: checks shape literals, parses the text values
+  that WAL changes carry, and orders values the way Postgres does.
+
+  Every type has one canonical Elixir value per Postgres value, so equality is `===` and the
+  canonical value is what the equality indexes store:
+
+    * `:int2`, `:int4`, `:int8` - integers in the type's range (`"007"` parses to `7`)
+    * `:float8` - floats, `-0.0` folded into `0.0`; the text `NaN`, `Infinity` and `-Infinity`
+      parse to `:nan`, `:infinity` and `:neg_infinity`, which order as Postgres orders them
+      (`-Infinity` < numbers < `Infinity` < `NaN`); an integer literal is read as a float
+    * `:bool` - `true`/`false` (text `t`, `true`, `yes`, `on`, `1`, ... any case, as Postgres)
+    * `:text` - the binary itself; ordering is bytewise (the `C` collation)
+    * `:uuid` - lowercase canonical `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, so literals and
+      values match case-insensitively (32 hex digits without hyphens are accepted too)
+  """
+
+  @typedoc "A supported column type."
+  @type t :: :int2 | :int4 | :int8 | :float8 | :bool | :text | :uuid
+  @typedoc "A canonical value of some column type."
+  @type value :: integer() | float() | boolean() | binary() | :nan | :infinity | :neg_infinity
+
+  @types [:int2, :int4, :int8, :float8, :bool, :text, :uuid]
+  @ranges %{
+    int2: {-32_768, 32_767},
+    int4: {-2_147_483_648, 2_147_483_647},
+    int8: {-9_223_372_036_854_775_808, 9_223_372_036_854_775_807}
+  }
+  @true_words ~w(t true y yes on 1)
+  @false_words ~w(f false n no off 0)
+
+  @doc "The supported types."
+  @spec types() :: [t()]
+  def types, do: @types
+
+  @doc "Whether `type` is a supported type."
+  @spec valid?(term()) :: boolean()
+  def valid?(type), do: type in @types
+
+  @doc "The canonical value of an Elixir literal for a `type` column, or `:error`."
+  @spec literal(t(), term()) :: {:ok, value()} | :error
+  def literal(type, v) when type in [:int2, :int4, :int8] and is_integer(v), do: in_range(type, v)
+  def literal(:float8, v) when is_float(v), do: {:ok, fold_zero(v)}
+  def literal(:float8, v) when is_integer(v), do: {:ok, fold_zero(v * 1.0)}
+  def literal(:bool, v) when is_boolean(v), do: {:ok, v}
+  def literal(:text, v) when is_binary(v), do: {:ok, v}
+  def literal(:uuid, v) when is_binary(v), do: uuid(v)
+  def literal(_type, _v), do: :error
+
+  @doc "The canonical value of Postgres text `text` in a `type` column, or `:error`."
+  @spec parse(t(), binary()) :: {:ok, value()} | :error
+  def parse(type, text) when type in [:int2, :int4, :int8] do
+    case Integer.parse(text) do
+      {int, ""} -> in_range(type, int)
+      _ -> :error
+    end
+  end
+
+  def parse(:float8, text), do: parse_float(String.downcase(text))
+  def parse(:text, text), do: {:ok, text}
+  def parse(:uuid, text), do: uuid(text)
+
+  def parse(:bool, text) do
+    word = String.downcase(text)
+
+    cond do
+      word in @true_words -> {:ok, true}
+      word in @false_words -> {:ok, false}
+      true -> :error
+    end
+  end
+
+  @doc "Orders two non-null canonical values of one type as Postgres does."
+  @spec compare(value(), value()) :: :lt | :eq | :gt
+  def compare(a, b) when is_number(a) and is_number(b), do: cmp(a, b)
+  def compare(a, b) when is_atom(a) or is_atom(b), do: cmp(rank(a), rank(b))
+  def compare(a, b), do: cmp(a, b)
+
+  defp cmp(a, b) when a < b, do: :lt
+  defp cmp(a, b) when a > b, do: :gt
+  defp cmp(_a, _b), do: :eq
+
+  # booleans are atoms too: false < true, as in Postgres
+  defp rank(false), do: {0, 0}
+  defp rank(true), do: {0, 1}
+  defp rank(:neg_infinity), do: {-1, 0}
+  defp rank(:infinity), do: {1, 0}
+  defp rank(:nan), do: {2, 0}
+  defp rank(number), do: {0, number}
+
+  defp in_range(type, int) do
+    {min, max} = Map.fetch!(@ranges, type)
+    if int >= min and int <= max, do: {:ok, int}, else: :error
+  end
+
+  defp fold_zero(f) when f == 0.0, do: 0.0
+  defp fold_zero(f), do: f
+
+  defp parse_float("nan"), do: {:ok, :nan}
+  defp parse_float(inf) when inf in ["infinity", "+infinity", "inf", "+inf"], do: {:ok, :infinity}
+  defp parse_float(inf) when inf in ["-infinity", "-inf"], do: {:ok, :neg_infinity}
+  defp parse_float("." <> _ = text), do: parse_float("0" <> text)
+  defp parse_float("-." <> rest), do: parse_float("-0." <> rest)
+
+  defp parse_float(text) do
+    # Float.parse stops at the first character it cannot use; Postgres' output always fits.
+    case Float.parse(text) do
+      {f, ""} -> {:ok, fold_zero(f)}
+      _ -> :error
+    end
+  end
+
+  defp uuid(<<_::binary-size(36)>> = text) do
+    case String.split(text, "-") do
+      [a, b, c, d, e]
+      when byte_size(a) == 8 and byte_size(b) == 4 and byte_size(c) == 4 and byte_size(d) == 4 ->
+        hex_uuid(a <> b <> c <> d <> e)
+
+      _ ->
+        :error
+    end
+  end
+
+  defp uuid(<<_::binary-size(32)>> = hex), do: hex_uuid(hex)
+  defp uuid(_), do: :error
+
+  defp hex_uuid(hex) do
+    lower = String.downcase(hex)
+
+    if byte_size(lower) == 32 and hex?(lower) do
+      <<a::binary-8, b::binary-4, c::binary-4, d::binary-4, e::binary-12>> = lower
+      {:ok, Enum.join([a, b, c, d, e], "-")}
+    else
+      :error
+    end
+  end
+
+  defp hex?(<<c, rest::binary>>) when c in ?0..?9 or c in ?a..?f, do: hex?(rest)
+  defp hex?(<<>>), do: true
+  defp hex?(_), do: false
+end

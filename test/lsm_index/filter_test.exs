@@ -1,0 +1,314 @@
+defmodule LsmIndex.FilterTest do
+  # The same scenarios against every kind of equality index; they must all agree.
+  use ExUnit.Case, async: true
+
+  alias LsmIndex.Filter
+
+  @todos {"public", "todos"}
+  @users {"public", "users"}
+  @cols %{
+    "id" => :int8,
+    "user_id" => :int4,
+    "title" => :text,
+    "done" => :bool,
+    "score" => :float8,
+    "owner" => :uuid,
+    "code" => :text,
+    "small" => :int2
+  }
+  @uuid "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"
+
+  # tiny lanes and overlays so that segments, merges and drops are exercised; :auto switches
+  # to LSM after 2 values
+  @opts [lsm_options: [lanes: 2, overlay_limit: 4], auto_threshold: 2]
+
+  defp new(mode), do: Filter.new([index: mode] ++ @opts)
+  defp shape(where, table \\ @todos), do: %{table: table, columns: @cols, where: where}
+
+  defp add(filter, shapes) do
+    Enum.reduce(shapes, filter, fn {id, where}, f -> Filter.add_shape(f, id, shape(where)) end)
+  end
+
+  defp ins(f, record, table \\ @todos),
+    do: sorted(Filter.affected_shapes(f, {:insert, table, record}))
+
+  defp sorted(set), do: set |> MapSet.to_list() |> Enum.sort()
+
+  for mode <- [:map, :lsm, :auto] do
+    describe "#{mode}:" do
+      @describetag mode: mode
+
+      test "routes by value and isolates tables", %{mode: mode} do
+        f = new(mode) |> add(a: {:eq, "user_id", 1}, b: {:eq, "user_id", 2})
+        f = Filter.add_shape(f, :u, shape({:eq, "user_id", 1}, @users))
+
+        assert ins(f, %{"user_id" => "1"}) == [:a]
+        assert ins(f, %{"user_id" => "2"}) == [:b]
+        assert ins(f, %{"user_id" => "3"}) == []
+        assert ins(f, %{"user_id" => "1"}, @users) == [:u]
+        assert ins(f, %{"user_id" => "1"}, {"public", "other"}) == []
+        assert sorted(Filter.affected_shapes(f, {:truncate, @todos})) == [:a, :b]
+        assert sorted(Filter.affected_shapes(f, {:truncate, {"x", "y"}})) == []
+        assert sorted(Filter.all_shape_ids(f)) == [:a, :b, :u]
+      end
+
+      test "delete routes on the old record", %{mode: mode} do
+        f = new(mode) |> add(a: {:eq, "user_id", 1})
+        assert sorted(Filter.affected_shapes(f, {:delete, @todos, %{"user_id" => "1"}})) == [:a]
+        assert sorted(Filter.affected_shapes(f, {:delete, @todos, %{"user_id" => "2"}})) == []
+      end
+
+      test "an update moving a row between values hits both shapes", %{mode: mode} do
+        f =
+          new(mode) |> add(a: {:eq, "user_id", 1}, b: {:eq, "user_id", 2}, c: {:eq, "user_id", 3})
+
+        change = {:update, @todos, %{"user_id" => "1"}, %{"user_id" => "2"}}
+        assert sorted(Filter.affected_shapes(f, change)) == [:a, :b]
+      end
+
+      test "NULL and missing columns match only IS NULL", %{mode: mode} do
+        f =
+          new(mode)
+          |> add(
+            eq: {:eq, "user_id", 1},
+            ne: {:ne, "user_id", 1},
+            not_eq: {:not, {:eq, "user_id", 1}},
+            null: {:is_null, "user_id"},
+            not_null: {:not, {:is_null, "user_id"}}
+          )
+
+        assert ins(f, %{"user_id" => nil}) == [:null]
+        assert ins(f, %{"title" => "x"}) == [:null]
+        assert ins(f, %{"user_id" => "1"}) == [:eq, :not_null]
+        assert ins(f, %{"user_id" => "5"}) == [:ne, :not_eq, :not_null]
+      end
+
+      test "three-valued logic: unknown AND false, unknown OR true", %{mode: mode} do
+        f =
+          new(mode)
+          |> add(
+            and_false: {:not, {:and, [{:eq, "user_id", 1}, {:eq, "title", "x"}]}},
+            or_true: {:or, [{:eq, "user_id", 1}, {:eq, "title", "x"}]},
+            null_literal: {:eq, "title", nil},
+            in_null: {:not, {:in, "user_id", [2, nil]}},
+            scan_and: {:and, [{:ne, "user_id", 1}, {:gt, "score", 1}]},
+            scan_or: {:not, {:or, [{:ne, "user_id", 1}, {:gt, "score", 1}]}}
+          )
+
+        # scanned (no equality conjunct): NULL AND true is unknown, NOT (NULL OR false) too
+        assert ins(f, %{"user_id" => nil, "score" => "2", "title" => "y"}) == [:and_false]
+        assert ins(f, %{"user_id" => nil, "score" => "0", "title" => "y"}) == [:and_false]
+
+        # user_id NULL: (NULL AND false) is false, so NOT(...) is true; (NULL OR true) is true
+        assert ins(f, %{"user_id" => nil, "title" => "y"}) == [:and_false]
+        assert ins(f, %{"user_id" => nil, "title" => "x"}) == [:or_true]
+        # 3 NOT IN (2, NULL) is unknown; 2 NOT IN (2, NULL) is false
+        assert ins(f, %{"user_id" => "3", "title" => "y"}) == [:and_false]
+        assert ins(f, %{"user_id" => "1", "title" => "x"}) == [:or_true]
+      end
+
+      test "values are parsed by column type", %{mode: mode} do
+        f =
+          new(mode)
+          |> add(
+            int: {:eq, "user_id", 7},
+            text: {:eq, "title", "7"},
+            uuid: {:eq, "owner", String.upcase(@uuid)},
+            bool: {:eq, "done", true},
+            float: {:eq, "score", 2},
+            gt: {:gt, "score", 1.5}
+          )
+
+        assert ins(f, %{"user_id" => "007"}) == [:int]
+        assert ins(f, %{"title" => "007"}) == []
+        assert ins(f, %{"title" => "7", "user_id" => "7"}) == [:int, :text]
+        assert ins(f, %{"owner" => @uuid}) == [:uuid]
+        assert ins(f, %{"owner" => String.replace(@uuid, "-", "")}) == [:uuid]
+        assert ins(f, %{"done" => "t"}) == [:bool]
+        assert ins(f, %{"done" => "f"}) == []
+        assert ins(f, %{"score" => "2.0"}) == [:float, :gt]
+        assert ins(f, %{"score" => "1.5"}) == []
+        assert ins(f, %{"score" => "Infinity"}) == [:gt]
+        assert ins(f, %{"score" => "NaN"}) == [:gt]
+        assert ins(f, %{"score" => "-Infinity"}) == []
+      end
+
+      test "an unparseable value routes to every shape referring to its column", %{mode: mode} do
+        f =
+          new(mode)
+          |> add(
+            a: {:eq, "user_id", 1},
+            b: {:and, [{:eq, "title", "t"}, {:gt, "user_id", 5}]},
+            c: {:eq, "title", "t"},
+            d: {:lt, "small", 0}
+          )
+
+        assert ins(f, %{"user_id" => "one", "title" => "u"}) == [:a, :b]
+        assert ins(f, %{"user_id" => "99999999999", "title" => "t"}) == [:a, :b, :c]
+        assert ins(f, %{"small" => "40000"}) == [:d]
+        assert ins(f, %{"done" => "maybe", "title" => "u"}) == []
+      end
+
+      test "shapes without WHERE or without an indexable conjunct see every change",
+           %{mode: mode} do
+        f = new(mode) |> add(all: nil, range: {:ge, "user_id", 10}, a: {:eq, "user_id", 1})
+        assert ins(f, %{"user_id" => "1"}) == [:a, :all]
+        assert ins(f, %{"user_id" => "10"}) == [:all, :range]
+        assert ins(f, %{}) == [:all]
+      end
+
+      test "several shapes on one value; removing one of them", %{mode: mode} do
+        f =
+          new(mode) |> add(a: {:eq, "user_id", 1}, b: {:eq, "user_id", 1}, c: {:eq, "user_id", 1})
+
+        assert ins(f, %{"user_id" => "1"}) == [:a, :b, :c]
+        f = Filter.remove_shape(f, :b)
+        assert ins(f, %{"user_id" => "1"}) == [:a, :c]
+        f = f |> Filter.remove_shape(:a) |> Filter.remove_shape(:c) |> Filter.remove_shape(:zz)
+        assert ins(f, %{"user_id" => "1"}) == []
+        assert f.tables == %{}
+      end
+
+      test "IN lists and ORs of equalities on one column", %{mode: mode} do
+        f =
+          new(mode)
+          |> add(
+            in: {:in, "user_id", [1, 2, 3, 2]},
+            or: {:or, [{:eq, "user_id", 3}, {:in, "user_id", [4]}]},
+            same: {:or, [{:eq, "user_id", 5}, {:eq, "user_id", 5}]},
+            mixed: {:or, [{:eq, "user_id", 6}, {:eq, "title", "x"}]}
+          )
+
+        assert ins(f, %{"user_id" => "2"}) == [:in]
+        assert ins(f, %{"user_id" => "3"}) == [:in, :or]
+        assert ins(f, %{"user_id" => "5"}) == [:same]
+        assert ins(f, %{"user_id" => "6"}) == [:mixed]
+        assert ins(f, %{"title" => "x"}) == [:mixed]
+        f = Filter.remove_shape(f, :same)
+        assert ins(f, %{"user_id" => "5"}) == []
+        assert ins(f, %{"user_id" => "3"}) == [:in, :or]
+      end
+
+      test "nested residuals are checked on the candidates", %{mode: mode} do
+        where =
+          {:and,
+           [
+             {:eq, "user_id", 1},
+             {:or, [{:not, {:eq, "done", true}}, {:and, [{:ge, "score", 2}, {:le, "score", 3}]}]},
+             {:and, [{:ne, "title", "hidden"}]}
+           ]}
+
+        f = new(mode) |> add(a: where)
+        assert ins(f, %{"user_id" => "1", "done" => "f", "title" => "x"}) == [:a]
+
+        assert ins(f, %{"user_id" => "1", "done" => "t", "score" => "2.5", "title" => "x"}) == [
+                 :a
+               ]
+
+        assert ins(f, %{"user_id" => "1", "done" => "t", "score" => "3.5", "title" => "x"}) == []
+        assert ins(f, %{"user_id" => "1", "done" => "f", "title" => "hidden"}) == []
+        assert ins(f, %{"user_id" => "2", "done" => "f", "title" => "x"}) == []
+      end
+
+      test "handles are reused after removal without resurrecting old keys", %{mode: mode} do
+        f = new(mode) |> add(a: {:in, "user_id", [1, 2, 3]}, b: {:eq, "user_id", 1})
+        f = Filter.remove_shape(f, :a)
+        # :c may get :a's handle back
+        f = add(f, c: {:in, "user_id", [4, 5]}, d: {:eq, "user_id", 1})
+        assert ins(f, %{"user_id" => "1"}) == [:b, :d]
+        assert ins(f, %{"user_id" => "2"}) == []
+        assert ins(f, %{"user_id" => "4"}) == [:c]
+        f = add(f, a: {:eq, "user_id", 2})
+        assert ins(f, %{"user_id" => "2"}) == [:a]
+        assert ins(f, %{"user_id" => "3"}) == []
+      end
+
+      test "adding an existing shape id replaces it", %{mode: mode} do
+        f = new(mode) |> add(a: {:eq, "user_id", 1})
+        f = add(f, a: {:eq, "user_id", 2})
+        assert ins(f, %{"user_id" => "1"}) == []
+        assert ins(f, %{"user_id" => "2"}) == [:a]
+      end
+
+      test "bad shapes and changes raise ArgumentError", %{mode: mode} do
+        f = new(mode)
+        bad = fn where -> fn -> Filter.add_shape(f, :x, shape(where)) end end
+        assert_raise ArgumentError, ~r/unknown column "nope"/, bad.({:eq, "nope", 1})
+        assert_raise ArgumentError, ~r/not a valid int4/, bad.({:eq, "user_id", "1"})
+        assert_raise ArgumentError, ~r/not a valid int2/, bad.({:eq, "small", 40_000})
+        assert_raise ArgumentError, ~r/not a valid uuid/, bad.({:eq, "owner", "nope"})
+        assert_raise ArgumentError, ~r/not a valid bool/, bad.({:in, "done", [1]})
+        assert_raise ArgumentError, ~r/not a WHERE expression/, bad.({:like, "title", "%"})
+        assert_raise ArgumentError, ~r/list of expressions/, bad.({:and, :x})
+
+        assert_raise ArgumentError, ~r/type :blob/, fn ->
+          Filter.add_shape(f, :x, %{table: @todos, columns: %{"a" => :blob}, where: nil})
+        end
+
+        assert_raise ArgumentError, ~r/a shape is a map/, fn -> Filter.add_shape(f, :x, nil) end
+
+        f = add(f, a: {:eq, "user_id", 1})
+
+        assert_raise ArgumentError, ~r/is int4 in other shapes/, fn ->
+          Filter.add_shape(f, :b, %{
+            table: @todos,
+            columns: %{"user_id" => :text},
+            where: {:eq, "user_id", "1"}
+          })
+        end
+
+        assert_raise ArgumentError, ~r/Postgres text/, fn -> ins(f, %{"user_id" => 1}) end
+        assert_raise ArgumentError, ~r/a record is a map/, fn -> ins(f, [{"user_id", "1"}]) end
+
+        assert_raise ArgumentError, ~r/expected an :insert/, fn ->
+          Filter.affected_shapes(f, :x)
+        end
+
+        # the failed calls left the filter as it was
+        assert ins(f, %{"user_id" => "1"}) == [:a]
+      end
+    end
+  end
+
+  describe "new/1" do
+    test "options are validated" do
+      assert_raise ArgumentError, ~r/:index must be one of/, fn -> Filter.new(index: :ets) end
+      assert_raise ArgumentError, ~r/:auto_threshold/, fn -> Filter.new(auto_threshold: -1) end
+      assert_raise ArgumentError, ~r/:lsm_options/, fn -> Filter.new(lsm_options: 3) end
+      assert_raise ArgumentError, fn -> Filter.new(unknown: 1) end
+      assert %Filter{mode: :map} = Filter.new()
+    end
+
+    test ":auto switches an index to LSM above the threshold and keeps every shape" do
+      f = Filter.new(index: :auto, auto_threshold: 3)
+      f = add(f, a: {:in, "user_id", [1, 2]}, b: {:eq, "user_id", 3})
+      assert Filter.index_kind(f, @todos, "user_id") == :map
+      f = add(f, c: {:eq, "user_id", 4})
+      assert Filter.index_kind(f, @todos, "user_id") == :lsm
+      assert ins(f, %{"user_id" => "2"}) == [:a]
+      f = Filter.remove_shape(f, :a)
+      assert ins(f, %{"user_id" => "1"}) == []
+      assert ins(f, %{"user_id" => "4"}) == [:c]
+    end
+  end
+
+  describe "LsmEqualityIndex memory" do
+    test "BEAM memory does not grow with the number of values" do
+      size_with = fn n ->
+        f = Filter.new(index: :lsm)
+        f = Filter.add_shape(f, :s, shape({:in, "id", Enum.to_list(1..n)}))
+        assert ins(f, %{"id" => Integer.to_string(n)}) == [:s]
+        :erts_debug.size(f)
+      end
+
+      small = size_with.(10)
+      assert size_with.(1_000_000) == small
+      # the map index, for contrast, holds every value
+      f =
+        Filter.new(index: :map)
+        |> Filter.add_shape(:s, shape({:in, "id", Enum.to_list(1..10_000)}))
+
+      assert :erts_debug.size(f) > 10 * small
+    end
+  end
+end
