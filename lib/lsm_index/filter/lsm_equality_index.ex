@@ -3,28 +3,43 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   The equality index of `LsmIndex.Filter.Index.Protocol` on an `LsmIndex` NIF resource: every
   value lives in Rust; the BEAM side holds only per-shape state.
 
-  Each distinct `{shape_id, and_where}` is interned to a `u32` handle with a count of the values
-  routed to it; the handle is recycled when that count drops to zero (by then every key of it
-  has been removed). So the struct's size grows with the number of shapes, never with the number
-  of values: one shape with a million `IN` values costs one handle here.
+  A shape is a `u32` handle in Rust. A shape id that is an integer in `0..2^31-1` is its own
+  handle; any other shape id is interned to a handle from `2^31` up, recycled once the shape
+  is gone. Per shape the struct keeps the number of values routed to it (for `empty?/1` and
+  `all_shape_ids/1`), its residual WHERE when it has one, and the interning if any; nothing per
+  value, so one shape with a million `IN` values costs one entry here.
 
-  The struct wraps a mutable resource: functions return the updated struct, and older copies
-  see the resource's current keys with their own (stale) handle table; keep the latest.
+  A shape id has one residual in this index (the filter gives each shape one plan); adding it
+  with another raises `ArgumentError`. The struct wraps a mutable resource: functions return
+  the updated struct, and older copies see the resource's current keys with their own
+  (stale) shape table; keep the latest.
   """
 
   alias LsmIndex.Filter.Where
 
+  @identity_limit 2_147_483_648
+  @max_handle 4_294_967_295
+
   @enforce_keys [:index]
-  defstruct [:index, handles: %{}, entries: %{}, free: [], next: 0, shape_refs: %{}]
+  defstruct [
+    :index,
+    refs: %{},
+    residuals: %{},
+    interned: %{},
+    names: %{},
+    free: [],
+    next: @identity_limit
+  ]
 
   @typedoc "An LSM-backed equality index."
   @type t :: %__MODULE__{
           index: LsmIndex.t(),
-          handles: %{{term(), Where.t()} => {LsmIndex.handle(), pos_integer()}},
-          entries: %{LsmIndex.handle() => {term(), Where.t()}},
+          refs: %{term() => pos_integer()},
+          residuals: %{term() => Where.t()},
+          interned: %{term() => LsmIndex.handle()},
+          names: %{LsmIndex.handle() => term()},
           free: [LsmIndex.handle()],
-          next: non_neg_integer(),
-          shape_refs: %{term() => pos_integer()}
+          next: LsmIndex.handle()
         }
 
   @doc "An empty index; `opts` go to `LsmIndex.new/1`."
@@ -50,84 +65,104 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @spec key_count(t) :: non_neg_integer()
   def key_count(%__MODULE__{index: index}), do: LsmIndex.size(index)
 
-  @doc false
-  # Interns {shape_id, and_where}, counting `n` more values routed to it.
-  def acquire(%__MODULE__{} = idx, shape_id, and_where, n) do
-    key = {shape_id, and_where}
-
-    case idx.handles do
-      %{^key => {handle, refs}} ->
-        {handle, %{idx | handles: Map.put(idx.handles, key, {handle, refs + n})}}
-
-      _ ->
-        {handle, idx} = new_handle(idx)
-
-        idx = %{
-          idx
-          | handles: Map.put(idx.handles, key, {handle, n}),
-            entries: Map.put(idx.entries, handle, key),
-            shape_refs: Map.update(idx.shape_refs, shape_id, 1, &(&1 + 1))
-        }
-
-        {handle, idx}
-    end
-  end
-
-  @doc false
-  # Counts `n` values fewer for {shape_id, and_where}; frees its handle at zero.
-  def release(%__MODULE__{} = idx, shape_id, and_where, n) do
-    key = {shape_id, and_where}
-
-    case idx.handles do
-      %{^key => {handle, refs}} when refs > n ->
-        {handle, %{idx | handles: Map.put(idx.handles, key, {handle, refs - n})}}
-
-      %{^key => {handle, _refs}} ->
-        shape_refs =
-          case idx.shape_refs do
-            %{^shape_id => 1} -> Map.delete(idx.shape_refs, shape_id)
-            %{^shape_id => k} -> Map.put(idx.shape_refs, shape_id, k - 1)
-          end
-
-        idx = %{
-          idx
-          | handles: Map.delete(idx.handles, key),
-            entries: Map.delete(idx.entries, handle),
-            free: [handle | idx.free],
-            shape_refs: shape_refs
-        }
-
-        {handle, idx}
-
-      _ ->
-        {nil, idx}
-    end
-  end
-
   @doc """
-  Removes every value of `{shape_id, and_where}` at once by dropping its handle in Rust
+  Removes every value of shape `shape_id` at once by dropping its handle in Rust
   (`LsmIndex.drop_handle/2`), so the caller needs no list of the values.
   """
   @spec drop_shape(t, term(), Where.t()) :: t
-  def drop_shape(%__MODULE__{} = idx, shape_id, and_where) do
-    case idx.handles do
-      %{{^shape_id, ^and_where} => {handle, refs}} ->
-        {^handle, idx} = release(idx, shape_id, and_where, refs)
+  def drop_shape(%__MODULE__{} = idx, shape_id, _and_where) do
+    case idx.refs do
+      %{^shape_id => refs} ->
+        handle = handle_of(idx, shape_id)
         ok!(LsmIndex.drop_handle(idx.index, handle))
-        idx
+        release(idx, shape_id, refs)
 
       _ ->
         idx
     end
   end
 
-  defp new_handle(%{free: [h | rest]} = idx), do: {h, %{idx | free: rest}}
+  @doc false
+  # The handle of `shape_id`, allocated if new, counting `n` more values routed to it.
+  def acquire(%__MODULE__{} = idx, shape_id, and_where, n) do
+    idx =
+      case idx.refs do
+        %{^shape_id => refs} ->
+          if Map.get(idx.residuals, shape_id) != and_where,
+            do:
+              raise(
+                ArgumentError,
+                "shape #{inspect(shape_id)} is already indexed with another residual"
+              )
 
-  defp new_handle(%{next: next} = idx) when next <= 4_294_967_295,
-    do: {next, %{idx | next: next + 1}}
+          %{idx | refs: Map.put(idx.refs, shape_id, refs + n)}
 
-  defp new_handle(_idx),
-    do: raise(LsmIndex.Error, reason: :too_large, message: "more than 2^32 live handles")
+        _ ->
+          idx = %{idx | refs: Map.put(idx.refs, shape_id, n)}
+          idx = if and_where == nil, do: idx, else: put_in(idx.residuals[shape_id], and_where)
+          if identity?(shape_id), do: idx, else: intern(idx, shape_id)
+      end
+
+    {handle_of(idx, shape_id), idx}
+  end
+
+  @doc false
+  # Counts `n` values fewer for `shape_id`; forgets the shape (and frees an interned handle)
+  # at zero.
+  def release(%__MODULE__{} = idx, shape_id, n) do
+    case idx.refs do
+      %{^shape_id => refs} when refs > n ->
+        %{idx | refs: Map.put(idx.refs, shape_id, refs - n)}
+
+      %{^shape_id => _} ->
+        idx = %{
+          idx
+          | refs: Map.delete(idx.refs, shape_id),
+            residuals: Map.delete(idx.residuals, shape_id)
+        }
+
+        case Map.pop(idx.interned, shape_id) do
+          {nil, _} ->
+            idx
+
+          {handle, interned} ->
+            names = Map.delete(idx.names, handle)
+            %{idx | interned: interned, names: names, free: [handle | idx.free]}
+        end
+
+      _ ->
+        idx
+    end
+  end
+
+  @doc false
+  def handle_of(_idx, shape_id)
+      when is_integer(shape_id) and shape_id >= 0 and shape_id < @identity_limit,
+      do: shape_id
+
+  def handle_of(idx, shape_id), do: Map.fetch!(idx.interned, shape_id)
+
+  @doc false
+  def shape_of(_idx, handle) when handle < @identity_limit, do: handle
+  def shape_of(idx, handle), do: Map.get(idx.names, handle)
+
+  defp identity?(shape_id),
+    do: is_integer(shape_id) and shape_id >= 0 and shape_id < @identity_limit
+
+  defp intern(idx, shape_id) do
+    {handle, idx} =
+      case idx do
+        %{free: [h | rest]} -> {h, %{idx | free: rest}}
+        %{next: next} when next <= @max_handle -> {next, %{idx | next: next + 1}}
+        _ -> raise LsmIndex.Error, reason: :too_large, message: "more than 2^31 interned shapes"
+      end
+
+    %{
+      idx
+      | interned: Map.put(idx.interned, shape_id, handle),
+        names: Map.put(idx.names, handle, shape_id)
+    }
+  end
 
   @doc false
   def ok!(:ok), do: :ok
@@ -138,46 +173,48 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   defimpl LsmIndex.Filter.Index.Protocol do
     alias LsmIndex.Filter.{LsmEqualityIndex, Where}
 
-    def empty?(idx), do: idx.shape_refs == %{}
+    def empty?(idx), do: idx.refs == %{}
 
-    def add_shape(idx, value, shape_id, and_where) do
-      {handle, idx} = LsmEqualityIndex.acquire(idx, shape_id, and_where, 1)
-      LsmEqualityIndex.ok!(LsmIndex.add(idx.index, value, handle))
-      idx
-    end
+    def add_shape(idx, value, shape_id, and_where),
+      do: add_shape_many(idx, [value], shape_id, and_where)
 
-    def remove_shape(idx, value, shape_id, and_where) do
-      case LsmEqualityIndex.release(idx, shape_id, and_where, 1) do
-        {nil, idx} ->
-          idx
-
-        {handle, idx} ->
-          LsmEqualityIndex.ok!(LsmIndex.remove(idx.index, value, handle))
-          idx
-      end
-    end
+    def remove_shape(idx, value, shape_id, and_where),
+      do: remove_shape_many(idx, [value], shape_id, and_where)
 
     def add_shape_many(idx, [], _shape_id, _and_where), do: idx
 
     def add_shape_many(idx, values, shape_id, and_where) do
       {handle, idx} = LsmEqualityIndex.acquire(idx, shape_id, and_where, length(values))
-      LsmEqualityIndex.ok!(LsmIndex.add_many(idx.index, Enum.map(values, &{&1, handle})))
+
+      LsmEqualityIndex.ok!(
+        write(idx.index, values, handle, &LsmIndex.add/3, &LsmIndex.add_many/2)
+      )
+
       idx
     end
 
     def remove_shape_many(idx, [], _shape_id, _and_where), do: idx
 
-    def remove_shape_many(idx, values, shape_id, and_where) do
-      case LsmEqualityIndex.release(idx, shape_id, and_where, length(values)) do
-        {nil, idx} ->
-          idx
+    def remove_shape_many(idx, values, shape_id, _and_where) do
+      case idx.refs do
+        %{^shape_id => _} ->
+          handle = LsmEqualityIndex.handle_of(idx, shape_id)
 
-        {handle, idx} ->
-          pairs = Enum.map(values, &{&1, handle})
-          LsmEqualityIndex.ok!(LsmIndex.remove_many(idx.index, pairs))
+          LsmEqualityIndex.ok!(
+            write(idx.index, values, handle, &LsmIndex.remove/3, &LsmIndex.remove_many/2)
+          )
+
+          LsmEqualityIndex.release(idx, shape_id, length(values))
+
+        _ ->
           idx
       end
     end
+
+    defp write(index, [value], handle, one, _many), do: one.(index, value, handle)
+
+    defp write(index, values, handle, _one, many),
+      do: many.(index, Enum.map(values, &{&1, handle}))
 
     def affected_shapes(idx, field, record, _shapes) do
       case Map.get(record, field) do
@@ -186,13 +223,14 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
 
         value ->
           for handle <- LsmIndex.lookup(idx.index, value),
-              {shape_id, and_where} <- [Map.get(idx.entries, handle)],
-              Where.matches?(and_where, record),
+              shape_id = LsmEqualityIndex.shape_of(idx, handle),
+              shape_id != nil,
+              Where.matches?(Map.get(idx.residuals, shape_id), record),
               into: MapSet.new(),
               do: shape_id
       end
     end
 
-    def all_shape_ids(idx), do: idx.shape_refs |> Map.keys() |> MapSet.new()
+    def all_shape_ids(idx), do: idx.refs |> Map.keys() |> MapSet.new()
   end
 end
