@@ -123,8 +123,21 @@ defmodule LsmIndex do
   @spec lookup(t(), term()) :: [handle()]
   def lookup(index, key) do
     k = key(key)
-    unwrap!(call(index, &Native.index_lookup(&1, k)))
+
+    # the hottest call: no closure, and the NIF returns the list itself
+    case index_lookup(index, k) do
+      handles when is_list(handles) -> handles
+      error -> unwrap!(error)
+    end
   end
+
+  defp index_lookup(index, k) when is_reference(index) do
+    Native.index_lookup(index, k)
+  rescue
+    ArgumentError -> reraise ArgumentError, [message: not_an_index(index)], __STACKTRACE__
+  end
+
+  defp index_lookup(index, _k), do: raise(ArgumentError, not_an_index(index))
 
   @doc "The sorted handles of each key, in the order of `keys`, in one call."
   @spec lookup_many(t(), [term()]) :: [[handle()]]
@@ -170,14 +183,12 @@ defmodule LsmIndex do
   defp call(index, fun) when is_reference(index) do
     fun.(index)
   rescue
-    ArgumentError ->
-      reraise ArgumentError,
-              [message: "expected an index from LsmIndex.new/1, got: #{inspect(index)}"],
-              __STACKTRACE__
+    ArgumentError -> reraise ArgumentError, [message: not_an_index(index)], __STACKTRACE__
   end
 
-  defp call(index, _fun),
-    do: raise(ArgumentError, "expected an index from LsmIndex.new/1, got: #{inspect(index)}")
+  defp call(index, _fun), do: raise(ArgumentError, not_an_index(index))
+
+  defp not_an_index(index), do: "expected an index from LsmIndex.new/1, got: #{inspect(index)}"
 
   # A write that filled an overlay answers :maintain: compact now, on a dirty scheduler.
   defp settle(index, :maintain), do: Native.index_maintain(index)

@@ -48,6 +48,19 @@ defmodule LsmIndex.Filter.EqualityIndexTest do
     end
   end
 
+  test "lsm: affected_shapes_many answers like affected_shapes, in order" do
+    idx =
+      LsmEqualityIndex.new()
+      |> Index.add_shape(1, :a, nil)
+      |> Index.add_shape(1, 5, {:eq, "x", 1})
+      |> Index.add_shape(2, :b, nil)
+
+    rows = [%{"v" => 1, "x" => 1}, %{"v" => nil}, %{"v" => 3}, %{"v" => 2}, %{"v" => 1}]
+    expected = Enum.map(rows, &Index.affected_shapes(idx, "v", &1, %{}))
+    assert LsmEqualityIndex.affected_shapes_many(idx, "v", rows) == expected
+    assert Enum.at(expected, 0) == MapSet.new([:a, 5])
+  end
+
   test "lsm: a shape id keeps one residual" do
     idx = LsmEqualityIndex.new() |> Index.add_shape(1, :s, nil)
 

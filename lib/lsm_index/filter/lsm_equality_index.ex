@@ -82,6 +82,32 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     end
   end
 
+  @doc """
+  `affected_shapes/4` of the protocol for many records in one NIF call (a transaction's rows):
+  one MapSet per record, in order.
+  """
+  @spec affected_shapes_many(t, String.t(), [Where.row()]) :: [MapSet.t()]
+  def affected_shapes_many(%__MODULE__{} = idx, field, records) do
+    # NULLs are looked up as a key no index holds and give an empty set below
+    values = Enum.map(records, &Map.get(&1, field))
+
+    idx.index
+    |> LsmIndex.lookup_many(values)
+    |> Enum.zip_with(records, fn handles, record ->
+      if Map.get(record, field) == nil, do: MapSet.new(), else: matching(idx, handles, record)
+    end)
+  end
+
+  @doc false
+  def matching(idx, handles, record) do
+    for handle <- handles,
+        shape_id = shape_of(idx, handle),
+        shape_id != nil,
+        Where.matches?(Map.get(idx.residuals, shape_id), record),
+        into: MapSet.new(),
+        do: shape_id
+  end
+
   @doc false
   # The handle of `shape_id`, allocated if new, counting `n` more values routed to it.
   def acquire(%__MODULE__{} = idx, shape_id, and_where, n) do
@@ -171,7 +197,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     do: raise(LsmIndex.Error, reason: reason, message: message)
 
   defimpl LsmIndex.Filter.Index.Protocol do
-    alias LsmIndex.Filter.{LsmEqualityIndex, Where}
+    alias LsmIndex.Filter.LsmEqualityIndex
 
     def empty?(idx), do: idx.refs == %{}
 
@@ -222,12 +248,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
           MapSet.new()
 
         value ->
-          for handle <- LsmIndex.lookup(idx.index, value),
-              shape_id = LsmEqualityIndex.shape_of(idx, handle),
-              shape_id != nil,
-              Where.matches?(Map.get(idx.residuals, shape_id), record),
-              into: MapSet.new(),
-              do: shape_id
+          LsmEqualityIndex.matching(idx, LsmIndex.lookup(idx.index, value), record)
       end
     end
 

@@ -11,6 +11,8 @@
 
 use lsm_index_core::{Config, Error, Index, MphKind};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use smallvec::SmallVec;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod atoms {
@@ -61,9 +63,17 @@ const TAG_INT: u8 = 1;
 const TAG_BINARY: u8 = 2;
 const TAG_TERM: u8 = 3;
 
+/// Key bytes: inline up to 32 bytes, so integer and short binary keys cost no allocation.
+type KeyBytes = SmallVec<[u8; 32]>;
+
 /// The key bytes of an encoded key term (tag byte + body); `Err(badarg)` for anything else.
-fn key_bytes(term: Term<'_>) -> NifResult<Vec<u8>> {
-    let tagged = |tag: u8, body: &[u8]| [&[tag][..], body].concat();
+fn key_bytes(term: Term<'_>) -> NifResult<KeyBytes> {
+    let tagged = |tag: u8, body: &[u8]| {
+        let mut k = KeyBytes::with_capacity(body.len() + 1);
+        k.push(tag);
+        k.extend_from_slice(body);
+        k
+    };
     if let Ok(i) = term.decode::<i64>() {
         Ok(tagged(TAG_INT, &i.to_be_bytes()))
     } else if let Ok(b) = term.decode::<Binary<'_>>() {
@@ -256,6 +266,13 @@ fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult
     Ok(reply(env, lists))
 }
 
+thread_local! {
+    /// Reused result buffer of `index_lookup` (one per scheduler thread).
+    static HANDLES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The sorted handle list itself (no `{:ok, _}` wrapper: this is the hottest call), or
+/// `{:error, {kind, message}}`.
 #[rustler::nif]
 fn index_lookup<'a>(
     env: Env<'a>,
@@ -263,8 +280,13 @@ fn index_lookup<'a>(
     key: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let k = key_bytes(key)?;
-    let mut out = Vec::with_capacity(4);
-    Ok(reply(env, r.index.lookup_into(&k, &mut out).map(|()| out)))
+    HANDLES.with_borrow_mut(|out| {
+        out.clear();
+        Ok(match r.index.lookup_into(&k, out) {
+            Ok(()) => out.as_slice().encode(env),
+            Err(e) => core_error(env, &e),
+        })
+    })
 }
 
 #[rustler::nif]

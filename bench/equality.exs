@@ -1,0 +1,448 @@
+defmodule LsmIndex.Bench.Equality do
+  @moduledoc """
+  `mix bench`: the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex` and an
+  `LsmEqualityIndex` over the same keys, measured in one run.
+
+  Keys are integers (like `user_id` values). Workloads: `single` (one shape per key, shape id =
+  key number) and `mixed` (every fifth key has a second shape: 1.2 shapes per key). Each
+  structure is built and measured in its own process, which exits before the next starts, so
+  memory deltas are its own.
+
+  Columns:
+    * build - inserting every (key, shape) pair one call at a time (`LsmIndex`: batches of
+      10,000 through `add_many/2`), then for the LSM rows a full `compact/1`
+    * hit / miss - one lookup, in ns: p50 and p99 over samples of 8 consecutive random keys
+      timed together (the timer's cost, printed in the header, is spread over the 8)
+    * txn 10 / txn 100 - the keys of a transaction of 10 / 100 rows: one `lookup_many` call for
+      the LSM rows, a loop of lookups otherwise; p50 in µs per transaction
+    * churn - add + remove of fresh pairs, single calls, ops/s; `batch churn` uses batches of
+      1,000 (`add_many`/`remove_many`, ETS `insert/2` with a list + deletes)
+    * B/key - the structure's own size: term size (`:erts_debug.flat_size/1`) for maps, ETS table
+      memory, Rust bytes from `LsmIndex.stats/1` (segments + MPH + overlays) plus the BEAM
+      term of the struct for `LsmEqualityIndex`
+    * VM Δ B/key - growth of `:erlang.memory(:total)` plus the process RSS growth outside it
+      (the NIF's allocations), after garbage collection; allocator caching makes it noisy
+      (even negative) below 1M keys
+  """
+
+  alias LsmIndex.Filter.{EqualityIndex, LsmEqualityIndex}
+  alias LsmIndex.Filter.Index.Protocol, as: Index
+
+  @field "user_id"
+  @per_sample 8
+
+  def run(opts) do
+    sizes = Keyword.fetch!(opts, :sizes)
+    quick = Keyword.fetch!(opts, :quick)
+    samples = if quick, do: 40_000, else: 400_000
+    machine = machine()
+    header = "# mix bench#{if quick, do: " --quick", else: ""}: equality indexes side by side\n"
+    IO.puts(header <> "\n" <> machine)
+
+    tables =
+      for n <- sizes, workload <- [:single, :mixed] do
+        table = bench(n, workload, samples, quick)
+        IO.puts(table)
+        table
+      end
+
+    file = Path.join("bench/results", if(quick, do: "equality-quick.md", else: "equality.md"))
+    File.mkdir_p!(Path.dirname(file))
+    File.write!(file, Enum.join([header, machine | tables], "\n"))
+    IO.puts("written to #{file}")
+  end
+
+  defp machine do
+    cpu =
+      case File.read("/proc/cpuinfo") do
+        {:ok, text} ->
+          Regex.run(~r/model name\s*:\s*(.*)/, text, capture: :all_but_first) |> List.wrap()
+
+        _ ->
+          []
+      end
+
+    """
+    machine: #{:erlang.system_info(:logical_processors)} cores, #{Enum.at(cpu, 0, "unknown CPU")}, \
+    #{div(total_memory(), 1024 * 1024 * 1024)} GiB; OTP #{System.otp_release()}, \
+    Elixir #{System.version()}; #{DateTime.utc_now() |> DateTime.truncate(:second)}
+    timer cost: #{timer_cost()} ns per sample of #{@per_sample} calls (included in hit/miss)
+    """
+  end
+
+  defp total_memory do
+    with {:ok, text} <- File.read("/proc/meminfo"),
+         [kb] <- Regex.run(~r/MemTotal:\s*(\d+)/, text, capture: :all_but_first) do
+      String.to_integer(kb) * 1024
+    else
+      _ -> 0
+    end
+  end
+
+  defp timer_cost do
+    times = for _ <- 1..100_000, do: time(fn -> :ok end)
+    percentile(Enum.sort(times), 0.5)
+  end
+
+  # -- one table: every structure over the same n keys --
+
+  defp bench(n, workload, samples, quick) do
+    pairs_per_key = if workload == :single, do: 1.0, else: 1.2
+    title = "## #{fmt_int(n)} keys, #{workload} (#{pairs_per_key} shapes per key)"
+    progress("#{title}")
+
+    rows =
+      for kind <- [:map, :ets, :lsm_raw, :lsm_eq] do
+        in_process(fn -> measure(kind, n, workload, samples, quick) end)
+      end
+
+    columns = [
+      "structure",
+      "build s",
+      "hit p50 ns",
+      "hit p99 ns",
+      "miss p50 ns",
+      "miss p99 ns",
+      "txn10 µs",
+      "txn100 µs",
+      "churn ops/s",
+      "batch churn ops/s",
+      "B/key",
+      "VM Δ B/key"
+    ]
+
+    lines =
+      for r <- rows do
+        [
+          r.name,
+          fmt_f(r.build_s, 2),
+          r.hit_p50,
+          r.hit_p99,
+          r.miss_p50,
+          r.miss_p99,
+          fmt_f(r.txn10 / 1000, 1),
+          fmt_f(r.txn100 / 1000, 1),
+          fmt_int(r.churn),
+          if(r.batch_churn, do: fmt_int(r.batch_churn), else: "–"),
+          fmt_f(r.bytes / n, 1),
+          fmt_f(r.vm_bytes / n, 1)
+        ]
+      end
+
+    notes = for r <- rows, r.note != nil, do: "- #{r.name}: #{r.note}"
+    Enum.join([title, "", markdown(columns, lines) | notes], "\n") <> "\n"
+  end
+
+  defp markdown(columns, lines) do
+    rows = [columns | Enum.map(lines, fn l -> Enum.map(l, &to_string/1) end)]
+
+    widths =
+      rows
+      |> Enum.zip_with(& &1)
+      |> Enum.map(fn col -> col |> Enum.map(&String.length/1) |> Enum.max() end)
+
+    fmt = fn row ->
+      "| " <> (Enum.zip_with(row, widths, &String.pad_trailing/2) |> Enum.join(" | ")) <> " |"
+    end
+
+    sep = "|" <> Enum.map_join(widths, "|", &String.duplicate("-", &1 + 2)) <> "|"
+    Enum.join([fmt.(columns), sep | Enum.map(tl(rows), fmt)], "\n") <> "\n"
+  end
+
+  # Runs `fun` in a fresh process (its heap and allocations die with it) and returns its result.
+  # Waits for the process to be gone, so its memory is freed before the next one measures.
+  defp in_process(fun) do
+    parent = self()
+    {pid, ref} = spawn_monitor(fn -> send(parent, {self(), fun.()}) end)
+
+    receive do
+      {^pid, result} ->
+        receive do
+          {:DOWN, ^ref, :process, ^pid, _} -> result
+        end
+
+      {:DOWN, ^ref, :process, ^pid, reason} ->
+        raise "bench process failed: #{inspect(reason)}"
+    end
+  end
+
+  defp key(i), do: i * 3 + 1
+  defp miss_key(i), do: i * 3 + 2
+
+  defp shapes_of(i, _n, :single), do: [i]
+  defp shapes_of(i, n, :mixed), do: if(rem(i, 5) == 0, do: [i, n + i], else: [i])
+
+  defp measure(kind, n, workload, samples, quick) do
+    name =
+      Map.fetch!(
+        %{
+          map: "EqualityIndex (map)",
+          ets: "ETS :set",
+          lsm_raw: "LsmIndex (NIF)",
+          lsm_eq: "LsmEqualityIndex"
+        },
+        kind
+      )
+
+    progress("  #{name}: building")
+    :erlang.garbage_collect()
+    {mem0, rss0} = {:erlang.memory(:total), rss()}
+    {build_us, s} = :timer.tc(fn -> build(kind, n, workload) end)
+    :erlang.garbage_collect()
+    {mem1, rss1} = {:erlang.memory(:total), rss()}
+    # RSS covers the BEAM's own growth too: count the part :erlang.memory does not see
+    vm_bytes = mem1 - mem0 + max(rss1 - rss0 - (mem1 - mem0), 0)
+    progress("  #{name}: built in #{fmt_f(build_us / 1.0e6, 2)} s; measuring")
+
+    hits = for _ <- 1..samples, do: key(:rand.uniform(n) - 1)
+    misses = for _ <- 1..samples, do: miss_key(:rand.uniform(n) - 1)
+    one = lookup_fun(kind, s)
+    assert_sane(kind, s, n, workload)
+    {hit_p50, hit_p99} = latency(one, hits)
+    {miss_p50, miss_p99} = latency(one, misses)
+    txns = if quick, do: 500, else: 5_000
+    txn10 = txn_latency(kind, s, n, 10, txns)
+    txn100 = txn_latency(kind, s, n, 100, txns)
+    churn_ops = if quick, do: 20_000, else: 200_000
+    {churn, s} = churn(kind, s, n, churn_ops)
+    {batch_churn, s} = batch_churn(kind, s, n, churn_ops)
+
+    %{
+      name: name,
+      build_s: build_us / 1.0e6,
+      hit_p50: hit_p50,
+      hit_p99: hit_p99,
+      miss_p50: miss_p50,
+      miss_p99: miss_p99,
+      txn10: txn10,
+      txn100: txn100,
+      churn: churn,
+      batch_churn: batch_churn,
+      bytes: bytes(kind, s),
+      vm_bytes: vm_bytes,
+      note: note(kind, s)
+    }
+  end
+
+  # -- building --
+
+  defp build(:map, n, workload) do
+    Enum.reduce(0..(n - 1), EqualityIndex.new(), fn i, idx ->
+      maybe_progress(i, n)
+      Enum.reduce(shapes_of(i, n, workload), idx, &Index.add_shape(&2, key(i), &1, nil))
+    end)
+  end
+
+  defp build(:ets, n, workload) do
+    t = :ets.new(:bench, [:set, :public, read_concurrency: true])
+
+    for i <- 0..(n - 1) do
+      maybe_progress(i, n)
+      :ets.insert(t, {key(i), shapes_of(i, n, workload)})
+    end
+
+    t
+  end
+
+  defp build(:lsm_raw, n, workload) do
+    {:ok, idx} = LsmIndex.new()
+
+    0..(n - 1)
+    |> Stream.chunk_every(10_000)
+    |> Enum.each(fn chunk ->
+      maybe_progress(hd(chunk), n, 10_000)
+
+      :ok =
+        LsmIndex.add_many(idx, for(i <- chunk, s <- shapes_of(i, n, workload), do: {key(i), s}))
+    end)
+
+    :ok = LsmIndex.compact(idx)
+    idx
+  end
+
+  defp build(:lsm_eq, n, workload) do
+    idx =
+      Enum.reduce(0..(n - 1), LsmEqualityIndex.new(), fn i, idx ->
+        maybe_progress(i, n)
+        Enum.reduce(shapes_of(i, n, workload), idx, &Index.add_shape(&2, key(i), &1, nil))
+      end)
+
+    :ok = LsmIndex.compact(idx.index)
+    idx
+  end
+
+  # -- lookups --
+
+  defp lookup_fun(:map, idx),
+    do: fn k -> Index.affected_shapes(idx, @field, %{@field => k}, %{}) end
+
+  defp lookup_fun(:ets, t), do: fn k -> :ets.lookup(t, k) end
+  defp lookup_fun(:lsm_raw, idx), do: fn k -> LsmIndex.lookup(idx, k) end
+
+  defp lookup_fun(:lsm_eq, idx),
+    do: fn k -> Index.affected_shapes(idx, @field, %{@field => k}, %{}) end
+
+  defp assert_sane(kind, s, n, workload) do
+    i = div(n, 2) - rem(div(n, 2), 5)
+    expected = shapes_of(i, n, workload)
+    got = lookup_fun(kind, s).(key(i))
+
+    normalized =
+      case got do
+        %MapSet{} -> got |> MapSet.to_list() |> Enum.sort()
+        [{_k, list}] -> Enum.sort(list)
+        list -> list
+      end
+
+    unless normalized == expected, do: raise("#{kind}: key #{i} gave #{inspect(got)}")
+  end
+
+  # One sample = #{@per_sample} consecutive calls timed together, so the timer's own cost (~100 ns)
+  # is spread over them; p50/p99 are over samples, in ns per call.
+  defp latency(fun, keys) do
+    times =
+      for chunk <- Enum.chunk_every(keys, @per_sample, @per_sample, :discard) do
+        div(time(fn -> Enum.each(chunk, fun) end), @per_sample)
+      end
+
+    sorted = Enum.sort(times)
+    {percentile(sorted, 0.5), percentile(sorted, 0.99)}
+  end
+
+  defp txn_latency(kind, s, n, size, count) do
+    txns = for _ <- 1..count, do: for(_ <- 1..size, do: key(:rand.uniform(n) - 1))
+
+    fun =
+      case kind do
+        :lsm_raw ->
+          fn keys -> LsmIndex.lookup_many(s, keys) end
+
+        :lsm_eq ->
+          fn keys ->
+            LsmEqualityIndex.affected_shapes_many(s, @field, Enum.map(keys, &%{@field => &1}))
+          end
+
+        _ ->
+          one = lookup_fun(kind, s)
+          fn keys -> Enum.map(keys, one) end
+      end
+
+    times = for keys <- txns, do: time(fn -> fun.(keys) end)
+    percentile(Enum.sort(times), 0.5)
+  end
+
+  # -- churn: add then remove fresh pairs (keys outside the built set) --
+
+  defp churn(kind, s, n, ops) do
+    pairs = div(ops, 2)
+    keys = for j <- 1..pairs, do: {miss_key(j), n * 2 + j}
+
+    {us, s} =
+      :timer.tc(fn ->
+        Enum.reduce(keys, s, fn {k, h}, s -> remove(kind, add(kind, s, k, h), k, h) end)
+      end)
+
+    {round(ops / (us / 1.0e6)), s}
+  end
+
+  defp add(:map, idx, k, h), do: Index.add_shape(idx, k, h, nil)
+  defp add(:lsm_eq, idx, k, h), do: Index.add_shape(idx, k, h, nil)
+  defp add(:ets, t, k, h), do: :ets.insert(t, {k, [h]}) && t
+  defp add(:lsm_raw, idx, k, h), do: (:ok = LsmIndex.add(idx, k, h)) && idx
+
+  defp remove(:map, idx, k, h), do: Index.remove_shape(idx, k, h, nil)
+  defp remove(:lsm_eq, idx, k, h), do: Index.remove_shape(idx, k, h, nil)
+  defp remove(:ets, t, k, _h), do: :ets.delete(t, k) && t
+  defp remove(:lsm_raw, idx, k, h), do: (:ok = LsmIndex.remove(idx, k, h)) && idx
+
+  defp batch_churn(kind, s, _n, _ops) when kind in [:map, :lsm_eq], do: {nil, s}
+
+  defp batch_churn(kind, s, n, ops) do
+    batches =
+      for b <- 0..(div(ops, 2_000) - 1) do
+        for j <- 1..1_000, do: {miss_key(b * 1_000 + j), n * 2 + j}
+      end
+
+    {us, _} =
+      :timer.tc(fn ->
+        for batch <- batches do
+          case kind do
+            :ets ->
+              :ets.insert(s, for({k, h} <- batch, do: {k, [h]}))
+              for {k, _} <- batch, do: :ets.delete(s, k)
+
+            :lsm_raw ->
+              :ok = LsmIndex.add_many(s, batch)
+              :ok = LsmIndex.remove_many(s, batch)
+          end
+        end
+      end)
+
+    {round(length(batches) * 2_000 / (us / 1.0e6)), s}
+  end
+
+  # -- memory --
+
+  defp bytes(:map, idx), do: :erts_debug.flat_size(idx) * :erlang.system_info(:wordsize)
+  defp bytes(:ets, t), do: :ets.info(t, :memory) * :erlang.system_info(:wordsize)
+  defp bytes(:lsm_raw, idx), do: rust_bytes(idx)
+
+  defp bytes(:lsm_eq, idx),
+    do:
+      rust_bytes(idx.index) +
+        :erts_debug.flat_size(%{idx | index: nil}) * :erlang.system_info(:wordsize)
+
+  defp rust_bytes(idx) do
+    st = LsmIndex.stats(idx)
+    st.segment_bytes + st.mph_heap_bytes + st.overlay_bytes
+  end
+
+  defp note(:lsm_raw, idx) do
+    st = LsmIndex.stats(idx)
+
+    "Rust #{fmt_f(rust_bytes(idx) / max(st.keys, 1), 1)} B per live key, #{st.segments} segments over #{st.lanes} lanes"
+  end
+
+  defp note(:lsm_eq, idx) do
+    beam = :erts_debug.flat_size(%{idx | index: nil}) * :erlang.system_info(:wordsize)
+
+    "of which BEAM per-shape state (refcounts): #{fmt_int(beam)} B for #{fmt_int(map_size(idx.refs))} shapes"
+  end
+
+  defp note(_kind, _s), do: nil
+
+  defp rss do
+    case File.read("/proc/self/statm") do
+      {:ok, text} -> text |> String.split() |> Enum.at(1) |> String.to_integer() |> Kernel.*(4096)
+      _ -> 0
+    end
+  end
+
+  # -- helpers --
+
+  defp time(fun) do
+    t0 = :erlang.monotonic_time()
+    fun.()
+    :erlang.convert_time_unit(:erlang.monotonic_time() - t0, :native, :nanosecond)
+  end
+
+  defp percentile(sorted, p),
+    do: Enum.at(sorted, min(round(p * length(sorted)), length(sorted) - 1))
+
+  defp maybe_progress(i, n, step \\ 1) do
+    chunk = max(div(n, 4), 1)
+    if rem(i, chunk) < step and i > 0, do: progress("    #{div(i * 100, n)}%")
+  end
+
+  defp progress(msg), do: IO.puts(:stderr, "[#{Time.utc_now() |> Time.truncate(:second)}] #{msg}")
+
+  defp fmt_f(x, digits), do: :erlang.float_to_binary(x * 1.0, decimals: digits)
+
+  defp fmt_int(i) when is_integer(i) do
+    i
+    |> Integer.to_string()
+    |> String.reverse()
+    |> String.replace(~r/(\d{3})(?=\d)/, "\\1,")
+    |> String.reverse()
+  end
+end
