@@ -185,7 +185,7 @@ defmodule LsmIndex.Bench.Equality do
       )
 
     progress("  #{name}: building")
-    :erlang.garbage_collect()
+    settle_memory()
     {mem0, rss0} = {:erlang.memory(:total), rss()}
     {build_us, s} = :timer.tc(fn -> build(kind, n, workload) end)
     :erlang.garbage_collect()
@@ -410,6 +410,18 @@ defmodule LsmIndex.Bench.Equality do
   end
 
   defp note(_kind, _s), do: nil
+
+  # A dead process's heap is freed after its monitors fire (the VM yields while freeing a
+  # large one), so wait until :erlang.memory stops shrinking before taking a baseline.
+  defp settle_memory(tries \\ 50) do
+    :erlang.garbage_collect()
+    before = :erlang.memory(:total)
+    Process.sleep(200)
+
+    if tries > 0 and abs(:erlang.memory(:total) - before) > 1_000_000,
+      do: settle_memory(tries - 1),
+      else: :ok
+  end
 
   defp rss do
     case File.read("/proc/self/statm") do

@@ -119,11 +119,26 @@ defmodule LsmIndexTest do
       assert_raise ArgumentError, ~r/list of keys/, fn -> LsmIndex.lookup_many(index, "k") end
     end
 
-    test "something that is not an index raises ArgumentError" do
-      for bad <- [make_ref(), :index, nil, self()] do
-        assert_raise ArgumentError, ~r/expected an index/, fn -> LsmIndex.lookup(bad, "k") end
-        assert_raise ArgumentError, ~r/expected an index/, fn -> LsmIndex.add(bad, "k", 1) end
-        assert_raise ArgumentError, ~r/expected an index/, fn -> LsmIndex.size(bad) end
+    test "something that is not an index raises ArgumentError, in every function" do
+      # plain refs, other NIF resources (atomics, ETS tables are references too), non-refs
+      foreign = [make_ref(), :atomics.new(1, []), :ets.new(:t, []), :index, nil, self()]
+
+      calls = [
+        &LsmIndex.lookup(&1, "k"),
+        &LsmIndex.lookup_many(&1, ["k"]),
+        &LsmIndex.lookup_many(&1, List.duplicate("k", 2_000)),
+        &LsmIndex.add(&1, "k", 1),
+        &LsmIndex.remove(&1, "k", 1),
+        &LsmIndex.add_many(&1, [{"k", 1}]),
+        &LsmIndex.remove_many(&1, List.duplicate({"k", 1}, 2_000)),
+        &LsmIndex.drop_handle(&1, 1),
+        &LsmIndex.compact/1,
+        &LsmIndex.size/1,
+        &LsmIndex.stats/1
+      ]
+
+      for bad <- foreign, call <- calls do
+        assert_raise ArgumentError, ~r/expected an index/, fn -> call.(bad) end
       end
     end
   end
