@@ -17,7 +17,7 @@ defmodule LsmIndex.Bench.Equality do
       the LSM rows, a loop of lookups otherwise; p50 in µs per transaction
     * churn - add + remove of fresh pairs, single calls, ops/s; `batch churn` uses batches of
       1,000 (`add_many`/`remove_many`, ETS `insert/2` with a list + deletes)
-    * B/key - the structure's own size: term size (`:erts_debug.flat_size/1`) for maps, ETS table
+    * B/key - the structure's own size as built (before the churn phases): term size (`:erts_debug.flat_size/1`) for maps, ETS table
       memory, Rust bytes from `LsmIndex.stats/1` (segments + MPH + overlays) plus the BEAM
       term of the struct for `LsmEqualityIndex`
     * VM Δ B/key - growth of `:erlang.memory(:total)` plus the process RSS growth outside it
@@ -194,6 +194,8 @@ defmodule LsmIndex.Bench.Equality do
     vm_bytes = mem1 - mem0 + max(rss1 - rss0 - (mem1 - mem0), 0)
     progress("  #{name}: built in #{fmt_f(build_us / 1.0e6, 2)} s; measuring")
 
+    # sizes as built, before the churn phases leave tombstones behind
+    {bytes, note} = {bytes(kind, s), note(kind, s)}
     hits = for _ <- 1..samples, do: key(:rand.uniform(n) - 1)
     misses = for _ <- 1..samples, do: miss_key(:rand.uniform(n) - 1)
     one = lookup_fun(kind, s)
@@ -218,9 +220,9 @@ defmodule LsmIndex.Bench.Equality do
       txn100: txn100,
       churn: churn,
       batch_churn: batch_churn,
-      bytes: bytes(kind, s),
+      bytes: bytes,
       vm_bytes: vm_bytes,
-      note: note(kind, s)
+      note: note
     }
   end
 
