@@ -57,6 +57,11 @@ defmodule LsmIndex do
   @doc "Creates an empty in-memory index; see the module doc for options."
   @spec new(keyword()) :: {:ok, t()} | {:error, term()}
   def new(opts \\ []) do
+    {lanes, overlay_limit, max_segments, mph, prefilter} = options!(opts)
+    Native.index_new(lanes, overlay_limit, max_segments, mph, prefilter)
+  end
+
+  defp options!(opts) do
     opts =
       Keyword.validate!(opts,
         lanes: 64,
@@ -82,8 +87,46 @@ defmodule LsmIndex do
         other -> raise ArgumentError, ":prefilter must be a boolean, got: #{inspect(other)}"
       end
 
-    Native.index_new(lanes, overlay_limit, max_segments, mph, prefilter)
+    {lanes, overlay_limit, max_segments, mph, prefilter}
   end
+
+  @doc """
+  Opens the persistent index in directory `path`, creating it if needed (on a dirty I/O
+  scheduler). Takes the options of `new/1` (`:lanes` only matters for a new index) and
+  `:verify` (default `true`: check every checksum of every segment file at open; `false`
+  checks headers only). Returns `{:error, :locked}` while another index (in this VM or
+  another OS process) has the directory open, `{:error, {:corrupt | :checksum_mismatch, msg}}`
+  for damaged files.
+
+  Durability: writes are on disk once `flush/1` or `close/1` returned for them.
+  """
+  @spec open(Path.t(), keyword()) :: {:ok, t()} | {:error, term()}
+  def open(path, opts \\ []) do
+    path =
+      case path do
+        p when is_binary(p) and p != "" ->
+          p
+
+        other ->
+          raise ArgumentError, "expected a directory path (a string), got: #{inspect(other)}"
+      end
+
+    {verify, opts} = Keyword.pop(opts, :verify, true)
+
+    unless is_boolean(verify),
+      do: raise(ArgumentError, ":verify must be a boolean, got: #{inspect(verify)}")
+
+    {lanes, overlay_limit, max_segments, mph, prefilter} = options!(opts)
+    Native.index_open(path, lanes, overlay_limit, max_segments, mph, prefilter, verify)
+  end
+
+  @doc "Makes every write so far durable (a no-op on disk for an in-memory index)."
+  @spec flush(t()) :: :ok | {:error, term()}
+  def flush(index), do: call(index, &Native.index_flush/1)
+
+  @doc "Flushes and releases the index; later calls on it raise `ArgumentError`."
+  @spec close(t()) :: :ok | {:error, term()}
+  def close(index), do: call(index, &Native.index_close/1)
 
   @doc "Adds `handle` to `key`'s set; adding a present pair is `:ok`."
   @spec add(t(), term(), handle()) :: :ok | {:error, term()}
@@ -127,7 +170,7 @@ defmodule LsmIndex do
     # the hottest call: no closure, and the NIF returns the list itself
     case index_lookup(index, k) do
       handles when is_list(handles) -> handles
-      error -> unwrap!(error)
+      error -> unwrap!(closed!(index, error))
     end
   end
 
@@ -180,13 +223,21 @@ defmodule LsmIndex do
   # -- input checks: caller mistakes raise ArgumentError with a clear message --
 
   # Arguments are checked before `fun` runs: what the NIF can still refuse is the index.
-  defp call(index, fun) when is_reference(index) do
+  defp call(index, fun), do: closed!(index, nif(index, fun))
+
+  defp nif(index, fun) when is_reference(index) do
     fun.(index)
   rescue
     ArgumentError -> reraise ArgumentError, [message: not_an_index(index)], __STACKTRACE__
   end
 
-  defp call(index, _fun), do: raise(ArgumentError, not_an_index(index))
+  defp nif(index, _fun), do: raise(ArgumentError, not_an_index(index))
+
+  # Using a closed index is a caller mistake.
+  defp closed!(index, {:error, {:closed, _}}),
+    do: raise(ArgumentError, "the index was closed: #{inspect(index)}")
+
+  defp closed!(_index, reply), do: reply
 
   defp not_an_index(index), do: "expected an index from LsmIndex.new/1, got: #{inspect(index)}"
 

@@ -9,6 +9,12 @@ defmodule LsmIndex.Native do
   end
 
   def index_new(_lanes, _overlay_limit, _max_segments, _mph, _prefilter), do: err()
+
+  def index_open(_path, _lanes, _overlay_limit, _max_segments, _mph, _prefilter, _verify),
+    do: err()
+
+  def index_flush(_index), do: err()
+  def index_close(_index), do: err()
   def index_add(_index, _key, _handle), do: err()
   def index_remove(_index, _key, _handle), do: err()
   def index_add_many(_index, _pairs), do: err()

@@ -36,6 +36,13 @@ impl DeadHandles {
         self.generation
     }
 
+    /// Every pending drop as `(handle, drop sequence)`, sorted (for the manifest).
+    pub fn entries(&self) -> Vec<(u32, u64)> {
+        let mut v: Vec<(u32, u64)> = self.map.iter().map(|(&h, &s)| (h, s)).collect();
+        v.sort_unstable();
+        v
+    }
+
     /// The latest pending drop's sequence number.
     pub fn max_seq(&self) -> Option<u64> {
         self.map.values().copied().max()

@@ -60,6 +60,26 @@ pub enum Error {
         /// Which limit.
         what: &'static str,
     },
+    /// A file system operation failed (the index may be poisoned, see `Poisoned`).
+    Io {
+        /// The operation and the path.
+        what: String,
+        /// The operating system's message.
+        detail: String,
+    },
+    /// Another `Index` (in this or another OS process) has the directory open.
+    Locked {
+        /// The index directory.
+        path: String,
+    },
+    /// An earlier failure to make data durable (a failed fsync) stopped all writes: the
+    /// state on disk is no longer known to match what was acknowledged.
+    Poisoned {
+        /// The failure that poisoned the index.
+        cause: String,
+    },
+    /// The index was closed; every later call fails.
+    Closed,
 }
 
 /// The core crate's result type.
@@ -92,6 +112,15 @@ impl fmt::Display for Error {
                 write!(f, "could not build the {kind} perfect hash: {detail}")
             }
             Error::TooLarge { what } => write!(f, "too large: {what}"),
+            Error::Io { what, detail } => write!(f, "{what}: {detail}"),
+            Error::Locked { path } => write!(f, "{path} is open in another index (locked)"),
+            Error::Poisoned { cause } => {
+                write!(
+                    f,
+                    "index poisoned by an earlier durability failure: {cause}"
+                )
+            }
+            Error::Closed => write!(f, "index closed"),
         }
     }
 }

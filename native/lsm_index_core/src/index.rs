@@ -13,13 +13,16 @@ use crate::error::{Error, Result};
 use crate::handles::{self, HandleSet};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
 use crate::lane::{Lane, LaneState};
+use crate::manifest::{self, Manifest, SegmentEntry};
 use crate::overlay::Entry;
 use crate::segment::mph::MphKind;
 use crate::segment::{Segment, WriteOptions};
-use crate::version::{SegmentRef, Storage};
-use parking_lot::{RwLock, RwLockUpgradableReadGuard};
+use crate::store::Store;
+use crate::version::{SegmentRef, Storage, Version};
+use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// Bytes one add/remove stands for in write-amplification figures: fingerprint + handle.
@@ -48,6 +51,9 @@ pub struct Config {
     pub size_ratio: f64,
     /// Key-hash secret; `None` draws a random one.
     pub secret: Option<HashSecret>,
+    /// `Index::open` checks every section checksum of every segment file (reads all bytes);
+    /// `false` checks headers, the MPH section and the manifest's record only. Default true.
+    pub verify_on_open: bool,
 }
 
 impl Default for Config {
@@ -60,6 +66,7 @@ impl Default for Config {
             max_segments: 3,
             size_ratio: 1.0,
             secret: None,
+            verify_on_open: true,
         }
     }
 }
@@ -148,6 +155,23 @@ pub struct Index {
     next_segment_id: AtomicU64,
     policy: Tiered,
     counters: Counters,
+    /// The directory of a persistent index (`open`); `None` in memory.
+    store: Option<Store>,
+    /// Set by `close`: every later call fails with `Error::Closed`.
+    closed: AtomicBool,
+    /// Set by a failed install (fsync, rename): later writes fail with `Error::Poisoned`.
+    poisoned: Mutex<Option<String>>,
+}
+
+/// How much a lane compaction does.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The write path: flush only if the overlay is full, skip if the lane is busy.
+    Due,
+    /// `flush`: flush any non-empty overlay, then merge per policy.
+    Flush,
+    /// `compact`: flush, then merge everything into one clean segment.
+    Full,
 }
 
 #[derive(Clone, Copy)]
@@ -161,7 +185,12 @@ impl Index {
     pub fn new(config: Config) -> Result<Index> {
         config.validate()?;
         let hasher = KeyHasher::new(config.secret.unwrap_or_else(HashSecret::random));
-        let lanes = (0..config.lanes).map(|_| Lane::default()).collect();
+        let lanes = (0..config.lanes as usize)
+            .map(|number| Lane {
+                number,
+                ..Lane::default()
+            })
+            .collect();
         let policy = Tiered {
             max_segments: config.max_segments,
             size_ratio: config.size_ratio,
@@ -176,8 +205,158 @@ impl Index {
             next_segment_id: AtomicU64::new(1),
             policy,
             counters: Counters::default(),
+            store: None,
+            closed: AtomicBool::new(false),
+            poisoned: Mutex::new(None),
             config,
         })
+    }
+
+    /// Opens the persistent index in `dir`, creating it if empty. The lane count and hash
+    /// secret come from the manifest of an existing index (`config`'s are used for a new one);
+    /// segment files are mapped, not read, and checked against the manifest (every section
+    /// checksum too when `config.verify_on_open`). Fails with `Error::Locked` while another
+    /// `Index` has `dir` open.
+    ///
+    /// Durability: what `flush` (or `close`) returned for is on disk; writes after the last
+    /// `flush` are lost by a crash until the write-ahead log lands (see DESIGN.md).
+    pub fn open(dir: &Path, mut config: Config) -> Result<Index> {
+        config.validate()?;
+        let secret = config.secret.unwrap_or_else(HashSecret::random);
+        let seed_id = KeyHasher::new(secret).seed_id();
+        let (store, m) = Store::open(dir, || Manifest::empty(config.lanes, &secret, seed_id))?;
+        config.lanes = m.lanes;
+        config.secret = Some(m.hash_secret()?);
+        let mut index = Index::new(config)?;
+        if index.seed_id != m.seed_id {
+            return Err(Error::Corrupt {
+                what: store.dir().display().to_string(),
+                detail: "the manifest's seed id does not match its secret".into(),
+            });
+        }
+        for (lane, state) in index.lanes.iter_mut().zip(&m.lane_state) {
+            let mut segments = Vec::with_capacity(state.segments.len());
+            for entry in &state.segments {
+                let segment = store.open_segment(entry, index.config.verify_on_open)?;
+                if segment.info().seed_id != m.seed_id {
+                    return Err(Error::SeedMismatch {
+                        segment: segment.info().seed_id,
+                        index: m.seed_id,
+                    });
+                }
+                segments.push(Arc::new(SegmentRef {
+                    id: entry.id,
+                    segment,
+                }));
+            }
+            let st = lane.state.get_mut();
+            st.version = Arc::new(Version { segments });
+            // unknown until counted: the first len() recounts this lane
+            st.live_gen = u64::MAX;
+        }
+        {
+            let dead = index.dead.get_mut();
+            for &(h, seq) in &m.dropped {
+                dead.insert(h, seq);
+            }
+            index.dead_pending.store(dead.len(), Ordering::Release);
+        }
+        index.seq = AtomicU64::new(m.next_seq);
+        index.next_segment_id = AtomicU64::new(m.next_segment_id);
+        index.store = Some(store);
+        Ok(index)
+    }
+
+    /// Makes every write so far durable: flushes each non-empty overlay to a segment file and
+    /// installs a manifest (a no-op for an in-memory index apart from the flushes).
+    pub fn flush(&self) -> Result<()> {
+        self.check_writable()?;
+        for lane in self.lanes.iter() {
+            self.compact_lane(lane, Mode::Flush)?;
+        }
+        // drops and sequence numbers are durable even when no overlay had data
+        self.persist(None)
+    }
+
+    /// Flushes, then releases the directory; every later call fails with `Error::Closed`.
+    /// Closing twice is `Ok`.
+    pub fn close(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let flushed = self.flush();
+        self.closed.store(true, Ordering::Release);
+        if let Some(store) = &self.store {
+            store.release();
+        }
+        flushed
+    }
+
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.check_open()?;
+        match &*self.poisoned.lock() {
+            Some(cause) => Err(Error::Poisoned {
+                cause: cause.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Installs a manifest with `lane`'s new version (and what its flush covered, if any)
+    /// plus the index-wide counters and pending drops. A failure poisons the index: what is
+    /// on disk is no longer known.
+    fn persist(&self, lane: Option<(usize, &Version, Option<u64>)>) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        self.check_writable()?;
+        let dropped = self.dead.read().entries();
+        let entry = lane.map(|(number, version, covered)| {
+            let segments: Vec<SegmentEntry> = version
+                .segments
+                .iter()
+                .map(|s| {
+                    let info = s.segment.info();
+                    SegmentEntry {
+                        id: s.id,
+                        level: info.level,
+                        keys: info.key_count,
+                        bytes: info.bytes,
+                        file: manifest::segment_file(number, s.id),
+                        header_crc32c: info.header_crc32c,
+                    }
+                })
+                .collect();
+            (number, segments, covered)
+        });
+        let result = store.install(|m| {
+            if let Some((number, segments, covered)) = entry {
+                let ls = &mut m.lane_state[number];
+                ls.segments = segments;
+                if let Some(c) = covered {
+                    ls.covered_seq = c;
+                }
+            }
+            m.next_segment_id = self.next_segment_id.load(Ordering::SeqCst);
+            m.next_seq = self.seq.load(Ordering::SeqCst);
+            m.dropped = dropped;
+        });
+        if let Err(e) = &result {
+            self.poisoned.lock().get_or_insert_with(|| e.to_string());
+        }
+        result
     }
 
     /// The configuration it was made with.
@@ -217,12 +396,14 @@ impl Index {
     /// for the caller to run [`Index::maintain`] where blocking is acceptable (a BEAM dirty
     /// scheduler), keeping the write itself sub-microsecond.
     pub fn add_deferred(&self, key: &[u8], handle: u32) -> Result<bool> {
+        self.check_writable()?;
         let (fp, lane) = self.locate(key);
         self.write_lane(lane, [(fp, handle)], Op::Add, &mut Vec::new(), false)
     }
 
     /// [`Index::remove`] deferring compaction like [`Index::add_deferred`].
     pub fn remove_deferred(&self, key: &[u8], handle: u32) -> Result<bool> {
+        self.check_writable()?;
         let (fp, lane) = self.locate(key);
         self.write_lane(lane, [(fp, handle)], Op::Remove, &mut Vec::new(), false)
     }
@@ -241,13 +422,14 @@ impl Index {
     pub fn maintain(&self) -> Result<()> {
         for lane in self.lanes.iter() {
             if self.flush_due(&lane.state.read()) {
-                self.compact_lane(lane, false)?;
+                self.compact_lane(lane, Mode::Due)?;
             }
         }
         Ok(())
     }
 
     fn write(&self, key: &[u8], handle: u32, op: Op) -> Result<()> {
+        self.check_writable()?;
         let (fp, lane) = self.locate(key);
         self.write_lane(lane, [(fp, handle)], op, &mut Vec::new(), true)?;
         Ok(())
@@ -266,6 +448,7 @@ impl Index {
         op: Op,
         compact: bool,
     ) -> Result<bool> {
+        self.check_writable()?;
         let mut due = false;
         let mut scratch = Vec::new();
         for chunk in pairs.chunks(WRITE_CHUNK) {
@@ -308,7 +491,7 @@ impl Index {
             self.flush_due(&st)
         };
         if flush_due && compact {
-            self.compact_lane(lane, false)?;
+            self.compact_lane(lane, Mode::Due)?;
             return Ok(false);
         }
         Ok(flush_due)
@@ -359,6 +542,7 @@ impl Index {
     /// Appends `key`'s sorted handles to `out` (no allocation when `out` has room).
     #[inline]
     pub fn lookup_into(&self, key: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        self.check_open()?;
         let (fp, lane) = self.locate(key);
         let st = lane.state.read();
         self.resolve(&st, fp, out)
@@ -380,6 +564,7 @@ impl Index {
     /// concurrent batches cannot deadlock) and the keys are resolved in stages (see the
     /// `batch` module) so that their cache misses overlap.
     pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
+        self.check_open()?;
         let mut batch = Batch::with_capacity(keys.len());
         let mut located: Vec<(u64, usize)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
         let mut lanes: Vec<u32> = Vec::with_capacity(located.capacity());
@@ -414,6 +599,7 @@ impl Index {
     /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.
     /// Adding the handle again afterwards works as usual.
     pub fn drop_handle(&self, handle: u32) -> Result<()> {
+        self.check_writable()?;
         let mut dead = self.dead.write();
         let seq = self.seq.fetch_add(1, Ordering::SeqCst);
         dead.insert(handle, seq);
@@ -424,6 +610,7 @@ impl Index {
     /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the
     /// lanes not yet recounted since (every key), until compaction purges the drop.
     pub fn len(&self) -> Result<u64> {
+        self.check_open()?;
         let mut total = 0i64;
         for lane in self.lanes.iter() {
             let st = lane.state.upgradable_read();
@@ -451,8 +638,9 @@ impl Index {
     /// Full compaction: every lane's overlay flushed and its segments merged into one, with
     /// tombstones and dropped handles purged.
     pub fn compact(&self) -> Result<()> {
+        self.check_writable()?;
         for lane in self.lanes.iter() {
-            self.compact_lane(lane, true)?;
+            self.compact_lane(lane, Mode::Full)?;
         }
         Ok(())
     }
@@ -473,12 +661,20 @@ impl Index {
         }
     }
 
-    fn open_built(&self, built: Built) -> Result<Option<Arc<SegmentRef>>> {
+    /// Opens a freshly built segment of lane `lane`: in memory, or written to its file and
+    /// mapped for a persistent index.
+    fn open_built(&self, lane: usize, built: Built) -> Result<Option<Arc<SegmentRef>>> {
         let Some(bytes) = built.bytes else {
             return Ok(None);
         };
-        let id = self.next_segment_id.fetch_add(1, Ordering::Relaxed);
-        let segment = Segment::open(Storage::Heap(bytes), &format!("segment {id}"), false)?;
+        let id = self.next_segment_id.fetch_add(1, Ordering::SeqCst);
+        let storage = match &self.store {
+            Some(store) => store.write_segment(lane, id, &bytes).inspect_err(|e| {
+                self.poisoned.lock().get_or_insert_with(|| e.to_string());
+            })?,
+            None => Storage::Heap(bytes),
+        };
+        let segment = Segment::open(storage, &format!("segment {id}"), false)?;
         if segment.info().seed_id != self.seed_id {
             return Err(Error::SeedMismatch {
                 segment: segment.info().seed_id,
@@ -490,38 +686,51 @@ impl Index {
 
     /// Flushes `lane`'s overlay if due (always when `full`), then merges per policy (all into
     /// one when `full`). Readers keep reading throughout: builds happen outside the lane lock.
-    fn compact_lane(&self, lane: &Lane, full: bool) -> Result<()> {
+    fn compact_lane(&self, lane: &Lane, mode: Mode) -> Result<()> {
+        let full = mode == Mode::Full;
         // A writer whose flush is due skips if another thread is compacting this lane (that
-        // one flushes); a full compaction waits its turn.
-        let _one_at_a_time = if full {
-            lane.compaction.lock()
-        } else {
+        // one flushes); `flush` and `compact` wait their turn.
+        let _one_at_a_time = if mode == Mode::Due {
             match lane.compaction.try_lock() {
                 Some(guard) => guard,
                 None => return Ok(()),
             }
+        } else {
+            lane.compaction.lock()
         };
+        if self.store.is_some() {
+            // nothing reaches the directory of a closed or poisoned index
+            self.check_writable()?;
+        }
         // Only the holder of `lane.compaction` changes `version` or `frozen`, so what it reads
         // of them below stays true until it installs. A frozen overlay left by a failed flush
         // is flushed first (retried) before a new one is frozen.
         let frozen = {
             let mut st = lane.state.write();
-            let due = full || st.active.len() >= self.config.overlay_limit;
+            let due = mode != Mode::Due || st.active.len() >= self.config.overlay_limit;
             if st.frozen.is_none() && due && !st.active.is_empty() {
                 st.frozen = Some(Arc::new(std::mem::take(&mut st.active)));
+                // every write of this lane so far holds a smaller seq (writes take the lock)
+                st.frozen_seq = self.seq.load(Ordering::SeqCst);
             }
-            st.frozen.clone()
+            st.frozen.clone().map(|f| (f, st.frozen_seq))
         };
-        if let Some(frozen) = frozen {
-            let bottom = lane.state.read().version.segments.is_empty();
+        if let Some((frozen, covered)) = frozen {
+            let version = lane.state.read().version.clone();
+            let bottom = version.segments.is_empty();
             let (dead, clean_seq) = self.dead_snapshot();
             let built = executor::flush(&frozen, &dead, bottom, self.write_opts(0, clean_seq))?;
-            let seg = self.open_built(built)?;
+            let seg = self.open_built(lane.number, built)?;
             let bytes = seg.as_ref().map_or(0, |s| s.segment.info().bytes);
+            // only the holder of `lane.compaction` changes `version`: `next` stays current
+            let next = match seg {
+                Some(seg) => Arc::new(version.with_flushed(seg)),
+                None => version,
+            };
+            // on disk first; the frozen overlay stays readable until then
+            self.persist(Some((lane.number, &next, Some(covered))))?;
             let mut st = lane.state.write();
-            if let Some(seg) = seg {
-                st.version = Arc::new(st.version.with_flushed(seg));
-            }
+            st.version = next;
             st.frozen = None;
             self.counters.flushes.fetch_add(1, Ordering::Relaxed);
             self.counters
@@ -566,10 +775,12 @@ impl Index {
             let bottom = start + count == version.segments.len();
             let (dead, clean_seq) = self.dead_snapshot();
             let built = executor::merge(inputs, &dead, bottom, self.write_opts(level, clean_seq))?;
-            let seg = self.open_built(built)?;
+            let seg = self.open_built(lane.number, built)?;
             let bytes = seg.as_ref().map_or(0, |s| s.segment.info().bytes);
+            let next = Arc::new(version.with_merged(start, count, seg));
+            self.persist(Some((lane.number, &next, None)))?;
             let mut st = lane.state.write();
-            st.version = Arc::new(st.version.with_merged(start, count, seg));
+            st.version = next;
             self.counters.merges.fetch_add(1, Ordering::Relaxed);
             self.counters
                 .bytes_merged

@@ -18,6 +18,9 @@ pub struct LaneState {
     pub active: Overlay,
     /// An overlay being flushed: still read until its segment is installed.
     pub frozen: Option<Arc<Overlay>>,
+    /// Sequence number when `frozen` was frozen: every write of this lane below it is in
+    /// `frozen` or older structures (what a persisted flush covers).
+    pub frozen_seq: u64,
     /// The installed segments.
     pub version: Arc<Version>,
     /// Keys with a non-empty set, exact while `live_gen` equals the dead set's generation.
@@ -29,6 +32,8 @@ pub struct LaneState {
 /// One lane.
 #[derive(Default)]
 pub struct Lane {
+    /// Its position in the index (its directory name once persisted).
+    pub number: usize,
     /// Overlay, frozen overlay and version.
     pub state: RwLock<LaneState>,
     /// Held by whoever flushes or merges this lane: one compaction per lane at a time.

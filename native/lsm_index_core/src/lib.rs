@@ -21,8 +21,10 @@ pub mod handles;
 pub mod hash;
 pub mod index;
 pub mod lane;
+pub mod manifest;
 pub mod overlay;
 pub mod segment;
+pub mod store;
 pub mod version;
 
 pub use batch::Batch;

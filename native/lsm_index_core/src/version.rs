@@ -4,10 +4,13 @@ use crate::compaction::strategy::{LaneShape, SegmentShape};
 use crate::segment::Segment;
 use std::sync::Arc;
 
-/// Bytes a segment lives in: the heap today, a memory map once indexes persist.
+/// Bytes a segment lives in: the heap for an in-memory index, a read-only memory map of its
+/// file for a persistent one (read in place, paged in on demand).
 pub enum Storage {
     /// An owned buffer.
     Heap(Vec<u8>),
+    /// A mapped segment file (never modified once written; see `store`).
+    Mmap(memmap2::Mmap),
 }
 
 impl AsRef<[u8]> for Storage {
@@ -15,6 +18,7 @@ impl AsRef<[u8]> for Storage {
     fn as_ref(&self) -> &[u8] {
         match self {
             Storage::Heap(v) => v,
+            Storage::Mmap(m) => m,
         }
     }
 }

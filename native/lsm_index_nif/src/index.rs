@@ -12,7 +12,6 @@
 use lsm_index_core::{Config, Error, Index, MphKind};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
-use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 mod atoms {
@@ -26,6 +25,10 @@ mod atoms {
         checksum_mismatch,
         too_large,
         mph_build,
+        io,
+        locked,
+        poisoned,
+        closed,
         internal,
     }
 }
@@ -89,13 +92,19 @@ fn key_bytes(term: Term<'_>) -> NifResult<KeyBytes> {
 /// `{:error, {kind, message}}` for an operational failure of the core.
 fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
     let kind = match e {
+        // the contract of `open`: a bare `{:error, :locked}`
+        Error::Locked { .. } => return (atoms::error(), atoms::locked()).encode(env),
         Error::InvalidConfig { .. } => atoms::invalid_config(),
-        Error::Corrupt { .. } | Error::BadMagic { .. } | Error::UnsupportedVersion { .. } => {
-            atoms::corrupt()
-        }
+        Error::Corrupt { .. }
+        | Error::BadMagic { .. }
+        | Error::UnsupportedVersion { .. }
+        | Error::SeedMismatch { .. } => atoms::corrupt(),
         Error::ChecksumMismatch { .. } => atoms::checksum_mismatch(),
         Error::TooLarge { .. } => atoms::too_large(),
         Error::MphBuild { .. } => atoms::mph_build(),
+        Error::Io { .. } => atoms::io(),
+        Error::Poisoned { .. } => atoms::poisoned(),
+        Error::Closed => atoms::closed(),
         _ => atoms::internal(),
     };
     (atoms::error(), (kind, e.to_string())).encode(env)
@@ -126,17 +135,62 @@ fn index_new<'a>(
     mph: String,
     prefilter: bool,
 ) -> NifResult<Term<'a>> {
-    let mph = MphKind::from_name(&mph).ok_or(rustler::Error::BadArg)?;
-    let config = Config {
+    let config = config(lanes, overlay_limit, max_segments, &mph, prefilter)?;
+    let index = Index::new(config).map(|i| ResourceArc::new(IndexResource::new(i)));
+    Ok(reply(env, index))
+}
+
+/// The options `LsmIndex` validated, as a core `Config`.
+fn config(
+    lanes: u32,
+    overlay_limit: usize,
+    max_segments: usize,
+    mph: &str,
+    prefilter: bool,
+) -> NifResult<Config> {
+    let mph = MphKind::from_name(mph).ok_or(rustler::Error::BadArg)?;
+    Ok(Config {
         lanes,
         overlay_limit,
         max_segments,
         mph,
         prefilter,
         ..Config::default()
+    })
+}
+
+/// Opens (or creates) a persistent index directory: I/O, so a dirty I/O scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
+#[allow(clippy::too_many_arguments)]
+fn index_open<'a>(
+    env: Env<'a>,
+    path: String,
+    lanes: u32,
+    overlay_limit: usize,
+    max_segments: usize,
+    mph: String,
+    prefilter: bool,
+    verify_on_open: bool,
+) -> NifResult<Term<'a>> {
+    let config = Config {
+        verify_on_open,
+        ..config(lanes, overlay_limit, max_segments, &mph, prefilter)?
     };
-    let index = Index::new(config).map(|i| ResourceArc::new(IndexResource::new(i)));
+    let index = Index::open(std::path::Path::new(&path), config)
+        .map(|i| ResourceArc::new(IndexResource::new(i)));
     Ok(reply(env, index))
+}
+
+/// Makes every write so far durable.
+#[rustler::nif(schedule = "DirtyIo")]
+fn index_flush(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    ok_or_error(env, r.index.flush())
+}
+
+/// Flushes and releases the directory; later calls fail with `{:error, {:closed, _}}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn index_close(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    ok_or_error(env, r.index.close())
 }
 
 /// How a write ends: `:ok`, `:maintain` (done, and a flush is due: the caller runs
@@ -266,11 +320,6 @@ fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult
     Ok(reply(env, lists))
 }
 
-thread_local! {
-    /// Reused result buffer of `index_lookup` (one per scheduler thread).
-    static HANDLES: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-}
-
 /// The sorted handle list itself (no `{:ok, _}` wrapper: this is the hottest call), or
 /// `{:error, {kind, message}}`.
 #[rustler::nif]
@@ -280,12 +329,11 @@ fn index_lookup<'a>(
     key: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let k = key_bytes(key)?;
-    HANDLES.with_borrow_mut(|out| {
-        out.clear();
-        Ok(match r.index.lookup_into(&k, out) {
-            Ok(()) => out.as_slice().encode(env),
-            Err(e) => core_error(env, &e),
-        })
+    // No thread-local buffer: a TLS destructor in a NIF library can outlive the library.
+    let mut out = Vec::new();
+    Ok(match r.index.lookup_into(&k, &mut out) {
+        Ok(()) => out.encode(env),
+        Err(e) => core_error(env, &e),
     })
 }
 

@@ -111,6 +111,8 @@ pub struct SegmentInfo {
     pub has_tombstones: bool,
     /// Total bytes of the segment buffer.
     pub bytes: u64,
+    /// The header's checksum (it covers the section checksums): identifies the file's content.
+    pub header_crc32c: u32,
 }
 
 #[cfg(test)]

@@ -69,8 +69,9 @@ fn record_at(b: &[u8], records: &Range<usize>, slot: usize) -> Option<(u64, u32)
 
 impl<B: AsRef<[u8]>> Segment<B> {
     /// Opens `bytes`, naming it `what` in errors. Validates the header and every section's
-    /// bounds; with `verify_checksums` also every section's crc32c (the MPH section's is
-    /// always verified, since it is decoded).
+    /// bounds; with `verify_checksums` also every section's crc32c and that the bytes no
+    /// checksum covers (padding) are zero (the MPH section's crc is always verified, since it
+    /// is decoded).
     pub fn open(bytes: B, what: &str, verify_checksums: bool) -> Result<Self> {
         let b = bytes.as_ref();
         let corrupt = |detail: String| Error::Corrupt {
@@ -145,6 +146,22 @@ impl<B: AsRef<[u8]>> Segment<B> {
             prev_end = r.end;
             ranges[s as usize] = r;
         }
+        if verify_checksums {
+            // every byte is accounted for: the bytes no checksum covers (header padding,
+            // alignment gaps, anything after the last section) must be zero
+            let mut covered = Vec::with_capacity(ranges.len() + 2);
+            covered.push(0..HEADER_CRC_AT + 4);
+            covered.extend(ranges.iter().cloned());
+            covered.push(b.len()..b.len());
+            for pair in covered.windows(2) {
+                if b[pair[0].end..pair[1].start].iter().any(|&x| x != 0) {
+                    return Err(corrupt(format!(
+                        "non-zero padding at bytes {}..{}",
+                        pair[0].end, pair[1].start
+                    )));
+                }
+            }
+        }
         let [mph_r, filter_r, records, pool] = ranges;
         let n = usize::try_from(key_count)
             .map_err(|_| corrupt("key count exceeds the address space".into()))?;
@@ -178,6 +195,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
             prefilter: filter.is_some(),
             has_tombstones: flags & FLAG_TOMBSTONES != 0,
             bytes: b.len() as u64,
+            header_crc32c: expected,
         };
         Ok(Segment {
             bytes,

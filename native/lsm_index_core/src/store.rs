@@ -1,0 +1,215 @@
+//! The directory of a persistent index: its lock, its segment files and its manifest.
+//!
+//! ```text
+//! <dir>/LOCK                                  flock'ed while an Index has the directory open
+//! <dir>/MANIFEST-<generation>.json            see `manifest`
+//! <dir>/segments/lane-<n>/<segment id>.seg    segment files (format: `segment`), immutable
+//! ```
+//!
+//! A segment file is written to `<id>.seg.tmp`, fsynced, renamed and its directory fsynced
+//! before any manifest refers to it; it is never modified afterwards, which is what makes
+//! mapping it read-only sound. Files no manifest refers to (a crash between writing a segment
+//! and installing the manifest, or before deleting obsolete ones) are deleted at open.
+
+#![allow(unsafe_code)]
+
+use crate::error::{Error, Result};
+use crate::manifest::{self, io_error, Manifest, SegmentEntry};
+use crate::segment::Segment;
+use crate::version::Storage;
+use parking_lot::Mutex;
+use std::collections::HashSet;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+
+/// An open index directory.
+pub struct Store {
+    dir: PathBuf,
+    /// Holds the flock; dropping it (or `release`) unlocks the directory.
+    lock: Mutex<Option<File>>,
+    /// The latest installed manifest; installs are serialized by this lock.
+    current: Mutex<Manifest>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir`, locks it, and loads its manifest; a new directory gets
+    /// `fresh()` installed as generation 1. Leftover temp files and unreferenced segment
+    /// files are removed.
+    pub fn open(dir: &Path, fresh: impl FnOnce() -> Manifest) -> Result<(Store, Manifest)> {
+        fs::create_dir_all(dir).map_err(|e| io_error(dir, "create directory", &e))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, "open", &e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: dir.display().to_string(),
+                })
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io_error(&lock_path, "lock", &e)),
+        }
+        let m = match manifest::load_latest(dir)? {
+            Some(m) => m,
+            None => {
+                let mut m = fresh();
+                m.generation = 1;
+                manifest::install(dir, &m)?;
+                m
+            }
+        };
+        let store = Store {
+            dir: dir.to_path_buf(),
+            lock: Mutex::new(Some(lock)),
+            current: Mutex::new(m.clone()),
+        };
+        store.remove_unreferenced(&m)?;
+        Ok((store, m))
+    }
+
+    /// The index directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes a segment file durably and maps it.
+    pub fn write_segment(&self, lane: usize, id: u64, bytes: &[u8]) -> Result<Storage> {
+        let rel = manifest::segment_file(lane, id);
+        let path = self.dir.join(&rel);
+        let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(|e| io_error(&parent, "create directory", &e))?;
+        let tmp = path.with_extension("seg.tmp");
+        manifest::write_durably(&tmp, bytes)?;
+        fs::rename(&tmp, &path).map_err(|e| io_error(&path, "rename", &e))?;
+        manifest::sync_dir(&parent)?;
+        map(&path)
+    }
+
+    /// Maps the file of `entry` and opens it as a segment, checking it is the file the
+    /// manifest recorded; `verify` also checks every section checksum (reads every byte).
+    pub fn open_segment(&self, entry: &SegmentEntry, verify: bool) -> Result<Segment<Storage>> {
+        let path = self.dir.join(&entry.file);
+        let storage = map(&path)?;
+        let what = path.display().to_string();
+        if storage.as_ref().len() as u64 != entry.bytes {
+            return Err(Error::Corrupt {
+                what,
+                detail: format!(
+                    "{} bytes, the manifest says {}",
+                    storage.as_ref().len(),
+                    entry.bytes
+                ),
+            });
+        }
+        let seg = Segment::open(storage, &what, verify)?;
+        let info = seg.info();
+        if info.header_crc32c != entry.header_crc32c
+            || info.key_count != entry.keys
+            || info.level != entry.level
+        {
+            return Err(Error::Corrupt {
+                what,
+                detail: "not the segment the manifest recorded (header differs)".into(),
+            });
+        }
+        Ok(seg)
+    }
+
+    /// The latest installed manifest.
+    pub fn current(&self) -> Manifest {
+        self.current.lock().clone()
+    }
+
+    /// Installs the next generation: `change` edits a copy of the current manifest, which is
+    /// then made durable; the segment files it no longer refers to are deleted afterwards.
+    pub fn install(&self, change: impl FnOnce(&mut Manifest)) -> Result<()> {
+        let mut current = self.current.lock();
+        let mut next = current.clone();
+        change(&mut next);
+        next.generation = current.generation + 1;
+        manifest::install(&self.dir, &next)?;
+        let old = std::mem::replace(&mut *current, next);
+        let live: HashSet<&str> = current
+            .lane_state
+            .iter()
+            .flat_map(|l| l.segments.iter().map(|s| s.file.as_str()))
+            .collect();
+        // Best effort from here: what is left over is removed at the next open.
+        for s in old.lane_state.iter().flat_map(|l| &l.segments) {
+            if !live.contains(s.file.as_str()) {
+                let _ = fs::remove_file(self.dir.join(&s.file));
+            }
+        }
+        let _ = fs::remove_file(self.dir.join(Manifest::file_name(old.generation)));
+        Ok(())
+    }
+
+    /// Unlocks the directory (on close); the store must not write afterwards.
+    pub fn release(&self) {
+        self.lock.lock().take();
+    }
+
+    /// Deletes temp files, older manifests and segment files `m` does not refer to.
+    fn remove_unreferenced(&self, m: &Manifest) -> Result<()> {
+        for (generation, path) in manifest::manifests(&self.dir)? {
+            if generation < m.generation {
+                let _ = fs::remove_file(path);
+            }
+        }
+        remove_tmp(&self.dir)?;
+        let live: HashSet<PathBuf> = m
+            .lane_state
+            .iter()
+            .flat_map(|l| l.segments.iter().map(|s| self.dir.join(&s.file)))
+            .collect();
+        let segments = self.dir.join("segments");
+        if !segments.exists() {
+            return Ok(());
+        }
+        for lane_dir in read_dir(&segments)? {
+            if !lane_dir.is_dir() {
+                continue;
+            }
+            for file in read_dir(&lane_dir)? {
+                let is_segment = file.extension().is_some_and(|e| e == "seg" || e == "tmp");
+                if is_segment && !live.contains(&file) {
+                    fs::remove_file(&file).map_err(|e| io_error(&file, "remove", &e))?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn remove_tmp(dir: &Path) -> Result<()> {
+    for path in read_dir(dir)? {
+        if path.extension().is_some_and(|e| e == "tmp") {
+            fs::remove_file(&path).map_err(|e| io_error(&path, "remove", &e))?;
+        }
+    }
+    Ok(())
+}
+
+fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    fs::read_dir(dir)
+        .and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect())
+        .map_err(|e| io_error(dir, "list", &e))
+}
+
+/// Maps `path` read-only.
+fn map(path: &Path) -> Result<Storage> {
+    let file = File::open(path).map_err(|e| io_error(path, "open", &e))?;
+    // SAFETY: `Mmap::map` is unsafe because the file could change while mapped. Segment
+    // files are immutable once renamed into place (written under a temp name, fsynced,
+    // renamed, never opened for writing again) and the directory lock keeps other lsm_index
+    // processes out. Every offset read from the map is validated against its length by
+    // `Segment::open`, so bytes changed behind our back can only give wrong answers, like any
+    // corruption; truncating a mapped file from outside (SIGBUS) is outside the trust model
+    // documented in DESIGN.md.
+    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, "mmap", &e))?;
+    Ok(Storage::Mmap(mmap))
+}

@@ -1,0 +1,264 @@
+//! Persistent indexes: reopen equals what was flushed, the directory lock, leftover files,
+//! damaged files, and the closed state.
+
+use lsm_index_core::{Config, Error, Index};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeSet, HashMap};
+use std::fs;
+use std::path::Path;
+
+type Oracle = HashMap<Vec<u8>, BTreeSet<u32>>;
+
+fn small() -> Config {
+    Config {
+        lanes: 4,
+        overlay_limit: 64,
+        ..Config::default()
+    }
+}
+
+fn key(i: u32) -> Vec<u8> {
+    format!("user_id={i}").into_bytes()
+}
+
+/// Random adds, removes and drops (with flushes and merges along the way) on `index` and the
+/// oracle.
+fn churn(index: &Index, oracle: &mut Oracle, rng: &mut StdRng, ops: usize) {
+    for _ in 0..ops {
+        let k = key(rng.gen_range(0..3_000));
+        let h = rng.gen_range(0..40);
+        match rng.gen_range(0..100) {
+            0 => {
+                index.drop_handle(h).unwrap();
+                oracle.values_mut().for_each(|s| {
+                    s.remove(&h);
+                });
+            }
+            1..=60 => {
+                index.add(&k, h).unwrap();
+                oracle.entry(k).or_default().insert(h);
+            }
+            _ => {
+                index.remove(&k, h).unwrap();
+                if let Some(s) = oracle.get_mut(&k) {
+                    s.remove(&h);
+                }
+            }
+        }
+    }
+}
+
+fn check(index: &Index, oracle: &Oracle) {
+    for i in 0..3_000 {
+        let k = key(i);
+        let want: Vec<u32> = oracle
+            .get(&k)
+            .map(|s| s.iter().copied().collect())
+            .unwrap_or_default();
+        assert_eq!(index.lookup(&k).unwrap(), want, "key {i}");
+    }
+    let live = oracle.values().filter(|s| !s.is_empty()).count() as u64;
+    assert_eq!(index.len().unwrap(), live);
+}
+
+#[test]
+fn reopen_equals_what_was_flushed_or_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut oracle = Oracle::new();
+    for round in 0..4 {
+        let index = Index::open(dir.path(), small()).unwrap();
+        check(&index, &oracle);
+        churn(&index, &mut oracle, &mut rng, 5_000);
+        if round % 2 == 0 {
+            index.flush().unwrap();
+            check(&index, &oracle);
+            drop(index); // no close: a flush alone must be enough
+        } else {
+            index.close().unwrap();
+        }
+    }
+    let index = Index::open(dir.path(), small()).unwrap();
+    check(&index, &oracle);
+    assert!(index.stats().unwrap().segments > 0);
+    index.compact().unwrap();
+    index.close().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    check(&index, &oracle);
+}
+
+#[test]
+fn the_manifest_decides_lanes_and_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    index.add(b"k", 1).unwrap();
+    index.close().unwrap();
+    let other = Config {
+        lanes: 64,
+        ..Config::default()
+    };
+    let index = Index::open(dir.path(), other).unwrap();
+    assert_eq!(index.config().lanes, 4);
+    assert_eq!(index.lookup(b"k").unwrap(), vec![1]);
+}
+
+#[test]
+fn a_directory_is_opened_by_one_index_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Index::open(dir.path(), small()).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), small()),
+        Err(Error::Locked { .. })
+    ));
+    first.close().unwrap();
+    let second = Index::open(dir.path(), small()).unwrap();
+    drop(second);
+    Index::open(dir.path(), small()).unwrap();
+}
+
+#[test]
+fn a_closed_index_refuses_every_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    index.add(b"k", 1).unwrap();
+    index.close().unwrap();
+    index.close().unwrap();
+    assert_eq!(index.add(b"k", 2), Err(Error::Closed));
+    assert_eq!(index.lookup(b"k"), Err(Error::Closed));
+    assert_eq!(index.drop_handle(1), Err(Error::Closed));
+    assert_eq!(index.flush(), Err(Error::Closed));
+    assert_eq!(index.compact(), Err(Error::Closed));
+    assert!(index.lookup_many(&[b"k"]).is_err());
+}
+
+#[test]
+fn leftover_files_are_removed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    for i in 0..1_000u32 {
+        index.add(&i.to_le_bytes(), i).unwrap();
+    }
+    index.close().unwrap();
+    let lane0 = dir.path().join("segments/lane-0");
+    fs::create_dir_all(&lane0).unwrap();
+    let strays = [
+        lane0.join("00000000000fffff.seg"),
+        lane0.join("00000000000ffffe.seg.tmp"),
+        dir.path().join("MANIFEST-00000000000fffff.json.tmp"),
+    ];
+    for s in &strays {
+        fs::write(s, b"half written").unwrap();
+    }
+    let index = Index::open(dir.path(), small()).unwrap();
+    for s in &strays {
+        assert!(!s.exists(), "{s:?} left behind");
+    }
+    assert_eq!(index.lookup(&7u32.to_le_bytes()).unwrap(), vec![7]);
+    assert_eq!(manifests(dir.path()), 1);
+}
+
+fn manifests(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("MANIFEST-")
+        })
+        .count()
+}
+
+fn segment_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for lane in fs::read_dir(dir.join("segments")).unwrap() {
+        for f in fs::read_dir(lane.unwrap().path()).unwrap() {
+            out.push(f.unwrap().path());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A directory with a compacted index of 2,000 keys, closed.
+fn built() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    for i in 0..2_000u32 {
+        index.add(&key(i), i % 7).unwrap();
+    }
+    index.compact().unwrap();
+    index.close().unwrap();
+    dir
+}
+
+#[test]
+fn damaged_segment_files_are_refused() {
+    let dir = built();
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 4);
+    let original = fs::read(&files[0]).unwrap();
+    // a flipped byte anywhere: header, every section
+    for at in (0..original.len()).step_by(original.len() / 97 + 1) {
+        let mut bad = original.clone();
+        bad[at] ^= 0x40;
+        fs::write(&files[0], &bad).unwrap();
+        let err = Index::open(dir.path(), small()).err();
+        assert!(
+            matches!(
+                err,
+                Some(
+                    Error::ChecksumMismatch { .. } | Error::Corrupt { .. } | Error::BadMagic { .. }
+                )
+            ),
+            "byte {at}: {err:?}"
+        );
+    }
+    // truncated
+    fs::write(&files[0], &original[..original.len() / 2]).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), small()),
+        Err(Error::Corrupt { .. })
+    ));
+    // another segment's bytes under this name
+    fs::write(&files[0], fs::read(&files[1]).unwrap()).unwrap();
+    assert!(Index::open(dir.path(), small()).is_err());
+    // deleted
+    fs::remove_file(&files[0]).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), small()),
+        Err(Error::Io { .. })
+    ));
+    // restored: opens again
+    fs::write(&files[0], &original).unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    assert_eq!(index.lookup(&key(9)).unwrap(), vec![2]);
+}
+
+#[test]
+fn a_damaged_manifest_is_refused() {
+    let dir = built();
+    let path = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".json"))
+        .unwrap();
+    let original = fs::read(&path).unwrap();
+    fs::write(&path, &original[..original.len() - 10]).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), small()),
+        Err(Error::Corrupt { .. })
+    ));
+    let text = String::from_utf8(original.clone()).unwrap();
+    let tampered = text.replacen("\"level\": 3", "\"level\": 2", 1);
+    assert_ne!(tampered, text);
+    fs::write(&path, tampered).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), small()),
+        Err(Error::ChecksumMismatch { .. })
+    ));
+    fs::write(&path, &original).unwrap();
+    Index::open(dir.path(), small()).unwrap();
+}

@@ -1,0 +1,75 @@
+defmodule LsmIndex.PersistTest do
+  use ExUnit.Case, async: true
+
+  @moduletag :tmp_dir
+  @opts [lanes: 2, overlay_limit: 16]
+
+  describe "open/2, flush/1, close/1" do
+    test "what was flushed or closed is there after reopening", %{tmp_dir: dir} do
+      {:ok, index} = LsmIndex.open(dir, @opts)
+      :ok = LsmIndex.add_many(index, for(i <- 1..500, do: {i, rem(i, 9)}))
+      :ok = LsmIndex.drop_handle(index, 3)
+      :ok = LsmIndex.flush(index)
+      :ok = LsmIndex.add(index, "late", 1)
+      :ok = LsmIndex.close(index)
+
+      {:ok, index} = LsmIndex.open(dir, @opts)
+      assert LsmIndex.lookup(index, 10) == [1]
+      assert LsmIndex.lookup(index, 12) == []
+      assert LsmIndex.lookup(index, "late") == [1]
+      # 56 keys had handle 3 (3, 12, ..., 498); "late" is one more
+      assert LsmIndex.size(index) == 500 - 56 + 1
+      assert LsmIndex.stats(index).segments > 0
+    end
+
+    test "a second open of a directory gets {:error, :locked}", %{tmp_dir: dir} do
+      {:ok, index} = LsmIndex.open(dir, @opts)
+      assert LsmIndex.open(dir, @opts) == {:error, :locked}
+      :ok = LsmIndex.close(index)
+      assert {:ok, _} = LsmIndex.open(dir, @opts)
+    end
+
+    test "a closed index raises ArgumentError", %{tmp_dir: dir} do
+      {:ok, index} = LsmIndex.open(dir, @opts)
+      :ok = LsmIndex.close(index)
+      assert :ok = LsmIndex.close(index)
+
+      for call <- [
+            &LsmIndex.lookup(&1, 1),
+            &LsmIndex.lookup_many(&1, [1]),
+            &LsmIndex.add(&1, 1, 1),
+            &LsmIndex.add_many(&1, [{1, 1}]),
+            &LsmIndex.drop_handle(&1, 1),
+            &LsmIndex.flush/1,
+            &LsmIndex.compact/1,
+            &LsmIndex.size/1
+          ] do
+        assert_raise ArgumentError, ~r/closed/, fn -> call.(index) end
+      end
+    end
+
+    test "a damaged segment file is refused with {:error, {kind, message}}", %{tmp_dir: dir} do
+      {:ok, index} = LsmIndex.open(dir, @opts)
+      :ok = LsmIndex.add_many(index, for(i <- 1..200, do: {i, 1}))
+      :ok = LsmIndex.compact(index)
+      :ok = LsmIndex.close(index)
+
+      [file | _] = Path.wildcard(Path.join(dir, "segments/lane-*/*.seg"))
+      bytes = File.read!(file)
+      <<head::binary-size(300), byte, rest::binary>> = bytes
+      File.write!(file, <<head::binary, Bitwise.bxor(byte, 1), rest::binary>>)
+      assert {:error, {kind, message}} = LsmIndex.open(dir, @opts)
+      assert kind in [:checksum_mismatch, :corrupt]
+      assert message =~ file
+
+      File.rm!(file)
+      assert {:error, {:io, _}} = LsmIndex.open(dir, @opts)
+    end
+
+    test "bad arguments raise ArgumentError" do
+      assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open(:nope, []) end
+      assert_raise ArgumentError, ~r/:verify/, fn -> LsmIndex.open("/tmp/x", verify: 1) end
+      assert_raise ArgumentError, fn -> LsmIndex.open("/tmp/x", bogus: 1) end
+    end
+  end
+end
