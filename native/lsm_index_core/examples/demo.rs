@@ -3,6 +3,9 @@
 //! write speeds and write amplification. `./run bench` runs it; `--keys N` and `--churn N`
 //! change the sizes (defaults 10M each).
 
+mod common;
+
+use common::machine;
 use lsm_index_core::{Config, Index, MphKind};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -172,30 +175,6 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
         churn_peak_mb: PEAK.load(Ordering::Relaxed).saturating_sub(before) as f64 / 1048576.0,
         len_after_drop_ms: len_after_drop.as_secs_f64() * 1e3,
     }
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .next()
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        })
-        .map_or("? GiB".into(), |kb| {
-            format!("{:.0} GiB", kb as f64 / 1048576.0)
-        });
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{cpu}, {cores} cores, {mem}")
 }
 
 fn arg(name: &str, default: u64) -> u64 {
