@@ -98,7 +98,12 @@ defmodule LsmIndex do
   another OS process) has the directory open, `{:error, {:corrupt | :checksum_mismatch, msg}}`
   for damaged files.
 
-  Durability: writes are on disk once `flush/1` or `close/1` returned for them.
+  Durability: every write is appended to a write-ahead log; `:sync` says when it reaches the
+  disk: `:flush` (default) when `flush/1` is called — one fsync for every write before it —,
+  `:always` before each write call returns (one fsync per call; batch with `add_many/2`),
+  `:none` never by us (`flush/1` hands it to the OS: survives the VM crashing, not the
+  machine). A write acknowledged by a completed `flush/1` survives any crash; after one, the
+  index holds a prefix of the writes made.
   """
   @spec open(Path.t(), keyword()) :: {:ok, t()} | {:error, term()}
   def open(path, opts \\ []) do
@@ -111,20 +116,38 @@ defmodule LsmIndex do
           raise ArgumentError, "expected a directory path (a string), got: #{inspect(other)}"
       end
 
+    {sync, opts} = Keyword.pop(opts, :sync, :flush)
+
+    unless sync in [:flush, :always, :none],
+      do: raise(ArgumentError, ":sync must be :flush, :always or :none, got: #{inspect(sync)}")
+
     {verify, opts} = Keyword.pop(opts, :verify, true)
 
     unless is_boolean(verify),
       do: raise(ArgumentError, ":verify must be a boolean, got: #{inspect(verify)}")
 
     {lanes, overlay_limit, max_segments, mph, prefilter} = options!(opts)
-    Native.index_open(path, lanes, overlay_limit, max_segments, mph, prefilter, verify)
+
+    Native.index_open(
+      path,
+      lanes,
+      overlay_limit,
+      max_segments,
+      mph,
+      prefilter,
+      verify,
+      to_string(sync)
+    )
   end
 
-  @doc "Makes every write so far durable (a no-op on disk for an in-memory index)."
+  @doc "Makes every write so far durable: one fsync of the log (a no-op in memory)."
   @spec flush(t()) :: :ok | {:error, term()}
   def flush(index), do: call(index, &Native.index_flush/1)
 
-  @doc "Flushes and releases the index; later calls on it raise `ArgumentError`."
+  @doc """
+  Flushes every overlay into segment files (so the log can be deleted), releases the
+  directory and the index; later calls on it raise `ArgumentError`.
+  """
   @spec close(t()) :: :ok | {:error, term()}
   def close(index), do: call(index, &Native.index_close/1)
 

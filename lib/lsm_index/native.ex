@@ -10,7 +10,7 @@ defmodule LsmIndex.Native do
 
   def index_new(_lanes, _overlay_limit, _max_segments, _mph, _prefilter), do: err()
 
-  def index_open(_path, _lanes, _overlay_limit, _max_segments, _mph, _prefilter, _verify),
+  def index_open(_path, _lanes, _overlay_limit, _max_segments, _mph, _prefilter, _verify, _sync),
     do: err()
 
   def index_flush(_index), do: err()

@@ -4,6 +4,18 @@ defmodule LsmIndex.PersistTest do
   @moduletag :tmp_dir
   @opts [lanes: 2, overlay_limit: 16]
 
+  # Retries while the index of a process that just exited is still being freed.
+  defp open_when_released(path, tries \\ 50) do
+    case LsmIndex.open(path, @opts) do
+      {:error, :locked} when tries > 0 ->
+        Process.sleep(20)
+        open_when_released(path, tries - 1)
+
+      other ->
+        other
+    end
+  end
+
   describe "open/2, flush/1, close/1" do
     test "what was flushed or closed is there after reopening", %{tmp_dir: dir} do
       {:ok, index} = LsmIndex.open(dir, @opts)
@@ -66,7 +78,24 @@ defmodule LsmIndex.PersistTest do
       assert {:error, {:io, _}} = LsmIndex.open(dir, @opts)
     end
 
+    test "every :sync mode keeps flushed writes", %{tmp_dir: dir} do
+      for mode <- [:flush, :always, :none] do
+        path = Path.join(dir, to_string(mode))
+        # a process writes, flushes and exits without closing: the log brings the writes back
+        Task.async(fn ->
+          {:ok, index} = LsmIndex.open(path, [sync: mode] ++ @opts)
+          :ok = LsmIndex.add_many(index, for(i <- 1..100, do: {i, 7}))
+          :ok = LsmIndex.flush(index)
+        end)
+        |> Task.await()
+
+        {:ok, again} = open_when_released(path)
+        assert LsmIndex.lookup(again, 100) == [7]
+      end
+    end
+
     test "bad arguments raise ArgumentError" do
+      assert_raise ArgumentError, ~r/:sync/, fn -> LsmIndex.open("/tmp/x", sync: :sometimes) end
       assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open(:nope, []) end
       assert_raise ArgumentError, ~r/:verify/, fn -> LsmIndex.open("/tmp/x", verify: 1) end
       assert_raise ArgumentError, fn -> LsmIndex.open("/tmp/x", bogus: 1) end

@@ -19,6 +19,7 @@ use crate::segment::mph::MphKind;
 use crate::segment::{Segment, WriteOptions};
 use crate::store::Store;
 use crate::version::{SegmentRef, Storage, Version};
+use crate::wal::{self, Record, SyncMode, Wal};
 use parking_lot::{Mutex, RwLock, RwLockUpgradableReadGuard};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -33,6 +34,9 @@ const LOOKUP_CHUNK: usize = 256;
 
 /// Pairs per `add_many`/`remove_many` chunk: bounds how long a lane's write lock is held.
 const WRITE_CHUNK: usize = 4096;
+
+/// Log files (64 MiB each) kept before a checkpoint flushes every lane so they can go.
+const MAX_WAL_FILES: usize = 4;
 
 /// How an index is laid out and when it compacts.
 #[derive(Clone, Debug)]
@@ -54,6 +58,8 @@ pub struct Config {
     /// `Index::open` checks every section checksum of every segment file (reads all bytes);
     /// `false` checks headers, the MPH section and the manifest's record only. Default true.
     pub verify_on_open: bool,
+    /// When the write-ahead log of a persistent index reaches the disk; default on `flush`.
+    pub sync: SyncMode,
 }
 
 impl Default for Config {
@@ -67,6 +73,7 @@ impl Default for Config {
             size_ratio: 1.0,
             secret: None,
             verify_on_open: true,
+            sync: SyncMode::Flush,
         }
     }
 }
@@ -157,6 +164,8 @@ pub struct Index {
     counters: Counters,
     /// The directory of a persistent index (`open`); `None` in memory.
     store: Option<Store>,
+    /// Its write-ahead log.
+    wal: Option<Wal>,
     /// Set by `close`: every later call fails with `Error::Closed`.
     closed: AtomicBool,
     /// Set by a failed install (fsync, rename): later writes fail with `Error::Poisoned`.
@@ -206,6 +215,7 @@ impl Index {
             policy,
             counters: Counters::default(),
             store: None,
+            wal: None,
             closed: AtomicBool::new(false),
             poisoned: Mutex::new(None),
             config,
@@ -261,16 +271,68 @@ impl Index {
             }
             index.dead_pending.store(dead.len(), Ordering::Release);
         }
-        index.seq = AtomicU64::new(m.next_seq);
+        let next_seq = index.replay(store.dir(), &m)?.max(m.next_seq);
+        index.seq = AtomicU64::new(next_seq);
         index.next_segment_id = AtomicU64::new(m.next_segment_id);
+        let older = wal::files(store.dir())?;
+        index.wal = Some(Wal::create(
+            store.dir(),
+            next_seq,
+            older,
+            index.config.sync,
+        )?);
         index.store = Some(store);
         Ok(index)
     }
 
-    /// Makes every write so far durable: flushes each non-empty overlay to a segment file and
-    /// installs a manifest (a no-op for an in-memory index apart from the flushes).
+    /// Applies the logged writes the manifest's segments do not hold, with their original
+    /// sequence numbers; returns the next sequence number after them.
+    fn replay(&self, dir: &Path, m: &Manifest) -> Result<u64> {
+        let mut next = 0;
+        let mut scratch = Vec::new();
+        wal::replay(dir, |seq, record| {
+            next = next.max(seq + 1);
+            match record {
+                Record::Drop { handle } => {
+                    let mut dead = self.dead.write();
+                    dead.insert(handle, seq);
+                    self.dead_pending.store(dead.len(), Ordering::Release);
+                }
+                Record::Add { fp, handle } | Record::Remove { fp, handle } => {
+                    let lane = jump_hash(fp, self.config.lanes) as usize;
+                    if seq < m.lane_state[lane].covered_seq {
+                        return Ok(()); // already in the lane's segments
+                    }
+                    let op = match record {
+                        Record::Add { .. } => Op::Add,
+                        _ => Op::Remove,
+                    };
+                    let mut st = self.lanes[lane].state.write();
+                    let dead = self.dead.read();
+                    // no WAL yet while replaying: nothing is logged again
+                    self.apply_at(&mut st, &dead, fp, handle, op, &mut scratch, Some(seq))?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(next)
+    }
+
+    /// Makes every write so far durable: one write + fsync of the write-ahead log (group
+    /// commit). A no-op for an in-memory index.
     pub fn flush(&self) -> Result<()> {
         self.check_writable()?;
+        match &self.wal {
+            Some(wal) => self.durable(wal.sync(true)),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes every non-empty overlay into a segment file and installs a manifest, so the
+    /// write-ahead log so far is no longer needed (and is deleted).
+    pub fn checkpoint(&self) -> Result<()> {
+        self.check_writable()?;
+        self.flush()?;
         for lane in self.lanes.iter() {
             self.compact_lane(lane, Mode::Flush)?;
         }
@@ -278,13 +340,13 @@ impl Index {
         self.persist(None)
     }
 
-    /// Flushes, then releases the directory; every later call fails with `Error::Closed`.
-    /// Closing twice is `Ok`.
+    /// Checkpoints, then releases the directory; every later call fails with
+    /// `Error::Closed`. Closing twice is `Ok`.
     pub fn close(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let flushed = self.flush();
+        let flushed = self.checkpoint();
         self.closed.store(true, Ordering::Release);
         if let Some(store) = &self.store {
             store.release();
@@ -302,6 +364,24 @@ impl Index {
             return Err(Error::Closed);
         }
         Ok(())
+    }
+
+    /// Poisons the index if `r` is a durability failure.
+    fn durable(&self, r: Result<()>) -> Result<()> {
+        if let Err(e) = &r {
+            self.poisoned.lock().get_or_insert_with(|| e.to_string());
+        }
+        r
+    }
+
+    /// Writes the log out after a write call: fsynced in `SyncMode::Always`, else only once
+    /// the buffer is large (to bound memory).
+    fn after_write(&self, buffer_full: bool) -> Result<()> {
+        match &self.wal {
+            Some(wal) if wal.mode() == SyncMode::Always => self.durable(wal.sync(true)),
+            Some(wal) if buffer_full => self.durable(wal.sync(false)),
+            _ => Ok(()),
+        }
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -341,6 +421,24 @@ impl Index {
                 .collect();
             (number, segments, covered)
         });
+        // A lane with nothing in its overlays has every write so far in its (installed)
+        // segments: it covers the current sequence number. Read under its lock, so no write
+        // of it can take a smaller number afterwards.
+        let idle: Vec<Option<u64>> = self
+            .lanes
+            .iter()
+            .map(|l| {
+                let st = l.state.read();
+                (st.active.is_empty() && st.frozen.is_none())
+                    .then(|| self.seq.load(Ordering::SeqCst))
+            })
+            .collect();
+        // The log reaches the disk before any manifest that covers part of it, so after a
+        // crash the state is always a prefix of the log (no lane ahead of another).
+        if let Some(wal) = &self.wal {
+            self.durable(wal.sync(true))?;
+        }
+        let mut covered_all = u64::MAX;
         let result = store.install(|m| {
             if let Some((number, segments, covered)) = entry {
                 let ls = &mut m.lane_state[number];
@@ -349,14 +447,21 @@ impl Index {
                     ls.covered_seq = c;
                 }
             }
+            for (ls, idle) in m.lane_state.iter_mut().zip(&idle) {
+                if let Some(c) = idle {
+                    ls.covered_seq = ls.covered_seq.max(*c);
+                }
+                covered_all = covered_all.min(ls.covered_seq);
+            }
             m.next_segment_id = self.next_segment_id.load(Ordering::SeqCst);
             m.next_seq = self.seq.load(Ordering::SeqCst);
             m.dropped = dropped;
         });
-        if let Err(e) = &result {
-            self.poisoned.lock().get_or_insert_with(|| e.to_string());
+        self.durable(result)?;
+        if let Some(wal) = &self.wal {
+            wal.delete_covered(covered_all);
         }
-        result
+        Ok(())
     }
 
     /// The configuration it was made with.
@@ -396,16 +501,12 @@ impl Index {
     /// for the caller to run [`Index::maintain`] where blocking is acceptable (a BEAM dirty
     /// scheduler), keeping the write itself sub-microsecond.
     pub fn add_deferred(&self, key: &[u8], handle: u32) -> Result<bool> {
-        self.check_writable()?;
-        let (fp, lane) = self.locate(key);
-        self.write_lane(lane, [(fp, handle)], Op::Add, &mut Vec::new(), false)
+        self.write_one(key, handle, Op::Add, false)
     }
 
     /// [`Index::remove`] deferring compaction like [`Index::add_deferred`].
     pub fn remove_deferred(&self, key: &[u8], handle: u32) -> Result<bool> {
-        self.check_writable()?;
-        let (fp, lane) = self.locate(key);
-        self.write_lane(lane, [(fp, handle)], Op::Remove, &mut Vec::new(), false)
+        self.write_one(key, handle, Op::Remove, false)
     }
 
     /// [`Index::add_many`] deferring compaction like [`Index::add_deferred`].
@@ -418,8 +519,12 @@ impl Index {
         self.write_many_in(pairs, Op::Remove, false)
     }
 
-    /// Runs the flushes and merges deferred writes left due, lane by lane.
+    /// Runs the flushes and merges deferred writes left due, lane by lane (every lane when
+    /// the write-ahead log has grown too long).
     pub fn maintain(&self) -> Result<()> {
+        if self.wal_pressure() {
+            return self.checkpoint();
+        }
         for lane in self.lanes.iter() {
             if self.flush_due(&lane.state.read()) {
                 self.compact_lane(lane, Mode::Due)?;
@@ -428,11 +533,23 @@ impl Index {
         Ok(())
     }
 
+    /// Whether the log holds more files than segments allow deleting: time for a checkpoint.
+    fn wal_pressure(&self) -> bool {
+        self.wal
+            .as_ref()
+            .is_some_and(|w| w.files_retained() > MAX_WAL_FILES)
+    }
+
     fn write(&self, key: &[u8], handle: u32, op: Op) -> Result<()> {
+        self.write_one(key, handle, op, true).map(|_| ())
+    }
+
+    fn write_one(&self, key: &[u8], handle: u32, op: Op, compact: bool) -> Result<bool> {
         self.check_writable()?;
         let (fp, lane) = self.locate(key);
-        self.write_lane(lane, [(fp, handle)], op, &mut Vec::new(), true)?;
-        Ok(())
+        let due = self.write_lane(lane, [(fp, handle)], op, &mut Vec::new(), compact)?;
+        self.after_write(false)?;
+        Ok(due)
     }
 
     fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op) -> Result<()> {
@@ -468,6 +585,7 @@ impl Index {
                 due |= self.write_lane(lane, items, op, &mut scratch, compact)?;
             }
         }
+        self.after_write(false)?;
         Ok(due)
     }
 
@@ -484,14 +602,25 @@ impl Index {
         let flush_due = {
             let mut st = lane.state.write();
             let dead = self.dead.read();
+            let mut log_full = false;
             for (fp, handle) in items {
-                self.apply(&mut st, &dead, fp, handle, op, scratch)?;
+                log_full |= self.apply(&mut st, &dead, fp, handle, op, scratch)?;
                 self.counters.ops.fetch_add(1, Ordering::Relaxed);
             }
-            self.flush_due(&st)
+            if log_full {
+                if let Some(wal) = &self.wal {
+                    // written out, not fsynced: bounds the buffer (the lane lock keeps order)
+                    self.durable(wal.sync(false))?;
+                }
+            }
+            self.flush_due(&st) || self.wal_pressure()
         };
         if flush_due && compact {
-            self.compact_lane(lane, Mode::Due)?;
+            if self.wal_pressure() {
+                self.checkpoint()?;
+            } else {
+                self.compact_lane(lane, Mode::Due)?;
+            }
             return Ok(false);
         }
         Ok(flush_due)
@@ -499,6 +628,7 @@ impl Index {
 
     /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with
     /// the dead-set read lock: both guards are parameters so the rule cannot be skipped).
+    /// Returns whether the log buffer wants writing out.
     fn apply(
         &self,
         st: &mut LaneState,
@@ -507,10 +637,26 @@ impl Index {
         handle: u32,
         op: Op,
         scratch: &mut Vec<u32>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
+        self.apply_at(st, dead, fp, handle, op, scratch, None)
+    }
+
+    /// `apply` with the sequence number `replayed` a logged write had (recovery), or a new
+    /// one that is logged.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_at(
+        &self,
+        st: &mut LaneState,
+        dead: &DeadHandles,
+        fp: u64,
+        handle: u32,
+        op: Op,
+        scratch: &mut Vec<u32>,
+        replayed: Option<u64>,
+    ) -> Result<bool> {
         // Allocated under the dead-set read lock: every drop with a smaller seq is in
         // `dead` now, so the set written below excludes exactly those (see DeadHandles).
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+        let seq = replayed.unwrap_or_else(|| self.seq.fetch_add(1, Ordering::SeqCst));
         scratch.clear();
         st.resolve(fp, Some(dead), scratch)?;
         let was_live = !scratch.is_empty();
@@ -524,8 +670,16 @@ impl Index {
             }
             let handles = HandleSet::from_slice(scratch);
             st.active.put(fp, Entry { seq, handles });
+            // logged under the lane lock, so a lane's frames are in sequence order
+            if let (Some(wal), None) = (&self.wal, replayed) {
+                let record = match op {
+                    Op::Add => Record::Add { fp, handle },
+                    Op::Remove => Record::Remove { fp, handle },
+                };
+                return Ok(wal.append(seq, record));
+            }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn flush_due(&self, st: &LaneState) -> bool {
@@ -600,11 +754,17 @@ impl Index {
     /// Adding the handle again afterwards works as usual.
     pub fn drop_handle(&self, handle: u32) -> Result<()> {
         self.check_writable()?;
-        let mut dead = self.dead.write();
-        let seq = self.seq.fetch_add(1, Ordering::SeqCst);
-        dead.insert(handle, seq);
-        self.dead_pending.store(dead.len(), Ordering::Release);
-        Ok(())
+        let full = {
+            let mut dead = self.dead.write();
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+            dead.insert(handle, seq);
+            self.dead_pending.store(dead.len(), Ordering::Release);
+            // logged under the dead-set lock: ordered against every write's seq
+            self.wal
+                .as_ref()
+                .is_some_and(|w| w.append(seq, Record::Drop { handle }))
+        };
+        self.after_write(full)
     }
 
     /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the

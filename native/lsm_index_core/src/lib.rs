@@ -26,6 +26,7 @@ pub mod overlay;
 pub mod segment;
 pub mod store;
 pub mod version;
+pub mod wal;
 
 pub use batch::Batch;
 pub use error::{Error, Result};

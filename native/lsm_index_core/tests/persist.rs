@@ -262,3 +262,115 @@ fn a_damaged_manifest_is_refused() {
     fs::write(&path, &original).unwrap();
     Index::open(dir.path(), small()).unwrap();
 }
+
+/// An in-process crash: the index is dropped without `flush`/`close`, losing its log buffer.
+/// Reopened, it must hold every write acknowledged by the last flush, and equal the oracle
+/// after some prefix of the writes (never a lane ahead of another).
+#[test]
+fn after_a_crash_the_state_is_a_prefix_at_or_beyond_the_last_flush() {
+    for seed in 0..6u64 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = StdRng::seed_from_u64(100 + seed);
+        let mut oracle = Oracle::new();
+        let index = Index::open(dir.path(), small()).unwrap();
+        churn(&index, &mut oracle, &mut rng, 3_000);
+        index.flush().unwrap();
+        let flushed = oracle.clone();
+        // the writes after the flush, logged so prefixes can be replayed on the oracle
+        let mut log: Vec<(Vec<u8>, u32, bool)> = Vec::new();
+        for _ in 0..rng.gen_range(0..3_000) {
+            let k = key(rng.gen_range(0..3_000));
+            let h = rng.gen_range(0..40);
+            let add = rng.gen_bool(0.6);
+            if add {
+                index.add(&k, h).unwrap();
+            } else {
+                index.remove(&k, h).unwrap();
+            }
+            log.push((k, h, add));
+        }
+        drop(index);
+
+        let index = Index::open(dir.path(), small()).unwrap();
+        let state = |o: &Oracle| -> Vec<(u32, Vec<u32>)> {
+            (0..3_000)
+                .map(|i| {
+                    (
+                        i,
+                        o.get(&key(i))
+                            .map(|s| s.iter().copied().collect())
+                            .unwrap_or_default(),
+                    )
+                })
+                .filter(|(_, v): &(u32, Vec<u32>)| !v.is_empty())
+                .collect()
+        };
+        let got: Vec<(u32, Vec<u32>)> = (0..3_000)
+            .map(|i| (i, index.lookup(&key(i)).unwrap()))
+            .filter(|(_, v)| !v.is_empty())
+            .collect();
+        let mut o = flushed;
+        let mut matched = state(&o) == got;
+        for (k, h, add) in &log {
+            if matched {
+                break;
+            }
+            if *add {
+                o.entry(k.clone()).or_default().insert(*h);
+            } else if let Some(s) = o.get_mut(k) {
+                s.remove(h);
+            }
+            matched = state(&o) == got;
+        }
+        assert!(
+            matched,
+            "seed {seed}: reopened state is no prefix of the writes"
+        );
+    }
+}
+
+#[test]
+fn the_log_is_replayed_and_deleted_once_covered() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = Config {
+        lanes: 2,
+        overlay_limit: 1 << 20, // nothing reaches a segment before close
+        ..Config::default()
+    };
+    let index = Index::open(dir.path(), big.clone()).unwrap();
+    for i in 0..5_000u32 {
+        index.add(&key(i), i % 3).unwrap();
+    }
+    index.drop_handle(2).unwrap();
+    index.flush().unwrap();
+    drop(index);
+    let logs = |d: &Path| {
+        fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("wal-")
+            })
+            .count()
+    };
+    assert_eq!(logs(dir.path()), 1);
+    let index = Index::open(dir.path(), big.clone()).unwrap();
+    assert_eq!(
+        index.stats().unwrap().segments,
+        0,
+        "all of it came from the log"
+    );
+    assert_eq!(index.lookup(&key(4)).unwrap(), vec![1]);
+    assert_eq!(index.lookup(&key(5)).unwrap(), Vec::<u32>::new());
+    // 1,666 keys had handle 2 (2, 5, ..., 4997)
+    assert_eq!(index.len().unwrap(), 5_000 - 1_666);
+    index.close().unwrap();
+    // close checkpoints: the old logs are gone, one empty log of the closed session remains
+    assert!(logs(dir.path()) <= 1);
+    let index = Index::open(dir.path(), big).unwrap();
+    assert!(index.stats().unwrap().segments > 0);
+    assert_eq!(index.lookup(&key(4)).unwrap(), vec![1]);
+}

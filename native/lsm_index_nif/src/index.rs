@@ -9,6 +9,7 @@
 //! then runs `index_maintain` (the flush or merge) on a dirty CPU scheduler. `*_dirty`
 //! variants take large batches (and their inline compaction) off normal schedulers.
 
+use lsm_index_core::wal::SyncMode;
 use lsm_index_core::{Config, Error, Index, MphKind};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
@@ -171,9 +172,17 @@ fn index_open<'a>(
     mph: String,
     prefilter: bool,
     verify_on_open: bool,
+    sync: String,
 ) -> NifResult<Term<'a>> {
+    let sync = match sync.as_str() {
+        "flush" => SyncMode::Flush,
+        "always" => SyncMode::Always,
+        "none" => SyncMode::None,
+        _ => return Err(rustler::Error::BadArg),
+    };
     let config = Config {
         verify_on_open,
+        sync,
         ..config(lanes, overlay_limit, max_segments, &mph, prefilter)?
     };
     let index = Index::open(std::path::Path::new(&path), config)
@@ -181,13 +190,13 @@ fn index_open<'a>(
     Ok(reply(env, index))
 }
 
-/// Makes every write so far durable.
+/// Makes every write so far durable (an fsync of the write-ahead log).
 #[rustler::nif(schedule = "DirtyIo")]
 fn index_flush(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.flush())
 }
 
-/// Flushes and releases the directory; later calls fail with `{:error, {:closed, _}}`.
+/// Checkpoints and releases the directory; later calls fail with `{:error, {:closed, _}}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn index_close(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.close())

@@ -1,0 +1,418 @@
+//! The write-ahead log: every add, remove and drop of a persistent index, framed and
+//! checksummed, so writes acknowledged by a `flush` survive a crash before their lane's
+//! overlay reaches a segment file.
+//!
+//! ```text
+//! <dir>/wal-<first sequence number, 16 hex>.log   a run of frames, oldest file first
+//!
+//! frame:  0 ┌──────────────┬──────────────┬──────────────┬─────────────────────────┐
+//!           │ len u32 (=13)│ crc32c u32   │ seq u64      │ payload (len bytes)     │
+//!           └──────────────┴──────────────┴──────────────┴─────────────────────────┘
+//!         crc32c covers seq and payload; all integers little-endian
+//! payload:  op u8 (1 add, 2 remove, 3 drop) │ handle u32 │ key fingerprint u64 (0 for drop)
+//! ```
+//!
+//! Keys are logged by fingerprint: the index only ever uses a key's keyed SipHash, and the
+//! secret is in the manifest. Appends go to an in-memory buffer under the writer's lane lock
+//! (so a lane's frames are in sequence order); `sync` writes the buffer out and fsyncs it
+//! (group commit: one fsync covers every append before it). Recovery reads frames in order:
+//! an incomplete frame at the end of the newest file (a torn tail) is cut off; a complete
+//! frame whose checksum fails, anywhere, is an error.
+
+use crate::error::{Error, Result};
+use crate::manifest::{io_error, sync_dir};
+use parking_lot::Mutex;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const HEADER: usize = 16;
+const PAYLOAD: usize = 13;
+const FRAME: usize = HEADER + PAYLOAD;
+/// A new file is started once the current one holds this much.
+const FILE_LIMIT: u64 = 64 << 20;
+/// Appends are written out (not fsynced) once the buffer holds this much.
+const BUFFER_LIMIT: usize = 1 << 20;
+
+/// One logged operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// `handle` added to the key with fingerprint `fp`.
+    Add {
+        /// Key fingerprint.
+        fp: u64,
+        /// Handle.
+        handle: u32,
+    },
+    /// `handle` removed from the key with fingerprint `fp`.
+    Remove {
+        /// Key fingerprint.
+        fp: u64,
+        /// Handle.
+        handle: u32,
+    },
+    /// `handle` dropped from every key.
+    Drop {
+        /// Handle.
+        handle: u32,
+    },
+}
+
+impl Record {
+    fn encode(&self, seq: u64, out: &mut Vec<u8>) {
+        let (op, handle, fp) = match *self {
+            Record::Add { fp, handle } => (1u8, handle, fp),
+            Record::Remove { fp, handle } => (2, handle, fp),
+            Record::Drop { handle } => (3, handle, 0),
+        };
+        let mut body = [0u8; 8 + PAYLOAD];
+        body[..8].copy_from_slice(&seq.to_le_bytes());
+        body[8] = op;
+        body[9..13].copy_from_slice(&handle.to_le_bytes());
+        body[13..21].copy_from_slice(&fp.to_le_bytes());
+        out.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+
+    fn decode(payload: &[u8]) -> Option<Record> {
+        let handle = u32::from_le_bytes(payload.get(1..5)?.try_into().ok()?);
+        let fp = u64::from_le_bytes(payload.get(5..13)?.try_into().ok()?);
+        match payload.first()? {
+            1 => Some(Record::Add { fp, handle }),
+            2 => Some(Record::Remove { fp, handle }),
+            3 => Some(Record::Drop { handle }),
+            _ => None,
+        }
+    }
+}
+
+/// When appends reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// On `Index::flush` (group commit): the default.
+    #[default]
+    Flush,
+    /// Before every write call returns (one fsync per call; a batch is one call).
+    Always,
+    /// Never fsynced by us: `flush` hands the data to the OS, which survives a crash of the
+    /// process but not of the machine.
+    None,
+}
+
+struct Buffer {
+    bytes: Vec<u8>,
+    /// Sequence number of the last frame appended (0 when none).
+    last_seq: u64,
+}
+
+struct Io {
+    file: File,
+    /// First sequence number of the file being written, and its size.
+    first_seq: u64,
+    size: u64,
+    /// Files before the current one, oldest first: `(first_seq, path)`.
+    older: Vec<(u64, PathBuf)>,
+    /// Every frame up to this sequence number is written out (and fsynced unless `None`).
+    synced_seq: u64,
+}
+
+/// The log of one index directory.
+pub struct Wal {
+    dir: PathBuf,
+    mode: SyncMode,
+    buffer: Mutex<Buffer>,
+    io: Mutex<Io>,
+}
+
+/// The path of the log file starting at `first_seq`.
+pub fn file_name(first_seq: u64) -> String {
+    format!("wal-{first_seq:016x}.log")
+}
+
+/// Every log file in `dir`, oldest first.
+pub fn files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, "list", &e))? {
+        let entry = entry.map_err(|e| io_error(dir, "list", &e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(hex) = name
+            .strip_prefix("wal-")
+            .and_then(|r| r.strip_suffix(".log"))
+        {
+            if let Ok(first) = u64::from_str_radix(hex, 16) {
+                out.push((first, entry.path()));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Reads every frame of the logs in `dir`, oldest first, calling `apply(seq, record)`. A torn
+/// tail of the newest file is truncated away; any other damage is an error. Returns the
+/// files read.
+pub fn replay(
+    dir: &Path,
+    mut apply: impl FnMut(u64, Record) -> Result<()>,
+) -> Result<Vec<(u64, PathBuf)>> {
+    let logs = files(dir)?;
+    for (i, (_, path)) in logs.iter().enumerate() {
+        let newest = i + 1 == logs.len();
+        let bytes = fs::read(path).map_err(|e| io_error(path, "read", &e))?;
+        let what = path.display().to_string();
+        let mut at = 0;
+        while at < bytes.len() {
+            let rest = &bytes[at..];
+            if rest.len() < FRAME {
+                if newest {
+                    truncate(path, at as u64)?;
+                    break;
+                }
+                return Err(Error::Corrupt {
+                    what,
+                    detail: format!("incomplete frame at byte {at} of an older log"),
+                });
+            }
+            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+            if len != PAYLOAD {
+                return Err(Error::Corrupt {
+                    what,
+                    detail: format!("frame at byte {at} has length {len}"),
+                });
+            }
+            let body = &rest[8..FRAME];
+            let got = crc32c::crc32c(body);
+            if got != crc {
+                return Err(Error::ChecksumMismatch {
+                    what: format!("{what} frame at byte {at}"),
+                    expected: crc,
+                    got,
+                });
+            }
+            let seq = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
+            let record = Record::decode(&body[8..]).ok_or_else(|| Error::Corrupt {
+                what: what.clone(),
+                detail: format!("unknown operation in frame at byte {at}"),
+            })?;
+            apply(seq, record)?;
+            at += FRAME;
+        }
+    }
+    Ok(logs)
+}
+
+fn truncate(path: &Path, len: u64) -> Result<()> {
+    let f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| io_error(path, "open", &e))?;
+    f.set_len(len).map_err(|e| io_error(path, "truncate", &e))?;
+    f.sync_all().map_err(|e| io_error(path, "fsync", &e))
+}
+
+impl Wal {
+    /// Starts a new log file in `dir` at `first_seq`; `older` are the files recovery read,
+    /// still needed until a manifest covers them.
+    pub fn create(
+        dir: &Path,
+        first_seq: u64,
+        older: Vec<(u64, PathBuf)>,
+        mode: SyncMode,
+    ) -> Result<Wal> {
+        let file = new_file(dir, first_seq)?;
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            mode,
+            buffer: Mutex::new(Buffer {
+                bytes: Vec::new(),
+                last_seq: 0,
+            }),
+            io: Mutex::new(Io {
+                file,
+                first_seq,
+                size: 0,
+                older,
+                synced_seq: 0,
+            }),
+        })
+    }
+
+    /// The sync mode.
+    pub fn mode(&self) -> SyncMode {
+        self.mode
+    }
+
+    /// Appends `record` with sequence number `seq` to the buffer. Returns whether the buffer
+    /// is large enough to be written out (`sync(false)`).
+    pub fn append(&self, seq: u64, record: Record) -> bool {
+        let mut b = self.buffer.lock();
+        record.encode(seq, &mut b.bytes);
+        b.last_seq = b.last_seq.max(seq);
+        b.bytes.len() >= BUFFER_LIMIT
+    }
+
+    /// Writes every appended frame to the file; with `durable` (and not `SyncMode::None`)
+    /// also fsyncs it. Concurrent callers share one write and fsync (group commit).
+    pub fn sync(&self, durable: bool) -> Result<()> {
+        let target = self.buffer.lock().last_seq;
+        let mut io = self.io.lock();
+        if io.synced_seq >= target && !durable {
+            return Ok(());
+        }
+        let (bytes, last) = {
+            let mut b = self.buffer.lock();
+            (std::mem::take(&mut b.bytes), b.last_seq)
+        };
+        let path = self.dir.join(file_name(io.first_seq));
+        if !bytes.is_empty() {
+            io.file
+                .write_all(&bytes)
+                .map_err(|e| io_error(&path, "write", &e))?;
+            io.size += bytes.len() as u64;
+        }
+        if durable && self.mode != SyncMode::None {
+            io.file
+                .sync_data()
+                .map_err(|e| io_error(&path, "fsync", &e))?;
+        }
+        io.synced_seq = io.synced_seq.max(last);
+        if io.size >= FILE_LIMIT {
+            // the next file starts after every frame written so far
+            let first = io.synced_seq + 1;
+            let file = new_file(&self.dir, first)?;
+            let old = std::mem::replace(&mut io.file, file);
+            old.sync_all().map_err(|e| io_error(&path, "fsync", &e))?;
+            let old_first = std::mem::replace(&mut io.first_seq, first);
+            io.older.push((old_first, path));
+            io.size = 0;
+        }
+        Ok(())
+    }
+
+    /// Deletes the older files whose every frame has a sequence number below `covered`
+    /// (what the durable manifest's segments hold). Returns how many were deleted.
+    pub fn delete_covered(&self, covered: u64) -> usize {
+        let mut io = self.io.lock();
+        let current_first = io.first_seq;
+        let mut deleted = 0;
+        // file k holds sequence numbers below the next file's first
+        let firsts: Vec<u64> = io
+            .older
+            .iter()
+            .skip(1)
+            .map(|(f, _)| *f)
+            .chain(std::iter::once(current_first))
+            .collect();
+        let mut keep = Vec::new();
+        for ((first, path), next_first) in std::mem::take(&mut io.older).into_iter().zip(firsts) {
+            if next_first <= covered && fs::remove_file(&path).is_ok() {
+                deleted += 1;
+            } else {
+                keep.push((first, path));
+            }
+        }
+        io.older = keep;
+        deleted
+    }
+
+    /// Bytes in the log files not yet covered by segments (older files plus the current).
+    pub fn files_retained(&self) -> usize {
+        self.io.lock().older.len() + 1
+    }
+}
+
+fn new_file(dir: &Path, first_seq: u64) -> Result<File> {
+    let path = dir.join(file_name(first_seq));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(|e| io_error(&path, "create", &e))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(dir: &Path) -> Result<Vec<(u64, Record)>> {
+        let mut out = Vec::new();
+        replay(dir, |seq, r| {
+            out.push((seq, r));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn frames_round_trip_and_a_torn_tail_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, Vec::new(), SyncMode::Flush).unwrap();
+        let written = vec![
+            (1, Record::Add { fp: 7, handle: 1 }),
+            (
+                2,
+                Record::Remove {
+                    fp: u64::MAX,
+                    handle: u32::MAX,
+                },
+            ),
+            (3, Record::Drop { handle: 9 }),
+        ];
+        for &(seq, r) in &written {
+            wal.append(seq, r);
+        }
+        wal.sync(true).unwrap();
+        drop(wal);
+        assert_eq!(records(dir.path()).unwrap(), written);
+
+        // a partial frame at the end (a write cut short) is dropped, and the file truncated
+        let path = dir.path().join(file_name(1));
+        let full = fs::read(&path).unwrap();
+        for cut in 1..FRAME {
+            fs::write(&path, &full[..full.len() - cut]).unwrap();
+            assert_eq!(
+                records(dir.path()).unwrap(),
+                written[..2].to_vec(),
+                "cut {cut}"
+            );
+            assert_eq!(fs::read(&path).unwrap().len(), 2 * FRAME);
+        }
+    }
+
+    #[test]
+    fn a_bad_checksum_on_a_complete_frame_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, Vec::new(), SyncMode::Flush).unwrap();
+        for seq in 1..=3 {
+            wal.append(seq, Record::Add { fp: seq, handle: 1 });
+        }
+        wal.sync(true).unwrap();
+        let path = dir.path().join(file_name(1));
+        let full = fs::read(&path).unwrap();
+        for at in 0..full.len() {
+            let mut bad = full.clone();
+            bad[at] ^= 0x10;
+            fs::write(&path, &bad).unwrap();
+            assert!(records(dir.path()).is_err(), "flip at {at} went unnoticed");
+        }
+    }
+
+    #[test]
+    fn covered_files_are_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(file_name(1)), b"").unwrap();
+        fs::write(dir.path().join(file_name(50)), b"").unwrap();
+        let older = files(dir.path()).unwrap();
+        let wal = Wal::create(dir.path(), 100, older, SyncMode::Flush).unwrap();
+        assert_eq!(wal.delete_covered(49), 0);
+        assert_eq!(wal.delete_covered(50), 1);
+        assert_eq!(wal.files_retained(), 2);
+        assert_eq!(wal.delete_covered(100), 1);
+        assert_eq!(files(dir.path()).unwrap().len(), 1);
+    }
+}
