@@ -274,7 +274,10 @@ impl Index {
         let next_seq = index.replay(store.dir(), &m)?.max(m.next_seq);
         index.seq = AtomicU64::new(next_seq);
         index.next_segment_id = AtomicU64::new(m.next_segment_id);
-        let older = wal::files(store.dir())?;
+        // the files read by recovery stay until covered; a file already named for `next_seq`
+        // (left empty by an open without writes) is the one appended to next, not an older one
+        let mut older = wal::files(store.dir())?;
+        older.retain(|(first, _)| *first != next_seq);
         index.wal = Some(Wal::create(
             store.dir(),
             next_seq,

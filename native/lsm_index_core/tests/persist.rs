@@ -374,3 +374,30 @@ fn the_log_is_replayed_and_deleted_once_covered() {
     assert!(index.stats().unwrap().segments > 0);
     assert_eq!(index.lookup(&key(4)).unwrap(), vec![1]);
 }
+
+/// Regression (found by the crash suite): an open without writes leaves an empty log named
+/// for the next sequence number; the next open appends to that same file and must not count
+/// it among the older logs, or an install deletes the live log and a crash loses flushed
+/// writes.
+#[test]
+fn reopening_without_writes_does_not_delete_the_live_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    index.add(b"a", 1).unwrap();
+    index.flush().unwrap();
+    drop(index);
+    drop(Index::open(dir.path(), small()).unwrap()); // no writes
+    let index = Index::open(dir.path(), small()).unwrap();
+    index.add(b"b", 2).unwrap();
+    for i in 0..500u32 {
+        index.add(&key(i), 3).unwrap(); // flushes and installs, deleting covered logs
+    }
+    index.add(b"c", 4).unwrap();
+    index.flush().unwrap();
+    drop(index);
+    let index = Index::open(dir.path(), small()).unwrap();
+    assert_eq!(index.lookup(b"a").unwrap(), vec![1]);
+    assert_eq!(index.lookup(b"b").unwrap(), vec![2]);
+    assert_eq!(index.lookup(b"c").unwrap(), vec![4]);
+    assert_eq!(index.lookup(&key(499)).unwrap(), vec![3]);
+}
