@@ -72,7 +72,7 @@ fn crash_child_entry() {
             Op::Drop(h) => index.drop_handle(h).unwrap(),
         }
         let done = i as u64 + 1;
-        if done % FLUSH_EVERY == 0 {
+        if done.is_multiple_of(FLUSH_EVERY) {
             index.flush().unwrap();
             writeln!(out, "acked {done}").unwrap();
             out.flush().unwrap();
