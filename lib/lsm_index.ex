@@ -145,6 +145,19 @@ defmodule LsmIndex do
   def flush(index), do: call(index, &Native.index_flush/1)
 
   @doc """
+  Copies a consistent online snapshot of a persistent index into the new (or empty)
+  directory `dest_dir`: hard links to the immutable segment files, copies of the log and the
+  manifest. Writers keep going; the backup opens with `open/2` like any index and holds every
+  write flushed before the call.
+  """
+  @spec backup(t(), Path.t()) :: :ok | {:error, term()}
+  def backup(index, dest_dir) when is_binary(dest_dir) and dest_dir != "",
+    do: call(index, &Native.index_backup(&1, dest_dir))
+
+  def backup(_index, dest_dir),
+    do: raise(ArgumentError, "expected a directory path (a string), got: #{inspect(dest_dir)}")
+
+  @doc """
   Flushes every overlay into segment files (so the log can be deleted), releases the
   directory and the index; later calls on it raise `ArgumentError`.
   """

@@ -14,6 +14,7 @@ defmodule LsmIndex.Native do
     do: err()
 
   def index_flush(_index), do: err()
+  def index_backup(_index, _dest), do: err()
   def index_close(_index), do: err()
   def index_add(_index, _key, _handle), do: err()
   def index_remove(_index, _key, _handle), do: err()

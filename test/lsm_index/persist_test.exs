@@ -94,6 +94,32 @@ defmodule LsmIndex.PersistTest do
       end
     end
 
+    test "a backup taken while a process writes opens like any index", %{tmp_dir: dir} do
+      {:ok, index} = LsmIndex.open(Path.join(dir, "live"), @opts)
+      :ok = LsmIndex.add_many(index, for(i <- 1..1_000, do: {i, 1}))
+      :ok = LsmIndex.flush(index)
+
+      writer =
+        Task.async(fn ->
+          for i <- 1_001..5_000, do: :ok = LsmIndex.add(index, i, 2)
+        end)
+
+      backup = Path.join(dir, "backup")
+      :ok = LsmIndex.backup(index, backup)
+      Task.await(writer)
+      assert {:error, {:io, _}} = LsmIndex.backup(index, backup)
+      :ok = LsmIndex.close(index)
+
+      {:ok, copy} = LsmIndex.open(backup, @opts)
+      assert LsmIndex.lookup(copy, 1_000) == [1]
+      size = LsmIndex.size(copy)
+      assert size >= 1_000 and size <= 5_000
+      # a prefix: if key i arrived, every key before it did too
+      assert LsmIndex.lookup(copy, size) != []
+      assert LsmIndex.lookup(copy, size + 1) == []
+      assert_raise ArgumentError, fn -> LsmIndex.backup(copy, 42) end
+    end
+
     test "bad arguments raise ArgumentError" do
       assert_raise ArgumentError, ~r/:sync/, fn -> LsmIndex.open("/tmp/x", sync: :sometimes) end
       assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open(:nope, []) end

@@ -343,6 +343,24 @@ impl Index {
         self.persist(None)
     }
 
+    /// Copies a consistent online snapshot of this persistent index to the new directory
+    /// `dest` (hard links to segment files, copies of the log and manifest); writers keep
+    /// going. `dest` opens like any index and holds every write acknowledged (`flush`ed)
+    /// before the call, and a prefix of the later ones.
+    pub fn backup(&self, dest: &Path) -> Result<()> {
+        self.check_open()?;
+        let Some(store) = &self.store else {
+            return Err(Error::InvalidConfig {
+                option: "backup",
+                reason: "an in-memory index has no files to back up".into(),
+            });
+        };
+        store.backup(dest, || match &self.wal {
+            Some(wal) => self.durable(wal.sync(true)),
+            None => Ok(()),
+        })
+    }
+
     /// Checkpoints, then releases the directory; every later call fails with
     /// `Error::Closed`. Closing twice is `Ok`.
     pub fn close(&self) -> Result<()> {

@@ -148,6 +148,54 @@ impl Store {
         Ok(())
     }
 
+    /// Copies a consistent snapshot of the index to the new directory `dest`: hard links to
+    /// the current manifest's segment files (immutable; copied if linking fails), copies of
+    /// the log files and the manifest. Installs wait meanwhile, so nothing it names is
+    /// deleted; `sync_log` runs first, under the same lock, so the log copies hold every
+    /// write acknowledged before the call (a torn frame at a copied tail is cut off at open).
+    pub fn backup(&self, dest: &Path, sync_log: impl FnOnce() -> Result<()>) -> Result<()> {
+        let current = self.current.lock();
+        if dest.exists()
+            && fs::read_dir(dest)
+                .map_err(|e| io_error(dest, "list", &e))?
+                .next()
+                .is_some()
+        {
+            return Err(Error::Io {
+                what: format!("backup to {}", dest.display()),
+                detail: "destination exists and is not empty".into(),
+            });
+        }
+        sync_log()?;
+        fs::create_dir_all(dest).map_err(|e| io_error(dest, "create directory", &e))?;
+        for lane in 0..current.lanes as usize {
+            let d = dest.join(format!("segments/lane-{lane}"));
+            fs::create_dir_all(&d).map_err(|e| io_error(&d, "create directory", &e))?;
+        }
+        for s in current.lane_state.iter().flat_map(|l| &l.segments) {
+            let (from, to) = (self.dir.join(&s.file), dest.join(&s.file));
+            if fs::hard_link(&from, &to).is_err() {
+                fs::copy(&from, &to).map_err(|e| io_error(&from, "copy", &e))?;
+            }
+        }
+        for (_, path) in crate::wal::files(&self.dir)? {
+            let Some(name) = path.file_name() else {
+                continue;
+            };
+            match fs::copy(&path, dest.join(name)) {
+                Ok(_) => {}
+                // deleted after an earlier install: the manifest held here covers it
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&path, "copy", &e)),
+            }
+        }
+        for lane in 0..current.lanes as usize {
+            manifest::sync_dir(&dest.join(format!("segments/lane-{lane}")))?;
+        }
+        manifest::sync_dir(&dest.join("segments"))?;
+        manifest::install(dest, &current)
+    }
+
     /// Unlocks the directory (on close); the store must not write afterwards.
     pub fn release(&self) {
         self.lock.lock().take();

@@ -196,6 +196,12 @@ fn index_flush(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.flush())
 }
 
+/// A consistent online snapshot into the new directory `dest`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn index_backup(env: Env<'_>, r: ResourceArc<IndexResource>, dest: String) -> Term<'_> {
+    ok_or_error(env, r.index.backup(std::path::Path::new(&dest)))
+}
+
 /// Checkpoints and releases the directory; later calls fail with `{:error, {:closed, _}}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn index_close(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
