@@ -155,6 +155,23 @@ pub fn files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
 /// files read.
 pub fn replay(
     dir: &Path,
+    apply: impl FnMut(u64, Record) -> Result<()>,
+) -> Result<Vec<(u64, PathBuf)>> {
+    scan(dir, true, apply)
+}
+
+/// `replay` that only reads: a torn tail is reported as `Error::Corrupt` instead of being
+/// truncated (for inspection tools).
+pub fn read(
+    dir: &Path,
+    apply: impl FnMut(u64, Record) -> Result<()>,
+) -> Result<Vec<(u64, PathBuf)>> {
+    scan(dir, false, apply)
+}
+
+fn scan(
+    dir: &Path,
+    repair: bool,
     mut apply: impl FnMut(u64, Record) -> Result<()>,
 ) -> Result<Vec<(u64, PathBuf)>> {
     let logs = files(dir)?;
@@ -166,13 +183,13 @@ pub fn replay(
         while at < bytes.len() {
             let rest = &bytes[at..];
             if rest.len() < FRAME {
-                if newest {
+                if newest && repair {
                     truncate(path, at as u64)?;
                     break;
                 }
                 return Err(Error::Corrupt {
                     what,
-                    detail: format!("incomplete frame at byte {at} of an older log"),
+                    detail: format!("incomplete frame at byte {at} (a torn tail if newest)"),
                 });
             }
             let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
