@@ -338,6 +338,24 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Decoder fuzzing (cargo-fuzz needs a nightly toolchain, absent here): arbitrary
+        /// bytes, and valid manifests with random bytes overwritten, never panic.
+        #[test]
+        fn decoding_arbitrary_bytes_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600),
+            edits in proptest::collection::vec((0usize..4096, proptest::num::u8::ANY), 1..8),
+        ) {
+            let _ = Manifest::decode(&bytes, "fuzz");
+            let mut m = sample().encode().unwrap();
+            for (at, b) in edits {
+                let i = at % m.len();
+                m[i] = b;
+            }
+            let _ = Manifest::decode(&m, "fuzz");
+        }
+    }
+
     #[test]
     fn inconsistent_manifests_are_refused() {
         let cases: Vec<fn(&mut Manifest)> = vec![

@@ -55,6 +55,13 @@ impl Store {
         }
         let m = match manifest::load_latest(dir)? {
             Some(m) => m,
+            None if has_data(dir)? => {
+                // never start afresh over data: that would delete it as leftovers
+                return Err(Error::Corrupt {
+                    what: dir.display().to_string(),
+                    detail: "no manifest, but segment or log files are present".into(),
+                });
+            }
             None => {
                 let mut m = fresh();
                 m.generation = 1;
@@ -231,6 +238,31 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// Whether `dir` holds segment files or log frames (what only an index with a manifest has).
+fn has_data(dir: &Path) -> Result<bool> {
+    let logs = crate::wal::files(dir)?;
+    if logs
+        .iter()
+        .any(|(_, p)| fs::metadata(p).map_or(true, |m| m.len() > 0))
+    {
+        return Ok(true);
+    }
+    let segments = dir.join("segments");
+    if !segments.exists() {
+        return Ok(false);
+    }
+    for lane_dir in read_dir(&segments)? {
+        if lane_dir.is_dir()
+            && read_dir(&lane_dir)?
+                .iter()
+                .any(|f| f.extension().is_some_and(|e| e == "seg"))
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn remove_tmp(dir: &Path) -> Result<()> {

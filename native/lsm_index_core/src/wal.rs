@@ -419,6 +419,18 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Decoder fuzzing: any log file content is read without panicking.
+        #[test]
+        fn reading_arbitrary_log_bytes_never_panics(
+            bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let dir = tempfile::tempdir().unwrap();
+            fs::write(dir.path().join(file_name(1)), &bytes).unwrap();
+            let _ = records(dir.path());
+        }
+    }
+
     #[test]
     fn covered_files_are_deleted() {
         let dir = tempfile::tempdir().unwrap();

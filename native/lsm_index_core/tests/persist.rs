@@ -473,3 +473,61 @@ fn a_backup_taken_during_writes_opens_to_a_consistent_state() {
     assert!(matches!(index.backup(&dest), Err(Error::Io { .. })));
     index.close().unwrap();
 }
+
+/// A failed segment write or install poisons the index: later writes and flushes fail
+/// instead of pretending, and what was flushed before is intact on disk.
+#[test]
+fn a_failed_install_poisons_the_index() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("index");
+    let index = Index::open(&dir, small()).unwrap();
+    index.add(b"before", 1).unwrap();
+    index.flush().unwrap();
+    // pull the directory away and put a file in its place: creating segment files fails
+    let moved = root.path().join("moved");
+    fs::rename(&dir, &moved).unwrap();
+    fs::write(&dir, b"not a directory").unwrap();
+    let mut failed = None;
+    for i in 0..1_000u32 {
+        if let Err(e) = index.add(&key(i), 1) {
+            failed = Some(e);
+            break;
+        }
+    }
+    assert!(matches!(failed, Some(Error::Io { .. })), "{failed:?}");
+    assert!(matches!(index.add(b"k", 1), Err(Error::Poisoned { .. })));
+    assert!(matches!(index.flush(), Err(Error::Poisoned { .. })));
+    assert!(matches!(index.drop_handle(1), Err(Error::Poisoned { .. })));
+    drop(index);
+    fs::remove_file(&dir).unwrap();
+    fs::rename(&moved, &dir).unwrap();
+    let index = Index::open(&dir, small()).unwrap();
+    assert_eq!(index.lookup(b"before").unwrap(), vec![1]);
+}
+
+/// A deleted manifest must not make `open` start an empty index over the files (and delete
+/// them as leftovers).
+#[test]
+fn a_missing_manifest_over_existing_data_is_refused() {
+    let dir = built();
+    let manifest = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".json"))
+        .unwrap();
+    let saved = fs::read(&manifest).unwrap();
+    fs::remove_file(&manifest).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), small()),
+        Err(Error::Corrupt { .. })
+    ));
+    assert_eq!(segment_files(dir.path()).len(), 4, "nothing was deleted");
+    fs::write(&manifest, saved).unwrap();
+    assert_eq!(
+        Index::open(dir.path(), small())
+            .unwrap()
+            .lookup(&key(9))
+            .unwrap(),
+        vec![2]
+    );
+}
