@@ -271,6 +271,25 @@ impl Index {
             }
             index.dead_pending.store(dead.len(), Ordering::Release);
         }
+        // a log may be gone only if the manifest covers it: the oldest left names its
+        // predecessor, whose frames all lie below the oldest's first seq
+        let covered = m
+            .lane_state
+            .iter()
+            .map(|l| l.covered_seq)
+            .min()
+            .unwrap_or(0);
+        if let Some((first, prev)) = wal::oldest_link(store.dir())? {
+            if prev != 0 && first > covered {
+                return Err(Error::Corrupt {
+                    what: store.dir().display().to_string(),
+                    detail: format!(
+                        "the log before seq {first} is missing but the manifest covers only \
+                         seq < {covered}"
+                    ),
+                });
+            }
+        }
         let next_seq = index.replay(store.dir(), &m)?.max(m.next_seq);
         index.seq = AtomicU64::new(next_seq);
         index.next_segment_id = AtomicU64::new(m.next_segment_id);

@@ -245,7 +245,7 @@ fn has_data(dir: &Path) -> Result<bool> {
     let logs = crate::wal::files(dir)?;
     if logs
         .iter()
-        .any(|(_, p)| fs::metadata(p).map_or(true, |m| m.len() > 0))
+        .any(|(_, p)| fs::metadata(p).map_or(true, |m| m.len() > crate::wal::FILE_HEADER as u64))
     {
         return Ok(true);
     }

@@ -3,7 +3,14 @@
 //! overlay reaches a segment file.
 //!
 //! ```text
-//! <dir>/wal-<first sequence number, 16 hex>.log   a run of frames, oldest file first
+//! <dir>/wal-<first sequence number, 16 hex>.log   a header, then frames; oldest file first
+//!
+//! header: 0 ┌──────────────────┬─────────────┬──────────────────────┬──────────────┐
+//!           │ magic "LSMIXWAL" │ version u32 │ previous file's      │ crc32c u32   │
+//!           │                  │ (= 1)       │ first seq u64 (0: -) │ of bytes 0-20│
+//!           └──────────────────┴─────────────┴──────────────────────┴──────────────┘
+//!         each file names its predecessor, so a deleted log file in the middle is caught;
+//!         the oldest file's predecessor may only be gone if the manifest covers it
 //!
 //! frame:  0 ┌──────────────┬──────────────┬──────────────┬─────────────────────────┐
 //!           │ len u32 (=13)│ crc32c u32   │ seq u64      │ payload (len bytes)     │
@@ -26,9 +33,13 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const HEADER: usize = 16;
+const FRAME_HEADER: usize = 16;
 const PAYLOAD: usize = 13;
-const FRAME: usize = HEADER + PAYLOAD;
+const FRAME: usize = FRAME_HEADER + PAYLOAD;
+const MAGIC: &[u8; 8] = b"LSMIXWAL";
+const VERSION: u32 = 1;
+/// Bytes of a log file's header.
+pub const FILE_HEADER: usize = 24;
 /// A new file is started once the current one holds this much.
 const FILE_LIMIT: u64 = 64 << 20;
 /// Appends are written out (not fsynced) once the buffer holds this much.
@@ -179,7 +190,22 @@ fn scan(
         let newest = i + 1 == logs.len();
         let bytes = fs::read(path).map_err(|e| io_error(path, "read", &e))?;
         let what = path.display().to_string();
-        let mut at = 0;
+        if bytes.len() < FILE_HEADER && newest {
+            // created, then the process died before its header was durable: holds nothing
+            continue;
+        }
+        let prev = header_prev(&bytes, &what)?;
+        if i > 0 && prev != logs[i - 1].0 {
+            return Err(Error::Corrupt {
+                what,
+                detail: format!(
+                    "follows the log starting at seq {prev}, but the previous file starts at {}: \
+                     a log file is missing",
+                    logs[i - 1].0
+                ),
+            });
+        }
+        let mut at = FILE_HEADER;
         while at < bytes.len() {
             let rest = &bytes[at..];
             if rest.len() < FRAME {
@@ -221,6 +247,54 @@ fn scan(
     Ok(logs)
 }
 
+/// The oldest log in `dir` as `(its first seq, its predecessor's first seq or 0)`: recovery
+/// checks that a missing predecessor is covered by the manifest.
+pub fn oldest_link(dir: &Path) -> Result<Option<(u64, u64)>> {
+    let Some((first, path)) = files(dir)?.into_iter().next() else {
+        return Ok(None);
+    };
+    let bytes = fs::read(&path).map_err(|e| io_error(&path, "read", &e))?;
+    if bytes.len() < FILE_HEADER {
+        return Ok(None);
+    }
+    Ok(Some((
+        first,
+        header_prev(&bytes, &path.display().to_string())?,
+    )))
+}
+
+fn header_prev(bytes: &[u8], what: &str) -> Result<u64> {
+    let corrupt = |detail: &str| Error::Corrupt {
+        what: what.to_string(),
+        detail: detail.to_string(),
+    };
+    let h = bytes
+        .get(..FILE_HEADER)
+        .ok_or_else(|| corrupt("shorter than a log header"))?;
+    if &h[..8] != MAGIC {
+        return Err(corrupt("not a log file (bad magic bytes)"));
+    }
+    let expected = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
+    let got = crc32c::crc32c(&h[..20]);
+    if expected != got {
+        return Err(Error::ChecksumMismatch {
+            what: format!("{what} header"),
+            expected,
+            got,
+        });
+    }
+    let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion {
+            what: what.to_string(),
+            version: version.min(u32::from(u16::MAX)) as u16,
+        });
+    }
+    let mut prev = [0u8; 8];
+    prev.copy_from_slice(&h[12..20]);
+    Ok(u64::from_le_bytes(prev))
+}
+
 fn truncate(path: &Path, len: u64) -> Result<()> {
     let f = OpenOptions::new()
         .write(true)
@@ -239,7 +313,8 @@ impl Wal {
         older: Vec<(u64, PathBuf)>,
         mode: SyncMode,
     ) -> Result<Wal> {
-        let file = new_file(dir, first_seq)?;
+        let prev = older.last().map_or(0, |(f, _)| *f);
+        let file = new_file(dir, first_seq, prev)?;
         Ok(Wal {
             dir: dir.to_path_buf(),
             mode,
@@ -299,7 +374,7 @@ impl Wal {
         if io.size >= FILE_LIMIT {
             // the next file starts after every frame written so far
             let first = io.synced_seq + 1;
-            let file = new_file(&self.dir, first)?;
+            let file = new_file(&self.dir, first, io.first_seq)?;
             let old = std::mem::replace(&mut io.file, file);
             old.sync_all().map_err(|e| io_error(&path, "fsync", &e))?;
             let old_first = std::mem::replace(&mut io.first_seq, first);
@@ -341,13 +416,32 @@ impl Wal {
     }
 }
 
-fn new_file(dir: &Path, first_seq: u64) -> Result<File> {
+/// Opens the log file starting at `first_seq` for appending, writing its header (naming
+/// the predecessor `prev`) if it is new; the header and the file's name are durable on return.
+fn new_file(dir: &Path, first_seq: u64, prev: u64) -> Result<File> {
     let path = dir.join(file_name(first_seq));
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .map_err(|e| io_error(&path, "create", &e))?;
+    let len = file
+        .metadata()
+        .map_err(|e| io_error(&path, "stat", &e))?
+        .len();
+    if len < FILE_HEADER as u64 {
+        // new (or torn before its header was durable: nothing in it counts)
+        file.set_len(0)
+            .map_err(|e| io_error(&path, "truncate", &e))?;
+        let mut h = Vec::with_capacity(FILE_HEADER);
+        h.extend_from_slice(MAGIC);
+        h.extend_from_slice(&VERSION.to_le_bytes());
+        h.extend_from_slice(&prev.to_le_bytes());
+        h.extend_from_slice(&crc32c::crc32c(&h).to_le_bytes());
+        file.write_all(&h)
+            .map_err(|e| io_error(&path, "write", &e))?;
+        file.sync_all().map_err(|e| io_error(&path, "fsync", &e))?;
+    }
     sync_dir(dir)?;
     Ok(file)
 }
@@ -397,7 +491,7 @@ mod tests {
                 written[..2].to_vec(),
                 "cut {cut}"
             );
-            assert_eq!(fs::read(&path).unwrap().len(), 2 * FRAME);
+            assert_eq!(fs::read(&path).unwrap().len(), FILE_HEADER + 2 * FRAME);
         }
     }
 
@@ -417,6 +511,26 @@ mod tests {
             fs::write(&path, &bad).unwrap();
             assert!(records(dir.path()).is_err(), "flip at {at} went unnoticed");
         }
+    }
+
+    #[test]
+    fn a_missing_log_file_between_others_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut older = Vec::new();
+        for first in [1u64, 10, 20] {
+            let wal = Wal::create(dir.path(), first, older.clone(), SyncMode::Flush).unwrap();
+            wal.append(first, Record::Drop { handle: 1 });
+            wal.sync(true).unwrap();
+            older.push((first, dir.path().join(file_name(first))));
+        }
+        assert_eq!(records(dir.path()).unwrap().len(), 3);
+        assert_eq!(oldest_link(dir.path()).unwrap(), Some((1, 0)));
+        fs::remove_file(dir.path().join(file_name(10))).unwrap();
+        assert!(matches!(records(dir.path()), Err(Error::Corrupt { .. })));
+        // the oldest may go (when covered): then its successor names it
+        fs::remove_file(dir.path().join(file_name(1))).unwrap();
+        assert_eq!(oldest_link(dir.path()).unwrap(), Some((20, 10)));
+        assert_eq!(records(dir.path()).unwrap().len(), 1);
     }
 
     proptest::proptest! {

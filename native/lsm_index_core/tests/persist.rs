@@ -531,3 +531,39 @@ fn a_missing_manifest_over_existing_data_is_refused() {
         vec![2]
     );
 }
+
+/// A log file that is not covered by the manifest and goes missing is refused, not ignored.
+#[test]
+fn a_missing_log_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = Config {
+        lanes: 2,
+        overlay_limit: 1 << 20, // everything stays in the log
+        ..Config::default()
+    };
+    let index = Index::open(dir.path(), big.clone()).unwrap();
+    index.add(b"a", 1).unwrap();
+    index.flush().unwrap();
+    drop(index);
+    let index = Index::open(dir.path(), big.clone()).unwrap();
+    index.add(b"b", 2).unwrap();
+    index.flush().unwrap();
+    drop(index);
+    let mut logs: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".log"))
+        .collect();
+    logs.sort();
+    assert_eq!(logs.len(), 2);
+    let saved = fs::read(&logs[0]).unwrap();
+    fs::remove_file(&logs[0]).unwrap();
+    assert!(matches!(
+        Index::open(dir.path(), big.clone()),
+        Err(Error::Corrupt { .. })
+    ));
+    fs::write(&logs[0], saved).unwrap();
+    let index = Index::open(dir.path(), big).unwrap();
+    assert_eq!(index.lookup(b"a").unwrap(), vec![1]);
+    assert_eq!(index.lookup(b"b").unwrap(), vec![2]);
+}
