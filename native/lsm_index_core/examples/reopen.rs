@@ -87,6 +87,13 @@ fn main() {
             );
         }
         let lookup_ns = t.elapsed().as_nanos() as f64 / sample as f64;
+        if verify && !cold {
+            // every key, once: the reopened index answers exactly what was written
+            for i in 0..keys {
+                assert_eq!(index.lookup(&key(i)).expect("lookup"), vec![(i % 1000) as u32]);
+            }
+            println!("all {keys} lookups equal what was written");
+        }
         let t = Instant::now();
         let len = index.len().expect("len");
         let len_ms = t.elapsed().as_secs_f64() * 1e3;

@@ -17,6 +17,7 @@ pub mod batch;
 pub mod compaction;
 pub mod dead;
 pub mod error;
+pub mod failpoint;
 pub mod handles;
 pub mod hash;
 pub mod index;

@@ -200,7 +200,9 @@ pub fn install(dir: &Path, m: &Manifest) -> Result<()> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dest = dir.join(&name);
     write_durably(&tmp, &bytes)?;
+    crate::failpoint::hit("manifest:tmp_written");
     fs::rename(&tmp, &dest).map_err(|e| io_error(&dest, "rename", &e))?;
+    crate::failpoint::hit("manifest:renamed");
     sync_dir(dir)
 }
 

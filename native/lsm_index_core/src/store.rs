@@ -14,6 +14,7 @@
 #![allow(unsafe_code)]
 
 use crate::error::{Error, Result};
+use crate::failpoint;
 use crate::manifest::{self, io_error, Manifest, SegmentEntry};
 use crate::segment::Segment;
 use crate::version::Storage;
@@ -91,7 +92,9 @@ impl Store {
         fs::create_dir_all(&parent).map_err(|e| io_error(&parent, "create directory", &e))?;
         let tmp = path.with_extension("seg.tmp");
         manifest::write_durably(&tmp, bytes)?;
+        failpoint::hit("segment:written");
         fs::rename(&tmp, &path).map_err(|e| io_error(&path, "rename", &e))?;
+        failpoint::hit("segment:renamed");
         manifest::sync_dir(&parent)?;
         map(&path)
     }
@@ -139,6 +142,7 @@ impl Store {
         change(&mut next);
         next.generation = current.generation + 1;
         manifest::install(&self.dir, &next)?;
+        failpoint::hit("manifest:installed");
         let old = std::mem::replace(&mut *current, next);
         let live: HashSet<&str> = current
             .lane_state
@@ -149,6 +153,7 @@ impl Store {
         for s in old.lane_state.iter().flat_map(|l| &l.segments) {
             if !live.contains(s.file.as_str()) {
                 let _ = fs::remove_file(self.dir.join(&s.file));
+                failpoint::hit("manifest:deleting");
             }
         }
         let _ = fs::remove_file(self.dir.join(Manifest::file_name(old.generation)));

@@ -365,6 +365,7 @@ impl Wal {
                 .map_err(|e| io_error(&path, "write", &e))?;
             io.size += bytes.len() as u64;
         }
+        crate::failpoint::hit("wal:written");
         if durable && self.mode != SyncMode::None {
             io.file
                 .sync_data()

@@ -1,7 +1,8 @@
 //! Crash suite: a child process (this test binary, re-executed) writes random operations to a
 //! persistent index with periodic `flush`, and is killed with SIGKILL at random points. With
 //! tiny overlays, flushes, merges and manifest installs run all the time, so kills land in
-//! the middle of them. After each kill the index is reopened and must hold every operation
+//! the middle of them; further rounds make the child abort itself exactly at a crash point
+//! (`failpoint`: inside a segment write, a manifest install, a log write). After each kill the index is reopened and must hold every operation
 //! acknowledged by a completed `flush`, equal the oracle after some prefix of the operations
 //! at or beyond that point, and leave no temp file behind; the next child carries on from it.
 
@@ -10,9 +11,22 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// Crash points (see `src/failpoint.rs`) the failpoint rounds abort at.
+const POINTS: [&str; 7] = [
+    "segment:written",
+    "segment:renamed",
+    "manifest:tmp_written",
+    "manifest:renamed",
+    "manifest:installed",
+    "manifest:deleting",
+    "wal:written",
+];
 
 const KEYS: u32 = 400;
 const HANDLES: u32 = 24;
@@ -117,8 +131,16 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
     let mut rng = StdRng::seed_from_u64(7);
     let mut oracle = Oracle::new();
     let mut beyond_ack = 0;
-    for round in 0..rounds {
-        let mut child = Command::new(&exe)
+    let mut aborted = 0;
+    let failpoint_rounds = POINTS.len() as u64 * 6;
+    for round in 0..rounds + failpoint_rounds {
+        // the failpoint rounds come last: one point after another, at its n-th hit
+        let failpoint = (round >= rounds).then(|| {
+            let point = POINTS[((round - rounds) / 6) as usize];
+            format!("{point}:{}", rng.gen_range(1..12))
+        });
+        let mut command = Command::new(&exe);
+        command
             .args([
                 "crash_child_entry",
                 "--exact",
@@ -128,22 +150,42 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
             .env("LSM_CRASH_DIR", dir.path())
             .env("LSM_CRASH_ROUND", round.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::null());
+        if let Some(f) = &failpoint {
+            command.env("LSM_FAILPOINT", f);
+        }
+        let mut child = command.spawn().unwrap();
         let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        // wait until it has opened (recovery done), then let it run a random while
-        for line in lines.by_ref() {
-            if line.unwrap().ends_with("opened") {
-                break;
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                let _ = tx.send(line);
+            }
+        });
+        // wait until it has opened (recovery done; a failpoint may fire even before)
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(20) {
+            match rx.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) if line.ends_with("opened") => break,
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                _ => {}
             }
         }
-        std::thread::sleep(Duration::from_micros(rng.gen_range(0..120_000)));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        let acked = lines
-            .map_while(|l| l.ok())
+        if failpoint.is_some() {
+            // let it run into its crash point (or stop it if it never gets there)
+            let deadline = Instant::now() + Duration::from_millis(800);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        } else {
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..120_000)));
+        }
+        let _ = child.kill(); // SIGKILL (if still running)
+        let status = child.wait().unwrap();
+        aborted += u64::from(status.signal() == Some(6));
+        reader.join().unwrap();
+        let acked = rx
+            .try_iter()
             .filter_map(|l| l.strip_prefix("acked ").and_then(|n| n.parse::<u64>().ok()))
             .last()
             .unwrap_or(0);
@@ -196,5 +238,12 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
             eprintln!("round {round}: acked {acked}, recovered {} more", extra);
         }
     }
-    eprintln!("{rounds} kills: each recovered a prefix; {beyond_ack} held unflushed writes too");
+    eprintln!(
+        "{rounds} SIGKILLs and {failpoint_rounds} failpoint rounds ({aborted} aborted at their \
+         point): each recovered a prefix; {beyond_ack} held unflushed writes too"
+    );
+    assert!(
+        aborted >= failpoint_rounds / 2,
+        "only {aborted} of {failpoint_rounds} failpoint rounds reached their crash point"
+    );
 }
