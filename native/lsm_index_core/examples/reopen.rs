@@ -90,7 +90,10 @@ fn main() {
         if verify && !cold {
             // every key, once: the reopened index answers exactly what was written
             for i in 0..keys {
-                assert_eq!(index.lookup(&key(i)).expect("lookup"), vec![(i % 1000) as u32]);
+                assert_eq!(
+                    index.lookup(&key(i)).expect("lookup"),
+                    vec![(i % 1000) as u32]
+                );
             }
             println!("all {keys} lookups equal what was written");
         }
