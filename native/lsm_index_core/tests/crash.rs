@@ -2,7 +2,8 @@
 //! persistent index with periodic `flush`, and is killed with SIGKILL at random points. With
 //! tiny overlays, flushes, merges and manifest installs run all the time, so kills land in
 //! the middle of them; further rounds make the child abort itself exactly at a crash point
-//! (`failpoint`: inside a segment write, a manifest install, a log write). After each kill the index is reopened and must hold every operation
+//! (`failpoint`: inside a segment write, a manifest install, a log write). Every 8th
+//! SIGKILL lands during the child's own recovery. After each kill the index is reopened and must hold every operation
 //! acknowledged by a completed `flush`, equal the oracle after some prefix of the operations
 //! at or beyond that point, and leave no temp file behind; the next child carries on from it.
 
@@ -162,9 +163,14 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
                 let _ = tx.send(line);
             }
         });
+        // every 8th SIGKILL round strikes during recovery (open), before "opened"
+        let during_open = failpoint.is_none() && round % 8 == 7;
+        if during_open {
+            std::thread::sleep(Duration::from_micros(rng.gen_range(0..4_000)));
+        }
         // wait until it has opened (recovery done; a failpoint may fire even before)
         let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(20) {
+        while !during_open && start.elapsed() < Duration::from_secs(20) {
             match rx.recv_timeout(Duration::from_millis(50)) {
                 Ok(line) if line.ends_with("opened") => break,
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -177,7 +183,7 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
             while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
                 std::thread::sleep(Duration::from_millis(5));
             }
-        } else {
+        } else if !during_open {
             std::thread::sleep(Duration::from_micros(rng.gen_range(0..120_000)));
         }
         let _ = child.kill(); // SIGKILL (if still running)
