@@ -253,3 +253,46 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
         "only {aborted} of {failpoint_rounds} failpoint rounds reached their crash point"
     );
 }
+
+/// The child of the cross-process lock test: holds an index open until killed.
+#[test]
+fn lock_child_entry() {
+    let Ok(dir) = std::env::var("LSM_LOCK_DIR") else {
+        return;
+    };
+    let _index = Index::open(Path::new(&dir), config()).unwrap();
+    println!("holding");
+    std::io::stdout().flush().unwrap();
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn a_directory_open_in_another_process_is_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "lock_child_entry",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("LSM_LOCK_DIR", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    for line in BufReader::new(stdout).lines() {
+        if line.unwrap().ends_with("holding") {
+            break;
+        }
+    }
+    assert!(matches!(
+        Index::open(dir.path(), config()),
+        Err(lsm_index_core::Error::Locked { .. })
+    ));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // the kernel drops the lock with the process
+    Index::open(dir.path(), config()).unwrap();
+}
