@@ -228,8 +228,9 @@ impl Index {
     /// checksum too when `config.verify_on_open`). Fails with `Error::Locked` while another
     /// `Index` has `dir` open.
     ///
-    /// Durability: what `flush` (or `close`) returned for is on disk; writes after the last
-    /// `flush` are lost by a crash until the write-ahead log lands (see DESIGN.md).
+    /// Durability: writes are logged (write-ahead log); a write acknowledged by a completed
+    /// `flush` survives a crash, and after one the index holds a prefix of the writes made
+    /// (see DESIGN.md).
     pub fn open(dir: &Path, mut config: Config) -> Result<Index> {
         config.validate()?;
         let secret = config.secret.unwrap_or_else(HashSecret::random);

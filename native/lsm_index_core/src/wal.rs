@@ -411,7 +411,7 @@ impl Wal {
         deleted
     }
 
-    /// Bytes in the log files not yet covered by segments (older files plus the current).
+    /// Log files kept: the older ones not yet covered by segments, plus the current one.
     pub fn files_retained(&self) -> usize {
         self.io.lock().older.len() + 1
     }
