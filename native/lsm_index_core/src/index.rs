@@ -645,7 +645,7 @@ impl Index {
             let dead = self.dead.read();
             let mut log_full = false;
             for (fp, handle) in items {
-                log_full |= self.apply(&mut st, &dead, fp, handle, op, scratch)?;
+                log_full |= self.apply_at(&mut st, &dead, fp, handle, op, scratch, None)?;
                 self.counters.ops.fetch_add(1, Ordering::Relaxed);
             }
             if log_full {
@@ -668,22 +668,9 @@ impl Index {
     }
 
     /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with
-    /// the dead-set read lock: both guards are parameters so the rule cannot be skipped).
-    /// Returns whether the log buffer wants writing out.
-    fn apply(
-        &self,
-        st: &mut LaneState,
-        dead: &DeadHandles,
-        fp: u64,
-        handle: u32,
-        op: Op,
-        scratch: &mut Vec<u32>,
-    ) -> Result<bool> {
-        self.apply_at(st, dead, fp, handle, op, scratch, None)
-    }
-
-    /// `apply` with the sequence number `replayed` a logged write had (recovery), or a new
-    /// one that is logged.
+    /// the dead-set read lock: both guards are parameters so the rule cannot be skipped),
+    /// with the sequence number `replayed` a logged write had (recovery), or a new one that
+    /// is logged. Returns whether the log buffer wants writing out.
     #[allow(clippy::too_many_arguments)]
     fn apply_at(
         &self,

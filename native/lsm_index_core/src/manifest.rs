@@ -224,20 +224,25 @@ pub fn load_latest(dir: &Path) -> Result<Option<Manifest>> {
 
 /// Every `MANIFEST-*.json` in `dir` with its generation.
 pub fn manifests(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    numbered_files(dir, PREFIX, SUFFIX)
+}
+
+/// Every file of `dir` named `<prefix><hex number><suffix>`, with its number, sorted.
+pub fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     for entry in fs::read_dir(dir).map_err(|e| io_error(dir, "list", &e))? {
         let entry = entry.map_err(|e| io_error(dir, "list", &e))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(hexgen) = name
-            .strip_prefix(PREFIX)
-            .and_then(|r| r.strip_suffix(SUFFIX))
-        {
-            if let Ok(generation) = u64::from_str_radix(hexgen, 16) {
-                out.push((generation, entry.path()));
-            }
+        let number = name
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(suffix))
+            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
+        if let Some(n) = number {
+            out.push((n, entry.path()));
         }
     }
+    out.sort();
     Ok(out)
 }
 

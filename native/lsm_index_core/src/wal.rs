@@ -143,22 +143,7 @@ pub fn file_name(first_seq: u64) -> String {
 
 /// Every log file in `dir`, oldest first.
 pub fn files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, "list", &e))? {
-        let entry = entry.map_err(|e| io_error(dir, "list", &e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(hex) = name
-            .strip_prefix("wal-")
-            .and_then(|r| r.strip_suffix(".log"))
-        {
-            if let Ok(first) = u64::from_str_radix(hex, 16) {
-                out.push((first, entry.path()));
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
+    crate::manifest::numbered_files(dir, "wal-", ".log")
 }
 
 /// Reads every frame of the logs in `dir`, oldest first, calling `apply(seq, record)`. A torn
