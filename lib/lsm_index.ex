@@ -13,18 +13,39 @@ defmodule LsmIndex do
   ## Options (`new/1`)
 
     * `:lanes` - lanes keys are spread over, `1..65536` (default `64`)
-    * `:overlay_limit` - keys a lane buffers before flushing a segment (default `16384`)
-    * `:max_segments` - most segments per lane, bounding lookup cost (default `3`)
+    * `:overlay_limit` - keys a lane buffers before its overlay is frozen and flushed to a
+      segment in the background (default `16384`)
+    * `:max_overlay_keys` - keys a lane's overlay may reach while the previous one is still
+      being flushed; beyond it writes are slowed or refused, see `:overload` (default
+      `4 * overlay_limit`)
+    * `:overload` - what a write does when compaction is behind and its lane is full:
+      `:wait` (default: it waits on a dirty I/O scheduler until there is room) or `:error`
+      (it returns `{:error, :overloaded}` at once, writing nothing of its batch)
+    * `:policy` - compaction policy, `:triangular` (default: lazy binary carry, the lowest
+      write amplification measured) or `:leveled`
+    * `:max_segments` - most segments per lane, bounding lookup cost (default `4`)
+    * `:size_ratio` - the policy's size ratio (default `1.25` triangular, `4.0` leveled)
+    * `:compaction_threads` - `:shared` (default: one process-wide pool of `min(2, cores)`
+      worker threads for every index) or a positive integer: a pool of its own
     * `:mph` - `:ptr_hash` or `:boomphf` (default `:ptr_hash`)
     * `:prefilter` - binary-fuse prefilter in front of segments (default `true`)
 
   ## Scheduling
 
   Lookups, point writes, `drop_handle/2` and batches of up to #{1_000} keys run on normal
-  schedulers and never compact. When a write fills a lane's overlay, the NIF says so and the
-  calling process runs the flush or merge on a dirty CPU scheduler before returning (so a
-  fast writer is slowed by its own compaction, never a scheduler). Larger batches,
-  `compact/1`, `size/1` and `stats/1` run on dirty CPU schedulers.
+  schedulers and never build segments: flushes and merges run on the background compaction
+  pool (OS threads at a lower CPU priority). A write that finds its lane full while
+  compaction catches up writes nothing on the normal scheduler and, with `overload: :wait`,
+  is retried on a dirty I/O scheduler, where it waits. Larger batches, `compact/1`,
+  `size/1` and `stats/1` run on dirty schedulers.
+
+  ## Compaction events
+
+  `subscribe/2` delivers `{:lsm_index, :compaction_done, info}` to a process after each
+  background job (`info`: `:lane`, `:flushes`, `:merges`, `:keys_flushed`, `:keys_written`,
+  `:bytes_written`, `:segments`, `:duration_us`). When the `:telemetry` application is
+  loaded, every index also emits `[:lsm_index, :compaction, :stop]` events (see
+  `LsmIndex.Telemetry`).
 
   ## Example
 
@@ -57,44 +78,98 @@ defmodule LsmIndex do
   @doc "Creates an empty in-memory index; see the module doc for options."
   @spec new(keyword()) :: {:ok, t()} | {:error, term()}
   def new(opts \\ []) do
-    {lanes, overlay_limit, max_segments, mph, prefilter} = options!(opts)
-    Native.index_new(lanes, overlay_limit, max_segments, mph, prefilter)
+    opts |> options!() |> Native.index_new() |> attached()
   end
 
+  @defaults [
+    lanes: 64,
+    overlay_limit: 16_384,
+    max_overlay_keys: nil,
+    overload: :wait,
+    policy: :triangular,
+    max_segments: 4,
+    size_ratio: nil,
+    compaction_threads: :shared,
+    mph: :ptr_hash,
+    prefilter: true,
+    verify: true,
+    sync: :flush
+  ]
+
+  # The validated options as the map the NIF reads (every key present).
   defp options!(opts) do
-    opts =
-      Keyword.validate!(opts,
-        lanes: 64,
-        overlay_limit: 16_384,
-        max_segments: 3,
-        mph: :ptr_hash,
-        prefilter: true
-      )
-
-    lanes = int_opt!(opts, :lanes, 1, 65_536)
+    opts = Keyword.validate!(opts, @defaults)
     overlay_limit = int_opt!(opts, :overlay_limit, 1, 1_099_511_627_776)
-    max_segments = int_opt!(opts, :max_segments, 1, 1_000)
 
-    mph =
-      case opts[:mph] do
-        m when m in [:ptr_hash, :boomphf] -> Atom.to_string(m)
-        other -> raise ArgumentError, ":mph must be :ptr_hash or :boomphf, got: #{inspect(other)}"
+    max_overlay_keys =
+      case opts[:max_overlay_keys] do
+        nil -> 0
+        _ -> int_opt!(opts, :max_overlay_keys, overlay_limit, 1_099_511_627_776)
       end
 
-    prefilter =
-      case opts[:prefilter] do
-        b when is_boolean(b) -> b
-        other -> raise ArgumentError, ":prefilter must be a boolean, got: #{inspect(other)}"
+    policy = one_of!(opts, :policy, [:triangular, :leveled])
+
+    size_ratio =
+      case {opts[:size_ratio], policy} do
+        {nil, :triangular} ->
+          1.25
+
+        {nil, :leveled} ->
+          4.0
+
+        {r, _} when is_number(r) and r > 0 ->
+          r / 1
+
+        {other, _} ->
+          raise ArgumentError, ":size_ratio must be a positive number, got: #{inspect(other)}"
       end
 
-    {lanes, overlay_limit, max_segments, mph, prefilter}
+    threads =
+      case opts[:compaction_threads] do
+        :shared -> 0
+        _ -> int_opt!(opts, :compaction_threads, 1, 256)
+      end
+
+    %{
+      lanes: int_opt!(opts, :lanes, 1, 65_536),
+      overlay_limit: overlay_limit,
+      max_overlay_keys: max_overlay_keys,
+      overload: Atom.to_string(one_of!(opts, :overload, [:wait, :error])),
+      policy: Atom.to_string(policy),
+      max_segments: int_opt!(opts, :max_segments, 1, 1_000),
+      size_ratio: size_ratio,
+      compaction_threads: threads,
+      mph: Atom.to_string(one_of!(opts, :mph, [:ptr_hash, :boomphf])),
+      prefilter: one_of!(opts, :prefilter, [true, false]),
+      verify: one_of!(opts, :verify, [true, false]),
+      sync: Atom.to_string(one_of!(opts, :sync, [:flush, :always, :none]))
+    }
   end
+
+  defp one_of!(opts, name, allowed) do
+    value = opts[name]
+
+    unless value in allowed do
+      raise ArgumentError,
+            "#{inspect(name)} must be one of #{Enum.map_join(allowed, ", ", &inspect/1)}, got: #{inspect(value)}"
+    end
+
+    value
+  end
+
+  # New indexes report to the telemetry bridge when :telemetry is loaded.
+  defp attached({:ok, index} = ok) do
+    LsmIndex.Telemetry.attach(index)
+    ok
+  end
+
+  defp attached(error), do: error
 
   @doc """
   Opens the persistent index in directory `path`, creating it if needed (on a dirty I/O
-  scheduler). Takes the options of `new/1` (`:lanes` only matters for a new index) and
+  scheduler). Takes the options of `new/1` (`:lanes` only matters for a new index),
   `:verify` (default `true`: check every checksum of every segment file at open; `false`
-  checks headers only). Returns `{:error, :locked}` while another index (in this VM or
+  checks headers only) and `:sync` (below). Returns `{:error, :locked}` while another index (in this VM or
   another OS process) has the directory open, `{:error, {:corrupt | :checksum_mismatch, msg}}`
   for damaged files.
 
@@ -116,28 +191,7 @@ defmodule LsmIndex do
           raise ArgumentError, "expected a directory path (a string), got: #{inspect(other)}"
       end
 
-    {sync, opts} = Keyword.pop(opts, :sync, :flush)
-
-    unless sync in [:flush, :always, :none],
-      do: raise(ArgumentError, ":sync must be :flush, :always or :none, got: #{inspect(sync)}")
-
-    {verify, opts} = Keyword.pop(opts, :verify, true)
-
-    unless is_boolean(verify),
-      do: raise(ArgumentError, ":verify must be a boolean, got: #{inspect(verify)}")
-
-    {lanes, overlay_limit, max_segments, mph, prefilter} = options!(opts)
-
-    Native.index_open(
-      path,
-      lanes,
-      overlay_limit,
-      max_segments,
-      mph,
-      prefilter,
-      verify,
-      to_string(sync)
-    )
+    path |> Native.index_open(options!(opts)) |> attached()
   end
 
   @doc "Makes every write so far durable: one fsync of the log (a no-op in memory)."
@@ -168,14 +222,20 @@ defmodule LsmIndex do
   @spec add(t(), term(), handle()) :: :ok | {:error, term()}
   def add(index, key, handle) do
     {k, h} = {key(key), handle!(handle)}
-    call(index, &settle(&1, Native.index_add(&1, k, h)))
+
+    call(index, fn i ->
+      settle(Native.index_add(i, k, h), fn -> Native.index_add_many_dirty(i, [{k, h}]) end)
+    end)
   end
 
   @doc "Removes `handle` from `key`'s set; removing an absent pair is `:ok`."
   @spec remove(t(), term(), handle()) :: :ok | {:error, term()}
   def remove(index, key, handle) do
     {k, h} = {key(key), handle!(handle)}
-    call(index, &settle(&1, Native.index_remove(&1, k, h)))
+
+    call(index, fn i ->
+      settle(Native.index_remove(i, k, h), fn -> Native.index_remove_many_dirty(i, [{k, h}]) end)
+    end)
   end
 
   @doc "Adds every `{key, handle}` pair, in order, in one call."
@@ -185,7 +245,10 @@ defmodule LsmIndex do
 
     if length(pairs) > @dirty_batch,
       do: call(index, &Native.index_add_many_dirty(&1, pairs)),
-      else: call(index, &settle(&1, Native.index_add_many(&1, pairs)))
+      else:
+        call(index, fn i ->
+          settle(Native.index_add_many(i, pairs), fn -> Native.index_add_many_dirty(i, pairs) end)
+        end)
   end
 
   @doc "Removes every `{key, handle}` pair, in order, in one call."
@@ -195,7 +258,12 @@ defmodule LsmIndex do
 
     if length(pairs) > @dirty_batch,
       do: call(index, &Native.index_remove_many_dirty(&1, pairs)),
-      else: call(index, &settle(&1, Native.index_remove_many(&1, pairs)))
+      else:
+        call(index, fn i ->
+          settle(Native.index_remove_many(i, pairs), fn ->
+            Native.index_remove_many_dirty(i, pairs)
+          end)
+        end)
   end
 
   @doc "The sorted handles of `key`; `[]` when absent."
@@ -241,15 +309,56 @@ defmodule LsmIndex do
     call(index, &Native.index_drop_handle(&1, h))
   end
 
-  @doc "Full synchronous compaction of every lane (dirty scheduler)."
+  @doc """
+  Full compaction of every lane: overlays flushed and each lane merged into one segment,
+  tombstones and dropped handles purged. The work runs on the compaction pool; the call waits
+  for it (on a dirty I/O scheduler).
+  """
   @spec compact(t()) :: :ok | {:error, term()}
   def compact(index), do: call(index, &Native.index_compact/1)
+
+  @doc """
+  Waits until no background compaction job of `index` is queued or running (a quiet point
+  for measurements and tests; on a dirty I/O scheduler).
+  """
+  @spec wait_idle(t()) :: :ok | {:error, term()}
+  def wait_idle(index), do: call(index, &Native.index_wait_idle/1)
+
+  @doc """
+  Sends `{:lsm_index, :compaction_done, info}` to `pid` after each background compaction job
+  of `index` (see the module doc for `info`). Deliveries stop when `pid` exits or
+  `unsubscribe/2` is called; subscribing twice delivers once.
+  """
+  @spec subscribe(t(), pid()) :: :ok
+  def subscribe(index, pid \\ self())
+
+  def subscribe(index, pid) when is_pid(pid), do: call(index, &Native.index_subscribe(&1, pid))
+
+  def subscribe(_index, pid), do: raise(ArgumentError, "expected a pid, got: #{inspect(pid)}")
+
+  @doc "Stops the deliveries of `subscribe/2` to `pid`."
+  @spec unsubscribe(t(), pid()) :: :ok
+  def unsubscribe(index, pid \\ self())
+
+  def unsubscribe(index, pid) when is_pid(pid),
+    do: call(index, &Native.index_unsubscribe(&1, pid))
+
+  def unsubscribe(_index, pid), do: raise(ArgumentError, "expected a pid, got: #{inspect(pid)}")
 
   @doc "Number of keys with a non-empty set."
   @spec size(t()) :: non_neg_integer()
   def size(index), do: unwrap!(call(index, &Native.index_size/1))
 
-  @doc "Sizes and work counters: keys, lanes, segments per level, bytes, write amplification."
+  @doc """
+  Sizes and work counters. Sizes: `:keys`, `:lanes`, `:segments`, `:segments_per_level`
+  (level => count), `:max_lane_segments`, `:segment_bytes`, `:mph_heap_bytes`,
+  `:overlay_keys`, `:overlay_bytes`, `:frozen_overlays`, `:pending_drops`. Writes: `:ops`,
+  `:bytes_ingested` (12 bytes per add/remove), `:stalls` (writes that found their lane full).
+  Compaction: `:keys_flushed`, `:keys_written`, `:bytes_written`, `:flushes`, `:merges`,
+  `:write_amplification` (keys written per key flushed), `:pending_jobs`, `:jobs_done`,
+  `:last_job_us`, `:compaction_busy_us`, `:compaction_threads`. Lookups: `:lookup_hits`,
+  `:lookup_misses`, `:prefilter_rejects` (segment probes answered by the prefilter).
+  """
   @spec stats(t()) :: map()
   def stats(index) do
     stats = unwrap!(call(index, &Native.index_stats/1))
@@ -277,9 +386,10 @@ defmodule LsmIndex do
 
   defp not_an_index(index), do: "expected an index from LsmIndex.new/1, got: #{inspect(index)}"
 
-  # A write that filled an overlay answers :maintain: compact now, on a dirty scheduler.
-  defp settle(index, :maintain), do: Native.index_maintain(index)
-  defp settle(_index, reply), do: reply
+  # A write refused on a normal scheduler (its lane is full, nothing written) answers :wait
+  # when the index waits when overloaded: retry where waiting is allowed (dirty I/O).
+  defp settle(:wait, retry), do: retry.()
+  defp settle(reply, _retry), do: reply
 
   defp key(k) when is_integer(k) and k >= @min_i64 and k <= @max_i64, do: k
   defp key(k) when is_binary(k), do: k

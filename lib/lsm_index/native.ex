@@ -8,10 +8,8 @@ defmodule LsmIndex.Native do
     :erlang.load_nif(path, 0)
   end
 
-  def index_new(_lanes, _overlay_limit, _max_segments, _mph, _prefilter), do: err()
-
-  def index_open(_path, _lanes, _overlay_limit, _max_segments, _mph, _prefilter, _verify, _sync),
-    do: err()
+  def index_new(_opts), do: err()
+  def index_open(_path, _opts), do: err()
 
   def index_flush(_index), do: err()
   def index_backup(_index, _dest), do: err()
@@ -22,7 +20,9 @@ defmodule LsmIndex.Native do
   def index_remove_many(_index, _pairs), do: err()
   def index_add_many_dirty(_index, _pairs), do: err()
   def index_remove_many_dirty(_index, _pairs), do: err()
-  def index_maintain(_index), do: err()
+  def index_wait_idle(_index), do: err()
+  def index_subscribe(_index, _pid), do: err()
+  def index_unsubscribe(_index, _pid), do: err()
   def index_lookup(_index, _key), do: err()
   def index_lookup_many(_index, _keys), do: err()
   def index_lookup_many_dirty(_index, _keys), do: err()

@@ -81,7 +81,10 @@ fn bench(c: &mut Criterion) {
                     }
                     o
                 },
-                |o| executor::flush(&o, &DeadHandles::default(), false, opts(mph)).expect("flush"),
+                |o| {
+                    executor::flush(&o, &[], &DeadHandles::default(), false, opts(mph))
+                        .expect("flush")
+                },
                 BatchSize::LargeInput,
             )
         });

@@ -14,7 +14,7 @@ fn scatter(i: u64, n: u64) -> u64 {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % n
 }
 
-fn filled(n: u64, mph: MphKind) -> Index {
+fn filled(n: u64, mph: MphKind) -> std::sync::Arc<Index> {
     let index = Index::new(Config {
         mph,
         ..Config::default()

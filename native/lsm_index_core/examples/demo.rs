@@ -149,14 +149,15 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
         done += 750;
     }
     let churn_d = t.elapsed();
+    index.wait_idle().expect("compaction");
     let s = index.stats().expect("stats");
     // len() is O(lanes) until a drop_handle, then recounts once (every key) until the next.
     index.drop_handle(5).expect("drop");
     let t = Instant::now();
     index.len().expect("len");
     let len_after_drop = t.elapsed();
-    let flushed = s.bytes_flushed - before_stats.bytes_flushed;
-    let merged = s.bytes_merged - before_stats.bytes_merged;
+    let flushed = s.keys_flushed - before_stats.keys_flushed;
+    let written = s.keys_written - before_stats.keys_written;
     Row {
         mph: mph.name(),
         prefilter,
@@ -168,7 +169,7 @@ fn run(n: u64, churn: u64, mph: MphKind, prefilter: bool) -> Row {
         batch_ns: ns_per(batch_d, probes),
         churn_mops: done as f64 / churn_d.as_secs_f64() / 1e6,
         write_amp: if flushed > 0 {
-            (flushed + merged) as f64 / flushed as f64
+            written as f64 / flushed as f64
         } else {
             0.0
         },

@@ -54,13 +54,15 @@ enum Found<'a> {
 }
 
 /// Resolves `keys` — (fingerprint, index into `lanes`) — appending each key's handles to
-/// `out` in order. Same answers as `LaneState::resolve` key by key.
+/// `out` in order. Same answers as `LaneState::resolve` key by key. Returns the number of
+/// segment probes the prefilter answered.
 pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
     lanes: &[S],
     keys: &[(u64, usize)],
     dead: Option<&DeadHandles>,
     out: &mut Batch,
-) -> Result<()> {
+) -> Result<u64> {
+    let mut rejects = 0;
     let mut found: Vec<Found<'_>> = Vec::with_capacity(keys.len());
     let mut pending: Vec<usize> = Vec::with_capacity(keys.len());
     for (i, &(fp, lane)) in keys.iter().enumerate() {
@@ -88,6 +90,7 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
                 if s.segment.admits(keys[i].0) {
                     admitted.push((i, None));
                 } else {
+                    rejects += 1;
                     next.push(i);
                 }
             }
@@ -125,5 +128,5 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
         }
         out.ends.push(out.handles.len());
     }
-    Ok(())
+    Ok(rejects)
 }

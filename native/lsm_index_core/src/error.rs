@@ -72,14 +72,21 @@ pub enum Error {
         /// The index directory.
         path: String,
     },
-    /// An earlier failure to make data durable (a failed fsync) stopped all writes: the
-    /// state on disk is no longer known to match what was acknowledged.
+    /// An earlier failure stopped all writes: a failed fsync or install (the state on disk
+    /// is no longer known to match what was acknowledged), or a background compaction job
+    /// that failed or panicked.
     Poisoned {
         /// The failure that poisoned the index.
         cause: String,
     },
     /// The index was closed; every later call fails.
     Closed,
+    /// A non-blocking write found a lane's overlay at its limit because compaction is behind;
+    /// nothing was written. Retry later, or write in blocking mode (which waits).
+    Overloaded {
+        /// The lane whose overlay is full.
+        lane: u32,
+    },
 }
 
 /// The core crate's result type.
@@ -115,12 +122,13 @@ impl fmt::Display for Error {
             Error::Io { what, detail } => write!(f, "{what}: {detail}"),
             Error::Locked { path } => write!(f, "{path} is open in another index (locked)"),
             Error::Poisoned { cause } => {
-                write!(
-                    f,
-                    "index poisoned by an earlier durability failure: {cause}"
-                )
+                write!(f, "index poisoned by an earlier failure: {cause}")
             }
             Error::Closed => write!(f, "index closed"),
+            Error::Overloaded { lane } => write!(
+                f,
+                "lane {lane}'s overlay is full while compaction catches up (nothing written)"
+            ),
         }
     }
 }

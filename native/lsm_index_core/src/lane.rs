@@ -9,7 +9,17 @@ use crate::overlay::Overlay;
 use crate::segment::Probe;
 use crate::version::Version;
 use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+
+/// Request bits of [`Lane::requests`]: what the next background job must do beyond its due
+/// work.
+pub mod request {
+    /// Flush the overlay even if not full (a checkpoint: the log before it can go).
+    pub const FLUSH: u8 = 1;
+    /// Flush and merge everything into one clean segment (`compact`).
+    pub const FULL: u8 = 2;
+}
 
 /// A lane's state; guarded by [`Lane::state`].
 #[derive(Default)]
@@ -36,15 +46,65 @@ pub struct Lane {
     pub number: usize,
     /// Overlay, frozen overlay and version.
     pub state: RwLock<LaneState>,
-    /// Held by whoever flushes or merges this lane: one compaction per lane at a time.
+    /// Held by the job flushing or merging this lane: one compaction per lane at a time.
     pub compaction: Mutex<()>,
+    /// A job for this lane is queued or running (at most one is queued at a time).
+    pub scheduled: AtomicBool,
+    /// Pending [`request`] bits (low byte) and the last request's ticket (above it), in one
+    /// word so a job takes exactly the tickets whose bits it carries out.
+    requests: AtomicU64,
+    /// The highest ticket whose request a finished job has carried out.
+    pub served: AtomicU64,
+    /// Lookup counters (on the lane's own cache lines, so readers of different lanes do not
+    /// contend).
+    pub lookups: crate::stats::LookupCounters,
+}
+
+impl Lane {
+    /// Lane number `number`, empty.
+    pub fn new(number: usize) -> Lane {
+        Lane {
+            number,
+            ..Lane::default()
+        }
+    }
+
+    /// Asks the next job for `bits` (see [`request`]); returns the request's ticket, served
+    /// once `served` reaches it.
+    pub fn request(&self, bits: u8) -> u64 {
+        let prev = self
+            .requests
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
+                Some((((w >> 8) + 1) << 8) | (w & 0xff) | u64::from(bits))
+            })
+            .unwrap_or_else(|w| w);
+        (prev >> 8) + 1
+    }
+
+    /// Takes the pending request bits, with the ticket they cover (for a job).
+    pub fn take_requests(&self) -> (u8, u64) {
+        let w = self.requests.fetch_and(!0xff, Ordering::SeqCst);
+        ((w & 0xff) as u8, w >> 8)
+    }
+
+    /// Whether a request waits for a job.
+    pub fn has_requests(&self) -> bool {
+        self.requests.load(Ordering::SeqCst) & 0xff != 0
+    }
 }
 
 impl LaneState {
     /// Appends `fp`'s current handles (dead ones removed) to `out`; returns whether any
-    /// structure had the key (a tombstone counts: it ends the search).
+    /// structure had the key (a tombstone counts: it ends the search) and how many segment
+    /// probes the prefilter answered.
     #[inline]
-    pub fn resolve(&self, fp: u64, dead: Option<&DeadHandles>, out: &mut Vec<u32>) -> Result<bool> {
+    pub fn resolve(
+        &self,
+        fp: u64,
+        dead: Option<&DeadHandles>,
+        out: &mut Vec<u32>,
+    ) -> Result<(bool, u32)> {
+        let mut rejects = 0;
         let start = out.len();
         let seq = if let Some(e) = self.active.get(fp) {
             out.extend_from_slice(&e.handles);
@@ -55,21 +115,25 @@ impl LaneState {
         } else {
             let mut found = None;
             for s in &self.version.segments {
-                if let Probe::Found(v) = s.segment.probe(fp) {
-                    s.segment.decode(v, out)?;
-                    found = Some(s.segment.info().clean_seq);
-                    break;
+                match s.segment.probe(fp) {
+                    Probe::Found(v) => {
+                        s.segment.decode(v, out)?;
+                        found = Some(s.segment.info().clean_seq);
+                        break;
+                    }
+                    Probe::Filtered => rejects += 1,
+                    Probe::Absent => {}
                 }
             }
             match found {
                 Some(seq) => seq,
-                None => return Ok(false),
+                None => return Ok((false, rejects)),
             }
         };
         if let Some(d) = dead {
             d.filter(out, start, seq);
         }
-        Ok(true)
+        Ok((true, rejects))
     }
 
     /// The lowest stamp of any structure here: drops below it are excluded everywhere in

@@ -25,6 +25,7 @@ pub mod lane;
 pub mod manifest;
 pub mod overlay;
 pub mod segment;
+pub mod stats;
 pub mod store;
 pub mod version;
 pub mod wal;
@@ -36,5 +37,5 @@ pub use error::{Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
-pub use index::{Config, Index, Stats};
+pub use index::{Config, Index, Overload, Stats};
 pub use segment::mph::MphKind;

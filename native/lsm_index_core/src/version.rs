@@ -39,15 +39,8 @@ pub struct Version {
 }
 
 impl Version {
-    /// This version with `seg` as the newest segment.
-    pub fn with_flushed(&self, seg: Arc<SegmentRef>) -> Version {
-        let mut segments = Vec::with_capacity(self.segments.len() + 1);
-        segments.push(seg);
-        segments.extend(self.segments.iter().cloned());
-        Version { segments }
-    }
-
-    /// This version with `segments[start..start + count]` replaced by `merged` (if any).
+    /// This version with `segments[start..start + count]` replaced by `merged` (if any); with
+    /// `count == 0`, `merged` is inserted at `start` (a flush: `start == 0`).
     pub fn with_merged(
         &self,
         start: usize,
@@ -59,9 +52,11 @@ impl Version {
         Version { segments }
     }
 
-    /// What a compaction policy sees of this version.
-    pub fn shape(&self) -> LaneShape {
+    /// What a compaction policy sees of this version, with a frozen overlay of `flush` keys
+    /// waiting (if any).
+    pub fn shape(&self, flush: Option<u64>) -> LaneShape {
         LaneShape {
+            flush,
             segments: self
                 .segments
                 .iter()

@@ -7,6 +7,8 @@
 //! acknowledged by a completed `flush`, equal the oracle after some prefix of the operations
 //! at or beyond that point, and leave no temp file behind; the next child carries on from it.
 
+mod common;
+
 use lsm_index_core::{Config, Index};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -198,7 +200,7 @@ fn killed_at_random_points_it_recovers_a_prefix_with_every_acknowledged_write() 
 
         let index = Index::open(dir.path(), config()).unwrap();
         let got: Vec<Vec<u32>> = (0..KEYS).map(|k| index.lookup(&key(k)).unwrap()).collect();
-        drop(index);
+        common::release(index);
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let name = entry.unwrap().file_name();
             assert!(

@@ -2,7 +2,7 @@
 //! `HashMap<Vec<u8>, BTreeSet<u32>>` oracle. Configurations are chosen to make flushes,
 //! merges, tombstones and dropped-handle purges happen constantly.
 
-use lsm_index_core::{Config, Index, MphKind};
+use lsm_index_core::{Config, Error, Index, MphKind};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
@@ -20,26 +20,32 @@ struct Scenario {
     drop_permille: u32,
     /// Per-mille of operations that are a full `compact`.
     compact_permille: u32,
-    /// Writes go through the `*_deferred` calls, with `maintain` run on only half of the
-    /// occasions it is due (so overlays also outgrow their limit for a while).
-    deferred: bool,
+    /// Writes go through the non-blocking `try_*` calls first (falling back to the blocking
+    /// ones when refused), so refusals must leave nothing behind.
+    nonblocking: bool,
 }
 
-/// Applies one write the way the scenario says: inline compaction, or deferred + maintain.
-fn write(index: &Index, rng: &mut StdRng, deferred: bool, add: bool, pairs: &[(Vec<u8>, u32)]) {
-    let due = match (deferred, add, pairs) {
-        (false, true, [(k, h)]) => index.add(k, *h).map(|_| false),
-        (false, false, [(k, h)]) => index.remove(k, *h).map(|_| false),
-        (false, true, _) => index.add_many(pairs).map(|_| false),
-        (false, false, _) => index.remove_many(pairs).map(|_| false),
-        (true, true, [(k, h)]) => index.add_deferred(k, *h),
-        (true, false, [(k, h)]) => index.remove_deferred(k, *h),
-        (true, true, _) => index.add_many_deferred(pairs),
-        (true, false, _) => index.remove_many_deferred(pairs),
+/// Applies one write the way the scenario says: blocking, or non-blocking with a blocking
+/// retry after `Overloaded`.
+fn write(index: &Index, nonblocking: bool, add: bool, pairs: &[(Vec<u8>, u32)]) {
+    let blocking = |index: &Index| match (add, pairs) {
+        (true, [(k, h)]) => index.add(k, *h),
+        (false, [(k, h)]) => index.remove(k, *h),
+        (true, _) => index.add_many(pairs),
+        (false, _) => index.remove_many(pairs),
+    };
+    if !nonblocking {
+        return blocking(index).unwrap();
     }
-    .unwrap();
-    if due && rng.gen_bool(0.5) {
-        index.maintain().unwrap();
+    let tried = match (add, pairs) {
+        (true, [(k, h)]) => index.try_add(k, *h),
+        (false, [(k, h)]) => index.try_remove(k, *h),
+        (true, _) => index.try_add_many(pairs),
+        (false, _) => index.try_remove_many(pairs),
+    };
+    match tried {
+        Err(Error::Overloaded { .. }) => blocking(index).unwrap(),
+        other => other.unwrap(),
     }
 }
 
@@ -138,7 +144,7 @@ fn run(s: Scenario) -> usize {
                 Some(&existing) if rng.gen_ratio(1, 10) => existing,
                 _ => handle(&mut rng, s.handles),
             };
-            write(&index, &mut rng, s.deferred, true, &[(k.clone(), h)]);
+            write(&index, s.nonblocking, true, &[(k.clone(), h)]);
             oracle.entry(k.clone()).or_default().insert(h);
             assert_eq!(
                 index.lookup(k).unwrap(),
@@ -153,7 +159,7 @@ fn run(s: Scenario) -> usize {
                 Some(&existing) if rng.gen_bool(0.5) => existing,
                 _ => handle(&mut rng, s.handles),
             };
-            write(&index, &mut rng, s.deferred, false, &[(k.clone(), h)]);
+            write(&index, s.nonblocking, false, &[(k.clone(), h)]);
             if let Some(set) = oracle.get_mut(k) {
                 set.remove(&h);
             }
@@ -175,12 +181,12 @@ fn run(s: Scenario) -> usize {
                 })
                 .collect();
             if rng.gen_bool(0.5) {
-                write(&index, &mut rng, s.deferred, true, &pairs);
+                write(&index, s.nonblocking, true, &pairs);
                 for (k, h) in &pairs {
                     oracle.entry(k.clone()).or_default().insert(*h);
                 }
             } else {
-                write(&index, &mut rng, s.deferred, false, &pairs);
+                write(&index, s.nonblocking, false, &pairs);
                 for (k, h) in &pairs {
                     if let Some(set) = oracle.get_mut(k) {
                         set.remove(h);
@@ -262,7 +268,7 @@ fn tiny_key_space_constant_compaction() {
             config: config(2, 4, MphKind::PtrHash, true),
             drop_permille: 8,
             compact_permille: 3,
-            deferred: seed % 2 == 1,
+            nonblocking: seed % 2 == 1,
         });
     }
     assert!(total >= 240_000);
@@ -280,7 +286,7 @@ fn small_key_space_boomphf_without_prefilter() {
             config: config(4, 32, MphKind::BoomPhf, false),
             drop_permille: 3,
             compact_permille: 1,
-            deferred: seed == 11,
+            nonblocking: seed == 11,
         });
     }
 }
@@ -297,7 +303,7 @@ fn medium_key_space_many_lanes() {
             config: config(16, 128, MphKind::PtrHash, true),
             drop_permille: 1,
             compact_permille: 0,
-            deferred: seed == 21,
+            nonblocking: seed == 21,
         });
     }
 }
@@ -313,7 +319,7 @@ fn large_key_space_default_lanes() {
         config: config(64, 512, MphKind::PtrHash, true),
         drop_permille: 0,
         compact_permille: 0,
-        deferred: false,
+        nonblocking: false,
     });
 }
 

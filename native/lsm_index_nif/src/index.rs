@@ -5,20 +5,27 @@
 //! gets its own tag byte, so no two distinct Elixir keys share bytes.
 //!
 //! Scheduling: lookups, point writes, small batches and `drop_handle` run on normal schedulers
-//! and never compact: a write that fills a lane's overlay answers `:maintain`, and the caller
-//! then runs `index_maintain` (the flush or merge) on a dirty CPU scheduler. `*_dirty`
-//! variants take large batches (and their inline compaction) off normal schedulers.
+//! and never wait: segment building runs on the core's background pool. A write that finds a
+//! lane's overlay full (compaction behind) writes nothing and answers `:wait` (the caller
+//! retries through the `*_dirty` variant, which waits on a dirty I/O scheduler) or
+//! `{:error, :overloaded}` (`overload: :error`). Calls that wait for the pool (`compact`,
+//! `close`) or do I/O run on dirty schedulers.
 
+use lsm_index_core::compaction::strategy::PolicyKind;
+use lsm_index_core::stats::JobReport;
 use lsm_index_core::wal::SyncMode;
-use lsm_index_core::{Config, Error, Index, MphKind};
+use lsm_index_core::{Config, Error, Index, MphKind, Overload};
+use rustler::env::OwnedEnv;
+use rustler::types::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 mod atoms {
     rustler::atoms! {
         ok,
-        maintain,
+        wait,
         error,
         __lsm_term__,
         invalid_config,
@@ -30,27 +37,82 @@ mod atoms {
         locked,
         poisoned,
         closed,
+        overloaded,
         internal,
+        lsm_index,
+        compaction_done,
     }
 }
 
+/// Processes subscribed to an index's job reports.
+type Subscribers = Arc<Mutex<Vec<LocalPid>>>;
+
 /// One index, shared by every process holding the reference.
 pub struct IndexResource {
-    index: Index,
+    index: Arc<Index>,
+    subscribers: Subscribers,
 }
 
 /// Index resources alive now: lets tests prove that dropped indexes are freed.
 static LIVE: AtomicU64 = AtomicU64::new(0);
 
 impl IndexResource {
-    fn new(index: Index) -> Self {
+    /// Wraps `index`, delivering its job reports to subscribers as
+    /// `{:lsm_index, :compaction_done, info}` (sent from the worker thread).
+    fn new(index: Arc<Index>) -> Self {
         LIVE.fetch_add(1, Ordering::Relaxed);
-        IndexResource { index }
+        let subscribers = Subscribers::default();
+        let to = subscribers.clone();
+        index.set_listener(Some(Arc::new(move |report: &JobReport| {
+            let Ok(mut pids) = to.lock() else { return };
+            if pids.is_empty() {
+                return;
+            }
+            let mut env = OwnedEnv::new();
+            // a pid that is gone fails to receive: it is forgotten
+            pids.retain(|pid| {
+                env.send_and_clear(pid, |env| {
+                    (
+                        atoms::lsm_index(),
+                        atoms::compaction_done(),
+                        report_term(env, report),
+                    )
+                        .encode(env)
+                })
+                .is_ok()
+            });
+        })));
+        IndexResource { index, subscribers }
     }
+}
+
+/// A job report as a map with atom keys.
+fn report_term<'a>(env: Env<'a>, r: &JobReport) -> Term<'a> {
+    let pairs: [(&str, u64); 8] = [
+        ("lane", u64::from(r.lane)),
+        ("flushes", u64::from(r.flushes)),
+        ("merges", u64::from(r.merges)),
+        ("keys_flushed", r.keys_flushed),
+        ("keys_written", r.keys_written),
+        ("bytes_written", r.bytes_written),
+        ("segments", u64::from(r.segments)),
+        ("duration_us", r.duration_us),
+    ];
+    let mut map = Term::map_new(env);
+    for (k, v) in pairs {
+        if let Ok(key) = Atom::from_str(env, k) {
+            if let Ok(m) = map.map_put(key.encode(env), v.encode(env)) {
+                map = m;
+            }
+        }
+    }
+    map
 }
 
 impl Drop for IndexResource {
     fn drop(&mut self) {
+        // the listener holds only the subscriber list; jobs still running let go on their own
+        self.index.set_listener(None);
         LIVE.fetch_sub(1, Ordering::Relaxed);
     }
 }
@@ -61,6 +123,26 @@ impl Resource for IndexResource {}
 #[rustler::nif]
 fn index_live_count() -> u64 {
     LIVE.load(Ordering::Relaxed)
+}
+
+/// Delivers `{:lsm_index, :compaction_done, info}` to `pid` after each background job.
+#[rustler::nif]
+fn index_subscribe(r: ResourceArc<IndexResource>, pid: LocalPid) -> Atom {
+    if let Ok(mut pids) = r.subscribers.lock() {
+        if !pids.contains(&pid) {
+            pids.push(pid);
+        }
+    }
+    atoms::ok()
+}
+
+/// Stops deliveries to `pid`.
+#[rustler::nif]
+fn index_unsubscribe(r: ResourceArc<IndexResource>, pid: LocalPid) -> Atom {
+    if let Ok(mut pids) = r.subscribers.lock() {
+        pids.retain(|p| p != &pid);
+    }
+    atoms::ok()
 }
 
 const TAG_INT: u8 = 1;
@@ -106,6 +188,8 @@ fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         Error::Io { .. } => atoms::io(),
         Error::Poisoned { .. } => atoms::poisoned(),
         Error::Closed => atoms::closed(),
+        // the contract of a refused write: a bare `{:error, :overloaded}`
+        Error::Overloaded { .. } => return (atoms::error(), atoms::overloaded()).encode(env),
         _ => atoms::internal(),
     };
     (atoms::error(), (kind, e.to_string())).encode(env)
@@ -127,65 +211,63 @@ fn reply<'a, T: Encoder>(env: Env<'a>, r: lsm_index_core::Result<T>) -> Term<'a>
     }
 }
 
+/// Creates an in-memory index from the options map `LsmIndex` validated.
 #[rustler::nif]
-fn index_new<'a>(
-    env: Env<'a>,
-    lanes: u32,
-    overlay_limit: usize,
-    max_segments: usize,
-    mph: String,
-    prefilter: bool,
-) -> NifResult<Term<'a>> {
-    let config = config(lanes, overlay_limit, max_segments, &mph, prefilter)?;
-    let index = Index::new(config).map(|i| ResourceArc::new(IndexResource::new(i)));
+fn index_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let index = Index::new(config(opts)?).map(|i| ResourceArc::new(IndexResource::new(i)));
     Ok(reply(env, index))
 }
 
-/// The options `LsmIndex` validated, as a core `Config`.
-fn config(
-    lanes: u32,
-    overlay_limit: usize,
-    max_segments: usize,
-    mph: &str,
-    prefilter: bool,
-) -> NifResult<Config> {
-    let mph = MphKind::from_name(mph).ok_or(rustler::Error::BadArg)?;
+/// The value of option `name` in the options map (atom keys).
+fn opt<'a, T: rustler::Decoder<'a>>(opts: Term<'a>, name: &str) -> NifResult<T> {
+    let key = Atom::from_str(opts.get_env(), name)?;
+    opts.map_get(key.encode(opts.get_env()))?.decode()
+}
+
+/// An optional count: `0` means the core's default (`None`).
+fn opt_count<'a>(opts: Term<'a>, name: &str) -> NifResult<Option<usize>> {
+    let n: usize = opt(opts, name)?;
+    Ok((n > 0).then_some(n))
+}
+
+/// The options `LsmIndex` validated (a map with every key), as a core `Config`. A value the
+/// Elixir side should have refused raises `ArgumentError`.
+fn config(opts: Term<'_>) -> NifResult<Config> {
+    let name = |key: &str| -> NifResult<String> { opt(opts, key) };
+    let mph = MphKind::from_name(&name("mph")?).ok_or(rustler::Error::BadArg)?;
+    let policy = PolicyKind::from_name(&name("policy")?).ok_or(rustler::Error::BadArg)?;
+    let on_overload = match name("overload")?.as_str() {
+        "wait" => Overload::Wait,
+        "error" => Overload::Fail,
+        _ => return Err(rustler::Error::BadArg),
+    };
+    let sync = match name("sync")?.as_str() {
+        "flush" => SyncMode::Flush,
+        "always" => SyncMode::Always,
+        "none" => SyncMode::None,
+        _ => return Err(rustler::Error::BadArg),
+    };
     Ok(Config {
-        lanes,
-        overlay_limit,
-        max_segments,
+        lanes: opt(opts, "lanes")?,
+        overlay_limit: opt(opts, "overlay_limit")?,
+        max_overlay_keys: opt_count(opts, "max_overlay_keys")?,
+        max_segments: opt(opts, "max_segments")?,
+        size_ratio: opt(opts, "size_ratio")?,
+        policy,
+        compaction_threads: opt_count(opts, "compaction_threads")?,
+        on_overload,
         mph,
-        prefilter,
+        prefilter: opt(opts, "prefilter")?,
+        verify_on_open: opt(opts, "verify")?,
+        sync,
         ..Config::default()
     })
 }
 
 /// Opens (or creates) a persistent index directory: I/O, so a dirty I/O scheduler.
 #[rustler::nif(schedule = "DirtyIo")]
-#[allow(clippy::too_many_arguments)]
-fn index_open<'a>(
-    env: Env<'a>,
-    path: String,
-    lanes: u32,
-    overlay_limit: usize,
-    max_segments: usize,
-    mph: String,
-    prefilter: bool,
-    verify_on_open: bool,
-    sync: String,
-) -> NifResult<Term<'a>> {
-    let sync = match sync.as_str() {
-        "flush" => SyncMode::Flush,
-        "always" => SyncMode::Always,
-        "none" => SyncMode::None,
-        _ => return Err(rustler::Error::BadArg),
-    };
-    let config = Config {
-        verify_on_open,
-        sync,
-        ..config(lanes, overlay_limit, max_segments, &mph, prefilter)?
-    };
-    let index = Index::open(std::path::Path::new(&path), config)
+fn index_open<'a>(env: Env<'a>, path: String, opts: Term<'a>) -> NifResult<Term<'a>> {
+    let index = Index::open(std::path::Path::new(&path), config(opts)?)
         .map(|i| ResourceArc::new(IndexResource::new(i)));
     Ok(reply(env, index))
 }
@@ -208,17 +290,20 @@ fn index_close(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.close())
 }
 
-/// How a write ends: `:ok`, `:maintain` (done, and a flush is due: the caller runs
-/// `index_maintain` on a dirty scheduler), or `{:error, _}`.
-fn write_reply(env: Env<'_>, res: lsm_index_core::Result<bool>) -> Term<'_> {
+/// How a non-blocking write ends: `:ok`, `:wait` (nothing written: a lane is full and the
+/// index waits when overloaded, so the caller retries through a `*_dirty` NIF), or
+/// `{:error, _}` (`{:error, :overloaded}` when it refuses instead).
+fn write_reply<'a>(env: Env<'a>, r: &IndexResource, res: lsm_index_core::Result<()>) -> Term<'a> {
     match res {
-        Ok(false) => atoms::ok().encode(env),
-        Ok(true) => atoms::maintain().encode(env),
+        Ok(()) => atoms::ok().encode(env),
+        Err(Error::Overloaded { .. }) if r.index.config().on_overload == Overload::Wait => {
+            atoms::wait().encode(env)
+        }
         Err(e) => core_error(env, &e),
     }
 }
 
-/// A point write on a normal scheduler: it never compacts (sub-microsecond).
+/// A point write on a normal scheduler: it never waits (sub-microsecond).
 fn write_one<'a>(
     env: Env<'a>,
     r: &IndexResource,
@@ -228,11 +313,11 @@ fn write_one<'a>(
 ) -> NifResult<Term<'a>> {
     let k = key_bytes(key)?;
     let res = if add {
-        r.index.add_deferred(&k, h)
+        r.index.try_add(&k, h)
     } else {
-        r.index.remove_deferred(&k, h)
+        r.index.try_remove(&k, h)
     };
-    Ok(write_reply(env, res))
+    Ok(write_reply(env, r, res))
 }
 
 #[rustler::nif]
@@ -255,27 +340,27 @@ fn index_remove<'a>(
     write_one(env, &r, key, h, false)
 }
 
-/// A batch write; `inline` (dirty schedulers only) compacts full lanes as it goes, else
-/// compaction is left to `index_maintain`.
+/// A batch write: non-blocking (all or nothing, see `write_reply`) on a normal scheduler,
+/// or `blocking` (waits for room when the index waits when overloaded) on a dirty one.
 fn write_many<'a>(
     env: Env<'a>,
     r: &IndexResource,
     pairs: Term<'a>,
     add: bool,
-    inline: bool,
+    blocking: bool,
 ) -> NifResult<Term<'a>> {
     let list: Vec<(Term<'a>, u32)> = pairs.decode()?;
     let encoded = list
         .into_iter()
         .map(|(key, h)| Ok((key_bytes(key)?, h)))
         .collect::<NifResult<Vec<_>>>()?;
-    let res = match (add, inline) {
-        (true, true) => r.index.add_many(&encoded).map(|()| false),
-        (false, true) => r.index.remove_many(&encoded).map(|()| false),
-        (true, false) => r.index.add_many_deferred(&encoded),
-        (false, false) => r.index.remove_many_deferred(&encoded),
+    let res = match (add, blocking) {
+        (true, true) => r.index.add_many(&encoded),
+        (false, true) => r.index.remove_many(&encoded),
+        (true, false) => r.index.try_add_many(&encoded),
+        (false, false) => r.index.try_remove_many(&encoded),
     };
-    Ok(write_reply(env, res))
+    Ok(write_reply(env, r, res))
 }
 
 #[rustler::nif]
@@ -296,7 +381,9 @@ fn index_remove_many<'a>(
     write_many(env, &r, pairs, false, false)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+/// Large batches, and writes that must wait for room: a dirty I/O scheduler (waiting is
+/// what it is for).
+#[rustler::nif(schedule = "DirtyIo")]
 fn index_add_many_dirty<'a>(
     env: Env<'a>,
     r: ResourceArc<IndexResource>,
@@ -305,19 +392,13 @@ fn index_add_many_dirty<'a>(
     write_many(env, &r, pairs, true, true)
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+#[rustler::nif(schedule = "DirtyIo")]
 fn index_remove_many_dirty<'a>(
     env: Env<'a>,
     r: ResourceArc<IndexResource>,
     pairs: Term<'a>,
 ) -> NifResult<Term<'a>> {
     write_many(env, &r, pairs, false, true)
-}
-
-/// Runs the flushes and merges that deferred writes left due.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn index_maintain(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
-    ok_or_error(env, r.index.maintain())
 }
 
 fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult<Term<'a>> {
@@ -375,7 +456,8 @@ fn index_drop_handle(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Ter
     ok_or_error(env, r.index.drop_handle(h))
 }
 
-#[rustler::nif(schedule = "DirtyCpu")]
+/// Waits for the pool to merge every lane: a dirty I/O scheduler.
+#[rustler::nif(schedule = "DirtyIo")]
 fn index_compact(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.compact())
 }
@@ -398,22 +480,40 @@ fn index_stats(env: Env<'_>, r: ResourceArc<IndexResource>) -> NifResult<Term<'_
         ("lanes", s.lanes.encode(env)),
         ("segments", s.segments.encode(env)),
         ("segments_per_level", per_level.encode(env)),
+        ("max_lane_segments", s.max_lane_segments.encode(env)),
         ("segment_bytes", s.segment_bytes.encode(env)),
         ("mph_heap_bytes", s.mph_heap_bytes.encode(env)),
         ("overlay_keys", s.overlay_keys.encode(env)),
         ("overlay_bytes", s.overlay_bytes.encode(env)),
+        ("frozen_overlays", s.frozen_overlays.encode(env)),
         ("pending_drops", s.pending_drops.encode(env)),
         ("ops", s.ops.encode(env)),
         ("bytes_ingested", s.bytes_ingested.encode(env)),
-        ("bytes_flushed", s.bytes_flushed.encode(env)),
-        ("bytes_merged", s.bytes_merged.encode(env)),
+        ("keys_flushed", s.keys_flushed.encode(env)),
+        ("keys_written", s.keys_written.encode(env)),
+        ("bytes_written", s.bytes_written.encode(env)),
         ("flushes", s.flushes.encode(env)),
         ("merges", s.merges.encode(env)),
         ("write_amplification", s.write_amplification.encode(env)),
+        ("pending_jobs", s.pending_jobs.encode(env)),
+        ("jobs_done", s.jobs_done.encode(env)),
+        ("last_job_us", s.last_job_us.encode(env)),
+        ("compaction_busy_us", s.compaction_busy_us.encode(env)),
+        ("compaction_threads", s.compaction_threads.encode(env)),
+        ("stalls", s.stalls.encode(env)),
+        ("lookup_hits", s.lookup_hits.encode(env)),
+        ("lookup_misses", s.lookup_misses.encode(env)),
+        ("prefilter_rejects", s.prefilter_rejects.encode(env)),
     ];
     let mut map = Term::map_new(env);
     for (k, v) in pairs {
         map = map.map_put(Atom::from_str(env, k)?.encode(env), v)?;
     }
     Ok((atoms::ok(), map).encode(env))
+}
+
+/// Waits until no background job of the index is queued or running.
+#[rustler::nif(schedule = "DirtyIo")]
+fn index_wait_idle(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    ok_or_error(env, r.index.wait_idle())
 }

@@ -23,15 +23,19 @@ fn finish(w: SegmentWriter) -> Result<Built> {
     Ok(Built { bytes })
 }
 
-/// Builds a segment from a frozen overlay. `dead` is a snapshot taken at `opts.clean_seq`;
-/// `bottom` says nothing older exists, so tombstones can be left out.
+/// Builds a segment from a frozen overlay merged with `inputs`, the newest segments of its
+/// lane (none for a plain flush): overlay entries shadow the segments' copies. `dead` is a
+/// snapshot taken at `opts.clean_seq`; `bottom` says nothing older exists, so empty sets
+/// (tombstones) can be left out.
 pub fn flush(
     overlay: &Overlay,
+    inputs: &[Arc<SegmentRef>],
     dead: &DeadHandles,
     bottom: bool,
     opts: WriteOptions,
 ) -> Result<Built> {
-    let mut w = SegmentWriter::with_capacity(opts, overlay.len());
+    let older: u64 = inputs.iter().map(|s| s.segment.info().key_count).sum();
+    let mut w = SegmentWriter::with_capacity(opts, overlay.len() + older as usize);
     let mut buf = Vec::new();
     for (fp, e) in overlay.iter() {
         buf.clear();
@@ -41,6 +45,9 @@ pub fn flush(
             continue;
         }
         w.push(fp, &buf)?;
+    }
+    if !inputs.is_empty() {
+        merge_into(&mut w, inputs, |fp| overlay.get(fp).is_some(), dead, bottom)?;
     }
     finish(w)
 }
@@ -54,14 +61,33 @@ pub fn merge(
     opts: WriteOptions,
 ) -> Result<Built> {
     let total: u64 = inputs.iter().map(|s| s.segment.info().key_count).sum();
+    let mut w = SegmentWriter::with_capacity(opts, total as usize);
+    merge_into(&mut w, inputs, |_| false, dead, bottom)?;
+    finish(w)
+}
+
+/// Pushes the newest entry of each fingerprint of `inputs` (newest first) not `shadowed`,
+/// with the handles dead for its segment removed (empty sets dropped at the `bottom`).
+fn merge_into(
+    w: &mut SegmentWriter,
+    inputs: &[Arc<SegmentRef>],
+    shadowed: impl Fn(u64) -> bool,
+    dead: &DeadHandles,
+    bottom: bool,
+) -> Result<()> {
+    let total: u64 = inputs.iter().map(|s| s.segment.info().key_count).sum();
     // (fingerprint, input rank, value word): sorting groups each key's versions, newest first.
     let mut items: Vec<(u64, u32, u32)> = Vec::with_capacity(total as usize);
     for (rank, s) in inputs.iter().enumerate() {
-        items.extend(s.segment.entries().map(|(fp, v)| (fp, rank as u32, v)));
+        items.extend(
+            s.segment
+                .entries()
+                .filter(|&(fp, _)| !shadowed(fp))
+                .map(|(fp, v)| (fp, rank as u32, v)),
+        );
     }
     items.sort_unstable_by_key(|&(fp, rank, _)| (fp, rank));
     items.dedup_by_key(|&mut (fp, _, _)| fp);
-    let mut w = SegmentWriter::with_capacity(opts, items.len());
     let mut buf = Vec::new();
     for (fp, rank, v) in items {
         let seg = &inputs[rank as usize].segment;
@@ -73,5 +99,5 @@ pub fn merge(
         }
         w.push(fp, &buf)?;
     }
-    finish(w)
+    Ok(())
 }

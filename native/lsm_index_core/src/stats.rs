@@ -1,0 +1,132 @@
+//! What an index reports about itself: sizes, work counters, and the record of each
+//! background compaction job.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Bytes one add/remove stands for in `bytes_ingested`: fingerprint + handle.
+pub const LOGICAL_OP_BYTES: u64 = 12;
+
+/// A snapshot of an index's size and work counters.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stats {
+    /// Keys with a non-empty set.
+    pub keys: u64,
+    /// Lanes.
+    pub lanes: u32,
+    /// Segments over all lanes.
+    pub segments: u64,
+    /// Segments per level.
+    pub segments_per_level: BTreeMap<u32, u64>,
+    /// Most segments any lane holds (a lookup probes at most this many, plus overlays).
+    pub max_lane_segments: u64,
+    /// Bytes of all segment buffers.
+    pub segment_bytes: u64,
+    /// Heap bytes of decoded MPHs (beside the segment buffers).
+    pub mph_heap_bytes: u64,
+    /// Keys in overlays (active and frozen, tombstones included).
+    pub overlay_keys: u64,
+    /// Approximate heap bytes of overlays.
+    pub overlay_bytes: u64,
+    /// Frozen overlays waiting for (or in) their flush.
+    pub frozen_overlays: u64,
+    /// Dropped handles not yet purged by compaction.
+    pub pending_drops: u64,
+    /// Add/remove operations applied.
+    pub ops: u64,
+    /// Logical bytes ingested: [`LOGICAL_OP_BYTES`] per add/remove.
+    pub bytes_ingested: u64,
+    /// Overlay keys flushed into segments.
+    pub keys_flushed: u64,
+    /// Keys written into segments by compaction (flushes and merges).
+    pub keys_written: u64,
+    /// Segment bytes written by compaction (flushes and merges).
+    pub bytes_written: u64,
+    /// Flush jobs done (a flush may merge segments in the same build).
+    pub flushes: u64,
+    /// Builds that merged segments (with or without a flush).
+    pub merges: u64,
+    /// `keys_written / keys_flushed`: how many times compaction writes each flushed key.
+    pub write_amplification: f64,
+    /// Background jobs queued or running for this index.
+    pub pending_jobs: u64,
+    /// Background jobs finished.
+    pub jobs_done: u64,
+    /// Duration of the last finished job, microseconds.
+    pub last_job_us: u64,
+    /// Time spent in background jobs, microseconds (over all workers).
+    pub compaction_busy_us: u64,
+    /// Writes that found a lane's overlay at its limit (they waited, or were refused).
+    pub stalls: u64,
+    /// Lookups (single or batched) of a key with a non-empty set.
+    pub lookup_hits: u64,
+    /// Lookups of a key with no handle.
+    pub lookup_misses: u64,
+    /// Segment probes the prefilter answered without touching the MPH.
+    pub prefilter_rejects: u64,
+    /// Worker threads of the pool this index uses.
+    pub compaction_threads: u64,
+}
+
+/// A lane's lookup counters (relaxed atomics on the lane, so readers of different lanes do
+/// not share a cache line).
+#[derive(Default)]
+pub struct LookupCounters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    rejects: AtomicU64,
+}
+
+impl LookupCounters {
+    /// Counts one lookup that found something (`hit`) or not, after `rejects` prefilter
+    /// rejections.
+    #[inline]
+    pub fn record(&self, hit: bool, rejects: u32) {
+        if hit {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+        }
+        if rejects > 0 {
+            self.rejects
+                .fetch_add(u64::from(rejects), Ordering::Relaxed);
+        }
+    }
+
+    /// Counts a batch's totals at once.
+    pub fn record_many(&self, hits: u64, misses: u64, rejects: u64) {
+        self.hits.fetch_add(hits, Ordering::Relaxed);
+        self.misses.fetch_add(misses, Ordering::Relaxed);
+        self.rejects.fetch_add(rejects, Ordering::Relaxed);
+    }
+
+    /// (hits, misses, prefilter rejects).
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+            self.rejects.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// What one background job did: delivered to the index's listener (`subscribe` in Elixir).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobReport {
+    /// The lane compacted.
+    pub lane: u32,
+    /// Overlay flushes in the job.
+    pub flushes: u32,
+    /// Builds that merged segments.
+    pub merges: u32,
+    /// Overlay keys flushed.
+    pub keys_flushed: u64,
+    /// Keys written (flushes and merges).
+    pub keys_written: u64,
+    /// Segment bytes written.
+    pub bytes_written: u64,
+    /// Segments the lane holds afterwards.
+    pub segments: u32,
+    /// Wall time of the job, microseconds.
+    pub duration_us: u64,
+}
