@@ -306,7 +306,10 @@ defmodule LsmIndex do
   @spec drop_handle(t(), handle()) :: :ok | {:error, term()}
   def drop_handle(index, handle) do
     h = handle!(handle)
-    call(index, &Native.index_drop_handle(&1, h))
+
+    call(index, fn i ->
+      settle(Native.index_drop_handle(i, h), fn -> Native.index_drop_handle_dirty(i, h) end)
+    end)
   end
 
   @doc """
@@ -386,8 +389,9 @@ defmodule LsmIndex do
 
   defp not_an_index(index), do: "expected an index from LsmIndex.new/1, got: #{inspect(index)}"
 
-  # A write refused on a normal scheduler (its lane is full, nothing written) answers :wait
-  # when the index waits when overloaded: retry where waiting is allowed (dirty I/O).
+  # A write refused on a normal scheduler because it would have to wait (its lane is full, or
+  # sync: :always needs an fsync; nothing written) answers :wait: retry where waiting is
+  # allowed (dirty I/O).
   defp settle(:wait, retry), do: retry.()
   defp settle(reply, _retry), do: reply
 

@@ -54,6 +54,7 @@ defmodule LsmIndexTest do
       for i <- 1..2_000, do: :ok = LsmIndex.add(index, i, rem(i, 13))
       for i <- 1..2_000, rem(i, 2) == 0, do: :ok = LsmIndex.remove(index, i, rem(i, 13))
       assert LsmIndex.size(index) == 1_000
+      :ok = LsmIndex.wait_idle(index)
       assert LsmIndex.stats(index).flushes > 0
 
       for i <- 1..20,

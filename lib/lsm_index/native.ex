@@ -27,10 +27,13 @@ defmodule LsmIndex.Native do
   def index_lookup_many(_index, _keys), do: err()
   def index_lookup_many_dirty(_index, _keys), do: err()
   def index_drop_handle(_index, _handle), do: err()
+  def index_drop_handle_dirty(_index, _handle), do: err()
   def index_compact(_index), do: err()
   def index_size(_index), do: err()
   def index_stats(_index), do: err()
   def index_live_count, do: err()
+  def timing_enable(_on), do: err()
+  def timing_report, do: err()
 
   defp err, do: :erlang.nif_error(:nif_not_loaded)
 end

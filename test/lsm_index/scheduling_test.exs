@@ -25,6 +25,7 @@ defmodule LsmIndex.SchedulingTest do
 
       pid = worker.pid
       Task.await(worker, 120_000)
+      :ok = LsmIndex.wait_idle(index)
       assert LsmIndex.stats(index).flushes > 10
       refute_received {:monitor, ^pid, :long_schedule, _info}
     after

@@ -87,6 +87,12 @@ pub enum Error {
         /// The lane whose overlay is full.
         lane: u32,
     },
+    /// A non-blocking (`try_*`) write would have had to wait for I/O; nothing was written.
+    /// Retry it as a blocking write (off a BEAM normal scheduler).
+    WouldBlock {
+        /// What it would have waited for.
+        reason: &'static str,
+    },
 }
 
 /// The core crate's result type.
@@ -129,6 +135,9 @@ impl fmt::Display for Error {
                 f,
                 "lane {lane}'s overlay is full while compaction catches up (nothing written)"
             ),
+            Error::WouldBlock { reason } => {
+                write!(f, "the write would block: {reason} (nothing written)")
+            }
         }
     }
 }

@@ -14,6 +14,7 @@
 #![warn(missing_docs)]
 
 pub mod batch;
+pub mod clock;
 pub mod compaction;
 pub mod dead;
 pub mod error;

@@ -331,6 +331,11 @@ impl Wal {
         b.bytes.len() >= BUFFER_LIMIT
     }
 
+    /// Bytes appended and not yet written to the file.
+    pub fn buffered(&self) -> usize {
+        self.buffer.lock().bytes.len()
+    }
+
     /// Writes every appended frame to the file; with `durable` (and not `SyncMode::None`)
     /// also fsyncs it. Concurrent callers share one write and fsync (group commit).
     pub fn sync(&self, durable: bool) -> Result<()> {

@@ -21,6 +21,9 @@ use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term
 use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crate::timing::CallTimer;
 
 mod atoms {
     rustler::atoms! {
@@ -290,17 +293,26 @@ fn index_close(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.close())
 }
 
-/// How a non-blocking write ends: `:ok`, `:wait` (nothing written: a lane is full and the
-/// index waits when overloaded, so the caller retries through a `*_dirty` NIF), or
-/// `{:error, _}` (`{:error, :overloaded}` when it refuses instead).
+/// How a non-blocking write ends: `:ok`, `:wait` (nothing written: it must wait — for room
+/// in a full lane when the index waits when overloaded, or for an fsync in sync mode
+/// `always` — so the caller retries through a dirty NIF), or `{:error, _}`
+/// (`{:error, :overloaded}` when the index refuses instead).
 fn write_reply<'a>(env: Env<'a>, r: &IndexResource, res: lsm_index_core::Result<()>) -> Term<'a> {
     match res {
         Ok(()) => atoms::ok().encode(env),
+        Err(Error::WouldBlock { .. }) => atoms::wait().encode(env),
         Err(Error::Overloaded { .. }) if r.index.config().on_overload == Overload::Wait => {
             atoms::wait().encode(env)
         }
         Err(e) => core_error(env, &e),
     }
+}
+
+/// Tells the VM how much of a time slice (1 ms) a normal-scheduler call used, so that a
+/// process making many batch calls yields as often as its time warrants.
+fn consume(env: Env<'_>, started: Instant) {
+    let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
+    rustler::schedule::consume_timeslice(env, percent);
 }
 
 /// A point write on a normal scheduler: it never waits (sub-microsecond).
@@ -327,6 +339,7 @@ fn index_add<'a>(
     key: Term<'a>,
     h: u32,
 ) -> NifResult<Term<'a>> {
+    let _timer = CallTimer::start(0);
     write_one(env, &r, key, h, true)
 }
 
@@ -337,6 +350,7 @@ fn index_remove<'a>(
     key: Term<'a>,
     h: u32,
 ) -> NifResult<Term<'a>> {
+    let _timer = CallTimer::start(1);
     write_one(env, &r, key, h, false)
 }
 
@@ -349,6 +363,7 @@ fn write_many<'a>(
     add: bool,
     blocking: bool,
 ) -> NifResult<Term<'a>> {
+    let started = Instant::now();
     let list: Vec<(Term<'a>, u32)> = pairs.decode()?;
     let encoded = list
         .into_iter()
@@ -360,6 +375,9 @@ fn write_many<'a>(
         (true, false) => r.index.try_add_many(&encoded),
         (false, false) => r.index.try_remove_many(&encoded),
     };
+    if !blocking {
+        consume(env, started);
+    }
     Ok(write_reply(env, r, res))
 }
 
@@ -369,6 +387,7 @@ fn index_add_many<'a>(
     r: ResourceArc<IndexResource>,
     pairs: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let _timer = CallTimer::start(2);
     write_many(env, &r, pairs, true, false)
 }
 
@@ -378,6 +397,7 @@ fn index_remove_many<'a>(
     r: ResourceArc<IndexResource>,
     pairs: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let _timer = CallTimer::start(3);
     write_many(env, &r, pairs, false, false)
 }
 
@@ -402,6 +422,7 @@ fn index_remove_many_dirty<'a>(
 }
 
 fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult<Term<'a>> {
+    let started = Instant::now();
     let list: Vec<Term<'a>> = keys.decode()?;
     let encoded = list
         .into_iter()
@@ -413,6 +434,7 @@ fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult
             .map(|hs| hs.encode(env))
             .collect::<Vec<Term<'a>>>()
     });
+    consume(env, started);
     Ok(reply(env, lists))
 }
 
@@ -424,6 +446,7 @@ fn index_lookup<'a>(
     r: ResourceArc<IndexResource>,
     key: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let _timer = CallTimer::start(4);
     let k = key_bytes(key)?;
     // No thread-local buffer: a TLS destructor in a NIF library can outlive the library.
     let mut out = Vec::new();
@@ -439,6 +462,7 @@ fn index_lookup_many<'a>(
     r: ResourceArc<IndexResource>,
     keys: Term<'a>,
 ) -> NifResult<Term<'a>> {
+    let _timer = CallTimer::start(5);
     lookup_many(env, &r, keys)
 }
 
@@ -451,8 +475,15 @@ fn index_lookup_many_dirty<'a>(
     lookup_many(env, &r, keys)
 }
 
+/// O(1), no I/O: `:wait` when it would have to wait for the log (then `index_drop_handle_dirty`).
 #[rustler::nif]
 fn index_drop_handle(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
+    let _timer = CallTimer::start(6);
+    write_reply(env, &r, r.index.try_drop_handle(h))
+}
+
+#[rustler::nif(schedule = "DirtyIo")]
+fn index_drop_handle_dirty(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
     ok_or_error(env, r.index.drop_handle(h))
 }
 

@@ -3,5 +3,6 @@
 #![deny(unsafe_code)]
 
 mod index;
+mod timing;
 
 rustler::init!("Elixir.LsmIndex.Native");

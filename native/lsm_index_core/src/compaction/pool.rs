@@ -14,8 +14,11 @@ use std::sync::{Arc, OnceLock};
 /// A unit of background work.
 pub type Job = Box<dyn FnOnce() + Send + 'static>;
 
-/// Nice value of worker threads: below normal priority (see the module doc).
-const WORKER_NICE: i32 = 10;
+/// Nice value of worker threads: the lowest priority (see the module doc).
+const WORKER_NICE: i32 = 19;
+
+/// Time slice asked for worker threads (the kernel's minimum is 0.1 ms).
+const WORKER_SLICE_NS: u64 = 100_000;
 
 /// A fixed set of worker threads draining one job queue. Dropping the last handle closes
 /// the queue; idle workers then exit (none is joined: a drop never waits for a build).
@@ -82,16 +85,36 @@ fn worker(jobs: Receiver<Job>) {
     }
 }
 
-/// Renices the calling thread to [`WORKER_NICE`] (Linux: per thread). Best effort: a
-/// failure leaves it at normal priority.
+/// Lowers the calling thread's CPU priority: nice [`WORKER_NICE`] and, on Linux 6.12+
+/// (EEVDF custom slices), a [`WORKER_SLICE_NS`] time slice, so a worker that runs while a
+/// BEAM scheduler thread waits for the CPU gives it back within that slice instead of a
+/// default slice of milliseconds. Best effort: older kernels keep the nice value only.
 #[allow(unsafe_code)]
 fn lower_priority() {
     #[cfg(target_os = "linux")]
-    // SAFETY: `gettid` has no preconditions; `setpriority` only reads its integer
-    // arguments, and raising one's own nice value needs no privilege.
-    unsafe {
-        let tid = libc::gettid();
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE);
+    {
+        let attr = libc::sched_attr {
+            size: std::mem::size_of::<libc::sched_attr>() as u32,
+            sched_policy: libc::SCHED_OTHER as u32,
+            sched_flags: 0,
+            sched_nice: WORKER_NICE,
+            sched_priority: 0,
+            sched_runtime: WORKER_SLICE_NS,
+            sched_deadline: 0,
+            sched_period: 0,
+        };
+        // SAFETY: `attr` is a valid, fully initialised `sched_attr` whose `size` field says
+        // how much of it the kernel may read; pid 0 is the calling thread; the call only
+        // changes scheduling parameters, which lowering needs no privilege for.
+        let custom = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const _, 0) };
+        if custom != 0 {
+            // SAFETY: `gettid` has no preconditions; `setpriority` only reads its integer
+            // arguments, and raising one's own nice value needs no privilege.
+            unsafe {
+                let tid = libc::gettid();
+                libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, WORKER_NICE);
+            }
+        }
     }
 }
 

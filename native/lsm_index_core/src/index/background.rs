@@ -39,20 +39,42 @@ impl Index {
         if lane.scheduled.swap(true, Ordering::AcqRel) {
             return;
         }
+        let number = lane.number;
+        self.submit(move |index| index.run_job(number));
+    }
+
+    /// Queues a write-out of the log buffer (for non-blocking writes, which do no I/O),
+    /// unless one is queued.
+    pub(super) fn schedule_log_writeout(&self) {
+        if self.log_writeout.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.submit(|index| {
+            index.log_writeout.store(false, Ordering::Release);
+            if let Some(wal) = &index.wal {
+                if let Err(e) = wal.sync(false) {
+                    index.poison(format!("background log write failed: {e}"));
+                }
+            }
+        });
+    }
+
+    /// Runs `job` on the pool with this index, counted in `activity` until the job has let
+    /// go of the index; a job of an index dropped meanwhile does nothing.
+    fn submit(&self, job: impl FnOnce(&Index) + Send + 'static) {
         self.activity.pending.fetch_add(1, Ordering::SeqCst);
         let me = self.me.clone();
         let activity = self.activity.clone();
-        let number = lane.number;
         let queued = self.pool.submit(Box::new(move || {
-            // an index dropped meanwhile needs nothing
             if let Some(index) = me.upgrade() {
-                index.run_job(number);
+                job(&index);
             }
             // the index is let go of by now: only then is the job over for waiters
             activity.pending.fetch_sub(1, Ordering::SeqCst);
             activity.notify();
         }));
         if !queued {
+            self.activity.pending.fetch_sub(1, Ordering::SeqCst);
             self.poison("the compaction pool has no worker left".into());
         }
     }

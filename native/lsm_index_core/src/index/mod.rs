@@ -35,8 +35,12 @@ pub use crate::stats::{Stats, LOGICAL_OP_BYTES};
 /// Keys per `lookup_many` chunk: bounds how long a batch holds its lanes' read locks.
 const LOOKUP_CHUNK: usize = 256;
 
-/// Pairs per `add_many`/`remove_many` chunk: bounds how long a lane's write lock is held.
+/// Pairs per `add_many`/`remove_many` chunk (hashed, then sorted by lane).
 const WRITE_CHUNK: usize = 4096;
+
+/// Most pairs applied under one acquisition of a lane's write lock: bounds how long a reader
+/// of that lane can wait for a writer (~0.1 ms), whoever the writer is.
+const LANE_HOLD: usize = 256;
 
 /// Log files (64 MiB each) kept before every lane is asked to flush so they can go.
 const MAX_WAL_FILES: usize = 4;
@@ -225,6 +229,8 @@ pub struct Index {
     listener: RwLock<Option<Listener>>,
     /// `seq` when log pressure last asked every lane to flush.
     checkpoint_requested_at: AtomicU64,
+    /// A background write-out of the log buffer is queued.
+    log_writeout: AtomicBool,
     /// The directory of a persistent index (`open`); `None` in memory.
     store: Option<Store>,
     /// Its write-ahead log.
@@ -243,7 +249,16 @@ enum Admit {
     Wait,
     /// Refuse with `Error::Overloaded` (checked for every lane before anything is written).
     Refuse,
+    /// Refuse like `Refuse`, and do no I/O either (a `try_*` write: fit for a BEAM normal
+    /// scheduler): the log buffer is written out by a background job, and in
+    /// `SyncMode::Always`, where the write would have to wait for an fsync, it is refused with
+    /// `Error::WouldBlock`.
+    NonBlocking,
 }
+
+/// A non-blocking write is refused once the log buffer holds this many bytes (its background
+/// write-out is behind).
+const NONBLOCKING_LOG_LIMIT: usize = 8 << 20;
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -287,6 +302,7 @@ impl Index {
             activity: Arc::default(),
             listener: RwLock::new(None),
             checkpoint_requested_at: AtomicU64::new(0),
+            log_writeout: AtomicBool::new(false),
             store: None,
             wal: None,
             closed: AtomicBool::new(false),
@@ -503,13 +519,26 @@ impl Index {
         r
     }
 
-    /// Writes the log out after a write call: fsynced in `SyncMode::Always`, else only once
-    /// the buffer is large (to bound memory).
-    fn after_write(&self, buffer_full: bool) -> Result<()> {
+    /// Writes the log out after a write call: fsynced in `SyncMode::Always` (never reached
+    /// by a non-blocking write, refused before), else only once the buffer is large.
+    fn after_write(&self, buffer_full: bool, mode: Admit) -> Result<()> {
         match &self.wal {
             Some(wal) if wal.mode() == SyncMode::Always => self.durable(wal.sync(true)),
-            Some(wal) if buffer_full => self.durable(wal.sync(false)),
+            Some(_) if buffer_full => self.write_out_log(mode),
             _ => Ok(()),
+        }
+    }
+
+    /// Writes the log buffer out (not fsynced: it bounds the buffer's memory), here or, for a
+    /// non-blocking write, in a background job.
+    fn write_out_log(&self, mode: Admit) -> Result<()> {
+        match &self.wal {
+            Some(_) if mode == Admit::NonBlocking => {
+                self.schedule_log_writeout();
+                Ok(())
+            }
+            Some(wal) => self.durable(wal.sync(false)),
+            None => Ok(()),
         }
     }
 
@@ -557,26 +586,45 @@ impl Index {
         self.write_many(pairs, Op::Remove, self.blocking())
     }
 
-    /// [`Index::add`] that never waits: `Error::Overloaded` (nothing written) when the lane
-    /// is full. Sub-microsecond: fit for a BEAM normal scheduler.
+    /// [`Index::add`] that never waits and does no I/O: `Error::Overloaded` (nothing
+    /// written) when the lane is full, `Error::WouldBlock` when it would have to wait for the
+    /// log (`SyncMode::Always`). Sub-microsecond: fit for a BEAM normal scheduler.
     pub fn try_add(&self, key: &[u8], handle: u32) -> Result<()> {
-        self.write_one(key, handle, Op::Add, Admit::Refuse)
+        self.write_one(key, handle, Op::Add, Admit::NonBlocking)
     }
 
     /// [`Index::remove`] that never waits, like [`Index::try_add`].
     pub fn try_remove(&self, key: &[u8], handle: u32) -> Result<()> {
-        self.write_one(key, handle, Op::Remove, Admit::Refuse)
+        self.write_one(key, handle, Op::Remove, Admit::NonBlocking)
     }
 
-    /// [`Index::add_many`] that never waits: if any lane of the batch is full, fails with
-    /// `Error::Overloaded` before writing anything.
+    /// [`Index::add_many`] that never waits, like [`Index::try_add`]: if any lane of the batch
+    /// is full, fails before writing anything.
     pub fn try_add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        self.write_many(pairs, Op::Add, Admit::Refuse)
+        self.write_many(pairs, Op::Add, Admit::NonBlocking)
     }
 
     /// [`Index::remove_many`] that never waits, like [`Index::try_add_many`].
     pub fn try_remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        self.write_many(pairs, Op::Remove, Admit::Refuse)
+        self.write_many(pairs, Op::Remove, Admit::NonBlocking)
+    }
+
+    /// [`Index::drop_handle`] that does no I/O, like [`Index::try_add`].
+    pub fn try_drop_handle(&self, handle: u32) -> Result<()> {
+        self.drop_in(handle, Admit::NonBlocking)
+    }
+
+    /// Refuses a non-blocking write that could not complete without I/O.
+    fn check_nonblocking(&self) -> Result<()> {
+        match &self.wal {
+            Some(wal) if wal.mode() == SyncMode::Always => Err(Error::WouldBlock {
+                reason: "every write waits for an fsync (sync mode always)",
+            }),
+            Some(wal) if wal.buffered() >= NONBLOCKING_LOG_LIMIT => Err(Error::WouldBlock {
+                reason: "the log buffer is full while its write-out catches up",
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// How blocking writes treat a full lane.
@@ -589,9 +637,19 @@ impl Index {
 
     fn write_one(&self, key: &[u8], handle: u32, op: Op, admit: Admit) -> Result<()> {
         self.check_writable()?;
+        if admit == Admit::NonBlocking {
+            self.check_nonblocking()?;
+        }
         let (fp, lane) = self.locate(key);
-        self.write_lane(lane, [(fp, handle)], op, &mut Vec::new(), admit)?;
-        self.after_write(false)
+        self.write_lane_in(
+            lane,
+            [(fp, handle)],
+            op,
+            &mut Vec::new(),
+            Some(admit),
+            admit,
+        )?;
+        self.after_write(false, admit)
     }
 
     /// Writes `pairs` lane by lane.
@@ -602,7 +660,10 @@ impl Index {
             .map(|(k, _)| self.hasher.fingerprint(k.as_ref()))
             .collect();
         let lane_of = |fp: u64| jump_hash(fp, self.config.lanes);
-        if admit == Admit::Refuse {
+        if admit == Admit::NonBlocking {
+            self.check_nonblocking()?;
+        }
+        if admit != Admit::Wait {
             // all or nothing: every lane of the batch must have room before any is written
             let mut lanes: Vec<u32> = fps.iter().map(|&fp| lane_of(fp)).collect();
             lanes.sort_unstable();
@@ -614,7 +675,7 @@ impl Index {
             }
         }
         // checked above when refusing: the batch may overshoot a lane's limit by its own size
-        let admit = (admit == Admit::Wait).then_some(Admit::Wait);
+        let check = (admit == Admit::Wait).then_some(Admit::Wait);
         let mut scratch = Vec::new();
         let mut located: Vec<(u32, usize)> = Vec::new();
         for (c, chunk) in fps.chunks(WRITE_CHUNK).enumerate() {
@@ -630,37 +691,30 @@ impl Index {
             located.sort_by_key(|&(lane, _)| lane);
             for group in located.chunk_by(|a, b| a.0 == b.0) {
                 let lane = &self.lanes[group[0].0 as usize];
-                let items = group.iter().map(|&(_, i)| (fps[i], pairs[i].1));
-                self.write_lane_in(lane, items, op, &mut scratch, admit)?;
+                for held in group.chunks(LANE_HOLD) {
+                    let items = held.iter().map(|&(_, i)| (fps[i], pairs[i].1));
+                    self.write_lane_in(lane, items, op, &mut scratch, check, admit)?;
+                }
             }
         }
-        self.after_write(false)
-    }
-
-    fn write_lane(
-        &self,
-        lane: &Lane,
-        items: impl IntoIterator<Item = (u64, u32)>,
-        op: Op,
-        scratch: &mut Vec<u32>,
-        admit: Admit,
-    ) -> Result<()> {
-        self.write_lane_in(lane, items, op, scratch, Some(admit))
+        self.after_write(false, admit)
     }
 
     /// Applies `(fingerprint, handle)` writes to one lane under one acquisition of its locks,
-    /// after waiting for or refusing a full lane (`admit`; `None`: checked already). Freezes
-    /// the overlay and queues its flush once it reaches `overlay_limit`.
+    /// after waiting for or refusing a full lane (`check`; `None`: checked already). Freezes
+    /// the overlay and queues its flush once it reaches `overlay_limit`. `mode` says whether
+    /// the log buffer may be written out here or must be left to a background job.
     fn write_lane_in(
         &self,
         lane: &Lane,
         items: impl IntoIterator<Item = (u64, u32)>,
         op: Op,
         scratch: &mut Vec<u32>,
-        admit: Option<Admit>,
+        check: Option<Admit>,
+        mode: Admit,
     ) -> Result<()> {
         let scheduled = {
-            let mut st = match admit {
+            let mut st = match check {
                 Some(admit) => self.admit(lane, admit)?,
                 None => lane.state.write(),
             };
@@ -671,10 +725,7 @@ impl Index {
                 self.counters.ops.fetch_add(1, Ordering::Relaxed);
             }
             if log_full {
-                if let Some(wal) = &self.wal {
-                    // written out, not fsynced: bounds the buffer (the lane lock keeps order)
-                    self.durable(wal.sync(false))?;
-                }
+                self.write_out_log(mode)?;
             }
             self.freeze_if_due(&mut st)
         };
@@ -702,7 +753,7 @@ impl Index {
                 stalled = true;
                 self.counters.stalls.fetch_add(1, Ordering::Relaxed);
             }
-            if admit == Admit::Refuse {
+            if admit != Admit::Wait {
                 return Err(Error::Overloaded {
                     lane: lane.number as u32,
                 });
@@ -839,7 +890,14 @@ impl Index {
     /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.
     /// Adding the handle again afterwards works as usual.
     pub fn drop_handle(&self, handle: u32) -> Result<()> {
+        self.drop_in(handle, Admit::Wait)
+    }
+
+    fn drop_in(&self, handle: u32, mode: Admit) -> Result<()> {
         self.check_writable()?;
+        if mode == Admit::NonBlocking {
+            self.check_nonblocking()?;
+        }
         let full = {
             let mut dead = self.dead.write();
             let seq = self.seq.fetch_add(1, Ordering::SeqCst);
@@ -850,7 +908,7 @@ impl Index {
                 .as_ref()
                 .is_some_and(|w| w.append(seq, Record::Drop { handle }))
         };
-        self.after_write(full)
+        self.after_write(full, mode)
     }
 
     /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the
