@@ -25,6 +25,7 @@ defmodule LsmIndex.Bench.Equality do
       (even negative) below 1M keys
   """
 
+  import LsmIndex.Bench.Report, only: [progress: 1, fmt_f: 2, fmt_int: 1]
   alias LsmIndex.Filter.{EqualityIndex, LsmEqualityIndex}
   alias LsmIndex.Filter.Index.Protocol, as: Index
 
@@ -52,7 +53,8 @@ defmodule LsmIndex.Bench.Equality do
     IO.puts("written to #{file}")
   end
 
-  defp machine do
+  @doc false
+  def machine do
     cpu =
       case File.read("/proc/cpuinfo") do
         {:ok, text} ->
@@ -207,7 +209,7 @@ defmodule LsmIndex.Bench.Equality do
     txn100 = txn_latency(kind, s, n, 100, txns)
     churn_ops = if quick, do: 20_000, else: 200_000
     {churn, s} = churn(kind, s, n, churn_ops)
-    {batch_churn, s} = batch_churn(kind, s, n, churn_ops)
+    {batch_churn, _s} = batch_churn(kind, s, n, churn_ops)
 
     %{
       name: name,
@@ -446,17 +448,5 @@ defmodule LsmIndex.Bench.Equality do
   defp maybe_progress(i, n, step \\ 1) do
     chunk = max(div(n, 4), 1)
     if rem(i, chunk) < step and i > 0, do: progress("    #{div(i * 100, n)}%")
-  end
-
-  defp progress(msg), do: IO.puts(:stderr, "[#{Time.utc_now() |> Time.truncate(:second)}] #{msg}")
-
-  defp fmt_f(x, digits), do: :erlang.float_to_binary(x * 1.0, decimals: digits)
-
-  defp fmt_int(i) when is_integer(i) do
-    i
-    |> Integer.to_string()
-    |> String.reverse()
-    |> String.replace(~r/(\d{3})(?=\d)/, "\\1,")
-    |> String.reverse()
   end
 end

@@ -1,25 +1,38 @@
 defmodule Mix.Tasks.Bench do
-  @shortdoc "Equality indexes side by side: map, ETS, LsmIndex, LsmEqualityIndex"
+  @shortdoc "Equality indexes side by side, then background compaction"
   @moduledoc """
   Runs `bench/equality.exs`: builds the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex`
   and an `LsmEqualityIndex` over the same keys, in one run, and prints one table per size and
   shape mix (build time, lookup hit/miss p50/p99, transaction batches of 10/100 keys, churn
-  throughput, memory per key), with the machine it ran on. The table also goes to
-  `bench/results/`.
+  throughput, memory per key), with the machine it ran on. Then `bench/compaction.exs`:
+  lookup latency with compaction idle vs running on one index, sustained batched churn,
+  write amplification and compaction throughput. Tables also go to `bench/results/`.
 
-      mix bench                          # 100k, 1M and 10M keys (several minutes, ~6 GiB)
-      mix bench --quick                  # 100k keys, fewer samples: a smoke check (CI)
-      mix bench --sizes 100000,1000000   # chosen sizes
+      mix bench                          # 100k, 1M and 10M keys, then compaction at 10M
+                                         # (~15 minutes, ~6 GiB)
+      mix bench --quick                  # 100k / 200k keys, fewer samples: a smoke check (CI)
+      mix bench --sizes 100000,1000000   # chosen sizes (equality section)
+      mix bench --only compaction        # one section: equality | compaction
   """
   use Mix.Task
 
   @impl true
   def run(args) do
-    {opts, _rest} = OptionParser.parse!(args, strict: [quick: :boolean, sizes: :string])
+    {opts, _rest} =
+      OptionParser.parse!(args, strict: [quick: :boolean, sizes: :string, only: :string])
+
+    only = opts[:only]
+
+    unless only in [nil, "equality", "compaction"],
+      do: Mix.raise("--only takes equality or compaction, got: #{only}")
+
     # app.start (unlike compile + loadpaths) puts the consolidated protocols on the code path:
     # unconsolidated Index.Protocol dispatch made the map builds ~15x slower
     Mix.Task.run("app.start")
+    Code.require_file("bench/report.exs")
     Code.require_file("bench/equality.exs")
+    Code.require_file("bench/compaction.exs")
+    quick = opts[:quick] || false
 
     sizes =
       cond do
@@ -28,7 +41,19 @@ defmodule Mix.Tasks.Bench do
         true -> [100_000, 1_000_000, 10_000_000]
       end
 
-    # defined by the script just loaded, so not known at compile time
-    apply(LsmIndex.Bench.Equality, :run, [[sizes: sizes, quick: opts[:quick] || false]])
+    # defined by the scripts just loaded, so not known at compile time
+    if only in [nil, "equality"],
+      do: apply(LsmIndex.Bench.Equality, :run, [[sizes: sizes, quick: quick]])
+
+    if only in [nil, "compaction"] do
+      machine = apply(LsmIndex.Bench.Equality, :machine, [])
+      table = apply(LsmIndex.Bench.Compaction, :run, [[quick: quick, machine: machine]])
+
+      file =
+        Path.join("bench/results", if(quick, do: "compaction-quick.md", else: "compaction.md"))
+
+      File.write!(file, table)
+      IO.puts("written to #{file}")
+    end
   end
 end

@@ -23,6 +23,7 @@ pub mod handles;
 pub mod hash;
 pub mod index;
 pub mod lane;
+pub mod malloc;
 pub mod manifest;
 pub mod overlay;
 pub mod segment;

@@ -24,6 +24,14 @@ pub struct Overlay {
 const ENTRY_BYTES: usize = (std::mem::size_of::<(u64, Entry)>() + 1) * 8 / 7;
 
 impl Overlay {
+    /// An empty overlay with room for `keys` entries (no rehashing while it fills).
+    pub fn with_capacity(keys: usize) -> Overlay {
+        Overlay {
+            map: HashMap::with_capacity_and_hasher(keys, ahash::RandomState::default()),
+            ..Overlay::default()
+        }
+    }
+
     /// The entry of `fp`, if this overlay has one.
     #[inline]
     pub fn get(&self, fp: u64) -> Option<&Entry> {

@@ -5,4 +5,11 @@
 mod index;
 mod timing;
 
-rustler::init!("Elixir.LsmIndex.Native");
+/// At load: keep freed memory for reuse (see `lsm_index_core::malloc`): compaction's
+/// unmapping would otherwise flush every scheduler's TLB and slow lookups.
+fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
+    lsm_index_core::malloc::retain_freed_memory();
+    true
+}
+
+rustler::init!("Elixir.LsmIndex.Native", load = load);

@@ -14,6 +14,7 @@ use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::lane::{request, Lane, LaneState};
 use crate::manifest::{self, SegmentEntry};
+use crate::overlay::Overlay;
 use crate::segment::{Segment, WriteOptions};
 use crate::stats::{JobReport, Stats, LOGICAL_OP_BYTES};
 use crate::version::{SegmentRef, Storage, Version};
@@ -26,7 +27,9 @@ impl Index {
     /// whether the lane now needs a job. The caller holds the lane's write lock.
     pub(super) fn freeze_if_due(&self, st: &mut LaneState) -> bool {
         if st.frozen.is_none() && st.active.len() >= self.config.overlay_limit {
-            st.frozen = Some(Arc::new(std::mem::take(&mut st.active)));
+            // a lane that filled its overlay is written to: size the next one up front
+            let next = Overlay::with_capacity(self.config.overlay_limit);
+            st.frozen = Some(Arc::new(std::mem::replace(&mut st.active, next)));
             // every write of this lane so far holds a smaller seq (writes take the lock)
             st.frozen_seq = self.seq.load(Ordering::SeqCst);
             return true;

@@ -25,7 +25,7 @@ use crate::stats::{JobReport, LookupCounters};
 use crate::store::Store;
 use crate::version::{SegmentRef, Version};
 use crate::wal::{self, Record, SyncMode, Wal};
-use parking_lot::{Condvar, Mutex, RwLock, RwLockUpgradableReadGuard, RwLockWriteGuard};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockUpgradableReadGuard};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -37,6 +37,9 @@ const LOOKUP_CHUNK: usize = 256;
 
 /// Pairs per `add_many`/`remove_many` chunk (hashed, then sorted by lane).
 const WRITE_CHUNK: usize = 4096;
+
+/// Lane groups of at least this many writes resolve their keys in stages first.
+const STAGED_WRITES: usize = 4;
 
 /// Most pairs applied under one acquisition of a lane's write lock: bounds how long a reader
 /// of that lane can wait for a writer (~0.1 ms), whoever the writer is.
@@ -434,7 +437,16 @@ impl Index {
                     let mut st = self.lanes[lane].state.write();
                     let dead = self.dead.read();
                     // no WAL yet while replaying: nothing is logged again
-                    self.apply_at(&mut st, &dead, fp, handle, op, &mut scratch, Some(seq))?;
+                    self.apply_at(
+                        &mut st,
+                        &dead,
+                        fp,
+                        handle,
+                        op,
+                        &mut scratch,
+                        None,
+                        Some(seq),
+                    )?;
                 }
             }
             Ok(())
@@ -643,7 +655,7 @@ impl Index {
         let (fp, lane) = self.locate(key);
         self.write_lane_in(
             lane,
-            [(fp, handle)],
+            &[(fp, handle)],
             op,
             &mut Vec::new(),
             Some(admit),
@@ -655,17 +667,20 @@ impl Index {
     /// Writes `pairs` lane by lane.
     fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op, admit: Admit) -> Result<()> {
         self.check_writable()?;
-        let fps: Vec<u64> = pairs
-            .iter()
-            .map(|(k, _)| self.hasher.fingerprint(k.as_ref()))
-            .collect();
-        let lane_of = |fp: u64| jump_hash(fp, self.config.lanes);
         if admit == Admit::NonBlocking {
             self.check_nonblocking()?;
         }
+        // (lane, fingerprint) of each pair, hashed once
+        let located: Vec<(u32, u64)> = pairs
+            .iter()
+            .map(|(k, _)| {
+                let fp = self.hasher.fingerprint(k.as_ref());
+                (jump_hash(fp, self.config.lanes), fp)
+            })
+            .collect();
         if admit != Admit::Wait {
             // all or nothing: every lane of the batch must have room before any is written
-            let mut lanes: Vec<u32> = fps.iter().map(|&fp| lane_of(fp)).collect();
+            let mut lanes: Vec<u32> = located.iter().map(|&(lane, _)| lane).collect();
             lanes.sort_unstable();
             lanes.dedup();
             for &n in &lanes {
@@ -677,23 +692,25 @@ impl Index {
         // checked above when refusing: the batch may overshoot a lane's limit by its own size
         let check = (admit == Admit::Wait).then_some(Admit::Wait);
         let mut scratch = Vec::new();
-        let mut located: Vec<(u32, usize)> = Vec::new();
-        for (c, chunk) in fps.chunks(WRITE_CHUNK).enumerate() {
+        let mut order: Vec<(u32, usize)> = Vec::new();
+        let mut items: Vec<(u64, u32)> = Vec::new();
+        for (c, chunk) in located.chunks(WRITE_CHUNK).enumerate() {
             let base = c * WRITE_CHUNK;
             // (lane, position); the stable sort keeps each key's writes in call order.
-            located.clear();
-            located.extend(
+            order.clear();
+            order.extend(
                 chunk
                     .iter()
                     .enumerate()
-                    .map(|(i, &fp)| (lane_of(fp), base + i)),
+                    .map(|(i, &(lane, _))| (lane, base + i)),
             );
-            located.sort_by_key(|&(lane, _)| lane);
-            for group in located.chunk_by(|a, b| a.0 == b.0) {
+            order.sort_by_key(|&(lane, _)| lane);
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
                 let lane = &self.lanes[group[0].0 as usize];
                 for held in group.chunks(LANE_HOLD) {
-                    let items = held.iter().map(|&(_, i)| (fps[i], pairs[i].1));
-                    self.write_lane_in(lane, items, op, &mut scratch, check, admit)?;
+                    items.clear();
+                    items.extend(held.iter().map(|&(_, i)| (located[i].1, pairs[i].1)));
+                    self.write_lane_in(lane, &items, op, &mut scratch, check, admit)?;
                 }
             }
         }
@@ -707,21 +724,34 @@ impl Index {
     fn write_lane_in(
         &self,
         lane: &Lane,
-        items: impl IntoIterator<Item = (u64, u32)>,
+        items: &[(u64, u32)],
         op: Op,
         scratch: &mut Vec<u32>,
         check: Option<Admit>,
         mode: Admit,
     ) -> Result<()> {
         let scheduled = {
-            let mut st = match check {
+            let st = match check {
                 Some(admit) => self.admit(lane, admit)?,
-                None => lane.state.write(),
+                None => lane.state.upgradable_read(),
             };
             let dead = self.dead.read();
+            // Resolve every key's current set first, in stages so that the cache misses of
+            // different keys overlap (`batch`), while readers still read: the upgradable lock
+            // keeps writers and installs out, so the sets stay current until we write.
+            let mut known = Batch::with_capacity(items.len());
+            if items.len() >= STAGED_WRITES {
+                let keys: Vec<(u64, usize)> = items.iter().map(|&(fp, _)| (fp, 0)).collect();
+                batch::resolve_chunk(std::slice::from_ref(&st), &keys, Some(&dead), &mut known)?;
+            }
+            let mut st = RwLockUpgradableReadGuard::upgrade(st);
             let mut log_full = false;
-            for (fp, handle) in items {
-                log_full |= self.apply_at(&mut st, &dead, fp, handle, op, scratch, None)?;
+            for (i, &(fp, handle)) in items.iter().enumerate() {
+                // a key written earlier in this group is in the active overlay: resolve again
+                let current =
+                    (i < known.len() && st.active.get(fp).is_none()).then(|| known.get(i));
+                log_full |=
+                    self.apply_at(&mut st, &dead, fp, handle, op, scratch, current, None)?;
                 self.counters.ops.fetch_add(1, Ordering::Relaxed);
             }
             if log_full {
@@ -738,13 +768,17 @@ impl Index {
         Ok(())
     }
 
-    /// The lane's write lock once its active overlay is below `max_overlay_keys`: waits for
-    /// compaction to make room, or refuses with `Error::Overloaded`.
-    fn admit<'a>(&self, lane: &'a Lane, admit: Admit) -> Result<RwLockWriteGuard<'a, LaneState>> {
+    /// The lane's (upgradable) lock once its active overlay is below `max_overlay_keys`:
+    /// waits for compaction to make room, or refuses with `Error::Overloaded`.
+    fn admit<'a>(
+        &self,
+        lane: &'a Lane,
+        admit: Admit,
+    ) -> Result<RwLockUpgradableReadGuard<'a, LaneState>> {
         let mut stalled = false;
         loop {
             let seen = self.activity.generation();
-            let st = lane.state.write();
+            let st = lane.state.upgradable_read();
             if st.active.len() < self.config.stall_limit() {
                 return Ok(st);
             }
@@ -781,7 +815,8 @@ impl Index {
     /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with
     /// the dead-set read lock: both guards are parameters so the rule cannot be skipped),
     /// with the sequence number `replayed` a logged write had (recovery), or a new one that
-    /// is logged. Returns whether the log buffer wants writing out.
+    /// is logged. `current` is the key's set if the caller resolved it already (under the
+    /// same locks). Returns whether the log buffer wants writing out.
     #[allow(clippy::too_many_arguments)]
     fn apply_at(
         &self,
@@ -791,13 +826,19 @@ impl Index {
         handle: u32,
         op: Op,
         scratch: &mut Vec<u32>,
+        current: Option<&[u32]>,
         replayed: Option<u64>,
     ) -> Result<bool> {
         // Allocated under the dead-set read lock: every drop with a smaller seq is in
         // `dead` now, so the set written below excludes exactly those (see DeadHandles).
         let seq = replayed.unwrap_or_else(|| self.seq.fetch_add(1, Ordering::SeqCst));
         scratch.clear();
-        st.resolve(fp, Some(dead), scratch)?;
+        match current {
+            Some(set) => scratch.extend_from_slice(set),
+            None => {
+                st.resolve(fp, Some(dead), scratch)?;
+            }
+        }
         let was_live = !scratch.is_empty();
         let changed = match op {
             Op::Add => handles::insert(scratch, handle),
