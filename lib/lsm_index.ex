@@ -32,7 +32,7 @@ defmodule LsmIndex do
 
   ## Scheduling
 
-  Lookups, point writes, `drop_handle/2`, write batches of up to 250 pairs and lookup
+  Lookups, point writes, `drop_handle/2`, write batches of up to 500 pairs and lookup
   batches of up to 500 keys (each well under 1 ms) run on normal
   schedulers and never build segments: flushes and merges run on the background compaction
   pool (OS threads at a lower CPU priority). A write that finds its lane full while
@@ -69,7 +69,7 @@ defmodule LsmIndex do
   @max_handle 4_294_967_295
   # Larger batches run on dirty schedulers: at ~1 µs per written pair and ~0.5 µs per looked
   # up key (10M keys, this VM), these keep a normal-scheduler call well under 1 ms.
-  @dirty_write_batch 250
+  @dirty_write_batch 500
   @dirty_lookup_batch 500
   @min_i64 -9_223_372_036_854_775_808
   @max_i64 9_223_372_036_854_775_807
@@ -293,7 +293,7 @@ defmodule LsmIndex do
   @doc "The sorted handles of each key, in the order of `keys`, in one call."
   @spec lookup_many(t(), [term()]) :: [[handle()]]
   def lookup_many(index, keys) when is_list(keys) do
-    encoded = Enum.map(keys, &key/1)
+    encoded = if plain_keys?(keys), do: keys, else: Enum.map(keys, &key/1)
 
     fun =
       if length(encoded) > @dirty_lookup_batch,
@@ -409,15 +409,35 @@ defmodule LsmIndex do
     do:
       raise(ArgumentError, "a handle must be an integer in 0..#{@max_handle}, got: #{inspect(h)}")
 
+  # Integer and binary keys go to the NIF as they are: a list of only such pairs (the common
+  # case) is checked without being rebuilt.
+  defguardp plain_key(k)
+            when (is_integer(k) and k >= @min_i64 and k <= @max_i64) or is_binary(k)
+
   defp pairs!(pairs) when is_list(pairs) do
-    Enum.map(pairs, fn
-      {k, h} -> {key(k), handle!(h)}
-      other -> raise ArgumentError, "expected a {key, handle} pair, got: #{inspect(other)}"
-    end)
+    if plain_pairs?(pairs) do
+      pairs
+    else
+      Enum.map(pairs, fn
+        {k, h} -> {key(k), handle!(h)}
+        other -> raise ArgumentError, "expected a {key, handle} pair, got: #{inspect(other)}"
+      end)
+    end
   end
 
   defp pairs!(other),
     do: raise(ArgumentError, "expected a list of {key, handle} pairs, got: #{inspect(other)}")
+
+  defp plain_pairs?([{k, h} | rest])
+       when plain_key(k) and is_integer(h) and h >= 0 and h <= @max_handle,
+       do: plain_pairs?(rest)
+
+  defp plain_pairs?([]), do: true
+  defp plain_pairs?(_), do: false
+
+  defp plain_keys?([k | rest]) when plain_key(k), do: plain_keys?(rest)
+  defp plain_keys?([]), do: true
+  defp plain_keys?(_), do: false
 
   defp int_opt!(opts, name, min, max) do
     case opts[name] do

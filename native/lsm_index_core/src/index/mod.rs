@@ -445,7 +445,8 @@ impl Index {
                         op,
                         &mut scratch,
                         None,
-                        Some(seq),
+                        seq,
+                        false,
                     )?;
                 }
             }
@@ -745,14 +746,20 @@ impl Index {
                 batch::resolve_chunk(std::slice::from_ref(&st), &keys, Some(&dead), &mut known)?;
             }
             let mut st = RwLockUpgradableReadGuard::upgrade(st);
+            // one sequence number per write, allocated together under the dead-set read lock
+            // (see `apply_at`)
+            let first = self.seq.fetch_add(items.len() as u64, Ordering::SeqCst);
+            self.counters
+                .ops
+                .fetch_add(items.len() as u64, Ordering::Relaxed);
             let mut log_full = false;
             for (i, &(fp, handle)) in items.iter().enumerate() {
                 // a key written earlier in this group is in the active overlay: resolve again
                 let current =
                     (i < known.len() && st.active.get(fp).is_none()).then(|| known.get(i));
+                let seq = first + i as u64;
                 log_full |=
-                    self.apply_at(&mut st, &dead, fp, handle, op, scratch, current, None)?;
-                self.counters.ops.fetch_add(1, Ordering::Relaxed);
+                    self.apply_at(&mut st, &dead, fp, handle, op, scratch, current, seq, true)?;
             }
             if log_full {
                 self.write_out_log(mode)?;
@@ -814,9 +821,11 @@ impl Index {
 
     /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with
     /// the dead-set read lock: both guards are parameters so the rule cannot be skipped),
-    /// with the sequence number `replayed` a logged write had (recovery), or a new one that
-    /// is logged. `current` is the key's set if the caller resolved it already (under the
-    /// same locks). Returns whether the log buffer wants writing out.
+    /// stamped `seq` — allocated by the caller under that dead-set read lock, so every drop
+    /// with a smaller seq is in `dead` and the set written excludes exactly those (see
+    /// DeadHandles); or, in recovery, the seq the logged write had (`log` false: nothing is
+    /// logged again). `current` is the key's set if the caller resolved it already (under
+    /// the same locks). Returns whether the log buffer wants writing out.
     #[allow(clippy::too_many_arguments)]
     fn apply_at(
         &self,
@@ -827,11 +836,9 @@ impl Index {
         op: Op,
         scratch: &mut Vec<u32>,
         current: Option<&[u32]>,
-        replayed: Option<u64>,
+        seq: u64,
+        log: bool,
     ) -> Result<bool> {
-        // Allocated under the dead-set read lock: every drop with a smaller seq is in
-        // `dead` now, so the set written below excludes exactly those (see DeadHandles).
-        let seq = replayed.unwrap_or_else(|| self.seq.fetch_add(1, Ordering::SeqCst));
         scratch.clear();
         match current {
             Some(set) => scratch.extend_from_slice(set),
@@ -851,7 +858,7 @@ impl Index {
             let handles = HandleSet::from_slice(scratch);
             st.active.put(fp, Entry { seq, handles });
             // logged under the lane lock, so a lane's frames are in sequence order
-            if let (Some(wal), None) = (&self.wal, replayed) {
+            if let (Some(wal), true) = (&self.wal, log) {
                 let record = match op {
                     Op::Add => Record::Add { fp, handle },
                     Op::Remove => Record::Remove { fp, handle },
