@@ -87,6 +87,13 @@ pub enum Error {
         /// The lane whose overlay is full.
         lane: u32,
     },
+    /// A shape's WHERE clause could not be parsed or does not fit the table's columns.
+    InvalidPredicate {
+        /// Byte offset in the clause where the problem was found.
+        position: usize,
+        /// What was expected there (and what was found).
+        reason: String,
+    },
     /// A non-blocking (`try_*`) write would have had to wait for I/O; nothing was written.
     /// Retry it as a blocking write (off a BEAM normal scheduler).
     WouldBlock {
@@ -135,6 +142,9 @@ impl fmt::Display for Error {
                 f,
                 "lane {lane}'s overlay is full while compaction catches up (nothing written)"
             ),
+            Error::InvalidPredicate { position, reason } => {
+                write!(f, "WHERE clause, at byte {position}: {reason}")
+            }
             Error::WouldBlock { reason } => {
                 write!(f, "the write would block: {reason} (nothing written)")
             }

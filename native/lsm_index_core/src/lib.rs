@@ -26,6 +26,7 @@ pub mod lane;
 pub mod malloc;
 pub mod manifest;
 pub mod overlay;
+pub mod predicate;
 pub mod segment;
 pub mod stats;
 pub mod store;

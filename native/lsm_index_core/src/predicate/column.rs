@@ -1,0 +1,198 @@
+//! Column types and their values: Postgres text parsed the way `LsmIndex.Filter.ColumnType`
+//! parses it (the router and the filter must agree value for value), one canonical value per
+//! Postgres value.
+
+/// A supported column type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    /// `int2`/`smallint`.
+    Int2,
+    /// `int4`/`integer`.
+    Int4,
+    /// `int8`/`bigint`.
+    Int8,
+    /// `float8`/`double precision`.
+    Float8,
+    /// `bool`/`boolean`.
+    Bool,
+    /// `text` (ordered bytewise: the `C` collation).
+    Text,
+    /// `uuid`.
+    Uuid,
+}
+
+/// A canonical value of some column type.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// An integer of an int2/int4/int8 column (within the type's range).
+    Int(i64),
+    /// A float8: `-0.0` folded into `0.0`; NaN and the infinities as IEEE values.
+    Float(f64),
+    /// A boolean.
+    Bool(bool),
+    /// Text.
+    Text(String),
+    /// A UUID.
+    Uuid(u128),
+}
+
+impl ColumnType {
+    /// The type named `name` (`int8`, `bigint`, `text`, ...), as in a cast or a schema.
+    pub fn from_name(name: &str) -> Option<ColumnType> {
+        Some(match name.to_ascii_lowercase().as_str() {
+            "int2" | "smallint" => ColumnType::Int2,
+            "int4" | "int" | "integer" => ColumnType::Int4,
+            "int8" | "bigint" => ColumnType::Int8,
+            "float8" => ColumnType::Float8,
+            "bool" | "boolean" => ColumnType::Bool,
+            "text" => ColumnType::Text,
+            "uuid" => ColumnType::Uuid,
+            _ => return None,
+        })
+    }
+
+    /// Its canonical name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int2 => "int2",
+            ColumnType::Int4 => "int4",
+            ColumnType::Int8 => "int8",
+            ColumnType::Float8 => "float8",
+            ColumnType::Bool => "bool",
+            ColumnType::Text => "text",
+            ColumnType::Uuid => "uuid",
+        }
+    }
+
+    /// Whether it is one of the integer types.
+    pub fn is_integer(self) -> bool {
+        matches!(self, ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8)
+    }
+
+    /// The value of Postgres text `text` in a column of this type, or `None` if it is not one.
+    pub fn parse(self, text: &str) -> Option<Value> {
+        match self {
+            ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => self.int(text.parse().ok()?),
+            ColumnType::Float8 => parse_float(&text.to_ascii_lowercase()).map(Value::Float),
+            ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
+                "t" | "true" | "y" | "yes" | "on" | "1" => Some(Value::Bool(true)),
+                "f" | "false" | "n" | "no" | "off" | "0" => Some(Value::Bool(false)),
+                _ => None,
+            },
+            ColumnType::Text => Some(Value::Text(text.to_string())),
+            ColumnType::Uuid => parse_uuid(text).map(Value::Uuid),
+        }
+    }
+
+    /// `v` as a value of this integer type, if in its range.
+    pub fn int(self, v: i64) -> Option<Value> {
+        let (min, max) = match self {
+            ColumnType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
+            ColumnType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
+            ColumnType::Int8 => (i64::MIN, i64::MAX),
+            _ => return None,
+        };
+        (min..=max).contains(&v).then_some(Value::Int(v))
+    }
+}
+
+/// A float8 from lowercased text: `nan`, `[+-]inf[inity]`, or `[+-]digits[.digits][e[+-]digits]`
+/// (a leading `.` allowed), with `-0` folded into `0`.
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "nan" => return Some(f64::NAN),
+        "infinity" | "+infinity" | "inf" | "+inf" => return Some(f64::INFINITY),
+        "-infinity" | "-inf" => return Some(f64::NEG_INFINITY),
+        _ => {}
+    }
+    let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = match unsigned.split_once('e') {
+        Some((m, e)) => (m, Some(e)),
+        None => (unsigned, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let int_ok = digits(int) || (int.is_empty() && frac.is_some());
+    let frac_ok = frac.is_none_or(digits);
+    let exp_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    if !(int_ok && frac_ok && exp_ok) {
+        return None;
+    }
+    let f: f64 = text.parse().ok()?;
+    Some(if f == 0.0 { 0.0 } else { f })
+}
+
+/// A UUID from 36 characters (8-4-4-4-12, hyphenated) or 32 hex digits, any case.
+fn parse_uuid(text: &str) -> Option<u128> {
+    let hex: String = match text.len() {
+        36 => {
+            let parts: Vec<&str> = text.split('-').collect();
+            let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
+            if sizes != [8, 4, 4, 4, 12] {
+                return None;
+            }
+            parts.concat()
+        }
+        32 => text.to_string(),
+        _ => return None,
+    };
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u128::from_str_radix(&hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_parse_like_postgres_text() {
+        assert_eq!(ColumnType::Int8.parse("007"), Some(Value::Int(7)));
+        assert_eq!(ColumnType::Int8.parse("-42"), Some(Value::Int(-42)));
+        assert_eq!(ColumnType::Int2.parse("32768"), None);
+        assert_eq!(
+            ColumnType::Int4.parse("2147483647"),
+            Some(Value::Int(2147483647))
+        );
+        assert_eq!(ColumnType::Int8.parse("1.0"), None);
+        assert_eq!(ColumnType::Int8.parse(" 1"), None);
+        assert_eq!(ColumnType::Int8.parse("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn floats_fold_zero_and_know_the_special_values() {
+        assert_eq!(ColumnType::Float8.parse("-0"), Some(Value::Float(0.0)));
+        assert_eq!(ColumnType::Float8.parse(".5"), Some(Value::Float(0.5)));
+        assert_eq!(
+            ColumnType::Float8.parse("1.5E3"),
+            Some(Value::Float(1500.0))
+        );
+        assert_eq!(
+            ColumnType::Float8.parse("-Infinity"),
+            Some(Value::Float(f64::NEG_INFINITY))
+        );
+        assert!(matches!(ColumnType::Float8.parse("NaN"), Some(Value::Float(f)) if f.is_nan()));
+        for bad in ["5.", "1e", "abc", "", "1.2.3", "--1"] {
+            assert_eq!(ColumnType::Float8.parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn bools_and_uuids() {
+        assert_eq!(ColumnType::Bool.parse("Yes"), Some(Value::Bool(true)));
+        assert_eq!(ColumnType::Bool.parse("off"), Some(Value::Bool(false)));
+        assert_eq!(ColumnType::Bool.parse("maybe"), None);
+        let a = ColumnType::Uuid.parse("A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11");
+        let b = ColumnType::Uuid.parse("a0eebc999c0b4ef8bb6d6bb9bd380a11");
+        assert!(a.is_some());
+        assert_eq!(a, b);
+        assert_eq!(
+            ColumnType::Uuid.parse("a0eebc99-9c0b4-ef8-bb6d-6bb9bd380a11"),
+            None
+        );
+    }
+}

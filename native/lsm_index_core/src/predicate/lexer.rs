@@ -1,0 +1,219 @@
+//! Tokens of a WHERE clause, each with the byte offset it starts at (for error messages).
+
+use crate::error::{Error, Result};
+
+/// A token.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Token {
+    /// An unquoted identifier or keyword, folded to lower case (as Postgres does).
+    Word(String),
+    /// A `"double quoted"` identifier, exactly as written (`""` is one `"`).
+    Quoted(String),
+    /// An integer literal, as written (sign separate).
+    Integer(String),
+    /// A decimal literal (`1.5`, `.5`, `1e3`), as written.
+    Decimal(String),
+    /// A `'string'` literal (`''` is one `'`).
+    Str(String),
+    /// `=`, `<>`, `!=`, `<`, `<=`, `>`, `>=`.
+    Op(&'static str),
+    /// `-` (a sign of a numeric literal).
+    Minus,
+    /// `(`
+    LParen,
+    /// `)`
+    RParen,
+    /// `,`
+    Comma,
+    /// `::`
+    Cast,
+}
+
+/// Splits `sql` into tokens with their byte offsets.
+pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
+    let bytes = sql.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        let start = i;
+        let token = match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'(' => one(&mut i, Token::LParen),
+            b')' => one(&mut i, Token::RParen),
+            b',' => one(&mut i, Token::Comma),
+            b'-' => one(&mut i, Token::Minus),
+            b':' if bytes.get(i + 1) == Some(&b':') => {
+                i += 2;
+                Token::Cast
+            }
+            b'=' => one(&mut i, Token::Op("=")),
+            b'!' if bytes.get(i + 1) == Some(&b'=') => {
+                i += 2;
+                Token::Op("<>")
+            }
+            b'<' | b'>' => {
+                let two = bytes.get(i + 1).copied();
+                let op = match (c, two) {
+                    (b'<', Some(b'=')) => "<=",
+                    (b'<', Some(b'>')) => "<>",
+                    (b'>', Some(b'=')) => ">=",
+                    (b'<', _) => "<",
+                    _ => ">",
+                };
+                i += op.len();
+                Token::Op(op)
+            }
+            b'\'' => Token::Str(quoted(sql, &mut i, b'\'', "string")?),
+            b'"' => {
+                let name = quoted(sql, &mut i, b'"', "quoted identifier")?;
+                if name.is_empty() {
+                    return Err(error(start, "an empty quoted identifier"));
+                }
+                Token::Quoted(name)
+            }
+            b'0'..=b'9' | b'.' => number(bytes, &mut i)?,
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                    i += 1;
+                }
+                Token::Word(sql[start..i].to_ascii_lowercase())
+            }
+            _ => {
+                let ch = sql[i..].chars().next().unwrap_or('?');
+                return Err(error(start, &format!("unexpected character {ch:?}")));
+            }
+        };
+        out.push((start, token));
+    }
+    Ok(out)
+}
+
+fn one(i: &mut usize, t: Token) -> Token {
+    *i += 1;
+    t
+}
+
+/// The body of a literal quoted with `q` starting at `*i`; a doubled `q` is one `q`.
+fn quoted(sql: &str, i: &mut usize, q: u8, what: &str) -> Result<String> {
+    let bytes = sql.as_bytes();
+    let start = *i;
+    let mut out = String::new();
+    let mut j = *i + 1;
+    let mut run = j;
+    loop {
+        match bytes.get(j) {
+            None => return Err(error(start, &format!("an unterminated {what}"))),
+            Some(&b) if b == q => {
+                out.push_str(&sql[run..j]);
+                if bytes.get(j + 1) == Some(&q) {
+                    out.push(q as char);
+                    j += 2;
+                    run = j;
+                } else {
+                    *i = j + 1;
+                    return Ok(out);
+                }
+            }
+            Some(_) => j += 1,
+        }
+    }
+}
+
+/// An integer or decimal literal: digits, an optional fraction, an optional exponent.
+fn number(bytes: &[u8], i: &mut usize) -> Result<Token> {
+    let start = *i;
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < bytes.len() && bytes[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > s
+    };
+    let int = digits(i);
+    let mut decimal = false;
+    if bytes.get(*i) == Some(&b'.') {
+        *i += 1;
+        decimal = true;
+        if !digits(i) && !int {
+            return Err(error(start, "a number (digits around the '.')"));
+        }
+    }
+    if matches!(bytes.get(*i), Some(b'e' | b'E')) {
+        let save = *i;
+        *i += 1;
+        if matches!(bytes.get(*i), Some(b'+' | b'-')) {
+            *i += 1;
+        }
+        if digits(i) {
+            decimal = true;
+        } else {
+            *i = save;
+        }
+    }
+    if bytes
+        .get(*i)
+        .is_some_and(|b| b.is_ascii_alphabetic() || *b == b'_')
+    {
+        return Err(error(*i, "an operator or space after a number"));
+    }
+    let text = String::from_utf8_lossy(&bytes[start..*i]).into_owned();
+    Ok(if decimal {
+        Token::Decimal(text)
+    } else {
+        Token::Integer(text)
+    })
+}
+
+/// A predicate error at byte `position`.
+pub fn error(position: usize, expected: &str) -> Error {
+    Error::InvalidPredicate {
+        position,
+        reason: expected.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_with_positions() {
+        let t = tokens(r#"a = 'it''s' AND "B c" <> -1.5e3::float8"#).unwrap();
+        let kinds: Vec<&Token> = t.iter().map(|(_, t)| t).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                &Token::Word("a".into()),
+                &Token::Op("="),
+                &Token::Str("it's".into()),
+                &Token::Word("and".into()),
+                &Token::Quoted("B c".into()),
+                &Token::Op("<>"),
+                &Token::Minus,
+                &Token::Decimal("1.5e3".into()),
+                &Token::Cast,
+                &Token::Word("float8".into()),
+            ]
+        );
+        assert_eq!(t[4].0, 16);
+    }
+
+    #[test]
+    fn bad_input_names_the_position() {
+        for (sql, at) in [
+            ("a = 'open", 4),
+            ("a = #", 4),
+            ("a = 12abc", 6),
+            ("\"\"", 0),
+        ] {
+            match tokens(sql) {
+                Err(Error::InvalidPredicate { position, .. }) => assert_eq!(position, at, "{sql}"),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! Shape predicates: the subset of SQL WHERE clauses that shapes use, parsed against a table's
+//! column types into a typed expression tree (the ShapeRouter compiles it next).
+//!
+//! ```text
+//! text ─▶ lexer (tokens with byte offsets) ─▶ parser (precedence: OR < AND < NOT < predicate)
+//!      ─▶ Expr, with every literal already a value of its column's type
+//! ```
+//!
+//! Hostile input is bounded: at most [`MAX_SQL_BYTES`] of text and [`MAX_DEPTH`] levels of
+//! nesting (parentheses and `NOT`), so no input can exhaust the stack. Every error names the
+//! byte offset where it was found and what was expected there.
+
+pub mod column;
+pub mod lexer;
+pub mod parser;
+
+pub use column::{ColumnType, Value};
+pub use parser::parse;
+
+/// Longest WHERE text accepted, in bytes (an `IN` list of ~100k values fits).
+pub const MAX_SQL_BYTES: usize = 1 << 20;
+
+/// Deepest nesting of parentheses and `NOT`s accepted.
+pub const MAX_DEPTH: usize = 64;
+
+/// A comparison operator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpOp {
+    /// `=`
+    Eq,
+    /// `<>` or `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+impl CmpOp {
+    /// The operator with its operands swapped (`5 < a` is `a > 5`).
+    pub fn flipped(self) -> CmpOp {
+        match self {
+            CmpOp::Lt => CmpOp::Gt,
+            CmpOp::Le => CmpOp::Ge,
+            CmpOp::Gt => CmpOp::Lt,
+            CmpOp::Ge => CmpOp::Le,
+            other => other,
+        }
+    }
+}
+
+/// A parsed WHERE clause. Columns are indexes into the table's column list; a literal is a
+/// value of its column's type, or `None` for SQL `NULL`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    /// `TRUE`, `FALSE` or `NULL` as a whole condition.
+    Const(Option<bool>),
+    /// `column op literal` (a literal on the left is moved right, the operator flipped).
+    Cmp {
+        /// The column.
+        column: usize,
+        /// The operator.
+        op: CmpOp,
+        /// The literal.
+        value: Option<Value>,
+    },
+    /// `column [NOT] IN (literal, ...)`.
+    In {
+        /// The column.
+        column: usize,
+        /// The list.
+        values: Vec<Option<Value>>,
+        /// `NOT IN`.
+        negated: bool,
+    },
+    /// `column IS [NOT] NULL`.
+    IsNull {
+        /// The column.
+        column: usize,
+        /// `IS NOT NULL`.
+        negated: bool,
+    },
+    /// `column [NOT] LIKE | ILIKE 'pattern'` (`%` any run, `_` one character, `\` escapes).
+    Like {
+        /// The (text) column.
+        column: usize,
+        /// The pattern.
+        pattern: String,
+        /// `ILIKE`.
+        case_insensitive: bool,
+        /// `NOT LIKE`.
+        negated: bool,
+    },
+    /// `NOT e`.
+    Not(Box<Expr>),
+    /// `e AND e AND ...`.
+    And(Vec<Expr>),
+    /// `e OR e OR ...`.
+    Or(Vec<Expr>),
+}

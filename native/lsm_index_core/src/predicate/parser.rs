@@ -1,0 +1,457 @@
+//! Recursive-descent parser: tokens to a typed [`Expr`], checked against the table's columns.
+
+use super::lexer::{error, tokens, Token};
+use super::{CmpOp, ColumnType, Expr, Value, MAX_DEPTH, MAX_SQL_BYTES};
+use crate::error::Result;
+
+/// Parses the WHERE clause `sql` of a table whose columns are `columns` (name, type), in
+/// order: a column in the result is its index there. Unknown columns, literals that are not
+/// values of their column's type, and anything outside the supported subset are errors
+/// naming the byte offset and what was expected.
+pub fn parse(sql: &str, columns: &[(String, ColumnType)]) -> Result<Expr> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(error(
+            MAX_SQL_BYTES,
+            &format!("a WHERE clause of at most {MAX_SQL_BYTES} bytes"),
+        ));
+    }
+    let mut p = Parser {
+        tokens: tokens(sql)?,
+        at: 0,
+        end: sql.len(),
+        columns,
+    };
+    let expr = p.or(0)?;
+    match p.peek() {
+        None => Ok(expr),
+        Some(_) => Err(p.expected("AND, OR or the end of the clause")),
+    }
+}
+
+struct Parser<'a> {
+    tokens: Vec<(usize, Token)>,
+    at: usize,
+    end: usize,
+    columns: &'a [(String, ColumnType)],
+}
+
+/// A literal before it is typed by the column it is compared with.
+enum Raw {
+    Null,
+    Bool(bool),
+    Integer(String),
+    Decimal(String),
+    Str(String),
+}
+
+impl Parser<'_> {
+    fn peek(&self) -> Option<&Token> {
+        self.tokens.get(self.at).map(|(_, t)| t)
+    }
+
+    fn position(&self) -> usize {
+        self.tokens.get(self.at).map_or(self.end, |(p, _)| *p)
+    }
+
+    fn next(&mut self) -> Option<Token> {
+        let t = self.tokens.get(self.at).map(|(_, t)| t.clone());
+        self.at += 1;
+        t
+    }
+
+    fn keyword(&self, word: &str) -> bool {
+        matches!(self.peek(), Some(Token::Word(w)) if w == word)
+    }
+
+    fn eat_keyword(&mut self, word: &str) -> bool {
+        let yes = self.keyword(word);
+        if yes {
+            self.at += 1;
+        }
+        yes
+    }
+
+    fn expected(&self, what: &str) -> crate::error::Error {
+        let found = match self.peek() {
+            None => "the end of the clause".to_string(),
+            Some(t) => describe(t),
+        };
+        error(self.position(), &format!("expected {what}, found {found}"))
+    }
+
+    fn deeper(&self, depth: usize) -> Result<usize> {
+        if depth >= MAX_DEPTH {
+            return Err(error(
+                self.position(),
+                &format!("at most {MAX_DEPTH} levels of parentheses and NOT"),
+            ));
+        }
+        Ok(depth + 1)
+    }
+
+    fn or(&mut self, depth: usize) -> Result<Expr> {
+        let mut terms = vec![self.and(depth)?];
+        while self.eat_keyword("or") {
+            terms.push(self.and(depth)?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            or_of(terms)
+        })
+    }
+
+    fn and(&mut self, depth: usize) -> Result<Expr> {
+        let mut terms = vec![self.not(depth)?];
+        while self.eat_keyword("and") {
+            terms.push(self.not(depth)?);
+        }
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            and_of(terms)
+        })
+    }
+
+    fn not(&mut self, depth: usize) -> Result<Expr> {
+        if self.keyword("not") {
+            let depth = self.deeper(depth)?;
+            self.at += 1;
+            return Ok(Expr::Not(Box::new(self.not(depth)?)));
+        }
+        self.predicate(depth)
+    }
+
+    fn predicate(&mut self, depth: usize) -> Result<Expr> {
+        match self.peek() {
+            Some(Token::LParen) => {
+                let depth = self.deeper(depth)?;
+                self.at += 1;
+                let e = self.or(depth)?;
+                match self.next() {
+                    Some(Token::RParen) => Ok(e),
+                    _ => {
+                        self.at -= 1;
+                        Err(self.expected("')'"))
+                    }
+                }
+            }
+            Some(Token::Word(_) | Token::Quoted(_)) if self.column_ahead() => {
+                let column = self.column()?;
+                self.column_tail(column)
+            }
+            None => Err(self.expected("a condition")),
+            _ => {
+                // a literal: a constant condition, or the left side of a comparison
+                let at = self.position();
+                let raw = self.raw_literal()?;
+                let Some(Token::Op(op)) = self.peek().cloned() else {
+                    return match (raw, self.peek()) {
+                        (Raw::Bool(b), _) => Ok(Expr::Const(Some(b))),
+                        (Raw::Null, _) => Ok(Expr::Const(None)),
+                        _ => Err(self.expected("a comparison operator after the literal")),
+                    };
+                };
+                self.at += 1;
+                let column = self.column()?;
+                let value = self.typed(raw, None, column, at)?;
+                Ok(Expr::Cmp {
+                    column,
+                    op: cmp_op(op).flipped(),
+                    value,
+                })
+            }
+        }
+    }
+
+    /// Whether the next token names a column (not a literal keyword).
+    fn column_ahead(&self) -> bool {
+        match self.peek() {
+            Some(Token::Quoted(_)) => true,
+            Some(Token::Word(w)) => !matches!(w.as_str(), "true" | "false" | "null"),
+            _ => false,
+        }
+    }
+
+    fn column(&mut self) -> Result<usize> {
+        let at = self.position();
+        let name = match self.next() {
+            Some(Token::Word(w)) if !is_reserved(&w) => w,
+            Some(Token::Quoted(q)) => q,
+            _ => {
+                self.at -= 1;
+                return Err(self.expected("a column name"));
+            }
+        };
+        self.columns
+            .iter()
+            .position(|(c, _)| *c == name)
+            .ok_or_else(|| {
+                error(
+                    at,
+                    &format!("a column of the table, found unknown column {name:?}"),
+                )
+            })
+    }
+
+    fn column_tail(&mut self, column: usize) -> Result<Expr> {
+        let negated = self.eat_keyword("not");
+        if let Some(Token::Op(op)) = self.peek().cloned() {
+            if negated {
+                return Err(self.expected("IN, LIKE or ILIKE after NOT"));
+            }
+            self.at += 1;
+            let value = self.literal(column)?;
+            return Ok(Expr::Cmp {
+                column,
+                op: cmp_op(op),
+                value,
+            });
+        }
+        if self.eat_keyword("in") {
+            if self.next() != Some(Token::LParen) {
+                self.at -= 1;
+                return Err(self.expected("'(' after IN"));
+            }
+            let mut values = vec![self.literal(column)?];
+            loop {
+                match self.next() {
+                    Some(Token::Comma) => values.push(self.literal(column)?),
+                    Some(Token::RParen) => break,
+                    _ => {
+                        self.at -= 1;
+                        return Err(self.expected("',' or ')' in the IN list"));
+                    }
+                }
+            }
+            return Ok(Expr::In {
+                column,
+                values,
+                negated,
+            });
+        }
+        let like = self.keyword("like");
+        if like || self.keyword("ilike") {
+            let at = self.position();
+            self.at += 1;
+            if self.columns[column].1 != ColumnType::Text {
+                return Err(error(
+                    at,
+                    &self.type_message(column, "LIKE needs a text column"),
+                ));
+            }
+            let pattern = match self.next() {
+                Some(Token::Str(s)) => s,
+                _ => {
+                    self.at -= 1;
+                    return Err(self.expected("a 'pattern' string after LIKE"));
+                }
+            };
+            self.skip_cast_to(ColumnType::Text)?;
+            return Ok(Expr::Like {
+                column,
+                pattern,
+                case_insensitive: !like,
+                negated,
+            });
+        }
+        if negated {
+            return Err(self.expected("IN, LIKE or ILIKE after NOT"));
+        }
+        if self.eat_keyword("is") {
+            let negated = self.eat_keyword("not");
+            if !self.eat_keyword("null") {
+                return Err(self.expected("NULL after IS"));
+            }
+            return Ok(Expr::IsNull { column, negated });
+        }
+        if self.columns[column].1 == ColumnType::Bool {
+            // a bare boolean column is the condition `column = true`
+            return Ok(Expr::Cmp {
+                column,
+                op: CmpOp::Eq,
+                value: Some(Value::Bool(true)),
+            });
+        }
+        Err(self.expected("a comparison, IN, IS, LIKE or ILIKE after the column"))
+    }
+
+    /// A literal compared with `column`, typed by it.
+    fn literal(&mut self, column: usize) -> Result<Option<Value>> {
+        let at = self.position();
+        let raw = self.raw_literal()?;
+        let cast = self.cast()?;
+        self.typed(raw, cast, column, at)
+    }
+
+    fn raw_literal(&mut self) -> Result<Raw> {
+        let negative = matches!(self.peek(), Some(Token::Minus));
+        if negative {
+            self.at += 1;
+        }
+        let sign = if negative { "-" } else { "" };
+        let raw = match self.next() {
+            Some(Token::Integer(s)) => Raw::Integer(format!("{sign}{s}")),
+            Some(Token::Decimal(s)) => Raw::Decimal(format!("{sign}{s}")),
+            Some(Token::Str(s)) if !negative => Raw::Str(s),
+            Some(Token::Word(w)) if !negative && w == "true" => Raw::Bool(true),
+            Some(Token::Word(w)) if !negative && w == "false" => Raw::Bool(false),
+            Some(Token::Word(w)) if !negative && w == "null" => Raw::Null,
+            _ => {
+                self.at -= 1;
+                return Err(self.expected(if negative {
+                    "a number after '-'"
+                } else {
+                    "a literal (number, 'string', TRUE, FALSE or NULL)"
+                }));
+            }
+        };
+        Ok(raw)
+    }
+
+    /// An optional `::type` after a literal.
+    fn cast(&mut self) -> Result<Option<(usize, ColumnType)>> {
+        if self.peek() != Some(&Token::Cast) {
+            return Ok(None);
+        }
+        self.at += 1;
+        let at = self.position();
+        match self.next() {
+            Some(Token::Word(w)) => match ColumnType::from_name(&w) {
+                Some(t) => Ok(Some((at, t))),
+                None => Err(error(
+                    at,
+                    &format!("a supported type after '::', found {w:?}"),
+                )),
+            },
+            _ => {
+                self.at -= 1;
+                Err(self.expected("a type name after '::'"))
+            }
+        }
+    }
+
+    fn skip_cast_to(&mut self, want: ColumnType) -> Result<()> {
+        match self.cast()? {
+            Some((at, t)) if t != want => Err(error(at, &format!("a cast to {}", want.name()))),
+            _ => Ok(()),
+        }
+    }
+
+    /// `raw` (cast to `cast` if given) as a value of `column`'s type.
+    fn typed(
+        &self,
+        raw: Raw,
+        cast: Option<(usize, ColumnType)>,
+        column: usize,
+        at: usize,
+    ) -> Result<Option<Value>> {
+        let ty = self.columns[column].1;
+        let mismatch = || error(at, &self.type_message(column, "a value of its type"));
+        // the literal as its cast type first (as Postgres evaluates the cast), then widened
+        // to the column's type where that is exact (integer to integer or to float8)
+        if let Some((cast_at, to)) = cast {
+            {
+                let text = match raw {
+                    Raw::Null => return Ok(None),
+                    Raw::Bool(b) => b.to_string(),
+                    Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
+                };
+                let v = to.parse(&text).ok_or_else(|| {
+                    error(cast_at, &format!("a literal that is a valid {}", to.name()))
+                })?;
+                return widen(v, to, ty).map(Some).ok_or_else(mismatch);
+            }
+        }
+        let value = match (raw, ty) {
+            (Raw::Null, _) => return Ok(None),
+            (Raw::Bool(b), ColumnType::Bool) => Some(Value::Bool(b)),
+            (Raw::Integer(s), t) if t.is_integer() || t == ColumnType::Float8 => t.parse(&s),
+            (Raw::Decimal(s), ColumnType::Float8) => ColumnType::Float8.parse(&s),
+            // an untyped string literal takes the column's type, as in Postgres
+            (Raw::Str(s), t) => t.parse(&s),
+            _ => None,
+        };
+        value.map(Some).ok_or_else(mismatch)
+    }
+
+    fn type_message(&self, column: usize, what: &str) -> String {
+        let (name, ty) = &self.columns[column];
+        format!("{what} for column {name:?} ({})", ty.name())
+    }
+}
+
+/// `v` (of type `from`) as a value of type `to`, where that is exact.
+fn widen(v: Value, from: ColumnType, to: ColumnType) -> Option<Value> {
+    match (v, to) {
+        (Value::Int(i), t) if t.is_integer() => t.int(i),
+        (Value::Int(i), ColumnType::Float8) => Some(Value::Float(i as f64)),
+        (v, t) if t == from => Some(v),
+        _ => None,
+    }
+}
+
+fn cmp_op(op: &str) -> CmpOp {
+    match op {
+        "=" => CmpOp::Eq,
+        "<>" => CmpOp::Ne,
+        "<" => CmpOp::Lt,
+        "<=" => CmpOp::Le,
+        ">" => CmpOp::Gt,
+        _ => CmpOp::Ge,
+    }
+}
+
+/// Words that cannot be unquoted column names.
+fn is_reserved(w: &str) -> bool {
+    matches!(
+        w,
+        "and" | "or" | "not" | "in" | "is" | "null" | "true" | "false" | "like" | "ilike"
+    )
+}
+
+fn describe(t: &Token) -> String {
+    match t {
+        Token::Word(w) => format!("{w:?}"),
+        Token::Quoted(q) => format!("\"{q}\""),
+        Token::Integer(s) | Token::Decimal(s) => format!("number {s}"),
+        Token::Str(s) => format!("string '{s}'"),
+        Token::Op(op) => format!("'{op}'"),
+        Token::Minus => "'-'".into(),
+        Token::LParen => "'('".into(),
+        Token::RParen => "')'".into(),
+        Token::Comma => "','".into(),
+        Token::Cast => "'::'".into(),
+    }
+}
+
+/// One `OR` of `terms`, nested `OR`s merged; a single term as itself.
+fn or_of(terms: Vec<Expr>) -> Expr {
+    let mut out = Vec::with_capacity(terms.len());
+    for t in terms {
+        match t {
+            Expr::Or(inner) => out.extend(inner),
+            t => out.push(t),
+        }
+    }
+    single_or(out, Expr::Or)
+}
+
+/// One `AND` of `terms`, nested `AND`s merged; a single term as itself.
+fn and_of(terms: Vec<Expr>) -> Expr {
+    let mut out = Vec::with_capacity(terms.len());
+    for t in terms {
+        match t {
+            Expr::And(inner) => out.extend(inner),
+            t => out.push(t),
+        }
+    }
+    single_or(out, Expr::And)
+}
+
+fn single_or(mut terms: Vec<Expr>, make: fn(Vec<Expr>) -> Expr) -> Expr {
+    match terms.len() {
+        1 => terms.pop().unwrap_or(Expr::Const(None)),
+        _ => make(terms),
+    }
+}

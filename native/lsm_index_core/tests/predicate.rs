@@ -1,0 +1,274 @@
+//! The WHERE-clause parser: every operator and literal form, precedence, types per column,
+//! errors with positions, and the limits that keep hostile input bounded.
+
+use lsm_index_core::predicate::{parse, CmpOp, ColumnType, Expr, Value, MAX_DEPTH};
+use lsm_index_core::Error;
+use proptest::prelude::*;
+
+fn columns() -> Vec<(String, ColumnType)> {
+    [
+        ("id", ColumnType::Int8),
+        ("user_id", ColumnType::Int4),
+        ("small", ColumnType::Int2),
+        ("score", ColumnType::Float8),
+        ("active", ColumnType::Bool),
+        ("status", ColumnType::Text),
+        ("uid", ColumnType::Uuid),
+        ("MixedCase", ColumnType::Text),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect()
+}
+
+fn ok(sql: &str) -> Expr {
+    parse(sql, &columns()).unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The error's byte offset and message.
+fn err(sql: &str) -> (usize, String) {
+    match parse(sql, &columns()) {
+        Err(Error::InvalidPredicate { position, reason }) => (position, reason),
+        other => panic!("{sql}: expected a predicate error, got {other:?}"),
+    }
+}
+
+fn cmp(column: usize, op: CmpOp, value: Value) -> Expr {
+    Expr::Cmp {
+        column,
+        op,
+        value: Some(value),
+    }
+}
+
+#[test]
+fn comparisons_and_flipped_literals() {
+    for (sql, op) in [
+        ("user_id = 7", CmpOp::Eq),
+        ("user_id <> 7", CmpOp::Ne),
+        ("user_id != 7", CmpOp::Ne),
+        ("user_id < 7", CmpOp::Lt),
+        ("user_id <= 7", CmpOp::Le),
+        ("user_id > 7", CmpOp::Gt),
+        ("user_id >= 7", CmpOp::Ge),
+    ] {
+        assert_eq!(ok(sql), cmp(1, op, Value::Int(7)), "{sql}");
+    }
+    assert_eq!(ok("7 < user_id"), cmp(1, CmpOp::Gt, Value::Int(7)));
+    assert_eq!(ok("-3 = id"), cmp(0, CmpOp::Eq, Value::Int(-3)));
+}
+
+#[test]
+fn in_is_null_like() {
+    assert_eq!(
+        ok("status IN ('open', 'late', NULL)"),
+        Expr::In {
+            column: 5,
+            values: vec![
+                Some(Value::Text("open".into())),
+                Some(Value::Text("late".into())),
+                None
+            ],
+            negated: false
+        }
+    );
+    assert!(matches!(
+        ok("id NOT IN (1, 2)"),
+        Expr::In { negated: true, .. }
+    ));
+    assert_eq!(
+        ok("uid IS NULL"),
+        Expr::IsNull {
+            column: 6,
+            negated: false
+        }
+    );
+    assert_eq!(
+        ok("uid is not null"),
+        Expr::IsNull {
+            column: 6,
+            negated: true
+        }
+    );
+    assert_eq!(
+        ok("status NOT ILIKE 'o_en%'"),
+        Expr::Like {
+            column: 5,
+            pattern: "o_en%".into(),
+            case_insensitive: true,
+            negated: true
+        }
+    );
+    assert!(matches!(
+        ok("status LIKE 'a%'::text"),
+        Expr::Like {
+            case_insensitive: false,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn precedence_not_and_or() {
+    let a = cmp(1, CmpOp::Eq, Value::Int(1));
+    let b = cmp(0, CmpOp::Eq, Value::Int(2));
+    let c = cmp(4, CmpOp::Eq, Value::Bool(true));
+    // AND binds tighter than OR; NOT tighter than AND
+    assert_eq!(
+        ok("user_id = 1 OR id = 2 AND active"),
+        Expr::Or(vec![a.clone(), Expr::And(vec![b.clone(), c.clone()])])
+    );
+    assert_eq!(
+        ok("NOT user_id = 1 AND id = 2"),
+        Expr::And(vec![Expr::Not(Box::new(a.clone())), b.clone()])
+    );
+    assert_eq!(
+        ok("(user_id = 1 OR id = 2) AND active"),
+        Expr::And(vec![Expr::Or(vec![a.clone(), b.clone()]), c.clone()])
+    );
+    // nested ORs flatten
+    assert_eq!(
+        ok("(user_id = 1 OR id = 2) OR active"),
+        Expr::Or(vec![a, b, c])
+    );
+    assert_eq!(ok("TRUE"), Expr::Const(Some(true)));
+    assert_eq!(
+        ok("NOT active"),
+        Expr::Not(Box::new(cmp(4, CmpOp::Eq, Value::Bool(true))))
+    );
+}
+
+#[test]
+fn literals_take_their_column_type() {
+    assert_eq!(ok("user_id = '42'"), cmp(1, CmpOp::Eq, Value::Int(42)));
+    assert_eq!(ok("score = 2"), cmp(3, CmpOp::Eq, Value::Float(2.0)));
+    assert_eq!(
+        ok("score < -1.5e2"),
+        cmp(3, CmpOp::Lt, Value::Float(-150.0))
+    );
+    assert_eq!(
+        ok("score = 'Infinity'"),
+        cmp(3, CmpOp::Eq, Value::Float(f64::INFINITY))
+    );
+    assert_eq!(ok("active = 'yes'"), cmp(4, CmpOp::Eq, Value::Bool(true)));
+    assert_eq!(ok("active = FALSE"), cmp(4, CmpOp::Eq, Value::Bool(false)));
+    assert_eq!(
+        ok("status = 'it''s'"),
+        cmp(5, CmpOp::Eq, Value::Text("it's".into()))
+    );
+    let u = ok("uid = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'::uuid");
+    assert_eq!(u, ok("uid = 'a0eebc999c0b4ef8bb6d6bb9bd380a11'"));
+    assert_eq!(ok("id = '7'::int8"), cmp(0, CmpOp::Eq, Value::Int(7)));
+    assert_eq!(ok("score = 3::int4"), cmp(3, CmpOp::Eq, Value::Float(3.0)));
+    assert_eq!(
+        ok("id = NULL"),
+        Expr::Cmp {
+            column: 0,
+            op: CmpOp::Eq,
+            value: None
+        }
+    );
+    assert_eq!(
+        ok("\"MixedCase\" = 'x'"),
+        cmp(7, CmpOp::Eq, Value::Text("x".into()))
+    );
+    assert_eq!(
+        ok("USER_ID = 1"),
+        cmp(1, CmpOp::Eq, Value::Int(1)),
+        "unquoted names fold"
+    );
+}
+
+#[test]
+fn type_mismatches_are_errors_at_the_literal() {
+    for (sql, at) in [
+        ("small = 40000", 8),
+        ("user_id = 4.5", 10),
+        ("user_id = 'abc'", 10),
+        ("status = 5", 9),
+        ("active = 1", 9),
+        ("uid = 'not-a-uuid'", 6),
+        ("id = 1.5::float8", 5),
+        ("uid = 'x'::text", 6),
+    ] {
+        let (position, reason) = err(sql);
+        assert_eq!(position, at, "{sql}: {reason}");
+        assert!(reason.contains("for column"), "{sql}: {reason}");
+    }
+    let (at, reason) = err("id = 'x'::int8");
+    assert_eq!(at, 10, "{reason}");
+    let (at, reason) = err("id LIKE 'a%'");
+    assert_eq!(at, 3, "{reason}");
+    assert!(reason.contains("text column"), "{reason}");
+}
+
+#[test]
+fn errors_name_the_position_and_what_was_expected() {
+    let cases = [
+        ("nope = 1", 0, "unknown column \"nope\""),
+        ("mixedcase = 'x'", 0, "unknown column"),
+        ("user_id = ", 10, "found the end of the clause"),
+        ("(user_id = 1", 12, "expected ')'"),
+        ("user_id = 1 user_id = 2", 12, "AND, OR or the end"),
+        ("user_id IN 1", 11, "'(' after IN"),
+        ("user_id IN (1 2)", 14, "',' or ')'"),
+        ("user_id IS 1", 11, "NULL after IS"),
+        ("status", 6, "a comparison, IN, IS, LIKE or ILIKE"),
+        ("user_id = 1 AND", 15, "a condition"),
+        ("1 AND 2", 2, "comparison operator"),
+        ("user_id = 'open", 10, "unterminated string"),
+        ("id = 1::money", 8, "supported type"),
+        ("user_id NOT = 1", 12, "IN, LIKE or ILIKE after NOT"),
+        ("", 0, "a condition"),
+    ];
+    for (sql, at, needle) in cases {
+        let (position, reason) = err(sql);
+        assert_eq!(position, at, "{sql}: {reason}");
+        assert!(
+            reason.contains(needle),
+            "{sql}: {reason:?} lacks {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn hostile_nesting_is_bounded_without_overflowing_the_stack() {
+    let ok_depth = format!(
+        "{}user_id = 1{}",
+        "(".repeat(MAX_DEPTH),
+        ")".repeat(MAX_DEPTH)
+    );
+    ok(&ok_depth);
+    for sql in [
+        format!("{}user_id = 1{}", "(".repeat(100_000), ")".repeat(100_000)),
+        format!("{}active", "NOT ".repeat(100_000)),
+        format!("{}active", "NOT (".repeat(50_000)),
+    ] {
+        let (_, reason) = err(&sql);
+        assert!(reason.contains("levels"), "{reason}");
+    }
+    let long = format!("id IN ({})", vec!["1"; 600_000].join(","));
+    let (at, reason) = err(&long);
+    assert_eq!(at, 1 << 20, "{reason}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    /// Any input is a result, never a panic.
+    #[test]
+    fn arbitrary_text_never_panics(sql in "\\PC{0,80}") {
+        let _ = parse(&sql, &columns());
+    }
+
+    /// Token soup from the grammar's own pieces, never a panic.
+    #[test]
+    fn token_soup_never_panics(parts in proptest::collection::vec(prop_oneof![
+        Just("user_id"), Just("status"), Just("\"MixedCase\""), Just("="), Just("<>"), Just("<"),
+        Just("("), Just(")"), Just("AND"), Just("OR"), Just("NOT"), Just("IN"), Just("IS"),
+        Just("NULL"), Just("LIKE"), Just("'a%'"), Just("1"), Just("-"), Just("2.5"), Just(","),
+        Just("::"), Just("int8"), Just("TRUE"),
+    ], 0..30)) {
+        let _ = parse(&parts.join(" "), &columns());
+    }
+}
