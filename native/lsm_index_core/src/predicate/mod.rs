@@ -11,10 +11,12 @@
 //! byte offset where it was found and what was expected there.
 
 pub mod column;
+pub mod eval;
 pub mod lexer;
 pub mod parser;
 
 pub use column::{ColumnType, Value};
+pub use eval::eval;
 pub use parser::parse;
 
 /// Longest WHERE text accepted, in bytes (an `IN` list of ~100k values fits).

@@ -1,0 +1,259 @@
+//! Reference evaluation of an [`Expr`] over a row, with SQL three-valued logic: `Some(true)`,
+//! `Some(false)` or `None` (unknown); a row belongs to a shape only when the result is
+//! `Some(true)`. The compiled form the router runs must agree with this on every row.
+
+use super::{CmpOp, Expr, Value};
+use std::cmp::Ordering;
+
+/// Evaluates `expr` over `row` (one entry per table column, `None` for NULL).
+pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
+    let value = |c: usize| row.get(c).and_then(|v| v.as_ref());
+    match expr {
+        Expr::Const(b) => *b,
+        Expr::Cmp {
+            column,
+            op,
+            value: lit,
+        } => {
+            let ord = compare(value(*column)?, lit.as_ref()?);
+            Some(match op {
+                CmpOp::Eq => ord == Ordering::Equal,
+                CmpOp::Ne => ord != Ordering::Equal,
+                CmpOp::Lt => ord == Ordering::Less,
+                CmpOp::Le => ord != Ordering::Greater,
+                CmpOp::Gt => ord == Ordering::Greater,
+                CmpOp::Ge => ord != Ordering::Less,
+            })
+        }
+        Expr::In {
+            column,
+            values,
+            negated,
+        } => {
+            let v = value(*column)?;
+            let found = if values
+                .iter()
+                .flatten()
+                .any(|lit| compare(v, lit) == Ordering::Equal)
+            {
+                Some(true)
+            } else if values.iter().any(Option::is_none) {
+                None
+            } else {
+                Some(false)
+            };
+            found.map(|f| f != *negated)
+        }
+        Expr::IsNull { column, negated } => Some(value(*column).is_none() != *negated),
+        Expr::Like {
+            column,
+            pattern,
+            case_insensitive,
+            negated,
+        } => {
+            let Value::Text(text) = value(*column)? else {
+                return None;
+            };
+            let hit = if *case_insensitive {
+                like(&text.to_lowercase(), &pattern.to_lowercase())
+            } else {
+                like(text, pattern)
+            };
+            Some(hit != *negated)
+        }
+        Expr::Not(e) => eval(e, row).map(|b| !b),
+        Expr::And(es) => {
+            let mut unknown = false;
+            for e in es {
+                match eval(e, row) {
+                    Some(false) => return Some(false),
+                    None => unknown = true,
+                    Some(true) => {}
+                }
+            }
+            (!unknown).then_some(true)
+        }
+        Expr::Or(es) => {
+            let mut unknown = false;
+            for e in es {
+                match eval(e, row) {
+                    Some(true) => return Some(true),
+                    None => unknown = true,
+                    Some(false) => {}
+                }
+            }
+            (!unknown).then_some(false)
+        }
+    }
+}
+
+/// Orders two non-null values of one column as Postgres does: numbers numerically, floats
+/// with `-Infinity` < numbers < `Infinity` < `NaN` (and `NaN` = `NaN`), `false` < `true`,
+/// text bytewise (the `C` collation), UUIDs bytewise. Values of different kinds (which a
+/// typed expression never compares) order by kind.
+pub fn compare(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Int(x), Value::Int(y)) => x.cmp(y),
+        (Value::Float(x), Value::Float(y)) => match (x.is_nan(), y.is_nan()) {
+            (true, true) => Ordering::Equal,
+            (true, false) => Ordering::Greater,
+            (false, true) => Ordering::Less,
+            _ => x.partial_cmp(y).unwrap_or(Ordering::Equal),
+        },
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Value::Uuid(x), Value::Uuid(y)) => x.cmp(y),
+        _ => kind(a).cmp(&kind(b)),
+    }
+}
+
+fn kind(v: &Value) -> u8 {
+    match v {
+        Value::Int(_) => 0,
+        Value::Float(_) => 1,
+        Value::Bool(_) => 2,
+        Value::Text(_) => 3,
+        Value::Uuid(_) => 4,
+    }
+}
+
+/// SQL `LIKE`: `%` matches any run of characters, `_` exactly one, `\` makes the next
+/// character literal. Greedy matching with one backtrack point per `%`: O(text x pattern)
+/// at worst, no recursion.
+pub fn like(text: &str, pattern: &str) -> bool {
+    #[derive(Clone, Copy, PartialEq)]
+    enum P {
+        Any,
+        One,
+        Char(char),
+    }
+    let mut pat = Vec::with_capacity(pattern.len());
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        pat.push(match c {
+            '%' => P::Any,
+            '_' => P::One,
+            '\\' => P::Char(chars.next().unwrap_or('\\')),
+            c => P::Char(c),
+        });
+    }
+    let text: Vec<char> = text.chars().collect();
+    let (mut t, mut p) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while t < text.len() {
+        match pat.get(p) {
+            Some(P::Any) => {
+                star = Some((p, t));
+                p += 1;
+            }
+            Some(P::One) => {
+                t += 1;
+                p += 1;
+            }
+            Some(P::Char(c)) if *c == text[t] => {
+                t += 1;
+                p += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    p = sp + 1;
+                    t = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[p..].iter().all(|x| *x == P::Any)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::predicate::{parse, ColumnType};
+
+    fn columns() -> Vec<(String, ColumnType)> {
+        vec![
+            ("a".into(), ColumnType::Int8),
+            ("s".into(), ColumnType::Text),
+            ("f".into(), ColumnType::Float8),
+        ]
+    }
+
+    fn check(sql: &str, row: &[Option<Value>]) -> Option<bool> {
+        eval(&parse(sql, &columns()).unwrap(), row)
+    }
+
+    #[test]
+    fn three_valued_logic() {
+        let null_row = [None, None, None];
+        let row = [Some(Value::Int(1)), Some(Value::Text("open".into())), None];
+        assert_eq!(check("a = 1", &row), Some(true));
+        assert_eq!(check("a = NULL", &row), None);
+        assert_eq!(check("a = 1", &null_row), None);
+        assert_eq!(check("NOT a = 1", &null_row), None);
+        assert_eq!(check("a = 1 OR a = 2", &null_row), None);
+        assert_eq!(check("a IS NULL OR a = 2", &null_row), Some(true));
+        assert_eq!(
+            check("f = 1 AND a = 2", &row),
+            Some(false),
+            "false AND unknown"
+        );
+        assert_eq!(check("f = 1 OR a = 1", &row), Some(true), "unknown OR true");
+        assert_eq!(check("a IN (2, NULL)", &row), None);
+        assert_eq!(check("a IN (1, NULL)", &row), Some(true));
+        assert_eq!(check("a NOT IN (2, NULL)", &row), None);
+        assert_eq!(check("a NOT IN (2, 3)", &row), Some(true));
+        assert_eq!(check("s IS NOT NULL", &row), Some(true));
+    }
+
+    #[test]
+    fn ordering_follows_postgres() {
+        let f = |x: f64| [None, None, Some(Value::Float(x))];
+        assert_eq!(check("f > 'Infinity'", &f(f64::NAN)), Some(true));
+        assert_eq!(check("f = 'NaN'", &f(f64::NAN)), Some(true));
+        assert_eq!(check("f < 0", &f(f64::NEG_INFINITY)), Some(true));
+        let s = |x: &str| [None, Some(Value::Text(x.into())), None];
+        assert_eq!(check("s < 'b'", &s("B")), Some(true), "bytewise: 'B' < 'b'");
+    }
+
+    /// The obvious recursive matcher, for comparison on small inputs.
+    fn like_reference(t: &[char], p: &[char]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some('%') => (0..=t.len()).any(|i| like_reference(&t[i..], &p[1..])),
+            Some('_') => !t.is_empty() && like_reference(&t[1..], &p[1..]),
+            Some('\\') if p.len() > 1 => {
+                t.first() == Some(&p[1]) && like_reference(&t[1..], &p[2..])
+            }
+            Some(c) => t.first() == Some(c) && like_reference(&t[1..], &p[1..]),
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn like_agrees_with_the_reference(t in "[ab%_]{0,8}", p in "[ab%_\\\\]{0,6}") {
+            let tc: Vec<char> = t.chars().collect();
+            let pc: Vec<char> = p.chars().collect();
+            proptest::prop_assert_eq!(like(&t, &p), like_reference(&tc, &pc), "{:?} LIKE {:?}", t, p);
+        }
+    }
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("open", "o_en"));
+        assert!(like("open", "%"));
+        assert!(like("", "%"));
+        assert!(!like("", "_"));
+        assert!(like("a%b", "a\\%b"));
+        assert!(!like("axb", "a\\%b"));
+        assert!(like("mississippi", "%iss%pi"));
+        assert!(!like("mississippi", "%iss%pix"));
+        assert!(like("ünïcode", "_n_code"));
+        let s = [None, Some(Value::Text("Open".into())), None];
+        assert_eq!(check("s ILIKE 'op%'", &s), Some(true));
+        assert_eq!(check("s LIKE 'op%'", &s), Some(false));
+        assert_eq!(check("s NOT LIKE 'op%'", &s), Some(true));
+        assert_eq!(check("s LIKE 'x%'", &[None, None, None]), None);
+    }
+}
