@@ -31,6 +31,8 @@ fn inspect_verify_and_dump_wal() {
     }
     index.drop_handle(4).unwrap();
     index.flush().unwrap();
+    // segments are written in the background: let the flushes land before inspecting
+    index.wait_idle().unwrap();
 
     let (code, out) = run(&["inspect", d]);
     assert_eq!(code, 0, "{out}");

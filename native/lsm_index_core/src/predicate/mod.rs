@@ -11,6 +11,7 @@
 //! byte offset where it was found and what was expected there.
 
 pub mod column;
+pub mod compile;
 pub mod eval;
 pub mod lexer;
 pub mod parser;
