@@ -234,6 +234,7 @@ fn run(s: Scenario) -> usize {
         }
     }
     check_all(&index, &oracle, &keys, s.ops, s.name);
+    index.wait_idle().unwrap();
     let st = index.stats().unwrap();
     assert!(
         st.flushes > 0 && st.merges > 0,
