@@ -311,17 +311,7 @@ impl Program {
                     value(*column),
                     constant.map(|i| &self.constants[i as usize]),
                 ) {
-                    (Some(v), Some(lit)) => {
-                        let ord = compare(v, lit);
-                        u8::from(match op {
-                            CmpOp::Eq => ord == Ordering::Equal,
-                            CmpOp::Ne => ord != Ordering::Equal,
-                            CmpOp::Lt => ord == Ordering::Less,
-                            CmpOp::Le => ord != Ordering::Greater,
-                            CmpOp::Gt => ord == Ordering::Greater,
-                            CmpOp::Ge => ord != Ordering::Less,
-                        })
-                    }
+                    (Some(v), Some(lit)) => u8::from(op.holds(compare(v, lit))),
                     _ => UNKNOWN,
                 },
                 Op::In {

@@ -2,7 +2,7 @@
 //! `Some(false)` or `None` (unknown); a row belongs to a shape only when the result is
 //! `Some(true)`. The compiled form the router runs must agree with this on every row.
 
-use super::{CmpOp, Expr, Value};
+use super::{Expr, Value};
 use std::cmp::Ordering;
 
 /// Evaluates `expr` over `row` (one entry per table column, `None` for NULL).
@@ -14,17 +14,7 @@ pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
             column,
             op,
             value: lit,
-        } => {
-            let ord = compare(value(*column)?, lit.as_ref()?);
-            Some(match op {
-                CmpOp::Eq => ord == Ordering::Equal,
-                CmpOp::Ne => ord != Ordering::Equal,
-                CmpOp::Lt => ord == Ordering::Less,
-                CmpOp::Le => ord != Ordering::Greater,
-                CmpOp::Gt => ord == Ordering::Greater,
-                CmpOp::Ge => ord != Ordering::Less,
-            })
-        }
+        } => Some(op.holds(compare(value(*column)?, lit.as_ref()?))),
         Expr::In {
             column,
             values,

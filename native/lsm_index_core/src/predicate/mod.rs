@@ -44,6 +44,19 @@ pub enum CmpOp {
 }
 
 impl CmpOp {
+    /// Whether `a op b` holds when `a` compares to `b` as `ord`.
+    pub fn holds(self, ord: std::cmp::Ordering) -> bool {
+        use std::cmp::Ordering::*;
+        match self {
+            CmpOp::Eq => ord == Equal,
+            CmpOp::Ne => ord != Equal,
+            CmpOp::Lt => ord == Less,
+            CmpOp::Le => ord != Greater,
+            CmpOp::Gt => ord == Greater,
+            CmpOp::Ge => ord != Less,
+        }
+    }
+
     /// The operator with its operands swapped (`5 < a` is `a > 5`).
     pub fn flipped(self) -> CmpOp {
         match self {
