@@ -27,6 +27,7 @@ pub mod malloc;
 pub mod manifest;
 pub mod overlay;
 pub mod predicate;
+pub mod router;
 pub mod segment;
 pub mod stats;
 pub mod store;

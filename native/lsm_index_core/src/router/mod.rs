@@ -1,0 +1,560 @@
+//! The ShapeRouter: for one table, which shapes (WHERE clauses) does a row change affect.
+//!
+//! ```text
+//! change ─▶ parse the referenced columns of each row (Postgres text ─▶ typed values)
+//!        ─▶ per indexed column: [1] presence filter (miss: done) ─▶ [2] equality index
+//!           (key = column id + canonical value) ─▶ candidate shapes
+//!        ─▶ [3] each candidate's residual program on the row ─▶ matched shapes
+//! shapes without an indexable conjunct ─▶ [3] on every change (scanned)
+//! ```
+//!
+//! Semantics (the same as `LsmIndex.Filter`, which the differential test holds it to): a shape
+//! matches a row when its WHERE is true (SQL three-valued logic); an update affects the shapes
+//! that match the old or the new row, and a shape none of whose columns changed is evaluated
+//! once; a value that does not parse for its column's type routes to every shape that refers
+//! to that column; a truncate affects every shape.
+//!
+//! Writers (add/remove) are serialised and touch the state lock only to publish: a shape
+//! becomes visible (state + presence filter) after its keys are in the index, and invisible
+//! before they are dropped, so a route never sees half a shape.
+
+pub mod metrics;
+pub mod presence;
+
+use crate::index::{Config, Index};
+use crate::predicate::compile::{compile, Program};
+use crate::predicate::eval::compare;
+use crate::predicate::{parse, ColumnType, Value};
+use crate::{Error, Result};
+pub use metrics::{Metrics, Snapshot};
+use parking_lot::{Mutex, RwLock};
+use presence::Presence;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Most columns a table may have (Postgres' own limit).
+pub const MAX_COLUMNS: usize = 1600;
+
+/// One row of a change: per table column, its Postgres text, `None` for NULL or absent.
+pub type Record<'a> = [Option<&'a [u8]>];
+
+/// A WAL change of the router's table.
+#[derive(Clone, Copy, Debug)]
+pub enum Change<'a> {
+    /// A new row.
+    Insert(&'a Record<'a>),
+    /// A deleted row (its old values).
+    Delete(&'a Record<'a>),
+    /// An updated row: old values, new values.
+    Update(&'a Record<'a>, &'a Record<'a>),
+    /// The table was truncated: every shape is affected.
+    Truncate,
+}
+
+/// How many shapes a router holds, by how they are found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShapeCounts {
+    /// Found through the equality index.
+    pub indexed: usize,
+    /// Evaluated on every change.
+    pub scanned: usize,
+}
+
+/// A compiled shape.
+#[derive(Debug)]
+struct Shape {
+    residual: Program,
+    mask: Box<[u64]>,
+    /// The indexed column, or `None` when scanned.
+    indexed: Option<usize>,
+    /// Presence-filter hashes of its index keys (to rebuild the filter without the keys).
+    key_hashes: Box<[u64]>,
+}
+
+#[derive(Debug)]
+struct State {
+    shapes: HashMap<u32, Shape, ahash::RandomState>,
+    /// Scanned shape ids, sorted.
+    scanned: Vec<u32>,
+    /// Per column: the shapes referring to it (conservative routing of unparseable values).
+    refs: Vec<HashSet<u32, ahash::RandomState>>,
+    /// Per column: how many shapes are indexed on it.
+    indexed_on: Vec<usize>,
+    presence: Presence,
+    /// Index keys of the live shapes.
+    live_keys: usize,
+}
+
+/// Routes changes of one table to the shapes they affect (see the module doc).
+pub struct Router {
+    columns: Vec<(String, ColumnType)>,
+    by_name: HashMap<String, usize, ahash::RandomState>,
+    index: Arc<Index>,
+    hasher: ahash::RandomState,
+    writer: Mutex<()>,
+    state: RwLock<State>,
+    metrics: Metrics,
+}
+
+/// A parsed row: typed values of the referenced columns and which columns did not parse.
+struct Row {
+    values: Vec<Option<Value>>,
+    bad: Vec<u64>,
+}
+
+/// Reusable buffers of one route call.
+#[derive(Default)]
+struct Scratch {
+    key: Vec<u8>,
+    stack: Vec<u8>,
+    /// Index candidates of the first row of an update, per indexed column.
+    candidates: Vec<(usize, Vec<u32>)>,
+}
+
+impl Router {
+    /// An empty router for a table with `columns` (name, type); its equality index is an
+    /// in-memory [`Index`] configured by `config`.
+    pub fn new(columns: Vec<(String, ColumnType)>, config: Config) -> Result<Router> {
+        if columns.is_empty() || columns.len() > MAX_COLUMNS {
+            return Err(invalid(
+                "columns",
+                format!("a table has 1 to {MAX_COLUMNS} columns"),
+            ));
+        }
+        let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
+        for (i, (name, _)) in columns.iter().enumerate() {
+            if by_name.insert(name.clone(), i).is_some() {
+                return Err(invalid("columns", format!("column {name:?} appears twice")));
+            }
+        }
+        let n = columns.len();
+        Ok(Router {
+            index: Index::new(config)?,
+            columns,
+            by_name,
+            hasher: ahash::RandomState::new(),
+            writer: Mutex::new(()),
+            state: RwLock::new(State {
+                shapes: HashMap::with_hasher(ahash::RandomState::new()),
+                scanned: Vec::new(),
+                refs: (0..n)
+                    .map(|_| HashSet::with_hasher(ahash::RandomState::new()))
+                    .collect(),
+                indexed_on: vec![0; n],
+                presence: Presence::with_capacity(0),
+                live_keys: 0,
+            }),
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// The table's columns, in record order.
+    pub fn columns(&self) -> &[(String, ColumnType)] {
+        &self.columns
+    }
+
+    /// The position of column `name`.
+    pub fn column(&self, name: &[u8]) -> Option<usize> {
+        std::str::from_utf8(name)
+            .ok()
+            .and_then(|n| self.by_name.get(n).copied())
+    }
+
+    /// Adds shape `id` with WHERE clause `sql`, replacing any shape with that id; waits if
+    /// the index is overloaded.
+    pub fn add_shape(&self, id: u32, sql: &str) -> Result<()> {
+        self.add_in(id, sql, true)
+    }
+
+    /// Like [`Router::add_shape`] but never waits: `Overloaded` or `WouldBlock` if it would
+    /// have to (then shape `id` is absent; retry with `add_shape`).
+    pub fn try_add_shape(&self, id: u32, sql: &str) -> Result<()> {
+        self.add_in(id, sql, false)
+    }
+
+    /// Removes shape `id` (no-op when absent).
+    pub fn remove_shape(&self, id: u32) -> Result<()> {
+        let _w = self.writer.lock();
+        self.remove_locked(id, true)
+    }
+
+    /// Like [`Router::remove_shape`] but never waits (`WouldBlock` / `Overloaded`).
+    pub fn try_remove_shape(&self, id: u32) -> Result<()> {
+        let _w = self.writer.try_lock().ok_or_else(busy)?;
+        self.remove_locked(id, false)
+    }
+
+    fn add_in(&self, id: u32, sql: &str, blocking: bool) -> Result<()> {
+        let compiled = compile(&parse(sql, &self.columns)?);
+        let mut keys = Vec::new();
+        if let Some(plan) = &compiled.index {
+            for v in &plan.keys {
+                let mut k = Vec::new();
+                encode_key(plan.column, v, &mut k);
+                keys.push(k);
+            }
+        }
+        let shape = Shape {
+            residual: compiled.residual,
+            mask: compiled.mask.into_boxed_slice(),
+            indexed: compiled.index.as_ref().map(|p| p.column),
+            key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
+        };
+        let _w = if blocking {
+            self.writer.lock()
+        } else {
+            self.writer.try_lock().ok_or_else(busy)?
+        };
+        self.remove_locked(id, blocking)?;
+        let pairs: Vec<(&[u8], u32)> = keys.iter().map(|k| (k.as_slice(), id)).collect();
+        if blocking {
+            self.index.add_many(&pairs)?;
+        } else {
+            self.index.try_add_many(&pairs)?;
+        }
+        self.state.write().insert(id, shape);
+        Ok(())
+    }
+
+    /// Unpublishes shape `id`, then drops its keys; the caller holds the writer lock.
+    fn remove_locked(&self, id: u32, blocking: bool) -> Result<()> {
+        let Some(shape) = self.state.write().remove(id) else {
+            return Ok(());
+        };
+        if shape.indexed.is_some() {
+            if blocking {
+                self.index.drop_handle(id)?;
+            } else {
+                self.index.try_drop_handle(id)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Shapes held, by kind.
+    pub fn shape_counts(&self) -> ShapeCounts {
+        let st = self.state.read();
+        ShapeCounts {
+            scanned: st.scanned.len(),
+            indexed: st.shapes.len() - st.scanned.len(),
+        }
+    }
+
+    /// The router's metrics.
+    pub fn metrics(&self) -> Snapshot {
+        self.metrics.snapshot()
+    }
+
+    /// Writes the sorted ids of the shapes `change` affects to `out` (cleared first).
+    pub fn route(&self, change: &Change, out: &mut Vec<u32>) -> Result<()> {
+        let start = Instant::now();
+        let st = self.state.read();
+        let r = self.route_in(&st, change, out, &mut Scratch::default());
+        drop(st);
+        self.metrics
+            .record_routes(1, start.elapsed().as_nanos() as u64);
+        r
+    }
+
+    /// [`Router::route`] for each change, in one call (one transaction).
+    pub fn route_many(&self, changes: &[Change], outs: &mut Vec<Vec<u32>>) -> Result<()> {
+        let mut scratch = Scratch::default();
+        let st = self.state.read();
+        for change in changes {
+            let start = Instant::now();
+            let mut out = Vec::new();
+            self.route_in(&st, change, &mut out, &mut scratch)?;
+            outs.push(out);
+            self.metrics
+                .record_routes(1, start.elapsed().as_nanos() as u64);
+        }
+        Ok(())
+    }
+
+    fn route_in(
+        &self,
+        st: &State,
+        change: &Change,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        out.clear();
+        match change {
+            Change::Truncate => out.extend(st.shapes.keys()),
+            Change::Insert(rec) | Change::Delete(rec) => {
+                let row = self.parse_row(st, rec)?;
+                self.route_row(st, &row, None, out, scratch)?;
+            }
+            Change::Update(old, new) => {
+                let old = self.parse_row(st, old)?;
+                let new = self.parse_row(st, new)?;
+                let changed = changed_columns(&old, &new);
+                self.route_row(st, &old, None, out, scratch)?;
+                self.route_row(st, &new, Some(&changed), out, scratch)?;
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        Ok(())
+    }
+
+    /// Parses the columns some shape refers to (the others cannot change any answer).
+    fn parse_row(&self, st: &State, rec: &Record) -> Result<Row> {
+        if rec.len() != self.columns.len() {
+            return Err(invalid(
+                "record",
+                format!("expected {} columns, got {}", self.columns.len(), rec.len()),
+            ));
+        }
+        let mut row = Row {
+            values: vec![None; rec.len()],
+            bad: vec![0; bitset_words(rec.len())],
+        };
+        for (c, cell) in rec.iter().enumerate() {
+            let Some(text) = cell else { continue };
+            if st.refs[c].is_empty() {
+                continue;
+            }
+            match std::str::from_utf8(text)
+                .ok()
+                .and_then(|t| self.columns[c].1.parse(t))
+            {
+                Some(v) => row.values[c] = Some(v),
+                None => set_bit(&mut row.bad, c),
+            }
+        }
+        Ok(row)
+    }
+
+    /// Adds the shapes `row` matches to `out`. `changed`: `row` is the new row of an update
+    /// whose old row was routed already, with these columns changed; shapes reading none of
+    /// them had the same answer on the old row and are skipped.
+    fn route_row(
+        &self,
+        st: &State,
+        row: &Row,
+        changed: Option<&[u64]>,
+        out: &mut Vec<u32>,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let fresh = |shape: &Shape| changed.is_none_or(|ch| intersects(&shape.mask, ch));
+        if row.bad.iter().any(|&w| w != 0) {
+            self.metrics.conservative.fetch_add(1, RELAXED);
+            for (c, refs) in st.refs.iter().enumerate() {
+                if bit(&row.bad, c) {
+                    out.extend(refs.iter());
+                }
+            }
+        }
+        let mut evaluations = 0;
+        let mut candidates_seen = 0;
+        let mut saved = std::mem::take(&mut scratch.candidates);
+        if changed.is_none() {
+            saved.clear();
+        }
+        for (c, &n) in st.indexed_on.iter().enumerate() {
+            if n == 0 {
+                continue;
+            }
+            let reuse = changed.is_some_and(|ch| !bit(ch, c));
+            let mut found = Vec::new();
+            let candidates: &[u32] = if reuse {
+                saved
+                    .iter()
+                    .find(|(col, _)| *col == c)
+                    .map_or(&[][..], |(_, ids)| ids.as_slice())
+            } else {
+                let Some(v) = &row.values[c] else { continue };
+                scratch.key.clear();
+                encode_key(c, v, &mut scratch.key);
+                self.metrics.presence_probes.fetch_add(1, RELAXED);
+                if !st.presence.may_contain(self.hasher.hash_one(&scratch.key)) {
+                    continue;
+                }
+                self.metrics.presence_passes.fetch_add(1, RELAXED);
+                self.index.lookup_into(&scratch.key, &mut found)?;
+                if found.is_empty() {
+                    self.metrics.presence_false_positives.fetch_add(1, RELAXED);
+                }
+                &found
+            };
+            for &id in candidates {
+                // absent: being added or removed right now (not published)
+                let Some(shape) = st.shapes.get(&id) else {
+                    continue;
+                };
+                candidates_seen += 1;
+                if !fresh(shape) {
+                    continue;
+                }
+                evaluations += 1;
+                if shape.residual.run(&row.values, &mut scratch.stack) == Some(true) {
+                    out.push(id);
+                }
+            }
+            if changed.is_none() {
+                saved.push((c, found));
+            }
+        }
+        scratch.candidates = saved;
+        for &id in &st.scanned {
+            let Some(shape) = st.shapes.get(&id) else {
+                continue;
+            };
+            if !fresh(shape) {
+                continue;
+            }
+            evaluations += 1;
+            if shape.residual.run(&row.values, &mut scratch.stack) == Some(true) {
+                out.push(id);
+            }
+        }
+        self.metrics.candidates.fetch_add(candidates_seen, RELAXED);
+        self.metrics.evaluations.fetch_add(evaluations, RELAXED);
+        Ok(())
+    }
+}
+
+const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
+
+impl State {
+    fn insert(&mut self, id: u32, shape: Shape) {
+        for c in columns_of(&shape.mask) {
+            self.refs[c].insert(id);
+        }
+        match shape.indexed {
+            Some(c) => {
+                self.indexed_on[c] += 1;
+                self.live_keys += shape.key_hashes.len();
+                if self.presence.inserted() + shape.key_hashes.len() > self.presence.capacity() {
+                    self.rebuild_presence(shape.key_hashes.len());
+                }
+                for &h in shape.key_hashes.iter() {
+                    self.presence.insert(h);
+                }
+            }
+            None => {
+                let at = self.scanned.partition_point(|&s| s < id);
+                self.scanned.insert(at, id);
+            }
+        }
+        self.shapes.insert(id, shape);
+    }
+
+    fn remove(&mut self, id: u32) -> Option<Shape> {
+        let shape = self.shapes.remove(&id)?;
+        for c in columns_of(&shape.mask) {
+            self.refs[c].remove(&id);
+        }
+        match shape.indexed {
+            Some(c) => {
+                self.indexed_on[c] -= 1;
+                self.live_keys -= shape.key_hashes.len();
+                // more stale keys than live ones: rebuild so false positives stay rare
+                if self.presence.inserted() > 2 * self.live_keys + 1024 {
+                    self.rebuild_presence(0);
+                }
+            }
+            None => {
+                if let Ok(at) = self.scanned.binary_search(&id) {
+                    self.scanned.remove(at);
+                }
+            }
+        }
+        Some(shape)
+    }
+
+    /// A fresh presence filter over the live shapes' keys, with room to double (`extra`
+    /// keys are about to be inserted).
+    fn rebuild_presence(&mut self, extra: usize) {
+        let mut p = Presence::with_capacity(2 * (self.live_keys + extra));
+        for shape in self.shapes.values() {
+            for &h in shape.key_hashes.iter() {
+                p.insert(h);
+            }
+        }
+        self.presence = p;
+    }
+}
+
+/// The index key of `value` in `column`: column id, a type tag, the canonical value bytes.
+fn encode_key(column: usize, value: &Value, out: &mut Vec<u8>) {
+    out.extend_from_slice(&(column as u16).to_le_bytes());
+    match value {
+        Value::Int(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(2);
+            let bits = if f.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                f.to_bits()
+            };
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        Value::Bool(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+        Value::Text(s) => {
+            out.push(4);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Uuid(u) => {
+            out.push(5);
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+    }
+}
+
+/// Columns whose value differs between the two rows (a value that did not parse differs
+/// from everything, itself included: it is routed conservatively anyway).
+fn changed_columns(a: &Row, b: &Row) -> Vec<u64> {
+    let mut changed = vec![0; a.bad.len()];
+    for (c, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
+        let same = match (x, y) {
+            (None, None) => !bit(&a.bad, c) && !bit(&b.bad, c),
+            (Some(x), Some(y)) => compare(x, y) == Ordering::Equal,
+            _ => false,
+        };
+        if !same {
+            set_bit(&mut changed, c);
+        }
+    }
+    changed
+}
+
+fn bitset_words(bits: usize) -> usize {
+    bits.div_ceil(64)
+}
+
+fn bit(set: &[u64], i: usize) -> bool {
+    set.get(i / 64).is_some_and(|w| w & (1 << (i % 64)) != 0)
+}
+
+fn set_bit(set: &mut [u64], i: usize) {
+    set[i / 64] |= 1 << (i % 64);
+}
+
+fn intersects(a: &[u64], b: &[u64]) -> bool {
+    a.iter().zip(b).any(|(x, y)| x & y != 0)
+}
+
+fn columns_of(mask: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    mask.iter().enumerate().flat_map(|(w, &bits)| {
+        (0..64)
+            .filter(move |b| bits & (1 << b) != 0)
+            .map(move |b| w * 64 + b)
+    })
+}
+
+fn invalid(option: &'static str, reason: String) -> Error {
+    Error::InvalidConfig { option, reason }
+}
+
+fn busy() -> Error {
+    Error::WouldBlock {
+        reason: "another shape is being added or removed",
+    }
+}

@@ -1,0 +1,338 @@
+//! The ShapeRouter against a brute-force reference (every shape's parsed WHERE evaluated on
+//! every row), under shape churn, updates, NULLs and unparseable values; plus the contracts the
+//! reference cannot see (evaluate once, presence metrics, replacing ids).
+
+use lsm_index_core::predicate::{compile::compile, eval, parse, ColumnType, Expr, Value};
+use lsm_index_core::router::{Change, Router, ShapeCounts};
+use lsm_index_core::Config;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeMap, BTreeSet};
+
+fn columns() -> Vec<(String, ColumnType)> {
+    [
+        ("id", ColumnType::Int8),
+        ("user_id", ColumnType::Int8),
+        ("status", ColumnType::Text),
+        ("score", ColumnType::Float8),
+        ("active", ColumnType::Bool),
+        ("uid", ColumnType::Uuid),
+        ("note", ColumnType::Text),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect()
+}
+
+fn router() -> Router {
+    Router::new(
+        columns(),
+        Config {
+            lanes: 4,
+            overlay_limit: 64,
+            ..Config::default()
+        },
+    )
+    .unwrap()
+}
+
+const STATUSES: [&str; 4] = ["open", "closed", "late", "Open"];
+const UUIDS: [&str; 2] = [
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "A0EEBC999C0B4EF8BB6D6BB9BD380A12",
+];
+
+fn literal(rng: &mut StdRng, column: usize) -> String {
+    if rng.gen_ratio(1, 30) {
+        return "NULL".into();
+    }
+    match column {
+        0 | 1 => rng.gen_range(0..12).to_string(),
+        2 => format!("'{}'", STATUSES[rng.gen_range(0..STATUSES.len())]),
+        3 => ["0.5", "1", "-2.25", "'NaN'", "'Infinity'"][rng.gen_range(0..5)].into(),
+        4 => ["TRUE", "FALSE", "'t'"][rng.gen_range(0..3)].into(),
+        5 => format!("'{}'::uuid", UUIDS[rng.gen_range(0..2)]),
+        _ => format!("'{}'", ["a%", "%b", "x_y", "ab"][rng.gen_range(0..4)]),
+    }
+}
+
+fn clause(rng: &mut StdRng, depth: u32) -> String {
+    let names = ["id", "user_id", "status", "score", "active", "uid", "note"];
+    let c = rng.gen_range(0..names.len());
+    let name = names[c];
+    if depth > 0 && rng.gen_ratio(1, 3) {
+        let op = if rng.gen_bool(0.5) { "AND" } else { "OR" };
+        let neg = if rng.gen_ratio(1, 6) { "NOT " } else { "" };
+        return format!(
+            "{neg}({} {op} {})",
+            clause(rng, depth - 1),
+            clause(rng, depth - 1)
+        );
+    }
+    match rng.gen_range(0..10) {
+        0..=3 => format!("{name} = {}", literal(rng, c)),
+        4 => {
+            let n = rng.gen_range(1..4);
+            let list: Vec<String> = (0..n).map(|_| literal(rng, c)).collect();
+            let not = if rng.gen_ratio(1, 4) { "NOT " } else { "" };
+            format!("{name} {not}IN ({})", list.join(", "))
+        }
+        5 => format!(
+            "{name} {} {}",
+            ["<>", "<", "<=", ">", ">="][rng.gen_range(0..5)],
+            literal(rng, c)
+        ),
+        6 => format!(
+            "{name} IS {}NULL",
+            if rng.gen_bool(0.5) { "NOT " } else { "" }
+        ),
+        7 if c == 2 || c == 6 => format!(
+            "{name} {} '{}'",
+            ["LIKE", "ILIKE", "NOT LIKE"][rng.gen_range(0..3)],
+            ["o%", "%e%", "_pen", "a\\%"][rng.gen_range(0..4)]
+        ),
+        _ => format!("user_id = {}", rng.gen_range(0..12)),
+    }
+}
+
+fn shape_sql(rng: &mut StdRng) -> String {
+    match rng.gen_range(0..4) {
+        0 => clause(rng, 2),
+        1 => format!("user_id = {}", rng.gen_range(0..12)),
+        _ => format!("{} AND {}", clause(rng, 0), clause(rng, 2)),
+    }
+}
+
+fn cell(rng: &mut StdRng, column: usize) -> Option<String> {
+    if rng.gen_ratio(1, 10) {
+        return None;
+    }
+    if rng.gen_ratio(1, 40) {
+        return Some("not a value".into()); // unparseable except as text
+    }
+    Some(match column {
+        0 | 1 => format!("{:0w$}", rng.gen_range(0..12), w = rng.gen_range(1..3)),
+        2 => STATUSES[rng.gen_range(0..STATUSES.len())].into(),
+        3 => ["0.5", "1.0", "-2.25", "NaN", "Infinity", "-0"][rng.gen_range(0..6)].into(),
+        4 => ["t", "false", "yes", "0"][rng.gen_range(0..4)].into(),
+        5 => UUIDS[rng.gen_range(0..2)].to_lowercase(),
+        _ => ["abc", "xzy", "a%", "xyb"][rng.gen_range(0..4)].into(),
+    })
+}
+
+type Rec = Vec<Option<String>>;
+
+fn record(rng: &mut StdRng) -> Rec {
+    (0..columns().len()).map(|c| cell(rng, c)).collect()
+}
+
+/// The reference: every shape evaluated on the parsed row; a shape referring to a column
+/// whose value does not parse is affected.
+fn reference(shapes: &BTreeMap<u32, Expr>, rows: &[&Rec]) -> Vec<u32> {
+    let cols = columns();
+    let mut hit = BTreeSet::new();
+    for rec in rows {
+        let mut bad = vec![false; cols.len()];
+        let values: Vec<Option<Value>> = rec
+            .iter()
+            .zip(&cols)
+            .enumerate()
+            .map(|(c, (text, (_, ty)))| {
+                let v = text.as_ref().and_then(|t| ty.parse(t));
+                bad[c] = text.is_some() && v.is_none();
+                v
+            })
+            .collect();
+        for (&id, expr) in shapes {
+            let refers_bad = compile(expr)
+                .mask
+                .iter()
+                .enumerate()
+                .any(|(w, bits)| (0..64).any(|b| bits & (1 << b) != 0 && bad[w * 64 + b]));
+            if refers_bad || eval(expr, &values) == Some(true) {
+                hit.insert(id);
+            }
+        }
+    }
+    hit.into_iter().collect()
+}
+
+fn cells(rec: &Rec) -> Vec<Option<&[u8]>> {
+    rec.iter()
+        .map(|c| c.as_deref().map(str::as_bytes))
+        .collect()
+}
+
+#[test]
+fn agrees_with_brute_force_under_churn() {
+    for seed in 0..4u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let r = router();
+        let mut shapes = BTreeMap::new();
+        let mut out = Vec::new();
+        for step in 0..6_000 {
+            if rng.gen_ratio(1, 4) {
+                let id = rng.gen_range(0..300);
+                if rng.gen_ratio(1, 5) {
+                    r.remove_shape(id).unwrap();
+                    shapes.remove(&id);
+                } else {
+                    let sql = shape_sql(&mut rng);
+                    r.add_shape(id, &sql)
+                        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                    shapes.insert(id, parse(&sql, &columns()).unwrap());
+                }
+                continue;
+            }
+            let (a, b) = (record(&mut rng), record(&mut rng));
+            // updates often keep most columns: copy some of the old row
+            let b: Rec = b
+                .into_iter()
+                .zip(&a)
+                .map(|(n, o)| if rng.gen_bool(0.6) { o.clone() } else { n })
+                .collect();
+            let (ca, cb) = (cells(&a), cells(&b));
+            let (change, expected) = match rng.gen_range(0..10) {
+                0 => (Change::Truncate, shapes.keys().copied().collect()),
+                1..=3 => (Change::Insert(&ca), reference(&shapes, &[&a])),
+                4 => (Change::Delete(&ca), reference(&shapes, &[&a])),
+                _ => (Change::Update(&ca, &cb), reference(&shapes, &[&a, &b])),
+            };
+            r.route(&change, &mut out).unwrap();
+            assert_eq!(
+                out, expected,
+                "seed {seed} step {step}: {change:?} with shapes {shapes:?}"
+            );
+        }
+        let m = r.metrics();
+        assert!(m.changes > 4_000 && m.candidates > 0 && m.unparseable_rows > 0);
+    }
+}
+
+#[test]
+fn route_many_equals_route_each() {
+    let mut rng = StdRng::seed_from_u64(7);
+    let r = router();
+    for id in 0..200 {
+        r.add_shape(id, &shape_sql(&mut rng)).unwrap();
+    }
+    let recs: Vec<Rec> = (0..300).map(|_| record(&mut rng)).collect();
+    let cells: Vec<Vec<Option<&[u8]>>> = recs.iter().map(cells).collect();
+    let changes: Vec<Change> = cells
+        .chunks(2)
+        .map(|p| Change::Update(&p[0], &p[1]))
+        .chain(cells.iter().map(|c| Change::Insert(c)))
+        .collect();
+    let mut many = Vec::new();
+    r.route_many(&changes, &mut many).unwrap();
+    assert_eq!(many.len(), changes.len());
+    for (change, got) in changes.iter().zip(&many) {
+        let mut one = Vec::new();
+        r.route(change, &mut one).unwrap();
+        assert_eq!(&one, got);
+    }
+}
+
+fn rec(values: &[(&str, &str)]) -> Rec {
+    let cols = columns();
+    let mut r = vec![None; cols.len()];
+    for (name, v) in values {
+        let c = cols.iter().position(|(n, _)| n == name).unwrap();
+        r[c] = Some(v.to_string());
+    }
+    r
+}
+
+#[test]
+fn an_update_evaluates_unchanged_shapes_once() {
+    let r = router();
+    r.add_shape(1, "user_id = 7 AND status = 'open'").unwrap();
+    r.add_shape(2, "user_id = 7 AND score > 1").unwrap();
+    r.add_shape(3, "note LIKE 'a%'").unwrap(); // scanned
+    let old = rec(&[("user_id", "7"), ("status", "open"), ("note", "x")]);
+    let new = rec(&[("user_id", "7"), ("status", "open"), ("note", "abc")]);
+    let mut out = Vec::new();
+    r.route(&Change::Update(&cells(&old), &cells(&new)), &mut out)
+        .unwrap();
+    assert_eq!(out, vec![1, 3]);
+    let m = r.metrics();
+    // old row: shapes 1, 2 (candidates) and 3 (scanned); new row: only 3 read `note`
+    assert_eq!(m.predicate_evaluations, 4, "{m:?}");
+    assert_eq!(m.presence_probes, 1, "user_id unchanged: one lookup");
+}
+
+#[test]
+fn replacing_removing_and_truncating() {
+    let r = router();
+    let row = rec(&[("user_id", "7"), ("status", "open")]);
+    let c = cells(&row);
+    let mut out = Vec::new();
+    r.add_shape(5, "user_id = 7").unwrap();
+    r.add_shape(6, "status = 'open'").unwrap();
+    r.route(&Change::Insert(&c), &mut out).unwrap();
+    assert_eq!(out, vec![5, 6]);
+    r.add_shape(5, "user_id = 8").unwrap();
+    r.route(&Change::Insert(&c), &mut out).unwrap();
+    assert_eq!(out, vec![6], "re-adding an id replaces its WHERE");
+    r.add_shape(5, "status <> 'closed'").unwrap();
+    assert_eq!(
+        r.shape_counts(),
+        ShapeCounts {
+            indexed: 1,
+            scanned: 1
+        }
+    );
+    r.route(&Change::Insert(&c), &mut out).unwrap();
+    assert_eq!(out, vec![5, 6]);
+    r.remove_shape(6).unwrap();
+    r.remove_shape(6).unwrap();
+    r.route(&Change::Truncate, &mut out).unwrap();
+    assert_eq!(out, vec![5]);
+    assert!(matches!(
+        r.add_shape(9, "nope = 1"),
+        Err(lsm_index_core::Error::InvalidPredicate { .. })
+    ));
+    r.route(&Change::Truncate, &mut out).unwrap();
+    assert_eq!(out, vec![5], "a refused shape leaves nothing behind");
+}
+
+#[test]
+fn misses_stop_at_the_presence_filter() {
+    let r = router();
+    for id in 0..10_000 {
+        r.add_shape(id, &format!("user_id = {id}")).unwrap();
+    }
+    let mut out = Vec::new();
+    for v in 10_000..20_000 {
+        let row = rec(&[("user_id", &v.to_string())]);
+        r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+        assert!(out.is_empty());
+    }
+    let row = rec(&[("user_id", "42")]);
+    r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+    assert_eq!(out, vec![42]);
+    let m = r.metrics();
+    assert_eq!(m.presence_probes, 10_001);
+    assert!(m.presence_false_positive_rate() < 0.02, "{m:?}");
+    assert_eq!(m.presence_passes - m.presence_false_positives, 1);
+    // removing most shapes rebuilds the filter; the survivors are still found
+    for id in 0..9_000 {
+        r.remove_shape(id).unwrap();
+    }
+    let row = rec(&[("user_id", "9500")]);
+    r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+    assert_eq!(out, vec![9500]);
+}
+
+#[test]
+fn bad_tables_are_refused() {
+    assert!(Router::new(vec![], Config::default()).is_err());
+    let twice = vec![
+        ("a".to_string(), ColumnType::Int8),
+        ("a".to_string(), ColumnType::Text),
+    ];
+    assert!(Router::new(twice, Config::default()).is_err());
+    let r = router();
+    let short = [None, None];
+    assert!(r.route(&Change::Insert(&short), &mut Vec::new()).is_err());
+}
