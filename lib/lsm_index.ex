@@ -100,8 +100,10 @@ defmodule LsmIndex do
     sync: :flush
   ]
 
-  # The validated options as the map the NIF reads (every key present).
-  defp options!(opts) do
+  @doc false
+  # The validated options as the map the NIF reads (every key present); also used by
+  # `LsmIndex.ShapeRouter` for its equality index.
+  def options!(opts) do
     opts = Keyword.validate!(opts, @defaults)
     overlay_limit = int_opt!(opts, :overlay_limit, 1, 1_099_511_627_776)
 

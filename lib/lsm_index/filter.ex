@@ -46,11 +46,11 @@ defmodule LsmIndex.Filter do
   @type t :: %__MODULE__{}
   @typedoc "A table name, e.g. `{\"public\", \"todos\"}`."
   @type table :: term()
-  @typedoc "A shape: its table, the types of its columns and its WHERE."
+  @typedoc "A shape: its table, the types of its columns and its WHERE (a tree or SQL text)."
   @type shape :: %{
           table: table(),
           columns: %{String.t() => ColumnType.t()},
-          where: Where.t()
+          where: Where.t() | String.t()
         }
   @typedoc "A WAL change with Postgres text values (`nil` for NULL)."
   @type change ::
@@ -96,7 +96,7 @@ defmodule LsmIndex.Filter do
   @spec add_shape(t, term(), shape()) :: t
   def add_shape(%__MODULE__{} = filter, shape_id, %{table: table, columns: columns} = shape) do
     columns!(columns)
-    where = Where.normalize!(Map.get(shape, :where), columns)
+    where = shape |> Map.get(:where) |> parsed!(columns) |> Where.normalize!(columns)
     referenced = Where.columns(where)
     filter = remove_shape(filter, shape_id)
     t = Map.get(filter.tables, table, @empty_table)
@@ -329,6 +329,19 @@ defmodule LsmIndex.Filter do
   end
 
   defp maybe_promote(_filter, index), do: index
+
+  # SQL text becomes a tree (`LsmIndex.Where.parse/2`); a tree is taken as it is.
+  defp parsed!(sql, columns) when is_binary(sql) do
+    case LsmIndex.Where.parse(sql, columns) do
+      {:ok, tree} ->
+        tree
+
+      {:error, {:invalid_where, position, message}} ->
+        raise ArgumentError, "WHERE #{inspect(sql)}: at byte #{position}: #{message}"
+    end
+  end
+
+  defp parsed!(tree, _columns), do: tree
 
   defp columns!(columns) when is_map(columns) do
     Enum.each(columns, fn

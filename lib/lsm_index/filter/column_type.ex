@@ -43,6 +43,7 @@ defmodule LsmIndex.Filter.ColumnType do
   def literal(type, v) when type in [:int2, :int4, :int8] and is_integer(v), do: in_range(type, v)
   def literal(:float8, v) when is_float(v), do: {:ok, fold_zero(v)}
   def literal(:float8, v) when is_integer(v), do: {:ok, fold_zero(v * 1.0)}
+  def literal(:float8, v) when v in [:nan, :infinity, :neg_infinity], do: {:ok, v}
   def literal(:bool, v) when is_boolean(v), do: {:ok, v}
   def literal(:text, v) when is_binary(v), do: {:ok, v}
   def literal(:uuid, v) when is_binary(v), do: uuid(v)

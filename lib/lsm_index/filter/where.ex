@@ -8,8 +8,13 @@ defmodule LsmIndex.Filter.Where do
              | {:eq | :ne | :lt | :le | :gt | :ge, column, literal}
              | {:in, column, [literal]}
              | {:is_null, column}
+             | {:like | :ilike, column, pattern}
+             | {:const, true | false | nil}
 
-  `nil` matches every row. Literals are Elixir values of the column's type (see
+  `nil` matches every row. `:like`/`:ilike` apply to text columns: in the pattern `%` matches
+  any run of characters, `_` one character, and `\\` makes the next one literal; `:ilike`
+  compares lower-cased. `{:const, b}` is a constant `TRUE`, `FALSE` or `NULL` condition.
+  `LsmIndex.Where.parse/2` builds these trees from SQL text (`NOT IN` is `{:not, {:in, ...}}`). Literals are Elixir values of the column's type (see
   `LsmIndex.Filter.ColumnType`); `nil` as a literal is SQL `NULL`, so a comparison with it is
   unknown. Evaluation returns `true`, `false` or `nil` (unknown); a row belongs to a shape only
   when its WHERE is `true`.
@@ -26,6 +31,8 @@ defmodule LsmIndex.Filter.Where do
           | {:eq | :ne | :lt | :le | :gt | :ge, String.t(), term()}
           | {:in, String.t(), [term()]}
           | {:is_null, String.t()}
+          | {:like | :ilike, String.t(), String.t()}
+          | {:const, boolean() | nil}
   @typedoc "How a shape is found: through an equality index on `column`, or by a table scan."
   @type plan ::
           {:index, String.t(), [ColumnType.value()], residual :: t}
@@ -48,6 +55,13 @@ defmodule LsmIndex.Filter.Where do
   end
 
   def normalize!({:not, w}, columns), do: {:not, normalize!(w, columns)}
+  def normalize!({:const, b} = node, _columns) when b in [true, false, nil], do: node
+
+  def normalize!({op, column, pattern} = node, columns) when op in [:like, :ilike] do
+    unless type!(node, column, columns) == :text, do: bad!(node, "applies to a non-text column")
+    unless is_binary(pattern), do: bad!(node, "expects a text pattern")
+    node
+  end
 
   def normalize!({op, column, lit} = node, columns) when op in @comparisons do
     {op, column, literal!(node, type!(node, column, columns), lit)}
@@ -76,6 +90,7 @@ defmodule LsmIndex.Filter.Where do
     do: Enum.reduce(ws, acc, &collect_columns/2)
 
   defp collect_columns({:not, w}, acc), do: collect_columns(w, acc)
+  defp collect_columns({:const, _}, acc), do: acc
   defp collect_columns({:is_null, c}, acc), do: [c | acc]
   defp collect_columns({_op, c, _lit}, acc), do: [c | acc]
 
@@ -151,6 +166,15 @@ defmodule LsmIndex.Filter.Where do
   end
 
   def eval({:is_null, column}, row), do: Map.get(row, column) == nil
+  def eval({:const, b}, _row), do: b
+
+  def eval({op, column, pattern}, row) when op in [:like, :ilike] do
+    case Map.get(row, column) do
+      nil -> nil
+      text when op == :like -> like?(text, pattern)
+      text -> like?(String.downcase(text), String.downcase(pattern))
+    end
+  end
 
   def eval({:in, column, lits}, row) do
     case Map.get(row, column) do
@@ -188,6 +212,31 @@ defmodule LsmIndex.Filter.Where do
       false -> eval_or(ws, row, acc)
     end
   end
+
+  # SQL LIKE over code points: greedy, with one backtrack point (the last `%`), as the Rust
+  # matcher does; O(text x pattern) at worst.
+  defp like?(text, pattern), do: like_match(chars(text), like_tokens(chars(pattern)), nil)
+
+  defp chars(bin) do
+    case :unicode.characters_to_list(bin) do
+      list when is_list(list) -> list
+      _ -> :binary.bin_to_list(bin)
+    end
+  end
+
+  defp like_tokens([]), do: []
+  defp like_tokens([?% | rest]), do: [:any | like_tokens(rest)]
+  defp like_tokens([?_ | rest]), do: [:one | like_tokens(rest)]
+  defp like_tokens([?\\, c | rest]), do: [{:char, c} | like_tokens(rest)]
+  defp like_tokens([c | rest]), do: [{:char, c} | like_tokens(rest)]
+
+  # star: {pattern after the last %, text where that % started matching}
+  defp like_match([], pat, _star), do: Enum.all?(pat, &(&1 == :any))
+  defp like_match(text, [:any | pat], _star), do: like_match(text, pat, {pat, text})
+  defp like_match([_ | text], [:one | pat], star), do: like_match(text, pat, star)
+  defp like_match([c | text], [{:char, c} | pat], star), do: like_match(text, pat, star)
+  defp like_match(_text, _pat, {pat, [_ | text]}), do: like_match(text, pat, {pat, text})
+  defp like_match(_text, _pat, _star), do: false
 
   defp holds?(:eq, order), do: order == :eq
   defp holds?(:ne, order), do: order != :eq

@@ -176,7 +176,7 @@ fn key_bytes(term: Term<'_>) -> NifResult<KeyBytes> {
 }
 
 /// `{:error, {kind, message}}` for an operational failure of the core.
-fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
+pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
     let kind = match e {
         // the contract of `open`: a bare `{:error, :locked}`
         Error::Locked { .. } => return (atoms::error(), atoms::locked()).encode(env),
@@ -235,7 +235,7 @@ fn opt_count<'a>(opts: Term<'a>, name: &str) -> NifResult<Option<usize>> {
 
 /// The options `LsmIndex` validated (a map with every key), as a core `Config`. A value the
 /// Elixir side should have refused raises `ArgumentError`.
-fn config(opts: Term<'_>) -> NifResult<Config> {
+pub(crate) fn config(opts: Term<'_>) -> NifResult<Config> {
     let name = |key: &str| -> NifResult<String> { opt(opts, key) };
     let mph = MphKind::from_name(&name("mph")?).ok_or(rustler::Error::BadArg)?;
     let policy = PolicyKind::from_name(&name("policy")?).ok_or(rustler::Error::BadArg)?;

@@ -3,6 +3,7 @@
 #![deny(unsafe_code)]
 
 mod index;
+mod router;
 mod timing;
 
 /// At load: keep freed memory for reuse (see `lsm_index_core::malloc`): compaction's

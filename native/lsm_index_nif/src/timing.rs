@@ -15,7 +15,7 @@ static MAX_CPU_US: AtomicU64 = AtomicU64::new(0);
 static MAX_WALL_US: AtomicU64 = AtomicU64::new(0);
 
 /// The timed NIFs, for the per-call maxima.
-pub const NAMES: [&str; 7] = [
+pub const NAMES: [&str; 10] = [
     "add",
     "remove",
     "add_many",
@@ -23,8 +23,11 @@ pub const NAMES: [&str; 7] = [
     "lookup",
     "lookup_many",
     "drop_handle",
+    "router_add_shape",
+    "router_route",
+    "router_route_many",
 ];
-static MAX_CPU_BY_NAME: [AtomicU64; 7] = [const { AtomicU64::new(0) }; 7];
+static MAX_CPU_BY_NAME: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 
 const LIMIT: Duration = Duration::from_millis(1);
 

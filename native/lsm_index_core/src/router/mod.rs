@@ -27,7 +27,7 @@ use crate::predicate::eval::compare;
 use crate::predicate::{parse, ColumnType, Value};
 use crate::{Error, Result};
 pub use metrics::{Metrics, Snapshot};
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use presence::Presence;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -96,6 +96,27 @@ pub struct Router {
     writer: Mutex<()>,
     state: RwLock<State>,
     metrics: Metrics,
+}
+
+/// Routes changes against one view of a router's shapes (see [`Router::reader`]).
+pub struct Reader<'r> {
+    router: &'r Router,
+    state: RwLockReadGuard<'r, State>,
+    scratch: Scratch,
+}
+
+impl Reader<'_> {
+    /// Writes the sorted ids of the shapes `change` affects to `out` (cleared first).
+    pub fn route(&mut self, change: &Change, out: &mut Vec<u32>) -> Result<()> {
+        let start = Instant::now();
+        let r = self
+            .router
+            .route_in(&self.state, change, out, &mut self.scratch);
+        self.router
+            .metrics
+            .record_routes(1, start.elapsed().as_nanos() as u64);
+        r
+    }
 }
 
 /// A parsed row: typed values of the referenced columns and which columns did not parse.
@@ -249,28 +270,28 @@ impl Router {
 
     /// Writes the sorted ids of the shapes `change` affects to `out` (cleared first).
     pub fn route(&self, change: &Change, out: &mut Vec<u32>) -> Result<()> {
-        let start = Instant::now();
-        let st = self.state.read();
-        let r = self.route_in(&st, change, out, &mut Scratch::default());
-        drop(st);
-        self.metrics
-            .record_routes(1, start.elapsed().as_nanos() as u64);
-        r
+        self.reader().route(change, out)
     }
 
     /// [`Router::route`] for each change, in one call (one transaction).
     pub fn route_many(&self, changes: &[Change], outs: &mut Vec<Vec<u32>>) -> Result<()> {
-        let mut scratch = Scratch::default();
-        let st = self.state.read();
+        let mut reader = self.reader();
         for change in changes {
-            let start = Instant::now();
             let mut out = Vec::new();
-            self.route_in(&st, change, &mut out, &mut scratch)?;
+            reader.route(change, &mut out)?;
             outs.push(out);
-            self.metrics
-                .record_routes(1, start.elapsed().as_nanos() as u64);
         }
         Ok(())
+    }
+
+    /// A reader for routing several changes against one view of the shapes (it holds the
+    /// shape set's read lock: adds and removes wait until it is dropped).
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            router: self,
+            state: self.state.read(),
+            scratch: Scratch::default(),
+        }
     }
 
     fn route_in(

@@ -1,0 +1,169 @@
+defmodule LsmIndex.ShapeRouter do
+  @moduledoc """
+  Routes the WAL changes of one table to the shapes they affect, in one NIF call per change
+  (or per transaction with `route_many/2`).
+
+      {:ok, router} =
+        LsmIndex.ShapeRouter.new("tenant-1", {"public", "todos"},
+          [{"id", :int8}, {"user_id", :int8}, {"status", :text}])
+
+      :ok = LsmIndex.ShapeRouter.add_shape(router, 1, "user_id = 7 AND status <> 'done'")
+      [1] = LsmIndex.ShapeRouter.route(router, {:insert, %{"id" => "1", "user_id" => "7", "status" => "open"}})
+
+  Inside (Rust, `lsm_index_core::router`): each shape's WHERE is parsed and compiled once; its
+  most selective equality conjunct (`col = v`, `col IN (…)`, or an `OR` of those on one column)
+  puts it in an equality index (an `LsmIndex` keyed by column and value) behind a presence
+  filter, and the rest of the clause is bytecode run on the index's candidates. Shapes without
+  such a conjunct are evaluated on every change. See `DESIGN.md`.
+
+  Semantics (the same as `LsmIndex.Filter`): records map column names to Postgres text or
+  `nil`; a shape matches a row when its WHERE is true (SQL three-valued logic); an update
+  affects the shapes matching the old or the new row (a shape none of whose columns changed is
+  evaluated once); a value that does not parse for its column's type (or is not UTF-8) routes
+  to every shape referring to that column; `:truncate` affects every shape. Columns a record
+  lacks are NULL; columns the table lacks are ignored.
+
+  ## Options (`new/4`)
+
+    * `:index` - options of the shape index, as for `LsmIndex.new/1` (default `[]`)
+  """
+
+  alias LsmIndex.Native
+
+  defstruct [:ref, :tenant, :table]
+
+  @typedoc "A router."
+  @type t :: %__MODULE__{ref: reference(), tenant: term(), table: term()}
+  @typedoc "A shape id: a non-negative integer below 2^32, unique per router."
+  @type shape_id :: 0..4_294_967_295
+  @typedoc "A row: column name => Postgres text, or `nil` for NULL."
+  @type record :: %{optional(String.t()) => String.t() | nil}
+  @typedoc "A WAL change of the router's table."
+  @type change ::
+          {:insert, record()} | {:delete, record()} | {:update, record(), record()} | :truncate
+
+  @max_id 4_294_967_295
+  # Longer clauses are parsed on a dirty scheduler.
+  @dirty_bytes 16_384
+
+  @doc """
+  A router for `table` of `tenant` with `columns` (`[{name, type}]`, types as in
+  `LsmIndex.Filter.ColumnType`). `tenant` and `table` label it (in `metrics/1`).
+  """
+  @spec new(term(), term(), LsmIndex.Where.columns(), keyword()) ::
+          {:ok, t()} | {:error, term()}
+  def new(tenant, table, columns, opts \\ []) do
+    opts = Keyword.validate!(opts, index: [])
+    cols = LsmIndex.Where.native_columns!(columns)
+
+    if cols == [], do: raise(ArgumentError, "a table has at least one column")
+
+    names = Enum.map(cols, &elem(&1, 0))
+
+    if length(Enum.uniq(names)) != length(names),
+      do: raise(ArgumentError, "column names must be unique, got: #{inspect(names)}")
+
+    case Native.router_new(cols, LsmIndex.options!(opts[:index])) do
+      {:ok, ref} -> {:ok, %__MODULE__{ref: ref, tenant: tenant, table: table}}
+      {:error, _} = error -> error
+    end
+  end
+
+  @doc """
+  Adds shape `shape_id` with WHERE clause `where_sql`, replacing the shape with that id if
+  there is one. `{:error, {:invalid_where, byte_offset, message}}` when the clause does not
+  parse or does not fit the columns (then the router is unchanged).
+  """
+  @spec add_shape(t(), shape_id(), String.t()) :: :ok | {:error, term()}
+  def add_shape(%__MODULE__{ref: ref}, shape_id, where_sql) do
+    id!(shape_id)
+
+    unless is_binary(where_sql),
+      do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(where_sql)}")
+
+    cond do
+      not String.valid?(where_sql) ->
+        {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
+
+      byte_size(where_sql) > @dirty_bytes ->
+        Native.router_add_shape_dirty(ref, shape_id, where_sql)
+
+      true ->
+        case Native.router_add_shape(ref, shape_id, where_sql) do
+          :wait -> Native.router_add_shape_dirty(ref, shape_id, where_sql)
+          reply -> reply
+        end
+    end
+  end
+
+  @doc "Removes shape `shape_id` (an unknown id is fine)."
+  @spec remove_shape(t(), shape_id()) :: :ok
+  def remove_shape(%__MODULE__{ref: ref}, shape_id) do
+    id!(shape_id)
+
+    reply =
+      case Native.router_remove_shape(ref, shape_id) do
+        :wait -> Native.router_remove_shape_dirty(ref, shape_id)
+        reply -> reply
+      end
+
+    with {:error, _} = error <- reply, do: failed!(error, shape_id)
+  end
+
+  @doc "The sorted ids of the shapes `change` affects."
+  @spec route(t(), change()) :: [shape_id()]
+  def route(%__MODULE__{ref: ref}, change) do
+    case Native.router_route(ref, change) do
+      ids when is_list(ids) -> ids
+      other -> failed!(other, change)
+    end
+  end
+
+  @doc "`route/2` of each change, in order: one transaction in as few NIF calls as fit."
+  @spec route_many(t(), [change()]) :: [[shape_id()]]
+  def route_many(%__MODULE__{ref: ref}, changes) when is_list(changes),
+    do: route_many(ref, changes, [])
+
+  def route_many(%__MODULE__{}, changes),
+    do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
+
+  # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results).
+  defp route_many(ref, changes, acc) do
+    case Native.router_route_many(ref, changes) do
+      {reversed, []} ->
+        :lists.reverse(reversed ++ acc)
+
+      {reversed, rest} when is_list(rest) ->
+        route_many(ref, rest, reversed ++ acc)
+
+      {_reversed, tail} ->
+        raise ArgumentError, "changes must be a proper list, got a tail of #{inspect(tail)}"
+
+      other ->
+        failed!(other, changes)
+    end
+  end
+
+  @doc """
+  Counters: `changes_routed`, `mean_route_ns`, `p50_route_ns`, `p99_route_ns` (per change,
+  histogram upper bounds, <= 25% over), `presence_probes`, `presence_passes`,
+  `presence_hit_rate`, `presence_false_positives`, `prefilter_false_positive_rate`,
+  `candidates`, `candidates_per_change`, `predicate_evaluations`, `unparseable_rows`,
+  `shapes_indexed`, `shapes_scanned`, plus `tenant` and `table`.
+  """
+  @spec metrics(t()) :: map()
+  def metrics(%__MODULE__{ref: ref, tenant: tenant, table: table}) do
+    ref |> Native.router_metrics() |> Map.merge(%{tenant: tenant, table: table})
+  end
+
+  defp id!(id) when is_integer(id) and id >= 0 and id <= @max_id, do: id
+
+  defp id!(id),
+    do: raise(ArgumentError, "a shape id is an integer in 0..#{@max_id}, got: #{inspect(id)}")
+
+  defp failed!({:bad_change, why}, what),
+    do: raise(ArgumentError, "#{why}, got: #{inspect(what, limit: 10)}")
+
+  defp failed!({:error, {kind, message}}, _what),
+    do: raise(LsmIndex.Error, reason: kind, message: message)
+end
