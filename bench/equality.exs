@@ -25,7 +25,9 @@ defmodule LsmIndex.Bench.Equality do
       (even negative) below 1M keys
   """
 
-  import LsmIndex.Bench.Report, only: [progress: 1, fmt_f: 2, fmt_int: 1]
+  import LsmIndex.Bench.Report,
+    only: [progress: 1, fmt_f: 2, fmt_int: 1, markdown: 2, in_process: 1]
+
   alias LsmIndex.Filter.{EqualityIndex, LsmEqualityIndex}
   alias LsmIndex.Filter.Index.Protocol, as: Index
 
@@ -133,39 +135,6 @@ defmodule LsmIndex.Bench.Equality do
 
     notes = for r <- rows, r.note != nil, do: "- #{r.name}: #{r.note}"
     Enum.join([title, "", markdown(columns, lines) | notes], "\n") <> "\n"
-  end
-
-  defp markdown(columns, lines) do
-    rows = [columns | Enum.map(lines, fn l -> Enum.map(l, &to_string/1) end)]
-
-    widths =
-      rows
-      |> Enum.zip_with(& &1)
-      |> Enum.map(fn col -> col |> Enum.map(&String.length/1) |> Enum.max() end)
-
-    fmt = fn row ->
-      "| " <> (Enum.zip_with(row, widths, &String.pad_trailing/2) |> Enum.join(" | ")) <> " |"
-    end
-
-    sep = "|" <> Enum.map_join(widths, "|", &String.duplicate("-", &1 + 2)) <> "|"
-    Enum.join([fmt.(columns), sep | Enum.map(tl(rows), fmt)], "\n") <> "\n"
-  end
-
-  # Runs `fun` in a fresh process (its heap and allocations die with it) and returns its result.
-  # Waits for the process to be gone, so its memory is freed before the next one measures.
-  defp in_process(fun) do
-    parent = self()
-    {pid, ref} = spawn_monitor(fn -> send(parent, {self(), fun.()}) end)
-
-    receive do
-      {^pid, result} ->
-        receive do
-          {:DOWN, ^ref, :process, ^pid, _} -> result
-        end
-
-      {:DOWN, ^ref, :process, ^pid, reason} ->
-        raise "bench process failed: #{inspect(reason)}"
-    end
   end
 
   defp key(i), do: i * 3 + 1

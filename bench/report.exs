@@ -16,4 +16,40 @@ defmodule LsmIndex.Bench.Report do
     |> String.replace(~r/(\d{3})(?=\d)/, "\\1,")
     |> String.reverse()
   end
+
+  @doc "A markdown table of `columns` over `lines` (lists of cells), columns padded."
+  def markdown(columns, lines) do
+    rows = [columns | Enum.map(lines, fn l -> Enum.map(l, &to_string/1) end)]
+
+    widths =
+      rows
+      |> Enum.zip_with(& &1)
+      |> Enum.map(fn col -> col |> Enum.map(&String.length/1) |> Enum.max() end)
+
+    fmt = fn row ->
+      "| " <> (Enum.zip_with(row, widths, &String.pad_trailing/2) |> Enum.join(" | ")) <> " |"
+    end
+
+    sep = "|" <> Enum.map_join(widths, "|", &String.duplicate("-", &1 + 2)) <> "|"
+    Enum.join([fmt.(columns), sep | Enum.map(tl(rows), fmt)], "\n") <> "\n"
+  end
+
+  @doc """
+  Runs `fun` in a fresh process (its heap and allocations die with it) and returns its result.
+  Waits for the process to be gone, so its memory is freed before the next one measures.
+  """
+  def in_process(fun) do
+    parent = self()
+    {pid, ref} = spawn_monitor(fn -> send(parent, {self(), fun.()}) end)
+
+    receive do
+      {^pid, result} ->
+        receive do
+          {:DOWN, ^ref, :process, ^pid, _} -> result
+        end
+
+      {:DOWN, ^ref, :process, ^pid, reason} ->
+        raise "bench process failed: #{inspect(reason)}"
+    end
+  end
 end

@@ -1,18 +1,19 @@
 defmodule Mix.Tasks.Bench do
-  @shortdoc "Equality indexes side by side, then background compaction"
+  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter"
   @moduledoc """
   Runs `bench/equality.exs`: builds the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex`
   and an `LsmEqualityIndex` over the same keys, in one run, and prints one table per size and
   shape mix (build time, lookup hit/miss p50/p99, transaction batches of 10/100 keys, churn
   throughput, memory per key), with the machine it ran on. Then `bench/compaction.exs`:
   lookup latency with compaction idle vs running on one index, sustained batched churn,
-  write amplification and compaction throughput. Tables also go to `bench/results/`.
+  write amplification and compaction throughput. Then `bench/router.exs`: the ShapeRouter vs
+  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes. Tables also go to `bench/results/`.
 
-      mix bench                          # 100k, 1M and 10M keys, then compaction at 10M
-                                         # (~15 minutes, ~6 GiB)
+      mix bench                          # 100k, 1M and 10M keys, compaction at 10M, router
+                                         # (~20 minutes, ~6 GiB)
       mix bench --quick                  # 100k / 200k keys, fewer samples: a smoke check (CI)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
-      mix bench --only compaction        # one section: equality | compaction
+      mix bench --only compaction        # one section: equality | compaction | router
   """
   use Mix.Task
 
@@ -23,8 +24,8 @@ defmodule Mix.Tasks.Bench do
 
     only = opts[:only]
 
-    unless only in [nil, "equality", "compaction"],
-      do: Mix.raise("--only takes equality or compaction, got: #{only}")
+    unless only in [nil, "equality", "compaction", "router"],
+      do: Mix.raise("--only takes equality, compaction or router, got: #{only}")
 
     # app.start (unlike compile + loadpaths) puts the consolidated protocols on the code path:
     # unconsolidated Index.Protocol dispatch made the map builds ~15x slower
@@ -32,6 +33,7 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/report.exs")
     Code.require_file("bench/equality.exs")
     Code.require_file("bench/compaction.exs")
+    Code.require_file("bench/router.exs")
     quick = opts[:quick] || false
 
     sizes =
@@ -45,13 +47,14 @@ defmodule Mix.Tasks.Bench do
     if only in [nil, "equality"],
       do: apply(LsmIndex.Bench.Equality, :run, [[sizes: sizes, quick: quick]])
 
-    if only in [nil, "compaction"] do
+    for {section, module} <- [
+          compaction: LsmIndex.Bench.Compaction,
+          router: LsmIndex.Bench.Router
+        ],
+        only in [nil, Atom.to_string(section)] do
       machine = apply(LsmIndex.Bench.Equality, :machine, [])
-      table = apply(LsmIndex.Bench.Compaction, :run, [[quick: quick, machine: machine]])
-
-      file =
-        Path.join("bench/results", if(quick, do: "compaction-quick.md", else: "compaction.md"))
-
+      table = apply(module, :run, [[quick: quick, machine: machine]])
+      file = Path.join("bench/results", "#{section}#{if quick, do: "-quick", else: ""}.md")
       File.write!(file, table)
       IO.puts("written to #{file}")
     end

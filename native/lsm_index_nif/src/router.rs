@@ -9,8 +9,8 @@
 use lsm_index_core::predicate::{parse, CmpOp, ColumnType, Expr, Value};
 use lsm_index_core::router::{Change, Router, MAX_COLUMNS};
 use lsm_index_core::Error;
-use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use smallvec::SmallVec;
 use std::time::{Duration, Instant};
 
 use crate::index::{config, core_error};
@@ -141,13 +141,19 @@ fn router_remove_shape_dirty(env: Env<'_>, r: ResourceArc<RouterResource>, id: u
 /// Why a change term was refused (raised as `ArgumentError` by the caller).
 type Bad = &'static str;
 
-/// A record map as one text cell per column (unknown columns are ignored).
-fn record<'a>(router: &Router, map: Term<'a>) -> Result<Vec<Option<&'a [u8]>>, Bad> {
-    let iter = MapIterator::new(map).ok_or("a record is a map of column name => text or nil")?;
-    let mut cells = vec![None; router.columns().len()];
-    for (k, v) in iter {
-        let name: Binary<'a> = k.decode().map_err(|_| "record keys are column names")?;
-        let Some(c) = router.column(name.as_slice()) else {
+/// A record map as one text cell per column. Only the columns some shape refers to are
+/// looked up (the rest cannot change any answer); a missing column is NULL.
+fn record<'a>(
+    router: &Router,
+    keys: &[(usize, Term<'a>)],
+    map: Term<'a>,
+) -> Result<Cells<'a>, Bad> {
+    if !map.is_map() {
+        return Err("a record is a map of column name => text or nil");
+    }
+    let mut cells: Cells<'a> = smallvec::smallvec![None; router.columns().len()];
+    for &(c, key) in keys {
+        let Ok(v) = map.map_get(key) else {
             continue;
         };
         if let Ok(text) = v.decode::<Binary<'a>>() {
@@ -159,38 +165,60 @@ fn record<'a>(router: &Router, map: Term<'a>) -> Result<Vec<Option<&'a [u8]>>, B
     Ok(cells)
 }
 
-/// The records of a change term, or what is wrong with it.
-enum Cells<'a> {
-    One(Atom, Vec<Option<&'a [u8]>>),
-    Two(Vec<Option<&'a [u8]>>, Vec<Option<&'a [u8]>>),
+/// The map keys (column names) of the `referenced` columns, made once per call.
+fn column_keys<'a>(
+    env: Env<'a>,
+    router: &Router,
+    referenced: &[usize],
+) -> SmallVec<[(usize, Term<'a>); 16]> {
+    referenced
+        .iter()
+        .map(|&c| (c, router.columns()[c].0.as_str().encode(env)))
+        .collect()
+}
+
+/// One record's text cells, inline for tables of up to 16 columns.
+type Cells<'a> = SmallVec<[Option<&'a [u8]>; 16]>;
+
+/// The records of a change term. A stack temporary: inline cells avoid an allocation per
+/// change, which is the point of the size difference.
+#[allow(clippy::large_enum_variant)]
+enum Records<'a> {
+    One(Atom, Cells<'a>),
+    Two(Cells<'a>, Cells<'a>),
     Truncate,
 }
 
-fn cells<'a>(router: &Router, change: Term<'a>) -> Result<Cells<'a>, Bad> {
+fn cells<'a>(
+    router: &Router,
+    keys: &[(usize, Term<'a>)],
+    change: Term<'a>,
+) -> Result<Records<'a>, Bad> {
     const WHAT: &str = "a change is {:insert, record}, {:delete, old_record}, \
                         {:update, old_record, record} or :truncate";
     if change.decode::<Atom>().ok() == Some(atoms::truncate()) {
-        return Ok(Cells::Truncate);
+        return Ok(Records::Truncate);
     }
     let tuple = rustler::types::tuple::get_tuple(change).map_err(|_| WHAT)?;
     let kind: Atom = tuple.first().and_then(|t| t.decode().ok()).ok_or(WHAT)?;
     match tuple.as_slice() {
         [_, rec] if kind == atoms::insert() || kind == atoms::delete() => {
-            Ok(Cells::One(kind, record(router, *rec)?))
+            Ok(Records::One(kind, record(router, keys, *rec)?))
         }
         [_, old, new] if kind == atoms::update() => {
-            Ok(Cells::Two(record(router, *old)?, record(router, *new)?))
+            let old = record(router, keys, *old)?;
+            Ok(Records::Two(old, record(router, keys, *new)?))
         }
         _ => Err(WHAT),
     }
 }
 
-fn as_change<'c>(cells: &'c Cells<'c>) -> Change<'c> {
+fn as_change<'c>(cells: &'c Records<'_>) -> Change<'c> {
     match cells {
-        Cells::One(kind, rec) if *kind == atoms::insert() => Change::Insert(rec),
-        Cells::One(_, rec) => Change::Delete(rec),
-        Cells::Two(old, new) => Change::Update(old, new),
-        Cells::Truncate => Change::Truncate,
+        Records::One(kind, rec) if *kind == atoms::insert() => Change::Insert(rec),
+        Records::One(_, rec) => Change::Delete(rec),
+        Records::Two(old, new) => Change::Update(old, new),
+        Records::Truncate => Change::Truncate,
     }
 }
 
@@ -199,12 +227,14 @@ fn as_change<'c>(cells: &'c Cells<'c>) -> Change<'c> {
 #[rustler::nif]
 fn router_route<'a>(env: Env<'a>, r: ResourceArc<RouterResource>, change: Term<'a>) -> Term<'a> {
     let _timer = CallTimer::start(8);
-    let cells = match cells(&r.router, change) {
+    let mut reader = r.router.reader();
+    let keys = column_keys(env, &r.router, reader.referenced_columns());
+    let cells = match cells(&r.router, &keys, change) {
         Ok(c) => c,
         Err(why) => return (atoms::bad_change(), why).encode(env),
     };
     let mut out = Vec::new();
-    match r.router.route(&as_change(&cells), &mut out) {
+    match reader.route(&as_change(&cells), &mut out) {
         Ok(()) => out.encode(env),
         Err(e) => error_term(env, &e),
     }
@@ -224,6 +254,7 @@ fn router_route_many<'a>(
     let _timer = CallTimer::start(9);
     let started = Instant::now();
     let mut reader = r.router.reader();
+    let keys = column_keys(env, &r.router, reader.referenced_columns());
     let mut results = Term::list_new_empty(env);
     let mut rest = changes;
     let mut out = Vec::new();
@@ -232,7 +263,7 @@ fn router_route_many<'a>(
         let Ok((head, tail)) = rest.list_get_cell() else {
             break;
         };
-        let cells = match cells(&r.router, head) {
+        let cells = match cells(&r.router, &keys, head) {
             Ok(c) => c,
             Err(why) => return (atoms::bad_change(), why).encode(env),
         };

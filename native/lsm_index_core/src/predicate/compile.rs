@@ -9,7 +9,7 @@
 //!   mask:     {user_id, status}
 //! ```
 
-use super::eval::{compare, like};
+use super::eval::{compare, ilike_lowered, like};
 use super::{CmpOp, Expr, Value};
 use std::cmp::Ordering;
 
@@ -281,6 +281,9 @@ fn emit(e: &Expr, p: &mut Program) {
     }
 }
 
+/// The machine's stack: inline for the usual shallow programs (no allocation per run).
+pub type Stack = smallvec::SmallVec<[u8; 32]>;
+
 /// Truth values on the machine's stack.
 const FALSE: u8 = 0;
 const TRUE: u8 = 1;
@@ -297,7 +300,7 @@ fn tri(b: Option<bool>) -> u8 {
 impl Program {
     /// Runs the program over `row` (one entry per column, `None` for NULL); `stack` is a
     /// reusable buffer. Same answers as `eval` on the expression it came from.
-    pub fn run(&self, row: &[Option<Value>], stack: &mut Vec<u8>) -> Option<bool> {
+    pub fn run(&self, row: &[Option<Value>], stack: &mut Stack) -> Option<bool> {
         stack.clear();
         let value = |c: u32| row.get(c as usize).and_then(|v| v.as_ref());
         for op in &self.ops {
@@ -340,7 +343,7 @@ impl Program {
                     Some(Value::Text(text)) => {
                         let pat = &self.patterns[*pattern as usize];
                         let hit = if *case_insensitive {
-                            like(&text.to_lowercase(), pat)
+                            ilike_lowered(text, pat)
                         } else {
                             like(text, pat)
                         };
@@ -503,7 +506,7 @@ mod tests {
     #[test]
     fn compiled_agrees_with_the_reference_evaluator() {
         let mut rng = StdRng::seed_from_u64(7);
-        let mut stack = Vec::new();
+        let mut stack = Stack::new();
         let mut matched = 0;
         for _ in 0..3_000 {
             let sql = random_expr(&mut rng, 4);

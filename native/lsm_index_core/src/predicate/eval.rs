@@ -107,54 +107,86 @@ fn kind(v: &Value) -> u8 {
     }
 }
 
-/// SQL `LIKE`: `%` matches any run of characters, `_` exactly one, `\` makes the next
+/// SQL `LIKE`: `%` matches any run of characters, `_` exactly one, `\\` makes the next
 /// character literal. Greedy matching with one backtrack point per `%`: O(text x pattern)
-/// at worst, no recursion.
+/// at worst, no recursion, no allocation.
 pub fn like(text: &str, pattern: &str) -> bool {
-    #[derive(Clone, Copy, PartialEq)]
-    enum P {
-        Any,
-        One,
-        Char(char),
+    like_folded(text, pattern, false)
+}
+
+/// `text ILIKE pattern` for a `pattern` already lower-cased (the compiled form keeps it so):
+/// ASCII text is folded on the fly; other text is lower-cased first.
+pub fn ilike_lowered(text: &str, lowered_pattern: &str) -> bool {
+    if text.is_ascii() {
+        like_folded(text, lowered_pattern, true)
+    } else {
+        like_folded(&text.to_lowercase(), lowered_pattern, false)
     }
-    let mut pat = Vec::with_capacity(pattern.len());
-    let mut chars = pattern.chars();
-    while let Some(c) = chars.next() {
-        pat.push(match c {
-            '%' => P::Any,
-            '_' => P::One,
-            '\\' => P::Char(chars.next().unwrap_or('\\')),
-            c => P::Char(c),
-        });
-    }
-    let text: Vec<char> = text.chars().collect();
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Token {
+    Any,
+    One,
+    Char(char),
+}
+
+/// The pattern token at byte `p` and the byte after it.
+fn token(pattern: &str, p: usize) -> Option<(Token, usize)> {
+    let mut chars = pattern.get(p..)?.chars();
+    let c = chars.next()?;
+    Some(match c {
+        '%' => (Token::Any, p + 1),
+        '_' => (Token::One, p + 1),
+        '\\' => match chars.next() {
+            Some(e) => (Token::Char(e), p + 1 + e.len_utf8()),
+            None => (Token::Char('\\'), p + 1),
+        },
+        c => (Token::Char(c), p + c.len_utf8()),
+    })
+}
+
+/// The matcher over byte offsets; `fold_ascii` lower-cases (ASCII) text characters.
+fn like_folded(text: &str, pattern: &str, fold_ascii: bool) -> bool {
+    let char_at = |t: usize| text.get(t..).and_then(|s| s.chars().next());
     let (mut t, mut p) = (0, 0);
+    // (pattern byte after the last %, text byte where that % began matching)
     let mut star: Option<(usize, usize)> = None;
-    while t < text.len() {
-        match pat.get(p) {
-            Some(P::Any) => {
-                star = Some((p, t));
-                p += 1;
+    while let Some(mut c) = char_at(t) {
+        if fold_ascii {
+            c = c.to_ascii_lowercase();
+        }
+        match token(pattern, p) {
+            Some((Token::Any, next)) => {
+                star = Some((next, t));
+                p = next;
             }
-            Some(P::One) => {
-                t += 1;
-                p += 1;
+            Some((Token::One, next)) => {
+                t += c.len_utf8();
+                p = next;
             }
-            Some(P::Char(c)) if *c == text[t] => {
-                t += 1;
-                p += 1;
+            Some((Token::Char(pc), next)) if pc == c => {
+                t += c.len_utf8();
+                p = next;
             }
             _ => match star {
-                Some((sp, st)) => {
-                    p = sp + 1;
-                    t = st + 1;
-                    star = Some((sp, st + 1));
+                Some((after, st)) => {
+                    let skipped = char_at(st).map_or(1, char::len_utf8);
+                    p = after;
+                    t = st + skipped;
+                    star = Some((after, t));
                 }
                 None => return false,
             },
         }
     }
-    pat[p..].iter().all(|x| *x == P::Any)
+    loop {
+        match token(pattern, p) {
+            None => return true,
+            Some((Token::Any, next)) => p = next,
+            Some(_) => return false,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -222,10 +254,13 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn like_agrees_with_the_reference(t in "[ab%_]{0,8}", p in "[ab%_\\\\]{0,6}") {
+        fn like_agrees_with_the_reference(t in "[abAü%_]{0,8}", p in "[abAü%_\\\\]{0,6}") {
             let tc: Vec<char> = t.chars().collect();
             let pc: Vec<char> = p.chars().collect();
             proptest::prop_assert_eq!(like(&t, &p), like_reference(&tc, &pc), "{:?} LIKE {:?}", t, p);
+            let (tl, pl) = (t.to_lowercase(), p.to_lowercase());
+            let (tlc, plc): (Vec<char>, Vec<char>) = (tl.chars().collect(), pl.chars().collect());
+            proptest::prop_assert_eq!(ilike_lowered(&t, &pl), like_reference(&tlc, &plc), "{:?} ILIKE {:?}", t, p);
         }
     }
 

@@ -27,8 +27,8 @@ pub struct Metrics {
 pub struct Snapshot {
     /// Changes routed (an update counts once).
     pub changes: u64,
-    /// Mean route time per change, ns (timed per `route` call; a `route_many` call's time is
-    /// spread over its changes).
+    /// Mean route time per change, ns (in a batch, from the end of the previous change, so
+    /// the caller's decoding of the change is included).
     pub mean_route_ns: f64,
     /// Median route time, ns (upper bound of its histogram bucket, <= 25% over).
     pub p50_route_ns: u64,

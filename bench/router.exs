@@ -1,0 +1,235 @@
+defmodule LsmIndex.Bench.Router do
+  @moduledoc """
+  `mix bench --only router`: `LsmIndex.ShapeRouter` against `LsmIndex.Filter` with `:map`
+  indexes, on the same shapes and changes, in one run.
+
+  Shapes (per size N): 90% `user_id = v` on distinct values, 10% in groups of 8 sharing a
+  value (fan-out), every third of them with `AND status IN ('open', 'late')`; plus 5 shapes
+  without an indexable conjunct (evaluated on every change). Changes are inserts of 5-column
+  records (Postgres text).
+
+  Columns:
+    * build - adding every shape, one call each (SQL text for both)
+    * miss / hit / fan-out - one `route` (`affected_shapes`) call, ns, p50 and p99: a
+      `user_id` no shape has, one with 1 shape, one with 8 shapes (each call timed alone;
+      the timer's cost is in the header)
+    * 1% / 10% - changes of which that share hit a shape: changes/s through `route` one at a
+      time, and through `route_many` in transactions of 100 (`Filter`: one call per change)
+  """
+
+  import LsmIndex.Bench.Report,
+    only: [progress: 1, fmt_f: 2, fmt_int: 1, markdown: 2, in_process: 1]
+
+  alias LsmIndex.{Filter, ShapeRouter}
+
+  @table {"public", "todos"}
+  @cols [
+    {"id", :int8},
+    {"user_id", :int8},
+    {"status", :text},
+    {"score", :float8},
+    {"note", :text}
+  ]
+  @unindexed [
+    "status = 'archived' AND score > 100",
+    "note LIKE 'urgent%'",
+    "user_id > 4000000000 OR score < -1000",
+    "NOT (status IN ('open', 'late', 'done'))",
+    "note ILIKE '%zzz%' AND score IS NOT NULL"
+  ]
+  @fanout 8
+  @fanout_base 1_000_000_000
+  @txn 100
+
+  def run(opts) do
+    quick = Keyword.fetch!(opts, :quick)
+    sizes = if quick, do: [1_000, 10_000], else: [1_000, 100_000, 1_000_000]
+    samples = if quick, do: 5_000, else: 50_000
+    stream = if quick, do: 20_000, else: 200_000
+
+    header =
+      "# mix bench#{if quick, do: " --quick", else: ""} --only router: ShapeRouter vs Filter (:map)\n"
+
+    IO.puts(header <> "\n" <> opts[:machine])
+
+    tables =
+      for n <- sizes do
+        table = bench(n, samples, stream)
+        IO.puts(table)
+        table
+      end
+
+    Enum.join([header, opts[:machine] | tables], "\n")
+  end
+
+  defp bench(n, samples, stream) do
+    title = "## #{fmt_int(n)} shapes (+ #{length(@unindexed)} unindexable)"
+    progress(title)
+
+    rows =
+      for kind <- [:router, :filter], do: in_process(fn -> measure(kind, n, samples, stream) end)
+
+    columns = [
+      "structure",
+      "build s",
+      "miss p50/p99 ns",
+      "hit p50/p99 ns",
+      "fan-out #{@fanout} p50/p99 ns",
+      "1% route/s",
+      "1% route_many/s",
+      "10% route/s",
+      "10% route_many/s"
+    ]
+
+    lines =
+      for r <- rows do
+        [
+          r.name,
+          fmt_f(r.build_s, 2),
+          "#{r.miss.p50} / #{r.miss.p99}",
+          "#{r.hit.p50} / #{r.hit.p99}",
+          "#{r.fanout.p50} / #{r.fanout.p99}",
+          fmt_int(r.one.route),
+          if(r.one.many, do: fmt_int(r.one.many), else: "–"),
+          fmt_int(r.ten.route),
+          if(r.ten.many, do: fmt_int(r.ten.many), else: "–")
+        ]
+      end
+
+    notes = for r <- rows, r.note != nil, do: "- #{r.name}: #{r.note}"
+    Enum.join([title, "", markdown(columns, lines) | notes], "\n") <> "\n"
+  end
+
+  # -- shapes --
+
+  # {id, sql}: ids 0..n-1, then the unindexable ones
+  defp shapes(n) do
+    singles = div(n * 9, 10)
+
+    indexed =
+      for id <- 0..(n - 1) do
+        value = if id < singles, do: id, else: @fanout_base + div(id - singles, @fanout)
+        residual = if rem(id, 3) == 0, do: " AND status IN ('open', 'late')", else: ""
+        {id, "user_id = #{value}#{residual}"}
+      end
+
+    unindexed = @unindexed |> Enum.with_index(n) |> Enum.map(fn {sql, id} -> {id, sql} end)
+    indexed ++ unindexed
+  end
+
+  defp singles(n), do: div(n * 9, 10)
+  defp fanout_values(n), do: max(div(n - singles(n), @fanout), 1)
+
+  defp record(user_id, i) do
+    %{
+      "id" => Integer.to_string(i),
+      "user_id" => Integer.to_string(user_id),
+      "status" => "open",
+      "score" => "1.5",
+      "note" => "row #{rem(i, 100)}"
+    }
+  end
+
+  defp miss_value(i), do: 2_000_000_000 + i
+  defp hit_value(n), do: :rand.uniform(singles(n)) - 1
+  defp fanout_value(n), do: @fanout_base + :rand.uniform(fanout_values(n)) - 1
+
+  # `count` insert changes of which `share` hit one shape
+  defp changes(n, count, share) do
+    for i <- 1..count do
+      v = if :rand.uniform() < share, do: hit_value(n), else: miss_value(i)
+      {:insert, record(v, i)}
+    end
+  end
+
+  # -- one structure --
+
+  defp measure(kind, n, samples, stream) do
+    :rand.seed(:exsss, {1, 2, 3})
+    progress("  #{kind}: building")
+    {build_us, %{route: route, many: many, note: note}} = :timer.tc(fn -> build(kind, n) end)
+    progress("  #{kind}: latency")
+    miss = latency(route, samples, fn i -> record(miss_value(i), i) end)
+    hit = latency(route, samples, fn i -> record(hit_value(n), i) end)
+    fanout = latency(route, samples, fn i -> record(fanout_value(n), i) end)
+    progress("  #{kind}: throughput")
+    one = throughput(route, many, changes(n, stream, 0.01))
+    ten = throughput(route, many, changes(n, stream, 0.10))
+
+    %{
+      name: if(kind == :router, do: "ShapeRouter", else: "Filter :map"),
+      build_s: build_us / 1.0e6,
+      miss: miss,
+      hit: hit,
+      fanout: fanout,
+      one: one,
+      ten: ten,
+      note: note.()
+    }
+  end
+
+  # route: one change; many: a transaction (nil: none); note: a line for after the table
+  defp build(:router, n) do
+    {:ok, r} = ShapeRouter.new("bench", @table, @cols)
+    for {id, sql} <- shapes(n), do: :ok = ShapeRouter.add_shape(r, id, sql)
+
+    %{
+      route: fn change -> ShapeRouter.route(r, change) end,
+      many: fn changes -> ShapeRouter.route_many(r, changes) end,
+      note: fn -> metrics_note(ShapeRouter.metrics(r)) end
+    }
+  end
+
+  defp build(:filter, n) do
+    cols = Map.new(@cols)
+
+    f =
+      Enum.reduce(shapes(n), Filter.new(index: :map), fn {id, sql}, f ->
+        Filter.add_shape(f, id, %{table: @table, columns: cols, where: sql})
+      end)
+
+    %{
+      route: fn {:insert, rec} -> Filter.affected_shapes(f, {:insert, @table, rec}) end,
+      many: nil,
+      note: fn -> nil end
+    }
+  end
+
+  # the router's own counters, over everything this process routed
+  defp metrics_note(m) do
+    "#{fmt_int(m.changes_routed)} changes: presence filter passed #{fmt_f(m.presence_hit_rate * 100, 1)}%, " <>
+      "false positives #{fmt_f(m.prefilter_false_positive_rate * 100, 2)}%, " <>
+      "#{fmt_f(m.candidates_per_change, 3)} candidates and " <>
+      "#{fmt_f(m.predicate_evaluations / max(m.changes_routed, 1), 2)} evaluations per change; " <>
+      "in-NIF route time mean #{fmt_f(m.mean_route_ns, 0)} ns, p50 <= #{m.p50_route_ns}, p99 <= #{m.p99_route_ns}"
+  end
+
+  defp latency(route, samples, record_of) do
+    changes = for i <- 1..samples, do: {:insert, record_of.(i)}
+
+    times =
+      for c <- changes do
+        t0 = System.monotonic_time(:nanosecond)
+        route.(c)
+        System.monotonic_time(:nanosecond) - t0
+      end
+
+    sorted = times |> Enum.sort() |> List.to_tuple()
+    at = fn p -> elem(sorted, min(tuple_size(sorted) - 1, trunc(p * tuple_size(sorted)))) end
+    %{p50: at.(0.5), p99: at.(0.99)}
+  end
+
+  defp throughput(route, many, changes) do
+    count = length(changes)
+    {us, _} = :timer.tc(fn -> Enum.each(changes, route) end)
+
+    many_rate =
+      if many do
+        txns = Enum.chunk_every(changes, @txn)
+        {us, _} = :timer.tc(fn -> Enum.each(txns, many) end)
+        round(count / (us / 1.0e6))
+      end
+
+    %{route: round(count / (us / 1.0e6)), many: many_rate}
+  end
+end
