@@ -26,14 +26,27 @@ defmodule LsmIndex.ShapeRouter do
   ## Options (`new/4`)
 
     * `:index` - options of the shape index, as for `LsmIndex.new/1` (default `[]`)
+    * `:path` - a directory: the router is persistent. Its shapes are kept in a catalog file
+      there and loaded again by the next `new/4` with that path (the index is rebuilt in
+      memory from it: about 1-3 s per million shapes). `{:error, :locked}` while another
+      router has the directory open; a directory made for other columns is refused.
+    * `:sync` - when a persistent router's shape changes reach the disk: `:flush` (default)
+      at `flush/1` (or `close/1`), `:always` before each `add_shape`/`remove_shape` returns,
+      `:none` never by us (the OS writes them out; a VM crash loses nothing, a machine crash
+      may). Shape changes of a persistent router run on dirty I/O schedulers.
   """
 
   alias LsmIndex.Native
 
-  defstruct [:ref, :tenant, :table]
+  defstruct [:ref, :tenant, :table, persistent: false]
 
   @typedoc "A router."
-  @type t :: %__MODULE__{ref: reference(), tenant: term(), table: term()}
+  @type t :: %__MODULE__{
+          ref: reference(),
+          tenant: term(),
+          table: term(),
+          persistent: boolean()
+        }
   @typedoc "A shape id: a non-negative integer below 2^32, unique per router."
   @type shape_id :: 0..4_294_967_295
   @typedoc "A row: column name => Postgres text, or `nil` for NULL."
@@ -53,7 +66,7 @@ defmodule LsmIndex.ShapeRouter do
   @spec new(term(), term(), LsmIndex.Where.columns(), keyword()) ::
           {:ok, t()} | {:error, term()}
   def new(tenant, table, columns, opts \\ []) do
-    opts = Keyword.validate!(opts, index: [])
+    opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush)
     cols = LsmIndex.Where.native_columns!(columns)
 
     if cols == [], do: raise(ArgumentError, "a table has at least one column")
@@ -63,11 +76,42 @@ defmodule LsmIndex.ShapeRouter do
     if length(Enum.uniq(names)) != length(names),
       do: raise(ArgumentError, "column names must be unique, got: #{inspect(names)}")
 
-    case Native.router_new(cols, LsmIndex.options!(opts[:index])) do
-      {:ok, ref} -> {:ok, %__MODULE__{ref: ref, tenant: tenant, table: table}}
-      {:error, _} = error -> error
+    index_opts = LsmIndex.options!(opts[:index])
+
+    unless opts[:sync] in [:flush, :always, :none],
+      do:
+        raise(
+          ArgumentError,
+          ":sync must be :flush, :always or :none, got: #{inspect(opts[:sync])}"
+        )
+
+    opened =
+      case opts[:path] do
+        nil -> Native.router_new(cols, index_opts)
+        path when is_binary(path) -> Native.router_open(path, cols, index_opts, opts[:sync])
+        other -> raise ArgumentError, ":path must be a directory name, got: #{inspect(other)}"
+      end
+
+    case opened do
+      {:ok, ref} ->
+        {:ok, %__MODULE__{ref: ref, tenant: tenant, table: table, persistent: opts[:path] != nil}}
+
+      {:error, _} = error ->
+        error
     end
   end
+
+  @doc "Makes every shape change so far durable (persistent routers; `:ok` in memory)."
+  @spec flush(t()) :: :ok | {:error, term()}
+  def flush(%__MODULE__{ref: ref}), do: Native.router_flush(ref)
+
+  @doc "Flushes and releases the directory; later calls raise `LsmIndex.Error` (`:closed`)."
+  @spec close(t()) :: :ok | {:error, term()}
+  def close(%__MODULE__{ref: ref}), do: Native.router_close(ref)
+
+  @doc "Waits until the shape index's background compaction is idle (benchmarks, tests)."
+  @spec wait_idle(t()) :: :ok | {:error, term()}
+  def wait_idle(%__MODULE__{ref: ref}), do: Native.router_wait_idle(ref)
 
   @doc """
   Adds shape `shape_id` with WHERE clause `where_sql`, replacing the shape with that id if
@@ -75,7 +119,7 @@ defmodule LsmIndex.ShapeRouter do
   parse or does not fit the columns (then the router is unchanged).
   """
   @spec add_shape(t(), shape_id(), String.t()) :: :ok | {:error, term()}
-  def add_shape(%__MODULE__{ref: ref}, shape_id, where_sql) do
+  def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql) do
     id!(shape_id)
 
     unless is_binary(where_sql),
@@ -85,7 +129,7 @@ defmodule LsmIndex.ShapeRouter do
       not String.valid?(where_sql) ->
         {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
 
-      byte_size(where_sql) > @dirty_bytes ->
+      persistent or byte_size(where_sql) > @dirty_bytes ->
         Native.router_add_shape_dirty(ref, shape_id, where_sql)
 
       true ->
@@ -98,12 +142,12 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Removes shape `shape_id` (an unknown id is fine)."
   @spec remove_shape(t(), shape_id()) :: :ok
-  def remove_shape(%__MODULE__{ref: ref}, shape_id) do
+  def remove_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id) do
     id!(shape_id)
 
     reply =
-      case Native.router_remove_shape(ref, shape_id) do
-        :wait -> Native.router_remove_shape_dirty(ref, shape_id)
+      case persistent or Native.router_remove_shape(ref, shape_id) do
+        ok when ok in [true, :wait] -> Native.router_remove_shape_dirty(ref, shape_id)
         reply -> reply
       end
 

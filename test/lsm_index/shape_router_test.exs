@@ -84,6 +84,35 @@ defmodule LsmIndex.ShapeRouterTest do
     assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", @cols, index: [lanes: 0]) end
   end
 
+  @tag :tmp_dir
+  test "a persistent router keeps its shapes across close and reopen", %{tmp_dir: dir} do
+    path = Path.join(dir, "router")
+    {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path, sync: :always)
+    assert {:error, :locked} = ShapeRouter.new("t", :todos, @cols, path: path)
+    :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
+    :ok = ShapeRouter.add_shape(r, 2, "status ILIKE 'op%'")
+    :ok = ShapeRouter.add_shape(r, 3, "user_id = 8")
+    :ok = ShapeRouter.add_shape(r, 3, "user_id = 7 AND score > 1")
+    :ok = ShapeRouter.remove_shape(r, 2)
+    assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 4, "nope")
+    :ok = ShapeRouter.flush(r)
+    :ok = ShapeRouter.close(r)
+    assert_raise LsmIndex.Error, fn -> ShapeRouter.route(r, :truncate) end
+
+    {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path)
+    rec = %{"user_id" => "7", "status" => "open", "score" => "2"}
+    assert ShapeRouter.route(r, {:insert, rec}) == [1, 3]
+    assert %{shapes_indexed: 2, shapes_scanned: 0} = ShapeRouter.metrics(r)
+    :ok = ShapeRouter.close(r)
+
+    assert {:error, {:invalid_config, _}} =
+             ShapeRouter.new("t", :todos, [{"user_id", :int8}], path: path)
+
+    assert_raise ArgumentError, fn ->
+      ShapeRouter.new("t", :todos, @cols, path: path, sync: :x)
+    end
+  end
+
   test "Where.parse returns the filter's trees" do
     cols = [{"a", :int8}, {"s", :text}, {"f", :float8}, {"u", :uuid}, {"b", :bool}]
 

@@ -336,3 +336,46 @@ fn bad_tables_are_refused() {
     let short = [None, None];
     assert!(r.route(&Change::Insert(&short), &mut Vec::new()).is_err());
 }
+
+#[test]
+fn a_persistent_router_reopens_with_its_shapes() {
+    use lsm_index_core::wal::SyncMode;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Router::open(dir.path(), columns(), Config::default(), SyncMode::Flush);
+    let row = rec(&[("user_id", "7"), ("status", "open")]);
+    let c = cells(&row);
+    let mut out = Vec::new();
+    {
+        let r = open().unwrap();
+        assert!(matches!(
+            r.try_add_shape(1, "user_id = 7"),
+            Err(lsm_index_core::Error::WouldBlock { .. })
+        ));
+        r.add_shape(1, "user_id = 7").unwrap();
+        r.add_shape(2, "status = 'open'").unwrap();
+        r.add_shape(3, "user_id = 8").unwrap();
+        r.add_shape(3, "status LIKE 'o%'").unwrap();
+        r.add_shape(4, "user_id = 7").unwrap();
+        r.remove_shape(4).unwrap();
+        assert!(matches!(open(), Err(lsm_index_core::Error::Locked { .. })));
+        r.close().unwrap();
+        assert!(matches!(
+            r.route(&Change::Insert(&c), &mut out),
+            Err(lsm_index_core::Error::Closed)
+        ));
+        assert!(r.add_shape(5, "user_id = 1").is_err());
+    }
+    let r = open().unwrap();
+    r.route(&Change::Insert(&c), &mut out).unwrap();
+    assert_eq!(out, vec![1, 2, 3]);
+    assert_eq!(
+        r.shape_counts(),
+        ShapeCounts {
+            indexed: 2,
+            scanned: 1
+        }
+    );
+    drop(r);
+    let other = vec![("user_id".to_string(), ColumnType::Int8)];
+    assert!(Router::open(dir.path(), other, Config::default(), SyncMode::Flush).is_err());
+}

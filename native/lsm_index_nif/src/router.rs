@@ -8,9 +8,11 @@
 
 use lsm_index_core::predicate::{parse, CmpOp, ColumnType, Expr, Value};
 use lsm_index_core::router::{Change, Router, MAX_COLUMNS};
+use lsm_index_core::wal::SyncMode;
 use lsm_index_core::Error;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::index::{config, core_error};
@@ -88,6 +90,46 @@ fn router_new<'a>(env: Env<'a>, cols: Term<'a>, opts: Term<'a>) -> NifResult<Ter
         Ok(router) => (atoms::ok(), ResourceArc::new(RouterResource { router })).encode(env),
         Err(e) => error_term(env, &e),
     })
+}
+
+/// Opens (or creates) the persistent router in directory `path` (I/O: dirty I/O scheduler).
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_open<'a>(
+    env: Env<'a>,
+    path: String,
+    cols: Term<'a>,
+    opts: Term<'a>,
+    sync: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let sync = match sync.atom_to_string()?.as_str() {
+        "flush" => SyncMode::Flush,
+        "always" => SyncMode::Always,
+        "none" => SyncMode::None,
+        _ => return Err(rustler::Error::BadArg),
+    };
+    let opened = Router::open(Path::new(&path), columns(cols)?, config(opts)?, sync);
+    Ok(match opened {
+        Ok(router) => (atoms::ok(), ResourceArc::new(RouterResource { router })).encode(env),
+        Err(e) => error_term(env, &e),
+    })
+}
+
+/// Makes every shape change so far durable (an fsync of the catalog).
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_flush(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
+    write_reply(env, r.router.flush())
+}
+
+/// Flushes and releases the directory; later calls fail with `{:error, {:closed, _}}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_close(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
+    write_reply(env, r.router.close())
+}
+
+/// Waits until the shape index's background compaction is idle.
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_wait_idle(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
+    write_reply(env, r.router.wait_idle())
 }
 
 /// `:ok`, `:wait` (a non-blocking write would have had to wait) or `{:error, _}`.

@@ -18,6 +18,7 @@
 //! becomes visible (state + presence filter) after its keys are in the index, and invisible
 //! before they are dropped, so a route never sees half a shape.
 
+pub mod catalog;
 pub mod metrics;
 pub mod presence;
 
@@ -25,13 +26,17 @@ use crate::index::{Config, Index};
 use crate::predicate::compile::{compile, Program, Stack};
 use crate::predicate::eval::compare;
 use crate::predicate::{parse, ColumnType, Value};
+use crate::wal::SyncMode;
 use crate::{Error, Result};
+use catalog::Catalog;
 pub use metrics::{Metrics, Snapshot};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use presence::Presence;
 use smallvec::SmallVec;
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,6 +104,10 @@ pub struct Router {
     writer: Mutex<()>,
     state: RwLock<State>,
     metrics: Metrics,
+    /// The shape catalog of a persistent router (`None` in memory, or once closed).
+    catalog: Mutex<Option<Catalog>>,
+    persistent: bool,
+    closed: AtomicBool,
 }
 
 /// Routes changes against one view of a router's shapes (see [`Router::reader`]).
@@ -120,6 +129,7 @@ impl Reader<'_> {
 
     /// Writes the sorted ids of the shapes `change` affects to `out` (cleared first).
     pub fn route(&mut self, change: &Change, out: &mut Vec<u32>) -> Result<()> {
+        self.router.check_open()?;
         let start = self.last.unwrap_or_else(Instant::now);
         let r = self
             .router
@@ -189,7 +199,61 @@ impl Router {
                 live_keys: 0,
             }),
             metrics: Metrics::default(),
+            catalog: Mutex::new(None),
+            persistent: false,
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// Opens (creating if needed) the persistent router in `dir`: its shape catalog is
+    /// replayed into a fresh in-memory index (see `catalog`); every later add and remove is
+    /// appended to it, durable as `sync` says (`Flush`: on [`Router::flush`]).
+    pub fn open(
+        dir: &Path,
+        columns: Vec<(String, ColumnType)>,
+        config: Config,
+        sync: SyncMode,
+    ) -> Result<Router> {
+        let mut router = Router::new(columns, config)?;
+        let (catalog, shapes) = Catalog::open(dir, &router.columns, sync)?;
+        for (id, sql) in &shapes {
+            router.add_in(*id, sql, true).map_err(|e| Error::Corrupt {
+                what: dir.display().to_string(),
+                detail: format!("shape {id} of the catalog no longer loads: {e}"),
+            })?;
+        }
+        router.catalog = Mutex::new(Some(catalog));
+        router.persistent = true;
+        Ok(router)
+    }
+
+    /// Makes every shape change so far durable (persistent routers; a no-op in memory).
+    pub fn flush(&self) -> Result<()> {
+        self.check_open()?;
+        match self.catalog.lock().as_mut() {
+            Some(c) => c.sync(),
+            None => Ok(()),
+        }
+    }
+
+    /// Flushes and releases the directory; every later call fails with `Closed`.
+    pub fn close(&self) -> Result<()> {
+        let _w = self.writer.lock();
+        if self.closed.swap(true, RELAXED) {
+            return Ok(());
+        }
+        match self.catalog.lock().take() {
+            Some(mut c) => c.sync(),
+            None => Ok(()),
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(RELAXED) {
+            Err(Error::Closed)
+        } else {
+            Ok(())
+        }
     }
 
     /// The table's columns, in record order.
@@ -218,17 +282,41 @@ impl Router {
 
     /// Removes shape `id` (no-op when absent).
     pub fn remove_shape(&self, id: u32) -> Result<()> {
+        self.check_open()?;
         let _w = self.writer.lock();
-        self.remove_locked(id, true)
+        if self.remove_locked(id, true)? {
+            self.record_removal(id)?;
+        }
+        Ok(())
     }
 
     /// Like [`Router::remove_shape`] but never waits (`WouldBlock` / `Overloaded`).
     pub fn try_remove_shape(&self, id: u32) -> Result<()> {
+        self.check_open()?;
+        if self.persistent {
+            return Err(Error::WouldBlock {
+                reason: "a persistent router writes its shape catalog",
+            });
+        }
         let _w = self.writer.try_lock().ok_or_else(busy)?;
-        self.remove_locked(id, false)
+        self.remove_locked(id, false).map(drop)
+    }
+
+    /// Appends the removal of `id` to the catalog (persistent routers).
+    fn record_removal(&self, id: u32) -> Result<()> {
+        match self.catalog.lock().as_mut() {
+            Some(c) => c.remove(id),
+            None => Ok(()),
+        }
     }
 
     fn add_in(&self, id: u32, sql: &str, blocking: bool) -> Result<()> {
+        self.check_open()?;
+        if self.persistent && !blocking {
+            return Err(Error::WouldBlock {
+                reason: "a persistent router writes its shape catalog",
+            });
+        }
         let compiled = compile(&parse(sql, &self.columns)?);
         let mut keys = Vec::new();
         if let Some(plan) = &compiled.index {
@@ -256,14 +344,22 @@ impl Router {
         } else {
             self.index.try_add_many(&pairs)?;
         }
+        if let Some(catalog) = self.catalog.lock().as_mut() {
+            if let Err(e) = catalog.add(id, sql) {
+                // not recorded: not added (the keys are dropped again)
+                let _ = self.index.drop_handle(id);
+                return Err(e);
+            }
+        }
         self.state.write().insert(id, shape);
         Ok(())
     }
 
     /// Unpublishes shape `id`, then drops its keys; the caller holds the writer lock.
-    fn remove_locked(&self, id: u32, blocking: bool) -> Result<()> {
+    /// Whether there was such a shape.
+    fn remove_locked(&self, id: u32, blocking: bool) -> Result<bool> {
         let Some(shape) = self.state.write().remove(id) else {
-            return Ok(());
+            return Ok(false);
         };
         if shape.indexed.is_some() {
             if blocking {
@@ -272,7 +368,7 @@ impl Router {
                 self.index.try_drop_handle(id)?;
             }
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Waits until the shape index's background compaction is idle (benchmarks, tests).
