@@ -238,7 +238,10 @@ defmodule LsmIndex.FilterTest do
         assert_raise ArgumentError, ~r/not a valid int2/, bad.({:eq, "small", 40_000})
         assert_raise ArgumentError, ~r/not a valid uuid/, bad.({:eq, "owner", "nope"})
         assert_raise ArgumentError, ~r/not a valid bool/, bad.({:in, "done", [1]})
-        assert_raise ArgumentError, ~r/not a WHERE expression/, bad.({:like, "title", "%"})
+        assert_raise ArgumentError, ~r/not a WHERE expression/, bad.({:regex, "title", "%"})
+        assert_raise ArgumentError, ~r/non-text column/, bad.({:like, "user_id", "1%"})
+        assert_raise ArgumentError, ~r/text pattern/, bad.({:ilike, "title", 1})
+        assert_raise ArgumentError, ~r/at byte 10: expected a value/, bad.("user_id = 'x'")
         assert_raise ArgumentError, ~r/list of expressions/, bad.({:and, :x})
 
         assert_raise ArgumentError, ~r/type :blob/, fn ->
