@@ -73,12 +73,12 @@ impl ColumnType {
     pub fn parse(self, text: &str) -> Option<Value> {
         match self {
             ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => self.int(text.parse().ok()?),
-            ColumnType::Float8 => parse_float(&text.to_ascii_lowercase()).map(Value::Float),
-            ColumnType::Bool => match text.to_ascii_lowercase().as_str() {
+            ColumnType::Float8 => with_ascii_lowercase(text, parse_float).map(Value::Float),
+            ColumnType::Bool => with_ascii_lowercase(text, |word| match word {
                 "t" | "true" | "y" | "yes" | "on" | "1" => Some(Value::Bool(true)),
                 "f" | "false" | "n" | "no" | "off" | "0" => Some(Value::Bool(false)),
                 _ => None,
-            },
+            }),
             ColumnType::Text => Some(Value::Text(text.to_string())),
             ColumnType::Uuid => parse_uuid(text).map(Value::Uuid),
         }
@@ -93,6 +93,21 @@ impl ColumnType {
             _ => return None,
         };
         (min..=max).contains(&v).then_some(Value::Int(v))
+    }
+}
+
+/// `f` of `text` lower-cased (ASCII letters only), without allocating for short text (the
+/// router parses every row's values through here).
+fn with_ascii_lowercase<T>(text: &str, f: impl FnOnce(&str) -> Option<T>) -> Option<T> {
+    let mut buf = [0u8; 64];
+    match buf.get_mut(..text.len()) {
+        Some(lower) => {
+            lower.copy_from_slice(text.as_bytes());
+            lower.make_ascii_lowercase();
+            // ASCII case changes keep UTF-8 valid
+            f(std::str::from_utf8(lower).ok()?)
+        }
+        None => f(&text.to_ascii_lowercase()),
     }
 }
 
@@ -127,22 +142,24 @@ fn parse_float(text: &str) -> Option<f64> {
 
 /// A UUID from 36 characters (8-4-4-4-12, hyphenated) or 32 hex digits, any case.
 fn parse_uuid(text: &str) -> Option<u128> {
-    let hex: String = match text.len() {
-        36 => {
-            let parts: Vec<&str> = text.split('-').collect();
-            let sizes: Vec<usize> = parts.iter().map(|p| p.len()).collect();
-            if sizes != [8, 4, 4, 4, 12] {
-                return None;
-            }
-            parts.concat()
-        }
-        32 => text.to_string(),
+    let bytes = text.as_bytes();
+    let hyphens: &[usize] = match bytes.len() {
+        36 => &[8, 13, 18, 23],
+        32 => &[],
         _ => return None,
     };
-    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+    let mut v: u128 = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if hyphens.contains(&i) {
+            if b != b'-' {
+                return None;
+            }
+            continue;
+        }
+        let digit = (b as char).to_digit(16)?;
+        v = (v << 4) | u128::from(digit);
     }
-    u128::from_str_radix(&hex, 16).ok()
+    Some(v)
 }
 
 #[cfg(test)]

@@ -347,7 +347,12 @@ impl Parser<'_> {
         at: usize,
     ) -> Result<Option<Value>> {
         let ty = self.columns[column].1;
-        let mismatch = || error(at, &self.type_message(column, "expected a value of its type"));
+        let mismatch = || {
+            error(
+                at,
+                &self.type_message(column, "expected a value of its type"),
+            )
+        };
         // the literal as its cast type first (as Postgres evaluates the cast), then widened
         // to the column's type where that is exact (integer to integer or to float8)
         if let Some((cast_at, to)) = cast {

@@ -115,6 +115,7 @@ pub struct Reader<'r> {
     router: &'r Router,
     state: RwLockReadGuard<'r, State>,
     scratch: Scratch,
+    rows: Rows,
     /// When the previous route ended: the next one's clock starts there (one clock read
     /// per change in a batch, ~33 ns each here; the batch caller's decoding is counted in).
     last: Option<Instant>,
@@ -133,7 +134,7 @@ impl Reader<'_> {
         let start = self.last.unwrap_or_else(Instant::now);
         let r = self
             .router
-            .route_in(&self.state, change, out, &mut self.scratch);
+            .route_in(&self.state, change, out, &mut self.scratch, &mut self.rows);
         let end = Instant::now();
         self.router
             .metrics
@@ -144,6 +145,8 @@ impl Reader<'_> {
 }
 
 /// A parsed row: typed values of the referenced columns and which columns did not parse.
+/// Reused from change to change (text values keep their buffers).
+#[derive(Default)]
 struct Row {
     values: SmallVec<[Option<Value>; 16]>,
     bad: Bits,
@@ -154,6 +157,13 @@ type KeyBuf = SmallVec<[u8; 40]>;
 
 /// A column bitset, inline up to 256 columns.
 type Bits = SmallVec<[u64; 4]>;
+
+/// The parsed rows of a change (an update has two).
+#[derive(Default)]
+struct Rows {
+    old: Row,
+    new: Row,
+}
 
 /// Reusable buffers of one route call.
 #[derive(Default)]
@@ -413,6 +423,7 @@ impl Router {
             router: self,
             state: self.state.read(),
             scratch: Scratch::default(),
+            rows: Rows::default(),
             last: None,
         }
     }
@@ -423,20 +434,21 @@ impl Router {
         change: &Change,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
+        rows: &mut Rows,
     ) -> Result<()> {
         out.clear();
         match change {
             Change::Truncate => out.extend(st.shapes.keys()),
             Change::Insert(rec) | Change::Delete(rec) => {
-                let row = self.parse_row(st, rec)?;
-                self.route_row(st, &row, None, out, scratch)?;
+                self.parse_row(st, rec, &mut rows.old)?;
+                self.route_row(st, &rows.old, None, out, scratch)?;
             }
             Change::Update(old, new) => {
-                let old = self.parse_row(st, old)?;
-                let new = self.parse_row(st, new)?;
-                let changed = changed_columns(&old, &new);
-                self.route_row(st, &old, None, out, scratch)?;
-                self.route_row(st, &new, Some(&changed), out, scratch)?;
+                self.parse_row(st, old, &mut rows.old)?;
+                self.parse_row(st, new, &mut rows.new)?;
+                let changed = changed_columns(&rows.old, &rows.new);
+                self.route_row(st, &rows.old, None, out, scratch)?;
+                self.route_row(st, &rows.new, Some(&changed), out, scratch)?;
             }
         }
         out.sort_unstable();
@@ -444,32 +456,34 @@ impl Router {
         Ok(())
     }
 
-    /// Parses the columns some shape refers to (the others cannot change any answer).
-    fn parse_row(&self, st: &State, rec: &Record) -> Result<Row> {
-        if rec.len() != self.columns.len() {
+    /// Parses into `row` the columns some shape refers to (the others cannot change any
+    /// answer, and no shape reads them, so their stale values are never looked at).
+    fn parse_row(&self, st: &State, rec: &Record, row: &mut Row) -> Result<()> {
+        let n = self.columns.len();
+        if rec.len() != n {
             return Err(invalid(
                 "record",
-                format!("expected {} columns, got {}", self.columns.len(), rec.len()),
+                format!("expected {n} columns, got {}", rec.len()),
             ));
         }
-        let mut row = Row {
-            values: smallvec::smallvec![None; rec.len()],
-            bad: smallvec::smallvec![0; bitset_words(rec.len())],
-        };
-        for (c, cell) in rec.iter().enumerate() {
-            let Some(text) = cell else { continue };
-            if st.refs[c].is_empty() {
-                continue;
-            }
-            match std::str::from_utf8(text)
-                .ok()
-                .and_then(|t| self.columns[c].1.parse(t))
-            {
-                Some(v) => row.values[c] = Some(v),
-                None => set_bit(&mut row.bad, c),
+        if row.values.len() != n {
+            row.values = smallvec::smallvec![None; n];
+            row.bad = smallvec::smallvec![0; bitset_words(n)];
+        }
+        row.bad.iter_mut().for_each(|w| *w = 0);
+        for &c in &st.referenced {
+            let slot = &mut row.values[c];
+            match rec[c] {
+                None => *slot = None,
+                Some(text) => {
+                    if !parse_into(self.columns[c].1, text, slot) {
+                        *slot = None;
+                        set_bit(&mut row.bad, c);
+                    }
+                }
             }
         }
-        Ok(row)
+        Ok(())
     }
 
     /// Adds the shapes `row` matches to `out`. `changed`: `row` is the new row of an update
@@ -624,6 +638,28 @@ impl State {
             }
         }
         self.presence = p;
+    }
+}
+
+/// Parses Postgres text into `slot`; false if it is not a value of `ty` (or not UTF-8).
+/// A text value reuses the buffer already in the slot.
+fn parse_into(ty: ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
+    let Ok(text) = std::str::from_utf8(text) else {
+        return false;
+    };
+    match (ty, slot.as_mut()) {
+        (ColumnType::Text, Some(Value::Text(buf))) => {
+            buf.clear();
+            buf.push_str(text);
+            true
+        }
+        _ => match ty.parse(text) {
+            Some(v) => {
+                *slot = Some(v);
+                true
+            }
+            None => false,
+        },
     }
 }
 
