@@ -16,6 +16,9 @@ defmodule LsmIndex.Bench.Router do
       the timer's cost is in the header)
     * 1% / 10% - changes of which that share hit a shape: changes/s through `route` one at a
       time, and through `route_many` in transactions of 100 (`Filter`: one call per change)
+
+  The row "ShapeRouter, no scans" is the same router after removing its 5 unindexable
+  shapes: every change evaluates those, so the difference is their cost.
   """
 
   import LsmIndex.Bench.Report,
@@ -68,7 +71,9 @@ defmodule LsmIndex.Bench.Router do
     progress(title)
 
     rows =
-      for kind <- [:router, :filter], do: in_process(fn -> measure(kind, n, samples, stream) end)
+      for kind <- [:router, :filter],
+          row <- in_process(fn -> measure(kind, n, samples, stream) end),
+          do: row
 
     columns = [
       "structure",
@@ -86,7 +91,7 @@ defmodule LsmIndex.Bench.Router do
       for r <- rows do
         [
           r.name,
-          fmt_f(r.build_s, 2),
+          if(r.build_s, do: fmt_f(r.build_s, 2), else: "–"),
           "#{r.miss.p50} / #{r.miss.p99}",
           "#{r.hit.p50} / #{r.hit.p99}",
           "#{r.fanout.p50} / #{r.fanout.p99}",
@@ -148,28 +153,45 @@ defmodule LsmIndex.Bench.Router do
   defp measure(kind, n, samples, stream) do
     :rand.seed(:exsss, {1, 2, 3})
     progress("  #{kind}: building")
-    {build_us, %{route: route, many: many, note: note}} = :timer.tc(fn -> build(kind, n) end)
-    progress("  #{kind}: latency")
+    {build_us, built} = :timer.tc(fn -> build(kind, n) end)
+    name = if kind == :router, do: "ShapeRouter", else: "Filter :map"
+    row = routes(name, built, n, samples, stream)
+    row = %{row | build_s: build_us / 1.0e6, note: built.note.()}
+
+    case built.drop_scans do
+      nil ->
+        [row]
+
+      drop_scans ->
+        # the same router without its unindexable shapes: what they cost every change
+        drop_scans.()
+        [row, routes("ShapeRouter, no scans", built, n, samples, stream)]
+    end
+  end
+
+  defp routes(name, %{route: route, many: many}, n, samples, stream) do
+    progress("  #{name}: latency")
     miss = latency(route, samples, fn i -> record(miss_value(i), i) end)
     hit = latency(route, samples, fn i -> record(hit_value(n), i) end)
     fanout = latency(route, samples, fn i -> record(fanout_value(n), i) end)
-    progress("  #{kind}: throughput")
+    progress("  #{name}: throughput")
     one = throughput(route, many, changes(n, stream, 0.01))
     ten = throughput(route, many, changes(n, stream, 0.10))
 
     %{
-      name: if(kind == :router, do: "ShapeRouter", else: "Filter :map"),
-      build_s: build_us / 1.0e6,
+      name: name,
+      build_s: nil,
       miss: miss,
       hit: hit,
       fanout: fanout,
       one: one,
       ten: ten,
-      note: note.()
+      note: nil
     }
   end
 
-  # route: one change; many: a transaction (nil: none); note: a line for after the table
+  # route: one change; many: a transaction (nil: none); note: a line for after the table;
+  # drop_scans: removes the unindexable shapes (nil: not measured)
   defp build(:router, n) do
     {:ok, r} = ShapeRouter.new("bench", @table, @cols)
     for {id, sql} <- shapes(n), do: :ok = ShapeRouter.add_shape(r, id, sql)
@@ -180,7 +202,11 @@ defmodule LsmIndex.Bench.Router do
     %{
       route: fn change -> ShapeRouter.route(r, change) end,
       many: fn changes -> ShapeRouter.route_many(r, changes) end,
-      note: fn -> metrics_note(ShapeRouter.metrics(r)) end
+      note: fn -> metrics_note(ShapeRouter.metrics(r)) end,
+      drop_scans: fn ->
+        for {_sql, id} <- Enum.with_index(@unindexed, n),
+            do: :ok = ShapeRouter.remove_shape(r, id)
+      end
     }
   end
 
@@ -195,7 +221,8 @@ defmodule LsmIndex.Bench.Router do
     %{
       route: fn {:insert, rec} -> Filter.affected_shapes(f, {:insert, @table, rec}) end,
       many: nil,
-      note: fn -> nil end
+      note: fn -> nil end,
+      drop_scans: nil
     }
   end
 
