@@ -8,7 +8,7 @@ defmodule LsmIndex.SchedulingTest do
   # (see stress_test.exs for the measurements). Not async: the monitor and timing are VM-wide.
   use ExUnit.Case, async: false
 
-  test "writes, lookups and drops never hold a normal scheduler for 1 ms" do
+  test "writes, lookups, drops and routes never hold a normal scheduler for 1 ms" do
     {:ok, index} = LsmIndex.new(lanes: 4, overlay_limit: 4_096)
     previous = :erlang.system_monitor(self(), [{:long_schedule, 1}])
     :ok = LsmIndex.Native.timing_enable(true)
@@ -27,6 +27,7 @@ defmodule LsmIndex.SchedulingTest do
           :ok = LsmIndex.add_many(index, batch)
           :ok = LsmIndex.remove_many(index, Enum.take(batch, 900))
           LsmIndex.lookup_many(index, Enum.to_list(1..5_000))
+          route_a_lot()
           self()
         end)
 
@@ -52,6 +53,17 @@ defmodule LsmIndex.SchedulingTest do
         {monitor, opts} -> :erlang.system_monitor(monitor, opts)
       end
     end
+  end
+
+  # A long transaction through route_many (handed back every ~0.5 ms), shape adds, routes.
+  defp route_a_lot do
+    alias LsmIndex.ShapeRouter
+    {:ok, r} = ShapeRouter.new("t", "x", [{"user_id", :int8}, {"status", :text}])
+    for i <- 1..3_000, do: :ok = ShapeRouter.add_shape(r, i, "user_id = #{i} AND status <> 'x'")
+    for i <- 1..20, do: :ok = ShapeRouter.add_shape(r, 10_000 + i, "status LIKE '%#{i}%'")
+    changes = for i <- 1..30_000, do: {:insert, %{"user_id" => "#{i}", "status" => "s#{i}"}}
+    assert length(ShapeRouter.route_many(r, changes)) == 30_000
+    for c <- Enum.take(changes, 3_000), do: ShapeRouter.route(r, c)
   end
 
   defp drain(acc) do

@@ -379,3 +379,59 @@ fn a_persistent_router_reopens_with_its_shapes() {
     let other = vec![("user_id".to_string(), ColumnType::Int8)];
     assert!(Router::open(dir.path(), other, Config::default(), SyncMode::Flush).is_err());
 }
+
+#[test]
+fn routes_while_shapes_churn_never_lose_a_stable_shape() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let r = Arc::new(router());
+    for k in 0..100u32 {
+        r.add_shape(k, &format!("user_id = {k}")).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (r, stop) = (r.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut rng = StdRng::seed_from_u64(11);
+            let mut ops = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let id = rng.gen_range(1000..1100);
+                let k = rng.gen_range(0..100);
+                if rng.gen_ratio(1, 3) {
+                    r.remove_shape(id).unwrap();
+                } else {
+                    let sql = if rng.gen_bool(0.5) {
+                        format!("user_id = {k}")
+                    } else {
+                        format!("user_id IN ({k}, {}) AND status IS NULL", k + 1)
+                    };
+                    r.add_shape(id, &sql).unwrap();
+                }
+                ops += 1;
+            }
+            ops
+        })
+    };
+    let readers: Vec<_> = (0..2)
+        .map(|t| {
+            let r = r.clone();
+            std::thread::spawn(move || {
+                let mut rng = StdRng::seed_from_u64(t);
+                let mut out = Vec::new();
+                for _ in 0..40_000 {
+                    let k: u32 = rng.gen_range(0..100);
+                    let row = rec(&[("user_id", &k.to_string())]);
+                    r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+                    assert!(out.contains(&k), "stable shape {k} missing: {out:?}");
+                    assert!(out.windows(2).all(|w| w[0] < w[1]), "{out:?}");
+                    assert!(out.iter().all(|&id| id == k || (1000..1100).contains(&id)));
+                }
+            })
+        })
+        .collect();
+    for h in readers {
+        h.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(churn.join().unwrap() > 100);
+}
