@@ -1,7 +1,8 @@
 //! The ShapeRouter's route of one change, by outcome: a value no shape is indexed on (stops at
 //! the presence filter), one shape, eight shapes; with and without 5 scanned shapes.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use lsm_index_core::predicate::ColumnType;
+use lsm_index_core::predicate::compile::{compile, Stack};
+use lsm_index_core::predicate::{parse, ColumnType, Value};
 use lsm_index_core::router::{Change, Router};
 use lsm_index_core::Config;
 
@@ -76,6 +77,28 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
+    // the residual programs of the 5 scanned shapes on one parsed row
+    let columns = router(false).columns().to_vec();
+    let programs: Vec<_> = UNINDEXED
+        .iter()
+        .map(|sql| compile(&parse(sql, &columns).expect("parse")).residual)
+        .collect();
+    let row = [
+        Some(Value::Int(17)),
+        Some(Value::Int(2_000_000_001)),
+        Some(Value::Text("open".into())),
+        Some(Value::Float(1.5)),
+        Some(Value::Text("row 17".into())),
+    ];
+    let mut stack = Stack::new();
+    g.bench_function("eval_5_scanned_programs", |b| {
+        b.iter(|| {
+            programs
+                .iter()
+                .filter(|p| p.run(black_box(&row), &mut stack) == Some(true))
+                .count()
+        })
+    });
     g.finish();
 }
 
