@@ -20,8 +20,14 @@ defmodule LsmIndex.ShapeRouter do
   `nil`; a shape matches a row when its WHERE is true (SQL three-valued logic); an update
   affects the shapes matching the old or the new row (a shape none of whose columns changed is
   evaluated once); a value that does not parse for its column's type (or is not UTF-8) routes
-  to every shape referring to that column; `:truncate` affects every shape. Only the columns some shape refers to are read
-  (and checked: text or `nil`); a column a record lacks is NULL, other keys are ignored.
+  to every shape referring to that column; `:truncate` affects every shape. Only the columns
+  some shape refers to are read (and checked: text or `nil`); a column a record lacks is NULL,
+  other keys are ignored.
+
+  Scheduling: `route/2` runs on a normal scheduler; `route_many/2` routes for ~0.5 ms per NIF
+  call and continues with the rest of the list in the next call. Shape changes that would
+  wait (a busy index, a persistent router's file, clauses over 16 KiB) run on dirty
+  schedulers.
 
   ## Options (`new/4`)
 
