@@ -346,13 +346,7 @@ defmodule LsmIndex.Filter do
   defp columns!(columns) when is_map(columns) do
     Enum.each(columns, fn
       {name, type} when is_binary(name) ->
-        unless ColumnType.valid?(type),
-          do:
-            raise(
-              ArgumentError,
-              "column #{inspect(name)} has type #{inspect(type)}, expected one of " <>
-                inspect(ColumnType.types())
-            )
+        ColumnType.column_type!(name, type)
 
       other ->
         raise ArgumentError, "columns map names (strings) to types, got: #{inspect(other)}"

@@ -109,9 +109,9 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Makes every shape change so far durable (persistent routers; `:ok` in memory)."
   @spec flush(t()) :: :ok | {:error, term()}
-  def flush(%__MODULE__{ref: ref}), do: Native.router_flush(ref)
+  def flush(%__MODULE__{ref: ref}), do: open!(Native.router_flush(ref))
 
-  @doc "Flushes and releases the directory; later calls raise `LsmIndex.Error` (`:closed`)."
+  @doc "Flushes and releases the directory; later calls raise `ArgumentError` (closing again is `:ok`)."
   @spec close(t()) :: :ok | {:error, term()}
   def close(%__MODULE__{ref: ref}), do: Native.router_close(ref)
 
@@ -131,19 +131,22 @@ defmodule LsmIndex.ShapeRouter do
     unless is_binary(where_sql),
       do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(where_sql)}")
 
-    cond do
-      not String.valid?(where_sql) ->
-        {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
+    reply =
+      cond do
+        not String.valid?(where_sql) ->
+          {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
 
-      persistent or byte_size(where_sql) > @dirty_bytes ->
-        Native.router_add_shape_dirty(ref, shape_id, where_sql)
+        persistent or byte_size(where_sql) > @dirty_bytes ->
+          Native.router_add_shape_dirty(ref, shape_id, where_sql)
 
-      true ->
-        case Native.router_add_shape(ref, shape_id, where_sql) do
-          :wait -> Native.router_add_shape_dirty(ref, shape_id, where_sql)
-          reply -> reply
-        end
-    end
+        true ->
+          case Native.router_add_shape(ref, shape_id, where_sql) do
+            :wait -> Native.router_add_shape_dirty(ref, shape_id, where_sql)
+            reply -> reply
+          end
+      end
+
+    open!(reply)
   end
 
   @doc "Removes shape `shape_id` (an unknown id is fine)."
@@ -206,6 +209,10 @@ defmodule LsmIndex.ShapeRouter do
     ref |> Native.router_metrics() |> Map.merge(%{tenant: tenant, table: table})
   end
 
+  # A closed router is a caller's mistake, as for `LsmIndex`.
+  defp open!({:error, {:closed, _}}), do: raise(ArgumentError, "the router was closed")
+  defp open!(reply), do: reply
+
   defp id!(id) when is_integer(id) and id >= 0 and id <= @max_id, do: id
 
   defp id!(id),
@@ -213,6 +220,8 @@ defmodule LsmIndex.ShapeRouter do
 
   defp failed!({:bad_change, why}, what),
     do: raise(ArgumentError, "#{why}, got: #{inspect(what, limit: 10)}")
+
+  defp failed!({:error, {:closed, _}} = closed, _what), do: open!(closed)
 
   defp failed!({:error, {kind, message}}, _what),
     do: raise(LsmIndex.Error, reason: kind, message: message)

@@ -46,15 +46,7 @@ defmodule LsmIndex.Where do
   def native_columns!(columns) when is_list(columns) or is_map(columns) do
     Enum.map(columns, fn
       {name, type} when is_binary(name) ->
-        unless ColumnType.valid?(type),
-          do:
-            raise(
-              ArgumentError,
-              "column #{inspect(name)} has type #{inspect(type)}, expected one of " <>
-                inspect(ColumnType.types())
-            )
-
-        {name, Atom.to_string(type)}
+        {name, Atom.to_string(ColumnType.column_type!(name, type))}
 
       other ->
         raise ArgumentError, "columns are {name, type} pairs, got: #{inspect(other)}"

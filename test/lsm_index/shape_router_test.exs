@@ -97,7 +97,10 @@ defmodule LsmIndex.ShapeRouterTest do
     assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 4, "nope")
     :ok = ShapeRouter.flush(r)
     :ok = ShapeRouter.close(r)
-    assert_raise LsmIndex.Error, fn -> ShapeRouter.route(r, :truncate) end
+    assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route(r, :truncate) end
+    assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.add_shape(r, 9, "user_id = 1") end
+    assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route_many(r, [:truncate]) end
+    assert :ok = ShapeRouter.close(r)
 
     {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path)
     rec = %{"user_id" => "7", "status" => "open", "score" => "2"}

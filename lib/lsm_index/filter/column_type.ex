@@ -38,6 +38,20 @@ defmodule LsmIndex.Filter.ColumnType do
   @spec valid?(term()) :: boolean()
   def valid?(type), do: type in @types
 
+  @doc false
+  # `type` if it is a supported type of column `name`; raises `ArgumentError` naming both.
+  @spec column_type!(String.t(), term()) :: t()
+  def column_type!(name, type) do
+    unless valid?(type),
+      do:
+        raise(
+          ArgumentError,
+          "column #{inspect(name)} has type #{inspect(type)}, expected one of #{inspect(@types)}"
+        )
+
+    type
+  end
+
   @doc "The canonical value of an Elixir literal for a `type` column, or `:error`."
   @spec literal(t(), term()) :: {:ok, value()} | :error
   def literal(type, v) when type in [:int2, :int4, :int8] and is_integer(v), do: in_range(type, v)
