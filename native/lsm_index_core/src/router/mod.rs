@@ -29,6 +29,7 @@ use crate::predicate::{parse, ColumnType, Value};
 use crate::wal::SyncMode;
 use crate::{Error, Result};
 use catalog::Catalog;
+use metrics::Counts;
 pub use metrics::{Metrics, Snapshot};
 use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use presence::Presence;
@@ -122,6 +123,12 @@ pub struct Reader<'r> {
 }
 
 impl Reader<'_> {
+    /// When the last route through this reader ended (no clock read: batch callers use it
+    /// to bound their time slice).
+    pub fn last_finished(&self) -> Option<Instant> {
+        self.last
+    }
+
     /// The columns some shape refers to, ascending: a record's other columns cannot change
     /// any answer, so callers need only convert these.
     pub fn referenced_columns(&self) -> &[usize] {
@@ -136,11 +143,18 @@ impl Reader<'_> {
             .router
             .route_in(&self.state, change, out, &mut self.scratch, &mut self.rows);
         let end = Instant::now();
-        self.router
-            .metrics
-            .record_routes(1, end.duration_since(start).as_nanos() as u64);
+        let ns = end.duration_since(start).as_nanos() as u64;
+        self.router.metrics.record_latency(ns);
+        self.scratch.counts.changes += 1;
+        self.scratch.counts.route_ns += ns;
         self.last = Some(end);
         r
+    }
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        self.router.metrics.add(&self.scratch.counts);
     }
 }
 
@@ -172,6 +186,8 @@ struct Scratch {
     stack: Stack,
     /// Index candidates of the first row of an update, per indexed column.
     candidates: Vec<(usize, Vec<u32>)>,
+    /// Metrics of this reader's routes, added to the router's when it is dropped.
+    counts: Counts,
 }
 
 impl Router {
@@ -499,7 +515,7 @@ impl Router {
     ) -> Result<()> {
         let fresh = |shape: &Shape| changed.is_none_or(|ch| intersects(&shape.mask, ch));
         if row.bad.iter().any(|&w| w != 0) {
-            self.metrics.conservative.fetch_add(1, RELAXED);
+            scratch.counts.conservative += 1;
             for (c, refs) in st.refs.iter().enumerate() {
                 if bit(&row.bad, c) {
                     out.extend(refs.iter());
@@ -527,14 +543,14 @@ impl Router {
                 let Some(v) = &row.values[c] else { continue };
                 scratch.key.clear();
                 encode_key(c, v, &mut scratch.key);
-                self.metrics.presence_probes.fetch_add(1, RELAXED);
+                scratch.counts.presence_probes += 1;
                 if !st.presence.may_contain(self.hasher.hash_one(&scratch.key)) {
                     continue;
                 }
-                self.metrics.presence_passes.fetch_add(1, RELAXED);
+                scratch.counts.presence_passes += 1;
                 self.index.lookup_into(&scratch.key, &mut found)?;
                 if found.is_empty() {
-                    self.metrics.presence_false_positives.fetch_add(1, RELAXED);
+                    scratch.counts.presence_false_positives += 1;
                 }
                 &found
             };
@@ -566,8 +582,8 @@ impl Router {
                 out.push(*id);
             }
         }
-        self.metrics.candidates.fetch_add(candidates_seen, RELAXED);
-        self.metrics.evaluations.fetch_add(evaluations, RELAXED);
+        scratch.counts.candidates += candidates_seen;
+        scratch.counts.evaluations += evaluations;
         Ok(())
     }
 }
