@@ -34,8 +34,9 @@ defmodule LsmIndex.ShapeRouter do
     * `:index` - options of the shape index, as for `LsmIndex.new/1` (default `[]`)
     * `:path` - a directory: the router is persistent. Its shapes are kept in a catalog file
       there and loaded again by the next `new/4` with that path (the index is rebuilt in
-      memory from it: about 1-3 s per million shapes). `{:error, :locked}` while another
-      router has the directory open; a directory made for other columns is refused.
+      memory from it: about 3.5 s per million shapes on a 2-core VM). `{:error, :locked}`
+      while another router has the directory open; a directory made for other columns is
+      refused.
     * `:sync` - when a persistent router's shape changes reach the disk: `:flush` (default)
       at `flush/1` (or `close/1`), `:always` before each `add_shape`/`remove_shape` returns,
       `:none` never by us (the OS writes them out; a VM crash loses nothing, a machine crash

@@ -435,3 +435,38 @@ fn routes_while_shapes_churn_never_lose_a_stable_shape() {
     stop.store(true, Ordering::Relaxed);
     assert!(churn.join().unwrap() > 100);
 }
+
+#[test]
+fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
+    use lsm_index_core::wal::SyncMode;
+    let dir = tempfile::tempdir().unwrap();
+    let open = || Router::open(dir.path(), columns(), Config::default(), SyncMode::None);
+    {
+        let r = open().unwrap();
+        for id in 0..70_000u32 {
+            r.add_shape(id, &format!("user_id = {id}")).unwrap();
+        }
+        r.add_shape(70_000, "status LIKE 'o%'").unwrap();
+        r.remove_shape(123).unwrap();
+        r.close().unwrap();
+    }
+    let r = open().unwrap();
+    assert_eq!(
+        r.shape_counts(),
+        ShapeCounts {
+            indexed: 69_999,
+            scanned: 1
+        }
+    );
+    let mut out = Vec::new();
+    for id in [0u32, 122, 123, 65_535, 65_536, 69_999] {
+        let row = rec(&[("user_id", &id.to_string()), ("status", "open")]);
+        r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+        let expected: Vec<u32> = if id == 123 {
+            vec![70_000]
+        } else {
+            vec![id, 70_000]
+        };
+        assert_eq!(out, expected, "user_id {id}");
+    }
+}

@@ -41,6 +41,12 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Compiled shapes with their index keys, ready to be written and published.
+type Prepared = Vec<(u32, Shape, Vec<KeyBuf>)>;
+
+/// Shapes compiled (in parallel) and written per batch when a catalog is replayed.
+const REPLAY_CHUNK: usize = 65_536;
+
 /// Most columns a table may have (Postgres' own limit).
 pub const MAX_COLUMNS: usize = 1600;
 
@@ -242,11 +248,21 @@ impl Router {
     ) -> Result<Router> {
         let mut router = Router::new(columns, config)?;
         let (catalog, shapes) = Catalog::open(dir, &router.columns, sync)?;
-        for (id, sql) in &shapes {
-            router.add_in(*id, sql, true).map_err(|e| Error::Corrupt {
-                what: dir.display().to_string(),
-                detail: format!("shape {id} of the catalog no longer loads: {e}"),
-            })?;
+        let shapes: Vec<(u32, String)> = shapes.into_iter().collect();
+        // about one key per shape: sized once instead of grown (and the filter rebuilt)
+        router.state.write().reserve(shapes.len(), shapes.len());
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        for chunk in shapes.chunks(REPLAY_CHUNK) {
+            let prepared = router.prepare_all(dir, chunk, threads)?;
+            let pairs: Vec<(&[u8], u32)> = prepared
+                .iter()
+                .flat_map(|(id, _, keys)| keys.iter().map(move |k| (k.as_slice(), *id)))
+                .collect();
+            router.index.add_many(&pairs)?;
+            let mut st = router.state.write();
+            for (id, shape, _) in prepared {
+                st.insert(id, shape);
+            }
         }
         router.catalog = Mutex::new(Some(catalog));
         router.persistent = true;
@@ -343,21 +359,7 @@ impl Router {
                 reason: "a persistent router writes its shape catalog",
             });
         }
-        let compiled = compile(&parse(sql, &self.columns)?);
-        let mut keys = Vec::new();
-        if let Some(plan) = &compiled.index {
-            for v in &plan.keys {
-                let mut k = KeyBuf::new();
-                encode_key(plan.column, v, &mut k);
-                keys.push(k);
-            }
-        }
-        let shape = Shape {
-            residual: compiled.residual,
-            mask: compiled.mask.into_boxed_slice(),
-            indexed: compiled.index.as_ref().map(|p| p.column),
-            key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
-        };
+        let (shape, keys) = self.prepare(sql)?;
         let _w = if blocking {
             self.writer.lock()
         } else {
@@ -379,6 +381,59 @@ impl Router {
         }
         self.state.write().insert(id, shape);
         Ok(())
+    }
+
+    /// The shapes of a catalog chunk compiled on `threads` threads (a clause that no longer
+    /// compiles is a corrupt catalog).
+    fn prepare_all(&self, dir: &Path, chunk: &[(u32, String)], threads: usize) -> Result<Prepared> {
+        let load = |(id, sql): &(u32, String)| {
+            let (shape, keys) = self.prepare(sql).map_err(|e| Error::Corrupt {
+                what: dir.display().to_string(),
+                detail: format!("shape {id} of the catalog no longer loads: {e}"),
+            })?;
+            Ok((*id, shape, keys))
+        };
+        let parts: Vec<Result<Prepared>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunk
+                .chunks(chunk.len().div_ceil(threads).max(1))
+                .map(|part| scope.spawn(move || part.iter().map(load).collect()))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(Error::Poisoned {
+                            cause: "a catalog replay thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut all = Prepared::with_capacity(chunk.len());
+        for part in parts {
+            all.extend(part?);
+        }
+        Ok(all)
+    }
+
+    /// A shape compiled from `sql`, with its index keys.
+    fn prepare(&self, sql: &str) -> Result<(Shape, Vec<KeyBuf>)> {
+        let compiled = compile(&parse(sql, &self.columns)?);
+        let mut keys = Vec::new();
+        if let Some(plan) = &compiled.index {
+            for v in &plan.keys {
+                let mut k = KeyBuf::new();
+                encode_key(plan.column, v, &mut k);
+                keys.push(k);
+            }
+        }
+        let shape = Shape {
+            residual: compiled.residual,
+            mask: compiled.mask.into_boxed_slice(),
+            indexed: compiled.index.as_ref().map(|p| p.column),
+            key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
+        };
+        Ok((shape, keys))
     }
 
     /// Unpublishes shape `id`, then drops its keys; the caller holds the writer lock.
@@ -642,6 +697,14 @@ impl State {
             }
         }
         Some(shape)
+    }
+
+    /// Room for `shapes` more shapes with `keys` more index keys.
+    fn reserve(&mut self, shapes: usize, keys: usize) {
+        self.shapes.reserve(shapes);
+        if self.presence.inserted() + keys > self.presence.capacity() {
+            self.rebuild_presence(keys);
+        }
     }
 
     /// A fresh presence filter over the live shapes' keys, with room to double (`extra`
