@@ -35,7 +35,7 @@ defmodule LsmIndex.Bench.Router do
     {"note", :text}
   ]
   @unindexed [
-    "status = 'archived' AND score > 100",
+    "status <> 'archived' AND score > 100",
     "note LIKE 'urgent%'",
     "user_id > 4000000000 OR score < -1000",
     "NOT (status IN ('open', 'late', 'done'))",
@@ -228,7 +228,8 @@ defmodule LsmIndex.Bench.Router do
 
   # the router's own counters, over everything this process routed
   defp metrics_note(m) do
-    "#{fmt_int(m.changes_routed)} changes: presence filter passed #{fmt_f(m.presence_hit_rate * 100, 1)}%, " <>
+    "#{fmt_int(m.changes_routed)} changes: presence filter passed #{fmt_f(m.presence_hit_rate * 100, 1)}% " <>
+      "(#{fmt_int(m.presence_passes)} of #{fmt_int(m.presence_probes)} probes), " <>
       "false positives #{fmt_f(m.prefilter_false_positive_rate * 100, 2)}%, " <>
       "#{fmt_f(m.candidates_per_change, 3)} candidates and " <>
       "#{fmt_f(m.predicate_evaluations / max(m.changes_routed, 1), 2)} evaluations per change; " <>

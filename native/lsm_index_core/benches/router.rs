@@ -8,7 +8,7 @@ use lsm_index_core::Config;
 
 const SHAPES: u32 = 100_000;
 const UNINDEXED: [&str; 5] = [
-    "status = 'archived' AND score > 100",
+    "status <> 'archived' AND score > 100",
     "note LIKE 'urgent%'",
     "user_id > 4000000000 OR score < -1000",
     "NOT (status IN ('open', 'late', 'done'))",

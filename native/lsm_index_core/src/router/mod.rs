@@ -105,7 +105,6 @@ struct State {
 /// Routes changes of one table to the shapes they affect (see the module doc).
 pub struct Router {
     columns: Vec<(String, ColumnType)>,
-    by_name: HashMap<String, usize, ahash::RandomState>,
     index: Arc<Index>,
     hasher: ahash::RandomState,
     writer: Mutex<()>,
@@ -206,17 +205,14 @@ impl Router {
                 format!("a table has 1 to {MAX_COLUMNS} columns"),
             ));
         }
-        let mut by_name = HashMap::with_hasher(ahash::RandomState::new());
-        for (i, (name, _)) in columns.iter().enumerate() {
-            if by_name.insert(name.clone(), i).is_some() {
-                return Err(invalid("columns", format!("column {name:?} appears twice")));
-            }
+        let mut names = HashSet::new();
+        if let Some((name, _)) = columns.iter().find(|(name, _)| !names.insert(name)) {
+            return Err(invalid("columns", format!("column {name:?} appears twice")));
         }
         let n = columns.len();
         Ok(Router {
             index: Index::new(config)?,
             columns,
-            by_name,
             hasher: ahash::RandomState::new(),
             writer: Mutex::new(()),
             state: RwLock::new(State {
@@ -301,13 +297,6 @@ impl Router {
     /// The table's columns, in record order.
     pub fn columns(&self) -> &[(String, ColumnType)] {
         &self.columns
-    }
-
-    /// The position of column `name`.
-    pub fn column(&self, name: &[u8]) -> Option<usize> {
-        std::str::from_utf8(name)
-            .ok()
-            .and_then(|n| self.by_name.get(n).copied())
     }
 
     /// Adds shape `id` with WHERE clause `sql`, replacing any shape with that id; waits if
