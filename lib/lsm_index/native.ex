@@ -43,6 +43,8 @@ defmodule LsmIndex.Native do
   def router_remove_shape_dirty(_router, _id), do: err()
   def router_route(_router, _change), do: err()
   def router_route_many(_router, _changes), do: err()
+  def router_route_dirty(_router, _change), do: err()
+  def router_route_many_dirty(_router, _changes), do: err()
   def router_metrics(_router), do: err()
   def where_parse_small(_sql, _columns), do: err()
   def where_parse_dirty(_sql, _columns), do: err()

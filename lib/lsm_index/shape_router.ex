@@ -25,7 +25,9 @@ defmodule LsmIndex.ShapeRouter do
   other keys are ignored.
 
   Scheduling: `route/2` runs on a normal scheduler; `route_many/2` routes for ~0.5 ms per NIF
-  call and continues with the rest of the list in the next call. Shape changes that would
+  call and continues with the rest of the list in the next call. A router with more than
+  1,000 shapes without an indexable conjunct (each evaluated on every change) routes on dirty
+  CPU schedulers. Shape changes that would
   wait (a busy index, a persistent router's file, clauses over 16 KiB) run on dirty
   schedulers.
 
@@ -169,9 +171,14 @@ defmodule LsmIndex.ShapeRouter do
   def route(%__MODULE__{ref: ref}, change) do
     case Native.router_route(ref, change) do
       ids when is_list(ids) -> ids
+      # more than 1,000 scanned shapes: routes run on a dirty scheduler
+      :dirty -> routed!(Native.router_route_dirty(ref, change), change)
       other -> failed!(other, change)
     end
   end
+
+  defp routed!(ids, _change) when is_list(ids), do: ids
+  defp routed!(other, change), do: failed!(other, change)
 
   @doc "`route/2` of each change, in order: one transaction in as few NIF calls as fit."
   @spec route_many(t(), [change()]) :: [[shape_id()]]
@@ -181,9 +188,16 @@ defmodule LsmIndex.ShapeRouter do
   def route_many(%__MODULE__{}, changes),
     do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
 
-  # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results).
+  # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results);
+  # with more than 1,000 scanned shapes the whole list goes to a dirty scheduler.
   defp route_many(ref, changes, acc) do
-    case Native.router_route_many(ref, changes) do
+    reply =
+      case Native.router_route_many(ref, changes) do
+        :dirty -> Native.router_route_many_dirty(ref, changes)
+        reply -> reply
+      end
+
+    case reply do
       {reversed, []} ->
         :lists.reverse(reversed ++ acc)
 

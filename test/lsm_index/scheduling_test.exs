@@ -60,7 +60,7 @@ defmodule LsmIndex.SchedulingTest do
     alias LsmIndex.ShapeRouter
     {:ok, r} = ShapeRouter.new("t", "x", [{"user_id", :int8}, {"status", :text}])
     for i <- 1..3_000, do: :ok = ShapeRouter.add_shape(r, i, "user_id = #{i} AND status <> 'x'")
-    for i <- 1..20, do: :ok = ShapeRouter.add_shape(r, 10_000 + i, "status LIKE '%#{i}%'")
+    for i <- 1..300, do: :ok = ShapeRouter.add_shape(r, 10_000 + i, "status LIKE '%#{i}%'")
     changes = for i <- 1..30_000, do: {:insert, %{"user_id" => "#{i}", "status" => "s#{i}"}}
     assert length(ShapeRouter.route_many(r, changes)) == 30_000
     for c <- Enum.take(changes, 3_000), do: ShapeRouter.route(r, c)

@@ -54,6 +54,19 @@ defmodule LsmIndex.ShapeRouterTest do
     assert ShapeRouter.route_many(r, []) == []
   end
 
+  test "many scanned shapes: routes move to dirty schedulers with the same answers",
+       %{router: r} do
+    for id <- 1..1_100, do: :ok = ShapeRouter.add_shape(r, id, "score > #{id}")
+    :ok = ShapeRouter.add_shape(r, 0, "user_id = 7")
+    rec = %{"user_id" => "7", "score" => "3.5"}
+    assert ShapeRouter.route(r, {:insert, rec}) == [0, 1, 2, 3]
+    changes = for s <- 1..50, do: {:insert, %{"score" => "#{s}.5"}}
+    routed = ShapeRouter.route_many(r, changes)
+    assert routed == Enum.map(changes, &ShapeRouter.route(r, &1))
+    assert Enum.at(routed, 4) == [1, 2, 3, 4, 5]
+    assert %{shapes_scanned: 1_100} = ShapeRouter.metrics(r)
+  end
+
   test "bad input: clear errors, never a crash", %{router: r} do
     assert {:error, {:invalid_where, 10, msg}} = ShapeRouter.add_shape(r, 1, "user_id = ")
     assert msg =~ "expected a literal"

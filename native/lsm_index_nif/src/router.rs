@@ -7,7 +7,7 @@
 //! retries through the `*_dirty` variant.
 
 use lsm_index_core::predicate::{parse, CmpOp, ColumnType, Expr, Value};
-use lsm_index_core::router::{Change, Router, MAX_COLUMNS};
+use lsm_index_core::router::{Change, Reader, Router, MAX_COLUMNS};
 use lsm_index_core::wal::SyncMode;
 use lsm_index_core::Error;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -30,6 +30,7 @@ mod atoms {
         truncate,
         bad_change,
         invalid_where,
+        dirty,
         and,
         or,
         not,
@@ -269,7 +270,30 @@ fn as_change<'c>(cells: &'c Records<'_>) -> Change<'c> {
 #[rustler::nif]
 fn router_route<'a>(env: Env<'a>, r: ResourceArc<RouterResource>, change: Term<'a>) -> Term<'a> {
     let _timer = CallTimer::start(8);
-    let mut reader = r.router.reader();
+    let reader = r.router.reader();
+    if reader.scanned_count() > DIRTY_SCANS {
+        return atoms::dirty().encode(env);
+    }
+    route_one(env, &r, reader, change)
+}
+
+/// `router_route` for routers with many scanned shapes: a dirty CPU scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn router_route_dirty<'a>(
+    env: Env<'a>,
+    r: ResourceArc<RouterResource>,
+    change: Term<'a>,
+) -> Term<'a> {
+    let reader = r.router.reader();
+    route_one(env, &r, reader, change)
+}
+
+fn route_one<'a>(
+    env: Env<'a>,
+    r: &RouterResource,
+    mut reader: Reader<'_>,
+    change: Term<'a>,
+) -> Term<'a> {
     let keys = column_keys(env, &r.router, reader.referenced_columns());
     let cells = match cells(&r.router, &keys, change) {
         Ok(c) => c,
@@ -285,6 +309,14 @@ fn router_route<'a>(env: Env<'a>, r: ResourceArc<RouterResource>, change: Term<'
 /// How long one `router_route_many` call may run before handing the rest back.
 const SLICE: Duration = Duration::from_micros(500);
 
+/// Scanned shapes beyond which routes run on dirty schedulers: every change evaluates each
+/// (~40 ns for a small clause, more for long IN lists or LIKE on long text).
+const DIRTY_SCANS: usize = 1_000;
+
+/// Scanned shapes beyond which `router_route_many` reads the clock after every change rather
+/// than relying on the reader's sampled readings.
+const CLOCK_EVERY_CHANGE_SCANS: usize = 64;
+
 /// Routes changes from the list until it ends or the time slice is spent:
 /// `{reversed_results, rest}` (the caller continues with `rest` unless it is `[]`).
 #[rustler::nif]
@@ -294,8 +326,36 @@ fn router_route_many<'a>(
     changes: Term<'a>,
 ) -> Term<'a> {
     let _timer = CallTimer::start(9);
+    let reader = r.router.reader();
+    if reader.scanned_count() > DIRTY_SCANS {
+        return atoms::dirty().encode(env);
+    }
+    route_many(env, &r, reader, changes, Some(SLICE))
+}
+
+/// `router_route_many` for routers with many scanned shapes: the whole list, on a dirty CPU
+/// scheduler.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn router_route_many_dirty<'a>(
+    env: Env<'a>,
+    r: ResourceArc<RouterResource>,
+    changes: Term<'a>,
+) -> Term<'a> {
+    let reader = r.router.reader();
+    route_many(env, &r, reader, changes, None)
+}
+
+/// Routes changes from the list until it ends or `slice` is spent:
+/// `{reversed_results, rest}`.
+fn route_many<'a>(
+    env: Env<'a>,
+    r: &RouterResource,
+    mut reader: Reader<'_>,
+    changes: Term<'a>,
+    slice: Option<Duration>,
+) -> Term<'a> {
     let started = Instant::now();
-    let mut reader = r.router.reader();
+    let clock_every_change = reader.scanned_count() > CLOCK_EVERY_CHANGE_SCANS;
     let keys = column_keys(env, &r.router, reader.referenced_columns());
     let mut results = Term::list_new_empty(env);
     let mut rest = changes;
@@ -314,17 +374,22 @@ fn router_route_many<'a>(
         }
         results = results.list_prepend(out.encode(env));
         rest = tail;
-        // the reader's own clock reading: no second one per change
-        if reader
-            .last_finished()
-            .is_some_and(|t| t.duration_since(started) >= SLICE)
-        {
+        let Some(slice) = slice else { continue };
+        // cheap routes: the reader's own (sampled) clock readings, none of ours per change
+        let now = if clock_every_change {
+            Some(Instant::now())
+        } else {
+            reader.last_timed()
+        };
+        if now.is_some_and(|t| t.duration_since(started) >= slice) {
             break;
         }
     }
     drop(reader);
-    let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
-    rustler::schedule::consume_timeslice(env, percent);
+    if slice.is_some() {
+        let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
+        rustler::schedule::consume_timeslice(env, percent);
+    }
     (results, rest).encode(env)
 }
 
