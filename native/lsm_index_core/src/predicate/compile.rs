@@ -389,18 +389,10 @@ impl Program {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predicate::{eval, parse, ColumnType};
+    use crate::predicate::tests::columns;
+    use crate::predicate::{eval, parse};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-
-    fn columns() -> Vec<(String, ColumnType)> {
-        vec![
-            ("a".into(), ColumnType::Int8),
-            ("s".into(), ColumnType::Text),
-            ("f".into(), ColumnType::Float8),
-            ("b".into(), ColumnType::Bool),
-        ]
-    }
 
     #[test]
     fn picks_the_most_selective_equality() {

@@ -192,15 +192,8 @@ fn like_folded(text: &str, pattern: &str, fold_ascii: bool) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predicate::{parse, ColumnType};
-
-    fn columns() -> Vec<(String, ColumnType)> {
-        vec![
-            ("a".into(), ColumnType::Int8),
-            ("s".into(), ColumnType::Text),
-            ("f".into(), ColumnType::Float8),
-        ]
-    }
+    use crate::predicate::parse;
+    use crate::predicate::tests::columns;
 
     fn check(sql: &str, row: &[Option<Value>]) -> Option<bool> {
         eval(&parse(sql, &columns()).unwrap(), row)

@@ -118,3 +118,19 @@ pub enum Expr {
     /// `e OR e OR ...`.
     Or(Vec<Expr>),
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::ColumnType;
+
+    /// The table the unit tests of this module parse against: `a` int8, `s` text, `f`
+    /// float8, `b` bool.
+    pub(crate) fn columns() -> Vec<(String, ColumnType)> {
+        vec![
+            ("a".into(), ColumnType::Int8),
+            ("s".into(), ColumnType::Text),
+            ("f".into(), ColumnType::Float8),
+            ("b".into(), ColumnType::Bool),
+        ]
+    }
+}

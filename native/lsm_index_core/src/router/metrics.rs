@@ -19,7 +19,7 @@ pub struct Metrics {
     pub(super) presence_false_positives: AtomicU64,
     pub(super) candidates: AtomicU64,
     pub(super) evaluations: AtomicU64,
-    pub(super) conservative: AtomicU64,
+    pub(super) unparseable_rows: AtomicU64,
     latency: Box<[AtomicU64]>,
 }
 
@@ -35,7 +35,7 @@ pub(super) struct Counts {
     pub presence_false_positives: u64,
     pub candidates: u64,
     pub evaluations: u64,
-    pub conservative: u64,
+    pub unparseable_rows: u64,
 }
 
 /// A snapshot of a router's metrics.
@@ -102,7 +102,7 @@ impl Default for Metrics {
             presence_false_positives: AtomicU64::new(0),
             candidates: AtomicU64::new(0),
             evaluations: AtomicU64::new(0),
-            conservative: AtomicU64::new(0),
+            unparseable_rows: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -126,7 +126,7 @@ impl Metrics {
             (&self.presence_false_positives, c.presence_false_positives),
             (&self.candidates, c.candidates),
             (&self.evaluations, c.evaluations),
-            (&self.conservative, c.conservative),
+            (&self.unparseable_rows, c.unparseable_rows),
         ] {
             if n != 0 {
                 counter.fetch_add(n, Relaxed);
@@ -148,7 +148,7 @@ impl Metrics {
             presence_false_positives: self.presence_false_positives.load(Relaxed),
             candidates: self.candidates.load(Relaxed),
             predicate_evaluations: self.evaluations.load(Relaxed),
-            unparseable_rows: self.conservative.load(Relaxed),
+            unparseable_rows: self.unparseable_rows.load(Relaxed),
         }
     }
 }

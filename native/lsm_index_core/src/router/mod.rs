@@ -575,7 +575,7 @@ impl Router {
     ) -> Result<()> {
         let fresh = |shape: &Shape| changed.is_none_or(|ch| intersects(&shape.mask, ch));
         if row.bad.iter().any(|&w| w != 0) {
-            scratch.counts.conservative += 1;
+            scratch.counts.unparseable_rows += 1;
             for (c, refs) in st.refs.iter().enumerate() {
                 if bit(&row.bad, c) {
                     out.extend(refs.iter());
