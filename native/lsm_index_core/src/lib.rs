@@ -22,6 +22,7 @@ pub mod failpoint;
 pub mod handles;
 pub mod hash;
 pub mod index;
+pub mod key;
 pub mod lane;
 pub mod malloc;
 pub mod manifest;

@@ -111,6 +111,18 @@ pub enum SyncMode {
     None,
 }
 
+impl SyncMode {
+    /// The mode named `name` (`"flush"`, `"always"`, `"none"`: the Elixir option's values).
+    pub fn from_name(name: &str) -> Option<SyncMode> {
+        match name {
+            "flush" => Some(SyncMode::Flush),
+            "always" => Some(SyncMode::Always),
+            "none" => Some(SyncMode::None),
+            _ => None,
+        }
+    }
+}
+
 struct Buffer {
     bytes: Vec<u8>,
     /// Sequence number of the last frame appended (0 when none).

@@ -41,14 +41,14 @@ fn invalid_configs_are_refused_with_the_option_named() {
         ),
         (
             Config {
-                size_ratio: f64::NAN,
+                size_ratio: Some(f64::NAN),
                 ..Config::default()
             },
             "size_ratio",
         ),
         (
             Config {
-                size_ratio: -1.0,
+                size_ratio: Some(-1.0),
                 ..Config::default()
             },
             "size_ratio",

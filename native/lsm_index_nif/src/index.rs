@@ -12,13 +12,13 @@
 //! `close`) or do I/O run on dirty schedulers.
 
 use lsm_index_core::compaction::strategy::PolicyKind;
+use lsm_index_core::key::{self, KeyBytes};
 use lsm_index_core::stats::JobReport;
 use lsm_index_core::wal::SyncMode;
 use lsm_index_core::{Config, Error, Index, MphKind, Overload};
 use rustler::env::OwnedEnv;
 use rustler::types::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
-use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -148,28 +148,16 @@ fn index_unsubscribe(r: ResourceArc<IndexResource>, pid: LocalPid) -> Atom {
     atoms::ok()
 }
 
-const TAG_INT: u8 = 1;
-const TAG_BINARY: u8 = 2;
-const TAG_TERM: u8 = 3;
-
-/// Key bytes: inline up to 32 bytes, so integer and short binary keys cost no allocation.
-type KeyBytes = SmallVec<[u8; 32]>;
-
-/// The key bytes of an encoded key term (tag byte + body); `Err(badarg)` for anything else.
+/// The key bytes of an encoded key term (see `lsm_index_core::key`); `Err(badarg)` for
+/// anything else.
 fn key_bytes(term: Term<'_>) -> NifResult<KeyBytes> {
-    let tagged = |tag: u8, body: &[u8]| {
-        let mut k = KeyBytes::with_capacity(body.len() + 1);
-        k.push(tag);
-        k.extend_from_slice(body);
-        k
-    };
     if let Ok(i) = term.decode::<i64>() {
-        Ok(tagged(TAG_INT, &i.to_be_bytes()))
+        Ok(key::int_key(i))
     } else if let Ok(b) = term.decode::<Binary<'_>>() {
-        Ok(tagged(TAG_BINARY, b.as_slice()))
+        Ok(key::binary_key(b.as_slice()))
     } else {
         match term.decode::<(Atom, Binary<'_>)>() {
-            Ok((atom, b)) if atom == atoms::__lsm_term__() => Ok(tagged(TAG_TERM, b.as_slice())),
+            Ok((atom, b)) if atom == atoms::__lsm_term__() => Ok(key::term_key(b.as_slice())),
             _ => Err(rustler::Error::BadArg),
         }
     }
@@ -239,23 +227,14 @@ pub(crate) fn config(opts: Term<'_>) -> NifResult<Config> {
     let name = |key: &str| -> NifResult<String> { opt(opts, key) };
     let mph = MphKind::from_name(&name("mph")?).ok_or(rustler::Error::BadArg)?;
     let policy = PolicyKind::from_name(&name("policy")?).ok_or(rustler::Error::BadArg)?;
-    let on_overload = match name("overload")?.as_str() {
-        "wait" => Overload::Wait,
-        "error" => Overload::Fail,
-        _ => return Err(rustler::Error::BadArg),
-    };
-    let sync = match name("sync")?.as_str() {
-        "flush" => SyncMode::Flush,
-        "always" => SyncMode::Always,
-        "none" => SyncMode::None,
-        _ => return Err(rustler::Error::BadArg),
-    };
+    let on_overload = Overload::from_name(&name("overload")?).ok_or(rustler::Error::BadArg)?;
+    let sync = SyncMode::from_name(&name("sync")?).ok_or(rustler::Error::BadArg)?;
     Ok(Config {
         lanes: opt(opts, "lanes")?,
         overlay_limit: opt(opts, "overlay_limit")?,
         max_overlay_keys: opt_count(opts, "max_overlay_keys")?,
         max_segments: opt(opts, "max_segments")?,
-        size_ratio: opt(opts, "size_ratio")?,
+        size_ratio: Some(opt(opts, "size_ratio")?),
         policy,
         compaction_threads: opt_count(opts, "compaction_threads")?,
         on_overload,

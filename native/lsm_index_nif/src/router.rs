@@ -102,12 +102,7 @@ fn router_open<'a>(
     opts: Term<'a>,
     sync: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    let sync = match sync.atom_to_string()?.as_str() {
-        "flush" => SyncMode::Flush,
-        "always" => SyncMode::Always,
-        "none" => SyncMode::None,
-        _ => return Err(rustler::Error::BadArg),
-    };
+    let sync = SyncMode::from_name(&sync.atom_to_string()?).ok_or(rustler::Error::BadArg)?;
     let opened = Router::open(Path::new(&path), columns(cols)?, config(opts)?, sync);
     Ok(match opened {
         Ok(router) => (atoms::ok(), ResourceArc::new(RouterResource { router })).encode(env),

@@ -187,6 +187,14 @@ impl PolicyKind {
         }
     }
 
+    /// The size ratio used when none is configured (the simulator's best for each policy).
+    pub fn default_size_ratio(self) -> f64 {
+        match self {
+            PolicyKind::Triangular => 1.25,
+            PolicyKind::Leveled => 4.0,
+        }
+    }
+
     /// Builds the policy with a segment cap and size ratio.
     pub fn build(self, max_segments: usize, size_ratio: f64) -> Box<dyn Strategy> {
         match self {

@@ -63,6 +63,17 @@ pub enum Overload {
     Fail,
 }
 
+impl Overload {
+    /// The choice named `name` (`"wait"`, `"error"`: the Elixir option's values).
+    pub fn from_name(name: &str) -> Option<Overload> {
+        match name {
+            "wait" => Some(Overload::Wait),
+            "error" => Some(Overload::Fail),
+            _ => None,
+        }
+    }
+}
+
 /// How an index is laid out and when it compacts.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -81,8 +92,9 @@ pub struct Config {
     pub policy: PolicyKind,
     /// Most segments per lane (read amplification bound); default 4.
     pub max_segments: usize,
-    /// The policy's size ratio; default 1.25 (triangular).
-    pub size_ratio: f64,
+    /// The policy's size ratio; `None` (default): the policy's own
+    /// ([`PolicyKind::default_size_ratio`]: 1.25 triangular, 4.0 leveled).
+    pub size_ratio: Option<f64>,
     /// Worker threads of a dedicated compaction pool; `None` (default): the process-wide
     /// pool shared by every index, `min(2, cores)` threads.
     pub compaction_threads: Option<usize>,
@@ -107,7 +119,7 @@ impl Default for Config {
             max_overlay_keys: None,
             policy: PolicyKind::Triangular,
             max_segments: 4,
-            size_ratio: 1.25,
+            size_ratio: None,
             compaction_threads: None,
             on_overload: Overload::Wait,
             secret: None,
@@ -141,7 +153,7 @@ impl Config {
         if self.max_segments == 0 {
             return bad("max_segments", "must be at least 1");
         }
-        if !(self.size_ratio.is_finite() && self.size_ratio > 0.0) {
+        if self.size_ratio.is_some_and(|r| !(r.is_finite() && r > 0.0)) {
             return bad("size_ratio", "must be a positive number");
         }
         if self
@@ -280,7 +292,10 @@ impl Index {
         config.validate()?;
         let hasher = KeyHasher::new(config.secret.unwrap_or_else(HashSecret::random));
         let lanes = (0..config.lanes as usize).map(Lane::new).collect();
-        let policy = config.policy.build(config.max_segments, config.size_ratio);
+        let size_ratio = config
+            .size_ratio
+            .unwrap_or_else(|| config.policy.default_size_ratio());
+        let policy = config.policy.build(config.max_segments, size_ratio);
         let pool = match config.compaction_threads {
             Some(n) => Pool::new(n),
             None => Pool::shared(),
