@@ -25,44 +25,44 @@ pub mod request {
 #[derive(Default)]
 pub struct LaneState {
     /// Receives writes.
-    pub active: Overlay,
+    pub(crate) active: Overlay,
     /// An overlay being flushed: still read until its segment is installed.
-    pub frozen: Option<Arc<Overlay>>,
+    pub(crate) frozen: Option<Arc<Overlay>>,
     /// Sequence number when `frozen` was frozen: every write of this lane below it is in
     /// `frozen` or older structures (what a persisted flush covers).
-    pub frozen_seq: u64,
+    pub(crate) frozen_seq: u64,
     /// The installed segments.
-    pub version: Arc<Version>,
+    pub(crate) version: Arc<Version>,
     /// Keys with a non-empty set, exact while `live_gen` equals the dead set's generation.
-    pub live: i64,
+    pub(crate) live: i64,
     /// The dead-set generation `live` was computed under.
-    pub live_gen: u64,
+    pub(crate) live_gen: u64,
 }
 
 /// One lane.
 #[derive(Default)]
 pub struct Lane {
     /// Its position in the index (its directory name once persisted).
-    pub number: usize,
+    pub(crate) number: usize,
     /// Overlay, frozen overlay and version.
-    pub state: RwLock<LaneState>,
+    pub(crate) state: RwLock<LaneState>,
     /// Held by the job flushing or merging this lane: one compaction per lane at a time.
-    pub compaction: Mutex<()>,
+    pub(crate) compaction: Mutex<()>,
     /// A job for this lane is queued or running (at most one is queued at a time).
-    pub scheduled: AtomicBool,
+    pub(crate) scheduled: AtomicBool,
     /// Pending [`request`] bits (low byte) and the last request's ticket (above it), in one
     /// word so a job takes exactly the tickets whose bits it carries out.
     requests: AtomicU64,
     /// The highest ticket whose request a finished job has carried out.
-    pub served: AtomicU64,
+    pub(crate) served: AtomicU64,
     /// Lookup counters (on the lane's own cache lines, so readers of different lanes do not
     /// contend).
-    pub lookups: crate::stats::LookupCounters,
+    pub(crate) lookups: crate::stats::LookupCounters,
 }
 
 impl Lane {
     /// Lane number `number`, empty.
-    pub fn new(number: usize) -> Lane {
+    pub(crate) fn new(number: usize) -> Lane {
         Lane {
             number,
             ..Lane::default()
@@ -71,7 +71,7 @@ impl Lane {
 
     /// Asks the next job for `bits` (see [`request`]); returns the request's ticket, served
     /// once `served` reaches it.
-    pub fn request(&self, bits: u8) -> u64 {
+    pub(crate) fn request(&self, bits: u8) -> u64 {
         let prev = self
             .requests
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
@@ -82,13 +82,13 @@ impl Lane {
     }
 
     /// Takes the pending request bits, with the ticket they cover (for a job).
-    pub fn take_requests(&self) -> (u8, u64) {
+    pub(crate) fn take_requests(&self) -> (u8, u64) {
         let w = self.requests.fetch_and(!0xff, Ordering::SeqCst);
         ((w & 0xff) as u8, w >> 8)
     }
 
     /// Whether a request waits for a job.
-    pub fn has_requests(&self) -> bool {
+    pub(crate) fn has_requests(&self) -> bool {
         self.requests.load(Ordering::SeqCst) & 0xff != 0
     }
 }
@@ -98,7 +98,7 @@ impl LaneState {
     /// structure had the key (a tombstone counts: it ends the search) and how many segment
     /// probes the prefilter answered.
     #[inline]
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         fp: u64,
         dead: Option<&DeadHandles>,
@@ -138,7 +138,7 @@ impl LaneState {
 
     /// The lowest stamp of any structure here: drops below it are excluded everywhere in
     /// this lane. `None` when the lane is empty.
-    pub fn watermark(&self) -> Option<u64> {
+    pub(crate) fn watermark(&self) -> Option<u64> {
         [
             self.active.min_seq(),
             self.frozen.as_ref().and_then(|f| f.min_seq()),
@@ -153,7 +153,7 @@ impl LaneState {
     /// the slow path of `len()` while drops are pending. A key counts only in the newest
     /// structure holding it: the fingerprints of every structure but the oldest go into a set
     /// (small: overlays and upper segments) that shadows older copies.
-    pub fn count_live(&self, dead: &DeadHandles) -> Result<i64> {
+    pub(crate) fn count_live(&self, dead: &DeadHandles) -> Result<i64> {
         let overlays: Vec<&Overlay> = std::iter::once(&self.active)
             .chain(self.frozen.as_deref())
             .filter(|o| !o.is_empty())

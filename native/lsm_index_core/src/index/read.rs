@@ -1,0 +1,107 @@
+//! The read path: one key or a batch of keys to their handle sets, and the live key count.
+
+use super::Index;
+use crate::batch::{self, Batch};
+use crate::error::Result;
+use crate::hash::jump_hash;
+use parking_lot::RwLockUpgradableReadGuard;
+use std::sync::atomic::Ordering;
+
+/// Keys per `lookup_many` chunk: bounds how long a batch holds its lanes' read locks.
+const LOOKUP_CHUNK: usize = 256;
+
+impl Index {
+    /// `key`'s handles, sorted; empty when absent.
+    pub fn lookup(&self, key: &[u8]) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.lookup_into(key, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `key`'s sorted handles to `out` (no allocation when `out` has room).
+    #[inline]
+    pub fn lookup_into(&self, key: &[u8], out: &mut Vec<u32>) -> Result<()> {
+        self.check_open()?;
+        let (fp, lane) = self.locate(key);
+        let start = out.len();
+        let st = lane.state.read();
+        let (_, rejects) = if self.dead_pending.load(Ordering::Acquire) == 0 {
+            st.resolve(fp, None, out)?
+        } else {
+            st.resolve(fp, Some(&self.dead.read()), out)?
+        };
+        drop(st);
+        lane.lookups.record(out.len() > start, rejects);
+        Ok(())
+    }
+
+    /// The handles of every key in `keys`, in one call (one WAL transaction = one batch).
+    ///
+    /// Per chunk of keys, the chunk's lanes are read-locked together (in ascending order, so
+    /// concurrent batches cannot deadlock) and the keys are resolved in stages (see the
+    /// `batch` module) so that their cache misses overlap.
+    pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
+        self.check_open()?;
+        let mut batch = Batch::with_capacity(keys.len());
+        let mut located: Vec<(u64, usize)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
+        let mut lanes: Vec<u32> = Vec::with_capacity(located.capacity());
+        let mut guard_of_lane = vec![0usize; self.lanes.len()];
+        let mut guards = Vec::with_capacity(located.capacity());
+        let mut rejects = 0;
+        for chunk in keys.chunks(LOOKUP_CHUNK) {
+            lanes.clear();
+            located.clear();
+            for k in chunk {
+                let fp = self.hasher.fingerprint(k.as_ref());
+                let lane = jump_hash(fp, self.config.lanes);
+                lanes.push(lane);
+                located.push((fp, lane as usize));
+            }
+            lanes.sort_unstable();
+            lanes.dedup();
+            for &lane in &lanes {
+                guard_of_lane[lane as usize] = guards.len();
+                guards.push(self.lanes[lane as usize].state.read());
+            }
+            for (_, lane) in located.iter_mut() {
+                *lane = guard_of_lane[*lane];
+            }
+            let dead = (self.dead_pending.load(Ordering::Acquire) != 0).then(|| self.dead.read());
+            rejects += batch::resolve_chunk(&guards, &located, dead.as_deref(), &mut batch)?;
+            drop(dead);
+            guards.clear();
+        }
+        let hits = batch.iter().filter(|h| !h.is_empty()).count() as u64;
+        self.batch_lookups
+            .record_many(hits, batch.len() as u64 - hits, rejects);
+        Ok(batch)
+    }
+
+    /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.    /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the
+    /// lanes not yet recounted since (every key), until compaction purges the drop.
+    pub fn len(&self) -> Result<u64> {
+        self.check_open()?;
+        let mut total = 0i64;
+        for lane in self.lanes.iter() {
+            let st = lane.state.upgradable_read();
+            let dead = self.dead.read();
+            if st.live_gen == dead.generation() {
+                total += st.live;
+                continue;
+            }
+            let live = st.count_live(&dead)?;
+            let generation = dead.generation();
+            drop(dead);
+            let mut st = RwLockUpgradableReadGuard::upgrade(st);
+            st.live = live;
+            st.live_gen = generation;
+            total += live;
+        }
+        Ok(total.max(0) as u64)
+    }
+
+    /// Whether no key has a non-empty set.
+    pub fn is_empty(&self) -> Result<bool> {
+        Ok(self.len()? == 0)
+    }
+}

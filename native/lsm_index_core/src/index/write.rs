@@ -1,0 +1,392 @@
+//! The write path: add, remove and drop_handle, one at a time or in batches, blocking or
+//! not. A write resolves the key's current set, writes the whole new set into its lane's
+//! active overlay (logged first for a persistent index), and freezes the overlay when due.
+
+use super::{Index, Overload};
+use crate::batch::{self, Batch};
+use crate::dead::DeadHandles;
+use crate::error::{Error, Result};
+use crate::handles::{self, HandleSet};
+use crate::hash::jump_hash;
+use crate::lane::{Lane, LaneState};
+use crate::overlay::Entry;
+use crate::wal::{Record, SyncMode};
+use parking_lot::RwLockUpgradableReadGuard;
+use std::sync::atomic::Ordering;
+
+/// Pairs per `add_many`/`remove_many` chunk (hashed, then sorted by lane).
+const WRITE_CHUNK: usize = 4096;
+
+/// Lane groups of at least this many writes resolve their keys in stages first.
+const STAGED_WRITES: usize = 4;
+
+/// Most pairs applied under one acquisition of a lane's write lock: bounds how long a reader
+/// of that lane can wait for a writer (~0.1 ms), whoever the writer is.
+const LANE_HOLD: usize = 256;
+
+/// Log files (64 MiB each) kept before every lane is asked to flush so they can go.
+const MAX_WAL_FILES: usize = 4;
+
+/// Whether a write may wait for room in a full lane.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Admit {
+    /// Wait for compaction to make room.
+    Wait,
+    /// Refuse with `Error::Overloaded` (checked for every lane before anything is written).
+    Refuse,
+    /// Refuse like `Refuse`, and do no I/O either (a `try_*` write: fit for a BEAM normal
+    /// scheduler): the log buffer is written out by a background job, and in
+    /// `SyncMode::Always`, where the write would have to wait for an fsync, it is refused with
+    /// `Error::WouldBlock`.
+    NonBlocking,
+}
+
+/// A non-blocking write is refused once the log buffer holds this many bytes (its background
+/// write-out is behind).
+const NONBLOCKING_LOG_LIMIT: usize = 8 << 20;
+
+/// Which way a write changes a key's set.
+#[derive(Clone, Copy)]
+pub(super) enum Op {
+    Add,
+    Remove,
+}
+
+impl Index {
+    /// Adds `handle` to `key`'s set (a no-op if present). If compaction is behind and the
+    /// key's lane is full, waits for room (or fails, per `Config::on_overload`).
+    pub fn add(&self, key: &[u8], handle: u32) -> Result<()> {
+        self.write_one(key, handle, Op::Add, self.blocking())
+    }
+
+    /// Removes `handle` from `key`'s set (a no-op if absent); waits like [`Index::add`].
+    pub fn remove(&self, key: &[u8], handle: u32) -> Result<()> {
+        self.write_one(key, handle, Op::Remove, self.blocking())
+    }
+
+    /// [`Index::add`] for each pair, in order. Pairs are grouped by lane so each lane is
+    /// locked once per call (per 4096 pairs). Waits like [`Index::add`], lane by lane.
+    pub fn add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
+        self.write_many(pairs, Op::Add, self.blocking())
+    }
+
+    /// [`Index::remove`] for each pair, in order; grouped by lane like [`Index::add_many`].
+    pub fn remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
+        self.write_many(pairs, Op::Remove, self.blocking())
+    }
+
+    /// [`Index::add`] that never waits and does no I/O: `Error::Overloaded` (nothing
+    /// written) when the lane is full, `Error::WouldBlock` when it would have to wait for the
+    /// log (`SyncMode::Always`). Sub-microsecond: fit for a BEAM normal scheduler.
+    pub fn try_add(&self, key: &[u8], handle: u32) -> Result<()> {
+        self.write_one(key, handle, Op::Add, Admit::NonBlocking)
+    }
+
+    /// [`Index::remove`] that never waits, like [`Index::try_add`].
+    pub fn try_remove(&self, key: &[u8], handle: u32) -> Result<()> {
+        self.write_one(key, handle, Op::Remove, Admit::NonBlocking)
+    }
+
+    /// [`Index::add_many`] that never waits, like [`Index::try_add`]: if any lane of the batch
+    /// is full, fails before writing anything.
+    pub fn try_add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
+        self.write_many(pairs, Op::Add, Admit::NonBlocking)
+    }
+
+    /// [`Index::remove_many`] that never waits, like [`Index::try_add_many`].
+    pub fn try_remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
+        self.write_many(pairs, Op::Remove, Admit::NonBlocking)
+    }
+
+    /// [`Index::drop_handle`] that does no I/O, like [`Index::try_add`].
+    pub fn try_drop_handle(&self, handle: u32) -> Result<()> {
+        self.drop_in(handle, Admit::NonBlocking)
+    }
+
+    /// Refuses a non-blocking write that could not complete without I/O.
+    fn check_nonblocking(&self) -> Result<()> {
+        match &self.wal {
+            Some(wal) if wal.mode() == SyncMode::Always => Err(Error::WouldBlock {
+                reason: "every write waits for an fsync (sync mode always)",
+            }),
+            Some(wal) if wal.buffered() >= NONBLOCKING_LOG_LIMIT => Err(Error::WouldBlock {
+                reason: "the log buffer is full while its write-out catches up",
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// How blocking writes treat a full lane.
+    fn blocking(&self) -> Admit {
+        match self.config.on_overload {
+            Overload::Wait => Admit::Wait,
+            Overload::Fail => Admit::Refuse,
+        }
+    }
+
+    fn write_one(&self, key: &[u8], handle: u32, op: Op, admit: Admit) -> Result<()> {
+        self.check_writable()?;
+        if admit == Admit::NonBlocking {
+            self.check_nonblocking()?;
+        }
+        let (fp, lane) = self.locate(key);
+        self.write_lane_in(
+            lane,
+            &[(fp, handle)],
+            op,
+            &mut Vec::new(),
+            Some(admit),
+            admit,
+        )?;
+        self.after_write(false, admit)
+    }
+
+    /// Writes `pairs` lane by lane.
+    fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op, admit: Admit) -> Result<()> {
+        self.check_writable()?;
+        if admit == Admit::NonBlocking {
+            self.check_nonblocking()?;
+        }
+        // (lane, fingerprint) of each pair, hashed once
+        let located: Vec<(u32, u64)> = pairs
+            .iter()
+            .map(|(k, _)| {
+                let fp = self.hasher.fingerprint(k.as_ref());
+                (jump_hash(fp, self.config.lanes), fp)
+            })
+            .collect();
+        if admit != Admit::Wait {
+            // all or nothing: every lane of the batch must have room before any is written
+            let mut lanes: Vec<u32> = located.iter().map(|&(lane, _)| lane).collect();
+            lanes.sort_unstable();
+            lanes.dedup();
+            for &n in &lanes {
+                if self.lanes[n as usize].state.read().active.len() >= self.config.stall_limit() {
+                    return Err(self.refuse(n));
+                }
+            }
+        }
+        // checked above when refusing: the batch may overshoot a lane's limit by its own size
+        let check = (admit == Admit::Wait).then_some(Admit::Wait);
+        let mut scratch = Vec::new();
+        let mut order: Vec<(u32, usize)> = Vec::new();
+        let mut items: Vec<(u64, u32)> = Vec::new();
+        for (c, chunk) in located.chunks(WRITE_CHUNK).enumerate() {
+            let base = c * WRITE_CHUNK;
+            // (lane, position); the stable sort keeps each key's writes in call order.
+            order.clear();
+            order.extend(
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(lane, _))| (lane, base + i)),
+            );
+            order.sort_by_key(|&(lane, _)| lane);
+            for group in order.chunk_by(|a, b| a.0 == b.0) {
+                let lane = &self.lanes[group[0].0 as usize];
+                for held in group.chunks(LANE_HOLD) {
+                    items.clear();
+                    items.extend(held.iter().map(|&(_, i)| (located[i].1, pairs[i].1)));
+                    self.write_lane_in(lane, &items, op, &mut scratch, check, admit)?;
+                }
+            }
+        }
+        self.after_write(false, admit)
+    }
+
+    /// Applies `(fingerprint, handle)` writes to one lane under one acquisition of its locks,
+    /// after waiting for or refusing a full lane (`check`; `None`: checked already). Freezes
+    /// the overlay and queues its flush once it reaches `overlay_limit`. `mode` says whether
+    /// the log buffer may be written out here or must be left to a background job.
+    fn write_lane_in(
+        &self,
+        lane: &Lane,
+        items: &[(u64, u32)],
+        op: Op,
+        scratch: &mut Vec<u32>,
+        check: Option<Admit>,
+        mode: Admit,
+    ) -> Result<()> {
+        let scheduled = {
+            let st = match check {
+                Some(admit) => self.admit(lane, admit)?,
+                None => lane.state.upgradable_read(),
+            };
+            let dead = self.dead.read();
+            // Resolve every key's current set first, in stages so that the cache misses of
+            // different keys overlap (`batch`), while readers still read: the upgradable lock
+            // keeps writers and installs out, so the sets stay current until we write.
+            let mut known = Batch::with_capacity(items.len());
+            if items.len() >= STAGED_WRITES {
+                let keys: Vec<(u64, usize)> = items.iter().map(|&(fp, _)| (fp, 0)).collect();
+                batch::resolve_chunk(std::slice::from_ref(&st), &keys, Some(&dead), &mut known)?;
+            }
+            let mut st = RwLockUpgradableReadGuard::upgrade(st);
+            // one sequence number per write, allocated together under the dead-set read lock
+            // (see `apply_at`)
+            let first = self.seq.fetch_add(items.len() as u64, Ordering::SeqCst);
+            self.counters
+                .ops
+                .fetch_add(items.len() as u64, Ordering::Relaxed);
+            let mut log_full = false;
+            for (i, &(fp, handle)) in items.iter().enumerate() {
+                // a key written earlier in this group is in the active overlay: resolve again
+                let current =
+                    (i < known.len() && st.active.get(fp).is_none()).then(|| known.get(i));
+                let seq = first + i as u64;
+                log_full |=
+                    self.apply_at(&mut st, &dead, fp, handle, op, scratch, current, seq, true)?;
+            }
+            if log_full {
+                self.write_out_log(mode)?;
+            }
+            self.freeze(&mut st, false)
+        };
+        if scheduled {
+            self.schedule(lane);
+        }
+        if self.wal_pressure() {
+            self.request_checkpoint();
+        }
+        Ok(())
+    }
+
+    /// The lane's (upgradable) lock once its active overlay is below `max_overlay_keys`:
+    /// waits for compaction to make room, or refuses with `Error::Overloaded`.
+    fn admit<'a>(
+        &self,
+        lane: &'a Lane,
+        admit: Admit,
+    ) -> Result<RwLockUpgradableReadGuard<'a, LaneState>> {
+        let mut stalled = false;
+        loop {
+            let seen = self.activity.generation();
+            let st = lane.state.upgradable_read();
+            if st.active.len() < self.config.stall_limit() {
+                return Ok(st);
+            }
+            drop(st);
+            if !stalled {
+                stalled = true;
+                self.counters.stalls.fetch_add(1, Ordering::Relaxed);
+            }
+            if admit != Admit::Wait {
+                return Err(Error::Overloaded {
+                    lane: lane.number as u32,
+                });
+            }
+            // a full active overlay means a frozen one is being flushed; make sure of it
+            self.schedule(lane);
+            self.activity.wait(seen);
+            self.check_writable()?;
+        }
+    }
+
+    /// Counts a refused write and says which lane was full.
+    fn refuse(&self, lane: u32) -> Error {
+        self.counters.stalls.fetch_add(1, Ordering::Relaxed);
+        Error::Overloaded { lane }
+    }
+
+    /// Whether the log holds more files than segments allow deleting: time for a checkpoint.
+    fn wal_pressure(&self) -> bool {
+        self.wal
+            .as_ref()
+            .is_some_and(|w| w.files_retained() > MAX_WAL_FILES)
+    }
+
+    /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with
+    /// the dead-set read lock: both guards are parameters so the rule cannot be skipped),
+    /// stamped `seq` — allocated by the caller under that dead-set read lock, so every drop
+    /// with a smaller seq is in `dead` and the set written excludes exactly those (see
+    /// DeadHandles); or, in recovery, the seq the logged write had (`log` false: nothing is
+    /// logged again). `current` is the key's set if the caller resolved it already (under
+    /// the same locks). Returns whether the log buffer wants writing out.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_at(
+        &self,
+        st: &mut LaneState,
+        dead: &DeadHandles,
+        fp: u64,
+        handle: u32,
+        op: Op,
+        scratch: &mut Vec<u32>,
+        current: Option<&[u32]>,
+        seq: u64,
+        log: bool,
+    ) -> Result<bool> {
+        scratch.clear();
+        match current {
+            Some(set) => scratch.extend_from_slice(set),
+            None => {
+                st.resolve(fp, Some(dead), scratch)?;
+            }
+        }
+        let was_live = !scratch.is_empty();
+        let changed = match op {
+            Op::Add => handles::insert(scratch, handle),
+            Op::Remove => handles::remove(scratch, handle),
+        };
+        if changed {
+            if st.live_gen == dead.generation() {
+                st.live += i64::from(!scratch.is_empty()) - i64::from(was_live);
+            }
+            let handles = HandleSet::from_slice(scratch);
+            st.active.put(fp, Entry { seq, handles });
+            // logged under the lane lock, so a lane's frames are in sequence order
+            if let (Some(wal), true) = (&self.wal, log) {
+                let record = match op {
+                    Op::Add => Record::Add { fp, handle },
+                    Op::Remove => Record::Remove { fp, handle },
+                };
+                return Ok(wal.append(seq, record));
+            }
+        }
+        Ok(false)
+    }
+
+    /// Adding the handle again afterwards works as usual.
+    pub fn drop_handle(&self, handle: u32) -> Result<()> {
+        self.drop_in(handle, Admit::Wait)
+    }
+
+    fn drop_in(&self, handle: u32, mode: Admit) -> Result<()> {
+        self.check_writable()?;
+        if mode == Admit::NonBlocking {
+            self.check_nonblocking()?;
+        }
+        let full = {
+            let mut dead = self.dead.write();
+            let seq = self.seq.fetch_add(1, Ordering::SeqCst);
+            dead.insert(handle, seq);
+            self.dead_pending.store(dead.len(), Ordering::Release);
+            // logged under the dead-set lock: ordered against every write's seq
+            self.wal
+                .as_ref()
+                .is_some_and(|w| w.append(seq, Record::Drop { handle }))
+        };
+        self.after_write(full, mode)
+    }
+    /// Writes the log out after a write call: fsynced in `SyncMode::Always` (never reached
+    /// by a non-blocking write, refused before), else only once the buffer is large.
+    fn after_write(&self, buffer_full: bool, mode: Admit) -> Result<()> {
+        match &self.wal {
+            Some(wal) if wal.mode() == SyncMode::Always => self.durable(wal.sync(true)),
+            Some(_) if buffer_full => self.write_out_log(mode),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes the log buffer out (not fsynced: it bounds the buffer's memory), here or, for a
+    /// non-blocking write, in a background job.
+    fn write_out_log(&self, mode: Admit) -> Result<()> {
+        match &self.wal {
+            Some(_) if mode == Admit::NonBlocking => {
+                self.schedule_log_writeout();
+                Ok(())
+            }
+            Some(wal) => self.durable(wal.sync(false)),
+            None => Ok(()),
+        }
+    }
+}
