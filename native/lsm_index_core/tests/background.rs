@@ -85,7 +85,7 @@ fn a_full_lane_refuses_non_blocking_writes_and_writes_nothing() {
 
 #[test]
 fn fail_mode_refuses_blocking_writes_too() {
-    let (index, release, reports) = stuck_index(Overload::Fail);
+    let (index, release, reports) = stuck_index(Overload::Error);
     for i in 0..100 {
         index.add(&key(i), 1).unwrap();
     }

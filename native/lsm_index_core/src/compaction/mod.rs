@@ -1,5 +1,5 @@
-//! Compaction: a pure policy decides, the executor builds segments, the pool runs the builds
-//! in the background.
+//! Compaction: a pure policy (`strategy`) decides, the `executor` builds segments, the
+//! `workers` (a thread pool) run the builds in the background.
 pub mod executor;
-pub mod pool;
 pub mod strategy;
+pub mod workers;

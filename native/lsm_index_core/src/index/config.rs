@@ -12,8 +12,8 @@ use crate::wal::SyncMode;
 pub enum Overload {
     /// Wait until compaction has made room (the write is slowed, memory stays bounded).
     Wait,
-    /// Fail with `Error::Overloaded`, writing nothing.
-    Fail,
+    /// Fail with `Error::Overloaded`, writing nothing (Elixir: `overload: :error`).
+    Error,
 }
 
 impl Overload {
@@ -21,7 +21,7 @@ impl Overload {
     pub fn from_name(name: &str) -> Option<Overload> {
         match name {
             "wait" => Some(Overload::Wait),
-            "error" => Some(Overload::Fail),
+            "error" => Some(Overload::Error),
             _ => None,
         }
     }

@@ -109,7 +109,7 @@ impl Index {
         self.activity.pending.fetch_add(1, Ordering::SeqCst);
         let me = self.me.clone();
         let activity = self.activity.clone();
-        let queued = self.pool.submit(Box::new(move || {
+        let queued = self.workers.submit(Box::new(move || {
             if let Some(index) = me.upgrade() {
                 job(&index);
             }

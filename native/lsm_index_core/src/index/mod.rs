@@ -25,8 +25,8 @@ mod recovery;
 mod report;
 mod write;
 
-use crate::compaction::pool::Pool;
 use crate::compaction::strategy::Strategy;
+use crate::compaction::workers::Workers;
 use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
@@ -74,7 +74,7 @@ pub struct Index {
     /// Counters of `lookup_many` (single lookups count on their lane).
     batch_lookups: LookupCounters,
     /// Runs this index's compaction jobs.
-    pool: Arc<Pool>,
+    workers: Arc<Workers>,
     /// This index, for the jobs it queues (set once it is in its `Arc`).
     me: Weak<Index>,
     /// Progress of background jobs, shared with the queued jobs themselves.
@@ -111,9 +111,9 @@ impl Index {
             .size_ratio
             .unwrap_or_else(|| config.policy.default_size_ratio());
         let policy = config.policy.build(config.max_segments, size_ratio);
-        let pool = match config.compaction_threads {
-            Some(n) => Pool::new(n),
-            None => Pool::shared(),
+        let workers = match config.compaction_threads {
+            Some(n) => Workers::new(n),
+            None => Workers::shared(),
         }
         .map_err(|e| Error::Io {
             what: "compaction pool".into(),
@@ -130,7 +130,7 @@ impl Index {
             policy,
             counters: Counters::default(),
             batch_lookups: LookupCounters::default(),
-            pool,
+            workers,
             me: Weak::new(),
             activity: Arc::default(),
             listener: RwLock::new(None),

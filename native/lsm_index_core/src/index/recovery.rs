@@ -1,7 +1,7 @@
 //! Opening a persistent index: the manifest's segments mapped and checked, then the
 //! write-ahead log replayed over them (recovery), before the index is shared.
 
-use super::write::Op;
+use super::write::Edit;
 use super::{Config, Index};
 use crate::error::{Error, Result};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
@@ -123,9 +123,9 @@ impl Index {
                     if seq < m.lane_state[lane].covered_seq {
                         return Ok(()); // already in the lane's segments
                     }
-                    let op = match record {
-                        Record::Add { .. } => Op::Add,
-                        _ => Op::Remove,
+                    let edit = match record {
+                        Record::Add { .. } => Edit::Add,
+                        _ => Edit::Remove,
                     };
                     let mut st = self.lanes[lane].state.write();
                     let dead = self.dead.read();
@@ -135,7 +135,7 @@ impl Index {
                         &dead,
                         fp,
                         handle,
-                        op,
+                        edit,
                         &mut scratch,
                         None,
                         seq,

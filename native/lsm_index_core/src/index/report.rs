@@ -27,7 +27,7 @@ impl Index {
             last_job_us: load(&c.last_job_us),
             compaction_busy_us: load(&c.busy_us),
             stalls: load(&c.stalls),
-            compaction_threads: self.pool.threads() as u64,
+            compaction_threads: self.workers.threads() as u64,
             ..Stats::default()
         };
         if s.keys_flushed > 0 {

@@ -32,9 +32,9 @@ const MAX_WAL_FILES: usize = 4;
 enum Admit {
     /// Wait for compaction to make room.
     Wait,
-    /// Refuse with `Error::Overloaded` (checked for every lane before anything is written).
-    Refuse,
-    /// Refuse like `Refuse`, and do no I/O either (a `try_*` write: fit for a BEAM normal
+    /// Fail with `Error::Overloaded` (checked for every lane before anything is written).
+    Error,
+    /// Fail like `Error`, and do no I/O either (a `try_*` write: fit for a BEAM normal
     /// scheduler): the log buffer is written out by a background job, and in
     /// `SyncMode::Always`, where the write would have to wait for an fsync, it is refused with
     /// `Error::WouldBlock`.
@@ -47,7 +47,7 @@ const NONBLOCKING_LOG_LIMIT: usize = 8 << 20;
 
 /// Which way a write changes a key's set.
 #[derive(Clone, Copy)]
-pub(super) enum Op {
+pub(super) enum Edit {
     Add,
     Remove,
 }
@@ -56,46 +56,46 @@ impl Index {
     /// Adds `handle` to `key`'s set (a no-op if present). If compaction is behind and the
     /// key's lane is full, waits for room (or fails, per `Config::on_overload`).
     pub fn add(&self, key: &[u8], handle: u32) -> Result<()> {
-        self.write_one(key, handle, Op::Add, self.blocking())
+        self.write_one(key, handle, Edit::Add, self.blocking())
     }
 
     /// Removes `handle` from `key`'s set (a no-op if absent); waits like [`Index::add`].
     pub fn remove(&self, key: &[u8], handle: u32) -> Result<()> {
-        self.write_one(key, handle, Op::Remove, self.blocking())
+        self.write_one(key, handle, Edit::Remove, self.blocking())
     }
 
     /// [`Index::add`] for each pair, in order. Pairs are grouped by lane so each lane is
     /// locked once per call (per 4096 pairs). Waits like [`Index::add`], lane by lane.
     pub fn add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        self.write_many(pairs, Op::Add, self.blocking())
+        self.write_many(pairs, Edit::Add, self.blocking())
     }
 
     /// [`Index::remove`] for each pair, in order; grouped by lane like [`Index::add_many`].
     pub fn remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        self.write_many(pairs, Op::Remove, self.blocking())
+        self.write_many(pairs, Edit::Remove, self.blocking())
     }
 
     /// [`Index::add`] that never waits and does no I/O: `Error::Overloaded` (nothing
     /// written) when the lane is full, `Error::WouldBlock` when it would have to wait for the
     /// log (`SyncMode::Always`). Sub-microsecond: fit for a BEAM normal scheduler.
     pub fn try_add(&self, key: &[u8], handle: u32) -> Result<()> {
-        self.write_one(key, handle, Op::Add, Admit::NonBlocking)
+        self.write_one(key, handle, Edit::Add, Admit::NonBlocking)
     }
 
     /// [`Index::remove`] that never waits, like [`Index::try_add`].
     pub fn try_remove(&self, key: &[u8], handle: u32) -> Result<()> {
-        self.write_one(key, handle, Op::Remove, Admit::NonBlocking)
+        self.write_one(key, handle, Edit::Remove, Admit::NonBlocking)
     }
 
     /// [`Index::add_many`] that never waits, like [`Index::try_add`]: if any lane of the batch
     /// is full, fails before writing anything.
     pub fn try_add_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        self.write_many(pairs, Op::Add, Admit::NonBlocking)
+        self.write_many(pairs, Edit::Add, Admit::NonBlocking)
     }
 
     /// [`Index::remove_many`] that never waits, like [`Index::try_add_many`].
     pub fn try_remove_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)]) -> Result<()> {
-        self.write_many(pairs, Op::Remove, Admit::NonBlocking)
+        self.write_many(pairs, Edit::Remove, Admit::NonBlocking)
     }
 
     /// [`Index::drop_handle`] that does no I/O, like [`Index::try_add`].
@@ -120,11 +120,11 @@ impl Index {
     fn blocking(&self) -> Admit {
         match self.config.on_overload {
             Overload::Wait => Admit::Wait,
-            Overload::Fail => Admit::Refuse,
+            Overload::Error => Admit::Error,
         }
     }
 
-    fn write_one(&self, key: &[u8], handle: u32, op: Op, admit: Admit) -> Result<()> {
+    fn write_one(&self, key: &[u8], handle: u32, edit: Edit, admit: Admit) -> Result<()> {
         self.check_writable()?;
         if admit == Admit::NonBlocking {
             self.check_nonblocking()?;
@@ -133,7 +133,7 @@ impl Index {
         self.write_lane_in(
             lane,
             &[(fp, handle)],
-            op,
+            edit,
             &mut Vec::new(),
             Some(admit),
             admit,
@@ -142,7 +142,12 @@ impl Index {
     }
 
     /// Writes `pairs` lane by lane.
-    fn write_many<K: AsRef<[u8]>>(&self, pairs: &[(K, u32)], op: Op, admit: Admit) -> Result<()> {
+    fn write_many<K: AsRef<[u8]>>(
+        &self,
+        pairs: &[(K, u32)],
+        edit: Edit,
+        admit: Admit,
+    ) -> Result<()> {
         self.check_writable()?;
         if admit == Admit::NonBlocking {
             self.check_nonblocking()?;
@@ -187,7 +192,7 @@ impl Index {
                 for held in group.chunks(LANE_HOLD) {
                     items.clear();
                     items.extend(held.iter().map(|&(_, i)| (located[i].1, pairs[i].1)));
-                    self.write_lane_in(lane, &items, op, &mut scratch, check, admit)?;
+                    self.write_lane_in(lane, &items, edit, &mut scratch, check, admit)?;
                 }
             }
         }
@@ -202,7 +207,7 @@ impl Index {
         &self,
         lane: &Lane,
         items: &[(u64, u32)],
-        op: Op,
+        edit: Edit,
         scratch: &mut Vec<u32>,
         check: Option<Admit>,
         mode: Admit,
@@ -234,8 +239,9 @@ impl Index {
                 let current =
                     (i < known.len() && st.active.get(fp).is_none()).then(|| known.get(i));
                 let seq = first + i as u64;
-                log_full |=
-                    self.apply_at(&mut st, &dead, fp, handle, op, scratch, current, seq, true)?;
+                log_full |= self.apply_at(
+                    &mut st, &dead, fp, handle, edit, scratch, current, seq, true,
+                )?;
             }
             if log_full {
                 self.write_out_log(mode)?;
@@ -309,7 +315,7 @@ impl Index {
         dead: &DeadHandles,
         fp: u64,
         handle: u32,
-        op: Op,
+        edit: Edit,
         scratch: &mut Vec<u32>,
         current: Option<&[u32]>,
         seq: u64,
@@ -323,9 +329,9 @@ impl Index {
             }
         }
         let was_live = !scratch.is_empty();
-        let changed = match op {
-            Op::Add => handles::insert(scratch, handle),
-            Op::Remove => handles::remove(scratch, handle),
+        let changed = match edit {
+            Edit::Add => handles::insert(scratch, handle),
+            Edit::Remove => handles::remove(scratch, handle),
         };
         if changed {
             if st.live_gen == dead.generation() {
@@ -335,9 +341,9 @@ impl Index {
             st.active.put(fp, Entry { seq, handles });
             // logged under the lane lock, so a lane's frames are in sequence order
             if let (Some(wal), true) = (&self.wal, log) {
-                let record = match op {
-                    Op::Add => Record::Add { fp, handle },
-                    Op::Remove => Record::Remove { fp, handle },
+                let record = match edit {
+                    Edit::Add => Record::Add { fp, handle },
+                    Edit::Remove => Record::Remove { fp, handle },
                 };
                 return Ok(wal.append(seq, record));
             }

@@ -22,14 +22,14 @@ const WORKER_SLICE_NS: u64 = 100_000;
 
 /// A fixed set of worker threads draining one job queue. Dropping the last handle closes
 /// the queue; idle workers then exit (none is joined: a drop never waits for a build).
-pub struct Pool {
+pub struct Workers {
     jobs: Sender<Job>,
     threads: usize,
 }
 
-impl Pool {
+impl Workers {
     /// Starts `threads` workers (at least one) named `lsm-compact-<i>`.
-    pub fn new(threads: usize) -> std::io::Result<Arc<Pool>> {
+    pub fn new(threads: usize) -> std::io::Result<Arc<Workers>> {
         let threads = threads.max(1);
         let (tx, rx) = unbounded::<Job>();
         for i in 0..threads {
@@ -38,16 +38,16 @@ impl Pool {
                 .name(format!("lsm-compact-{i}"))
                 .spawn(move || worker(rx))?;
         }
-        Ok(Arc::new(Pool { jobs: tx, threads }))
+        Ok(Arc::new(Workers { jobs: tx, threads }))
     }
 
     /// The process-wide pool of `min(2, cores)` workers, started on first use.
-    pub fn shared() -> std::io::Result<Arc<Pool>> {
-        static SHARED: OnceLock<Arc<Pool>> = OnceLock::new();
+    pub fn shared() -> std::io::Result<Arc<Workers>> {
+        static SHARED: OnceLock<Arc<Workers>> = OnceLock::new();
         if let Some(p) = SHARED.get() {
             return Ok(p.clone());
         }
-        let pool = Pool::new(default_threads())?;
+        let pool = Workers::new(default_threads())?;
         // a racing first call may have won: its pool is used, ours winds down when dropped
         Ok(SHARED.get_or_init(|| pool).clone())
     }
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn runs_jobs_and_survives_a_panic() {
-        let pool = Pool::new(2).expect("pool");
+        let pool = Workers::new(2).expect("pool");
         let (tx, rx) = mpsc::channel();
         assert!(pool.submit(Box::new(|| panic!("a failing job"))));
         for i in 0..10 {
