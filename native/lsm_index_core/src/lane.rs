@@ -57,7 +57,7 @@ pub struct Lane {
     pub(crate) served: AtomicU64,
     /// Lookup counters (on the lane's own cache lines, so readers of different lanes do not
     /// contend).
-    pub(crate) lookups: crate::stats::LookupCounters,
+    pub(crate) lookups: crate::index::stats::LookupCounters,
 }
 
 impl Lane {

@@ -30,7 +30,6 @@ pub mod overlay;
 pub mod predicate;
 pub mod router;
 pub mod segment;
-pub mod stats;
 pub mod store;
 pub mod version;
 pub mod wal;
@@ -42,5 +41,5 @@ pub use error::{Error, Result};
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
-pub use index::{Config, Index, Overload, Stats};
+pub use index::{Config, Index, JobReport, Overload, Stats};
 pub use segment::mph::MphKind;

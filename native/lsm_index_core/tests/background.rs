@@ -1,7 +1,7 @@
 //! Background compaction: back-pressure (waiting and refusing writers), job reports, and
 //! requested work (`compact`, `checkpoint`) carried out by the pool.
 
-use lsm_index_core::stats::JobReport;
+use lsm_index_core::JobReport;
 use lsm_index_core::{Config, Error, Index, Overload};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};

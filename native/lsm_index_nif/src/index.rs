@@ -13,8 +13,8 @@
 
 use lsm_index_core::compaction::strategy::PolicyKind;
 use lsm_index_core::key::{self, KeyBytes};
-use lsm_index_core::stats::JobReport;
 use lsm_index_core::wal::SyncMode;
+use lsm_index_core::JobReport;
 use lsm_index_core::{Config, Error, Index, MphKind, Overload};
 use rustler::env::OwnedEnv;
 use rustler::types::LocalPid;

@@ -1,6 +1,7 @@
 //! One lane job: flush the frozen overlay and merge segments as the policy says (or fully),
 //! each build installed before the next one starts.
 
+use super::stats::JobReport;
 use super::Index;
 use crate::compaction::executor::{self, Built};
 use crate::compaction::strategy::{output_level, Choice, Full, Strategy};
@@ -8,7 +9,6 @@ use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::lane::{request, Lane};
 use crate::segment::{Segment, WriteOptions};
-use crate::stats::JobReport;
 use crate::version::{SegmentRef, Storage};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

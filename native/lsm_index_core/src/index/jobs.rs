@@ -5,12 +5,12 @@
 //! of `Lane::compaction` changes a lane's `version` (through `install`) or clears its
 //! `frozen` overlay, and an overlay is frozen only by `Index::freeze`, while none is.
 
+use super::stats::JobReport;
 use super::Index;
 use crate::compaction::strategy::Choice;
 use crate::error::{Error, Result};
 use crate::lane::{request, Lane, LaneState};
 use crate::overlay::Overlay;
-use crate::stats::JobReport;
 use parking_lot::{Condvar, Mutex};
 use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering;

@@ -4,7 +4,7 @@
 //! segments, log replay), `write` (add/remove/drop_handle), `read` (lookups, len), `jobs`
 //! (scheduling and running background lane jobs), `compact` (one lane job: flush and merge),
 //! `install` (the one transition that changes a lane's version: manifest first), `lifecycle`
-//! (flush, checkpoint, backup, close) and `report` (stats). This file holds the `Index`
+//! (flush, checkpoint, backup, close) and `stats` (what it reports). This file holds the `Index`
 //! itself and the checks every path shares.
 //!
 //! Write path: fingerprint the key, pick its lane, read-modify-write the key's full set into
@@ -22,7 +22,7 @@ mod jobs;
 mod lifecycle;
 mod read;
 mod recovery;
-mod report;
+pub mod stats;
 mod write;
 
 use crate::compaction::strategy::Strategy;
@@ -31,17 +31,17 @@ use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
 use crate::lane::Lane;
-use crate::stats::LookupCounters;
 use crate::store::Store;
 use crate::wal::Wal;
 use jobs::Activity;
 use parking_lot::{Mutex, RwLock};
+use stats::LookupCounters;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
-pub use crate::stats::{Stats, LOGICAL_OP_BYTES};
 pub use config::{Config, Overload};
 pub use jobs::Listener;
+pub use stats::{JobReport, Stats, LOGICAL_OP_BYTES};
 
 #[derive(Default)]
 struct Counters {
