@@ -1,4 +1,5 @@
-//! Installing a lane's new version: the manifest on disk first, then readers see it.
+//! Installing a lane's new version: the manifest on disk first, then readers see it, and the
+//! files it replaced are deleted only after (`Store::install`: once no manifest names them).
 
 use super::Index;
 use crate::error::Result;

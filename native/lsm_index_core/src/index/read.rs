@@ -77,7 +77,7 @@ impl Index {
         Ok(batch)
     }
 
-    /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.    /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the
+    /// Keys with a non-empty set. O(lanes) normally; after a `drop_handle` it recounts the
     /// lanes not yet recounted since (every key), until compaction purges the drop.
     pub fn len(&self) -> Result<u64> {
         self.check_open()?;

@@ -351,6 +351,7 @@ impl Index {
         Ok(false)
     }
 
+    /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.
     /// Adding the handle again afterwards works as usual.
     pub fn drop_handle(&self, handle: u32) -> Result<()> {
         self.drop_in(handle, Admit::Wait)
