@@ -80,11 +80,6 @@ defmodule LsmIndex.ShapeRouter do
 
     if cols == [], do: raise(ArgumentError, "a table has at least one column")
 
-    names = Enum.map(cols, &elem(&1, 0))
-
-    if length(Enum.uniq(names)) != length(names),
-      do: raise(ArgumentError, "column names must be unique, got: #{inspect(names)}")
-
     index_opts = LsmIndex.options!(opts[:index])
 
     unless opts[:sync] in [:flush, :always, :none],
