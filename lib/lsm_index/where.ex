@@ -40,6 +40,13 @@ defmodule LsmIndex.Where do
   def parse(sql, _columns),
     do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(sql)}")
 
+  @doc """
+  `parse/2`, returning the tree or raising `LsmIndex.Error` with
+  `reason: {:invalid_where, byte_offset, message}`.
+  """
+  @spec parse!(String.t(), columns()) :: Expr.t()
+  def parse!(sql, columns), do: sql |> parse(columns) |> LsmIndex.Error.unwrap!()
+
   @doc false
   # `columns` checked (`ColumnType.columns!/1`) in the NIF's form, `[{name, type_name}]`.
   @spec native_columns!(columns()) :: [{String.t(), String.t()}]
