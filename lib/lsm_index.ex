@@ -48,6 +48,12 @@ defmodule LsmIndex do
   loaded, every index also emits `[:lsm_index, :compaction, :stop]` events (see
   `LsmIndex.Telemetry`).
 
+  ## Errors
+
+  Caller mistakes (a bad option, a handle out of range, a closed index) raise `ArgumentError`.
+  Operational failures are returned as `{:error, reason}`; `new!/1`, `open!/2`, `flush!/1`,
+  `backup!/2` and `close!/1` raise them as `LsmIndex.Error` instead.
+
   ## Example
 
       iex> {:ok, index} = LsmIndex.new()
@@ -59,7 +65,7 @@ defmodule LsmIndex do
       [[7], []]
   """
 
-  alias LsmIndex.Native
+  alias LsmIndex.{Error, Native}
 
   @typedoc "An index (a NIF resource)."
   @opaque t :: reference()
@@ -73,11 +79,6 @@ defmodule LsmIndex do
   @dirty_lookup_batch 500
   @min_i64 -9_223_372_036_854_775_808
   @max_i64 9_223_372_036_854_775_807
-
-  defmodule Error do
-    @moduledoc "An operational failure inside the index (corruption, a failed build)."
-    defexception [:reason, :message]
-  end
 
   @doc "Creates an empty in-memory index; see the module doc for options."
   @spec new(keyword()) :: {:ok, t()} | {:error, term()}
@@ -200,9 +201,21 @@ defmodule LsmIndex do
     path |> Native.index_open(options!(opts)) |> attached()
   end
 
+  @doc "`new/1`, returning the index or raising `LsmIndex.Error`."
+  @spec new!(keyword()) :: t()
+  def new!(opts \\ []), do: opts |> new() |> Error.unwrap!()
+
+  @doc "`open/2`, returning the index or raising `LsmIndex.Error` (`reason: :locked`, ...)."
+  @spec open!(Path.t(), keyword()) :: t()
+  def open!(path, opts \\ []), do: path |> open(opts) |> Error.unwrap!()
+
   @doc "Makes every write so far durable: one fsync of the log (a no-op in memory)."
   @spec flush(t()) :: :ok | {:error, term()}
   def flush(index), do: call(index, &Native.index_flush/1)
+
+  @doc "`flush/1`, raising `LsmIndex.Error` when the log cannot be synced."
+  @spec flush!(t()) :: :ok
+  def flush!(index), do: index |> flush() |> Error.unwrap!()
 
   @doc """
   Copies a consistent online snapshot of a persistent index into the new (or empty)
@@ -217,12 +230,20 @@ defmodule LsmIndex do
   def backup(_index, dest_dir),
     do: raise(ArgumentError, "expected a directory path (a string), got: #{inspect(dest_dir)}")
 
+  @doc "`backup/2`, raising `LsmIndex.Error` (e.g. `reason: :io` for a non-empty `dest_dir`)."
+  @spec backup!(t(), Path.t()) :: :ok
+  def backup!(index, dest_dir), do: index |> backup(dest_dir) |> Error.unwrap!()
+
   @doc """
   Flushes every overlay into segment files (so the log can be deleted), releases the
   directory and the index; later calls on it raise `ArgumentError`.
   """
   @spec close(t()) :: :ok | {:error, term()}
   def close(index), do: call(index, &Native.index_close/1)
+
+  @doc "`close/1`, raising `LsmIndex.Error` when the final flush fails."
+  @spec close!(t()) :: :ok
+  def close!(index), do: index |> close() |> Error.unwrap!()
 
   @doc "Adds `handle` to `key`'s set; adding a present pair is `:ok`."
   @spec add(t(), term(), handle()) :: :ok | {:error, term()}
@@ -280,7 +301,7 @@ defmodule LsmIndex do
     # the hottest call: no closure, and the NIF returns the list itself
     case index_lookup(index, k) do
       handles when is_list(handles) -> handles
-      error -> unwrap!(closed!(index, error))
+      error -> Error.unwrap!(closed!(index, error))
     end
   end
 
@@ -302,7 +323,7 @@ defmodule LsmIndex do
         do: &Native.index_lookup_many_dirty/2,
         else: &Native.index_lookup_many/2
 
-    unwrap!(call(index, &fun.(&1, encoded)))
+    Error.unwrap!(call(index, &fun.(&1, encoded)))
   end
 
   def lookup_many(_index, keys),
@@ -356,7 +377,7 @@ defmodule LsmIndex do
 
   @doc "Number of keys with a non-empty set."
   @spec size(t()) :: non_neg_integer()
-  def size(index), do: unwrap!(call(index, &Native.index_size/1))
+  def size(index), do: Error.unwrap!(call(index, &Native.index_size/1))
 
   @doc """
   Sizes and work counters. Sizes: `:keys`, `:lanes`, `:segments`, `:segments_per_level`
@@ -370,7 +391,7 @@ defmodule LsmIndex do
   """
   @spec stats(t()) :: map()
   def stats(index) do
-    stats = unwrap!(call(index, &Native.index_stats/1))
+    stats = Error.unwrap!(call(index, &Native.index_stats/1))
     Map.update!(stats, :segments_per_level, &Map.new/1)
   end
 
@@ -451,9 +472,4 @@ defmodule LsmIndex do
               "#{inspect(name)} must be an integer in #{min}..#{max}, got: #{inspect(other)}"
     end
   end
-
-  defp unwrap!({:ok, value}), do: value
-
-  defp unwrap!({:error, {reason, message}}),
-    do: raise(Error, reason: reason, message: message)
 end

@@ -30,7 +30,21 @@ defmodule LsmIndexTest do
     end
   end
 
-  describe "add/3, remove/3 and lookup/2" do
+  describe "new!/1" do
+    test "returns the index itself" do
+      index = LsmIndex.new!(lanes: 2)
+      assert :ok = LsmIndex.add(index, "k", 1)
+      assert LsmIndex.lookup(index, "k") == [1]
+      assert LsmIndex.size(LsmIndex.new!()) == 0
+    end
+
+    test "bad options raise ArgumentError, as for new/1" do
+      assert_raise ArgumentError, ~r/:lanes/, fn -> LsmIndex.new!(lanes: 0) end
+      assert_raise ArgumentError, fn -> LsmIndex.new!(unknown: 1) end
+    end
+  end
+
+  describe "lookup/2" do
     test "sets are sorted, deduplicated and empty when absent", %{index: index} do
       assert LsmIndex.lookup(index, "k") == []
       for h <- [9, 3, 9, 4_294_967_295, 0], do: assert(:ok = LsmIndex.add(index, "k", h))
@@ -49,20 +63,9 @@ defmodule LsmIndexTest do
       # the encoding is deterministic: an equal map built another way finds the same key
       assert LsmIndex.lookup(index, Map.new([{:a, 1}])) == [7]
     end
-
-    test "survives many flushes and merges", %{index: index} do
-      for i <- 1..2_000, do: :ok = LsmIndex.add(index, i, rem(i, 13))
-      for i <- 1..2_000, rem(i, 2) == 0, do: :ok = LsmIndex.remove(index, i, rem(i, 13))
-      assert LsmIndex.size(index) == 1_000
-      :ok = LsmIndex.wait_idle(index)
-      assert LsmIndex.stats(index).flushes > 0
-
-      for i <- 1..20,
-          do: assert(LsmIndex.lookup(index, i) == if(rem(i, 2) == 0, do: [], else: [rem(i, 13)]))
-    end
   end
 
-  describe "add_many/2, remove_many/2 and lookup_many/2" do
+  describe "lookup_many/2" do
     test "batches keep key order", %{index: index} do
       assert :ok = LsmIndex.add_many(index, [{"a", 2}, {"b", 1}, {"a", 1}])
       assert LsmIndex.lookup_many(index, ["b", "zz", "a", "b"]) == [[1], [], [1, 2], [1]]
@@ -70,7 +73,9 @@ defmodule LsmIndexTest do
       assert LsmIndex.lookup_many(index, ["a", "b"]) == [[2], []]
       assert LsmIndex.lookup_many(index, []) == []
     end
+  end
 
+  describe "add_many/2" do
     test "large batches (dirty scheduler path)", %{index: index} do
       pairs = for i <- 1..5_000, do: {i, rem(i, 7)}
       assert :ok = LsmIndex.add_many(index, pairs)
@@ -80,7 +85,7 @@ defmodule LsmIndexTest do
     end
   end
 
-  describe "drop_handle/2, compact/1, size/1 and stats/1" do
+  describe "drop_handle/2" do
     test "a dropped handle disappears everywhere and can be added again", %{index: index} do
       :ok = LsmIndex.add_many(index, for(i <- 1..100, do: {i, 5}) ++ [{1, 6}])
       assert :ok = LsmIndex.drop_handle(index, 5)
@@ -98,7 +103,20 @@ defmodule LsmIndexTest do
     end
   end
 
-  describe "bad input" do
+  describe "scenario: many flushes and merges" do
+    test "survives many flushes and merges", %{index: index} do
+      for i <- 1..2_000, do: :ok = LsmIndex.add(index, i, rem(i, 13))
+      for i <- 1..2_000, rem(i, 2) == 0, do: :ok = LsmIndex.remove(index, i, rem(i, 13))
+      assert LsmIndex.size(index) == 1_000
+      :ok = LsmIndex.wait_idle(index)
+      assert LsmIndex.stats(index).flushes > 0
+
+      for i <- 1..20,
+          do: assert(LsmIndex.lookup(index, i) == if(rem(i, 2) == 0, do: [], else: [rem(i, 13)]))
+    end
+  end
+
+  describe "scenario: bad input" do
     test "handles out of range or not integers raise ArgumentError", %{index: index} do
       for bad <- [-1, 4_294_967_296, 1.0, "1", nil] do
         assert_raise ArgumentError, ~r/handle must be an integer/, fn ->
@@ -144,7 +162,7 @@ defmodule LsmIndexTest do
     end
   end
 
-  describe "sharing and lifetime" do
+  describe "scenario: sharing and lifetime" do
     test "many processes read while one writes", %{index: index} do
       :ok = LsmIndex.add_many(index, for(i <- 1..500, do: {i, i}))
 

@@ -8,7 +8,7 @@ defmodule LsmIndex.Filter do
   Per table: the column types its shapes refer to, one equality index per indexed column
   (`LsmIndex.Filter.Index.Protocol`), the shapes without an indexable conjunct (scanned on
   every change of the table), and for each column the shapes that refer to it. A shape's
-  WHERE (`LsmIndex.Filter.Where`) is split once, when added: its most selective equality
+  WHERE (`LsmIndex.Filter.Expr`) is split once, when added: its most selective equality
   conjunct (`eq`, or `in`/`or` of `eq`s on one column) goes into the column's index, the rest is
   the residual checked on the index's candidates.
 
@@ -37,7 +37,7 @@ defmodule LsmIndex.Filter do
   shared by all copies of it, so keep only the latest copy.
   """
 
-  alias LsmIndex.Filter.{ColumnType, EqualityIndex, LsmEqualityIndex, Where}
+  alias LsmIndex.Filter.{ColumnType, EqualityIndex, Expr, LsmEqualityIndex}
   alias LsmIndex.Filter.Index.Protocol, as: Index
 
   defstruct mode: :map, auto_threshold: 10_000, lsm_options: [], tables: %{}, shapes: %{}
@@ -49,8 +49,8 @@ defmodule LsmIndex.Filter do
   @typedoc "A shape: its table, the types of its columns and its WHERE (a tree or SQL text)."
   @type shape :: %{
           table: table(),
-          columns: %{String.t() => ColumnType.t()},
-          where: Where.t() | String.t()
+          columns: ColumnType.columns(),
+          where: Expr.t() | String.t()
         }
   @typedoc "A WAL change with Postgres text values (`nil` for NULL)."
   @type change ::
@@ -95,9 +95,9 @@ defmodule LsmIndex.Filter do
   @doc "Adds (or replaces) shape `shape_id`; raises `ArgumentError` for a malformed shape."
   @spec add_shape(t, term(), shape()) :: t
   def add_shape(%__MODULE__{} = filter, shape_id, %{table: table, columns: columns} = shape) do
-    columns!(columns)
-    where = shape |> Map.get(:where) |> parsed!(columns) |> Where.normalize!(columns)
-    referenced = Where.columns(where)
+    columns = columns |> ColumnType.columns!() |> Map.new()
+    where = shape |> Map.get(:where) |> parsed!(columns) |> Expr.normalize!(columns)
+    referenced = Expr.columns(where)
     filter = remove_shape(filter, shape_id)
     t = Map.get(filter.tables, table, @empty_table)
 
@@ -124,7 +124,7 @@ defmodule LsmIndex.Filter do
         Map.update(refs, col, MapSet.new([shape_id]), &MapSet.put(&1, shape_id))
       end)
 
-    plan = Where.plan(where)
+    plan = Expr.plan(where)
     t = %{t | types: types, refs: refs, shape_ids: MapSet.put(t.shape_ids, shape_id)}
 
     {t, switched?} =
@@ -252,7 +252,7 @@ defmodule LsmIndex.Filter do
           end)
 
         Enum.reduce(t.scans, acc, fn {shape_id, where}, acc ->
-          if Where.matches?(where, row), do: MapSet.put(acc, shape_id), else: acc
+          if Expr.matches?(where, row), do: MapSet.put(acc, shape_id), else: acc
         end)
 
       _ ->
@@ -342,17 +342,4 @@ defmodule LsmIndex.Filter do
   end
 
   defp parsed!(tree, _columns), do: tree
-
-  defp columns!(columns) when is_map(columns) do
-    Enum.each(columns, fn
-      {name, type} when is_binary(name) ->
-        ColumnType.column_type!(name, type)
-
-      other ->
-        raise ArgumentError, "columns map names (strings) to types, got: #{inspect(other)}"
-    end)
-  end
-
-  defp columns!(other),
-    do: raise(ArgumentError, "columns must be a map of name => type, got: #{inspect(other)}")
 end

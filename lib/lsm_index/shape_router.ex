@@ -31,6 +31,10 @@ defmodule LsmIndex.ShapeRouter do
   wait (a busy index, a persistent router's file, clauses over 16 KiB) run on dirty
   schedulers.
 
+  Errors: caller mistakes (bad options or columns, a malformed change, a closed router) raise
+  `ArgumentError`; operational failures are returned as `{:error, reason}`, and `new!/4`,
+  `open!/5`, `add_shape!/3`, `flush!/1` and `close!/1` raise them as `LsmIndex.Error`.
+
   ## Options (`new/4`)
 
     * `:index` - options of the shape index, as for `LsmIndex.new/1` (default `[]`)
@@ -80,11 +84,6 @@ defmodule LsmIndex.ShapeRouter do
 
     if cols == [], do: raise(ArgumentError, "a table has at least one column")
 
-    names = Enum.map(cols, &elem(&1, 0))
-
-    if length(Enum.uniq(names)) != length(names),
-      do: raise(ArgumentError, "column names must be unique, got: #{inspect(names)}")
-
     index_opts = LsmIndex.options!(opts[:index])
 
     unless opts[:sync] in [:flush, :always, :none],
@@ -110,17 +109,61 @@ defmodule LsmIndex.ShapeRouter do
     end
   end
 
+  @doc "`new/4`, returning the router or raising `LsmIndex.Error`."
+  @spec new!(term(), term(), LsmIndex.Where.columns(), keyword()) :: t()
+  def new!(tenant, table, columns, opts \\ []),
+    do: tenant |> new(table, columns, opts) |> LsmIndex.Error.unwrap!()
+
+  @doc """
+  Opens the persistent router in directory `path`, creating it if needed: `new/4` with
+  `path: path` (`opts` as for `new/4`, without `:path`).
+  """
+  @spec open(Path.t(), term(), term(), LsmIndex.Where.columns(), keyword()) ::
+          {:ok, t()} | {:error, term()}
+  def open(path, tenant, table, columns, opts \\ [])
+
+  def open(path, tenant, table, columns, opts) when is_binary(path) and path != "" do
+    if Keyword.keyword?(opts) and Keyword.has_key?(opts, :path),
+      do: raise(ArgumentError, "open/5 takes the directory as its first argument, not :path")
+
+    new(tenant, table, columns, [path: path] ++ opts)
+  end
+
+  def open(path, _tenant, _table, _columns, _opts),
+    do: raise(ArgumentError, "expected a directory path (a string), got: #{inspect(path)}")
+
+  @doc "`open/5`, returning the router or raising `LsmIndex.Error` (`reason: :locked`, ...)."
+  @spec open!(Path.t(), term(), term(), LsmIndex.Where.columns(), keyword()) :: t()
+  def open!(path, tenant, table, columns, opts \\ []),
+    do: path |> open(tenant, table, columns, opts) |> LsmIndex.Error.unwrap!()
+
   @doc "Makes every shape change so far durable (persistent routers; `:ok` in memory)."
   @spec flush(t()) :: :ok | {:error, term()}
   def flush(%__MODULE__{ref: ref}), do: open!(Native.router_flush(ref))
+
+  @doc "`flush/1`, raising `LsmIndex.Error` when the catalog cannot be synced."
+  @spec flush!(t()) :: :ok
+  def flush!(router), do: router |> flush() |> LsmIndex.Error.unwrap!()
 
   @doc "Flushes and releases the directory; later calls raise `ArgumentError` (closing again is `:ok`)."
   @spec close(t()) :: :ok | {:error, term()}
   def close(%__MODULE__{ref: ref}), do: Native.router_close(ref)
 
+  @doc "`close/1`, raising `LsmIndex.Error` when the final flush fails."
+  @spec close!(t()) :: :ok
+  def close!(router), do: router |> close() |> LsmIndex.Error.unwrap!()
+
   @doc "Waits until the shape index's background compaction is idle (benchmarks, tests)."
   @spec wait_idle(t()) :: :ok | {:error, term()}
   def wait_idle(%__MODULE__{ref: ref}), do: Native.router_wait_idle(ref)
+
+  @doc """
+  `add_shape/3`, raising `LsmIndex.Error` instead of returning `{:error, reason}` (a clause
+  that does not parse: `reason: {:invalid_where, byte_offset, message}`).
+  """
+  @spec add_shape!(t(), shape_id(), String.t()) :: :ok
+  def add_shape!(router, shape_id, where_sql),
+    do: router |> add_shape(shape_id, where_sql) |> LsmIndex.Error.unwrap!()
 
   @doc """
   Adds shape `shape_id` with WHERE clause `where_sql`, replacing the shape with that id if

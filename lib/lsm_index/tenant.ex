@@ -40,6 +40,14 @@ defmodule LsmIndex.Tenant do
     end
   end
 
+  @doc """
+  `open/3`, returning the index or raising `LsmIndex.Error` (`reason: :invalid_name` for a
+  name that is not a plain directory name, `:locked`, ...).
+  """
+  @spec open!(String.t(), String.t(), keyword()) :: LsmIndex.t()
+  def open!(tenant, index, opts \\ []),
+    do: tenant |> open(index, opts) |> LsmIndex.Error.unwrap!()
+
   defp valid(name, what) when is_binary(name) do
     if Regex.match?(@name, name),
       do: :ok,

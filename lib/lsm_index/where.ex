@@ -1,7 +1,7 @@
 defmodule LsmIndex.Where do
   @moduledoc """
   Parses the SQL WHERE clauses of shapes (the parser of the Rust core, through the NIF) into
-  the expression trees of `LsmIndex.Filter.Where`.
+  the expression trees of `LsmIndex.Filter.Expr`.
 
       iex> LsmIndex.Where.parse("user_id = 7 AND status IN ('open', 'late')",
       ...>   [{"user_id", :int8}, {"status", :text}])
@@ -14,11 +14,11 @@ defmodule LsmIndex.Where do
   `LsmIndex.Filter.ColumnType` values. A clause is at most 1 MiB and 64 levels deep.
   """
 
-  alias LsmIndex.Filter.{ColumnType, Where}
+  alias LsmIndex.Filter.{ColumnType, Expr}
   alias LsmIndex.Native
 
   @typedoc "Column names and types, as a list of pairs or a map."
-  @type columns :: [{String.t(), ColumnType.t()}] | %{String.t() => ColumnType.t()}
+  @type columns :: ColumnType.columns()
   @typedoc "Why a clause was refused: the byte offset and what was expected there."
   @type error :: {:invalid_where, non_neg_integer(), String.t()}
 
@@ -26,7 +26,7 @@ defmodule LsmIndex.Where do
   @dirty_bytes 16_384
 
   @doc "Parses `sql` against `columns`; raises `ArgumentError` for malformed arguments."
-  @spec parse(String.t(), columns()) :: {:ok, Where.t()} | {:error, error()}
+  @spec parse(String.t(), columns()) :: {:ok, Expr.t()} | {:error, error()}
   def parse(sql, columns) when is_binary(sql) do
     cols = native_columns!(columns)
 
@@ -40,19 +40,17 @@ defmodule LsmIndex.Where do
   def parse(sql, _columns),
     do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(sql)}")
 
+  @doc """
+  `parse/2`, returning the tree or raising `LsmIndex.Error` with
+  `reason: {:invalid_where, byte_offset, message}`.
+  """
+  @spec parse!(String.t(), columns()) :: Expr.t()
+  def parse!(sql, columns), do: sql |> parse(columns) |> LsmIndex.Error.unwrap!()
+
   @doc false
-  # `[{name, type_name}]` for the NIF; raises for anything else.
+  # `columns` checked (`ColumnType.columns!/1`) in the NIF's form, `[{name, type_name}]`.
   @spec native_columns!(columns()) :: [{String.t(), String.t()}]
-  def native_columns!(columns) when is_list(columns) or is_map(columns) do
-    Enum.map(columns, fn
-      {name, type} when is_binary(name) ->
-        {name, Atom.to_string(ColumnType.column_type!(name, type))}
-
-      other ->
-        raise ArgumentError, "columns are {name, type} pairs, got: #{inspect(other)}"
-    end)
+  def native_columns!(columns) do
+    for {name, type} <- ColumnType.columns!(columns), do: {name, Atom.to_string(type)}
   end
-
-  def native_columns!(other),
-    do: raise(ArgumentError, "columns are {name, type} pairs, got: #{inspect(other)}")
 end

@@ -7,7 +7,7 @@ defmodule LsmIndex.CompactionTest do
     jobs_done last_job_us compaction_busy_us compaction_threads stalls lookup_hits
     lookup_misses prefilter_rejects)a
 
-  describe "new/1 compaction options" do
+  describe "new/1" do
     test "policies, pools and overload modes" do
       for opts <- [
             [policy: :leveled],
@@ -40,7 +40,7 @@ defmodule LsmIndex.CompactionTest do
     end
   end
 
-  describe "back-pressure" do
+  describe "scenario: back-pressure" do
     test "overload: :error refuses writes to a full lane and writes nothing of them" do
       {:ok, index} =
         LsmIndex.new(
@@ -86,7 +86,7 @@ defmodule LsmIndex.CompactionTest do
     end
   end
 
-  describe "subscribe/2 and stats/1" do
+  describe "subscribe/2" do
     test "each background job is reported to subscribers" do
       {:ok, index} = LsmIndex.new(lanes: 2, overlay_limit: 32)
       :ok = LsmIndex.subscribe(index)
@@ -121,7 +121,9 @@ defmodule LsmIndex.CompactionTest do
       :ok = LsmIndex.compact(index)
       assert LsmIndex.size(index) == 200
     end
+  end
 
+  describe "stats/1" do
     test "stats report compaction and lookup counters" do
       {:ok, index} = LsmIndex.new(lanes: 2, overlay_limit: 64)
       for i <- 1..2_000, do: :ok = LsmIndex.add(index, i, rem(i, 5))
@@ -140,7 +142,7 @@ defmodule LsmIndex.CompactionTest do
     end
   end
 
-  describe "LsmIndex.Telemetry" do
+  describe "scenario: LsmIndex.Telemetry events" do
     test "emits [:lsm_index, :compaction, :stop] when :telemetry is loaded" do
       unless Code.ensure_loaded?(:telemetry) do
         # a stand-in with the one function the bridge calls (the real one needs hex)

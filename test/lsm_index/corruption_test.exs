@@ -46,60 +46,62 @@ defmodule LsmIndex.CorruptionTest do
     <<head::binary, Bitwise.bxor(b, 0x5A), rest::binary>>
   end
 
-  test "flipped bytes in every file kind are refused", %{tmp_dir: dir} do
-    {files, originals} = build(dir)
+  describe "open/2" do
+    test "flipped bytes in every file kind are refused", %{tmp_dir: dir} do
+      {files, originals} = build(dir)
 
-    for kind <- [:segment, :manifest, :log] do
-      path = files[kind]
-      bytes = originals[kind]
-      # positions spread over the file: every section of a segment, every part of a frame
-      for at <- Enum.uniq(Enum.map(0..40, &div(&1 * (byte_size(bytes) - 1), 40))) do
-        File.write!(path, flip(bytes, at))
-        result = open(dir)
-        close(result)
+      for kind <- [:segment, :manifest, :log] do
+        path = files[kind]
+        bytes = originals[kind]
+        # positions spread over the file: every section of a segment, every part of a frame
+        for at <- Enum.uniq(Enum.map(0..40, &div(&1 * (byte_size(bytes) - 1), 40))) do
+          File.write!(path, flip(bytes, at))
+          result = open(dir)
+          close(result)
 
-        assert {:error, {reason, message}} = result,
-               "#{kind} byte #{at} of #{byte_size(bytes)}: #{inspect(result)}"
+          assert {:error, {reason, message}} = result,
+                 "#{kind} byte #{at} of #{byte_size(bytes)}: #{inspect(result)}"
 
-        assert reason in [:corrupt, :checksum_mismatch, :io], "#{kind} byte #{at}: #{reason}"
-        assert is_binary(message)
+          assert reason in [:corrupt, :checksum_mismatch, :io], "#{kind} byte #{at}: #{reason}"
+          assert is_binary(message)
+        end
+
+        File.write!(path, bytes)
       end
 
-      File.write!(path, bytes)
+      assert {:ok, index} = open(dir)
+      assert LsmIndex.lookup(index, 350) == [2]
     end
 
-    assert {:ok, index} = open(dir)
-    assert LsmIndex.lookup(index, 350) == [2]
-  end
+    test "truncated and deleted files", %{tmp_dir: dir} do
+      {files, originals} = build(dir)
 
-  test "truncated and deleted files", %{tmp_dir: dir} do
-    {files, originals} = build(dir)
+      # a segment or manifest cut short, or gone: refused
+      for kind <- [:segment, :manifest], cut <- [0, 1, div(byte_size(originals[kind]), 2)] do
+        File.write!(files[kind], binary_part(originals[kind], 0, cut))
+        result = open(dir)
+        close(result)
+        assert {:error, {_, _}} = result, "#{kind} cut to #{cut}"
+        File.write!(files[kind], originals[kind])
+      end
 
-    # a segment or manifest cut short, or gone: refused
-    for kind <- [:segment, :manifest], cut <- [0, 1, div(byte_size(originals[kind]), 2)] do
-      File.write!(files[kind], binary_part(originals[kind], 0, cut))
-      result = open(dir)
-      close(result)
-      assert {:error, {_, _}} = result, "#{kind} cut to #{cut}"
-      File.write!(files[kind], originals[kind])
+      for kind <- [:segment, :manifest] do
+        File.rm!(files[kind])
+        result = open(dir)
+        close(result)
+        assert {:error, {_, _}} = result, "#{kind} deleted"
+        File.write!(files[kind], originals[kind])
+      end
+
+      # a log cut mid-frame is a torn tail: it opens with a prefix of the logged writes
+      log = originals[:log]
+      File.write!(files[:log], binary_part(log, 0, byte_size(log) - 7))
+      assert {:ok, index} = open(dir)
+      assert LsmIndex.lookup(index, 300) == [1]
+      # exactly the last logged write is gone (which key it was depends on the lane order)
+      assert LsmIndex.size(index) == 349
+      assert Enum.count(301..350, &(LsmIndex.lookup(index, &1) == [2])) == 49
+      :ok = LsmIndex.close(index)
     end
-
-    for kind <- [:segment, :manifest] do
-      File.rm!(files[kind])
-      result = open(dir)
-      close(result)
-      assert {:error, {_, _}} = result, "#{kind} deleted"
-      File.write!(files[kind], originals[kind])
-    end
-
-    # a log cut mid-frame is a torn tail: it opens with a prefix of the logged writes
-    log = originals[:log]
-    File.write!(files[:log], binary_part(log, 0, byte_size(log) - 7))
-    assert {:ok, index} = open(dir)
-    assert LsmIndex.lookup(index, 300) == [1]
-    # exactly the last logged write is gone (which key it was depends on the lane order)
-    assert LsmIndex.size(index) == 349
-    assert Enum.count(301..350, &(LsmIndex.lookup(index, &1) == [2])) == 49
-    :ok = LsmIndex.close(index)
   end
 end

@@ -9,7 +9,7 @@ defmodule LsmIndex.Filter.EqualityIndexTest do
         map: quote(do: EqualityIndex.new()),
         lsm: quote(do: LsmEqualityIndex.new(lanes: 2, overlay_limit: 2))
       ] do
-    describe "#{name}:" do
+    describe "scenario: the Index.Protocol contract, #{name}" do
       test "add, remove, empty? and all_shape_ids" do
         idx = unquote(new)
         assert Index.empty?(idx)
@@ -48,35 +48,41 @@ defmodule LsmIndex.Filter.EqualityIndexTest do
     end
   end
 
-  test "lsm: affected_shapes_many answers like affected_shapes, in order" do
-    idx =
-      LsmEqualityIndex.new()
-      |> Index.add_shape(1, :a, nil)
-      |> Index.add_shape(1, 5, {:eq, "x", 1})
-      |> Index.add_shape(2, :b, nil)
+  describe "LsmEqualityIndex.affected_shapes_many/3" do
+    test "lsm: affected_shapes_many answers like affected_shapes, in order" do
+      idx =
+        LsmEqualityIndex.new()
+        |> Index.add_shape(1, :a, nil)
+        |> Index.add_shape(1, 5, {:eq, "x", 1})
+        |> Index.add_shape(2, :b, nil)
 
-    rows = [%{"v" => 1, "x" => 1}, %{"v" => nil}, %{"v" => 3}, %{"v" => 2}, %{"v" => 1}]
-    expected = Enum.map(rows, &Index.affected_shapes(idx, "v", &1, %{}))
-    assert LsmEqualityIndex.affected_shapes_many(idx, "v", rows) == expected
-    assert Enum.at(expected, 0) == MapSet.new([:a, 5])
-  end
-
-  test "lsm: a shape id keeps one residual" do
-    idx = LsmEqualityIndex.new() |> Index.add_shape(1, :s, nil)
-
-    assert_raise ArgumentError, ~r/another residual/, fn ->
-      Index.add_shape(idx, 2, :s, {:is_null, "x"})
+      rows = [%{"v" => 1, "x" => 1}, %{"v" => nil}, %{"v" => 3}, %{"v" => 2}, %{"v" => 1}]
+      expected = Enum.map(rows, &Index.affected_shapes(idx, "v", &1, %{}))
+      assert LsmEqualityIndex.affected_shapes_many(idx, "v", rows) == expected
+      assert Enum.at(expected, 0) == MapSet.new([:a, 5])
     end
   end
 
-  test "lsm: drop_shape removes every value at once and recycles the handle" do
-    idx = LsmEqualityIndex.new() |> Index.add_shape_many(Enum.to_list(1..100), :a, nil)
-    idx = LsmEqualityIndex.drop_shape(idx, :a, nil)
-    assert Index.empty?(idx)
-    idx = Index.add_shape(idx, 500, :b, nil)
-    assert [handle] = Map.values(idx.interned)
-    assert handle == 2_147_483_648
-    assert Index.affected_shapes(idx, "v", %{"v" => 5}, %{}) == MapSet.new()
-    assert Index.affected_shapes(idx, "v", %{"v" => 500}, %{}) == MapSet.new([:b])
+  describe "Index.Protocol.add_shape/4 for LsmEqualityIndex" do
+    test "lsm: a shape id keeps one residual" do
+      idx = LsmEqualityIndex.new() |> Index.add_shape(1, :s, nil)
+
+      assert_raise ArgumentError, ~r/another residual/, fn ->
+        Index.add_shape(idx, 2, :s, {:is_null, "x"})
+      end
+    end
+  end
+
+  describe "LsmEqualityIndex.drop_shape/3" do
+    test "lsm: drop_shape removes every value at once and recycles the handle" do
+      idx = LsmEqualityIndex.new() |> Index.add_shape_many(Enum.to_list(1..100), :a, nil)
+      idx = LsmEqualityIndex.drop_shape(idx, :a, nil)
+      assert Index.empty?(idx)
+      idx = Index.add_shape(idx, 500, :b, nil)
+      assert [handle] = Map.values(idx.interned)
+      assert handle == 2_147_483_648
+      assert Index.affected_shapes(idx, "v", %{"v" => 5}, %{}) == MapSet.new()
+      assert Index.affected_shapes(idx, "v", %{"v" => 500}, %{}) == MapSet.new([:b])
+    end
   end
 end

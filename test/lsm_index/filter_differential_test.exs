@@ -4,7 +4,7 @@ defmodule LsmIndex.FilterDifferentialTest do
   use ExUnit.Case, async: true
 
   alias LsmIndex.Filter
-  alias LsmIndex.Filter.{ColumnType, Where}
+  alias LsmIndex.Filter.{ColumnType, Expr}
 
   @steps 100_000
   @tables [{"public", "a"}, {"public", "b"}]
@@ -19,22 +19,24 @@ defmodule LsmIndex.FilterDifferentialTest do
   }
   @uuids ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "00000000-0000-0000-0000-000000000001"]
 
-  test "map, lsm and auto agree with the oracle over #{@steps} steps" do
-    :rand.seed(:exsss, {7, 11, 13})
+  describe "scenario: differential against an oracle" do
+    test "map, lsm and auto agree with the oracle over #{@steps} steps" do
+      :rand.seed(:exsss, {7, 11, 13})
 
-    filters = %{
-      map: Filter.new(index: :map),
-      lsm: Filter.new(index: :lsm, lsm_options: [lanes: 4, overlay_limit: 16]),
-      auto: Filter.new(index: :auto, auto_threshold: 8, lsm_options: [lanes: 2])
-    }
+      filters = %{
+        map: Filter.new(index: :map),
+        lsm: Filter.new(index: :lsm, lsm_options: [lanes: 4, overlay_limit: 16]),
+        auto: Filter.new(index: :auto, auto_threshold: 8, lsm_options: [lanes: 2])
+      }
 
-    {_filters, _oracle, stats} =
-      Enum.reduce(1..@steps, {filters, %{}, %{routed: 0, hits: 0}}, fn step, acc ->
-        step(step, acc)
-      end)
+      {_filters, _oracle, stats} =
+        Enum.reduce(1..@steps, {filters, %{}, %{routed: 0, hits: 0}}, fn step, acc ->
+          step(step, acc)
+        end)
 
-    # the workload really routes rows to shapes, not only to nothing
-    assert stats.hits > stats.routed / 4
+      # the workload really routes rows to shapes, not only to nothing
+      assert stats.hits > stats.routed / 4
+    end
   end
 
   defp step(step, {filters, oracle, stats}) do
@@ -43,7 +45,7 @@ defmodule LsmIndex.FilterDifferentialTest do
         id = :rand.uniform(150)
         shape = %{table: Enum.random(@tables), columns: @cols, where: where(2)}
         filters = Map.new(filters, fn {k, f} -> {k, Filter.add_shape(f, id, shape)} end)
-        normalized = Where.normalize!(shape.where, @cols)
+        normalized = Expr.normalize!(shape.where, @cols)
         {filters, Map.put(oracle, id, {shape.table, normalized}), stats}
 
       n when n <= 35 ->
@@ -85,8 +87,8 @@ defmodule LsmIndex.FilterDifferentialTest do
     {row, bad} = parse(record)
 
     for {id, {^table, where}} <- oracle,
-        MapSet.size(MapSet.intersection(Where.columns(where), bad)) > 0 or
-          Where.matches?(where, row),
+        MapSet.size(MapSet.intersection(Expr.columns(where), bad)) > 0 or
+          Expr.matches?(where, row),
         into: MapSet.new(),
         do: id
   end

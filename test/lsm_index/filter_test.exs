@@ -35,7 +35,108 @@ defmodule LsmIndex.FilterTest do
   defp sorted(set), do: set |> MapSet.to_list() |> Enum.sort()
 
   for mode <- [:map, :lsm, :auto] do
-    describe "#{mode}:" do
+    describe "add_shape/3, index: #{inspect(mode)}" do
+      @describetag mode: mode
+
+      test "IN lists and ORs of equalities on one column", %{mode: mode} do
+        f =
+          new(mode)
+          |> add(
+            in: {:in, "user_id", [1, 2, 3, 2]},
+            or: {:or, [{:eq, "user_id", 3}, {:in, "user_id", [4]}]},
+            same: {:or, [{:eq, "user_id", 5}, {:eq, "user_id", 5}]},
+            mixed: {:or, [{:eq, "user_id", 6}, {:eq, "title", "x"}]}
+          )
+
+        assert ins(f, %{"user_id" => "2"}) == [:in]
+        assert ins(f, %{"user_id" => "3"}) == [:in, :or]
+        assert ins(f, %{"user_id" => "5"}) == [:same]
+        assert ins(f, %{"user_id" => "6"}) == [:mixed]
+        assert ins(f, %{"title" => "x"}) == [:mixed]
+        f = Filter.remove_shape(f, :same)
+        assert ins(f, %{"user_id" => "5"}) == []
+        assert ins(f, %{"user_id" => "3"}) == [:in, :or]
+      end
+
+      test "adding an existing shape id replaces it", %{mode: mode} do
+        f = new(mode) |> add(a: {:eq, "user_id", 1})
+        f = add(f, a: {:eq, "user_id", 2})
+        assert ins(f, %{"user_id" => "1"}) == []
+        assert ins(f, %{"user_id" => "2"}) == [:a]
+      end
+
+      test "bad shapes and changes raise ArgumentError", %{mode: mode} do
+        f = new(mode)
+        bad = fn where -> fn -> Filter.add_shape(f, :x, shape(where)) end end
+        assert_raise ArgumentError, ~r/unknown column "nope"/, bad.({:eq, "nope", 1})
+        assert_raise ArgumentError, ~r/not a valid int4/, bad.({:eq, "user_id", "1"})
+        assert_raise ArgumentError, ~r/not a valid int2/, bad.({:eq, "small", 40_000})
+        assert_raise ArgumentError, ~r/not a valid uuid/, bad.({:eq, "owner", "nope"})
+        assert_raise ArgumentError, ~r/not a valid bool/, bad.({:in, "done", [1]})
+        assert_raise ArgumentError, ~r/not a WHERE expression/, bad.({:regex, "title", "%"})
+        assert_raise ArgumentError, ~r/non-text column/, bad.({:like, "user_id", "1%"})
+        assert_raise ArgumentError, ~r/text pattern/, bad.({:ilike, "title", 1})
+        assert_raise ArgumentError, ~r/at byte 10: expected a value/, bad.("user_id = 'x'")
+        assert_raise ArgumentError, ~r/list of expressions/, bad.({:and, :x})
+
+        assert_raise ArgumentError, ~r/type :blob/, fn ->
+          Filter.add_shape(f, :x, %{table: @todos, columns: %{"a" => :blob}, where: nil})
+        end
+
+        assert_raise ArgumentError, ~r/a shape is a map/, fn -> Filter.add_shape(f, :x, nil) end
+
+        f = add(f, a: {:eq, "user_id", 1})
+
+        assert_raise ArgumentError, ~r/is int4 in other shapes/, fn ->
+          Filter.add_shape(f, :b, %{
+            table: @todos,
+            columns: %{"user_id" => :text},
+            where: {:eq, "user_id", "1"}
+          })
+        end
+
+        assert_raise ArgumentError, ~r/Postgres text/, fn -> ins(f, %{"user_id" => 1}) end
+        assert_raise ArgumentError, ~r/a record is a map/, fn -> ins(f, [{"user_id", "1"}]) end
+
+        assert_raise ArgumentError, ~r/expected an :insert/, fn ->
+          Filter.affected_shapes(f, :x)
+        end
+
+        # the failed calls left the filter as it was
+        assert ins(f, %{"user_id" => "1"}) == [:a]
+      end
+    end
+
+    describe "remove_shape/2, index: #{inspect(mode)}" do
+      @describetag mode: mode
+
+      test "several shapes on one value; removing one of them", %{mode: mode} do
+        f =
+          new(mode) |> add(a: {:eq, "user_id", 1}, b: {:eq, "user_id", 1}, c: {:eq, "user_id", 1})
+
+        assert ins(f, %{"user_id" => "1"}) == [:a, :b, :c]
+        f = Filter.remove_shape(f, :b)
+        assert ins(f, %{"user_id" => "1"}) == [:a, :c]
+        f = f |> Filter.remove_shape(:a) |> Filter.remove_shape(:c) |> Filter.remove_shape(:zz)
+        assert ins(f, %{"user_id" => "1"}) == []
+        assert f.tables == %{}
+      end
+
+      test "handles are reused after removal without resurrecting old keys", %{mode: mode} do
+        f = new(mode) |> add(a: {:in, "user_id", [1, 2, 3]}, b: {:eq, "user_id", 1})
+        f = Filter.remove_shape(f, :a)
+        # :c may get :a's handle back
+        f = add(f, c: {:in, "user_id", [4, 5]}, d: {:eq, "user_id", 1})
+        assert ins(f, %{"user_id" => "1"}) == [:b, :d]
+        assert ins(f, %{"user_id" => "2"}) == []
+        assert ins(f, %{"user_id" => "4"}) == [:c]
+        f = add(f, a: {:eq, "user_id", 2})
+        assert ins(f, %{"user_id" => "2"}) == [:a]
+        assert ins(f, %{"user_id" => "3"}) == []
+      end
+    end
+
+    describe "affected_shapes/2, index: #{inspect(mode)}" do
       @describetag mode: mode
 
       test "routes by value and isolates tables", %{mode: mode} do
@@ -157,38 +258,6 @@ defmodule LsmIndex.FilterTest do
         assert ins(f, %{}) == [:all]
       end
 
-      test "several shapes on one value; removing one of them", %{mode: mode} do
-        f =
-          new(mode) |> add(a: {:eq, "user_id", 1}, b: {:eq, "user_id", 1}, c: {:eq, "user_id", 1})
-
-        assert ins(f, %{"user_id" => "1"}) == [:a, :b, :c]
-        f = Filter.remove_shape(f, :b)
-        assert ins(f, %{"user_id" => "1"}) == [:a, :c]
-        f = f |> Filter.remove_shape(:a) |> Filter.remove_shape(:c) |> Filter.remove_shape(:zz)
-        assert ins(f, %{"user_id" => "1"}) == []
-        assert f.tables == %{}
-      end
-
-      test "IN lists and ORs of equalities on one column", %{mode: mode} do
-        f =
-          new(mode)
-          |> add(
-            in: {:in, "user_id", [1, 2, 3, 2]},
-            or: {:or, [{:eq, "user_id", 3}, {:in, "user_id", [4]}]},
-            same: {:or, [{:eq, "user_id", 5}, {:eq, "user_id", 5}]},
-            mixed: {:or, [{:eq, "user_id", 6}, {:eq, "title", "x"}]}
-          )
-
-        assert ins(f, %{"user_id" => "2"}) == [:in]
-        assert ins(f, %{"user_id" => "3"}) == [:in, :or]
-        assert ins(f, %{"user_id" => "5"}) == [:same]
-        assert ins(f, %{"user_id" => "6"}) == [:mixed]
-        assert ins(f, %{"title" => "x"}) == [:mixed]
-        f = Filter.remove_shape(f, :same)
-        assert ins(f, %{"user_id" => "5"}) == []
-        assert ins(f, %{"user_id" => "3"}) == [:in, :or]
-      end
-
       test "nested residuals are checked on the candidates", %{mode: mode} do
         where =
           {:and,
@@ -208,67 +277,6 @@ defmodule LsmIndex.FilterTest do
         assert ins(f, %{"user_id" => "1", "done" => "t", "score" => "3.5", "title" => "x"}) == []
         assert ins(f, %{"user_id" => "1", "done" => "f", "title" => "hidden"}) == []
         assert ins(f, %{"user_id" => "2", "done" => "f", "title" => "x"}) == []
-      end
-
-      test "handles are reused after removal without resurrecting old keys", %{mode: mode} do
-        f = new(mode) |> add(a: {:in, "user_id", [1, 2, 3]}, b: {:eq, "user_id", 1})
-        f = Filter.remove_shape(f, :a)
-        # :c may get :a's handle back
-        f = add(f, c: {:in, "user_id", [4, 5]}, d: {:eq, "user_id", 1})
-        assert ins(f, %{"user_id" => "1"}) == [:b, :d]
-        assert ins(f, %{"user_id" => "2"}) == []
-        assert ins(f, %{"user_id" => "4"}) == [:c]
-        f = add(f, a: {:eq, "user_id", 2})
-        assert ins(f, %{"user_id" => "2"}) == [:a]
-        assert ins(f, %{"user_id" => "3"}) == []
-      end
-
-      test "adding an existing shape id replaces it", %{mode: mode} do
-        f = new(mode) |> add(a: {:eq, "user_id", 1})
-        f = add(f, a: {:eq, "user_id", 2})
-        assert ins(f, %{"user_id" => "1"}) == []
-        assert ins(f, %{"user_id" => "2"}) == [:a]
-      end
-
-      test "bad shapes and changes raise ArgumentError", %{mode: mode} do
-        f = new(mode)
-        bad = fn where -> fn -> Filter.add_shape(f, :x, shape(where)) end end
-        assert_raise ArgumentError, ~r/unknown column "nope"/, bad.({:eq, "nope", 1})
-        assert_raise ArgumentError, ~r/not a valid int4/, bad.({:eq, "user_id", "1"})
-        assert_raise ArgumentError, ~r/not a valid int2/, bad.({:eq, "small", 40_000})
-        assert_raise ArgumentError, ~r/not a valid uuid/, bad.({:eq, "owner", "nope"})
-        assert_raise ArgumentError, ~r/not a valid bool/, bad.({:in, "done", [1]})
-        assert_raise ArgumentError, ~r/not a WHERE expression/, bad.({:regex, "title", "%"})
-        assert_raise ArgumentError, ~r/non-text column/, bad.({:like, "user_id", "1%"})
-        assert_raise ArgumentError, ~r/text pattern/, bad.({:ilike, "title", 1})
-        assert_raise ArgumentError, ~r/at byte 10: expected a value/, bad.("user_id = 'x'")
-        assert_raise ArgumentError, ~r/list of expressions/, bad.({:and, :x})
-
-        assert_raise ArgumentError, ~r/type :blob/, fn ->
-          Filter.add_shape(f, :x, %{table: @todos, columns: %{"a" => :blob}, where: nil})
-        end
-
-        assert_raise ArgumentError, ~r/a shape is a map/, fn -> Filter.add_shape(f, :x, nil) end
-
-        f = add(f, a: {:eq, "user_id", 1})
-
-        assert_raise ArgumentError, ~r/is int4 in other shapes/, fn ->
-          Filter.add_shape(f, :b, %{
-            table: @todos,
-            columns: %{"user_id" => :text},
-            where: {:eq, "user_id", "1"}
-          })
-        end
-
-        assert_raise ArgumentError, ~r/Postgres text/, fn -> ins(f, %{"user_id" => 1}) end
-        assert_raise ArgumentError, ~r/a record is a map/, fn -> ins(f, [{"user_id", "1"}]) end
-
-        assert_raise ArgumentError, ~r/expected an :insert/, fn ->
-          Filter.affected_shapes(f, :x)
-        end
-
-        # the failed calls left the filter as it was
-        assert ins(f, %{"user_id" => "1"}) == [:a]
       end
     end
   end
@@ -295,7 +303,7 @@ defmodule LsmIndex.FilterTest do
     end
   end
 
-  describe "LsmEqualityIndex memory" do
+  describe "scenario: BEAM memory with index: :lsm" do
     test "BEAM memory does not grow with the number of values" do
       size_with = fn n ->
         f = Filter.new(index: :lsm)

@@ -16,7 +16,7 @@ defmodule LsmIndex.PersistTest do
     end
   end
 
-  describe "open/2, flush/1, close/1" do
+  describe "open/2" do
     test "what was flushed or closed is there after reopening", %{tmp_dir: dir} do
       {:ok, index} = LsmIndex.open(dir, @opts)
       :ok = LsmIndex.add_many(index, for(i <- 1..500, do: {i, rem(i, 9)}))
@@ -41,25 +41,6 @@ defmodule LsmIndex.PersistTest do
       assert {:ok, _} = LsmIndex.open(dir, @opts)
     end
 
-    test "a closed index raises ArgumentError", %{tmp_dir: dir} do
-      {:ok, index} = LsmIndex.open(dir, @opts)
-      :ok = LsmIndex.close(index)
-      assert :ok = LsmIndex.close(index)
-
-      for call <- [
-            &LsmIndex.lookup(&1, 1),
-            &LsmIndex.lookup_many(&1, [1]),
-            &LsmIndex.add(&1, 1, 1),
-            &LsmIndex.add_many(&1, [{1, 1}]),
-            &LsmIndex.drop_handle(&1, 1),
-            &LsmIndex.flush/1,
-            &LsmIndex.compact/1,
-            &LsmIndex.size/1
-          ] do
-        assert_raise ArgumentError, ~r/closed/, fn -> call.(index) end
-      end
-    end
-
     test "a damaged segment file is refused with {:error, {kind, message}}", %{tmp_dir: dir} do
       {:ok, index} = LsmIndex.open(dir, @opts)
       :ok = LsmIndex.add_many(index, for(i <- 1..200, do: {i, 1}))
@@ -78,6 +59,31 @@ defmodule LsmIndex.PersistTest do
       assert {:error, {:io, _}} = LsmIndex.open(dir, @opts)
     end
 
+    test "bad arguments raise ArgumentError" do
+      assert_raise ArgumentError, ~r/:sync/, fn -> LsmIndex.open("/tmp/x", sync: :sometimes) end
+      assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open(:nope, []) end
+      assert_raise ArgumentError, ~r/:verify/, fn -> LsmIndex.open("/tmp/x", verify: 1) end
+      assert_raise ArgumentError, fn -> LsmIndex.open("/tmp/x", bogus: 1) end
+    end
+  end
+
+  describe "open!/2" do
+    test "returns the index; a locked directory raises LsmIndex.Error", %{tmp_dir: dir} do
+      index = LsmIndex.open!(dir, @opts)
+      :ok = LsmIndex.add(index, 1, 1)
+
+      error = assert_raise LsmIndex.Error, ~r/locked/, fn -> LsmIndex.open!(dir, @opts) end
+      assert error.reason == :locked
+      :ok = LsmIndex.close(index)
+      assert LsmIndex.lookup(LsmIndex.open!(dir, @opts), 1) == [1]
+    end
+
+    test "bad arguments raise ArgumentError, as for open/2" do
+      assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open!(:nope) end
+    end
+  end
+
+  describe "flush/1" do
     test "every :sync mode keeps flushed writes", %{tmp_dir: dir} do
       for mode <- [:flush, :always, :none] do
         path = Path.join(dir, to_string(mode))
@@ -93,7 +99,19 @@ defmodule LsmIndex.PersistTest do
         assert LsmIndex.lookup(again, 100) == [7]
       end
     end
+  end
 
+  describe "flush!/1" do
+    test "returns :ok; a closed index raises ArgumentError", %{tmp_dir: dir} do
+      index = LsmIndex.open!(dir, @opts)
+      :ok = LsmIndex.add(index, 1, 1)
+      assert LsmIndex.flush!(index) == :ok
+      :ok = LsmIndex.close(index)
+      assert_raise ArgumentError, ~r/closed/, fn -> LsmIndex.flush!(index) end
+    end
+  end
+
+  describe "backup/2" do
     test "a backup taken while a process writes opens like any index", %{tmp_dir: dir} do
       {:ok, index} = LsmIndex.open(Path.join(dir, "live"), @opts)
       :ok = LsmIndex.add_many(index, for(i <- 1..1_000, do: {i, 1}))
@@ -119,12 +137,49 @@ defmodule LsmIndex.PersistTest do
       assert LsmIndex.lookup(copy, size + 1) == []
       assert_raise ArgumentError, fn -> LsmIndex.backup(copy, 42) end
     end
+  end
 
-    test "bad arguments raise ArgumentError" do
-      assert_raise ArgumentError, ~r/:sync/, fn -> LsmIndex.open("/tmp/x", sync: :sometimes) end
-      assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open(:nope, []) end
-      assert_raise ArgumentError, ~r/:verify/, fn -> LsmIndex.open("/tmp/x", verify: 1) end
-      assert_raise ArgumentError, fn -> LsmIndex.open("/tmp/x", bogus: 1) end
+  describe "backup!/2" do
+    test "returns :ok; a failed backup raises LsmIndex.Error", %{tmp_dir: dir} do
+      index = LsmIndex.open!(Path.join(dir, "live"), @opts)
+      :ok = LsmIndex.add(index, 1, 1)
+      backup = Path.join(dir, "backup")
+      assert LsmIndex.backup!(index, backup) == :ok
+      error = assert_raise LsmIndex.Error, fn -> LsmIndex.backup!(index, backup) end
+      assert error.reason == :io and is_binary(error.message)
+      :ok = LsmIndex.close(index)
+      assert LsmIndex.lookup(LsmIndex.open!(backup, @opts), 1) == [1]
+    end
+  end
+
+  describe "close/1" do
+    test "a closed index raises ArgumentError", %{tmp_dir: dir} do
+      {:ok, index} = LsmIndex.open(dir, @opts)
+      :ok = LsmIndex.close(index)
+      assert :ok = LsmIndex.close(index)
+
+      for call <- [
+            &LsmIndex.lookup(&1, 1),
+            &LsmIndex.lookup_many(&1, [1]),
+            &LsmIndex.add(&1, 1, 1),
+            &LsmIndex.add_many(&1, [{1, 1}]),
+            &LsmIndex.drop_handle(&1, 1),
+            &LsmIndex.flush/1,
+            &LsmIndex.compact/1,
+            &LsmIndex.size/1
+          ] do
+        assert_raise ArgumentError, ~r/closed/, fn -> call.(index) end
+      end
+    end
+  end
+
+  describe "close!/1" do
+    test "returns :ok, and :ok again on a closed index", %{tmp_dir: dir} do
+      index = LsmIndex.open!(dir, @opts)
+      :ok = LsmIndex.add(index, 1, 1)
+      assert LsmIndex.close!(index) == :ok
+      assert LsmIndex.close!(index) == :ok
+      assert LsmIndex.lookup(LsmIndex.open!(dir, @opts), 1) == [1]
     end
   end
 end

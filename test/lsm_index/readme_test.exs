@@ -9,21 +9,23 @@ defmodule LsmIndex.ReadmeTest do
   @blocks Regex.scan(~r/```elixir\n(.*?)```/s, File.read!(readme), capture: :all_but_first)
           |> List.flatten()
 
-  test "the README has Elixir examples" do
-    assert length(@blocks) >= 2
-  end
+  describe "scenario: README.md Elixir examples" do
+    test "the README has Elixir examples" do
+      assert length(@blocks) >= 2
+    end
 
-  for {code, i} <- Enum.with_index(@blocks) do
-    @code code
-    @tag :tmp_dir
-    test "README Elixir example #{i + 1} runs", %{tmp_dir: dir} do
-      previous = System.get_env("TMPDIR")
-      System.put_env("TMPDIR", dir)
+    for {code, i} <- Enum.with_index(@blocks) do
+      @code code
+      @tag :tmp_dir
+      test "README Elixir example #{i + 1} runs", %{tmp_dir: dir} do
+        previous = System.get_env("TMPDIR")
+        System.put_env("TMPDIR", dir)
 
-      try do
-        Code.eval_string(@code)
-      after
-        if previous, do: System.put_env("TMPDIR", previous), else: System.delete_env("TMPDIR")
+        try do
+          Code.eval_string(@code)
+        after
+          if previous, do: System.put_env("TMPDIR", previous), else: System.delete_env("TMPDIR")
+        end
       end
     end
   end

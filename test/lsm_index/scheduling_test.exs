@@ -8,49 +8,51 @@ defmodule LsmIndex.SchedulingTest do
   # (see stress_test.exs for the measurements). Not async: the monitor and timing are VM-wide.
   use ExUnit.Case, async: false
 
-  test "writes, lookups, drops and routes never hold a normal scheduler for 1 ms" do
-    {:ok, index} = LsmIndex.new(lanes: 4, overlay_limit: 4_096)
-    previous = :erlang.system_monitor(self(), [{:long_schedule, 1}])
-    :ok = LsmIndex.Native.timing_enable(true)
+  describe "scenario: scheduling" do
+    test "writes, lookups, drops and routes never hold a normal scheduler for 1 ms" do
+      {:ok, index} = LsmIndex.new(lanes: 4, overlay_limit: 4_096)
+      previous = :erlang.system_monitor(self(), [{:long_schedule, 1}])
+      :ok = LsmIndex.Native.timing_enable(true)
 
-    try do
-      worker =
-        Task.async(fn ->
-          for i <- 1..60_000 do
-            :ok = LsmIndex.add(index, i, rem(i, 50))
-            if rem(i, 3) == 0, do: :ok = LsmIndex.remove(index, i - 1, rem(i - 1, 50))
-            if rem(i, 1_000) == 0, do: :ok = LsmIndex.drop_handle(index, rem(i, 7))
-            LsmIndex.lookup(index, i - 100)
-          end
+      try do
+        worker =
+          Task.async(fn ->
+            for i <- 1..60_000 do
+              :ok = LsmIndex.add(index, i, rem(i, 50))
+              if rem(i, 3) == 0, do: :ok = LsmIndex.remove(index, i - 1, rem(i - 1, 50))
+              if rem(i, 1_000) == 0, do: :ok = LsmIndex.drop_handle(index, rem(i, 7))
+              LsmIndex.lookup(index, i - 100)
+            end
 
-          batch = for i <- 1..5_000, do: {i, 99}
-          :ok = LsmIndex.add_many(index, batch)
-          :ok = LsmIndex.remove_many(index, Enum.take(batch, 900))
-          LsmIndex.lookup_many(index, Enum.to_list(1..5_000))
-          route_a_lot()
-          self()
-        end)
+            batch = for i <- 1..5_000, do: {i, 99}
+            :ok = LsmIndex.add_many(index, batch)
+            :ok = LsmIndex.remove_many(index, Enum.take(batch, 900))
+            LsmIndex.lookup_many(index, Enum.to_list(1..5_000))
+            route_a_lot()
+            self()
+          end)
 
-      pid = worker.pid
-      Task.await(worker, 120_000)
-      timing = LsmIndex.Native.timing_report()
-      :ok = LsmIndex.wait_idle(index)
-      assert LsmIndex.stats(index).flushes > 10
-      long = for {:monitor, ^pid, :long_schedule, info} <- drain([]), do: info[:timeout]
+        pid = worker.pid
+        Task.await(worker, 120_000)
+        timing = LsmIndex.Native.timing_report()
+        :ok = LsmIndex.wait_idle(index)
+        assert LsmIndex.stats(index).flushes > 10
+        long = for {:monitor, ^pid, :long_schedule, info} <- drain([]), do: info[:timeout]
 
-      IO.puts(
-        "\nscheduling: #{timing.calls} NIF calls, max CPU #{timing.max_cpu_us} us, " <>
-          "max wall #{timing.max_wall_us} us; long_schedule events #{length(long)}"
-      )
+        IO.puts(
+          "\nscheduling: #{timing.calls} NIF calls, max CPU #{timing.max_cpu_us} us, " <>
+            "max wall #{timing.max_wall_us} us; long_schedule events #{length(long)}"
+        )
 
-      assert timing.calls > 100_000
-      assert timing.cpu_over_1ms == 0, "a NIF call held a normal scheduler: #{inspect(timing)}"
-    after
-      LsmIndex.Native.timing_enable(false)
+        assert timing.calls > 100_000
+        assert timing.cpu_over_1ms == 0, "a NIF call held a normal scheduler: #{inspect(timing)}"
+      after
+        LsmIndex.Native.timing_enable(false)
 
-      case previous do
-        :undefined -> :erlang.system_monitor(:undefined)
-        {monitor, opts} -> :erlang.system_monitor(monitor, opts)
+        case previous do
+          :undefined -> :erlang.system_monitor(:undefined)
+          {monitor, opts} -> :erlang.system_monitor(monitor, opts)
+        end
       end
     end
   end

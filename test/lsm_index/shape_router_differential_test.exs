@@ -21,48 +21,53 @@ defmodule LsmIndex.ShapeRouterDifferentialTest do
   @statuses ["open", "closed", "late", "Open", "ünï"]
   @uuids ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "A0EEBC999C0B4EF8BB6D6BB9BD380A12"]
 
-  test "router and filter agree over #{@changes} changes" do
-    :rand.seed(:exsss, {3, 5, 8})
+  describe "route/2" do
+    test "router and filter agree over #{@changes} changes" do
+      :rand.seed(:exsss, {3, 5, 8})
 
-    {:ok, router} = ShapeRouter.new("tenant", @table, @cols, index: [lanes: 4, overlay_limit: 64])
+      {:ok, router} =
+        ShapeRouter.new("tenant", @table, @cols, index: [lanes: 4, overlay_limit: 64])
 
-    filter = Filter.new(index: :map)
-    shape_cols = Map.new(@cols)
+      filter = Filter.new(index: :map)
+      shape_cols = Map.new(@cols)
 
-    {_filter, stats} =
-      Enum.reduce(1..@changes, {filter, %{hits: 0, fanout: 0, shapes: 0}}, fn step, {f, st} ->
-        f = churn(router, f, shape_cols)
-        change = change()
-        expected = f |> Filter.affected_shapes(with_table(change)) |> Enum.sort()
-        got = ShapeRouter.route(router, change)
+      {_filter, stats} =
+        Enum.reduce(1..@changes, {filter, %{hits: 0, fanout: 0, shapes: 0}}, fn step, {f, st} ->
+          f = churn(router, f, shape_cols)
+          change = change()
+          expected = f |> Filter.affected_shapes(with_table(change)) |> Enum.sort()
+          got = ShapeRouter.route(router, change)
 
-        if got != expected,
-          do:
-            flunk(
-              "change #{step}: #{inspect(change)}\nfilter: #{inspect(expected)}\n" <>
-                "router: #{inspect(got)}\nshapes: #{inspect(f.shapes, limit: :infinity)}"
-            )
+          if got != expected,
+            do:
+              flunk(
+                "change #{step}: #{inspect(change)}\nfilter: #{inspect(expected)}\n" <>
+                  "router: #{inspect(got)}\nshapes: #{inspect(f.shapes, limit: :infinity)}"
+              )
 
-        hit = if got == [], do: 0, else: 1
-        {f, %{st | hits: st.hits + hit, fanout: st.fanout + length(got)}}
-      end)
+          hit = if got == [], do: 0, else: 1
+          {f, %{st | hits: st.hits + hit, fanout: st.fanout + length(got)}}
+        end)
 
-    m = ShapeRouter.metrics(router)
-    assert m.changes_routed == @changes
-    # the workload routes rows to shapes, checks residuals, and meets unparseable values
-    assert stats.hits > @changes / 4
-    assert m.candidates > 0 and m.predicate_evaluations > 0 and m.unparseable_rows > 0
-    assert m.shapes_indexed > 0 and m.shapes_scanned > 0
+      m = ShapeRouter.metrics(router)
+      assert m.changes_routed == @changes
+      # the workload routes rows to shapes, checks residuals, and meets unparseable values
+      assert stats.hits > @changes / 4
+      assert m.candidates > 0 and m.predicate_evaluations > 0 and m.unparseable_rows > 0
+      assert m.shapes_indexed > 0 and m.shapes_scanned > 0
+    end
   end
 
-  test "route_many answers as route does, across NIF calls" do
-    :rand.seed(:exsss, {1, 2, 3})
-    {:ok, router} = ShapeRouter.new("tenant", @table, @cols)
-    for id <- 1..200, do: :ok = ShapeRouter.add_shape(router, id, shape_sql())
-    changes = for _ <- 1..20_000, do: change()
+  describe "route_many/2" do
+    test "route_many answers as route does, across NIF calls" do
+      :rand.seed(:exsss, {1, 2, 3})
+      {:ok, router} = ShapeRouter.new("tenant", @table, @cols)
+      for id <- 1..200, do: :ok = ShapeRouter.add_shape(router, id, shape_sql())
+      changes = for _ <- 1..20_000, do: change()
 
-    assert ShapeRouter.route_many(router, changes) ==
-             Enum.map(changes, &ShapeRouter.route(router, &1))
+      assert ShapeRouter.route_many(router, changes) ==
+               Enum.map(changes, &ShapeRouter.route(router, &1))
+    end
   end
 
   # One shape operation every ~12 changes: add (or replace) a random shape, or remove one.

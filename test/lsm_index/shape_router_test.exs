@@ -1,9 +1,7 @@
 defmodule LsmIndex.ShapeRouterTest do
   use ExUnit.Case, async: true
 
-  alias LsmIndex.{Filter, ShapeRouter, Where}
-
-  doctest LsmIndex.Where
+  alias LsmIndex.{Filter, ShapeRouter}
 
   @cols [{"id", :int8}, {"user_id", :int8}, {"status", :text}, {"score", :float8}]
 
@@ -14,164 +12,255 @@ defmodule LsmIndex.ShapeRouterTest do
 
   defp ins(router, rec), do: ShapeRouter.route(router, {:insert, rec})
 
-  test "routes by index, residual and scan; replaces, removes, truncates", %{router: r} do
-    assert :ok = ShapeRouter.add_shape(r, 1, "user_id = 7 AND status <> 'done'")
-    assert :ok = ShapeRouter.add_shape(r, 2, ~s|"status" ILIKE 'OP%'|)
-    assert :ok = ShapeRouter.add_shape(r, 3, "user_id IN (7, 8) OR user_id = 9")
-    assert ins(r, %{"user_id" => "7", "status" => "open"}) == [1, 2, 3]
-    assert ins(r, %{"user_id" => "7", "status" => "done"}) == [3]
-    assert ins(r, %{"user_id" => "10"}) == []
+  describe "new/4" do
+    @tag :tmp_dir
+    test "a persistent router keeps its shapes across close and reopen", %{tmp_dir: dir} do
+      path = Path.join(dir, "router")
+      {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path, sync: :always)
+      assert {:error, :locked} = ShapeRouter.new("t", :todos, @cols, path: path)
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
+      :ok = ShapeRouter.add_shape(r, 2, "status ILIKE 'op%'")
+      :ok = ShapeRouter.add_shape(r, 3, "user_id = 8")
+      :ok = ShapeRouter.add_shape(r, 3, "user_id = 7 AND score > 1")
+      :ok = ShapeRouter.remove_shape(r, 2)
+      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 4, "nope")
+      :ok = ShapeRouter.flush(r)
+      :ok = ShapeRouter.close(r)
+      assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route(r, :truncate) end
+      assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.add_shape(r, 9, "user_id = 1") end
+      assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route_many(r, [:truncate]) end
+      assert :ok = ShapeRouter.close(r)
 
-    # an update matches on the old or the new row
-    assert ShapeRouter.route(r, {:update, %{"user_id" => "7"}, %{"user_id" => "9"}}) == [3]
-    assert ShapeRouter.route(r, {:delete, %{"user_id" => "8", "status" => "open"}}) == [2, 3]
+      {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path)
+      rec = %{"user_id" => "7", "status" => "open", "score" => "2"}
+      assert ShapeRouter.route(r, {:insert, rec}) == [1, 3]
+      assert %{shapes_indexed: 2, shapes_scanned: 0} = ShapeRouter.metrics(r)
+      :ok = ShapeRouter.close(r)
 
-    assert :ok = ShapeRouter.add_shape(r, 3, "user_id = 1")
-    assert ins(r, %{"user_id" => "9"}) == []
-    assert :ok = ShapeRouter.remove_shape(r, 2)
-    assert :ok = ShapeRouter.remove_shape(r, 2)
-    assert ShapeRouter.route(r, :truncate) == [1, 3]
+      assert {:error, {:invalid_config, _}} =
+               ShapeRouter.new("t", :todos, [{"user_id", :int8}], path: path)
 
-    m = ShapeRouter.metrics(r)
-    assert %{shapes_indexed: 2, shapes_scanned: 0, tenant: "tenant"} = m
-    assert m.changes_routed == 7 and m.p99_route_ns >= m.p50_route_ns
-  end
-
-  test "unparseable values route to the shapes that refer to the column", %{router: r} do
-    :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
-    :ok = ShapeRouter.add_shape(r, 2, "status = 'x'")
-    assert ins(r, %{"user_id" => "seven", "status" => "y"}) == [1]
-    assert ins(r, %{"user_id" => <<0xFF>>}) == [1]
-    assert ShapeRouter.metrics(r).unparseable_rows == 2
-  end
-
-  test "route_many routes a long transaction over several NIF calls", %{router: r} do
-    for id <- 0..999, do: :ok = ShapeRouter.add_shape(r, id, "user_id = #{id} AND score > 0")
-    changes = for i <- 1..50_000, do: {:insert, %{"user_id" => "#{rem(i, 2000)}", "score" => "1"}}
-    routed = ShapeRouter.route_many(r, changes)
-    assert length(routed) == 50_000
-    assert routed == Enum.map(changes, &ShapeRouter.route(r, &1))
-    assert ShapeRouter.route_many(r, []) == []
-  end
-
-  test "many scanned shapes: routes move to dirty schedulers with the same answers",
-       %{router: r} do
-    for id <- 1..1_100, do: :ok = ShapeRouter.add_shape(r, id, "score > #{id}")
-    :ok = ShapeRouter.add_shape(r, 0, "user_id = 7")
-    rec = %{"user_id" => "7", "score" => "3.5"}
-    assert ShapeRouter.route(r, {:insert, rec}) == [0, 1, 2, 3]
-    changes = for s <- 1..50, do: {:insert, %{"score" => "#{s}.5"}}
-    routed = ShapeRouter.route_many(r, changes)
-    assert routed == Enum.map(changes, &ShapeRouter.route(r, &1))
-    assert Enum.at(routed, 4) == [1, 2, 3, 4, 5]
-    assert %{shapes_scanned: 1_100} = ShapeRouter.metrics(r)
-  end
-
-  test "bad input: clear errors, never a crash", %{router: r} do
-    assert {:error, {:invalid_where, 10, msg}} = ShapeRouter.add_shape(r, 1, "user_id = ")
-    assert msg =~ "expected a literal"
-    assert {:error, {:invalid_where, _, msg}} = ShapeRouter.add_shape(r, 1, "nope = 1")
-    assert msg =~ "nope"
-    assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 1, "status = 1")
-    assert {:error, {:invalid_where, 0, _}} = ShapeRouter.add_shape(r, 1, <<0xFF>>)
-    deep = String.duplicate("(", 100_000) <> "user_id = 1" <> String.duplicate(")", 100_000)
-    assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 1, deep)
-    assert ShapeRouter.route(r, :truncate) == [], "refused shapes leave nothing"
-    assert ins(r, %{"user_id" => 7}) == [], "no shape reads user_id yet"
-
-    assert_raise ArgumentError, fn -> ShapeRouter.add_shape(r, -1, "user_id = 1") end
-    assert_raise ArgumentError, fn -> ShapeRouter.add_shape(r, 2 ** 32, "user_id = 1") end
-    assert_raise ArgumentError, fn -> ShapeRouter.add_shape(r, 1, :sql) end
-    assert_raise ArgumentError, ~r/a change is/, fn -> ShapeRouter.route(r, {:upsert, %{}}) end
-    assert_raise ArgumentError, ~r/a record is/, fn -> ShapeRouter.route(r, {:insert, 1}) end
-    # values are checked in the columns shapes refer to (the only ones read)
-    :ok = ShapeRouter.add_shape(r, 5, "user_id = 7")
-    assert_raise ArgumentError, ~r/text/, fn -> ins(r, %{"user_id" => 7}) end
-    assert ins(r, %{user_id: "7"}) == [], "keys are column names (strings)"
-    assert_raise ArgumentError, fn -> ShapeRouter.route_many(r, [:truncate | :oops]) end
-    assert_raise ArgumentError, fn -> ShapeRouter.route_many(r, [:truncate, :oops]) end
-
-    assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", []) end
-    assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", [{"a", :int8}, {"a", :text}]) end
-    assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", [{"a", :money}]) end
-    assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", @cols, index: [lanes: 0]) end
-  end
-
-  @tag :tmp_dir
-  test "a persistent router keeps its shapes across close and reopen", %{tmp_dir: dir} do
-    path = Path.join(dir, "router")
-    {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path, sync: :always)
-    assert {:error, :locked} = ShapeRouter.new("t", :todos, @cols, path: path)
-    :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
-    :ok = ShapeRouter.add_shape(r, 2, "status ILIKE 'op%'")
-    :ok = ShapeRouter.add_shape(r, 3, "user_id = 8")
-    :ok = ShapeRouter.add_shape(r, 3, "user_id = 7 AND score > 1")
-    :ok = ShapeRouter.remove_shape(r, 2)
-    assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 4, "nope")
-    :ok = ShapeRouter.flush(r)
-    :ok = ShapeRouter.close(r)
-    assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route(r, :truncate) end
-    assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.add_shape(r, 9, "user_id = 1") end
-    assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route_many(r, [:truncate]) end
-    assert :ok = ShapeRouter.close(r)
-
-    {:ok, r} = ShapeRouter.new("t", :todos, @cols, path: path)
-    rec = %{"user_id" => "7", "status" => "open", "score" => "2"}
-    assert ShapeRouter.route(r, {:insert, rec}) == [1, 3]
-    assert %{shapes_indexed: 2, shapes_scanned: 0} = ShapeRouter.metrics(r)
-    :ok = ShapeRouter.close(r)
-
-    assert {:error, {:invalid_config, _}} =
-             ShapeRouter.new("t", :todos, [{"user_id", :int8}], path: path)
-
-    assert_raise ArgumentError, fn ->
-      ShapeRouter.new("t", :todos, @cols, path: path, sync: :x)
+      assert_raise ArgumentError, fn ->
+        ShapeRouter.new("t", :todos, @cols, path: path, sync: :x)
+      end
     end
   end
 
-  test "Where.parse returns the filter's trees" do
-    cols = [{"a", :int8}, {"s", :text}, {"f", :float8}, {"u", :uuid}, {"b", :bool}]
+  describe "new!/4" do
+    @tag :tmp_dir
+    test "returns the router; a refused directory raises LsmIndex.Error", %{tmp_dir: dir} do
+      path = Path.join(dir, "router")
+      r = ShapeRouter.new!("t", :todos, @cols, path: path)
+      assert %ShapeRouter{persistent: true, tenant: "t"} = r
 
-    for {sql, tree} <- [
-          {"a <> 1", {:ne, "a", 1}},
-          {"1 < a", {:gt, "a", 1}},
-          {"a NOT IN (1, NULL)", {:not, {:in, "a", [1, nil]}}},
-          {"s IS NOT NULL", {:not, {:is_null, "s"}}},
-          {"s NOT LIKE 'x\\%'", {:not, {:like, "s", "x\\%"}}},
-          {"s ILIKE 'it''s'", {:ilike, "s", "it's"}},
-          {"f >= '-Infinity' OR f = 'NaN'", {:or, [{:ge, "f", :neg_infinity}, {:eq, "f", :nan}]}},
-          {"f = 2", {:eq, "f", 2.0}},
-          {"u = 'A0EEBC999C0B4EF8BB6D6BB9BD380A12'::uuid",
-           {:eq, "u", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a12"}},
-          {"b", {:eq, "b", true}},
-          {"a = 1 OR a = 2 AND NOT b",
-           {:or, [{:eq, "a", 1}, {:and, [{:eq, "a", 2}, {:not, {:eq, "b", true}}]}]}},
-          {"NULL", {:const, nil}}
-        ] do
-      assert Where.parse(sql, cols) == {:ok, tree}, sql
+      error =
+        assert_raise LsmIndex.Error, ~r/locked/, fn ->
+          ShapeRouter.new!("t", :todos, @cols, path: path)
+        end
+
+      assert error.reason == :locked
+      :ok = ShapeRouter.close(r)
+
+      error =
+        assert_raise LsmIndex.Error, fn ->
+          ShapeRouter.new!("t", :todos, [{"user_id", :int8}], path: path)
+        end
+
+      assert error.reason == :invalid_config and is_binary(error.message)
+      assert_raise ArgumentError, fn -> ShapeRouter.new!("t", "x", []) end
     end
-
-    assert {:error, {:invalid_where, 4, _}} = Where.parse("a = 'x'", cols)
-    assert_raise ArgumentError, fn -> Where.parse(1, cols) end
-    assert_raise ArgumentError, fn -> Where.parse("a = 1", [{"a", :nope}]) end
   end
 
-  test "Filter.add_shape takes SQL text" do
-    cols = Map.new(@cols)
+  describe "open/5" do
+    @tag :tmp_dir
+    test "opens a persistent router: new/4 with :path", %{tmp_dir: dir} do
+      path = Path.join(dir, "router")
+      {:ok, r} = ShapeRouter.open(path, "t", :todos, @cols, sync: :always)
+      assert r.persistent
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
+      assert {:error, :locked} = ShapeRouter.open(path, "t", :todos, @cols)
+      :ok = ShapeRouter.close(r)
 
-    f =
-      Filter.new()
-      |> Filter.add_shape(1, %{
-        table: :t,
-        columns: cols,
-        where: "status LIKE 'o_en' OR user_id = 3"
-      })
+      {:ok, r} = ShapeRouter.open(path, "t", :todos, @cols)
+      assert ins(r, %{"user_id" => "7"}) == [1]
+      :ok = ShapeRouter.close(r)
 
-    assert Filter.affected_shapes(f, {:insert, :t, %{"status" => "open"}}) == MapSet.new([1])
-    assert Filter.affected_shapes(f, {:insert, :t, %{"user_id" => "3"}}) == MapSet.new([1])
+      assert_raise ArgumentError, ~r/directory path/, fn ->
+        ShapeRouter.open(nil, "t", :todos, @cols)
+      end
 
-    assert_raise ArgumentError, ~r/at byte/, fn ->
-      Filter.add_shape(f, 2, %{table: :t, columns: cols, where: "status ="})
+      assert_raise ArgumentError, ~r/first argument/, fn ->
+        ShapeRouter.open(path, "t", :todos, @cols, path: Path.join(dir, "other"))
+      end
+    end
+  end
+
+  describe "open!/5" do
+    @tag :tmp_dir
+    test "returns the router; a locked directory raises LsmIndex.Error", %{tmp_dir: dir} do
+      r = ShapeRouter.open!(dir, "t", :todos, @cols)
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
+      error = assert_raise LsmIndex.Error, fn -> ShapeRouter.open!(dir, "t", :todos, @cols) end
+      assert error.reason == :locked
+      :ok = ShapeRouter.close(r)
+      assert ins(ShapeRouter.open!(dir, "t", :todos, @cols), %{"user_id" => "7"}) == [1]
+    end
+  end
+
+  describe "add_shape!/3" do
+    test "returns :ok; a clause that does not parse raises LsmIndex.Error", %{router: r} do
+      assert ShapeRouter.add_shape!(r, 1, "user_id = 7") == :ok
+      assert ins(r, %{"user_id" => "7"}) == [1]
+
+      error =
+        assert_raise LsmIndex.Error, ~r/at byte 10: expected a literal/, fn ->
+          ShapeRouter.add_shape!(r, 2, "user_id = ")
+        end
+
+      assert {:invalid_where, 10, _} = error.reason
+      assert ShapeRouter.route(r, :truncate) == [1], "the refused shape left nothing"
+      assert_raise ArgumentError, fn -> ShapeRouter.add_shape!(r, -1, "user_id = 1") end
+    end
+  end
+
+  describe "route/2" do
+    test "routes by index, residual and scan; replaces, removes, truncates", %{router: r} do
+      assert :ok = ShapeRouter.add_shape(r, 1, "user_id = 7 AND status <> 'done'")
+      assert :ok = ShapeRouter.add_shape(r, 2, ~s|"status" ILIKE 'OP%'|)
+      assert :ok = ShapeRouter.add_shape(r, 3, "user_id IN (7, 8) OR user_id = 9")
+      assert ins(r, %{"user_id" => "7", "status" => "open"}) == [1, 2, 3]
+      assert ins(r, %{"user_id" => "7", "status" => "done"}) == [3]
+      assert ins(r, %{"user_id" => "10"}) == []
+
+      # an update matches on the old or the new row
+      assert ShapeRouter.route(r, {:update, %{"user_id" => "7"}, %{"user_id" => "9"}}) == [3]
+      assert ShapeRouter.route(r, {:delete, %{"user_id" => "8", "status" => "open"}}) == [2, 3]
+
+      assert :ok = ShapeRouter.add_shape(r, 3, "user_id = 1")
+      assert ins(r, %{"user_id" => "9"}) == []
+      assert :ok = ShapeRouter.remove_shape(r, 2)
+      assert :ok = ShapeRouter.remove_shape(r, 2)
+      assert ShapeRouter.route(r, :truncate) == [1, 3]
+
+      m = ShapeRouter.metrics(r)
+      assert %{shapes_indexed: 2, shapes_scanned: 0, tenant: "tenant"} = m
+      assert m.changes_routed == 7 and m.p99_route_ns >= m.p50_route_ns
+    end
+
+    test "unparseable values route to the shapes that refer to the column", %{router: r} do
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
+      :ok = ShapeRouter.add_shape(r, 2, "status = 'x'")
+      assert ins(r, %{"user_id" => "seven", "status" => "y"}) == [1]
+      assert ins(r, %{"user_id" => <<0xFF>>}) == [1]
+      assert ShapeRouter.metrics(r).unparseable_rows == 2
+    end
+
+    test "many scanned shapes: routes move to dirty schedulers with the same answers",
+         %{router: r} do
+      for id <- 1..1_100, do: :ok = ShapeRouter.add_shape(r, id, "score > #{id}")
+      :ok = ShapeRouter.add_shape(r, 0, "user_id = 7")
+      rec = %{"user_id" => "7", "score" => "3.5"}
+      assert ShapeRouter.route(r, {:insert, rec}) == [0, 1, 2, 3]
+      changes = for s <- 1..50, do: {:insert, %{"score" => "#{s}.5"}}
+      routed = ShapeRouter.route_many(r, changes)
+      assert routed == Enum.map(changes, &ShapeRouter.route(r, &1))
+      assert Enum.at(routed, 4) == [1, 2, 3, 4, 5]
+      assert %{shapes_scanned: 1_100} = ShapeRouter.metrics(r)
+    end
+  end
+
+  describe "route_many/2" do
+    test "route_many routes a long transaction over several NIF calls", %{router: r} do
+      for id <- 0..999, do: :ok = ShapeRouter.add_shape(r, id, "user_id = #{id} AND score > 0")
+
+      changes =
+        for i <- 1..50_000, do: {:insert, %{"user_id" => "#{rem(i, 2000)}", "score" => "1"}}
+
+      routed = ShapeRouter.route_many(r, changes)
+      assert length(routed) == 50_000
+      assert routed == Enum.map(changes, &ShapeRouter.route(r, &1))
+      assert ShapeRouter.route_many(r, []) == []
+    end
+  end
+
+  describe "flush!/1" do
+    @tag :tmp_dir
+    test "returns :ok; a closed router raises ArgumentError", %{router: r, tmp_dir: dir} do
+      assert ShapeRouter.flush!(r) == :ok
+      persistent = ShapeRouter.open!(dir, "t", :todos, @cols)
+      :ok = ShapeRouter.add_shape(persistent, 1, "user_id = 7")
+      assert ShapeRouter.flush!(persistent) == :ok
+      :ok = ShapeRouter.close(persistent)
+      assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.flush!(persistent) end
+    end
+  end
+
+  describe "close!/1" do
+    @tag :tmp_dir
+    test "returns :ok, and :ok again on a closed router", %{router: r, tmp_dir: dir} do
+      assert ShapeRouter.close!(r) == :ok
+      persistent = ShapeRouter.open!(dir, "t", :todos, @cols)
+      :ok = ShapeRouter.add_shape(persistent, 1, "user_id = 7")
+      assert ShapeRouter.close!(persistent) == :ok
+      assert ShapeRouter.close!(persistent) == :ok
+      assert ins(ShapeRouter.open!(dir, "t", :todos, @cols), %{"user_id" => "7"}) == [1]
+    end
+  end
+
+  describe "scenario: bad input" do
+    test "bad input: clear errors, never a crash", %{router: r} do
+      assert {:error, {:invalid_where, 10, msg}} = ShapeRouter.add_shape(r, 1, "user_id = ")
+      assert msg =~ "expected a literal"
+      assert {:error, {:invalid_where, _, msg}} = ShapeRouter.add_shape(r, 1, "nope = 1")
+      assert msg =~ "nope"
+      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 1, "status = 1")
+      assert {:error, {:invalid_where, 0, _}} = ShapeRouter.add_shape(r, 1, <<0xFF>>)
+      deep = String.duplicate("(", 100_000) <> "user_id = 1" <> String.duplicate(")", 100_000)
+      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 1, deep)
+      assert ShapeRouter.route(r, :truncate) == [], "refused shapes leave nothing"
+      assert ins(r, %{"user_id" => 7}) == [], "no shape reads user_id yet"
+
+      assert_raise ArgumentError, fn -> ShapeRouter.add_shape(r, -1, "user_id = 1") end
+      assert_raise ArgumentError, fn -> ShapeRouter.add_shape(r, 2 ** 32, "user_id = 1") end
+      assert_raise ArgumentError, fn -> ShapeRouter.add_shape(r, 1, :sql) end
+      assert_raise ArgumentError, ~r/a change is/, fn -> ShapeRouter.route(r, {:upsert, %{}}) end
+      assert_raise ArgumentError, ~r/a record is/, fn -> ShapeRouter.route(r, {:insert, 1}) end
+      # values are checked in the columns shapes refer to (the only ones read)
+      :ok = ShapeRouter.add_shape(r, 5, "user_id = 7")
+      assert_raise ArgumentError, ~r/text/, fn -> ins(r, %{"user_id" => 7}) end
+      assert ins(r, %{user_id: "7"}) == [], "keys are column names (strings)"
+      assert_raise ArgumentError, fn -> ShapeRouter.route_many(r, [:truncate | :oops]) end
+      assert_raise ArgumentError, fn -> ShapeRouter.route_many(r, [:truncate, :oops]) end
+
+      assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", []) end
+
+      assert_raise ArgumentError, fn ->
+        ShapeRouter.new("t", "x", [{"a", :int8}, {"a", :text}])
+      end
+
+      assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", [{"a", :money}]) end
+      assert_raise ArgumentError, fn -> ShapeRouter.new("t", "x", @cols, index: [lanes: 0]) end
+    end
+  end
+
+  describe "scenario: Filter.add_shape/3 with SQL text" do
+    test "Filter.add_shape takes SQL text" do
+      cols = Map.new(@cols)
+
+      f =
+        Filter.new()
+        |> Filter.add_shape(1, %{
+          table: :t,
+          columns: cols,
+          where: "status LIKE 'o_en' OR user_id = 3"
+        })
+
+      assert Filter.affected_shapes(f, {:insert, :t, %{"status" => "open"}}) == MapSet.new([1])
+      assert Filter.affected_shapes(f, {:insert, :t, %{"user_id" => "3"}}) == MapSet.new([1])
+
+      assert_raise ArgumentError, ~r/at byte/, fn ->
+        Filter.add_shape(f, 2, %{table: :t, columns: cols, where: "status ="})
+      end
     end
   end
 end

@@ -30,86 +30,92 @@ defmodule LsmIndex.StressTest do
   @readers 3
   @batch 200
 
-  test "readers see no wrong answer under churn and continuous compaction", %{tmp_dir: tmp} do
-    dir = data_dir(tmp)
-    on_exit(fn -> File.rm_rf!(dir) end)
-    opts = [lanes: 8, overlay_limit: 256, sync: :none]
-    {:ok, index} = LsmIndex.open(dir, opts)
-    # stable keys never change: exact answers are required throughout
-    :ok = LsmIndex.add_many(index, for(i <- 1..@stable, do: {{:s, i}, rem(i, 100)}))
-    :ok = LsmIndex.add_many(index, for(i <- 1..@stable, do: {{:s, i}, 1_000 + rem(i, 7)}))
-    # churn keys: {key, version, previous set, current set}; the writer announces a change
-    # (version + 1, previous = what the index holds) before making it in the index
-    oracle = :ets.new(:oracle, [:public, read_concurrency: true])
-    :ets.insert(oracle, for(i <- 1..@churn, do: {{:c, i}, 0, [], []}))
+  describe "scenario: concurrency stress" do
+    test "readers see no wrong answer under churn and continuous compaction", %{tmp_dir: tmp} do
+      dir = data_dir(tmp)
+      on_exit(fn -> File.rm_rf!(dir) end)
+      opts = [lanes: 8, overlay_limit: 256, sync: :none]
+      {:ok, index} = LsmIndex.open(dir, opts)
+      # stable keys never change: exact answers are required throughout
+      :ok = LsmIndex.add_many(index, for(i <- 1..@stable, do: {{:s, i}, rem(i, 100)}))
+      :ok = LsmIndex.add_many(index, for(i <- 1..@stable, do: {{:s, i}, 1_000 + rem(i, 7)}))
+      # churn keys: {key, version, previous set, current set}; the writer announces a change
+      # (version + 1, previous = what the index holds) before making it in the index
+      oracle = :ets.new(:oracle, [:public, read_concurrency: true])
+      :ets.insert(oracle, for(i <- 1..@churn, do: {{:c, i}, 0, [], []}))
 
-    previous = :erlang.system_monitor(self(), [{:long_schedule, 1}])
-    :ok = LsmIndex.Native.timing_enable(true)
-    steal_before = steal_ticks()
+      previous = :erlang.system_monitor(self(), [{:long_schedule, 1}])
+      :ok = LsmIndex.Native.timing_enable(true)
+      steal_before = steal_ticks()
 
-    try do
-      deadline = System.monotonic_time(:millisecond) + @duration_ms
-      writer = Task.async(fn -> write_loop(index, oracle, deadline, :rand.seed(:exsss, 1), 0) end)
+      try do
+        deadline = System.monotonic_time(:millisecond) + @duration_ms
 
-      readers =
-        for r <- 1..@readers do
-          Task.async(fn -> read_loop(index, oracle, deadline, :rand.seed(:exsss, r + 1), %{}) end)
+        writer =
+          Task.async(fn -> write_loop(index, oracle, deadline, :rand.seed(:exsss, 1), 0) end)
+
+        readers =
+          for r <- 1..@readers do
+            Task.async(fn ->
+              read_loop(index, oracle, deadline, :rand.seed(:exsss, r + 1), %{})
+            end)
+          end
+
+        writes = Task.await(writer, @duration_ms + 60_000)
+        counts = Enum.map(readers, &Task.await(&1, @duration_ms + 60_000))
+        timing = LsmIndex.Native.timing_report()
+        pids = [writer.pid | Enum.map(readers, & &1.pid)]
+        long = for {pid, info} <- long_schedules([]), pid in pids, do: info[:timeout]
+        checked = Enum.sum(Enum.map(counts, &Map.get(&1, :checked, 0)))
+        skipped = Enum.sum(Enum.map(counts, &Map.get(&1, :skipped, 0)))
+        wrong = Enum.flat_map(counts, &Map.get(&1, :wrong, []))
+        stats = LsmIndex.stats(index)
+
+        IO.puts(
+          "\nstress: #{writes} writes, #{checked} answers checked (#{skipped} skipped), " <>
+            "#{stats.jobs_done} compaction jobs, #{stats.stalls} stalled writes, " <>
+            "WA #{Float.round(stats.write_amplification, 2)}; NIF calls #{timing.calls}: " <>
+            "max CPU #{timing.max_cpu_us} us, max wall #{timing.max_wall_us} us, " <>
+            "#{timing.wall_over_1ms} over 1 ms wall; long_schedule events #{length(long)} " <>
+            "(max #{Enum.max(long, fn -> 0 end)} ms); steal ticks #{steal_ticks() - steal_before}"
+        )
+
+        assert wrong == [], "wrong answers: #{inspect(Enum.take(wrong, 5))}"
+        assert checked > 100_000, "too few checked answers: #{inspect(counts)}"
+        assert writes > 100_000
+        assert stats.jobs_done > 100, "compaction was not continuously active: #{inspect(stats)}"
+        assert stats.max_lane_segments <= 4
+        assert timing.calls > 1_000_000
+
+        assert timing.cpu_over_1ms * 1_000_000 <= timing.calls and timing.max_cpu_us < 5_000,
+               "a NIF call held a normal scheduler: #{inspect(timing)}"
+      after
+        LsmIndex.Native.timing_enable(false)
+
+        case previous do
+          :undefined -> :erlang.system_monitor(:undefined)
+          {monitor, monitor_opts} -> :erlang.system_monitor(monitor, monitor_opts)
         end
-
-      writes = Task.await(writer, @duration_ms + 60_000)
-      counts = Enum.map(readers, &Task.await(&1, @duration_ms + 60_000))
-      timing = LsmIndex.Native.timing_report()
-      pids = [writer.pid | Enum.map(readers, & &1.pid)]
-      long = for {pid, info} <- long_schedules([]), pid in pids, do: info[:timeout]
-      checked = Enum.sum(Enum.map(counts, &Map.get(&1, :checked, 0)))
-      skipped = Enum.sum(Enum.map(counts, &Map.get(&1, :skipped, 0)))
-      wrong = Enum.flat_map(counts, &Map.get(&1, :wrong, []))
-      stats = LsmIndex.stats(index)
-
-      IO.puts(
-        "\nstress: #{writes} writes, #{checked} answers checked (#{skipped} skipped), " <>
-          "#{stats.jobs_done} compaction jobs, #{stats.stalls} stalled writes, " <>
-          "WA #{Float.round(stats.write_amplification, 2)}; NIF calls #{timing.calls}: " <>
-          "max CPU #{timing.max_cpu_us} us, max wall #{timing.max_wall_us} us, " <>
-          "#{timing.wall_over_1ms} over 1 ms wall; long_schedule events #{length(long)} " <>
-          "(max #{Enum.max(long, fn -> 0 end)} ms); steal ticks #{steal_ticks() - steal_before}"
-      )
-
-      assert wrong == [], "wrong answers: #{inspect(Enum.take(wrong, 5))}"
-      assert checked > 100_000, "too few checked answers: #{inspect(counts)}"
-      assert writes > 100_000
-      assert stats.jobs_done > 100, "compaction was not continuously active: #{inspect(stats)}"
-      assert stats.max_lane_segments <= 4
-      assert timing.calls > 1_000_000
-
-      assert timing.cpu_over_1ms * 1_000_000 <= timing.calls and timing.max_cpu_us < 5_000,
-             "a NIF call held a normal scheduler: #{inspect(timing)}"
-    after
-      LsmIndex.Native.timing_enable(false)
-
-      case previous do
-        :undefined -> :erlang.system_monitor(:undefined)
-        {monitor, monitor_opts} -> :erlang.system_monitor(monitor, monitor_opts)
       end
+
+      # the index reopens equal to the oracle
+      :ok = LsmIndex.flush(index)
+      :ok = LsmIndex.close(index)
+      {:ok, reopened} = LsmIndex.open(dir, opts)
+
+      for i <- Enum.take_every(1..@stable, 7) do
+        assert LsmIndex.lookup(reopened, {:s, i}) == Enum.sort([rem(i, 100), 1_000 + rem(i, 7)])
+      end
+
+      for {key, _version, _previous, current} <- :ets.tab2list(oracle) do
+        assert LsmIndex.lookup(reopened, key) == current, "#{inspect(key)} after reopening"
+      end
+
+      assert LsmIndex.size(reopened) ==
+               @stable + Enum.count(:ets.tab2list(oracle), &(elem(&1, 3) != []))
+
+      :ok = LsmIndex.close(reopened)
     end
-
-    # the index reopens equal to the oracle
-    :ok = LsmIndex.flush(index)
-    :ok = LsmIndex.close(index)
-    {:ok, reopened} = LsmIndex.open(dir, opts)
-
-    for i <- Enum.take_every(1..@stable, 7) do
-      assert LsmIndex.lookup(reopened, {:s, i}) == Enum.sort([rem(i, 100), 1_000 + rem(i, 7)])
-    end
-
-    for {key, _version, _previous, current} <- :ets.tab2list(oracle) do
-      assert LsmIndex.lookup(reopened, key) == current, "#{inspect(key)} after reopening"
-    end
-
-    assert LsmIndex.size(reopened) ==
-             @stable + Enum.count(:ets.tab2list(oracle), &(elem(&1, 3) != []))
-
-    :ok = LsmIndex.close(reopened)
   end
 
   # A fresh directory on tmpfs (/dev/shm) if there is one, else under the test's tmp dir.

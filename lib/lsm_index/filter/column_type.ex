@@ -18,6 +18,8 @@ defmodule LsmIndex.Filter.ColumnType do
 
   @typedoc "A supported column type."
   @type t :: :int2 | :int4 | :int8 | :float8 | :bool | :text | :uuid
+  @typedoc "A table's columns: `{name, type}` pairs, as a list or a map."
+  @type columns :: [{String.t(), t()}] | %{String.t() => t()}
   @typedoc "A canonical value of some column type."
   @type value :: integer() | float() | boolean() | binary() | :nan | :infinity | :neg_infinity
 
@@ -37,6 +39,39 @@ defmodule LsmIndex.Filter.ColumnType do
   @doc "Whether `type` is a supported type."
   @spec valid?(term()) :: boolean()
   def valid?(type), do: type in @types
+
+  @doc false
+  # The one check of a columns argument (`LsmIndex.Filter`, `LsmIndex.Where`,
+  # `LsmIndex.ShapeRouter`): `{name, type}` pairs in a list or a map, names strings and unique,
+  # types supported. Returns the pairs in order; raises `ArgumentError` for anything else.
+  @spec columns!(term()) :: [{String.t(), t()}]
+  def columns!(columns) when is_map(columns), do: Enum.map(columns, &column!/1)
+
+  def columns!(columns) when is_list(columns) do
+    pairs = Enum.map(columns, &column!/1)
+    names = Enum.map(pairs, &elem(&1, 0))
+
+    if length(Enum.uniq(names)) != length(names),
+      do: raise(ArgumentError, "column names must be unique, got: #{inspect(names)}")
+
+    pairs
+  end
+
+  def columns!(other),
+    do:
+      raise(
+        ArgumentError,
+        "columns are {name, type} pairs (a list or a map), got: #{inspect(other)}"
+      )
+
+  defp column!({name, type}) when is_binary(name), do: {name, column_type!(name, type)}
+
+  defp column!(other),
+    do:
+      raise(
+        ArgumentError,
+        "columns are {name, type} pairs with string names, got: #{inspect(other)}"
+      )
 
   @doc false
   # `type` if it is a supported type of column `name`; raises `ArgumentError` naming both.

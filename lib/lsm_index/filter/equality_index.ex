@@ -5,12 +5,12 @@ defmodule LsmIndex.Filter.EqualityIndex do
   `LsmIndex.Filter.LsmEqualityIndex` keeps them in Rust instead.
   """
 
-  alias LsmIndex.Filter.Where
+  alias LsmIndex.Filter.Expr
 
   defstruct values: %{}
 
   @typedoc "A map-backed equality index."
-  @type t :: %__MODULE__{values: %{term() => %{term() => Where.t()}}}
+  @type t :: %__MODULE__{values: %{term() => %{term() => Expr.t()}}}
 
   @doc "An empty index."
   @spec new() :: t
@@ -21,7 +21,7 @@ defmodule LsmIndex.Filter.EqualityIndex do
   def key_count(%__MODULE__{values: values}), do: map_size(values)
 
   @doc "Every `{value, shape_id, and_where}` entry (used to migrate to another index)."
-  @spec entries(t) :: [{term(), term(), Where.t()}]
+  @spec entries(t) :: [{term(), term(), Expr.t()}]
   def entries(%__MODULE__{values: values}) do
     for {value, shapes} <- values,
         {shape_id, and_where} <- shapes,
@@ -29,7 +29,7 @@ defmodule LsmIndex.Filter.EqualityIndex do
   end
 
   defimpl LsmIndex.Filter.Index.Protocol do
-    alias LsmIndex.Filter.Where
+    alias LsmIndex.Filter.Expr
 
     def empty?(%{values: values}), do: values == %{}
 
@@ -63,7 +63,7 @@ defmodule LsmIndex.Filter.EqualityIndex do
       with value when value != nil <- Map.get(record, field),
            %{^value => shapes} <- values do
         for {shape_id, and_where} <- shapes,
-            Where.matches?(and_where, record),
+            Expr.matches?(and_where, record),
             into: MapSet.new(),
             do: shape_id
       else

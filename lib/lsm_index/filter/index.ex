@@ -16,28 +16,28 @@ defprotocol LsmIndex.Filter.Index.Protocol do
   def empty?(index)
 
   @doc "Routes `value` to `shape_id` when `and_where` also holds."
-  @spec add_shape(t, term(), term(), LsmIndex.Filter.Where.t()) :: t
+  @spec add_shape(t, term(), term(), LsmIndex.Filter.Expr.t()) :: t
   def add_shape(index, value, shape_id, and_where)
 
   @doc "Undoes one `add_shape/4` with the same arguments."
-  @spec remove_shape(t, term(), term(), LsmIndex.Filter.Where.t()) :: t
+  @spec remove_shape(t, term(), term(), LsmIndex.Filter.Expr.t()) :: t
   def remove_shape(index, value, shape_id, and_where)
 
   @doc "`add_shape/4` for every value of `values` (distinct), in one step."
-  @spec add_shape_many(t, [term()], term(), LsmIndex.Filter.Where.t()) :: t
+  @spec add_shape_many(t, [term()], term(), LsmIndex.Filter.Expr.t()) :: t
   def add_shape_many(index, values, shape_id, and_where)
 
   @doc "`remove_shape/4` for every value of `values`, in one step."
-  @spec remove_shape_many(t, [term()], term(), LsmIndex.Filter.Where.t()) :: t
+  @spec remove_shape_many(t, [term()], term(), LsmIndex.Filter.Expr.t()) :: t
   def remove_shape_many(index, values, shape_id, and_where)
 
   @doc """
   The shapes whose value equals `record[field]` and whose residual is true on `record`.
-  `record` is parsed (`LsmIndex.Filter.Where.row/0`); `shapes` is the filter's shape table,
+  `record` is parsed (`LsmIndex.Filter.Expr.row/0`); `shapes` is the filter's shape table,
   passed as the service's protocol does (the residual lives in the entry, so neither
   implementation here needs it).
   """
-  @spec affected_shapes(t, String.t(), LsmIndex.Filter.Where.row(), map()) :: MapSet.t()
+  @spec affected_shapes(t, String.t(), LsmIndex.Filter.Expr.row(), map()) :: MapSet.t()
   def affected_shapes(index, field, record, shapes)
 
   @doc "Every shape id in the index."

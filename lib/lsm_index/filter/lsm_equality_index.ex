@@ -15,7 +15,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   (stale) shape table; keep the latest.
   """
 
-  alias LsmIndex.Filter.Where
+  alias LsmIndex.Filter.Expr
 
   @identity_limit 2_147_483_648
   @max_handle 4_294_967_295
@@ -35,7 +35,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @type t :: %__MODULE__{
           index: LsmIndex.t(),
           refs: %{term() => pos_integer()},
-          residuals: %{term() => Where.t()},
+          residuals: %{term() => Expr.t()},
           interned: %{term() => LsmIndex.handle()},
           names: %{LsmIndex.handle() => term()},
           free: [LsmIndex.handle()],
@@ -69,7 +69,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   Removes every value of shape `shape_id` at once by dropping its handle in Rust
   (`LsmIndex.drop_handle/2`), so the caller needs no list of the values.
   """
-  @spec drop_shape(t, term(), Where.t()) :: t
+  @spec drop_shape(t, term(), Expr.t()) :: t
   def drop_shape(%__MODULE__{} = idx, shape_id, _and_where) do
     case idx.refs do
       %{^shape_id => refs} ->
@@ -86,7 +86,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   `affected_shapes/4` of the protocol for many records in one NIF call (a transaction's rows):
   one MapSet per record, in order.
   """
-  @spec affected_shapes_many(t, String.t(), [Where.row()]) :: [MapSet.t()]
+  @spec affected_shapes_many(t, String.t(), [Expr.row()]) :: [MapSet.t()]
   def affected_shapes_many(%__MODULE__{} = idx, field, records) do
     # NULLs are looked up as a key no index holds and give an empty set below
     values = Enum.map(records, &Map.get(&1, field))
@@ -103,7 +103,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     for handle <- handles,
         shape_id = shape_of(idx, handle),
         shape_id != nil,
-        Where.matches?(Map.get(idx.residuals, shape_id), record),
+        Expr.matches?(Map.get(idx.residuals, shape_id), record),
         into: MapSet.new(),
         do: shape_id
   end

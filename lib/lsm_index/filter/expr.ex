@@ -1,7 +1,8 @@
-defmodule LsmIndex.Filter.Where do
+defmodule LsmIndex.Filter.Expr do
   @moduledoc """
-  WHERE expression trees: validation against a table's columns, the choice of the indexable
-  conjunct, and evaluation with SQL three-valued logic.
+  The WHERE expression tree of a shape (the data; `LsmIndex.Where` is the SQL parser that
+  builds it): validation against a table's columns, the choice of the indexable conjunct, and
+  evaluation with SQL three-valued logic.
 
       where :: nil
              | {:and, [where]} | {:or, [where]} | {:not, where}
@@ -14,7 +15,8 @@ defmodule LsmIndex.Filter.Where do
   `nil` matches every row. `:like`/`:ilike` apply to text columns: in the pattern `%` matches
   any run of characters, `_` one character, and `\\` makes the next one literal; `:ilike`
   compares lower-cased. `{:const, b}` is a constant `TRUE`, `FALSE` or `NULL` condition.
-  `LsmIndex.Where.parse/2` builds these trees from SQL text (`NOT IN` is `{:not, {:in, ...}}`). Literals are Elixir values of the column's type (see
+  `LsmIndex.Where.parse/2` builds these trees from SQL text (`NOT IN` is
+  `{:not, {:in, ...}}`). Literals are Elixir values of the column's type (see
   `LsmIndex.Filter.ColumnType`); `nil` as a literal is SQL `NULL`, so a comparison with it is
   unknown. Evaluation returns `true`, `false` or `nil` (unknown); a row belongs to a shape only
   when its WHERE is `true`.
