@@ -124,7 +124,8 @@ defmodule LsmIndex.PersistTest do
 
       backup = Path.join(dir, "backup")
       :ok = LsmIndex.backup(index, backup)
-      Task.await(writer)
+      # 4,000 single writes; slow only on a loaded machine (a deadline, not a timing)
+      Task.await(writer, 120_000)
       assert {:error, {:io, _}} = LsmIndex.backup(index, backup)
       :ok = LsmIndex.close(index)
 
