@@ -10,7 +10,10 @@ defmodule LsmIndex do
   (64-bit) and binaries take a fast path; other terms are encoded with
   `:erlang.term_to_binary(term, [:deterministic])` under their own tag.
 
-  ## Options (`new/1`)
+  ## Options (`new/1`, `open/2`)
+
+  Every option may be left out: an absent option takes the default of the Rust core
+  (`Config::default()`), listed here.
 
     * `:lanes` - lanes keys are spread over, `1..65536` (default `64`)
     * `:overlay_limit` - keys a lane buffers before its overlay is frozen and flushed to a
@@ -19,16 +22,22 @@ defmodule LsmIndex do
       being flushed; beyond it writes are slowed or refused, see `:overload` (default
       `4 * overlay_limit`)
     * `:overload` - what a write does when compaction is behind and its lane is full:
-      `:wait` (default: it waits on a dirty I/O scheduler until there is room) or `:error`
-      (it returns `{:error, :overloaded}` at once, writing nothing of its batch)
-    * `:policy` - compaction policy, `:triangular` (default: lazy binary carry, the lowest
-      write amplification measured) or `:leveled`
+      `:wait` (it waits on a dirty I/O scheduler until there is room) or `:error` (it
+      returns `{:error, :overloaded}` at once, writing nothing of its batch)
+      (default `:wait`)
+    * `:policy` - compaction policy, `:triangular` (lazy binary carry, the lowest write
+      amplification measured) or `:leveled` (default `:triangular`)
     * `:max_segments` - most segments per lane, bounding lookup cost (default `4`)
     * `:size_ratio` - the policy's size ratio (default `1.25` triangular, `4.0` leveled)
-    * `:compaction_threads` - `:shared` (default: one process-wide pool of `min(2, cores)`
-      worker threads for every index) or a positive integer: a pool of its own
+    * `:compaction_threads` - `:shared` (one process-wide pool of `min(2, cores)` worker
+      threads for every index) or a positive integer: a pool of its own
+      (default `:shared`)
     * `:mph` - `:ptr_hash` or `:boomphf` (default `:ptr_hash`)
     * `:prefilter` - binary-fuse prefilter in front of segments (default `true`)
+    * `:verify` - `open/2` checks every checksum of every segment file; `false` checks
+      headers only (default `true`)
+    * `:sync` - when `open/2`'s write-ahead log reaches the disk: `:flush`, `:always` or
+      `:none`, see `open/2` (default `:flush`)
 
   ## Scheduling
 
@@ -77,6 +86,7 @@ defmodule LsmIndex do
   # up key (10M keys, this VM), these keep a normal-scheduler call well under 1 ms.
   @dirty_write_batch 500
   @dirty_lookup_batch 500
+  @max_overlay 1_099_511_627_776
   @min_i64 -9_223_372_036_854_775_808
   @max_i64 9_223_372_036_854_775_807
 
@@ -86,72 +96,76 @@ defmodule LsmIndex do
     opts |> options!() |> Native.index_new() |> attached()
   end
 
-  @defaults [
-    lanes: 64,
-    overlay_limit: 16_384,
-    max_overlay_keys: nil,
-    overload: :wait,
-    policy: :triangular,
-    max_segments: 4,
-    size_ratio: nil,
-    compaction_threads: :shared,
-    mph: :ptr_hash,
-    prefilter: true,
-    verify: true,
-    sync: :flush
+  @option_names [
+    :lanes,
+    :overlay_limit,
+    :max_overlay_keys,
+    :overload,
+    :policy,
+    :max_segments,
+    :size_ratio,
+    :compaction_threads,
+    :mph,
+    :prefilter,
+    :verify,
+    :sync
   ]
 
   @doc false
-  # The validated options as the map the NIF reads (every key present); also used by
+  # The options the caller gave, validated, as the map the NIF reads: an absent option (or
+  # `nil` for `:max_overlay_keys`/`:size_ratio`) takes the core's default
+  # (`Native.index_defaults/0`), so no default is written here. Also used by
   # `LsmIndex.ShapeRouter` for its equality index.
   def options!(opts) do
-    opts = Keyword.validate!(opts, @defaults)
-    overlay_limit = int_opt!(opts, :overlay_limit, 1, 1_099_511_627_776)
+    unless Keyword.keyword?(opts),
+      do: raise(ArgumentError, "options are a keyword list, got: #{inspect(opts)}")
 
-    max_overlay_keys =
-      case opts[:max_overlay_keys] do
-        nil -> 0
-        _ -> int_opt!(opts, :max_overlay_keys, overlay_limit, 1_099_511_627_776)
-      end
+    opts = Keyword.validate!(opts, @option_names)
 
-    policy = one_of!(opts, :policy, [:triangular, :leveled])
+    given =
+      for name <- @option_names, Keyword.has_key?(opts, name), do: {name, option!(name, opts)}
 
-    size_ratio =
-      case {opts[:size_ratio], policy} do
-        {nil, :triangular} ->
-          1.25
-
-        {nil, :leveled} ->
-          4.0
-
-        {r, _} when is_number(r) and r > 0 ->
-          r / 1
-
-        {other, _} ->
-          raise ArgumentError, ":size_ratio must be a positive number, got: #{inspect(other)}"
-      end
-
-    threads =
-      case opts[:compaction_threads] do
-        :shared -> 0
-        _ -> int_opt!(opts, :compaction_threads, 1, 256)
-      end
-
-    %{
-      lanes: int_opt!(opts, :lanes, 1, 65_536),
-      overlay_limit: overlay_limit,
-      max_overlay_keys: max_overlay_keys,
-      overload: Atom.to_string(one_of!(opts, :overload, [:wait, :error])),
-      policy: Atom.to_string(policy),
-      max_segments: int_opt!(opts, :max_segments, 1, 1_000),
-      size_ratio: size_ratio,
-      compaction_threads: threads,
-      mph: Atom.to_string(one_of!(opts, :mph, [:ptr_hash, :boomphf])),
-      prefilter: one_of!(opts, :prefilter, [true, false]),
-      verify: one_of!(opts, :verify, [true, false]),
-      sync: Atom.to_string(one_of!(opts, :sync, [:flush, :always, :none]))
-    }
+    given |> Map.new() |> Map.reject(fn {_name, value} -> value == nil end)
   end
+
+  # The NIF's value of option `name` (given), `nil` for "the default".
+  defp option!(:lanes, opts), do: int_opt!(opts, :lanes, 1, 65_536)
+  defp option!(:overlay_limit, opts), do: int_opt!(opts, :overlay_limit, 1, @max_overlay)
+  defp option!(:max_segments, opts), do: int_opt!(opts, :max_segments, 1, 1_000)
+
+  defp option!(:max_overlay_keys, opts) do
+    if opts[:max_overlay_keys] != nil do
+      overlay_limit = opts[:overlay_limit] || Native.index_defaults().overlay_limit
+      int_opt!(opts, :max_overlay_keys, overlay_limit, @max_overlay)
+    end
+  end
+
+  defp option!(:size_ratio, opts) do
+    case opts[:size_ratio] do
+      nil ->
+        nil
+
+      r when is_number(r) and r > 0 ->
+        r / 1
+
+      other ->
+        raise ArgumentError, ":size_ratio must be a positive number, got: #{inspect(other)}"
+    end
+  end
+
+  defp option!(:compaction_threads, opts) do
+    case opts[:compaction_threads] do
+      :shared -> :shared
+      _ -> int_opt!(opts, :compaction_threads, 1, 256)
+    end
+  end
+
+  defp option!(:overload, opts), do: one_of!(opts, :overload, [:wait, :error])
+  defp option!(:policy, opts), do: one_of!(opts, :policy, [:triangular, :leveled])
+  defp option!(:mph, opts), do: one_of!(opts, :mph, [:ptr_hash, :boomphf])
+  defp option!(:prefilter, opts), do: one_of!(opts, :prefilter, [true, false])
+  defp option!(:verify, opts), do: one_of!(opts, :verify, [true, false])
+  defp option!(:sync, opts), do: one_of!(opts, :sync, [:flush, :always, :none])
 
   defp one_of!(opts, name, allowed) do
     value = opts[name]

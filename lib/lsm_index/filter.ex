@@ -33,8 +33,12 @@ defmodule LsmIndex.Filter do
     * `:lsm_options` - options for `LsmIndex.new/1` of each LSM index (default `[]`, or
       `config :lsm_index, :lsm_options`)
 
-  The filter is a value: each function returns the new filter. LSM indexes are resources
-  shared by all copies of it, so keep only the latest copy.
+  The filter is a value: each function returns the new filter. With `index: :map` every
+  copy stays valid (a persistent value). LSM indexes (`:lsm`, and `:auto` once switched)
+  are resources shared by all copies, so `:lsm` filters are single-use values: keep only the
+  latest. A copy superseded by a later `add_shape/3` or `remove_shape/2` that changed one of
+  its LSM indexes raises `ArgumentError` when it uses that index (see
+  `LsmIndex.Filter.LsmEqualityIndex`) instead of answering wrongly.
   """
 
   alias LsmIndex.Filter.{ColumnType, EqualityIndex, Expr, LsmEqualityIndex}

@@ -32,6 +32,7 @@ defmodule LsmIndex.Native do
   def index_size(_index), do: err()
   def index_stats(_index), do: err()
   def index_live_count, do: err()
+  def index_defaults, do: err()
   def router_new(_columns, _opts), do: err()
   def router_open(_path, _columns, _opts, _sync), do: err()
   def router_flush(_router), do: err()

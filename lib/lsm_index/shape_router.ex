@@ -69,6 +69,8 @@ defmodule LsmIndex.ShapeRouter do
           {:insert, record()} | {:delete, record()} | {:update, record(), record()} | :truncate
 
   @max_id 4_294_967_295
+  # A change in `LsmIndex.Filter`'s form names its table; a router has only one.
+  @filter_form " (a router routes one table: its changes carry no table name)"
   # Longer clauses are parsed on a dirty scheduler.
   @dirty_bytes 16_384
 
@@ -168,7 +170,9 @@ defmodule LsmIndex.ShapeRouter do
   @doc """
   Adds shape `shape_id` with WHERE clause `where_sql`, replacing the shape with that id if
   there is one. `{:error, {:invalid_where, byte_offset, message}}` when the clause does not
-  parse or does not fit the columns (then the router is unchanged).
+  parse or does not fit the columns (then the router is unchanged). With
+  `index: [overload: :error]`, `{:error, :overloaded}` when the shape index is full while
+  compaction catches up: the shape was not added (a shape it would have replaced is gone).
   """
   @spec add_shape(t(), shape_id(), String.t()) :: :ok | {:error, term()}
   def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql) do
@@ -247,12 +251,29 @@ defmodule LsmIndex.ShapeRouter do
       {reversed, rest} when is_list(rest) ->
         route_many(ref, rest, reversed ++ acc)
 
+      {:bad_change, position, change, why} ->
+        raise ArgumentError, bad_change(length(acc) + position, change, why)
+
       {_reversed, tail} ->
         raise ArgumentError, "changes must be a proper list, got a tail of #{inspect(tail)}"
 
       other ->
         failed!(other, changes)
     end
+  end
+
+  # Which element of `route_many/2`'s list is malformed and why (`why` says what a change or
+  # a record looks like).
+  defp bad_change(index, change, why) do
+    hint =
+      case change do
+        {op, _table, rec} when op in [:insert, :delete] and is_map(rec) -> @filter_form
+        {:update, _table, old, new} when is_map(old) and is_map(new) -> @filter_form
+        {:truncate, _table} -> @filter_form
+        _ -> ""
+      end
+
+    "the change at index #{index} is malformed: #{why}#{hint}, got: #{inspect(change, limit: 10)}"
   end
 
   @doc """

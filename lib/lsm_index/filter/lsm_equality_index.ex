@@ -10,9 +10,17 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   value, so one shape with a million `IN` values costs one entry here.
 
   A shape id has one residual in this index (the filter gives each shape one plan); adding it
-  with another raises `ArgumentError`. The struct wraps a mutable resource: functions return
-  the updated struct, and older copies see the resource's current keys with their own
-  (stale) shape table; keep the latest.
+  with another raises `ArgumentError`.
+
+  ## Single-use values
+
+  The struct wraps a mutable resource: each write (`add_shape`, `remove_shape`,
+  `drop_shape/3`) returns the updated struct and supersedes the one it was given. A
+  superseded copy would answer from the resource's current keys and its own old shape table,
+  so it is refused: every call on it raises `ArgumentError` (`:lsm` filters are single-use
+  values; keep only the latest). The check is one atomic read: the resource's generation
+  (an `:atomics` counter made with it and shared by every copy, bumped by each write) against
+  the generation the struct was made at.
   """
 
   alias LsmIndex.Filter.Expr
@@ -20,9 +28,11 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @identity_limit 2_147_483_648
   @max_handle 4_294_967_295
 
-  @enforce_keys [:index]
+  @enforce_keys [:index, :generations]
   defstruct [
     :index,
+    :generations,
+    generation: 0,
     refs: %{},
     residuals: %{},
     interned: %{},
@@ -34,6 +44,8 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @typedoc "An LSM-backed equality index."
   @type t :: %__MODULE__{
           index: LsmIndex.t(),
+          generations: :atomics.atomics_ref(),
+          generation: non_neg_integer(),
           refs: %{term() => pos_integer()},
           residuals: %{term() => Expr.t()},
           interned: %{term() => LsmIndex.handle()},
@@ -46,7 +58,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @spec new(keyword()) :: t
   def new(opts \\ []) do
     case LsmIndex.new(opts) do
-      {:ok, index} -> %__MODULE__{index: index}
+      {:ok, index} -> %__MODULE__{index: index, generations: :atomics.new(1, signed: false)}
       {:error, {reason, message}} -> raise LsmIndex.Error, reason: reason, message: message
     end
   end
@@ -63,7 +75,32 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
 
   @doc "Number of distinct values (counted in Rust)."
   @spec key_count(t) :: non_neg_integer()
-  def key_count(%__MODULE__{index: index}), do: LsmIndex.size(index)
+  def key_count(%__MODULE__{} = idx), do: LsmIndex.size(current!(idx).index)
+
+  @doc false
+  # `idx` itself when it is the latest copy (one atomic read); raises for a superseded one.
+  def current!(%__MODULE__{generations: gens, generation: gen} = idx) do
+    if :atomics.get(gens, 1) == gen, do: idx, else: stale!()
+  end
+
+  @doc false
+  # Claims the next generation for a write from `idx` (the latest copy, else it raises):
+  # every other copy is superseded from here on, even if the write then fails.
+  def advance!(%__MODULE__{generations: gens, generation: gen} = idx) do
+    case :atomics.compare_exchange(gens, 1, gen, gen + 1) do
+      :ok -> %{idx | generation: gen + 1}
+      _ -> stale!()
+    end
+  end
+
+  defp stale!,
+    do:
+      raise(
+        ArgumentError,
+        "this #{inspect(__MODULE__)} was superseded by a later add_shape/remove_shape: " <>
+          ":lsm filters are single-use values (keep only the latest: each write returns " <>
+          "the one to use next)"
+      )
 
   @doc """
   Removes every value of shape `shape_id` at once by dropping its handle in Rust
@@ -71,8 +108,9 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   """
   @spec drop_shape(t, term(), Expr.t()) :: t
   def drop_shape(%__MODULE__{} = idx, shape_id, _and_where) do
-    case idx.refs do
+    case current!(idx).refs do
       %{^shape_id => refs} ->
+        idx = advance!(idx)
         handle = handle_of(idx, shape_id)
         ok!(LsmIndex.drop_handle(idx.index, handle))
         release(idx, shape_id, refs)
@@ -88,6 +126,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   """
   @spec affected_shapes_many(t, String.t(), [Expr.row()]) :: [MapSet.t()]
   def affected_shapes_many(%__MODULE__{} = idx, field, records) do
+    current!(idx)
     # NULLs are looked up as a key no index holds and give an empty set below
     values = Enum.map(records, &Map.get(&1, field))
 
@@ -199,7 +238,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   defimpl LsmIndex.Filter.Index.Protocol do
     alias LsmIndex.Filter.LsmEqualityIndex
 
-    def empty?(idx), do: idx.refs == %{}
+    def empty?(idx), do: LsmEqualityIndex.current!(idx).refs == %{}
 
     def add_shape(idx, value, shape_id, and_where),
       do: add_shape_many(idx, [value], shape_id, and_where)
@@ -207,9 +246,10 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     def remove_shape(idx, value, shape_id, and_where),
       do: remove_shape_many(idx, [value], shape_id, and_where)
 
-    def add_shape_many(idx, [], _shape_id, _and_where), do: idx
+    def add_shape_many(idx, [], _shape_id, _and_where), do: LsmEqualityIndex.current!(idx)
 
     def add_shape_many(idx, values, shape_id, and_where) do
+      idx = LsmEqualityIndex.advance!(idx)
       {handle, idx} = LsmEqualityIndex.acquire(idx, shape_id, and_where, length(values))
 
       LsmEqualityIndex.ok!(
@@ -219,11 +259,12 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
       idx
     end
 
-    def remove_shape_many(idx, [], _shape_id, _and_where), do: idx
+    def remove_shape_many(idx, [], _shape_id, _and_where), do: LsmEqualityIndex.current!(idx)
 
     def remove_shape_many(idx, values, shape_id, _and_where) do
-      case idx.refs do
+      case LsmEqualityIndex.current!(idx).refs do
         %{^shape_id => _} ->
+          idx = LsmEqualityIndex.advance!(idx)
           handle = LsmEqualityIndex.handle_of(idx, shape_id)
 
           LsmEqualityIndex.ok!(
@@ -243,6 +284,8 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
       do: many.(index, Enum.map(values, &{&1, handle}))
 
     def affected_shapes(idx, field, record, _shapes) do
+      LsmEqualityIndex.current!(idx)
+
       case Map.get(record, field) do
         nil ->
           MapSet.new()
@@ -252,6 +295,6 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
       end
     end
 
-    def all_shape_ids(idx), do: idx.refs |> Map.keys() |> MapSet.new()
+    def all_shape_ids(idx), do: LsmEqualityIndex.current!(idx).refs |> Map.keys() |> MapSet.new()
   end
 end

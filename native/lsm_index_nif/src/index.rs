@@ -8,14 +8,11 @@
 //! and never wait: segment building runs on the core's background pool. A write that finds a
 //! lane's overlay full (compaction behind) writes nothing and answers `:wait` (the caller
 //! retries through the `*_dirty` variant, which waits on a dirty I/O scheduler) or
-//! `{:error, :overloaded}` (`overload: :error`). Calls that wait for the pool (`compact`,
-//! `close`) or do I/O run on dirty schedulers.
+//! `{:error, :overloaded}` (`overload: :error`), as `error::write_reply` decides. Calls that
+//! wait for the pool (`compact`, `close`) or do I/O run on dirty schedulers.
 
-use lsm_index_core::compaction::strategy::PolicyKind;
 use lsm_index_core::key::{self, KeyBytes};
-use lsm_index_core::wal::SyncMode;
-use lsm_index_core::JobReport;
-use lsm_index_core::{Config, Error, Index, MphKind, Overload};
+use lsm_index_core::{Index, JobReport};
 use rustler::env::OwnedEnv;
 use rustler::types::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -23,25 +20,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::error::{core_error, ok_or_error, reply, write_reply, Call};
+use crate::options::config;
 use crate::timing::CallTimer;
 
 mod atoms {
     rustler::atoms! {
         ok,
-        wait,
-        error,
         __lsm_term__,
-        invalid_config,
-        corrupt,
-        checksum_mismatch,
-        too_large,
-        mph_build,
-        io,
-        locked,
-        poisoned,
-        closed,
-        overloaded,
-        internal,
         lsm_index,
         compaction_done,
     }
@@ -163,87 +149,11 @@ fn key_bytes(term: Term<'_>) -> NifResult<KeyBytes> {
     }
 }
 
-/// `{:error, {kind, message}}` for an operational failure of the core.
-pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
-    let kind = match e {
-        // the contract of `open`: a bare `{:error, :locked}`
-        Error::Locked { .. } => return (atoms::error(), atoms::locked()).encode(env),
-        Error::InvalidConfig { .. } => atoms::invalid_config(),
-        Error::Corrupt { .. }
-        | Error::BadMagic { .. }
-        | Error::UnsupportedVersion { .. }
-        | Error::SeedMismatch { .. } => atoms::corrupt(),
-        Error::ChecksumMismatch { .. } => atoms::checksum_mismatch(),
-        Error::TooLarge { .. } => atoms::too_large(),
-        Error::MphBuild { .. } => atoms::mph_build(),
-        Error::Io { .. } => atoms::io(),
-        Error::Poisoned { .. } => atoms::poisoned(),
-        Error::Closed => atoms::closed(),
-        // the contract of a refused write: a bare `{:error, :overloaded}`
-        Error::Overloaded { .. } => return (atoms::error(), atoms::overloaded()).encode(env),
-        _ => atoms::internal(),
-    };
-    (atoms::error(), (kind, e.to_string())).encode(env)
-}
-
-/// `:ok` or `{:error, {kind, message}}`.
-fn ok_or_error<'a>(env: Env<'a>, r: lsm_index_core::Result<()>) -> Term<'a> {
-    match r {
-        Ok(()) => atoms::ok().encode(env),
-        Err(e) => core_error(env, &e),
-    }
-}
-
-/// `{:ok, value}` or `{:error, {kind, message}}`.
-fn reply<'a, T: Encoder>(env: Env<'a>, r: lsm_index_core::Result<T>) -> Term<'a> {
-    match r {
-        Ok(v) => (atoms::ok(), v).encode(env),
-        Err(e) => core_error(env, &e),
-    }
-}
-
-/// Creates an in-memory index from the options map `LsmIndex` validated.
+/// Creates an in-memory index from the options map `LsmIndex` validated (see `options`).
 #[rustler::nif]
 fn index_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
     let index = Index::new(config(opts)?).map(|i| ResourceArc::new(IndexResource::new(i)));
     Ok(reply(env, index))
-}
-
-/// The value of option `name` in the options map (atom keys).
-fn opt<'a, T: rustler::Decoder<'a>>(opts: Term<'a>, name: &str) -> NifResult<T> {
-    let key = Atom::from_str(opts.get_env(), name)?;
-    opts.map_get(key.encode(opts.get_env()))?.decode()
-}
-
-/// An optional count: `0` means the core's default (`None`).
-fn opt_count<'a>(opts: Term<'a>, name: &str) -> NifResult<Option<usize>> {
-    let n: usize = opt(opts, name)?;
-    Ok((n > 0).then_some(n))
-}
-
-/// The options `LsmIndex` validated (a map with every key), as a core `Config`. A value the
-/// Elixir side should have refused raises `ArgumentError`.
-pub(crate) fn config(opts: Term<'_>) -> NifResult<Config> {
-    let name = |key: &str| -> NifResult<String> { opt(opts, key) };
-    let mph = MphKind::from_name(&name("mph")?).ok_or(rustler::Error::BadArg)?;
-    let policy = PolicyKind::from_name(&name("policy")?).ok_or(rustler::Error::BadArg)?;
-    let on_overload = Overload::from_name(&name("overload")?).ok_or(rustler::Error::BadArg)?;
-    let sync = SyncMode::from_name(&name("sync")?).ok_or(rustler::Error::BadArg)?;
-    Ok(Config {
-        lanes: opt(opts, "lanes")?,
-        overlay_limit: opt(opts, "overlay_limit")?,
-        max_overlay_keys: opt_count(opts, "max_overlay_keys")?,
-        max_segments: opt(opts, "max_segments")?,
-        size_ratio: Some(opt(opts, "size_ratio")?),
-        policy,
-        compaction_threads: opt_count(opts, "compaction_threads")?,
-        on_overload,
-        mph,
-        prefilter: opt(opts, "prefilter")?,
-        verify_on_open: opt(opts, "verify")?,
-        sync,
-        ..Config::default()
-    })
 }
 
 /// Opens (or creates) a persistent index directory: I/O, so a dirty I/O scheduler.
@@ -272,19 +182,14 @@ fn index_close(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.close())
 }
 
-/// How a non-blocking write ends: `:ok`, `:wait` (nothing written: it must wait — for room
-/// in a full lane when the index waits when overloaded, or for an fsync in sync mode
-/// `always` — so the caller retries through a dirty NIF), or `{:error, _}`
-/// (`{:error, :overloaded}` when the index refuses instead).
-fn write_reply<'a>(env: Env<'a>, r: &IndexResource, res: lsm_index_core::Result<()>) -> Term<'a> {
-    match res {
-        Ok(()) => atoms::ok().encode(env),
-        Err(Error::WouldBlock { .. }) => atoms::wait().encode(env),
-        Err(Error::Overloaded { .. }) if r.index.config().on_overload == Overload::Wait => {
-            atoms::wait().encode(env)
-        }
-        Err(e) => core_error(env, &e),
-    }
+/// The reply to a write of `r` (see `error::write_reply`).
+fn written<'a>(
+    env: Env<'a>,
+    r: &IndexResource,
+    call: Call,
+    res: lsm_index_core::Result<()>,
+) -> Term<'a> {
+    write_reply(env, r.index.config().on_overload, call, res)
 }
 
 /// Tells the VM how much of a time slice (1 ms) a normal-scheduler call used, so that a
@@ -308,7 +213,7 @@ fn write_one<'a>(
     } else {
         r.index.try_remove(&k, h)
     };
-    Ok(write_reply(env, r, res))
+    Ok(written(env, r, Call::NonBlocking, res))
 }
 
 #[rustler::nif]
@@ -357,7 +262,12 @@ fn write_many<'a>(
     if !blocking {
         consume(env, started);
     }
-    Ok(write_reply(env, r, res))
+    let call = if blocking {
+        Call::Blocking
+    } else {
+        Call::NonBlocking
+    };
+    Ok(written(env, r, call, res))
 }
 
 #[rustler::nif]
@@ -458,12 +368,12 @@ fn index_lookup_many_dirty<'a>(
 #[rustler::nif]
 fn index_drop_handle(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
     let _timer = CallTimer::start(6);
-    write_reply(env, &r, r.index.try_drop_handle(h))
+    written(env, &r, Call::NonBlocking, r.index.try_drop_handle(h))
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn index_drop_handle_dirty(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
-    ok_or_error(env, r.index.drop_handle(h))
+    written(env, &r, Call::Blocking, r.index.drop_handle(h))
 }
 
 /// Waits for the pool to merge every lane: a dirty I/O scheduler.

@@ -1,85 +1,59 @@
-//! `router_*` NIFs: an `lsm_index_core::router::Router` in a resource, and `where_parse`,
-//! which hands a parsed WHERE clause to `LsmIndex.Filter` as its expression tree.
+//! `router_*` NIFs: an `lsm_index_core::router::Router` in a resource; change terms as the
+//! core's `Change` (a record map as one text cell per column).
 //!
 //! Scheduling: routes and small shape writes run on normal schedulers and never wait;
 //! `router_route_many` stops after ~half a time slice and hands the rest of the list back
 //! (the caller calls again). A shape write that would wait answers `:wait` and the caller
-//! retries through the `*_dirty` variant.
+//! retries through the `*_dirty` variant, which never answers `:wait` (`error::write_reply`).
 
-use lsm_index_core::predicate::{parse, CmpOp, ColumnType, Expr, Value};
-use lsm_index_core::router::{Change, Reader, Router, MAX_COLUMNS};
+use lsm_index_core::router::{Change, Reader, Router};
 use lsm_index_core::wal::SyncMode;
-use lsm_index_core::Error;
+use lsm_index_core::{Config, Overload};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::index::{config, core_error};
+use crate::error::{core_error, ok_or_error, write_reply, Call};
+use crate::options::config;
+use crate::predicate::{columns, sql_text};
 use crate::timing::CallTimer;
 
 mod atoms {
     rustler::atoms! {
         ok,
-        wait,
-        error,
         nil,
         insert,
         delete,
         update,
         truncate,
         bad_change,
-        invalid_where,
         dirty,
-        and,
-        or,
-        not,
-        eq, ne, lt, le, gt, ge,
-        in_ = "in",
-        is_null,
-        like,
-        ilike,
-        const_ = "const",
-        nan,
-        infinity,
-        neg_infinity,
     }
 }
 
 /// One router, shared by every process holding the reference.
 pub struct RouterResource {
     router: Router,
+    /// Its shape index's overload choice: how a refused shape write answers.
+    overload: Overload,
 }
 
 #[rustler::resource_impl]
 impl Resource for RouterResource {}
 
-/// The table's columns from `[{name, type_name}]`; `BadArg` for anything else.
-fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
-    let list: Vec<(String, String)> = term.decode()?;
-    if list.len() > MAX_COLUMNS {
-        return Err(rustler::Error::BadArg);
-    }
-    list.into_iter()
-        .map(|(name, ty)| {
-            Ok((
-                name,
-                ColumnType::from_name(&ty).ok_or(rustler::Error::BadArg)?,
-            ))
-        })
-        .collect()
-}
-
-/// `{:error, {:invalid_where, position, message}}` for a clause that does not parse, else
-/// the usual `{:error, {kind, message}}`.
-fn error_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
-    match e {
-        Error::InvalidPredicate { position, reason } => (
-            atoms::error(),
-            (atoms::invalid_where(), *position, reason.as_str()),
-        )
-            .encode(env),
-        e => core_error(env, e),
+/// `{:ok, router}` or the error term of `core_error`.
+fn opened<'a>(env: Env<'a>, config: &Config, r: lsm_index_core::Result<Router>) -> Term<'a> {
+    match r {
+        Ok(router) => {
+            let overload = config.on_overload;
+            (
+                atoms::ok(),
+                ResourceArc::new(RouterResource { router, overload }),
+            )
+                .encode(env)
+        }
+        Err(e) => core_error(env, &e),
     }
 }
 
@@ -87,10 +61,9 @@ fn error_term<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
 /// builds (in memory).
 #[rustler::nif]
 fn router_new<'a>(env: Env<'a>, cols: Term<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
-    Ok(match Router::new(columns(cols)?, config(opts)?) {
-        Ok(router) => (atoms::ok(), ResourceArc::new(RouterResource { router })).encode(env),
-        Err(e) => error_term(env, &e),
-    })
+    let config = config(opts)?;
+    let router = Router::new(columns(cols)?, config.clone());
+    Ok(opened(env, &config, router))
 }
 
 /// Opens (or creates) the persistent router in directory `path` (I/O: dirty I/O scheduler).
@@ -103,42 +76,38 @@ fn router_open<'a>(
     sync: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let sync = SyncMode::from_name(&sync.atom_to_string()?).ok_or(rustler::Error::BadArg)?;
-    let opened = Router::open(Path::new(&path), columns(cols)?, config(opts)?, sync);
-    Ok(match opened {
-        Ok(router) => (atoms::ok(), ResourceArc::new(RouterResource { router })).encode(env),
-        Err(e) => error_term(env, &e),
-    })
+    let config = config(opts)?;
+    let router = Router::open(Path::new(&path), columns(cols)?, config.clone(), sync);
+    Ok(opened(env, &config, router))
 }
 
 /// Makes every shape change so far durable (an fsync of the catalog).
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_flush(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
-    write_reply(env, r.router.flush())
+    ok_or_error(env, r.router.flush())
 }
 
 /// Flushes and releases the directory; later calls fail with `{:error, {:closed, _}}`.
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_close(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
-    write_reply(env, r.router.close())
+    ok_or_error(env, r.router.close())
 }
 
 /// Waits until the shape index's background compaction is idle.
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_wait_idle(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
-    write_reply(env, r.router.wait_idle())
+    ok_or_error(env, r.router.wait_idle())
 }
 
-/// `:ok`, `:wait` (a non-blocking write would have had to wait) or `{:error, _}`.
-fn write_reply<'a>(env: Env<'a>, r: lsm_index_core::Result<()>) -> Term<'a> {
-    match r {
-        Ok(()) => atoms::ok().encode(env),
-        Err(Error::WouldBlock { .. } | Error::Overloaded { .. }) => atoms::wait().encode(env),
-        Err(e) => error_term(env, &e),
-    }
-}
-
-fn sql_text<'b>(sql: &'b Binary<'_>) -> NifResult<&'b str> {
-    std::str::from_utf8(sql.as_slice()).map_err(|_| rustler::Error::BadArg)
+/// The reply to a shape write of `r` (see `error::write_reply`): `Overloaded` answers as the
+/// router's index is configured, as an index's own writes do.
+fn written<'a>(
+    env: Env<'a>,
+    r: &RouterResource,
+    call: Call,
+    res: lsm_index_core::Result<()>,
+) -> Term<'a> {
+    write_reply(env, r.overload, call, res)
 }
 
 #[rustler::nif]
@@ -149,10 +118,8 @@ fn router_add_shape<'a>(
     sql: Binary<'a>,
 ) -> NifResult<Term<'a>> {
     let _timer = CallTimer::start(7);
-    Ok(write_reply(
-        env,
-        r.router.try_add_shape(id, sql_text(&sql)?),
-    ))
+    let res = r.router.try_add_shape(id, sql_text(&sql)?);
+    Ok(written(env, &r, Call::NonBlocking, res))
 }
 
 /// Long clauses, and adds that must wait: a dirty I/O scheduler.
@@ -163,17 +130,18 @@ fn router_add_shape_dirty<'a>(
     id: u32,
     sql: Binary<'a>,
 ) -> NifResult<Term<'a>> {
-    Ok(write_reply(env, r.router.add_shape(id, sql_text(&sql)?)))
+    let res = r.router.add_shape(id, sql_text(&sql)?);
+    Ok(written(env, &r, Call::Blocking, res))
 }
 
 #[rustler::nif]
 fn router_remove_shape(env: Env<'_>, r: ResourceArc<RouterResource>, id: u32) -> Term<'_> {
-    write_reply(env, r.router.try_remove_shape(id))
+    written(env, &r, Call::NonBlocking, r.router.try_remove_shape(id))
 }
 
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_remove_shape_dirty(env: Env<'_>, r: ResourceArc<RouterResource>, id: u32) -> Term<'_> {
-    write_reply(env, r.router.remove_shape(id))
+    written(env, &r, Call::Blocking, r.router.remove_shape(id))
 }
 
 /// Why a change term was refused (raised as `ArgumentError` by the caller).
@@ -297,7 +265,7 @@ fn route_one<'a>(
     let mut out = Vec::new();
     match reader.route(&as_change(&cells), &mut out) {
         Ok(()) => out.encode(env),
-        Err(e) => error_term(env, &e),
+        Err(e) => core_error(env, &e),
     }
 }
 
@@ -341,7 +309,8 @@ fn router_route_many_dirty<'a>(
 }
 
 /// Routes changes from the list until it ends or `slice` is spent:
-/// `{reversed_results, rest}`.
+/// `{reversed_results, rest}`; `{:bad_change, position, change, message}` for a malformed
+/// change (its position in this call's list; the caller raises).
 fn route_many<'a>(
     env: Env<'a>,
     r: &RouterResource,
@@ -355,6 +324,7 @@ fn route_many<'a>(
     let mut results = Term::list_new_empty(env);
     let mut rest = changes;
     let mut out = Vec::new();
+    let mut position: usize = 0;
     // at least one change per call, so the caller always makes progress
     loop {
         let Ok((head, tail)) = rest.list_get_cell() else {
@@ -362,10 +332,11 @@ fn route_many<'a>(
         };
         let cells = match cells(&r.router, &keys, head) {
             Ok(c) => c,
-            Err(why) => return (atoms::bad_change(), why).encode(env),
+            Err(why) => return (atoms::bad_change(), position, head, why).encode(env),
         };
+        position += 1;
         if let Err(e) = reader.route(&as_change(&cells), &mut out) {
-            return error_term(env, &e);
+            return core_error(env, &e);
         }
         results = results.list_prepend(out.encode(env));
         rest = tail;
@@ -423,117 +394,4 @@ fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Ter
         map = map.map_put(Atom::from_str(env, k)?.encode(env), v.encode(env))?;
     }
     Ok(map)
-}
-
-/// Parses `sql` against `[{name, type_name}]`: `{:ok, tree}` in `LsmIndex.Filter.Where`'s
-/// form, or `{:error, {:invalid_where, position, message}}`.
-fn where_parse<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifResult<Term<'a>> {
-    let cols = columns(cols)?;
-    Ok(match parse(sql_text(&sql)?, &cols) {
-        Ok(expr) => (atoms::ok(), tree(env, &expr, &cols)).encode(env),
-        Err(e) => error_term(env, &e),
-    })
-}
-
-#[rustler::nif]
-fn where_parse_small<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifResult<Term<'a>> {
-    where_parse(env, sql, cols)
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn where_parse_dirty<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifResult<Term<'a>> {
-    where_parse(env, sql, cols)
-}
-
-/// `expr` as an `LsmIndex.Filter.Where` tree (depth is bounded by the parser).
-fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a> {
-    let name = |c: &usize| cols[*c].0.as_str();
-    let not = |t: Term<'a>, negated: bool| {
-        if negated {
-            (atoms::not(), t).encode(env)
-        } else {
-            t
-        }
-    };
-    match expr {
-        Expr::Const(b) => (atoms::const_(), opt_bool(env, *b)).encode(env),
-        Expr::Cmp { column, op, value } => {
-            let op = match op {
-                CmpOp::Eq => atoms::eq(),
-                CmpOp::Ne => atoms::ne(),
-                CmpOp::Lt => atoms::lt(),
-                CmpOp::Le => atoms::le(),
-                CmpOp::Gt => atoms::gt(),
-                CmpOp::Ge => atoms::ge(),
-            };
-            (op, name(column), literal(env, value.as_ref())).encode(env)
-        }
-        Expr::In {
-            column,
-            values,
-            negated,
-        } => {
-            let lits: Vec<Term<'a>> = values.iter().map(|v| literal(env, v.as_ref())).collect();
-            not((atoms::in_(), name(column), lits).encode(env), *negated)
-        }
-        Expr::IsNull { column, negated } => {
-            not((atoms::is_null(), name(column)).encode(env), *negated)
-        }
-        Expr::Like {
-            column,
-            pattern,
-            case_insensitive,
-            negated,
-        } => {
-            let op = if *case_insensitive {
-                atoms::ilike()
-            } else {
-                atoms::like()
-            };
-            not((op, name(column), pattern.as_str()).encode(env), *negated)
-        }
-        Expr::Not(e) => (atoms::not(), tree(env, e, cols)).encode(env),
-        Expr::And(es) | Expr::Or(es) => {
-            let op = if matches!(expr, Expr::And(_)) {
-                atoms::and()
-            } else {
-                atoms::or()
-            };
-            let list: Vec<Term<'a>> = es.iter().map(|e| tree(env, e, cols)).collect();
-            (op, list).encode(env)
-        }
-    }
-}
-
-fn opt_bool(env: Env<'_>, b: Option<bool>) -> Term<'_> {
-    match b {
-        Some(b) => b.encode(env),
-        None => atoms::nil().encode(env),
-    }
-}
-
-/// A literal as `LsmIndex.Filter.ColumnType`'s canonical value (`nil` for NULL).
-fn literal<'a>(env: Env<'a>, v: Option<&Value>) -> Term<'a> {
-    match v {
-        None => atoms::nil().encode(env),
-        Some(Value::Int(i)) => i.encode(env),
-        Some(Value::Float(f)) if f.is_nan() => atoms::nan().encode(env),
-        Some(Value::Float(f)) if *f == f64::INFINITY => atoms::infinity().encode(env),
-        Some(Value::Float(f)) if *f == f64::NEG_INFINITY => atoms::neg_infinity().encode(env),
-        Some(Value::Float(f)) => f.encode(env),
-        Some(Value::Bool(b)) => b.encode(env),
-        Some(Value::Text(s)) => s.as_str().encode(env),
-        Some(Value::Uuid(u)) => {
-            let hex = format!("{u:032x}");
-            format!(
-                "{}-{}-{}-{}-{}",
-                &hex[..8],
-                &hex[8..12],
-                &hex[12..16],
-                &hex[16..20],
-                &hex[20..]
-            )
-            .encode(env)
-        }
-    }
 }

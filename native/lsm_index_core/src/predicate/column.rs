@@ -162,6 +162,20 @@ fn parse_uuid(text: &str) -> Option<u128> {
     Some(v)
 }
 
+/// The canonical text of a UUID: 36 lowercase characters, 8-4-4-4-12 hyphenated (what
+/// Postgres prints, and what [`ColumnType::parse`] reads back).
+pub fn uuid_text(u: u128) -> String {
+    let hex = format!("{u:032x}");
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,5 +225,15 @@ mod tests {
             ColumnType::Uuid.parse("a0eebc99-9c0b4-ef8-bb6d-6bb9bd380a11"),
             None
         );
+    }
+
+    #[test]
+    fn uuid_text_is_canonical_and_parses_back() {
+        let text = "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11";
+        let Some(Value::Uuid(u)) = ColumnType::Uuid.parse(&text.to_uppercase()) else {
+            panic!("a valid uuid");
+        };
+        assert_eq!(uuid_text(u), text);
+        assert_eq!(uuid_text(1), "00000000-0000-0000-0000-000000000001");
     }
 }

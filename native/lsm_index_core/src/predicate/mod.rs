@@ -16,7 +16,7 @@ pub mod eval;
 pub mod lexer;
 pub mod parser;
 
-pub use column::{ColumnType, Value};
+pub use column::{uuid_text, ColumnType, Value};
 pub use eval::eval;
 pub use parser::parse;
 

@@ -1,0 +1,151 @@
+//! `where_parse_*` NIFs: a WHERE clause parsed by the core (`lsm_index_core::predicate`)
+//! and handed to `LsmIndex.Filter` as its expression tree; and the table-column list
+//! conversion the router NIFs share.
+
+use lsm_index_core::predicate::{parse, uuid_text, CmpOp, ColumnType, Expr, Value};
+use lsm_index_core::router::MAX_COLUMNS;
+use rustler::{Binary, Encoder, Env, NifResult, Term};
+
+use crate::error::core_error;
+
+mod atoms {
+    rustler::atoms! {
+        ok,
+        nil,
+        and,
+        or,
+        not,
+        eq, ne, lt, le, gt, ge,
+        in_ = "in",
+        is_null,
+        like,
+        ilike,
+        const_ = "const",
+        nan,
+        infinity,
+        neg_infinity,
+    }
+}
+
+/// The table's columns from `[{name, type_name}]`; `BadArg` for anything else.
+pub(crate) fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
+    let list: Vec<(String, String)> = term.decode()?;
+    if list.len() > MAX_COLUMNS {
+        return Err(rustler::Error::BadArg);
+    }
+    list.into_iter()
+        .map(|(name, ty)| {
+            Ok((
+                name,
+                ColumnType::from_name(&ty).ok_or(rustler::Error::BadArg)?,
+            ))
+        })
+        .collect()
+}
+
+/// The text of a WHERE clause; `BadArg` when it is not UTF-8 (`LsmIndex` checks first).
+pub(crate) fn sql_text<'b>(sql: &'b Binary<'_>) -> NifResult<&'b str> {
+    std::str::from_utf8(sql.as_slice()).map_err(|_| rustler::Error::BadArg)
+}
+
+/// Parses `sql` against `[{name, type_name}]`: `{:ok, tree}` in `LsmIndex.Filter.Where`'s
+/// form, or `{:error, {:invalid_where, position, message}}`.
+fn where_parse<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifResult<Term<'a>> {
+    let cols = columns(cols)?;
+    Ok(match parse(sql_text(&sql)?, &cols) {
+        Ok(expr) => (atoms::ok(), tree(env, &expr, &cols)).encode(env),
+        Err(e) => core_error(env, &e),
+    })
+}
+
+#[rustler::nif]
+fn where_parse_small<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifResult<Term<'a>> {
+    where_parse(env, sql, cols)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn where_parse_dirty<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifResult<Term<'a>> {
+    where_parse(env, sql, cols)
+}
+
+/// `expr` as an `LsmIndex.Filter.Where` tree (depth is bounded by the parser).
+fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a> {
+    let name = |c: &usize| cols[*c].0.as_str();
+    let not = |t: Term<'a>, negated: bool| {
+        if negated {
+            (atoms::not(), t).encode(env)
+        } else {
+            t
+        }
+    };
+    match expr {
+        Expr::Const(b) => (atoms::const_(), opt_bool(env, *b)).encode(env),
+        Expr::Cmp { column, op, value } => {
+            let op = match op {
+                CmpOp::Eq => atoms::eq(),
+                CmpOp::Ne => atoms::ne(),
+                CmpOp::Lt => atoms::lt(),
+                CmpOp::Le => atoms::le(),
+                CmpOp::Gt => atoms::gt(),
+                CmpOp::Ge => atoms::ge(),
+            };
+            (op, name(column), literal(env, value.as_ref())).encode(env)
+        }
+        Expr::In {
+            column,
+            values,
+            negated,
+        } => {
+            let lits: Vec<Term<'a>> = values.iter().map(|v| literal(env, v.as_ref())).collect();
+            not((atoms::in_(), name(column), lits).encode(env), *negated)
+        }
+        Expr::IsNull { column, negated } => {
+            not((atoms::is_null(), name(column)).encode(env), *negated)
+        }
+        Expr::Like {
+            column,
+            pattern,
+            case_insensitive,
+            negated,
+        } => {
+            let op = if *case_insensitive {
+                atoms::ilike()
+            } else {
+                atoms::like()
+            };
+            not((op, name(column), pattern.as_str()).encode(env), *negated)
+        }
+        Expr::Not(e) => (atoms::not(), tree(env, e, cols)).encode(env),
+        Expr::And(es) | Expr::Or(es) => {
+            let op = if matches!(expr, Expr::And(_)) {
+                atoms::and()
+            } else {
+                atoms::or()
+            };
+            let list: Vec<Term<'a>> = es.iter().map(|e| tree(env, e, cols)).collect();
+            (op, list).encode(env)
+        }
+    }
+}
+
+fn opt_bool(env: Env<'_>, b: Option<bool>) -> Term<'_> {
+    match b {
+        Some(b) => b.encode(env),
+        None => atoms::nil().encode(env),
+    }
+}
+
+/// A literal as `LsmIndex.Filter.ColumnType`'s canonical value (`nil` for NULL).
+fn literal<'a>(env: Env<'a>, v: Option<&Value>) -> Term<'a> {
+    match v {
+        None => atoms::nil().encode(env),
+        Some(Value::Int(i)) => i.encode(env),
+        Some(Value::Float(f)) if f.is_nan() => atoms::nan().encode(env),
+        Some(Value::Float(f)) if *f == f64::INFINITY => atoms::infinity().encode(env),
+        Some(Value::Float(f)) if *f == f64::NEG_INFINITY => atoms::neg_infinity().encode(env),
+        Some(Value::Float(f)) => f.encode(env),
+        Some(Value::Bool(b)) => b.encode(env),
+        Some(Value::Text(s)) => s.as_str().encode(env),
+        Some(Value::Uuid(u)) => uuid_text(*u).encode(env),
+    }
+}

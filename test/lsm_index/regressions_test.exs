@@ -1,0 +1,158 @@
+defmodule LsmIndex.RegressionsTest do
+  # Defects found using the API as a new user would (issue 12), one describe per function.
+  use ExUnit.Case, async: true
+
+  alias LsmIndex.{Filter, ShapeRouter}
+
+  @cols [{"id", :int8}, {"user_id", :int8}, {"status", :text}]
+  @todos {"public", "todos"}
+
+  describe "ShapeRouter.add_shape/3" do
+    # Defect 1: with `index: [overload: :error]` the dirty retry mapped `Overloaded` to a bare
+    # `:wait`, which the spec does not allow and the caller cannot act on.
+    test "overload: :error never returns :wait, only :ok or {:error, :overloaded}" do
+      {:ok, r} =
+        ShapeRouter.new("t", @todos, @cols,
+          index: [
+            overload: :error,
+            lanes: 1,
+            overlay_limit: 1,
+            max_overlay_keys: 1,
+            compaction_threads: 1
+          ]
+        )
+
+      # each shape writes 64 keys into a one-key overlay a one-thread pool must flush
+      results =
+        Enum.reduce_while(1..2_000, [], fn id, acc ->
+          values = Enum.map_join(1..64, ", ", &(id * 100 + &1))
+          reply = ShapeRouter.add_shape(r, id, "user_id IN (#{values})")
+          acc = [reply | acc]
+          if reply == {:error, :overloaded}, do: {:halt, acc}, else: {:cont, acc}
+        end)
+
+      assert Enum.uniq(results) -- [:ok, {:error, :overloaded}] == []
+      assert {:error, :overloaded} in results, "no shape write was ever refused"
+      :ok = ShapeRouter.wait_idle(r)
+    end
+
+    test "overload: :error between removals: never :wait" do
+      {:ok, r} =
+        ShapeRouter.new("t", @todos, @cols,
+          index: [overload: :error, lanes: 1, overlay_limit: 1, max_overlay_keys: 1]
+        )
+
+      for id <- 1..200 do
+        assert ShapeRouter.add_shape(r, id, "user_id = #{id}") in [:ok, {:error, :overloaded}]
+        assert ShapeRouter.remove_shape(r, id) == :ok
+      end
+    end
+  end
+
+  describe "ShapeRouter.route_many/2" do
+    # Defect 3: a change in the filter's 3-tuple form blamed the list ("must be a proper
+    # list") and quoted the NIF's internal explanation as if it were the list's tail.
+    test "a malformed change names its position and the shape of a change" do
+      {:ok, r} = ShapeRouter.new("t", @todos, @cols)
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
+      good = {:insert, %{"user_id" => "7"}}
+
+      e =
+        assert_raise ArgumentError, fn ->
+          ShapeRouter.route_many(r, [good, good, {:insert, @todos, %{"user_id" => "7"}}])
+        end
+
+      assert e.message =~ "change at index 2"
+      assert e.message =~ "{:insert, record}"
+      assert e.message =~ ~s|{:insert, {"public", "todos"}, %{"user_id" => "7"}}|
+      refute e.message =~ "proper list"
+      refute e.message =~ ~s|"a change is|
+    end
+
+    test "the index counts changes routed by earlier NIF calls" do
+      {:ok, r} = ShapeRouter.new("t", @todos, @cols)
+      good = {:insert, %{"user_id" => "7"}}
+      changes = List.duplicate(good, 20_000) ++ [{:insert, "not a map"}]
+
+      e = assert_raise ArgumentError, fn -> ShapeRouter.route_many(r, changes) end
+      assert e.message =~ "change at index 20000"
+      assert e.message =~ "a record is a map"
+    end
+
+    test "an improper list is still reported as one" do
+      {:ok, r} = ShapeRouter.new("t", @todos, @cols)
+
+      assert_raise ArgumentError, ~r/proper list/, fn ->
+        ShapeRouter.route_many(r, [:truncate | :oops])
+      end
+    end
+  end
+
+  describe "Filter.affected_shapes/2" do
+    # Defect 2: a superseded copy of an `:lsm` filter answered from the resource's current
+    # keys and its own old shape table: shape 2, unknown to that copy, was routed to.
+    test "a superseded :lsm filter raises instead of answering" do
+      f1 = Filter.new(index: :lsm) |> Filter.add_shape(1, shape("user_id = 1"))
+      f2 = Filter.add_shape(f1, 2, shape("user_id = 2"))
+      change = {:insert, @todos, %{"user_id" => "2"}}
+
+      assert Filter.affected_shapes(f2, change) == MapSet.new([2])
+
+      e = assert_raise ArgumentError, fn -> Filter.affected_shapes(f1, change) end
+      assert e.message =~ ":lsm filters are single-use values"
+
+      # the latest copy keeps working
+      f3 = Filter.remove_shape(f2, 2)
+      assert Filter.affected_shapes(f3, change) == MapSet.new()
+      assert_raise ArgumentError, ~r/single-use/, fn -> Filter.affected_shapes(f2, change) end
+    end
+
+    test ":map filters stay persistent values" do
+      f1 = Filter.new(index: :map) |> Filter.add_shape(1, shape("user_id = 1"))
+      f2 = Filter.add_shape(f1, 2, shape("user_id = 2"))
+      change = {:insert, @todos, %{"user_id" => "2"}}
+      assert Filter.affected_shapes(f1, change) == MapSet.new()
+      assert Filter.affected_shapes(f2, change) == MapSet.new([2])
+    end
+  end
+
+  describe "Filter.add_shape/3 and Filter.remove_shape/2" do
+    test "on a superseded :lsm filter raise" do
+      f1 = Filter.new(index: :lsm) |> Filter.add_shape(1, shape("user_id = 1"))
+      _f2 = Filter.add_shape(f1, 2, shape("user_id = 2"))
+
+      assert_raise ArgumentError, ~r/single-use/, fn ->
+        Filter.add_shape(f1, 3, shape("user_id = 3"))
+      end
+
+      assert_raise ArgumentError, ~r/single-use/, fn -> Filter.remove_shape(f1, 1) end
+    end
+  end
+
+  describe "LsmEqualityIndex (LsmIndex.Filter.Index.Protocol)" do
+    alias LsmIndex.Filter.Index.Protocol, as: Index
+    alias LsmIndex.Filter.LsmEqualityIndex
+
+    test "every call on a superseded copy raises; the latest works" do
+      i1 = LsmEqualityIndex.new() |> Index.add_shape(1, :a, nil)
+      i2 = Index.add_shape(i1, 2, :b, nil)
+      row = %{"v" => 2}
+
+      for call <- [
+            fn -> Index.affected_shapes(i1, "v", row, %{}) end,
+            fn -> Index.add_shape(i1, 3, :c, nil) end,
+            fn -> Index.remove_shape(i1, 1, :a, nil) end,
+            fn -> Index.all_shape_ids(i1) end,
+            fn -> Index.empty?(i1) end,
+            fn -> LsmEqualityIndex.drop_shape(i1, :a, nil) end,
+            fn -> LsmEqualityIndex.affected_shapes_many(i1, "v", [row]) end
+          ] do
+        assert_raise ArgumentError, ~r/:lsm filters are single-use values/, call
+      end
+
+      assert Index.affected_shapes(i2, "v", row, %{}) == MapSet.new([:b])
+    end
+  end
+
+  defp shape(sql), do: %{table: @todos, columns: Map.new(@cols), where: sql}
+end
