@@ -55,4 +55,36 @@ mod tests {
         assert_eq!(term_key(b"ab").as_slice(), &[3, b'a', b'b']);
         assert_ne!(binary_key(&1i64.to_be_bytes()), int_key(1));
     }
+
+    /// The router's column keys, byte for byte (written from the encoder as it was in
+    /// `router/mod.rs` before it moved here).
+    #[test]
+    fn column_key_encodings_are_fixed() {
+        use crate::predicate::Value;
+        let key = |column: usize, value: Value| {
+            let mut k = crate::router::KeyBuf::new();
+            crate::router::encode_key(column, &value, &mut k);
+            k.to_vec()
+        };
+        let neg2 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(key(3, Value::Int(-2)), [&[3, 0, 1][..], &neg2].concat());
+        assert_eq!(
+            key(258, Value::Float(1.5)),
+            [2, 1, 2, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]
+        );
+        // every NaN is the canonical one
+        let nan = [0, 0, 2, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f];
+        assert_eq!(key(0, Value::Float(f64::NAN)), nan);
+        assert_eq!(
+            key(0, Value::Float(f64::from_bits(0xfff8_0000_0000_0001))),
+            nan
+        );
+        assert_eq!(key(0, Value::Bool(true)), [0, 0, 3, 1]);
+        assert_eq!(key(1599, Value::Bool(false)), [0x3f, 0x06, 3, 0]);
+        assert_eq!(key(1, Value::Text("ab".into())), [1, 0, 4, b'a', b'b']);
+        assert_eq!(key(1, Value::Text(String::new())), [1, 0, 4]);
+        let uuid = 0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f_u128;
+        let le: Vec<u8> = (0..16u8).rev().collect();
+        assert_eq!(key(7, Value::Uuid(uuid)), [&[7, 0, 5][..], &le].concat());
+    }
 }

@@ -187,7 +187,7 @@ struct Row {
 }
 
 /// An index key (column id, tag, value bytes), inline up to 40 bytes.
-type KeyBuf = SmallVec<[u8; 40]>;
+pub(crate) type KeyBuf = SmallVec<[u8; 40]>;
 
 /// A column bitset, inline up to 256 columns.
 type Bits = SmallVec<[u64; 4]>;
@@ -748,7 +748,7 @@ fn parse_into(ty: ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
 }
 
 /// The index key of `value` in `column`: column id, a type tag, the canonical value bytes.
-fn encode_key(column: usize, value: &Value, out: &mut KeyBuf) {
+pub(crate) fn encode_key(column: usize, value: &Value, out: &mut KeyBuf) {
     out.extend_from_slice(&(column as u16).to_le_bytes());
     match value {
         Value::Int(i) => {
