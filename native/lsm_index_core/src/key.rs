@@ -2,18 +2,32 @@
 //! a persisted index finds its keys again only if they encode to the same bytes.
 //!
 //! ```text
-//! Elixir key (LsmIndex):  tag u8 | body
+//! Elixir key (LsmIndex, the index NIF):  tag u8 | body
 //!   tag 1  integer         body = i64 big-endian
 //!   tag 2  binary          body = the bytes
 //!   tag 3  any other term  body = its deterministic external term format
+//!
+//! Column key (ShapeRouter: a column = value conjunct):  column u16 LE | tag u8 | value
+//!   tag 1  int2/int4/int8  value = i64 little-endian
+//!   tag 2  float8          value = f64 bits little-endian (every NaN as f64::NAN)
+//!   tag 3  bool            value = 0 or 1
+//!   tag 4  text            value = the UTF-8 bytes
+//!   tag 5  uuid            value = u128 little-endian
 //! ```
 //!
-//! Each kind has its own tag byte, so no two distinct Elixir keys share bytes.
+//! Within each encoding every kind has its own tag byte, so no two distinct keys share bytes.
+//! The two encodings never meet: Elixir keys live in an `LsmIndex`, column keys in a router's
+//! own (in-memory) equality index.
 
+use crate::predicate::Value;
 use smallvec::SmallVec;
 
 /// Key bytes: inline up to 32 bytes, so integer and short binary keys cost no allocation.
 pub type KeyBytes = SmallVec<[u8; 32]>;
+
+/// A column key being built: inline up to 40 bytes, so keys of text values up to 37 bytes
+/// cost no allocation.
+pub type ColumnKey = SmallVec<[u8; 40]>;
 
 /// Tag of an integer key.
 const TAG_INT: u8 = 1;
@@ -37,6 +51,37 @@ pub fn term_key(external: &[u8]) -> KeyBytes {
     tagged(TAG_TERM, external)
 }
 
+/// Writes the column key of `value` in `column` to `out` (cleared first): the column id, a
+/// type tag, the canonical value bytes (see the module doc). `column` < 2^16.
+pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
+    out.clear();
+    out.extend_from_slice(&(column as u16).to_le_bytes());
+    match value {
+        Value::Int(i) => {
+            out.push(1);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
+        Value::Float(f) => {
+            out.push(2);
+            let bits = if f.is_nan() {
+                f64::NAN.to_bits()
+            } else {
+                f.to_bits()
+            };
+            out.extend_from_slice(&bits.to_le_bytes());
+        }
+        Value::Bool(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+        Value::Text(s) => {
+            out.push(4);
+            out.extend_from_slice(s.as_bytes());
+        }
+        Value::Uuid(u) => {
+            out.push(5);
+            out.extend_from_slice(&u.to_le_bytes());
+        }
+    }
+}
+
 fn tagged(tag: u8, body: &[u8]) -> KeyBytes {
     let mut k = KeyBytes::with_capacity(body.len() + 1);
     k.push(tag);
@@ -54,5 +99,41 @@ mod tests {
         assert_eq!(binary_key(b"ab").as_slice(), &[2, b'a', b'b']);
         assert_eq!(term_key(b"ab").as_slice(), &[3, b'a', b'b']);
         assert_ne!(binary_key(&1i64.to_be_bytes()), int_key(1));
+    }
+
+    /// The router's column keys, byte for byte (pinned from the encoder as it was in
+    /// `router/mod.rs` before it moved here: a persisted router's shapes must find the same
+    /// keys).
+    #[test]
+    fn column_key_encodings_are_fixed() {
+        let key = |column: usize, value: Value| {
+            let mut k = ColumnKey::new();
+            column_key(column, &value, &mut k);
+            k.to_vec()
+        };
+        let neg2 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert_eq!(key(3, Value::Int(-2)), [&[3, 0, 1][..], &neg2].concat());
+        assert_eq!(
+            key(258, Value::Float(1.5)),
+            [2, 1, 2, 0, 0, 0, 0, 0, 0, 0xf8, 0x3f]
+        );
+        // every NaN is the canonical one
+        let nan = [0, 0, 2, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f];
+        assert_eq!(key(0, Value::Float(f64::NAN)), nan);
+        assert_eq!(
+            key(0, Value::Float(f64::from_bits(0xfff8_0000_0000_0001))),
+            nan
+        );
+        assert_eq!(key(0, Value::Bool(true)), [0, 0, 3, 1]);
+        assert_eq!(key(1599, Value::Bool(false)), [0x3f, 0x06, 3, 0]);
+        assert_eq!(key(1, Value::Text("ab".into())), [1, 0, 4, b'a', b'b']);
+        assert_eq!(key(1, Value::Text(String::new())), [1, 0, 4]);
+        // the buffer is cleared first
+        let mut k = ColumnKey::from_slice(b"stale");
+        column_key(0, &Value::Bool(true), &mut k);
+        assert_eq!(k.as_slice(), [0, 0, 3, 1]);
+        let uuid = 0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f_u128;
+        let le: Vec<u8> = (0..16u8).rev().collect();
+        assert_eq!(key(7, Value::Uuid(uuid)), [&[7, 0, 5][..], &le].concat());
     }
 }

@@ -3,8 +3,9 @@
 //! equality index (most changes of a large table match no shape).
 //!
 //! One 64-bit block per probe (one cache line touched), three bits per key, ~16 bits per key:
-//! about 0.5% false positives when full. Keys cannot be deleted from a Bloom filter; the
-//! router rebuilds it from the live keys when removals or growth make it stale.
+//! about 0.5% false positives when full. Keys cannot be deleted from a Bloom filter: its
+//! upkeep ([`LiveKeys`], here so the policy sits beside the filter it keeps) rebuilds it from
+//! the live keys when growth fills it or removals leave it mostly stale.
 
 /// Bits per key the filter is sized for.
 const BITS_PER_KEY: usize = 16;
@@ -64,6 +65,71 @@ impl Presence {
     }
 }
 
+/// The presence filter over the live (published, indexed) shapes' keys, with the count of
+/// those keys that decides when it is rebuilt. Each call that may rebuild takes `live`: the
+/// hashes of the keys of every published shape (the one being inserted excluded).
+#[derive(Debug)]
+pub struct LiveKeys {
+    filter: Presence,
+    /// Keys of the live shapes.
+    live: usize,
+}
+
+impl Default for LiveKeys {
+    fn default() -> LiveKeys {
+        LiveKeys {
+            filter: Presence::with_capacity(0),
+            live: 0,
+        }
+    }
+}
+
+impl LiveKeys {
+    /// False only if no live shape has a key with this hash.
+    #[inline]
+    pub fn may_contain(&self, hash: u64) -> bool {
+        self.filter.may_contain(hash)
+    }
+
+    /// Adds a published shape's key hashes, first rebuilding the filter if they would
+    /// overfill it.
+    pub fn insert<I: Iterator<Item = u64>>(&mut self, hashes: &[u64], live: impl FnOnce() -> I) {
+        self.live += hashes.len();
+        if self.filter.inserted() + hashes.len() > self.filter.capacity() {
+            self.rebuild(hashes.len(), live());
+        }
+        for &h in hashes {
+            self.filter.insert(h);
+        }
+    }
+
+    /// Forgets `keys` keys of an unpublished shape; rebuilds the filter once it holds more
+    /// stale keys than live ones, so false positives stay rare.
+    pub fn remove<I: Iterator<Item = u64>>(&mut self, keys: usize, live: impl FnOnce() -> I) {
+        self.live -= keys;
+        if self.filter.inserted() > 2 * self.live + 1024 {
+            self.rebuild(0, live());
+        }
+    }
+
+    /// Room for `keys` more keys without a rebuild (one rebuild now, if needed).
+    pub fn reserve<I: Iterator<Item = u64>>(&mut self, keys: usize, live: impl FnOnce() -> I) {
+        if self.filter.inserted() + keys > self.filter.capacity() {
+            self.rebuild(keys, live());
+        }
+    }
+
+    /// A fresh filter over `live`, with room to double (`extra` keys are about to be
+    /// inserted).
+    fn rebuild(&mut self, extra: usize, live: impl Iterator<Item = u64>) {
+        let mut filter = Presence::with_capacity(2 * (self.live + extra));
+        for h in live {
+            filter.insert(h);
+        }
+        self.filter = filter;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +154,30 @@ mod tests {
             .filter(|&i| p.may_contain(mix(i)))
             .count();
         assert!(fp < n / 50, "{fp} false positives of {n}");
+    }
+
+    #[test]
+    fn live_keys_rebuild_on_growth_and_after_removals() {
+        let mut shapes: Vec<Vec<u64>> = Vec::new();
+        let mut keys = LiveKeys::default();
+        let first = keys.filter.capacity();
+        for i in 0..4_000 {
+            let hashes = vec![mix(i)];
+            let all = shapes.iter().flatten().copied();
+            keys.insert(&hashes, || all);
+            shapes.push(hashes);
+        }
+        assert!(keys.filter.capacity() >= shapes.len() && first < shapes.len());
+        assert!(shapes.iter().flatten().all(|&h| keys.may_contain(h)));
+        let before = keys.filter.inserted();
+        while shapes.len() > 10 {
+            let gone = shapes.pop().map_or(0, |s| s.len());
+            let all = shapes.iter().flatten().copied();
+            keys.remove(gone, || all);
+        }
+        // rebuilt from the live keys: the stale ones are gone
+        assert!(keys.filter.inserted() < before);
+        assert!(keys.filter.inserted() <= 2 * 10 + 1024);
+        assert!(shapes.iter().flatten().all(|&h| keys.may_contain(h)));
     }
 }

@@ -1,0 +1,291 @@
+//! The router's write path: a WHERE clause compiled into a [`Shape`] with its column keys,
+//! the keys written to the equality index, then the shape published in the [`State`] (the
+//! shape table routes read); removal unpublishes first, then drops the keys.
+
+use super::bits::columns_of;
+use super::presence::LiveKeys;
+use super::{Router, ShapeCounts};
+use crate::key::{column_key, ColumnKey};
+use crate::predicate::compile::{compile, Program};
+use crate::predicate::parse;
+use crate::{Error, Result};
+use parking_lot::MutexGuard;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Compiled shapes with their index keys, ready to be written and published.
+pub(super) type Prepared = Vec<(u32, Shape, Vec<ColumnKey>)>;
+
+/// A compiled shape.
+#[derive(Debug)]
+pub(super) struct Shape {
+    /// The WHERE clause as a program over a parsed row.
+    pub(super) residual: Program,
+    /// The columns it reads (a bitset).
+    pub(super) mask: Box<[u64]>,
+    /// The indexed column, or `None` when scanned.
+    pub(super) indexed: Option<usize>,
+    /// Presence-filter hashes of its index keys (to rebuild the filter without the keys).
+    pub(super) key_hashes: Box<[u64]>,
+}
+
+/// The published shapes: what a route sees.
+#[derive(Debug)]
+pub(super) struct State {
+    pub(super) shapes: HashMap<u32, Arc<Shape>, ahash::RandomState>,
+    /// Scanned shapes, sorted by id (no map lookup per change).
+    pub(super) scanned: Vec<(u32, Arc<Shape>)>,
+    /// Per column: the shapes referring to it (conservative routing of unparseable values).
+    pub(super) refs: Vec<HashSet<u32, ahash::RandomState>>,
+    /// Columns some shape refers to, ascending (the only ones a route reads).
+    pub(super) referenced: Vec<usize>,
+    /// Per column: how many shapes are indexed on it.
+    pub(super) indexed_on: Vec<usize>,
+    /// The presence filter over the indexed shapes' keys.
+    pub(super) presence: LiveKeys,
+}
+
+impl State {
+    /// No shapes, for a table of `columns` columns.
+    pub(super) fn new(columns: usize) -> State {
+        State {
+            shapes: HashMap::with_hasher(ahash::RandomState::new()),
+            scanned: Vec::new(),
+            refs: (0..columns)
+                .map(|_| HashSet::with_hasher(ahash::RandomState::new()))
+                .collect(),
+            referenced: Vec::new(),
+            indexed_on: vec![0; columns],
+            presence: LiveKeys::default(),
+        }
+    }
+
+    /// Shapes held, by kind.
+    pub(super) fn counts(&self) -> ShapeCounts {
+        ShapeCounts {
+            scanned: self.scanned.len(),
+            indexed: self.shapes.len() - self.scanned.len(),
+        }
+    }
+
+    /// Publishes shape `id` (its keys are in the index already).
+    pub(super) fn insert(&mut self, id: u32, shape: Shape) {
+        let shape = Arc::new(shape);
+        for c in columns_of(&shape.mask) {
+            self.refs[c].insert(id);
+            if let Err(at) = self.referenced.binary_search(&c) {
+                self.referenced.insert(at, c);
+            }
+        }
+        match shape.indexed {
+            Some(c) => {
+                self.indexed_on[c] += 1;
+                let shapes = &self.shapes;
+                self.presence
+                    .insert(&shape.key_hashes, || live_hashes(shapes));
+            }
+            None => {
+                let at = self.scanned.partition_point(|(s, _)| *s < id);
+                self.scanned.insert(at, (id, shape.clone()));
+            }
+        }
+        self.shapes.insert(id, shape);
+    }
+
+    /// Unpublishes shape `id` (its keys are still in the index), returning it.
+    pub(super) fn remove(&mut self, id: u32) -> Option<Arc<Shape>> {
+        let shape = self.shapes.remove(&id)?;
+        for c in columns_of(&shape.mask) {
+            self.refs[c].remove(&id);
+            if self.refs[c].is_empty() {
+                self.referenced.retain(|&r| r != c);
+            }
+        }
+        match shape.indexed {
+            Some(c) => {
+                self.indexed_on[c] -= 1;
+                let shapes = &self.shapes;
+                self.presence
+                    .remove(shape.key_hashes.len(), || live_hashes(shapes));
+            }
+            None => {
+                if let Ok(at) = self.scanned.binary_search_by_key(&id, |(s, _)| *s) {
+                    self.scanned.remove(at);
+                }
+            }
+        }
+        Some(shape)
+    }
+
+    /// Room for `shapes` more shapes with `keys` more index keys.
+    pub(super) fn reserve(&mut self, shapes: usize, keys: usize) {
+        self.shapes.reserve(shapes);
+        let live = &self.shapes;
+        self.presence.reserve(keys, || live_hashes(live));
+    }
+}
+
+/// The presence-filter hashes of the published shapes' keys.
+fn live_hashes(
+    shapes: &HashMap<u32, Arc<Shape>, ahash::RandomState>,
+) -> impl Iterator<Item = u64> + '_ {
+    shapes.values().flat_map(|s| s.key_hashes.iter().copied())
+}
+
+impl Router {
+    /// Adds shape `id` with WHERE clause `sql`, replacing any shape with that id; waits if
+    /// the index is overloaded.
+    pub fn add_shape(&self, id: u32, sql: &str) -> Result<()> {
+        self.add_in(id, sql, true)
+    }
+
+    /// Like [`Router::add_shape`] but never waits: `Overloaded` or `WouldBlock` if it would
+    /// have to (then shape `id` is absent; retry with `add_shape`).
+    pub fn try_add_shape(&self, id: u32, sql: &str) -> Result<()> {
+        self.add_in(id, sql, false)
+    }
+
+    /// Removes shape `id` (no-op when absent).
+    pub fn remove_shape(&self, id: u32) -> Result<()> {
+        self.check_open()?;
+        let w = self.writer.lock();
+        if self.remove_locked(&w, id, true)? {
+            self.record_removal(id)?;
+        }
+        Ok(())
+    }
+
+    /// Like [`Router::remove_shape`] but never waits (`WouldBlock` / `Overloaded`).
+    pub fn try_remove_shape(&self, id: u32) -> Result<()> {
+        self.check_open()?;
+        if self.persistent {
+            return Err(catalog_would_block());
+        }
+        let w = self.writer.try_lock().ok_or_else(busy)?;
+        self.remove_locked(&w, id, false).map(drop)
+    }
+
+    /// Appends the removal of `id` to the catalog (persistent routers).
+    fn record_removal(&self, id: u32) -> Result<()> {
+        match self.catalog.lock().as_mut() {
+            Some(c) => c.remove(id),
+            None => Ok(()),
+        }
+    }
+
+    fn add_in(&self, id: u32, sql: &str, blocking: bool) -> Result<()> {
+        self.check_open()?;
+        if self.persistent && !blocking {
+            return Err(catalog_would_block());
+        }
+        let (shape, keys) = self.prepare(sql)?;
+        let w = if blocking {
+            self.writer.lock()
+        } else {
+            self.writer.try_lock().ok_or_else(busy)?
+        };
+        self.remove_locked(&w, id, blocking)?;
+        let pairs: Vec<(&[u8], u32)> = keys.iter().map(|k| (k.as_slice(), id)).collect();
+        if blocking {
+            self.index.add_many(&pairs)?;
+        } else {
+            self.index.try_add_many(&pairs)?;
+        }
+        if let Some(catalog) = self.catalog.lock().as_mut() {
+            if let Err(e) = catalog.add(id, sql) {
+                // not recorded: not added (the keys are dropped again)
+                let _ = self.index.drop_handle(id);
+                return Err(e);
+            }
+        }
+        self.state.write().insert(id, shape);
+        Ok(())
+    }
+
+    /// The shapes of a catalog chunk compiled on `threads` threads (a clause that no longer
+    /// compiles is a corrupt catalog).
+    pub(super) fn prepare_all(
+        &self,
+        dir: &Path,
+        chunk: &[(u32, String)],
+        threads: usize,
+    ) -> Result<Prepared> {
+        let load = |(id, sql): &(u32, String)| {
+            let (shape, keys) = self.prepare(sql).map_err(|e| Error::Corrupt {
+                what: dir.display().to_string(),
+                detail: format!("shape {id} of the catalog no longer loads: {e}"),
+            })?;
+            Ok((*id, shape, keys))
+        };
+        let parts: Vec<Result<Prepared>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = chunk
+                .chunks(chunk.len().div_ceil(threads).max(1))
+                .map(|part| scope.spawn(move || part.iter().map(load).collect()))
+                .collect();
+            workers
+                .into_iter()
+                .map(|w| {
+                    w.join().unwrap_or_else(|_| {
+                        Err(Error::Poisoned {
+                            cause: "a catalog replay thread panicked".into(),
+                        })
+                    })
+                })
+                .collect()
+        });
+        let mut all = Prepared::with_capacity(chunk.len());
+        for part in parts {
+            all.extend(part?);
+        }
+        Ok(all)
+    }
+
+    /// A shape compiled from `sql`, with its index keys.
+    fn prepare(&self, sql: &str) -> Result<(Shape, Vec<ColumnKey>)> {
+        let compiled = compile(&parse(sql, &self.columns)?);
+        let mut keys = Vec::new();
+        if let Some(plan) = &compiled.index {
+            for v in &plan.keys {
+                let mut k = ColumnKey::new();
+                column_key(plan.column, v, &mut k);
+                keys.push(k);
+            }
+        }
+        let shape = Shape {
+            residual: compiled.residual,
+            mask: compiled.mask.into_boxed_slice(),
+            indexed: compiled.index.as_ref().map(|p| p.column),
+            key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
+        };
+        Ok((shape, keys))
+    }
+
+    /// Unpublishes shape `id`, then drops its keys (under the writer lock `_w`). Whether
+    /// there was such a shape.
+    fn remove_locked(&self, _w: &MutexGuard<'_, ()>, id: u32, blocking: bool) -> Result<bool> {
+        let Some(shape) = self.state.write().remove(id) else {
+            return Ok(false);
+        };
+        if shape.indexed.is_some() {
+            if blocking {
+                self.index.drop_handle(id)?;
+            } else {
+                self.index.try_drop_handle(id)?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn catalog_would_block() -> Error {
+    Error::WouldBlock {
+        reason: "a persistent router writes its shape catalog",
+    }
+}
+
+fn busy() -> Error {
+    Error::WouldBlock {
+        reason: "another shape is being added or removed",
+    }
+}
