@@ -15,7 +15,7 @@ use lsm_index_core::compaction::strategy::PolicyKind;
 use lsm_index_core::key::{self, KeyBytes};
 use lsm_index_core::stats::JobReport;
 use lsm_index_core::wal::SyncMode;
-use lsm_index_core::{Config, Error, Index, MphKind, Overload};
+use lsm_index_core::{Config, Error, FileKind, Index, MphKind, Overload};
 use rustler::env::OwnedEnv;
 use rustler::types::LocalPid;
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -168,15 +168,24 @@ pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
     let kind = match e {
         // the contract of `open`: a bare `{:error, :locked}`
         Error::Locked { .. } => return (atoms::error(), atoms::locked()).encode(env),
-        Error::InvalidConfig { .. } => atoms::invalid_config(),
+        Error::InvalidConfig { .. }
+        | Error::InvalidColumns { .. }
+        | Error::TableMismatch { .. }
+        | Error::ColumnCount { .. }
+        | Error::NotPersistent { .. } => atoms::invalid_config(),
+        // the router's contract: every damaged shape catalog is `:corrupt`
         Error::Corrupt { .. }
         | Error::BadMagic { .. }
         | Error::UnsupportedVersion { .. }
-        | Error::SeedMismatch { .. } => atoms::corrupt(),
+        | Error::SeedMismatch { .. }
+        | Error::ChecksumMismatch {
+            file: FileKind::Catalog,
+            ..
+        } => atoms::corrupt(),
         Error::ChecksumMismatch { .. } => atoms::checksum_mismatch(),
         Error::TooLarge { .. } => atoms::too_large(),
         Error::MphBuild { .. } => atoms::mph_build(),
-        Error::Io { .. } => atoms::io(),
+        Error::Io { .. } | Error::ThreadSpawn { .. } => atoms::io(),
         Error::Poisoned { .. } => atoms::poisoned(),
         Error::Closed => atoms::closed(),
         // the contract of a refused write: a bare `{:error, :overloaded}`

@@ -14,7 +14,7 @@ use crate::batch::{self, Batch};
 use crate::compaction::pool::Pool;
 use crate::compaction::strategy::{PolicyKind, Strategy};
 use crate::dead::DeadHandles;
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 use crate::handles::{self, HandleSet};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
 use crate::lane::{Lane, LaneState};
@@ -300,9 +300,10 @@ impl Index {
             Some(n) => Pool::new(n),
             None => Pool::shared(),
         }
-        .map_err(|e| Error::Io {
-            what: "compaction pool".into(),
-            detail: format!("cannot start worker threads: {e}"),
+        .map_err(|e| Error::ThreadSpawn {
+            what: "compaction pool",
+            kind: e.kind(),
+            message: e.to_string(),
         })?;
         Ok(Index {
             seed_id: hasher.seed_id(),
@@ -355,6 +356,7 @@ impl Index {
         let mut index = Index::build(config)?;
         if index.seed_id != m.seed_id {
             return Err(Error::Corrupt {
+                file: FileKind::Manifest,
                 what: store.dir().display().to_string(),
                 detail: "the manifest's seed id does not match its secret".into(),
             });
@@ -397,6 +399,7 @@ impl Index {
         if let Some((first, prev)) = wal::oldest_link(store.dir())? {
             if prev != 0 && first > covered {
                 return Err(Error::Corrupt {
+                    file: FileKind::Wal,
                     what: store.dir().display().to_string(),
                     detail: format!(
                         "the log before seq {first} is missing but the manifest covers only \
@@ -498,9 +501,8 @@ impl Index {
     pub fn backup(&self, dest: &Path) -> Result<()> {
         self.check_open()?;
         let Some(store) = &self.store else {
-            return Err(Error::InvalidConfig {
-                option: "backup",
-                reason: "an in-memory index has no files to back up".into(),
+            return Err(Error::NotPersistent {
+                operation: "backup",
             });
         };
         store.backup(dest, || match &self.wal {

@@ -22,6 +22,7 @@ pub mod catalog;
 pub mod metrics;
 pub mod presence;
 
+use crate::error::FileKind;
 use crate::index::{Config, Index};
 use crate::predicate::compile::{compile, Program, Stack};
 use crate::predicate::eval::compare;
@@ -215,14 +216,15 @@ impl Router {
     /// in-memory [`Index`] configured by `config`.
     pub fn new(columns: Vec<(String, ColumnType)>, config: Config) -> Result<Router> {
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
-            return Err(invalid(
-                "columns",
-                format!("a table has 1 to {MAX_COLUMNS} columns"),
-            ));
+            return Err(Error::InvalidColumns {
+                reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
+            });
         }
         let mut names = HashSet::new();
         if let Some((name, _)) = columns.iter().find(|(name, _)| !names.insert(name)) {
-            return Err(invalid("columns", format!("column {name:?} appears twice")));
+            return Err(Error::InvalidColumns {
+                reason: format!("column {name:?} appears twice"),
+            });
         }
         let n = columns.len();
         Ok(Router {
@@ -392,6 +394,7 @@ impl Router {
     fn prepare_all(&self, dir: &Path, chunk: &[(u32, String)], threads: usize) -> Result<Prepared> {
         let load = |(id, sql): &(u32, String)| {
             let (shape, keys) = self.prepare(sql).map_err(|e| Error::Corrupt {
+                file: FileKind::Catalog,
                 what: dir.display().to_string(),
                 detail: format!("shape {id} of the catalog no longer loads: {e}"),
             })?;
@@ -537,10 +540,10 @@ impl Router {
     fn parse_row(&self, st: &State, rec: &Record, row: &mut Row) -> Result<()> {
         let n = self.columns.len();
         if rec.len() != n {
-            return Err(invalid(
-                "record",
-                format!("expected {n} columns, got {}", rec.len()),
-            ));
+            return Err(Error::ColumnCount {
+                expected: n,
+                got: rec.len(),
+            });
         }
         if row.values.len() != n {
             row.values = smallvec::smallvec![None; n];
@@ -815,10 +818,6 @@ fn columns_of(mask: &[u64]) -> impl Iterator<Item = usize> + '_ {
             .filter(move |b| bits & (1 << b) != 0)
             .map(move |b| w * 64 + b)
     })
-}
-
-fn invalid(option: &'static str, reason: String) -> Error {
-    Error::InvalidConfig { option, reason }
 }
 
 fn busy() -> Error {
