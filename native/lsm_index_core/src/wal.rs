@@ -451,6 +451,26 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_is_the_documented_29_bytes() {
+        let mut out = Vec::new();
+        let (seq, handle, fp) = (
+            0x1122_3344_5566_7788u64,
+            0x0a0b_0c0du32,
+            0x0102_0304_0506_0708,
+        );
+        Record::Remove { fp, handle }.encode(seq, &mut out);
+        let mut body = seq.to_le_bytes().to_vec();
+        body.push(2);
+        body.extend_from_slice(&handle.to_le_bytes());
+        body.extend_from_slice(&fp.to_le_bytes());
+        let mut expected = 13u32.to_le_bytes().to_vec();
+        expected.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        expected.extend_from_slice(&body);
+        assert_eq!(out, expected);
+        assert_eq!(out.len(), FRAME);
+    }
+
+    #[test]
     fn frames_round_trip_and_a_torn_tail_is_cut() {
         let dir = tempfile::tempdir().unwrap();
         let wal = Wal::create(dir.path(), 1, Vec::new(), SyncMode::Flush).unwrap();

@@ -248,6 +248,18 @@ mod tests {
     }
 
     #[test]
+    fn a_record_is_length_checksum_payload() {
+        let rec = record(ADD, 0x0102_0304, b"a = 1");
+        let mut payload = vec![ADD];
+        payload.extend_from_slice(&0x0102_0304u32.to_le_bytes());
+        payload.extend_from_slice(b"a = 1");
+        let mut expected = (payload.len() as u32).to_le_bytes().to_vec();
+        expected.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        expected.extend_from_slice(&payload);
+        assert_eq!(rec, expected);
+    }
+
+    #[test]
     fn replays_adds_and_removes_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
