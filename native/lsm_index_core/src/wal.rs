@@ -16,6 +16,7 @@
 //!           │ len u32 (=13)│ crc32c u32   │ seq u64      │ payload (len bytes)     │
 //!           └──────────────┴──────────────┴──────────────┴─────────────────────────┘
 //!         crc32c covers seq and payload; all integers little-endian
+//!         (the `durable::frame` codec with the seq as its 8-byte prefix)
 //! payload:  op u8 (1 add, 2 remove, 3 drop) │ handle u32 │ key fingerprint u64 (0 for drop)
 //! ```
 //!

@@ -5,14 +5,15 @@
 //! <dir>/LOCK         flock'ed while a router has the directory open
 //! <dir>/shapes.log   "LSMSHAPE" | version u32 LE | record*
 //! record             len u32 LE | crc32c(payload) u32 LE | payload (len bytes)
+//!                    (the `durable::frame` codec with no prefix)
 //! payload            kind u8 (0 table, 1 add, 2 remove) | shape id u32 LE | text
 //! ```
 //!
 //! The first record (kind 0) names the table's columns (`name\ttype\n` each); a router opened
 //! with other columns is refused. An add's text is the WHERE clause. At open, an incomplete
-//! last record (a crash mid-append) is cut off; a complete record with a bad checksum is
-//! corruption. When dead records outnumber live shapes the file is rewritten (temp file,
-//! fsync, rename, directory fsync).
+//! last record (a crash mid-append) is cut off; a complete record with a bad checksum is an
+//! error (`ChecksumMismatch`), never skipped. When dead records outnumber live shapes the
+//! file is rewritten (temp file, fsync, rename, directory fsync).
 
 use crate::durable::{self, io_error, CrashPoints, DirLock, Framing};
 use crate::error::{Error, FileKind, Result};
