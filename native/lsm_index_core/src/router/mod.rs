@@ -22,13 +22,12 @@ pub mod catalog;
 pub mod metrics;
 pub mod presence;
 
-use crate::error::FileKind;
 use crate::index::{Config, Index};
 use crate::predicate::compile::{compile, Program, Stack};
 use crate::predicate::eval::compare;
 use crate::predicate::{parse, ColumnType, Value};
 use crate::wal::SyncMode;
-use crate::{Error, Result};
+use crate::{Error, FileKind, Result};
 use catalog::Catalog;
 use metrics::Counts;
 pub use metrics::{Metrics, Snapshot};
