@@ -43,8 +43,11 @@ fn main() -> ExitCode {
 
 fn load(dir: &Path) -> lsm_index_core::Result<Manifest> {
     manifest::load_latest(dir)?.ok_or_else(|| lsm_index_core::Error::Io {
-        what: format!("read {}", dir.display()),
-        detail: "no MANIFEST-*.json: not an lsm_index directory".into(),
+        file: lsm_index_core::FileKind::Manifest,
+        path: dir.display().to_string(),
+        op: "find",
+        kind: std::io::ErrorKind::NotFound,
+        message: "no MANIFEST-*.json: not an lsm_index directory".into(),
     })
 }
 

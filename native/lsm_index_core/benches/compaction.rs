@@ -5,8 +5,8 @@ use lsm_index_core::compaction::executor;
 use lsm_index_core::dead::DeadHandles;
 use lsm_index_core::overlay::{Entry, Overlay};
 use lsm_index_core::segment::mph::MphKind;
-use lsm_index_core::segment::{Segment, SegmentWriter, WriteOptions};
-use lsm_index_core::version::{SegmentRef, Storage};
+use lsm_index_core::segment::{Segment, SegmentWriter, Storage, WriteOptions};
+use lsm_index_core::version::SegmentRef;
 use smallvec::smallvec;
 use std::sync::Arc;
 

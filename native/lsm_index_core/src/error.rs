@@ -1,6 +1,48 @@
 //! The one error type of the core crate.
+//!
+//! Errors about a file say which kind of file failed (`FileKind`): a segment, the manifest,
+//! a write-ahead log file, a router's shape catalog, the lock file or a directory, so the
+//! same corruption variants serve every format without pretending to be segment errors.
 
 use std::fmt;
+
+/// Which kind of file (or directory) an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FileKind {
+    /// An immutable segment file (`segments/lane-<n>/<id>.seg`) or an in-memory segment.
+    Segment,
+    /// A manifest (`MANIFEST-<generation>.json`).
+    Manifest,
+    /// A write-ahead log file (`wal-<first seq>.log`).
+    Wal,
+    /// A persistent router's shape catalog (`shapes.log`).
+    Catalog,
+    /// The `LOCK` file that keeps a second opener out.
+    Lock,
+    /// A directory (listing it, creating it, fsyncing it).
+    Directory,
+}
+
+impl FileKind {
+    /// The kind's name as error messages print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FileKind::Segment => "segment",
+            FileKind::Manifest => "manifest",
+            FileKind::Wal => "log file",
+            FileKind::Catalog => "shape catalog",
+            FileKind::Lock => "lock file",
+            FileKind::Directory => "directory",
+        }
+    }
+}
+
+impl fmt::Display for FileKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 /// Everything that can go wrong inside the core; the NIF maps each variant to an Elixir error.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,30 +55,62 @@ pub enum Error {
         /// Why it was refused.
         reason: String,
     },
-    /// A segment buffer does not start with the segment magic bytes.
+    /// A router's table definition is unusable (no columns, too many, a name twice).
+    InvalidColumns {
+        /// What is wrong with the columns.
+        reason: String,
+    },
+    /// A persistent router's shape catalog was made for a table with other columns.
+    TableMismatch {
+        /// The catalog file.
+        path: String,
+        /// The columns the catalog records (`name\ttype` each).
+        columns: Vec<String>,
+    },
+    /// A row given to the router has a different number of columns than its table.
+    ColumnCount {
+        /// The table's column count.
+        expected: usize,
+        /// The row's.
+        got: usize,
+    },
+    /// An operation that needs files was called on an in-memory index.
+    NotPersistent {
+        /// The operation.
+        operation: &'static str,
+    },
+    /// A file does not start with the magic bytes of its format.
     BadMagic {
-        /// What the buffer is (a file name once segments live on disk).
+        /// The kind of file it should be.
+        file: FileKind,
+        /// Which file (its path, or a name for an in-memory buffer).
         what: String,
     },
-    /// A segment was written by a format version this build cannot read.
+    /// A file was written by a format version this build cannot read.
     UnsupportedVersion {
-        /// What the buffer is.
+        /// The kind of file.
+        file: FileKind,
+        /// Which file.
         what: String,
         /// The version found.
-        version: u16,
+        version: u32,
     },
-    /// A section's bytes do not match the checksum recorded for them.
+    /// Bytes of a file do not match the checksum recorded for them.
     ChecksumMismatch {
-        /// What the buffer is, and which section.
+        /// The kind of file.
+        file: FileKind,
+        /// Which file, and which part of it (a section, a header, a frame at some offset).
         what: String,
         /// The recorded checksum.
         expected: u32,
         /// The checksum of the bytes present.
         got: u32,
     },
-    /// An offset, length or count in a segment is inconsistent or out of bounds.
+    /// An offset, length, count or value in a file is inconsistent or out of bounds.
     Corrupt {
-        /// What the buffer is.
+        /// The kind of file.
+        file: FileKind,
+        /// Which file (or part of it).
         what: String,
         /// What was inconsistent.
         detail: String,
@@ -62,14 +136,29 @@ pub enum Error {
     },
     /// A file system operation failed (the index may be poisoned, see `Poisoned`).
     Io {
-        /// The operation and the path.
-        what: String,
+        /// The kind of file it was done on.
+        file: FileKind,
+        /// The path.
+        path: String,
+        /// The operation (`"open"`, `"fsync"`, `"rename"`, ...).
+        op: &'static str,
+        /// The operating system's error kind.
+        kind: std::io::ErrorKind,
         /// The operating system's message.
-        detail: String,
+        message: String,
     },
-    /// Another `Index` (in this or another OS process) has the directory open.
+    /// The operating system refused to start threads.
+    ThreadSpawn {
+        /// What the threads were for.
+        what: &'static str,
+        /// The operating system's error kind.
+        kind: std::io::ErrorKind,
+        /// The operating system's message.
+        message: String,
+    },
+    /// Another `Index` or router (in this or another OS process) has the directory open.
     Locked {
-        /// The index directory.
+        /// The directory.
         path: String,
     },
     /// An earlier failure stopped all writes: a failed fsync or install (the state on disk
@@ -111,19 +200,33 @@ impl fmt::Display for Error {
             Error::InvalidConfig { option, reason } => {
                 write!(f, "invalid option {option}: {reason}")
             }
-            Error::BadMagic { what } => write!(f, "{what}: not a segment (bad magic bytes)"),
-            Error::UnsupportedVersion { what, version } => {
-                write!(f, "{what}: unsupported segment format version {version}")
+            Error::InvalidColumns { reason } => write!(f, "invalid table columns: {reason}"),
+            Error::TableMismatch { path, columns } => write!(
+                f,
+                "the shape catalog {path} belongs to a table with columns {columns:?}"
+            ),
+            Error::ColumnCount { expected, got } => {
+                write!(f, "a row has {got} columns, the table {expected}")
             }
+            Error::NotPersistent { operation } => {
+                write!(f, "{operation}: an in-memory index has no files")
+            }
+            Error::BadMagic { file, what } => write!(f, "{what}: not a {file} (bad magic bytes)"),
+            Error::UnsupportedVersion {
+                file,
+                what,
+                version,
+            } => write!(f, "{what}: unsupported {file} format version {version}"),
             Error::ChecksumMismatch {
+                file,
                 what,
                 expected,
                 got,
             } => write!(
                 f,
-                "{what}: checksum mismatch (expected {expected:#010x}, got {got:#010x})"
+                "{what}: {file} checksum mismatch (expected {expected:#010x}, got {got:#010x})"
             ),
-            Error::Corrupt { what, detail } => write!(f, "{what}: corrupt: {detail}"),
+            Error::Corrupt { file, what, detail } => write!(f, "{what}: corrupt {file}: {detail}"),
             Error::SeedMismatch { segment, index } => write!(
                 f,
                 "segment hash seed id {segment:#018x} does not match the index's {index:#018x}"
@@ -132,8 +235,17 @@ impl fmt::Display for Error {
                 write!(f, "could not build the {kind} perfect hash: {detail}")
             }
             Error::TooLarge { what } => write!(f, "too large: {what}"),
-            Error::Io { what, detail } => write!(f, "{what}: {detail}"),
-            Error::Locked { path } => write!(f, "{path} is open in another index (locked)"),
+            Error::Io {
+                file,
+                path,
+                op,
+                message,
+                ..
+            } => write!(f, "{op} {file} {path}: {message}"),
+            Error::ThreadSpawn { what, message, .. } => {
+                write!(f, "cannot start the {what} threads: {message}")
+            }
+            Error::Locked { path } => write!(f, "{path} is open elsewhere (locked)"),
             Error::Poisoned { cause } => {
                 write!(f, "index poisoned by an earlier failure: {cause}")
             }
@@ -153,3 +265,34 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_file_kind() {
+        let e = Error::ChecksumMismatch {
+            file: FileKind::Wal,
+            what: "/d/wal-0000000000000001.log frame at byte 24".into(),
+            expected: 1,
+            got: 2,
+        };
+        assert_eq!(
+            e.to_string(),
+            "/d/wal-0000000000000001.log frame at byte 24: log file checksum mismatch \
+             (expected 0x00000001, got 0x00000002)"
+        );
+        let e = Error::Io {
+            file: FileKind::Manifest,
+            path: "/d/MANIFEST-0000000000000002.json".into(),
+            op: "fsync",
+            kind: std::io::ErrorKind::Other,
+            message: "I/O error".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "fsync manifest /d/MANIFEST-0000000000000002.json: I/O error"
+        );
+    }
+}

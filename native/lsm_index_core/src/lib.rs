@@ -17,6 +17,7 @@ pub mod batch;
 pub mod clock;
 pub mod compaction;
 pub mod dead;
+pub mod durable;
 pub mod error;
 pub mod failpoint;
 pub mod handles;
@@ -35,7 +36,7 @@ pub mod version;
 pub mod wal;
 
 pub use batch::Batch;
-pub use error::{Error, Result};
+pub use error::{Error, FileKind, Result};
 
 /// Compiles and runs the README's usage example, so it stays true.
 #[cfg(doctest)]

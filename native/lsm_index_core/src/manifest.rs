@@ -19,11 +19,11 @@
 //! does not parse or verify is an error (a rename is atomic, so it cannot be half written), and
 //! leftover `*.tmp` files are removed.
 
-use crate::error::{Error, Result};
+use crate::durable::{self, io_error, CrashPoints};
+use crate::error::{Error, FileKind, Result};
 use crate::hash::HashSecret;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The manifest format this build writes and reads.
@@ -31,6 +31,11 @@ pub const FORMAT_VERSION: u32 = 1;
 
 const PREFIX: &str = "MANIFEST-";
 const SUFFIX: &str = ".json";
+/// Where a crash test can stop an install (see `failpoint`).
+const CRASH_POINTS: CrashPoints = CrashPoints {
+    written: "manifest:tmp_written",
+    renamed: "manifest:renamed",
+};
 
 /// What a persistent index consists of at one generation.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
@@ -114,7 +119,7 @@ impl Manifest {
 
     /// The file name of generation `generation`.
     pub fn file_name(generation: u64) -> String {
-        format!("{PREFIX}{generation:016x}{SUFFIX}")
+        durable::numbered_name(PREFIX, generation, SUFFIX)
     }
 
     /// Encodes this manifest (envelope with format version and checksum).
@@ -136,8 +141,9 @@ impl Manifest {
             .map_err(|e| corrupt(what, &format!("not a manifest: {e}")))?;
         if envelope.format_version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
+                file: FileKind::Manifest,
                 what: what.to_string(),
-                version: envelope.format_version.min(u32::from(u16::MAX)) as u16,
+                version: envelope.format_version,
             });
         }
         let body_bytes =
@@ -145,6 +151,7 @@ impl Manifest {
         let got = crc32c::crc32c(&body_bytes);
         if got != envelope.crc32c {
             return Err(Error::ChecksumMismatch {
+                file: FileKind::Manifest,
                 what: what.to_string(),
                 expected: envelope.crc32c,
                 got,
@@ -196,14 +203,8 @@ pub fn segment_file(lane: usize, id: u64) -> String {
 /// Installs `m` in `dir` atomically (temp file, fsync, rename, fsync of the directory).
 pub fn install(dir: &Path, m: &Manifest) -> Result<()> {
     let bytes = m.encode()?;
-    let name = Manifest::file_name(m.generation);
-    let tmp = dir.join(format!("{name}.tmp"));
-    let dest = dir.join(&name);
-    write_durably(&tmp, &bytes)?;
-    crate::failpoint::hit("manifest:tmp_written");
-    fs::rename(&tmp, &dest).map_err(|e| io_error(&dest, "rename", &e))?;
-    crate::failpoint::hit("manifest:renamed");
-    sync_dir(dir)
+    let dest = dir.join(Manifest::file_name(m.generation));
+    durable::write_atomically(&dest, &bytes, FileKind::Manifest, CRASH_POINTS)
 }
 
 /// The newest manifest in `dir`, or `None` when there is none.
@@ -211,7 +212,7 @@ pub fn load_latest(dir: &Path) -> Result<Option<Manifest>> {
     let Some((generation, path)) = manifests(dir)?.into_iter().max() else {
         return Ok(None);
     };
-    let bytes = fs::read(&path).map_err(|e| io_error(&path, "read", &e))?;
+    let bytes = fs::read(&path).map_err(|e| io_error(FileKind::Manifest, &path, "read", &e))?;
     let m = Manifest::decode(&bytes, &path.display().to_string())?;
     if m.generation != generation {
         return Err(corrupt(
@@ -224,53 +225,12 @@ pub fn load_latest(dir: &Path) -> Result<Option<Manifest>> {
 
 /// Every `MANIFEST-*.json` in `dir` with its generation.
 pub fn manifests(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    numbered_files(dir, PREFIX, SUFFIX)
-}
-
-/// Every file of `dir` named `<prefix><hex number><suffix>`, with its number, sorted.
-pub fn numbered_files(dir: &Path, prefix: &str, suffix: &str) -> Result<Vec<(u64, PathBuf)>> {
-    let mut out = Vec::new();
-    for entry in fs::read_dir(dir).map_err(|e| io_error(dir, "list", &e))? {
-        let entry = entry.map_err(|e| io_error(dir, "list", &e))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let number = name
-            .strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix(suffix))
-            .and_then(|hex| u64::from_str_radix(hex, 16).ok());
-        if let Some(n) = number {
-            out.push((n, entry.path()));
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// Writes `bytes` to `path` and fsyncs it.
-pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut f = fs::File::create(path).map_err(|e| io_error(path, "create", &e))?;
-    f.write_all(bytes)
-        .map_err(|e| io_error(path, "write", &e))?;
-    f.sync_all().map_err(|e| io_error(path, "fsync", &e))
-}
-
-/// Fsyncs a directory, making renames and creations in it durable.
-pub fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| io_error(dir, "fsync directory", &e))
-}
-
-/// An `Error::Io` naming the file and the operation.
-pub fn io_error(path: &Path, op: &str, e: &std::io::Error) -> Error {
-    Error::Io {
-        what: format!("{op} {}", path.display()),
-        detail: e.to_string(),
-    }
+    durable::numbered_files(dir, PREFIX, SUFFIX)
 }
 
 fn corrupt(what: &str, detail: &str) -> Error {
     Error::Corrupt {
+        file: FileKind::Manifest,
         what: what.to_string(),
         detail: detail.to_string(),
     }

@@ -11,23 +11,27 @@
 //! mapping it read-only sound. Files no manifest refers to (a crash between writing a segment
 //! and installing the manifest, or before deleting obsolete ones) are deleted at open.
 
-#![allow(unsafe_code)]
-
-use crate::error::{Error, Result};
+use crate::durable::{self, io_error, sync_dir, CrashPoints, DirLock};
+use crate::error::{Error, FileKind, Result};
 use crate::failpoint;
-use crate::manifest::{self, io_error, Manifest, SegmentEntry};
-use crate::segment::Segment;
-use crate::version::Storage;
+use crate::manifest::{self, Manifest, SegmentEntry};
+use crate::segment::{Segment, Storage};
 use parking_lot::Mutex;
 use std::collections::HashSet;
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
+
+/// Where a crash test can stop a segment write (see `failpoint`).
+const SEGMENT_CRASH_POINTS: CrashPoints = CrashPoints {
+    written: "segment:written",
+    renamed: "segment:renamed",
+};
 
 /// An open index directory.
 pub struct Store {
     dir: PathBuf,
     /// Holds the flock; dropping it (or `release`) unlocks the directory.
-    lock: Mutex<Option<File>>,
+    lock: Mutex<Option<DirLock>>,
     /// The latest installed manifest; installs are serialized by this lock.
     current: Mutex<Manifest>,
 }
@@ -37,28 +41,14 @@ impl Store {
     /// `fresh()` installed as generation 1. Leftover temp files and unreferenced segment
     /// files are removed.
     pub fn open(dir: &Path, fresh: impl FnOnce() -> Manifest) -> Result<(Store, Manifest)> {
-        fs::create_dir_all(dir).map_err(|e| io_error(dir, "create directory", &e))?;
-        let lock_path = dir.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| io_error(&lock_path, "open", &e))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                return Err(Error::Locked {
-                    path: dir.display().to_string(),
-                })
-            }
-            Err(fs::TryLockError::Error(e)) => return Err(io_error(&lock_path, "lock", &e)),
-        }
+        fs::create_dir_all(dir).map_err(|e| io_error(FileKind::Directory, dir, "create", &e))?;
+        let lock = DirLock::acquire(dir)?;
         let m = match manifest::load_latest(dir)? {
             Some(m) => m,
             None if has_data(dir)? => {
                 // never start afresh over data: that would delete it as leftovers
                 return Err(Error::Corrupt {
+                    file: FileKind::Directory,
                     what: dir.display().to_string(),
                     detail: "no manifest, but segment or log files are present".into(),
                 });
@@ -89,24 +79,21 @@ impl Store {
         let rel = manifest::segment_file(lane, id);
         let path = self.dir.join(&rel);
         let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(|e| io_error(&parent, "create directory", &e))?;
-        let tmp = path.with_extension("seg.tmp");
-        manifest::write_durably(&tmp, bytes)?;
-        failpoint::hit("segment:written");
-        fs::rename(&tmp, &path).map_err(|e| io_error(&path, "rename", &e))?;
-        failpoint::hit("segment:renamed");
-        manifest::sync_dir(&parent)?;
-        map(&path)
+        fs::create_dir_all(&parent)
+            .map_err(|e| io_error(FileKind::Directory, &parent, "create", &e))?;
+        durable::write_atomically(&path, bytes, FileKind::Segment, SEGMENT_CRASH_POINTS)?;
+        Storage::map(&path)
     }
 
     /// Maps the file of `entry` and opens it as a segment, checking it is the file the
     /// manifest recorded; `verify` also checks every section checksum (reads every byte).
     pub fn open_segment(&self, entry: &SegmentEntry, verify: bool) -> Result<Segment<Storage>> {
         let path = self.dir.join(&entry.file);
-        let storage = map(&path)?;
+        let storage = Storage::map(&path)?;
         let what = path.display().to_string();
         if storage.as_ref().len() as u64 != entry.bytes {
             return Err(Error::Corrupt {
+                file: FileKind::Segment,
                 what,
                 detail: format!(
                     "{} bytes, the manifest says {}",
@@ -122,6 +109,7 @@ impl Store {
             || info.level != entry.level
         {
             return Err(Error::Corrupt {
+                file: FileKind::Segment,
                 what,
                 detail: "not the segment the manifest recorded (header differs)".into(),
             });
@@ -169,25 +157,30 @@ impl Store {
         let current = self.current.lock();
         if dest.exists()
             && fs::read_dir(dest)
-                .map_err(|e| io_error(dest, "list", &e))?
+                .map_err(|e| io_error(FileKind::Directory, dest, "list", &e))?
                 .next()
                 .is_some()
         {
             return Err(Error::Io {
-                what: format!("backup to {}", dest.display()),
-                detail: "destination exists and is not empty".into(),
+                file: FileKind::Directory,
+                path: dest.display().to_string(),
+                op: "back up to",
+                kind: std::io::ErrorKind::DirectoryNotEmpty,
+                message: "destination exists and is not empty".into(),
             });
         }
         sync_log()?;
-        fs::create_dir_all(dest).map_err(|e| io_error(dest, "create directory", &e))?;
+        let create = |d: &Path| {
+            fs::create_dir_all(d).map_err(|e| io_error(FileKind::Directory, d, "create", &e))
+        };
+        create(dest)?;
         for lane in 0..current.lanes as usize {
-            let d = dest.join(format!("segments/lane-{lane}"));
-            fs::create_dir_all(&d).map_err(|e| io_error(&d, "create directory", &e))?;
+            create(&dest.join(format!("segments/lane-{lane}")))?;
         }
         for s in current.lane_state.iter().flat_map(|l| &l.segments) {
             let (from, to) = (self.dir.join(&s.file), dest.join(&s.file));
             if fs::hard_link(&from, &to).is_err() {
-                fs::copy(&from, &to).map_err(|e| io_error(&from, "copy", &e))?;
+                fs::copy(&from, &to).map_err(|e| io_error(FileKind::Segment, &from, "copy", &e))?;
             }
         }
         for (_, path) in crate::wal::files(&self.dir)? {
@@ -198,13 +191,13 @@ impl Store {
                 Ok(_) => {}
                 // deleted after an earlier install: the manifest held here covers it
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io_error(&path, "copy", &e)),
+                Err(e) => return Err(io_error(FileKind::Wal, &path, "copy", &e)),
             }
         }
         for lane in 0..current.lanes as usize {
-            manifest::sync_dir(&dest.join(format!("segments/lane-{lane}")))?;
+            sync_dir(&dest.join(format!("segments/lane-{lane}")))?;
         }
-        manifest::sync_dir(&dest.join("segments"))?;
+        sync_dir(&dest.join("segments"))?;
         manifest::install(dest, &current)
     }
 
@@ -237,7 +230,8 @@ impl Store {
             for file in read_dir(&lane_dir)? {
                 let is_segment = file.extension().is_some_and(|e| e == "seg" || e == "tmp");
                 if is_segment && !live.contains(&file) {
-                    fs::remove_file(&file).map_err(|e| io_error(&file, "remove", &e))?;
+                    fs::remove_file(&file)
+                        .map_err(|e| io_error(FileKind::Segment, &file, "remove", &e))?;
                 }
             }
         }
@@ -273,7 +267,9 @@ fn has_data(dir: &Path) -> Result<bool> {
 fn remove_tmp(dir: &Path) -> Result<()> {
     for path in read_dir(dir)? {
         if path.extension().is_some_and(|e| e == "tmp") {
-            fs::remove_file(&path).map_err(|e| io_error(&path, "remove", &e))?;
+            // only a manifest install leaves temp files in the directory itself
+            fs::remove_file(&path)
+                .map_err(|e| io_error(FileKind::Manifest, &path, "remove", &e))?;
         }
     }
     Ok(())
@@ -282,19 +278,5 @@ fn remove_tmp(dir: &Path) -> Result<()> {
 fn read_dir(dir: &Path) -> Result<Vec<PathBuf>> {
     fs::read_dir(dir)
         .and_then(|rd| rd.map(|e| e.map(|e| e.path())).collect())
-        .map_err(|e| io_error(dir, "list", &e))
-}
-
-/// Maps `path` read-only.
-fn map(path: &Path) -> Result<Storage> {
-    let file = File::open(path).map_err(|e| io_error(path, "open", &e))?;
-    // SAFETY: `Mmap::map` is unsafe because the file could change while mapped. Segment
-    // files are immutable once renamed into place (written under a temp name, fsynced,
-    // renamed, never opened for writing again) and the directory lock keeps other lsm_index
-    // processes out. Every offset read from the map is validated against its length by
-    // `Segment::open`, so bytes changed behind our back can only give wrong answers, like any
-    // corruption; truncating a mapped file from outside (SIGBUS) is outside the trust model
-    // documented in DESIGN.md.
-    let mmap = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| io_error(path, "mmap", &e))?;
-    Ok(Storage::Mmap(mmap))
+        .map_err(|e| io_error(FileKind::Directory, dir, "list", &e))
 }

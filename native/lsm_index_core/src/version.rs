@@ -1,27 +1,8 @@
 //! A lane's immutable list of segments; readers use it while compaction builds the next.
 
 use crate::compaction::strategy::{LaneShape, SegmentShape};
-use crate::segment::Segment;
+use crate::segment::{Segment, Storage};
 use std::sync::Arc;
-
-/// Bytes a segment lives in: the heap for an in-memory index, a read-only memory map of its
-/// file for a persistent one (read in place, paged in on demand).
-pub enum Storage {
-    /// An owned buffer.
-    Heap(Vec<u8>),
-    /// A mapped segment file (never modified once written; see `store`).
-    Mmap(memmap2::Mmap),
-}
-
-impl AsRef<[u8]> for Storage {
-    #[inline]
-    fn as_ref(&self) -> &[u8] {
-        match self {
-            Storage::Heap(v) => v,
-            Storage::Mmap(m) => m,
-        }
-    }
-}
 
 /// A segment with its index-wide id (its file name once segments persist).
 pub struct SegmentRef {

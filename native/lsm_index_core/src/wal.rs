@@ -16,6 +16,7 @@
 //!           │ len u32 (=13)│ crc32c u32   │ seq u64      │ payload (len bytes)     │
 //!           └──────────────┴──────────────┴──────────────┴─────────────────────────┘
 //!         crc32c covers seq and payload; all integers little-endian
+//!         (the `durable::frame` codec with the seq as its 8-byte prefix)
 //! payload:  op u8 (1 add, 2 remove, 3 drop) │ handle u32 │ key fingerprint u64 (0 for drop)
 //! ```
 //!
@@ -26,17 +27,25 @@
 //! an incomplete frame at the end of the newest file (a torn tail) is cut off; a complete
 //! frame whose checksum fails, anywhere, is an error.
 
-use crate::error::{Error, Result};
-use crate::manifest::{io_error, sync_dir};
+use crate::durable::{self, io_error, sync_dir, Framing};
+use crate::error::{Error, FileKind, Result};
 use parking_lot::Mutex;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-const FRAME_HEADER: usize = 16;
 const PAYLOAD: usize = 13;
-const FRAME: usize = FRAME_HEADER + PAYLOAD;
+/// Frames: the sequence number is the checksummed prefix, the payload always 13 bytes.
+const FRAMING: Framing = Framing {
+    prefix: 8,
+    min_payload: PAYLOAD,
+    max_payload: PAYLOAD,
+};
+#[cfg(test)]
+const FRAME: usize = FRAMING.encoded_len(PAYLOAD);
 const MAGIC: &[u8; 8] = b"LSMIXWAL";
+const PREFIX: &str = "wal-";
+const SUFFIX: &str = ".log";
 const VERSION: u32 = 1;
 /// Bytes of a log file's header.
 pub const FILE_HEADER: usize = 24;
@@ -76,14 +85,11 @@ impl Record {
             Record::Remove { fp, handle } => (2, handle, fp),
             Record::Drop { handle } => (3, handle, 0),
         };
-        let mut body = [0u8; 8 + PAYLOAD];
-        body[..8].copy_from_slice(&seq.to_le_bytes());
-        body[8] = op;
-        body[9..13].copy_from_slice(&handle.to_le_bytes());
-        body[13..21].copy_from_slice(&fp.to_le_bytes());
-        out.extend_from_slice(&(PAYLOAD as u32).to_le_bytes());
-        out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-        out.extend_from_slice(&body);
+        let mut payload = [0u8; PAYLOAD];
+        payload[0] = op;
+        payload[1..5].copy_from_slice(&handle.to_le_bytes());
+        payload[5..13].copy_from_slice(&fp.to_le_bytes());
+        FRAMING.encode(&seq.to_le_bytes(), &payload, out);
     }
 
     fn decode(payload: &[u8]) -> Option<Record> {
@@ -150,12 +156,12 @@ pub struct Wal {
 
 /// The path of the log file starting at `first_seq`.
 pub fn file_name(first_seq: u64) -> String {
-    format!("wal-{first_seq:016x}.log")
+    durable::numbered_name(PREFIX, first_seq, SUFFIX)
 }
 
 /// Every log file in `dir`, oldest first.
 pub fn files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
-    crate::manifest::numbered_files(dir, "wal-", ".log")
+    durable::numbered_files(dir, PREFIX, SUFFIX)
 }
 
 /// Reads every frame of the logs in `dir`, oldest first, calling `apply(seq, record)`. A torn
@@ -185,7 +191,7 @@ fn scan(
     let logs = files(dir)?;
     for (i, (_, path)) in logs.iter().enumerate() {
         let newest = i + 1 == logs.len();
-        let bytes = fs::read(path).map_err(|e| io_error(path, "read", &e))?;
+        let bytes = fs::read(path).map_err(|e| io_error(FileKind::Wal, path, "read", &e))?;
         let what = path.display().to_string();
         if bytes.len() < FILE_HEADER && newest {
             // created, then the process died before its header was durable: holds nothing
@@ -194,6 +200,7 @@ fn scan(
         let prev = header_prev(&bytes, &what)?;
         if i > 0 && prev != logs[i - 1].0 {
             return Err(Error::Corrupt {
+                file: FileKind::Wal,
                 what,
                 detail: format!(
                     "follows the log starting at seq {prev}, but the previous file starts at {}: \
@@ -202,43 +209,26 @@ fn scan(
                 ),
             });
         }
-        let mut at = FILE_HEADER;
-        while at < bytes.len() {
-            let rest = &bytes[at..];
-            if rest.len() < FRAME {
-                if newest && repair {
-                    truncate(path, at as u64)?;
-                    break;
-                }
-                return Err(Error::Corrupt {
-                    what,
-                    detail: format!("incomplete frame at byte {at} (a torn tail if newest)"),
-                });
-            }
-            let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-            let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
-            if len != PAYLOAD {
-                return Err(Error::Corrupt {
-                    what,
-                    detail: format!("frame at byte {at} has length {len}"),
-                });
-            }
-            let body = &rest[8..FRAME];
-            let got = crc32c::crc32c(body);
-            if got != crc {
-                return Err(Error::ChecksumMismatch {
-                    what: format!("{what} frame at byte {at}"),
-                    expected: crc,
-                    got,
-                });
-            }
-            let seq = u64::from_le_bytes(body[..8].try_into().unwrap_or_default());
-            let record = Record::decode(&body[8..]).ok_or_else(|| Error::Corrupt {
+        let mut frames = FRAMING.read(&bytes, FILE_HEADER, FileKind::Wal, &what);
+        for frame in &mut frames {
+            let frame = frame?;
+            let seq = u64::from_le_bytes(frame.prefix.try_into().unwrap_or_default());
+            let record = Record::decode(frame.payload).ok_or_else(|| Error::Corrupt {
+                file: FileKind::Wal,
                 what: what.clone(),
-                detail: format!("unknown operation in frame at byte {at}"),
+                detail: format!("unknown operation in frame at byte {}", frame.at),
             })?;
             apply(seq, record)?;
-            at += FRAME;
+        }
+        let (torn, end) = (frames.torn(), frames.end());
+        if torn && newest && repair {
+            durable::truncate(FileKind::Wal, path, end as u64)?;
+        } else if torn {
+            return Err(Error::Corrupt {
+                file: FileKind::Wal,
+                what,
+                detail: format!("incomplete frame at byte {end} (a torn tail if newest)"),
+            });
         }
     }
     Ok(logs)
@@ -250,7 +240,7 @@ pub fn oldest_link(dir: &Path) -> Result<Option<(u64, u64)>> {
     let Some((first, path)) = files(dir)?.into_iter().next() else {
         return Ok(None);
     };
-    let bytes = fs::read(&path).map_err(|e| io_error(&path, "read", &e))?;
+    let bytes = fs::read(&path).map_err(|e| io_error(FileKind::Wal, &path, "read", &e))?;
     if bytes.len() < FILE_HEADER {
         return Ok(None);
     }
@@ -262,6 +252,7 @@ pub fn oldest_link(dir: &Path) -> Result<Option<(u64, u64)>> {
 
 fn header_prev(bytes: &[u8], what: &str) -> Result<u64> {
     let corrupt = |detail: &str| Error::Corrupt {
+        file: FileKind::Wal,
         what: what.to_string(),
         detail: detail.to_string(),
     };
@@ -269,12 +260,16 @@ fn header_prev(bytes: &[u8], what: &str) -> Result<u64> {
         .get(..FILE_HEADER)
         .ok_or_else(|| corrupt("shorter than a log header"))?;
     if &h[..8] != MAGIC {
-        return Err(corrupt("not a log file (bad magic bytes)"));
+        return Err(Error::BadMagic {
+            file: FileKind::Wal,
+            what: what.to_string(),
+        });
     }
     let expected = u32::from_le_bytes([h[20], h[21], h[22], h[23]]);
     let got = crc32c::crc32c(&h[..20]);
     if expected != got {
         return Err(Error::ChecksumMismatch {
+            file: FileKind::Wal,
             what: format!("{what} header"),
             expected,
             got,
@@ -283,22 +278,14 @@ fn header_prev(bytes: &[u8], what: &str) -> Result<u64> {
     let version = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
     if version != VERSION {
         return Err(Error::UnsupportedVersion {
+            file: FileKind::Wal,
             what: what.to_string(),
-            version: version.min(u32::from(u16::MAX)) as u16,
+            version,
         });
     }
     let mut prev = [0u8; 8];
     prev.copy_from_slice(&h[12..20]);
     Ok(u64::from_le_bytes(prev))
-}
-
-fn truncate(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| io_error(path, "open", &e))?;
-    f.set_len(len).map_err(|e| io_error(path, "truncate", &e))?;
-    f.sync_all().map_err(|e| io_error(path, "fsync", &e))
 }
 
 impl Wal {
@@ -364,14 +351,14 @@ impl Wal {
         if !bytes.is_empty() {
             io.file
                 .write_all(&bytes)
-                .map_err(|e| io_error(&path, "write", &e))?;
+                .map_err(|e| io_error(FileKind::Wal, &path, "write", &e))?;
             io.size += bytes.len() as u64;
         }
         crate::failpoint::hit("wal:written");
         if durable && self.mode != SyncMode::None {
             io.file
                 .sync_data()
-                .map_err(|e| io_error(&path, "fsync", &e))?;
+                .map_err(|e| io_error(FileKind::Wal, &path, "fsync", &e))?;
         }
         io.synced_seq = io.synced_seq.max(last);
         if io.size >= FILE_LIMIT {
@@ -379,7 +366,8 @@ impl Wal {
             let first = io.synced_seq + 1;
             let file = new_file(&self.dir, first, io.first_seq)?;
             let old = std::mem::replace(&mut io.file, file);
-            old.sync_all().map_err(|e| io_error(&path, "fsync", &e))?;
+            old.sync_all()
+                .map_err(|e| io_error(FileKind::Wal, &path, "fsync", &e))?;
             let old_first = std::mem::replace(&mut io.first_seq, first);
             io.older.push((old_first, path));
             io.size = 0;
@@ -427,23 +415,24 @@ fn new_file(dir: &Path, first_seq: u64, prev: u64) -> Result<File> {
         .create(true)
         .append(true)
         .open(&path)
-        .map_err(|e| io_error(&path, "create", &e))?;
+        .map_err(|e| io_error(FileKind::Wal, &path, "create", &e))?;
     let len = file
         .metadata()
-        .map_err(|e| io_error(&path, "stat", &e))?
+        .map_err(|e| io_error(FileKind::Wal, &path, "stat", &e))?
         .len();
     if len < FILE_HEADER as u64 {
         // new (or torn before its header was durable: nothing in it counts)
         file.set_len(0)
-            .map_err(|e| io_error(&path, "truncate", &e))?;
+            .map_err(|e| io_error(FileKind::Wal, &path, "truncate", &e))?;
         let mut h = Vec::with_capacity(FILE_HEADER);
         h.extend_from_slice(MAGIC);
         h.extend_from_slice(&VERSION.to_le_bytes());
         h.extend_from_slice(&prev.to_le_bytes());
         h.extend_from_slice(&crc32c::crc32c(&h).to_le_bytes());
         file.write_all(&h)
-            .map_err(|e| io_error(&path, "write", &e))?;
-        file.sync_all().map_err(|e| io_error(&path, "fsync", &e))?;
+            .map_err(|e| io_error(FileKind::Wal, &path, "write", &e))?;
+        file.sync_all()
+            .map_err(|e| io_error(FileKind::Wal, &path, "fsync", &e))?;
     }
     sync_dir(dir)?;
     Ok(file)
@@ -460,6 +449,26 @@ mod tests {
             Ok(())
         })?;
         Ok(out)
+    }
+
+    #[test]
+    fn a_frame_is_the_documented_29_bytes() {
+        let mut out = Vec::new();
+        let (seq, handle, fp) = (
+            0x1122_3344_5566_7788u64,
+            0x0a0b_0c0du32,
+            0x0102_0304_0506_0708,
+        );
+        Record::Remove { fp, handle }.encode(seq, &mut out);
+        let mut body = seq.to_le_bytes().to_vec();
+        body.push(2);
+        body.extend_from_slice(&handle.to_le_bytes());
+        body.extend_from_slice(&fp.to_le_bytes());
+        let mut expected = 13u32.to_le_bytes().to_vec();
+        expected.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+        expected.extend_from_slice(&body);
+        assert_eq!(out, expected);
+        assert_eq!(out.len(), FRAME);
     }
 
     #[test]

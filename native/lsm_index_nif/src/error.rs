@@ -8,7 +8,7 @@
 //! answers it, and the Elixir caller always retries through the blocking (dirty) variant,
 //! which never answers it.
 
-use lsm_index_core::{Error, Overload};
+use lsm_index_core::{Error, FileKind, Overload};
 use rustler::{Encoder, Env, Term};
 
 mod atoms {
@@ -43,15 +43,24 @@ pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
             let invalid = (atoms::invalid_where(), *position, reason.as_str());
             return (atoms::error(), invalid).encode(env);
         }
-        Error::InvalidConfig { .. } => atoms::invalid_config(),
+        Error::InvalidConfig { .. }
+        | Error::InvalidColumns { .. }
+        | Error::TableMismatch { .. }
+        | Error::ColumnCount { .. }
+        | Error::NotPersistent { .. } => atoms::invalid_config(),
+        // the router's contract: every damaged shape catalog is `:corrupt`
         Error::Corrupt { .. }
         | Error::BadMagic { .. }
         | Error::UnsupportedVersion { .. }
-        | Error::SeedMismatch { .. } => atoms::corrupt(),
+        | Error::SeedMismatch { .. }
+        | Error::ChecksumMismatch {
+            file: FileKind::Catalog,
+            ..
+        } => atoms::corrupt(),
         Error::ChecksumMismatch { .. } => atoms::checksum_mismatch(),
         Error::TooLarge { .. } => atoms::too_large(),
         Error::MphBuild { .. } => atoms::mph_build(),
-        Error::Io { .. } => atoms::io(),
+        Error::Io { .. } | Error::ThreadSpawn { .. } => atoms::io(),
         Error::Poisoned { .. } => atoms::poisoned(),
         Error::Closed => atoms::closed(),
         _ => atoms::internal(),

@@ -8,8 +8,8 @@ use crate::compaction::strategy::{output_level, Choice, Full, Strategy};
 use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::lane::{request, Lane};
-use crate::segment::{Segment, WriteOptions};
-use crate::version::{SegmentRef, Storage};
+use crate::segment::{Segment, Storage, WriteOptions};
+use crate::version::SegmentRef;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 

@@ -35,9 +35,8 @@ impl Index {
     pub fn backup(&self, dest: &Path) -> Result<()> {
         self.check_open()?;
         let Some(store) = &self.store else {
-            return Err(Error::InvalidConfig {
-                option: "backup",
-                reason: "an in-memory index has no files to back up".into(),
+            return Err(Error::NotPersistent {
+                operation: "backup",
             });
         };
         store.backup(dest, || match &self.wal {

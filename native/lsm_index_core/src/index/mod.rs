@@ -115,9 +115,10 @@ impl Index {
             Some(n) => Workers::new(n),
             None => Workers::shared(),
         }
-        .map_err(|e| Error::Io {
-            what: "compaction pool".into(),
-            detail: format!("cannot start worker threads: {e}"),
+        .map_err(|e| Error::ThreadSpawn {
+            what: "compaction pool",
+            kind: e.kind(),
+            message: e.to_string(),
         })?;
         Ok(Index {
             seed_id: hasher.seed_id(),

@@ -3,7 +3,7 @@
 
 use super::write::Edit;
 use super::{Config, Index};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
 use crate::manifest::Manifest;
 use crate::store::Store;
@@ -33,6 +33,7 @@ impl Index {
         let mut index = Index::build(config)?;
         if index.seed_id != m.seed_id {
             return Err(Error::Corrupt {
+                file: FileKind::Manifest,
                 what: store.dir().display().to_string(),
                 detail: "the manifest's seed id does not match its secret".into(),
             });
@@ -75,6 +76,7 @@ impl Index {
         if let Some((first, prev)) = wal::oldest_link(store.dir())? {
             if prev != 0 && first > covered {
                 return Err(Error::Corrupt {
+                    file: FileKind::Wal,
                     what: store.dir().display().to_string(),
                     detail: format!(
                         "the log before seq {first} is missing but the manifest covers only \

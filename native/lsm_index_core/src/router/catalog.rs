@@ -5,17 +5,18 @@
 //! <dir>/LOCK         flock'ed while a router has the directory open
 //! <dir>/shapes.log   "LSMSHAPE" | version u32 LE | record*
 //! record             len u32 LE | crc32c(payload) u32 LE | payload (len bytes)
+//!                    (the `durable::frame` codec with no prefix)
 //! payload            kind u8 (0 table, 1 add, 2 remove) | shape id u32 LE | text
 //! ```
 //!
 //! The first record (kind 0) names the table's columns (`name\ttype\n` each); a router opened
 //! with other columns is refused. An add's text is the WHERE clause. At open, an incomplete
-//! last record (a crash mid-append) is cut off; a complete record with a bad checksum is
-//! corruption. When dead records outnumber live shapes the file is rewritten (temp file,
-//! fsync, rename, directory fsync).
+//! last record (a crash mid-append) is cut off; a complete record with a bad checksum is an
+//! error (`ChecksumMismatch`), never skipped. When dead records outnumber live shapes the
+//! file is rewritten (temp file, fsync, rename, directory fsync).
 
-use crate::error::{Error, Result};
-use crate::manifest::{io_error, sync_dir};
+use crate::durable::{self, io_error, CrashPoints, DirLock, Framing};
+use crate::error::{Error, FileKind, Result};
 use crate::predicate::ColumnType;
 use crate::wal::SyncMode;
 use std::collections::BTreeMap;
@@ -27,8 +28,18 @@ const MAGIC: &[u8; 8] = b"LSMSHAPE";
 const VERSION: u32 = 1;
 const HEADER: usize = 12;
 const FILE: &str = "shapes.log";
-/// Longest payload accepted when reading (a 1 MiB clause plus its id and kind).
-const MAX_PAYLOAD: usize = (1 << 20) + 5;
+/// Records: no prefix; a payload holds at least its kind and id, and at most a 1 MiB clause
+/// besides.
+const FRAMING: Framing = Framing {
+    prefix: 0,
+    min_payload: 5,
+    max_payload: (1 << 20) + 5,
+};
+/// Where a crash test can stop a rewrite (see `failpoint`).
+const CRASH_POINTS: CrashPoints = CrashPoints {
+    written: "catalog:tmp_written",
+    renamed: "catalog:renamed",
+};
 
 const TABLE: u8 = 0;
 const ADD: u8 = 1;
@@ -39,7 +50,7 @@ pub struct Catalog {
     path: PathBuf,
     file: File,
     /// Holds the directory's flock.
-    _lock: File,
+    _lock: DirLock,
     sync: SyncMode,
     /// A failed append may have left a partial record: no more appends.
     failed: bool,
@@ -56,8 +67,8 @@ impl Catalog {
         columns: &[(String, ColumnType)],
         sync: SyncMode,
     ) -> Result<(Catalog, Shapes)> {
-        fs::create_dir_all(dir).map_err(|e| io_error(dir, "create directory", &e))?;
-        let lock = lock(dir)?;
+        fs::create_dir_all(dir).map_err(|e| io_error(FileKind::Directory, dir, "create", &e))?;
+        let lock = DirLock::acquire(dir)?;
         let path = dir.join(FILE);
         let table = table_text(columns);
         let mut shapes = Shapes::new();
@@ -65,21 +76,21 @@ impl Catalog {
             Ok(bytes) => {
                 let (good, records) = read(&path, &bytes, &table, &mut shapes)?;
                 if good < bytes.len() {
-                    cut(&path, good)?;
+                    durable::truncate(FileKind::Catalog, &path, good as u64)?;
                 }
                 if records > 2 * shapes.len() + 1024 {
-                    rewrite(dir, &path, &table, &shapes)?;
+                    rewrite(&path, &table, &shapes)?;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                rewrite(dir, &path, &table, &shapes)?;
+                rewrite(&path, &table, &shapes)?;
             }
-            Err(e) => return Err(io_error(&path, "read", &e)),
+            Err(e) => return Err(io_error(FileKind::Catalog, &path, "read", &e)),
         }
         let file = File::options()
             .append(true)
             .open(&path)
-            .map_err(|e| io_error(&path, "open", &e))?;
+            .map_err(|e| io_error(FileKind::Catalog, &path, "open", &e))?;
         Ok((
             Catalog {
                 path,
@@ -106,7 +117,7 @@ impl Catalog {
     pub fn sync(&mut self) -> Result<()> {
         self.file
             .sync_data()
-            .map_err(|e| io_error(&self.path, "fsync", &e))
+            .map_err(|e| io_error(FileKind::Catalog, &self.path, "fsync", &e))
     }
 
     fn append(&mut self, kind: u8, id: u32, text: &[u8]) -> Result<()> {
@@ -119,7 +130,7 @@ impl Catalog {
         let written = self
             .file
             .write_all(&rec)
-            .map_err(|e| io_error(&self.path, "write", &e))
+            .map_err(|e| io_error(FileKind::Catalog, &self.path, "write", &e))
             .and_then(|()| match self.sync {
                 SyncMode::Always => self.sync(),
                 SyncMode::Flush | SyncMode::None => Ok(()),
@@ -139,23 +150,6 @@ pub fn decode(bytes: &[u8], columns: &[(String, ColumnType)]) -> Result<Shapes> 
     Ok(shapes)
 }
 
-fn lock(dir: &Path) -> Result<File> {
-    let path = dir.join("LOCK");
-    let lock = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| io_error(&path, "open", &e))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(fs::TryLockError::WouldBlock) => Err(Error::Locked {
-            path: dir.display().to_string(),
-        }),
-        Err(fs::TryLockError::Error(e)) => Err(io_error(&path, "lock", &e)),
-    }
-}
-
 fn table_text(columns: &[(String, ColumnType)]) -> String {
     columns
         .iter()
@@ -168,55 +162,53 @@ fn record(kind: u8, id: u32, text: &[u8]) -> Vec<u8> {
     payload.push(kind);
     payload.extend_from_slice(&id.to_le_bytes());
     payload.extend_from_slice(text);
-    let mut rec = Vec::with_capacity(8 + payload.len());
-    rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    rec.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-    rec.extend_from_slice(&payload);
+    let mut rec = Vec::with_capacity(FRAMING.encoded_len(payload.len()));
+    FRAMING.encode(&[], &payload, &mut rec);
     rec
 }
 
 /// Replays `bytes` into `shapes`: (bytes that are whole records, records read).
 fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(usize, usize)> {
+    let what = path.display().to_string();
     let corrupt = |detail: String| Error::Corrupt {
-        what: path.display().to_string(),
+        file: FileKind::Catalog,
+        what: what.clone(),
         detail,
     };
-    if bytes.len() < HEADER || &bytes[..8] != MAGIC {
-        return Err(corrupt("not a shape catalog (bad magic)".into()));
+    match bytes.get(..HEADER) {
+        Some(h) if &h[..8] == MAGIC => {}
+        None if bytes.starts_with(MAGIC) => {
+            return Err(corrupt("shorter than the catalog header".into()))
+        }
+        _ => {
+            return Err(Error::BadMagic {
+                file: FileKind::Catalog,
+                what,
+            })
+        }
     }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != VERSION {
         return Err(Error::UnsupportedVersion {
-            what: path.display().to_string(),
-            version: u16::try_from(version).unwrap_or(u16::MAX),
+            file: FileKind::Catalog,
+            what,
+            version,
         });
     }
-    let (mut at, mut records) = (HEADER, 0);
-    while let Some(head) = bytes.get(at..at + 8) {
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-        if !(5..=MAX_PAYLOAD).contains(&len) {
-            return Err(corrupt(format!("record at byte {at}: length {len}")));
-        }
-        let Some(payload) = bytes.get(at + 8..at + 8 + len) else {
-            break; // torn tail
-        };
-        if crc32c::crc32c(payload) != crc {
-            return Err(corrupt(format!("record at byte {at}: checksum mismatch")));
-        }
+    let mut frames = FRAMING.read(bytes, HEADER, FileKind::Catalog, &what);
+    let mut records = 0;
+    for frame in &mut frames {
+        let frame = frame?;
+        let (at, payload) = (frame.at, frame.payload);
         let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
         let text = std::str::from_utf8(&payload[5..])
             .map_err(|_| corrupt(format!("record at byte {at}: text is not UTF-8")))?;
         match (records, payload[0]) {
             (0, TABLE) if text == table => {}
             (0, TABLE) => {
-                return Err(Error::InvalidConfig {
-                    option: "columns",
-                    reason: format!(
-                        "the shape catalog {} belongs to a table with columns {:?}",
-                        path.display(),
-                        text.lines().collect::<Vec<_>>()
-                    ),
+                return Err(Error::TableMismatch {
+                    path: what.clone(),
+                    columns: text.lines().map(str::to_string).collect(),
                 })
             }
             (0, _) => return Err(corrupt("the first record does not name the table".into())),
@@ -228,28 +220,16 @@ fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(
             }
             (_, kind) => return Err(corrupt(format!("record at byte {at}: kind {kind}"))),
         }
-        at += 8 + len;
         records += 1;
     }
     if records == 0 {
         return Err(corrupt("the table record is missing".into()));
     }
-    Ok((at, records))
-}
-
-/// Cuts a torn last record off.
-fn cut(path: &Path, len: usize) -> Result<()> {
-    let f = File::options()
-        .write(true)
-        .open(path)
-        .map_err(|e| io_error(path, "open", &e))?;
-    f.set_len(len as u64)
-        .and_then(|()| f.sync_all())
-        .map_err(|e| io_error(path, "truncate", &e))
+    Ok((frames.end(), records))
 }
 
 /// Writes a catalog holding just `shapes`, atomically.
-fn rewrite(dir: &Path, path: &Path, table: &str, shapes: &Shapes) -> Result<()> {
+fn rewrite(path: &Path, table: &str, shapes: &Shapes) -> Result<()> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -257,10 +237,7 @@ fn rewrite(dir: &Path, path: &Path, table: &str, shapes: &Shapes) -> Result<()> 
     for (id, sql) in shapes {
         bytes.extend_from_slice(&record(ADD, *id, sql.as_bytes()));
     }
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    crate::manifest::write_durably(&tmp, &bytes)?;
-    fs::rename(&tmp, path).map_err(|e| io_error(path, "rename", &e))?;
-    sync_dir(dir)
+    durable::write_atomically(path, &bytes, FileKind::Catalog, CRASH_POINTS)
 }
 
 #[cfg(test)]
@@ -269,6 +246,18 @@ mod tests {
 
     fn cols() -> Vec<(String, ColumnType)> {
         vec![("a".into(), ColumnType::Int8)]
+    }
+
+    #[test]
+    fn a_record_is_length_checksum_payload() {
+        let rec = record(ADD, 0x0102_0304, b"a = 1");
+        let mut payload = vec![ADD];
+        payload.extend_from_slice(&0x0102_0304u32.to_le_bytes());
+        payload.extend_from_slice(b"a = 1");
+        let mut expected = (payload.len() as u32).to_le_bytes().to_vec();
+        expected.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+        expected.extend_from_slice(&payload);
+        assert_eq!(rec, expected);
     }
 
     #[test]
@@ -304,7 +293,7 @@ mod tests {
         let other = vec![("b".to_string(), ColumnType::Text)];
         assert!(matches!(
             Catalog::open(dir.path(), &other, SyncMode::Flush),
-            Err(Error::InvalidConfig { .. })
+            Err(Error::TableMismatch { .. })
         ));
         let path = dir.path().join(FILE);
         let mut bytes = fs::read(&path).unwrap();
@@ -313,7 +302,10 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
             Catalog::open(dir.path(), &cols(), SyncMode::Flush),
-            Err(Error::Corrupt { .. })
+            Err(Error::ChecksumMismatch {
+                file: FileKind::Catalog,
+                ..
+            })
         ));
     }
 

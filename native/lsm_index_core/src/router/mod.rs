@@ -97,14 +97,15 @@ impl Router {
     /// in-memory [`Index`] configured by `config`.
     pub fn new(columns: Vec<(String, ColumnType)>, config: Config) -> Result<Router> {
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
-            return Err(invalid(
-                "columns",
-                format!("a table has 1 to {MAX_COLUMNS} columns"),
-            ));
+            return Err(Error::InvalidColumns {
+                reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
+            });
         }
         let mut names = std::collections::HashSet::new();
         if let Some((name, _)) = columns.iter().find(|(name, _)| !names.insert(name)) {
-            return Err(invalid("columns", format!("column {name:?} appears twice")));
+            return Err(Error::InvalidColumns {
+                reason: format!("column {name:?} appears twice"),
+            });
         }
         Ok(Router {
             index: Index::new(config)?,
@@ -202,7 +203,3 @@ impl Router {
 }
 
 const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
-
-fn invalid(option: &'static str, reason: String) -> Error {
-    Error::InvalidConfig { option, reason }
-}

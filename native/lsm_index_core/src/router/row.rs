@@ -4,9 +4,8 @@
 //! change (text values keep their buffers).
 
 use super::bits::{bitset_words, set_bit, Bits};
-use super::invalid;
 use crate::predicate::{ColumnType, Value};
-use crate::Result;
+use crate::{Error, Result};
 use smallvec::SmallVec;
 
 /// One row of a change: per table column, its Postgres text, `None` for NULL or absent.
@@ -42,10 +41,10 @@ impl ParsedRow {
     ) -> Result<()> {
         let n = columns.len();
         if text.len() != n {
-            return Err(invalid(
-                "record",
-                format!("expected {n} columns, got {}", text.len()),
-            ));
+            return Err(Error::ColumnCount {
+                expected: n,
+                got: text.len(),
+            });
         }
         if self.values.len() != n {
             self.values = smallvec::smallvec![None; n];

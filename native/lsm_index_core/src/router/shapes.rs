@@ -8,7 +8,7 @@ use super::{Router, ShapeCounts};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::{compile, Program};
 use crate::predicate::parse;
-use crate::{Error, Result};
+use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -213,6 +213,7 @@ impl Router {
     ) -> Result<Prepared> {
         let load = |(id, sql): &(u32, String)| {
             let (shape, keys) = self.prepare(sql).map_err(|e| Error::Corrupt {
+                file: FileKind::Catalog,
                 what: dir.display().to_string(),
                 detail: format!("shape {id} of the catalog no longer loads: {e}"),
             })?;

@@ -33,9 +33,11 @@ pub mod mph;
 pub mod pool;
 pub mod prefilter;
 mod reader;
+mod storage;
 mod writer;
 
 pub use reader::{Probe, Segment};
+pub use storage::Storage;
 pub use writer::{SegmentWriter, WriteOptions, SMALL_SEGMENT_KEYS};
 
 /// First bytes of every segment.

@@ -4,7 +4,7 @@
 //! (BBHash). The kind is recorded in each segment so both stay readable whichever is the
 //! default. Every MPH maps *absent* keys to some slot too: the fingerprint array rejects them.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 
 /// Which MPH a segment was built with (stored as one byte in the segment header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -62,6 +62,7 @@ pub trait Mph: Sized {
 
 fn corrupt(kind: MphKind, detail: impl Into<String>) -> Error {
     Error::Corrupt {
+        file: FileKind::Segment,
         what: format!("{} section", kind.name()),
         detail: detail.into(),
     }

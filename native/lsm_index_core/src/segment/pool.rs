@@ -14,7 +14,7 @@
 //! ```
 //! Varints are LEB128: 7 bits per byte, least significant first, high bit = continuation.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 
 /// Flag bit of a value word that holds one handle inline.
 pub const INLINE_FLAG: u32 = 1 << 31;
@@ -110,6 +110,7 @@ pub fn read_list(pool: &[u8], offset: usize, out: &mut Vec<u32>) -> Result<()> {
     ok.ok_or_else(|| {
         out.truncate(start);
         Error::Corrupt {
+            file: FileKind::Segment,
             what: "segment pool".into(),
             detail: format!("bad handle list at offset {offset}"),
         }

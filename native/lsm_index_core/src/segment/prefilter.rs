@@ -7,7 +7,7 @@
 //! └─────────────────────────────────────────────────────────────────┘└──────────────────┘
 //! ```
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 use xorf::{BinaryFuse8, BinaryFuse8Ref, DmaSerializable, Filter, FilterRef};
 
 /// Bytes of the descriptor in front of the fingerprints.
@@ -33,6 +33,7 @@ pub fn write(keys: &[u64], out: &mut Vec<u8>) -> bool {
 /// [`contains`] can never index out of bounds.
 pub fn validate(section: &[u8]) -> Result<()> {
     let bad = |detail: &str| Error::Corrupt {
+        file: FileKind::Segment,
         what: "prefilter section".into(),
         detail: detail.into(),
     };

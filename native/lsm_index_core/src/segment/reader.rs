@@ -3,7 +3,7 @@
 use super::mph::{AnyMph, MphKind};
 use super::{pool, prefilter, Section, SegmentInfo, FILTER_BFUSE8, FILTER_NONE};
 use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC, RECORD_LEN};
-use crate::error::{Error, Result};
+use crate::error::{Error, FileKind, Result};
 use std::ops::Range;
 
 /// What a segment knows about a fingerprint.
@@ -75,6 +75,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
     pub fn open(bytes: B, what: &str, verify_checksums: bool) -> Result<Self> {
         let b = bytes.as_ref();
         let corrupt = |detail: String| Error::Corrupt {
+            file: FileKind::Segment,
             what: what.to_string(),
             detail,
         };
@@ -82,23 +83,31 @@ impl<B: AsRef<[u8]>> Segment<B> {
             return Err(if b.starts_with(MAGIC) || b.len() < MAGIC.len() {
                 corrupt(format!("{} bytes is shorter than the header", b.len()))
             } else {
-                Error::BadMagic { what: what.into() }
+                Error::BadMagic {
+                    file: FileKind::Segment,
+                    what: what.into(),
+                }
             });
         }
         if &b[..8] != MAGIC {
-            return Err(Error::BadMagic { what: what.into() });
+            return Err(Error::BadMagic {
+                file: FileKind::Segment,
+                what: what.into(),
+            });
         }
         let version = le_u16(b, 8);
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
+                file: FileKind::Segment,
                 what: what.into(),
-                version,
+                version: version.into(),
             });
         }
         let expected = le_u32(b, HEADER_CRC_AT);
         let got = crc32c::crc32c(&b[..HEADER_CRC_AT]);
         if expected != got {
             return Err(Error::ChecksumMismatch {
+                file: FileKind::Segment,
                 what: format!("{what} header"),
                 expected,
                 got,
@@ -137,6 +146,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
                 let got = crc32c::crc32c(&b[r.clone()]);
                 if expected != got {
                     return Err(Error::ChecksumMismatch {
+                        file: FileKind::Segment,
                         what: format!("{what} {} section", s.name()),
                         expected,
                         got,
