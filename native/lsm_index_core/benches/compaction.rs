@@ -5,7 +5,7 @@ use lsm_index_core::compaction::executor;
 use lsm_index_core::dead::DeadHandles;
 use lsm_index_core::overlay::{Entry, Overlay};
 use lsm_index_core::segment::mph::MphKind;
-use lsm_index_core::segment::{Segment, SegmentWriter, Storage, WriteOptions};
+use lsm_index_core::segment::{Segment, SegmentBytes, SegmentWriter, WriteOptions};
 use lsm_index_core::version::SegmentRef;
 use smallvec::smallvec;
 use std::sync::Arc;
@@ -34,7 +34,7 @@ fn segment(range: std::ops::Range<u64>, handle: u32, id: u64, mph: MphKind) -> A
         w.push(fp(i), &[handle]).expect("push");
     }
     let bytes = w.finish().expect("finish");
-    let segment = Segment::open(Storage::Heap(bytes), "bench", false).expect("open");
+    let segment = Segment::open(SegmentBytes::Heap(bytes), "bench", false).expect("open");
     Arc::new(SegmentRef { id, segment })
 }
 

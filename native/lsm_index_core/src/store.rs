@@ -15,7 +15,7 @@ use crate::durable::{self, io_error, sync_dir, CrashPoints, DirLock};
 use crate::error::{Error, FileKind, Result};
 use crate::failpoint;
 use crate::manifest::{self, Manifest, SegmentEntry};
-use crate::segment::{Segment, Storage};
+use crate::segment::{Segment, SegmentBytes};
 use parking_lot::Mutex;
 use std::collections::HashSet;
 use std::fs;
@@ -75,21 +75,25 @@ impl Store {
     }
 
     /// Writes a segment file durably and maps it.
-    pub fn write_segment(&self, lane: usize, id: u64, bytes: &[u8]) -> Result<Storage> {
+    pub fn write_segment(&self, lane: usize, id: u64, bytes: &[u8]) -> Result<SegmentBytes> {
         let rel = manifest::segment_file(lane, id);
         let path = self.dir.join(&rel);
         let parent = path.parent().unwrap_or(&self.dir).to_path_buf();
         fs::create_dir_all(&parent)
             .map_err(|e| io_error(FileKind::Directory, &parent, "create", &e))?;
         durable::write_atomically(&path, bytes, FileKind::Segment, SEGMENT_CRASH_POINTS)?;
-        Storage::map(&path)
+        SegmentBytes::map(&path)
     }
 
     /// Maps the file of `entry` and opens it as a segment, checking it is the file the
     /// manifest recorded; `verify` also checks every section checksum (reads every byte).
-    pub fn open_segment(&self, entry: &SegmentEntry, verify: bool) -> Result<Segment<Storage>> {
+    pub fn open_segment(
+        &self,
+        entry: &SegmentEntry,
+        verify: bool,
+    ) -> Result<Segment<SegmentBytes>> {
         let path = self.dir.join(&entry.file);
-        let storage = Storage::map(&path)?;
+        let storage = SegmentBytes::map(&path)?;
         let what = path.display().to_string();
         if storage.as_ref().len() as u64 != entry.bytes {
             return Err(Error::Corrupt {

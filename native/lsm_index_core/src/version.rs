@@ -1,7 +1,7 @@
 //! A lane's immutable list of segments; readers use it while compaction builds the next.
 
 use crate::compaction::strategy::{LaneShape, SegmentShape};
-use crate::segment::{Segment, Storage};
+use crate::segment::{Segment, SegmentBytes};
 use std::sync::Arc;
 
 /// A segment with its index-wide id (its file name once segments persist).
@@ -9,7 +9,7 @@ pub struct SegmentRef {
     /// Unique within an index, increasing with creation.
     pub id: u64,
     /// The open segment.
-    pub segment: Segment<Storage>,
+    pub segment: Segment<SegmentBytes>,
 }
 
 /// The segments of one lane, newest first. Never mutated: compaction installs a new one.

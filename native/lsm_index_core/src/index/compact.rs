@@ -8,7 +8,7 @@ use crate::compaction::strategy::{output_level, Choice, Full, Strategy};
 use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::lane::{request, Lane};
-use crate::segment::{Segment, Storage, WriteOptions};
+use crate::segment::{Segment, SegmentBytes, WriteOptions};
 use crate::version::SegmentRef;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -167,7 +167,7 @@ impl Index {
         let id = self.next_segment_id.fetch_add(1, Ordering::SeqCst);
         let storage = match &self.store {
             Some(store) => store.write_segment(lane, id, &bytes)?,
-            None => Storage::Heap(bytes),
+            None => SegmentBytes::Heap(bytes),
         };
         let segment = Segment::open(storage, &format!("segment {id}"), false)?;
         if segment.info().seed_id != self.seed_id {

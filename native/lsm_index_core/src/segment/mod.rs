@@ -29,15 +29,15 @@
 //! ```
 //! All integers are little-endian; every section starts at a multiple of 64 bytes.
 
+mod bytes;
 pub mod mph;
 pub mod pool;
 pub mod prefilter;
 mod reader;
-mod storage;
 mod writer;
 
+pub use bytes::SegmentBytes;
 pub use reader::{Probe, Segment};
-pub use storage::Storage;
 pub use writer::{SegmentWriter, WriteOptions, SMALL_SEGMENT_KEYS};
 
 /// First bytes of every segment.

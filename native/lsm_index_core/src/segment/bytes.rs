@@ -8,17 +8,17 @@ use crate::error::{FileKind, Result};
 use std::fs::File;
 use std::path::Path;
 
-/// Bytes a segment lives in (a `Segment<Storage>` reads either the same way).
-pub enum Storage {
+/// Bytes a segment lives in (a `Segment<SegmentBytes>` reads either the same way).
+pub enum SegmentBytes {
     /// An owned buffer.
     Heap(Vec<u8>),
     /// A mapped segment file (never modified once written; see `store`).
     Mmap(memmap2::Mmap),
 }
 
-impl Storage {
+impl SegmentBytes {
     /// Maps the segment file `path` read-only.
-    pub fn map(path: &Path) -> Result<Storage> {
+    pub fn map(path: &Path) -> Result<SegmentBytes> {
         let file = File::open(path).map_err(|e| io_error(FileKind::Segment, path, "open", &e))?;
         // SAFETY: `Mmap::map` is unsafe because the file could change while mapped. Segment
         // files are immutable once renamed into place (written under a temp name, fsynced,
@@ -29,16 +29,16 @@ impl Storage {
         // outside the trust model documented in DESIGN.md.
         let mmap = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| io_error(FileKind::Segment, path, "mmap", &e))?;
-        Ok(Storage::Mmap(mmap))
+        Ok(SegmentBytes::Mmap(mmap))
     }
 }
 
-impl AsRef<[u8]> for Storage {
+impl AsRef<[u8]> for SegmentBytes {
     #[inline]
     fn as_ref(&self) -> &[u8] {
         match self {
-            Storage::Heap(v) => v,
-            Storage::Mmap(m) => m,
+            SegmentBytes::Heap(v) => v,
+            SegmentBytes::Mmap(m) => m,
         }
     }
 }
