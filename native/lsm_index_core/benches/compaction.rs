@@ -1,12 +1,12 @@
 //! Compaction executor: merging segments (the cost behind write amplification) and flushing
 //! an overlay, for both MPH kinds. `n` is the merge's total input keys.
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use lsm_index_core::compaction::executor;
-use lsm_index_core::dead::DeadHandles;
-use lsm_index_core::overlay::{Entry, Overlay};
+use lsm_index_core::internals::executor;
+use lsm_index_core::internals::DeadHandles;
+use lsm_index_core::internals::SegmentRef;
+use lsm_index_core::internals::{Entry, Overlay};
 use lsm_index_core::segment::mph::MphKind;
 use lsm_index_core::segment::{Segment, SegmentBytes, SegmentWriter, WriteOptions};
-use lsm_index_core::version::SegmentRef;
 use smallvec::smallvec;
 use std::sync::Arc;
 

@@ -1,6 +1,6 @@
 //! Key hashing and lane selection: the fixed cost in front of every lookup and write.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
-use lsm_index_core::hash::{jump_hash, HashSecret, KeyHasher};
+use lsm_index_core::internals::{jump_hash, HashSecret, KeyHasher};
 
 fn bench(c: &mut Criterion) {
     let h = KeyHasher::new(HashSecret(*b"0123456789abcdef"));

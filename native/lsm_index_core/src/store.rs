@@ -121,11 +121,6 @@ impl Store {
         Ok(seg)
     }
 
-    /// The latest installed manifest.
-    pub fn current(&self) -> Manifest {
-        self.current.lock().clone()
-    }
-
     /// Installs the next generation: `change` edits a copy of the current manifest, which is
     /// then made durable; the segment files it no longer refers to are deleted afterwards.
     pub fn install(&self, change: impl FnOnce(&mut Manifest)) -> Result<()> {

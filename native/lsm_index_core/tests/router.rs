@@ -339,7 +339,7 @@ fn bad_tables_are_refused() {
 
 #[test]
 fn a_persistent_router_reopens_with_its_shapes() {
-    use lsm_index_core::wal::SyncMode;
+    use lsm_index_core::SyncMode;
     let dir = tempfile::tempdir().unwrap();
     let open = || Router::open(dir.path(), columns(), Config::default(), SyncMode::Flush);
     let row = rec(&[("user_id", "7"), ("status", "open")]);
@@ -438,7 +438,7 @@ fn routes_while_shapes_churn_never_lose_a_stable_shape() {
 
 #[test]
 fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
-    use lsm_index_core::wal::SyncMode;
+    use lsm_index_core::SyncMode;
     let dir = tempfile::tempdir().unwrap();
     let open = || Router::open(dir.path(), columns(), Config::default(), SyncMode::None);
     {

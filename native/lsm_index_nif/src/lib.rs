@@ -17,10 +17,10 @@ mod predicate;
 mod router;
 mod timing;
 
-/// At load: keep freed memory for reuse (see `lsm_index_core::malloc`): compaction's
+/// At load: keep freed memory for reuse (see `lsm_index_core::internals::retain_freed_memory`): compaction's
 /// unmapping would otherwise flush every scheduler's TLB and slow lookups.
 fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
-    lsm_index_core::malloc::retain_freed_memory();
+    lsm_index_core::internals::retain_freed_memory();
     true
 }
 

@@ -2,8 +2,8 @@
 //! core `Config`, every absent key taking `Config::default()`'s value; and those defaults as
 //! Elixir option values (`index_defaults/0`), so `LsmIndex` documents the core's, not its own.
 
-use lsm_index_core::compaction::strategy::PolicyKind;
-use lsm_index_core::wal::SyncMode;
+use lsm_index_core::PolicyKind;
+use lsm_index_core::SyncMode;
 use lsm_index_core::{Config, MphKind, Overload};
 use rustler::{Atom, Decoder, Encoder, Env, NifResult, Term};
 

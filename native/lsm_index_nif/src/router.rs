@@ -7,7 +7,7 @@
 //! retries through the `*_dirty` variant, which never answers `:wait` (`error::write_reply`).
 
 use lsm_index_core::router::{Change, Reader, Router};
-use lsm_index_core::wal::SyncMode;
+use lsm_index_core::SyncMode;
 use lsm_index_core::{Config, Overload};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;

@@ -43,7 +43,7 @@ impl CallTimer {
         }
         CallTimer(Some((
             Instant::now(),
-            lsm_index_core::clock::thread_cpu_time(),
+            lsm_index_core::internals::thread_cpu_time(),
             name,
         )))
     }
@@ -55,7 +55,7 @@ impl Drop for CallTimer {
             return;
         };
         let wall = wall0.elapsed();
-        let cpu = lsm_index_core::clock::thread_cpu_time().saturating_sub(cpu0);
+        let cpu = lsm_index_core::internals::thread_cpu_time().saturating_sub(cpu0);
         CALLS.fetch_add(1, Ordering::Relaxed);
         if cpu > LIMIT {
             CPU_OVER_1MS.fetch_add(1, Ordering::Relaxed);

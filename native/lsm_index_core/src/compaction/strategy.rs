@@ -211,7 +211,9 @@ impl PolicyKind {
 }
 
 /// A policy simulator: no disk, no keys — segment sizes only, under uniform random churn
-/// over a fixed live key set, where a merge holds the distinct keys of its inputs.
+/// over a fixed live key set, where a merge holds the distinct keys of its inputs. Run by the
+/// simulator test, whose table DESIGN.md quotes.
+#[cfg(test)]
 pub mod simulator {
     use super::*;
 

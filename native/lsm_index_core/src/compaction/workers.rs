@@ -61,11 +61,6 @@ impl Workers {
     pub fn threads(&self) -> usize {
         self.threads
     }
-
-    /// Jobs queued and not yet started, over every index using this pool.
-    pub fn queued(&self) -> usize {
-        self.jobs.len()
-    }
 }
 
 /// `min(2, cores)`: the default pool size.

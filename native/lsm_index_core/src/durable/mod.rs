@@ -15,7 +15,7 @@ pub mod lock;
 pub mod numbered;
 
 pub use atomic::{sync_dir, write_atomically, CrashPoints};
-pub use frame::{Frame, Frames, Framing};
+pub use frame::Framing;
 pub use lock::DirLock;
 pub use numbered::{numbered_files, numbered_name};
 

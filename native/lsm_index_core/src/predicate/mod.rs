@@ -10,11 +10,11 @@
 //! nesting (parentheses and `NOT`), so no input can exhaust the stack. Every error names the
 //! byte offset where it was found and what was expected there.
 
-pub mod column;
+mod column;
 pub mod compile;
 pub mod eval;
-pub mod lexer;
-pub mod parser;
+mod lexer;
+mod parser;
 
 pub use column::{uuid_text, ColumnType, Value};
 pub use eval::eval;

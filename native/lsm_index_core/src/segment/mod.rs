@@ -31,8 +31,8 @@
 
 mod bytes;
 pub mod mph;
-pub mod pool;
-pub mod prefilter;
+mod pool;
+mod prefilter;
 mod reader;
 mod writer;
 
