@@ -70,7 +70,8 @@ defmodule LsmIndex.FilterTest do
         bad = fn where -> fn -> Filter.add_shape(f, :x, shape(where)) end end
         assert_raise ArgumentError, ~r/unknown column "nope"/, bad.({:eq, "nope", 1})
         assert_raise ArgumentError, ~r/not a valid int4/, bad.({:eq, "user_id", "1"})
-        assert_raise ArgumentError, ~r/not a valid int2/, bad.({:eq, "small", 40_000})
+        # an integer literal may lie outside an int2 column's range (as in SQL), not i64's
+        assert_raise ArgumentError, ~r/not a valid int2/, bad.({:eq, "small", 2 ** 63})
         assert_raise ArgumentError, ~r/not a valid uuid/, bad.({:eq, "owner", "nope"})
         assert_raise ArgumentError, ~r/not a valid bool/, bad.({:in, "done", [1]})
         assert_raise ArgumentError, ~r/not a WHERE expression/, bad.({:regex, "title", "%"})
@@ -232,6 +233,17 @@ defmodule LsmIndex.FilterTest do
         assert ins(f, %{"score" => "Infinity"}) == [:gt]
         assert ins(f, %{"score" => "NaN"}) == [:gt]
         assert ins(f, %{"score" => "-Infinity"}) == []
+        # PostgreSQL's input rules: white space skipped, uuid_in's spellings
+        assert ins(f, %{"user_id" => " 7 "}) == [:int]
+        assert ins(f, %{"done" => " t"}) == [:bool]
+        assert ins(f, %{"owner" => "{" <> String.upcase(@uuid) <> "}"}) == [:uuid]
+      end
+
+      test "an integer literal compares with a smaller column beyond its range", %{mode: mode} do
+        f = new(mode) |> add(gt: {:gt, "small", -32_769}, eq: {:eq, "small", 40_000})
+        assert ins(f, %{"small" => "-32768"}) == [:gt]
+        assert ins(f, %{"small" => "32767"}) == [:gt]
+        assert ins(f, %{"small" => nil}) == []
       end
 
       test "an unparseable value routes to every shape referring to its column", %{mode: mode} do

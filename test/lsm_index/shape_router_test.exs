@@ -169,6 +169,50 @@ defmodule LsmIndex.ShapeRouterTest do
     end
   end
 
+  describe "scenario: PostgreSQL's rules (ILIKE folding, literals)" do
+    test "router and filter (both modes) fold ILIKE one character to one, as PostgreSQL",
+         %{router: r} do
+      shapes = [
+        {1, "status ILIKE 'ΣΑΣ'"},
+        {2, "status ILIKE 'İstanbul'"},
+        {3, "status NOT ILIKE 'über%'"},
+        {4, "user_id <>-1"},
+        {5, "'7'::int8 = user_id"}
+      ]
+
+      for {id, sql} <- shapes, do: :ok = ShapeRouter.add_shape(r, id, sql)
+      cols = Map.new(@cols)
+
+      filters =
+        for mode <- [:map, :lsm] do
+          Enum.reduce(shapes, Filter.new(index: mode), fn {id, sql}, f ->
+            Filter.add_shape(f, id, %{table: :t, columns: cols, where: sql})
+          end)
+        end
+
+      # PostgreSQL 15 (UTF-8 database, C collation) answers these
+      for {rec, want} <- [
+            {%{"status" => "σας"}, [3]},
+            {%{"status" => "σασ"}, [1, 3]},
+            {%{"status" => "istanbul"}, [2, 3]},
+            {%{"status" => "ÜBER ALLES"}, []},
+            {%{"user_id" => "7"}, [4, 5]},
+            {%{"user_id" => "-1"}, []}
+          ] do
+        assert Enum.sort(ins(r, rec)) == want, inspect(rec)
+
+        for f <- filters do
+          got = Filter.affected_shapes(f, {:insert, :t, rec}) |> Enum.sort()
+          assert got == want, inspect({f.mode, rec})
+        end
+      end
+
+      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 9, "user_id !=-1")
+      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 9, "status LIKE 'ab\\'")
+      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 9, "score < 1e400")
+    end
+  end
+
   describe "route_many/2" do
     test "route_many routes a long transaction over several NIF calls", %{router: r} do
       for id <- 0..999, do: :ok = ShapeRouter.add_shape(r, id, "user_id = #{id} AND score > 0")

@@ -89,7 +89,11 @@ defmodule LsmIndex.Filter.ColumnType do
 
   @doc "The canonical value of an Elixir literal for a `type` column, or `:error`."
   @spec literal(t(), term()) :: {:ok, value()} | :error
-  def literal(type, v) when type in [:int2, :int4, :int8] and is_integer(v), do: in_range(type, v)
+  # an integer literal is an int4/int8 in PostgreSQL: it compares with a smaller integer
+  # column as it is (`int2_col > -32769` is valid SQL)
+  def literal(type, v) when type in [:int2, :int4, :int8] and is_integer(v),
+    do: in_range(:int8, v)
+
   def literal(:float8, v) when is_float(v), do: {:ok, fold_zero(v)}
   def literal(:float8, v) when is_integer(v), do: {:ok, fold_zero(v * 1.0)}
   def literal(:float8, v) when v in [:nan, :infinity, :neg_infinity], do: {:ok, v}
@@ -100,19 +104,20 @@ defmodule LsmIndex.Filter.ColumnType do
 
   @doc "The canonical value of Postgres text `text` in a `type` column, or `:error`."
   @spec parse(t(), binary()) :: {:ok, value()} | :error
+  # PostgreSQL's int, float and bool input functions skip surrounding white space.
   def parse(type, text) when type in [:int2, :int4, :int8] do
-    case Integer.parse(text) do
+    case Integer.parse(trim_space(text)) do
       {int, ""} -> in_range(type, int)
       _ -> :error
     end
   end
 
-  def parse(:float8, text), do: parse_float(String.downcase(text))
+  def parse(:float8, text), do: parse_float(String.downcase(trim_space(text)))
   def parse(:text, text), do: {:ok, text}
   def parse(:uuid, text), do: uuid(text)
 
   def parse(:bool, text) do
-    word = String.downcase(text)
+    word = String.downcase(trim_space(text))
 
     cond do
       word in @true_words -> {:ok, true}
@@ -154,26 +159,70 @@ defmodule LsmIndex.Filter.ColumnType do
   defp parse_float("-." <> rest), do: parse_float("-0." <> rest)
 
   defp parse_float(text) do
-    # Float.parse stops at the first character it cannot use; Postgres' output always fits.
+    # Float.parse stops at the first character it cannot use and refuses an overflow; a
+    # nonzero text that underflows to zero is out of range too (as in PostgreSQL's float8in).
     case Float.parse(text) do
-      {f, ""} -> {:ok, fold_zero(f)}
-      _ -> :error
-    end
-  end
+      {f, ""} when f == 0.0 ->
+        if nonzero_mantissa?(text), do: :error, else: {:ok, 0.0}
 
-  defp uuid(<<_::binary-size(36)>> = text) do
-    case String.split(text, "-") do
-      [a, b, c, d, e]
-      when byte_size(a) == 8 and byte_size(b) == 4 and byte_size(c) == 4 and byte_size(d) == 4 ->
-        hex_uuid(a <> b <> c <> d <> e)
+      {f, ""} ->
+        {:ok, f}
 
       _ ->
         :error
     end
   end
 
-  defp uuid(<<_::binary-size(32)>> = hex), do: hex_uuid(hex)
-  defp uuid(_), do: :error
+  defp nonzero_mantissa?(text) do
+    text |> String.split(["e", "E"]) |> hd() |> String.match?(~r/[1-9]/)
+  end
+
+  # the white space C's isspace knows, which PostgreSQL's input functions skip
+  @c_space ~c" \t\n\r\v\f"
+
+  defp trim_space(text), do: text |> trim_leading_space() |> trim_trailing_space()
+
+  defp trim_leading_space(<<c, rest::binary>>) when c in @c_space, do: trim_leading_space(rest)
+  defp trim_leading_space(text), do: text
+
+  defp trim_trailing_space(text) do
+    size = byte_size(text)
+
+    if size > 0 and :binary.last(text) in @c_space,
+      do: trim_trailing_space(binary_part(text, 0, size - 1)),
+      else: text
+  end
+
+  # As PostgreSQL's uuid_in reads it: 32 hex digits, optionally in braces, with an optional
+  # hyphen after any group of four digits (but not at the end).
+  defp uuid("{" <> rest) do
+    case uuid_digits(rest, 0, []) do
+      {:ok, hex, "}"} -> hex_uuid(hex)
+      _ -> :error
+    end
+  end
+
+  defp uuid(text) do
+    case uuid_digits(text, 0, []) do
+      {:ok, hex, ""} -> hex_uuid(hex)
+      _ -> :error
+    end
+  end
+
+  defp uuid_digits(rest, 32, acc), do: {:ok, acc |> Enum.reverse() |> IO.iodata_to_binary(), rest}
+
+  defp uuid_digits(<<c, rest::binary>>, n, acc)
+       when c in ?0..?9 or c in ?a..?f or c in ?A..?F do
+    case rest do
+      "-" <> after_hyphen when rem(n, 4) == 3 and n < 31 ->
+        uuid_digits(after_hyphen, n + 1, [c | acc])
+
+      _ ->
+        uuid_digits(rest, n + 1, [c | acc])
+    end
+  end
+
+  defp uuid_digits(_rest, _n, _acc), do: :error
 
   defp hex_uuid(hex) do
     lower = String.downcase(hex)

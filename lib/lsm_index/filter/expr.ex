@@ -174,7 +174,7 @@ defmodule LsmIndex.Filter.Expr do
     case Map.get(row, column) do
       nil -> nil
       text when op == :like -> like?(text, pattern)
-      text -> like?(String.downcase(text), String.downcase(pattern))
+      text -> like?(fold_case(text), fold_case(pattern))
     end
   end
 
@@ -264,4 +264,24 @@ defmodule LsmIndex.Filter.Expr do
   end
 
   defp bad!(node, why), do: raise(ArgumentError, "WHERE node #{inspect(node)} #{why}")
+
+  # ILIKE's case folding as PostgreSQL does it under a UTF-8 LC_CTYPE: one character to one
+  # character, so a final "Σ" is "σ" (never "ς") and "İ" is "i" (the letter of its two-character
+  # lower case); the same rule as the Rust engine's `fold_char`.
+  defp fold_case(text) do
+    if ascii?(text),
+      do: String.downcase(text, :ascii),
+      else: for(<<c::utf8 <- text>>, into: "", do: fold_char(c))
+  end
+
+  defp fold_char(c) when c < 128, do: String.downcase(<<c::utf8>>, :ascii)
+
+  defp fold_char(c) do
+    <<first::utf8, _::binary>> = String.downcase(<<c::utf8>>)
+    <<first::utf8>>
+  end
+
+  defp ascii?(<<c, rest::binary>>) when c < 128, do: ascii?(rest)
+  defp ascii?(<<>>), do: true
+  defp ascii?(_), do: false
 end

@@ -182,7 +182,7 @@ fn literals_take_their_column_type() {
 #[test]
 fn type_mismatches_are_errors_at_the_literal() {
     for (sql, at) in [
-        ("small = 40000", 8),
+        ("small = '40000'", 8),
         ("user_id = 4.5", 10),
         ("user_id = 'abc'", 10),
         ("status = 5", 9),
@@ -271,4 +271,63 @@ proptest! {
     ], 0..30)) {
         let _ = parse(&parts.join(" "), &columns());
     }
+}
+
+/// The lexing and literal rules PostgreSQL applies, where they used to differ (issue 13's
+/// "already found" list).
+#[test]
+fn literals_and_operators_follow_postgres() {
+    let ne = |v| cmp(1, CmpOp::Ne, Value::Int(v));
+    // an operator run keeps a trailing '-' only when it holds one of ~!@#%^&|`?
+    assert_eq!(ok("user_id <>-1"), ne(-1));
+    assert_eq!(ok("user_id<=-1"), cmp(1, CmpOp::Le, Value::Int(-1)));
+    assert_eq!(ok("user_id=-1"), cmp(1, CmpOp::Eq, Value::Int(-1)));
+    assert!(err("user_id !=-1").1.contains("\"!=-\""));
+    assert_eq!(err("user_id = 1 -- no").0, 12);
+    // a cast binds tighter than the sign
+    assert_eq!(ok("small = -1::int2"), cmp(2, CmpOp::Eq, Value::Int(-1)));
+    assert_eq!(ok("small = -32768"), cmp(2, CmpOp::Eq, Value::Int(-32768)));
+    err("small = -32768::int2");
+    // an integer literal is an int4/int8: it compares with an int2 column beyond its range
+    assert_eq!(ok("small > -32769"), cmp(2, CmpOp::Gt, Value::Int(-32769)));
+    err("small = '40000'"); // a string takes the column's type
+                            // float literals out of float8's range are errors, as in PostgreSQL
+    err("score < 1e400");
+    err("score < 1e-400");
+    assert!(
+        matches!(ok("score < 1e-310"), Expr::Cmp { value: Some(Value::Float(f)), .. } if f > 0.0)
+    );
+    // input functions skip white space; uuids in every spelling uuid_in reads
+    assert_eq!(ok("active = ' 1 '"), cmp(4, CmpOp::Eq, Value::Bool(true)));
+    assert_eq!(ok("user_id = ' 7 '"), cmp(1, CmpOp::Eq, Value::Int(7)));
+    let u = 0xa0eebc999c0b4ef8bb6d6bb9bd380a11u128;
+    for text in [
+        "{A0EEBC99-9C0B4EF8-BB6D-6BB9BD380A11}",
+        "a0eebc999c0b4ef8bb6d6bb9bd380a11",
+        "a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a11",
+    ] {
+        assert_eq!(
+            ok(&format!("uid = '{text}'")),
+            cmp(6, CmpOp::Eq, Value::Uuid(u)),
+            "{text}"
+        );
+    }
+    err("uid = 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11-'");
+    err("uid = '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'");
+    // a cast literal on the left; the type names of casts
+    assert_eq!(
+        ok("'255'::int4 > user_id"),
+        cmp(1, CmpOp::Lt, Value::Int(255))
+    );
+    assert_eq!(
+        ok("score = 7::double precision"),
+        cmp(3, CmpOp::Eq, Value::Float(7.0))
+    );
+    assert_eq!(ok("score = 7::float"), cmp(3, CmpOp::Eq, Value::Float(7.0)));
+    let text = |s: &str| cmp(5, CmpOp::Eq, Value::Text(s.into()));
+    assert_eq!(ok("status = 'x'::varchar"), text("x"));
+    assert_eq!(ok("status = 'x'::character varying"), text("x"));
+    // a LIKE pattern may not end with the escape character
+    assert!(err(r"status LIKE 'ab\'").1.contains("escape"));
+    assert!(matches!(ok(r"status LIKE 'ab\\'"), Expr::Like { .. }));
 }

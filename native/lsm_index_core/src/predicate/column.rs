@@ -43,9 +43,9 @@ impl ColumnType {
             "int2" | "smallint" => ColumnType::Int2,
             "int4" | "int" | "integer" => ColumnType::Int4,
             "int8" | "bigint" => ColumnType::Int8,
-            "float8" => ColumnType::Float8,
+            "float8" | "float" | "double precision" => ColumnType::Float8,
             "bool" | "boolean" => ColumnType::Bool,
-            "text" => ColumnType::Text,
+            "text" | "varchar" | "character varying" => ColumnType::Text,
             "uuid" => ColumnType::Uuid,
             _ => return None,
         })
@@ -72,9 +72,14 @@ impl ColumnType {
     /// The value of Postgres text `text` in a column of this type, or `None` if it is not one.
     pub fn parse(self, text: &str) -> Option<Value> {
         match self {
-            ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => self.int(text.parse().ok()?),
-            ColumnType::Float8 => with_ascii_lowercase(text, parse_float).map(Value::Float),
-            ColumnType::Bool => with_ascii_lowercase(text, |word| match word {
+            // PostgreSQL's int, float and bool input functions skip surrounding white space
+            ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => {
+                self.int(trim_space(text).parse().ok()?)
+            }
+            ColumnType::Float8 => {
+                with_ascii_lowercase(trim_space(text), parse_float).map(Value::Float)
+            }
+            ColumnType::Bool => with_ascii_lowercase(trim_space(text), |word| match word {
                 "t" | "true" | "y" | "yes" | "on" | "1" => Some(Value::Bool(true)),
                 "f" | "false" | "n" | "no" | "off" | "0" => Some(Value::Bool(false)),
                 _ => None,
@@ -137,29 +142,44 @@ fn parse_float(text: &str) -> Option<f64> {
         return None;
     }
     let f: f64 = text.parse().ok()?;
+    // out of range, as PostgreSQL's float8in refuses it: a finite text that overflows, or a
+    // nonzero one that underflows to zero (subnormal results are kept)
+    let nonzero = mantissa.bytes().any(|b| (b'1'..=b'9').contains(&b));
+    if f.is_infinite() || (f == 0.0 && nonzero) {
+        return None;
+    }
     Some(if f == 0.0 { 0.0 } else { f })
 }
 
 /// A UUID from 36 characters (8-4-4-4-12, hyphenated) or 32 hex digits, any case.
 fn parse_uuid(text: &str) -> Option<u128> {
+    // as PostgreSQL's uuid_in reads it: 32 hex digits, optionally in braces, with an optional
+    // hyphen after any group of four digits (but not at the end)
     let bytes = text.as_bytes();
-    let hyphens: &[usize] = match bytes.len() {
-        36 => &[8, 13, 18, 23],
-        32 => &[],
-        _ => return None,
+    let (mut rest, braces) = match bytes.strip_prefix(b"{") {
+        Some(inner) => (inner, true),
+        None => (bytes, false),
     };
     let mut v: u128 = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if hyphens.contains(&i) {
-            if b != b'-' {
-                return None;
+    for i in 0..32 {
+        let (&b, tail) = rest.split_first()?;
+        v = (v << 4) | u128::from((b as char).to_digit(16)?);
+        rest = tail;
+        if i % 4 == 3 && i < 31 {
+            if let Some(tail) = rest.strip_prefix(b"-") {
+                rest = tail;
             }
-            continue;
         }
-        let digit = (b as char).to_digit(16)?;
-        v = (v << 4) | u128::from(digit);
     }
-    Some(v)
+    if braces {
+        rest = rest.strip_prefix(b"}")?;
+    }
+    rest.is_empty().then_some(v)
+}
+
+/// `text` without the white space PostgreSQL's input functions skip around a value.
+fn trim_space(text: &str) -> &str {
+    text.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c'])
 }
 
 /// The canonical text of a UUID: 36 lowercase characters, 8-4-4-4-12 hyphenated (what
@@ -190,7 +210,9 @@ mod tests {
             Some(Value::Int(2147483647))
         );
         assert_eq!(ColumnType::Int8.parse("1.0"), None);
-        assert_eq!(ColumnType::Int8.parse(" 1"), None);
+        // PostgreSQL's int8in skips surrounding white space
+        assert_eq!(ColumnType::Int8.parse(" 1\n"), Some(Value::Int(1)));
+        assert_eq!(ColumnType::Int8.parse("1 2"), None);
         assert_eq!(ColumnType::Int8.parse("99999999999999999999"), None);
     }
 
@@ -207,6 +229,12 @@ mod tests {
             Some(Value::Float(f64::NEG_INFINITY))
         );
         assert!(matches!(ColumnType::Float8.parse("NaN"), Some(Value::Float(f)) if f.is_nan()));
+        // out of range as PostgreSQL's float8in says: overflow, or underflow to zero
+        for bad in ["1e400", "-1e400", "1e-400"] {
+            assert_eq!(ColumnType::Float8.parse(bad), None, "{bad}");
+        }
+        assert!(matches!(ColumnType::Float8.parse("1e-310"), Some(Value::Float(f)) if f > 0.0));
+        assert_eq!(ColumnType::Float8.parse("0e999"), Some(Value::Float(0.0)));
         for bad in ["5.", "1e", "abc", "", "1.2.3", "--1"] {
             assert_eq!(ColumnType::Float8.parse(bad), None, "{bad}");
         }

@@ -252,7 +252,7 @@ fn emit(e: &Expr, p: &mut Program) {
             negated,
         } => {
             p.patterns.push(if *case_insensitive {
-                pattern.to_lowercase()
+                crate::predicate::eval::fold_case(pattern)
             } else {
                 pattern.clone()
             });

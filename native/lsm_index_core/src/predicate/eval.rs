@@ -45,7 +45,7 @@ pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
                 return None;
             };
             let hit = if *case_insensitive {
-                like(&text.to_lowercase(), &pattern.to_lowercase())
+                ilike_lowered(text, &fold_case(pattern))
             } else {
                 like(text, pattern)
             };
@@ -114,14 +114,30 @@ pub fn like(text: &str, pattern: &str) -> bool {
     like_folded(text, pattern, false)
 }
 
-/// `text ILIKE pattern` for a `pattern` already lower-cased (the compiled form keeps it so):
-/// ASCII text is folded on the fly; other text is lower-cased first.
+/// `text ILIKE pattern` for a `pattern` already folded by [`fold_case`] (the compiled form
+/// keeps it so): the text's characters are folded on the fly, without allocating.
 pub fn ilike_lowered(text: &str, lowered_pattern: &str) -> bool {
-    if text.is_ascii() {
-        like_folded(text, lowered_pattern, true)
-    } else {
-        like_folded(&text.to_lowercase(), lowered_pattern, false)
+    like_folded(text, lowered_pattern, true)
+}
+
+/// `c` lower-cased as PostgreSQL's ILIKE folds a character under a UTF-8 `LC_CTYPE`: one
+/// character to one character (`towlower`), so a final `Σ` is `σ` (never `ς`) and `İ` is `i`.
+pub fn fold_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_lowercase();
     }
+    let mut lower = c.to_lowercase();
+    match (lower.next(), lower.next()) {
+        (Some(l), None) => l,
+        // a lower case of several characters (only `İ`: `i` + a combining dot): its letter
+        (Some(l), Some(_)) => l,
+        (None, _) => c,
+    }
+}
+
+/// `s` with every character folded by [`fold_char`] (an ILIKE pattern, once per shape).
+pub fn fold_case(s: &str) -> String {
+    s.chars().map(fold_char).collect()
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -146,27 +162,26 @@ fn token(pattern: &str, p: usize) -> Option<(Token, usize)> {
     })
 }
 
-/// The matcher over byte offsets; `fold_ascii` lower-cases (ASCII) text characters.
-fn like_folded(text: &str, pattern: &str, fold_ascii: bool) -> bool {
+/// The matcher over byte offsets; `fold` folds text characters ([`fold_char`]) as they are
+/// read (offsets stay those of the text as written).
+fn like_folded(text: &str, pattern: &str, fold: bool) -> bool {
     let char_at = |t: usize| text.get(t..).and_then(|s| s.chars().next());
     let (mut t, mut p) = (0, 0);
     // (pattern byte after the last %, text byte where that % began matching)
     let mut star: Option<(usize, usize)> = None;
-    while let Some(mut c) = char_at(t) {
-        if fold_ascii {
-            c = c.to_ascii_lowercase();
-        }
+    while let Some(written) = char_at(t) {
+        let c = if fold { fold_char(written) } else { written };
         match token(pattern, p) {
             Some((Token::Any, next)) => {
                 star = Some((next, t));
                 p = next;
             }
             Some((Token::One, next)) => {
-                t += c.len_utf8();
+                t += written.len_utf8();
                 p = next;
             }
             Some((Token::Char(pc), next)) if pc == c => {
-                t += c.len_utf8();
+                t += written.len_utf8();
                 p = next;
             }
             _ => match star {
@@ -247,14 +262,26 @@ mod tests {
 
     proptest::proptest! {
         #[test]
-        fn like_agrees_with_the_reference(t in "[abAü%_]{0,8}", p in "[abAü%_\\\\]{0,6}") {
+        fn like_agrees_with_the_reference(t in "[abAüÜΣσİi%_]{0,8}", p in "[abAüΣσİ%_\\\\]{0,6}") {
             let tc: Vec<char> = t.chars().collect();
             let pc: Vec<char> = p.chars().collect();
             proptest::prop_assert_eq!(like(&t, &p), like_reference(&tc, &pc), "{:?} LIKE {:?}", t, p);
-            let (tl, pl) = (t.to_lowercase(), p.to_lowercase());
+            let (tl, pl) = (fold_case(&t), fold_case(&p));
             let (tlc, plc): (Vec<char>, Vec<char>) = (tl.chars().collect(), pl.chars().collect());
             proptest::prop_assert_eq!(ilike_lowered(&t, &pl), like_reference(&tlc, &plc), "{:?} ILIKE {:?}", t, p);
         }
+    }
+
+    #[test]
+    fn ilike_folds_one_character_to_one_as_postgres() {
+        // PostgreSQL (UTF-8 LC_CTYPE): 'σας' ILIKE 'ΣΑΣ' is false, 'istanbul' ILIKE 'İstanbul'
+        // is true
+        assert!(!ilike_lowered("σας", &fold_case("ΣΑΣ")));
+        assert!(ilike_lowered("σασ", &fold_case("ΣΑΣ")));
+        assert!(ilike_lowered("istanbul", &fold_case("İstanbul")));
+        assert!(ilike_lowered("İSTANBUL", &fold_case("istanbul")));
+        assert!(ilike_lowered("ÜBER", "über"));
+        assert_eq!(fold_case("İΣ"), "iσ");
     }
 
     #[test]

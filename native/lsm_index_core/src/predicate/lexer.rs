@@ -45,28 +45,11 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
             b'(' => one(&mut i, Token::LParen),
             b')' => one(&mut i, Token::RParen),
             b',' => one(&mut i, Token::Comma),
-            b'-' => one(&mut i, Token::Minus),
             b':' if bytes.get(i + 1) == Some(&b':') => {
                 i += 2;
                 Token::Cast
             }
-            b'=' => one(&mut i, Token::Op("=")),
-            b'!' if bytes.get(i + 1) == Some(&b'=') => {
-                i += 2;
-                Token::Op("<>")
-            }
-            b'<' | b'>' => {
-                let two = bytes.get(i + 1).copied();
-                let op = match (c, two) {
-                    (b'<', Some(b'=')) => "<=",
-                    (b'<', Some(b'>')) => "<>",
-                    (b'>', Some(b'=')) => ">=",
-                    (b'<', _) => "<",
-                    _ => ">",
-                };
-                i += op.len();
-                Token::Op(op)
-            }
+            c if is_op_char(c) => operator(sql, &mut i)?,
             b'\'' => Token::Str(quoted(sql, &mut i, b'\'', "string")?),
             b'"' => {
                 let name = quoted(sql, &mut i, b'"', "quoted identifier")?;
@@ -95,6 +78,74 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
 fn one(i: &mut usize, t: Token) -> Token {
     *i += 1;
     t
+}
+
+/// The characters PostgreSQL builds operators from.
+fn is_op_char(c: u8) -> bool {
+    matches!(
+        c,
+        b'+' | b'-'
+            | b'*'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'='
+            | b'~'
+            | b'!'
+            | b'@'
+            | b'#'
+            | b'%'
+            | b'^'
+            | b'&'
+            | b'|'
+            | b'`'
+            | b'?'
+    )
+}
+
+/// An operator token, cut as PostgreSQL's lexer cuts it: the longest run of operator
+/// characters (up to a comment start), less any trailing `+`/`-` unless the run also holds one
+/// of ``~ ! @ # % ^ & | ` ?`` (so `<>-1` is `<>` then `-1`, while `!=-1` is the operator
+/// `!=-`). Only the comparison operators and `-` exist here; any other is refused, as
+/// PostgreSQL refuses an operator it does not know.
+fn operator(sql: &str, i: &mut usize) -> Result<Token> {
+    let bytes = sql.as_bytes();
+    let start = *i;
+    let mut end = start;
+    while end < bytes.len() && is_op_char(bytes[end]) {
+        if end > start && matches!(&bytes[end - 1..=end], b"--" | b"/*") {
+            end -= 1;
+            break;
+        }
+        end += 1;
+    }
+    if end == start {
+        // the run starts a comment
+        return Err(error(start, "no comments in a WHERE clause"));
+    }
+    let run = &bytes[start..end];
+    let keeps_sign = run.iter().any(|c| {
+        matches!(
+            c,
+            b'~' | b'!' | b'@' | b'#' | b'%' | b'^' | b'&' | b'|' | b'`' | b'?'
+        )
+    });
+    if !keeps_sign {
+        while end > start + 1 && matches!(bytes[end - 1], b'+' | b'-') {
+            end -= 1;
+        }
+    }
+    *i = end;
+    Ok(match &sql[start..end] {
+        "-" => Token::Minus,
+        "=" => Token::Op("="),
+        "<>" | "!=" => Token::Op("<>"),
+        "<" => Token::Op("<"),
+        "<=" => Token::Op("<="),
+        ">" => Token::Op(">"),
+        ">=" => Token::Op(">="),
+        op => return Err(error(start, &format!("a known operator, found {op:?}"))),
+    })
 }
 
 /// The body of a literal quoted with `q` starting at `*i`; a doubled `q` is one `q`.

@@ -44,6 +44,14 @@ enum Raw {
     Str(String),
 }
 
+/// A literal as written: its sign (a leading `-`), the literal, and a `::type` cast if any.
+/// A cast binds tighter than the sign, as in PostgreSQL: `-32768::int2` is `-(32768::int2)`.
+struct Literal {
+    negative: bool,
+    raw: Raw,
+    cast: Option<(usize, ColumnType)>,
+}
+
 impl Parser<'_> {
     fn peek(&self) -> Option<&Token> {
         self.tokens.get(self.at).map(|(_, t)| t)
@@ -144,17 +152,17 @@ impl Parser<'_> {
             _ => {
                 // a literal: a constant condition, or the left side of a comparison
                 let at = self.position();
-                let raw = self.raw_literal()?;
+                let literal = self.raw_literal()?;
                 let Some(Token::Op(op)) = self.peek().cloned() else {
-                    return match (raw, self.peek()) {
-                        (Raw::Bool(b), _) => Ok(Expr::Const(Some(b))),
-                        (Raw::Null, _) => Ok(Expr::Const(None)),
+                    return match (&literal.raw, &literal.cast) {
+                        (Raw::Bool(b), None) => Ok(Expr::Const(Some(*b))),
+                        (Raw::Null, None) => Ok(Expr::Const(None)),
                         _ => Err(self.expected("a comparison operator after the literal")),
                     };
                 };
                 self.at += 1;
                 let column = self.column()?;
-                let value = self.typed(raw, None, column, at)?;
+                let value = self.typed(literal, column, at)?;
                 Ok(Expr::Cmp {
                     column,
                     op: cmp_op(op).flipped(),
@@ -248,6 +256,13 @@ impl Parser<'_> {
                 }
             };
             self.skip_cast_to(ColumnType::Text)?;
+            let escapes = pattern.bytes().rev().take_while(|&b| b == b'\\').count();
+            if escapes % 2 == 1 {
+                return Err(error(
+                    at,
+                    "a LIKE pattern that does not end with the escape character '\\'",
+                ));
+            }
             return Ok(Expr::Like {
                 column,
                 pattern,
@@ -279,20 +294,19 @@ impl Parser<'_> {
     /// A literal compared with `column`, typed by it.
     fn literal(&mut self, column: usize) -> Result<Option<Value>> {
         let at = self.position();
-        let raw = self.raw_literal()?;
-        let cast = self.cast()?;
-        self.typed(raw, cast, column, at)
+        let literal = self.raw_literal()?;
+        self.typed(literal, column, at)
     }
 
-    fn raw_literal(&mut self) -> Result<Raw> {
+    /// A literal with its sign and cast, not yet typed.
+    fn raw_literal(&mut self) -> Result<Literal> {
         let negative = matches!(self.peek(), Some(Token::Minus));
         if negative {
             self.at += 1;
         }
-        let sign = if negative { "-" } else { "" };
         let raw = match self.next() {
-            Some(Token::Integer(s)) => Raw::Integer(format!("{sign}{s}")),
-            Some(Token::Decimal(s)) => Raw::Decimal(format!("{sign}{s}")),
+            Some(Token::Integer(s)) => Raw::Integer(s),
+            Some(Token::Decimal(s)) => Raw::Decimal(s),
             Some(Token::Str(s)) if !negative => Raw::Str(s),
             Some(Token::Word(w)) if !negative && w == "true" => Raw::Bool(true),
             Some(Token::Word(w)) if !negative && w == "false" => Raw::Bool(false),
@@ -306,7 +320,12 @@ impl Parser<'_> {
                 }));
             }
         };
-        Ok(raw)
+        let cast = self.cast()?;
+        Ok(Literal {
+            negative,
+            raw,
+            cast,
+        })
     }
 
     /// An optional `::type` after a literal.
@@ -317,7 +336,7 @@ impl Parser<'_> {
         self.at += 1;
         let at = self.position();
         match self.next() {
-            Some(Token::Word(w)) => match ColumnType::from_name(&w) {
+            Some(Token::Word(w)) => match ColumnType::from_name(&self.type_name(w.clone())) {
                 Some(t) => Ok(Some((at, t))),
                 None => Err(error(
                     at,
@@ -331,6 +350,22 @@ impl Parser<'_> {
         }
     }
 
+    /// A type name starting with the word `first`: the two-word names take their second word.
+    fn type_name(&mut self, first: String) -> String {
+        let second = match first.as_str() {
+            "double" => "precision",
+            "character" => "varying",
+            _ => return first,
+        };
+        match self.peek() {
+            Some(Token::Word(w)) if w == second => {
+                self.at += 1;
+                format!("{first} {second}")
+            }
+            _ => first,
+        }
+    }
+
     fn skip_cast_to(&mut self, want: ColumnType) -> Result<()> {
         match self.cast()? {
             Some((at, t)) if t != want => Err(error(at, &format!("a cast to {}", want.name()))),
@@ -338,14 +373,9 @@ impl Parser<'_> {
         }
     }
 
-    /// `raw` (cast to `cast` if given) as a value of `column`'s type.
-    fn typed(
-        &self,
-        raw: Raw,
-        cast: Option<(usize, ColumnType)>,
-        column: usize,
-        at: usize,
-    ) -> Result<Option<Value>> {
+    /// `literal` as a value of `column`'s type: cast first if it has a cast (then negated),
+    /// else its signed text read as that type.
+    fn typed(&self, literal: Literal, column: usize, at: usize) -> Result<Option<Value>> {
         let ty = self.columns[column].1;
         let mismatch = || {
             error(
@@ -353,26 +383,42 @@ impl Parser<'_> {
                 &self.type_message(column, "expected a value of its type"),
             )
         };
-        // the literal as its cast type first (as Postgres evaluates the cast), then widened
-        // to the column's type where that is exact (integer to integer or to float8)
+        let Literal {
+            negative,
+            raw,
+            cast,
+        } = literal;
+        // the literal as its cast type first (as Postgres evaluates the cast), then negated,
+        // then widened to the column's type where that is exact (integer to integer or to
+        // float8)
         if let Some((cast_at, to)) = cast {
-            {
-                let text = match raw {
-                    Raw::Null => return Ok(None),
-                    Raw::Bool(b) => b.to_string(),
-                    Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
-                };
-                let v = to.parse(&text).ok_or_else(|| {
-                    error(cast_at, &format!("a literal that is a valid {}", to.name()))
-                })?;
-                return widen(v, to, ty).map(Some).ok_or_else(mismatch);
-            }
+            let text = match raw {
+                Raw::Null => return Ok(None),
+                Raw::Bool(b) => b.to_string(),
+                Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
+            };
+            let v = to.parse(&text).ok_or_else(|| {
+                error(cast_at, &format!("a literal that is a valid {}", to.name()))
+            })?;
+            let v = if negative {
+                negate(v).ok_or_else(|| error(at, "a number to negate"))?
+            } else {
+                v
+            };
+            return widen(v, to, ty).map(Some).ok_or_else(mismatch);
         }
+        let sign = if negative { "-" } else { "" };
         let value = match (raw, ty) {
             (Raw::Null, _) => return Ok(None),
             (Raw::Bool(b), ColumnType::Bool) => Some(Value::Bool(b)),
-            (Raw::Integer(s), t) if t.is_integer() || t == ColumnType::Float8 => t.parse(&s),
-            (Raw::Decimal(s), ColumnType::Float8) => ColumnType::Float8.parse(&s),
+            // an integer literal is an int4 or int8 in Postgres, compared with a smaller
+            // column type as it is: any i64 compares exactly
+            (Raw::Integer(s), t) if t.is_integer() => {
+                format!("{sign}{s}").parse::<i64>().ok().map(Value::Int)
+            }
+            (Raw::Integer(s) | Raw::Decimal(s), ColumnType::Float8) => {
+                ColumnType::Float8.parse(&format!("{sign}{s}"))
+            }
             // an untyped string literal takes the column's type, as in Postgres
             (Raw::Str(s), t) => t.parse(&s),
             _ => None,
@@ -387,6 +433,15 @@ impl Parser<'_> {
 }
 
 /// `v` (of type `from`) as a value of type `to`, where that is exact.
+/// `-v` for a number (`None` for another value, or an integer that does not fit).
+fn negate(v: Value) -> Option<Value> {
+    match v {
+        Value::Int(i) => i.checked_neg().map(Value::Int),
+        Value::Float(f) => Some(Value::Float(if f == 0.0 { 0.0 } else { -f })),
+        _ => None,
+    }
+}
+
 fn widen(v: Value, from: ColumnType, to: ColumnType) -> Option<Value> {
     match (v, to) {
         (Value::Int(i), t) if t.is_integer() => t.int(i),
