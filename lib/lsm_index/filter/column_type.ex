@@ -29,8 +29,6 @@ defmodule LsmIndex.Filter.ColumnType do
     int4: {-2_147_483_648, 2_147_483_647},
     int8: {-9_223_372_036_854_775_808, 9_223_372_036_854_775_807}
   }
-  @true_words ~w(t true y yes on 1)
-  @false_words ~w(f false n no off 0)
 
   @doc "The supported types."
   @spec types() :: [t()]
@@ -116,15 +114,7 @@ defmodule LsmIndex.Filter.ColumnType do
   def parse(:text, text), do: {:ok, text}
   def parse(:uuid, text), do: uuid(text)
 
-  def parse(:bool, text) do
-    word = String.downcase(trim_space(text))
-
-    cond do
-      word in @true_words -> {:ok, true}
-      word in @false_words -> {:ok, false}
-      true -> :error
-    end
-  end
+  def parse(:bool, text), do: parse_bool(String.downcase(trim_space(text), :ascii))
 
   @doc "Orders two non-null canonical values of one type as Postgres does."
   @spec compare(value(), value()) :: :lt | :eq | :gt
@@ -143,6 +133,20 @@ defmodule LsmIndex.Filter.ColumnType do
   defp rank(:infinity), do: {1, 0}
   defp rank(:nan), do: {2, 0}
   defp rank(number), do: {0, number}
+
+  # As PostgreSQL's boolin reads it: true/false/yes/no or any prefix of one, on, off or of,
+  # 1, 0 (the Rust engine's `parse_bool`).
+  defp parse_bool(""), do: :error
+  defp parse_bool(w) when w in ["1", "on"], do: {:ok, true}
+  defp parse_bool(w) when w in ["0", "of", "off"], do: {:ok, false}
+
+  defp parse_bool(w) do
+    cond do
+      String.starts_with?("true", w) or String.starts_with?("yes", w) -> {:ok, true}
+      String.starts_with?("false", w) or String.starts_with?("no", w) -> {:ok, false}
+      true -> :error
+    end
+  end
 
   defp in_range(type, int) do
     {min, max} = Map.fetch!(@ranges, type)

@@ -212,13 +212,21 @@ fn errors_name_the_position_and_what_was_expected() {
         ("user_id = 1 user_id = 2", 12, "AND, OR or the end"),
         ("user_id IN 1", 11, "'(' after IN"),
         ("user_id IN (1 2)", 14, "',' or ')'"),
-        ("user_id IS 1", 11, "NULL after IS"),
-        ("status", 6, "a comparison, IN, IS, LIKE or ILIKE"),
+        (
+            "user_id IS 1",
+            11,
+            "NULL, DISTINCT FROM, TRUE, FALSE or UNKNOWN after IS",
+        ),
+        ("status", 6, "a comparison, IN, IS, LIKE, ILIKE or BETWEEN"),
         ("user_id = 1 AND", 15, "a condition"),
         ("1 AND 2", 2, "comparison operator"),
         ("user_id = 'open", 10, "unterminated string"),
         ("id = 1::money", 8, "supported type"),
-        ("user_id NOT = 1", 12, "IN, LIKE or ILIKE after NOT"),
+        (
+            "user_id NOT = 1",
+            12,
+            "IN, LIKE, ILIKE or BETWEEN after NOT",
+        ),
         ("", 0, "a condition"),
     ];
     for (sql, at, needle) in cases {
@@ -330,4 +338,61 @@ fn literals_and_operators_follow_postgres() {
     // a LIKE pattern may not end with the escape character
     assert!(err(r"status LIKE 'ab\'").1.contains("escape"));
     assert!(matches!(ok(r"status LIKE 'ab\\'"), Expr::Like { .. }));
+}
+
+/// BETWEEN, IS [NOT] DISTINCT FROM and IS [NOT] TRUE/FALSE/UNKNOWN, written with the nodes
+/// that mean the same; unary plus; E'' strings.
+#[test]
+fn between_distinct_truth_tests_and_escape_strings() {
+    let c = |column, op, v| Expr::Cmp {
+        column,
+        op,
+        value: Some(v),
+    };
+    let is_null = |column, negated| Expr::IsNull { column, negated };
+    assert_eq!(
+        ok("user_id BETWEEN 2 AND 4"),
+        Expr::And(vec![
+            c(1, CmpOp::Ge, Value::Int(2)),
+            c(1, CmpOp::Le, Value::Int(4))
+        ])
+    );
+    assert_eq!(
+        ok("user_id NOT BETWEEN SYMMETRIC 4 AND 2"),
+        Expr::Or(vec![
+            c(1, CmpOp::Lt, Value::Int(2)),
+            c(1, CmpOp::Gt, Value::Int(4))
+        ])
+    );
+    // BETWEEN's AND binds to it, the next AND to the clause
+    assert!(matches!(ok("user_id BETWEEN 2 AND 4 AND id = 1"), Expr::And(v) if v.len() == 3));
+    assert_eq!(
+        ok("user_id IS DISTINCT FROM 5"),
+        Expr::Or(vec![is_null(1, false), c(1, CmpOp::Ne, Value::Int(5))])
+    );
+    assert_eq!(
+        ok("user_id IS NOT DISTINCT FROM 5"),
+        Expr::And(vec![is_null(1, true), c(1, CmpOp::Eq, Value::Int(5))])
+    );
+    assert_eq!(ok("user_id IS DISTINCT FROM NULL"), is_null(1, true));
+    assert_eq!(ok("active IS UNKNOWN"), is_null(4, false));
+    assert_eq!(
+        ok("active IS NOT TRUE"),
+        Expr::Or(vec![is_null(4, false), c(4, CmpOp::Ne, Value::Bool(true))])
+    );
+    assert_eq!(
+        ok("active IS FALSE"),
+        Expr::And(vec![is_null(4, true), c(4, CmpOp::Eq, Value::Bool(false))])
+    );
+    assert!(err("user_id IS TRUE").1.contains("boolean"));
+    assert_eq!(ok("user_id = +7"), c(1, CmpOp::Eq, Value::Int(7)));
+    let text = |s: &str| c(5, CmpOp::Eq, Value::Text(s.into()));
+    assert_eq!(
+        ok(r"status = E'a\\b\n\x41\101\u00e9\''''"),
+        text("a\\b\nAAé''")
+    );
+    assert_eq!(ok(r"status = e'\q'"), text("q"));
+    err(r"status = E'\0'");
+    err(r"status = E'\xff'");
+    err(r"status = E'open");
 }

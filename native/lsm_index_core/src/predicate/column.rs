@@ -79,11 +79,7 @@ impl ColumnType {
             ColumnType::Float8 => {
                 with_ascii_lowercase(trim_space(text), parse_float).map(Value::Float)
             }
-            ColumnType::Bool => with_ascii_lowercase(trim_space(text), |word| match word {
-                "t" | "true" | "y" | "yes" | "on" | "1" => Some(Value::Bool(true)),
-                "f" | "false" | "n" | "no" | "off" | "0" => Some(Value::Bool(false)),
-                _ => None,
-            }),
+            ColumnType::Bool => with_ascii_lowercase(trim_space(text), parse_bool).map(Value::Bool),
             ColumnType::Text => Some(Value::Text(text.to_string())),
             ColumnType::Uuid => parse_uuid(text).map(Value::Uuid),
         }
@@ -136,7 +132,8 @@ fn parse_float(text: &str) -> Option<f64> {
     };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let int_ok = digits(int) || (int.is_empty() && frac.is_some());
-    let frac_ok = frac.is_none_or(digits);
+    // strtod's forms: `5.` and `5.e3` too
+    let frac_ok = frac.is_none_or(|f| digits(f) || (f.is_empty() && !int.is_empty()));
     let exp_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
     if !(int_ok && frac_ok && exp_ok) {
         return None;
@@ -175,6 +172,23 @@ fn parse_uuid(text: &str) -> Option<u128> {
         rest = rest.strip_prefix(b"}")?;
     }
     rest.is_empty().then_some(v)
+}
+
+/// A boolean as PostgreSQL's boolin reads it (lower-cased): `true`/`false`/`yes`/`no` or
+/// any prefix of one of them, `on`, `off` or `of`, `1`, `0`.
+fn parse_bool(word: &str) -> Option<bool> {
+    let prefix_of = |full: &str| full.starts_with(word);
+    match word.as_bytes().first()? {
+        b't' if prefix_of("true") => Some(true),
+        b'f' if prefix_of("false") => Some(false),
+        b'y' if prefix_of("yes") => Some(true),
+        b'n' if prefix_of("no") => Some(false),
+        b'o' if word == "on" => Some(true),
+        b'o' if word.len() >= 2 && prefix_of("off") => Some(false),
+        b'1' if word.len() == 1 => Some(true),
+        b'0' if word.len() == 1 => Some(false),
+        _ => None,
+    }
 }
 
 /// `text` without the white space PostgreSQL's input functions skip around a value.
@@ -235,7 +249,9 @@ mod tests {
         }
         assert!(matches!(ColumnType::Float8.parse("1e-310"), Some(Value::Float(f)) if f > 0.0));
         assert_eq!(ColumnType::Float8.parse("0e999"), Some(Value::Float(0.0)));
-        for bad in ["5.", "1e", "abc", "", "1.2.3", "--1"] {
+        assert_eq!(ColumnType::Float8.parse("5."), Some(Value::Float(5.0)));
+        assert_eq!(ColumnType::Float8.parse("5.e1"), Some(Value::Float(50.0)));
+        for bad in [".", "1e", "abc", "", "1.2.3", "--1"] {
             assert_eq!(ColumnType::Float8.parse(bad), None, "{bad}");
         }
     }

@@ -19,6 +19,8 @@ pub enum Token {
     Op(&'static str),
     /// `-` (a sign of a numeric literal).
     Minus,
+    /// `+` (a sign of a numeric literal).
+    Plus,
     /// `(`
     LParen,
     /// `)`
@@ -50,6 +52,10 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
                 Token::Cast
             }
             c if is_op_char(c) => operator(sql, &mut i)?,
+            b'e' | b'E' if bytes.get(i + 1) == Some(&b'\'') => {
+                i += 1;
+                Token::Str(escape_string(sql, &mut i)?)
+            }
             b'\'' => Token::Str(quoted(sql, &mut i, b'\'', "string")?),
             b'"' => {
                 let name = quoted(sql, &mut i, b'"', "quoted identifier")?;
@@ -106,7 +112,7 @@ fn is_op_char(c: u8) -> bool {
 /// An operator token, cut as PostgreSQL's lexer cuts it: the longest run of operator
 /// characters (up to a comment start), less any trailing `+`/`-` unless the run also holds one
 /// of ``~ ! @ # % ^ & | ` ?`` (so `<>-1` is `<>` then `-1`, while `!=-1` is the operator
-/// `!=-`). Only the comparison operators and `-` exist here; any other is refused, as
+/// `!=-`). Only the comparison operators and `-` exist here (and the signs); any other is refused, as
 /// PostgreSQL refuses an operator it does not know.
 fn operator(sql: &str, i: &mut usize) -> Result<Token> {
     let bytes = sql.as_bytes();
@@ -138,6 +144,7 @@ fn operator(sql: &str, i: &mut usize) -> Result<Token> {
     *i = end;
     Ok(match &sql[start..end] {
         "-" => Token::Minus,
+        "+" => Token::Plus,
         "=" => Token::Op("="),
         "<>" | "!=" => Token::Op("<>"),
         "<" => Token::Op("<"),
@@ -172,6 +179,95 @@ fn quoted(sql: &str, i: &mut usize, q: u8, what: &str) -> Result<String> {
             Some(_) => j += 1,
         }
     }
+}
+
+/// The body of an `E'…'` escape string starting at its quote `*i`, with PostgreSQL's
+/// backslash escapes: `\b \f \n \r \t`, octal `\o`..`\ooo`, hex `\xh`..`\xhh`, `\uXXXX`,
+/// `\UXXXXXXXX`, and `\c` for any other character `c`; `''` is one `'`. The bytes must make
+/// UTF-8 without NUL (the database's encoding), as PostgreSQL requires.
+fn escape_string(sql: &str, i: &mut usize) -> Result<String> {
+    let bytes = sql.as_bytes();
+    let start = *i - 1;
+    let mut out: Vec<u8> = Vec::new();
+    let mut j = *i + 1;
+    let digits = |j: &mut usize, radix: u32, max: usize| -> u32 {
+        let mut v = 0;
+        let mut n = 0;
+        while n < max {
+            match bytes.get(*j).and_then(|&b| (b as char).to_digit(radix)) {
+                Some(d) => {
+                    v = v * radix + d;
+                    *j += 1;
+                    n += 1;
+                }
+                None => break,
+            }
+        }
+        v
+    };
+    loop {
+        match bytes.get(j) {
+            None => return Err(error(start, "an unterminated string")),
+            Some(b'\'') if bytes.get(j + 1) == Some(&b'\'') => {
+                out.push(b'\'');
+                j += 2;
+            }
+            Some(b'\'') => break,
+            Some(b'\\') => {
+                let at = j;
+                j += 1;
+                let Some(&e) = bytes.get(j) else {
+                    return Err(error(start, "an unterminated string"));
+                };
+                match e {
+                    b'b' => out.push(8),
+                    b'f' => out.push(12),
+                    b'n' => out.push(b'\n'),
+                    b'r' => out.push(b'\r'),
+                    b't' => out.push(b'\t'),
+                    b'0'..=b'7' => {
+                        let v = digits(&mut j, 8, 3);
+                        out.push(v as u8);
+                        continue;
+                    }
+                    b'x' if bytes.get(j + 1).is_some_and(u8::is_ascii_hexdigit) => {
+                        j += 1;
+                        out.push(digits(&mut j, 16, 2) as u8);
+                        continue;
+                    }
+                    b'u' | b'U' => {
+                        let n = if e == b'u' { 4 } else { 8 };
+                        j += 1;
+                        let from = j;
+                        let v = digits(&mut j, 16, n);
+                        let c = (j - from == n).then(|| char::from_u32(v)).flatten();
+                        let Some(c) = c.filter(|&c| c != '\0') else {
+                            return Err(error(at, "a valid Unicode escape"));
+                        };
+                        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        continue;
+                    }
+                    _ => {
+                        // any other character stands for itself (a whole UTF-8 character)
+                        let c = sql[j..].chars().next().unwrap_or('\\');
+                        out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                        j += c.len_utf8();
+                        continue;
+                    }
+                }
+                j += 1;
+            }
+            Some(&b) => {
+                out.push(b);
+                j += 1;
+            }
+        }
+    }
+    *i = j + 1;
+    if out.contains(&0) {
+        return Err(error(start, "a string without a NUL character"));
+    }
+    String::from_utf8(out).map_err(|_| error(start, "a string that is valid UTF-8"))
 }
 
 /// An integer or decimal literal: digits, an optional fraction, an optional exponent.

@@ -1,7 +1,7 @@
 //! Recursive-descent parser: tokens to a typed [`Expr`], checked against the table's columns.
 
 use super::lexer::{error, tokens, Token};
-use super::{CmpOp, ColumnType, Expr, Value, MAX_DEPTH, MAX_SQL_BYTES};
+use super::{eval, CmpOp, ColumnType, Expr, Value, MAX_DEPTH, MAX_SQL_BYTES};
 use crate::error::Result;
 
 /// Parses the WHERE clause `sql` of a table whose columns are `columns` (name, type), in
@@ -206,7 +206,7 @@ impl Parser<'_> {
         let negated = self.eat_keyword("not");
         if let Some(Token::Op(op)) = self.peek().cloned() {
             if negated {
-                return Err(self.expected("IN, LIKE or ILIKE after NOT"));
+                return Err(self.expected("IN, LIKE, ILIKE or BETWEEN after NOT"));
             }
             self.at += 1;
             let value = self.literal(column)?;
@@ -270,15 +270,17 @@ impl Parser<'_> {
                 negated,
             });
         }
+        if negated && self.keyword("between") {
+            return self.between(column, true);
+        }
         if negated {
-            return Err(self.expected("IN, LIKE or ILIKE after NOT"));
+            return Err(self.expected("IN, LIKE, ILIKE or BETWEEN after NOT"));
+        }
+        if self.keyword("between") {
+            return self.between(column, false);
         }
         if self.eat_keyword("is") {
-            let negated = self.eat_keyword("not");
-            if !self.eat_keyword("null") {
-                return Err(self.expected("NULL after IS"));
-            }
-            return Ok(Expr::IsNull { column, negated });
+            return self.is_tail(column);
         }
         if self.columns[column].1 == ColumnType::Bool {
             // a bare boolean column is the condition `column = true`
@@ -288,7 +290,95 @@ impl Parser<'_> {
                 value: Some(Value::Bool(true)),
             });
         }
-        Err(self.expected("a comparison, IN, IS, LIKE or ILIKE after the column"))
+        Err(self.expected("a comparison, IN, IS, LIKE, ILIKE or BETWEEN after the column"))
+    }
+
+    /// `column [NOT] BETWEEN [SYMMETRIC | ASYMMETRIC] low AND high` (at BETWEEN), as
+    /// PostgreSQL defines it: `low <= column AND column <= high` (`NOT`: `column < low OR
+    /// column > high`); SYMMETRIC swaps the bounds when `low > high`.
+    fn between(&mut self, column: usize, negated: bool) -> Result<Expr> {
+        self.at += 1;
+        let symmetric = self.eat_keyword("symmetric");
+        if !symmetric {
+            self.eat_keyword("asymmetric");
+        }
+        let mut low = self.literal(column)?;
+        if !self.eat_keyword("and") {
+            return Err(self.expected("AND between the bounds of BETWEEN"));
+        }
+        let mut high = self.literal(column)?;
+        if symmetric {
+            if let (Some(l), Some(h)) = (&low, &high) {
+                if eval::compare(l, h) == std::cmp::Ordering::Greater {
+                    std::mem::swap(&mut low, &mut high);
+                }
+            }
+        }
+        let cmp = |op, value| Expr::Cmp { column, op, value };
+        Ok(if negated {
+            or_of(vec![cmp(CmpOp::Lt, low), cmp(CmpOp::Gt, high)])
+        } else {
+            and_of(vec![cmp(CmpOp::Ge, low), cmp(CmpOp::Le, high)])
+        })
+    }
+
+    /// What follows `column IS`: `[NOT] NULL`, `[NOT] DISTINCT FROM literal`, or (a boolean
+    /// column) `[NOT] TRUE | FALSE | UNKNOWN` — each written with the nodes that mean the
+    /// same in three-valued logic (these tests are never unknown).
+    fn is_tail(&mut self, column: usize) -> Result<Expr> {
+        let negated = self.eat_keyword("not");
+        let is_null = |negated| Expr::IsNull { column, negated };
+        if self.eat_keyword("null") {
+            return Ok(is_null(negated));
+        }
+        if self.eat_keyword("distinct") {
+            if !self.eat_keyword("from") {
+                return Err(self.expected("FROM after IS DISTINCT"));
+            }
+            let value = self.literal(column)?;
+            let cmp = |op, value| Expr::Cmp { column, op, value };
+            return Ok(match (value, negated) {
+                // distinct from NULL: not NULL
+                (None, distinct_is_not) => is_null(!distinct_is_not),
+                (Some(v), false) => or_of(vec![is_null(false), cmp(CmpOp::Ne, Some(v))]),
+                (Some(v), true) => and_of(vec![is_null(true), cmp(CmpOp::Eq, Some(v))]),
+            });
+        }
+        let at = self.position();
+        let truth = if self.eat_keyword("true") {
+            Some(true)
+        } else if self.eat_keyword("false") {
+            Some(false)
+        } else if self.eat_keyword("unknown") {
+            None
+        } else {
+            return Err(self.expected("NULL, DISTINCT FROM, TRUE, FALSE or UNKNOWN after IS"));
+        };
+        if self.columns[column].1 != ColumnType::Bool {
+            return Err(error(
+                at,
+                &self.type_message(column, "IS TRUE, FALSE or UNKNOWN needs a boolean column"),
+            ));
+        }
+        Ok(match (truth, negated) {
+            (None, negated) => is_null(negated),
+            (Some(b), false) => and_of(vec![
+                is_null(true),
+                Expr::Cmp {
+                    column,
+                    op: CmpOp::Eq,
+                    value: Some(Value::Bool(b)),
+                },
+            ]),
+            (Some(b), true) => or_of(vec![
+                is_null(false),
+                Expr::Cmp {
+                    column,
+                    op: CmpOp::Ne,
+                    value: Some(Value::Bool(b)),
+                },
+            ]),
+        })
     }
 
     /// A literal compared with `column`, typed by it.
@@ -301,20 +391,21 @@ impl Parser<'_> {
     /// A literal with its sign and cast, not yet typed.
     fn raw_literal(&mut self) -> Result<Literal> {
         let negative = matches!(self.peek(), Some(Token::Minus));
-        if negative {
+        let signed = negative || matches!(self.peek(), Some(Token::Plus));
+        if signed {
             self.at += 1;
         }
         let raw = match self.next() {
             Some(Token::Integer(s)) => Raw::Integer(s),
             Some(Token::Decimal(s)) => Raw::Decimal(s),
-            Some(Token::Str(s)) if !negative => Raw::Str(s),
-            Some(Token::Word(w)) if !negative && w == "true" => Raw::Bool(true),
-            Some(Token::Word(w)) if !negative && w == "false" => Raw::Bool(false),
-            Some(Token::Word(w)) if !negative && w == "null" => Raw::Null,
+            Some(Token::Str(s)) if !signed => Raw::Str(s),
+            Some(Token::Word(w)) if !signed && w == "true" => Raw::Bool(true),
+            Some(Token::Word(w)) if !signed && w == "false" => Raw::Bool(false),
+            Some(Token::Word(w)) if !signed && w == "null" => Raw::Null,
             _ => {
                 self.at -= 1;
-                return Err(self.expected(if negative {
-                    "a number after '-'"
+                return Err(self.expected(if signed {
+                    "a number after its sign"
                 } else {
                     "a literal (number, 'string', TRUE, FALSE or NULL)"
                 }));
@@ -392,14 +483,18 @@ impl Parser<'_> {
         // then widened to the column's type where that is exact (integer to integer or to
         // float8)
         if let Some((cast_at, to)) = cast {
+            let is_integer = matches!(raw, Raw::Integer(_));
             let text = match raw {
                 Raw::Null => return Ok(None),
                 Raw::Bool(b) => b.to_string(),
                 Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
             };
-            let v = to.parse(&text).ok_or_else(|| {
-                error(cast_at, &format!("a literal that is a valid {}", to.name()))
-            })?;
+            let v = match (is_integer, to) {
+                // an integer (an int4) cast to bool: zero is false, anything else true
+                (true, ColumnType::Bool) => text.parse::<i32>().ok().map(|i| Value::Bool(i != 0)),
+                _ => to.parse(&text),
+            }
+            .ok_or_else(|| error(cast_at, &format!("a literal that is a valid {}", to.name())))?;
             let v = if negative {
                 negate(v).ok_or_else(|| error(at, "a number to negate"))?
             } else {
@@ -444,7 +539,8 @@ fn negate(v: Value) -> Option<Value> {
 
 fn widen(v: Value, from: ColumnType, to: ColumnType) -> Option<Value> {
     match (v, to) {
-        (Value::Int(i), t) if t.is_integer() => t.int(i),
+        // integers compare across integer types as they are (int2 = int4 is valid SQL)
+        (Value::Int(i), t) if t.is_integer() => Some(Value::Int(i)),
         (Value::Int(i), ColumnType::Float8) => Some(Value::Float(i as f64)),
         (v, t) if t == from => Some(v),
         _ => None,
@@ -466,7 +562,17 @@ fn cmp_op(op: &str) -> CmpOp {
 fn is_reserved(w: &str) -> bool {
     matches!(
         w,
-        "and" | "or" | "not" | "in" | "is" | "null" | "true" | "false" | "like" | "ilike"
+        "and"
+            | "or"
+            | "not"
+            | "in"
+            | "is"
+            | "null"
+            | "true"
+            | "false"
+            | "like"
+            | "ilike"
+            | "between"
     )
 }
 
@@ -478,6 +584,7 @@ fn describe(t: &Token) -> String {
         Token::Str(s) => format!("string '{s}'"),
         Token::Op(op) => format!("'{op}'"),
         Token::Minus => "'-'".into(),
+        Token::Plus => "'+'".into(),
         Token::LParen => "'('".into(),
         Token::RParen => "')'".into(),
         Token::Comma => "','".into(),
