@@ -32,9 +32,14 @@ defmodule LsmIndex.MixProject do
       version: "0.1.0",
       elixir: "~> 1.14",
       compilers: [:cargo | Mix.compilers()],
+      elixirc_paths: elixirc_paths(Mix.env()),
       deps: []
     ]
   end
+
+  # test/support: helpers compiled for the tests only (the throwaway PostgreSQL cluster).
+  defp elixirc_paths(:test), do: ["lib", "test/support"]
+  defp elixirc_paths(_env), do: ["lib"]
 
   def application, do: [extra_applications: []]
 end

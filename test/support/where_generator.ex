@@ -1,0 +1,696 @@
+defmodule LsmIndex.Test.WhereGenerator do
+  @moduledoc """
+  Random rows and random WHERE clauses of today's grammar (`LsmIndex.Where`) over one table
+  with a column of every supported type, for the PostgreSQL oracle test. Clauses are built
+  from named constructs (`constructs/0`); a generator configuration is the set of constructs
+  it may use, so a construct whose semantics differ from PostgreSQL's can be left out, and
+  each clause comes back with the constructs it used.
+
+  Randomness comes from the process's `:rand` state (seed it first).
+  """
+
+  @columns [
+    {"id", :int8},
+    {"i2", :int2},
+    {"i4", :int4},
+    {"i8", :int8},
+    {"f", :float8},
+    {"b", :bool},
+    {"s", :text},
+    {"t", :text},
+    {"u", :uuid}
+  ]
+
+  # What each construct generates (the comment is the example).
+  @constructs [
+    # structure
+    :and_or_not,
+    # `a = 1 OR b AND NOT c`: no parentheses, precedence decides
+    :bare_precedence,
+    # TRUE, FALSE, NULL as conditions
+    :const,
+    # `aNd`, `Is NoT nUlL`
+    :keyword_case,
+    # tabs and newlines between tokens
+    :whitespace,
+    # `i4>=5`, `s<>'a'`: no spaces around operators
+    :tight,
+    # `i4!=-1` (needs :tight)
+    :bang_minus,
+    # `"i4" = 1`
+    :quoted_ident,
+    # predicates
+    :is_null,
+    :cmp,
+    # `5 < i4`
+    :literal_left,
+    # `'5'::int4 < i4`
+    :cast_left,
+    :in,
+    :not_in,
+    # `i4 IN (1, NULL)`, `i4 = NULL`
+    :null_literal,
+    # `s = 5`, `b = 1`, `u = 'x'`: refused by both
+    :type_mismatch,
+    :like,
+    :not_like,
+    :ilike,
+    # `\%`, `\_`, `\\` and `\b` in LIKE patterns
+    :like_escapes,
+    # `s LIKE 'ab\'`
+    :like_trailing_backslash,
+    # ILIKE over text with `İ` or `Σ` (the `s` column, not `t`), or such patterns
+    :ilike_fold,
+    # `b`, `NOT b`
+    :bare_bool,
+    # integer columns
+    :int_plain,
+    # `i4 = '5'`
+    :int_string,
+    # `i4 = ' 5 '`
+    :int_string_space,
+    # `i4 = '+5'`
+    :int_string_sign,
+    # `i2 > -32769`
+    :int_out_of_range,
+    # `i4 <= 42.5`, `id IN (144.0)`, `1e2`
+    :int_decimal,
+    # `i4 = 5::int2`, `'5'::int8` (in range of both)
+    :int_cast,
+    # `i2 = 40000::int4` (in the cast's range, not the column's)
+    :int_cast_wide,
+    # `::integer`, `::smallint`, `::bigint`, `::int`
+    :cast_alias,
+    # `i2 = -32768::int2` (the cast binds before the minus)
+    :neg_cast_min,
+    # `i4 != 7::float8`
+    :float_cast_on_int,
+    # `::numeric`, `::varchar`, `::double precision`, `::real`
+    :unsupported_cast,
+    # float8
+    :float_plain,
+    # `'NaN'`, `'Infinity'::float8`, `'-Infinity'`
+    :float_special,
+    # `'inf'`, `'nan'`, `'+Infinity'`
+    :float_string_variants,
+    # `' 1.5 '`
+    :float_string_space,
+    # `f < 1e400`
+    :float_out_of_range,
+    # `f >= 5.`, `1.e2`
+    :float_trailing_point,
+    # `4.9e-324`, 40 significant digits
+    :float_precision,
+    # bool
+    :bool_plain,
+    # `'t'`, `'yes'`, `'OFF'`, `'1'`
+    :bool_words,
+    # `'tr'`, `'fal'`, `'ye'`
+    :bool_prefix,
+    # `' 1 '`, `' t'`
+    :bool_space,
+    # `'t'::bool`, `true::boolean`
+    :bool_cast,
+    # `1::bool`, `2::bool`
+    :int_to_bool_cast,
+    # text
+    :text_plain,
+    # `'x'::text`
+    :text_cast,
+    # `E'a\\b'`
+    :e_string,
+    # uuid
+    :uuid_plain,
+    :uuid_upper,
+    # 32 hex digits without hyphens
+    :uuid_nohyphen,
+    # `'{a0eebc99-…}'`
+    :uuid_braces,
+    # `'a0eebc999c0b4ef8-bb6d-…'`: hyphens after other groups of 4
+    :uuid_grouping,
+    # `'…'::uuid`
+    :uuid_cast
+  ]
+
+  @typedoc "A construct (see `constructs/0`)."
+  @type construct :: atom()
+  @typedoc "A row: column name => text (PostgreSQL's input or output form) or nil."
+  @type row :: %{String.t() => String.t() | nil}
+
+  @doc "The table's columns, `{name, type}`."
+  @spec columns() :: [{String.t(), atom()}]
+  def columns, do: @columns
+
+  @doc "Every construct."
+  @spec constructs() :: [construct()]
+  def constructs, do: @constructs
+
+  ## Rows
+
+  @int_ranges %{
+    int2: {-32_768, 32_767},
+    int4: {-2_147_483_648, 2_147_483_647},
+    int8: {-9_223_372_036_854_775_808, 9_223_372_036_854_775_807}
+  }
+  @floats ~w(0 -0 NaN Infinity -Infinity 1.5 -2.25 3 42 -1 1e300 1e-300 0.1 5e-324
+             1.7976931348623157e308 -1.7976931348623157e308 2.5 100 -100 7)
+  @bools ~w(t f)
+  # the `t` column's texts: no letter whose lower case PostgreSQL and Unicode fold apart
+  @texts [
+    "",
+    "a",
+    "ab",
+    "abc",
+    "Ab",
+    "AB",
+    "abc%",
+    "a%b",
+    "a_b",
+    "a\\b",
+    "ab\\",
+    "\\",
+    "%",
+    "_",
+    "it's",
+    " x ",
+    "x\ty",
+    "σας",
+    "σασ",
+    "αβγ",
+    "ΑΒΓ",
+    "istanbul",
+    "ISTANBUL",
+    "ıi",
+    "é",
+    "É",
+    "日本語",
+    "ß",
+    "ǅ"
+  ]
+  # the `s` column also has these (`İ` lowercases to one character in PostgreSQL, to two in
+  # Unicode; a word-final `Σ` to `σ` in PostgreSQL, to `ς` in Unicode)
+  @fold_texts ["ΣΑΣ", "ΑΣ", "İstanbul", "İ"]
+  @uuids [
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12",
+    "00000000-0000-0000-0000-000000000000",
+    "ffffffff-ffff-ffff-ffff-ffffffffffff",
+    "123e4567-e89b-12d3-a456-426614174000"
+  ]
+
+  @doc """
+  `n` rows (ids 1..n) in PostgreSQL's input form: about half random, the others copies of an
+  earlier row with one or two columns changed (so updates between them change few columns).
+  """
+  @spec rows(pos_integer()) :: [row()]
+  def rows(n) do
+    Enum.reduce(1..n, [], fn id, acc ->
+      row =
+        if acc != [] and :rand.uniform() < 0.5 do
+          base = Enum.random(acc)
+          fresh = random_row()
+
+          changed =
+            @columns |> tl() |> Enum.take_random(:rand.uniform(2)) |> Enum.map(&elem(&1, 0))
+
+          Map.merge(base, Map.take(fresh, changed))
+        else
+          random_row()
+        end
+
+      [Map.put(row, "id", Integer.to_string(id)) | acc]
+    end)
+    |> Enum.reverse()
+  end
+
+  defp random_row do
+    for {name, type} <- tl(@columns), into: %{} do
+      {name, if(:rand.uniform() < 0.15, do: nil, else: row_value(name, type))}
+    end
+  end
+
+  defp row_value(_name, type) when type in [:int2, :int4, :int8],
+    do: type |> int_value() |> Integer.to_string()
+
+  defp row_value(_name, :float8), do: Enum.random(@floats)
+  defp row_value(_name, :bool), do: Enum.random(@bools)
+  defp row_value("s", :text), do: Enum.random(@texts ++ @fold_texts ++ @fold_texts)
+  defp row_value(_name, :text), do: Enum.random(@texts)
+  defp row_value(_name, :uuid), do: Enum.random(@uuids)
+
+  defp int_value(type) do
+    {lo, hi} = Map.fetch!(@int_ranges, type)
+
+    case :rand.uniform(4) do
+      1 -> Enum.random([lo, hi, 0, 1, -1])
+      2 -> Enum.random(-3..3)
+      3 -> Enum.random([7, 42, 100, -100, 32_767, -32_768, 2_147_483_647, -2_147_483_648])
+      _ -> lo + :rand.uniform(hi - lo + 1) - 1
+    end
+    |> case do
+      v when v >= lo and v <= hi -> v
+      _ -> 42
+    end
+  end
+
+  ## Clauses
+
+  @doc """
+  A random clause using only `enabled` constructs (a `MapSet`), and the constructs it used.
+  """
+  @spec clause(MapSet.t(construct())) :: {String.t(), MapSet.t(construct())}
+  def clause(enabled) do
+    Process.put(:where_gen, {enabled, MapSet.new()})
+    sql = expr(0) |> IO.iodata_to_binary() |> String.trim()
+    {_, used} = Process.delete(:where_gen)
+    {sql, used}
+  end
+
+  # The configuration lives in the process dictionary while one clause is built, so every
+  # helper can ask `on?/1` and record what it used with `use!/1`.
+  defp on?(construct) do
+    {enabled, _} = Process.get(:where_gen)
+    MapSet.member?(enabled, construct)
+  end
+
+  defp use!(construct) do
+    {enabled, used} = Process.get(:where_gen)
+    Process.put(:where_gen, {enabled, MapSet.put(used, construct)})
+  end
+
+  # One of `options` (`{construct | nil, fun}`, nil: always allowed) whose construct is on.
+  defp choose(options) do
+    allowed = for {c, f} <- options, c == nil or on?(c), do: {c, f}
+    {c, f} = Enum.random(allowed)
+    if c, do: use!(c)
+    f.()
+  end
+
+  defp expr(depth) do
+    compound? = depth < 3 and on?(:and_or_not) and :rand.uniform() < 0.45
+
+    if compound? do
+      use!(:and_or_not)
+
+      case :rand.uniform(5) do
+        1 ->
+          [kw("NOT"), sp(), sub(depth)]
+
+        n ->
+          op = if n <= 3, do: "AND", else: "OR"
+          parts = for _ <- 1..Enum.random(2..3), do: sub(depth)
+          Enum.intersperse(parts, [sp(), kw(op), sp()])
+      end
+    else
+      atom()
+    end
+  end
+
+  defp sub(depth) do
+    if on?(:bare_precedence) and :rand.uniform() < 0.5 do
+      use!(:bare_precedence)
+      expr(depth + 1)
+    else
+      ["(", expr(depth + 1), ")"]
+    end
+  end
+
+  defp atom do
+    {name, type} = Enum.random(tl(@columns) ++ [hd(@columns)])
+
+    # a clause with a mismatched literal is refused as a whole: rarely
+    if on?(:type_mismatch) and :rand.uniform() < 0.03 do
+      use!(:type_mismatch)
+      [col(name), op_sp(), op(), op_sp(), mismatch(type)]
+    else
+      typed_atom(name, type)
+    end
+  end
+
+  defp typed_atom(name, type) do
+    choose([
+      {:const, fn -> kw(Enum.random(["TRUE", "FALSE", "NULL"])) end},
+      {:is_null, fn -> [col(name), sp(), kw(Enum.random(["IS NULL", "IS NOT NULL"]))] end},
+      {:cmp, fn -> cmp(name, type) end},
+      {:cmp, fn -> cmp(name, type) end},
+      {:cmp, fn -> cmp(name, type) end},
+      {:literal_left, fn -> [left_literal(type), op_sp(), op(), op_sp(), col(name)] end},
+      {:cast_left, fn -> [cast_left(type), op_sp(), op(), op_sp(), col(name)] end},
+      {:in, fn -> in_list(name, type, "IN") end},
+      {:not_in, fn -> in_list(name, type, "NOT IN") end} | typed_atoms(name, type)
+    ])
+  end
+
+  defp typed_atoms(name, :text) do
+    like_col = if on?(:ilike_fold), do: name, else: "t"
+
+    [
+      {:like, fn -> [col(name), sp(), kw("LIKE"), sp(), pattern(false)] end},
+      {:not_like, fn -> [col(name), sp(), kw("NOT LIKE"), sp(), pattern(false)] end},
+      {:ilike,
+       fn ->
+         if like_col == "s" and name == "s", do: use!(:ilike_fold)
+         [col(like_col), sp(), kw(Enum.random(["ILIKE", "NOT ILIKE"])), sp(), pattern(true)]
+       end}
+    ]
+  end
+
+  defp typed_atoms(name, :bool) do
+    [{:bare_bool, fn -> Enum.random([col(name), [kw("NOT"), sp(), col(name)]]) end}]
+  end
+
+  defp typed_atoms(_name, _type), do: []
+
+  defp cmp(name, type) do
+    o = op()
+    lit = literal(type)
+
+    # `!=-1` is one operator in PostgreSQL: a space after `!=` unless :bang_minus
+    tight_minus? = o == "!=" and String.starts_with?(IO.iodata_to_binary(lit), "-")
+
+    gap =
+      cond do
+        not tight_minus? -> op_sp()
+        on?(:bang_minus) -> bang_minus_sp()
+        true -> " "
+      end
+
+    [col(name), op_sp(), o, gap, lit]
+  end
+
+  defp bang_minus_sp do
+    if on?(:tight) do
+      use!(:bang_minus)
+      use!(:tight)
+      ""
+    else
+      " "
+    end
+  end
+
+  defp in_list(name, type, word) do
+    values =
+      for _ <- 1..Enum.random(1..4) do
+        if on?(:null_literal) and :rand.uniform() < 0.1 do
+          use!(:null_literal)
+          kw("NULL")
+        else
+          literal(type)
+        end
+      end
+
+    [col(name), sp(), kw(word), sp(), "(", Enum.intersperse(values, [",", sp()]), ")"]
+  end
+
+  # A literal on the left of a comparison: a cast there is :cast_left.
+  defp left_literal(type, tries \\ 10) do
+    {enabled, used} = Process.get(:where_gen)
+    lit = literal(type)
+
+    cond do
+      not String.contains?(IO.iodata_to_binary(lit), "::") ->
+        lit
+
+      on?(:cast_left) ->
+        use!(:cast_left)
+        lit
+
+      tries > 0 ->
+        Process.put(:where_gen, {enabled, used})
+        left_literal(type, tries - 1)
+
+      true ->
+        kw("NULL")
+    end
+  end
+
+  # A literal of `type` (or NULL with :null_literal).
+  defp literal(type) do
+    if on?(:null_literal) and :rand.uniform() < 0.05 do
+      use!(:null_literal)
+      kw("NULL")
+    else
+      typed_literal(type)
+    end
+  end
+
+  defp typed_literal(type) when type in [:int2, :int4, :int8] do
+    {lo, hi} = Map.fetch!(@int_ranges, type)
+    v = int_value(type)
+
+    choose([
+      {:int_plain, fn -> Integer.to_string(v) end},
+      {:int_string, fn -> quote_sql(Integer.to_string(v)) end},
+      {:int_string_space, fn -> quote_sql(Enum.random([" #{v} ", "+#{abs(v)}", "  #{v}"])) end},
+      {:int_out_of_range, fn -> Integer.to_string(Enum.random([lo - 1, hi + 1, hi * 4])) end},
+      {:int_decimal,
+       fn -> Enum.random(["#{v}.0", "#{div(v, 2)}.5", "1e2", "#{Enum.random(0..9)}.25"]) end},
+      {:int_cast, fn -> int_cast(v, type) end},
+      {:int_cast_wide, fn -> int_cast_wide(type) end},
+      {:neg_cast_min, fn -> "#{lo}::#{type}" end},
+      {:float_cast_on_int, fn -> "#{min(abs(v), 1_000_000)}::float8" end},
+      {:unsupported_cast,
+       fn -> "#{abs(v)}::#{Enum.random(["numeric", "double precision", "real"])}" end}
+    ])
+  end
+
+  defp typed_literal(:float8) do
+    choose([
+      {:float_plain,
+       fn ->
+         Enum.random(~w(0 1 3 7 42 100 -1 -100 1.5 -2.25 2.5 0.1 .5 1e3 1.5E-3 1e300 1e-300 1e308
+              -1e308 0.0 -0.0 2))
+       end},
+      {:float_plain, fn -> "#{Enum.random(-5..5)}::float8" end},
+      {:float_trailing_point, fn -> Enum.random(["5.", "-1.", "0.", "1.e2"]) end},
+      {:int_cast, fn -> "#{Enum.random(0..100)}::int4" end},
+      {:float_special,
+       fn ->
+         v = Enum.random(["NaN", "Infinity", "-Infinity"])
+         Enum.random([quote_sql(v), quote_sql(v) <> "::float8"])
+       end},
+      {:float_string_variants,
+       fn ->
+         quote_sql(Enum.random(["inf", "-inf", "nan", "+Infinity", "infinity", "INF", "1E3"]))
+       end},
+      {:float_string_space, fn -> quote_sql(Enum.random([" 1.5 ", " NaN", "3 "])) end},
+      {:float_out_of_range, fn -> Enum.random(["1e400", "-1e400", "1e-400"]) end},
+      {:float_precision,
+       fn ->
+         Enum.random([
+           "4.9e-324",
+           "0.1000000000000000055511151231257827021181583404541015625",
+           "1.7976931348623157e308",
+           "2.2250738585072014e-308",
+           "0.30000000000000004"
+         ])
+       end},
+      {:unsupported_cast, fn -> "1.5::#{Enum.random(["numeric", "double precision"])}" end}
+    ])
+  end
+
+  defp typed_literal(:bool) do
+    choose([
+      {:bool_plain, fn -> kw(Enum.random(["TRUE", "FALSE"])) end},
+      {:bool_words,
+       fn ->
+         quote_sql(Enum.random(~w(t f true false yes no on off 1 0 TRUE False Y n OFF On)))
+       end},
+      {:bool_prefix, fn -> quote_sql(Enum.random(~w(tr tru fa fal ye of))) end},
+      {:bool_space, fn -> quote_sql(Enum.random([" 1 ", " t", "f ", " true "])) end},
+      {:bool_cast,
+       fn ->
+         Enum.random(["'t'::bool", "'false'::boolean", "true::bool", "FALSE::boolean"])
+       end},
+      {:int_to_bool_cast, fn -> "#{Enum.random(0..2)}::bool" end}
+    ])
+  end
+
+  defp typed_literal(:text) do
+    text = Enum.random(if on?(:ilike_fold), do: @texts ++ @fold_texts, else: @texts)
+
+    choose([
+      {:text_plain, fn -> quote_sql(text) end},
+      {:text_cast, fn -> quote_sql(text) <> "::text" end},
+      {:e_string, fn -> "E" <> quote_sql(String.replace(text, "\\", "\\\\")) end},
+      {:unsupported_cast, fn -> quote_sql(text) <> "::varchar" end}
+    ])
+  end
+
+  defp typed_literal(:uuid) do
+    u = String.downcase(Enum.random(@uuids))
+    hex = String.replace(u, "-", "")
+
+    choose([
+      {:uuid_plain, fn -> quote_sql(u) end},
+      {:uuid_upper, fn -> quote_sql(String.upcase(u)) end},
+      {:uuid_nohyphen, fn -> quote_sql(hex) end},
+      {:uuid_braces, fn -> quote_sql("{" <> u <> "}") end},
+      {:uuid_grouping,
+       fn ->
+         groups = for <<g::binary-4 <- hex>>, do: g
+         quote_sql(Enum.join(groups, "-"))
+       end},
+      {:uuid_cast, fn -> quote_sql(u) <> "::uuid" end}
+    ])
+  end
+
+  # `v` cast to an integer type whose range holds it; `-N::t` only where `N` fits `t` (the
+  # cast binds before the minus: the rest is :neg_cast_min)
+  defp int_cast(v, type) do
+    to = Enum.find(Enum.shuffle([:int2, :int4, :int8]), type, &fits?(v, &1))
+    name = cast_name(to)
+
+    if :rand.uniform() < 0.5 and fits?(abs(v), to),
+      do: "#{v}::#{name}",
+      else: "'#{v}'::#{name}"
+  end
+
+  defp fits?(v, type) do
+    {lo, hi} = Map.fetch!(@int_ranges, type)
+    v >= lo and v <= hi
+  end
+
+  defp int_cast_wide(:int8), do: "'9223372036854775807'::int8"
+  defp int_cast_wide(:int4), do: "#{Enum.random([2_147_483_648, 10_000_000_000])}::int8"
+  defp int_cast_wide(:int2), do: "#{Enum.random([32_768, 40_000])}::int4"
+
+  defp cast_name(type) do
+    if on?(:cast_alias) and :rand.uniform() < 0.5 do
+      use!(:cast_alias)
+
+      case type do
+        :int2 -> "smallint"
+        :int4 -> Enum.random(["integer", "int"])
+        :int8 -> "bigint"
+      end
+    else
+      Atom.to_string(type)
+    end
+  end
+
+  defp cast_left(type) do
+    case type do
+      t when t in [:int2, :int4, :int8] -> "'#{Enum.random(-3..3)}'::#{t}"
+      :float8 -> "'1.5'::float8"
+      :bool -> "'t'::bool"
+      :text -> "'ab'::text"
+      :uuid -> quote_sql(hd(@uuids)) <> "::uuid"
+    end
+  end
+
+  defp mismatch(type) do
+    case type do
+      :text -> Enum.random(["5", "TRUE", "1.5"])
+      :bool -> Enum.random(["1", "'maybe'", "1.5"])
+      :uuid -> Enum.random(["5", "'xyz'", "TRUE"])
+      :float8 -> Enum.random(["TRUE", "'abc'"])
+      _int -> Enum.random(["TRUE", "'abc'", "'1.5'"])
+    end
+  end
+
+  defp pattern(case_insensitive) do
+    pool = if case_insensitive and not on?(:ilike_fold), do: @texts, else: @texts ++ @fold_texts
+    pool = if on?(:like_escapes), do: pool, else: Enum.reject(pool, &String.contains?(&1, "\\"))
+    base = Enum.random(pool)
+    if String.contains?(base, "\\"), do: use!(:like_escapes)
+    if case_insensitive and Enum.any?(@fold_texts, &(&1 == base)), do: use!(:ilike_fold)
+
+    chars =
+      base
+      |> String.graphemes()
+      |> Enum.map(fn c ->
+        case :rand.uniform(8) do
+          1 -> "%"
+          2 -> "_"
+          _ -> c
+        end
+      end)
+
+    chars =
+      if on?(:like_escapes) and :rand.uniform() < 0.3 do
+        use!(:like_escapes)
+        List.insert_at(chars, Enum.random(0..length(chars)), Enum.random(["\\%", "\\_", "\\\\"]))
+      else
+        chars
+      end
+
+    pat =
+      Enum.random([
+        Enum.join(chars),
+        "%" <> Enum.join(chars),
+        Enum.join(chars) <> "%",
+        "%" <> Enum.join(chars) <> "%"
+      ])
+
+    pat =
+      if on?(:like_trailing_backslash) and :rand.uniform() < 0.2,
+        do: pat <> "\\",
+        else: pat
+
+    pat =
+      cond do
+        not odd_trailing_backslash?(pat) ->
+          pat
+
+        on?(:like_trailing_backslash) ->
+          use!(:like_trailing_backslash)
+          pat
+
+        true ->
+          pat <> "%"
+      end
+
+    quote_sql(pat)
+  end
+
+  defp odd_trailing_backslash?(pat) do
+    trailing = pat |> String.reverse() |> String.graphemes() |> Enum.take_while(&(&1 == "\\"))
+    rem(length(trailing), 2) == 1
+  end
+
+  defp quote_sql(text), do: "'" <> String.replace(text, "'", "''") <> "'"
+
+  defp col(name) do
+    if on?(:quoted_ident) and :rand.uniform() < 0.3 do
+      use!(:quoted_ident)
+      ~s("#{name}")
+    else
+      name
+    end
+  end
+
+  defp op, do: Enum.random(["=", "<>", "!=", "<", "<=", ">", ">="])
+
+  defp op_sp do
+    if on?(:tight) and :rand.uniform() < 0.4 do
+      use!(:tight)
+      ""
+    else
+      sp()
+    end
+  end
+
+  defp sp do
+    if on?(:whitespace) and :rand.uniform() < 0.2 do
+      use!(:whitespace)
+      Enum.random(["  ", "\t", "\n", "\r\n"])
+    else
+      " "
+    end
+  end
+
+  defp kw(word) do
+    if on?(:keyword_case) and :rand.uniform() < 0.3 do
+      use!(:keyword_case)
+
+      word
+      |> String.graphemes()
+      |> Enum.map_join(fn c ->
+        if :rand.uniform() < 0.5, do: String.downcase(c), else: c
+      end)
+    else
+      word
+    end
+  end
+end
