@@ -7,11 +7,18 @@ defmodule LsmIndex.Where do
       ...>   [{"user_id", :int8}, {"status", :text}])
       {:ok, {:and, [{:eq, "user_id", 7}, {:in, "status", ["open", "late"]}]}}
 
-  The subset: column references (optionally double-quoted), literals (integers, decimals,
-  `'text'` with `''` escapes, `TRUE`/`FALSE`, `NULL`, casts such as `'…'::uuid`),
-  `= <> != < <= > >=`, `[NOT] IN (…)`, `IS [NOT] NULL`, `[NOT] LIKE`/`ILIKE`, `AND`, `OR`,
-  `NOT` and parentheses. Literals are checked against the column types and come back as
-  `LsmIndex.Filter.ColumnType` values. A clause is at most 1 MiB and 64 levels deep.
+  The subset, read as PostgreSQL 15 reads it (checked against PostgreSQL itself by the test
+  suite): column references (optionally double-quoted), literals (integers, decimals,
+  `'text'` with `''` escapes, `E'…'` escape strings, `TRUE`/`FALSE`, `NULL`, a sign, casts
+  such as `'…'::uuid`, `::varchar`, `::double precision`; a cast binds tighter than the sign),
+  `= <> != < <= > >=` (a literal may stand on either side), `[NOT] IN (…)`, `IS [NOT] NULL`,
+  `IS [NOT] DISTINCT FROM`, `IS [NOT] TRUE | FALSE | UNKNOWN` (boolean columns),
+  `[NOT] BETWEEN [SYMMETRIC]`, `[NOT] LIKE`/`ILIKE` (ILIKE folds one character to one, as
+  PostgreSQL under a UTF-8 ctype), `AND`, `OR`, `NOT` and parentheses. Literals are checked
+  against the column types as PostgreSQL's input functions check them and come back as
+  `LsmIndex.Filter.ColumnType` values (BETWEEN and the IS tests come back as the comparisons
+  they stand for). A clause is at most 1 MiB and 64 levels deep. Not yet: decimals or float8
+  against integer columns, `numeric`/`real` casts, functions, arithmetic, parameters.
   """
 
   alias LsmIndex.Filter.{ColumnType, Expr}

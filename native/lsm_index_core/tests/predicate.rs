@@ -396,3 +396,33 @@ fn between_distinct_truth_tests_and_escape_strings() {
     err(r"status = E'\xff'");
     err(r"status = E'open");
 }
+
+/// An integer literal beyond i64 is a numeric in PostgreSQL: against an integer column every
+/// comparison has one answer for non-NULL values, written against i64's bound.
+#[test]
+fn integers_beyond_i64_compare_as_numerics() {
+    let c = |op, v| Expr::Cmp {
+        column: 0,
+        op,
+        value: Some(Value::Int(v)),
+    };
+    assert_eq!(ok("id = 9223372036854775808"), c(CmpOp::Gt, i64::MAX));
+    assert_eq!(ok("id <> 9223372036854775808"), c(CmpOp::Le, i64::MAX));
+    assert_eq!(ok("9223372036854775808 > id"), c(CmpOp::Le, i64::MAX));
+    assert_eq!(ok("id >= -9223372036854775809"), c(CmpOp::Ge, i64::MIN));
+    assert_eq!(ok("id < -99999999999999999999"), c(CmpOp::Lt, i64::MIN));
+    assert_eq!(
+        ok("id IN (1, 99999999999999999999)"),
+        Expr::In {
+            column: 0,
+            values: vec![Some(Value::Int(1))],
+            negated: false
+        }
+    );
+    assert_eq!(
+        ok("id NOT IN (99999999999999999999)"),
+        c(CmpOp::Le, i64::MAX)
+    );
+    assert_eq!(ok("id = -9223372036854775808"), c(CmpOp::Eq, i64::MIN));
+    err("id = 9223372036854775808::int8");
+}

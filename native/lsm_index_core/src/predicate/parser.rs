@@ -3,6 +3,7 @@
 use super::lexer::{error, tokens, Token};
 use super::{eval, CmpOp, ColumnType, Expr, Value, MAX_DEPTH, MAX_SQL_BYTES};
 use crate::error::Result;
+use std::cmp::Ordering;
 
 /// Parses the WHERE clause `sql` of a table whose columns are `columns` (name, type), in
 /// order: a column in the result is its index there. Unknown columns, literals that are not
@@ -162,12 +163,7 @@ impl Parser<'_> {
                 };
                 self.at += 1;
                 let column = self.column()?;
-                let value = self.typed(literal, column, at)?;
-                Ok(Expr::Cmp {
-                    column,
-                    op: cmp_op(op).flipped(),
-                    value,
-                })
+                self.comparison(column, cmp_op(op).flipped(), literal, at)
             }
         }
     }
@@ -209,28 +205,66 @@ impl Parser<'_> {
                 return Err(self.expected("IN, LIKE, ILIKE or BETWEEN after NOT"));
             }
             self.at += 1;
-            let value = self.literal(column)?;
-            return Ok(Expr::Cmp {
-                column,
-                op: cmp_op(op),
-                value,
-            });
+            let at = self.position();
+            let literal = self.raw_literal()?;
+            return self.comparison(column, cmp_op(op), literal, at);
         }
         if self.eat_keyword("in") {
             if self.next() != Some(Token::LParen) {
                 self.at -= 1;
                 return Err(self.expected("'(' after IN"));
             }
-            let mut values = vec![self.literal(column)?];
+            let mut literals = Vec::new();
             loop {
+                literals.push((self.position(), self.raw_literal()?));
                 match self.next() {
-                    Some(Token::Comma) => values.push(self.literal(column)?),
+                    Some(Token::Comma) => {}
                     Some(Token::RParen) => break,
                     _ => {
                         self.at -= 1;
                         return Err(self.expected("',' or ')' in the IN list"));
                     }
                 }
+            }
+            // the list's strings take the type common to the column and the list's numbers
+            let common = self.in_list_type(column, &literals);
+            // a number beyond i64 makes it a numeric list
+            let numeric = literals
+                .iter()
+                .any(|(_, l)| self.beyond_i64(l, column).is_some());
+            let mut values = Vec::new();
+            let mut beyond = false;
+            for (at, literal) in literals {
+                // an integer beyond i64 equals no value of an integer column: left out
+                if self.beyond_i64(&literal, column).is_some() {
+                    beyond = true;
+                    continue;
+                }
+                if let (
+                    true,
+                    Literal {
+                        raw: Raw::Str(text),
+                        cast: None,
+                        ..
+                    },
+                ) = (numeric, &literal)
+                {
+                    match numeric_as_integer(text) {
+                        Some(Some(i)) => values.push(Some(Value::Int(i))),
+                        // a numeric no integer column value equals: left out
+                        Some(None) => beyond = true,
+                        None => {
+                            return Err(error(at, &self.type_message(column, "expected a numeric")))
+                        }
+                    }
+                    continue;
+                }
+                values.push(self.typed_as(literal, column, common, at)?);
+            }
+            if values.is_empty() && beyond {
+                // `x IN (BIG)`: false, or unknown for NULL, as `x = BIG`
+                let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
+                return Ok(beyond_cmp(column, op, Ordering::Greater));
             }
             return Ok(Expr::In {
                 column,
@@ -381,6 +415,36 @@ impl Parser<'_> {
         })
     }
 
+    /// `column op literal`.
+    fn comparison(&self, column: usize, op: CmpOp, literal: Literal, at: usize) -> Result<Expr> {
+        if let Some(side) = self.beyond_i64(&literal, column) {
+            return Ok(beyond_cmp(column, op, side));
+        }
+        let value = self.typed(literal, column, at)?;
+        Ok(Expr::Cmp { column, op, value })
+    }
+
+    /// Whether `literal` is an integer (not cast) beyond i64's range compared with an integer
+    /// column: PostgreSQL reads it as a numeric and compares; which side it lies on.
+    fn beyond_i64(&self, literal: &Literal, column: usize) -> Option<Ordering> {
+        let Literal {
+            negative,
+            raw: Raw::Integer(digits),
+            cast: None,
+        } = literal
+        else {
+            return None;
+        };
+        let signed = format!("{}{digits}", if *negative { "-" } else { "" });
+        (self.columns[column].1.is_integer() && signed.parse::<i64>().is_err()).then_some(
+            if *negative {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            },
+        )
+    }
+
     /// A literal compared with `column`, typed by it.
     fn literal(&mut self, column: usize) -> Result<Option<Value>> {
         let at = self.position();
@@ -464,10 +528,49 @@ impl Parser<'_> {
         }
     }
 
+    /// The type an IN list on `column` is compared in, as PostgreSQL resolves it: an integer
+    /// column's type widened to the widest integer among the list's numbers (a literal that
+    /// fits int4 is an int4, a larger one an int8) and integer casts; the column's otherwise.
+    fn in_list_type(&self, column: usize, literals: &[(usize, Literal)]) -> ColumnType {
+        let ty = self.columns[column].1;
+        if !ty.is_integer() {
+            return ty;
+        }
+        let rank = |t: ColumnType| match t {
+            ColumnType::Int2 => 0,
+            ColumnType::Int4 => 1,
+            _ => 2,
+        };
+        literals.iter().fold(ty, |acc, (_, l)| {
+            let t = match (&l.raw, l.cast) {
+                (_, Some((_, t))) if t.is_integer() => t,
+                (Raw::Integer(d), None) if d.parse::<i32>().is_ok() => ColumnType::Int4,
+                (Raw::Integer(_), None) => ColumnType::Int8,
+                _ => return acc,
+            };
+            if rank(t) > rank(acc) {
+                t
+            } else {
+                acc
+            }
+        })
+    }
+
     /// `literal` as a value of `column`'s type: cast first if it has a cast (then negated),
     /// else its signed text read as that type.
     fn typed(&self, literal: Literal, column: usize, at: usize) -> Result<Option<Value>> {
-        let ty = self.columns[column].1;
+        self.typed_as(literal, column, self.columns[column].1, at)
+    }
+
+    /// [`Parser::typed`], reading an untyped string as `ty` (an integer type at least as wide
+    /// as the column's, in an IN list).
+    fn typed_as(
+        &self,
+        literal: Literal,
+        column: usize,
+        ty: ColumnType,
+        at: usize,
+    ) -> Result<Option<Value>> {
         let mismatch = || {
             error(
                 at,
@@ -528,6 +631,46 @@ impl Parser<'_> {
 }
 
 /// `v` (of type `from`) as a value of type `to`, where that is exact.
+/// `column op BIG` for an integer literal beyond i64 on the `side` of it: every value of an
+/// integer column lies within i64, so the comparison has one answer for every non-NULL
+/// value, written as a comparison with i64's bound that gives it (and unknown for NULL).
+fn beyond_cmp(column: usize, op: CmpOp, side: Ordering) -> Expr {
+    let (op, bound) = match side {
+        Ordering::Greater => match op {
+            CmpOp::Lt | CmpOp::Le | CmpOp::Ne => (CmpOp::Le, i64::MAX),
+            _ => (CmpOp::Gt, i64::MAX),
+        },
+        _ => match op {
+            CmpOp::Gt | CmpOp::Ge | CmpOp::Ne => (CmpOp::Ge, i64::MIN),
+            _ => (CmpOp::Lt, i64::MIN),
+        },
+    };
+    Expr::Cmp {
+        column,
+        op,
+        value: Some(Value::Int(bound)),
+    }
+}
+
+/// A numeric's text (`[+-]digits[.digits]`, white space around it skipped) as the integer
+/// it equals: `Some(Some(i))`; `Some(None)` when no i64 equals it (a fraction, or beyond
+/// i64); `None` when it is not such a text.
+fn numeric_as_integer(text: &str) -> Option<Option<i64>> {
+    let t = text.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty())) {
+        return None;
+    }
+    if frac.bytes().any(|b| b != b'0') {
+        return Some(None);
+    }
+    let sign = if t.starts_with('-') { "-" } else { "" };
+    let int = if int.is_empty() { "0" } else { int };
+    Some(format!("{sign}{int}").parse::<i64>().ok())
+}
+
 /// `-v` for a number (`None` for another value, or an integer that does not fit).
 fn negate(v: Value) -> Option<Value> {
     match v {
