@@ -17,8 +17,9 @@ defmodule LsmIndex.Where do
   PostgreSQL under a UTF-8 ctype), `AND`, `OR`, `NOT` and parentheses. Literals are checked
   against the column types as PostgreSQL's input functions check them and come back as
   `LsmIndex.Filter.ColumnType` values (BETWEEN and the IS tests come back as the comparisons
-  they stand for). A clause is at most 1 MiB and 64 levels deep. Not yet: decimals or float8
-  against integer columns, `numeric`/`real` casts, functions, arithmetic, parameters.
+  they stand for; a decimal or float8 against an integer column comes back as the integer
+  comparison it equals, `user_id < 42.5` as `user_id <= 42`). A clause is at most 1 MiB and 64
+  levels deep. Not yet: `numeric`/`real` casts, functions, arithmetic, parameters.
   """
 
   alias LsmIndex.Filter.{ColumnType, Expr}

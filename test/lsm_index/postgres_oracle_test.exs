@@ -41,27 +41,6 @@ defmodule LsmIndex.PostgresOracleTest do
       map: :error,
       lsm: :error
     },
-    # a decimal against an integer column compares as numeric in PostgreSQL (issue 13:
-    # implicit numeric promotion)
-    %{
-      construct: :int_decimal,
-      clause: "i4 <= 42.5",
-      row: %{"i4" => "42"},
-      postgres: true,
-      router: :error,
-      map: :error,
-      lsm: :error
-    },
-    # an integer column against a float8: compared as float8 (numeric promotion)
-    %{
-      construct: :float_cast_on_int,
-      clause: "i4 != 7::float8",
-      row: %{"i4" => "1"},
-      postgres: true,
-      router: :error,
-      map: :error,
-      lsm: :error
-    },
     # casts to types we do not have yet: numeric, real (varchar and double precision work)
     %{
       construct: :unsupported_cast,
@@ -75,6 +54,13 @@ defmodule LsmIndex.PostgresOracleTest do
   ]
 
   @gap_constructs @known_gaps |> Enum.map(& &1.construct) |> Enum.uniq()
+
+  # Clauses we refuse on purpose, with a message naming why, where PostgreSQL answers: an int8
+  # column compared in float8 with numbers of 2^53 or more (PostgreSQL rounds the column's
+  # values to float8 there; issue 13 leaves exact emulation for later), e.g.
+  # `i8 NOT IN (9223372036854775808, 2::float8)` or `i8 = 9007199254740992::float8`.
+  # They are not counted as disagreements.
+  @known_refusals ["2^53"]
 
   setup_all do
     pg = Postgres.start()
@@ -206,7 +192,11 @@ defmodule LsmIndex.PostgresOracleTest do
 
           case {truth[n], ours} do
             {{:ok, _}, {:error, why}} ->
-              [%{kind: {:we_refuse, impl}, clause: sql, constructs: used, ours: why} | acc]
+              if Enum.any?(@known_refusals, &String.contains?(inspect(why), &1)),
+                do: acc,
+                else: [
+                  %{kind: {:we_refuse, impl}, clause: sql, constructs: used, ours: why} | acc
+                ]
 
             {{:error, why}, :ok} ->
               [%{kind: {:we_accept, impl}, clause: sql, constructs: used, postgres: why} | acc]

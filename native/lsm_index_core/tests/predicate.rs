@@ -183,12 +183,10 @@ fn literals_take_their_column_type() {
 fn type_mismatches_are_errors_at_the_literal() {
     for (sql, at) in [
         ("small = '40000'", 8),
-        ("user_id = 4.5", 10),
         ("user_id = 'abc'", 10),
         ("status = 5", 9),
         ("active = 1", 9),
         ("uid = 'not-a-uuid'", 6),
-        ("id = 1.5::float8", 5),
         ("uid = 'x'::text", 6),
     ] {
         let (position, reason) = err(sql);
@@ -425,4 +423,60 @@ fn integers_beyond_i64_compare_as_numerics() {
     );
     assert_eq!(ok("id = -9223372036854775808"), c(CmpOp::Eq, i64::MIN));
     err("id = 9223372036854775808::int8");
+}
+
+/// A decimal or a float8 against an integer column compares as numeric (float8) in
+/// PostgreSQL: exactly one integer comparison means the same.
+#[test]
+fn decimals_and_floats_against_integer_columns() {
+    let c = |op, v| Expr::Cmp {
+        column: 1,
+        op,
+        value: Some(Value::Int(v)),
+    };
+    let never = c(CmpOp::Gt, i64::MAX); // false for every value, unknown for NULL
+    let always = c(CmpOp::Le, i64::MAX); // true for every value, unknown for NULL
+    assert_eq!(ok("user_id <= 42.5"), c(CmpOp::Le, 42));
+    assert_eq!(ok("user_id < 42.5"), c(CmpOp::Le, 42));
+    assert_eq!(ok("user_id > 42.5"), c(CmpOp::Ge, 43));
+    assert_eq!(ok("user_id >= -42.5"), c(CmpOp::Ge, -42));
+    assert_eq!(ok("user_id < -42.5"), c(CmpOp::Le, -43));
+    assert_eq!(ok("user_id = 42.5"), never);
+    assert_eq!(ok("user_id <> 42.5"), always);
+    assert_eq!(ok("user_id = 144.0"), c(CmpOp::Eq, 144));
+    assert_eq!(ok("user_id = 1e2"), c(CmpOp::Eq, 100));
+    assert_eq!(ok("user_id < 1.5e-3"), c(CmpOp::Le, 0));
+    assert_eq!(ok("user_id > 1e400"), never);
+    assert_eq!(ok("42.5 > user_id"), c(CmpOp::Le, 42));
+    assert_eq!(ok("user_id != 7::float8"), c(CmpOp::Ne, 7));
+    assert_eq!(ok("user_id < 2.5::float8"), c(CmpOp::Le, 2));
+    assert_eq!(ok("user_id < 'NaN'::float8"), always);
+    assert_eq!(ok("user_id > '-Infinity'::float8"), c(CmpOp::Ge, i64::MIN));
+    assert_eq!(
+        ok("user_id IN (144.0, 2.5, 3)"),
+        Expr::In {
+            column: 1,
+            values: vec![Some(Value::Int(144)), Some(Value::Int(3))],
+            negated: false
+        }
+    );
+    assert_eq!(ok("user_id IN (2.5)"), never);
+    assert_eq!(
+        ok("user_id IN ('5', 2.5)"),
+        Expr::In {
+            column: 1,
+            values: vec![Some(Value::Int(5))],
+            negated: false
+        }
+    );
+    assert_eq!(
+        ok("user_id BETWEEN 1.5 AND 3.5"),
+        Expr::And(vec![c(CmpOp::Ge, 2), c(CmpOp::Le, 3)])
+    );
+    // an int8 column against a float8 of 2^53 or more compares in float8: refused
+    assert!(err("id = 9007199254740992::float8").1.contains("2^53"));
+    assert!(matches!(
+        ok("id = 9007199254740991::float8"),
+        Expr::Cmp { .. }
+    ));
 }

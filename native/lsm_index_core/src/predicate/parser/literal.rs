@@ -1,0 +1,237 @@
+//! Literals: read with their sign and cast, then typed by the column they are compared
+//! with, as PostgreSQL types them.
+
+use super::Parser;
+use crate::error::Result;
+use crate::predicate::lexer::{error, Token};
+use crate::predicate::{ColumnType, Value};
+
+/// A literal before it is typed by the column it is compared with.
+#[derive(Clone)]
+pub(super) enum Raw {
+    Null,
+    Bool(bool),
+    Integer(String),
+    Decimal(String),
+    Str(String),
+}
+
+/// A literal as written: its sign (a leading `-`), the literal, and a `::type` cast if any.
+/// A cast binds tighter than the sign, as in PostgreSQL: `-32768::int2` is `-(32768::int2)`.
+#[derive(Clone)]
+pub(super) struct Literal {
+    pub(super) negative: bool,
+    pub(super) raw: Raw,
+    pub(super) cast: Option<(usize, ColumnType)>,
+}
+
+impl Parser<'_> {
+    /// A literal compared with `column`, typed by it.
+    pub(super) fn literal(&mut self, column: usize) -> Result<Option<Value>> {
+        let at = self.position();
+        let literal = self.raw_literal()?;
+        self.typed(literal, column, at)
+    }
+
+    /// A literal with its sign and cast, not yet typed.
+    pub(super) fn raw_literal(&mut self) -> Result<Literal> {
+        let negative = matches!(self.peek(), Some(Token::Minus));
+        let signed = negative || matches!(self.peek(), Some(Token::Plus));
+        if signed {
+            self.at += 1;
+        }
+        let raw = match self.next() {
+            Some(Token::Integer(s)) => Raw::Integer(s),
+            Some(Token::Decimal(s)) => Raw::Decimal(s),
+            Some(Token::Str(s)) if !signed => Raw::Str(s),
+            Some(Token::Word(w)) if !signed && w == "true" => Raw::Bool(true),
+            Some(Token::Word(w)) if !signed && w == "false" => Raw::Bool(false),
+            Some(Token::Word(w)) if !signed && w == "null" => Raw::Null,
+            _ => {
+                self.at -= 1;
+                return Err(self.expected(if signed {
+                    "a number after its sign"
+                } else {
+                    "a literal (number, 'string', TRUE, FALSE or NULL)"
+                }));
+            }
+        };
+        let cast = self.cast()?;
+        Ok(Literal {
+            negative,
+            raw,
+            cast,
+        })
+    }
+
+    /// An optional `::type` after a literal.
+    pub(super) fn cast(&mut self) -> Result<Option<(usize, ColumnType)>> {
+        if self.peek() != Some(&Token::Cast) {
+            return Ok(None);
+        }
+        self.at += 1;
+        let at = self.position();
+        match self.next() {
+            Some(Token::Word(w)) => match ColumnType::from_name(&self.type_name(w.clone())) {
+                Some(t) => Ok(Some((at, t))),
+                None => Err(error(
+                    at,
+                    &format!("a supported type after '::', found {w:?}"),
+                )),
+            },
+            _ => {
+                self.at -= 1;
+                Err(self.expected("a type name after '::'"))
+            }
+        }
+    }
+
+    /// A type name starting with the word `first`: the two-word names take their second word.
+    pub(super) fn type_name(&mut self, first: String) -> String {
+        let second = match first.as_str() {
+            "double" => "precision",
+            "character" => "varying",
+            _ => return first,
+        };
+        match self.peek() {
+            Some(Token::Word(w)) if w == second => {
+                self.at += 1;
+                format!("{first} {second}")
+            }
+            _ => first,
+        }
+    }
+
+    pub(super) fn skip_cast_to(&mut self, want: ColumnType) -> Result<()> {
+        match self.cast()? {
+            Some((at, t)) if t != want => Err(error(at, &format!("a cast to {}", want.name()))),
+            _ => Ok(()),
+        }
+    }
+
+    /// The type an IN list on `column` is compared in, as PostgreSQL resolves it: an integer
+    /// column's type widened to the widest integer among the list's numbers (a literal that
+    /// fits int4 is an int4, a larger one an int8) and integer casts; the column's otherwise.
+    pub(super) fn in_list_type(&self, column: usize, literals: &[(usize, Literal)]) -> ColumnType {
+        let ty = self.columns[column].1;
+        if !ty.is_integer() {
+            return ty;
+        }
+        let rank = |t: ColumnType| match t {
+            ColumnType::Int2 => 0,
+            ColumnType::Int4 => 1,
+            _ => 2,
+        };
+        literals.iter().fold(ty, |acc, (_, l)| {
+            let t = match (&l.raw, l.cast) {
+                (_, Some((_, t))) if t.is_integer() => t,
+                (Raw::Integer(d), None) if d.parse::<i32>().is_ok() => ColumnType::Int4,
+                (Raw::Integer(_), None) => ColumnType::Int8,
+                _ => return acc,
+            };
+            if rank(t) > rank(acc) {
+                t
+            } else {
+                acc
+            }
+        })
+    }
+
+    /// `literal` as a value of `column`'s type: cast first if it has a cast (then negated),
+    /// else its signed text read as that type.
+    pub(super) fn typed(
+        &self,
+        literal: Literal,
+        column: usize,
+        at: usize,
+    ) -> Result<Option<Value>> {
+        self.typed_as(literal, column, self.columns[column].1, at)
+    }
+
+    /// [`Parser::typed`], reading an untyped string as `ty` (an integer type at least as wide
+    /// as the column's, in an IN list).
+    pub(super) fn typed_as(
+        &self,
+        literal: Literal,
+        column: usize,
+        ty: ColumnType,
+        at: usize,
+    ) -> Result<Option<Value>> {
+        let mismatch = || {
+            error(
+                at,
+                &self.type_message(column, "expected a value of its type"),
+            )
+        };
+        let Literal {
+            negative,
+            raw,
+            cast,
+        } = literal;
+        // the literal as its cast type first (as Postgres evaluates the cast), then negated,
+        // then widened to the column's type where that is exact (integer to integer or to
+        // float8)
+        if let Some((cast_at, to)) = cast {
+            let is_integer = matches!(raw, Raw::Integer(_));
+            let text = match raw {
+                Raw::Null => return Ok(None),
+                Raw::Bool(b) => b.to_string(),
+                Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
+            };
+            let v = match (is_integer, to) {
+                // an integer (an int4) cast to bool: zero is false, anything else true
+                (true, ColumnType::Bool) => text.parse::<i32>().ok().map(|i| Value::Bool(i != 0)),
+                _ => to.parse(&text),
+            }
+            .ok_or_else(|| error(cast_at, &format!("a literal that is a valid {}", to.name())))?;
+            let v = if negative {
+                negate(v).ok_or_else(|| error(at, "a number to negate"))?
+            } else {
+                v
+            };
+            return widen(v, to, ty).map(Some).ok_or_else(mismatch);
+        }
+        let sign = if negative { "-" } else { "" };
+        let value = match (raw, ty) {
+            (Raw::Null, _) => return Ok(None),
+            (Raw::Bool(b), ColumnType::Bool) => Some(Value::Bool(b)),
+            // an integer literal is an int4 or int8 in Postgres, compared with a smaller
+            // column type as it is: any i64 compares exactly
+            (Raw::Integer(s), t) if t.is_integer() => {
+                format!("{sign}{s}").parse::<i64>().ok().map(Value::Int)
+            }
+            (Raw::Integer(s) | Raw::Decimal(s), ColumnType::Float8) => {
+                ColumnType::Float8.parse(&format!("{sign}{s}"))
+            }
+            // an untyped string literal takes the column's type, as in Postgres
+            (Raw::Str(s), t) => t.parse(&s),
+            _ => None,
+        };
+        value.map(Some).ok_or_else(mismatch)
+    }
+
+    pub(super) fn type_message(&self, column: usize, what: &str) -> String {
+        let (name, ty) = &self.columns[column];
+        format!("{what} for column {name:?} ({})", ty.name())
+    }
+}
+
+/// `-v` for a number (`None` for another value, or an integer that does not fit).
+pub(super) fn negate(v: Value) -> Option<Value> {
+    match v {
+        Value::Int(i) => i.checked_neg().map(Value::Int),
+        Value::Float(f) => Some(Value::Float(if f == 0.0 { 0.0 } else { -f })),
+        _ => None,
+    }
+}
+
+/// `v` (of type `from`) as a value of type `to`, where that is exact.
+pub(super) fn widen(v: Value, from: ColumnType, to: ColumnType) -> Option<Value> {
+    match (v, to) {
+        // integers compare across integer types as they are (int2 = int4 is valid SQL)
+        (Value::Int(i), t) if t.is_integer() => Some(Value::Int(i)),
+        (Value::Int(i), ColumnType::Float8) => Some(Value::Float(i as f64)),
+        (v, t) if t == from => Some(v),
+        _ => None,
+    }
+}

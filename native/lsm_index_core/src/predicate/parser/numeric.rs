@@ -1,0 +1,258 @@
+//! Numbers against integer columns, as PostgreSQL promotes them (numeric, float8), written as
+//! the one integer comparison that means the same, exactly (never through a float).
+
+use super::literal::{Literal, Raw};
+use super::Parser;
+use crate::error::Result;
+use crate::predicate::lexer::error;
+use crate::predicate::{CmpOp, ColumnType, Expr, Value};
+use std::cmp::Ordering;
+
+impl Parser<'_> {
+    /// Whether `literal` is an integer of magnitude 2^53 or more (where float8 rounds).
+    pub(super) fn beyond_2_53(&self, literal: &Literal, column: usize) -> bool {
+        const EXACT: i64 = 1 << 53;
+        self.beyond_i64(literal, column).is_some()
+            || match literal {
+                // a string in a float8 list is read as a float8
+                Literal {
+                    raw: Raw::Str(text),
+                    cast: None,
+                    ..
+                } => matches!(
+                    ColumnType::Float8.parse(text),
+                    Some(Value::Float(f)) if f.abs() >= EXACT as f64
+                ),
+                Literal {
+                    raw: Raw::Integer(_) | Raw::Str(_),
+                    cast: None | Some((_, ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8)),
+                    ..
+                } => matches!(
+                    self.typed(literal.clone(), column, 0),
+                    Ok(Some(Value::Int(i))) if i.unsigned_abs() >= EXACT as u64
+                ),
+                _ => false,
+            }
+    }
+
+    /// `literal` as a plain value of `column` (no numeric rewrite needed), if it is one.
+    pub(super) fn plain_value(&self, literal: &Literal, column: usize) -> Result<Option<Value>> {
+        if self.beyond_i64(literal, column).is_some()
+            || !matches!(self.int_number(literal, column), Ok(None))
+        {
+            return Ok(None);
+        }
+        self.typed(literal.clone(), column, 0)
+    }
+
+    /// `column op literal`.
+    pub(super) fn comparison(
+        &self,
+        column: usize,
+        op: CmpOp,
+        literal: Literal,
+        at: usize,
+    ) -> Result<Expr> {
+        if let Some(side) = self.beyond_i64(&literal, column) {
+            return Ok(beyond_cmp(column, op, side));
+        }
+        let cmp = |op, v| Expr::Cmp {
+            column,
+            op,
+            value: Some(Value::Int(v)),
+        };
+        match self
+            .int_number(&literal, column)
+            .map_err(|e| error(at, &e))?
+        {
+            Some(Num::Int(i)) => return Ok(cmp(op, i)),
+            Some(Num::Beyond(side)) => return Ok(beyond_cmp(column, op, side)),
+            // strictly between `floor` and `floor + 1`: no integer equals it
+            Some(Num::Between(floor)) => {
+                return Ok(match op {
+                    CmpOp::Eq | CmpOp::Ne => beyond_cmp(column, op, Ordering::Greater),
+                    CmpOp::Lt | CmpOp::Le => cmp(CmpOp::Le, floor),
+                    CmpOp::Gt | CmpOp::Ge => match floor.checked_add(1) {
+                        Some(ceil) => cmp(CmpOp::Ge, ceil),
+                        None => beyond_cmp(column, op, Ordering::Greater),
+                    },
+                })
+            }
+            None => {}
+        }
+        let value = self.typed(literal, column, at)?;
+        Ok(Expr::Cmp { column, op, value })
+    }
+
+    /// A decimal literal, or a float8 cast, compared with an integer column: PostgreSQL
+    /// compares them as numeric (exactly) or float8 (exactly too, for int2/int4 values and
+    /// for int8 values against floats below 2^53), so the comparison is one with an integer.
+    /// `Err` (a message) for a float8 of 2^53 or more against an int8 column, where
+    /// PostgreSQL's rounding of the column's values would matter.
+    pub(super) fn int_number(
+        &self,
+        literal: &Literal,
+        column: usize,
+    ) -> std::result::Result<Option<Num>, String> {
+        let ty = self.columns[column].1;
+        if !ty.is_integer() {
+            return Ok(None);
+        }
+        match literal {
+            Literal {
+                negative,
+                raw: Raw::Decimal(text),
+                cast: None,
+            } => Ok(decimal_number(*negative, text)),
+            Literal {
+                negative,
+                raw: Raw::Integer(text) | Raw::Decimal(text) | Raw::Str(text),
+                cast: Some((_, ColumnType::Float8)),
+            } => {
+                let Some(Value::Float(f)) = ColumnType::Float8.parse(text) else {
+                    return Err("a literal that is a valid float8".into());
+                };
+                let f = if *negative { -f } else { f };
+                if ty == ColumnType::Int8 && f.is_finite() && f.abs() >= 9_007_199_254_740_992.0 {
+                    return Err(self.type_message(
+                        column,
+                        "a float8 below 2^53 in magnitude (larger ones compare in float8)",
+                    ));
+                }
+                Ok(Some(float_number(f)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// Whether `literal` is an integer (not cast) beyond i64's range compared with an integer
+    /// column: PostgreSQL reads it as a numeric and compares; which side it lies on.
+    pub(super) fn beyond_i64(&self, literal: &Literal, column: usize) -> Option<Ordering> {
+        let Literal {
+            negative,
+            raw: Raw::Integer(digits),
+            cast: None,
+        } = literal
+        else {
+            return None;
+        };
+        let signed = format!("{}{digits}", if *negative { "-" } else { "" });
+        (self.columns[column].1.is_integer() && signed.parse::<i64>().is_err()).then_some(
+            if *negative {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            },
+        )
+    }
+}
+
+/// `column op BIG` for an integer literal beyond i64 on the `side` of it: every value of an
+/// integer column lies within i64, so the comparison has one answer for every non-NULL
+/// value, written as a comparison with i64's bound that gives it (and unknown for NULL).
+pub(super) fn beyond_cmp(column: usize, op: CmpOp, side: Ordering) -> Expr {
+    let (op, bound) = match side {
+        Ordering::Greater => match op {
+            CmpOp::Lt | CmpOp::Le | CmpOp::Ne => (CmpOp::Le, i64::MAX),
+            _ => (CmpOp::Gt, i64::MAX),
+        },
+        _ => match op {
+            CmpOp::Gt | CmpOp::Ge | CmpOp::Ne => (CmpOp::Ge, i64::MIN),
+            _ => (CmpOp::Lt, i64::MIN),
+        },
+    };
+    Expr::Cmp {
+        column,
+        op,
+        value: Some(Value::Int(bound)),
+    }
+}
+
+/// A number compared with an integer column, as the integer comparison it makes.
+pub(super) enum Num {
+    /// Equal to this integer.
+    Int(i64),
+    /// Strictly between this integer and the next.
+    Between(i64),
+    /// Beyond i64, on this side.
+    Beyond(Ordering),
+}
+
+/// A decimal literal's text (digits, an optional fraction and exponent; `negative`: its
+/// sign) as a [`Num`], exactly (never through a float).
+pub(super) fn decimal_number(negative: bool, text: &str) -> Option<Num> {
+    let (mantissa, exponent) = match text.split_once(['e', 'E']) {
+        Some((m, e)) => (m, e.parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits: String = format!("{int}{frac}");
+    // the decimal point sits after `point` digits of `digits`
+    let point = (int.len() as i64).saturating_add(exponent);
+    let nonzero = |s: &str| s.bytes().any(|b| b != b'0');
+    let (whole, fraction) = if point <= 0 {
+        (String::new(), nonzero(&digits))
+    } else if point as usize >= digits.len() {
+        let zeros = (point as usize - digits.len()).min(64);
+        (format!("{digits}{}", "0".repeat(zeros)), false)
+    } else {
+        let (w, f) = digits.split_at(point as usize);
+        (w.to_string(), nonzero(f))
+    };
+    let whole = whole.trim_start_matches('0');
+    let whole = if whole.is_empty() { "0" } else { whole };
+    let side = if negative {
+        Ordering::Less
+    } else {
+        Ordering::Greater
+    };
+    let signed = format!("{}{whole}", if negative { "-" } else { "" });
+    let Ok(i) = signed.parse::<i64>() else {
+        return Some(Num::Beyond(side));
+    };
+    Some(match (fraction, negative) {
+        (false, _) => Num::Int(i),
+        (true, false) => Num::Between(i),
+        // -(w + f) lies between -w - 1 and -w
+        (true, true) => match i.checked_sub(1) {
+            Some(floor) => Num::Between(floor),
+            None => Num::Beyond(Ordering::Less),
+        },
+    })
+}
+
+/// A float8 (finite or not) as a [`Num`] against an integer column.
+pub(super) fn float_number(f: f64) -> Num {
+    if f.is_nan() || f >= 9_223_372_036_854_775_808.0 {
+        // NaN sorts above every number in PostgreSQL
+        return Num::Beyond(Ordering::Greater);
+    }
+    if f < -9_223_372_036_854_775_808.0 {
+        return Num::Beyond(Ordering::Less);
+    }
+    let floor = f.floor();
+    if floor == f {
+        Num::Int(f as i64)
+    } else {
+        Num::Between(floor as i64)
+    }
+}
+
+/// A numeric's text (`[+-]digits[.digits]`, white space around it skipped) as the integer
+/// it equals: `Some(Some(i))`; `Some(None)` when no i64 equals it (a fraction, or beyond
+/// i64); `None` when it is not such a text.
+pub(super) fn numeric_as_integer(text: &str) -> Option<Option<i64>> {
+    let t = text.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
+    let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !(digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty())) {
+        return None;
+    }
+    if frac.bytes().any(|b| b != b'0') {
+        return Some(None);
+    }
+    let sign = if t.starts_with('-') { "-" } else { "" };
+    let int = if int.is_empty() { "0" } else { int };
+    Some(format!("{sign}{int}").parse::<i64>().ok())
+}
