@@ -13,8 +13,10 @@ defmodule LsmIndex.ShapeRouter do
   Inside (Rust, `lsm_index_core::router`): each shape's WHERE is parsed and compiled once; its
   most selective equality conjunct (`col = v`, `col IN (…)`, or an `OR` of those on one column)
   puts it in an equality index (an `LsmIndex` keyed by column and value) behind a presence
-  filter, and the rest of the clause is bytecode run on the index's candidates. Shapes without
-  such a conjunct are evaluated on every change. See `DESIGN.md`.
+  filter, and the rest of the clause is bytecode run on the index's candidates. Without such
+  a conjunct, a shape whose ORs carry an equality in every branch is indexed under each
+  branch's equality (`(a = 1 AND x > 2) OR b = 5`) and its whole clause checked on candidates;
+  the others are evaluated on every change. See `DESIGN.md`.
 
   Semantics (the same as `LsmIndex.Filter`): records map column names to Postgres text or
   `nil`; a shape matches a row when its WHERE is true (SQL three-valued logic); an update

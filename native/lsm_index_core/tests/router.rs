@@ -470,3 +470,44 @@ fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
         assert_eq!(out, expected, "user_id {id}");
     }
 }
+
+/// A row's values and the shapes it must route to.
+type Case<'a> = (&'a [(&'a str, &'a str)], Vec<u32>);
+
+/// A shape whose ORs carry an equality in every branch is indexed under each branch's
+/// equality (on one or several columns) and routes exactly; one branch without an equality
+/// makes it scanned.
+#[test]
+fn or_branches_are_indexed_under_every_branch() {
+    let r = router();
+    r.add_shape(1, "user_id = 7 OR user_id = 8").unwrap();
+    r.add_shape(
+        2,
+        "(user_id = 1 AND score > 2) OR (status = 'x' AND score < 1)",
+    )
+    .unwrap();
+    r.add_shape(3, "user_id IN (4, 5) OR status = 'open'")
+        .unwrap();
+    r.add_shape(4, "user_id = 9 OR score > 1").unwrap();
+    assert_eq!(
+        r.shape_counts(),
+        ShapeCounts {
+            indexed: 3,
+            scanned: 1
+        }
+    );
+    let cases: [Case; 6] = [
+        (&[("user_id", "8")], vec![1]),
+        (&[("user_id", "1"), ("score", "3")], vec![2, 4]),
+        (&[("user_id", "1"), ("score", "0")], vec![]),
+        (&[("status", "x"), ("score", "0.5")], vec![2]),
+        (&[("user_id", "5"), ("status", "open")], vec![3]),
+        (&[("status", "open"), ("score", "7")], vec![3, 4]),
+    ];
+    let mut out = Vec::new();
+    for (values, want) in cases {
+        let row = rec(values);
+        r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+        assert_eq!(out, want, "{values:?}");
+    }
+}

@@ -7,6 +7,10 @@
 //!   index:    user_id ∈ {7}                       (fewest keys among indexable conjuncts)
 //!   residual: In(status, {'open','late'})         (everything else, AND-ed)
 //!   mask:     {user_id, status}
+//!
+//! WHERE (user_id = 7 AND score > 2) OR status = 'late'      (no equality conjunct)
+//!   index:    user_id ∈ {7}, status ∈ {'late'}    (an equality in every OR branch)
+//!   residual: the whole clause
 //! ```
 
 use super::eval::{compare, ilike_lowered, like};
@@ -96,8 +100,9 @@ pub struct Program {
 /// A compiled shape.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compiled {
-    /// How to find it through the equality index; `None`: it is checked on every change.
-    pub index: Option<IndexPlan>,
+    /// How to find it through the equality index: a matching row hits a key of at least one
+    /// plan (one plan per column); empty: it is checked on every change.
+    pub index: Vec<IndexPlan>,
     /// The rest of the clause (the whole clause when not indexed).
     pub residual: Program,
     /// Columns the whole clause reads (bit `i` = column `i`).
@@ -117,9 +122,10 @@ pub fn compile(expr: &Expr) -> Compiled {
         .enumerate()
         .filter_map(|(i, t)| indexable(t).map(|plan| (i, plan)))
         .min_by_key(|(_, plan)| plan.keys.len());
-    let (index, residual_terms): (Option<IndexPlan>, Vec<&Expr>) = match best {
+    let (index, residual_terms): (Vec<IndexPlan>, Vec<&Expr>) = match best {
+        // an equality conjunct: indexed, and left out of the residual (a key hit implies it)
         Some((i, plan)) => (
-            Some(plan),
+            vec![plan],
             terms
                 .iter()
                 .enumerate()
@@ -127,7 +133,8 @@ pub fn compile(expr: &Expr) -> Compiled {
                 .map(|(_, t)| *t)
                 .collect(),
         ),
-        None => (None, terms),
+        // else a plan for every branch of its ORs, the whole clause checked on candidates
+        None => (branch_plans(expr).map(by_column).unwrap_or_default(), terms),
     };
     let mut program = Program::default();
     match residual_terms.as_slice() {
@@ -182,6 +189,46 @@ fn indexable(e: &Expr) -> Option<IndexPlan> {
         }
         _ => None,
     }
+}
+
+/// Plans that every matching row hits one key of, through ORs and ANDs (no expansion into
+/// disjunctive form: an OR needs a plan for every branch, an AND takes its term with the
+/// fewest keys): `(a = 1 AND x > 2) OR (b = 5 AND x < 1)` gives `a ∈ {1}`, `b ∈ {5}`.
+/// `None` when some branch has no equality to index.
+fn branch_plans(e: &Expr) -> Option<Vec<IndexPlan>> {
+    if let Some(plan) = indexable(e) {
+        return Some(vec![plan]);
+    }
+    match e {
+        Expr::Or(alternatives) => {
+            let mut plans = Vec::new();
+            for a in alternatives {
+                plans.extend(branch_plans(a)?);
+            }
+            Some(plans)
+        }
+        Expr::And(terms) => terms
+            .iter()
+            .filter_map(branch_plans)
+            .min_by_key(|plans| plans.iter().map(|p| p.keys.len()).sum::<usize>()),
+        _ => None,
+    }
+}
+
+/// `plans` merged per column (keys united), by column.
+fn by_column(plans: Vec<IndexPlan>) -> Vec<IndexPlan> {
+    let mut merged: Vec<IndexPlan> = Vec::new();
+    for p in plans {
+        match merged.iter_mut().find(|m| m.column == p.column) {
+            Some(m) => m.keys.extend(p.keys),
+            None => merged.push(p),
+        }
+    }
+    for m in &mut merged {
+        m.keys = dedup(std::mem::take(&mut m.keys));
+    }
+    merged.sort_by_key(|m| m.column);
+    merged
 }
 
 fn dedup(mut values: Vec<Value>) -> Vec<Value> {
@@ -399,22 +446,31 @@ mod tests {
         let c = compile(&parse("s IN ('x', 'y', 'x') AND a = 7 AND f > 1", &columns()).unwrap());
         assert_eq!(
             c.index,
-            Some(IndexPlan {
+            vec![IndexPlan {
                 column: 0,
                 keys: vec![Value::Int(7)]
-            })
+            }]
         );
         assert_eq!(c.mask, vec![0b111]);
         let c = compile(&parse("(a = 1 OR a IN (2, 3, NULL)) AND s = 'x'", &columns()).unwrap());
         assert_eq!(
-            c.index.map(|p| p.keys.len()),
-            Some(1),
+            c.index.iter().map(|p| p.keys.len()).collect::<Vec<_>>(),
+            vec![1],
             "s = 'x' has 1 key, a has 3"
         );
+        let plan = |column, keys| IndexPlan { column, keys };
         let c = compile(&parse("a = 1 OR s = 'x'", &columns()).unwrap());
-        assert_eq!(c.index, None, "an OR over two columns is scanned");
+        let (one, x) = (Value::Int(1), Value::Text("x".into()));
+        assert_eq!(c.index, vec![plan(0, vec![one.clone()]), plan(1, vec![x])]);
+        // every branch's equality; the whole clause is the residual
+        let sql = "(a = 1 AND f > 2) OR (a IN (1, 2) AND f < 1) OR NOT (a <> 3)";
+        assert!(compile(&parse(sql, &columns()).unwrap()).index.is_empty());
+        let sql = "(a = 1 AND f > 2) OR (a IN (1, 2) AND f < 1)";
+        let c = compile(&parse(sql, &columns()).unwrap());
+        assert_eq!(c.index, vec![plan(0, vec![one, Value::Int(2)])]);
+        assert_ne!(c.residual.ops, vec![Op::Const(Some(true))]);
         let c = compile(&parse("a <> 1", &columns()).unwrap());
-        assert_eq!(c.index, None);
+        assert!(c.index.is_empty());
         let c = compile(&parse("a = 1", &columns()).unwrap());
         assert_eq!(c.residual.ops, vec![Op::Const(Some(true))]);
     }
@@ -513,11 +569,12 @@ mod tests {
                     want,
                     "{sql} on {row:?}"
                 );
-                let indexed = c.index.as_ref().is_none_or(|p| {
-                    row[p.column]
-                        .as_ref()
-                        .is_some_and(|v| p.keys.iter().any(|k| compare(k, v) == Ordering::Equal))
-                });
+                let indexed = c.index.is_empty()
+                    || c.index.iter().any(|p| {
+                        row[p.column].as_ref().is_some_and(|v| {
+                            p.keys.iter().any(|k| compare(k, v) == Ordering::Equal)
+                        })
+                    });
                 let got = indexed && c.residual.run(&row, &mut stack) == Some(true);
                 assert_eq!(got, want == Some(true), "{sql} on {row:?}");
                 matched += usize::from(got);

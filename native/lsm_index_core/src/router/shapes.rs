@@ -24,8 +24,9 @@ pub(super) struct Shape {
     pub(super) residual: Program,
     /// The columns it reads (a bitset).
     pub(super) mask: Box<[u64]>,
-    /// The indexed column, or `None` when scanned.
-    pub(super) indexed: Option<usize>,
+    /// The columns it is indexed on (one for an equality conjunct, one per branch column for
+    /// an OR of them); empty when scanned.
+    pub(super) indexed: Box<[usize]>,
     /// Presence-filter hashes of its index keys (to rebuild the filter without the keys).
     pub(super) key_hashes: Box<[u64]>,
 }
@@ -78,17 +79,16 @@ impl State {
                 self.referenced.insert(at, c);
             }
         }
-        match shape.indexed {
-            Some(c) => {
+        if shape.indexed.is_empty() {
+            let at = self.scanned.partition_point(|(s, _)| *s < id);
+            self.scanned.insert(at, (id, shape.clone()));
+        } else {
+            for &c in shape.indexed.iter() {
                 self.indexed_on[c] += 1;
-                let shapes = &self.shapes;
-                self.presence
-                    .insert(&shape.key_hashes, || live_hashes(shapes));
             }
-            None => {
-                let at = self.scanned.partition_point(|(s, _)| *s < id);
-                self.scanned.insert(at, (id, shape.clone()));
-            }
+            let shapes = &self.shapes;
+            self.presence
+                .insert(&shape.key_hashes, || live_hashes(shapes));
         }
         self.shapes.insert(id, shape);
     }
@@ -102,18 +102,17 @@ impl State {
                 self.referenced.retain(|&r| r != c);
             }
         }
-        match shape.indexed {
-            Some(c) => {
+        if shape.indexed.is_empty() {
+            if let Ok(at) = self.scanned.binary_search_by_key(&id, |(s, _)| *s) {
+                self.scanned.remove(at);
+            }
+        } else {
+            for &c in shape.indexed.iter() {
                 self.indexed_on[c] -= 1;
-                let shapes = &self.shapes;
-                self.presence
-                    .remove(shape.key_hashes.len(), || live_hashes(shapes));
             }
-            None => {
-                if let Ok(at) = self.scanned.binary_search_by_key(&id, |(s, _)| *s) {
-                    self.scanned.remove(at);
-                }
-            }
+            let shapes = &self.shapes;
+            self.presence
+                .remove(shape.key_hashes.len(), || live_hashes(shapes));
         }
         Some(shape)
     }
@@ -246,7 +245,7 @@ impl Router {
     fn prepare(&self, sql: &str) -> Result<(Shape, Vec<ColumnKey>)> {
         let compiled = compile(&parse(sql, &self.columns)?);
         let mut keys = Vec::new();
-        if let Some(plan) = &compiled.index {
+        for plan in &compiled.index {
             for v in &plan.keys {
                 let mut k = ColumnKey::new();
                 column_key(plan.column, v, &mut k);
@@ -256,7 +255,7 @@ impl Router {
         let shape = Shape {
             residual: compiled.residual,
             mask: compiled.mask.into_boxed_slice(),
-            indexed: compiled.index.as_ref().map(|p| p.column),
+            indexed: compiled.index.iter().map(|p| p.column).collect(),
             key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
         };
         Ok((shape, keys))
@@ -268,7 +267,7 @@ impl Router {
         let Some(shape) = self.state.write().remove(id) else {
             return Ok(false);
         };
-        if shape.indexed.is_some() {
+        if !shape.indexed.is_empty() {
             if blocking {
                 self.index.drop_handle(id)?;
             } else {
