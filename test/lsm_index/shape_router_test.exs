@@ -213,6 +213,27 @@ defmodule LsmIndex.ShapeRouterTest do
     end
   end
 
+  describe "scenario: a :varchar column" do
+    test "behaves as :text in the router and the filter (both modes)" do
+      cols = [{"id", :int8}, {"v", :varchar}]
+      {:ok, r} = ShapeRouter.new("t", :t, cols)
+      shapes = [{1, "v = 'ab'"}, {2, "v ILIKE 'A%'"}, {3, "v < 'b'::varchar"}]
+      for {id, sql} <- shapes, do: :ok = ShapeRouter.add_shape(r, id, sql)
+
+      for mode <- [:map, :lsm] do
+        f =
+          Enum.reduce(shapes, Filter.new(index: mode), fn {id, sql}, f ->
+            Filter.add_shape(f, id, %{table: :t, columns: Map.new(cols), where: sql})
+          end)
+
+        for {v, want} <- [{"ab", [1, 2, 3]}, {"b", []}, {"Ax", [2, 3]}] do
+          assert Enum.sort(ins(r, %{"v" => v})) == want
+          assert f |> Filter.affected_shapes({:insert, :t, %{"v" => v}}) |> Enum.sort() == want
+        end
+      end
+    end
+  end
+
   describe "route_many/2" do
     test "route_many routes a long transaction over several NIF calls", %{router: r} do
       for id <- 0..999, do: :ok = ShapeRouter.add_shape(r, id, "user_id = #{id} AND score > 0")

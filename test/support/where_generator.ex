@@ -18,6 +18,7 @@ defmodule LsmIndex.Test.WhereGenerator do
     {"b", :bool},
     {"s", :text},
     {"t", :text},
+    {"v", :varchar},
     {"u", :uuid}
   ]
 
@@ -238,7 +239,7 @@ defmodule LsmIndex.Test.WhereGenerator do
   defp row_value(_name, :float8), do: Enum.random(@floats)
   defp row_value(_name, :bool), do: Enum.random(@bools)
   defp row_value("s", :text), do: Enum.random(@texts ++ @fold_texts ++ @fold_texts)
-  defp row_value(_name, :text), do: Enum.random(@texts)
+  defp row_value(_name, type) when type in [:text, :varchar], do: Enum.random(@texts)
   defp row_value(_name, :uuid), do: Enum.random(@uuids)
 
   defp int_value(type) do
@@ -326,6 +327,8 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   defp atom do
     {name, type} = Enum.random(tl(@columns) ++ [hd(@columns)])
+    # varchar behaves as text: the same clauses
+    type = if type == :varchar, do: :text, else: type
 
     # a clause with a mismatched literal is refused as a whole: rarely
     if on?(:type_mismatch) and :rand.uniform() < 0.03 do

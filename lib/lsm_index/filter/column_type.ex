@@ -12,18 +12,19 @@ defmodule LsmIndex.Filter.ColumnType do
       (`-Infinity` < numbers < `Infinity` < `NaN`); an integer literal is read as a float
     * `:bool` - `true`/`false` (text `t`, `true`, `yes`, `on`, `1`, ... any case, as Postgres)
     * `:text` - the binary itself; ordering is bytewise (the `C` collation)
+    * `:varchar` - as `:text` (PostgreSQL's `varchar`/`character varying`)
     * `:uuid` - lowercase canonical `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`, so literals and
       values match case-insensitively (32 hex digits without hyphens are accepted too)
   """
 
   @typedoc "A supported column type."
-  @type t :: :int2 | :int4 | :int8 | :float8 | :bool | :text | :uuid
+  @type t :: :int2 | :int4 | :int8 | :float8 | :bool | :text | :varchar | :uuid
   @typedoc "A table's columns: `{name, type}` pairs, as a list or a map."
   @type columns :: [{String.t(), t()}] | %{String.t() => t()}
   @typedoc "A canonical value of some column type."
   @type value :: integer() | float() | boolean() | binary() | :nan | :infinity | :neg_infinity
 
-  @types [:int2, :int4, :int8, :float8, :bool, :text, :uuid]
+  @types [:int2, :int4, :int8, :float8, :bool, :text, :varchar, :uuid]
   @ranges %{
     int2: {-32_768, 32_767},
     int4: {-2_147_483_648, 2_147_483_647},
@@ -96,7 +97,7 @@ defmodule LsmIndex.Filter.ColumnType do
   def literal(:float8, v) when is_integer(v), do: {:ok, fold_zero(v * 1.0)}
   def literal(:float8, v) when v in [:nan, :infinity, :neg_infinity], do: {:ok, v}
   def literal(:bool, v) when is_boolean(v), do: {:ok, v}
-  def literal(:text, v) when is_binary(v), do: {:ok, v}
+  def literal(type, v) when type in [:text, :varchar] and is_binary(v), do: {:ok, v}
   def literal(:uuid, v) when is_binary(v), do: uuid(v)
   def literal(_type, _v), do: :error
 
@@ -111,7 +112,7 @@ defmodule LsmIndex.Filter.ColumnType do
   end
 
   def parse(:float8, text), do: parse_float(String.downcase(trim_space(text)))
-  def parse(:text, text), do: {:ok, text}
+  def parse(type, text) when type in [:text, :varchar], do: {:ok, text}
   def parse(:uuid, text), do: uuid(text)
 
   def parse(:bool, text), do: parse_bool(String.downcase(trim_space(text), :ascii))

@@ -60,7 +60,9 @@ defmodule LsmIndex.Filter.Expr do
   def normalize!({:const, b} = node, _columns) when b in [true, false, nil], do: node
 
   def normalize!({op, column, pattern} = node, columns) when op in [:like, :ilike] do
-    unless type!(node, column, columns) == :text, do: bad!(node, "applies to a non-text column")
+    unless type!(node, column, columns) in [:text, :varchar],
+      do: bad!(node, "applies to a non-text column")
+
     unless is_binary(pattern), do: bad!(node, "expects a text pattern")
     node
   end
