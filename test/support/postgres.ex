@@ -10,6 +10,10 @@ defmodule LsmIndex.Test.Postgres do
   `initdb` refuses to run as root, so as root every program runs as the `postgres` OS user
   (`runuser -u postgres --`); otherwise as the current user.
 
+  A VM killed outright (SIGKILL) cannot stop its cluster: each cluster directory names its
+  owner's OS pid (`owner`), and `start/0` first stops and deletes the clusters whose owner is
+  gone.
+
   The programs are found through `pg_config --bindir`, then `/usr/lib/postgresql/*/bin`
   (newest first), then `PATH`. Without them `start/0` raises: `./run test` installs Debian's
   `postgresql` package.
@@ -25,8 +29,10 @@ defmodule LsmIndex.Test.Postgres do
   def start do
     bin = bindir!()
     as_user = os_user!()
+    reap_orphans(bin, as_user)
     dir = Path.join(System.tmp_dir!(), "lsm_pg_#{System.unique_integer([:positive])}")
     File.mkdir_p!(dir)
+    File.write!(Path.join(dir, "owner"), System.pid())
     pg = %__MODULE__{dir: dir, data: Path.join(dir, "data"), bin: bin, as_user: as_user}
 
     try do
@@ -55,6 +61,15 @@ defmodule LsmIndex.Test.Postgres do
       e ->
         stop(pg)
         reraise e, __STACKTRACE__
+    end
+  end
+
+  # Stops and deletes the clusters of VMs that died without stopping them.
+  defp reap_orphans(bin, as_user) do
+    for dir <- Path.wildcard(Path.join(System.tmp_dir!(), "lsm_pg_*")),
+        {:ok, owner} <- [File.read(Path.join(dir, "owner"))],
+        not File.exists?("/proc/#{String.trim(owner)}") do
+      stop(%__MODULE__{dir: dir, data: Path.join(dir, "data"), bin: bin, as_user: as_user})
     end
   end
 
