@@ -1,6 +1,6 @@
 //! Compiles a parsed WHERE clause for routing: the indexable conjunct (the equality-index
 //! keys that every matching row must hit), the residual as bytecode for a small stack machine,
-//! and the mask of columns the clause reads.
+//! and the mask of columns the clause reads. The program and its machine are `program`.
 //!
 //! ```text
 //! WHERE user_id = 7 AND status IN ('open', 'late')
@@ -13,7 +13,8 @@
 //!   residual: the whole clause
 //! ```
 
-use super::eval::{compare, ilike_lowered, like};
+use super::eval::compare;
+pub use super::program::{InSet, Op, Program, Stack};
 use super::{CmpOp, Expr, Value};
 use std::cmp::Ordering;
 
@@ -24,77 +25,6 @@ pub struct IndexPlan {
     pub column: usize,
     /// The values (no NULL: a NULL never equals anything).
     pub keys: Vec<Value>,
-}
-
-/// One instruction of the residual program (postfix: operands first).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Op {
-    /// Push a constant truth value (`None`: unknown).
-    Const(Option<bool>),
-    /// Push `row[column] op consts[constant]`.
-    Cmp {
-        /// Column read.
-        column: u32,
-        /// Operator.
-        op: CmpOp,
-        /// Index into the constant pool (`None`: the literal was NULL).
-        constant: Option<u32>,
-    },
-    /// Push `row[column] [NOT] IN sets[set]`.
-    In {
-        /// Column read.
-        column: u32,
-        /// Index into the set pool.
-        set: u32,
-        /// `NOT IN`.
-        negated: bool,
-    },
-    /// Push `row[column] IS [NOT] NULL`.
-    IsNull {
-        /// Column read.
-        column: u32,
-        /// `IS NOT NULL`.
-        negated: bool,
-    },
-    /// Push `row[column] [NOT] [I]LIKE patterns[pattern]`.
-    Like {
-        /// Column read.
-        column: u32,
-        /// Index into the pattern pool (lower-cased already for ILIKE).
-        pattern: u32,
-        /// `ILIKE`.
-        case_insensitive: bool,
-        /// `NOT LIKE`.
-        negated: bool,
-    },
-    /// Pop one, push its negation.
-    Not,
-    /// Pop `n`, push their AND.
-    And(u32),
-    /// Pop `n`, push their OR.
-    Or(u32),
-}
-
-/// A sorted set of an `IN` list (NULLs noted apart).
-#[derive(Clone, Debug, PartialEq)]
-pub struct InSet {
-    /// Non-null values, sorted by [`compare`].
-    pub values: Vec<Value>,
-    /// Whether the list held a NULL (a miss is then unknown, not false).
-    pub has_null: bool,
-}
-
-/// A residual program and its pools.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Program {
-    /// Instructions, postfix.
-    pub ops: Vec<Op>,
-    /// Literals of comparisons.
-    pub constants: Vec<Value>,
-    /// `IN` lists.
-    pub sets: Vec<InSet>,
-    /// `LIKE` patterns.
-    pub patterns: Vec<String>,
 }
 
 /// A compiled shape.
@@ -324,111 +254,6 @@ fn emit(e: &Expr, p: &mut Program) {
             } else {
                 Op::Or(n)
             });
-        }
-    }
-}
-
-/// The machine's stack: inline for the usual shallow programs (no allocation per run).
-pub type Stack = smallvec::SmallVec<[u8; 32]>;
-
-/// Truth values on the machine's stack.
-const FALSE: u8 = 0;
-const TRUE: u8 = 1;
-const UNKNOWN: u8 = 2;
-
-fn tri(b: Option<bool>) -> u8 {
-    match b {
-        Some(true) => TRUE,
-        Some(false) => FALSE,
-        None => UNKNOWN,
-    }
-}
-
-impl Program {
-    /// Runs the program over `row` (one entry per column, `None` for NULL); `stack` is a
-    /// reusable buffer. Same answers as `eval` on the expression it came from.
-    pub fn run(&self, row: &[Option<Value>], stack: &mut Stack) -> Option<bool> {
-        stack.clear();
-        let value = |c: u32| row.get(c as usize).and_then(|v| v.as_ref());
-        for op in &self.ops {
-            let t = match op {
-                Op::Const(b) => tri(*b),
-                Op::Cmp {
-                    column,
-                    op,
-                    constant,
-                } => match (
-                    value(*column),
-                    constant.map(|i| &self.constants[i as usize]),
-                ) {
-                    (Some(v), Some(lit)) => u8::from(op.holds(compare(v, lit))),
-                    _ => UNKNOWN,
-                },
-                Op::In {
-                    column,
-                    set,
-                    negated,
-                } => match value(*column) {
-                    None => UNKNOWN,
-                    Some(v) => {
-                        let s = &self.sets[*set as usize];
-                        let hit = s.values.binary_search_by(|x| compare(x, v)).is_ok();
-                        match (hit, s.has_null) {
-                            (true, _) => u8::from(!*negated),
-                            (false, true) => UNKNOWN,
-                            (false, false) => u8::from(*negated),
-                        }
-                    }
-                },
-                Op::IsNull { column, negated } => u8::from(value(*column).is_none() != *negated),
-                Op::Like {
-                    column,
-                    pattern,
-                    case_insensitive,
-                    negated,
-                } => match value(*column) {
-                    Some(Value::Text(text)) => {
-                        let pat = &self.patterns[*pattern as usize];
-                        let hit = if *case_insensitive {
-                            ilike_lowered(text, pat)
-                        } else {
-                            like(text, pat)
-                        };
-                        u8::from(hit != *negated)
-                    }
-                    _ => UNKNOWN,
-                },
-                Op::Not => match stack.pop() {
-                    Some(UNKNOWN) | None => UNKNOWN,
-                    Some(b) => 1 - b,
-                },
-                Op::And(n) => {
-                    let at = stack.len().saturating_sub(*n as usize);
-                    let r = stack[at..].iter().fold(TRUE, |acc, &b| match (acc, b) {
-                        (FALSE, _) | (_, FALSE) => FALSE,
-                        (UNKNOWN, _) | (_, UNKNOWN) => UNKNOWN,
-                        _ => TRUE,
-                    });
-                    stack.truncate(at);
-                    r
-                }
-                Op::Or(n) => {
-                    let at = stack.len().saturating_sub(*n as usize);
-                    let r = stack[at..].iter().fold(FALSE, |acc, &b| match (acc, b) {
-                        (TRUE, _) | (_, TRUE) => TRUE,
-                        (UNKNOWN, _) | (_, UNKNOWN) => UNKNOWN,
-                        _ => FALSE,
-                    });
-                    stack.truncate(at);
-                    r
-                }
-            };
-            stack.push(t);
-        }
-        match stack.pop() {
-            Some(TRUE) => Some(true),
-            Some(FALSE) => Some(false),
-            _ => None,
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod compile;
 pub mod eval;
 mod lexer;
 mod parser;
+mod program;
 
 pub use column::{uuid_text, ColumnType, Value};
 pub use eval::eval;
