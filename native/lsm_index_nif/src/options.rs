@@ -76,19 +76,6 @@ fn size_ratio(opts: Term<'_>) -> NifResult<Option<f64>> {
     })
 }
 
-/// The Elixir name of a core choice: the one of `names` that `from_name` reads as `value`.
-fn name_of<T: PartialEq>(
-    value: T,
-    names: &[&'static str],
-    from_name: fn(&str) -> Option<T>,
-) -> &'static str {
-    names
-        .iter()
-        .copied()
-        .find(|n| from_name(n).as_ref() == Some(&value))
-        .unwrap_or("unknown")
-}
-
 /// `Config::default()` as `LsmIndex` options: what an absent option means. `max_overlay_keys`
 /// is `nil` (the core derives it: 4 x `overlay_limit`); `size_ratio` is the policy's own,
 /// given per policy as `[triangular: r, leveled: r]`.
@@ -108,36 +95,15 @@ fn index_defaults(env: Env<'_>) -> NifResult<Term<'_>> {
             "max_overlay_keys",
             d.max_overlay_keys.map_or(nil, |m| m.encode(env)),
         ),
-        (
-            "overload",
-            atom(name_of(
-                d.on_overload,
-                &["wait", "error"],
-                Overload::from_name,
-            ))?,
-        ),
-        (
-            "policy",
-            atom(name_of(
-                d.policy,
-                &["triangular", "leveled"],
-                PolicyKind::from_name,
-            ))?,
-        ),
+        ("overload", atom(d.on_overload.name())?),
+        ("policy", atom(d.policy.name())?),
         ("max_segments", d.max_segments.encode(env)),
         ("size_ratio", size_ratios(env, d.size_ratio)?),
         ("compaction_threads", threads),
         ("mph", atom(d.mph.name())?),
         ("prefilter", d.prefilter.encode(env)),
         ("verify", d.verify_on_open.encode(env)),
-        (
-            "sync",
-            atom(name_of(
-                d.sync,
-                &["flush", "always", "none"],
-                SyncMode::from_name,
-            ))?,
-        ),
+        ("sync", atom(d.sync.name())?),
     ];
     let mut map = Term::map_new(env);
     for (k, v) in pairs {
@@ -152,9 +118,11 @@ fn size_ratios(env: Env<'_>, ratio: Option<f64>) -> NifResult<Term<'_>> {
         return Ok(r.encode(env));
     }
     let mut out = Vec::new();
-    for name in ["triangular", "leveled"] {
-        let policy = PolicyKind::from_name(name).ok_or(rustler::Error::BadArg)?;
-        out.push((Atom::from_str(env, name)?, policy.default_size_ratio()));
+    for policy in PolicyKind::ALL {
+        out.push((
+            Atom::from_str(env, policy.name())?,
+            policy.default_size_ratio(),
+        ));
     }
     Ok(out.encode(env))
 }

@@ -178,7 +178,18 @@ pub enum PolicyKind {
 }
 
 impl PolicyKind {
-    /// The policy for `name` (`"triangular"`, `"leveled"`).
+    /// Every policy.
+    pub const ALL: [PolicyKind; 2] = [PolicyKind::Triangular, PolicyKind::Leveled];
+
+    /// Its name (the Elixir option's value).
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Triangular => "triangular",
+            PolicyKind::Leveled => "leveled",
+        }
+    }
+
+    /// The policy for `name` (as [`PolicyKind::name`] spells it).
     pub fn from_name(name: &str) -> Option<PolicyKind> {
         match name {
             "triangular" => Some(PolicyKind::Triangular),

@@ -17,7 +17,15 @@ pub enum Overload {
 }
 
 impl Overload {
-    /// The choice named `name` (`"wait"`, `"error"`: the Elixir option's values).
+    /// Its name (the Elixir option's value).
+    pub fn name(self) -> &'static str {
+        match self {
+            Overload::Wait => "wait",
+            Overload::Error => "error",
+        }
+    }
+
+    /// The choice named `name` (as [`Overload::name`] spells it).
     pub fn from_name(name: &str) -> Option<Overload> {
         match name {
             "wait" => Some(Overload::Wait),

@@ -118,7 +118,16 @@ pub enum SyncMode {
 }
 
 impl SyncMode {
-    /// The mode named `name` (`"flush"`, `"always"`, `"none"`: the Elixir option's values).
+    /// Its name (the Elixir option's value).
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncMode::Flush => "flush",
+            SyncMode::Always => "always",
+            SyncMode::None => "none",
+        }
+    }
+
+    /// The mode named `name` (as [`SyncMode::name`] spells it).
     pub fn from_name(name: &str) -> Option<SyncMode> {
         match name {
             "flush" => Some(SyncMode::Flush),

@@ -12,7 +12,7 @@ impl Parser<'_> {
     /// Whether `literal` is an integer of magnitude 2^53 or more (where float8 rounds).
     pub(super) fn beyond_2_53(&self, literal: &Literal, column: usize) -> bool {
         const EXACT: i64 = 1 << 53;
-        self.beyond_i64(literal, column).is_some()
+        matches!(self.int_number(literal, column), Ok(Some(Num::Beyond(_))))
             || match literal {
                 // a string in a float8 list is read as a float8
                 Literal {
@@ -35,11 +35,62 @@ impl Parser<'_> {
             }
     }
 
+    /// The values of an IN list on `column`, typed as PostgreSQL resolves the list (see
+    /// [`Parser::in_list_type`]; a decimal, a float8 or a number beyond i64 makes an integer
+    /// column's list numeric), and whether members that no value of the column can equal were
+    /// left out.
+    pub(super) fn in_list(
+        &self,
+        column: usize,
+        literals: Vec<(usize, Literal)>,
+    ) -> Result<(Vec<Option<Value>>, bool)> {
+        let common = self.in_list_type(column, &literals);
+        let numeric = literals
+            .iter()
+            .any(|(_, l)| !matches!(self.int_number(l, column), Ok(None)));
+        // an int8 column in a float8 list compares in float8, rounding values of 2^53 and
+        // more: refused where that could matter (as for a comparison with a float8)
+        let float_list = self.columns[column].1 == ColumnType::Int8
+            && literals
+                .iter()
+                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8))));
+        let mut values = Vec::new();
+        let mut left_out = false;
+        for (at, literal) in literals {
+            if float_list && self.beyond_2_53(&literal, column) {
+                let why = "numbers below 2^53 in magnitude in a list with a float8";
+                return Err(error(at, &self.type_message(column, why)));
+            }
+            let number = match self
+                .int_number(&literal, column)
+                .map_err(|e| error(at, &e))?
+            {
+                Some(number) => Some(number),
+                // a string in a numeric list is read as a numeric
+                None => match &literal {
+                    Literal {
+                        raw: Raw::Str(text),
+                        cast: None,
+                        ..
+                    } if numeric => Some(numeric_text(text).ok_or_else(|| {
+                        error(at, &self.type_message(column, "expected a numeric"))
+                    })?),
+                    _ => None,
+                },
+            };
+            match number {
+                Some(Num::Int(i)) => values.push(Some(Value::Int(i))),
+                // equal to no integer
+                Some(_) => left_out = true,
+                None => values.push(self.typed_as(literal, column, common, at)?),
+            }
+        }
+        Ok((values, left_out))
+    }
+
     /// `literal` as a plain value of `column` (no numeric rewrite needed), if it is one.
     pub(super) fn plain_value(&self, literal: &Literal, column: usize) -> Result<Option<Value>> {
-        if self.beyond_i64(literal, column).is_some()
-            || !matches!(self.int_number(literal, column), Ok(None))
-        {
+        if !matches!(self.int_number(literal, column), Ok(None)) {
             return Ok(None);
         }
         self.typed(literal.clone(), column, 0)
@@ -53,9 +104,6 @@ impl Parser<'_> {
         literal: Literal,
         at: usize,
     ) -> Result<Expr> {
-        if let Some(side) = self.beyond_i64(&literal, column) {
-            return Ok(beyond_cmp(column, op, side));
-        }
         let cmp = |op, v| Expr::Cmp {
             column,
             op,
@@ -84,11 +132,12 @@ impl Parser<'_> {
         Ok(Expr::Cmp { column, op, value })
     }
 
-    /// A decimal literal, or a float8 cast, compared with an integer column: PostgreSQL
-    /// compares them as numeric (exactly) or float8 (exactly too, for int2/int4 values and
-    /// for int8 values against floats below 2^53), so the comparison is one with an integer.
-    /// `Err` (a message) for a float8 of 2^53 or more against an int8 column, where
-    /// PostgreSQL's rounding of the column's values would matter.
+    /// A number PostgreSQL compares with an integer column in a wider type — a decimal or an
+    /// integer beyond i64 (numeric: exactly), a float8 cast (float8: exactly too, for int2 and
+    /// int4 values and for int8 values against floats below 2^53) — as the integer comparison
+    /// it makes; `None` for any other literal (typed by the column as usual). `Err` (a
+    /// message) for a float8 of 2^53 or more against an int8 column, where PostgreSQL's
+    /// rounding of the column's values would matter.
     pub(super) fn int_number(
         &self,
         literal: &Literal,
@@ -101,9 +150,13 @@ impl Parser<'_> {
         match literal {
             Literal {
                 negative,
-                raw: Raw::Decimal(text),
+                raw: Raw::Integer(text) | Raw::Decimal(text),
                 cast: None,
-            } => Ok(decimal_number(*negative, text)),
+            } => Ok(match decimal_number(*negative, text) {
+                // an integer in i64: the column's own comparison
+                Some(Num::Int(_)) if matches!(literal.raw, Raw::Integer(_)) => None,
+                n => n,
+            }),
             Literal {
                 negative,
                 raw: Raw::Integer(text) | Raw::Decimal(text) | Raw::Str(text),
@@ -123,27 +176,6 @@ impl Parser<'_> {
             }
             _ => Ok(None),
         }
-    }
-
-    /// Whether `literal` is an integer (not cast) beyond i64's range compared with an integer
-    /// column: PostgreSQL reads it as a numeric and compares; which side it lies on.
-    pub(super) fn beyond_i64(&self, literal: &Literal, column: usize) -> Option<Ordering> {
-        let Literal {
-            negative,
-            raw: Raw::Integer(digits),
-            cast: None,
-        } = literal
-        else {
-            return None;
-        };
-        let signed = format!("{}{digits}", if *negative { "-" } else { "" });
-        (self.columns[column].1.is_integer() && signed.parse::<i64>().is_err()).then_some(
-            if *negative {
-                Ordering::Less
-            } else {
-                Ordering::Greater
-            },
-        )
     }
 }
 
@@ -238,10 +270,9 @@ pub(super) fn float_number(f: f64) -> Num {
     }
 }
 
-/// A numeric's text (`[+-]digits[.digits]`, white space around it skipped) as the integer
-/// it equals: `Some(Some(i))`; `Some(None)` when no i64 equals it (a fraction, or beyond
-/// i64); `None` when it is not such a text.
-pub(super) fn numeric_as_integer(text: &str) -> Option<Option<i64>> {
+/// A numeric's text (`[+-]digits[.digits]`, white space around it skipped: a string in a
+/// numeric IN list) as a [`Num`]; `None` when it is not such a text.
+fn numeric_text(text: &str) -> Option<Num> {
     let t = text.trim_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
     let unsigned = t.strip_prefix(['+', '-']).unwrap_or(t);
     let (int, frac) = unsigned.split_once('.').unwrap_or((unsigned, ""));
@@ -249,10 +280,5 @@ pub(super) fn numeric_as_integer(text: &str) -> Option<Option<i64>> {
     if !(digits(int) && digits(frac) && !(int.is_empty() && frac.is_empty())) {
         return None;
     }
-    if frac.bytes().any(|b| b != b'0') {
-        return Some(None);
-    }
-    let sign = if t.starts_with('-') { "-" } else { "" };
-    let int = if int.is_empty() { "0" } else { int };
-    Some(format!("{sign}{int}").parse::<i64>().ok())
+    decimal_number(t.starts_with('-'), unsigned)
 }

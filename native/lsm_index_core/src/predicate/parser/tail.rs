@@ -1,8 +1,8 @@
 //! What follows a column in a predicate: a comparison, `[NOT] IN`, `[NOT] LIKE | ILIKE`,
 //! `[NOT] BETWEEN`, `IS …`, or nothing (a boolean column).
 
-use super::literal::{Literal, Raw};
-use super::numeric::{beyond_cmp, numeric_as_integer, Num};
+use super::literal::Literal;
+use super::numeric::beyond_cmp;
 use super::{and_of, cmp_op, or_of, Parser};
 use crate::error::Result;
 use crate::predicate::lexer::{error, Token};
@@ -38,74 +38,8 @@ impl Parser<'_> {
                     }
                 }
             }
-            // the list's strings take the type common to the column and the list's numbers
-            let common = self.in_list_type(column, &literals);
-            // a number beyond i64, a decimal or a float8 against an integer column makes it
-            // a numeric list
-            let numeric = literals.iter().any(|(_, l)| {
-                self.beyond_i64(l, column).is_some()
-                    || !matches!(self.int_number(l, column), Ok(None))
-            });
-            // an int8 column in a float8 list compares in float8, rounding values of 2^53 and
-            // more: refused where that could matter (as for a comparison with a float8)
-            let float_list = self.columns[column].1 == ColumnType::Int8
-                && literals
-                    .iter()
-                    .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8))));
-            let mut values = Vec::new();
-            let mut beyond = false;
-            for (at, literal) in literals {
-                if float_list && self.beyond_2_53(&literal, column) {
-                    return Err(error(
-                        at,
-                        &self.type_message(
-                            column,
-                            "numbers below 2^53 in magnitude in a list with a float8",
-                        ),
-                    ));
-                }
-                // an integer beyond i64 equals no value of an integer column: left out
-                if self.beyond_i64(&literal, column).is_some() {
-                    beyond = true;
-                    continue;
-                }
-                match self
-                    .int_number(&literal, column)
-                    .map_err(|e| error(at, &e))?
-                {
-                    Some(Num::Int(i)) => {
-                        values.push(Some(Value::Int(i)));
-                        continue;
-                    }
-                    // a number no integer equals: left out
-                    Some(_) => {
-                        beyond = true;
-                        continue;
-                    }
-                    None => {}
-                }
-                if let (
-                    true,
-                    Literal {
-                        raw: Raw::Str(text),
-                        cast: None,
-                        ..
-                    },
-                ) = (numeric, &literal)
-                {
-                    match numeric_as_integer(text) {
-                        Some(Some(i)) => values.push(Some(Value::Int(i))),
-                        // a numeric no integer column value equals: left out
-                        Some(None) => beyond = true,
-                        None => {
-                            return Err(error(at, &self.type_message(column, "expected a numeric")))
-                        }
-                    }
-                    continue;
-                }
-                values.push(self.typed_as(literal, column, common, at)?);
-            }
-            if values.is_empty() && beyond {
+            let (values, left_out) = self.in_list(column, literals)?;
+            if values.is_empty() && left_out {
                 // `x IN (BIG)`: false, or unknown for NULL, as `x = BIG`
                 let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
                 return Ok(beyond_cmp(column, op, Ordering::Greater));
