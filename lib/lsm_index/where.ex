@@ -57,8 +57,11 @@ defmodule LsmIndex.Where do
 
   @doc false
   # `columns` checked (`ColumnType.columns!/1`) in the NIF's form, `[{name, type_name}]`.
-  @spec native_columns!(columns()) :: [{String.t(), String.t()}]
+  @spec native_columns!(columns()) :: [{String.t(), String.t() | {String.t(), [String.t()]}}]
   def native_columns!(columns) do
-    for {name, type} <- ColumnType.columns!(columns), do: {name, Atom.to_string(type)}
+    for {name, type} <- ColumnType.columns!(columns), do: {name, native_type(type)}
   end
+
+  defp native_type({:enum, labels}), do: {"enum", labels}
+  defp native_type(type), do: Atom.to_string(type)
 end

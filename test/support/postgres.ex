@@ -48,7 +48,7 @@ defmodule LsmIndex.Test.Postgres do
 
       options =
         "-c listen_addresses='' -c unix_socket_directories=#{dir} -c fsync=off " <>
-          "-c full_page_writes=off -c shared_buffers=32MB -c max_connections=10"
+          "-c full_page_writes=off -c TimeZone=UTC -c DateStyle=ISO -c shared_buffers=32MB -c max_connections=10"
 
       run!(
         Path.join(bin, "pg_ctl"),

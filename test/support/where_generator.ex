@@ -19,7 +19,14 @@ defmodule LsmIndex.Test.WhereGenerator do
     {"s", :text},
     {"t", :text},
     {"v", :varchar},
-    {"u", :uuid}
+    {"u", :uuid},
+    {"r", :float4},
+    {"n", :numeric},
+    {"d", :date},
+    {"tm", :time},
+    {"ts", :timestamp},
+    {"tz", :timestamptz},
+    {"e", {:enum, ["low", "high", "medium", "urgent"]}}
   ]
 
   # Constructs that write a literal PostgreSQL refuses when it evaluates its cast.
@@ -133,7 +140,23 @@ defmodule LsmIndex.Test.WhereGenerator do
     # `'a0eebc999c0b4ef8-bb6d-…'`: hyphens after other groups of 4
     :uuid_grouping,
     # `'…'::uuid`
-    :uuid_cast
+    :uuid_cast,
+    # float4: `r = 1.1` (compared in float8), `r = '1.1'` (a float4), `r IN (1.1, 2)` (float4)
+    :float4,
+    # numeric: `n = 1.50`, `n > '1e20'`, `'NaN'`, `1.5::numeric`
+    :numeric,
+    # date: `d >= '2024-01-01'`, `'infinity'`, `'0044-03-15 BC'`, `'epoch'`
+    :date,
+    # time: `tm < '10:30'`, `'24:00'`
+    :time,
+    # timestamp: `ts > '2024-01-01'`, `'2024-01-01T10:30'`, an offset (ignored)
+    :timestamp,
+    # timestamptz: `tz >= '2024-01-01 10:30:00+05:30'`, `'…Z'`, no offset (UTC)
+    :timestamptz,
+    # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`
+    :datetime_cast,
+    # enum: `e = 'urgent'`, `e > 'high'` (declaration order)
+    :enum
   ]
 
   @typedoc "A construct (see `constructs/0`)."
@@ -142,8 +165,21 @@ defmodule LsmIndex.Test.WhereGenerator do
   @type row :: %{String.t() => String.t() | nil}
 
   @doc "The table's columns, `{name, type}`."
-  @spec columns() :: [{String.t(), atom()}]
+  @spec columns() :: [{String.t(), atom() | {:enum, [String.t()]}}]
   def columns, do: @columns
+
+  @doc "PostgreSQL's name of a column type (an enum's type is `prio`, see `types_sql/0`)."
+  @spec pg_type(atom() | {:enum, [String.t()]}) :: String.t()
+  def pg_type({:enum, _}), do: "prio"
+  def pg_type(type), do: Atom.to_string(type)
+
+  @doc "SQL that (re)creates the types the table needs (after its table is dropped)."
+  @spec types_sql() :: String.t()
+  def types_sql do
+    labels = for {_, {:enum, labels}} <- @columns, do: labels
+    list = labels |> hd() |> Enum.map_join(", ", &quote_sql/1)
+    "DROP TYPE IF EXISTS prio;\nCREATE TYPE prio AS ENUM (#{list});\n"
+  end
 
   @doc "Every construct."
   @spec constructs() :: [construct()]
@@ -202,6 +238,34 @@ defmodule LsmIndex.Test.WhereGenerator do
     "123e4567-e89b-12d3-a456-426614174000"
   ]
 
+  @float4s ~w(0 -0 NaN Infinity -Infinity 1.5 1.1 0.1 3 -2.25 3.4028235e38 1e-45 16777217
+              100 7 2.5)
+  @numerics ~w(0 1.5 1.50 -1.5 0.1 100 1e20 123456789012345678901234567890.123 NaN Infinity
+               -Infinity 42 7 -100 0.000001 2.5 3 1.1)
+  @dates ["2024-01-01", "2024-02-29", "1999-12-31", "2000-01-01", "infinity", "-infinity"] ++
+           ["0044-03-15 BC", "10000-01-01", "1970-01-01", "2024-06-15", "2024-01-02"]
+  @times ~w(00:00 12:00 23:59:59.999999 24:00 10:30:15.5 08:00 10:30)
+  @timestamps [
+    "2024-01-01 00:00:00",
+    "2024-01-01 10:30:00",
+    "2024-06-15 12:00:00.123456",
+    "1999-12-31 23:59:59",
+    "infinity",
+    "-infinity",
+    "0044-03-15 12:00:00 BC",
+    "2000-01-01 00:00:00"
+  ]
+  @timestamptzs [
+    "2024-01-01 00:00:00+00",
+    "2024-01-01 10:30:00+05:30",
+    "2024-01-01 05:00:00+00",
+    "2024-06-15 12:00:00.5-08",
+    "infinity",
+    "-infinity",
+    "1999-12-31 23:59:59+00",
+    "0044-03-15 12:00:00+00 BC"
+  ]
+
   @doc """
   `n` rows (ids 1..n) in PostgreSQL's input form: about half random, the others copies of an
   earlier row with one or two columns changed (so updates between them change few columns).
@@ -241,6 +305,13 @@ defmodule LsmIndex.Test.WhereGenerator do
   defp row_value("s", :text), do: Enum.random(@texts ++ @fold_texts ++ @fold_texts)
   defp row_value(_name, type) when type in [:text, :varchar], do: Enum.random(@texts)
   defp row_value(_name, :uuid), do: Enum.random(@uuids)
+  defp row_value(_name, :float4), do: Enum.random(@float4s)
+  defp row_value(_name, :numeric), do: Enum.random(@numerics)
+  defp row_value(_name, :date), do: Enum.random(@dates)
+  defp row_value(_name, :time), do: Enum.random(@times)
+  defp row_value(_name, :timestamp), do: Enum.random(@timestamps)
+  defp row_value(_name, :timestamptz), do: Enum.random(@timestamptzs)
+  defp row_value(_name, {:enum, labels}), do: Enum.random(labels)
 
   defp int_value(type) do
     {lo, hi} = Map.fetch!(@int_ranges, type)
@@ -547,6 +618,92 @@ defmodule LsmIndex.Test.WhereGenerator do
     ])
   end
 
+  defp typed_literal(:float4) do
+    use!(:float4)
+
+    Enum.random(
+      ~w(1.5 1.1 0.1 3 16777217 '1.1' 'NaN' 1.1::float4 1.1::real '3.4028235e38' -2.25 '-0'
+         '1e-45' 100 0 2.5::float8)
+    )
+  end
+
+  defp typed_literal(:numeric) do
+    use!(:numeric)
+
+    Enum.random(
+      ~w(1.5 1.50 '1.5' 1e20 'NaN' 'Infinity' -1.5 0.1 42 '\ 7\ ' 1.5::numeric 1.1 '-inf' 0
+         123456789012345678901234567890.123 1e-6 100::int8 '2.50'::numeric)
+    )
+  end
+
+  defp typed_literal(:date) do
+    use!(:date)
+
+    v =
+      Enum.random(
+        ["'2024-01-01'", "'2024-1-1'", "'infinity'", "'-infinity'", "'epoch'"] ++
+          ["'0044-03-15 BC'", "'2024-02-29'", "'1999-12-31'", "'10000-01-01'"]
+      )
+
+    if :rand.uniform() < 0.2, do: v <> "::date", else: v
+  end
+
+  defp typed_literal(:time) do
+    use!(:time)
+    v = Enum.random(~w('12:00' '23:59:59.999999' '24:00' '10:30:15.5' '00:00:00' '10:30'))
+    if :rand.uniform() < 0.2, do: v <> "::time", else: v
+  end
+
+  defp typed_literal(:timestamp) do
+    use!(:timestamp)
+
+    choose([
+      {nil,
+       fn ->
+         Enum.random([
+           "'2024-01-01'",
+           "'2024-01-01 10:30'",
+           "'2024-01-01T10:30:00'",
+           "'infinity'",
+           "'-infinity'",
+           "'2024-01-01 10:30:00+05'",
+           "'2024-06-15 12:00:00.123456'",
+           "'2024-01-01 10:30'::timestamp",
+           "'0044-03-15 12:00 BC'"
+         ])
+       end},
+      {:datetime_cast,
+       fn -> Enum.random(["'2024-01-01'::date", "'2024-01-01 10:30:00+05'::timestamptz"]) end}
+    ])
+  end
+
+  defp typed_literal(:timestamptz) do
+    use!(:timestamptz)
+
+    choose([
+      {nil,
+       fn ->
+         Enum.random([
+           "'2024-01-01 10:30:00+05:30'",
+           "'2024-01-01 05:00:00Z'",
+           "'2024-01-01'",
+           "'-infinity'",
+           "'infinity'",
+           "'2024-06-15 20:00:00.5+00'",
+           "'2024-01-01 10:30'::timestamptz",
+           "'1999-12-31 23:59:59'"
+         ])
+       end},
+      {:datetime_cast,
+       fn -> Enum.random(["'2024-01-01'::date", "'2024-01-01 05:00'::timestamp"]) end}
+    ])
+  end
+
+  defp typed_literal({:enum, labels}) do
+    use!(:enum)
+    quote_sql(Enum.random(labels))
+  end
+
   # `v` cast to an integer type whose range holds it; `-N::t` only where `N` fits `t` (the
   # cast binds before the minus: the rest is :neg_cast_min)
   defp int_cast(v, type) do
@@ -588,6 +745,13 @@ defmodule LsmIndex.Test.WhereGenerator do
       :bool -> "'t'::bool"
       :text -> "'ab'::text"
       :uuid -> quote_sql(hd(@uuids)) <> "::uuid"
+      :float4 -> "'1.1'::float4"
+      :numeric -> "'1.5'::numeric"
+      :date -> "'2024-01-01'::date"
+      :time -> "'10:30'::time"
+      :timestamp -> "'2024-01-01 10:30'::timestamp"
+      :timestamptz -> "'2024-01-01 05:00:00+00'::timestamptz"
+      {:enum, _} -> "NULL"
     end
   end
 
@@ -597,6 +761,11 @@ defmodule LsmIndex.Test.WhereGenerator do
       :bool -> Enum.random(["1", "'maybe'", "1.5"])
       :uuid -> Enum.random(["5", "'xyz'", "TRUE"])
       :float8 -> Enum.random(["TRUE", "'abc'"])
+      :float4 -> Enum.random(["TRUE", "'abc'", "'1e39'"])
+      :numeric -> Enum.random(["TRUE", "'abc'", "'1_000'"])
+      t when t in [:date, :timestamp, :timestamptz] -> Enum.random(["5", "'2024-02-30'", "TRUE"])
+      :time -> Enum.random(["5", "'25:00'", "TRUE"])
+      {:enum, _} -> Enum.random(["'nope'", "5", "'LOW'"])
       _int -> Enum.random(["TRUE", "'abc'", "'1.5'"])
     end
   end

@@ -24,7 +24,8 @@ defmodule LsmIndex.Filter.ColumnType do
   @typedoc "A canonical value of some column type."
   @type value :: integer() | float() | boolean() | binary() | :nan | :infinity | :neg_infinity
 
-  @types [:int2, :int4, :int8, :float8, :bool, :text, :varchar, :uuid]
+  @types [:int2, :int4, :int8, :float8, :bool, :text, :varchar, :uuid] ++
+           [:float4, :numeric, :date, :time, :timestamp, :timestamptz]
   @ranges %{
     int2: {-32_768, 32_767},
     int4: {-2_147_483_648, 2_147_483_647},
@@ -37,6 +38,9 @@ defmodule LsmIndex.Filter.ColumnType do
 
   @doc "Whether `type` is a supported type."
   @spec valid?(term()) :: boolean()
+  def valid?({:enum, labels}) when is_list(labels) and labels != [],
+    do: Enum.all?(labels, &is_binary/1) and length(Enum.uniq(labels)) == length(labels)
+
   def valid?(type), do: type in @types
 
   @doc false
@@ -80,7 +84,8 @@ defmodule LsmIndex.Filter.ColumnType do
       do:
         raise(
           ArgumentError,
-          "column #{inspect(name)} has type #{inspect(type)}, expected one of #{inspect(@types)}"
+          "column #{inspect(name)} has type #{inspect(type)}, expected one of " <>
+            "#{inspect(@types)} or {:enum, [label, ...]} (distinct strings)"
         )
 
     type

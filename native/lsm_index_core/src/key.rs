@@ -13,7 +13,16 @@
 //!   tag 3  bool            value = 0 or 1
 //!   tag 4  text            value = the UTF-8 bytes
 //!   tag 5  uuid            value = u128 little-endian
+//!   tag 6  numeric         value = kind u8 (0 -inf, 1 number, 2 inf, 3 NaN); a number:
+//!                                  negative u8 | exponent i32 LE | digits (ASCII, canonical)
+//!   tag 7  date            value = days since 2000-01-01, i32 LE
+//!   tag 8  time            value = microseconds, i64 LE
+//!   tag 9  timestamp       value = microseconds since 2000-01-01, i64 LE
+//!   tag 10 timestamptz     value = microseconds since 2000-01-01 UTC, i64 LE
+//!   tag 11 enum            value = the label's position, u32 LE
 //! ```
+//!
+//! float4 values are held widened to float8 and share tag 2.
 //!
 //! Within each encoding every kind has its own tag byte, so no two distinct keys share bytes.
 //! The two encodings never meet: Elixir keys live in an `LsmIndex`, column keys in a router's
@@ -79,6 +88,30 @@ pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
             out.push(5);
             out.extend_from_slice(&u.to_le_bytes());
         }
+        Value::Numeric(n) => {
+            out.push(6);
+            n.key_bytes(out);
+        }
+        Value::Date(d) => {
+            out.push(7);
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        Value::Time(t) => {
+            out.push(8);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        Value::Timestamp(t) => {
+            out.push(9);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        Value::Timestamptz(t) => {
+            out.push(10);
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        Value::Enum(i) => {
+            out.push(11);
+            out.extend_from_slice(&i.to_le_bytes());
+        }
     }
 }
 
@@ -135,5 +168,24 @@ mod tests {
         let uuid = 0x0001_0203_0405_0607_0809_0a0b_0c0d_0e0f_u128;
         let le: Vec<u8> = (0..16u8).rev().collect();
         assert_eq!(key(7, Value::Uuid(uuid)), [&[7, 0, 5][..], &le].concat());
+        let n = |t: &str| {
+            Value::Numeric(
+                crate::predicate::Numeric::parse(t).unwrap_or_else(crate::predicate::Numeric::zero),
+            )
+        };
+        // numeric: kind 1, positive, exponent 1, digits "15"
+        assert_eq!(key(0, n("1.50")), [0, 0, 6, 1, 0, 1, 0, 0, 0, b'1', b'5']);
+        assert_eq!(key(0, n("NaN")), [0, 0, 6, 3]);
+        assert_eq!(key(0, Value::Date(-1)), [0, 0, 7, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(key(0, Value::Time(1)), [0, 0, 8, 1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(
+            key(0, Value::Timestamp(1)),
+            [0, 0, 9, 1, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(
+            key(0, Value::Timestamptz(1)),
+            [0, 0, 10, 1, 0, 0, 0, 0, 0, 0, 0]
+        );
+        assert_eq!(key(0, Value::Enum(2)), [0, 0, 11, 2, 0, 0, 0]);
     }
 }

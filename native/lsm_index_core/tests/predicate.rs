@@ -480,3 +480,146 @@ fn decimals_and_floats_against_integer_columns() {
         Expr::Cmp { .. }
     ));
 }
+
+/// The table of the newer column types: float4, numeric, dates and times, an enum.
+fn typed_columns() -> Vec<(String, ColumnType)> {
+    [
+        ("r", ColumnType::Float4),
+        ("n", ColumnType::Numeric),
+        ("d", ColumnType::Date),
+        ("tm", ColumnType::Time),
+        ("ts", ColumnType::Timestamp),
+        ("tz", ColumnType::Timestamptz),
+        (
+            "e",
+            ColumnType::Enum(vec!["low".into(), "high".into()].into()),
+        ),
+        ("i", ColumnType::Int4),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect()
+}
+
+/// The value a clause `<column> = <literal>` compares with, and the parse error otherwise.
+fn literal_of(sql: &str) -> Result<Option<Value>, String> {
+    match parse(sql, &typed_columns()) {
+        Ok(Expr::Cmp { value, .. }) => Ok(value),
+        Ok(other) => Err(format!("not a comparison: {other:?}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn value_of(sql: &str) -> Value {
+    literal_of(sql)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .unwrap_or_else(|| panic!("{sql}: NULL"))
+}
+
+#[test]
+fn numeric_literals_are_exact() {
+    use lsm_index_core::predicate::Numeric;
+    let n = |t: &str| Value::Numeric(Numeric::parse(t).expect("a numeric"));
+    assert_eq!(value_of("n = 1.50"), n("1.5"));
+    assert_eq!(value_of("n = '1.5'"), n("1.5"));
+    assert_eq!(value_of("n = -1.5"), n("-1.5"));
+    assert_eq!(value_of("n = 7"), n("7"));
+    assert_eq!(value_of("n = 100::int8"), n("100"));
+    assert_eq!(value_of("n = '-inf'"), Value::Numeric(Numeric::NegInfinity));
+    assert_eq!(
+        value_of("n = 123456789012345678901234567890.123"),
+        n("123456789012345678901234567890.123")
+    );
+    // numeric = float8 compares in float8: the column would be rounded
+    assert!(literal_of("n = 1.5::float8").is_err());
+    // an integer column against a numeric cast compares exactly
+    assert_eq!(
+        parse("i = 5::numeric", &typed_columns()).ok(),
+        Some(cmp(7, CmpOp::Eq, Value::Int(5)))
+    );
+    assert_eq!(
+        parse("i < 2.5::numeric", &typed_columns()).ok(),
+        Some(cmp(7, CmpOp::Le, Value::Int(2)))
+    );
+}
+
+#[test]
+fn float4_compares_with_numbers_in_float8_and_reads_strings_as_float4() {
+    let f4 = f64::from(1.1f32);
+    assert_eq!(value_of("r = 1.1"), Value::Float(1.1));
+    assert_eq!(value_of("r = '1.1'"), Value::Float(f4));
+    assert_eq!(value_of("r = 1.1::real"), Value::Float(f4));
+    assert_eq!(value_of("r = '-0'"), Value::Float(0.0));
+    assert!(literal_of("r = '1e39'").is_err(), "out of float4's range");
+    // a list of two or more is float4 (PostgreSQL's common type), unless a member is float8
+    let list = |sql: &str| match parse(sql, &typed_columns()) {
+        Ok(Expr::In { values, .. }) => values,
+        other => panic!("{sql}: {other:?}"),
+    };
+    assert_eq!(list("r IN (1.1, 2)")[0], Some(Value::Float(f4)));
+    assert_eq!(list("r IN (1.1, 2::float8)")[0], Some(Value::Float(1.1)));
+    assert_eq!(list("r IN ('1.1')")[0], Some(Value::Float(f4)));
+    assert_eq!(list("r IN (1.1)")[0], Some(Value::Float(1.1)));
+    // an integer column in a float4 list would be rounded: refused
+    assert!(parse("i IN (1, 2::real)", &typed_columns()).is_err());
+}
+
+#[test]
+fn dates_times_and_instants() {
+    assert_eq!(value_of("d = '2000-01-02'"), Value::Date(1));
+    assert_eq!(value_of("d = 'infinity'"), Value::Date(i32::MAX));
+    assert_eq!(value_of("tm = '00:00:01.5'"), Value::Time(1_500_000));
+    assert_eq!(
+        value_of("ts = '2000-01-01 00:00:01'"),
+        Value::Timestamp(1_000_000)
+    );
+    // a timestamp ignores an offset; a timestamptz is an instant (no offset: UTC)
+    assert_eq!(
+        value_of("ts = '2000-01-01 01:00+01'"),
+        Value::Timestamp(3_600_000_000)
+    );
+    assert_eq!(
+        value_of("tz = '2000-01-01 01:00+01'"),
+        Value::Timestamptz(0)
+    );
+    assert_eq!(value_of("tz = '2000-01-01'"), Value::Timestamptz(0));
+    // a date is midnight of its day; timestamp and timestamptz meet in UTC
+    assert_eq!(
+        value_of("ts = '2000-01-02'::date"),
+        Value::Timestamp(86_400_000_000)
+    );
+    assert_eq!(
+        value_of("tz = '2000-01-01 05:00'::timestamp"),
+        Value::Timestamptz(18_000_000_000)
+    );
+    assert_eq!(
+        value_of("ts = '2000-01-01 05:00+05'::timestamptz"),
+        Value::Timestamp(0)
+    );
+    // a date column against a timestamp would promote the column: refused
+    assert!(literal_of("d = '2000-01-01 10:00'::timestamp").is_err());
+    for bad in [
+        "d = 'today'",
+        "d = '2024-02-30'",
+        "tm = '25:00'",
+        "ts = 5",
+        "tz = 'now'",
+    ] {
+        assert!(literal_of(bad).is_err(), "{bad}");
+    }
+    assert_eq!(
+        parse("ts BETWEEN '2024-01-01' AND '2024-12-31'", &typed_columns())
+            .map(|e| matches!(e, Expr::And(_)))
+            .ok(),
+        Some(true)
+    );
+}
+
+#[test]
+fn enums_take_their_labels_in_declaration_order() {
+    assert_eq!(value_of("e = 'low'"), Value::Enum(0));
+    assert_eq!(value_of("e > 'high'"), Value::Enum(1));
+    for bad in ["e = 'LOW'", "e = ' low'", "e = 1", "e LIKE 'l%'"] {
+        assert!(parse(bad, &typed_columns()).is_err(), "{bad}");
+    }
+}

@@ -27,20 +27,28 @@ mod atoms {
     }
 }
 
-/// The table's columns from `[{name, type_name}]`; `BadArg` for anything else.
+/// The table's columns from `[{name, type_name}]` (an enum's type as `{"enum", [label]}`);
+/// `BadArg` for anything else.
 pub(crate) fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
-    let list: Vec<(String, String)> = term.decode()?;
+    let list: Vec<(String, Term<'_>)> = term.decode()?;
     if list.len() > MAX_COLUMNS {
         return Err(rustler::Error::BadArg);
     }
     list.into_iter()
-        .map(|(name, ty)| {
-            Ok((
-                name,
-                ColumnType::from_name(&ty).ok_or(rustler::Error::BadArg)?,
-            ))
-        })
+        .map(|(name, ty)| Ok((name, column_type(ty)?)))
         .collect()
+}
+
+fn column_type(term: Term<'_>) -> NifResult<ColumnType> {
+    if let Ok(name) = term.decode::<String>() {
+        return ColumnType::from_name(&name).ok_or(rustler::Error::BadArg);
+    }
+    let (kind, labels): (String, Vec<String>) = term.decode()?;
+    let mut seen = std::collections::HashSet::new();
+    if kind != "enum" || labels.is_empty() || !labels.iter().all(|l| seen.insert(l)) {
+        return Err(rustler::Error::BadArg);
+    }
+    Ok(ColumnType::Enum(labels.into()))
 }
 
 /// The text of a WHERE clause; `BadArg` when it is not UTF-8 (`LsmIndex` checks first).
@@ -71,6 +79,7 @@ fn where_parse_dirty<'a>(env: Env<'a>, sql: Binary<'a>, cols: Term<'a>) -> NifRe
 /// `expr` as an `LsmIndex.Filter.Where` tree (depth is bounded by the parser).
 fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a> {
     let name = |c: &usize| cols[*c].0.as_str();
+    let literal = |env, c: &usize, v: Option<&Value>| literal(env, &cols[*c].1, v);
     let not = |t: Term<'a>, negated: bool| {
         if negated {
             (atoms::not(), t).encode(env)
@@ -89,14 +98,17 @@ fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a
                 CmpOp::Gt => atoms::gt(),
                 CmpOp::Ge => atoms::ge(),
             };
-            (op, name(column), literal(env, value.as_ref())).encode(env)
+            (op, name(column), literal(env, column, value.as_ref())).encode(env)
         }
         Expr::In {
             column,
             values,
             negated,
         } => {
-            let lits: Vec<Term<'a>> = values.iter().map(|v| literal(env, v.as_ref())).collect();
+            let lits: Vec<Term<'a>> = values
+                .iter()
+                .map(|v| literal(env, column, v.as_ref()))
+                .collect();
             not((atoms::in_(), name(column), lits).encode(env), *negated)
         }
         Expr::IsNull { column, negated } => {
@@ -135,8 +147,10 @@ fn opt_bool(env: Env<'_>, b: Option<bool>) -> Term<'_> {
     }
 }
 
-/// A literal as `LsmIndex.Filter.ColumnType`'s canonical value (`nil` for NULL).
-fn literal<'a>(env: Env<'a>, v: Option<&Value>) -> Term<'a> {
+/// A literal of a column of type `ty` as the tree's value (`nil` for NULL): integers,
+/// floats (atoms for NaN and the infinities), booleans and text as themselves, every other
+/// value as PostgreSQL's text of it (which the column's type reads back).
+fn literal<'a>(env: Env<'a>, ty: &ColumnType, v: Option<&Value>) -> Term<'a> {
     match v {
         None => atoms::nil().encode(env),
         Some(Value::Int(i)) => i.encode(env),
@@ -147,5 +161,6 @@ fn literal<'a>(env: Env<'a>, v: Option<&Value>) -> Term<'a> {
         Some(Value::Bool(b)) => b.encode(env),
         Some(Value::Text(s)) => s.as_str().encode(env),
         Some(Value::Uuid(u)) => uuid_text(*u).encode(env),
+        Some(v) => ty.text(v).unwrap_or_default().encode(env),
     }
 }

@@ -1,9 +1,12 @@
-//! Column types and their values: Postgres text parsed the way `LsmIndex.Filter.ColumnType`
-//! parses it (the router and the filter must agree value for value), one canonical value per
-//! Postgres value.
+//! Column types and their values: Postgres text parsed as PostgreSQL's input functions read
+//! it, one canonical value per Postgres value (equal values are equal, so they are equal keys).
+
+use super::datetime::{self, Kind};
+use super::decimal::Numeric;
+use std::sync::Arc;
 
 /// A supported column type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ColumnType {
     /// `int2`/`smallint`.
     Int2,
@@ -11,14 +14,28 @@ pub enum ColumnType {
     Int4,
     /// `int8`/`bigint`.
     Int8,
+    /// `float4`/`real`: its values are held widened to float8, exactly.
+    Float4,
     /// `float8`/`double precision`.
     Float8,
+    /// `numeric`/`decimal`: exact.
+    Numeric,
     /// `bool`/`boolean`.
     Bool,
     /// `text` (ordered bytewise: the `C` collation).
     Text,
     /// `uuid`.
     Uuid,
+    /// `date`.
+    Date,
+    /// `time` (without time zone).
+    Time,
+    /// `timestamp` (without time zone).
+    Timestamp,
+    /// `timestamptz`: an instant.
+    Timestamptz,
+    /// An enum type: its labels in declaration order (the order comparisons use).
+    Enum(Arc<[String]>),
 }
 
 /// A canonical value of some column type.
@@ -26,14 +43,27 @@ pub enum ColumnType {
 pub enum Value {
     /// An integer of an int2/int4/int8 column (within the type's range).
     Int(i64),
-    /// A float8: `-0.0` folded into `0.0`; NaN and the infinities as IEEE values.
+    /// A float8 or float4 (widened): `-0.0` folded into `0.0`; NaN and the infinities as
+    /// IEEE values.
     Float(f64),
+    /// A numeric.
+    Numeric(Numeric),
     /// A boolean.
     Bool(bool),
     /// Text.
     Text(String),
     /// A UUID.
     Uuid(u128),
+    /// A date: days since 2000-01-01 (`i32::MIN`/`MAX`: -infinity/infinity).
+    Date(i32),
+    /// A time: microseconds since midnight.
+    Time(i64),
+    /// A timestamp: microseconds since 2000-01-01 00:00 (`i64::MIN`/`MAX`: ∓infinity).
+    Timestamp(i64),
+    /// A timestamptz: microseconds since 2000-01-01 00:00 UTC (`i64::MIN`/`MAX`: ∓infinity).
+    Timestamptz(i64),
+    /// An enum value: its label's position in the declaration.
+    Enum(u32),
 }
 
 impl ColumnType {
@@ -43,34 +73,67 @@ impl ColumnType {
             "int2" | "smallint" => ColumnType::Int2,
             "int4" | "int" | "integer" => ColumnType::Int4,
             "int8" | "bigint" => ColumnType::Int8,
+            "float4" | "real" => ColumnType::Float4,
             "float8" | "float" | "double precision" => ColumnType::Float8,
+            "numeric" | "decimal" => ColumnType::Numeric,
             "bool" | "boolean" => ColumnType::Bool,
             "text" | "varchar" | "character varying" => ColumnType::Text,
             "uuid" => ColumnType::Uuid,
+            "date" => ColumnType::Date,
+            "time" | "time without time zone" => ColumnType::Time,
+            "timestamp" | "timestamp without time zone" => ColumnType::Timestamp,
+            "timestamptz" | "timestamp with time zone" => ColumnType::Timestamptz,
             _ => return None,
         })
     }
 
-    /// Its canonical name.
-    pub fn name(self) -> &'static str {
+    /// Its canonical name (`enum` for every enum type).
+    pub fn name(&self) -> &'static str {
         match self {
             ColumnType::Int2 => "int2",
             ColumnType::Int4 => "int4",
             ColumnType::Int8 => "int8",
+            ColumnType::Float4 => "float4",
             ColumnType::Float8 => "float8",
+            ColumnType::Numeric => "numeric",
             ColumnType::Bool => "bool",
             ColumnType::Text => "text",
             ColumnType::Uuid => "uuid",
+            ColumnType::Date => "date",
+            ColumnType::Time => "time",
+            ColumnType::Timestamp => "timestamp",
+            ColumnType::Timestamptz => "timestamptz",
+            ColumnType::Enum(_) => "enum",
+        }
+    }
+
+    /// Its full description: the name, and an enum's labels (`enum('open','late')`, quotes
+    /// doubled inside a label).
+    pub fn describe(&self) -> String {
+        match self {
+            ColumnType::Enum(labels) => {
+                let quoted: Vec<String> = labels
+                    .iter()
+                    .map(|l| format!("'{}'", l.replace('\'', "''")))
+                    .collect();
+                format!("enum({})", quoted.join(","))
+            }
+            other => other.name().to_string(),
         }
     }
 
     /// Whether it is one of the integer types.
-    pub fn is_integer(self) -> bool {
+    pub fn is_integer(&self) -> bool {
         matches!(self, ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8)
     }
 
+    /// Whether it is float4 or float8.
+    pub fn is_float(&self) -> bool {
+        matches!(self, ColumnType::Float4 | ColumnType::Float8)
+    }
+
     /// The value of Postgres text `text` in a column of this type, or `None` if it is not one.
-    pub fn parse(self, text: &str) -> Option<Value> {
+    pub fn parse(&self, text: &str) -> Option<Value> {
         match self {
             // PostgreSQL's int, float and bool input functions skip surrounding white space
             ColumnType::Int2 | ColumnType::Int4 | ColumnType::Int8 => {
@@ -79,14 +142,72 @@ impl ColumnType {
             ColumnType::Float8 => {
                 with_ascii_lowercase(trim_space(text), parse_float).map(Value::Float)
             }
+            ColumnType::Float4 => {
+                with_ascii_lowercase(trim_space(text), parse_float4).map(Value::Float)
+            }
+            ColumnType::Numeric => Numeric::parse(text).map(Value::Numeric),
             ColumnType::Bool => with_ascii_lowercase(trim_space(text), parse_bool).map(Value::Bool),
             ColumnType::Text => Some(Value::Text(text.to_string())),
             ColumnType::Uuid => parse_uuid(text).map(Value::Uuid),
+            ColumnType::Date => datetime::parse(Kind::Date, text).map(|d| Value::Date(d as i32)),
+            ColumnType::Time => datetime::parse(Kind::Time, text).map(Value::Time),
+            ColumnType::Timestamp => datetime::parse(Kind::Timestamp, text).map(Value::Timestamp),
+            ColumnType::Timestamptz => {
+                datetime::parse(Kind::Timestamptz, text).map(Value::Timestamptz)
+            }
+            // enum_in: the label exactly as declared (no white space skipped)
+            ColumnType::Enum(labels) => labels
+                .iter()
+                .position(|l| l == text)
+                .map(|i| Value::Enum(i as u32)),
+        }
+    }
+
+    /// PostgreSQL's text of `v`, a value of this type (`None` for a value of another type):
+    /// what [`ColumnType::parse`] reads back as `v`.
+    pub fn text(&self, v: &Value) -> Option<String> {
+        Some(match (self, v) {
+            (_, Value::Int(i)) => i.to_string(),
+            (_, Value::Float(f)) if f.is_nan() => "NaN".into(),
+            (_, Value::Float(f)) if f.is_infinite() => {
+                if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
+            }
+            (_, Value::Float(f)) => format!("{f:?}"),
+            (_, Value::Numeric(n)) => n.text(),
+            (_, Value::Bool(b)) => if *b { "t" } else { "f" }.into(),
+            (_, Value::Text(s)) => s.clone(),
+            (_, Value::Uuid(u)) => uuid_text(*u),
+            (_, Value::Date(d)) => datetime::text(Kind::Date, i64::from(*d)),
+            (_, Value::Time(t)) => datetime::text(Kind::Time, *t),
+            (_, Value::Timestamp(t)) => datetime::text(Kind::Timestamp, *t),
+            (_, Value::Timestamptz(t)) => datetime::text(Kind::Timestamptz, *t),
+            (ColumnType::Enum(labels), Value::Enum(i)) => labels.get(*i as usize)?.clone(),
+            (_, Value::Enum(_)) => return None,
+        })
+    }
+
+    /// Whether `v` is a value of this type.
+    pub fn holds(&self, v: &Value) -> bool {
+        match (self, v) {
+            (t, Value::Int(i)) if t.is_integer() => t.int(*i).is_some(),
+            (ColumnType::Enum(labels), Value::Enum(i)) => (*i as usize) < labels.len(),
+            (t, v) => matches!(
+                (t, v),
+                (ColumnType::Float4 | ColumnType::Float8, Value::Float(_))
+                    | (ColumnType::Numeric, Value::Numeric(_))
+                    | (ColumnType::Bool, Value::Bool(_))
+                    | (ColumnType::Text, Value::Text(_))
+                    | (ColumnType::Uuid, Value::Uuid(_))
+                    | (ColumnType::Date, Value::Date(_))
+                    | (ColumnType::Time, Value::Time(_))
+                    | (ColumnType::Timestamp, Value::Timestamp(_))
+                    | (ColumnType::Timestamptz, Value::Timestamptz(_))
+            ),
         }
     }
 
     /// `v` as a value of this integer type, if in its range.
-    pub fn int(self, v: i64) -> Option<Value> {
+    pub fn int(&self, v: i64) -> Option<Value> {
         let (min, max) = match self {
             ColumnType::Int2 => (i64::from(i16::MIN), i64::from(i16::MAX)),
             ColumnType::Int4 => (i64::from(i32::MIN), i64::from(i32::MAX)),
@@ -146,6 +267,21 @@ fn parse_float(text: &str) -> Option<f64> {
         return None;
     }
     Some(if f == 0.0 { 0.0 } else { f })
+}
+
+/// A float4 from lowercased text, as PostgreSQL's float4in reads it (rounded to the
+/// nearest float4, out of float4's range refused), widened to float8 exactly.
+fn parse_float4(text: &str) -> Option<f64> {
+    let wide = parse_float(text)?;
+    if !wide.is_finite() {
+        return Some(wide);
+    }
+    let f: f32 = text.parse().ok()?;
+    let nonzero = wide != 0.0;
+    if f.is_infinite() || (f == 0.0 && nonzero) {
+        return None;
+    }
+    Some(if f == 0.0 { 0.0 } else { f64::from(f) })
 }
 
 /// A UUID from 36 characters (8-4-4-4-12, hyphenated) or 32 hex digits, any case.

@@ -78,8 +78,9 @@ pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
 }
 
 /// Orders two non-null values of one column as Postgres does: numbers numerically, floats
-/// with `-Infinity` < numbers < `Infinity` < `NaN` (and `NaN` = `NaN`), `false` < `true`,
-/// text bytewise (the `C` collation), UUIDs bytewise. Values of different kinds (which a
+/// and numerics with `-Infinity` < numbers < `Infinity` < `NaN` (and `NaN` = `NaN`),
+/// `false` < `true`, text bytewise (the `C` collation), UUIDs bytewise, dates and times in
+/// time, enums in declaration order. Values of different kinds (which a
 /// typed expression never compares) order by kind.
 pub fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
@@ -93,6 +94,12 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
         (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
         (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
         (Value::Uuid(x), Value::Uuid(y)) => x.cmp(y),
+        (Value::Numeric(x), Value::Numeric(y)) => x.cmp(y),
+        (Value::Date(x), Value::Date(y)) => x.cmp(y),
+        (Value::Time(x), Value::Time(y))
+        | (Value::Timestamp(x), Value::Timestamp(y))
+        | (Value::Timestamptz(x), Value::Timestamptz(y)) => x.cmp(y),
+        (Value::Enum(x), Value::Enum(y)) => x.cmp(y),
         _ => kind(a).cmp(&kind(b)),
     }
 }
@@ -104,6 +111,12 @@ fn kind(v: &Value) -> u8 {
         Value::Bool(_) => 2,
         Value::Text(_) => 3,
         Value::Uuid(_) => 4,
+        Value::Numeric(_) => 5,
+        Value::Date(_) => 6,
+        Value::Time(_) => 7,
+        Value::Timestamp(_) => 8,
+        Value::Timestamptz(_) => 9,
+        Value::Enum(_) => 10,
     }
 }
 

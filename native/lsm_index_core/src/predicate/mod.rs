@@ -12,12 +12,15 @@
 
 mod column;
 pub mod compile;
+mod datetime;
+mod decimal;
 pub mod eval;
 mod lexer;
 mod parser;
 mod program;
 
 pub use column::{uuid_text, ColumnType, Value};
+pub use decimal::Numeric;
 pub use eval::eval;
 pub use parser::parse;
 

@@ -153,7 +153,7 @@ pub fn decode(bytes: &[u8], columns: &[(String, ColumnType)]) -> Result<Shapes> 
 fn table_text(columns: &[(String, ColumnType)]) -> String {
     columns
         .iter()
-        .map(|(name, ty)| format!("{name}\t{}\n", ty.name()))
+        .map(|(name, ty)| format!("{name}\t{}\n", ty.describe()))
         .collect()
 }
 

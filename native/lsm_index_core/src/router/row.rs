@@ -56,7 +56,7 @@ impl ParsedRow {
             match text[c] {
                 None => *slot = None,
                 Some(cell) => {
-                    if !parse_into(columns[c].1, cell, slot) {
+                    if !parse_into(&columns[c].1, cell, slot) {
                         *slot = None;
                         set_bit(&mut self.bad, c);
                     }
@@ -69,7 +69,7 @@ impl ParsedRow {
 
 /// Parses Postgres text into `slot`; false if it is not a value of `ty` (or not UTF-8).
 /// A text value reuses the buffer already in the slot.
-fn parse_into(ty: ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
+fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
     let Ok(text) = std::str::from_utf8(text) else {
         return false;
     };

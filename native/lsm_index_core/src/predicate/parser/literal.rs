@@ -3,8 +3,9 @@
 
 use super::Parser;
 use crate::error::Result;
+use crate::predicate::datetime::date_to_timestamp;
 use crate::predicate::lexer::{error, Token};
-use crate::predicate::{ColumnType, Value};
+use crate::predicate::{ColumnType, Numeric, Value};
 
 /// A literal before it is typed by the column it is compared with.
 #[derive(Clone)]
@@ -86,20 +87,25 @@ impl Parser<'_> {
         }
     }
 
-    /// A type name starting with the word `first`: the two-word names take their second word.
+    /// A type name starting with the word `first`, with the words of the several-word names
+    /// (`double precision`, `character varying`, `timestamp with[out] time zone`).
     pub(super) fn type_name(&mut self, first: String) -> String {
-        let second = match first.as_str() {
-            "double" => "precision",
-            "character" => "varying",
+        let rest: &[&[&str]] = match first.as_str() {
+            "double" => &[&["precision"]],
+            "character" => &[&["varying"]],
+            "timestamp" | "time" => &[&["with", "time", "zone"], &["without", "time", "zone"]],
             _ => return first,
         };
-        match self.peek() {
-            Some(Token::Word(w)) if w == second => {
-                self.at += 1;
-                format!("{first} {second}")
+        for words in rest {
+            let ahead = words.iter().enumerate().all(|(i, w)| {
+                matches!(self.tokens.get(self.at + i), Some((_, Token::Word(x))) if x == w)
+            });
+            if ahead {
+                self.at += words.len();
+                return format!("{first} {}", words.join(" "));
             }
-            _ => first,
         }
+        first
     }
 
     pub(super) fn skip_cast_to(&mut self, want: ColumnType) -> Result<()> {
@@ -109,27 +115,49 @@ impl Parser<'_> {
         }
     }
 
-    /// The type an IN list on `column` is compared in, as PostgreSQL resolves it: an integer
-    /// column's type widened to the widest integer among the list's numbers (a literal that
-    /// fits int4 is an int4, a larger one an int8) and integer casts; the column's otherwise.
+    /// The type an IN list on `column` is compared in, as PostgreSQL resolves it (a list of
+    /// one is a plain `=`): an integer column's type widened to the widest integer among the
+    /// list's numbers (a literal that fits int4 is an int4, a larger one an int8) and integer
+    /// casts; a float4 column's list is float4 unless a member is a float8; a timestamp
+    /// column's list with a timestamptz member is timestamptz; the column's otherwise.
     pub(super) fn in_list_type(&self, column: usize, literals: &[(usize, Literal)]) -> ColumnType {
-        let ty = self.columns[column].1;
+        let ty = self.columns[column].1.clone();
+        if ty == ColumnType::Float4 {
+            let float8 = literals
+                .iter()
+                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8))));
+            // a list of one is `=`: a number compares in float8, a string is a float4
+            let lone_number = matches!(literals, [(_, l)] if !matches!(l.raw, Raw::Str(_)));
+            return if lone_number || float8 {
+                ColumnType::Float8
+            } else {
+                ColumnType::Float4
+            };
+        }
+        let cast_to = |want: ColumnType| {
+            literals
+                .iter()
+                .any(|(_, l)| matches!(&l.cast, Some((_, t)) if *t == want))
+        };
+        if ty == ColumnType::Timestamp && literals.len() > 1 && cast_to(ColumnType::Timestamptz) {
+            return ColumnType::Timestamptz;
+        }
         if !ty.is_integer() {
             return ty;
         }
-        let rank = |t: ColumnType| match t {
+        let rank = |t: &ColumnType| match t {
             ColumnType::Int2 => 0,
             ColumnType::Int4 => 1,
             _ => 2,
         };
         literals.iter().fold(ty, |acc, (_, l)| {
-            let t = match (&l.raw, l.cast) {
-                (_, Some((_, t))) if t.is_integer() => t,
+            let t = match (&l.raw, &l.cast) {
+                (_, Some((_, t))) if t.is_integer() => t.clone(),
                 (Raw::Integer(d), None) if d.parse::<i32>().is_ok() => ColumnType::Int4,
                 (Raw::Integer(_), None) => ColumnType::Int8,
                 _ => return acc,
             };
-            if rank(t) > rank(acc) {
+            if rank(&t) > rank(&acc) {
                 t
             } else {
                 acc
@@ -145,16 +173,22 @@ impl Parser<'_> {
         column: usize,
         at: usize,
     ) -> Result<Option<Value>> {
-        self.typed_as(literal, column, self.columns[column].1, at)
+        let ty = match (&self.columns[column].1, &literal.raw) {
+            // a number compares with a float4 column in float8 (PostgreSQL's float48
+            // operators); an untyped string is a float4
+            (ColumnType::Float4, Raw::Integer(_) | Raw::Decimal(_)) => ColumnType::Float8,
+            (t, _) => t.clone(),
+        };
+        self.typed_as(literal, column, &ty, at)
     }
 
-    /// [`Parser::typed`], reading an untyped string as `ty` (an integer type at least as wide
-    /// as the column's, in an IN list).
+    /// [`Parser::typed`], reading an untyped literal as `ty` (the type an IN list compares
+    /// in), then as a value of the column.
     pub(super) fn typed_as(
         &self,
         literal: Literal,
         column: usize,
-        ty: ColumnType,
+        ty: &ColumnType,
         at: usize,
     ) -> Result<Option<Value>> {
         let mismatch = || {
@@ -169,8 +203,7 @@ impl Parser<'_> {
             cast,
         } = literal;
         // the literal as its cast type first (as Postgres evaluates the cast), then negated,
-        // then widened to the column's type where that is exact (integer to integer or to
-        // float8)
+        // then widened to the column's type where that is exact
         if let Some((cast_at, to)) = cast {
             let is_integer = matches!(raw, Raw::Integer(_));
             let text = match raw {
@@ -178,7 +211,7 @@ impl Parser<'_> {
                 Raw::Bool(b) => b.to_string(),
                 Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
             };
-            let v = match (is_integer, to) {
+            let v = match (is_integer, &to) {
                 // an integer (an int4) cast to bool: zero is false, anything else true
                 (true, ColumnType::Bool) => text.parse::<i32>().ok().map(|i| Value::Bool(i != 0)),
                 _ => to.parse(&text),
@@ -189,22 +222,29 @@ impl Parser<'_> {
             } else {
                 v
             };
-            return widen(v, to, ty).map(Some).ok_or_else(mismatch);
+            return widen(v, &self.columns[column].1)
+                .map(Some)
+                .ok_or_else(mismatch);
         }
-        let sign = if negative { "-" } else { "" };
+        let signed = |s: &str| format!("{}{s}", if negative { "-" } else { "" });
         let value = match (raw, ty) {
             (Raw::Null, _) => return Ok(None),
             (Raw::Bool(b), ColumnType::Bool) => Some(Value::Bool(b)),
             // an integer literal is an int4 or int8 in Postgres, compared with a smaller
             // column type as it is: any i64 compares exactly
             (Raw::Integer(s), t) if t.is_integer() => {
-                format!("{sign}{s}").parse::<i64>().ok().map(Value::Int)
+                signed(&s).parse::<i64>().ok().map(Value::Int)
             }
-            (Raw::Integer(s) | Raw::Decimal(s), ColumnType::Float8) => {
-                ColumnType::Float8.parse(&format!("{sign}{s}"))
+            // a number is read in the type it compares in: float8 (float4 in a float4 list),
+            // or numeric
+            (Raw::Integer(s) | Raw::Decimal(s), t @ (ColumnType::Float8 | ColumnType::Float4)) => {
+                t.parse(&signed(&s))
             }
-            // an untyped string literal takes the column's type, as in Postgres
-            (Raw::Str(s), t) => t.parse(&s),
+            (Raw::Integer(s) | Raw::Decimal(s), ColumnType::Numeric) => {
+                ColumnType::Numeric.parse(&signed(&s))
+            }
+            // an untyped string literal takes the type it is compared in, as in Postgres
+            (Raw::Str(s), t) => t.parse(&s).and_then(|v| widen(v, &self.columns[column].1)),
             _ => None,
         };
         value.map(Some).ok_or_else(mismatch)
@@ -221,17 +261,34 @@ pub(super) fn negate(v: Value) -> Option<Value> {
     match v {
         Value::Int(i) => i.checked_neg().map(Value::Int),
         Value::Float(f) => Some(Value::Float(if f == 0.0 { 0.0 } else { -f })),
+        Value::Numeric(n) => Some(Value::Numeric(n.negated())),
         _ => None,
     }
 }
 
-/// `v` (of type `from`) as a value of type `to`, where that is exact.
-pub(super) fn widen(v: Value, from: ColumnType, to: ColumnType) -> Option<Value> {
-    match (v, to) {
+/// A cast literal `v` as a value of a column of type `to`, where PostgreSQL compares them in
+/// the column's type (or in a wider one the column's values convert to exactly).
+pub(super) fn widen(v: Value, to: &ColumnType) -> Option<Value> {
+    Some(match (v, to) {
         // integers compare across integer types as they are (int2 = int4 is valid SQL)
-        (Value::Int(i), t) if t.is_integer() => Some(Value::Int(i)),
-        (Value::Int(i), ColumnType::Float8) => Some(Value::Float(i as f64)),
-        (v, t) if t == from => Some(v),
-        _ => None,
-    }
+        (Value::Int(i), t) if t.is_integer() => Value::Int(i),
+        (Value::Int(i), t) if t.is_float() => Value::Float(i as f64),
+        (Value::Int(i), ColumnType::Numeric) => Value::Numeric(Numeric::from_i64(i)),
+        // a float column compares with a float4 or float8 in float8
+        (v @ Value::Float(_), t) if t.is_float() => v,
+        // a numeric converts to float8 (rounded once, as numeric_float8 does)
+        (Value::Numeric(n), t) if t.is_float() => Value::Float(match n {
+            Numeric::NaN => f64::NAN,
+            Numeric::Infinity => f64::INFINITY,
+            Numeric::NegInfinity => f64::NEG_INFINITY,
+            n => n.text().parse().ok()?,
+        }),
+        // a date is midnight of its day; timestamp and timestamptz are one instant in UTC
+        (Value::Date(d), ColumnType::Timestamp) => Value::Timestamp(date_to_timestamp(d)?),
+        (Value::Date(d), ColumnType::Timestamptz) => Value::Timestamptz(date_to_timestamp(d)?),
+        (Value::Timestamp(t), ColumnType::Timestamptz) => Value::Timestamptz(t),
+        (Value::Timestamptz(t), ColumnType::Timestamp) => Value::Timestamp(t),
+        (v, t) if t.holds(&v) => v,
+        _ => return None,
+    })
 }

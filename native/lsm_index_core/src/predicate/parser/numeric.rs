@@ -5,7 +5,7 @@ use super::literal::{Literal, Raw};
 use super::Parser;
 use crate::error::Result;
 use crate::predicate::lexer::error;
-use crate::predicate::{CmpOp, ColumnType, Expr, Value};
+use crate::predicate::{CmpOp, ColumnType, Expr, Numeric, Value};
 use std::cmp::Ordering;
 
 impl Parser<'_> {
@@ -53,10 +53,25 @@ impl Parser<'_> {
         let float_list = self.columns[column].1 == ColumnType::Int8
             && literals
                 .iter()
+                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8 | ColumnType::Float4))));
+        // an integer column in a list with a float4 (and no float8) compares in float4,
+        // rounding the column's values: refused
+        let float4_list = literals.len() > 1
+            && self.columns[column].1.is_integer()
+            && literals
+                .iter()
+                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float4))))
+            && !literals
+                .iter()
                 .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8))));
         let mut values = Vec::new();
         let mut left_out = false;
         for (at, literal) in literals {
+            if float4_list && matches!(literal.cast, Some((_, ColumnType::Float4))) {
+                let why = "a list without float4 members (an integer column in a float4 list \
+                           compares in float4, rounding the column's values)";
+                return Err(error(at, &self.type_message(column, why)));
+            }
             if float_list && self.beyond_2_53(&literal, column) {
                 let why = "numbers below 2^53 in magnitude in a list with a float8";
                 return Err(error(at, &self.type_message(column, why)));
@@ -82,7 +97,7 @@ impl Parser<'_> {
                 Some(Num::Int(i)) => values.push(Some(Value::Int(i))),
                 // equal to no integer
                 Some(_) => left_out = true,
-                None => values.push(self.typed_as(literal, column, common, at)?),
+                None => values.push(self.typed_as(literal, column, &common, at)?),
             }
         }
         Ok((values, left_out))
@@ -143,7 +158,7 @@ impl Parser<'_> {
         literal: &Literal,
         column: usize,
     ) -> std::result::Result<Option<Num>, String> {
-        let ty = self.columns[column].1;
+        let ty = &self.columns[column].1;
         if !ty.is_integer() {
             return Ok(None);
         }
@@ -157,16 +172,30 @@ impl Parser<'_> {
                 Some(Num::Int(_)) if matches!(literal.raw, Raw::Integer(_)) => None,
                 n => n,
             }),
+            // a numeric cast: compared as numeric, exactly
             Literal {
                 negative,
                 raw: Raw::Integer(text) | Raw::Decimal(text) | Raw::Str(text),
-                cast: Some((_, ColumnType::Float8)),
+                cast: Some((_, ColumnType::Numeric)),
+            } => match ColumnType::Numeric.parse(text) {
+                Some(Value::Numeric(n)) => Ok(Some(numeric_number(if *negative {
+                    n.negated()
+                } else {
+                    n
+                }))),
+                _ => Err("a literal that is a valid numeric".into()),
+            },
+            // a float4 or float8 cast: compared in float8
+            Literal {
+                negative,
+                raw: Raw::Integer(text) | Raw::Decimal(text) | Raw::Str(text),
+                cast: Some((_, float @ (ColumnType::Float8 | ColumnType::Float4))),
             } => {
-                let Some(Value::Float(f)) = ColumnType::Float8.parse(text) else {
-                    return Err("a literal that is a valid float8".into());
+                let Some(Value::Float(f)) = float.parse(text) else {
+                    return Err(format!("a literal that is a valid {}", float.name()));
                 };
                 let f = if *negative { -f } else { f };
-                if ty == ColumnType::Int8 && f.is_finite() && f.abs() >= 9_007_199_254_740_992.0 {
+                if *ty == ColumnType::Int8 && f.is_finite() && f.abs() >= 9_007_199_254_740_992.0 {
                     return Err(self.type_message(
                         column,
                         "a float8 below 2^53 in magnitude (larger ones compare in float8)",
@@ -267,6 +296,25 @@ pub(super) fn float_number(f: f64) -> Num {
         Num::Int(f as i64)
     } else {
         Num::Between(floor as i64)
+    }
+}
+
+/// A numeric value as a [`Num`] against an integer column.
+fn numeric_number(n: Numeric) -> Num {
+    match n {
+        Numeric::NaN | Numeric::Infinity => Num::Beyond(Ordering::Greater),
+        Numeric::NegInfinity => Num::Beyond(Ordering::Less),
+        n => {
+            let text = n.text();
+            let negative = text.starts_with('-');
+            decimal_number(negative, text.trim_start_matches('-')).unwrap_or(Num::Beyond(
+                if negative {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                },
+            ))
+        }
     }
 }
 
