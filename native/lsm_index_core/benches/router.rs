@@ -95,7 +95,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             programs
                 .iter()
-                .filter(|p| p.run(black_box(&row), &mut stack) == Some(true))
+                .filter(|p| p.run(black_box(&row), &mut stack) == Ok(Some(true)))
                 .count()
         })
     });

@@ -217,7 +217,7 @@ fn errors_name_the_position_and_what_was_expected() {
         ),
         ("status", 6, "a comparison, IN, IS, LIKE, ILIKE or BETWEEN"),
         ("user_id = 1 AND", 15, "a condition"),
-        ("1 AND 2", 2, "comparison operator"),
+        ("1 AND 2", 0, "a condition"),
         ("user_id = 'open", 10, "unterminated string"),
         ("id = 1::money", 8, "supported type"),
         (

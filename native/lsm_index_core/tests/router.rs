@@ -149,7 +149,9 @@ fn reference(shapes: &BTreeMap<u32, Expr>, rows: &[&Rec]) -> Vec<u32> {
                 .iter()
                 .enumerate()
                 .any(|(w, bits)| (0..64).any(|b| bits & (1 << b) != 0 && bad[w * 64 + b]));
-            if refers_bad || eval(expr, &values) == Some(true) {
+            if refers_bad
+                || eval(expr, &values) != Ok(Some(false)) && eval(expr, &values) != Ok(None)
+            {
                 hit.insert(id);
             }
         }
@@ -279,7 +281,8 @@ fn replacing_removing_and_truncating() {
         r.shape_counts(),
         ShapeCounts {
             indexed: 1,
-            scanned: 1
+            scanned: 1,
+            scanned_because: [1, 0, 0],
         }
     );
     r.route(&Change::Insert(&c), &mut out).unwrap();
@@ -372,7 +375,8 @@ fn a_persistent_router_reopens_with_its_shapes() {
         r.shape_counts(),
         ShapeCounts {
             indexed: 2,
-            scanned: 1
+            scanned: 1,
+            scanned_because: [1, 0, 0],
         }
     );
     drop(r);
@@ -455,7 +459,8 @@ fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
         r.shape_counts(),
         ShapeCounts {
             indexed: 69_999,
-            scanned: 1
+            scanned: 1,
+            scanned_because: [1, 0, 0],
         }
     );
     let mut out = Vec::new();
@@ -493,7 +498,8 @@ fn or_branches_are_indexed_under_every_branch() {
         r.shape_counts(),
         ShapeCounts {
             indexed: 3,
-            scanned: 1
+            scanned: 1,
+            scanned_because: [1, 0, 0],
         }
     );
     let cases: [Case; 6] = [

@@ -2,6 +2,7 @@
 //! and handed to `LsmIndex.Filter` as its expression tree; and the table-column list
 //! conversion the router NIFs share.
 
+use lsm_index_core::predicate::sql::to_sql;
 use lsm_index_core::predicate::{parse, uuid_text, CmpOp, ColumnType, Expr, Value};
 use lsm_index_core::router::MAX_COLUMNS;
 use rustler::{Binary, Encoder, Env, NifResult, Term};
@@ -21,6 +22,7 @@ mod atoms {
         like,
         ilike,
         const_ = "const",
+        sql,
         nan,
         infinity,
         neg_infinity,
@@ -128,6 +130,12 @@ fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a
             not((op, name(column), pattern.as_str()).encode(env), *negated)
         }
         Expr::Not(e) => (atoms::not(), tree(env, e, cols)).encode(env),
+        // a condition over expressions: its SQL
+        Expr::Compare { .. }
+        | Expr::IsNullOf { .. }
+        | Expr::LikeOf { .. }
+        | Expr::Truth(_)
+        | Expr::IsTruth { .. } => (atoms::sql(), to_sql(expr, cols)).encode(env),
         Expr::And(es) | Expr::Or(es) => {
             let op = if matches!(expr, Expr::And(_)) {
                 atoms::and()

@@ -15,16 +15,66 @@
 
 use super::eval::compare;
 pub use super::program::{InSet, Op, Program, Stack};
-use super::{CmpOp, Expr, Value};
+use super::{CmpOp, Expr, Func, Scalar, Value};
 use std::cmp::Ordering;
 
-/// How a shape is found: its rows all have `column` equal to one of `keys`.
+/// How a shape is found: its rows all have `column` (or `lower`/`upper` of it) equal to one
+/// of `keys`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexPlan {
     /// The indexed column.
     pub column: usize,
+    /// `Some(Lower | Upper)`: the keys are that function of the column's value.
+    pub func: Option<Func>,
     /// The values (no NULL: a NULL never equals anything).
     pub keys: Vec<Value>,
+}
+
+/// The column (and key function) a scalar is, when it can be indexed: a column, or
+/// `lower`/`upper` of one.
+fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
+    match s {
+        Scalar::Column(c) => Some((*c, None)),
+        Scalar::Call(f @ (Func::Lower | Func::Upper), args, _) => match args.as_slice() {
+            [Scalar::Column(c)] => Some((*c, Some(*f))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Why a shape is checked on every change instead of found through the equality index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanReason {
+    /// No equality on a column (or `lower`/`upper` of one) anywhere: `price > 10`.
+    NoEquality,
+    /// An OR has a branch without such an equality: `a = 1 OR price > 10`.
+    BranchWithoutEquality,
+    /// The clause is a constant: `TRUE`.
+    Constant,
+}
+
+impl ScanReason {
+    /// Every reason, in the order of [`ScanReason::index`].
+    pub const ALL: [ScanReason; 3] = [
+        ScanReason::NoEquality,
+        ScanReason::BranchWithoutEquality,
+        ScanReason::Constant,
+    ];
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanReason::NoEquality => "no_equality",
+            ScanReason::BranchWithoutEquality => "or_branch_without_equality",
+            ScanReason::Constant => "constant",
+        }
+    }
+
+    /// Its position in [`ScanReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 }
 
 /// A compiled shape.
@@ -37,6 +87,8 @@ pub struct Compiled {
     pub residual: Program,
     /// Columns the whole clause reads (bit `i` = column `i`).
     pub mask: Vec<u64>,
+    /// Why it is scanned (`None`: indexed).
+    pub scan: Option<ScanReason>,
 }
 
 /// Compiles `expr` (see the module doc).
@@ -77,11 +129,26 @@ pub fn compile(expr: &Expr) -> Compiled {
             program.ops.push(Op::And(many.len() as u32));
         }
     }
+    let scan = index.is_empty().then(|| match expr {
+        Expr::Const(_) => ScanReason::Constant,
+        e if has_equality(e) => ScanReason::BranchWithoutEquality,
+        _ => ScanReason::NoEquality,
+    });
     Compiled {
         index,
         residual: program,
         mask,
+        scan,
     }
+}
+
+/// Whether some part of `e` is an indexable equality.
+fn has_equality(e: &Expr) -> bool {
+    indexable(e).is_some()
+        || match e {
+            Expr::And(es) | Expr::Or(es) => es.iter().any(has_equality),
+            _ => false,
+        }
 }
 
 /// The index keys of a conjunct that is an equality (or a union of equalities) on one
@@ -94,6 +161,7 @@ fn indexable(e: &Expr) -> Option<IndexPlan> {
             value,
         } => Some(IndexPlan {
             column: *column,
+            func: None,
             keys: value.iter().cloned().collect(),
         }),
         Expr::In {
@@ -102,14 +170,28 @@ fn indexable(e: &Expr) -> Option<IndexPlan> {
             negated: false,
         } => Some(IndexPlan {
             column: *column,
+            func: None,
             keys: dedup(values.iter().flatten().cloned().collect()),
         }),
+        // `lower(col) = 'x'`: the key is the function's result
+        Expr::Compare {
+            left,
+            op: CmpOp::Eq,
+            right: Scalar::Const(value),
+        } => {
+            let (column, func) = key_of(left)?;
+            Some(IndexPlan {
+                column,
+                func,
+                keys: value.iter().cloned().collect(),
+            })
+        }
         Expr::Or(alternatives) => {
             let mut plans = alternatives.iter().map(indexable);
             let mut first = plans.next()??;
             for p in plans {
                 let p = p?;
-                if p.column != first.column {
+                if (p.column, p.func) != (first.column, first.func) {
                     return None;
                 }
                 first.keys.extend(p.keys);
@@ -149,7 +231,10 @@ fn branch_plans(e: &Expr) -> Option<Vec<IndexPlan>> {
 fn by_column(plans: Vec<IndexPlan>) -> Vec<IndexPlan> {
     let mut merged: Vec<IndexPlan> = Vec::new();
     for p in plans {
-        match merged.iter_mut().find(|m| m.column == p.column) {
+        match merged
+            .iter_mut()
+            .find(|m| (m.column, m.func) == (p.column, p.func))
+        {
             Some(m) => m.keys.extend(p.keys),
             None => merged.push(p),
         }
@@ -157,7 +242,7 @@ fn by_column(plans: Vec<IndexPlan>) -> Vec<IndexPlan> {
     for m in &mut merged {
         m.keys = dedup(std::mem::take(&mut m.keys));
     }
-    merged.sort_by_key(|m| m.column);
+    merged.sort_by_key(|m| (m.column, m.func.map(|f| f as u8)));
     merged
 }
 
@@ -180,7 +265,14 @@ fn collect_columns(e: &Expr, mask: &mut Vec<u64>) {
         | Expr::In { column, .. }
         | Expr::IsNull { column, .. }
         | Expr::Like { column, .. } => set(*column),
-        Expr::Not(inner) => collect_columns(inner, mask),
+        Expr::Compare { left, right, .. } => {
+            left.columns(&mut set);
+            right.columns(&mut set);
+        }
+        Expr::IsNullOf { expr, .. } | Expr::LikeOf { expr, .. } | Expr::Truth(expr) => {
+            expr.columns(&mut set)
+        }
+        Expr::Not(inner) | Expr::IsTruth { expr: inner, .. } => collect_columns(inner, mask),
         Expr::And(es) | Expr::Or(es) => {
             for e in es {
                 collect_columns(e, mask);
@@ -240,6 +332,21 @@ fn emit(e: &Expr, p: &mut Program) {
                 negated: *negated,
             });
         }
+        Expr::Compare { .. } | Expr::IsNullOf { .. } | Expr::LikeOf { .. } | Expr::Truth(_) => {
+            p.exprs.push(e.clone());
+            p.ops.push(Op::Eval((p.exprs.len() - 1) as u32));
+        }
+        Expr::IsTruth {
+            expr,
+            value,
+            negated,
+        } => {
+            emit(expr, p);
+            p.ops.push(Op::IsTruth {
+                value: *value,
+                negated: *negated,
+            });
+        }
         Expr::Not(inner) => {
             emit(inner, p);
             p.ops.push(Op::Not);
@@ -273,6 +380,7 @@ mod tests {
             c.index,
             vec![IndexPlan {
                 column: 0,
+                func: None,
                 keys: vec![Value::Int(7)]
             }]
         );
@@ -283,7 +391,11 @@ mod tests {
             vec![1],
             "s = 'x' has 1 key, a has 3"
         );
-        let plan = |column, keys| IndexPlan { column, keys };
+        let plan = |column, keys| IndexPlan {
+            column,
+            func: None,
+            keys,
+        };
         let c = compile(&parse("a = 1 OR s = 'x'", &columns()).unwrap());
         let (one, x) = (Value::Int(1), Value::Text("x".into()));
         assert_eq!(c.index, vec![plan(0, vec![one.clone()]), plan(1, vec![x])]);
@@ -388,10 +500,10 @@ mod tests {
             let whole = compile(&Expr::Not(Box::new(Expr::Not(Box::new(expr.clone())))));
             for _ in 0..20 {
                 let row = random_row(&mut rng);
-                let want = eval(&expr, &row);
+                let want = eval(&expr, &row).unwrap();
                 assert_eq!(
                     whole.residual.run(&row, &mut stack),
-                    want,
+                    Ok(want),
                     "{sql} on {row:?}"
                 );
                 let indexed = c.index.is_empty()
@@ -400,7 +512,7 @@ mod tests {
                             p.keys.iter().any(|k| compare(k, v) == Ordering::Equal)
                         })
                     });
-                let got = indexed && c.residual.run(&row, &mut stack) == Some(true);
+                let got = indexed && c.residual.run(&row, &mut stack) == Ok(Some(true));
                 assert_eq!(got, want == Some(true), "{sql} on {row:?}");
                 matched += usize::from(got);
             }

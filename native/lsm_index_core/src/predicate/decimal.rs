@@ -8,9 +8,10 @@ const MAX_INTEGER_DIGITS: i64 = 131_072;
 /// Most digits after the decimal point (its display scale).
 const MAX_SCALE: i64 = 16_383;
 
-/// A `numeric` value, canonical: equal values are equal structs (`1.50` = `1.5`).
-/// Ordered as PostgreSQL orders them: `-Infinity` < numbers < `Infinity` < `NaN`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// A `numeric` value: equal values are equal (`1.50` = `1.5`) whatever their display scale,
+/// which is kept only to print the value as PostgreSQL does. Ordered as PostgreSQL orders
+/// them: `-Infinity` < numbers < `Infinity` < `NaN`.
+#[derive(Clone, Debug)]
 pub enum Numeric {
     /// `-Infinity`.
     NegInfinity,
@@ -22,6 +23,8 @@ pub enum Numeric {
         digits: Box<[u8]>,
         /// Power of ten of the digit string read as a fraction (`12.5` is `0.125 x 10^2`).
         exp: i32,
+        /// Digits printed after the point (`1.50`: 2); not part of the value.
+        scale: u32,
     },
     /// `Infinity`.
     Infinity,
@@ -61,10 +64,11 @@ impl Numeric {
         }
         // PostgreSQL's limits: the display scale (digits after the point as written, shifted
         // by the exponent) and the digits before the point
-        if frac.len() as i64 - exponent > MAX_SCALE {
+        let scale = (frac.len() as i64 - exponent).max(0);
+        if scale > MAX_SCALE {
             return None;
         }
-        let n = Numeric::from_parts(negative, int, frac, exponent);
+        let n = Numeric::from_parts(negative, int, frac, exponent).with_scale(scale as u32);
         if let Numeric::Finite { exp, .. } = &n {
             if i64::from(*exp) > MAX_INTEGER_DIGITS {
                 return None;
@@ -87,6 +91,33 @@ impl Numeric {
             negative,
             digits,
             exp: exp.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+            scale: 0,
+        }
+    }
+
+    /// The same value, printed with `scale` digits after the point.
+    pub fn with_scale(self, scale: u32) -> Numeric {
+        match self {
+            Numeric::Finite {
+                negative,
+                digits,
+                exp,
+                ..
+            } => Numeric::Finite {
+                negative,
+                digits,
+                exp,
+                scale,
+            },
+            special => special,
+        }
+    }
+
+    /// Its display scale (0 for the special values).
+    pub fn scale(&self) -> u32 {
+        match self {
+            Numeric::Finite { scale, .. } => *scale,
+            _ => 0,
         }
     }
 
@@ -101,6 +132,7 @@ impl Numeric {
             negative: false,
             digits: Box::new([]),
             exp: 0,
+            scale: 0,
         }
     }
 
@@ -111,10 +143,12 @@ impl Numeric {
                 negative,
                 digits,
                 exp,
+                scale,
             } => Numeric::Finite {
                 negative: !negative && !digits.is_empty(),
                 digits,
                 exp,
+                scale,
             },
             Numeric::Infinity => Numeric::NegInfinity,
             Numeric::NegInfinity => Numeric::Infinity,
@@ -122,10 +156,10 @@ impl Numeric {
         }
     }
 
-    /// Canonical text: plain decimal notation, no trailing fraction zeros (`1.5`, `-0.001`,
-    /// `100`), or `NaN`, `Infinity`, `-Infinity` — what `parse` reads back.
+    /// PostgreSQL's text of it: plain decimal notation with its display scale (`1.50`,
+    /// `-0.001`, `100`), or `NaN`, `Infinity`, `-Infinity` — what `parse` reads back.
     pub fn text(&self) -> String {
-        let (negative, digits, exp) = match self {
+        let (negative, digits, exp, scale) = match self {
             Numeric::NaN => return "NaN".into(),
             Numeric::Infinity => return "Infinity".into(),
             Numeric::NegInfinity => return "-Infinity".into(),
@@ -133,26 +167,34 @@ impl Numeric {
                 negative,
                 digits,
                 exp,
-            } => (*negative, digits, i64::from(*exp)),
+                scale,
+            } => (*negative, digits, i64::from(*exp), *scale as usize),
         };
-        if digits.is_empty() {
-            return "0".into();
-        }
-        let d = String::from_utf8_lossy(digits);
-        let len = digits.len() as i64;
-        let body = if exp <= 0 {
-            format!("0.{}{d}", "0".repeat((-exp) as usize))
-        } else if exp >= len {
-            format!("{d}{}", "0".repeat((exp - len) as usize))
-        } else {
-            let (i, f) = d.split_at(exp as usize);
-            format!("{i}.{f}")
+        // integer part: the digits above the point; fraction: those below, padded to scale
+        let digit_at = |pos: i64| -> u8 {
+            // pos 0 is the first digit after the point's left neighbour... (10^(exp-1-i))
+            let i = exp - 1 - pos;
+            if i >= 0 && (i as usize) < digits.len() {
+                digits[i as usize]
+            } else {
+                b'0'
+            }
         };
-        if negative {
-            format!("-{body}")
-        } else {
-            body
+        let mut out = String::new();
+        if negative && !digits.is_empty() {
+            out.push('-');
         }
+        if exp <= 0 {
+            out.push('0');
+        } else {
+            out.extend((0..exp).rev().map(|p| digit_at(p) as char));
+        }
+        let frac_len = scale.max(digits.len().saturating_sub(exp.max(0) as usize));
+        if frac_len > 0 {
+            out.push('.');
+            out.extend((1..=frac_len as i64).map(|k| digit_at(-k) as char));
+        }
+        out
     }
 
     /// Key bytes: a kind byte, then (numbers) sign, exponent and digits — equal values,
@@ -164,6 +206,7 @@ impl Numeric {
                 negative,
                 digits,
                 exp,
+                ..
             } => {
                 out.extend([1, u8::from(*negative)]);
                 out.extend(exp.to_le_bytes());
@@ -192,11 +235,13 @@ impl Ord for Numeric {
                     negative: na,
                     digits: da,
                     exp: ea,
+                    ..
                 },
                 Numeric::Finite {
                     negative: nb,
                     digits: db,
                     exp: eb,
+                    ..
                 },
             ) => {
                 let sign = |negative: bool, digits: &[u8]| match (digits.is_empty(), negative) {
@@ -218,6 +263,22 @@ impl Ord for Numeric {
             }
             _ => self.rank().cmp(&other.rank()),
         }
+    }
+}
+
+impl PartialEq for Numeric {
+    fn eq(&self, other: &Numeric) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Numeric {}
+
+impl std::hash::Hash for Numeric {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let mut bytes = Vec::new();
+        self.key_bytes(&mut bytes);
+        bytes.hash(state);
     }
 }
 

@@ -1,12 +1,92 @@
-//! Reference evaluation of an [`Expr`] over a row, with SQL three-valued logic: `Some(true)`,
-//! `Some(false)` or `None` (unknown); a row belongs to a shape only when the result is
-//! `Some(true)`. The compiled form the router runs must agree with this on every row.
+//! Reference evaluation of an [`Expr`] over a row, with SQL three-valued logic: `Ok(Some(true))`,
+//! `Ok(Some(false))` or `Ok(None)` (unknown), and `Err` where PostgreSQL would raise an error
+//! (overflow, division by zero: the router routes such a row to the shape). A row belongs to
+//! a shape only when the result is `Ok(Some(true))`. The compiled form the router runs must
+//! agree with this on every row.
 
+use super::arith::EvalError;
 use super::{Expr, Value};
 use std::cmp::Ordering;
 
+/// A condition's value on a row (see the module doc).
+pub type Truth = Result<Option<bool>, EvalError>;
+
 /// Evaluates `expr` over `row` (one entry per table column, `None` for NULL).
-pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
+pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Truth {
+    match expr {
+        Expr::Not(e) => eval(e, row).map(|b| b.map(|b| !b)),
+        // an evaluation error anywhere wins (the row could match: it is routed), as in the
+        // compiled program
+        Expr::And(es) => {
+            let (mut unknown, mut falsified) = (false, false);
+            for e in es {
+                match eval(e, row)? {
+                    Some(false) => falsified = true,
+                    None => unknown = true,
+                    Some(true) => {}
+                }
+            }
+            Ok(if falsified {
+                Some(false)
+            } else {
+                (!unknown).then_some(true)
+            })
+        }
+        Expr::Or(es) => {
+            let (mut unknown, mut verified) = (false, false);
+            for e in es {
+                match eval(e, row)? {
+                    Some(true) => verified = true,
+                    None => unknown = true,
+                    Some(false) => {}
+                }
+            }
+            Ok(if verified {
+                Some(true)
+            } else {
+                (!unknown).then_some(false)
+            })
+        }
+        Expr::Compare { left, op, right } => Ok(match (left.eval(row)?, right.eval(row)?) {
+            (Some(a), Some(b)) => Some(op.holds(compare(&a, &b))),
+            _ => None,
+        }),
+        Expr::IsNullOf { expr, negated } => Ok(Some(expr.eval(row)?.is_none() != *negated)),
+        Expr::LikeOf {
+            expr,
+            pattern,
+            case_insensitive,
+            negated,
+        } => Ok(match expr.eval(row)? {
+            Some(Value::Text(text)) => {
+                Some(like_either(&text, pattern, *case_insensitive) != *negated)
+            }
+            _ => None,
+        }),
+        Expr::Truth(s) => Ok(match s.eval(row)? {
+            Some(Value::Bool(b)) => Some(b),
+            _ => None,
+        }),
+        Expr::IsTruth {
+            expr,
+            value,
+            negated,
+        } => Ok(Some((eval(expr, row)? == *value) != *negated)),
+        simple => Ok(eval_simple(simple, row)),
+    }
+}
+
+/// `text [I]LIKE pattern` (the pattern as written).
+fn like_either(text: &str, pattern: &str, case_insensitive: bool) -> bool {
+    if case_insensitive {
+        ilike_lowered(text, &fold_case(pattern))
+    } else {
+        like(text, pattern)
+    }
+}
+
+/// The column-against-literal conditions and constants, which never raise an error.
+fn eval_simple(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
     let value = |c: usize| row.get(c).and_then(|v| v.as_ref());
     match expr {
         Expr::Const(b) => *b,
@@ -44,36 +124,10 @@ pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
             let Value::Text(text) = value(*column)? else {
                 return None;
             };
-            let hit = if *case_insensitive {
-                ilike_lowered(text, &fold_case(pattern))
-            } else {
-                like(text, pattern)
-            };
-            Some(hit != *negated)
+            Some(like_either(text, pattern, *case_insensitive) != *negated)
         }
-        Expr::Not(e) => eval(e, row).map(|b| !b),
-        Expr::And(es) => {
-            let mut unknown = false;
-            for e in es {
-                match eval(e, row) {
-                    Some(false) => return Some(false),
-                    None => unknown = true,
-                    Some(true) => {}
-                }
-            }
-            (!unknown).then_some(true)
-        }
-        Expr::Or(es) => {
-            let mut unknown = false;
-            for e in es {
-                match eval(e, row) {
-                    Some(true) => return Some(true),
-                    None => unknown = true,
-                    Some(false) => {}
-                }
-            }
-            (!unknown).then_some(false)
-        }
+        // the compound and expression conditions: `eval`
+        _ => eval(expr, row).ok().flatten(),
     }
 }
 
@@ -145,6 +199,19 @@ pub fn fold_char(c: char) -> char {
         // a lower case of several characters (only `İ`: `i` + a combining dot): its letter
         (Some(l), Some(_)) => l,
         (None, _) => c,
+    }
+}
+
+/// `c` upper-cased as PostgreSQL's `upper` under a UTF-8 `LC_CTYPE`: one character to one
+/// character (`towupper`), so `ß` stays `ß`.
+pub fn upper_char(c: char) -> char {
+    if c.is_ascii() {
+        return c.to_ascii_uppercase();
+    }
+    let mut upper = c.to_uppercase();
+    match (upper.next(), upper.next()) {
+        (Some(u), None) => u,
+        _ => c,
     }
 }
 
@@ -224,7 +291,7 @@ mod tests {
     use crate::predicate::tests::columns;
 
     fn check(sql: &str, row: &[Option<Value>]) -> Option<bool> {
-        eval(&parse(sql, &columns()).unwrap(), row)
+        eval(&parse(sql, &columns()).unwrap(), row).unwrap()
     }
 
     #[test]

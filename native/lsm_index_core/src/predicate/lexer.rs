@@ -29,6 +29,10 @@ pub enum Token {
     Comma,
     /// `::`
     Cast,
+    /// An arithmetic or text operator: `*`, `/`, `%`, `||`.
+    Arith(&'static str),
+    /// A parameter `$n` (n >= 1).
+    Param(u32),
 }
 
 /// Splits `sql` into tokens with their byte offsets.
@@ -65,6 +69,16 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
                 Token::Quoted(name)
             }
             b'0'..=b'9' | b'.' => number(bytes, &mut i)?,
+            b'$' => {
+                i += 1;
+                while i < bytes.len() && bytes[i].is_ascii_digit() {
+                    i += 1;
+                }
+                match sql[start + 1..i].parse::<u32>() {
+                    Ok(n) if n >= 1 => Token::Param(n),
+                    _ => return Err(error(start, "a parameter $1, $2, ...")),
+                }
+            }
             c if c.is_ascii_alphabetic() || c == b'_' => {
                 while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
                     i += 1;
@@ -112,8 +126,8 @@ fn is_op_char(c: u8) -> bool {
 /// An operator token, cut as PostgreSQL's lexer cuts it: the longest run of operator
 /// characters (up to a comment start), less any trailing `+`/`-` unless the run also holds one
 /// of ``~ ! @ # % ^ & | ` ?`` (so `<>-1` is `<>` then `-1`, while `!=-1` is the operator
-/// `!=-`). Only the comparison operators and `-` exist here (and the signs); any other is refused, as
-/// PostgreSQL refuses an operator it does not know.
+/// `!=-`). Only the comparison operators, the signs and `* / % ||` exist here; any other is
+/// refused, as PostgreSQL refuses an operator it does not know.
 fn operator(sql: &str, i: &mut usize) -> Result<Token> {
     let bytes = sql.as_bytes();
     let start = *i;
@@ -151,6 +165,10 @@ fn operator(sql: &str, i: &mut usize) -> Result<Token> {
         "<=" => Token::Op("<="),
         ">" => Token::Op(">"),
         ">=" => Token::Op(">="),
+        "*" => Token::Arith("*"),
+        "/" => Token::Arith("/"),
+        "%" => Token::Arith("%"),
+        "||" => Token::Arith("||"),
         op => return Err(error(start, &format!("a known operator, found {op:?}"))),
     })
 }

@@ -10,6 +10,7 @@
 //! nesting (parentheses and `NOT`), so no input can exhaust the stack. Every error names the
 //! byte offset where it was found and what was expected there.
 
+mod arith;
 mod column;
 pub mod compile;
 mod datetime;
@@ -18,11 +19,15 @@ pub mod eval;
 mod lexer;
 mod parser;
 mod program;
+pub mod scalar;
+pub mod sql;
 
+pub use arith::{ArithOp, EvalError};
 pub use column::{uuid_text, ColumnType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
-pub use parser::parse;
+pub use parser::{parse, parse_with};
+pub use scalar::{Func, Scalar};
 
 /// Longest WHERE text accepted, in bytes (an `IN` list of ~100k values fits).
 pub const MAX_SQL_BYTES: usize = 1 << 20;
@@ -113,6 +118,45 @@ pub enum Expr {
         /// `ILIKE`.
         case_insensitive: bool,
         /// `NOT LIKE`.
+        negated: bool,
+    },
+    /// `left op right` over expressions (a column against a literal is [`Expr::Cmp`]); both
+    /// sides evaluate to one type.
+    Compare {
+        /// The left side.
+        left: Scalar,
+        /// The operator.
+        op: CmpOp,
+        /// The right side.
+        right: Scalar,
+    },
+    /// `expr IS [NOT] NULL` over an expression.
+    IsNullOf {
+        /// The expression.
+        expr: Scalar,
+        /// `IS NOT NULL`.
+        negated: bool,
+    },
+    /// `expr [NOT] LIKE | ILIKE 'pattern'` over a text expression.
+    LikeOf {
+        /// The (text) expression.
+        expr: Scalar,
+        /// The pattern.
+        pattern: String,
+        /// `ILIKE`.
+        case_insensitive: bool,
+        /// `NOT LIKE`.
+        negated: bool,
+    },
+    /// A boolean expression as a condition (`coalesce(flag, false)`).
+    Truth(Scalar),
+    /// `e IS [NOT] TRUE | FALSE | UNKNOWN` (`value`: `None` for UNKNOWN): never unknown.
+    IsTruth {
+        /// The condition tested.
+        expr: Box<Expr>,
+        /// The truth value it is compared with.
+        value: Option<bool>,
+        /// `IS NOT`.
         negated: bool,
     },
     /// `NOT e`.

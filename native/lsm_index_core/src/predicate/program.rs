@@ -1,8 +1,8 @@
 //! A compiled residual: postfix bytecode over a parsed row, run by a small stack machine of
 //! truth values (false, true, unknown) with SQL's three-valued logic; built by `compile`.
 
-use super::eval::{compare, ilike_lowered, like};
-use super::{CmpOp, Value};
+use super::eval::{compare, eval, ilike_lowered, like, Truth};
+use super::{CmpOp, EvalError, Expr, Value};
 
 /// One instruction of the residual program (postfix: operands first).
 #[derive(Clone, Debug, PartialEq)]
@@ -45,6 +45,16 @@ pub enum Op {
         /// `NOT LIKE`.
         negated: bool,
     },
+    /// Push `exprs[expr]` evaluated by the reference evaluator (a condition over
+    /// expressions: `lower(s) = 'x'`, `a + 1 > b`).
+    Eval(u32),
+    /// Pop one, push whether it is (`negated`: is not) `value` (`None`: unknown).
+    IsTruth {
+        /// The truth value compared with.
+        value: Option<bool>,
+        /// `IS NOT`.
+        negated: bool,
+    },
     /// Pop one, push its negation.
     Not,
     /// Pop `n`, push their AND.
@@ -73,15 +83,18 @@ pub struct Program {
     pub sets: Vec<InSet>,
     /// `LIKE` patterns.
     pub patterns: Vec<String>,
+    /// Conditions over expressions.
+    pub exprs: Vec<Expr>,
 }
 
 /// The machine's stack: inline for the usual shallow programs (no allocation per run).
 pub type Stack = smallvec::SmallVec<[u8; 32]>;
 
-/// Truth values on the machine's stack.
+/// Truth values on the machine's stack; ERROR (an evaluation error) absorbs every other.
 const FALSE: u8 = 0;
 const TRUE: u8 = 1;
 const UNKNOWN: u8 = 2;
+const ERROR: u8 = 3;
 
 fn tri(b: Option<bool>) -> u8 {
     match b {
@@ -91,11 +104,22 @@ fn tri(b: Option<bool>) -> u8 {
     }
 }
 
+fn truth(t: u8) -> Option<bool> {
+    match t {
+        TRUE => Some(true),
+        FALSE => Some(false),
+        _ => None,
+    }
+}
+
 impl Program {
     /// Runs the program over `row` (one entry per column, `None` for NULL); `stack` is a
-    /// reusable buffer. Same answers as `eval` on the expression it came from.
-    pub fn run(&self, row: &[Option<Value>], stack: &mut Stack) -> Option<bool> {
+    /// reusable buffer. Same answers as `eval` on the expression it came from, except that an
+    /// evaluation error anywhere makes the whole answer that error (the router then routes
+    /// the row to the shape: it could match).
+    pub fn run(&self, row: &[Option<Value>], stack: &mut Stack) -> Truth {
         stack.clear();
+        let mut error = EvalError::Overflow;
         let value = |c: u32| row.get(c as usize).and_then(|v| v.as_ref());
         for op in &self.ops {
             let t = match op {
@@ -145,13 +169,26 @@ impl Program {
                     }
                     _ => UNKNOWN,
                 },
+                Op::Eval(i) => match eval(&self.exprs[*i as usize], row) {
+                    Ok(b) => tri(b),
+                    Err(e) => {
+                        error = e;
+                        ERROR
+                    }
+                },
+                Op::IsTruth { value, negated } => match stack.pop() {
+                    Some(ERROR) | None => ERROR,
+                    Some(b) => u8::from((truth(b) == *value) != *negated),
+                },
                 Op::Not => match stack.pop() {
-                    Some(UNKNOWN) | None => UNKNOWN,
+                    Some(b @ (UNKNOWN | ERROR)) => b,
                     Some(b) => 1 - b,
+                    None => ERROR,
                 },
                 Op::And(n) => {
                     let at = stack.len().saturating_sub(*n as usize);
                     let r = stack[at..].iter().fold(TRUE, |acc, &b| match (acc, b) {
+                        (ERROR, _) | (_, ERROR) => ERROR,
                         (FALSE, _) | (_, FALSE) => FALSE,
                         (UNKNOWN, _) | (_, UNKNOWN) => UNKNOWN,
                         _ => TRUE,
@@ -162,6 +199,7 @@ impl Program {
                 Op::Or(n) => {
                     let at = stack.len().saturating_sub(*n as usize);
                     let r = stack[at..].iter().fold(FALSE, |acc, &b| match (acc, b) {
+                        (ERROR, _) | (_, ERROR) => ERROR,
                         (TRUE, _) | (_, TRUE) => TRUE,
                         (UNKNOWN, _) | (_, UNKNOWN) => UNKNOWN,
                         _ => FALSE,
@@ -173,9 +211,8 @@ impl Program {
             stack.push(t);
         }
         match stack.pop() {
-            Some(TRUE) => Some(true),
-            Some(FALSE) => Some(false),
-            _ => None,
+            Some(ERROR) | None => Err(error),
+            Some(t) => Ok(truth(t)),
         }
     }
 }

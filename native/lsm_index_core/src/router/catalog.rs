@@ -10,7 +10,9 @@
 //! ```
 //!
 //! The first record (kind 0) names the table's columns (`name\ttype\n` each); a router opened
-//! with other columns is refused. An add's text is the WHERE clause. At open, an incomplete
+//! with other columns is refused. An add's text is the shape's definition: its WHERE clause,
+//! then per `$n` parameter a NUL and `v` + the value's text, or `n` for NULL (a clause never
+//! holds a NUL, so clauses recorded before parameters existed read the same). At open, an incomplete
 //! last record (a crash mid-append) is cut off; a complete record with a bad checksum is an
 //! error (`ChecksumMismatch`), never skipped. When dead records outnumber live shapes the
 //! file is rewritten (temp file, fsync, rename, directory fsync).
@@ -103,9 +105,9 @@ impl Catalog {
         ))
     }
 
-    /// Records that shape `id` now has WHERE clause `sql`.
-    pub fn add(&mut self, id: u32, sql: &str) -> Result<()> {
-        self.append(ADD, id, sql.as_bytes())
+    /// Records that shape `id` now has definition `definition` (see [`definition`]).
+    pub fn add(&mut self, id: u32, definition: &str) -> Result<()> {
+        self.append(ADD, id, definition.as_bytes())
     }
 
     /// Records that shape `id` is gone.
@@ -140,6 +142,34 @@ impl Catalog {
         }
         written
     }
+}
+
+/// A shape's definition text: `sql`, then each parameter (see the module doc). `None` when a
+/// parameter holds a NUL (PostgreSQL text never does).
+pub fn definition(sql: &str, params: &[Option<String>]) -> Option<String> {
+    let mut out = sql.to_string();
+    for p in params {
+        out.push('\0');
+        match p {
+            Some(v) if v.contains('\0') => return None,
+            Some(v) => {
+                out.push('v');
+                out.push_str(v);
+            }
+            None => out.push('n'),
+        }
+    }
+    Some(out)
+}
+
+/// The WHERE clause and parameters of a definition text (see [`definition`]).
+pub fn split_definition(text: &str) -> (&str, Vec<Option<String>>) {
+    let mut parts = text.split('\0');
+    let sql = parts.next().unwrap_or_default();
+    let params = parts
+        .map(|p| p.strip_prefix('v').map(str::to_string))
+        .collect();
+    (sql, params)
 }
 
 /// The live shapes recorded in catalog bytes `bytes` of a table with `columns` (a torn last

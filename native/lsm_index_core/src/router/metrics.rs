@@ -20,6 +20,7 @@ pub struct Metrics {
     pub(super) candidates: AtomicU64,
     pub(super) evaluations: AtomicU64,
     pub(super) unparseable_rows: AtomicU64,
+    pub(super) evaluation_errors: AtomicU64,
     latency: Box<[AtomicU64]>,
 }
 
@@ -36,6 +37,7 @@ pub(super) struct Counts {
     pub candidates: u64,
     pub evaluations: u64,
     pub unparseable_rows: u64,
+    pub evaluation_errors: u64,
 }
 
 /// A snapshot of a router's metrics.
@@ -62,6 +64,9 @@ pub struct Snapshot {
     pub predicate_evaluations: u64,
     /// Rows with a value that did not parse for its column (routed conservatively).
     pub unparseable_rows: u64,
+    /// Shape evaluations that raised an error (overflow, division by zero): the row was
+    /// routed to the shape, as it could match.
+    pub evaluation_errors: u64,
 }
 
 impl Snapshot {
@@ -103,6 +108,7 @@ impl Default for Metrics {
             candidates: AtomicU64::new(0),
             evaluations: AtomicU64::new(0),
             unparseable_rows: AtomicU64::new(0),
+            evaluation_errors: AtomicU64::new(0),
             latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
         }
     }
@@ -127,6 +133,7 @@ impl Metrics {
             (&self.candidates, c.candidates),
             (&self.evaluations, c.evaluations),
             (&self.unparseable_rows, c.unparseable_rows),
+            (&self.evaluation_errors, c.evaluation_errors),
         ] {
             if n != 0 {
                 counter.fetch_add(n, Relaxed);
@@ -149,6 +156,7 @@ impl Metrics {
             candidates: self.candidates.load(Relaxed),
             predicate_evaluations: self.evaluations.load(Relaxed),
             unparseable_rows: self.unparseable_rows.load(Relaxed),
+            evaluation_errors: self.evaluation_errors.load(Relaxed),
         }
     }
 }

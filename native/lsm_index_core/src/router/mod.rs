@@ -36,6 +36,7 @@ mod row;
 mod shapes;
 
 use crate::index::{Config, Index};
+pub use crate::predicate::compile::ScanReason;
 use crate::predicate::ColumnType;
 use crate::wal::SyncMode;
 use crate::{Error, Result};
@@ -75,6 +76,8 @@ pub struct ShapeCounts {
     pub indexed: usize,
     /// Evaluated on every change.
     pub scanned: usize,
+    /// The scanned ones by why, in the order of [`ScanReason::ALL`].
+    pub scanned_because: [usize; 3],
 }
 
 /// Routes changes of one table to the shapes they affect (see the module doc).

@@ -6,11 +6,12 @@
 use super::bits::{bit, intersects, set_bit, Bits};
 use super::metrics::Counts;
 use super::row::{ParsedRow, ParsedRows};
-use super::shapes::{Shape, State};
+use super::shapes::{slot_column, Shape, State};
 use super::{Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
-use crate::predicate::eval::compare;
+use crate::predicate::eval::{compare, fold_char, upper_char};
+use crate::predicate::{Func, Value};
 use crate::Result;
 use parking_lot::RwLockReadGuard;
 use std::cmp::Ordering;
@@ -38,8 +39,10 @@ const TIMING_SAMPLE: u32 = 8;
 struct Scratch {
     key: ColumnKey,
     stack: Stack,
-    /// Index candidates of the first row of an update, per indexed column.
+    /// Index candidates of the first row of an update, per index slot.
     candidates: Vec<(usize, Vec<u32>)>,
+    /// A text value lower- or upper-cased for an index slot's key.
+    folded: String,
     /// Metrics of this reader's routes, added to the router's when it is dropped.
     counts: Counts,
 }
@@ -173,20 +176,40 @@ impl Router {
         if changed.is_none() {
             saved.clear();
         }
-        for (c, &n) in st.indexed_on.iter().enumerate() {
+        let columns = st.refs.len();
+        for (slot, &n) in st.indexed_on.iter().enumerate() {
             if n == 0 {
                 continue;
             }
+            let (c, func) = slot_column(columns, slot);
             let reuse = changed.is_some_and(|ch| !bit(ch, c));
             let mut found = Vec::new();
             let candidates: &[u32] = if reuse {
                 saved
                     .iter()
-                    .find(|(col, _)| *col == c)
+                    .find(|(s, _)| *s == slot)
                     .map_or(&[][..], |(_, ids)| ids.as_slice())
             } else {
                 let Some(v) = &row.values[c] else { continue };
-                column_key(c, v, &mut scratch.key);
+                match (func, v) {
+                    (None, v) => column_key(slot, v, &mut scratch.key),
+                    // `lower(col) = 'x'`: the key of the function's result
+                    (Some(f), Value::Text(text)) => {
+                        let fold = if f == Func::Lower {
+                            fold_char
+                        } else {
+                            upper_char
+                        };
+                        scratch.folded.clear();
+                        scratch.folded.extend(text.chars().map(fold));
+                        let folded = Value::Text(std::mem::take(&mut scratch.folded));
+                        column_key(slot, &folded, &mut scratch.key);
+                        if let Value::Text(buf) = folded {
+                            scratch.folded = buf;
+                        }
+                    }
+                    (Some(_), _) => continue,
+                }
                 scratch.counts.presence_probes += 1;
                 if !st.presence.may_contain(self.hasher.hash_one(&scratch.key)) {
                     continue;
@@ -208,12 +231,12 @@ impl Router {
                     continue;
                 }
                 evaluations += 1;
-                if shape.residual.run(&row.values, &mut scratch.stack) == Some(true) {
+                if matches(shape, &row.values, scratch) {
                     out.push(id);
                 }
             }
             if changed.is_none() {
-                saved.push((c, found));
+                saved.push((slot, found));
             }
         }
         scratch.candidates = saved;
@@ -222,13 +245,25 @@ impl Router {
                 continue;
             }
             evaluations += 1;
-            if shape.residual.run(&row.values, &mut scratch.stack) == Some(true) {
+            if matches(shape, &row.values, scratch) {
                 out.push(*id);
             }
         }
         scratch.counts.candidates += candidates_seen;
         scratch.counts.evaluations += evaluations;
         Ok(())
+    }
+}
+
+/// Whether `shape` takes `row`: its residual is true, or cannot be evaluated on it (an
+/// error PostgreSQL would raise: the row could match, so it is routed; counted).
+fn matches(shape: &Shape, row: &[Option<Value>], scratch: &mut Scratch) -> bool {
+    match shape.residual.run(row, &mut scratch.stack) {
+        Ok(answer) => answer == Some(true),
+        Err(_) => {
+            scratch.counts.evaluation_errors += 1;
+            true
+        }
     }
 }
 

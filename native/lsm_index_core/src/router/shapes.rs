@@ -3,16 +3,42 @@
 //! shape table routes read); removal unpublishes first, then drops the keys.
 
 use super::bits::columns_of;
+use super::catalog::{definition, split_definition};
 use super::presence::LiveKeys;
-use super::{Router, ShapeCounts};
+use super::{Router, ScanReason, ShapeCounts};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::{compile, Program};
-use crate::predicate::parse;
+use crate::predicate::{parse_with, Func};
 use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+
+/// Kinds of index slot per column: the column's value, its `lower`, its `upper`.
+pub(super) const SLOT_KINDS: usize = 3;
+
+/// The index slot of `column` (of `columns`) under key function `func`: the column id for
+/// its own value (so plain column keys are the column's), shifted by a multiple of the
+/// column count for `lower`/`upper` (their keys are the function's result).
+pub(super) fn slot(columns: usize, column: usize, func: Option<Func>) -> usize {
+    let kind = match func {
+        None => 0,
+        Some(Func::Lower) => 1,
+        Some(_) => 2,
+    };
+    kind * columns + column
+}
+
+/// The column and key function of index slot `slot` (see [`slot`]).
+pub(super) fn slot_column(columns: usize, slot: usize) -> (usize, Option<Func>) {
+    let func = match slot / columns {
+        0 => None,
+        1 => Some(Func::Lower),
+        _ => Some(Func::Upper),
+    };
+    (slot % columns, func)
+}
 
 /// Compiled shapes with their index keys, ready to be written and published.
 pub(super) type Prepared = Vec<(u32, Shape, Vec<ColumnKey>)>;
@@ -24,9 +50,12 @@ pub(super) struct Shape {
     pub(super) residual: Program,
     /// The columns it reads (a bitset).
     pub(super) mask: Box<[u64]>,
-    /// The columns it is indexed on (one for an equality conjunct, one per branch column for
-    /// an OR of them); empty when scanned.
+    /// The index slots it is found through (a column, or `lower`/`upper` of one: see
+    /// [`slot`]; one per equality conjunct column, one per branch column for an OR of them);
+    /// empty when scanned.
     pub(super) indexed: Box<[usize]>,
+    /// Why it is scanned (`None`: indexed).
+    pub(super) scan: Option<ScanReason>,
     /// Presence-filter hashes of its index keys (to rebuild the filter without the keys).
     pub(super) key_hashes: Box<[u64]>,
 }
@@ -41,8 +70,10 @@ pub(super) struct State {
     pub(super) refs: Vec<HashSet<u32, ahash::RandomState>>,
     /// Columns some shape refers to, ascending (the only ones a route reads).
     pub(super) referenced: Vec<usize>,
-    /// Per column: how many shapes are indexed on it.
+    /// Per index slot (see [`slot`]): how many shapes are indexed on it.
     pub(super) indexed_on: Vec<usize>,
+    /// Scanned shapes by why, in the order of [`ScanReason::ALL`].
+    pub(super) scanned_because: [usize; 3],
     /// The presence filter over the indexed shapes' keys.
     pub(super) presence: LiveKeys,
 }
@@ -57,7 +88,8 @@ impl State {
                 .map(|_| HashSet::with_hasher(ahash::RandomState::new()))
                 .collect(),
             referenced: Vec::new(),
-            indexed_on: vec![0; columns],
+            indexed_on: vec![0; columns * SLOT_KINDS],
+            scanned_because: [0; 3],
             presence: LiveKeys::default(),
         }
     }
@@ -67,6 +99,7 @@ impl State {
         ShapeCounts {
             scanned: self.scanned.len(),
             indexed: self.shapes.len() - self.scanned.len(),
+            scanned_because: self.scanned_because,
         }
     }
 
@@ -82,6 +115,9 @@ impl State {
         if shape.indexed.is_empty() {
             let at = self.scanned.partition_point(|(s, _)| *s < id);
             self.scanned.insert(at, (id, shape.clone()));
+            if let Some(why) = shape.scan {
+                self.scanned_because[why.index()] += 1;
+            }
         } else {
             for &c in shape.indexed.iter() {
                 self.indexed_on[c] += 1;
@@ -105,6 +141,9 @@ impl State {
         if shape.indexed.is_empty() {
             if let Ok(at) = self.scanned.binary_search_by_key(&id, |(s, _)| *s) {
                 self.scanned.remove(at);
+            }
+            if let Some(why) = shape.scan {
+                self.scanned_because[why.index()] -= 1;
             }
         } else {
             for &c in shape.indexed.iter() {
@@ -136,13 +175,24 @@ impl Router {
     /// Adds shape `id` with WHERE clause `sql`, replacing any shape with that id; waits if
     /// the index is overloaded.
     pub fn add_shape(&self, id: u32, sql: &str) -> Result<()> {
-        self.add_in(id, sql, true)
+        self.add_in(id, sql, &[], true)
     }
 
-    /// Like [`Router::add_shape`] but never waits: `Overloaded` or `WouldBlock` if it would
-    /// have to (then shape `id` is absent; retry with `add_shape`).
+    /// [`Router::add_shape`] with the values of `$1`, `$2`, ... (text typed by where each is
+    /// used; `None` is NULL).
+    pub fn add_shape_with(&self, id: u32, sql: &str, params: &[Option<String>]) -> Result<()> {
+        self.add_in(id, sql, params, true)
+    }
+
+    /// Like [`Router::add_shape_with`] but never waits: `Overloaded` or `WouldBlock` if it
+    /// would have to (then shape `id` is absent; retry with `add_shape_with`).
+    pub fn try_add_shape_with(&self, id: u32, sql: &str, params: &[Option<String>]) -> Result<()> {
+        self.add_in(id, sql, params, false)
+    }
+
+    /// Like [`Router::add_shape`] but never waits (see [`Router::try_add_shape_with`]).
     pub fn try_add_shape(&self, id: u32, sql: &str) -> Result<()> {
-        self.add_in(id, sql, false)
+        self.add_in(id, sql, &[], false)
     }
 
     /// Removes shape `id` (no-op when absent).
@@ -173,12 +223,16 @@ impl Router {
         }
     }
 
-    fn add_in(&self, id: u32, sql: &str, blocking: bool) -> Result<()> {
+    fn add_in(&self, id: u32, sql: &str, params: &[Option<String>], blocking: bool) -> Result<()> {
         self.check_open()?;
         if self.persistent && !blocking {
             return Err(catalog_would_block());
         }
-        let (shape, keys) = self.prepare(sql)?;
+        let definition = definition(sql, params).ok_or_else(|| Error::InvalidPredicate {
+            position: 0,
+            reason: "parameters without NUL characters".into(),
+        })?;
+        let (shape, keys) = self.prepare(&definition)?;
         let w = if blocking {
             self.writer.lock()
         } else {
@@ -192,7 +246,7 @@ impl Router {
             self.index.try_add_many(&pairs)?;
         }
         if let Some(catalog) = self.catalog.lock().as_mut() {
-            if let Err(e) = catalog.add(id, sql) {
+            if let Err(e) = catalog.add(id, &definition) {
                 // not recorded: not added (the keys are dropped again)
                 let _ = self.index.drop_handle(id);
                 return Err(e);
@@ -241,22 +295,30 @@ impl Router {
         Ok(all)
     }
 
-    /// A shape compiled from `sql`, with its index keys.
-    fn prepare(&self, sql: &str) -> Result<(Shape, Vec<ColumnKey>)> {
-        let compiled = compile(&parse(sql, &self.columns)?);
+    /// A shape compiled from its definition text (see [`definition`]), with its index keys.
+    fn prepare(&self, definition: &str) -> Result<(Shape, Vec<ColumnKey>)> {
+        let (sql, params) = split_definition(definition);
+        let params = params.as_slice();
+        let compiled = compile(&parse_with(sql, &self.columns, params)?);
+        let n = self.columns.len();
         let mut keys = Vec::new();
         for plan in &compiled.index {
             for v in &plan.keys {
                 let mut k = ColumnKey::new();
-                column_key(plan.column, v, &mut k);
+                column_key(slot(n, plan.column, plan.func), v, &mut k);
                 keys.push(k);
             }
         }
         let shape = Shape {
             residual: compiled.residual,
             mask: compiled.mask.into_boxed_slice(),
-            indexed: compiled.index.iter().map(|p| p.column).collect(),
+            indexed: compiled
+                .index
+                .iter()
+                .map(|p| slot(n, p.column, p.func))
+                .collect(),
             key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
+            scan: compiled.scan,
         };
         Ok((shape, keys))
     }

@@ -8,7 +8,7 @@ use crate::predicate::lexer::{error, Token};
 use crate::predicate::{ColumnType, Numeric, Value};
 
 /// A literal before it is typed by the column it is compared with.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(super) enum Raw {
     Null,
     Bool(bool),
@@ -19,7 +19,7 @@ pub(super) enum Raw {
 
 /// A literal as written: its sign (a leading `-`), the literal, and a `::type` cast if any.
 /// A cast binds tighter than the sign, as in PostgreSQL: `-32768::int2` is `-(32768::int2)`.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(super) struct Literal {
     pub(super) negative: bool,
     pub(super) raw: Raw,
@@ -27,66 +27,6 @@ pub(super) struct Literal {
 }
 
 impl Parser<'_> {
-    /// A literal compared with `column`, typed by it.
-    pub(super) fn literal(&mut self, column: usize) -> Result<Option<Value>> {
-        let at = self.position();
-        let literal = self.raw_literal()?;
-        self.typed(literal, column, at)
-    }
-
-    /// A literal with its sign and cast, not yet typed.
-    pub(super) fn raw_literal(&mut self) -> Result<Literal> {
-        let negative = matches!(self.peek(), Some(Token::Minus));
-        let signed = negative || matches!(self.peek(), Some(Token::Plus));
-        if signed {
-            self.at += 1;
-        }
-        let raw = match self.next() {
-            Some(Token::Integer(s)) => Raw::Integer(s),
-            Some(Token::Decimal(s)) => Raw::Decimal(s),
-            Some(Token::Str(s)) if !signed => Raw::Str(s),
-            Some(Token::Word(w)) if !signed && w == "true" => Raw::Bool(true),
-            Some(Token::Word(w)) if !signed && w == "false" => Raw::Bool(false),
-            Some(Token::Word(w)) if !signed && w == "null" => Raw::Null,
-            _ => {
-                self.at -= 1;
-                return Err(self.expected(if signed {
-                    "a number after its sign"
-                } else {
-                    "a literal (number, 'string', TRUE, FALSE or NULL)"
-                }));
-            }
-        };
-        let cast = self.cast()?;
-        Ok(Literal {
-            negative,
-            raw,
-            cast,
-        })
-    }
-
-    /// An optional `::type` after a literal.
-    pub(super) fn cast(&mut self) -> Result<Option<(usize, ColumnType)>> {
-        if self.peek() != Some(&Token::Cast) {
-            return Ok(None);
-        }
-        self.at += 1;
-        let at = self.position();
-        match self.next() {
-            Some(Token::Word(w)) => match ColumnType::from_name(&self.type_name(w.clone())) {
-                Some(t) => Ok(Some((at, t))),
-                None => Err(error(
-                    at,
-                    &format!("a supported type after '::', found {w:?}"),
-                )),
-            },
-            _ => {
-                self.at -= 1;
-                Err(self.expected("a type name after '::'"))
-            }
-        }
-    }
-
     /// A type name starting with the word `first`, with the words of the several-word names
     /// (`double precision`, `character varying`, `timestamp with[out] time zone`).
     pub(super) fn type_name(&mut self, first: String) -> String {
@@ -106,13 +46,6 @@ impl Parser<'_> {
             }
         }
         first
-    }
-
-    pub(super) fn skip_cast_to(&mut self, want: ColumnType) -> Result<()> {
-        match self.cast()? {
-            Some((at, t)) if t != want => Err(error(at, &format!("a cast to {}", want.name()))),
-            _ => Ok(()),
-        }
     }
 
     /// The type an IN list on `column` is compared in, as PostgreSQL resolves it (a list of

@@ -1,23 +1,37 @@
 //! Recursive-descent parser: tokens to a typed [`Expr`], checked against the table's columns.
 //!
-//! This file holds the grammar down to a predicate; `tail` what follows a column (comparison,
-//! IN, LIKE, BETWEEN, IS), `literal` how a literal is read and typed, `numeric` how a number
-//! compares with an integer column when PostgreSQL would promote it (numeric, float8).
+//! `grammar` reads tokens into an untyped syntax tree with PostgreSQL's precedence; `lower`
+//! types it into conditions (a column against literals keeps the fast column nodes, with
+//! `tail`'s BETWEEN/IS rewrites); `scalar` types expressions as PostgreSQL resolves their
+//! operators; `literal` how a literal is typed by its column, `numeric` how a number compares
+//! with an integer column when PostgreSQL would promote it (numeric, float8).
 
+mod grammar;
 mod literal;
+mod lower;
 mod numeric;
+mod scalar;
 mod tail;
 
 use super::lexer::{error, tokens, Token};
-use super::{CmpOp, ColumnType, Expr, MAX_DEPTH, MAX_SQL_BYTES};
+use super::{ColumnType, Expr, MAX_DEPTH, MAX_SQL_BYTES};
 use crate::error::Result;
-use literal::Raw;
 
 /// Parses the WHERE clause `sql` of a table whose columns are `columns` (name, type), in
 /// order: a column in the result is its index there. Unknown columns, literals that are not
 /// values of their column's type, and anything outside the supported subset are errors
 /// naming the byte offset and what was expected.
 pub fn parse(sql: &str, columns: &[(String, ColumnType)]) -> Result<Expr> {
+    parse_with(sql, columns, &[])
+}
+
+/// [`parse`] with the values of `$1`, `$2`, ... (`params[0]` is `$1`; text, typed by where
+/// it is used, as an untyped string literal; `None` is NULL).
+pub fn parse_with(
+    sql: &str,
+    columns: &[(String, ColumnType)],
+    params: &[Option<String>],
+) -> Result<Expr> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(error(
             MAX_SQL_BYTES,
@@ -29,10 +43,14 @@ pub fn parse(sql: &str, columns: &[(String, ColumnType)]) -> Result<Expr> {
         at: 0,
         end: sql.len(),
         columns,
+        params,
     };
-    let expr = p.or(0)?;
+    if p.peek().is_none() {
+        return Err(p.expected("a condition"));
+    }
+    let tree = p.or(0)?;
     match p.peek() {
-        None => Ok(expr),
+        None => p.condition(tree),
         Some(_) => Err(p.expected("AND, OR or the end of the clause")),
     }
 }
@@ -42,6 +60,7 @@ struct Parser<'a> {
     at: usize,
     end: usize,
     columns: &'a [(String, ColumnType)],
+    params: &'a [Option<String>],
 }
 
 impl Parser<'_> {
@@ -88,135 +107,6 @@ impl Parser<'_> {
         }
         Ok(depth + 1)
     }
-
-    fn or(&mut self, depth: usize) -> Result<Expr> {
-        let mut terms = vec![self.and(depth)?];
-        while self.eat_keyword("or") {
-            terms.push(self.and(depth)?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            or_of(terms)
-        })
-    }
-
-    fn and(&mut self, depth: usize) -> Result<Expr> {
-        let mut terms = vec![self.not(depth)?];
-        while self.eat_keyword("and") {
-            terms.push(self.not(depth)?);
-        }
-        Ok(if terms.len() == 1 {
-            terms.remove(0)
-        } else {
-            and_of(terms)
-        })
-    }
-
-    fn not(&mut self, depth: usize) -> Result<Expr> {
-        if self.keyword("not") {
-            let depth = self.deeper(depth)?;
-            self.at += 1;
-            return Ok(Expr::Not(Box::new(self.not(depth)?)));
-        }
-        self.predicate(depth)
-    }
-
-    fn predicate(&mut self, depth: usize) -> Result<Expr> {
-        match self.peek() {
-            Some(Token::LParen) => {
-                let depth = self.deeper(depth)?;
-                self.at += 1;
-                let e = self.or(depth)?;
-                match self.next() {
-                    Some(Token::RParen) => Ok(e),
-                    _ => {
-                        self.at -= 1;
-                        Err(self.expected("')'"))
-                    }
-                }
-            }
-            Some(Token::Word(_) | Token::Quoted(_)) if self.column_ahead() => {
-                let column = self.column()?;
-                self.column_tail(column)
-            }
-            None => Err(self.expected("a condition")),
-            _ => {
-                // a literal: a constant condition, or the left side of a comparison
-                let at = self.position();
-                let literal = self.raw_literal()?;
-                let Some(Token::Op(op)) = self.peek().cloned() else {
-                    return match (&literal.raw, &literal.cast) {
-                        (Raw::Bool(b), None) => Ok(Expr::Const(Some(*b))),
-                        (Raw::Null, None) => Ok(Expr::Const(None)),
-                        _ => Err(self.expected("a comparison operator after the literal")),
-                    };
-                };
-                self.at += 1;
-                let column = self.column()?;
-                self.comparison(column, cmp_op(op).flipped(), literal, at)
-            }
-        }
-    }
-
-    /// Whether the next token names a column (not a literal keyword).
-    fn column_ahead(&self) -> bool {
-        match self.peek() {
-            Some(Token::Quoted(_)) => true,
-            Some(Token::Word(w)) => !matches!(w.as_str(), "true" | "false" | "null"),
-            _ => false,
-        }
-    }
-
-    fn column(&mut self) -> Result<usize> {
-        let at = self.position();
-        let name = match self.next() {
-            Some(Token::Word(w)) if !is_reserved(&w) => w,
-            Some(Token::Quoted(q)) => q,
-            _ => {
-                self.at -= 1;
-                return Err(self.expected("a column name"));
-            }
-        };
-        self.columns
-            .iter()
-            .position(|(c, _)| *c == name)
-            .ok_or_else(|| {
-                error(
-                    at,
-                    &format!("a column of the table, found unknown column {name:?}"),
-                )
-            })
-    }
-}
-
-fn cmp_op(op: &str) -> CmpOp {
-    match op {
-        "=" => CmpOp::Eq,
-        "<>" => CmpOp::Ne,
-        "<" => CmpOp::Lt,
-        "<=" => CmpOp::Le,
-        ">" => CmpOp::Gt,
-        _ => CmpOp::Ge,
-    }
-}
-
-/// Words that cannot be unquoted column names.
-fn is_reserved(w: &str) -> bool {
-    matches!(
-        w,
-        "and"
-            | "or"
-            | "not"
-            | "in"
-            | "is"
-            | "null"
-            | "true"
-            | "false"
-            | "like"
-            | "ilike"
-            | "between"
-    )
 }
 
 fn describe(t: &Token) -> String {
@@ -232,6 +122,8 @@ fn describe(t: &Token) -> String {
         Token::RParen => "')'".into(),
         Token::Comma => "','".into(),
         Token::Cast => "'::'".into(),
+        Token::Arith(op) => format!("'{op}'"),
+        Token::Param(n) => format!("${n}"),
     }
 }
 

@@ -1,124 +1,63 @@
-//! What follows a column in a predicate: a comparison, `[NOT] IN`, `[NOT] LIKE | ILIKE`,
-//! `[NOT] BETWEEN`, `IS …`, or nothing (a boolean column).
+//! Conditions on one column against literals, in the column's own type: `[NOT] IN`,
+//! `[NOT] LIKE | ILIKE`, `[NOT] BETWEEN`, `IS [NOT] DISTINCT FROM`, `IS [NOT] TRUE | FALSE |
+//! UNKNOWN` — each written with the fast column nodes that mean the same in three-valued
+//! logic (comparisons are `numeric`'s).
 
-use super::literal::Literal;
+use super::literal::{Literal, Raw};
 use super::numeric::beyond_cmp;
-use super::{and_of, cmp_op, or_of, Parser};
+use super::{and_of, or_of, Parser};
 use crate::error::Result;
-use crate::predicate::lexer::{error, Token};
+use crate::predicate::lexer::error;
 use crate::predicate::{eval, CmpOp, ColumnType, Expr, Value};
 use std::cmp::Ordering;
 
 impl Parser<'_> {
-    pub(super) fn column_tail(&mut self, column: usize) -> Result<Expr> {
-        let negated = self.eat_keyword("not");
-        if let Some(Token::Op(op)) = self.peek().cloned() {
-            if negated {
-                return Err(self.expected("IN, LIKE, ILIKE or BETWEEN after NOT"));
-            }
-            self.at += 1;
-            let at = self.position();
-            let literal = self.raw_literal()?;
-            return self.comparison(column, cmp_op(op), literal, at);
+    /// `column [NOT] IN (literals)`.
+    pub(super) fn column_in(
+        &self,
+        column: usize,
+        literals: Vec<(usize, Literal)>,
+        negated: bool,
+    ) -> Result<Expr> {
+        let (values, left_out) = self.in_list(column, literals)?;
+        if values.is_empty() && left_out {
+            // `x IN (BIG)`: false, or unknown for NULL, as `x = BIG`
+            let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
+            return Ok(beyond_cmp(column, op, Ordering::Greater));
         }
-        if self.eat_keyword("in") {
-            if self.next() != Some(Token::LParen) {
-                self.at -= 1;
-                return Err(self.expected("'(' after IN"));
-            }
-            let mut literals = Vec::new();
-            loop {
-                literals.push((self.position(), self.raw_literal()?));
-                match self.next() {
-                    Some(Token::Comma) => {}
-                    Some(Token::RParen) => break,
-                    _ => {
-                        self.at -= 1;
-                        return Err(self.expected("',' or ')' in the IN list"));
-                    }
-                }
-            }
-            let (values, left_out) = self.in_list(column, literals)?;
-            if values.is_empty() && left_out {
-                // `x IN (BIG)`: false, or unknown for NULL, as `x = BIG`
-                let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
-                return Ok(beyond_cmp(column, op, Ordering::Greater));
-            }
-            return Ok(Expr::In {
-                column,
-                values,
-                negated,
-            });
-        }
-        let like = self.keyword("like");
-        if like || self.keyword("ilike") {
-            let at = self.position();
-            self.at += 1;
-            if self.columns[column].1 != ColumnType::Text {
-                return Err(error(
-                    at,
-                    &self.type_message(column, "LIKE needs a text column"),
-                ));
-            }
-            let pattern = match self.next() {
-                Some(Token::Str(s)) => s,
-                _ => {
-                    self.at -= 1;
-                    return Err(self.expected("a 'pattern' string after LIKE"));
-                }
-            };
-            self.skip_cast_to(ColumnType::Text)?;
-            let escapes = pattern.bytes().rev().take_while(|&b| b == b'\\').count();
-            if escapes % 2 == 1 {
-                return Err(error(
-                    at,
-                    "a LIKE pattern that does not end with the escape character '\\'",
-                ));
-            }
-            return Ok(Expr::Like {
-                column,
-                pattern,
-                case_insensitive: !like,
-                negated,
-            });
-        }
-        if negated && self.keyword("between") {
-            return self.between(column, true);
-        }
-        if negated {
-            return Err(self.expected("IN, LIKE, ILIKE or BETWEEN after NOT"));
-        }
-        if self.keyword("between") {
-            return self.between(column, false);
-        }
-        if self.eat_keyword("is") {
-            return self.is_tail(column);
-        }
-        if self.columns[column].1 == ColumnType::Bool {
-            // a bare boolean column is the condition `column = true`
-            return Ok(Expr::Cmp {
-                column,
-                op: CmpOp::Eq,
-                value: Some(Value::Bool(true)),
-            });
-        }
-        Err(self.expected("a comparison, IN, IS, LIKE, ILIKE or BETWEEN after the column"))
+        Ok(Expr::In {
+            column,
+            values,
+            negated,
+        })
     }
 
-    /// `column [NOT] BETWEEN [SYMMETRIC | ASYMMETRIC] low AND high` (at BETWEEN), as
-    /// PostgreSQL defines it: `low <= column AND column <= high` (`NOT`: `column < low OR
-    /// column > high`); SYMMETRIC swaps the bounds when `low > high`.
-    pub(super) fn between(&mut self, column: usize, negated: bool) -> Result<Expr> {
-        self.at += 1;
-        let symmetric = self.eat_keyword("symmetric");
-        if !symmetric {
-            self.eat_keyword("asymmetric");
+    /// `column [NOT] LIKE | ILIKE pattern` for a text column.
+    pub(super) fn column_like(
+        &self,
+        column: usize,
+        pattern: String,
+        case_insensitive: bool,
+        negated: bool,
+    ) -> Expr {
+        Expr::Like {
+            column,
+            pattern,
+            case_insensitive,
+            negated,
         }
-        let low = (self.position(), self.raw_literal()?);
-        if !self.eat_keyword("and") {
-            return Err(self.expected("AND between the bounds of BETWEEN"));
-        }
-        let high = (self.position(), self.raw_literal()?);
+    }
+
+    /// `column [NOT] BETWEEN [SYMMETRIC] low AND high`, as PostgreSQL defines it: `low <=
+    /// column AND column <= high` (`NOT`: `column < low OR column > high`); SYMMETRIC swaps
+    /// the bounds when `low > high`.
+    pub(super) fn column_between(
+        &self,
+        column: usize,
+        (low, high): ((usize, Literal), (usize, Literal)),
+        symmetric: bool,
+        negated: bool,
+    ) -> Result<Expr> {
         let ordered = |(low_at, low): (usize, Literal), (high_at, high): (usize, Literal)| {
             Ok(if negated {
                 or_of(vec![
@@ -156,62 +95,57 @@ impl Parser<'_> {
         })
     }
 
-    /// What follows `column IS`: `[NOT] NULL`, `[NOT] DISTINCT FROM literal`, or (a boolean
-    /// column) `[NOT] TRUE | FALSE | UNKNOWN` — each written with the nodes that mean the
-    /// same in three-valued logic (these tests are never unknown).
-    pub(super) fn is_tail(&mut self, column: usize) -> Result<Expr> {
-        let negated = self.eat_keyword("not");
+    /// `column IS [NOT] DISTINCT FROM literal` (`not_distinct`: IS NOT), never unknown.
+    pub(super) fn column_distinct(
+        &self,
+        column: usize,
+        (at, literal): (usize, Literal),
+        not_distinct: bool,
+    ) -> Result<Expr> {
         let is_null = |negated| Expr::IsNull { column, negated };
-        if self.eat_keyword("null") {
-            return Ok(is_null(negated));
-        }
-        if self.eat_keyword("distinct") {
-            if !self.eat_keyword("from") {
-                return Err(self.expected("FROM after IS DISTINCT"));
-            }
-            let value = self.literal(column)?;
-            let cmp = |op, value| Expr::Cmp { column, op, value };
-            return Ok(match (value, negated) {
-                // distinct from NULL: not NULL
-                (None, distinct_is_not) => is_null(!distinct_is_not),
-                (Some(v), false) => or_of(vec![is_null(false), cmp(CmpOp::Ne, Some(v))]),
-                (Some(v), true) => and_of(vec![is_null(true), cmp(CmpOp::Eq, Some(v))]),
-            });
-        }
-        let at = self.position();
-        let truth = if self.eat_keyword("true") {
-            Some(true)
-        } else if self.eat_keyword("false") {
-            Some(false)
-        } else if self.eat_keyword("unknown") {
-            None
-        } else {
-            return Err(self.expected("NULL, DISTINCT FROM, TRUE, FALSE or UNKNOWN after IS"));
+        let value = self.typed(literal, column, at)?;
+        let cmp = |op, value| Expr::Cmp { column, op, value };
+        Ok(match (value, not_distinct) {
+            // distinct from NULL: not NULL
+            (None, not_distinct) => is_null(!not_distinct),
+            (Some(v), false) => or_of(vec![is_null(false), cmp(CmpOp::Ne, Some(v))]),
+            (Some(v), true) => and_of(vec![is_null(true), cmp(CmpOp::Eq, Some(v))]),
+        })
+    }
+
+    /// A boolean `column IS [NOT] TRUE | FALSE | UNKNOWN` (`truth` `None`: UNKNOWN).
+    pub(super) fn column_truth(&self, column: usize, truth: Option<bool>, negated: bool) -> Expr {
+        let is_null = |negated| Expr::IsNull { column, negated };
+        let cmp = |op, b| Expr::Cmp {
+            column,
+            op,
+            value: Some(Value::Bool(b)),
         };
-        if self.columns[column].1 != ColumnType::Bool {
+        match (truth, negated) {
+            (None, negated) => is_null(negated),
+            (Some(b), false) => and_of(vec![is_null(true), cmp(CmpOp::Eq, b)]),
+            (Some(b), true) => or_of(vec![is_null(false), cmp(CmpOp::Ne, b)]),
+        }
+    }
+
+    /// The text of a LIKE pattern literal (a string, or a string cast to text), checked as
+    /// PostgreSQL checks it.
+    pub(super) fn like_pattern(&self, at: usize, literal: &Literal) -> Result<String> {
+        let text = match literal {
+            Literal {
+                negative: false,
+                raw: Raw::Str(s),
+                cast: None | Some((_, ColumnType::Text)),
+            } => s.clone(),
+            _ => return Err(error(at, "a 'pattern' string after LIKE")),
+        };
+        let escapes = text.bytes().rev().take_while(|&b| b == b'\\').count();
+        if escapes % 2 == 1 {
             return Err(error(
                 at,
-                &self.type_message(column, "IS TRUE, FALSE or UNKNOWN needs a boolean column"),
+                "a LIKE pattern that does not end with the escape character '\\'",
             ));
         }
-        Ok(match (truth, negated) {
-            (None, negated) => is_null(negated),
-            (Some(b), false) => and_of(vec![
-                is_null(true),
-                Expr::Cmp {
-                    column,
-                    op: CmpOp::Eq,
-                    value: Some(Value::Bool(b)),
-                },
-            ]),
-            (Some(b), true) => or_of(vec![
-                is_null(false),
-                Expr::Cmp {
-                    column,
-                    op: CmpOp::Ne,
-                    value: Some(Value::Bool(b)),
-                },
-            ]),
-        })
+        Ok(text)
     }
 }

@@ -1,0 +1,427 @@
+//! Expressions typed as PostgreSQL types them: an untyped string (or parameter) takes the
+//! type it meets, numbers promote along int2 < int4 < int8 < numeric < float4 < float8 (an
+//! operator on float4 and anything else but float4 works in float8), dates along date <
+//! timestamp < timestamptz. Every conversion becomes an explicit cast, and constants are
+//! folded here, so an error PostgreSQL raises while planning (`1/0`) is a parse error.
+
+use super::grammar::{Node, Spanned};
+use super::literal::Raw;
+use super::Parser;
+use crate::error::Result;
+use crate::predicate::eval::compare;
+use crate::predicate::lexer::error;
+use crate::predicate::scalar::cast;
+use crate::predicate::{ArithOp, CmpOp, ColumnType, Expr, Func, Numeric, Scalar, Value};
+
+/// The type of an expression, or of an untyped literal (a string or parameter: its text;
+/// `None`: NULL) still waiting for one.
+#[derive(Clone, Debug)]
+pub(super) enum Ty {
+    Known(ColumnType),
+    Unknown(Option<String>),
+}
+
+/// A typed expression and where it starts.
+#[derive(Clone, Debug)]
+pub(super) struct Typed {
+    pub(super) s: Scalar,
+    pub(super) ty: Ty,
+    pub(super) at: usize,
+}
+
+fn known(s: Scalar, ty: ColumnType, at: usize) -> Typed {
+    Typed {
+        s,
+        ty: Ty::Known(ty),
+        at,
+    }
+}
+
+fn is_number(t: &ColumnType) -> bool {
+    t.is_integer() || t.is_float() || *t == ColumnType::Numeric
+}
+
+/// Position in the implicit-conversion chain of numbers, or of dates and times.
+fn rank(t: &ColumnType) -> Option<(u8, u8)> {
+    Some(match t {
+        ColumnType::Int2 => (0, 0),
+        ColumnType::Int4 => (0, 1),
+        ColumnType::Int8 => (0, 2),
+        ColumnType::Numeric => (0, 3),
+        ColumnType::Float4 => (0, 4),
+        ColumnType::Float8 => (0, 5),
+        ColumnType::Date => (1, 0),
+        ColumnType::Timestamp => (1, 1),
+        ColumnType::Timestamptz => (1, 2),
+        _ => return None,
+    })
+}
+
+/// Whether PostgreSQL converts `from` to `to` implicitly.
+fn implicit(from: &ColumnType, to: &ColumnType) -> bool {
+    match (rank(from), rank(to)) {
+        (Some((a, x)), Some((b, y))) => a == b && x <= y,
+        _ => from == to,
+    }
+}
+
+/// Whether `from::to` is a cast PostgreSQL has (and this engine evaluates).
+fn castable(from: &ColumnType, to: &ColumnType) -> bool {
+    use ColumnType as T;
+    from == to
+        || (is_number(from) && is_number(to))
+        || *to == T::Text
+        || (*from == T::Text && !matches!(to, T::Enum(_)))
+        || matches!((from, to), (T::Int4, T::Bool) | (T::Bool, T::Int4))
+        || matches!(
+            (from, to),
+            (
+                T::Date | T::Timestamp | T::Timestamptz,
+                T::Date | T::Timestamp | T::Timestamptz
+            ) | (T::Timestamp | T::Timestamptz, T::Time)
+        )
+}
+
+impl Parser<'_> {
+    /// The typed expression `n` is.
+    pub(super) fn scalar(&self, n: &Spanned) -> Result<Typed> {
+        let at = n.at;
+        Ok(match &n.node {
+            Node::Column(c) => known(Scalar::Column(*c), self.columns[*c].1.clone(), at),
+            Node::Lit(raw) => literal(raw, false, at)?,
+            Node::Neg(x) => match &x.node {
+                // `-9223372036854775808` is an int8, as PostgreSQL folds the sign in
+                Node::Lit(raw @ (Raw::Integer(_) | Raw::Decimal(_))) => literal(raw, true, at)?,
+                _ => {
+                    let t = self.scalar(x)?;
+                    let ty = self.number_type(&t, "a number to negate")?;
+                    self.fold(Scalar::Negate(Box::new(t.s), ty.clone()), ty, at)?
+                }
+            },
+            Node::Pos(x) => {
+                let t = self.scalar(x)?;
+                self.number_type(&t, "a number after '+'")?;
+                t
+            }
+            Node::Cast(x, to, type_at) => {
+                let t = self.scalar(x)?;
+                let invalid = || {
+                    error(
+                        *type_at,
+                        &format!("a literal that is a valid {}", to.name()),
+                    )
+                };
+                match t.ty {
+                    Ty::Unknown(None) => known(Scalar::Const(None), to.clone(), at),
+                    Ty::Unknown(Some(text)) => {
+                        let v = to.parse(&text).ok_or_else(invalid)?;
+                        known(Scalar::Const(Some(v)), to.clone(), at)
+                    }
+                    Ty::Known(from) if castable(&from, to) => {
+                        let s = Scalar::Cast(Box::new(t.s), from, to.clone());
+                        self.fold(s, to.clone(), at).map_err(|_| invalid())?
+                    }
+                    Ty::Known(from) => {
+                        return Err(error(
+                            *type_at,
+                            &format!("a cast PostgreSQL has: {} to {}", from.name(), to.name()),
+                        ))
+                    }
+                }
+            }
+            Node::Call(f, args) => self.call(*f, args, at)?,
+            Node::Arith(op, a, b) => self.arith(*op, self.scalar(a)?, self.scalar(b)?, at)?,
+            Node::Concat(a, b) => {
+                let (a, b) = (self.scalar(a)?, self.scalar(b)?);
+                let text_like =
+                    |t: &Typed| matches!(&t.ty, Ty::Unknown(_) | Ty::Known(ColumnType::Text));
+                if !text_like(&a) && !text_like(&b) {
+                    return Err(error(at, "text on one side of '||'"));
+                }
+                let as_text = |t: Typed| match t.ty {
+                    Ty::Known(ColumnType::Text) => t.s,
+                    Ty::Unknown(v) => Scalar::Const(v.map(Value::Text)),
+                    Ty::Known(other) => Scalar::Output(Box::new(t.s), other),
+                };
+                let s = Scalar::Concat(Box::new(as_text(a)), Box::new(as_text(b)));
+                self.fold(s, ColumnType::Text, at)?
+            }
+            _ => return Err(error(at, "a value here, found a condition")),
+        })
+    }
+
+    fn number_type(&self, t: &Typed, why: &str) -> Result<ColumnType> {
+        match &t.ty {
+            Ty::Known(ty) if is_number(ty) => Ok(ty.clone()),
+            _ => Err(error(t.at, why)),
+        }
+    }
+
+    /// `s` of type `ty`, computed now when it reads no column (an error is PostgreSQL's
+    /// planning-time error).
+    fn fold(&self, s: Scalar, ty: ColumnType, at: usize) -> Result<Typed> {
+        let mut reads = false;
+        s.columns(&mut |_| reads = true);
+        if reads {
+            return Ok(known(s, ty, at));
+        }
+        match s.eval(&[]) {
+            Ok(v) => Ok(known(Scalar::Const(v), ty, at)),
+            Err(e) => Err(error(
+                at,
+                &format!("an expression PostgreSQL can evaluate ({})", e.message()),
+            )),
+        }
+    }
+
+    fn call(&self, f: Func, args: &[Spanned], at: usize) -> Result<Typed> {
+        let args: Vec<Typed> = args.iter().map(|a| self.scalar(a)).collect::<Result<_>>()?;
+        if f == Func::Coalesce {
+            if args.is_empty() {
+                return Err(error(at, "coalesce with at least one argument"));
+            }
+            let ty = self.common_type(&args.iter().collect::<Vec<_>>())?;
+            let args: Vec<Scalar> = args
+                .into_iter()
+                .map(|a| self.coerce(a, &ty, "arguments of one type in coalesce"))
+                .collect::<Result<_>>()?;
+            return self.fold(Scalar::Call(f, args, ty.clone()), ty, at);
+        }
+        let [arg] = <[Typed; 1]>::try_from(args)
+            .map_err(|_| error(at, &format!("{}() with one argument", f.name())))?;
+        let (arg, ty) = match f {
+            Func::Abs => {
+                let ty = self.number_type(&arg, "a number in abs()")?;
+                (arg.s, ty)
+            }
+            Func::Length => {
+                let why = "a text argument to length()";
+                (self.coerce(arg, &ColumnType::Text, why)?, ColumnType::Int4)
+            }
+            _ => {
+                let why = "a text argument to lower() / upper()";
+                (self.coerce(arg, &ColumnType::Text, why)?, ColumnType::Text)
+            }
+        };
+        self.fold(Scalar::Call(f, vec![arg], ty.clone()), ty, at)
+    }
+
+    fn arith(&self, op: ArithOp, a: Typed, b: Typed, at: usize) -> Result<Typed> {
+        use ColumnType as T;
+        let missing = || {
+            error(
+                at,
+                &format!("an operand of a known type for '{}'", op.symbol()),
+            )
+        };
+        // an untyped operand takes the other's type
+        let (ta, tb) = match (&a.ty, &b.ty) {
+            (Ty::Unknown(_), Ty::Unknown(_)) => return Err(missing()),
+            (Ty::Unknown(_), Ty::Known(t)) | (Ty::Known(t), Ty::Unknown(_)) => {
+                (t.clone(), t.clone())
+            }
+            (Ty::Known(x), Ty::Known(y)) => (x.clone(), y.clone()),
+        };
+        let no_operator = || {
+            error(
+                at,
+                &format!(
+                    "an operator PostgreSQL has, not {} {} {}",
+                    ta.name(),
+                    op.symbol(),
+                    tb.name()
+                ),
+            )
+        };
+        let (a, b, ty) = match (&ta, &tb) {
+            (T::Date, i) if i.is_integer() && matches!(op, ArithOp::Add | ArithOp::Sub) => (
+                self.coerce(a, &ta, "")?,
+                self.coerce(b, &T::Int8, "")?,
+                T::Date,
+            ),
+            (i, T::Date) if i.is_integer() && op == ArithOp::Add => (
+                self.coerce(b, &tb, "")?,
+                self.coerce(a, &T::Int8, "")?,
+                T::Date,
+            ),
+            (T::Date, T::Date) if op == ArithOp::Sub => {
+                (self.coerce(a, &ta, "")?, self.coerce(b, &tb, "")?, T::Int4)
+            }
+            (x, y) if is_number(x) && is_number(y) => {
+                let ty = if x.is_float() || y.is_float() {
+                    if *x == T::Float4 && *y == T::Float4 {
+                        T::Float4
+                    } else {
+                        T::Float8
+                    }
+                } else if *x == T::Numeric || *y == T::Numeric {
+                    T::Numeric
+                } else if rank(x) >= rank(y) {
+                    x.clone()
+                } else {
+                    y.clone()
+                };
+                if op == ArithOp::Mod && ty.is_float() {
+                    return Err(no_operator());
+                }
+                let why = "a number";
+                (self.coerce(a, &ty, why)?, self.coerce(b, &ty, why)?, ty)
+            }
+            _ => return Err(no_operator()),
+        };
+        self.fold(
+            Scalar::Arith(op, Box::new(a), Box::new(b), ty.clone()),
+            ty,
+            at,
+        )
+    }
+
+    /// `l op r` over expressions, in the type PostgreSQL's operator resolution picks.
+    pub(super) fn compare_typed(&self, l: Typed, op: CmpOp, r: Typed) -> Result<Expr> {
+        use ColumnType as T;
+        let ty = match (&l.ty, &r.ty) {
+            (Ty::Unknown(_), Ty::Unknown(_)) => T::Text,
+            (Ty::Unknown(_), Ty::Known(t)) | (Ty::Known(t), Ty::Unknown(_)) => t.clone(),
+            (Ty::Known(a), Ty::Known(b)) if a == b => a.clone(),
+            (Ty::Known(a), Ty::Known(b)) if is_number(a) && is_number(b) => {
+                if a.is_float() || b.is_float() {
+                    if *a == T::Float4 && *b == T::Float4 {
+                        T::Float4
+                    } else {
+                        T::Float8
+                    }
+                } else if *a == T::Numeric || *b == T::Numeric {
+                    T::Numeric
+                } else {
+                    T::Int8
+                }
+            }
+            (Ty::Known(a), Ty::Known(b)) => match (rank(a), rank(b)) {
+                (Some((1, x)), Some((1, y))) => {
+                    if x >= y {
+                        a.clone()
+                    } else {
+                        b.clone()
+                    }
+                }
+                _ => {
+                    return Err(error(
+                        r.at,
+                        &format!("a value comparable with {}, found {}", a.name(), b.name()),
+                    ))
+                }
+            },
+        };
+        let why = "a value of the compared type";
+        let (l, r) = (self.coerce(l, &ty, why)?, self.coerce(r, &ty, why)?);
+        Ok(self.fold_compare(l, op, r))
+    }
+
+    /// `l op r` (both of one type), computed now when both are constants; a constant on the
+    /// left moves right (so `'x' = lower(s)` is indexed as `lower(s) = 'x'`).
+    pub(super) fn fold_compare(&self, l: Scalar, op: CmpOp, r: Scalar) -> Expr {
+        match (l, r) {
+            (Scalar::Const(a), Scalar::Const(b)) => Expr::Const(match (a, b) {
+                (Some(a), Some(b)) => Some(op.holds(compare(&a, &b))),
+                _ => None,
+            }),
+            (c @ Scalar::Const(_), e) => Expr::Compare {
+                left: e,
+                op: op.flipped(),
+                right: c,
+            },
+            (left, right) => Expr::Compare { left, op, right },
+        }
+    }
+
+    /// The type PostgreSQL converts `items` to (an IN list, coalesce): the highest in its
+    /// conversion chain; text when all are untyped.
+    pub(super) fn common_type(&self, items: &[&Typed]) -> Result<ColumnType> {
+        let mut common: Option<ColumnType> = None;
+        for t in items {
+            let Ty::Known(ty) = &t.ty else { continue };
+            common = Some(match common {
+                None => ty.clone(),
+                Some(c) if c == *ty => c,
+                Some(c) => match (rank(&c), rank(ty)) {
+                    (Some((a, x)), Some((b, y))) if a == b => {
+                        if y > x {
+                            ty.clone()
+                        } else {
+                            c
+                        }
+                    }
+                    _ => {
+                        return Err(error(
+                            t.at,
+                            &format!("values of one type, found {} and {}", c.name(), ty.name()),
+                        ))
+                    }
+                },
+            });
+        }
+        Ok(common.unwrap_or(ColumnType::Text))
+    }
+
+    /// `t` as a value of type `to`: an untyped literal read as `to`, a typed one converted
+    /// where PostgreSQL converts implicitly; else an error saying `why`.
+    pub(super) fn coerce(&self, t: Typed, to: &ColumnType, why: &str) -> Result<Scalar> {
+        match t.ty {
+            Ty::Unknown(None) => Ok(Scalar::Const(None)),
+            Ty::Unknown(Some(text)) => to
+                .parse(&text)
+                .map(|v| Scalar::Const(Some(v)))
+                .ok_or_else(|| error(t.at, &format!("a valid {} value", to.name()))),
+            Ty::Known(from) if from == *to => Ok(t.s),
+            Ty::Known(from) if implicit(&from, to) => match t.s {
+                Scalar::Const(None) => Ok(Scalar::Const(None)),
+                Scalar::Const(Some(v)) => cast(v, &from, to)
+                    .map(|v| Scalar::Const(Some(v)))
+                    .map_err(|e| error(t.at, e.message())),
+                s => Ok(Scalar::Cast(Box::new(s), from, to.clone())),
+            },
+            Ty::Known(from) => Err(error(
+                t.at,
+                &format!("{why}, found a value of type {}", from.name()),
+            )),
+        }
+    }
+}
+
+/// A literal's type and value (`negative`: with a leading minus).
+fn literal(raw: &Raw, negative: bool, at: usize) -> Result<Typed> {
+    let sign = if negative { "-" } else { "" };
+    Ok(match raw {
+        Raw::Integer(s) => {
+            let text = format!("{sign}{s}");
+            match text.parse::<i64>() {
+                Ok(i) if i32::try_from(i).is_ok() => {
+                    known(Scalar::Const(Some(Value::Int(i))), ColumnType::Int4, at)
+                }
+                Ok(i) => known(Scalar::Const(Some(Value::Int(i))), ColumnType::Int8, at),
+                Err(_) => numeric_literal(&text, at)?,
+            }
+        }
+        Raw::Decimal(s) => numeric_literal(&format!("{sign}{s}"), at)?,
+        Raw::Str(s) => Typed {
+            s: Scalar::Const(None),
+            ty: Ty::Unknown(Some(s.clone())),
+            at,
+        },
+        Raw::Null => Typed {
+            s: Scalar::Const(None),
+            ty: Ty::Unknown(None),
+            at,
+        },
+        Raw::Bool(b) => known(Scalar::Const(Some(Value::Bool(*b))), ColumnType::Bool, at),
+    })
+}
+
+fn numeric_literal(text: &str, at: usize) -> Result<Typed> {
+    let n = Numeric::parse(text).ok_or_else(|| error(at, "a number within numeric's range"))?;
+    Ok(known(
+        Scalar::Const(Some(Value::Numeric(n))),
+        ColumnType::Numeric,
+        at,
+    ))
+}

@@ -1,0 +1,297 @@
+//! Scalar expressions: what a condition compares when it is more than a column against a
+//! literal (`lower(email)`, `price * 1.2`, `created_at::date`, `coalesce(a, b)`). The parser
+//! types every node as PostgreSQL would and makes every conversion an explicit [`Scalar::Cast`],
+//! so evaluation needs no type resolution: each node knows its result type.
+
+use super::arith::{self, ArithOp, EvalError};
+use super::datetime::date_to_timestamp;
+use super::eval::{fold_char, upper_char};
+use super::{ColumnType, Numeric, Value};
+
+/// A function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Func {
+    /// `lower(text)`: each character lower-cased, one to one.
+    Lower,
+    /// `upper(text)`: each character upper-cased, one to one.
+    Upper,
+    /// `length(text)` / `char_length(text)`: characters.
+    Length,
+    /// `abs(number)`.
+    Abs,
+    /// `coalesce(a, b, ...)`: the first non-NULL argument.
+    Coalesce,
+}
+
+impl Func {
+    /// The function named `name`, if supported.
+    pub fn from_name(name: &str) -> Option<Func> {
+        Some(match name {
+            "lower" => Func::Lower,
+            "upper" => Func::Upper,
+            "length" | "char_length" | "character_length" => Func::Length,
+            "abs" => Func::Abs,
+            "coalesce" => Func::Coalesce,
+            _ => return None,
+        })
+    }
+
+    /// Its SQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Func::Lower => "lower",
+            Func::Upper => "upper",
+            Func::Length => "length",
+            Func::Abs => "abs",
+            Func::Coalesce => "coalesce",
+        }
+    }
+}
+
+/// A typed scalar expression (see the module doc).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scalar {
+    /// A column's value.
+    Column(usize),
+    /// A constant (`None`: NULL).
+    Const(Option<Value>),
+    /// A conversion from a type to a type: numeric types among themselves, anything to text,
+    /// text to anything (its input function), date/timestamp/timestamptz among themselves.
+    Cast(Box<Scalar>, ColumnType, ColumnType),
+    /// A value's output text (what `||` appends): `t` for true, where `::text` says `true`.
+    Output(Box<Scalar>, ColumnType),
+    /// A function call with its result type.
+    Call(Func, Vec<Scalar>, ColumnType),
+    /// Arithmetic with its result type (operands already of that type, or a date and days).
+    Arith(ArithOp, Box<Scalar>, Box<Scalar>, ColumnType),
+    /// `-x` with its type.
+    Negate(Box<Scalar>, ColumnType),
+    /// `a || b` (both text).
+    Concat(Box<Scalar>, Box<Scalar>),
+}
+
+/// A value on a row: `Ok(None)` for NULL, `Err` where PostgreSQL raises an error.
+pub type Eval = Result<Option<Value>, EvalError>;
+
+impl Scalar {
+    /// Its value on `row` (one entry per column, `None` for NULL).
+    pub fn eval(&self, row: &[Option<Value>]) -> Eval {
+        Ok(match self {
+            Scalar::Column(c) => row.get(*c).cloned().flatten(),
+            Scalar::Const(v) => v.clone(),
+            Scalar::Cast(x, from, to) => match x.eval(row)? {
+                None => None,
+                Some(v) => Some(cast(v, from, to)?),
+            },
+            Scalar::Output(x, from) => x
+                .eval(row)?
+                .map(|v| Value::Text(output(&v, from, TextKind::Output))),
+            Scalar::Call(Func::Coalesce, args, _) => {
+                for a in args {
+                    if let Some(v) = a.eval(row)? {
+                        return Ok(Some(v));
+                    }
+                }
+                None
+            }
+            Scalar::Call(f, args, ty) => {
+                let Some(v) = args.first().map(|a| a.eval(row)).transpose()?.flatten() else {
+                    return Ok(None);
+                };
+                Some(match (f, v) {
+                    (Func::Lower, Value::Text(s)) => {
+                        Value::Text(s.chars().map(fold_char).collect())
+                    }
+                    (Func::Upper, Value::Text(s)) => {
+                        Value::Text(s.chars().map(upper_char).collect())
+                    }
+                    (Func::Length, Value::Text(s)) => Value::Int(s.chars().count() as i64),
+                    (Func::Abs, v) => arith::abs(ty, &v)?,
+                    _ => return Err(EvalError::InvalidText),
+                })
+            }
+            Scalar::Arith(op, a, b, ty) => match (a.eval(row)?, b.eval(row)?) {
+                (Some(x), Some(y)) => Some(arith::apply(*op, ty, &x, &y)?),
+                _ => None,
+            },
+            Scalar::Negate(x, ty) => match x.eval(row)? {
+                Some(v) => Some(arith::negate(ty, &v)?),
+                None => None,
+            },
+            Scalar::Concat(a, b) => match (a.eval(row)?, b.eval(row)?) {
+                (Some(Value::Text(mut x)), Some(Value::Text(y))) => {
+                    x.push_str(&y);
+                    Some(Value::Text(x))
+                }
+                _ => None,
+            },
+        })
+    }
+
+    /// Columns it reads.
+    pub fn columns(&self, out: &mut impl FnMut(usize)) {
+        match self {
+            Scalar::Column(c) => out(*c),
+            Scalar::Const(_) => {}
+            Scalar::Cast(x, _, _) | Scalar::Output(x, _) | Scalar::Negate(x, _) => x.columns(out),
+            Scalar::Call(_, args, _) => args.iter().for_each(|a| a.columns(out)),
+            Scalar::Arith(_, a, b, _) | Scalar::Concat(a, b) => {
+                a.columns(out);
+                b.columns(out);
+            }
+        }
+    }
+}
+
+/// `v` (of type `from`) converted to type `to`, as PostgreSQL's cast does (errors where it
+/// raises them).
+pub fn cast(v: Value, from: &ColumnType, to: &ColumnType) -> Result<Value, EvalError> {
+    use ColumnType as T;
+    let overflow = Err(EvalError::Overflow);
+    Ok(match (v, to) {
+        (Value::Text(s), T::Text) => Value::Text(s),
+        (v, T::Text) => Value::Text(output(&v, from, TextKind::Cast)),
+        (Value::Text(s), t) => t.parse(&s).ok_or(EvalError::InvalidText)?,
+        (Value::Int(i), t) if t.is_integer() => t.int(i).ok_or(EvalError::Overflow)?,
+        (Value::Int(i), T::Float8) => Value::Float(i as f64),
+        (Value::Int(i), T::Float4) => Value::Float(f64::from(i as f32)),
+        (Value::Int(i), T::Numeric) => Value::Numeric(Numeric::from_i64(i)),
+        (Value::Int(i), T::Bool) => Value::Bool(i != 0),
+        (Value::Float(f), t) if t.is_integer() => {
+            // rint: half to even; NaN and out of range are errors
+            let r = f.round_ties_even();
+            if !r.is_finite() || !(-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&r)
+            {
+                return overflow;
+            }
+            t.int(r as i64).ok_or(EvalError::Overflow)?
+        }
+        (Value::Float(f), T::Float8) => Value::Float(f),
+        (Value::Float(f), T::Float4) => {
+            let r = f as f32;
+            if (r.is_infinite() && f.is_finite()) || (r == 0.0 && f != 0.0) {
+                return overflow;
+            }
+            Value::Float(f64::from(r))
+        }
+        (Value::Float(f), T::Numeric) => Value::Numeric(arith::float_to_numeric(f)),
+        (Value::Numeric(n), t) if t.is_integer() => {
+            let i = arith::numeric_to_int(&n).ok_or(EvalError::Overflow)?;
+            t.int(i).ok_or(EvalError::Overflow)?
+        }
+        (Value::Numeric(n), t) if t.is_float() => {
+            let f = arith::numeric_to_float(&n);
+            cast(Value::Float(f), &T::Float8, t)?
+        }
+        (Value::Numeric(n), T::Numeric) => Value::Numeric(n),
+        (Value::Bool(b), t) if t.is_integer() => Value::Int(i64::from(b)),
+        (Value::Date(d), T::Timestamp) => {
+            Value::Timestamp(date_to_timestamp(d).ok_or(EvalError::Overflow)?)
+        }
+        (Value::Date(d), T::Timestamptz) => {
+            Value::Timestamptz(date_to_timestamp(d).ok_or(EvalError::Overflow)?)
+        }
+        (Value::Timestamp(t), T::Timestamptz) => Value::Timestamptz(t),
+        (Value::Timestamptz(t), T::Timestamp) => Value::Timestamp(t),
+        (Value::Timestamp(t) | Value::Timestamptz(t), T::Date) => Value::Date(match t {
+            i64::MAX => i32::MAX,
+            i64::MIN => i32::MIN,
+            t => t.div_euclid(86_400_000_000) as i32,
+        }),
+        (Value::Timestamp(t) | Value::Timestamptz(t), T::Time) => {
+            if t == i64::MAX || t == i64::MIN {
+                return overflow;
+            }
+            Value::Time(t.rem_euclid(86_400_000_000))
+        }
+        (v, t) if t.holds(&v) => v,
+        _ => return overflow,
+    })
+}
+
+/// How a value prints when cast to text (`bool::text` is `true`, while its output form —
+/// what `||` appends — is `t`).
+#[derive(Clone, Copy, PartialEq)]
+pub enum TextKind {
+    /// The type's output function.
+    Output,
+    /// A cast to text.
+    Cast,
+}
+
+/// PostgreSQL's text of `v`, a value of type `ty` (`kind`: a cast, or the output function).
+pub fn output(v: &Value, ty: &ColumnType, kind: TextKind) -> String {
+    match v {
+        Value::Bool(b) => match (kind, b) {
+            (TextKind::Cast, true) => "true".into(),
+            (TextKind::Cast, false) => "false".into(),
+            (TextKind::Output, true) => "t".into(),
+            (TextKind::Output, false) => "f".into(),
+        },
+        Value::Float(f) if *ty == ColumnType::Float4 => float_text(*f, 6),
+        Value::Float(f) => float_text(*f, 15),
+        other => ty.text(other).unwrap_or_default(),
+    }
+}
+
+/// PostgreSQL's `float8out` (`digits` 15) / `float4out` (6) text: the shortest digits that
+/// read back exactly, in plain notation for exponents from -4 below `digits`, else
+/// `d.ddde+XX`.
+pub fn float_text(f: f64, digits: i32) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = if digits == 6 {
+        format!("{:e}", f as f32)
+    } else {
+        format!("{f:e}")
+    };
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exponent.parse().unwrap_or(0);
+    if (-4..digits).contains(&exp) {
+        let negative = mantissa.starts_with('-');
+        let ds: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let body = if exp < 0 {
+            format!("0.{}{ds}", "0".repeat((-exp - 1) as usize))
+        } else if (exp as usize) + 1 >= ds.len() {
+            format!("{ds}{}", "0".repeat(exp as usize + 1 - ds.len()))
+        } else {
+            let (i, frac) = ds.split_at(exp as usize + 1);
+            format!("{i}.{frac}")
+        };
+        return if negative { format!("-{body}") } else { body };
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_print_as_postgres() {
+        // figures from PostgreSQL 15
+        assert_eq!(float_text(1e15, 15), "1e+15");
+        assert_eq!(float_text(1e14, 15), "100000000000000");
+        assert_eq!(float_text(0.0001, 15), "0.0001");
+        assert_eq!(float_text(0.00001, 15), "1e-05");
+        assert_eq!(float_text(1.5e300, 15), "1.5e+300");
+        assert_eq!(float_text(-0.0, 15), "-0");
+        assert_eq!(
+            float_text(123456789012345678.0, 15),
+            "1.2345678901234568e+17"
+        );
+        assert_eq!(float_text(f64::from(1.1f32), 6), "1.1");
+        assert_eq!(float_text(1e7, 6), "1e+07");
+        assert_eq!(float_text(1e6, 6), "1e+06");
+        assert_eq!(float_text(123456.0, 6), "123456");
+        assert_eq!(float_text(-2.25, 15), "-2.25");
+    }
+}
