@@ -165,9 +165,9 @@ defmodule LsmIndex.ShapeRouter do
   `add_shape/3`, raising `LsmIndex.Error` instead of returning `{:error, reason}` (a clause
   that does not parse: `reason: {:invalid_where, byte_offset, message}`).
   """
-  @spec add_shape!(t(), shape_id(), String.t()) :: :ok
-  def add_shape!(router, shape_id, where_sql),
-    do: router |> add_shape(shape_id, where_sql) |> LsmIndex.Error.unwrap!()
+  @spec add_shape!(t(), shape_id(), String.t(), keyword()) :: :ok
+  def add_shape!(router, shape_id, where_sql, opts \\ []),
+    do: router |> add_shape(shape_id, where_sql, opts) |> LsmIndex.Error.unwrap!()
 
   @doc """
   Adds shape `shape_id` with WHERE clause `where_sql`, replacing the shape with that id if
@@ -175,13 +175,21 @@ defmodule LsmIndex.ShapeRouter do
   parse or does not fit the columns (then the router is unchanged). With
   `index: [overload: :error]`, `{:error, :overloaded}` when the shape index is full while
   compaction catches up: the shape was not added (a shape it would have replaced is gone).
+
+  Options:
+
+    * `:params` - the values of `$1`, `$2`, ... in the clause: strings (PostgreSQL text,
+      typed by where each is used, as an untyped literal would be) or `nil` for NULL.
+      Default `[]`.
   """
-  @spec add_shape(t(), shape_id(), String.t()) :: :ok | {:error, term()}
-  def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql) do
+  @spec add_shape(t(), shape_id(), String.t(), keyword()) :: :ok | {:error, term()}
+  def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql, opts \\ []) do
     id!(shape_id)
 
     unless is_binary(where_sql),
       do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(where_sql)}")
+
+    params = params!(Keyword.get(Keyword.validate!(opts, params: []), :params))
 
     reply =
       cond do
@@ -189,17 +197,37 @@ defmodule LsmIndex.ShapeRouter do
           {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
 
         persistent or byte_size(where_sql) > @dirty_bytes ->
-          Native.router_add_shape_dirty(ref, shape_id, where_sql)
+          Native.router_add_shape_dirty(ref, shape_id, where_sql, params)
 
         true ->
-          case Native.router_add_shape(ref, shape_id, where_sql) do
-            :wait -> Native.router_add_shape_dirty(ref, shape_id, where_sql)
+          case Native.router_add_shape(ref, shape_id, where_sql, params) do
+            :wait -> Native.router_add_shape_dirty(ref, shape_id, where_sql, params)
             reply -> reply
           end
       end
 
     open!(reply)
   end
+
+  # `$n` values: a list of UTF-8 strings or nils.
+  defp params!(params) when is_list(params) do
+    Enum.each(params, fn
+      nil ->
+        :ok
+
+      p when is_binary(p) ->
+        unless String.valid?(p),
+          do: raise(ArgumentError, "a parameter is UTF-8 text, got: #{inspect(p)}")
+
+      other ->
+        raise ArgumentError, "a parameter is a string or nil, got: #{inspect(other)}"
+    end)
+
+    params
+  end
+
+  defp params!(other),
+    do: raise(ArgumentError, ":params is a list of strings or nils, got: #{inspect(other)}")
 
   @doc "Removes shape `shape_id` (an unknown id is fine)."
   @spec remove_shape(t(), shape_id()) :: :ok
@@ -283,7 +311,12 @@ defmodule LsmIndex.ShapeRouter do
   histogram upper bounds, <= 25% over), `presence_probes`, `presence_passes`,
   `presence_hit_rate`, `presence_false_positives`, `prefilter_false_positive_rate`,
   `candidates`, `candidates_per_change`, `predicate_evaluations`, `unparseable_rows`,
-  `shapes_indexed`, `shapes_scanned`, plus `tenant` and `table`.
+  `evaluation_errors` (evaluations PostgreSQL would have raised an error on, such as an
+  overflow or a division by zero: the change was routed to the shape, as it could match),
+  `shapes_indexed`, `shapes_scanned`, and why those are scanned: `scanned_no_equality` (no
+  equality on a column or on `lower`/`upper` of one), `scanned_or_branch_without_equality`
+  (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...); plus `tenant` and
+  `table`.
   """
   @spec metrics(t()) :: map()
   def metrics(%__MODULE__{ref: ref, tenant: tenant, table: table}) do

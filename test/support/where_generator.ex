@@ -156,7 +156,34 @@ defmodule LsmIndex.Test.WhereGenerator do
     # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`
     :datetime_cast,
     # enum: `e = 'urgent'`, `e > 'high'` (declaration order)
-    :enum
+    :enum,
+    # expressions (none raises an error on the generated rows):
+    # `lower(s) = 'ab'`, `upper(t) LIKE 'A%'`, `lower(s) IN (…)`
+    :func_text,
+    # `length(s) > 2`, `char_length(t) = 0`
+    :length,
+    # `abs(f) > 1.5`, `abs(n) = 1.5`
+    :abs,
+    # `i2 * 2 > 100`, `i4 / 2 = 3`, `i4 % 7 = 1`, `n * 2 >= 3`, `f + 1 > 2`, `r - 1 < 0`
+    :arith,
+    # `d + 1 = '2024-01-02'`, `d - 7 < '2024-01-01'`
+    :date_arith,
+    # `i4::text LIKE '1%'`, `n::text = '1.50'`, `b::text = 'true'`, `tz::date = …`
+    :col_cast,
+    # `CAST(i4 AS text) = '7'`
+    :cast_syntax,
+    # `s || 'x' = 'abx'`, `t || i4 LIKE 'a%'`
+    :concat,
+    # `lower(s) IS NULL`, `(i4 + 1) IS NOT NULL`
+    :is_null_expr,
+    # `(i4 > 5) IS TRUE`, `(s LIKE 'a%') IS NOT FALSE`, `(b AND i4 > 0) IS UNKNOWN`
+    :is_truth_cond,
+    # `coalesce(i2, i4) > 5`, `coalesce(s, 'x') = 'x'`, `coalesce(b, false)`
+    :coalesce,
+    # `i2 < i4`, `f = r`, `n > i8`, `ts < tz`, `d = ts`, `s = t`
+    :col_vs_col,
+    # `i4 + 1 BETWEEN 0 AND 10`, `lower(s) BETWEEN 'a' AND 'b'`
+    :between_expr
   ]
 
   @typedoc "A construct (see `constructs/0`)."
@@ -412,6 +439,103 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   defp typed_atom(name, type) do
     choose([
+      {:func_text, &func_text/0},
+      {:length,
+       fn ->
+         ["length(", col(Enum.random(["s", "t", "v"])), ") ", op(), " ", "#{Enum.random(0..4)}"]
+       end},
+      {:abs,
+       fn ->
+         Enum.random([
+           ["abs(", col("f"), ") ", op(), " 1.5"],
+           ["abs(", col("n"), ") ", op(), " ", Enum.random(["1.5", "'Infinity'", "0"])],
+           ["abs(", col("r"), ") > 1"]
+         ])
+       end},
+      {:arith, &arith/0},
+      {:date_arith,
+       fn ->
+         [
+           col("d"),
+           Enum.random([" + 1", " - 7", " + 366"]),
+           " ",
+           op(),
+           " ",
+           Enum.random(["'2024-01-02'", "'2000-01-01'", "'infinity'"])
+         ]
+       end},
+      {:col_cast, &col_cast/0},
+      {:cast_syntax,
+       fn ->
+         Enum.random([
+           ["CAST(", col("i4"), " AS text) = '-1'"],
+           ["CAST(", col("n"), " AS float8) > 1"],
+           ["CAST(", col("ts"), " AS date) = '2024-01-01'"]
+         ])
+       end},
+      {:concat,
+       fn ->
+         Enum.random([
+           [col("s"), " || 'x' = 'abx'"],
+           [col("t"), " || ", col("i2"), " LIKE 'a%'"],
+           ["(", col("s"), " || ", col("t"), ") IS NULL"],
+           [col("b"), " || '' = 't'"],
+           ["'x' || ", col("n"), " = 'x1.50'"]
+         ])
+       end},
+      {:is_null_expr,
+       fn ->
+         Enum.random([
+           ["lower(", col("s"), ") IS NULL"],
+           ["(", col("i2"), " + 1) IS NOT NULL"],
+           ["coalesce(", col("s"), ", ", col("t"), ") IS NULL"]
+         ])
+       end},
+      {:is_truth_cond,
+       fn ->
+         Enum.random([
+           ["(", col("i4"), " > 5) IS TRUE"],
+           ["(", col("s"), " LIKE 'a%') IS NOT FALSE"],
+           ["(", col("b"), " AND ", col("i4"), " > 0) IS UNKNOWN"],
+           ["(", col("f"), " = 1.5) IS NOT TRUE"]
+         ])
+       end},
+      {:coalesce,
+       fn ->
+         Enum.random([
+           ["coalesce(", col("i2"), ", ", col("i4"), ") > 5"],
+           ["coalesce(", col("s"), ", 'x') = 'x'"],
+           ["coalesce(", col("n"), ", 0) = 0"],
+           ["coalesce(", col("b"), ", false)"],
+           ["coalesce(", col("i4"), ", 1.5) > 1"],
+           ["coalesce(", col("r"), ", ", col("f"), ") < 2"]
+         ])
+       end},
+      {:col_vs_col,
+       fn ->
+         {a, b} =
+           Enum.random([
+             {"i2", "i4"},
+             {"f", "r"},
+             {"n", "i8"},
+             {"ts", "tz"},
+             {"d", "ts"},
+             {"s", "t"},
+             {"i4", "f"},
+             {"n", "f"},
+             {"d", "tz"}
+           ])
+
+         [col(a), " ", op(), " ", col(b)]
+       end},
+      {:between_expr,
+       fn ->
+         Enum.random([
+           ["(", col("i2"), " + 1) ", Enum.random(["", "NOT "]), "BETWEEN 0 AND 10"],
+           ["lower(", col("s"), ") BETWEEN 'a' AND 'b'"],
+           [col("n"), " * 2 BETWEEN SYMMETRIC 5 AND 1"]
+         ])
+       end},
       {:const, fn -> kw(Enum.random(["TRUE", "FALSE", "NULL"])) end},
       {:is_null, fn -> [col(name), sp(), kw(Enum.random(["IS NULL", "IS NOT NULL"]))] end},
       {:cmp, fn -> cmp(name, type) end},
@@ -421,6 +545,73 @@ defmodule LsmIndex.Test.WhereGenerator do
       {:cast_left, fn -> [cast_left(type), op_sp(), op(), op_sp(), col(name)] end},
       {:in, fn -> in_list(name, type, "IN") end},
       {:not_in, fn -> in_list(name, type, "NOT IN") end} | typed_atoms(name, type)
+    ])
+  end
+
+  defp func_text do
+    f = Enum.random(["lower", "upper"])
+    c = col(Enum.random(["s", "t", "v"]))
+
+    Enum.random([
+      [f, "(", c, ") = ", quote_sql(Enum.random(@texts ++ @fold_texts))],
+      [f, "(", c, ") LIKE ", quote_sql(Enum.random(["a%", "A%", "%Σ%", "İ%", "_"]))],
+      [
+        f,
+        "(",
+        c,
+        ") IN (",
+        quote_sql(Enum.random(@texts)),
+        ", ",
+        quote_sql(Enum.random(@fold_texts)),
+        ")"
+      ],
+      [quote_sql(Enum.random(@texts)), " = ", f, "(", c, ")"]
+    ])
+  end
+
+  defp arith do
+    Enum.random([
+      [col("i2"), " * 2 ", op(), " 100"],
+      [col("i2"), " + 1 ", op(), " ", "#{Enum.random(-3..3)}"],
+      [col("i4"), " / 2 ", op(), " 3"],
+      [col("i4"), " % 7 ", op(), " 1"],
+      [col("n"), " * 2 ", op(), " 3"],
+      [col("n"), " / 3 ", op(), " 0.5"],
+      [col("n"), " - 1.5 ", op(), " 0"],
+      [col("f"), " + 1 ", op(), " 2"],
+      [col("r"), " - 1 ", op(), " 0"],
+      [col("i4"), " * 1.5 ", op(), " 10"],
+      ["-", col("n"), " ", op(), " 5"],
+      [col("i8"), " % 10 ", op(), " 7"]
+    ])
+  end
+
+  defp col_cast do
+    Enum.random([
+      [col("i4"), "::text LIKE '1%'"],
+      [col("i2"), "::text = '-1'"],
+      [col("n"), "::text = '1.50'"],
+      [col("n"), "::text LIKE '%.%'"],
+      [col("f"), "::text = ", quote_sql(Enum.random(@floats))],
+      [
+        col("r"),
+        "::text = ",
+        quote_sql(Enum.random(["1.1", "3.4028235e+38", "1e-45", "-0", "16777216"]))
+      ],
+      [col("b"), "::text = 'true'"],
+      [col("d"), "::text LIKE '2024%'"],
+      [col("ts"), "::text LIKE '%BC'"],
+      [col("tz"), "::text = '2024-01-01 05:00:00+00'"],
+      [col("tm"), "::text > '10'"],
+      [col("u"), "::text LIKE 'a0%'"],
+      [col("e"), "::text = 'low'"],
+      [col("i8"), "::float8 > 1e18"],
+      [col("n"), "::float8 = 1.5"],
+      [col("f"), "::numeric > 1"],
+      [col("ts"), "::date = '2024-01-01'"],
+      [col("tz"), "::timestamp < '2024-01-01 06:00'"],
+      [col("tz"), "::date = '2024-01-01'"],
+      [col("i4"), "::numeric / 3 > 1"]
     ])
   end
 

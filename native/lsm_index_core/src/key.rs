@@ -72,8 +72,11 @@ pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
         }
         Value::Float(f) => {
             out.push(2);
+            // every NaN is one key, and -0 is 0
             let bits = if f.is_nan() {
                 f64::NAN.to_bits()
+            } else if *f == 0.0 {
+                0f64.to_bits()
             } else {
                 f.to_bits()
             };

@@ -6,7 +6,7 @@
 //! (the caller calls again). A shape write that would wait answers `:wait` and the caller
 //! retries through the `*_dirty` variant, which never answers `:wait` (`error::write_reply`).
 
-use lsm_index_core::router::{Change, Reader, Router};
+use lsm_index_core::router::{Change, Reader, Router, ScanReason};
 use lsm_index_core::SyncMode;
 use lsm_index_core::{Config, Overload};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
@@ -110,15 +110,25 @@ fn written<'a>(
     write_reply(env, r.overload, call, res)
 }
 
+/// `params` as the core takes them: text or NULL (`nil`).
+fn param_values(params: Vec<Option<Binary<'_>>>) -> NifResult<Vec<Option<String>>> {
+    params
+        .into_iter()
+        .map(|p| p.map(|b| sql_text(&b).map(str::to_string)).transpose())
+        .collect()
+}
+
 #[rustler::nif]
 fn router_add_shape<'a>(
     env: Env<'a>,
     r: ResourceArc<RouterResource>,
     id: u32,
     sql: Binary<'a>,
+    params: Vec<Option<Binary<'a>>>,
 ) -> NifResult<Term<'a>> {
     let _timer = CallTimer::start(7);
-    let res = r.router.try_add_shape(id, sql_text(&sql)?);
+    let params = param_values(params)?;
+    let res = r.router.try_add_shape_with(id, sql_text(&sql)?, &params);
     Ok(written(env, &r, Call::NonBlocking, res))
 }
 
@@ -129,8 +139,10 @@ fn router_add_shape_dirty<'a>(
     r: ResourceArc<RouterResource>,
     id: u32,
     sql: Binary<'a>,
+    params: Vec<Option<Binary<'a>>>,
 ) -> NifResult<Term<'a>> {
-    let res = r.router.add_shape(id, sql_text(&sql)?);
+    let params = param_values(params)?;
+    let res = r.router.add_shape_with(id, sql_text(&sql)?, &params);
     Ok(written(env, &r, Call::Blocking, res))
 }
 
@@ -364,7 +376,7 @@ fn route_many<'a>(
 fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Term<'_>> {
     let m = r.router.metrics();
     let counts = r.router.shape_counts();
-    let ints: [(&str, u64); 11] = [
+    let ints: [(&str, u64); 15] = [
         ("changes_routed", m.changes),
         ("p50_route_ns", m.p50_route_ns),
         ("p99_route_ns", m.p99_route_ns),
@@ -376,6 +388,19 @@ fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Ter
         ("unparseable_rows", m.unparseable_rows),
         ("shapes_indexed", counts.indexed as u64),
         ("shapes_scanned", counts.scanned as u64),
+        ("evaluation_errors", m.evaluation_errors),
+        (
+            "scanned_no_equality",
+            counts.scanned_because[ScanReason::NoEquality.index()] as u64,
+        ),
+        (
+            "scanned_or_branch_without_equality",
+            counts.scanned_because[ScanReason::BranchWithoutEquality.index()] as u64,
+        ),
+        (
+            "scanned_constant",
+            counts.scanned_because[ScanReason::Constant.index()] as u64,
+        ),
     ];
     let floats: [(&str, f64); 4] = [
         ("mean_route_ns", m.mean_route_ns),

@@ -1,5 +1,5 @@
 //! Column types and their values: Postgres text parsed as PostgreSQL's input functions read
-//! it, one canonical value per Postgres value (equal values are equal, so they are equal keys).
+//! it; equal values compare equal and encode to equal keys (`key`).
 
 use super::datetime::{self, Kind};
 use super::decimal::Numeric;
@@ -43,8 +43,8 @@ pub enum ColumnType {
 pub enum Value {
     /// An integer of an int2/int4/int8 column (within the type's range).
     Int(i64),
-    /// A float8 or float4 (widened): `-0.0` folded into `0.0`; NaN and the infinities as
-    /// IEEE values.
+    /// A float8 or float4 (widened); NaN and the infinities as IEEE values; `-0.0` equal to
+    /// `0.0` (in comparisons and keys) but printed as `-0`.
     Float(f64),
     /// A numeric.
     Numeric(Numeric),
@@ -234,7 +234,7 @@ fn with_ascii_lowercase<T>(text: &str, f: impl FnOnce(&str) -> Option<T>) -> Opt
 }
 
 /// A float8 from lowercased text: `nan`, `[+-]inf[inity]`, or `[+-]digits[.digits][e[+-]digits]`
-/// (a leading `.` allowed), with `-0` folded into `0`.
+/// (a leading `.` allowed).
 fn parse_float(text: &str) -> Option<f64> {
     match text {
         "nan" => return Some(f64::NAN),
@@ -266,7 +266,8 @@ fn parse_float(text: &str) -> Option<f64> {
     if f.is_infinite() || (f == 0.0 && nonzero) {
         return None;
     }
-    Some(if f == 0.0 { 0.0 } else { f })
+    // -0 stays -0 (it prints so), and equals 0 in comparisons and keys
+    Some(f)
 }
 
 /// A float4 from lowercased text, as PostgreSQL's float4in reads it (rounded to the
@@ -281,7 +282,7 @@ fn parse_float4(text: &str) -> Option<f64> {
     if f.is_infinite() || (f == 0.0 && nonzero) {
         return None;
     }
-    Some(if f == 0.0 { 0.0 } else { f64::from(f) })
+    Some(f64::from(f))
 }
 
 /// A UUID from 36 characters (8-4-4-4-12, hyphenated) or 32 hex digits, any case.

@@ -58,8 +58,6 @@ pub enum Scalar {
     /// A conversion from a type to a type: numeric types among themselves, anything to text,
     /// text to anything (its input function), date/timestamp/timestamptz among themselves.
     Cast(Box<Scalar>, ColumnType, ColumnType),
-    /// A value's output text (what `||` appends): `t` for true, where `::text` says `true`.
-    Output(Box<Scalar>, ColumnType),
     /// A function call with its result type.
     Call(Func, Vec<Scalar>, ColumnType),
     /// Arithmetic with its result type (operands already of that type, or a date and days).
@@ -83,9 +81,6 @@ impl Scalar {
                 None => None,
                 Some(v) => Some(cast(v, from, to)?),
             },
-            Scalar::Output(x, from) => x
-                .eval(row)?
-                .map(|v| Value::Text(output(&v, from, TextKind::Output))),
             Scalar::Call(Func::Coalesce, args, _) => {
                 for a in args {
                     if let Some(v) = a.eval(row)? {
@@ -133,7 +128,7 @@ impl Scalar {
         match self {
             Scalar::Column(c) => out(*c),
             Scalar::Const(_) => {}
-            Scalar::Cast(x, _, _) | Scalar::Output(x, _) | Scalar::Negate(x, _) => x.columns(out),
+            Scalar::Cast(x, _, _) | Scalar::Negate(x, _) => x.columns(out),
             Scalar::Call(_, args, _) => args.iter().for_each(|a| a.columns(out)),
             Scalar::Arith(_, a, b, _) | Scalar::Concat(a, b) => {
                 a.columns(out);
@@ -150,7 +145,7 @@ pub fn cast(v: Value, from: &ColumnType, to: &ColumnType) -> Result<Value, EvalE
     let overflow = Err(EvalError::Overflow);
     Ok(match (v, to) {
         (Value::Text(s), T::Text) => Value::Text(s),
-        (v, T::Text) => Value::Text(output(&v, from, TextKind::Cast)),
+        (v, T::Text) => Value::Text(text_of(&v, from)),
         (Value::Text(s), t) => t.parse(&s).ok_or(EvalError::InvalidText)?,
         (Value::Int(i), t) if t.is_integer() => t.int(i).ok_or(EvalError::Overflow)?,
         (Value::Int(i), T::Float8) => Value::Float(i as f64),
@@ -209,25 +204,11 @@ pub fn cast(v: Value, from: &ColumnType, to: &ColumnType) -> Result<Value, EvalE
     })
 }
 
-/// How a value prints when cast to text (`bool::text` is `true`, while its output form —
-/// what `||` appends — is `t`).
-#[derive(Clone, Copy, PartialEq)]
-pub enum TextKind {
-    /// The type's output function.
-    Output,
-    /// A cast to text.
-    Cast,
-}
-
-/// PostgreSQL's text of `v`, a value of type `ty` (`kind`: a cast, or the output function).
-pub fn output(v: &Value, ty: &ColumnType, kind: TextKind) -> String {
+/// PostgreSQL's `v::text` for a value of type `ty` (what `||` appends too): its output
+/// form, except `true`/`false` for booleans.
+pub fn text_of(v: &Value, ty: &ColumnType) -> String {
     match v {
-        Value::Bool(b) => match (kind, b) {
-            (TextKind::Cast, true) => "true".into(),
-            (TextKind::Cast, false) => "false".into(),
-            (TextKind::Output, true) => "t".into(),
-            (TextKind::Output, false) => "f".into(),
-        },
+        Value::Bool(b) => b.to_string(),
         Value::Float(f) if *ty == ColumnType::Float4 => float_text(*f, 6),
         Value::Float(f) => float_text(*f, 15),
         other => ty.text(other).unwrap_or_default(),

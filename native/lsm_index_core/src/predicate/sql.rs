@@ -190,7 +190,7 @@ impl Writer<'_> {
             | Scalar::Call(_, _, ty)
             | Scalar::Arith(_, _, _, ty)
             | Scalar::Negate(_, ty) => Some(ty.clone()),
-            Scalar::Output(..) | Scalar::Concat(..) => Some(ColumnType::Text),
+            Scalar::Concat(..) => Some(ColumnType::Text),
         }
     }
 
@@ -217,8 +217,6 @@ impl Writer<'_> {
                 self.scalar(x, out);
                 out.push_str(&format!(")::{}", to.name()));
             }
-            // only inside `||`, which prints its operand's output text again
-            Scalar::Output(x, _) => self.scalar(x, out),
             Scalar::Call(f, args, ty) => {
                 out.push_str(f.name());
                 out.push('(');

@@ -267,6 +267,18 @@ fn matches(shape: &Shape, row: &[Option<Value>], scratch: &mut Scratch) -> bool 
     }
 }
 
+/// Whether `x` and `y` are the same value in every way a clause can observe: equal, and
+/// printing alike (`-0` is not `0` to `f::text`, nor `1.50` to `1.5` to `n::text`).
+fn identical(x: &Value, y: &Value) -> bool {
+    match (x, y) {
+        (Value::Float(a), Value::Float(b)) => {
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+        }
+        (Value::Numeric(a), Value::Numeric(b)) => a == b && a.scale() == b.scale(),
+        _ => compare(x, y) == Ordering::Equal,
+    }
+}
+
 /// Columns whose value differs between the two rows (a value that did not parse differs
 /// from everything, itself included: it is routed conservatively anyway).
 fn changed_columns(a: &ParsedRow, b: &ParsedRow) -> Bits {
@@ -274,7 +286,7 @@ fn changed_columns(a: &ParsedRow, b: &ParsedRow) -> Bits {
     for (c, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
         let same = match (x, y) {
             (None, None) => !bit(&a.bad, c) && !bit(&b.bad, c),
-            (Some(x), Some(y)) => compare(x, y) == Ordering::Equal,
+            (Some(x), Some(y)) => identical(x, y),
             _ => false,
         };
         if !same {

@@ -193,7 +193,7 @@ impl Parser<'_> {
 pub(super) fn negate(v: Value) -> Option<Value> {
     match v {
         Value::Int(i) => i.checked_neg().map(Value::Int),
-        Value::Float(f) => Some(Value::Float(if f == 0.0 { 0.0 } else { -f })),
+        Value::Float(f) => Some(Value::Float(-f)),
         Value::Numeric(n) => Some(Value::Numeric(n.negated())),
         _ => None,
     }

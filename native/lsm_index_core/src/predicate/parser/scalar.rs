@@ -141,7 +141,7 @@ impl Parser<'_> {
                 let as_text = |t: Typed| match t.ty {
                     Ty::Known(ColumnType::Text) => t.s,
                     Ty::Unknown(v) => Scalar::Const(v.map(Value::Text)),
-                    Ty::Known(other) => Scalar::Output(Box::new(t.s), other),
+                    Ty::Known(other) => Scalar::Cast(Box::new(t.s), other, ColumnType::Text),
                 };
                 let s = Scalar::Concat(Box::new(as_text(a)), Box::new(as_text(b)));
                 self.fold(s, ColumnType::Text, at)?
