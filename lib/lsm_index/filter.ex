@@ -3,24 +3,37 @@ defmodule LsmIndex.Filter do
   Routes WAL changes to the shapes they affect, for many tables, through equality indexes that
   are either Elixir maps or `LsmIndex` NIF resources (the feature flag).
 
+  WHERE semantics are the Rust predicate engine's (`lsm_index_core::predicate`, the one
+  `LsmIndex.ShapeRouter` runs), reached through `LsmIndex.Filter.Predicate`: the filter holds
+  no evaluator or value parser of its own, so filter and router cannot disagree.
+
   ## Layout
 
-  Per table: the column types its shapes refer to, one equality index per indexed column
-  (`LsmIndex.Filter.Index.Protocol`), the shapes without an indexable conjunct (scanned on
-  every change of the table), and for each column the shapes that refer to it. A shape's
-  WHERE (`LsmIndex.Filter.Expr`) is split once, when added: its most selective equality
-  conjunct (`eq`, or `in`/`or` of `eq`s on one column) goes into the column's index, the rest is
-  the residual checked on the index's candidates.
+  Per table: the types of the columns its shapes refer to, with the record parser built from
+  them (a NIF resource), one equality index per indexed column
+  (`LsmIndex.Filter.Index.Protocol`, keyed by value keys: binaries from the core's key
+  encoder), the scanned shapes (no index plan: checked on every change of the table), and
+  for each column the shapes that refer to it. A shape's WHERE (SQL text, or an
+  `LsmIndex.Filter.Expr` tree rendered to SQL) is compiled once, in Rust, when added: into
+  index plans (its most selective equality conjunct — `=`, `IN`, or an `OR` of those on one
+  column — or, without one, an equality in every branch of its ORs: then one plan per
+  column), and a residual (a NIF resource, `nil` when the plan says it all). The shape goes
+  into each plan's column index with its keys and residual. A clause (or a rendered tree) is
+  at most 1 MiB; one the engine refuses raises `ArgumentError`.
 
   ## Routing a change
 
-  Records carry Postgres text values; each column a shape refers to is parsed by its type
-  (`LsmIndex.Filter.ColumnType`) before lookup, so `"7"` in an `:int8` column matches the
-  literal `7`. WHERE clauses use SQL three-valued logic: a shape matches only when its WHERE is
-  true. A value that cannot be parsed routes conservatively: every shape of the table that
-  refers to that column is affected (a shape that does not refer to it cannot depend on it).
-  Updates affect the union of the shapes of the old and the new record; a truncate affects
-  every shape of its table.
+  Records carry Postgres text values. Per record, one NIF call parses the columns the table's
+  shapes refer to (typed values, the value keys of the indexed columns, and which columns did
+  not parse), the indexes give their candidates for those keys, and one more NIF call (when
+  there is any residual to check) evaluates every candidate's and every scanned shape's
+  residual on the parsed row. A value
+  key is one per SQL value, so `" 7"` in an `:int8` column meets the literal `7`. WHERE
+  clauses use SQL three-valued logic: a shape matches only when its WHERE is true. A value
+  that cannot be parsed routes conservatively: every shape of the table that refers to that
+  column is affected (a shape that does not refer to it cannot depend on it); so does a
+  residual whose evaluation fails. Updates affect the union of the shapes of the old and the
+  new record; a truncate affects every shape of its table.
 
   ## Options (`new/1`)
 
@@ -41,7 +54,7 @@ defmodule LsmIndex.Filter do
   `LsmIndex.Filter.LsmEqualityIndex`) instead of answering wrongly.
   """
 
-  alias LsmIndex.Filter.{ColumnType, EqualityIndex, Expr, LsmEqualityIndex}
+  alias LsmIndex.Filter.{ColumnType, EqualityIndex, Expr, LsmEqualityIndex, Predicate}
   alias LsmIndex.Filter.Index.Protocol, as: Index
 
   defstruct mode: :map, auto_threshold: 10_000, lsm_options: [], tables: %{}, shapes: %{}
@@ -50,11 +63,16 @@ defmodule LsmIndex.Filter do
   @type t :: %__MODULE__{}
   @typedoc "A table name, e.g. `{\"public\", \"todos\"}`."
   @type table :: term()
-  @typedoc "A shape: its table, the types of its columns and its WHERE (a tree or SQL text)."
+  @typedoc """
+  A shape: its table, the types of its columns, its WHERE (a tree or SQL text) and, for SQL
+  text with `$1`, `$2`, ..., their values (`:params`: strings as PostgreSQL text, typed by
+  where each is used, or `nil` for NULL; default `[]`).
+  """
   @type shape :: %{
-          table: table(),
-          columns: ColumnType.columns(),
-          where: Expr.t() | String.t()
+          required(:table) => table(),
+          required(:columns) => ColumnType.columns(),
+          required(:where) => Expr.t() | String.t(),
+          optional(:params) => [String.t() | nil]
         }
   @typedoc "A WAL change with Postgres text values (`nil` for NULL)."
   @type change ::
@@ -64,7 +82,20 @@ defmodule LsmIndex.Filter do
           | {:truncate, table()}
 
   @modes [:map, :lsm, :auto]
-  @empty_table %{types: %{}, refs: %{}, indexes: %{}, scans: %{}, shape_ids: MapSet.new()}
+  # schema: the record parser of `types`, giving the keys of the `indexed` columns in order;
+  # schema_of: what it was built from; residuals: how many shapes have one (without any, a
+  # record's parsed row is never needed)
+  @empty_table %{
+    types: %{},
+    refs: %{},
+    indexes: %{},
+    scans: %{},
+    shape_ids: MapSet.new(),
+    residuals: 0,
+    schema: nil,
+    indexed: [],
+    schema_of: nil
+  }
 
   @doc "An empty filter; see the module doc for options."
   @spec new(keyword()) :: t
@@ -99,53 +130,53 @@ defmodule LsmIndex.Filter do
   @doc "Adds (or replaces) shape `shape_id`; raises `ArgumentError` for a malformed shape."
   @spec add_shape(t, term(), shape()) :: t
   def add_shape(%__MODULE__{} = filter, shape_id, %{table: table, columns: columns} = shape) do
-    columns = columns |> ColumnType.columns!() |> Map.new()
-    where = shape |> Map.get(:where) |> parsed!(columns) |> Expr.normalize!(columns)
-    referenced = Expr.columns(where)
+    columns = ColumnType.columns!(columns)
+
+    %{plans: plans, residual: residual, columns: referenced} =
+      Predicate.compile!(Map.get(shape, :where), columns, Map.get(shape, :params, []))
+
     filter = remove_shape(filter, shape_id)
     t = Map.get(filter.tables, table, @empty_table)
-
-    types =
-      Enum.reduce(referenced, t.types, fn col, types ->
-        type = Map.fetch!(columns, col)
-
-        case types do
-          %{^col => ^type} ->
-            types
-
-          %{^col => other} ->
-            raise ArgumentError,
-                  "column #{inspect(col)} of #{inspect(table)} is #{other} in other shapes, " <>
-                    "not #{type}"
-
-          _ ->
-            Map.put(types, col, type)
-        end
-      end)
+    types = add_types!(t.types, referenced, Map.new(columns), table)
 
     refs =
       Enum.reduce(referenced, t.refs, fn col, refs ->
         Map.update(refs, col, MapSet.new([shape_id]), &MapSet.put(&1, shape_id))
       end)
 
-    plan = Expr.plan(where)
-    t = %{t | types: types, refs: refs, shape_ids: MapSet.put(t.shape_ids, shape_id)}
+    t = %{
+      t
+      | types: types,
+        refs: refs,
+        shape_ids: MapSet.put(t.shape_ids, shape_id),
+        residuals: t.residuals + if(residual == nil, do: 0, else: 1)
+    }
 
-    {t, switched?} =
-      case plan do
-        {:scan, w} ->
-          {%{t | scans: Map.put(t.scans, shape_id, w)}, false}
+    # no plan: scanned; plans whose keys are all NULL: never found, as never true
+    {t, plans, switched} =
+      case plans do
+        [] ->
+          {%{t | scans: Map.put(t.scans, shape_id, residual)}, :scan, []}
 
-        {:index, col, values, residual} ->
-          index = Map.get_lazy(t.indexes, col, fn -> new_index(filter) end)
-          index = Index.add_shape_many(index, values, shape_id, residual)
-          promoted = maybe_promote(filter, index)
-          {%{t | indexes: Map.put(t.indexes, col, promoted)}, promoted !== index}
+        plans ->
+          plans = Enum.reject(plans, &match?({_col, []}, &1))
+
+          {t, switched} =
+            Enum.reduce(plans, {t, []}, fn {col, keys}, {t, switched} ->
+              index = Map.get_lazy(t.indexes, col, fn -> new_index(filter) end)
+              index = Index.add_shape_many(index, keys, shape_id, residual)
+              promoted = maybe_promote(filter, index)
+              switched = if promoted !== index, do: [col | switched], else: switched
+              {%{t | indexes: Map.put(t.indexes, col, promoted)}, switched}
+            end)
+
+          {t, plans, switched}
       end
 
-    filter = %{filter | tables: Map.put(filter.tables, table, t)}
-    filter = put_shape(filter, shape_id, %{table: table, plan: plan, columns: referenced})
-    if switched?, do: forget_lsm_values(filter, table, elem(plan, 1)), else: filter
+    filter = %{filter | tables: Map.put(filter.tables, table, with_schema(t))}
+    entry = %{table: table, plans: plans, residual: residual, columns: referenced}
+    filter = put_shape(filter, shape_id, entry)
+    Enum.reduce(switched, filter, &forget_lsm_values(&2, table, &1))
   end
 
   def add_shape(%__MODULE__{}, _shape_id, shape),
@@ -155,6 +186,27 @@ defmodule LsmIndex.Filter do
         "a shape is a map with :table, :columns and :where, got: #{inspect(shape)}"
       )
 
+  # The table's column types with the `referenced` ones of a new shape (`columns`: its types);
+  # a column has one type across the shapes of a table.
+  defp add_types!(types, referenced, columns, table) do
+    Enum.reduce(referenced, types, fn col, types ->
+      type = Map.fetch!(columns, col)
+
+      case types do
+        %{^col => ^type} ->
+          types
+
+        %{^col => other} ->
+          raise ArgumentError,
+                "column #{inspect(col)} of #{inspect(table)} is #{ColumnType.name(other)} in " <>
+                  "other shapes, not #{ColumnType.name(type)}"
+
+        _ ->
+          Map.put(types, col, type)
+      end
+    end)
+  end
+
   @doc "Removes shape `shape_id`; an unknown id leaves the filter as it is."
   @spec remove_shape(t, term()) :: t
   def remove_shape(%__MODULE__{} = filter, shape_id) do
@@ -162,23 +214,25 @@ defmodule LsmIndex.Filter do
       {nil, _} ->
         filter
 
-      {%{table: table, plan: plan, columns: referenced}, shapes} ->
+      {%{table: table, plans: plans, residual: residual, columns: referenced}, shapes} ->
         t = Map.fetch!(filter.tables, table)
 
         t =
-          case plan do
-            {:scan, _} ->
+          case plans do
+            :scan ->
               %{t | scans: Map.delete(t.scans, shape_id)}
 
-            {:index, col, values, residual} ->
-              index = remove_from_index(Map.fetch!(t.indexes, col), values, shape_id, residual)
+            plans ->
+              Enum.reduce(plans, t, fn {col, keys}, t ->
+                index = remove_from_index(Map.fetch!(t.indexes, col), keys, shape_id, residual)
 
-              indexes =
-                if Index.empty?(index),
-                  do: Map.delete(t.indexes, col),
-                  else: Map.put(t.indexes, col, index)
+                indexes =
+                  if Index.empty?(index),
+                    do: Map.delete(t.indexes, col),
+                    else: Map.put(t.indexes, col, index)
 
-              %{t | indexes: indexes}
+                %{t | indexes: indexes}
+              end)
           end
 
         {types, refs} =
@@ -190,12 +244,18 @@ defmodule LsmIndex.Filter do
               else: {types, Map.put(refs, col, left)}
           end)
 
-        t = %{t | types: types, refs: refs, shape_ids: MapSet.delete(t.shape_ids, shape_id)}
+        t = %{
+          t
+          | types: types,
+            refs: refs,
+            shape_ids: MapSet.delete(t.shape_ids, shape_id),
+            residuals: t.residuals - if(residual == nil, do: 0, else: 1)
+        }
 
         tables =
           if MapSet.size(t.shape_ids) == 0,
             do: Map.delete(filter.tables, table),
-            else: Map.put(filter.tables, table, t)
+            else: Map.put(filter.tables, table, with_schema(t))
 
         %{filter | tables: tables, shapes: shapes}
     end
@@ -241,23 +301,24 @@ defmodule LsmIndex.Filter do
     end
   end
 
+  # One record: parsed once (NIF), looked up in each indexed column's index, and every
+  # residual of the candidates and the scanned shapes evaluated in one NIF call.
   defp route(filter, table, record) when is_map(record) do
     case filter.tables do
       %{^table => t} ->
-        {row, bad} = parse_record(t.types, record)
+        {row, keys, bad} = Predicate.row!(t.schema, record, t.residuals > 0)
         acc = Enum.reduce(bad, MapSet.new(), &MapSet.union(&2, Map.fetch!(t.refs, &1)))
+        found = lookups(t.indexed, keys, t.indexes, {acc, [], 0})
+        {acc, checks, count} = candidates(t.scans, found)
 
-        acc =
-          Enum.reduce(t.indexes, acc, fn {col, index}, acc ->
-            case row do
-              %{^col => nil} -> acc
-              _ -> MapSet.union(acc, Index.affected_shapes(index, col, row, filter.shapes))
-            end
-          end)
+        case checks do
+          [] ->
+            acc
 
-        Enum.reduce(t.scans, acc, fn {shape_id, where}, acc ->
-          if Expr.matches?(where, row), do: MapSet.put(acc, shape_id), else: acc
-        end)
+          checks ->
+            {matched, errors} = Predicate.eval(row, checks, count)
+            acc |> put_all(matched) |> put_all(errors)
+        end
 
       _ ->
         MapSet.new()
@@ -267,54 +328,73 @@ defmodule LsmIndex.Filter do
   defp route(_filter, _table, record),
     do: raise(ArgumentError, "a record is a map of column => text, got: #{inspect(record)}")
 
-  # The referenced columns of `record` parsed by type; NULL, missing and unparseable are nil,
-  # and the unparseable ones are listed.
-  defp parse_record(types, record) do
-    Enum.reduce(types, {%{}, []}, fn {col, type}, {row, bad} ->
-      case Map.get(record, col) do
-        nil ->
-          {Map.put(row, col, nil), bad}
+  # the candidates of each indexed column's key (nil: NULL, missing or unparseable)
+  defp lookups([_col | cols], [nil | keys], indexes, found),
+    do: lookups(cols, keys, indexes, found)
 
-        text when is_binary(text) ->
-          case ColumnType.parse(type, text) do
-            {:ok, value} -> {Map.put(row, col, value), bad}
-            :error -> {Map.put(row, col, nil), [col | bad]}
-          end
-
-        other ->
-          raise ArgumentError,
-                "record values are Postgres text or nil, got #{inspect(other)} for #{inspect(col)}"
-      end
-    end)
+  defp lookups([col | cols], [key | keys], indexes, found) do
+    found = indexes |> Map.fetch!(col) |> Index.candidates(key) |> candidates(found)
+    lookups(cols, keys, indexes, found)
   end
 
-  # An LSM index drops a whole shape by handle, so its shapes do not keep their values on the
-  # BEAM (`nil` in the plan): nothing per value stays in Elixir.
+  defp lookups([], [], _indexes, found), do: found
+
+  # (most lookups find nothing: no fold over an empty map or list)
+  defp candidates([], found), do: found
+  defp candidates(pairs, found) when pairs == %{}, do: found
+  defp candidates(pairs, found), do: Enum.reduce(pairs, found, &candidate/2)
+
+  # {matched, residuals to check, their count}: a shape without a residual matches as found
+  defp candidate({shape_id, nil}, {acc, checks, count}),
+    do: {MapSet.put(acc, shape_id), checks, count}
+
+  defp candidate({shape_id, residual}, {acc, checks, count}),
+    do: {acc, [{shape_id, residual} | checks], count + 1}
+
+  defp put_all(set, []), do: set
+  defp put_all(set, ids), do: Enum.reduce(ids, set, &MapSet.put(&2, &1))
+
+  # `t` with a record parser for its current columns and indexes (rebuilt when they changed).
+  defp with_schema(%{types: types, indexes: indexes} = t) do
+    indexed = indexes |> Map.keys() |> Enum.sort()
+
+    if t.schema_of == {types, indexed},
+      do: t,
+      else: %{
+        t
+        | schema: Predicate.schema(types, indexed),
+          indexed: indexed,
+          schema_of: {types, indexed}
+      }
+  end
+
+  # An LSM index drops a whole shape by handle, so its shapes do not keep their keys on the
+  # BEAM (`nil` in the plan): nothing per key stays in Elixir.
   defp remove_from_index(%LsmEqualityIndex{} = index, nil, shape_id, residual),
     do: LsmEqualityIndex.drop_shape(index, shape_id, residual)
 
-  defp remove_from_index(index, values, shape_id, residual),
-    do: Index.remove_shape_many(index, values, shape_id, residual)
+  defp remove_from_index(index, keys, shape_id, residual),
+    do: Index.remove_shape_many(index, keys, shape_id, residual)
 
-  # A shape indexed by an LSM index keeps no values in its plan.
-  defp put_shape(
-         filter,
-         shape_id,
-         %{table: table, plan: {:index, col, _values, residual}} = entry
-       ) do
-    entry =
-      case filter.tables[table].indexes[col] do
-        %LsmEqualityIndex{} -> %{entry | plan: {:index, col, nil, residual}}
-        _ -> entry
-      end
+  # A shape's plans on LSM indexes keep no keys.
+  defp put_shape(filter, shape_id, %{table: table, plans: plans} = entry) when is_list(plans) do
+    indexes = filter.tables[table].indexes
 
-    %{filter | shapes: Map.put(filter.shapes, shape_id, entry)}
+    plans =
+      Enum.map(plans, fn {col, keys} ->
+        case indexes do
+          %{^col => %LsmEqualityIndex{}} -> {col, nil}
+          _ -> {col, keys}
+        end
+      end)
+
+    %{filter | shapes: Map.put(filter.shapes, shape_id, %{entry | plans: plans})}
   end
 
   defp put_shape(filter, shape_id, entry),
     do: %{filter | shapes: Map.put(filter.shapes, shape_id, entry)}
 
-  # Right after an :auto switch of `col`'s index to LSM, its shapes drop their values.
+  # Right after an :auto switch of `col`'s index to LSM, its shapes drop their keys there.
   defp forget_lsm_values(filter, table, col) do
     index = filter.tables[table].indexes[col]
 
@@ -333,17 +413,4 @@ defmodule LsmIndex.Filter do
   end
 
   defp maybe_promote(_filter, index), do: index
-
-  # SQL text becomes a tree (`LsmIndex.Where.parse/2`); a tree is taken as it is.
-  defp parsed!(sql, columns) when is_binary(sql) do
-    case LsmIndex.Where.parse(sql, columns) do
-      {:ok, tree} ->
-        tree
-
-      {:error, {:invalid_where, position, message}} ->
-        raise ArgumentError, "WHERE #{inspect(sql)}: at byte #{position}: #{message}"
-    end
-  end
-
-  defp parsed!(tree, _columns), do: tree
 end

@@ -49,6 +49,12 @@ defmodule LsmIndex.Native do
   def router_metrics(_router), do: err()
   def where_parse_small(_sql, _columns), do: err()
   def where_parse_dirty(_sql, _columns), do: err()
+  def filter_compile_small(_sql, _columns, _params), do: err()
+  def filter_compile_dirty(_sql, _columns, _params), do: err()
+  def filter_schema(_columns, _indexed), do: err()
+  def filter_row(_schema, _record, _want_row), do: err()
+  def filter_eval_small(_row, _checks), do: err()
+  def filter_eval_dirty(_row, _checks), do: err()
   def timing_enable(_on), do: err()
   def timing_report, do: err()
 

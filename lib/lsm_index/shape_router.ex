@@ -189,7 +189,7 @@ defmodule LsmIndex.ShapeRouter do
     unless is_binary(where_sql),
       do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(where_sql)}")
 
-    params = params!(Keyword.get(Keyword.validate!(opts, params: []), :params))
+    params = LsmIndex.Where.params!(Keyword.get(Keyword.validate!(opts, params: []), :params))
 
     reply =
       cond do
@@ -208,26 +208,6 @@ defmodule LsmIndex.ShapeRouter do
 
     open!(reply)
   end
-
-  # `$n` values: a list of UTF-8 strings or nils.
-  defp params!(params) when is_list(params) do
-    Enum.each(params, fn
-      nil ->
-        :ok
-
-      p when is_binary(p) ->
-        unless String.valid?(p),
-          do: raise(ArgumentError, "a parameter is UTF-8 text, got: #{inspect(p)}")
-
-      other ->
-        raise ArgumentError, "a parameter is a string or nil, got: #{inspect(other)}"
-    end)
-
-    params
-  end
-
-  defp params!(other),
-    do: raise(ArgumentError, ":params is a list of strings or nils, got: #{inspect(other)}")
 
   @doc "Removes shape `shape_id` (an unknown id is fine)."
   @spec remove_shape(t(), shape_id()) :: :ok

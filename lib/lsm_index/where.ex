@@ -16,7 +16,9 @@ defmodule LsmIndex.Where do
   `[NOT] BETWEEN [SYMMETRIC]`, `[NOT] LIKE`/`ILIKE` (ILIKE folds one character to one, as
   PostgreSQL under a UTF-8 ctype), `AND`, `OR`, `NOT` and parentheses. Literals are checked
   against the column types as PostgreSQL's input functions check them and come back as
-  `LsmIndex.Filter.ColumnType` values (BETWEEN and the IS tests come back as the comparisons
+  Elixir values (integers; floats, `:nan`, `:infinity`, `:neg_infinity` for float8;
+  booleans; text; uuids as lowercase canonical text), which `LsmIndex.Filter` renders back to
+  the same SQL (`LsmIndex.Filter.Expr`) (BETWEEN and the IS tests come back as the comparisons
   they stand for; a decimal or float8 against an integer column comes back as the integer
   comparison it equals, `user_id < 42.5` as `user_id <= 42`). A clause is at most 1 MiB and 64
   levels deep. Not yet: `numeric`/`real` casts, functions, arithmetic, parameters.
@@ -56,12 +58,33 @@ defmodule LsmIndex.Where do
   def parse!(sql, columns), do: sql |> parse(columns) |> LsmIndex.Error.unwrap!()
 
   @doc false
-  # `columns` checked (`ColumnType.columns!/1`) in the NIF's form, `[{name, type_name}]`.
+  # `columns` checked (`ColumnType.columns!/1`) in the NIF's form, `[{name, type_name}]`
+  # (`{name, {"enum", labels}}` for an enum).
   @spec native_columns!(columns()) :: [{String.t(), String.t() | {String.t(), [String.t()]}}]
   def native_columns!(columns) do
-    for {name, type} <- ColumnType.columns!(columns), do: {name, native_type(type)}
+    for {name, type} <- ColumnType.columns!(columns), do: {name, ColumnType.native(type)}
   end
 
-  defp native_type({:enum, labels}), do: {"enum", labels}
-  defp native_type(type), do: Atom.to_string(type)
+  @doc false
+  # The values of `$1`, `$2`, ... (`ShapeRouter.add_shape/4`, `Filter.add_shape/3`): a list of
+  # UTF-8 strings (PostgreSQL text) or nils (NULL); raises `ArgumentError` for anything else.
+  @spec params!(term()) :: [String.t() | nil]
+  def params!(params) when is_list(params) do
+    Enum.each(params, fn
+      nil ->
+        :ok
+
+      p when is_binary(p) ->
+        unless String.valid?(p),
+          do: raise(ArgumentError, "a parameter is UTF-8 text, got: #{inspect(p)}")
+
+      other ->
+        raise ArgumentError, "a parameter is a string or nil, got: #{inspect(other)}"
+    end)
+
+    params
+  end
+
+  def params!(other),
+    do: raise(ArgumentError, "params are a list of strings or nils, got: #{inspect(other)}")
 end

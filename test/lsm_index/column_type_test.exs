@@ -11,6 +11,22 @@ defmodule LsmIndex.Filter.ColumnTypeTest do
       assert ColumnType.columns!([]) == []
     end
 
+    test "takes every named type and enums of distinct labels" do
+      assert ColumnType.types() ==
+               ~w(int2 int4 int8 float4 float8 numeric bool text varchar uuid date time timestamp
+                  timestamptz)a
+
+      pairs = for t <- ColumnType.types(), do: {"c_#{t}", t}
+      pairs = pairs ++ [{"mood", {:enum, ["sad", "ok", "happy"]}}]
+      assert ColumnType.columns!(pairs) == pairs
+
+      for bad <- [{:enum, []}, {:enum, ["a", "a"]}, {:enum, [:a]}, {:enum, "a"}, :enum] do
+        assert_raise ArgumentError, ~r/column "e" has type .*\{:enum, labels\}/, fn ->
+          ColumnType.columns!([{"e", bad}])
+        end
+      end
+    end
+
     test "refuses anything else, naming the mistake" do
       for {bad, message} <- [
             {nil, ~r/pairs \(a list or a map\), got: nil/},

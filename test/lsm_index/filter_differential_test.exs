@@ -1,10 +1,11 @@
 defmodule LsmIndex.FilterDifferentialTest do
   # 100k random add_shape / remove_shape / affected_shapes steps through :map, :lsm and :auto
-  # filters, checked against a brute-force oracle that evaluates every shape of the table.
+  # filters, checked against a brute-force oracle that evaluates every shape of the table: the
+  # Elixir evaluator of test/support (independent of the Rust engine the filter runs).
   use ExUnit.Case, async: true
 
   alias LsmIndex.Filter
-  alias LsmIndex.Filter.{ColumnType, Expr}
+  alias LsmIndex.Test.ReferenceWhere
 
   @steps 100_000
   @tables [{"public", "a"}, {"public", "b"}]
@@ -45,7 +46,7 @@ defmodule LsmIndex.FilterDifferentialTest do
         id = :rand.uniform(150)
         shape = %{table: Enum.random(@tables), columns: @cols, where: where(2)}
         filters = Map.new(filters, fn {k, f} -> {k, Filter.add_shape(f, id, shape)} end)
-        normalized = Expr.normalize!(shape.where, @cols)
+        normalized = ReferenceWhere.normalize!(shape.where, @cols)
         {filters, Map.put(oracle, id, {shape.table, normalized}), stats}
 
       n when n <= 35 ->
@@ -87,8 +88,8 @@ defmodule LsmIndex.FilterDifferentialTest do
     {row, bad} = parse(record)
 
     for {id, {^table, where}} <- oracle,
-        MapSet.size(MapSet.intersection(Expr.columns(where), bad)) > 0 or
-          Expr.matches?(where, row),
+        MapSet.size(MapSet.intersection(ReferenceWhere.columns(where), bad)) > 0 or
+          ReferenceWhere.matches?(where, row),
         into: MapSet.new(),
         do: id
   end
@@ -100,7 +101,7 @@ defmodule LsmIndex.FilterDifferentialTest do
           {row, bad}
 
         text ->
-          case ColumnType.parse(type, text) do
+          case ReferenceWhere.parse(type, text) do
             {:ok, v} -> {Map.put(row, col, v), bad}
             :error -> {row, MapSet.put(bad, col)}
           end

@@ -136,21 +136,20 @@ defmodule LsmIndex.RegressionsTest do
     test "every call on a superseded copy raises; the latest works" do
       i1 = LsmEqualityIndex.new() |> Index.add_shape(1, :a, nil)
       i2 = Index.add_shape(i1, 2, :b, nil)
-      row = %{"v" => 2}
 
       for call <- [
-            fn -> Index.affected_shapes(i1, "v", row, %{}) end,
+            fn -> Index.candidates(i1, 2) end,
             fn -> Index.add_shape(i1, 3, :c, nil) end,
             fn -> Index.remove_shape(i1, 1, :a, nil) end,
             fn -> Index.all_shape_ids(i1) end,
             fn -> Index.empty?(i1) end,
             fn -> LsmEqualityIndex.drop_shape(i1, :a, nil) end,
-            fn -> LsmEqualityIndex.affected_shapes_many(i1, "v", [row]) end
+            fn -> LsmEqualityIndex.candidates_many(i1, [2]) end
           ] do
         assert_raise ArgumentError, ~r/:lsm filters are single-use values/, call
       end
 
-      assert Index.affected_shapes(i2, "v", row, %{}) == MapSet.new([:b])
+      assert Index.candidates(i2, 2) == [{:b, nil}]
     end
   end
 

@@ -1,27 +1,25 @@
 defmodule LsmIndex.Filter.EqualityIndex do
   @moduledoc """
-  The reference equality index: an Elixir map `value => %{shape_id => and_where}`, as the sync
-  service keeps it today. Every key lives on the BEAM heap (tens of bytes each); the
-  `LsmIndex.Filter.LsmEqualityIndex` keeps them in Rust instead.
+  The reference equality index: an Elixir map `key => %{shape_id => and_where}`, as the sync
+  service keeps it (its keys are the filter's value keys). Every key lives on the BEAM heap
+  (tens of bytes each); the `LsmIndex.Filter.LsmEqualityIndex` keeps them in Rust instead.
   """
-
-  alias LsmIndex.Filter.Expr
 
   defstruct values: %{}
 
   @typedoc "A map-backed equality index."
-  @type t :: %__MODULE__{values: %{term() => %{term() => Expr.t()}}}
+  @type t :: %__MODULE__{values: %{term() => %{term() => term()}}}
 
   @doc "An empty index."
   @spec new() :: t
   def new, do: %__MODULE__{}
 
-  @doc "Number of distinct values."
+  @doc "Number of distinct keys."
   @spec key_count(t) :: non_neg_integer()
   def key_count(%__MODULE__{values: values}), do: map_size(values)
 
-  @doc "Every `{value, shape_id, and_where}` entry (used to migrate to another index)."
-  @spec entries(t) :: [{term(), term(), Expr.t()}]
+  @doc "Every `{key, shape_id, and_where}` entry (used to migrate to another index)."
+  @spec entries(t) :: [{term(), term(), term()}]
   def entries(%__MODULE__{values: values}) do
     for {value, shapes} <- values,
         {shape_id, and_where} <- shapes,
@@ -29,8 +27,6 @@ defmodule LsmIndex.Filter.EqualityIndex do
   end
 
   defimpl LsmIndex.Filter.Index.Protocol do
-    alias LsmIndex.Filter.Expr
-
     def empty?(%{values: values}), do: values == %{}
 
     def add_shape(%{values: values} = index, value, shape_id, and_where) do
@@ -59,17 +55,8 @@ defmodule LsmIndex.Filter.EqualityIndex do
     def remove_shape_many(index, values, shape_id, and_where),
       do: Enum.reduce(values, index, &remove_shape(&2, &1, shape_id, and_where))
 
-    def affected_shapes(%{values: values}, field, record, _shapes) do
-      with value when value != nil <- Map.get(record, field),
-           %{^value => shapes} <- values do
-        for {shape_id, and_where} <- shapes,
-            Expr.matches?(and_where, record),
-            into: MapSet.new(),
-            do: shape_id
-      else
-        _ -> MapSet.new()
-      end
-    end
+    # the entry's own map: shape_id => and_where
+    def candidates(%{values: values}, key), do: Map.get(values, key, %{})
 
     def all_shape_ids(%{values: values}) do
       for {_value, shapes} <- values, {shape_id, _} <- shapes, into: MapSet.new(), do: shape_id

@@ -3,11 +3,13 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   The equality index of `LsmIndex.Filter.Index.Protocol` on an `LsmIndex` NIF resource: every
   value lives in Rust; the BEAM side holds only per-shape state.
 
-  A shape is a `u32` handle in Rust. A shape id that is an integer in `0..2^31-1` is its own
-  handle; any other shape id is interned to a handle from `2^31` up, recycled once the shape
-  is gone. Per shape the struct keeps the number of values routed to it (for `empty?/1` and
-  `all_shape_ids/1`), its residual WHERE when it has one, and the interning if any; nothing per
-  value, so one shape with a million `IN` values costs one entry here.
+  Keys are the filter's value keys (binaries; any term works: `LsmIndex` keys). A shape is a
+  `u32` handle in Rust. A shape id that is an integer in `0..2^31-1` is its own handle; any
+  other shape id is interned to a handle from `2^31` up, recycled once the shape is gone. Per
+  shape the struct keeps the number of keys routed to it (for `empty?/1` and
+  `all_shape_ids/1`), its residual when it has one (returned with it by `candidates/2`), and
+  the interning if any; nothing per key, so one shape with 100,000 `IN` values costs one
+  entry here.
 
   A shape id has one residual in this index (the filter gives each shape one plan); adding it
   with another raises `ArgumentError`.
@@ -22,8 +24,6 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   (an `:atomics` counter made with it and shared by every copy, bumped by each write) against
   the generation the struct was made at.
   """
-
-  alias LsmIndex.Filter.Expr
 
   @identity_limit 2_147_483_648
   @max_handle 4_294_967_295
@@ -47,7 +47,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
           generations: :atomics.atomics_ref(),
           generation: non_neg_integer(),
           refs: %{term() => pos_integer()},
-          residuals: %{term() => Expr.t()},
+          residuals: %{term() => term()},
           interned: %{term() => LsmIndex.handle()},
           names: %{LsmIndex.handle() => term()},
           free: [LsmIndex.handle()],
@@ -63,7 +63,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     end
   end
 
-  @doc "An index holding `entries` (`{value, shape_id, and_where}`), built with batched writes."
+  @doc "An index holding `entries` (`{key, shape_id, and_where}`), built with batched writes."
   @spec from_entries(Enumerable.t(), keyword()) :: t
   def from_entries(entries, opts \\ []) do
     entries
@@ -73,7 +73,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     end)
   end
 
-  @doc "Number of distinct values (counted in Rust)."
+  @doc "Number of distinct keys (counted in Rust)."
   @spec key_count(t) :: non_neg_integer()
   def key_count(%__MODULE__{} = idx), do: LsmIndex.size(current!(idx).index)
 
@@ -106,7 +106,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   Removes every value of shape `shape_id` at once by dropping its handle in Rust
   (`LsmIndex.drop_handle/2`), so the caller needs no list of the values.
   """
-  @spec drop_shape(t, term(), Expr.t()) :: t
+  @spec drop_shape(t, term(), term()) :: t
   def drop_shape(%__MODULE__{} = idx, shape_id, _and_where) do
     case current!(idx).refs do
       %{^shape_id => refs} ->
@@ -121,30 +121,26 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   end
 
   @doc """
-  `affected_shapes/4` of the protocol for many records in one NIF call (a transaction's rows):
-  one MapSet per record, in order.
+  `candidates/2` of the protocol for many keys in one NIF call (a transaction's rows): one
+  list of `{shape_id, and_where}` per key, in order; a `nil` key has none.
   """
-  @spec affected_shapes_many(t, String.t(), [Expr.row()]) :: [MapSet.t()]
-  def affected_shapes_many(%__MODULE__{} = idx, field, records) do
+  @spec candidates_many(t, [term()]) :: [[{term(), term()}]]
+  def candidates_many(%__MODULE__{} = idx, keys) do
     current!(idx)
-    # NULLs are looked up as a key no index holds and give an empty set below
-    values = Enum.map(records, &Map.get(&1, field))
 
+    # a nil key is looked up as a key no index holds
     idx.index
-    |> LsmIndex.lookup_many(values)
-    |> Enum.zip_with(records, fn handles, record ->
-      if Map.get(record, field) == nil, do: MapSet.new(), else: matching(idx, handles, record)
-    end)
+    |> LsmIndex.lookup_many(keys)
+    |> Enum.map(&candidates_of(idx, &1))
   end
 
   @doc false
-  def matching(idx, handles, record) do
+  # The shapes of `handles` with their residuals (a handle being recycled has no shape).
+  def candidates_of(idx, handles) do
     for handle <- handles,
         shape_id = shape_of(idx, handle),
         shape_id != nil,
-        Expr.matches?(Map.get(idx.residuals, shape_id), record),
-        into: MapSet.new(),
-        do: shape_id
+        do: {shape_id, Map.get(idx.residuals, shape_id)}
   end
 
   @doc false
@@ -283,17 +279,12 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
     defp write(index, values, handle, _one, many),
       do: many.(index, Enum.map(values, &{&1, handle}))
 
-    def affected_shapes(idx, field, record, _shapes) do
-      LsmEqualityIndex.current!(idx)
-
-      case Map.get(record, field) do
-        nil ->
-          MapSet.new()
-
-        value ->
-          LsmEqualityIndex.matching(idx, LsmIndex.lookup(idx.index, value), record)
-      end
-    end
+    def candidates(idx, key),
+      do:
+        LsmEqualityIndex.candidates_of(
+          LsmEqualityIndex.current!(idx),
+          LsmIndex.lookup(idx.index, key)
+        )
 
     def all_shape_ids(idx), do: LsmEqualityIndex.current!(idx).refs |> Map.keys() |> MapSet.new()
   end

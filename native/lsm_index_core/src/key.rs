@@ -7,9 +7,12 @@
 //!   tag 2  binary          body = the bytes
 //!   tag 3  any other term  body = its deterministic external term format
 //!
-//! Column key (ShapeRouter: a column = value conjunct):  column u16 LE | tag u8 | value
+//! Column key (ShapeRouter: a column = value conjunct):  column u16 LE | value key
+//!
+//! Value key (one canonical encoding per SQL value; `LsmIndex.Filter`'s equality-index keys
+//! as they are, the tail of every column key):  tag u8 | value
 //!   tag 1  int2/int4/int8  value = i64 little-endian
-//!   tag 2  float8          value = f64 bits little-endian (every NaN as f64::NAN)
+//!   tag 2  float8          value = f64 bits little-endian (every NaN as f64::NAN, -0 as 0)
 //!   tag 3  bool            value = 0 or 1
 //!   tag 4  text            value = the UTF-8 bytes
 //!   tag 5  uuid            value = u128 little-endian
@@ -24,9 +27,10 @@
 //!
 //! float4 values are held widened to float8 and share tag 2.
 //!
-//! Within each encoding every kind has its own tag byte, so no two distinct keys share bytes.
-//! The two encodings never meet: Elixir keys live in an `LsmIndex`, column keys in a router's
-//! own (in-memory) equality index.
+//! Within each encoding every kind has its own tag byte, so no two distinct keys share bytes,
+//! and values that are equal in SQL (`-0` and `0`, every NaN) share theirs. The router's
+//! column keys live in its own (in-memory) equality index; the filter's value keys are binary
+//! keys of an `LsmIndex` (Elixir key tag 2) or of a map.
 
 use crate::predicate::Value;
 use smallvec::SmallVec;
@@ -60,11 +64,17 @@ pub fn term_key(external: &[u8]) -> KeyBytes {
     tagged(TAG_TERM, external)
 }
 
-/// Writes the column key of `value` in `column` to `out` (cleared first): the column id, a
-/// type tag, the canonical value bytes (see the module doc). `column` < 2^16.
+/// Writes the column key of `value` in `column` to `out` (cleared first): the column id, then
+/// the value key (see the module doc). `column` < 2^16.
 pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
     out.clear();
     out.extend_from_slice(&(column as u16).to_le_bytes());
+    value_key(value, out);
+}
+
+/// Appends the value key of `value` to `out`: a type tag, then the canonical value bytes (see
+/// the module doc), so values equal in SQL have equal keys whatever text they were read from.
+pub fn value_key(value: &Value, out: &mut ColumnKey) {
     match value {
         Value::Int(i) => {
             out.push(1);
@@ -72,7 +82,7 @@ pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
         }
         Value::Float(f) => {
             out.push(2);
-            // every NaN is one key, and -0 is 0
+            // one key per SQL value: every NaN is NaN, and -0 is 0
             let bits = if f.is_nan() {
                 f64::NAN.to_bits()
             } else if *f == 0.0 {
@@ -190,5 +200,32 @@ mod tests {
             [0, 0, 10, 1, 0, 0, 0, 0, 0, 0, 0]
         );
         assert_eq!(key(0, Value::Enum(2)), [0, 0, 11, 2, 0, 0, 0]);
+    }
+
+    /// A value key is the column key without its column id, and appends to what `out` holds.
+    #[test]
+    fn value_key_is_the_tail_of_the_column_key() {
+        let values = [
+            Value::Int(-2),
+            Value::Float(1.5),
+            Value::Float(f64::NAN),
+            Value::Bool(true),
+            Value::Text("ab".into()),
+            Value::Uuid(7),
+        ];
+        for v in &values {
+            let (mut col, mut val) = (ColumnKey::new(), ColumnKey::from_slice(b"x"));
+            column_key(300, v, &mut col);
+            value_key(v, &mut val);
+            assert_eq!(&col[2..], &val[1..], "{v:?}");
+            assert_eq!(val[0], b'x');
+        }
+        let key = |v: Value| {
+            let mut k = ColumnKey::new();
+            value_key(&v, &mut k);
+            k.to_vec()
+        };
+        assert_eq!(key(Value::Float(-0.0)), key(Value::Float(0.0)));
+        assert_ne!(key(Value::Int(1)), key(Value::Float(1.0)));
     }
 }

@@ -5,12 +5,15 @@
 //! - `index`: `index_*` NIFs (`LsmIndex`), an `lsm_index_core::Index` in a resource
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
+//! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
+//!   their evaluation, by the core's predicate engine
 //! - `options`: the options map as a core `Config`, and the core's defaults
 //! - `error`: core errors as terms, and the one `:wait` / `{:error, :overloaded}` decision
 //! - `timing`: opt-in timing of normal-scheduler calls (the stress test)
 #![deny(unsafe_code)]
 
 mod error;
+mod filter;
 mod index;
 mod options;
 mod predicate;

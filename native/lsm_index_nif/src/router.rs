@@ -111,7 +111,7 @@ fn written<'a>(
 }
 
 /// `params` as the core takes them: text or NULL (`nil`).
-fn param_values(params: Vec<Option<Binary<'_>>>) -> NifResult<Vec<Option<String>>> {
+pub(crate) fn param_values(params: Vec<Option<Binary<'_>>>) -> NifResult<Vec<Option<String>>> {
     params
         .into_iter()
         .map(|p| p.map(|b| sql_text(&b).map(str::to_string)).transpose())

@@ -15,7 +15,7 @@ static MAX_CPU_US: AtomicU64 = AtomicU64::new(0);
 static MAX_WALL_US: AtomicU64 = AtomicU64::new(0);
 
 /// The timed NIFs, for the per-call maxima.
-pub const NAMES: [&str; 10] = [
+pub const NAMES: [&str; 13] = [
     "add",
     "remove",
     "add_many",
@@ -26,6 +26,9 @@ pub const NAMES: [&str; 10] = [
     "router_add_shape",
     "router_route",
     "router_route_many",
+    "filter_compile",
+    "filter_row",
+    "filter_eval",
 ];
 static MAX_CPU_BY_NAME: [AtomicU64; NAMES.len()] = [const { AtomicU64::new(0) }; NAMES.len()];
 

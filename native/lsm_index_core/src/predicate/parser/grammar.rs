@@ -389,8 +389,7 @@ impl Parser<'_> {
             Some(Token::Quoted(q)) => self.column_named(at, q),
             _ => {
                 self.at -= 1;
-                Err(self
-                    .expected("a condition or a value (a column, a literal, a function or '(')"))
+                Err(self.expected("a literal, a column, a function call, '(' or a condition"))
             }
         }
     }

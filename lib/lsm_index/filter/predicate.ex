@@ -1,0 +1,148 @@
+defmodule LsmIndex.Filter.Predicate do
+  @moduledoc """
+  The filter's WHERE semantics: the Rust predicate engine (`lsm_index_core::predicate`, the
+  one `LsmIndex.ShapeRouter` runs) through the `filter_*` NIFs, so filter and router cannot
+  disagree.
+
+    * `compile!/2` - once per shape: a clause (SQL text, or a tree rendered by
+      `LsmIndex.Filter.Expr.to_sql!/1`) compiled against the shape's columns into index plans
+      (`{column, keys}`: a matching row has one of the keys in one of the columns), the
+      residual (an immutable NIF resource, `nil` when nothing is left to check) and the
+      referenced columns.
+    * `schema/2` - once per change of a table's referenced columns: the record parser.
+    * `row!/2` - once per record: its referenced columns parsed (Postgres text to typed
+      values), the value keys of the indexed ones, and the columns that did not parse.
+    * `eval/3` - once per record: every candidate residual evaluated on the row in one call.
+
+  Keys are binaries from the core's one key encoder (`lsm_index_core::key::value_key`): one
+  key per SQL value, so a literal and a row value meet whatever their text (`' 7'` and `7`
+  in an int column, `'-0'` and `0` in float8, any uuid spelling).
+
+  Scheduling: clauses over 16 KiB compile on a dirty CPU scheduler (as `LsmIndex.Where`
+  parses them); a record with more than 1,000 residuals to check is evaluated on one too
+  (as the router routes with more than 1,000 scanned shapes); the rest runs on normal
+  schedulers.
+  """
+
+  alias LsmIndex.Filter.{ColumnType, Expr}
+  alias LsmIndex.Native
+
+  @typedoc "A compiled residual (a NIF resource), or `nil`: always true."
+  @type residual :: reference() | nil
+  @typedoc "A compiled clause."
+  @type compiled :: %{
+          plans: [{String.t(), [binary()]}],
+          residual: residual(),
+          columns: [String.t()]
+        }
+  @typedoc "A record parser (a NIF resource) for one table's referenced columns."
+  @type schema :: reference()
+  @typedoc "A parsed record (a NIF resource)."
+  @type row :: reference()
+
+  @dirty_bytes 16_384
+  @dirty_checks 1_000
+
+  @doc """
+  Compiles `where` (SQL text, or an `LsmIndex.Filter.Expr` tree) against `columns` (checked
+  by `LsmIndex.Filter.ColumnType.columns!/1`). Raises `ArgumentError` for a clause the engine
+  refuses: with the byte offset for SQL text, naming the node for a tree.
+  """
+  @spec compile!(Expr.t() | String.t(), ColumnType.columns(), [String.t() | nil]) :: compiled()
+  def compile!(where, columns, params \\ [])
+
+  def compile!(sql, columns, params) when is_binary(sql) do
+    case compile(sql, columns, params) do
+      {:ok, compiled} ->
+        compiled
+
+      {:error, {:invalid_where, position, message}} ->
+        raise ArgumentError, "WHERE #{inspect(sql)}: at byte #{position}: #{message}"
+    end
+  end
+
+  def compile!(tree, columns, params) do
+    {sql, spans} = Expr.to_sql!(tree)
+
+    case compile(sql, columns, params) do
+      {:ok, compiled} ->
+        compiled
+
+      {:error, {:invalid_where, position, message}} ->
+        case Expr.node_at(spans, position) do
+          nil -> raise ArgumentError, "WHERE #{inspect(tree)}: #{message}"
+          node -> raise ArgumentError, "WHERE node #{inspect(node)}: #{message}"
+        end
+    end
+  end
+
+  @doc """
+  Compiles SQL text `sql` against `columns`: `{:ok, compiled}`, or the error
+  `LsmIndex.Where.parse/2` reports, `{:error, {:invalid_where, byte_offset, message}}`.
+  """
+  @spec compile(String.t(), ColumnType.columns(), [String.t() | nil]) ::
+          {:ok, compiled()} | {:error, LsmIndex.Where.error()}
+  def compile(sql, columns, params \\ []) when is_binary(sql) do
+    cols = LsmIndex.Where.native_columns!(columns)
+    params = LsmIndex.Where.params!(params)
+
+    reply =
+      cond do
+        not String.valid?(sql) -> {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
+        byte_size(sql) > @dirty_bytes -> Native.filter_compile_dirty(sql, cols, params)
+        true -> Native.filter_compile_small(sql, cols, params)
+      end
+
+    case reply do
+      {:ok, {plans, residual, referenced}} ->
+        {:ok, %{plans: plans, residual: residual, columns: referenced}}
+
+      {:error, _} = error ->
+        error
+    end
+  end
+
+  @doc """
+  The record parser of a table whose shapes refer to `types` (`%{column => type}`); `row!/2`
+  returns the keys of the `indexed` columns in that order.
+  """
+  @spec schema(%{String.t() => ColumnType.t()}, [String.t()]) :: schema()
+  def schema(types, indexed) do
+    cols = for {name, type} <- types, do: {name, ColumnType.native(type)}
+    Native.filter_schema(cols, indexed)
+  end
+
+  @doc """
+  Parses `record` (column => Postgres text or `nil`; a missing column is NULL) by `schema`:
+  `{row, keys, bad}` with `keys` the value key (or `nil`: NULL or not parsed) of each indexed
+  column, in order, and `bad` the columns whose text is not a value of their type. `row` is
+  the parsed row for `eval/3` when `want_row?`, else `nil` (a table without residuals never
+  needs one, and it costs about as much as parsing four columns). Raises `ArgumentError` for
+  a value that is neither text nor `nil`.
+  """
+  @spec row!(schema(), map(), boolean()) :: {row() | nil, [binary() | nil], [String.t()]}
+  def row!(schema, record, want_row? \\ true) do
+    case Native.filter_row(schema, record, want_row?) do
+      {:bad_value, column, value} ->
+        raise ArgumentError,
+              "record values are Postgres text or nil, got #{inspect(value)} for " <>
+                inspect(column)
+
+      parsed ->
+        parsed
+    end
+  end
+
+  @doc """
+  Evaluates the `count` residuals of `checks` (`[{shape_id, residual}]`) on `row` in one NIF
+  call: `{matched, errors}`, the shape ids whose residual is true and those whose evaluation
+  failed (the filter routes to both).
+  """
+  @spec eval(row(), [{term(), reference()}], non_neg_integer()) :: {[term()], [term()]}
+  def eval(_row, [], _count), do: {[], []}
+
+  def eval(row, checks, count) when count > @dirty_checks,
+    do: Native.filter_eval_dirty(row, checks)
+
+  def eval(row, checks, _count), do: Native.filter_eval_small(row, checks)
+end
