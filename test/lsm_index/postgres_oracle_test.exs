@@ -49,14 +49,11 @@ defmodule LsmIndex.PostgresOracleTest do
 
   @gap_constructs @known_gaps |> Enum.map(& &1.construct) |> Enum.uniq()
 
-  # Clauses we refuse on purpose, with a message naming why, where PostgreSQL answers: an int8
-  # column compared in float8 with numbers of 2^53 or more (PostgreSQL rounds the column's
-  # values to float8 there; issue 13 leaves exact emulation for later), e.g.
-  # `i8 NOT IN (9223372036854775808, 2::float8)` or `i8 = 9007199254740992::float8`.
-  # Likewise an integer column in an IN list with a float4 member (and no float8): PostgreSQL
-  # compares in float4 there, rounding the column's values, e.g. `i4 IN (1.5, 2::real)`.
-  # They are not counted as disagreements.
-  @known_refusals ["2^53", "compares in float4"]
+  # Clauses we refuse on purpose, with a message naming why, where PostgreSQL answers (none
+  # today: an int8 column against a float of 2^53 or more, and an integer column in a float4
+  # list, are evaluated as PostgreSQL does, rounding the column). They are not counted as
+  # disagreements.
+  @known_refusals []
 
   setup_all do
     pg = Postgres.start()

@@ -722,7 +722,15 @@ defmodule LsmIndex.Test.WhereGenerator do
       {:int_cast, fn -> int_cast(v, type) end},
       {:int_cast_wide, fn -> int_cast_wide(type) end},
       {:neg_cast_min, fn -> "#{lo}::#{type}" end},
-      {:float_cast_on_int, fn -> "#{min(abs(v), 1_000_000)}::float8" end},
+      {:float_cast_on_int,
+       fn ->
+         Enum.random([
+           "#{min(abs(v), 1_000_000)}::float8",
+           "#{abs(v)}::float8",
+           "#{abs(v)}::real",
+           "'#{v}'::float8"
+         ])
+       end},
       {:unsupported_cast,
        fn -> "#{abs(v)}::#{Enum.random(["numeric", "double precision", "real"])}" end}
     ])

@@ -42,7 +42,10 @@ impl Parser<'_> {
                     let literals: Option<Vec<(usize, Literal)>> =
                         list.iter().map(|x| Some((x.at, as_literal(x)?))).collect();
                     if let Some(literals) = literals {
-                        return self.column_in(c, literals, negated);
+                        let all: Vec<&Literal> = literals.iter().map(|(_, l)| l).collect();
+                        if !self.rounds_column(c, &all) {
+                            return self.column_in(c, literals, negated);
+                        }
                     }
                 }
                 self.in_exprs(&expr, &list, negated)
@@ -134,14 +137,20 @@ impl Parser<'_> {
                 })
             }
             Node::Distinct(a, b, not_distinct) => {
+                // a column against a plain value of its type (else: as written)
+                let plain = |c: usize, n: &Spanned| {
+                    as_literal(n).filter(|l| {
+                        matches!(l.raw, Raw::Null) || matches!(self.plain_value(l, c), Ok(Some(_)))
+                    })
+                };
                 match (&a.node, &b.node) {
-                    (Node::Column(c), _) if as_literal(&b).is_some() => {
-                        if let Some(l) = as_literal(&b) {
+                    (Node::Column(c), _) => {
+                        if let Some(l) = plain(*c, &b) {
                             return self.column_distinct(*c, (b.at, l), not_distinct);
                         }
                     }
-                    (_, Node::Column(c)) if as_literal(&a).is_some() => {
-                        if let Some(l) = as_literal(&a) {
+                    (_, Node::Column(c)) => {
+                        if let Some(l) = plain(*c, &a) {
                             return self.column_distinct(*c, (a.at, l), not_distinct);
                         }
                     }
@@ -178,34 +187,45 @@ impl Parser<'_> {
     /// `l op r`: a column against a literal in the column's type, else over expressions.
     fn compare_nodes(&self, op: CmpOp, l: Spanned, r: Spanned) -> Result<Expr> {
         if let (Node::Column(c), Some(lit)) = (&l.node, as_literal(&r)) {
-            return self.comparison(*c, op, lit, r.at);
+            if !self.rounds_column(*c, &[&lit]) {
+                return self.comparison(*c, op, lit, r.at);
+            }
         }
         if let (Some(lit), Node::Column(c)) = (as_literal(&l), &r.node) {
-            return self.comparison(*c, op.flipped(), lit, l.at);
+            if !self.rounds_column(*c, &[&lit]) {
+                return self.comparison(*c, op.flipped(), lit, l.at);
+            }
         }
         self.compare_typed(self.scalar(&l)?, op, self.scalar(&r)?)
     }
 
     /// `x [NOT] IN (list)` over expressions: `x = a OR x = b ...` (`NOT IN`: `x <> a AND
-    /// ...`), compared in the list's common type as PostgreSQL does (a list of one: `=`).
+    /// ...`) as PostgreSQL resolves it: the members converted to the common type of `x` and
+    /// the members (`x` itself is not), then each compared with `x` (a list of one: `=`).
     fn in_exprs(&self, x: &Spanned, list: &[Spanned], negated: bool) -> Result<Expr> {
         let x = self.scalar(x)?;
-        let items: Vec<Typed> = list.iter().map(|i| self.scalar(i)).collect::<Result<_>>()?;
+        let mut items: Vec<Typed> = list.iter().map(|i| self.scalar(i)).collect::<Result<_>>()?;
         let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
-        let terms: Vec<Expr> = if items.len() == 1 {
-            vec![self.compare_typed(x, op, items[0].clone())?]
-        } else {
+        if items.len() > 1 {
             let all: Vec<&Typed> = std::iter::once(&x).chain(&items).collect();
             let common = self.common_type(&all)?;
-            let x = self.coerce(x.clone(), &common, "a value of the list's type")?;
-            items
+            items = items
                 .into_iter()
                 .map(|i| {
-                    let i = self.coerce(i, &common, "a value of the list's type")?;
-                    Ok(self.fold_compare(x.clone(), op, i))
+                    let at = i.at;
+                    let s = self.coerce(i, &common, "a value of the list's type")?;
+                    Ok(Typed {
+                        s,
+                        ty: Ty::Known(common.clone()),
+                        at,
+                    })
                 })
-                .collect::<Result<_>>()?
-        };
+                .collect::<Result<_>>()?;
+        }
+        let terms: Vec<Expr> = items
+            .into_iter()
+            .map(|i| self.compare_typed(x.clone(), op, i))
+            .collect::<Result<_>>()?;
         Ok(if negated { and_of(terms) } else { or_of(terms) })
     }
 

@@ -9,11 +9,20 @@ use crate::predicate::{CmpOp, ColumnType, Expr, Numeric, Value};
 use std::cmp::Ordering;
 
 impl Parser<'_> {
-    /// Whether `literal` is an integer of magnitude 2^53 or more (where float8 rounds).
+    /// Whether `literal` is a number of magnitude 2^53 or more (where float8 rounds).
     pub(super) fn beyond_2_53(&self, literal: &Literal, column: usize) -> bool {
         const EXACT: i64 = 1 << 53;
         matches!(self.int_number(literal, column), Ok(Some(Num::Beyond(_))))
             || match literal {
+                // a float cast: its value
+                Literal {
+                    negative: _,
+                    raw: Raw::Integer(text) | Raw::Decimal(text) | Raw::Str(text),
+                    cast: Some((_, float @ (ColumnType::Float8 | ColumnType::Float4))),
+                } => matches!(
+                    float.parse(text),
+                    Some(Value::Float(f)) if f.is_finite() && f.abs() >= EXACT as f64
+                ),
                 // a string in a float8 list is read as a float8
                 Literal {
                     raw: Raw::Str(text),
@@ -48,34 +57,9 @@ impl Parser<'_> {
         let numeric = literals
             .iter()
             .any(|(_, l)| !matches!(self.int_number(l, column), Ok(None)));
-        // an int8 column in a float8 list compares in float8, rounding values of 2^53 and
-        // more: refused where that could matter (as for a comparison with a float8)
-        let float_list = self.columns[column].1 == ColumnType::Int8
-            && literals
-                .iter()
-                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8 | ColumnType::Float4))));
-        // an integer column in a list with a float4 (and no float8) compares in float4,
-        // rounding the column's values: refused
-        let float4_list = literals.len() > 1
-            && self.columns[column].1.is_integer()
-            && literals
-                .iter()
-                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float4))))
-            && !literals
-                .iter()
-                .any(|(_, l)| matches!(l.cast, Some((_, ColumnType::Float8))));
         let mut values = Vec::new();
         let mut left_out = false;
         for (at, literal) in literals {
-            if float4_list && matches!(literal.cast, Some((_, ColumnType::Float4))) {
-                let why = "a list without float4 members (an integer column in a float4 list \
-                           compares in float4, rounding the column's values)";
-                return Err(error(at, &self.type_message(column, why)));
-            }
-            if float_list && self.beyond_2_53(&literal, column) {
-                let why = "numbers below 2^53 in magnitude in a list with a float8";
-                return Err(error(at, &self.type_message(column, why)));
-            }
             let number = match self
                 .int_number(&literal, column)
                 .map_err(|e| error(at, &e))?
@@ -101,6 +85,22 @@ impl Parser<'_> {
             }
         }
         Ok((values, left_out))
+    }
+
+    /// Whether comparing integer `column` with `literals` (one: `=`; several: an IN list) is
+    /// better evaluated as written (a cast of the column) than rewritten in the column's
+    /// type: an int8 column against a float of 2^53 or more (PostgreSQL rounds the column's
+    /// values to float8 there), or a list with a float member (its members are rounded to the
+    /// list's float type first).
+    pub(super) fn rounds_column(&self, column: usize, literals: &[&Literal]) -> bool {
+        let ty = &self.columns[column].1;
+        let float =
+            |l: &&Literal| matches!(&l.cast, Some((_, ColumnType::Float8 | ColumnType::Float4)));
+        let float_list = literals.len() > 1 && ty.is_integer() && literals.iter().any(float);
+        let big_float = *ty == ColumnType::Int8
+            && literals.iter().any(float)
+            && literals.iter().any(|l| self.beyond_2_53(l, column));
+        float_list || big_float
     }
 
     /// `literal` as a plain value of `column` (no numeric rewrite needed), if it is one.
@@ -149,10 +149,10 @@ impl Parser<'_> {
 
     /// A number PostgreSQL compares with an integer column in a wider type — a decimal or an
     /// integer beyond i64 (numeric: exactly), a float8 cast (float8: exactly too, for int2 and
-    /// int4 values and for int8 values against floats below 2^53) — as the integer comparison
-    /// it makes; `None` for any other literal (typed by the column as usual). `Err` (a
-    /// message) for a float8 of 2^53 or more against an int8 column, where PostgreSQL's
-    /// rounding of the column's values would matter.
+    /// int4 values and for int8 values against floats below 2^53; larger ones are not
+    /// rewritten: see [`Parser::rounds_column`]) — as the integer comparison it makes; `None`
+    /// for any other literal (typed by the column as usual). `Err` (a message) for a cast
+    /// literal that is not a value of its type.
     pub(super) fn int_number(
         &self,
         literal: &Literal,
@@ -195,12 +195,6 @@ impl Parser<'_> {
                     return Err(format!("a literal that is a valid {}", float.name()));
                 };
                 let f = if *negative { -f } else { f };
-                if *ty == ColumnType::Int8 && f.is_finite() && f.abs() >= 9_007_199_254_740_992.0 {
-                    return Err(self.type_message(
-                        column,
-                        "a float8 below 2^53 in magnitude (larger ones compare in float8)",
-                    ));
-                }
                 Ok(Some(float_number(f)))
             }
             _ => Ok(None),
