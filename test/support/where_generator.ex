@@ -497,7 +497,9 @@ defmodule LsmIndex.Test.WhereGenerator do
            ["(", col("i4"), " > 5) IS TRUE"],
            ["(", col("s"), " LIKE 'a%') IS NOT FALSE"],
            ["(", col("b"), " AND ", col("i4"), " > 0) IS UNKNOWN"],
-           ["(", col("f"), " = 1.5) IS NOT TRUE"]
+           ["(", col("f"), " = 1.5) IS NOT TRUE"],
+           ["(", col("i4"), " > 5) = ", col("b")],
+           ["coalesce(", col("i2"), " < 0, ", col("b"), ", false)"]
          ])
        end},
       {:coalesce,

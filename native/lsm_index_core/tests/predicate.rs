@@ -634,3 +634,113 @@ fn enums_take_their_labels_in_declaration_order() {
         assert!(parse(bad, &typed_columns()).is_err(), "{bad}");
     }
 }
+
+/// Expressions, evaluated on rows of `typed_columns()` plus text `s` and float8 `f`: each
+/// answer is PostgreSQL 15's (NULLs propagate; errors are what PostgreSQL raises).
+#[test]
+fn expressions_evaluate_as_postgres() {
+    use lsm_index_core::predicate::{eval, parse_with, EvalError, Numeric};
+    let mut cols = typed_columns();
+    cols.push(("s".into(), ColumnType::Text));
+    cols.push(("f".into(), ColumnType::Float8));
+    let row = |i: Option<i64>, s: Option<&str>, n: Option<&str>, f: Option<f64>| {
+        let mut r: Vec<Option<Value>> = vec![None; cols.len()];
+        r[1] = n.map(|t| Value::Numeric(Numeric::parse(t).expect("numeric")));
+        r[7] = i.map(Value::Int);
+        r[8] = s.map(|t| Value::Text(t.into()));
+        r[9] = f.map(Value::Float);
+        r
+    };
+    let full = row(Some(7), Some("İSTANBUL ß"), Some("1.50"), Some(-0.0));
+    let nulls = row(None, None, None, None);
+    type Case<'a> = (
+        &'a str,
+        &'a [Option<String>],
+        &'a Vec<Option<Value>>,
+        Result<Option<bool>, EvalError>,
+    );
+    let cases: &[Case] = &[
+        ("lower(s) = 'istanbul ß'", &[], &full, Ok(Some(true))),
+        ("upper(s) = 'İSTANBUL ß'", &[], &full, Ok(Some(true))),
+        ("length(s) = 10", &[], &full, Ok(Some(true))),
+        ("char_length(s) > 20", &[], &full, Ok(Some(false))),
+        ("lower(s) = 'x'", &[], &nulls, Ok(None)),
+        ("lower(s) IS NULL", &[], &nulls, Ok(Some(true))),
+        ("i * 2 + 1 = 15", &[], &full, Ok(Some(true))),
+        ("i / 2 = 3 AND i % 4 = 3", &[], &full, Ok(Some(true))),
+        ("-i = -7", &[], &full, Ok(Some(true))),
+        ("i / 0 = 1", &[], &full, Err(EvalError::DivisionByZero)),
+        ("i / 0 = 1", &[], &nulls, Ok(None)),
+        ("i * 2147483647 > 0", &[], &full, Err(EvalError::Overflow)),
+        ("i * 1.5 = 10.5", &[], &full, Ok(Some(true))),
+        ("n * 2 = 3", &[], &full, Ok(Some(true))),
+        ("n::text = '1.50'", &[], &full, Ok(Some(true))),
+        ("(n * 2)::text = '3.00'", &[], &full, Ok(Some(true))),
+        ("n / 3 = 0.5", &[], &full, Ok(Some(true))),
+        ("abs(-n) = n", &[], &full, Ok(Some(true))),
+        ("f::text = '-0'", &[], &full, Ok(Some(true))),
+        ("f = 0", &[], &full, Ok(Some(true))),
+        ("i::text || s = '7İSTANBUL ß'", &[], &full, Ok(Some(true))),
+        ("s || NULL IS NULL", &[], &full, Ok(Some(true))),
+        ("coalesce(i, 0) = 0", &[], &nulls, Ok(Some(true))),
+        (
+            "coalesce(s, $1) = 'x'",
+            &[Some("x".into())],
+            &nulls,
+            Ok(Some(true)),
+        ),
+        (
+            "CAST(i AS text) = $1",
+            &[Some("7".into())],
+            &full,
+            Ok(Some(true)),
+        ),
+        ("i = $1", &[None], &full, Ok(None)),
+        ("(i > 5) IS TRUE", &[], &full, Ok(Some(true))),
+        (
+            "(i = 7) = TRUE AND coalesce(i > 9, TRUE)",
+            &[],
+            &full,
+            Ok(Some(false)),
+        ),
+        ("(i = 7) = (s IS NULL)", &[], &nulls, Ok(None)),
+        ("(i > 5) IS NOT UNKNOWN", &[], &nulls, Ok(Some(false))),
+        ("i + 1 BETWEEN 0 AND 10", &[], &full, Ok(Some(true))),
+        (
+            "lower(s) IN ('a', 'istanbul ß')",
+            &[],
+            &full,
+            Ok(Some(true)),
+        ),
+        ("i IS DISTINCT FROM 7.5", &[], &full, Ok(Some(true))),
+        ("i IS NOT DISTINCT FROM NULL", &[], &nulls, Ok(Some(true))),
+        (
+            "lower(s) IS DISTINCT FROM upper(s)",
+            &[],
+            &nulls,
+            Ok(Some(false)),
+        ),
+    ];
+    for (sql, params, row, want) in cases {
+        let expr = parse_with(sql, &cols, params).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        assert_eq!(&eval(&expr, row), want, "{sql}");
+    }
+    // errors PostgreSQL raises while planning are parse errors; so is what it has no
+    // operator or function for
+    for bad in [
+        "i = 1 / 0",
+        "lower(i) = 'x'",
+        "s + 1 = 2",
+        "f % 2 = 0",
+        "abs('5') = 5",
+        "coalesce(i, s) = 1",
+        "unknown_fn(i) = 1",
+        "i = $2",
+        "s LIKE s",
+    ] {
+        assert!(
+            parse_with(bad, &cols, &[Some("1".into())]).is_err(),
+            "{bad}"
+        );
+    }
+}

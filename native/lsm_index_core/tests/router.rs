@@ -91,6 +91,16 @@ fn clause(rng: &mut StdRng, depth: u32) -> String {
             ["LIKE", "ILIKE", "NOT LIKE"][rng.gen_range(0..3)],
             ["o%", "%e%", "_pen", "a\\%"][rng.gen_range(0..4)]
         ),
+        8 if c == 2 => format!(
+            "{}(status) {}",
+            ["lower", "upper"][rng.gen_range(0..2)],
+            ["= 'open'", "IN ('OPEN', 'late')", "= 'LATE'"][rng.gen_range(0..3)]
+        ),
+        8 if c == 1 => format!(
+            "user_id {} = {}",
+            ["+ 1", "* 2", "/ 2", "% 3"][rng.gen_range(0..4)],
+            rng.gen_range(0..6)
+        ),
         _ => format!("user_id = {}", rng.gen_range(0..12)),
     }
 }
@@ -483,6 +493,51 @@ type Case<'a> = (&'a [(&'a str, &'a str)], Vec<u32>);
 /// equality (on one or several columns) and routes exactly; one branch without an equality
 /// makes it scanned.
 #[test]
+fn lower_and_upper_equalities_are_indexed_and_errors_route() {
+    let r = router();
+    r.add_shape(1, "lower(status) = 'open'").unwrap();
+    r.add_shape_with(2, "upper(note) IN ($1, 'B')", &[Some("A".into())])
+        .unwrap();
+    r.add_shape(3, "lower(status) = 'late' OR user_id = 3")
+        .unwrap();
+    r.add_shape(4, "user_id / (id - 1) = 0").unwrap(); // scanned: no equality
+    r.add_shape(5, "TRUE").unwrap(); // scanned: constant
+    r.add_shape(6, "user_id = 1 OR score > 1").unwrap(); // scanned: an OR branch
+    assert_eq!(
+        r.shape_counts(),
+        ShapeCounts {
+            indexed: 3,
+            scanned: 3,
+            scanned_because: [1, 1, 1],
+        }
+    );
+    let cases: [Case; 5] = [
+        (&[("status", "OPEN"), ("id", "2")], vec![1, 5]),
+        (
+            &[("status", "open"), ("note", "a"), ("id", "2")],
+            vec![1, 2, 5],
+        ),
+        (
+            &[("status", "Late"), ("note", "b"), ("id", "2")],
+            vec![2, 3, 5],
+        ),
+        (
+            &[("user_id", "3"), ("status", "x"), ("id", "2")],
+            vec![3, 5],
+        ),
+        // id - 1 = 0: division by zero, routed (it could match)
+        (&[("user_id", "7"), ("id", "1")], vec![4, 5]),
+    ];
+    let mut out = Vec::new();
+    for (values, want) in cases {
+        let row = rec(values);
+        r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+        assert_eq!(out, want, "{values:?}");
+    }
+    assert_eq!(r.metrics().evaluation_errors, 1);
+}
+
+#[test]
 fn or_branches_are_indexed_under_every_branch() {
     let r = router();
     r.add_shape(1, "user_id = 7 OR user_id = 8").unwrap();
@@ -499,7 +554,7 @@ fn or_branches_are_indexed_under_every_branch() {
         ShapeCounts {
             indexed: 3,
             scanned: 1,
-            scanned_because: [1, 0, 0],
+            scanned_because: [0, 1, 0],
         }
     );
     let cases: [Case; 6] = [

@@ -253,32 +253,12 @@ fn dedup(mut values: Vec<Value>) -> Vec<Value> {
 }
 
 fn collect_columns(e: &Expr, mask: &mut Vec<u64>) {
-    let mut set = |c: usize| {
+    e.columns(&mut |c: usize| {
         if mask.len() <= c / 64 {
             mask.resize(c / 64 + 1, 0);
         }
         mask[c / 64] |= 1 << (c % 64);
-    };
-    match e {
-        Expr::Const(_) => {}
-        Expr::Cmp { column, .. }
-        | Expr::In { column, .. }
-        | Expr::IsNull { column, .. }
-        | Expr::Like { column, .. } => set(*column),
-        Expr::Compare { left, right, .. } => {
-            left.columns(&mut set);
-            right.columns(&mut set);
-        }
-        Expr::IsNullOf { expr, .. } | Expr::LikeOf { expr, .. } | Expr::Truth(expr) => {
-            expr.columns(&mut set)
-        }
-        Expr::Not(inner) | Expr::IsTruth { expr: inner, .. } => collect_columns(inner, mask),
-        Expr::And(es) | Expr::Or(es) => {
-            for e in es {
-                collect_columns(e, mask);
-            }
-        }
-    }
+    });
 }
 
 fn emit(e: &Expr, p: &mut Program) {

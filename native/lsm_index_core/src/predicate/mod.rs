@@ -167,6 +167,28 @@ pub enum Expr {
     Or(Vec<Expr>),
 }
 
+impl Expr {
+    /// Calls `out` with every column the condition reads (a column may come more than once).
+    pub fn columns(&self, out: &mut impl FnMut(usize)) {
+        match self {
+            Expr::Const(_) => {}
+            Expr::Cmp { column, .. }
+            | Expr::In { column, .. }
+            | Expr::IsNull { column, .. }
+            | Expr::Like { column, .. } => out(*column),
+            Expr::Compare { left, right, .. } => {
+                left.columns(out);
+                right.columns(out);
+            }
+            Expr::IsNullOf { expr, .. } | Expr::LikeOf { expr, .. } | Expr::Truth(expr) => {
+                expr.columns(out)
+            }
+            Expr::Not(inner) | Expr::IsTruth { expr: inner, .. } => inner.columns(out),
+            Expr::And(es) | Expr::Or(es) => es.iter().for_each(|e| e.columns(out)),
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::ColumnType;

@@ -5,8 +5,8 @@
 
 use super::arith::{self, ArithOp, EvalError};
 use super::datetime::date_to_timestamp;
-use super::eval::{fold_char, upper_char};
-use super::{ColumnType, Numeric, Value};
+use super::eval::{eval, fold_char, upper_char};
+use super::{ColumnType, Expr, Numeric, Value};
 
 /// A function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +66,8 @@ pub enum Scalar {
     Negate(Box<Scalar>, ColumnType),
     /// `a || b` (both text).
     Concat(Box<Scalar>, Box<Scalar>),
+    /// A condition as a boolean value (`(a = 1) = TRUE`, `coalesce(a > 1, FALSE)`).
+    Condition(Box<Expr>),
 }
 
 /// A value on a row: `Ok(None)` for NULL, `Err` where PostgreSQL raises an error.
@@ -113,6 +115,7 @@ impl Scalar {
                 Some(v) => Some(arith::negate(ty, &v)?),
                 None => None,
             },
+            Scalar::Condition(e) => eval(e, row)?.map(Value::Bool),
             Scalar::Concat(a, b) => match (a.eval(row)?, b.eval(row)?) {
                 (Some(Value::Text(mut x)), Some(Value::Text(y))) => {
                     x.push_str(&y);
@@ -134,6 +137,7 @@ impl Scalar {
                 a.columns(out);
                 b.columns(out);
             }
+            Scalar::Condition(e) => e.columns(out),
         }
     }
 }

@@ -191,6 +191,7 @@ impl Writer<'_> {
             | Scalar::Arith(_, _, _, ty)
             | Scalar::Negate(_, ty) => Some(ty.clone()),
             Scalar::Concat(..) => Some(ColumnType::Text),
+            Scalar::Condition(_) => Some(ColumnType::Bool),
         }
     }
 
@@ -234,6 +235,11 @@ impl Writer<'_> {
                 self.scalar(a, out);
                 out.push_str(&format!(" {} ", op.symbol()));
                 self.scalar(b, out);
+                out.push(')');
+            }
+            Scalar::Condition(e) => {
+                out.push('(');
+                self.expr(e, out);
                 out.push(')');
             }
             Scalar::Negate(x, _) => {

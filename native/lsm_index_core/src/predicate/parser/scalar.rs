@@ -146,7 +146,16 @@ impl Parser<'_> {
                 let s = Scalar::Concat(Box::new(as_text(a)), Box::new(as_text(b)));
                 self.fold(s, ColumnType::Text, at)?
             }
-            _ => return Err(error(at, "a value here, found a condition")),
+            // a condition as a boolean value
+            _ => {
+                let e = self.condition(n.clone())?;
+                match e {
+                    Expr::Const(b) => {
+                        known(Scalar::Const(b.map(Value::Bool)), ColumnType::Bool, at)
+                    }
+                    e => known(Scalar::Condition(Box::new(e)), ColumnType::Bool, at),
+                }
+            }
         })
     }
 
