@@ -19,6 +19,14 @@ defmodule LsmIndex.Bench.Router do
 
   The row "ShapeRouter, no scans" is the same router after removing its 5 unindexable
   shapes: every change evaluates those, so the difference is their cost.
+
+  A second table per size runs a realistic mix over an app's `todos` table (int8 keys, an
+  enum status, int2 priority, timestamptz, text, numeric): 40% `user_id = $1`, 20%
+  `project_id IN ($1, $2) AND status IN ('open', 'late')`, 15% `lower(email) = $1`, 15%
+  `user_id = a OR project_id = b`, 10% `project_id = $1 AND created_at >= '2024-01-01' AND
+  priority BETWEEN 2 AND 4`, plus 5 unindexable shapes (arithmetic on numeric, ILIKE,
+  a timestamp range, `length()`, `coalesce()`). Miss: no shape's user, project or email;
+  hit: one user's shape; fan-out: a project (the shapes of a project and its neighbour).
   """
 
   import LsmIndex.Bench.Report,
@@ -40,6 +48,24 @@ defmodule LsmIndex.Bench.Router do
     "user_id > 4000000000 OR score < -1000",
     "NOT (status IN ('open', 'late', 'done'))",
     "note ILIKE '%zzz%' AND score IS NOT NULL"
+  ]
+  @realistic_cols [
+    {"id", :int8},
+    {"user_id", :int8},
+    {"project_id", :int8},
+    {"status", {:enum, ["open", "late", "done", "archived"]}},
+    {"priority", :int2},
+    {"created_at", :timestamptz},
+    {"email", :text},
+    {"title", :text},
+    {"price", :numeric}
+  ]
+  @realistic_unindexed [
+    "price * 1.2 > 100000",
+    "title ILIKE '%urgent%'",
+    "priority > 4 AND created_at < '2020-01-01 00:00:00+00'",
+    "length(title) > 200",
+    "coalesce(price, 0) < 0"
   ]
   @fanout 8
   @fanout_base 1_000_000_000
@@ -67,12 +93,24 @@ defmodule LsmIndex.Bench.Router do
   end
 
   defp bench(n, samples, stream) do
-    title = "## #{fmt_int(n)} shapes (+ #{length(@unindexed)} unindexable)"
+    Enum.map_join([:synthetic, :realistic], "\n", &bench(&1, n, samples, stream))
+  end
+
+  defp bench(workload, n, samples, stream) do
+    title =
+      case workload do
+        :synthetic ->
+          "## #{fmt_int(n)} shapes (+ #{length(@unindexed)} unindexable)"
+
+        :realistic ->
+          "## #{fmt_int(n)} shapes, realistic mix (+ #{length(@realistic_unindexed)} unindexable)"
+      end
+
     progress(title)
 
     rows =
       for kind <- [:router, :filter],
-          row <- in_process(fn -> measure(kind, n, samples, stream) end),
+          row <- in_process(fn -> measure(workload, kind, n, samples, stream) end),
           do: row
 
     columns = [
@@ -80,7 +118,10 @@ defmodule LsmIndex.Bench.Router do
       "build s",
       "miss p50/p99 ns",
       "hit p50/p99 ns",
-      "fan-out #{@fanout} p50/p99 ns",
+      if(workload == :synthetic,
+        do: "fan-out #{@fanout} p50/p99 ns",
+        else: "fan-out (a project) p50/p99 ns"
+      ),
       "1% route/s",
       "1% route_many/s",
       "10% route/s",
@@ -107,6 +148,39 @@ defmodule LsmIndex.Bench.Router do
   end
 
   # -- shapes --
+
+  # {id, sql, params}: ids 0..n-1, then the unindexable ones
+  defp shapes(:synthetic, n), do: for({id, sql} <- shapes(n), do: {id, sql, []})
+
+  defp shapes(:realistic, n) do
+    indexed =
+      for id <- 0..(n - 1) do
+        p = div(id, 8)
+
+        case rem(id, 20) do
+          r when r < 8 ->
+            {id, "user_id = $1", ["#{id}"]}
+
+          r when r < 12 ->
+            {id, "project_id IN ($1, $2) AND status IN ('open', 'late')", ["#{p}", "#{p + 1}"]}
+
+          r when r < 15 ->
+            {id, "lower(email) = $1", ["user#{id}@example.com"]}
+
+          r when r < 18 ->
+            {id, "user_id = #{id} OR project_id = #{@fanout_base + id}", []}
+
+          _ ->
+            {id, "project_id = $1 AND created_at >= '2024-01-01' AND priority BETWEEN 2 AND 4",
+             ["#{p}"]}
+        end
+      end
+
+    unindexed =
+      @realistic_unindexed |> Enum.with_index(n) |> Enum.map(fn {sql, id} -> {id, sql, []} end)
+
+    indexed ++ unindexed
+  end
 
   # {id, sql}: ids 0..n-1, then the unindexable ones
   defp shapes(n) do
@@ -140,6 +214,45 @@ defmodule LsmIndex.Bench.Router do
   defp hit_value(n), do: :rand.uniform(singles(n)) - 1
   defp fanout_value(n), do: @fanout_base + :rand.uniform(fanout_values(n)) - 1
 
+  defp realistic_record(user_id, project_id, email, i) do
+    %{
+      "id" => Integer.to_string(i),
+      "user_id" => Integer.to_string(user_id),
+      "project_id" => Integer.to_string(project_id),
+      "status" => Enum.at(["open", "late", "done", "archived"], rem(i, 4)),
+      "priority" => Integer.to_string(rem(i, 5)),
+      "created_at" => "2024-03-0#{rem(i, 9) + 1} 10:00:00+00",
+      "email" => email,
+      "title" => "task #{i}",
+      "price" => "12.50"
+    }
+  end
+
+  # the record of a change: :miss (no shape's user, project or email), :hit (one user's
+  # shape), :fanout (a project's shapes)
+  defp record_of(:synthetic, :miss, _n, i), do: record(miss_value(i), i)
+  defp record_of(:synthetic, :hit, n, i), do: record(hit_value(n), i)
+  defp record_of(:synthetic, :fanout, n, i), do: record(fanout_value(n), i)
+
+  defp record_of(:realistic, :miss, _n, i),
+    do: realistic_record(2_000_000_000 + i, 3_000_000_000 + i, "nobody#{i}@example.org", i)
+
+  defp record_of(:realistic, :hit, n, i) do
+    # an id whose shape is `user_id = $1`
+    id = (:rand.uniform(max(div(n, 20), 1)) - 1) * 20 + :rand.uniform(8) - 1
+    realistic_record(id, 3_000_000_000 + i, "nobody#{i}@example.org", i)
+  end
+
+  defp record_of(:realistic, :fanout, n, i),
+    do: realistic_record(2_000_000_000 + i, :rand.uniform(max(div(n, 8), 1)), "n#{i}@x.org", i)
+
+  defp changes(workload, n, count, share) do
+    for i <- 1..count do
+      kind = if :rand.uniform() < share, do: :hit, else: :miss
+      {:insert, record_of(workload, kind, n, i)}
+    end
+  end
+
   # `count` insert changes of which `share` hit one shape
   defp changes(n, count, share) do
     for i <- 1..count do
@@ -150,12 +263,12 @@ defmodule LsmIndex.Bench.Router do
 
   # -- one structure --
 
-  defp measure(kind, n, samples, stream) do
+  defp measure(workload, kind, n, samples, stream) do
     :rand.seed(:exsss, {1, 2, 3})
     progress("  #{kind}: building")
-    {build_us, built} = :timer.tc(fn -> build(kind, n) end)
+    {build_us, built} = :timer.tc(fn -> build(workload, kind, n) end)
     name = if kind == :router, do: "ShapeRouter", else: "Filter :map"
-    row = routes(name, built, n, samples, stream)
+    row = routes(workload, name, built, n, samples, stream)
     row = %{row | build_s: build_us / 1.0e6, note: built.note.()}
 
     case built.drop_scans do
@@ -165,18 +278,18 @@ defmodule LsmIndex.Bench.Router do
       drop_scans ->
         # the same router without its unindexable shapes: what they cost every change
         drop_scans.()
-        [row, routes("ShapeRouter, no scans", built, n, samples, stream)]
+        [row, routes(workload, "ShapeRouter, no scans", built, n, samples, stream)]
     end
   end
 
-  defp routes(name, %{route: route, many: many}, n, samples, stream) do
+  defp routes(workload, name, %{route: route, many: many}, n, samples, stream) do
     progress("  #{name}: latency")
-    miss = latency(route, samples, fn i -> record(miss_value(i), i) end)
-    hit = latency(route, samples, fn i -> record(hit_value(n), i) end)
-    fanout = latency(route, samples, fn i -> record(fanout_value(n), i) end)
+    miss = latency(route, samples, &record_of(workload, :miss, n, &1))
+    hit = latency(route, samples, &record_of(workload, :hit, n, &1))
+    fanout = latency(route, samples, &record_of(workload, :fanout, n, &1))
     progress("  #{name}: throughput")
-    one = throughput(route, many, changes(n, stream, 0.01))
-    ten = throughput(route, many, changes(n, stream, 0.10))
+    one = throughput(route, many, changes(workload, n, stream, 0.01))
+    ten = throughput(route, many, changes(workload, n, stream, 0.10))
 
     %{
       name: name,
@@ -192,9 +305,12 @@ defmodule LsmIndex.Bench.Router do
 
   # route: one change; many: a transaction (nil: none); note: a line for after the table;
   # drop_scans: removes the unindexable shapes (nil: not measured)
-  defp build(:router, n) do
-    {:ok, r} = ShapeRouter.new("bench", @table, @cols)
-    for {id, sql} <- shapes(n), do: :ok = ShapeRouter.add_shape(r, id, sql)
+  defp build(workload, :router, n) do
+    {:ok, r} = ShapeRouter.new("bench", @table, cols(workload))
+
+    for {id, sql, params} <- shapes(workload, n),
+        do: :ok = ShapeRouter.add_shape(r, id, sql, params: params)
+
     # measured idle: what the index's background compaction costs routes is the compaction
     # section's subject
     :ok = ShapeRouter.wait_idle(r)
@@ -204,18 +320,18 @@ defmodule LsmIndex.Bench.Router do
       many: fn changes -> ShapeRouter.route_many(r, changes) end,
       note: fn -> metrics_note(ShapeRouter.metrics(r)) end,
       drop_scans: fn ->
-        for {_sql, id} <- Enum.with_index(@unindexed, n),
+        for {_sql, id} <- Enum.with_index(unindexed(workload), n),
             do: :ok = ShapeRouter.remove_shape(r, id)
       end
     }
   end
 
-  defp build(:filter, n) do
-    cols = Map.new(@cols)
+  defp build(workload, :filter, n) do
+    cols = Map.new(cols(workload))
 
     f =
-      Enum.reduce(shapes(n), Filter.new(index: :map), fn {id, sql}, f ->
-        Filter.add_shape(f, id, %{table: @table, columns: cols, where: sql})
+      Enum.reduce(shapes(workload, n), Filter.new(index: :map), fn {id, sql, params}, f ->
+        Filter.add_shape(f, id, %{table: @table, columns: cols, where: sql, params: params})
       end)
 
     %{
@@ -225,6 +341,11 @@ defmodule LsmIndex.Bench.Router do
       drop_scans: nil
     }
   end
+
+  defp cols(:synthetic), do: @cols
+  defp cols(:realistic), do: @realistic_cols
+  defp unindexed(:synthetic), do: @unindexed
+  defp unindexed(:realistic), do: @realistic_unindexed
 
   # the router's own counters, over everything this process routed
   defp metrics_note(m) do
