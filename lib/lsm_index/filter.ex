@@ -45,6 +45,9 @@ defmodule LsmIndex.Filter do
       `config :lsm_index, :auto_threshold`)
     * `:lsm_options` - options for `LsmIndex.new/1` of each LSM index (default `[]`, or
       `config :lsm_index, :lsm_options`)
+    * `:lc_ctype` - how `lower`, `upper` and `ILIKE` fold case, as PostgreSQL does under the
+      database's `LC_CTYPE`: `:utf8` (default: every character, one to one) or `:c` (ASCII
+      letters only)
 
   The filter is a value: each function returns the new filter. With `index: :map` every
   copy stays valid (a persistent value). LSM indexes (`:lsm`, and `:auto` once switched)
@@ -57,7 +60,12 @@ defmodule LsmIndex.Filter do
   alias LsmIndex.Filter.{ColumnType, EqualityIndex, Expr, LsmEqualityIndex, Predicate}
   alias LsmIndex.Filter.Index.Protocol, as: Index
 
-  defstruct mode: :map, auto_threshold: 10_000, lsm_options: [], tables: %{}, shapes: %{}
+  defstruct mode: :map,
+            auto_threshold: 10_000,
+            lsm_options: [],
+            lc_ctype: :utf8,
+            tables: %{},
+            shapes: %{}
 
   @typedoc "A filter."
   @type t :: %__MODULE__{}
@@ -104,6 +112,7 @@ defmodule LsmIndex.Filter do
       Keyword.validate!(opts,
         index: Application.get_env(:lsm_index, :equality_index, :map),
         auto_threshold: Application.get_env(:lsm_index, :auto_threshold, 10_000),
+        lc_ctype: :utf8,
         lsm_options: Application.get_env(:lsm_index, :lsm_options, [])
       )
 
@@ -124,7 +133,12 @@ defmodule LsmIndex.Filter do
     unless Keyword.keyword?(opts[:lsm_options]),
       do: raise(ArgumentError, ":lsm_options must be a keyword list")
 
-    %__MODULE__{mode: mode, auto_threshold: threshold, lsm_options: opts[:lsm_options]}
+    %__MODULE__{
+      mode: mode,
+      auto_threshold: threshold,
+      lsm_options: opts[:lsm_options],
+      lc_ctype: LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
+    }
   end
 
   @doc "Adds (or replaces) shape `shape_id`; raises `ArgumentError` for a malformed shape."
@@ -133,7 +147,12 @@ defmodule LsmIndex.Filter do
     columns = ColumnType.columns!(columns)
 
     %{plans: plans, residual: residual, columns: referenced} =
-      Predicate.compile!(Map.get(shape, :where), columns, Map.get(shape, :params, []))
+      Predicate.compile!(
+        Map.get(shape, :where),
+        columns,
+        Map.get(shape, :params, []),
+        filter.lc_ctype
+      )
 
     filter = remove_shape(filter, shape_id)
     t = Map.get(filter.tables, table, @empty_table)

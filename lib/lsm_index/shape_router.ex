@@ -79,12 +79,19 @@ defmodule LsmIndex.ShapeRouter do
   @doc """
   A router for `table` of `tenant` with `columns` (`[{name, type}]`, types as in
   `LsmIndex.Filter.ColumnType`). `tenant` and `table` label it (in `metrics/1`).
+
+  Options: `:index` (`LsmIndex` options of its shape index), `:path` (a directory: a
+  persistent router, see `open/5`), `:sync` (`:flush`, `:always`, `:none`), and `:lc_ctype`:
+  how `lower`, `upper` and `ILIKE` fold case, as PostgreSQL does under the database's
+  `LC_CTYPE` — `:utf8` (default: every character, one to one) or `:c` (ASCII letters only). A
+  persistent router remembers it: reopening with another is refused.
   """
   @spec new(term(), term(), LsmIndex.Where.columns(), keyword()) ::
           {:ok, t()} | {:error, term()}
   def new(tenant, table, columns, opts \\ []) do
-    opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush)
+    opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush, lc_ctype: :utf8)
     cols = LsmIndex.Where.native_columns!(columns)
+    lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
 
     if cols == [], do: raise(ArgumentError, "a table has at least one column")
 
@@ -99,9 +106,14 @@ defmodule LsmIndex.ShapeRouter do
 
     opened =
       case opts[:path] do
-        nil -> Native.router_new(cols, index_opts)
-        path when is_binary(path) -> Native.router_open(path, cols, index_opts, opts[:sync])
-        other -> raise ArgumentError, ":path must be a directory name, got: #{inspect(other)}"
+        nil ->
+          Native.router_new(cols, lc_ctype, index_opts)
+
+        path when is_binary(path) ->
+          Native.router_open(path, cols, lc_ctype, index_opts, opts[:sync])
+
+        other ->
+          raise ArgumentError, ":path must be a directory name, got: #{inspect(other)}"
       end
 
     case opened do

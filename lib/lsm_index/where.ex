@@ -87,4 +87,12 @@ defmodule LsmIndex.Where do
 
   def params!(other),
     do: raise(ArgumentError, "params are a list of strings or nils, got: #{inspect(other)}")
+
+  @doc false
+  # The `:lc_ctype` option (`ShapeRouter`, `Filter`): `:utf8` or `:c`.
+  @spec lc_ctype!(term()) :: :utf8 | :c
+  def lc_ctype!(ctype) when ctype in [:utf8, :c], do: ctype
+
+  def lc_ctype!(other),
+    do: raise(ArgumentError, ":lc_ctype must be :utf8 or :c, got: #{inspect(other)}")
 end

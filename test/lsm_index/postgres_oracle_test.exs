@@ -79,6 +79,33 @@ defmodule LsmIndex.PostgresOracleTest do
     end
   end
 
+  describe "under LC_CTYPE=C" do
+    # A database whose LC_CTYPE is C folds ASCII letters only (lower, upper, ILIKE): the
+    # router and the filters with `lc_ctype: :c` must agree with it.
+    test "agree with a C-ctype database on the text constructs", %{pg: pg} do
+      Postgres.query(pg, """
+      DROP DATABASE IF EXISTS oracle_c;
+      CREATE DATABASE oracle_c TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C';
+      """)
+
+      Process.put(:oracle_lc_ctype, :c)
+      seed = env_int("LSM_PG_ORACLE_SEED", ExUnit.configuration()[:seed])
+
+      enabled =
+        MapSet.new(
+          ~w(and_or_not is_null cmp in text_plain like not_like ilike ilike_fold func_text
+             length concat int_plain bool_plain float_plain uuid_plain)a
+        )
+
+      result = run(pg, enabled, 600, 100, seed)
+      IO.puts(summary(result, seed, 0))
+      assert result.disagreements == [], summary(result, seed, 0)
+      assert result.matches > 0
+    after
+      Process.delete(:oracle_lc_ctype)
+    end
+  end
+
   if System.get_env("LSM_PG_ORACLE_PROBE") do
     # The probe's minimal generator, and what a construct needs to appear at all.
     @probe_base [:and_or_not, :is_null, :cmp, :int_plain, :float_plain, :bool_plain, :text_plain] ++
@@ -216,6 +243,9 @@ defmodule LsmIndex.PostgresOracleTest do
     }
   end
 
+  # The case folding of this run's database (the C-ctype test sets it).
+  defp lc_ctype, do: Process.get(:oracle_lc_ctype, :utf8)
+
   # Rows in, PostgreSQL's text output of them and each clause's answer (ids or error) out.
   defp postgres(pg, rows, clauses) do
     names = Enum.map(WhereGenerator.columns(), &elem(&1, 0))
@@ -232,30 +262,34 @@ defmodule LsmIndex.PostgresOracleTest do
     clause_lines = for {n, sql} <- clauses, do: ["#{n}\t", Postgres.copy_field(sql), "\n"]
 
     out =
-      Postgres.query(pg, [
-        "DROP TABLE IF EXISTS oracle, clauses;\n",
-        WhereGenerator.types_sql(),
-        "CREATE TABLE oracle (#{defs});\n",
-        "COPY oracle FROM STDIN;\n",
-        row_lines,
-        "\\.\n",
-        """
-        CREATE OR REPLACE FUNCTION try_where(c text) RETURNS text LANGUAGE plpgsql AS $fn$
-        DECLARE r text;
-        BEGIN
-          EXECUTE 'SELECT coalesce(string_agg(id::text, '','' ORDER BY id), '''') FROM oracle WHERE ' || c INTO r;
-          RETURN 'ok:' || r;
-        EXCEPTION WHEN others THEN
-          RETURN 'err:' || SQLERRM;
-        END $fn$;
-        CREATE TABLE clauses (n int4, c text);
-        COPY clauses FROM STDIN;
-        """,
-        clause_lines,
-        "\\.\n",
-        "COPY (SELECT 'row', #{Enum.join(names, ", ")} FROM oracle ORDER BY id) TO STDOUT;\n",
-        "COPY (SELECT 'clause', n, try_where(c) FROM clauses ORDER BY n) TO STDOUT;\n"
-      ])
+      Postgres.query(
+        pg,
+        [
+          "DROP TABLE IF EXISTS oracle, clauses;\n",
+          WhereGenerator.types_sql(),
+          "CREATE TABLE oracle (#{defs});\n",
+          "COPY oracle FROM STDIN;\n",
+          row_lines,
+          "\\.\n",
+          """
+          CREATE OR REPLACE FUNCTION try_where(c text) RETURNS text LANGUAGE plpgsql AS $fn$
+          DECLARE r text;
+          BEGIN
+            EXECUTE 'SELECT coalesce(string_agg(id::text, '','' ORDER BY id), '''') FROM oracle WHERE ' || c INTO r;
+            RETURN 'ok:' || r;
+          EXCEPTION WHEN others THEN
+            RETURN 'err:' || SQLERRM;
+          END $fn$;
+          CREATE TABLE clauses (n int4, c text);
+          COPY clauses FROM STDIN;
+          """,
+          clause_lines,
+          "\\.\n",
+          "COPY (SELECT 'row', #{Enum.join(names, ", ")} FROM oracle ORDER BY id) TO STDOUT;\n",
+          "COPY (SELECT 'clause', n, try_where(c) FROM clauses ORDER BY n) TO STDOUT;\n"
+        ],
+        if(lc_ctype() == :c, do: "oracle_c", else: "postgres")
+      )
 
     lines = out |> String.split("\n", trim: true) |> Enum.map(&Postgres.copy_fields/1)
 
@@ -291,7 +325,7 @@ defmodule LsmIndex.PostgresOracleTest do
 
   # Each clause added as a shape: %{ok: %{n => :ok | {:error, why}}, target: router | filter}.
   defp accept(:router, clauses) do
-    router = ShapeRouter.new!("pg-oracle", @table, WhereGenerator.columns())
+    router = ShapeRouter.new!("pg-oracle", @table, WhereGenerator.columns(), lc_ctype: lc_ctype())
 
     ok =
       for {n, sql, _} <- clauses, into: %{} do
@@ -312,7 +346,8 @@ defmodule LsmIndex.PostgresOracleTest do
     shape = %{table: @table, columns: WhereGenerator.columns()}
 
     {filter, ok} =
-      Enum.reduce(clauses, {Filter.new(index: mode), %{}}, fn {n, sql, _}, {f, ok} ->
+      Enum.reduce(clauses, {Filter.new(index: mode, lc_ctype: lc_ctype()), %{}}, fn {n, sql, _},
+                                                                                    {f, ok} ->
         {sql, params} = parameterize(sql, n)
 
         try do

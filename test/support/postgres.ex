@@ -92,14 +92,14 @@ defmodule LsmIndex.Test.Postgres do
   `psql -X -At -v ON_ERROR_STOP=1` and returns its standard output; raises on an error.
   """
   @spec query(t(), iodata()) :: String.t()
-  def query(%__MODULE__{} = pg, sql) do
+  def query(%__MODULE__{} = pg, sql, database \\ "postgres") do
     file = Path.join(pg.dir, "query_#{System.unique_integer([:positive])}.sql")
     File.write!(file, ["SET client_min_messages = warning;\n", sql])
 
     try do
       run!(
         Path.join(pg.bin, "psql"),
-        ~w(-h #{pg.dir} -U postgres -d postgres -X -At -q -v ON_ERROR_STOP=1 -f #{file}),
+        ~w(-h #{pg.dir} -U postgres -d #{database} -X -At -q -v ON_ERROR_STOP=1 -f #{file}),
         pg.as_user
       )
     after

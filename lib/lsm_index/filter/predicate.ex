@@ -48,11 +48,12 @@ defmodule LsmIndex.Filter.Predicate do
   by `LsmIndex.Filter.ColumnType.columns!/1`). Raises `ArgumentError` for a clause the engine
   refuses: with the byte offset for SQL text, naming the node for a tree.
   """
-  @spec compile!(Expr.t() | String.t(), ColumnType.columns(), [String.t() | nil]) :: compiled()
-  def compile!(where, columns, params \\ [])
+  @spec compile!(Expr.t() | String.t(), ColumnType.columns(), [String.t() | nil], :utf8 | :c) ::
+          compiled()
+  def compile!(where, columns, params \\ [], lc_ctype \\ :utf8)
 
-  def compile!(sql, columns, params) when is_binary(sql) do
-    case compile(sql, columns, params) do
+  def compile!(sql, columns, params, lc_ctype) when is_binary(sql) do
+    case compile(sql, columns, params, lc_ctype) do
       {:ok, compiled} ->
         compiled
 
@@ -61,10 +62,10 @@ defmodule LsmIndex.Filter.Predicate do
     end
   end
 
-  def compile!(tree, columns, params) do
+  def compile!(tree, columns, params, lc_ctype) do
     {sql, spans} = Expr.to_sql!(tree)
 
-    case compile(sql, columns, params) do
+    case compile(sql, columns, params, lc_ctype) do
       {:ok, compiled} ->
         compiled
 
@@ -80,17 +81,18 @@ defmodule LsmIndex.Filter.Predicate do
   Compiles SQL text `sql` against `columns`: `{:ok, compiled}`, or the error
   `LsmIndex.Where.parse/2` reports, `{:error, {:invalid_where, byte_offset, message}}`.
   """
-  @spec compile(String.t(), ColumnType.columns(), [String.t() | nil]) ::
+  @spec compile(String.t(), ColumnType.columns(), [String.t() | nil], :utf8 | :c) ::
           {:ok, compiled()} | {:error, LsmIndex.Where.error()}
-  def compile(sql, columns, params \\ []) when is_binary(sql) do
+  def compile(sql, columns, params \\ [], lc_ctype \\ :utf8) when is_binary(sql) do
     cols = LsmIndex.Where.native_columns!(columns)
     params = LsmIndex.Where.params!(params)
+    lc_ctype = LsmIndex.Where.lc_ctype!(lc_ctype)
 
     reply =
       cond do
         not String.valid?(sql) -> {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
-        byte_size(sql) > @dirty_bytes -> Native.filter_compile_dirty(sql, cols, params)
-        true -> Native.filter_compile_small(sql, cols, params)
+        byte_size(sql) > @dirty_bytes -> Native.filter_compile_dirty(sql, cols, params, lc_ctype)
+        true -> Native.filter_compile_small(sql, cols, params, lc_ctype)
       end
 
     case reply do

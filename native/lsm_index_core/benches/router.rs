@@ -2,7 +2,7 @@
 //! the presence filter), one shape, eight shapes; with and without 5 scanned shapes.
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use lsm_index_core::predicate::compile::{compile, Stack};
-use lsm_index_core::predicate::{parse, ColumnType, Value};
+use lsm_index_core::predicate::{parse, CaseFolding, ColumnType, Value};
 use lsm_index_core::router::{Change, Router};
 use lsm_index_core::Config;
 
@@ -26,7 +26,7 @@ fn router(scanned: bool) -> Router {
     .into_iter()
     .map(|(n, t)| (n.to_string(), t))
     .collect();
-    let r = Router::new(columns, Config::default()).expect("router");
+    let r = Router::new(columns, CaseFolding::Unicode, Config::default()).expect("router");
     for id in 0..SHAPES {
         let value = if id < SHAPES - 800 {
             u64::from(id)

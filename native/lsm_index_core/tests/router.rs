@@ -2,7 +2,9 @@
 //! every row), under shape churn, updates, NULLs and unparseable values; plus the contracts the
 //! reference cannot see (evaluate once, presence metrics, replacing ids).
 
-use lsm_index_core::predicate::{compile::compile, eval, parse, ColumnType, Expr, Value};
+use lsm_index_core::predicate::{
+    compile::compile, eval, parse, CaseFolding, ColumnType, Expr, Value,
+};
 use lsm_index_core::router::{Change, Router, ShapeCounts};
 use lsm_index_core::Config;
 use rand::rngs::StdRng;
@@ -27,6 +29,7 @@ fn columns() -> Vec<(String, ColumnType)> {
 fn router() -> Router {
     Router::new(
         columns(),
+        CaseFolding::Unicode,
         Config {
             lanes: 4,
             overlay_limit: 64,
@@ -339,12 +342,12 @@ fn misses_stop_at_the_presence_filter() {
 
 #[test]
 fn bad_tables_are_refused() {
-    assert!(Router::new(vec![], Config::default()).is_err());
+    assert!(Router::new(vec![], CaseFolding::Unicode, Config::default()).is_err());
     let twice = vec![
         ("a".to_string(), ColumnType::Int8),
         ("a".to_string(), ColumnType::Text),
     ];
-    assert!(Router::new(twice, Config::default()).is_err());
+    assert!(Router::new(twice, CaseFolding::Unicode, Config::default()).is_err());
     let r = router();
     let short = [None, None];
     assert!(r.route(&Change::Insert(&short), &mut Vec::new()).is_err());
@@ -354,7 +357,15 @@ fn bad_tables_are_refused() {
 fn a_persistent_router_reopens_with_its_shapes() {
     use lsm_index_core::SyncMode;
     let dir = tempfile::tempdir().unwrap();
-    let open = || Router::open(dir.path(), columns(), Config::default(), SyncMode::Flush);
+    let open = || {
+        Router::open(
+            dir.path(),
+            columns(),
+            CaseFolding::Unicode,
+            Config::default(),
+            SyncMode::Flush,
+        )
+    };
     let row = rec(&[("user_id", "7"), ("status", "open")]);
     let c = cells(&row);
     let mut out = Vec::new();
@@ -391,7 +402,14 @@ fn a_persistent_router_reopens_with_its_shapes() {
     );
     drop(r);
     let other = vec![("user_id".to_string(), ColumnType::Int8)];
-    assert!(Router::open(dir.path(), other, Config::default(), SyncMode::Flush).is_err());
+    assert!(Router::open(
+        dir.path(),
+        other,
+        CaseFolding::Unicode,
+        Config::default(),
+        SyncMode::Flush
+    )
+    .is_err());
 }
 
 #[test]
@@ -454,7 +472,15 @@ fn routes_while_shapes_churn_never_lose_a_stable_shape() {
 fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
     use lsm_index_core::SyncMode;
     let dir = tempfile::tempdir().unwrap();
-    let open = || Router::open(dir.path(), columns(), Config::default(), SyncMode::None);
+    let open = || {
+        Router::open(
+            dir.path(),
+            columns(),
+            CaseFolding::Unicode,
+            Config::default(),
+            SyncMode::None,
+        )
+    };
     {
         let r = open().unwrap();
         for id in 0..70_000u32 {
@@ -564,6 +590,31 @@ fn or_branches_are_indexed_under_every_branch() {
         (&[("status", "x"), ("score", "0.5")], vec![2]),
         (&[("user_id", "5"), ("status", "open")], vec![3]),
         (&[("status", "open"), ("score", "7")], vec![3, 4]),
+    ];
+    let mut out = Vec::new();
+    for (values, want) in cases {
+        let row = rec(values);
+        r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
+        assert_eq!(out, want, "{values:?}");
+    }
+}
+
+#[test]
+fn ascii_case_folding_follows_lc_ctype_c() {
+    let r = Router::new(columns(), CaseFolding::Ascii, Config::default()).unwrap();
+    r.add_shape(1, "status ILIKE 'über%'").unwrap();
+    r.add_shape(2, "lower(status) = 'über'").unwrap();
+    r.add_shape(3, "upper(note) IN ('ÜBER', 'A')").unwrap();
+    assert_eq!(
+        r.shape_counts().indexed,
+        2,
+        "lower/upper equalities are indexed"
+    );
+    let cases: [Case; 4] = [
+        (&[("status", "über alles")], vec![1]),
+        (&[("status", "Über")], vec![]),
+        (&[("status", "ÜBER"), ("note", "über")], vec![]),
+        (&[("status", "über"), ("note", "a")], vec![1, 2, 3]),
     ];
     let mut out = Vec::new();
     for (values, want) in cases {

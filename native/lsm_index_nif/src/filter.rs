@@ -21,8 +21,7 @@
 
 use lsm_index_core::key::{value_key, ColumnKey};
 use lsm_index_core::predicate::compile::{compile, Op, Program, Stack};
-use lsm_index_core::predicate::eval::{fold_char, upper_char};
-use lsm_index_core::predicate::{parse_with, ColumnType, EvalError, Func, Value};
+use lsm_index_core::predicate::{parse_in, ColumnType, EvalError, Func, Value};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
 
@@ -85,11 +84,13 @@ fn compile_shape<'a>(
     sql: Binary<'a>,
     cols: Term<'a>,
     params: Vec<Option<Binary<'a>>>,
+    lc_ctype: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let cols = columns(cols)?;
     let sql = sql_text(&sql)?;
     let params = crate::router::param_values(params)?;
-    let expr = match parse_with(sql, &cols, &params) {
+    let folding = crate::router::folding(lc_ctype)?;
+    let expr = match parse_in(sql, &cols, &params, folding) {
         Ok(e) => e,
         Err(e) => return Ok(core_error(env, &e)),
     };
@@ -102,7 +103,7 @@ fn compile_shape<'a>(
         .filter(|(c, _)| read(*c))
         .map(|(_, col)| col)
         .collect();
-    let compiled = match parse_with(sql, &dense, &params) {
+    let compiled = match parse_in(sql, &dense, &params, folding) {
         Ok(e) => compile(&e),
         Err(e) => return Ok(core_error(env, &e)),
     };
@@ -133,12 +134,20 @@ fn compile_shape<'a>(
     Ok((atoms::ok(), (plans, residual, referenced)).encode(env))
 }
 
+/// Key functions and their names in pseudo column names.
+const KEY_FUNCS: [(Func, &str); 4] = [
+    (Func::Lower, "lower"),
+    (Func::Upper, "upper"),
+    (Func::LowerAscii, "lower_c"),
+    (Func::UpperAscii, "upper_c"),
+];
+
 /// The name a plan's keys are filed under: the column's, or for a key function the pseudo
-/// column `"\0lower\0name"` / `"\0upper\0name"`.
+/// column `"\0lower\0name"` (`upper`, and `lower_c`/`upper_c` under `LC_CTYPE=C`).
 fn plan_column(name: &str, func: Option<Func>) -> String {
-    match func {
+    match func.and_then(|f| KEY_FUNCS.iter().find(|(k, _)| *k == f)) {
         None => name.to_string(),
-        Some(f) => format!("\0{}\0{name}", f.name()),
+        Some((_, tag)) => format!("\0{tag}\0{name}"),
     }
 }
 
@@ -148,7 +157,10 @@ fn split_plan_column(name: &str) -> (&str, Option<Func>) {
         return (name, None);
     };
     match rest.split_once('\0') {
-        Some((f, column)) => (column, Func::from_name(f)),
+        Some((tag, column)) => (
+            column,
+            KEY_FUNCS.iter().find(|(_, t)| *t == tag).map(|(f, _)| *f),
+        ),
         None => (name, None),
     }
 }
@@ -173,9 +185,10 @@ fn filter_compile_small<'a>(
     sql: Binary<'a>,
     cols: Term<'a>,
     params: Vec<Option<Binary<'a>>>,
+    lc_ctype: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let _timer = CallTimer::start(10);
-    compile_shape(env, sql, cols, params)
+    compile_shape(env, sql, cols, params, lc_ctype)
 }
 
 /// Long clauses (the caller decides by size, as for `where_parse_dirty`).
@@ -185,8 +198,9 @@ fn filter_compile_dirty<'a>(
     sql: Binary<'a>,
     cols: Term<'a>,
     params: Vec<Option<Binary<'a>>>,
+    lc_ctype: Term<'a>,
 ) -> NifResult<Term<'a>> {
-    compile_shape(env, sql, cols, params)
+    compile_shape(env, sql, cols, params, lc_ctype)
 }
 
 /// The parser of a table's records: `columns` (`[{name, type_name}]`, names unique) and the
@@ -254,18 +268,11 @@ fn filter_row<'a>(
         .iter()
         .map(|&(c, func)| match (&values[c], func) {
             (Some(v), None) => key_term(env, v, &mut buf),
-            (Some(Value::Text(text)), Some(f)) => {
-                let fold = if f == Func::Lower {
-                    fold_char
-                } else {
-                    upper_char
-                };
-                key_term(
-                    env,
-                    &Value::Text(text.chars().map(fold).collect()),
-                    &mut buf,
-                )
-            }
+            (Some(Value::Text(text)), Some(f)) => key_term(
+                env,
+                &Value::Text(f.fold(text).unwrap_or_default()),
+                &mut buf,
+            ),
             _ => atoms::nil().encode(env),
         })
         .collect();

@@ -6,6 +6,7 @@
 //! (the caller calls again). A shape write that would wait answers `:wait` and the caller
 //! retries through the `*_dirty` variant, which never answers `:wait` (`error::write_reply`).
 
+use lsm_index_core::predicate::CaseFolding;
 use lsm_index_core::router::{Change, Reader, Router, ScanReason};
 use lsm_index_core::SyncMode;
 use lsm_index_core::{Config, Overload};
@@ -57,12 +58,22 @@ fn opened<'a>(env: Env<'a>, config: &Config, r: lsm_index_core::Result<Router>) 
     }
 }
 
+/// The case folding named by an `:lc_ctype` atom (`:utf8`, `:c`).
+pub(crate) fn folding(term: Term<'_>) -> NifResult<CaseFolding> {
+    CaseFolding::from_name(&term.atom_to_string()?).ok_or(rustler::Error::BadArg)
+}
+
 /// Creates a router for `columns`; its equality index takes the options map `LsmIndex`
 /// builds (in memory).
 #[rustler::nif]
-fn router_new<'a>(env: Env<'a>, cols: Term<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
+fn router_new<'a>(
+    env: Env<'a>,
+    cols: Term<'a>,
+    lc_ctype: Term<'a>,
+    opts: Term<'a>,
+) -> NifResult<Term<'a>> {
     let config = config(opts)?;
-    let router = Router::new(columns(cols)?, config.clone());
+    let router = Router::new(columns(cols)?, folding(lc_ctype)?, config.clone());
     Ok(opened(env, &config, router))
 }
 
@@ -72,12 +83,19 @@ fn router_open<'a>(
     env: Env<'a>,
     path: String,
     cols: Term<'a>,
+    lc_ctype: Term<'a>,
     opts: Term<'a>,
     sync: Term<'a>,
 ) -> NifResult<Term<'a>> {
     let sync = SyncMode::from_name(&sync.atom_to_string()?).ok_or(rustler::Error::BadArg)?;
     let config = config(opts)?;
-    let router = Router::open(Path::new(&path), columns(cols)?, config.clone(), sync);
+    let router = Router::open(
+        Path::new(&path),
+        columns(cols)?,
+        folding(lc_ctype)?,
+        config.clone(),
+        sync,
+    );
     Ok(opened(env, &config, router))
 }
 

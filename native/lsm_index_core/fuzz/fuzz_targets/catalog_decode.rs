@@ -8,5 +8,9 @@ fuzz_target!(|data: &[u8]| {
         ("a".to_string(), ColumnType::Int8),
         ("s".to_string(), ColumnType::Text),
     ];
-    let _ = lsm_index_core::router::catalog::decode(data, &columns);
+    let _ = lsm_index_core::router::catalog::decode(
+        data,
+        &columns,
+        lsm_index_core::predicate::CaseFolding::Unicode,
+    );
 });

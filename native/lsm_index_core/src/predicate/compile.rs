@@ -24,7 +24,7 @@ use std::cmp::Ordering;
 pub struct IndexPlan {
     /// The indexed column.
     pub column: usize,
-    /// `Some(Lower | Upper)`: the keys are that function of the column's value.
+    /// `Some(lower or upper)`: the keys are that function of the column's value.
     pub func: Option<Func>,
     /// The values (no NULL: a NULL never equals anything).
     pub keys: Vec<Value>,
@@ -35,7 +35,7 @@ pub struct IndexPlan {
 fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
     match s {
         Scalar::Column(c) => Some((*c, None)),
-        Scalar::Call(f @ (Func::Lower | Func::Upper), args, _) => match args.as_slice() {
+        Scalar::Call(f, args, _) if f.fold("").is_some() => match args.as_slice() {
             [Scalar::Column(c)] => Some((*c, Some(*f))),
             _ => None,
         },

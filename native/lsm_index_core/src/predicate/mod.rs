@@ -26,7 +26,7 @@ pub use arith::{ArithOp, EvalError};
 pub use column::{uuid_text, ColumnType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
-pub use parser::{parse, parse_with};
+pub use parser::{parse, parse_in, parse_with};
 pub use scalar::{Func, Scalar};
 
 /// Longest WHERE text accepted, in bytes (an `IN` list of ~100k values fits).
@@ -34,6 +34,36 @@ pub const MAX_SQL_BYTES: usize = 1 << 20;
 
 /// Deepest nesting of parentheses and `NOT`s accepted.
 pub const MAX_DEPTH: usize = 64;
+
+/// How `lower`, `upper` and `ILIKE` fold case: as PostgreSQL does under the database's
+/// `LC_CTYPE`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CaseFolding {
+    /// A UTF-8 `LC_CTYPE` (`C.UTF-8`, `en_US.UTF-8`, ...): every character, one to one.
+    #[default]
+    Unicode,
+    /// `LC_CTYPE=C`: ASCII letters only.
+    Ascii,
+}
+
+impl CaseFolding {
+    /// Its option name: `utf8` or `c`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CaseFolding::Unicode => "utf8",
+            CaseFolding::Ascii => "c",
+        }
+    }
+
+    /// The folding named `name` (`utf8`, `c`).
+    pub fn from_name(name: &str) -> Option<CaseFolding> {
+        match name {
+            "utf8" => Some(CaseFolding::Unicode),
+            "c" => Some(CaseFolding::Ascii),
+            _ => None,
+        }
+    }
+}
 
 /// A comparison operator.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

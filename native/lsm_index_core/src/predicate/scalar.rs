@@ -6,7 +6,7 @@
 use super::arith::{self, ArithOp, EvalError};
 use super::datetime::date_to_timestamp;
 use super::eval::{eval, fold_char, upper_char};
-use super::{ColumnType, Expr, Numeric, Value};
+use super::{CaseFolding, ColumnType, Expr, Numeric, Value};
 
 /// A function.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,6 +15,10 @@ pub enum Func {
     Lower,
     /// `upper(text)`: each character upper-cased, one to one.
     Upper,
+    /// `lower(text)` under `LC_CTYPE=C`: ASCII letters only.
+    LowerAscii,
+    /// `upper(text)` under `LC_CTYPE=C`: ASCII letters only.
+    UpperAscii,
     /// `length(text)` / `char_length(text)`: characters.
     Length,
     /// `abs(number)`.
@@ -24,6 +28,26 @@ pub enum Func {
 }
 
 impl Func {
+    /// A text value's characters through this function, if it is `lower` or `upper`.
+    pub fn fold(self, text: &str) -> Option<String> {
+        Some(match self {
+            Func::Lower => text.chars().map(fold_char).collect(),
+            Func::Upper => text.chars().map(upper_char).collect(),
+            Func::LowerAscii => text.to_ascii_lowercase(),
+            Func::UpperAscii => text.to_ascii_uppercase(),
+            _ => return None,
+        })
+    }
+
+    /// This function under `folding` (`lower` and `upper` fold ASCII only under `C`).
+    pub fn under(self, folding: CaseFolding) -> Func {
+        match (self, folding) {
+            (Func::Lower, CaseFolding::Ascii) => Func::LowerAscii,
+            (Func::Upper, CaseFolding::Ascii) => Func::UpperAscii,
+            (f, _) => f,
+        }
+    }
+
     /// The function named `name`, if supported.
     pub fn from_name(name: &str) -> Option<Func> {
         Some(match name {
@@ -39,8 +63,8 @@ impl Func {
     /// Its SQL name.
     pub fn name(self) -> &'static str {
         match self {
-            Func::Lower => "lower",
-            Func::Upper => "upper",
+            Func::Lower | Func::LowerAscii => "lower",
+            Func::Upper | Func::UpperAscii => "upper",
             Func::Length => "length",
             Func::Abs => "abs",
             Func::Coalesce => "coalesce",
@@ -96,11 +120,8 @@ impl Scalar {
                     return Ok(None);
                 };
                 Some(match (f, v) {
-                    (Func::Lower, Value::Text(s)) => {
-                        Value::Text(s.chars().map(fold_char).collect())
-                    }
-                    (Func::Upper, Value::Text(s)) => {
-                        Value::Text(s.chars().map(upper_char).collect())
+                    (f, Value::Text(s)) if f.fold("").is_some() => {
+                        Value::Text(f.fold(&s).unwrap_or_default())
                     }
                     (Func::Length, Value::Text(s)) => Value::Int(s.chars().count() as i64),
                     (Func::Abs, v) => arith::abs(ty, &v)?,

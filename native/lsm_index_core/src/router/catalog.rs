@@ -9,7 +9,8 @@
 //! payload            kind u8 (0 table, 1 add, 2 remove) | shape id u32 LE | text
 //! ```
 //!
-//! The first record (kind 0) names the table's columns (`name\ttype\n` each); a router opened
+//! The first record (kind 0) names the table's columns (`name\ttype\n` each, then
+//! `\tcase_folding c\n` for a router folding case as under `LC_CTYPE=C`); a router opened
 //! with other columns is refused. An add's text is the shape's definition: its WHERE clause,
 //! then per `$n` parameter a NUL and `v` + the value's text, or `n` for NULL (a clause never
 //! holds a NUL, so clauses recorded before parameters existed read the same). At open, an incomplete
@@ -19,7 +20,7 @@
 
 use crate::durable::{self, io_error, CrashPoints, DirLock, Framing};
 use crate::error::{Error, FileKind, Result};
-use crate::predicate::ColumnType;
+use crate::predicate::{CaseFolding, ColumnType};
 use crate::wal::SyncMode;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -67,12 +68,13 @@ impl Catalog {
     pub fn open(
         dir: &Path,
         columns: &[(String, ColumnType)],
+        folding: CaseFolding,
         sync: SyncMode,
     ) -> Result<(Catalog, Shapes)> {
         fs::create_dir_all(dir).map_err(|e| io_error(FileKind::Directory, dir, "create", &e))?;
         let lock = DirLock::acquire(dir)?;
         let path = dir.join(FILE);
-        let table = table_text(columns);
+        let table = table_text(columns, folding);
         let mut shapes = Shapes::new();
         match fs::read(&path) {
             Ok(bytes) => {
@@ -174,17 +176,32 @@ pub fn split_definition(text: &str) -> (&str, Vec<Option<String>>) {
 
 /// The live shapes recorded in catalog bytes `bytes` of a table with `columns` (a torn last
 /// record is ignored): the decoder `open` uses, for tools and fuzzing.
-pub fn decode(bytes: &[u8], columns: &[(String, ColumnType)]) -> Result<Shapes> {
+pub fn decode(
+    bytes: &[u8],
+    columns: &[(String, ColumnType)],
+    folding: CaseFolding,
+) -> Result<Shapes> {
     let mut shapes = Shapes::new();
-    read(Path::new(FILE), bytes, &table_text(columns), &mut shapes)?;
+    read(
+        Path::new(FILE),
+        bytes,
+        &table_text(columns, folding),
+        &mut shapes,
+    )?;
     Ok(shapes)
 }
 
-fn table_text(columns: &[(String, ColumnType)]) -> String {
-    columns
+/// The table record's text: `name\ttype\n` per column, then `\tcase_folding c\n` under
+/// `LC_CTYPE=C` (nothing for the default, so catalogs written before the option read the same).
+fn table_text(columns: &[(String, ColumnType)], folding: CaseFolding) -> String {
+    let mut text: String = columns
         .iter()
         .map(|(name, ty)| format!("{name}\t{}\n", ty.describe()))
-        .collect()
+        .collect();
+    if folding != CaseFolding::Unicode {
+        text.push_str(&format!("\tcase_folding {}\n", folding.name()));
+    }
+    text
 }
 
 fn record(kind: u8, id: u32, text: &[u8]) -> Vec<u8> {
@@ -294,7 +311,8 @@ mod tests {
     fn replays_adds_and_removes_and_cuts_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut c, shapes) = Catalog::open(dir.path(), &cols(), SyncMode::Flush).unwrap();
+            let (mut c, shapes) =
+                Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush).unwrap();
             assert!(shapes.is_empty());
             c.add(1, "a = 1").unwrap();
             c.add(2, "a = 2").unwrap();
@@ -306,23 +324,25 @@ mod tests {
         let mut bytes = fs::read(&path).unwrap();
         bytes.extend_from_slice(&record(ADD, 9, b"a = 9")[..7]);
         fs::write(&path, &bytes).unwrap();
-        let (_c, shapes) = Catalog::open(dir.path(), &cols(), SyncMode::Flush).unwrap();
+        let (_c, shapes) =
+            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush).unwrap();
         assert_eq!(shapes, Shapes::from([(1, "a = 3".to_string())]));
     }
 
     #[test]
     fn refuses_corruption_other_columns_and_a_second_opener() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut c, _) = Catalog::open(dir.path(), &cols(), SyncMode::Always).unwrap();
+        let (mut c, _) =
+            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Always).unwrap();
         c.add(1, "a = 1").unwrap();
         assert!(matches!(
-            Catalog::open(dir.path(), &cols(), SyncMode::Flush),
+            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush),
             Err(Error::Locked { .. })
         ));
         drop(c);
         let other = vec![("b".to_string(), ColumnType::Text)];
         assert!(matches!(
-            Catalog::open(dir.path(), &other, SyncMode::Flush),
+            Catalog::open(dir.path(), &other, CaseFolding::Unicode, SyncMode::Flush),
             Err(Error::TableMismatch { .. })
         ));
         let path = dir.path().join(FILE);
@@ -331,7 +351,7 @@ mod tests {
         bytes[last] ^= 1;
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
-            Catalog::open(dir.path(), &cols(), SyncMode::Flush),
+            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush),
             Err(Error::ChecksumMismatch {
                 file: FileKind::Catalog,
                 ..
@@ -347,7 +367,11 @@ mod tests {
         ) {
             let mut bytes = b"LSMSHAPE".to_vec();
             bytes.extend_from_slice(&VERSION.to_le_bytes());
-            bytes.extend_from_slice(&record(TABLE, 0, table_text(&cols()).as_bytes()));
+            bytes.extend_from_slice(&record(
+                TABLE,
+                0,
+                table_text(&cols(), CaseFolding::Unicode).as_bytes(),
+            ));
             bytes.extend_from_slice(&record(ADD, 7, b"a = 1"));
             bytes.extend_from_slice(&record(REMOVE, 7, b""));
             for (at, bit) in flips {
@@ -355,7 +379,7 @@ mod tests {
                 bytes[i] ^= 1 << bit;
             }
             bytes.truncate(cut_at.max(1).min(bytes.len()));
-            let _ = decode(&bytes, &cols());
+            let _ = decode(&bytes, &cols(), CaseFolding::Unicode);
         }
     }
 
@@ -363,13 +387,15 @@ mod tests {
     fn rewrites_when_mostly_dead() {
         let dir = tempfile::tempdir().unwrap();
         {
-            let (mut c, _) = Catalog::open(dir.path(), &cols(), SyncMode::None).unwrap();
+            let (mut c, _) =
+                Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::None).unwrap();
             for i in 0..3000 {
                 c.add(i % 10, &format!("a = {i}")).unwrap();
             }
         }
         let before = fs::metadata(dir.path().join(FILE)).unwrap().len();
-        let (_c, shapes) = Catalog::open(dir.path(), &cols(), SyncMode::None).unwrap();
+        let (_c, shapes) =
+            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::None).unwrap();
         let after = fs::metadata(dir.path().join(FILE)).unwrap().len();
         assert_eq!(shapes.len(), 10);
         assert_eq!(shapes[&9], "a = 2999");

@@ -37,6 +37,7 @@ mod shapes;
 
 use crate::index::{Config, Index};
 pub use crate::predicate::compile::ScanReason;
+use crate::predicate::CaseFolding;
 use crate::predicate::ColumnType;
 use crate::wal::SyncMode;
 use crate::{Error, Result};
@@ -83,6 +84,8 @@ pub struct ShapeCounts {
 /// Routes changes of one table to the shapes they affect (see the module doc).
 pub struct Router {
     columns: Vec<(String, ColumnType)>,
+    /// How `lower`, `upper` and `ILIKE` fold case in its shapes.
+    folding: CaseFolding,
     index: Arc<Index>,
     hasher: ahash::RandomState,
     /// Serialises shape writes (add, remove, close).
@@ -96,9 +99,14 @@ pub struct Router {
 }
 
 impl Router {
-    /// An empty router for a table with `columns` (name, type); its equality index is an
-    /// in-memory [`Index`] configured by `config`.
-    pub fn new(columns: Vec<(String, ColumnType)>, config: Config) -> Result<Router> {
+    /// An empty router for a table with `columns` (name, type) in a database whose
+    /// `LC_CTYPE` folds case as `folding` says; its equality index is an in-memory [`Index`]
+    /// configured by `config`.
+    pub fn new(
+        columns: Vec<(String, ColumnType)>,
+        folding: CaseFolding,
+        config: Config,
+    ) -> Result<Router> {
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
             return Err(Error::InvalidColumns {
                 reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
@@ -114,6 +122,7 @@ impl Router {
             index: Index::new(config)?,
             state: RwLock::new(State::new(columns.len())),
             columns,
+            folding,
             hasher: ahash::RandomState::new(),
             writer: Mutex::new(()),
             metrics: Metrics::default(),
@@ -129,11 +138,12 @@ impl Router {
     pub fn open(
         dir: &Path,
         columns: Vec<(String, ColumnType)>,
+        folding: CaseFolding,
         config: Config,
         sync: SyncMode,
     ) -> Result<Router> {
-        let mut router = Router::new(columns, config)?;
-        let (catalog, shapes) = Catalog::open(dir, &router.columns, sync)?;
+        let mut router = Router::new(columns, folding, config)?;
+        let (catalog, shapes) = Catalog::open(dir, &router.columns, folding, sync)?;
         let shapes: Vec<(u32, String)> = shapes.into_iter().collect();
         // about one key per shape: sized once instead of grown (and the filter rebuilt)
         router.state.write().reserve(shapes.len(), shapes.len());

@@ -10,8 +10,8 @@ use super::shapes::{slot_column, Shape, State};
 use super::{Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
-use crate::predicate::eval::{compare, fold_char, upper_char};
-use crate::predicate::{Func, Value};
+use crate::predicate::eval::compare;
+use crate::predicate::Value;
 use crate::Result;
 use parking_lot::RwLockReadGuard;
 use std::cmp::Ordering;
@@ -41,8 +41,6 @@ struct Scratch {
     stack: Stack,
     /// Index candidates of the first row of an update, per index slot.
     candidates: Vec<(usize, Vec<u32>)>,
-    /// A text value lower- or upper-cased for an index slot's key.
-    folded: String,
     /// Metrics of this reader's routes, added to the router's when it is dropped.
     counts: Counts,
 }
@@ -195,18 +193,8 @@ impl Router {
                     (None, v) => column_key(slot, v, &mut scratch.key),
                     // `lower(col) = 'x'`: the key of the function's result
                     (Some(f), Value::Text(text)) => {
-                        let fold = if f == Func::Lower {
-                            fold_char
-                        } else {
-                            upper_char
-                        };
-                        scratch.folded.clear();
-                        scratch.folded.extend(text.chars().map(fold));
-                        let folded = Value::Text(std::mem::take(&mut scratch.folded));
+                        let folded = Value::Text(f.fold(text).unwrap_or_default());
                         column_key(slot, &folded, &mut scratch.key);
-                        if let Value::Text(buf) = folded {
-                            scratch.folded = buf;
-                        }
                     }
                     (Some(_), _) => continue,
                 }

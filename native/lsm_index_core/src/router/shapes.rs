@@ -8,15 +8,16 @@ use super::presence::LiveKeys;
 use super::{Router, ScanReason, ShapeCounts};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::{compile, Program};
-use crate::predicate::{parse_with, Func};
+use crate::predicate::{parse_in, Func};
 use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Kinds of index slot per column: the column's value, its `lower`, its `upper`.
-pub(super) const SLOT_KINDS: usize = 3;
+/// Kinds of index slot per column: the column's value, its `lower`, its `upper` (and both
+/// under `LC_CTYPE=C`).
+pub(super) const SLOT_KINDS: usize = 5;
 
 /// The index slot of `column` (of `columns`) under key function `func`: the column id for
 /// its own value (so plain column keys are the column's), shifted by a multiple of the
@@ -25,7 +26,9 @@ pub(super) fn slot(columns: usize, column: usize, func: Option<Func>) -> usize {
     let kind = match func {
         None => 0,
         Some(Func::Lower) => 1,
-        Some(_) => 2,
+        Some(Func::Upper) => 2,
+        Some(Func::LowerAscii) => 3,
+        Some(_) => 4,
     };
     kind * columns + column
 }
@@ -35,7 +38,9 @@ pub(super) fn slot_column(columns: usize, slot: usize) -> (usize, Option<Func>) 
     let func = match slot / columns {
         0 => None,
         1 => Some(Func::Lower),
-        _ => Some(Func::Upper),
+        2 => Some(Func::Upper),
+        3 => Some(Func::LowerAscii),
+        _ => Some(Func::UpperAscii),
     };
     (slot % columns, func)
 }
@@ -299,7 +304,7 @@ impl Router {
     fn prepare(&self, definition: &str) -> Result<(Shape, Vec<ColumnKey>)> {
         let (sql, params) = split_definition(definition);
         let params = params.as_slice();
-        let compiled = compile(&parse_with(sql, &self.columns, params)?);
+        let compiled = compile(&parse_in(sql, &self.columns, params, self.folding)?);
         let n = self.columns.len();
         let mut keys = Vec::new();
         for plan in &compiled.index {

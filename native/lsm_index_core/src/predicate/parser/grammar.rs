@@ -361,15 +361,17 @@ impl Parser<'_> {
                 Ok(spanned(at, Node::Cast(Box::new(e), ty, type_at)))
             }
             Some(Token::Word(w)) if self.peek() == Some(&Token::LParen) => {
-                let func = Func::from_name(&w).ok_or_else(|| {
-                    error(
-                        at,
-                        &format!(
-                            "a supported function (lower, upper, length, char_length, abs, \
+                let func = Func::from_name(&w)
+                    .map(|f| f.under(self.folding))
+                    .ok_or_else(|| {
+                        error(
+                            at,
+                            &format!(
+                                "a supported function (lower, upper, length, char_length, abs, \
                              coalesce), found {w:?}"
-                        ),
-                    )
-                })?;
+                            ),
+                        )
+                    })?;
                 self.at += 1;
                 let depth = self.deeper(depth)?;
                 let mut args = Vec::new();

@@ -7,7 +7,7 @@ use super::scalar::{Ty, Typed};
 use super::{and_of, or_of, Parser};
 use crate::error::Result;
 use crate::predicate::lexer::error;
-use crate::predicate::{CmpOp, ColumnType, Expr, Scalar, Value};
+use crate::predicate::{CaseFolding, CmpOp, ColumnType, Expr, Func, Scalar, Value};
 
 impl Parser<'_> {
     /// The condition `n` means.
@@ -63,15 +63,28 @@ impl Parser<'_> {
                     if self.columns[c].1 != ColumnType::Text {
                         return Err(error(at, &self.type_message(c, "LIKE needs a text column")));
                     }
-                    return Ok(self.column_like(c, pattern, case_insensitive, negated));
+                }
+                let ascii = case_insensitive && self.folding == CaseFolding::Ascii;
+                if let (Node::Column(c), false) = (&expr.node, ascii) {
+                    return Ok(self.column_like(*c, pattern, case_insensitive, negated));
                 }
                 let text = self.scalar(&expr)?;
                 let expr = self.coerce(text, &ColumnType::Text, "LIKE needs a text expression")?;
-                Ok(Expr::LikeOf {
-                    expr,
-                    pattern,
-                    case_insensitive,
-                    negated,
+                Ok(if ascii {
+                    // ILIKE under LC_CTYPE=C: both sides with ASCII letters lowered, then LIKE
+                    Expr::LikeOf {
+                        expr: Scalar::Call(Func::LowerAscii, vec![expr], ColumnType::Text),
+                        pattern: pattern.to_ascii_lowercase(),
+                        case_insensitive: false,
+                        negated,
+                    }
+                } else {
+                    Expr::LikeOf {
+                        expr,
+                        pattern,
+                        case_insensitive,
+                        negated,
+                    }
                 })
             }
             Node::Between {

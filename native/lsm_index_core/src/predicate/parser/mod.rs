@@ -14,7 +14,7 @@ mod scalar;
 mod tail;
 
 use super::lexer::{error, tokens, Token};
-use super::{ColumnType, Expr, MAX_DEPTH, MAX_SQL_BYTES};
+use super::{CaseFolding, ColumnType, Expr, MAX_DEPTH, MAX_SQL_BYTES};
 use crate::error::Result;
 
 /// Parses the WHERE clause `sql` of a table whose columns are `columns` (name, type), in
@@ -32,6 +32,17 @@ pub fn parse_with(
     columns: &[(String, ColumnType)],
     params: &[Option<String>],
 ) -> Result<Expr> {
+    parse_in(sql, columns, params, CaseFolding::Unicode)
+}
+
+/// [`parse_with`] for a database whose `LC_CTYPE` folds case as `folding` says (`lower`,
+/// `upper`, `ILIKE`).
+pub fn parse_in(
+    sql: &str,
+    columns: &[(String, ColumnType)],
+    params: &[Option<String>],
+    folding: CaseFolding,
+) -> Result<Expr> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(error(
             MAX_SQL_BYTES,
@@ -44,6 +55,7 @@ pub fn parse_with(
         end: sql.len(),
         columns,
         params,
+        folding,
     };
     if p.peek().is_none() {
         return Err(p.expected("a condition"));
@@ -61,6 +73,7 @@ struct Parser<'a> {
     end: usize,
     columns: &'a [(String, ColumnType)],
     params: &'a [Option<String>],
+    folding: CaseFolding,
 }
 
 impl Parser<'_> {
