@@ -7,21 +7,24 @@ defmodule LsmIndex.Where do
       ...>   [{"user_id", :int8}, {"status", :text}])
       {:ok, {:and, [{:eq, "user_id", 7}, {:in, "status", ["open", "late"]}]}}
 
-  The subset, read as PostgreSQL 15 reads it (checked against PostgreSQL itself by the test
-  suite): column references (optionally double-quoted), literals (integers, decimals,
-  `'text'` with `''` escapes, `E'…'` escape strings, `TRUE`/`FALSE`, `NULL`, a sign, casts
-  such as `'…'::uuid`, `::varchar`, `::double precision`; a cast binds tighter than the sign),
-  `= <> != < <= > >=` (a literal may stand on either side), `[NOT] IN (…)`, `IS [NOT] NULL`,
-  `IS [NOT] DISTINCT FROM`, `IS [NOT] TRUE | FALSE | UNKNOWN` (boolean columns),
-  `[NOT] BETWEEN [SYMMETRIC]`, `[NOT] LIKE`/`ILIKE` (ILIKE folds one character to one, as
-  PostgreSQL under a UTF-8 ctype), `AND`, `OR`, `NOT` and parentheses. Literals are checked
-  against the column types as PostgreSQL's input functions check them and come back as
-  Elixir values (integers; floats, `:nan`, `:infinity`, `:neg_infinity` for float8;
-  booleans; text; uuids as lowercase canonical text), which `LsmIndex.Filter` renders back to
-  the same SQL (`LsmIndex.Filter.Expr`) (BETWEEN and the IS tests come back as the comparisons
-  they stand for; a decimal or float8 against an integer column comes back as the integer
-  comparison it equals, `user_id < 42.5` as `user_id <= 42`). A clause is at most 1 MiB and 64
-  levels deep. Not yet: `numeric`/`real` casts, functions, arithmetic, parameters.
+  The language is PostgreSQL 15's, checked against PostgreSQL itself by the test suite (the
+  full table, type rules and what is still out: DESIGN.md, "The language"): column
+  references (optionally double-quoted), literals of every column type (integers, decimals,
+  `'text'`, `E'…'`, `TRUE`/`FALSE`, `NULL`, casts `x::t` and `CAST(x AS t)`; a cast binds
+  tighter than a sign), `$n` parameters, comparisons, `[NOT] IN`, `[NOT] BETWEEN
+  [SYMMETRIC]`, `IS [NOT] NULL | TRUE | FALSE | UNKNOWN | DISTINCT FROM`, `[NOT] LIKE` /
+  `ILIKE`, `lower upper length char_length abs coalesce`, `+ - * / %`, `||`, `AND`, `OR`,
+  `NOT` and parentheses; column types `:int2 :int4 :int8 :float4 :float8 :numeric :bool
+  :text :varchar :uuid :date :time :timestamp :timestamptz` and `{:enum, labels}`.
+
+  A condition on a column against literals comes back as a tree node, its literals as Elixir
+  values (integers; floats, `:nan`, `:infinity`, `:neg_infinity`; booleans; text; every
+  other type — uuids, numerics, dates, times, enum labels — as PostgreSQL's text of it),
+  which `LsmIndex.Filter` renders back to the same SQL (`LsmIndex.Filter.Expr`); BETWEEN
+  and the IS tests come back as the comparisons they stand for, and a decimal or float8
+  against an integer column as the integer comparison it equals (`user_id < 42.5` as
+  `user_id <= 42`). A condition over expressions (`lower(email) = 'x'`, `price * 2 > 10`)
+  comes back as `{:sql, text}`. A clause is at most 1 MiB and 64 levels deep.
   """
 
   alias LsmIndex.Filter.{ColumnType, Expr}

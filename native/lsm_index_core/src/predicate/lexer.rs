@@ -85,6 +85,12 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
                 }
                 Token::Word(sql[start..i].to_ascii_lowercase())
             }
+            b'[' | b']' => {
+                return Err(error(
+                    start,
+                    "a construct the engine supports: arrays are not supported yet",
+                ))
+            }
             _ => {
                 let ch = sql[i..].chars().next().unwrap_or('?');
                 return Err(error(start, &format!("unexpected character {ch:?}")));

@@ -360,6 +360,13 @@ impl Parser<'_> {
                 self.close_paren()?;
                 Ok(spanned(at, Node::Cast(Box::new(e), ty, type_at)))
             }
+            Some(Token::Word(w)) if self.unsupported_ahead(&w).is_some() => Err(error(
+                at,
+                &format!(
+                    "a construct the engine supports: {} is not supported yet",
+                    self.unsupported_ahead(&w).unwrap_or_default()
+                ),
+            )),
             Some(Token::Word(w)) if self.peek() == Some(&Token::LParen) => {
                 let func = Func::from_name(&w)
                     .map(|f| f.under(self.folding))
@@ -418,6 +425,34 @@ impl Parser<'_> {
                 )
             })?;
         Ok(spanned(at, Node::Column(c)))
+    }
+}
+
+/// What a word names when it starts or continues a construct outside the supported language
+/// (arrays, subqueries, ...), so the error says so instead of "unknown column".
+pub(super) fn unsupported(word: &str) -> Option<&'static str> {
+    Some(match word {
+        "select" | "exists" => "a subquery",
+        "any" | "some" | "all" => "a comparison with ANY/SOME/ALL (arrays and subqueries)",
+        "array" => "an ARRAY constructor",
+        "similar" => "SIMILAR TO",
+        "escape" => "LIKE ... ESCAPE",
+        "interval" => "an interval",
+        "case" => "CASE",
+        _ => return None,
+    })
+}
+
+impl Parser<'_> {
+    /// [`unsupported`] for the word just read where a value starts: reserved words always,
+    /// the others (which may name columns) before `(` or a string.
+    fn unsupported_ahead(&self, word: &str) -> Option<&'static str> {
+        let call_like = matches!(self.peek(), Some(Token::LParen | Token::Str(_)));
+        match word {
+            "select" | "case" | "any" | "some" | "all" | "array" => unsupported(word),
+            "exists" | "interval" if call_like => unsupported(word),
+            _ => None,
+        }
     }
 }
 

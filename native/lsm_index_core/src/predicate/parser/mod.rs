@@ -63,6 +63,13 @@ pub fn parse_in(
     let tree = p.or(0)?;
     match p.peek() {
         None => p.condition(tree),
+        Some(Token::Word(w)) if grammar::unsupported(w).is_some() => Err(error(
+            p.position(),
+            &format!(
+                "a construct the engine supports: {} is not supported yet",
+                grammar::unsupported(w).unwrap_or_default()
+            ),
+        )),
         Some(_) => Err(p.expected("AND, OR or the end of the clause")),
     }
 }
