@@ -39,9 +39,12 @@ defmodule LsmIndex.Bench.Compaction do
     header = "# mix bench#{if quick, do: " --quick", else: ""}: background compaction\n"
     IO.puts(header)
 
+    base_mem = settled_memory()
     {:ok, index} = LsmIndex.new(lanes: @lanes, overlay_limit: overlay)
     progress("building #{n} keys")
     {build_us, :ok} = :timer.tc(fn -> build(index, n) end)
+    built_mem = settled_memory()
+    built_stats = LsmIndex.stats(index)
 
     # 1. lookups: idle vs running, alternating (a warm-up pass first, then rounds of each,
     #    pooled), so that warm-up and drift of this VM fall on both conditions alike
@@ -77,7 +80,10 @@ defmodule LsmIndex.Bench.Compaction do
     {churn_us, in_calls_us} = :timer.tc(fn -> churn(index, n, churn) end)
     {settle_us, :ok} = :timer.tc(fn -> LsmIndex.wait_idle(index) end)
     after_ = LsmIndex.stats(index)
+    churned_mem = settled_memory()
     d = fn key -> Map.fetch!(after_, key) - Map.fetch!(before, key) end
+    counted = fn st -> st.segment_bytes + st.mph_heap_bytes + st.overlay_bytes end
+    per_key = fn bytes -> fmt_f(bytes / n, 1) end
     wa = d.(:keys_written) / max(d.(:keys_flushed), 1)
     byte_ratio = d.(:bytes_written) / max(d.(:bytes_ingested), 1)
     per_core = d.(:keys_written) / max(d.(:compaction_busy_us), 1) * 1_000_000
@@ -106,11 +112,32 @@ defmodule LsmIndex.Bench.Compaction do
     | flushes / merging builds / jobs | #{fmt_int(d.(:flushes))} / #{fmt_int(d.(:merges))} / #{fmt_int(d.(:jobs_done))} |
     | writes that waited for room (stalls) | #{fmt_int(d.(:stalls))} |
     | most segments in a lane | #{after_.max_lane_segments} |
+
+    | memory (growth over the VM before the index; settled: `wait_idle`, 1 s, GC) | after build | after churn |
+    |---|---|---|
+    | counted (segments + MPH + overlays), B/key | #{per_key.(counted.(built_stats))} | #{per_key.(counted.(after_))} |
+    | RSS growth, B/key | **#{per_key.(built_mem.rss - base_mem.rss)}** | **#{per_key.(churned_mem.rss - base_mem.rss)}** |
+    | anonymous memory growth, B/key | #{per_key.(built_mem.anon - base_mem.anon)} | #{per_key.(churned_mem.anon - base_mem.anon)} |
+    | RSS / counted | #{fmt_f((built_mem.rss - base_mem.rss) / max(counted.(built_stats), 1), 2)} | #{fmt_f((churned_mem.rss - base_mem.rss) / max(counted.(after_), 1), 2)} |
     """
 
     IO.puts(table)
     LsmIndex.close(index)
     header <> "\n" <> machine <> "\n" <> table
+  end
+
+  # The VM's resident and anonymous memory (bytes) once background work has settled.
+  defp settled_memory do
+    Process.sleep(1_000)
+    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
+    status = File.read!("/proc/self/status")
+
+    field = fn name ->
+      [_, kb] = Regex.run(~r/#{name}:\s+(\d+) kB/, status)
+      String.to_integer(kb) * 1024
+    end
+
+    %{rss: field.("VmRSS"), anon: field.("RssAnon")}
   end
 
   defp build(index, n) do

@@ -253,14 +253,6 @@ defmodule LsmIndex.Bench.Router do
     end
   end
 
-  # `count` insert changes of which `share` hit one shape
-  defp changes(n, count, share) do
-    for i <- 1..count do
-      v = if :rand.uniform() < share, do: hit_value(n), else: miss_value(i)
-      {:insert, record(v, i)}
-    end
-  end
-
   # -- one structure --
 
   defp measure(workload, kind, n, samples, stream) do
