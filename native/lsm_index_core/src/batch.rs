@@ -16,6 +16,11 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// Ends the next key's (empty) handle list: a key found nowhere.
+    pub(crate) fn push_absent(&mut self) {
+        self.ends.push(self.handles.len());
+    }
+
     /// An empty batch with room for `keys` keys.
     pub(crate) fn with_capacity(keys: usize) -> Self {
         Batch {

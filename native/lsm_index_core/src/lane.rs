@@ -10,7 +10,7 @@ use crate::segment::Probe;
 use crate::version::Version;
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Request bits of [`Lane::requests`]: what the next background job must do beyond its due
 /// work.
@@ -190,5 +190,49 @@ impl LaneState {
             }
         }
         Ok(live)
+    }
+}
+
+/// The lanes of an index, allocated on its first write: an index that is never written costs
+/// a few words instead of its lanes (64 by default, ~250 bytes each).
+pub struct Lanes {
+    count: usize,
+    lanes: OnceLock<Box<[Lane]>>,
+}
+
+impl Lanes {
+    /// `count` lanes, not allocated yet.
+    pub(crate) fn new(count: usize) -> Lanes {
+        Lanes {
+            count,
+            lanes: OnceLock::new(),
+        }
+    }
+
+    /// How many lanes the index has (allocated or not).
+    pub(crate) fn len(&self) -> usize {
+        self.count
+    }
+
+    /// The allocated lanes: none before the first write (nothing to read, flush or compact).
+    pub(crate) fn live(&self) -> &[Lane] {
+        self.lanes.get().map_or(&[], |l| l)
+    }
+
+    /// Lane `n`, if the lanes are allocated.
+    pub(crate) fn get(&self, n: usize) -> Option<&Lane> {
+        self.live().get(n)
+    }
+
+    /// Every lane, allocated now if they were not (a write needs its lane).
+    pub(crate) fn writable(&self) -> &[Lane] {
+        self.lanes
+            .get_or_init(|| (0..self.count).map(Lane::new).collect())
+    }
+
+    /// [`Lanes::writable`] for an index not shared yet (recovery fills its lanes in place).
+    pub(crate) fn writable_mut(&mut self) -> &mut [Lane] {
+        self.writable();
+        self.lanes.get_mut().map_or(&mut [], |l| l)
     }
 }

@@ -186,6 +186,7 @@ impl Index {
         }
         let watermark = self
             .lanes
+            .live()
             .iter()
             .filter_map(|l| l.state.read().watermark())
             .min()

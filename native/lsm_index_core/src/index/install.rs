@@ -65,6 +65,7 @@ impl Index {
         // of it can take a smaller number afterwards.
         let idle: Vec<Option<u64>> = self
             .lanes
+            .live()
             .iter()
             .map(|l| {
                 let st = l.state.read();

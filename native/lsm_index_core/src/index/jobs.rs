@@ -141,6 +141,7 @@ impl Index {
     pub(super) fn request_all(&self, bits: u8) -> Result<()> {
         let tickets: Vec<u64> = self
             .lanes
+            .live()
             .iter()
             .map(|lane| {
                 let ticket = lane.request(bits);
@@ -148,7 +149,7 @@ impl Index {
                 ticket
             })
             .collect();
-        for (lane, ticket) in self.lanes.iter().zip(tickets) {
+        for (lane, ticket) in self.lanes.live().iter().zip(tickets) {
             loop {
                 let seen = self.activity.generation();
                 if lane.served.load(Ordering::SeqCst) >= ticket {
@@ -189,7 +190,7 @@ impl Index {
         {
             return;
         }
-        for lane in self.lanes.iter() {
+        for lane in self.lanes.live() {
             lane.request(request::FLUSH);
             self.schedule(lane);
         }
@@ -210,7 +211,9 @@ impl Index {
     /// and queues the next job if work arrived meanwhile. A failure or panic poisons the
     /// index (nothing can be flushed any more, so writers must hear of it).
     fn run_job(&self, number: usize) {
-        let lane = &self.lanes[number];
+        let Some(lane) = self.lanes.get(number) else {
+            return; // jobs are queued only for allocated lanes
+        };
         let started = Instant::now();
         let outcome =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compact_lane(lane)));

@@ -54,7 +54,7 @@ impl Index {
         let flushed = self.checkpoint();
         self.closed.store(true, Ordering::Release);
         // a job already past its closed check finishes before the directory is let go
-        for lane in self.lanes.iter() {
+        for lane in self.lanes.live() {
             drop(lane.compaction.lock());
         }
         if let Some(store) = &self.store {

@@ -30,7 +30,7 @@ use crate::compaction::workers::Workers;
 use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
-use crate::lane::Lane;
+use crate::lane::Lanes;
 use crate::store::Store;
 use crate::wal::Wal;
 use jobs::Activity;
@@ -63,7 +63,7 @@ pub struct Index {
     config: Config,
     hasher: KeyHasher,
     seed_id: u64,
-    lanes: Box<[Lane]>,
+    lanes: Lanes,
     dead: RwLock<DeadHandles>,
     /// Mirrors `dead.len()` so lookups skip the dead-set lock when nothing is pending.
     dead_pending: AtomicUsize,
@@ -85,10 +85,11 @@ pub struct Index {
     checkpoint_requested_at: AtomicU64,
     /// A background write-out of the log buffer is queued.
     log_writeout: AtomicBool,
-    /// The directory of a persistent index (`open`); `None` in memory.
-    store: Option<Store>,
+    /// The directory of a persistent index (`open`); `None` in memory (boxed: an in-memory
+    /// index does not carry their size).
+    store: Option<Box<Store>>,
     /// Its write-ahead log.
-    wal: Option<Wal>,
+    wal: Option<Box<Wal>>,
     /// Set by `close`: every later call fails with `Error::Closed`.
     closed: AtomicBool,
     /// Set by a failed install (fsync, rename) or a failed job: later writes fail with
@@ -106,7 +107,7 @@ impl Index {
     fn build(config: Config) -> Result<Index> {
         config.validate()?;
         let hasher = KeyHasher::new(config.secret.unwrap_or_else(HashSecret::random));
-        let lanes = (0..config.lanes as usize).map(Lane::new).collect();
+        let lanes = Lanes::new(config.lanes as usize);
         let size_ratio = config
             .size_ratio
             .unwrap_or_else(|| config.policy.default_size_ratio());
@@ -182,10 +183,10 @@ impl Index {
         &self.config
     }
 
+    /// The fingerprint of `key` and the number of its lane.
     #[inline]
-    fn locate(&self, key: &[u8]) -> (u64, &Lane) {
+    fn locate(&self, key: &[u8]) -> (u64, usize) {
         let fp = self.hasher.fingerprint(key);
-        let lane = jump_hash(fp, self.config.lanes) as usize;
-        (fp, &self.lanes[lane])
+        (fp, jump_hash(fp, self.config.lanes) as usize)
     }
 }

@@ -22,7 +22,11 @@ impl Index {
     #[inline]
     pub fn lookup_into(&self, key: &[u8], out: &mut Vec<u32>) -> Result<()> {
         self.check_open()?;
-        let (fp, lane) = self.locate(key);
+        let (fp, n) = self.locate(key);
+        // no lane yet: nothing was ever written
+        let Some(lane) = self.lanes.get(n) else {
+            return Ok(());
+        };
         let start = out.len();
         let st = lane.state.read();
         let (_, rejects) = if self.dead_pending.load(Ordering::Acquire) == 0 {
@@ -43,6 +47,13 @@ impl Index {
     pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
         self.check_open()?;
         let mut batch = Batch::with_capacity(keys.len());
+        if self.lanes.live().is_empty() {
+            // nothing was ever written: every key is absent
+            for _ in keys {
+                batch.push_absent();
+            }
+            return Ok(batch);
+        }
         let mut located: Vec<(u64, usize)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
         let mut lanes: Vec<u32> = Vec::with_capacity(located.capacity());
         let mut guard_of_lane = vec![0usize; self.lanes.len()];
@@ -61,7 +72,7 @@ impl Index {
             lanes.dedup();
             for &lane in &lanes {
                 guard_of_lane[lane as usize] = guards.len();
-                guards.push(self.lanes[lane as usize].state.read());
+                guards.push(self.lanes.live()[lane as usize].state.read());
             }
             for (_, lane) in located.iter_mut() {
                 *lane = guard_of_lane[*lane];
@@ -82,7 +93,7 @@ impl Index {
     pub fn len(&self) -> Result<u64> {
         self.check_open()?;
         let mut total = 0i64;
-        for lane in self.lanes.iter() {
+        for lane in self.lanes.live() {
             let st = lane.state.upgradable_read();
             let dead = self.dead.read();
             if st.live_gen == dead.generation() {

@@ -38,7 +38,7 @@ impl Index {
                 detail: "the manifest's seed id does not match its secret".into(),
             });
         }
-        for (lane, state) in index.lanes.iter_mut().zip(&m.lane_state) {
+        for (lane, state) in index.lanes.writable_mut().iter_mut().zip(&m.lane_state) {
             let mut segments = Vec::with_capacity(state.segments.len());
             for entry in &state.segments {
                 let segment = store.open_segment(entry, index.config.verify_on_open)?;
@@ -92,16 +92,16 @@ impl Index {
         // (left empty by an open without writes) is the one appended to next, not an older one
         let mut older = wal::files(store.dir())?;
         older.retain(|(first, _)| *first != next_seq);
-        index.wal = Some(Wal::create(
+        index.wal = Some(Box::new(Wal::create(
             store.dir(),
             next_seq,
             older,
             index.config.sync,
-        )?);
-        index.store = Some(store);
+        )?));
+        index.store = Some(Box::new(store));
         let index = index.into_shared();
         // lanes left over their limits by the replay (or a lowered cap) compact now
-        for lane in index.lanes.iter() {
+        for lane in index.lanes.live() {
             index.schedule_if_wanted(lane);
         }
         Ok(index)
@@ -129,7 +129,7 @@ impl Index {
                         Record::Add { .. } => Edit::Add,
                         _ => Edit::Remove,
                     };
-                    let mut st = self.lanes[lane].state.write();
+                    let mut st = self.lanes.writable()[lane].state.write();
                     let dead = self.dead.read();
                     // no WAL yet while replaying: nothing is logged again
                     self.apply_at(

@@ -161,7 +161,7 @@ impl Index {
         if s.keys_flushed > 0 {
             s.write_amplification = s.keys_written as f64 / s.keys_flushed as f64;
         }
-        for lane in self.lanes.iter() {
+        for lane in self.lanes.live() {
             let (h, m, r) = lane.lookups.get();
             (hits, misses, rejects) = (hits + h, misses + m, rejects + r);
             let st = lane.state.read();

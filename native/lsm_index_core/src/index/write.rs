@@ -129,9 +129,9 @@ impl Index {
         if admit == Admit::NonBlocking {
             self.check_nonblocking()?;
         }
-        let (fp, lane) = self.locate(key);
+        let (fp, n) = self.locate(key);
         self.write_lane_in(
-            lane,
+            &self.lanes.writable()[n],
             &[(fp, handle)],
             edit,
             &mut Vec::new(),
@@ -166,7 +166,9 @@ impl Index {
             lanes.sort_unstable();
             lanes.dedup();
             for &n in &lanes {
-                if self.lanes[n as usize].state.read().active.len() >= self.config.stall_limit() {
+                if self.lanes.writable()[n as usize].state.read().active.len()
+                    >= self.config.stall_limit()
+                {
                     return Err(self.refuse(n));
                 }
             }
@@ -188,7 +190,7 @@ impl Index {
             );
             order.sort_by_key(|&(lane, _)| lane);
             for group in order.chunk_by(|a, b| a.0 == b.0) {
-                let lane = &self.lanes[group[0].0 as usize];
+                let lane = &self.lanes.writable()[group[0].0 as usize];
                 for held in group.chunks(LANE_HOLD) {
                     items.clear();
                     items.extend(held.iter().map(|&(_, i)| (located[i].1, pairs[i].1)));

@@ -2,6 +2,7 @@
 //! All relaxed atomics, updated by concurrent routes under the router's read lock.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::OnceLock;
 
 /// Sub-buckets per power of two of the latency histogram (2 bits: <= 25% relative error).
 const SUB: usize = 4;
@@ -21,7 +22,8 @@ pub struct Metrics {
     pub(super) evaluations: AtomicU64,
     pub(super) unparseable_rows: AtomicU64,
     pub(super) evaluation_errors: AtomicU64,
-    latency: Box<[AtomicU64]>,
+    /// Allocated by the first timed route (an idle router does not pay its 2 KiB).
+    latency: OnceLock<Box<[AtomicU64]>>,
 }
 
 /// Counts gathered by one reader and added to the shared counters when it is done (one
@@ -109,7 +111,7 @@ impl Default for Metrics {
             evaluations: AtomicU64::new(0),
             unparseable_rows: AtomicU64::new(0),
             evaluation_errors: AtomicU64::new(0),
-            latency: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            latency: OnceLock::new(),
         }
     }
 }
@@ -118,7 +120,10 @@ impl Metrics {
     /// Records one change routed in `ns` nanoseconds in the latency histogram (the totals
     /// come with [`Metrics::add`]).
     pub(super) fn record_latency(&self, ns: u64) {
-        self.latency[bucket(ns)].fetch_add(1, Relaxed);
+        let latency = self
+            .latency
+            .get_or_init(|| (0..BUCKETS).map(|_| AtomicU64::new(0)).collect());
+        latency[bucket(ns)].fetch_add(1, Relaxed);
     }
 
     /// Adds a reader's counts.
@@ -143,7 +148,10 @@ impl Metrics {
 
     /// A consistent-enough snapshot (each counter read once).
     pub fn snapshot(&self) -> Snapshot {
-        let counts: Vec<u64> = self.latency.iter().map(|c| c.load(Relaxed)).collect();
+        let counts: Vec<u64> = match self.latency.get() {
+            Some(latency) => latency.iter().map(|c| c.load(Relaxed)).collect(),
+            None => vec![0; BUCKETS],
+        };
         let changes = self.changes.load(Relaxed);
         Snapshot {
             changes,

@@ -49,7 +49,7 @@ pub use row::RowText;
 use shapes::State;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Shapes compiled (in parallel) and written per batch when a catalog is replayed.
 const REPLAY_CHUNK: usize = 65_536;
@@ -86,7 +86,11 @@ pub struct Router {
     columns: Vec<(String, ColumnType)>,
     /// How `lower`, `upper` and `ILIKE` fold case in its shapes.
     folding: CaseFolding,
-    index: Arc<Index>,
+    /// The equality index of the indexed shapes' keys, made by the first indexed shape (an
+    /// empty router does not carry one).
+    index: OnceLock<Arc<Index>>,
+    /// Its configuration.
+    config: Config,
     hasher: ahash::RandomState,
     /// Serialises shape writes (add, remove, close).
     writer: Mutex<()>,
@@ -99,6 +103,16 @@ pub struct Router {
 }
 
 impl Router {
+    /// The shape index, made now if no shape was indexed before.
+    fn index(&self) -> Result<&Arc<Index>> {
+        if let Some(index) = self.index.get() {
+            return Ok(index);
+        }
+        // writes hold the writer lock: no other index can be made meanwhile
+        let index = Index::new(self.config.clone())?;
+        Ok(self.index.get_or_init(|| index))
+    }
+
     /// An empty router for a table with `columns` (name, type) in a database whose
     /// `LC_CTYPE` folds case as `folding` says; its equality index is an in-memory [`Index`]
     /// configured by `config`.
@@ -107,6 +121,7 @@ impl Router {
         folding: CaseFolding,
         config: Config,
     ) -> Result<Router> {
+        config.validate()?;
         if columns.is_empty() || columns.len() > MAX_COLUMNS {
             return Err(Error::InvalidColumns {
                 reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
@@ -119,7 +134,8 @@ impl Router {
             });
         }
         Ok(Router {
-            index: Index::new(config)?,
+            index: OnceLock::new(),
+            config,
             state: RwLock::new(State::new(columns.len())),
             columns,
             folding,
@@ -154,7 +170,7 @@ impl Router {
                 .iter()
                 .flat_map(|(id, _, keys)| keys.iter().map(move |k| (k.as_slice(), *id)))
                 .collect();
-            router.index.add_many(&pairs)?;
+            router.index()?.add_many(&pairs)?;
             let mut st = router.state.write();
             for (id, shape, _) in prepared {
                 st.insert(id, shape);
@@ -201,7 +217,10 @@ impl Router {
 
     /// Waits until the shape index's background compaction is idle (benchmarks, tests).
     pub fn wait_idle(&self) -> Result<()> {
-        self.index.wait_idle()
+        match self.index.get() {
+            Some(index) => index.wait_idle(),
+            None => Ok(()),
+        }
     }
 
     /// Shapes held, by kind.

@@ -22,7 +22,8 @@ pub struct Presence {
 impl Presence {
     /// An empty filter sized for `keys` keys.
     pub fn with_capacity(keys: usize) -> Presence {
-        let blocks = (keys.max(64) * BITS_PER_KEY / 64).next_power_of_two();
+        // one block (four keys) for an empty router: it costs 8 bytes until shapes arrive
+        let blocks = (keys.max(4) * BITS_PER_KEY / 64).next_power_of_two();
         Presence {
             blocks: vec![0; blocks],
             mask: blocks as u64 - 1,

@@ -203,7 +203,9 @@ impl Router {
                     continue;
                 }
                 scratch.counts.presence_passes += 1;
-                self.index.lookup_into(&scratch.key, &mut found)?;
+                if let Some(index) = self.index.get() {
+                    index.lookup_into(&scratch.key, &mut found)?;
+                }
                 if found.is_empty() {
                     scratch.counts.presence_false_positives += 1;
                 }

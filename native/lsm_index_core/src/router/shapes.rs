@@ -245,15 +245,20 @@ impl Router {
         };
         self.remove_locked(&w, id, blocking)?;
         let pairs: Vec<(&[u8], u32)> = keys.iter().map(|k| (k.as_slice(), id)).collect();
-        if blocking {
-            self.index.add_many(&pairs)?;
-        } else {
-            self.index.try_add_many(&pairs)?;
+        // a scanned shape has no keys: no index is made for it
+        if !pairs.is_empty() {
+            if blocking {
+                self.index()?.add_many(&pairs)?;
+            } else {
+                self.index()?.try_add_many(&pairs)?;
+            }
         }
         if let Some(catalog) = self.catalog.lock().as_mut() {
             if let Err(e) = catalog.add(id, &definition) {
                 // not recorded: not added (the keys are dropped again)
-                let _ = self.index.drop_handle(id);
+                if let Some(index) = self.index.get() {
+                    let _ = index.drop_handle(id);
+                }
                 return Err(e);
             }
         }
@@ -336,9 +341,9 @@ impl Router {
         };
         if !shape.indexed.is_empty() {
             if blocking {
-                self.index.drop_handle(id)?;
+                self.index()?.drop_handle(id)?;
             } else {
-                self.index.try_drop_handle(id)?;
+                self.index()?.try_drop_handle(id)?;
             }
         }
         Ok(true)
