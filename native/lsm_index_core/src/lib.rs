@@ -17,6 +17,7 @@
 // and tests use is re-exported below. Public modules: the WHERE language and the router (each
 // a subsystem with its own API) and the documented file formats (`segment`, `manifest`,
 // `wal`: the operator tool and the fuzz targets read them).
+mod alloc;
 mod batch;
 mod clock;
 mod compaction;
@@ -29,7 +30,6 @@ mod hash;
 mod index;
 pub mod key;
 mod lane;
-mod malloc;
 pub mod manifest;
 mod overlay;
 pub mod predicate;
@@ -39,6 +39,7 @@ mod store;
 mod version;
 pub mod wal;
 
+pub use alloc::LargeBlocks;
 pub use batch::Batch;
 pub use compaction::strategy::PolicyKind;
 pub use error::{Error, FileKind, Result};
@@ -54,7 +55,6 @@ pub mod internals {
     pub use crate::compaction::executor;
     pub use crate::dead::DeadHandles;
     pub use crate::hash::{jump_hash, HashSecret, KeyHasher};
-    pub use crate::malloc::retain_freed_memory;
     pub use crate::overlay::{Entry, Overlay};
     pub use crate::version::SegmentRef;
 }

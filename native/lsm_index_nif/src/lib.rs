@@ -20,11 +20,11 @@ mod predicate;
 mod router;
 mod timing;
 
-/// At load: keep freed memory for reuse (see `lsm_index_core::internals::retain_freed_memory`): compaction's
-/// unmapping would otherwise flush every scheduler's TLB and slow lookups.
-fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
-    lsm_index_core::internals::retain_freed_memory();
-    true
-}
+/// This library's Rust allocations: large blocks kept for reuse up to a bound, so compaction
+/// neither returns memory on every job (each release flushes every scheduler's TLB and slows
+/// lookups) nor holds the process at its high-water mark (`lsm_index_core::LargeBlocks`).
+/// The host VM's `malloc` is untouched.
+#[global_allocator]
+static ALLOCATOR: lsm_index_core::LargeBlocks = lsm_index_core::LargeBlocks::new();
 
-rustler::init!("Elixir.LsmIndex.Native", load = load);
+rustler::init!("Elixir.LsmIndex.Native");
