@@ -214,9 +214,20 @@ mod tests {
     #[test]
     fn classes_round_up_by_at_most_a_quarter() {
         assert_eq!(class(LARGE - 1), None);
-        for size in [LARGE, LARGE + 1, 300_000, 1 << 20, (1 << 20) + 1, 3 << 20, 100 << 20] {
+        for size in [
+            LARGE,
+            LARGE + 1,
+            300_000,
+            1 << 20,
+            (1 << 20) + 1,
+            3 << 20,
+            100 << 20,
+        ] {
             let (index, block) = class(size).unwrap_or_else(|| panic!("{size}"));
-            assert!(block >= size && block <= size + size / 4 + PAGE, "{size} -> {block}");
+            assert!(
+                block >= size && block <= size + size / 4 + PAGE,
+                "{size} -> {block}"
+            );
             assert_eq!(block % PAGE, 0);
             assert!(index < CLASSES);
             // every size of the class rounds to the same block
@@ -237,7 +248,9 @@ mod tests {
             assert!(a.cached_bytes() >= layout.size());
             let q = a.alloc_zeroed(layout);
             assert_eq!(q, p, "the freed block is reused");
-            assert!(std::slice::from_raw_parts(q, layout.size()).iter().all(|&b| b == 0));
+            assert!(std::slice::from_raw_parts(q, layout.size())
+                .iter()
+                .all(|&b| b == 0));
             let r = a.realloc(q, layout, 3 << 20);
             assert!(!r.is_null());
             a.dealloc(r, Layout::from_size_align(3 << 20, 8).unwrap_or(layout));
