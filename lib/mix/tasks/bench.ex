@@ -14,13 +14,18 @@ defmodule Mix.Tasks.Bench do
       mix bench --quick                  # 100k / 200k keys, fewer samples: a smoke check (CI)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
       mix bench --only compaction        # one section: equality | compaction | router
+      mix bench --only compaction --persistent   # the compaction section on an index
+                                         # opened in a temporary directory (segments
+                                         # mapped from files): bench/results/compaction-persistent.md
   """
   use Mix.Task
 
   @impl true
   def run(args) do
     {opts, _rest} =
-      OptionParser.parse!(args, strict: [quick: :boolean, sizes: :string, only: :string])
+      OptionParser.parse!(args,
+        strict: [quick: :boolean, sizes: :string, only: :string, persistent: :boolean]
+      )
 
     only = opts[:only]
 
@@ -53,8 +58,15 @@ defmodule Mix.Tasks.Bench do
         ],
         only in [nil, Atom.to_string(section)] do
       machine = apply(LsmIndex.Bench.Equality, :machine, [])
-      table = apply(module, :run, [[quick: quick, machine: machine]])
-      file = Path.join("bench/results", "#{section}#{if quick, do: "-quick", else: ""}.md")
+      persistent = section == :compaction and (opts[:persistent] || false)
+      table = apply(module, :run, [[quick: quick, machine: machine, persistent: persistent]])
+
+      file =
+        Path.join(
+          "bench/results",
+          "#{section}#{if persistent, do: "-persistent", else: ""}#{if quick, do: "-quick", else: ""}.md"
+        )
+
       File.write!(file, table)
       IO.puts("written to #{file}")
     end

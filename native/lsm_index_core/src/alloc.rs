@@ -9,8 +9,10 @@
 //!
 //! `LargeBlocks` serves allocations of [`LARGE`] bytes and more from anonymous mappings in
 //! size classes (four per power of two: at most 25% rounding), and keeps freed blocks in a
-//! small per-class cache — at most [`KEEP_BYTES`] in all — for the next job to reuse. A block
-//! the cache has no room for is unmapped. Smaller allocations go to the system allocator.
+//! small per-class cache — at most [`KEEP_BYTES`] — for the next job to reuse; a block the
+//! cache has no room for is unmapped. When the compaction pool runs out of work the cache of
+//! the [installed](LargeBlocks::install) allocator is emptied, so an idle index holds no
+//! memory for reuse. Smaller allocations go to the system allocator.
 //! It is a Rust global allocator: installed by the NIF library it serves only that library's
 //! Rust code; the host VM's `malloc` is untouched.
 #![allow(unsafe_code)]
@@ -22,7 +24,7 @@ use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 /// Smallest allocation served from a mapping.
 pub const LARGE: usize = 256 << 10;
 
-/// Most bytes kept in freed blocks for reuse.
+/// Most bytes kept in freed blocks for reuse (while compaction runs).
 pub const KEEP_BYTES: usize = 32 << 20;
 
 /// Size classes: four per power of two from [`LARGE`] up to 2^47 bytes.
@@ -39,6 +41,20 @@ pub struct LargeBlocks {
     cached_bytes: AtomicUsize,
 }
 
+/// The allocator whose cache is emptied when compaction goes idle (see
+/// [`LargeBlocks::install`]).
+static INSTALLED: AtomicPtr<LargeBlocks> = AtomicPtr::new(ptr::null_mut());
+
+/// Empties the installed allocator's cache (the compaction pool calls it when it runs out of
+/// work).
+pub(crate) fn release_cached() {
+    let p = INSTALLED.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: only `install` stores here, from a `&'static LargeBlocks`
+        unsafe { &*p }.trim(0);
+    }
+}
+
 impl LargeBlocks {
     /// An allocator with an empty cache (for a `static`).
     #[allow(clippy::declare_interior_mutable_const)]
@@ -49,6 +65,12 @@ impl LargeBlocks {
             cached: [ROW; CLASSES],
             cached_bytes: AtomicUsize::new(0),
         }
+    }
+
+    /// Makes this (the global) allocator the one whose cache is emptied when compaction goes
+    /// idle; the NIF library calls it at load.
+    pub fn install(&'static self) {
+        INSTALLED.store(ptr::from_ref(self).cast_mut(), Ordering::Release);
     }
 
     /// Bytes held in freed blocks right now.
@@ -135,6 +157,34 @@ impl LargeBlocks {
         self.cached_bytes.fetch_sub(block, Ordering::Relaxed);
         false
     }
+}
+
+impl LargeBlocks {
+    /// Unmaps cached blocks, largest classes first, until at most `bound` bytes are cached.
+    fn trim(&self, bound: usize) {
+        for index in (0..CLASSES).rev() {
+            for slot in &self.cached[index] {
+                if self.cached_bytes.load(Ordering::Relaxed) <= bound {
+                    return;
+                }
+                let p = slot.swap(ptr::null_mut(), Ordering::Acquire);
+                if !p.is_null() {
+                    let block = class_block(index);
+                    self.cached_bytes.fetch_sub(block, Ordering::Relaxed);
+                    // SAFETY: a cached block of class `index` is a mapping of that class's
+                    // block size, owned by the cache alone (taken out by the swap)
+                    unsafe { libc::munmap(p.cast(), block) };
+                }
+            }
+        }
+    }
+}
+
+/// The block size of class `index` (the inverse of [`class`]).
+fn class_block(index: usize) -> usize {
+    let (p, k) = (index / 4 + 17, index % 4);
+    let step = 1usize << (p - 2);
+    ((1usize << p) + (k + 1) * step).next_multiple_of(PAGE)
 }
 
 // SAFETY: every block handed out is either from `System` (small or over-aligned layouts, and
@@ -232,6 +282,7 @@ mod tests {
             assert!(index < CLASSES);
             // every size of the class rounds to the same block
             assert_eq!(class(block).map(|c| c.1), Some(block), "{size}");
+            assert_eq!(class_block(index), block, "{size}");
         }
     }
 
@@ -260,6 +311,8 @@ mod tests {
             a.dealloc(x, big);
             a.dealloc(y, big);
             assert!(a.cached_bytes() <= KEEP_BYTES);
+            a.trim(0);
+            assert_eq!(a.cached_bytes(), 0);
             let small = Layout::from_size_align(64, 8).unwrap_or(layout);
             let s = a.alloc(small);
             a.dealloc(s, small);

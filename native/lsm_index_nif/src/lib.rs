@@ -27,4 +27,10 @@ mod timing;
 #[global_allocator]
 static ALLOCATOR: lsm_index_core::LargeBlocks = lsm_index_core::LargeBlocks::new();
 
-rustler::init!("Elixir.LsmIndex.Native");
+/// At load: the allocator's cache is emptied whenever compaction goes idle.
+fn load(_env: rustler::Env, _info: rustler::Term) -> bool {
+    ALLOCATOR.install();
+    true
+}
+
+rustler::init!("Elixir.LsmIndex.Native", load = load);

@@ -9,6 +9,7 @@
 //! panic into a poisoned index.
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// A unit of background work.
@@ -71,12 +72,20 @@ pub fn default_threads() -> usize {
         .min(2)
 }
 
+/// Jobs running on any pool (their allocations' cache is released when none is left).
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+
 fn worker(jobs: Receiver<Job>) {
     lower_priority();
     while let Ok(job) = jobs.recv() {
+        RUNNING.fetch_add(1, Ordering::SeqCst);
         // The index's wrapper reports panics (it poisons the index); this one only keeps
         // the worker alive for the other jobs.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+        // the last job done and nothing queued: the blocks kept for the next job go back
+        if RUNNING.fetch_sub(1, Ordering::SeqCst) == 1 && jobs.is_empty() {
+            crate::alloc::release_cached();
+        }
     }
 }
 
