@@ -764,3 +764,12 @@ fn constructs_outside_the_language_are_named() {
         assert!(reason.contains(needle), "{sql}: {reason}");
     }
 }
+
+/// Found by the PostgreSQL oracle (seed 894127): `-2147483648` is an int4 (the sign is folded
+/// into the literal), so an int4 column's list with it and an untyped string compares in int4,
+/// where `'+2147483648'` is out of range.
+#[test]
+fn a_negative_int4_bound_keeps_an_in_list_in_int4() {
+    assert!(parse("user_id IN (-2147483648, '+2147483648')", &columns()).is_err());
+    assert!(parse("user_id IN (2147483648, '+2147483648')", &columns()).is_ok());
+}

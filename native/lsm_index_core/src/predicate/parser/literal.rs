@@ -86,7 +86,14 @@ impl Parser<'_> {
         literals.iter().fold(ty, |acc, (_, l)| {
             let t = match (&l.raw, &l.cast) {
                 (_, Some((_, t))) if t.is_integer() => t.clone(),
-                (Raw::Integer(d), None) if d.parse::<i32>().is_ok() => ColumnType::Int4,
+                // the sign counts: -2147483648 is an int4 (PostgreSQL folds it into the literal)
+                (Raw::Integer(d), None)
+                    if format!("{}{d}", if l.negative { "-" } else { "" })
+                        .parse::<i32>()
+                        .is_ok() =>
+                {
+                    ColumnType::Int4
+                }
                 (Raw::Integer(_), None) => ColumnType::Int8,
                 _ => return acc,
             };
