@@ -168,11 +168,8 @@ impl ColumnType {
     pub fn text(&self, v: &Value) -> Option<String> {
         Some(match (self, v) {
             (_, Value::Int(i)) => i.to_string(),
-            (_, Value::Float(f)) if f.is_nan() => "NaN".into(),
-            (_, Value::Float(f)) if f.is_infinite() => {
-                if *f > 0.0 { "Infinity" } else { "-Infinity" }.into()
-            }
-            (_, Value::Float(f)) => format!("{f:?}"),
+            (ColumnType::Float4, Value::Float(f)) => float_text(*f, 6),
+            (_, Value::Float(f)) => float_text(*f, 15),
             (_, Value::Numeric(n)) => n.text(),
             (_, Value::Bool(b)) => if *b { "t" } else { "f" }.into(),
             (_, Value::Text(s)) => s.clone(),
@@ -347,6 +344,43 @@ pub fn uuid_text(u: u128) -> String {
     )
 }
 
+/// PostgreSQL's `float8out` (`digits` 15) / `float4out` (6) text: the shortest digits that
+/// read back exactly, in plain notation for exponents from -4 below `digits`, else
+/// `d.ddde+XX`.
+pub fn float_text(f: f64, digits: i32) -> String {
+    if f.is_nan() {
+        return "NaN".into();
+    }
+    if f.is_infinite() {
+        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = if digits == 6 {
+        format!("{:e}", f as f32)
+    } else {
+        format!("{f:e}")
+    };
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exponent.parse().unwrap_or(0);
+    if (-4..digits).contains(&exp) {
+        let negative = mantissa.starts_with('-');
+        let ds: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        let body = if exp < 0 {
+            format!("0.{}{ds}", "0".repeat((-exp - 1) as usize))
+        } else if (exp as usize) + 1 >= ds.len() {
+            format!("{ds}{}", "0".repeat(exp as usize + 1 - ds.len()))
+        } else {
+            let (i, frac) = ds.split_at(exp as usize + 1);
+            format!("{i}.{frac}")
+        };
+        return if negative { format!("-{body}") } else { body };
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -391,6 +425,26 @@ mod tests {
         for bad in [".", "1e", "abc", "", "1.2.3", "--1"] {
             assert_eq!(ColumnType::Float8.parse(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn floats_print_as_postgres() {
+        // figures from PostgreSQL 15
+        assert_eq!(float_text(1e15, 15), "1e+15");
+        assert_eq!(float_text(1e14, 15), "100000000000000");
+        assert_eq!(float_text(0.0001, 15), "0.0001");
+        assert_eq!(float_text(0.00001, 15), "1e-05");
+        assert_eq!(float_text(1.5e300, 15), "1.5e+300");
+        assert_eq!(float_text(-0.0, 15), "-0");
+        assert_eq!(
+            float_text(123456789012345678.0, 15),
+            "1.2345678901234568e+17"
+        );
+        assert_eq!(float_text(f64::from(1.1f32), 6), "1.1");
+        assert_eq!(float_text(1e7, 6), "1e+07");
+        assert_eq!(float_text(1e6, 6), "1e+06");
+        assert_eq!(float_text(123456.0, 6), "123456");
+        assert_eq!(float_text(-2.25, 15), "-2.25");
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod decimal;
 pub mod eval;
 mod lexer;
 mod parser;
+mod plan;
 mod program;
 pub mod scalar;
 pub mod sql;

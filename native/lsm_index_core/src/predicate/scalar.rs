@@ -30,13 +30,23 @@ pub enum Func {
 impl Func {
     /// A text value's characters through this function, if it is `lower` or `upper`.
     pub fn fold(self, text: &str) -> Option<String> {
-        Some(match self {
-            Func::Lower => text.chars().map(fold_char).collect(),
-            Func::Upper => text.chars().map(upper_char).collect(),
-            Func::LowerAscii => text.to_ascii_lowercase(),
-            Func::UpperAscii => text.to_ascii_uppercase(),
-            _ => return None,
-        })
+        let mut out = String::new();
+        self.fold_into(text, &mut out).then_some(out)
+    }
+
+    /// [`Func::fold`] into `out` (cleared first; a route reuses its buffer); whether this
+    /// function folds (`lower` or `upper`).
+    pub fn fold_into(self, text: &str, out: &mut String) -> bool {
+        out.clear();
+        let fold: fn(char) -> char = match self {
+            Func::Lower => fold_char,
+            Func::Upper => upper_char,
+            Func::LowerAscii => |c| c.to_ascii_lowercase(),
+            Func::UpperAscii => |c| c.to_ascii_uppercase(),
+            _ => return false,
+        };
+        out.extend(text.chars().map(fold));
+        true
     }
 
     /// This function under `folding` (`lower` and `upper` fold ASCII only under `C`).
@@ -234,70 +244,6 @@ pub fn cast(v: Value, from: &ColumnType, to: &ColumnType) -> Result<Value, EvalE
 pub fn text_of(v: &Value, ty: &ColumnType) -> String {
     match v {
         Value::Bool(b) => b.to_string(),
-        Value::Float(f) if *ty == ColumnType::Float4 => float_text(*f, 6),
-        Value::Float(f) => float_text(*f, 15),
         other => ty.text(other).unwrap_or_default(),
-    }
-}
-
-/// PostgreSQL's `float8out` (`digits` 15) / `float4out` (6) text: the shortest digits that
-/// read back exactly, in plain notation for exponents from -4 below `digits`, else
-/// `d.ddde+XX`.
-pub fn float_text(f: f64, digits: i32) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "Infinity" } else { "-Infinity" }.into();
-    }
-    if f == 0.0 {
-        return if f.is_sign_negative() { "-0" } else { "0" }.into();
-    }
-    let sci = if digits == 6 {
-        format!("{:e}", f as f32)
-    } else {
-        format!("{f:e}")
-    };
-    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let exp: i32 = exponent.parse().unwrap_or(0);
-    if (-4..digits).contains(&exp) {
-        let negative = mantissa.starts_with('-');
-        let ds: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-        let body = if exp < 0 {
-            format!("0.{}{ds}", "0".repeat((-exp - 1) as usize))
-        } else if (exp as usize) + 1 >= ds.len() {
-            format!("{ds}{}", "0".repeat(exp as usize + 1 - ds.len()))
-        } else {
-            let (i, frac) = ds.split_at(exp as usize + 1);
-            format!("{i}.{frac}")
-        };
-        return if negative { format!("-{body}") } else { body };
-    }
-    let sign = if exp < 0 { '-' } else { '+' };
-    format!("{mantissa}e{sign}{:02}", exp.abs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn floats_print_as_postgres() {
-        // figures from PostgreSQL 15
-        assert_eq!(float_text(1e15, 15), "1e+15");
-        assert_eq!(float_text(1e14, 15), "100000000000000");
-        assert_eq!(float_text(0.0001, 15), "0.0001");
-        assert_eq!(float_text(0.00001, 15), "1e-05");
-        assert_eq!(float_text(1.5e300, 15), "1.5e+300");
-        assert_eq!(float_text(-0.0, 15), "-0");
-        assert_eq!(
-            float_text(123456789012345678.0, 15),
-            "1.2345678901234568e+17"
-        );
-        assert_eq!(float_text(f64::from(1.1f32), 6), "1.1");
-        assert_eq!(float_text(1e7, 6), "1e+07");
-        assert_eq!(float_text(1e6, 6), "1e+06");
-        assert_eq!(float_text(123456.0, 6), "123456");
-        assert_eq!(float_text(-2.25, 15), "-2.25");
     }
 }

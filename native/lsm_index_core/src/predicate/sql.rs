@@ -2,7 +2,6 @@
 //! how a condition over expressions reaches `LsmIndex.Filter`'s trees (as `{:sql, text}`),
 //! and a readable form for messages.
 
-use super::compile::ScanReason;
 use super::{CmpOp, ColumnType, Expr, Func, Scalar, Value};
 
 /// `expr` as SQL over `columns` (identifiers double-quoted, literals typed).
@@ -10,15 +9,6 @@ pub fn to_sql(expr: &Expr, columns: &[(String, ColumnType)]) -> String {
     let mut out = String::new();
     Writer { columns }.expr(expr, &mut out);
     out
-}
-
-/// A one-line description of why a shape is scanned.
-pub fn scan_reason_text(why: ScanReason) -> &'static str {
-    match why {
-        ScanReason::NoEquality => "no equality on a column",
-        ScanReason::BranchWithoutEquality => "an OR branch without an equality",
-        ScanReason::Constant => "a constant clause",
-    }
 }
 
 struct Writer<'a> {

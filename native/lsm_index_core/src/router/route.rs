@@ -41,6 +41,8 @@ struct Scratch {
     stack: Stack,
     /// Index candidates of the first row of an update, per index slot.
     candidates: Vec<(usize, Vec<u32>)>,
+    /// A text value lower- or upper-cased for a `lower(col)` slot's key.
+    folded: String,
     /// Metrics of this reader's routes, added to the router's when it is dropped.
     counts: Counts,
 }
@@ -193,8 +195,15 @@ impl Router {
                     (None, v) => column_key(slot, v, &mut scratch.key),
                     // `lower(col) = 'x'`: the key of the function's result
                     (Some(f), Value::Text(text)) => {
-                        let folded = Value::Text(f.fold(text).unwrap_or_default());
+                        // the key of the function's result, folded into a reused buffer
+                        let mut folded = Value::Text(std::mem::take(&mut scratch.folded));
+                        if let Value::Text(buf) = &mut folded {
+                            f.fold_into(text, buf);
+                        }
                         column_key(slot, &folded, &mut scratch.key);
+                        if let Value::Text(buf) = folded {
+                            scratch.folded = buf;
+                        }
                     }
                     (Some(_), _) => continue,
                 }

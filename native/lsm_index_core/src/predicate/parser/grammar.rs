@@ -5,13 +5,14 @@
 //! OR < AND < NOT < IS < comparison < BETWEEN IN LIKE ILIKE < || < + - < * / % < unary - + < ::
 //! ```
 //!
-//! Typing happens afterwards (`lower`), so a parenthesis can hold a condition or a value
-//! alike. `$n` is replaced by its parameter as an untyped string (or NULL) right here.
+//! This file holds the conditions' levels (down to `BETWEEN IN LIKE`); the operands below
+//! them are `operand`'s. Typing happens afterwards (`lower`), so a parenthesis can hold a
+//! condition or a value alike. `$n` is replaced by its parameter as an untyped string (or NULL) right here.
 
 use super::literal::Raw;
 use super::Parser;
 use crate::error::Result;
-use crate::predicate::lexer::{error, Token};
+use crate::predicate::lexer::Token;
 use crate::predicate::{ArithOp, CmpOp, ColumnType, Func};
 
 /// A node of the syntax tree with the byte offset it starts at.
@@ -62,7 +63,7 @@ pub(super) enum Node {
     Or(Vec<Spanned>),
 }
 
-fn spanned(at: usize, node: Node) -> Spanned {
+pub(super) fn spanned(at: usize, node: Node) -> Spanned {
     Spanned { at, node }
 }
 
@@ -229,231 +230,6 @@ impl Parser<'_> {
         }
         Ok(*expr)
     }
-
-    /// `x || y`.
-    fn concat_level(&mut self, depth: usize) -> Result<Spanned> {
-        let mut left = self.additive(depth)?;
-        while self.peek() == Some(&Token::Arith("||")) {
-            self.at += 1;
-            let right = self.additive(depth)?;
-            let at = left.at;
-            left = spanned(at, Node::Concat(Box::new(left), Box::new(right)));
-        }
-        Ok(left)
-    }
-
-    fn additive(&mut self, depth: usize) -> Result<Spanned> {
-        let mut left = self.multiplicative(depth)?;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Plus) => ArithOp::Add,
-                Some(Token::Minus) => ArithOp::Sub,
-                _ => return Ok(left),
-            };
-            self.at += 1;
-            let right = self.multiplicative(depth)?;
-            let at = left.at;
-            left = spanned(at, Node::Arith(op, Box::new(left), Box::new(right)));
-        }
-    }
-
-    fn multiplicative(&mut self, depth: usize) -> Result<Spanned> {
-        let mut left = self.unary(depth)?;
-        loop {
-            let op = match self.peek() {
-                Some(Token::Arith("*")) => ArithOp::Mul,
-                Some(Token::Arith("/")) => ArithOp::Div,
-                Some(Token::Arith("%")) => ArithOp::Mod,
-                _ => return Ok(left),
-            };
-            self.at += 1;
-            let right = self.unary(depth)?;
-            let at = left.at;
-            left = spanned(at, Node::Arith(op, Box::new(left), Box::new(right)));
-        }
-    }
-
-    fn unary(&mut self, depth: usize) -> Result<Spanned> {
-        let at = self.position();
-        let negative = match self.peek() {
-            Some(Token::Minus) => true,
-            Some(Token::Plus) => false,
-            _ => return self.postfix(depth),
-        };
-        let depth = self.deeper(depth)?;
-        self.at += 1;
-        let operand = Box::new(self.unary(depth)?);
-        Ok(spanned(
-            at,
-            if negative {
-                Node::Neg(operand)
-            } else {
-                Node::Pos(operand)
-            },
-        ))
-    }
-
-    /// A primary with its `::type` casts.
-    fn postfix(&mut self, depth: usize) -> Result<Spanned> {
-        let mut e = self.primary(depth)?;
-        while self.peek() == Some(&Token::Cast) {
-            self.at += 1;
-            let (type_at, ty) = self.type_after_cast()?;
-            let at = e.at;
-            e = spanned(at, Node::Cast(Box::new(e), ty, type_at));
-        }
-        Ok(e)
-    }
-
-    /// A type name (after `::` or `AS`) and its position.
-    fn type_after_cast(&mut self) -> Result<(usize, ColumnType)> {
-        let at = self.position();
-        match self.next() {
-            Some(Token::Word(w)) => {
-                let name = self.type_name(w.clone());
-                ColumnType::from_name(&name)
-                    .map(|t| (at, t))
-                    .ok_or_else(|| error(at, &format!("a supported type, found {name:?}")))
-            }
-            _ => {
-                self.at -= 1;
-                Err(self.expected("a type name"))
-            }
-        }
-    }
-
-    fn primary(&mut self, depth: usize) -> Result<Spanned> {
-        let at = self.position();
-        let lit = |raw| Ok(spanned(at, Node::Lit(raw)));
-        match self.next() {
-            Some(Token::Integer(s)) => lit(Raw::Integer(s)),
-            Some(Token::Decimal(s)) => lit(Raw::Decimal(s)),
-            Some(Token::Str(s)) => lit(Raw::Str(s)),
-            Some(Token::Param(n)) => match self.params.get(n as usize - 1) {
-                Some(Some(text)) => lit(Raw::Str(text.clone())),
-                Some(None) => lit(Raw::Null),
-                None => Err(error(
-                    at,
-                    &format!(
-                        "a parameter with a value: ${n} given, {} parameters passed",
-                        self.params.len()
-                    ),
-                )),
-            },
-            Some(Token::LParen) => {
-                let depth = self.deeper(depth)?;
-                let e = self.or(depth)?;
-                self.close_paren()?;
-                Ok(e)
-            }
-            Some(Token::Word(w)) if w == "true" => lit(Raw::Bool(true)),
-            Some(Token::Word(w)) if w == "false" => lit(Raw::Bool(false)),
-            Some(Token::Word(w)) if w == "null" => lit(Raw::Null),
-            Some(Token::Word(w)) if w == "cast" && self.peek() == Some(&Token::LParen) => {
-                self.at += 1;
-                let depth = self.deeper(depth)?;
-                let e = self.or(depth)?;
-                if !self.eat_keyword("as") {
-                    return Err(self.expected("AS and a type in CAST"));
-                }
-                let (type_at, ty) = self.type_after_cast()?;
-                self.close_paren()?;
-                Ok(spanned(at, Node::Cast(Box::new(e), ty, type_at)))
-            }
-            Some(Token::Word(w)) if self.unsupported_ahead(&w).is_some() => Err(error(
-                at,
-                &format!(
-                    "a construct the engine supports: {} is not supported yet",
-                    self.unsupported_ahead(&w).unwrap_or_default()
-                ),
-            )),
-            Some(Token::Word(w)) if self.peek() == Some(&Token::LParen) => {
-                let func = Func::from_name(&w)
-                    .map(|f| f.under(self.folding))
-                    .ok_or_else(|| {
-                        error(
-                            at,
-                            &format!(
-                                "a supported function (lower, upper, length, char_length, abs, \
-                             coalesce), found {w:?}"
-                            ),
-                        )
-                    })?;
-                self.at += 1;
-                let depth = self.deeper(depth)?;
-                let mut args = Vec::new();
-                if self.peek() != Some(&Token::RParen) {
-                    loop {
-                        args.push(self.or(depth)?);
-                        if self.peek() != Some(&Token::Comma) {
-                            break;
-                        }
-                        self.at += 1;
-                    }
-                }
-                self.close_paren()?;
-                Ok(spanned(at, Node::Call(func, args)))
-            }
-            Some(Token::Word(w)) if !is_reserved(&w) => self.column_named(at, w),
-            Some(Token::Quoted(q)) => self.column_named(at, q),
-            _ => {
-                self.at -= 1;
-                Err(self.expected("a literal, a column, a function call, '(' or a condition"))
-            }
-        }
-    }
-
-    fn close_paren(&mut self) -> Result<()> {
-        match self.next() {
-            Some(Token::RParen) => Ok(()),
-            _ => {
-                self.at -= 1;
-                Err(self.expected("')'"))
-            }
-        }
-    }
-
-    fn column_named(&self, at: usize, name: String) -> Result<Spanned> {
-        let c = self
-            .columns
-            .iter()
-            .position(|(c, _)| *c == name)
-            .ok_or_else(|| {
-                error(
-                    at,
-                    &format!("a column of the table, found unknown column {name:?}"),
-                )
-            })?;
-        Ok(spanned(at, Node::Column(c)))
-    }
-}
-
-/// What a word names when it starts or continues a construct outside the supported language
-/// (arrays, subqueries, ...), so the error says so instead of "unknown column".
-pub(super) fn unsupported(word: &str) -> Option<&'static str> {
-    Some(match word {
-        "select" | "exists" => "a subquery",
-        "any" | "some" | "all" => "a comparison with ANY/SOME/ALL (arrays and subqueries)",
-        "array" => "an ARRAY constructor",
-        "similar" => "SIMILAR TO",
-        "escape" => "LIKE ... ESCAPE",
-        "interval" => "an interval",
-        "case" => "CASE",
-        _ => return None,
-    })
-}
-
-impl Parser<'_> {
-    /// [`unsupported`] for the word just read where a value starts: reserved words always,
-    /// the others (which may name columns) before `(` or a string.
-    fn unsupported_ahead(&self, word: &str) -> Option<&'static str> {
-        let call_like = matches!(self.peek(), Some(Token::LParen | Token::Str(_)));
-        match word {
-            "select" | "case" | "any" | "some" | "all" | "array" => unsupported(word),
-            "exists" | "interval" if call_like => unsupported(word),
-            _ => None,
-        }
-    }
 }
 
 fn cmp_op(op: &str) -> CmpOp {
@@ -465,23 +241,4 @@ fn cmp_op(op: &str) -> CmpOp {
         ">" => CmpOp::Gt,
         _ => CmpOp::Ge,
     }
-}
-
-/// Words that cannot be unquoted column names.
-fn is_reserved(w: &str) -> bool {
-    matches!(
-        w,
-        "and"
-            | "or"
-            | "not"
-            | "in"
-            | "is"
-            | "null"
-            | "true"
-            | "false"
-            | "like"
-            | "ilike"
-            | "between"
-            | "cast"
-    )
 }

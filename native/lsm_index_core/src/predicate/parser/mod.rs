@@ -1,6 +1,7 @@
 //! Recursive-descent parser: tokens to a typed [`Expr`], checked against the table's columns.
 //!
-//! `grammar` reads tokens into an untyped syntax tree with PostgreSQL's precedence; `lower`
+//! `grammar` reads tokens into an untyped syntax tree with PostgreSQL's precedence (the
+//! conditions; `operand` the values below comparisons); `lower`
 //! types it into conditions (a column against literals keeps the fast column nodes, with
 //! `tail`'s BETWEEN/IS rewrites); `scalar` types expressions as PostgreSQL resolves their
 //! operators; `literal` how a literal is typed by its column, `numeric` how a number compares
@@ -10,6 +11,7 @@ mod grammar;
 mod literal;
 mod lower;
 mod numeric;
+mod operand;
 mod scalar;
 mod tail;
 
@@ -63,11 +65,11 @@ pub fn parse_in(
     let tree = p.or(0)?;
     match p.peek() {
         None => p.condition(tree),
-        Some(Token::Word(w)) if grammar::unsupported(w).is_some() => Err(error(
+        Some(Token::Word(w)) if operand::unsupported(w).is_some() => Err(error(
             p.position(),
             &format!(
                 "a construct the engine supports: {} is not supported yet",
-                grammar::unsupported(w).unwrap_or_default()
+                operand::unsupported(w).unwrap_or_default()
             ),
         )),
         Some(_) => Err(p.expected("AND, OR or the end of the clause")),

@@ -1,0 +1,176 @@
+//! Index planning: which equality keys every row matching a clause must hit (a conjunct
+//! with the fewest keys, or a plan in every OR branch), and why a clause without one is
+//! scanned. `compile` turns the plans and the rest of the clause into what the router runs.
+
+use super::eval::compare;
+use super::{CmpOp, Expr, Func, Scalar, Value};
+use std::cmp::Ordering;
+
+/// How a shape is found: its rows all have `column` (or `lower`/`upper` of it) equal to one
+/// of `keys`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IndexPlan {
+    /// The indexed column.
+    pub column: usize,
+    /// `Some(lower or upper)`: the keys are that function of the column's value.
+    pub func: Option<Func>,
+    /// The values (no NULL: a NULL never equals anything).
+    pub keys: Vec<Value>,
+}
+
+/// The column (and key function) a scalar is, when it can be indexed: a column, or
+/// `lower`/`upper` of one.
+fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
+    match s {
+        Scalar::Column(c) => Some((*c, None)),
+        Scalar::Call(f, args, _) if f.fold("").is_some() => match args.as_slice() {
+            [Scalar::Column(c)] => Some((*c, Some(*f))),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Why a shape is checked on every change instead of found through the equality index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScanReason {
+    /// No equality on a column (or `lower`/`upper` of one) anywhere: `price > 10`.
+    NoEquality,
+    /// An OR has a branch without such an equality: `a = 1 OR price > 10`.
+    BranchWithoutEquality,
+    /// The clause is a constant: `TRUE`.
+    Constant,
+}
+
+impl ScanReason {
+    /// Every reason, in the order of [`ScanReason::index`].
+    pub const ALL: [ScanReason; 3] = [
+        ScanReason::NoEquality,
+        ScanReason::BranchWithoutEquality,
+        ScanReason::Constant,
+    ];
+
+    /// Its name in metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            ScanReason::NoEquality => "no_equality",
+            ScanReason::BranchWithoutEquality => "or_branch_without_equality",
+            ScanReason::Constant => "constant",
+        }
+    }
+
+    /// Its position in [`ScanReason::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Whether some part of `e` is an indexable equality.
+pub(super) fn has_equality(e: &Expr) -> bool {
+    indexable(e).is_some()
+        || match e {
+            Expr::And(es) | Expr::Or(es) => es.iter().any(has_equality),
+            _ => false,
+        }
+}
+
+/// The index keys of a conjunct that is an equality (or a union of equalities) on one
+/// column: `col = v`, `col IN (...)`, or an OR of those on the same column.
+pub(super) fn indexable(e: &Expr) -> Option<IndexPlan> {
+    match e {
+        Expr::Cmp {
+            column,
+            op: CmpOp::Eq,
+            value,
+        } => Some(IndexPlan {
+            column: *column,
+            func: None,
+            keys: value.iter().cloned().collect(),
+        }),
+        Expr::In {
+            column,
+            values,
+            negated: false,
+        } => Some(IndexPlan {
+            column: *column,
+            func: None,
+            keys: dedup(values.iter().flatten().cloned().collect()),
+        }),
+        // `lower(col) = 'x'`: the key is the function's result
+        Expr::Compare {
+            left,
+            op: CmpOp::Eq,
+            right: Scalar::Const(value),
+        } => {
+            let (column, func) = key_of(left)?;
+            Some(IndexPlan {
+                column,
+                func,
+                keys: value.iter().cloned().collect(),
+            })
+        }
+        Expr::Or(alternatives) => {
+            let mut plans = alternatives.iter().map(indexable);
+            let mut first = plans.next()??;
+            for p in plans {
+                let p = p?;
+                if (p.column, p.func) != (first.column, first.func) {
+                    return None;
+                }
+                first.keys.extend(p.keys);
+            }
+            first.keys = dedup(first.keys);
+            Some(first)
+        }
+        _ => None,
+    }
+}
+
+/// Plans that every matching row hits one key of, through ORs and ANDs (no expansion into
+/// disjunctive form: an OR needs a plan for every branch, an AND takes its term with the
+/// fewest keys): `(a = 1 AND x > 2) OR (b = 5 AND x < 1)` gives `a ∈ {1}`, `b ∈ {5}`.
+/// `None` when some branch has no equality to index.
+pub(super) fn branch_plans(e: &Expr) -> Option<Vec<IndexPlan>> {
+    if let Some(plan) = indexable(e) {
+        return Some(vec![plan]);
+    }
+    match e {
+        Expr::Or(alternatives) => {
+            let mut plans = Vec::new();
+            for a in alternatives {
+                plans.extend(branch_plans(a)?);
+            }
+            Some(plans)
+        }
+        Expr::And(terms) => terms
+            .iter()
+            .filter_map(branch_plans)
+            .min_by_key(|plans| plans.iter().map(|p| p.keys.len()).sum::<usize>()),
+        _ => None,
+    }
+}
+
+/// `plans` merged per column (keys united), by column.
+pub(super) fn by_column(plans: Vec<IndexPlan>) -> Vec<IndexPlan> {
+    let mut merged: Vec<IndexPlan> = Vec::new();
+    for p in plans {
+        match merged
+            .iter_mut()
+            .find(|m| (m.column, m.func) == (p.column, p.func))
+        {
+            Some(m) => m.keys.extend(p.keys),
+            None => merged.push(p),
+        }
+    }
+    for m in &mut merged {
+        m.keys = dedup(std::mem::take(&mut m.keys));
+    }
+    merged.sort_by_key(|m| (m.column, m.func.map(|f| f as u8)));
+    merged
+}
+
+pub(super) fn dedup(mut values: Vec<Value>) -> Vec<Value> {
+    values.sort_by(compare);
+    values.dedup_by(|a, b| compare(a, b) == Ordering::Equal);
+    values
+}
