@@ -32,7 +32,9 @@ defmodule LsmIndex do
     * `:compaction_threads` - `:shared` (one process-wide pool of `min(2, cores)` worker
       threads for every index) or a positive integer: a pool of its own
       (default `:shared`)
-    * `:mph` - `:ptr_hash` or `:boomphf` (default `:ptr_hash`)
+    * `:layout` - how new segments find a key: `:quotient` (format 2: sorted fingerprint
+      remainders in buckets, the densest) or a minimal perfect hash in front of 12-byte
+      records, `:ptr_hash` or `:boomphf` (format 1) (default `:quotient`)
     * `:prefilter` - binary-fuse prefilter in front of segments (default `true`)
     * `:verify` - `open/2` checks every checksum of every segment file; `false` checks
       headers only (default `true`)
@@ -105,7 +107,7 @@ defmodule LsmIndex do
     :max_segments,
     :size_ratio,
     :compaction_threads,
-    :mph,
+    :layout,
     :prefilter,
     :verify,
     :sync
@@ -162,7 +164,7 @@ defmodule LsmIndex do
 
   defp option!(:overload, opts), do: one_of!(opts, :overload, [:wait, :error])
   defp option!(:policy, opts), do: one_of!(opts, :policy, [:triangular, :leveled])
-  defp option!(:mph, opts), do: one_of!(opts, :mph, [:ptr_hash, :boomphf])
+  defp option!(:layout, opts), do: one_of!(opts, :layout, [:quotient, :ptr_hash, :boomphf])
   defp option!(:prefilter, opts), do: one_of!(opts, :prefilter, [true, false])
   defp option!(:verify, opts), do: one_of!(opts, :verify, [true, false])
   defp option!(:sync, opts), do: one_of!(opts, :sync, [:flush, :always, :none])

@@ -16,7 +16,7 @@ defmodule LsmIndexTest do
                  lanes: 1,
                  overlay_limit: 1,
                  max_segments: 1,
-                 mph: :boomphf,
+                 layout: :boomphf,
                  prefilter: false
                )
     end
@@ -24,7 +24,8 @@ defmodule LsmIndexTest do
     test "bad options raise ArgumentError naming the option" do
       assert_raise ArgumentError, ~r/:lanes/, fn -> LsmIndex.new(lanes: 0) end
       assert_raise ArgumentError, ~r/:lanes/, fn -> LsmIndex.new(lanes: "4") end
-      assert_raise ArgumentError, ~r/:mph/, fn -> LsmIndex.new(mph: :fast) end
+      assert_raise ArgumentError, ~r/:layout/, fn -> LsmIndex.new(layout: :fast) end
+      assert_raise ArgumentError, fn -> LsmIndex.new(mph: :ptr_hash) end
       assert_raise ArgumentError, ~r/:prefilter/, fn -> LsmIndex.new(prefilter: 1) end
       assert_raise ArgumentError, fn -> LsmIndex.new(unknown: 1) end
     end

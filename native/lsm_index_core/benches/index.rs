@@ -4,7 +4,7 @@
 mod common;
 use common::sizes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use lsm_index_core::{Config, Index, MphKind};
+use lsm_index_core::{Config, Index, MphKind, SegmentLayout};
 
 fn key(i: u64) -> [u8; 8] {
     i.to_le_bytes()
@@ -14,9 +14,9 @@ fn scatter(i: u64, n: u64) -> u64 {
     (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 11) % n
 }
 
-fn filled(n: u64, mph: MphKind) -> std::sync::Arc<Index> {
+fn filled(n: u64, layout: SegmentLayout) -> std::sync::Arc<Index> {
     let index = Index::new(Config {
-        mph,
+        layout,
         ..Config::default()
     })
     .expect("config");
@@ -28,9 +28,13 @@ fn filled(n: u64, mph: MphKind) -> std::sync::Arc<Index> {
 
 fn bench(c: &mut Criterion) {
     for n in sizes() {
-        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
-            let index = filled(n, mph);
-            let mut g = c.benchmark_group(format!("index_{n}_{}", mph.name()));
+        for layout in [
+            SegmentLayout::Quotient,
+            SegmentLayout::Mph(MphKind::PtrHash),
+            SegmentLayout::Mph(MphKind::BoomPhf),
+        ] {
+            let index = filled(n, layout);
+            let mut g = c.benchmark_group(format!("index_{n}_{}", layout.name()));
             let mut i = 0u64;
             let mut out = Vec::with_capacity(8);
             g.bench_function("lookup_hit", |b| {
@@ -81,9 +85,13 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("index_{n}"));
         g.sample_size(10);
         g.throughput(Throughput::Elements(n));
-        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
-            g.bench_function(format!("ingest_and_compact_{}", mph.name()), |b| {
-                b.iter_batched(|| (), |_| filled(n, mph), BatchSize::PerIteration)
+        for layout in [
+            SegmentLayout::Quotient,
+            SegmentLayout::Mph(MphKind::PtrHash),
+            SegmentLayout::Mph(MphKind::BoomPhf),
+        ] {
+            g.bench_function(format!("ingest_and_compact_{}", layout.name()), |b| {
+                b.iter_batched(|| (), |_| filled(n, layout), BatchSize::PerIteration)
             });
         }
         g.finish();

@@ -4,16 +4,17 @@ mod common;
 use common::sizes;
 use criterion::{black_box, criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use lsm_index_core::segment::mph::MphKind;
+use lsm_index_core::segment::SegmentLayout;
 use lsm_index_core::segment::{Probe, Segment, SegmentWriter, WriteOptions};
 
 fn fp(i: u64) -> u64 {
     i.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA5A5_A5A5
 }
 
-fn build(n: u64, mph: MphKind, prefilter: bool) -> Vec<u8> {
+fn build(n: u64, layout: SegmentLayout, prefilter: bool) -> Vec<u8> {
     let mut w = SegmentWriter::with_capacity(
         WriteOptions {
-            mph,
+            layout,
             prefilter,
             level: 0,
             clean_seq: 0,
@@ -31,20 +32,28 @@ fn bench(c: &mut Criterion) {
     for n in sizes() {
         let mut g = c.benchmark_group(format!("segment_{n}"));
         g.sample_size(10);
-        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+        for layout in [
+            SegmentLayout::Quotient,
+            SegmentLayout::Mph(MphKind::PtrHash),
+            SegmentLayout::Mph(MphKind::BoomPhf),
+        ] {
             g.throughput(Throughput::Elements(n));
-            g.bench_function(format!("build_{}", mph.name()), |b| {
-                b.iter_batched(|| (), |_| build(n, mph, true), BatchSize::PerIteration)
+            g.bench_function(format!("build_{}", layout.name()), |b| {
+                b.iter_batched(|| (), |_| build(n, layout, true), BatchSize::PerIteration)
             });
         }
         g.finish();
         let mut g = c.benchmark_group(format!("segment_{n}"));
-        for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+        for layout in [
+            SegmentLayout::Quotient,
+            SegmentLayout::Mph(MphKind::PtrHash),
+            SegmentLayout::Mph(MphKind::BoomPhf),
+        ] {
             for prefilter in [true, false] {
-                let bytes = build(n, mph, prefilter);
+                let bytes = build(n, layout, prefilter);
                 let tag = format!(
                     "{}_{}",
-                    mph.name(),
+                    layout.name(),
                     if prefilter { "filter" } else { "nofilter" }
                 );
                 // Opening: header + bounds validation + MPH decode, with and without

@@ -6,6 +6,7 @@ use crate::dead::DeadHandles;
 use crate::error::Result;
 use crate::lane::LaneState;
 use crate::overlay::Entry;
+use crate::segment::Slots;
 use crate::version::SegmentRef;
 
 /// Handles of many keys from one [`crate::Index::lookup_many`] call, stored flat.
@@ -85,7 +86,7 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
         lanes[lane].version.segments.get(depth).map(|s| &**s)
     };
     let mut next = Vec::with_capacity(pending.len());
-    let mut admitted: Vec<(usize, Option<usize>)> = Vec::with_capacity(pending.len());
+    let mut admitted: Vec<(usize, Slots)> = Vec::with_capacity(pending.len());
     let mut depth = 0;
     while !pending.is_empty() {
         next.clear();
@@ -93,7 +94,7 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
         for &i in &pending {
             if let Some(s) = segment(i, depth) {
                 if s.segment.admits(keys[i].0) {
-                    admitted.push((i, None));
+                    admitted.push((i, Slots::EMPTY));
                 } else {
                     rejects += 1;
                     next.push(i);
@@ -102,12 +103,12 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
         }
         for (i, slot) in admitted.iter_mut() {
             if let Some(s) = segment(*i, depth) {
-                *slot = s.segment.slot_of(keys[*i].0);
+                *slot = s.segment.slots_of(keys[*i].0);
             }
         }
         for &(i, slot) in &admitted {
             let Some(s) = segment(i, depth) else { continue };
-            match slot.and_then(|slot| s.segment.value_at(slot, keys[i].0)) {
+            match s.segment.value_in(slot, keys[i].0) {
                 Some(v) => found[i] = Found::Segment(s, v),
                 None => next.push(i),
             }

@@ -45,6 +45,7 @@ pub use compaction::strategy::PolicyKind;
 pub use error::{Error, FileKind, Result};
 pub use index::{Config, Index, JobReport, Listener, Overload, Stats, LOGICAL_OP_BYTES};
 pub use segment::mph::MphKind;
+pub use segment::SegmentLayout;
 pub use wal::SyncMode;
 
 /// Building blocks the criterion benches and the NIF's instrumentation reach into; not part of

@@ -32,6 +32,14 @@ impl Overlay {
         }
     }
 
+    /// Frees the table of an overlay that holds no key (one sized up front for writes that
+    /// have since stopped), so that an idle lane holds no room.
+    pub fn release_if_empty(&mut self) {
+        if self.map.is_empty() && self.map.capacity() > 0 {
+            *self = Overlay::default();
+        }
+    }
+
     /// The entry of `fp`, if this overlay has one.
     #[inline]
     pub fn get(&self, fp: u64) -> Option<&Entry> {

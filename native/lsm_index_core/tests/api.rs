@@ -1,6 +1,6 @@
 //! API contracts: configuration errors, thread-safety, batch shape, stats accounting.
 
-use lsm_index_core::{Config, Error, Index, MphKind};
+use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
 
 #[test]
 fn index_is_send_and_sync() {
@@ -99,7 +99,7 @@ fn stats_count_flushes_merges_and_bytes() {
     let index = Index::new(Config {
         lanes: 2,
         overlay_limit: 100,
-        mph: MphKind::BoomPhf,
+        layout: SegmentLayout::Mph(MphKind::BoomPhf),
         ..Config::default()
     })
     .unwrap();
@@ -139,6 +139,7 @@ fn stats_count_flushes_merges_and_bytes() {
     let s = index.stats().unwrap();
     assert_eq!(s.segments, 2);
     assert_eq!(s.overlay_keys, 0);
+    assert_eq!(s.overlay_bytes, 0, "no room kept for writes that stopped");
     assert_eq!(s.segments_per_level.values().sum::<u64>(), 2);
     let per_key = (s.segment_bytes + s.mph_heap_bytes) as f64 / 10_000.0;
     assert!(per_key < 20.0, "{per_key} B/key");

@@ -2,7 +2,7 @@
 //! `HashMap<Vec<u8>, BTreeSet<u32>>` oracle. Configurations are chosen to make flushes,
 //! merges, tombstones and dropped-handle purges happen constantly.
 
-use lsm_index_core::{Config, Error, Index, MphKind};
+use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeSet, HashMap};
@@ -246,11 +246,11 @@ fn run(s: Scenario) -> usize {
     s.ops
 }
 
-fn config(lanes: u32, overlay_limit: usize, mph: MphKind, prefilter: bool) -> Config {
+fn config(lanes: u32, overlay_limit: usize, layout: SegmentLayout, prefilter: bool) -> Config {
     Config {
         lanes,
         overlay_limit,
-        mph,
+        layout,
         prefilter,
         ..Config::default()
     }
@@ -266,7 +266,7 @@ fn tiny_key_space_constant_compaction() {
             ops: 60_000,
             keys: 40,
             handles: 12,
-            config: config(2, 4, MphKind::PtrHash, true),
+            config: config(2, 4, SegmentLayout::Quotient, true),
             drop_permille: 8,
             compact_permille: 3,
             nonblocking: seed % 2 == 1,
@@ -284,7 +284,7 @@ fn small_key_space_boomphf_without_prefilter() {
             ops: 100_000,
             keys: 1_500,
             handles: 64,
-            config: config(4, 32, MphKind::BoomPhf, false),
+            config: config(4, 32, SegmentLayout::Mph(MphKind::BoomPhf), false),
             drop_permille: 3,
             compact_permille: 1,
             nonblocking: seed == 11,
@@ -301,7 +301,7 @@ fn medium_key_space_many_lanes() {
             ops: 150_000,
             keys: 20_000,
             handles: 500,
-            config: config(16, 128, MphKind::PtrHash, true),
+            config: config(16, 128, SegmentLayout::Mph(MphKind::PtrHash), true),
             drop_permille: 1,
             compact_permille: 0,
             nonblocking: seed == 21,
@@ -317,7 +317,7 @@ fn large_key_space_default_lanes() {
         ops: 300_000,
         keys: 200_000,
         handles: 100_000,
-        config: config(64, 512, MphKind::PtrHash, true),
+        config: config(64, 512, SegmentLayout::Quotient, true),
         drop_permille: 0,
         compact_permille: 0,
         nonblocking: false,
@@ -328,7 +328,7 @@ fn large_key_space_default_lanes() {
 /// live, while the copies that predate the drop stay dead, across flushes and merges.
 #[test]
 fn re_adding_a_dropped_handle_revives_only_new_pairs() {
-    let index = Index::new(config(1, 2, MphKind::PtrHash, true)).unwrap();
+    let index = Index::new(config(1, 2, SegmentLayout::Quotient, true)).unwrap();
     for i in 0..10u32 {
         index.add(format!("k{i}").as_bytes(), 5).unwrap();
     }
@@ -355,7 +355,7 @@ fn re_adding_a_dropped_handle_revives_only_new_pairs() {
 #[test]
 fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
     use std::sync::Arc;
-    let index = Arc::new(Index::new(config(8, 64, MphKind::PtrHash, true)).unwrap());
+    let index = Arc::new(Index::new(config(8, 64, SegmentLayout::Quotient, true)).unwrap());
     // Key i only ever holds {i} or {i, i + 1_000_000}: any other answer is a torn read.
     for i in 0..2_000u32 {
         index.add(&i.to_le_bytes(), i).unwrap();

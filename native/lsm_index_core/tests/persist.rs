@@ -581,3 +581,75 @@ fn a_missing_log_file_is_refused() {
     assert_eq!(index.lookup(b"a").unwrap(), vec![1]);
     assert_eq!(index.lookup(b"b").unwrap(), vec![2]);
 }
+
+/// The handles `tests/fixtures/v1-index` holds for `user_id={i}`: written by the format-1
+/// build (a84d48d) with 2 lanes: 3,000 keys compacted (ptr_hash segments, pool lists for
+/// every fifth key), then 100 removals and 100 new keys flushed (boomphf segments with
+/// tombstones-to-be), then closed.
+fn v1_fixture_handles(i: u32) -> Vec<u32> {
+    match i {
+        0..100 if i.is_multiple_of(5) => vec![100 + i % 3],
+        0..100 => vec![],
+        100..3000 if i.is_multiple_of(5) => {
+            let mut v = vec![i % 7, 100 + i % 3];
+            v.sort_unstable();
+            v
+        }
+        100..3000 => vec![i % 7],
+        3000..3100 => vec![9],
+        _ => vec![],
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for e in fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Format-1 (MPH) segments written by an older build stay readable, merge with format-2
+/// ones into format 2, and survive a reopen.
+#[test]
+fn an_index_written_with_format_1_segments_opens_and_compacts_into_format_2() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-index"),
+        dir.path(),
+    );
+    let check_all = |index: &Index, added: bool| {
+        for i in 0..3200 {
+            let mut want = v1_fixture_handles(i);
+            if added && (3100..3200).contains(&i) {
+                want = vec![11];
+            }
+            assert_eq!(index.lookup(&key(i)).unwrap(), want, "user_id={i}");
+        }
+    };
+    let index = Index::open(dir.path(), Config::default()).unwrap();
+    check_all(&index, false);
+    for i in 3100..3200 {
+        index.add(&key(i), 11).unwrap();
+    }
+    index.compact().unwrap();
+    index.wait_idle().unwrap();
+    check_all(&index, true);
+    index.close().unwrap();
+    let index = Index::open(dir.path(), Config::default()).unwrap();
+    check_all(&index, true);
+    let versions: BTreeSet<u8> = fs::read_dir(dir.path().join("segments/lane-0"))
+        .unwrap()
+        .map(|e| fs::read(e.unwrap().path()).unwrap()[8])
+        .collect();
+    assert_eq!(
+        versions,
+        BTreeSet::from([2]),
+        "compaction rewrote them as format 2"
+    );
+    index.close().unwrap();
+}

@@ -4,7 +4,7 @@
 
 use lsm_index_core::PolicyKind;
 use lsm_index_core::SyncMode;
-use lsm_index_core::{Config, MphKind, Overload};
+use lsm_index_core::{Config, Overload, SegmentLayout};
 use rustler::{Atom, Decoder, Encoder, Env, NifResult, Term};
 
 mod atoms {
@@ -57,7 +57,7 @@ pub(crate) fn config(opts: Term<'_>) -> NifResult<Config> {
         policy: named(opts, "policy", PolicyKind::from_name)?.unwrap_or(d.policy),
         compaction_threads: threads,
         on_overload: named(opts, "overload", Overload::from_name)?.unwrap_or(d.on_overload),
-        mph: named(opts, "mph", MphKind::from_name)?.unwrap_or(d.mph),
+        layout: named(opts, "layout", SegmentLayout::from_name)?.unwrap_or(d.layout),
         prefilter: opt(opts, "prefilter")?.unwrap_or(d.prefilter),
         verify_on_open: opt(opts, "verify")?.unwrap_or(d.verify_on_open),
         sync: named(opts, "sync", SyncMode::from_name)?.unwrap_or(d.sync),
@@ -100,7 +100,7 @@ fn index_defaults(env: Env<'_>) -> NifResult<Term<'_>> {
         ("max_segments", d.max_segments.encode(env)),
         ("size_ratio", size_ratios(env, d.size_ratio)?),
         ("compaction_threads", threads),
-        ("mph", atom(d.mph.name())?),
+        ("layout", atom(d.layout.name())?),
         ("prefilter", d.prefilter.encode(env)),
         ("verify", d.verify_on_open.encode(env)),
         ("sync", atom(d.sync.name())?),

@@ -37,6 +37,10 @@ impl Index {
                 if st.frozen.is_none() {
                     self.freeze(&mut st, std::mem::take(&mut requested_flush));
                 }
+                if st.frozen.is_none() {
+                    // writes have stopped here: give back the room sized for them
+                    st.active.release_if_empty();
+                }
                 st.frozen.clone().map(|f| (f, st.frozen_seq))
             };
             let Some((frozen, covered)) = frozen else {
@@ -150,7 +154,7 @@ impl Index {
 
     fn write_opts(&self, level: u32, clean_seq: u64) -> WriteOptions {
         WriteOptions {
-            mph: self.config.mph,
+            layout: self.config.layout,
             prefilter: self.config.prefilter,
             level,
             clean_seq,

@@ -4,7 +4,7 @@
 use crate::compaction::strategy::PolicyKind;
 use crate::error::{Error, Result};
 use crate::hash::HashSecret;
-use crate::segment::mph::MphKind;
+use crate::segment::SegmentLayout;
 use crate::wal::SyncMode;
 
 /// What a blocking write does when a lane's overlay is at `max_overlay_keys`.
@@ -40,8 +40,8 @@ impl Overload {
 pub struct Config {
     /// Lanes keys are spread over (1..=65536); default 64.
     pub lanes: u32,
-    /// MPH kind for new segments; default `ptr_hash` (the measured winner, DESIGN.md).
-    pub mph: MphKind,
+    /// SegmentLayout of new segments; default the quotient table (format 2: the densest, DESIGN.md).
+    pub layout: SegmentLayout,
     /// Whether new segments get a BinaryFuse8 prefilter; default on.
     pub prefilter: bool,
     /// Keys a lane's overlay holds before it is frozen and flushed; default 16384.
@@ -64,7 +64,7 @@ pub struct Config {
     /// Key-hash secret; `None` draws a random one.
     pub secret: Option<HashSecret>,
     /// `Index::open` checks every section checksum of every segment file (reads all bytes);
-    /// `false` checks headers, the MPH section and the manifest's record only. Default true.
+    /// `false` checks headers, a format-1 MPH section and the manifest's record only. Default true.
     pub verify_on_open: bool,
     /// When the write-ahead log of a persistent index reaches the disk; default on `flush`.
     pub sync: SyncMode,
@@ -74,7 +74,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             lanes: 64,
-            mph: MphKind::PtrHash,
+            layout: SegmentLayout::Quotient,
             prefilter: true,
             overlay_limit: 16_384,
             max_overlay_keys: None,

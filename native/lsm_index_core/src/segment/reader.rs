@@ -1,15 +1,19 @@
 //! Opens a segment buffer (validating it once) and answers probes in place.
 
-use super::mph::{AnyMph, MphKind};
-use super::{pool, prefilter, Section, SegmentInfo, FILTER_BFUSE8, FILTER_NONE};
-use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC, RECORD_LEN};
+use super::mph::AnyMph;
+use super::quotient::Table;
+use super::{
+    pool, prefilter, Section, SegmentInfo, SegmentLayout, Slots, FILTER_BFUSE8, FILTER_NONE,
+};
+use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC};
+use super::{MPH_FORMAT_VERSION, RECORD_LEN};
 use crate::error::{Error, FileKind, Result};
 use std::ops::Range;
 
 /// What a segment knows about a fingerprint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Probe {
-    /// The prefilter ruled it out without touching the MPH or fingerprints.
+    /// The prefilter ruled it out without touching the record index or fingerprints.
     Filtered,
     /// Not in this segment.
     Absent,
@@ -17,12 +21,23 @@ pub enum Probe {
     Found(u32),
 }
 
+/// How an open segment finds a fingerprint's records.
+enum RecordIndex {
+    /// No keys.
+    Empty,
+    /// Format 2: the quotient directory (read in place from `Segment::index`).
+    Quotient(Table),
+    /// Format 1: the decoded MPH.
+    Mph(AnyMph),
+}
+
 /// An open segment over bytes `B` (owned or mapped). Every offset was validated at open.
 pub struct Segment<B> {
     bytes: B,
     info: SegmentInfo,
-    mph: Option<AnyMph>,
+    record_index: RecordIndex,
     filter: Option<Range<usize>>,
+    index: Range<usize>,
     records: Range<usize>,
     pool: Range<usize>,
 }
@@ -52,7 +67,7 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     ])
 }
 
-/// The (fingerprint, value word) record at `slot`; `None` past the records.
+/// The format-1 (fingerprint, value word) record at `slot`; `None` past the records.
 #[inline]
 fn record_at(b: &[u8], records: &Range<usize>, slot: usize) -> Option<(u64, u32)> {
     let at = slot
@@ -70,8 +85,8 @@ fn record_at(b: &[u8], records: &Range<usize>, slot: usize) -> Option<(u64, u32)
 impl<B: AsRef<[u8]>> Segment<B> {
     /// Opens `bytes`, naming it `what` in errors. Validates the header and every section's
     /// bounds; with `verify_checksums` also every section's crc32c and that the bytes no
-    /// checksum covers (padding) are zero (the MPH section's crc is always verified, since it
-    /// is decoded).
+    /// checksum covers (padding) are zero (a format-1 MPH section's crc is always verified,
+    /// since it is decoded).
     pub fn open(bytes: B, what: &str, verify_checksums: bool) -> Result<Self> {
         let b = bytes.as_ref();
         let corrupt = |detail: String| Error::Corrupt {
@@ -96,7 +111,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
             });
         }
         let version = le_u16(b, 8);
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != MPH_FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 file: FileKind::Segment,
                 what: what.into(),
@@ -118,15 +133,18 @@ impl<B: AsRef<[u8]>> Segment<B> {
         }
         let key_count = le_u64(b, 16);
         let flags = le_u32(b, 44);
-        let mph_byte = b[10];
+        let layout_byte = b[10];
         let filter_byte = b[11];
-        let mph_kind = match (mph_byte, key_count) {
+        let layout = match (layout_byte, key_count) {
             (0, 0) => None,
             (k, n) if n > 0 => Some(
-                MphKind::from_byte(k).ok_or_else(|| corrupt(format!("unknown MPH kind {k}")))?,
+                SegmentLayout::from_byte(k)
+                    .filter(|l| version == FORMAT_VERSION || *l != SegmentLayout::Quotient)
+                    .ok_or_else(|| corrupt(format!("unknown layout {k} in format {version}")))?,
             ),
-            _ => return Err(corrupt("MPH kind set on an empty segment".into())),
+            _ => return Err(corrupt("layout set on an empty segment".into())),
         };
+        let decoded = matches!(layout, Some(SegmentLayout::Mph(_)));
         if filter_byte != FILTER_NONE && filter_byte != FILTER_BFUSE8 {
             return Err(corrupt(format!("unknown prefilter kind {filter_byte}")));
         }
@@ -141,7 +159,7 @@ impl<B: AsRef<[u8]>> Segment<B> {
                 return Err(corrupt(format!("{} section out of bounds", s.name())));
             };
             let r = off as usize..end as usize;
-            if verify_checksums || s == Section::Mph {
+            if verify_checksums || (decoded && s == Section::Index) {
                 let expected = le_u32(b, at + 16);
                 let got = crc32c::crc32c(&b[r.clone()]);
                 if expected != got {
@@ -172,14 +190,26 @@ impl<B: AsRef<[u8]>> Segment<B> {
                 }
             }
         }
-        let [mph_r, filter_r, records, pool] = ranges;
+        let [index, filter_r, records, pool] = ranges;
         let n = usize::try_from(key_count)
             .map_err(|_| corrupt("key count exceeds the address space".into()))?;
-        if Some(records.len() as u64) != key_count.checked_mul(RECORD_LEN as u64) {
-            return Err(corrupt(format!(
-                "{} record bytes do not hold {key_count} keys",
-                records.len()
-            )));
+        let record_index = match layout {
+            None => RecordIndex::Empty,
+            Some(SegmentLayout::Quotient) => RecordIndex::Quotient(
+                Table::read(&b[index.clone()], records.len(), n).map_err(corrupt)?,
+            ),
+            Some(SegmentLayout::Mph(kind)) => {
+                if Some(records.len() as u64) != key_count.checked_mul(RECORD_LEN as u64) {
+                    return Err(corrupt(format!(
+                        "{} record bytes do not hold {key_count} keys",
+                        records.len()
+                    )));
+                }
+                RecordIndex::Mph(AnyMph::read(kind, &b[index.clone()], n)?)
+            }
+        };
+        if layout.is_none() && !records.is_empty() {
+            return Err(corrupt("records in an empty segment".into()));
         }
         if n > 0 && b.get(pool.clone()).and_then(|p| p.first()) != Some(&0) {
             return Err(corrupt("pool does not start with the empty list".into()));
@@ -192,16 +222,12 @@ impl<B: AsRef<[u8]>> Segment<B> {
             _ if filter_r.is_empty() => None,
             _ => return Err(corrupt("prefilter bytes without a prefilter kind".into())),
         };
-        let mph = match mph_kind {
-            Some(kind) => Some(AnyMph::read(kind, &b[mph_r], n)?),
-            None => None,
-        };
         let info = SegmentInfo {
             key_count,
             clean_seq: le_u64(b, 24),
             seed_id: le_u64(b, 32),
             level: le_u32(b, 40),
-            mph: mph_kind,
+            layout,
             prefilter: filter.is_some(),
             has_tombstones: flags & FLAG_TOMBSTONES != 0,
             bytes: b.len() as u64,
@@ -210,8 +236,9 @@ impl<B: AsRef<[u8]>> Segment<B> {
         Ok(Segment {
             bytes,
             info,
-            mph,
+            record_index,
             filter,
+            index,
             records,
             pool,
         })
@@ -222,19 +249,22 @@ impl<B: AsRef<[u8]>> Segment<B> {
         &self.info
     }
 
-    /// Heap bytes held beside the buffer (the decoded MPH).
+    /// Heap bytes held beside the buffer (a format-1 segment's decoded MPH).
     pub fn heap_bytes(&self) -> usize {
-        self.mph.as_ref().map_or(0, AnyMph::heap_bytes)
+        match &self.record_index {
+            RecordIndex::Mph(m) => m.heap_bytes(),
+            _ => 0,
+        }
     }
 
-    /// Looks `fp` up: [`Segment::admits`], then [`Segment::slot_of`], then
-    /// [`Segment::value_at`]. Batched lookups run the three steps as separate passes.
+    /// Looks `fp` up: [`Segment::admits`], then [`Segment::slots_of`], then
+    /// [`Segment::value_in`]. Batched lookups run the three steps as separate passes.
     #[inline]
     pub fn probe(&self, fp: u64) -> Probe {
         if !self.admits(fp) {
             return Probe::Filtered;
         }
-        match self.slot_of(fp).and_then(|slot| self.value_at(slot, fp)) {
+        match self.value_in(self.slots_of(fp), fp) {
             Some(v) => Probe::Found(v),
             None => Probe::Absent,
         }
@@ -249,17 +279,34 @@ impl<B: AsRef<[u8]>> Segment<B> {
         }
     }
 
-    /// Step 2: the MPH slot `fp` would occupy (absent keys get one too, or `None`).
+    /// Step 2: the records `fp` would be among (absent keys get some too, or none).
     #[inline]
-    pub fn slot_of(&self, fp: u64) -> Option<usize> {
-        self.mph.as_ref().and_then(|m| m.slot(fp))
+    pub fn slots_of(&self, fp: u64) -> Slots {
+        match &self.record_index {
+            RecordIndex::Quotient(t) => t.slots_of(&self.bytes.as_ref()[self.index.clone()], fp),
+            RecordIndex::Mph(m) => match m.slot(fp).and_then(|s| u32::try_from(s).ok()) {
+                Some(s) if s < u32::MAX => Slots {
+                    start: s,
+                    end: s + 1,
+                },
+                _ => Slots::EMPTY,
+            },
+            RecordIndex::Empty => Slots::EMPTY,
+        }
     }
 
-    /// Step 3: the value word at `slot` if its record's fingerprint is `fp`.
+    /// Step 3: the value word of `fp` if it is among `slots`.
     #[inline]
-    pub fn value_at(&self, slot: usize, fp: u64) -> Option<u32> {
-        match record_at(self.bytes.as_ref(), &self.records, slot) {
-            Some((stored, v)) if stored == fp => Some(v),
+    pub fn value_in(&self, slots: Slots, fp: u64) -> Option<u32> {
+        let b = self.bytes.as_ref();
+        match &self.record_index {
+            RecordIndex::Quotient(t) => t.find(&b[self.records.clone()], slots, fp),
+            RecordIndex::Mph(_) if slots.end > slots.start => {
+                match record_at(b, &self.records, slots.start as usize) {
+                    Some((stored, v)) if stored == fp => Some(v),
+                    _ => None,
+                }
+            }
             _ => None,
         }
     }
@@ -270,10 +317,27 @@ impl<B: AsRef<[u8]>> Segment<B> {
         pool::decode_value(v, &self.bytes.as_ref()[self.pool.clone()], out)
     }
 
-    /// Every (fingerprint, value word) pair, in slot order.
+    /// Every (fingerprint, value word) pair: in fingerprint order (format 2) or slot order.
     pub fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         let b = self.bytes.as_ref();
-        (0..self.info.key_count as usize).filter_map(move |slot| record_at(b, &self.records, slot))
+        let (quotient, mph) = match &self.record_index {
+            RecordIndex::Quotient(t) => (
+                Some(t.entries(&b[self.index.clone()], &b[self.records.clone()])),
+                None,
+            ),
+            RecordIndex::Mph(_) => (
+                None,
+                Some(
+                    (0..self.info.key_count as usize)
+                        .filter_map(move |slot| record_at(b, &self.records, slot)),
+                ),
+            ),
+            RecordIndex::Empty => (None, None),
+        };
+        quotient
+            .into_iter()
+            .flatten()
+            .chain(mph.into_iter().flatten())
     }
 
     /// The underlying bytes.

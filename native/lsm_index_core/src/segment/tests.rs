@@ -3,9 +3,9 @@ use super::pool::TOMBSTONE;
 use super::*;
 use crate::error::Error;
 
-fn opts(mph: MphKind, prefilter: bool) -> WriteOptions {
+fn opts(layout: SegmentLayout, prefilter: bool) -> WriteOptions {
     WriteOptions {
-        mph,
+        layout,
         prefilter,
         level: 2,
         clean_seq: 77,
@@ -47,20 +47,21 @@ fn lookup<B: AsRef<[u8]>>(s: &Segment<B>, f: u64) -> Option<Vec<u32>> {
     }
 }
 
-fn check(n: u64, mph: MphKind, prefilter: bool) {
-    let bytes = build(n, opts(mph, prefilter));
+fn check(n: u64, layout: SegmentLayout, prefilter: bool) {
+    let bytes = build(n, opts(layout, prefilter));
     let s = Segment::open(bytes, "test", true).unwrap();
     let info = s.info();
     assert_eq!(info.key_count, n);
     assert_eq!(info.clean_seq, 77);
     assert_eq!(info.seed_id, 0xABCD);
     assert_eq!(info.level, 2);
-    let expected = if (n as usize) < writer::SMALL_SEGMENT_KEYS {
-        MphKind::BoomPhf
-    } else {
-        mph
+    let expected = match layout {
+        SegmentLayout::Mph(_) if (n as usize) < writer::SMALL_SEGMENT_KEYS => {
+            SegmentLayout::Mph(MphKind::BoomPhf)
+        }
+        _ => layout,
     };
-    assert_eq!(info.mph, (n > 0).then_some(expected));
+    assert_eq!(info.layout, (n > 0).then_some(expected));
     assert_eq!(info.prefilter, prefilter && n >= prefilter::MIN_KEYS as u64);
     for i in 0..n {
         assert_eq!(
@@ -69,43 +70,77 @@ fn check(n: u64, mph: MphKind, prefilter: bool) {
             "key {i}"
         );
     }
-    // Fingerprint verification rejects absent keys, whatever slot the MPH picks.
+    // Fingerprint verification rejects absent keys, whatever records they are sent to.
     for i in n..n + 10_000 {
         assert_eq!(lookup(&s, fp(i)), None, "absent key {i}");
     }
     assert_eq!(s.entries().count() as u64, n);
+    if layout == SegmentLayout::Quotient {
+        let fps: Vec<u64> = s.entries().map(|(f, _)| f).collect();
+        assert!(
+            fps.windows(2).all(|w| w[0] < w[1]),
+            "entries in fingerprint order"
+        );
+    }
 }
 
+/// Every layout, for the tests that run on each.
+const LAYOUTS: [SegmentLayout; 3] = [
+    SegmentLayout::Quotient,
+    SegmentLayout::Mph(MphKind::PtrHash),
+    SegmentLayout::Mph(MphKind::BoomPhf),
+];
+
 #[test]
-fn empty_single_and_small_segments_for_both_kinds() {
-    for mph in [MphKind::PtrHash, MphKind::BoomPhf] {
+fn empty_single_and_small_segments_for_every_layout() {
+    for layout in LAYOUTS {
         for n in [0, 1, 2, 15, 16, 17, 1000, 1024, 3000] {
-            check(n, mph, true);
-            check(n, mph, false);
+            check(n, layout, true);
+            check(n, layout, false);
         }
     }
 }
 
 #[test]
-fn one_million_keys_for_both_kinds() {
-    check(1_000_000, MphKind::PtrHash, true);
-    check(1_000_000, MphKind::BoomPhf, false);
+fn one_million_keys_for_every_layout() {
+    check(1_000_000, SegmentLayout::Quotient, false);
+    check(1_000_000, SegmentLayout::Mph(MphKind::PtrHash), true);
+    check(1_000_000, SegmentLayout::Mph(MphKind::BoomPhf), false);
+}
+
+/// The quotient table's density at a lane's share of 10M keys: 50 remainder bits (64 - 14
+/// bucket bits) and 18 value bits per record (8.5 B), ~0.42 B of directory per key.
+#[test]
+fn quotient_records_take_under_nine_bytes_per_key() {
+    let n = 156_250u64;
+    let mut w = SegmentWriter::with_capacity(opts(SegmentLayout::Quotient, false), n as usize);
+    for i in 0..n {
+        w.push(fp(i), &[(i % 100_000) as u32]).unwrap();
+    }
+    let bytes = w.finish().unwrap();
+    let per_key = bytes.len() as f64 / n as f64;
+    assert!((8.8..9.0).contains(&per_key), "{per_key} B/key");
 }
 
 #[test]
 fn tombstones_are_found_as_empty_sets() {
-    let mut w = SegmentWriter::new(opts(MphKind::PtrHash, true));
-    w.push(1, &[]).unwrap();
-    w.push(2, &[3]).unwrap();
-    let s = Segment::open(w.finish().unwrap(), "t", true).unwrap();
-    assert_eq!(s.probe(1), Probe::Found(TOMBSTONE));
-    assert!(s.info().has_tombstones);
+    for layout in LAYOUTS {
+        let mut w = SegmentWriter::new(opts(layout, true));
+        w.push(1, &[]).unwrap();
+        w.push(2, &[3]).unwrap();
+        let s = Segment::open(w.finish().unwrap(), "t", true).unwrap();
+        assert_eq!(s.probe(1), Probe::Found(TOMBSTONE));
+        assert!(s.info().has_tombstones);
+    }
 }
 
 #[test]
 fn length_is_exactly_the_encoded_len_of_the_sections() {
-    for n in [0, 1, 100, 5000] {
-        let bytes = build(n, opts(MphKind::PtrHash, true));
+    for (n, layout) in [0, 1, 100, 5000]
+        .into_iter()
+        .flat_map(|n| LAYOUTS.map(|l| (n, l)))
+    {
+        let bytes = build(n, opts(layout, true));
         let lens: [usize; SECTIONS] = std::array::from_fn(|k| {
             let at = 48 + 24 * k + 8;
             u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize
@@ -118,41 +153,59 @@ fn length_is_exactly_the_encoded_len_of_the_sections() {
 
 #[test]
 fn reads_in_place_from_borrowed_bytes() {
-    let bytes = build(500, opts(MphKind::BoomPhf, true));
+    let bytes = build(500, opts(SegmentLayout::Mph(MphKind::BoomPhf), true));
     let s = Segment::open(bytes.as_slice(), "borrowed", true).unwrap();
     assert_eq!(lookup(&s, fp(4)).unwrap(), set_for(4));
 }
 
 #[test]
 fn every_corrupted_header_byte_is_refused() {
-    let bytes = build(100, opts(MphKind::PtrHash, true));
-    for at in 0..HEADER_CRC_AT + 4 {
-        let mut bad = bytes.clone();
-        bad[at] ^= 0x40;
-        assert!(Segment::open(bad, "t", false).is_err(), "byte {at}");
+    for layout in LAYOUTS {
+        let bytes = build(100, opts(layout, true));
+        for at in 0..HEADER_CRC_AT + 4 {
+            let mut bad = bytes.clone();
+            bad[at] ^= 0x40;
+            assert!(Segment::open(bad, "t", false).is_err(), "byte {at}");
+        }
     }
 }
 
 #[test]
 fn corrupted_sections_fail_their_checksum() {
-    let bytes = build(1000, opts(MphKind::PtrHash, true));
-    let s = Segment::open(&bytes[..], "t", true).unwrap();
-    drop(s);
-    for sec in Section::ALL {
+    for (layout, sec) in LAYOUTS
+        .into_iter()
+        .flat_map(|l| Section::ALL.map(|s| (l, s)))
+    {
+        let bytes = build(1000, opts(layout, true));
         let at = 48 + 24 * sec as usize;
         let off = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
         let mut bad = bytes.clone();
         bad[off + 3] ^= 1;
         match Segment::open(bad, "t", true) {
             Err(Error::ChecksumMismatch { what, .. }) => assert!(what.contains(sec.name())),
-            other => panic!("{sec:?}: {other:?}"),
+            other => panic!("{layout:?} {sec:?}: {other:?}"),
         }
     }
 }
 
 #[test]
+fn quotient_segments_need_format_two() {
+    let mut bytes = build(100, opts(SegmentLayout::Quotient, false));
+    assert_eq!(&bytes[8..11], &[2, 0, 3]);
+    bytes[8] = 1;
+    let crc = crc32c::crc32c(&bytes[..HEADER_CRC_AT]);
+    bytes[HEADER_CRC_AT..HEADER_CRC_AT + 4].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        Segment::open(bytes, "t", false),
+        Err(Error::Corrupt { .. })
+    ));
+    let mph = build(100, opts(SegmentLayout::Mph(MphKind::PtrHash), false));
+    assert_eq!(&mph[8..10], &[1, 0], "MPH segments stay format 1");
+}
+
+#[test]
 fn truncation_magic_and_version_errors() {
-    let bytes = build(100, opts(MphKind::BoomPhf, true));
+    let bytes = build(100, opts(SegmentLayout::Mph(MphKind::BoomPhf), true));
     for len in [0, 7, 100, HEADER_LEN, bytes.len() - 1] {
         assert!(
             Segment::open(&bytes[..len], "t", false).is_err(),
@@ -199,12 +252,16 @@ mod fuzz {
 
         #[test]
         fn mutated_segments_never_panic(
-            mph in prop_oneof![Just(MphKind::PtrHash), Just(MphKind::BoomPhf)],
+            layout in prop_oneof![
+                Just(SegmentLayout::Quotient),
+                Just(SegmentLayout::Mph(MphKind::PtrHash)),
+                Just(SegmentLayout::Mph(MphKind::BoomPhf)),
+            ],
             n in 0u64..300,
             flips in proptest::collection::vec((any::<prop::sample::Index>(), 1u8..=255), 1..8),
             verify in any::<bool>(),
         ) {
-            let mut bytes = build(n, opts(mph, true));
+            let mut bytes = build(n, opts(layout, true));
             for (at, x) in &flips {
                 let at = at.index(bytes.len());
                 bytes[at] ^= x;
@@ -228,8 +285,14 @@ mod fuzz {
 /// record offset computation instead of reading as absent.
 #[test]
 fn out_of_range_slots_read_as_absent() {
-    let s = Segment::open(build(100, opts(MphKind::PtrHash, false)), "t", true).unwrap();
-    for slot in [100, 101, usize::MAX / 12, usize::MAX / 12 + 1, usize::MAX] {
-        assert_eq!(s.value_at(slot, fp(0)), None, "slot {slot}");
+    for layout in LAYOUTS {
+        let s = Segment::open(build(100, opts(layout, false)), "t", true).unwrap();
+        for start in [100, 101, u32::MAX / 12, u32::MAX / 12 + 1, u32::MAX - 1] {
+            let slots = Slots {
+                start,
+                end: start.saturating_add(1),
+            };
+            assert_eq!(s.value_in(slots, fp(0)), None, "slot {start}");
+        }
     }
 }

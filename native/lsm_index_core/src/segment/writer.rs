@@ -2,15 +2,18 @@
 
 use super::mph::{AnyMph, MphKind};
 use super::pool::PoolWriter;
-use super::{prefilter, Section, FILTER_BFUSE8, FILTER_NONE, FLAG_TOMBSTONES, FORMAT_VERSION};
-use super::{HEADER_CRC_AT, HEADER_LEN, MAGIC, RECORD_LEN, SECTIONS, SECTION_ALIGN};
+use super::{
+    prefilter, quotient, Section, SegmentLayout, FILTER_BFUSE8, FILTER_NONE, FLAG_TOMBSTONES,
+};
+use super::{FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC, MPH_FORMAT_VERSION, RECORD_LEN};
+use super::{SECTIONS, SECTION_ALIGN};
 use crate::error::{Error, Result};
 
 /// How a segment is built.
 #[derive(Clone, Debug)]
 pub struct WriteOptions {
-    /// Preferred MPH kind; the other kind is used if this one fails to build.
-    pub mph: MphKind,
+    /// The layout; with an MPH the other kind is used if the preferred one fails to build.
+    pub layout: SegmentLayout,
     /// Whether to put a BinaryFuse8 prefilter in front.
     pub prefilter: bool,
     /// Level recorded in the header.
@@ -24,8 +27,7 @@ pub struct WriteOptions {
 /// Accumulates entries, then lays out the segment in [`SegmentWriter::finish`].
 pub struct SegmentWriter {
     opts: WriteOptions,
-    fps: Vec<u64>,
-    values: Vec<u32>,
+    entries: Vec<(u64, u32)>,
     pool: PoolWriter,
     tombstones: bool,
 }
@@ -35,8 +37,7 @@ impl SegmentWriter {
     pub fn new(opts: WriteOptions) -> Self {
         SegmentWriter {
             opts,
-            fps: Vec::new(),
-            values: Vec::new(),
+            entries: Vec::new(),
             pool: PoolWriter::default(),
             tombstones: false,
         }
@@ -45,8 +46,7 @@ impl SegmentWriter {
     /// A writer with room for `n` entries.
     pub fn with_capacity(opts: WriteOptions, n: usize) -> Self {
         let mut w = Self::new(opts);
-        w.fps.reserve_exact(n);
-        w.values.reserve_exact(n);
+        w.entries.reserve_exact(n);
         w
     }
 
@@ -54,65 +54,84 @@ impl SegmentWriter {
     pub fn push(&mut self, fp: u64, handles: &[u32]) -> Result<()> {
         let v = self.pool.value_for(handles)?;
         self.tombstones |= handles.is_empty();
-        self.fps.push(fp);
-        self.values.push(v);
+        self.entries.push((fp, v));
         Ok(())
     }
 
     /// Entries pushed so far.
     pub fn len(&self) -> usize {
-        self.fps.len()
+        self.entries.len()
     }
 
     /// Whether nothing was pushed.
     pub fn is_empty(&self) -> bool {
-        self.fps.is_empty()
+        self.entries.is_empty()
     }
 
-    /// Builds the MPH and prefilter and returns the finished segment bytes.
-    pub fn finish(self) -> Result<Vec<u8>> {
-        let n = self.fps.len();
+    /// Builds the record index and prefilter and returns the finished segment bytes.
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        let n = self.entries.len();
         let mut sections: [Vec<u8>; SECTIONS] = Default::default();
-        let mut mph_kind = 0u8;
+        let mut layout_byte = 0u8;
+        let mut version = FORMAT_VERSION;
         let mut filter_kind = FILTER_NONE;
         if n > 0 {
-            let mph = build_mph(self.opts.mph, &self.fps)?;
-            mph_kind = mph.kind() as u8;
-            let mut records = vec![0u8; n * RECORD_LEN];
-            let mut taken = vec![false; n];
-            for (&fp, &v) in self.fps.iter().zip(&self.values) {
-                let slot = mph
-                    .slot(fp)
-                    .filter(|&s| s < n && !taken[s])
-                    .ok_or_else(|| Error::MphBuild {
-                        kind: mph.kind().name(),
-                        detail: "not a bijection on its keys (duplicate fingerprint?)".into(),
-                    })?;
-                taken[slot] = true;
-                let rec = &mut records[slot * RECORD_LEN..(slot + 1) * RECORD_LEN];
-                rec[..8].copy_from_slice(&fp.to_le_bytes());
-                rec[8..].copy_from_slice(&v.to_le_bytes());
-            }
-            mph.write(&mut sections[Section::Mph as usize])?;
-            if self.opts.prefilter
-                && n >= prefilter::MIN_KEYS
-                && prefilter::write(&self.fps, &mut sections[Section::Prefilter as usize])
-            {
-                filter_kind = FILTER_BFUSE8;
+            let (index, records);
+            (index, layout_byte, records) = match self.opts.layout {
+                SegmentLayout::Quotient => {
+                    let (directory, records) = quotient::write(&mut self.entries)?;
+                    (directory, SegmentLayout::Quotient.byte(), records)
+                }
+                SegmentLayout::Mph(kind) => {
+                    version = MPH_FORMAT_VERSION;
+                    mph_sections(kind, &self.entries)?
+                }
+            };
+            sections[Section::Index as usize] = index;
+            if self.opts.prefilter && n >= prefilter::MIN_KEYS {
+                let fps: Vec<u64> = self.entries.iter().map(|&(fp, _)| fp).collect();
+                if prefilter::write(&fps, &mut sections[Section::Prefilter as usize]) {
+                    filter_kind = FILTER_BFUSE8;
+                }
             }
             sections[Section::Records as usize] = records;
             sections[Section::Pool as usize] = self.pool.finish();
         }
         let flags = if self.tombstones { FLAG_TOMBSTONES } else { 0 };
-        Ok(layout(
-            &self.opts,
-            n as u64,
-            mph_kind,
+        let header = Header {
+            version,
+            layout: layout_byte,
             filter_kind,
             flags,
-            &sections,
-        ))
+            keys: n as u64,
+        };
+        Ok(layout(&self.opts, &header, &sections))
     }
+}
+
+/// The MPH's bytes, its layout byte and the 12-byte records it indexes (format 1).
+fn mph_sections(kind: MphKind, entries: &[(u64, u32)]) -> Result<(Vec<u8>, u8, Vec<u8>)> {
+    let n = entries.len();
+    let fps: Vec<u64> = entries.iter().map(|&(fp, _)| fp).collect();
+    let mph = build_mph(kind, &fps)?;
+    let mut records = vec![0u8; n * RECORD_LEN];
+    let mut taken = vec![false; n];
+    for &(fp, v) in entries {
+        let slot = mph
+            .slot(fp)
+            .filter(|&s| s < n && !taken[s])
+            .ok_or_else(|| Error::MphBuild {
+                kind: mph.kind().name(),
+                detail: "not a bijection on its keys (duplicate fingerprint?)".into(),
+            })?;
+        taken[slot] = true;
+        let rec = &mut records[slot * RECORD_LEN..(slot + 1) * RECORD_LEN];
+        rec[..8].copy_from_slice(&fp.to_le_bytes());
+        rec[8..].copy_from_slice(&v.to_le_bytes());
+    }
+    let mut bytes = Vec::new();
+    mph.write(&mut bytes)?;
+    Ok((bytes, SegmentLayout::Mph(mph.kind()).byte(), records))
 }
 
 /// Segments with fewer keys use boomphf whatever the preferred kind: ptr_hash's
@@ -150,26 +169,28 @@ pub(super) fn encoded_len(section_lens: &[usize; SECTIONS]) -> usize {
     at
 }
 
-fn layout(
-    opts: &WriteOptions,
-    n: u64,
-    mph_kind: u8,
+/// The header fields the sections decide.
+struct Header {
+    version: u16,
+    layout: u8,
     filter_kind: u8,
     flags: u32,
-    sections: &[Vec<u8>; SECTIONS],
-) -> Vec<u8> {
+    keys: u64,
+}
+
+fn layout(opts: &WriteOptions, h: &Header, sections: &[Vec<u8>; SECTIONS]) -> Vec<u8> {
     let total = encoded_len(&sections.each_ref().map(Vec::len));
     let mut out = Vec::with_capacity(total);
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
-    out.push(mph_kind);
-    out.push(filter_kind);
+    out.extend_from_slice(&h.version.to_le_bytes());
+    out.push(h.layout);
+    out.push(h.filter_kind);
     out.extend_from_slice(&(HEADER_LEN as u32).to_le_bytes());
-    out.extend_from_slice(&n.to_le_bytes());
+    out.extend_from_slice(&h.keys.to_le_bytes());
     out.extend_from_slice(&opts.clean_seq.to_le_bytes());
     out.extend_from_slice(&opts.seed_id.to_le_bytes());
     out.extend_from_slice(&opts.level.to_le_bytes());
-    out.extend_from_slice(&flags.to_le_bytes());
+    out.extend_from_slice(&h.flags.to_le_bytes());
     let mut at = HEADER_LEN;
     for s in sections {
         at = align_up(at);
