@@ -94,7 +94,7 @@ impl Handles {
     fn of(self, i: u64, n: u64) -> Vec<u32> {
         match self {
             Handles::Few => vec![(i % 100_000) as u32],
-            Handles::Mixed if i % 5 == 0 => vec![i as u32, (n + i) as u32],
+            Handles::Mixed if i.is_multiple_of(5) => vec![i as u32, (n + i) as u32],
             Handles::Distinct | Handles::Mixed => vec![i as u32],
         }
     }
