@@ -24,7 +24,8 @@ defmodule LsmIndex.Demo.Driver do
   shapes/10, shapes/50, shapes/5), `--truncate-every` (10,000 transactions), `--rate`
   (transactions/s the writer aims at; none: as fast as it goes), `--state-dir`, `--pg-dir`,
   `--database` (`demo`), `--peek-rows` (5,000 decoded rows per read), `--progress-ms`
-  (1,000). Returns the exit status: 0 when every shape is consistent, 1 otherwise.
+  (1,000), `--halt-before-confirm N` (tests: the VM kills itself after its N-th durable
+  frame, before confirming it to the slot). Returns the exit status: 0 when every shape is consistent, 1 otherwise.
   """
 
   alias LsmIndex.Demo.{Check, Postgres, Psql, Routing, Schema, ShapeLog, Shapes, Slot, Workload}
@@ -44,7 +45,8 @@ defmodule LsmIndex.Demo.Driver do
     pg_dir: :string,
     database: :string,
     peek_rows: :integer,
-    progress_ms: :integer
+    progress_ms: :integer,
+    halt_before_confirm: :integer
   ]
   @vias %{"router" => :router, "filter-lsm" => :filter_lsm, "filter-map" => :filter_map}
 
@@ -89,6 +91,7 @@ defmodule LsmIndex.Demo.Driver do
       state_dir: opts[:state_dir],
       peek_rows: opts[:peek_rows] || 5_000,
       progress_ms: opts[:progress_ms] || 1_000,
+      halt_before_confirm: opts[:halt_before_confirm],
       resumed: false
     }
 
@@ -179,10 +182,22 @@ defmodule LsmIndex.Demo.Driver do
     confirmed = Slot.confirmed(session, slot)
 
     cond do
-      log.frames == 0 -> :ok
-      log.lsn > confirmed -> Slot.advance(session, slot, log.lsn)
-      log.lsn == confirmed -> :ok
-      true -> raise "the slot is past the durable shape log: confirmed before durable"
+      log.frames == 0 ->
+        :ok
+
+      log.lsn > confirmed ->
+        say(
+          "the slot (#{Slot.format_lsn(confirmed)}) is behind the durable shape log: " <>
+            "advanced to #{Slot.format_lsn(log.lsn)}"
+        )
+
+        Slot.advance(session, slot, log.lsn)
+
+      log.lsn == confirmed ->
+        :ok
+
+      true ->
+        raise "the slot is past the durable shape log: confirmed before durable"
     end
   end
 
@@ -206,6 +221,9 @@ defmodule LsmIndex.Demo.Driver do
       per_change_ns: [],
       route_total: 0,
       probe_total: 0,
+      split: %{read: 0, apply: 0, confirm: 0},
+      reads: 0,
+      commits: 0,
       started: now,
       last: {now, 0, 0}
     }
@@ -215,8 +233,11 @@ defmodule LsmIndex.Demo.Driver do
 
   defp consume(state) do
     state = mailbox(state, 0)
+    t0 = System.monotonic_time()
+    txns = Slot.peek(state.session, state.slot, state.tables, state.config.peek_rows)
+    state = %{split(state, :read, t0) | reads: state.reads + 1}
 
-    case Slot.peek(state.session, state.slot, state.tables, state.config.peek_rows) do
+    case txns do
       [] when state.done ->
         progress(state, true)
 
@@ -226,11 +247,31 @@ defmodule LsmIndex.Demo.Driver do
       txns ->
         state = Enum.reduce(txns, state, &route_txn/2)
         {lsn, _} = List.last(txns)
+        t0 = System.monotonic_time()
         log = ShapeLog.commit(state.log, lsn)
+        crash_point(state.config.halt_before_confirm, state.commits + 1)
         Slot.advance(state.session, state.slot, lsn)
-        %{state | log: log} |> progress(false) |> consume()
+
+        %{state | log: log, commits: state.commits + 1}
+        |> split(:confirm, t0)
+        |> progress(false)
+        |> consume()
     end
   end
+
+  # `--halt-before-confirm N` (tests): the VM kills itself between the N-th durable frame of
+  # this run and the slot's advance, the window where the slot is behind the log
+  defp crash_point(n, n) do
+    IO.puts("halting between a durable frame and the slot's confirmation (crash point)")
+    System.cmd("kill", ["-KILL", System.pid()])
+    Process.sleep(:infinity)
+  end
+
+  defp crash_point(_n, _commits), do: :ok
+
+  # time spent since `t0` in one part of the pipeline
+  defp split(state, part, t0),
+    do: %{state | split: Map.update!(state.split, part, &(&1 + System.monotonic_time() - t0))}
 
   defp mailbox(state, timeout) do
     receive do
@@ -246,13 +287,16 @@ defmodule LsmIndex.Demo.Driver do
 
   defp route_txn({_lsn, changes}, state) do
     {ops, route_t, probe_t} = Routing.route(state.routing, changes)
+    t0 = System.monotonic_time()
+    log = ShapeLog.apply_ops(state.log, ops)
+    state = split(state, :apply, t0)
     n = length(changes)
     route_ns = System.convert_time_unit(route_t, :native, :nanosecond)
     probe_ns = System.convert_time_unit(probe_t, :native, :nanosecond)
 
     %{
       state
-      | log: ShapeLog.apply_ops(state.log, ops),
+      | log: log,
         txns: state.txns + 1,
         changes: state.changes + n,
         truncates: state.truncates + Enum.count(changes, &match?({:truncate, _}, &1)),
@@ -305,7 +349,12 @@ defmodule LsmIndex.Demo.Driver do
         "#{f1(stats.probe_total / 1.0e9)} s more)",
       "route time  per transaction p50 #{us(pct(stats.route_ns, 0.5))}, p99 " <>
         "#{us(pct(stats.route_ns, 0.99))}; per change (the call / its changes) p50 " <>
-        "#{us(pct(stats.per_change_ns, 0.5))}, p99 #{us(pct(stats.per_change_ns, 0.99))}"
+        "#{us(pct(stats.per_change_ns, 0.5))}, p99 #{us(pct(stats.per_change_ns, 0.99))}",
+      "time split  reading the slot + decoding #{secs(stats.split.read)} s (#{fmt(stats.reads)} " <>
+        "peeks), routing " <>
+        "#{f1(stats.route_total / 1.0e9)} s + updates' new rows #{f1(stats.probe_total / 1.0e9)} s, " <>
+        "applying to the shapes' rows #{secs(stats.split.apply)} s, durable + confirm " <>
+        "#{secs(stats.split.confirm)} s"
     ]
 
     lines = lines ++ router_lines(metrics)
@@ -356,6 +405,7 @@ defmodule LsmIndex.Demo.Driver do
     String.to_integer(resident) * 4096
   end
 
+  defp secs(native), do: f1(System.convert_time_unit(native, :native, :microsecond) / 1.0e6)
   defp say(text), do: IO.puts("==> " <> text)
   defp us(ns), do: "#{:erlang.float_to_binary(ns / 1000, decimals: 1)} µs"
   defp f1(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
