@@ -12,7 +12,7 @@ defmodule LsmIndex.EndToEndTest do
   @moduletag :end_to_end
   @moduletag timeout: 300_000
 
-  @small ~w(--shapes 2000 --txns 3000 --truncate-every 700 --progress-ms 60000)
+  @small ~w(--shapes 2000 --txns 3000 --rate 0 --truncate-every 700 --progress-ms 60000)
 
   setup_all do
     pg = Postgres.start(logical: true)

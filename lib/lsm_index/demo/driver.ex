@@ -18,11 +18,11 @@ defmodule LsmIndex.Demo.Driver do
   a SIGKILL, say) reopens the routers, rebuilds the rows from the log, confirms the slot up
   to the log's LSN and carries on (the writer resumes from its committed counters).
 
-  Options (defaults): `--shapes` (100,000), `--seconds` (60: how long the writer runs),
+  Options (defaults): `--shapes` (100,000), `--seconds` (45: how long the writer runs),
   `--txns` (none: stop the writer at this many transactions), `--via` (`router`,
   `filter-lsm`, `filter-map`), `--seed` (1), `--users`/`--projects`/`--todos` (rows seeded:
   shapes/10, shapes/50, shapes/5), `--truncate-every` (10,000 transactions), `--rate`
-  (transactions/s the writer aims at; none: as fast as it goes), `--state-dir`, `--pg-dir`,
+  (1,000: transactions/s the writer holds at most; 0: as fast as it goes), `--state-dir`, `--pg-dir`,
   `--database` (`demo`), `--peek-rows` (5,000 decoded rows per read), `--progress-ms`
   (1,000), `--halt-before-confirm N` (tests: the VM kills itself after its N-th durable
   frame, before confirming it to the slot). Returns the exit status: 0 when every shape is consistent, 1 otherwise.
@@ -74,7 +74,7 @@ defmodule LsmIndex.Demo.Driver do
   defp config(opts) do
     via = Map.get(@vias, opts[:via] || "router") || raise(ArgumentError, "--via: #{opts[:via]}")
     shapes = opts[:shapes] || 100_000
-    seconds = if opts[:txns], do: opts[:seconds], else: opts[:seconds] || 60.0
+    seconds = if opts[:txns], do: opts[:seconds], else: opts[:seconds] || 45.0
 
     config = %{
       via: via,
@@ -87,7 +87,7 @@ defmodule LsmIndex.Demo.Driver do
       seconds: seconds,
       txns: opts[:txns],
       truncate_every: opts[:truncate_every] || 10_000,
-      rate: opts[:rate],
+      rate: if(opts[:rate] == 0, do: nil, else: opts[:rate] || 1_000),
       state_dir: opts[:state_dir],
       peek_rows: opts[:peek_rows] || 5_000,
       progress_ms: opts[:progress_ms] || 1_000,
@@ -224,6 +224,7 @@ defmodule LsmIndex.Demo.Driver do
       split: %{read: 0, apply: 0, confirm: 0},
       reads: 0,
       commits: 0,
+      ops: 0,
       started: now,
       last: {now, 0, 0}
     }
@@ -291,6 +292,7 @@ defmodule LsmIndex.Demo.Driver do
     log = ShapeLog.apply_ops(state.log, ops)
     state = split(state, :apply, t0)
     n = length(changes)
+    state = %{state | ops: state.ops + length(ops)}
     route_ns = System.convert_time_unit(route_t, :native, :nanosecond)
     probe_ns = System.convert_time_unit(probe_t, :native, :nanosecond)
 
@@ -364,7 +366,8 @@ defmodule LsmIndex.Demo.Driver do
         [
           "memory      #{build.verb} shapes in #{build.ms} ms: VM resident +#{mib(build.rss)} MiB, " <>
             "BEAM heap +#{mib(build.heap)} MiB; now resident #{mib(rss())} MiB",
-          "clients     #{fmt(ShapeLog.size(stats.log))} (shape, row) pairs held" <>
+          "clients     #{fmt(stats.ops)} shape-log entries applied; #{fmt(ShapeLog.size(stats.log))} " <>
+            "(shape, row) pairs held at the end" <>
             if(config.state_dir, do: ", #{stats.log.frames} durable frames", else: ""),
           "check       #{fmt(check.shapes)} shapes against PostgreSQL (#{fmt(check.rows)} rows) in " <>
             "#{f1(check_us / 1.0e6)} s: #{check.missing} missing, #{check.extra} extra — " <>
