@@ -1,0 +1,174 @@
+defmodule LsmIndex.Demo.Routing do
+  @moduledoc """
+  Routes the demo's transactions to its shapes, `via` one `LsmIndex.ShapeRouter` per table
+  (`:router`; persistent in `path/<table>` when a path is given) or one `LsmIndex.Filter`
+  (`:filter_lsm`, `:filter_map`). Not public API.
+
+  `route/2` turns a transaction's changes into what each affected shape's client must do:
+  `{shape, :add, row_id}`, `{shape, :del, row_id}` or `{shape, :clear}` (a truncate). An
+  insert adds the row to the shapes it is routed to (those whose WHERE holds on it), a
+  delete removes it from them. An update is routed to the shapes whose WHERE holds on the
+  old or the new row; of those, the client keeps the row iff the WHERE holds on the new
+  row, which the library answers too: the new row routed alone, as an insert (a second
+  `route_many` call per table, timed apart: `probe_ns`). The router routes a table's changes
+  of one transaction in one `route_many` call; the filter takes one call per change.
+
+  (Routing is conservative: a value that does not parse, or an expression that raises an
+  error, routes the change to the shape. The demo's rows have neither — the summary reports
+  the router's `unparseable_rows` and `evaluation_errors`, which must stay 0 for "routed as
+  an insert" to mean "the WHERE holds".)
+  """
+
+  alias LsmIndex.{Filter, ShapeRouter}
+  alias LsmIndex.Demo.Schema
+
+  defstruct [:via, routers: %{}, filter: nil]
+
+  @typedoc "The routing side of the demo."
+  @type t :: %__MODULE__{}
+  @typedoc "What a shape's client does."
+  @type op ::
+          {non_neg_integer(), :add | :del, integer()} | {non_neg_integer(), :clear}
+
+  @doc """
+  Routing `via` (`:router`, `:filter_lsm`, `:filter_map`) for `shapes`. With `path`
+  (routers only) each router is persistent in `path/<table>`; when it is opened again its
+  shapes are already there and are not added (`reopened: true` in the result).
+  """
+  @spec new(atom(), [LsmIndex.Demo.Shapes.t()], Path.t() | nil) :: {t(), boolean()}
+  def new(:router, shapes, path) do
+    by_table = Enum.group_by(shapes, & &1.table)
+
+    opened =
+      Map.new(Schema.names(), fn table ->
+        columns = Schema.columns(table)
+
+        router =
+          case path do
+            nil -> ShapeRouter.new!("demo", {"public", table}, columns)
+            path -> ShapeRouter.open!(Path.join(path, table), "demo", {"public", table}, columns)
+          end
+
+        {table, router}
+      end)
+
+    reopened = path != nil and File.exists?(Path.join(path, "shapes.done"))
+
+    unless reopened do
+      for {table, router} <- opened, shape <- Map.get(by_table, table, []) do
+        ShapeRouter.add_shape!(router, shape.id, shape.where, params: shape.params)
+      end
+
+      for {_table, router} <- opened, do: ShapeRouter.flush!(router)
+      if path, do: File.write!(Path.join(path, "shapes.done"), "")
+    end
+
+    {%__MODULE__{via: :router, routers: opened}, reopened}
+  end
+
+  def new(via, shapes, nil) when via in [:filter_lsm, :filter_map] do
+    index = if via == :filter_lsm, do: :lsm, else: :map
+
+    filter =
+      Enum.reduce(shapes, Filter.new(index: index), fn shape, filter ->
+        Filter.add_shape(filter, shape.id, %{
+          table: {"public", shape.table},
+          columns: Schema.columns(shape.table),
+          where: shape.where,
+          params: shape.params
+        })
+      end)
+
+    {%__MODULE__{via: via, filter: filter}, false}
+  end
+
+  @doc """
+  The ops of one transaction's `changes` (`LsmIndex.Filter` tuples, tables `{"public",
+  name}`), in order, with the time spent routing them and the time spent on the updates'
+  new rows (native time units).
+  """
+  @spec route(t(), [tuple()]) :: {[op()], integer(), integer()}
+  def route(%__MODULE__{via: :router, routers: routers}, changes) do
+    changes
+    |> Enum.group_by(&table/1)
+    |> Enum.reduce({[], 0, 0}, fn {table, changes}, {ops, route_t, probe_t} ->
+      router = Map.fetch!(routers, table)
+      tuples = Enum.map(changes, &router_change/1)
+      t0 = System.monotonic_time()
+      routed = ShapeRouter.route_many(router, tuples)
+      t1 = System.monotonic_time()
+      news = for {:update, _, _, new} <- changes, do: {:insert, new}
+      probes = if news == [], do: [], else: ShapeRouter.route_many(router, news)
+      t2 = System.monotonic_time()
+      {ops(changes, routed, probes, ops), route_t + t1 - t0, probe_t + t2 - t1}
+    end)
+    |> then(fn {ops, route_t, probe_t} -> {Enum.reverse(ops), route_t, probe_t} end)
+  end
+
+  def route(%__MODULE__{filter: filter}, changes) do
+    t0 = System.monotonic_time()
+    routed = Enum.map(changes, &MapSet.to_list(Filter.affected_shapes(filter, &1)))
+    t1 = System.monotonic_time()
+
+    probes =
+      for {:update, table, _, new} <- changes,
+          do: MapSet.to_list(Filter.affected_shapes(filter, {:insert, table, new}))
+
+    t2 = System.monotonic_time()
+    {Enum.reverse(ops(changes, routed, probes, [])), t1 - t0, t2 - t1}
+  end
+
+  @doc "The routers' metrics (`:router`), by table; `%{}` for the filter."
+  @spec metrics(t()) :: %{String.t() => map()}
+  def metrics(%__MODULE__{routers: routers}),
+    do: Map.new(routers, fn {table, router} -> {table, ShapeRouter.metrics(router)} end)
+
+  @doc "Closes the routers (a persistent one flushes)."
+  @spec close(t()) :: :ok
+  def close(%__MODULE__{routers: routers}) do
+    Enum.each(routers, fn {_table, router} -> ShapeRouter.close!(router) end)
+  end
+
+  defp table({_op, {"public", table}, _}), do: table
+  defp table({:update, {"public", table}, _, _}), do: table
+  defp table({:truncate, {"public", table}}), do: table
+
+  defp router_change({:insert, _table, new}), do: {:insert, new}
+  defp router_change({:update, _table, old, new}), do: {:update, old, new}
+  defp router_change({:delete, _table, old}), do: {:delete, old}
+  defp router_change({:truncate, _table}), do: :truncate
+
+  # changes with their routed shape lists; probes: the shapes of each update's new row
+  defp ops([], [], [], acc), do: acc
+
+  defp ops([{:insert, _, new} | changes], [shapes | routed], probes, acc) do
+    id = id(new)
+    ops(changes, routed, probes, Enum.reduce(shapes, acc, &[{&1, :add, id} | &2]))
+  end
+
+  defp ops([{:delete, _, old} | changes], [shapes | routed], probes, acc) do
+    id = id(old)
+    ops(changes, routed, probes, Enum.reduce(shapes, acc, &[{&1, :del, id} | &2]))
+  end
+
+  defp ops([{:update, _, old, new} | changes], [shapes | routed], [keep | probes], acc) do
+    {old_id, new_id} = {id(old), id(new)}
+    keep = MapSet.new(keep)
+
+    acc =
+      Enum.reduce(shapes, acc, fn shape, acc ->
+        cond do
+          not MapSet.member?(keep, shape) -> [{shape, :del, old_id} | acc]
+          old_id == new_id -> [{shape, :add, new_id} | acc]
+          true -> [{shape, :add, new_id}, {shape, :del, old_id} | acc]
+        end
+      end)
+
+    ops(changes, routed, probes, acc)
+  end
+
+  defp ops([{:truncate, _} | changes], [shapes | routed], probes, acc),
+    do: ops(changes, routed, probes, Enum.reduce(shapes, acc, &[{&1, :clear} | &2]))
+
+  defp id(record), do: String.to_integer(Map.fetch!(record, "id"))
+end

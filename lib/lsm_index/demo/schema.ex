@@ -1,0 +1,83 @@
+defmodule LsmIndex.Demo.Schema do
+  @moduledoc """
+  The demo's app schema: `users`, `projects` and `todos` with int8 keys, text, bool, uuid,
+  timestamptz, numeric, int2 and an enum; every table `REPLICA IDENTITY FULL` (an update's
+  old row is what routes it out of a shape). `demo_progress` holds the workload's counters
+  and is not decoded. Not public API.
+  """
+
+  @statuses ["open", "in_progress", "blocked", "done"]
+
+  @tables %{
+    "users" => [
+      {"id", :int8},
+      {"email", :text},
+      {"name", :text},
+      {"active", :bool},
+      {"created_at", :timestamptz}
+    ],
+    "projects" => [
+      {"id", :int8},
+      {"owner_id", :int8},
+      {"name", :text},
+      {"archived", :bool},
+      {"budget", :numeric},
+      {"created_at", :timestamptz}
+    ],
+    "todos" => [
+      {"id", :int8},
+      {"project_id", :int8},
+      {"user_id", :int8},
+      {"title", :text},
+      {"status", {:enum, @statuses}},
+      {"priority", :int2},
+      {"done", :bool},
+      {"estimate", :numeric},
+      {"due_at", :timestamptz},
+      {"created_at", :timestamptz},
+      {"external_id", :uuid}
+    ]
+  }
+
+  @doc "The routed tables' names, in the order they are created."
+  @spec names() :: [String.t()]
+  def names, do: ["users", "projects", "todos"]
+
+  @doc "The columns of `table` (`[{name, type}]`, types as in `LsmIndex.Filter.ColumnType`)."
+  @spec columns(String.t()) :: LsmIndex.Where.columns()
+  def columns(table), do: Map.fetch!(@tables, table)
+
+  @doc "The labels of the `todo_status` enum, in declaration order."
+  @spec statuses() :: [String.t()]
+  def statuses, do: @statuses
+
+  @doc """
+  The DDL: the enum, the tables (no foreign keys: a truncate empties one table), the
+  indexes the consistency check's queries use, and `demo_progress`.
+  """
+  @spec ddl() :: String.t()
+  def ddl do
+    labels = Enum.map_join(@statuses, ", ", &"'#{&1}'")
+
+    """
+    CREATE TYPE todo_status AS ENUM (#{labels});
+    CREATE TABLE users (id int8 PRIMARY KEY, email text NOT NULL, name text,
+      active bool NOT NULL, created_at timestamptz NOT NULL);
+    CREATE TABLE projects (id int8 PRIMARY KEY, owner_id int8, name text NOT NULL,
+      archived bool NOT NULL, budget numeric, created_at timestamptz NOT NULL);
+    CREATE TABLE todos (id int8 PRIMARY KEY, project_id int8, user_id int8, title text NOT NULL,
+      status todo_status NOT NULL, priority int2 NOT NULL, done bool NOT NULL, estimate numeric,
+      due_at timestamptz, created_at timestamptz NOT NULL, external_id uuid);
+    ALTER TABLE users REPLICA IDENTITY FULL;
+    ALTER TABLE projects REPLICA IDENTITY FULL;
+    ALTER TABLE todos REPLICA IDENTITY FULL;
+    CREATE INDEX ON users (lower(email));
+    CREATE INDEX ON projects (owner_id);
+    CREATE INDEX ON todos (user_id);
+    CREATE INDEX ON todos (project_id);
+    CREATE TABLE demo_progress (txns int8 NOT NULL, next_user int8 NOT NULL,
+      next_project int8 NOT NULL, next_todo int8 NOT NULL);
+    INSERT INTO demo_progress VALUES (0, 1, 1, 1);
+    """
+  end
+end
