@@ -36,7 +36,7 @@ impl Overload {
 }
 
 /// How an index is laid out and when it compacts.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Config {
     /// Lanes keys are spread over (1..=65536); default 64.
     pub lanes: u32,

@@ -89,15 +89,15 @@ pub struct Router {
     /// The equality index of the indexed shapes' keys, made by the first indexed shape (an
     /// empty router does not carry one).
     index: OnceLock<Arc<Index>>,
-    /// Its configuration.
-    config: Config,
-    hasher: ahash::RandomState,
+    /// Its configuration; `None` for the default one (a router carries no copy of it).
+    config: Option<Box<Config>>,
     /// Serialises shape writes (add, remove, close).
     writer: Mutex<()>,
     state: RwLock<State>,
-    metrics: Metrics,
+    /// Routing counters, made by the first route (an unrouted router carries none).
+    metrics: OnceLock<Box<Metrics>>,
     /// The shape catalog of a persistent router (`None` in memory, or once closed).
-    catalog: Mutex<Option<Catalog>>,
+    catalog: Mutex<Option<Box<Catalog>>>,
     persistent: bool,
     closed: AtomicBool,
 }
@@ -109,7 +109,8 @@ impl Router {
             return Ok(index);
         }
         // writes hold the writer lock: no other index can be made meanwhile
-        let index = Index::new(self.config.clone())?;
+        let config = self.config.as_deref().cloned().unwrap_or_default();
+        let index = Index::new(config)?;
         Ok(self.index.get_or_init(|| index))
     }
 
@@ -135,13 +136,12 @@ impl Router {
         }
         Ok(Router {
             index: OnceLock::new(),
-            config,
+            config: (config != Config::default()).then(|| Box::new(config)),
             state: RwLock::new(State::new(columns.len())),
             columns,
             folding,
-            hasher: ahash::RandomState::new(),
             writer: Mutex::new(()),
-            metrics: Metrics::default(),
+            metrics: OnceLock::new(),
             catalog: Mutex::new(None),
             persistent: false,
             closed: AtomicBool::new(false),
@@ -176,7 +176,7 @@ impl Router {
                 st.insert(id, shape);
             }
         }
-        router.catalog = Mutex::new(Some(catalog));
+        router.catalog = Mutex::new(Some(Box::new(catalog)));
         router.persistent = true;
         Ok(router)
     }
@@ -230,8 +230,23 @@ impl Router {
 
     /// The router's metrics.
     pub fn metrics(&self) -> Snapshot {
-        self.metrics.snapshot()
+        match self.metrics.get() {
+            Some(m) => m.snapshot(),
+            None => Metrics::default().snapshot(),
+        }
+    }
+
+    /// The routing counters, made now if nothing was routed before.
+    fn counters(&self) -> &Metrics {
+        self.metrics.get_or_init(Box::default)
     }
 }
 
 const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
+
+/// The hasher of index keys for the presence filters: one per process, random, so that a
+/// router carries none.
+pub(crate) fn key_hasher() -> &'static ahash::RandomState {
+    static HASHER: OnceLock<ahash::RandomState> = OnceLock::new();
+    HASHER.get_or_init(ahash::RandomState::new)
+}

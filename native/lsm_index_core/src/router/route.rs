@@ -7,7 +7,7 @@ use super::bits::{bit, intersects, set_bit, Bits};
 use super::metrics::Counts;
 use super::row::{ParsedRow, ParsedRows};
 use super::shapes::{slot_column, Shape, State};
-use super::{Change, Router};
+use super::{key_hasher, Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
 use crate::predicate::eval::compare;
@@ -77,7 +77,7 @@ impl Reader<'_> {
         if let Some(start) = start {
             let end = Instant::now();
             let ns = end.duration_since(start).as_nanos() as u64;
-            self.router.metrics.record_latency(ns);
+            self.router.counters().record_latency(ns);
             self.scratch.counts.timed += 1;
             self.scratch.counts.route_ns += ns;
             self.last = Some(end);
@@ -88,7 +88,7 @@ impl Reader<'_> {
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        self.router.metrics.add(&self.scratch.counts);
+        self.router.counters().add(&self.scratch.counts);
     }
 }
 
@@ -176,7 +176,7 @@ impl Router {
         if changed.is_none() {
             saved.clear();
         }
-        let columns = st.refs.len();
+        let columns = st.columns;
         for (slot, &n) in st.indexed_on.iter().enumerate() {
             if n == 0 {
                 continue;
@@ -208,7 +208,7 @@ impl Router {
                     (Some(_), _) => continue,
                 }
                 scratch.counts.presence_probes += 1;
-                if !st.presence.may_contain(self.hasher.hash_one(&scratch.key)) {
+                if !st.presence.may_contain(key_hasher().hash_one(&scratch.key)) {
                     continue;
                 }
                 scratch.counts.presence_passes += 1;

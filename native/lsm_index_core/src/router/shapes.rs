@@ -5,7 +5,7 @@
 use super::bits::columns_of;
 use super::catalog::{definition, split_definition};
 use super::presence::LiveKeys;
-use super::{Router, ScanReason, ShapeCounts};
+use super::{key_hasher, Router, ScanReason, ShapeCounts};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::{compile, Program};
 use crate::predicate::{parse_in, Func};
@@ -15,9 +15,12 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 
-/// Kinds of index slot per column: the column's value, its `lower`, its `upper` (and both
-/// under `LC_CTYPE=C`).
-pub(super) const SLOT_KINDS: usize = 5;
+/// Hashes shape ids: they are chosen by the service, not by its clients, so fixed keys
+/// suffice, and a map carries no hasher state.
+pub(super) type IdHasher = std::hash::BuildHasherDefault<ahash::AHasher>;
+
+/// Shape id -> shape.
+pub(super) type ShapeMap = HashMap<u32, Arc<Shape>, IdHasher>;
 
 /// The index slot of `column` (of `columns`) under key function `func`: the column id for
 /// its own value (so plain column keys are the column's), shifted by a multiple of the
@@ -68,14 +71,18 @@ pub(super) struct Shape {
 /// The published shapes: what a route sees.
 #[derive(Debug)]
 pub(super) struct State {
-    pub(super) shapes: HashMap<u32, Arc<Shape>, ahash::RandomState>,
+    /// The table's column count (index slots are laid out by it, see [`slot`]).
+    pub(super) columns: usize,
+    pub(super) shapes: ShapeMap,
     /// Scanned shapes, sorted by id (no map lookup per change).
     pub(super) scanned: Vec<(u32, Arc<Shape>)>,
-    /// Per column: the shapes referring to it (conservative routing of unparseable values).
-    pub(super) refs: Vec<HashSet<u32, ahash::RandomState>>,
+    /// Per column: the shapes referring to it (conservative routing of unparseable values);
+    /// as long as the highest column some shape refers to.
+    pub(super) refs: Vec<HashSet<u32, IdHasher>>,
     /// Columns some shape refers to, ascending (the only ones a route reads).
     pub(super) referenced: Vec<usize>,
-    /// Per index slot (see [`slot`]): how many shapes are indexed on it.
+    /// Per index slot (see [`slot`]): how many shapes are indexed on it; as long as the
+    /// highest slot some shape is indexed on.
     pub(super) indexed_on: Vec<usize>,
     /// Scanned shapes by why, in the order of [`ScanReason::ALL`].
     pub(super) scanned_because: [usize; 3],
@@ -87,13 +94,12 @@ impl State {
     /// No shapes, for a table of `columns` columns.
     pub(super) fn new(columns: usize) -> State {
         State {
-            shapes: HashMap::with_hasher(ahash::RandomState::new()),
+            columns,
+            shapes: ShapeMap::default(),
             scanned: Vec::new(),
-            refs: (0..columns)
-                .map(|_| HashSet::with_hasher(ahash::RandomState::new()))
-                .collect(),
+            refs: Vec::new(),
             referenced: Vec::new(),
-            indexed_on: vec![0; columns * SLOT_KINDS],
+            indexed_on: Vec::new(),
             scanned_because: [0; 3],
             presence: LiveKeys::default(),
         }
@@ -112,6 +118,9 @@ impl State {
     pub(super) fn insert(&mut self, id: u32, shape: Shape) {
         let shape = Arc::new(shape);
         for c in columns_of(&shape.mask) {
+            if self.refs.len() <= c {
+                self.refs.resize_with(c + 1, HashSet::default);
+            }
             self.refs[c].insert(id);
             if let Err(at) = self.referenced.binary_search(&c) {
                 self.referenced.insert(at, c);
@@ -124,8 +133,11 @@ impl State {
                 self.scanned_because[why.index()] += 1;
             }
         } else {
-            for &c in shape.indexed.iter() {
-                self.indexed_on[c] += 1;
+            for &slot in shape.indexed.iter() {
+                if self.indexed_on.len() <= slot {
+                    self.indexed_on.resize(slot + 1, 0);
+                }
+                self.indexed_on[slot] += 1;
             }
             let shapes = &self.shapes;
             self.presence
@@ -138,9 +150,11 @@ impl State {
     pub(super) fn remove(&mut self, id: u32) -> Option<Arc<Shape>> {
         let shape = self.shapes.remove(&id)?;
         for c in columns_of(&shape.mask) {
-            self.refs[c].remove(&id);
-            if self.refs[c].is_empty() {
-                self.referenced.retain(|&r| r != c);
+            if let Some(refs) = self.refs.get_mut(c) {
+                refs.remove(&id);
+                if refs.is_empty() {
+                    self.referenced.retain(|&r| r != c);
+                }
             }
         }
         if shape.indexed.is_empty() {
@@ -151,8 +165,10 @@ impl State {
                 self.scanned_because[why.index()] -= 1;
             }
         } else {
-            for &c in shape.indexed.iter() {
-                self.indexed_on[c] -= 1;
+            for &slot in shape.indexed.iter() {
+                if let Some(n) = self.indexed_on.get_mut(slot) {
+                    *n -= 1;
+                }
             }
             let shapes = &self.shapes;
             self.presence
@@ -170,9 +186,7 @@ impl State {
 }
 
 /// The presence-filter hashes of the published shapes' keys.
-fn live_hashes(
-    shapes: &HashMap<u32, Arc<Shape>, ahash::RandomState>,
-) -> impl Iterator<Item = u64> + '_ {
+fn live_hashes(shapes: &ShapeMap) -> impl Iterator<Item = u64> + '_ {
     shapes.values().flat_map(|s| s.key_hashes.iter().copied())
 }
 
@@ -327,7 +341,7 @@ impl Router {
                 .iter()
                 .map(|p| slot(n, p.column, p.func))
                 .collect(),
-            key_hashes: keys.iter().map(|k| self.hasher.hash_one(k)).collect(),
+            key_hashes: keys.iter().map(|k| key_hasher().hash_one(k)).collect(),
             scan: compiled.scan,
         };
         Ok((shape, keys))
