@@ -1,6 +1,7 @@
 defmodule LsmIndex.Bench.Equality do
   @moduledoc """
-  `mix bench`: the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex` and an
+  `mix bench`: the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex` (in memory, and
+  persistent: opened in a temporary directory, segments mapped from files) and an
   `LsmEqualityIndex` over the same keys, measured in one run.
 
   Keys are integers (like `user_id` values). Workloads: `single` (one shape per key, shape id =
@@ -9,6 +10,15 @@ defmodule LsmIndex.Bench.Equality do
   memory deltas are its own.
 
   Columns:
+    * RSS Δ B/key - the headline: growth of the VM's resident memory (`VmRSS`) over the
+      structure's build, after garbage collection and, for the LSM rows, compaction, 
+      `wait_idle/1` and 1 s idle; per key
+    * B/key - the structure's own size as built (before the churn phases), counted: term size
+      (`:erts_debug.flat_size/1`) for maps, ETS table memory, Rust bytes from
+      `LsmIndex.stats/1` (segments + MPH + overlays) plus the BEAM term of the struct for
+      `LsmEqualityIndex`
+    * peak RSS MB - the VM's resident high-water mark (`VmHWM`, reset before each build)
+      during the build, over the baseline
     * build - inserting every (key, shape) pair one call at a time (`LsmIndex`: batches of
       10,000 through `add_many/2`), then for the LSM rows a full `compact/1`
     * hit / miss - one lookup, in ns: p50 and p99 over samples of 8 consecutive random keys
@@ -19,12 +29,9 @@ defmodule LsmIndex.Bench.Equality do
       the LSM rows, a loop of lookups otherwise; p50 in µs per transaction
     * churn - add + remove of fresh pairs, single calls, ops/s; `batch churn` uses batches of
       1,000 (`add_many`/`remove_many`, ETS `insert/2` with a list + deletes)
-    * B/key - the structure's own size as built (before the churn phases): term size (`:erts_debug.flat_size/1`) for maps, ETS table
-      memory, Rust bytes from `LsmIndex.stats/1` (segments + MPH + overlays) plus the BEAM
-      term of the struct for `LsmEqualityIndex`
-    * VM Δ B/key - growth of `:erlang.memory(:total)` plus the process RSS growth outside it
-      (the NIF's allocations), after garbage collection; allocator caching makes it noisy
-      (even negative) below 1M keys
+
+  RSS figures are noisy (even negative) below 1M keys: the VM's allocators keep and reuse
+  freed carriers.
   """
 
   import LsmIndex.Bench.Report,
@@ -97,12 +104,15 @@ defmodule LsmIndex.Bench.Equality do
     progress("#{title}")
 
     rows =
-      for kind <- [:map, :ets, :lsm_raw, :lsm_eq] do
+      for kind <- [:map, :ets, :lsm_raw, :lsm_disk, :lsm_eq] do
         in_process(fn -> measure(kind, n, workload, samples, quick) end)
       end
 
     columns = [
       "structure",
+      "RSS Δ B/key",
+      "B/key",
+      "peak RSS MB",
       "build s",
       "hit p50 ns",
       "hit p99 ns",
@@ -111,15 +121,16 @@ defmodule LsmIndex.Bench.Equality do
       "txn10 µs",
       "txn100 µs",
       "churn ops/s",
-      "batch churn ops/s",
-      "B/key",
-      "VM Δ B/key"
+      "batch churn ops/s"
     ]
 
     lines =
       for r <- rows do
         [
           r.name,
+          fmt_f(r.rss_bytes / n, 1),
+          fmt_f(r.bytes / n, 1),
+          fmt_f(r.peak_rss / 1_048_576, 0),
           fmt_f(r.build_s, 2),
           r.hit_p50,
           r.hit_p99,
@@ -128,9 +139,7 @@ defmodule LsmIndex.Bench.Equality do
           fmt_f(r.txn10 / 1000, 1),
           fmt_f(r.txn100 / 1000, 1),
           fmt_int(r.churn),
-          if(r.batch_churn, do: fmt_int(r.batch_churn), else: "–"),
-          fmt_f(r.bytes / n, 1),
-          fmt_f(r.vm_bytes / n, 1)
+          if(r.batch_churn, do: fmt_int(r.batch_churn), else: "–")
         ]
       end
 
@@ -151,6 +160,7 @@ defmodule LsmIndex.Bench.Equality do
           map: "EqualityIndex (map)",
           ets: "ETS :set",
           lsm_raw: "LsmIndex (NIF)",
+          lsm_disk: "LsmIndex (NIF, persistent)",
           lsm_eq: "LsmEqualityIndex"
         },
         kind
@@ -158,28 +168,31 @@ defmodule LsmIndex.Bench.Equality do
 
     progress("  #{name}: building")
     settle_memory()
-    {mem0, rss0} = {:erlang.memory(:total), rss()}
+    rss0 = rss()
+    reset_peak_rss()
     {build_us, s} = :timer.tc(fn -> build(kind, n, workload) end)
-    :erlang.garbage_collect()
-    {mem1, rss1} = {:erlang.memory(:total), rss()}
-    # RSS covers the BEAM's own growth too: count the part :erlang.memory does not see
-    vm_bytes = mem1 - mem0 + max(rss1 - rss0 - (mem1 - mem0), 0)
+    peak_rss = peak_rss() - rss0
+    settle_built(kind, s)
+    rss_bytes = rss() - rss0
     progress("  #{name}: built in #{fmt_f(build_us / 1.0e6, 2)} s; measuring")
 
+    # the persistent index answers through the same calls as the in-memory one
+    ops = if kind == :lsm_disk, do: :lsm_raw, else: kind
     # sizes as built, before the churn phases leave tombstones behind
-    {bytes, note} = {bytes(kind, s), note(kind, s)}
+    {bytes, note} = {bytes(ops, s), note(ops, s)}
     hits = for _ <- 1..samples, do: key(:rand.uniform(n) - 1)
     misses = for _ <- 1..samples, do: miss_key(:rand.uniform(n) - 1)
-    one = lookup_fun(kind, s)
-    assert_sane(kind, s, n, workload)
+    one = lookup_fun(ops, s)
+    assert_sane(ops, s, n, workload)
     {hit_p50, hit_p99} = latency(one, hits)
     {miss_p50, miss_p99} = latency(one, misses)
     txns = if quick, do: 500, else: 5_000
-    txn10 = txn_latency(kind, s, n, 10, txns)
-    txn100 = txn_latency(kind, s, n, 100, txns)
+    txn10 = txn_latency(ops, s, n, 10, txns)
+    txn100 = txn_latency(ops, s, n, 100, txns)
     churn_ops = if quick, do: 20_000, else: 200_000
-    {churn, s} = churn(kind, s, n, churn_ops)
-    {batch_churn, _s} = batch_churn(kind, s, n, churn_ops)
+    {churn, s} = churn(ops, s, n, churn_ops)
+    {batch_churn, s} = batch_churn(ops, s, n, churn_ops)
+    release(kind, s)
 
     %{
       name: name,
@@ -193,7 +206,8 @@ defmodule LsmIndex.Bench.Equality do
       churn: churn,
       batch_churn: batch_churn,
       bytes: bytes,
-      vm_bytes: vm_bytes,
+      rss_bytes: rss_bytes,
+      peak_rss: peak_rss,
       note: note
     }
   end
@@ -218,8 +232,11 @@ defmodule LsmIndex.Bench.Equality do
     t
   end
 
-  defp build(:lsm_raw, n, workload) do
-    {:ok, idx} = LsmIndex.new()
+  defp build(kind, n, workload) when kind in [:lsm_raw, :lsm_disk] do
+    {:ok, idx} =
+      if kind == :lsm_disk,
+        do: File.rm_rf!(disk_dir()) && LsmIndex.open(disk_dir()),
+        else: LsmIndex.new()
 
     0..(n - 1)
     |> Stream.chunk_every(10_000)
@@ -244,6 +261,28 @@ defmodule LsmIndex.Bench.Equality do
     :ok = LsmIndex.compact(idx.index)
     idx
   end
+
+  # one persistent index at a time (each structure is measured in a process of its own)
+  defp disk_dir, do: Path.join(System.tmp_dir!(), "lsm_bench_equality_#{System.pid()}")
+
+  # The LSM rows settle like a service at rest: compaction idle (which also empties the NIF
+  # allocator's cache of large blocks), 1 s, then every process garbage collected.
+  defp settle_built(kind, s) when kind in [:lsm_raw, :lsm_disk], do: settle_lsm(s)
+  defp settle_built(:lsm_eq, idx), do: settle_lsm(idx.index)
+  defp settle_built(_kind, _s), do: :erlang.garbage_collect()
+
+  defp settle_lsm(idx) do
+    :ok = LsmIndex.wait_idle(idx)
+    Process.sleep(1_000)
+    :erlang.garbage_collect()
+  end
+
+  defp release(:lsm_disk, idx) do
+    :ok = LsmIndex.close(idx)
+    File.rm_rf!(disk_dir())
+  end
+
+  defp release(_kind, _s), do: :ok
 
   # -- lookups --
 
@@ -392,6 +431,18 @@ defmodule LsmIndex.Bench.Equality do
     if tries > 0 and abs(:erlang.memory(:total) - before) > 1_000_000,
       do: settle_memory(tries - 1),
       else: :ok
+  end
+
+  # VmHWM (the resident high-water mark) restarts from the current RSS (Linux 4.0+).
+  defp reset_peak_rss, do: File.write("/proc/self/clear_refs", "5")
+
+  defp peak_rss do
+    with {:ok, text} <- File.read("/proc/self/status"),
+         [kb] <- Regex.run(~r/VmHWM:\s*(\d+)/, text, capture: :all_but_first) do
+      String.to_integer(kb) * 1024
+    else
+      _ -> 0
+    end
   end
 
   defp rss do
