@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! WHERE user_id = 7 AND status IN ('open', 'late')
-//!   index:    user_id ∈ {7}                       (fewest keys among indexable conjuncts)
+//!   index:    user_id ∈ {7}                       (the most selective indexable conjunct)
 //!   residual: In(status, {'open','late'})         (everything else, AND-ed)
 //!   mask:     {user_id, status}
 //!
@@ -14,7 +14,7 @@
 //!   residual: the whole clause
 //! ```
 
-use super::plan::{branch_plans, by_column, dedup, has_equality, indexable};
+use super::plan::{branch_plans, by_column, cost, dedup, has_equality, indexable};
 pub use super::plan::{IndexPlan, ScanReason};
 pub use super::program::{InSet, Op, Program, Stack};
 use super::Expr;
@@ -45,7 +45,7 @@ pub fn compile(expr: &Expr) -> Compiled {
         .iter()
         .enumerate()
         .filter_map(|(i, t)| indexable(t).map(|plan| (i, plan)))
-        .min_by_key(|(_, plan)| plan.keys.len());
+        .min_by_key(|(_, plan)| cost(std::slice::from_ref(plan)));
     let (index, residual_terms): (Vec<IndexPlan>, Vec<&Expr>) = match best {
         // an equality conjunct: indexed, and left out of the residual (a key hit implies it)
         Some((i, plan)) => (
@@ -182,7 +182,7 @@ mod tests {
     use super::*;
     use crate::predicate::eval::compare;
     use crate::predicate::tests::columns;
-    use crate::predicate::{eval, parse, Value};
+    use crate::predicate::{eval, parse, ColumnType, Value};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
     use std::cmp::Ordering;
@@ -224,6 +224,29 @@ mod tests {
         assert!(c.index.is_empty());
         let c = compile(&parse("a = 1", &columns()).unwrap());
         assert_eq!(c.residual.ops, vec![Op::Const(Some(true))]);
+    }
+
+    /// A bool or enum column passes a large share of rows whatever its keys: another
+    /// column's equality is indexed first, even with more keys (found by the end-to-end demo:
+    /// `active AND id IN (...)` indexed on `active` made every change a candidate of it).
+    #[test]
+    fn small_domain_columns_are_indexed_last() {
+        let mut cols = columns();
+        cols.push((
+            "e".into(),
+            ColumnType::Enum(["x", "y", "z"].map(String::from).into()),
+        ));
+        let indexed = |sql: &str| -> Vec<usize> {
+            let c = compile(&parse(sql, &cols).unwrap());
+            c.index.iter().map(|p| p.column).collect()
+        };
+        assert_eq!(indexed("b AND a IN (1, 2, 3)"), vec![0]);
+        assert_eq!(indexed("e IN ('x', 'y') AND a IN (1, 2, 3)"), vec![0]);
+        assert_eq!(indexed("e = 'x' AND f > 1"), vec![4], "the only equality");
+        assert_eq!(
+            indexed("(b AND a = 1) OR (e = 'x' AND s = 'q')"),
+            vec![0, 1]
+        );
     }
 
     fn random_expr(rng: &mut StdRng, depth: u32) -> String {

@@ -1,6 +1,6 @@
-//! Index planning: which equality keys every row matching a clause must hit (a conjunct
-//! with the fewest keys, or a plan in every OR branch), and why a clause without one is
-//! scanned. `compile` turns the plans and the rest of the clause into what the router runs.
+//! Index planning: which equality keys every row matching a clause must hit (the conjunct
+//! expected to be the most selective, see [`cost`], or a plan in every OR branch), and why a
+//! clause without one is scanned. `compile` turns the plans and the rest of the clause into what the router runs.
 
 use super::eval::compare;
 use super::{CmpOp, Expr, Func, Scalar, Value};
@@ -74,6 +74,21 @@ pub(super) fn has_equality(e: &Expr) -> bool {
         }
 }
 
+/// How many rows a plan is expected to let through, as an order (lower first): a plan on a
+/// column with a small domain (bool, enum) passes a large share of every table's rows
+/// whatever its keys — `active AND id IN (1, 2, 3)` is found through `id`, and
+/// `project_id IN (1, 2, 3) AND status IN ('open', 'blocked')` through `project_id` —, so
+/// plans on other columns come first; then fewer keys. There are no statistics to do
+/// better: the domain is what the type says.
+pub(super) fn cost(plans: &[IndexPlan]) -> (bool, usize) {
+    let coarse = plans.iter().any(|p| {
+        p.keys
+            .iter()
+            .any(|k| matches!(k, Value::Bool(_) | Value::Enum(_)))
+    });
+    (coarse, plans.iter().map(|p| p.keys.len()).sum())
+}
+
 /// The index keys of a conjunct that is an equality (or a union of equalities) on one
 /// column: `col = v`, `col IN (...)`, or an OR of those on the same column.
 pub(super) fn indexable(e: &Expr) -> Option<IndexPlan> {
@@ -127,8 +142,8 @@ pub(super) fn indexable(e: &Expr) -> Option<IndexPlan> {
 }
 
 /// Plans that every matching row hits one key of, through ORs and ANDs (no expansion into
-/// disjunctive form: an OR needs a plan for every branch, an AND takes its term with the
-/// fewest keys): `(a = 1 AND x > 2) OR (b = 5 AND x < 1)` gives `a ∈ {1}`, `b ∈ {5}`.
+/// disjunctive form: an OR needs a plan for every branch, an AND takes its term of the
+/// lowest [`cost`]): `(a = 1 AND x > 2) OR (b = 5 AND x < 1)` gives `a ∈ {1}`, `b ∈ {5}`.
 /// `None` when some branch has no equality to index.
 pub(super) fn branch_plans(e: &Expr) -> Option<Vec<IndexPlan>> {
     if let Some(plan) = indexable(e) {
@@ -145,7 +160,7 @@ pub(super) fn branch_plans(e: &Expr) -> Option<Vec<IndexPlan>> {
         Expr::And(terms) => terms
             .iter()
             .filter_map(branch_plans)
-            .min_by_key(|plans| plans.iter().map(|p| p.keys.len()).sum::<usize>()),
+            .min_by_key(|plans| cost(plans)),
         _ => None,
     }
 }
