@@ -120,17 +120,22 @@ pub fn read_list(pool: &[u8], offset: usize, out: &mut Vec<u32>) -> Result<()> {
     })
 }
 
-/// Builds a pool, sharing one copy of each distinct list.
+/// Builds a pool, sharing one copy of each distinct list. Lists are recognised by their
+/// encoded bytes, already in the pool: no allocation per list (a build of millions of small
+/// lists left the process's heap fragmented when each had a key of its own).
 pub struct PoolWriter {
     bytes: Vec<u8>,
-    seen: ahash::AHashMap<Vec<u32>, u32>,
+    /// Offsets of the lists written, by the hash of their encoded bytes.
+    seen: hashbrown::HashTable<u32>,
+    hasher: ahash::RandomState,
 }
 
 impl Default for PoolWriter {
     fn default() -> Self {
         PoolWriter {
             bytes: vec![0], // offset 0: the tombstone's empty list
-            seen: ahash::AHashMap::new(),
+            seen: hashbrown::HashTable::new(),
+            hasher: ahash::RandomState::new(),
         }
     }
 }
@@ -142,9 +147,6 @@ impl PoolWriter {
             [] => Ok(TOMBSTONE),
             [h] if *h < INLINE_FLAG => Ok(INLINE_FLAG | *h),
             _ => {
-                if let Some(&off) = self.seen.get(handles) {
-                    return Ok(off);
-                }
                 let off = self.bytes.len();
                 if off > MAX_POOL_OFFSET {
                     return Err(Error::TooLarge {
@@ -152,8 +154,29 @@ impl PoolWriter {
                     });
                 }
                 write_list(&mut self.bytes, handles);
-                self.seen.insert(handles.to_vec(), off as u32);
-                Ok(off as u32)
+                let (pool, hasher) = (&self.bytes, &self.hasher);
+                let list = |at: u32| -> &[u8] {
+                    let at = at as usize;
+                    let mut pos = at;
+                    // a list written here: its count and handles decode (bounded by `off`)
+                    let count = read_varint(pool, &mut pos).unwrap_or(0);
+                    for _ in 0..count {
+                        if read_varint(pool, &mut pos).is_none() {
+                            break;
+                        }
+                    }
+                    &pool[at..pos]
+                };
+                let new = &pool[off..];
+                let hash = hasher.hash_one(new);
+                if let Some(&existing) = self.seen.find(hash, |&at| list(at) == new) {
+                    self.bytes.truncate(off);
+                    return Ok(existing);
+                }
+                let off = off as u32;
+                self.seen
+                    .insert_unique(hash, off, |&at| hasher.hash_one(list(at)));
+                Ok(off)
             }
         }
     }
