@@ -40,6 +40,9 @@ defmodule LsmIndex do
       headers only (default `true`)
     * `:sync` - when `open/2`'s write-ahead log reaches the disk: `:flush`, `:always` or
       `:none`, see `open/2` (default `:flush`)
+    * `:count_handles` - keep, for each handle, how many keys hold it (`handle_count/2`,
+      `distinct_handles/1`, `handles/1`): exact through every write, drop and reopen, about
+      1 byte per handle when handles are numbered densely (default `false`)
 
   ## Scheduling
 
@@ -110,7 +113,8 @@ defmodule LsmIndex do
     :layout,
     :prefilter,
     :verify,
-    :sync
+    :sync,
+    :count_handles
   ]
 
   @doc false
@@ -168,6 +172,7 @@ defmodule LsmIndex do
   defp option!(:prefilter, opts), do: one_of!(opts, :prefilter, [true, false])
   defp option!(:verify, opts), do: one_of!(opts, :verify, [true, false])
   defp option!(:sync, opts), do: one_of!(opts, :sync, [:flush, :always, :none])
+  defp option!(:count_handles, opts), do: one_of!(opts, :count_handles, [true, false])
 
   defp one_of!(opts, name, allowed) do
     value = opts[name]
@@ -396,9 +401,38 @@ defmodule LsmIndex do
   def size(index), do: Error.unwrap!(call(index, &Native.index_size/1))
 
   @doc """
+  How many keys hold `handle`, in O(1) (on a normal scheduler). The index must have been made
+  with `count_handles: true` (else `ArgumentError`, as for the two functions below).
+  """
+  @spec handle_count(t(), handle()) :: non_neg_integer()
+  def handle_count(index, handle) do
+    h = handle!(handle)
+    counted!(call(index, &Native.index_handle_count(&1, h)))
+  end
+
+  @doc "How many distinct handles the keys hold, in O(1); needs `count_handles: true`."
+  @spec distinct_handles(t()) :: non_neg_integer()
+  def distinct_handles(index), do: counted!(call(index, &Native.index_distinct_handles/1))
+
+  @doc """
+  Every handle some key holds, ascending (on a dirty scheduler: one list element per
+  handle); needs `count_handles: true`.
+  """
+  @spec handles(t()) :: [handle()]
+  def handles(index), do: counted!(call(index, &Native.index_handles/1))
+
+  # Asking an index made without `count_handles` for counts is a caller mistake.
+  defp counted!({:error, {:invalid_config, message}}),
+    do: raise(ArgumentError, message <> " (make it with LsmIndex.new(count_handles: true))")
+
+  defp counted!(reply), do: Error.unwrap!(reply)
+
+  @doc """
   Sizes and work counters. Sizes: `:keys`, `:lanes`, `:segments`, `:segments_per_level`
   (level => count), `:max_lane_segments`, `:segment_bytes`, `:mph_heap_bytes`,
-  `:overlay_keys`, `:overlay_bytes`, `:frozen_overlays`, `:pending_drops`. Writes: `:ops`,
+  `:overlay_keys`, `:overlay_bytes`, `:frozen_overlays`, `:pending_drops`, and with
+  `count_handles: true` `:counted_handles` (distinct handles) and `:handle_count_bytes` (their
+  counts' heap; both 0 otherwise). Writes: `:ops`,
   `:bytes_ingested` (12 bytes per add/remove), `:stalls` (writes that found their lane full).
   Compaction: `:keys_flushed`, `:keys_written`, `:bytes_written`, `:flushes`, `:merges`,
   `:write_amplification` (keys written per key flushed), `:pending_jobs`, `:jobs_done`,

@@ -104,6 +104,43 @@ defmodule LsmIndexTest do
     end
   end
 
+  describe "handle_count/2, distinct_handles/1, handles/1" do
+    test "count the keys of each handle, exactly, with count_handles: true" do
+      index = LsmIndex.new!(lanes: 4, overlay_limit: 8, count_handles: true)
+      assert {LsmIndex.distinct_handles(index), LsmIndex.handles(index)} == {0, []}
+      :ok = LsmIndex.add_many(index, for(i <- 1..100, do: {i, 5}) ++ [{1, 6}, {1, 6}])
+      # a present pair added again, an absent one removed: nothing changes
+      :ok = LsmIndex.add(index, 1, 5)
+      :ok = LsmIndex.remove(index, 1_000, 5)
+      :ok = LsmIndex.remove(index, 2, 5)
+      assert {LsmIndex.handle_count(index, 5), LsmIndex.handle_count(index, 6)} == {99, 1}
+      assert LsmIndex.handle_count(index, 4_294_967_295) == 0
+      assert {LsmIndex.distinct_handles(index), LsmIndex.handles(index)} == {2, [5, 6]}
+      :ok = LsmIndex.drop_handle(index, 5)
+      :ok = LsmIndex.add(index, 3, 5)
+      assert :ok = LsmIndex.compact(index)
+      assert {LsmIndex.handle_count(index, 5), LsmIndex.handles(index)} == {1, [5, 6]}
+      stats = LsmIndex.stats(index)
+      assert stats.counted_handles == 2 and stats.handle_count_bytes > 0
+    end
+
+    test "an index made without count_handles raises ArgumentError", %{index: index} do
+      :ok = LsmIndex.add(index, 1, 5)
+
+      for call <- [
+            &LsmIndex.handle_count(&1, 5),
+            &LsmIndex.distinct_handles/1,
+            &LsmIndex.handles/1
+          ] do
+        assert_raise ArgumentError, ~r/without count_handles/, fn -> call.(index) end
+      end
+
+      assert %{counted_handles: 0, handle_count_bytes: 0} = LsmIndex.stats(index)
+      assert_raise ArgumentError, ~r/:count_handles/, fn -> LsmIndex.new(count_handles: 1) end
+      assert_raise ArgumentError, ~r/handle/, fn -> LsmIndex.handle_count(index, -1) end
+    end
+  end
+
   describe "scenario: many flushes and merges" do
     test "survives many flushes and merges", %{index: index} do
       for i <- 1..2_000, do: :ok = LsmIndex.add(index, i, rem(i, 13))
@@ -154,7 +191,10 @@ defmodule LsmIndexTest do
         &LsmIndex.drop_handle(&1, 1),
         &LsmIndex.compact/1,
         &LsmIndex.size/1,
-        &LsmIndex.stats/1
+        &LsmIndex.stats/1,
+        &LsmIndex.handle_count(&1, 1),
+        &LsmIndex.distinct_handles/1,
+        &LsmIndex.handles/1
       ]
 
       for bad <- foreign, call <- calls do

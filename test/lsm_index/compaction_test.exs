@@ -5,7 +5,7 @@ defmodule LsmIndex.CompactionTest do
     mph_heap_bytes overlay_keys overlay_bytes frozen_overlays pending_drops ops bytes_ingested
     keys_flushed keys_written bytes_written flushes merges write_amplification pending_jobs
     jobs_done last_job_us compaction_busy_us compaction_threads stalls lookup_hits
-    lookup_misses prefilter_rejects)a
+    lookup_misses prefilter_rejects counted_handles handle_count_bytes)a
 
   describe "new/1" do
     test "policies, pools and overload modes" do

@@ -49,6 +49,67 @@ defmodule LsmIndex.Filter.EqualityIndexTest do
 
   defp candidates(idx, key), do: idx |> Index.candidates(key) |> Enum.sort()
 
+  describe "scenario: lsm against map, random adds, removes and drops" do
+    # The per-shape bookkeeping of the LSM index (key counts in Rust; residuals and interned
+    # ids on the BEAM, forgotten with a shape's last key) against the map index: pairs added
+    # twice, absent pairs removed, a shape's last key removed or the whole shape dropped,
+    # interned handles recycled; integer, string and tuple shape ids, with and without
+    # residuals.
+    @keys for i <- 1..24, do: "k#{i}"
+    @shapes Enum.to_list(0..11) ++ Enum.map(0..7, &"s#{&1}") ++ [{:t, 1}, {:t, 2}]
+
+    test "they agree after every step, and nothing stays on the BEAM for a shape gone" do
+      :rand.seed(:exsss, {3, 5, 7})
+      lsm = LsmEqualityIndex.new(lanes: 2, overlay_limit: 4)
+
+      Enum.reduce(1..3_000, {EqualityIndex.new(), lsm}, fn step, {map, lsm} ->
+        shape = Enum.random(@shapes)
+        residual = residual_of(shape)
+        keys = Enum.take_random(@keys, :rand.uniform(4))
+
+        {map, lsm} =
+          case :rand.uniform(10) do
+            n when n <= 5 ->
+              {Index.add_shape_many(map, keys, shape, residual),
+               Index.add_shape_many(lsm, keys, shape, residual)}
+
+            n when n <= 8 ->
+              {Index.remove_shape_many(map, keys, shape, residual),
+               Index.remove_shape_many(lsm, keys, shape, residual)}
+
+            _ ->
+              {Index.remove_shape_many(map, @keys, shape, residual),
+               LsmEqualityIndex.drop_shape(lsm, shape, residual)}
+          end
+
+        same!(map, lsm, step)
+        {map, lsm}
+      end)
+    end
+  end
+
+  # one residual per shape id, as the filter gives it: none for even integers
+  defp residual_of(shape) when is_integer(shape) and rem(shape, 2) == 0, do: nil
+  defp residual_of(shape), do: {:residual, shape}
+
+  defp same!(map, lsm, step) do
+    for key <- @keys do
+      assert candidates(lsm, key) == candidates(map, key), "step #{step}, key #{key}"
+    end
+
+    present = Index.all_shape_ids(map)
+    assert Index.all_shape_ids(lsm) == present, "step #{step}"
+    assert Index.empty?(lsm) == Index.empty?(map)
+    # on the BEAM: the residuals and interned ids of present shapes, no more
+    with_residual = for s <- present, residual_of(s) != nil, into: MapSet.new(), do: s
+    assert MapSet.new(Map.keys(lsm.residuals)) == with_residual, "step #{step}"
+    interned = for s <- present, not is_integer(s), into: MapSet.new(), do: s
+    assert MapSet.new(Map.keys(lsm.interned)) == interned, "step #{step}"
+    assert map_size(lsm.names) == map_size(lsm.interned)
+    handles = Map.values(lsm.interned) ++ lsm.free
+    assert length(handles) == length(Enum.uniq(handles)), "step #{step}: a handle twice"
+  end
+
   describe "LsmEqualityIndex.candidates_many/2" do
     test "lsm: candidates_many answers like candidates, in order" do
       idx =
@@ -71,6 +132,32 @@ defmodule LsmIndex.Filter.EqualityIndexTest do
       assert_raise ArgumentError, ~r/another residual/, fn ->
         Index.add_shape(idx, "k2", :s, make_ref())
       end
+    end
+
+    test "lsm: an integer shape id too (Rust says it is present), until its last key goes" do
+      idx = LsmEqualityIndex.new() |> Index.add_shape_many(["k1", "k2"], 7, nil)
+      assert LsmEqualityIndex.present?(idx, 7)
+
+      assert_raise ArgumentError, ~r/another residual/, fn ->
+        Index.add_shape(LsmEqualityIndex.new() |> Index.add_shape("k1", 7, :r), "k2", 7, nil)
+      end
+
+      assert_raise ArgumentError, ~r/another residual/, fn ->
+        Index.add_shape(idx, "k3", 7, :r)
+      end
+    end
+
+    test "lsm: a shape whose last key is removed is gone: it may come back with a residual" do
+      idx =
+        LsmEqualityIndex.new()
+        |> Index.add_shape_many(["k1", "k2"], 7, nil)
+        |> Index.remove_shape_many(["k1", "k2"], 7, nil)
+
+      refute LsmEqualityIndex.present?(idx, 7)
+      assert Index.empty?(idx)
+      idx = Index.add_shape(idx, "k3", 7, :r)
+      assert Index.candidates(idx, "k3") == [{7, :r}]
+      assert Index.candidates(idx, "k1") == []
     end
   end
 

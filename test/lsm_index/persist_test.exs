@@ -34,6 +34,21 @@ defmodule LsmIndex.PersistTest do
       assert LsmIndex.stats(index).segments > 0
     end
 
+    test "count_handles: the counts are recounted at open", %{tmp_dir: dir} do
+      opts = [count_handles: true] ++ @opts
+      {:ok, index} = LsmIndex.open(dir, opts)
+      :ok = LsmIndex.add_many(index, for(i <- 1..500, do: {i, rem(i, 9)}))
+      :ok = LsmIndex.drop_handle(index, 3)
+      :ok = LsmIndex.remove(index, 1, 1)
+      :ok = LsmIndex.close(index)
+
+      {:ok, index} = LsmIndex.open(dir, opts)
+      # 56 keys had handle 3 (3, 12, ..., 498), dropped; 1 of handle 1's 56 removed
+      assert LsmIndex.handles(index) == [0, 1, 2, 4, 5, 6, 7, 8]
+      assert {LsmIndex.handle_count(index, 1), LsmIndex.handle_count(index, 3)} == {55, 0}
+      assert LsmIndex.handle_count(index, 2) == 56
+    end
+
     test "a second open of a directory gets {:error, :locked}", %{tmp_dir: dir} do
       {:ok, index} = LsmIndex.open(dir, @opts)
       assert LsmIndex.open(dir, @opts) == {:error, :locked}

@@ -79,6 +79,11 @@ pub enum Error {
         /// The operation.
         operation: &'static str,
     },
+    /// A handle-count query on an index made without `Config::count_handles`.
+    NotCounting {
+        /// The operation.
+        operation: &'static str,
+    },
     /// A file does not start with the magic bytes of its format.
     BadMagic {
         /// The kind of file it should be.
@@ -210,6 +215,9 @@ impl fmt::Display for Error {
             }
             Error::NotPersistent { operation } => {
                 write!(f, "{operation}: an in-memory index has no files")
+            }
+            Error::NotCounting { operation } => {
+                write!(f, "{operation}: the index was made without count_handles")
             }
             Error::BadMagic { file, what } => write!(f, "{what}: not a {file} (bad magic bytes)"),
             Error::UnsupportedVersion {

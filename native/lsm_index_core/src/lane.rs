@@ -150,10 +150,22 @@ impl LaneState {
     }
 
     /// Counts keys with a non-empty set (dead handles removed) by walking every structure;
-    /// the slow path of `len()` while drops are pending. A key counts only in the newest
-    /// structure holding it: the fingerprints of every structure but the oldest go into a set
-    /// (small: overlays and upper segments) that shadows older copies.
+    /// the slow path of `len()` while drops are pending.
     pub(crate) fn count_live(&self, dead: &DeadHandles) -> Result<i64> {
+        let mut live = 0i64;
+        self.for_each_live(dead, |_| live += 1)?;
+        Ok(live)
+    }
+
+    /// Calls `f` with the current set (dead handles removed) of every key whose set is not
+    /// empty, each key once. A key counts only in the newest structure holding it: the
+    /// fingerprints of every structure but the oldest go into a set (small: overlays and
+    /// upper segments) that shadows older copies.
+    pub(crate) fn for_each_live(
+        &self,
+        dead: &DeadHandles,
+        mut f: impl FnMut(&[u32]),
+    ) -> Result<()> {
         let overlays: Vec<&Overlay> = std::iter::once(&self.active)
             .chain(self.frozen.as_deref())
             .filter(|o| !o.is_empty())
@@ -161,9 +173,8 @@ impl LaneState {
         let segments = &self.version.segments;
         let structures = overlays.len() + segments.len();
         let mut newer = ahash::AHashSet::new();
-        let mut live = 0i64;
         let mut buf = Vec::new();
-        // Counts `fp` unless a newer structure has it; remembers it for older ones.
+        // Visits `fp` unless a newer structure has it; remembers it for older ones.
         let mut visit = |k: usize, fp: u64, buf: &mut Vec<u32>, seq: u64| {
             if !newer.is_empty() && newer.contains(&fp) {
                 return;
@@ -172,7 +183,9 @@ impl LaneState {
                 newer.insert(fp);
             }
             dead.filter(buf, 0, seq);
-            live += i64::from(!buf.is_empty());
+            if !buf.is_empty() {
+                f(buf);
+            }
         };
         for (k, o) in overlays.iter().enumerate() {
             for (fp, e) in o.iter() {
@@ -189,7 +202,7 @@ impl LaneState {
                 visit(overlays.len() + j, fp, &mut buf, seg.info().clean_seq);
             }
         }
-        Ok(live)
+        Ok(())
     }
 }
 

@@ -25,6 +25,7 @@ mod dead;
 mod durable;
 mod error;
 mod failpoint;
+mod handle_counts;
 mod handles;
 mod hash;
 mod index;

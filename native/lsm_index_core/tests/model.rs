@@ -1,11 +1,12 @@
 //! Model-based tests: random operation sequences checked after every step against a plain
 //! `HashMap<Vec<u8>, BTreeSet<u32>>` oracle. Configurations are chosen to make flushes,
-//! merges, tombstones and dropped-handle purges happen constantly.
+//! merges, tombstones and dropped-handle purges happen constantly. Indexes made with
+//! `count_handles` also have their per-handle key counts checked against the oracle's.
 
 use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 type Oracle = HashMap<Vec<u8>, BTreeSet<u32>>;
 
@@ -78,7 +79,60 @@ fn live(oracle: &Oracle) -> u64 {
     oracle.values().filter(|s| !s.is_empty()).count() as u64
 }
 
+/// How many of the oracle's keys hold each handle.
+fn counts(oracle: &Oracle) -> BTreeMap<u32, u64> {
+    let mut counts = BTreeMap::new();
+    for &h in oracle.values().flatten() {
+        *counts.entry(h).or_default() += 1;
+    }
+    counts
+}
+
+/// With `count_handles`: every handle's count, the distinct handles and their list, against
+/// the oracle's (and `extra` handles, usually counted 0).
+fn check_counts(index: &Index, oracle: &Oracle, extra: &[u32], step: usize, name: &str) {
+    if !index.config().count_handles {
+        return;
+    }
+    let want = counts(oracle);
+    let handles: Vec<u32> = want.keys().copied().collect();
+    assert_eq!(
+        index.handles().unwrap(),
+        handles,
+        "{name} step {step}: handles"
+    );
+    assert_eq!(
+        index.distinct_handles().unwrap(),
+        handles.len() as u64,
+        "{name} step {step}: distinct handles"
+    );
+    for (&h, &n) in &want {
+        assert_eq!(
+            index.handle_count(h).unwrap(),
+            n,
+            "{name} step {step}: count of {h}"
+        );
+    }
+    check_written(index, oracle, extra, step, name);
+}
+
+/// With `count_handles`: the counts of the `written` handles, against the oracle's.
+fn check_written(index: &Index, oracle: &Oracle, written: &[u32], step: usize, name: &str) {
+    if !index.config().count_handles {
+        return;
+    }
+    for &h in written {
+        let n = oracle.values().filter(|s| s.contains(&h)).count() as u64;
+        assert_eq!(
+            index.handle_count(h).unwrap(),
+            n,
+            "{name} step {step}: count of {h}"
+        );
+    }
+}
+
 fn check_all(index: &Index, oracle: &Oracle, keys: &[Vec<u8>], step: usize, name: &str) {
+    check_counts(index, oracle, &[], step, name);
     for k in keys {
         assert_eq!(
             index.lookup(k).unwrap(),
@@ -110,6 +164,7 @@ fn run(s: Scenario) -> usize {
             if full_check {
                 check_all(&index, &oracle, &keys, step, s.name);
             } else {
+                check_counts(&index, &oracle, &[h], step, s.name);
                 for _ in 0..50 {
                     let k = &keys[rng.gen_range(0..keys.len())];
                     assert_eq!(
@@ -146,6 +201,9 @@ fn run(s: Scenario) -> usize {
             };
             write(&index, s.nonblocking, true, &[(k.clone(), h)]);
             oracle.entry(k.clone()).or_default().insert(h);
+            if full_check {
+                check_written(&index, &oracle, &[h], step, s.name);
+            }
             assert_eq!(
                 index.lookup(k).unwrap(),
                 expect(&oracle, k),
@@ -162,6 +220,9 @@ fn run(s: Scenario) -> usize {
             write(&index, s.nonblocking, false, &[(k.clone(), h)]);
             if let Some(set) = oracle.get_mut(k) {
                 set.remove(&h);
+            }
+            if full_check {
+                check_written(&index, &oracle, &[h], step, s.name);
             }
             assert_eq!(
                 index.lookup(k).unwrap(),
@@ -200,6 +261,10 @@ fn run(s: Scenario) -> usize {
                     "{} step {step}: batch",
                     s.name
                 );
+            }
+            if full_check {
+                let written: Vec<u32> = pairs.iter().map(|&(_, h)| h).collect();
+                check_written(&index, &oracle, &written, step, s.name);
             }
         } else if roll < 950 {
             let k = &keys[rng.gen_range(0..keys.len())];
@@ -256,6 +321,14 @@ fn config(lanes: u32, overlay_limit: usize, layout: SegmentLayout, prefilter: bo
     }
 }
 
+/// `config` keeping per-handle key counts.
+fn counting(config: Config) -> Config {
+    Config {
+        count_handles: true,
+        ..config
+    }
+}
+
 #[test]
 fn tiny_key_space_constant_compaction() {
     let mut total = 0;
@@ -266,7 +339,7 @@ fn tiny_key_space_constant_compaction() {
             ops: 60_000,
             keys: 40,
             handles: 12,
-            config: config(2, 4, SegmentLayout::Quotient, true),
+            config: counting(config(2, 4, SegmentLayout::Quotient, true)),
             drop_permille: 8,
             compact_permille: 3,
             nonblocking: seed % 2 == 1,
@@ -284,7 +357,7 @@ fn small_key_space_boomphf_without_prefilter() {
             ops: 100_000,
             keys: 1_500,
             handles: 64,
-            config: config(4, 32, SegmentLayout::Mph(MphKind::BoomPhf), false),
+            config: counting(config(4, 32, SegmentLayout::Mph(MphKind::BoomPhf), false)),
             drop_permille: 3,
             compact_permille: 1,
             nonblocking: seed == 11,
@@ -301,7 +374,7 @@ fn medium_key_space_many_lanes() {
             ops: 150_000,
             keys: 20_000,
             handles: 500,
-            config: config(16, 128, SegmentLayout::Mph(MphKind::PtrHash), true),
+            config: counting(config(16, 128, SegmentLayout::Mph(MphKind::PtrHash), true)),
             drop_permille: 1,
             compact_permille: 0,
             nonblocking: seed == 21,

@@ -47,7 +47,8 @@ pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         | Error::InvalidColumns { .. }
         | Error::TableMismatch { .. }
         | Error::ColumnCount { .. }
-        | Error::NotPersistent { .. } => atoms::invalid_config(),
+        | Error::NotPersistent { .. }
+        | Error::NotCounting { .. } => atoms::invalid_config(),
         // the router's contract: every damaged shape catalog is `:corrupt`
         Error::Corrupt { .. }
         | Error::BadMagic { .. }

@@ -388,6 +388,24 @@ fn index_size(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     reply(env, r.index.len())
 }
 
+/// How many keys' sets hold `h` (an index made with `count_handles`): O(1).
+#[rustler::nif]
+fn index_handle_count(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
+    reply(env, r.index.handle_count(h))
+}
+
+/// How many distinct handles the keys' sets hold (`count_handles`): O(1).
+#[rustler::nif]
+fn index_distinct_handles(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    reply(env, r.index.distinct_handles())
+}
+
+/// Every handle some key's set holds, ascending (`count_handles`): one per handle, dirty.
+#[rustler::nif(schedule = "DirtyCpu")]
+fn index_handles(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
+    reply(env, r.index.handles())
+}
+
 #[rustler::nif(schedule = "DirtyCpu")]
 fn index_stats(env: Env<'_>, r: ResourceArc<IndexResource>) -> NifResult<Term<'_>> {
     let s = match r.index.stats() {
@@ -420,6 +438,8 @@ fn index_stats(env: Env<'_>, r: ResourceArc<IndexResource>) -> NifResult<Term<'_
         ("last_job_us", s.last_job_us.encode(env)),
         ("compaction_busy_us", s.compaction_busy_us.encode(env)),
         ("compaction_threads", s.compaction_threads.encode(env)),
+        ("counted_handles", s.counted_handles.encode(env)),
+        ("handle_count_bytes", s.handle_count_bytes.encode(env)),
         ("stalls", s.stalls.encode(env)),
         ("lookup_hits", s.lookup_hits.encode(env)),
         ("lookup_misses", s.lookup_misses.encode(env)),

@@ -61,6 +61,7 @@ pub(crate) fn config(opts: Term<'_>) -> NifResult<Config> {
         prefilter: opt(opts, "prefilter")?.unwrap_or(d.prefilter),
         verify_on_open: opt(opts, "verify")?.unwrap_or(d.verify_on_open),
         sync: named(opts, "sync", SyncMode::from_name)?.unwrap_or(d.sync),
+        count_handles: opt(opts, "count_handles")?.unwrap_or(d.count_handles),
         ..d
     })
 }
@@ -88,7 +89,7 @@ fn index_defaults(env: Env<'_>) -> NifResult<Term<'_>> {
         None => atoms::shared().encode(env),
         Some(n) => n.encode(env),
     };
-    let pairs: [(&str, Term<'_>); 12] = [
+    let pairs: [(&str, Term<'_>); 13] = [
         ("lanes", d.lanes.encode(env)),
         ("overlay_limit", d.overlay_limit.encode(env)),
         (
@@ -104,6 +105,7 @@ fn index_defaults(env: Env<'_>) -> NifResult<Term<'_>> {
         ("prefilter", d.prefilter.encode(env)),
         ("verify", d.verify_on_open.encode(env)),
         ("sync", atom(d.sync.name())?),
+        ("count_handles", d.count_handles.encode(env)),
     ];
     let mut map = Term::map_new(env);
     for (k, v) in pairs {

@@ -68,6 +68,15 @@ pub struct Config {
     pub verify_on_open: bool,
     /// When the write-ahead log of a persistent index reaches the disk; default on `flush`.
     pub sync: SyncMode,
+    /// Keep, for each handle, how many keys' sets hold it ([`Index::handle_count`],
+    /// [`Index::distinct_handles`], [`Index::handles`]): exact through every write, drop and
+    /// reopen (recounted at open), ~1 B a handle when handles are numbered densely; default
+    /// off (a caller that knows its handles' keys pays nothing).
+    ///
+    /// [`Index::handle_count`]: super::Index::handle_count
+    /// [`Index::distinct_handles`]: super::Index::distinct_handles
+    /// [`Index::handles`]: super::Index::handles
+    pub count_handles: bool,
 }
 
 impl Default for Config {
@@ -86,6 +95,7 @@ impl Default for Config {
             secret: None,
             verify_on_open: true,
             sync: SyncMode::Flush,
+            count_handles: false,
         }
     }
 }

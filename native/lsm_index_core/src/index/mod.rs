@@ -1,11 +1,11 @@
 //! The index: key bytes -> sorted set of `u32` handles, over lane-partitioned LSM lanes.
 //!
 //! One room per data path: `config` (options, defaults, checks), `recovery` (open: manifest,
-//! segments, log replay), `write` (add/remove/drop_handle), `read` (lookups, len), `jobs`
-//! (scheduling and running background lane jobs), `compact` (one lane job: flush and merge),
-//! `install` (the one transition that changes a lane's version: manifest first), `lifecycle`
-//! (flush, checkpoint, backup, close) and `stats` (what it reports). This file holds the `Index`
-//! itself and the checks every path shares.
+//! segments, log replay), `write` (add/remove/drop_handle), `read` (lookups, len, handle
+//! counts), `jobs` (scheduling and running background lane jobs), `compact` (one lane job:
+//! flush and merge), `install` (the one transition that changes a lane's version: manifest
+//! first), `lifecycle` (flush, checkpoint, backup, close) and `stats` (what it reports). This
+//! file holds the `Index` itself and the checks every path shares.
 //!
 //! Write path: fingerprint the key, pick its lane, read-modify-write the key's full set into
 //! the lane's overlay; an overlay that reaches `overlay_limit` keys is frozen (still read) and
@@ -29,6 +29,7 @@ use crate::compaction::strategy::Strategy;
 use crate::compaction::workers::Workers;
 use crate::dead::DeadHandles;
 use crate::error::{Error, Result};
+use crate::handle_counts::HandleCounts;
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
 use crate::lane::Lanes;
 use crate::store::Store;
@@ -95,6 +96,10 @@ pub struct Index {
     /// Set by a failed install (fsync, rename) or a failed job: later writes fail with
     /// `Error::Poisoned`.
     poisoned: Mutex<Option<String>>,
+    /// Per-handle key counts (`Config::count_handles`): changed only under the dead set's
+    /// lock (read by writes, write by drops), so a drop's clearing is ordered against every
+    /// write's counting (lock order: lane, dead set, counts).
+    counts: Option<Mutex<HandleCounts>>,
 }
 
 impl Index {
@@ -142,6 +147,7 @@ impl Index {
             wal: None,
             closed: AtomicBool::new(false),
             poisoned: Mutex::new(None),
+            counts: config.count_handles.then(Mutex::default),
             config,
         })
     }
@@ -166,6 +172,12 @@ impl Index {
             self.poisoned.lock().get_or_insert_with(|| e.to_string());
         }
         r
+    }
+
+    /// The handle counts, or `Error::NotCounting` for `operation` when not kept.
+    fn counts(&self, operation: &'static str) -> Result<&Mutex<HandleCounts>> {
+        self.check_open()?;
+        self.counts.as_ref().ok_or(Error::NotCounting { operation })
     }
 
     fn check_writable(&self) -> Result<()> {

@@ -1,4 +1,5 @@
-//! The read path: one key or a batch of keys to their handle sets, and the live key count.
+//! The read path: one key or a batch of keys to their handle sets, the live key count, and
+//! (with `Config::count_handles`) the per-handle key counts.
 
 use super::Index;
 use crate::batch::{self, Batch};
@@ -114,5 +115,23 @@ impl Index {
     /// Whether no key has a non-empty set.
     pub fn is_empty(&self) -> Result<bool> {
         Ok(self.len()? == 0)
+    }
+
+    /// How many keys' sets hold `handle`, in O(1); `Error::NotCounting` without
+    /// `Config::count_handles`.
+    pub fn handle_count(&self, handle: u32) -> Result<u64> {
+        Ok(self.counts("handle_count")?.lock().get(handle))
+    }
+
+    /// How many distinct handles the keys' sets hold, in O(1); `Error::NotCounting` without
+    /// `Config::count_handles`.
+    pub fn distinct_handles(&self) -> Result<u64> {
+        Ok(self.counts("distinct_handles")?.lock().len())
+    }
+
+    /// Every handle some key's set holds, ascending (O(handles + their pages));
+    /// `Error::NotCounting` without `Config::count_handles`.
+    pub fn handles(&self) -> Result<Vec<u32>> {
+        Ok(self.counts("handles")?.lock().handles())
     }
 }

@@ -4,12 +4,14 @@
 use super::write::Edit;
 use super::{Config, Index};
 use crate::error::{Error, FileKind, Result};
+use crate::handle_counts::HandleCounts;
 use crate::hash::{jump_hash, HashSecret, KeyHasher};
 use crate::manifest::{Manifest, SegmentEntry};
 use crate::segment::{Segment, SegmentBytes};
 use crate::store::Store;
 use crate::version::{SegmentRef, Version};
 use crate::wal::{self, Record, Wal};
+use parking_lot::Mutex;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -87,6 +89,9 @@ impl Index {
             }
         }
         let next_seq = index.replay(store.dir(), &m)?.max(m.next_seq);
+        if index.counts.is_some() {
+            index.counts = Some(Mutex::new(recount(&index)?));
+        }
         index.seq = AtomicU64::new(next_seq);
         index.next_segment_id = AtomicU64::new(m.next_segment_id);
         // the files read by recovery stay until covered; a file already named for `next_seq`
@@ -150,6 +155,22 @@ impl Index {
         })?;
         Ok(next)
     }
+}
+
+/// The handle counts of the recovered `index` (not shared yet): every live key's set
+/// walked once, as `len()` recounts. The log replay did not count: it applied its writes
+/// over segments whose keys were never counted in this process.
+fn recount(index: &Index) -> Result<HandleCounts> {
+    let mut counts = HandleCounts::new();
+    let dead = index.dead.read();
+    for lane in index.lanes.live() {
+        lane.state.read().for_each_live(&dead, |set| {
+            for &h in set {
+                counts.increment(h);
+            }
+        })?;
+    }
+    Ok(counts)
 }
 
 /// Threads that open segment files at once.

@@ -68,6 +68,10 @@ pub struct Stats {
     pub prefilter_rejects: u64,
     /// Worker threads of the pool this index uses.
     pub compaction_threads: u64,
+    /// Distinct handles the keys' sets hold (`Config::count_handles`; else 0).
+    pub counted_handles: u64,
+    /// Heap bytes of the per-handle key counts (`Config::count_handles`; else 0).
+    pub handle_count_bytes: u64,
 }
 
 /// A lane's lookup counters (relaxed atomics on the lane, so readers of different lanes do
@@ -158,6 +162,10 @@ impl Index {
             compaction_threads: self.workers.threads() as u64,
             ..Stats::default()
         };
+        if let Some(counts) = &self.counts {
+            let counts = counts.lock();
+            (s.counted_handles, s.handle_count_bytes) = (counts.len(), counts.heap_bytes());
+        }
         if s.keys_flushed > 0 {
             s.write_amplification = s.keys_written as f64 / s.keys_flushed as f64;
         }

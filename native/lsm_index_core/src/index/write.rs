@@ -1,6 +1,8 @@
 //! The write path: add, remove and drop_handle, one at a time or in batches, blocking or
 //! not. A write resolves the key's current set, writes the whole new set into its lane's
 //! active overlay (logged first for a persistent index), and freezes the overlay when due.
+//! With `Config::count_handles`, a write that changed a set counts its handle, and a drop
+//! clears the handle's count, under the same locks.
 
 use super::{Index, Overload};
 use crate::batch::{self, Batch};
@@ -50,6 +52,14 @@ const NONBLOCKING_LOG_LIMIT: usize = 8 << 20;
 pub(super) enum Edit {
     Add,
     Remove,
+}
+
+/// What one [`Index::apply_at`] did.
+pub(super) struct Applied {
+    /// The key's set changed (an add of a present pair, a remove of an absent one: not).
+    pub(super) changed: bool,
+    /// The log buffer wants writing out.
+    pub(super) log_full: bool,
 }
 
 impl Index {
@@ -235,16 +245,27 @@ impl Index {
             self.counters
                 .ops
                 .fetch_add(items.len() as u64, Ordering::Relaxed);
+            // counted under the dead-set read lock, as each pair is applied (an error part-way
+            // leaves the counts of what was written)
+            let mut counts = self.counts.as_ref().map(|c| c.lock());
             let mut log_full = false;
             for (i, &(fp, handle)) in items.iter().enumerate() {
                 // a key written earlier in this group is in the active overlay: resolve again
                 let current =
                     (i < known.len() && st.active.get(fp).is_none()).then(|| known.get(i));
                 let seq = first + i as u64;
-                log_full |= self.apply_at(
+                let applied = self.apply_at(
                     &mut st, &dead, fp, handle, edit, scratch, current, seq, true,
                 )?;
+                log_full |= applied.log_full;
+                if let (Some(counts), true) = (counts.as_mut(), applied.changed) {
+                    match edit {
+                        Edit::Add => counts.increment(handle),
+                        Edit::Remove => counts.decrement(handle),
+                    }
+                }
             }
+            drop(counts);
             if log_full {
                 self.write_out_log(mode)?;
             }
@@ -309,7 +330,7 @@ impl Index {
     /// with a smaller seq is in `dead` and the set written excludes exactly those (see
     /// DeadHandles); or, in recovery, the seq the logged write had (`log` false: nothing is
     /// logged again). `current` is the key's set if the caller resolved it already (under
-    /// the same locks). Returns whether the log buffer wants writing out.
+    /// the same locks). Says whether the set changed and the log buffer wants writing out.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_at(
         &self,
@@ -322,7 +343,7 @@ impl Index {
         current: Option<&[u32]>,
         seq: u64,
         log: bool,
-    ) -> Result<bool> {
+    ) -> Result<Applied> {
         scratch.clear();
         match current {
             Some(set) => scratch.extend_from_slice(set),
@@ -347,14 +368,18 @@ impl Index {
                     Edit::Add => Record::Add { fp, handle },
                     Edit::Remove => Record::Remove { fp, handle },
                 };
-                return Ok(wal.append(seq, record));
+                let log_full = wal.append(seq, record);
+                return Ok(Applied { changed, log_full });
             }
         }
-        Ok(false)
+        Ok(Applied {
+            changed,
+            log_full: false,
+        })
     }
 
     /// Removes `handle` from every key, in O(1): lookups filter it until compaction purges it.
-    /// Adding the handle again afterwards works as usual.
+    /// Adding the handle again afterwards works as usual. Its count (`count_handles`) is 0.
     pub fn drop_handle(&self, handle: u32) -> Result<()> {
         self.drop_in(handle, Admit::Wait)
     }
@@ -369,6 +394,10 @@ impl Index {
             let seq = self.seq.fetch_add(1, Ordering::SeqCst);
             dead.insert(handle, seq);
             self.dead_pending.store(dead.len(), Ordering::Release);
+            // under the dead-set write lock: after every write stamped before the drop
+            if let Some(counts) = &self.counts {
+                counts.lock().clear(handle);
+            }
             // logged under the dead-set lock: ordered against every write's seq
             self.wal
                 .as_ref()
