@@ -15,7 +15,7 @@ defmodule LsmIndex.Bench.Equality do
       `wait_idle/1` and 1 s idle; per key
     * B/key - the structure's own size as built (before the churn phases), counted: term size
       (`:erts_debug.flat_size/1`) for maps, ETS table memory, Rust bytes from
-      `LsmIndex.stats/1` (segments + MPH + overlays) plus the BEAM term of the struct for
+      `LsmIndex.stats/1` (segments + MPH + overlays + per-handle key counts) plus the BEAM term of the struct for
       `LsmEqualityIndex`
     * peak RSS MB - the VM's resident high-water mark (`VmHWM`, reset before each build)
       during the build, over the baseline
@@ -404,7 +404,7 @@ defmodule LsmIndex.Bench.Equality do
 
   defp rust_bytes(idx) do
     st = LsmIndex.stats(idx)
-    st.segment_bytes + st.mph_heap_bytes + st.overlay_bytes
+    st.segment_bytes + st.mph_heap_bytes + st.overlay_bytes + st.handle_count_bytes
   end
 
   defp note(:lsm_raw, idx) do
@@ -416,7 +416,11 @@ defmodule LsmIndex.Bench.Equality do
   defp note(:lsm_eq, idx) do
     beam = :erts_debug.flat_size(%{idx | index: nil}) * :erlang.system_info(:wordsize)
 
-    "of which BEAM per-shape state (refcounts): #{fmt_int(beam)} B for #{fmt_int(map_size(idx.refs))} shapes"
+    st = LsmIndex.stats(idx.index)
+
+    "of which BEAM per-shape state (residuals, interned ids): #{fmt_int(beam)} B; " <>
+      "Rust per-handle key counts: #{fmt_int(st.handle_count_bytes)} B for " <>
+      "#{fmt_int(st.counted_handles)} shapes"
   end
 
   defp note(_kind, _s), do: nil
