@@ -35,6 +35,31 @@ defmodule LsmIndex.Bench.Report do
   end
 
   @doc """
+  The VM's resident (`VmRSS`) and anonymous (`RssAnon`) memory now, in bytes, from
+  `/proc/self/status`.
+  """
+  def memory do
+    status = File.read!("/proc/self/status")
+
+    field = fn name ->
+      [_, kb] = Regex.run(~r/#{name}:\s+(\d+) kB/, status)
+      String.to_integer(kb) * 1024
+    end
+
+    %{rss: field.("VmRSS"), anon: field.("RssAnon")}
+  end
+
+  @doc """
+  `memory/0` once background work has settled: after 1 s, with every process garbage
+  collected (callers `wait_idle/1` their index first).
+  """
+  def settled_memory do
+    Process.sleep(1_000)
+    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
+    memory()
+  end
+
+  @doc """
   Runs `fun` in a fresh process (its heap and allocations die with it) and returns its result.
   Waits for the process to be gone, so its memory is freed before the next one measures.
   """
