@@ -28,9 +28,10 @@ defmodule LsmIndex.Bench.Memory do
     3. **Sampler.** The calling process, every second (on a fixed schedule from the start):
        the VM's RSS and anonymous memory (`/proc/self/status`), `:erlang.memory(:total)`,
        and `LsmIndex.stats/1`: counted bytes, live keys (`:keys`), `:pending_drops`,
-       `:segments`. **Counted** = `segment_bytes + mph_heap_bytes + overlay_bytes` (segment
-       buffers; MPHs decoded on the heap, 0 for the default quotient layout; active and
-       frozen overlays), the compaction section's measure. **Ratio** = RSS growth over the
+       `:segments`, `:frozen_overlays`, `:pending_jobs`. **Counted** = `segment_bytes +
+       mph_heap_bytes + overlay_bytes` (segment buffers; MPHs decoded on the heap, 0 for the
+       default quotient layout; active and frozen overlays), the compaction section's
+       measure. **Ratio** = RSS growth over the
        baseline / counted. `stats/1` recounts the lanes' live keys after each drop (DESIGN.md
        "Dropped handles": ~0.5 s at 10M after churn, on a dirty scheduler), so the second
        after each drop pays one recount.
@@ -40,8 +41,13 @@ defmodule LsmIndex.Bench.Memory do
   RSS growth, anonymous growth, counted bytes) over the samples; the means over the first and
   the last minute (a quarter of the run when shorter); least-squares slopes, in MiB per
   minute over the second half of the run, of RSS growth, of the counted bytes and of RSS
-  growth beyond counted; churn operations and ops/s; peak RSS (`VmHWM`, reset when the churn
-  starts); the settled points. The series goes to `bench/results/memory.csv` (one line per
+  growth beyond counted; per minute (a quarter of a shorter run): the means, the lowest RSS
+  growth beyond counted, the overlays and how often the compaction pool was idle (no job
+  queued or running: `LargeBlocks` keeps up to 32 MiB of freed blocks for reuse while it is
+  not, so RSS beyond counted follows the pool's load); churn operations and ops/s; peak RSS
+  (`VmHWM`, reset when the churn starts); the settled points, and what the churn left behind
+  (settled after churn + `compact` minus settled after build + `compact`, the same live keys
+  and the same counted bytes). The series goes to `bench/results/memory.csv` (one line per
   second) and `bench/results/memory.svg`: RSS growth and counted MiB (left axis), the ratio
   (right axis), drawn by gnuplot. When gnuplot is missing the bench installs Debian's
   `gnuplot-nox` with `apt-get` if it runs as root; if that cannot be done it prints a note and
@@ -54,7 +60,8 @@ defmodule LsmIndex.Bench.Memory do
   the slope of (RSS growth − counted) over the second half is at most 2% of the median RSS
   growth per minute (~7 MiB/min at 10M keys: a leak of ~0.15 B per operation at 0.8M ops/s).
   A rise of the counted bytes themselves shows in their own slope, the segment count and the
-  pending drops, printed beside it. Runs under 2 minutes get no verdict.
+  pending drops, printed beside it. Runs under 2 minutes get no verdict. What the churn left
+  behind (settled, compacted) is the noise-free counterpart: memory kept once it ended.
 
   Defaults: N = 10,000,000 keys, 600 s (`--minutes M` for another duration). `--quick`
   (CI): N = 1,000,000, `overlay_limit` 1,638 (the full soak's live keys per overlay, ~9.5,
@@ -161,6 +168,8 @@ defmodule LsmIndex.Bench.Memory do
         delta: fn key -> Map.fetch!(churned_stats, key) - Map.fetch!(built_stats, key) end,
         peak: peak,
         pending_after: churned_stats.pending_drops,
+        retained: compacted.rss - built.rss,
+        quick: quick,
         settled: [
           {"after build + `compact`", settled.(built, built_stats)},
           {"after the churn", settled.(churned, churned_stats)},
@@ -320,6 +329,8 @@ defmodule LsmIndex.Bench.Memory do
         ops: :counters.get(counter, 1),
         pending_drops: st.pending_drops,
         segments: st.segments,
+        frozen: st.frozen_overlays,
+        jobs: st.pending_jobs,
         overlay: st.overlay_bytes
       }
 
@@ -344,6 +355,12 @@ defmodule LsmIndex.Bench.Memory do
     first = Enum.filter(samples, &(&1.t <= window))
     last = Enum.filter(samples, &(&1.t > last_t - window))
     second_half = Enum.filter(samples, &(&1.t >= last_t / 2))
+    first_half = samples -- second_half
+
+    idle_pct = fn part ->
+      "#{round(100 * Enum.count(part, &(&1.jobs == 0)) / max(length(part), 1))}%"
+    end
+
     rss_slope = slope(second_half, &(&1.rss / @mib))
     counted_slope = slope(second_half, &(&1.counted / @mib))
     # RSS beyond what the index counts: free of the swing of the counted bytes
@@ -375,6 +392,19 @@ defmodule LsmIndex.Bench.Memory do
         "#{fmt_f(mean(part, & &1.ratio), 3)} |"
     end
 
+    periods =
+      samples
+      |> Enum.chunk_every(window)
+      |> Enum.with_index()
+      |> Enum.map_join("\n", fn {part, i} ->
+        beyond = Enum.map(part, &((&1.rss - &1.counted) / @mib))
+
+        "| #{i * window} s | " <>
+          "#{fmt_f(mean(part, &(&1.rss / @mib)), 1)} | #{fmt_f(mean(part, &(&1.counted / @mib)), 1)} | " <>
+          "#{fmt_f(mean(beyond, & &1), 1)} / #{fmt_f(Enum.min(beyond), 1)} | " <>
+          "#{fmt_f(mean(part, &(&1.overlay / @mib)), 1)} | #{idle_pct.(part)} |"
+      end)
+
     settled =
       Enum.map_join(r.settled, "\n", fn {label, {rss, counted, ratio}} ->
         "| #{label} | #{fmt_f(rss, 2)} | #{fmt_f(counted, 2)} | #{fmt_f(ratio, 2)} |"
@@ -402,6 +432,7 @@ defmodule LsmIndex.Bench.Memory do
     | `drop_handle/2` calls (every #{div(@drop_every_ms, 1000)} s: a second handle of the #{fmt_int(@tag_batches * @batch)} keys added after the previous one) | #{churn.drops} |
     | live keys sampled, min – max | #{fmt_int(Enum.min(keys))} – #{fmt_int(Enum.max(keys))} |
     | pending drops sampled, max / after the churn (`wait_idle`) | #{Enum.max(Enum.map(samples, & &1.pending_drops))} / #{r.pending_after} |
+    | samples with the compaction pool idle (no job queued or running), first / second half | #{idle_pct.(first_half)} / #{idle_pct.(second_half)} |
     | writes that waited for room (stalls) | #{fmt_int(d.(:stalls))} |
     | flushes / merging builds / jobs | #{fmt_int(d.(:flushes))} / #{fmt_int(d.(:merges))} / #{fmt_int(d.(:jobs_done))} |
     | write amplification (keys written / keys flushed) | #{fmt_f(d.(:keys_written) / max(d.(:keys_flushed), 1), 2)} |
@@ -422,14 +453,20 @@ defmodule LsmIndex.Bench.Memory do
     #{means.("mean over the last #{window} s", last)}
     | least-squares slope over the second half, per minute | **#{signed(rss_slope, 2)}** | #{signed(counted_slope, 2)} | **#{signed(beyond_slope, 2)}** | #{signed(slope(second_half, & &1.ratio), 4)} |
 
+    | #{window} s from (one sample a second) | RSS growth, MiB | counted, MiB | RSS growth − counted: mean / min, MiB | overlays, MiB | pool idle |
+    |---|---|---|---|---|---|
+    #{periods}
+
     Drift: **#{verdict}** — over the second half RSS growth moved #{signed(rss_slope, 2)} MiB/min \
     and the counted bytes #{signed(counted_slope, 2)} MiB/min; RSS growth beyond counted moved \
     #{signed(beyond_slope, 2)} MiB/min, #{signed(100 * beyond_slope / max(median_rss, 1.0e-9), 2)}% \
     of the median RSS growth per minute (upward drift: above +#{fmt_f(100 * @drift_per_minute, 0)}%).
+    Retained (settled after the churn + `compact` against settled after the build + `compact`, \
+    same live keys): **#{signed(r.retained / @mib, 1)} MiB** RSS. \
     Peak RSS growth during the churn (`VmHWM`): \
     #{if r.peak, do: "#{mib(r.peak)} MiB", else: "not measured (/proc/self/clear_refs not writable)"}.
 
-    | settled (`wait_idle`, then 1 s idle + GC until RSS holds still) | RSS growth, B/key | counted, B/key | RSS / counted |
+    | settled (`wait_idle`, then 1 s idle + GC#{if r.quick, do: "", else: " until RSS holds still"}) | RSS growth, B/key | counted, B/key | RSS / counted |
     |---|---|---|---|
     #{settled}
 
@@ -501,7 +538,9 @@ defmodule LsmIndex.Bench.Memory do
             s.ops,
             s.pending_drops,
             s.segments,
-            fmt_f(s.overlay / @mib, 2)
+            fmt_f(s.overlay / @mib, 2),
+            s.frozen,
+            s.jobs
           ],
           ","
         )
@@ -509,7 +548,7 @@ defmodule LsmIndex.Bench.Memory do
 
     header =
       "t_s,rss_growth_mib,anon_growth_mib,counted_mib,ratio,beam_growth_mib,live_keys,ops," <>
-        "pending_drops,segments,overlay_mib"
+        "pending_drops,segments,overlay_mib,frozen_overlays,pending_jobs"
 
     File.write!(file, Enum.join([header | lines], "\n") <> "\n")
   end
