@@ -21,7 +21,7 @@ defmodule LsmIndex.Bench.Compaction do
        per second of worker time (`compaction_busy_us`: per core).
   """
 
-  import LsmIndex.Bench.Report, only: [progress: 1, fmt_f: 2, fmt_int: 1]
+  import LsmIndex.Bench.Report, only: [progress: 1, fmt_f: 2, fmt_int: 1, settled_memory: 0]
 
   @lanes 64
   @rounds 3
@@ -138,20 +138,6 @@ defmodule LsmIndex.Bench.Compaction do
     LsmIndex.close(index)
     File.rm_rf!(dir)
     header <> "\n" <> machine <> "\n" <> table
-  end
-
-  # The VM's resident and anonymous memory (bytes) once background work has settled.
-  defp settled_memory do
-    Process.sleep(1_000)
-    for pid <- Process.list(), do: :erlang.garbage_collect(pid)
-    status = File.read!("/proc/self/status")
-
-    field = fn name ->
-      [_, kb] = Regex.run(~r/#{name}:\s+(\d+) kB/, status)
-      String.to_integer(kb) * 1024
-    end
-
-    %{rss: field.("VmRSS"), anon: field.("RssAnon")}
   end
 
   defp build(index, n) do

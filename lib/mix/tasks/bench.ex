@@ -1,5 +1,5 @@
 defmodule Mix.Tasks.Bench do
-  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter"
+  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter, a memory soak"
   @moduledoc """
   Runs `bench/equality.exs`: builds the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex`
   and an `LsmEqualityIndex` over the same keys, in one run, and prints one table per size and
@@ -7,13 +7,22 @@ defmodule Mix.Tasks.Bench do
   throughput, memory per key), with the machine it ran on. Then `bench/compaction.exs`:
   lookup latency with compaction idle vs running on one index, sustained batched churn,
   write amplification and compaction throughput. Then `bench/router.exs`: the ShapeRouter vs
-  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes. Tables also go to `bench/results/`.
+  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes. Last `bench/memory.exs`, a churn
+  soak: a 10M-key index churned (add/remove/drop_handle) at full speed for 10 minutes, the
+  VM's RSS against the index's counted bytes sampled every second (ratio min/median/max,
+  drift slope; the series as CSV and an SVG plot drawn by gnuplot, installed from Debian when
+  missing and possible). The full run includes the soak (10 of its ~35 minutes); `--quick`
+  runs it for 20 s on 1M keys. Tables also go to `bench/results/`.
 
-      mix bench                          # 100k, 1M and 10M keys, compaction at 10M, router
-                                         # (~20 minutes, ~6 GiB)
-      mix bench --quick                  # 100k / 200k keys, fewer samples: a smoke check (CI)
+      mix bench                          # 100k, 1M and 10M keys, compaction at 10M, router,
+                                         # memory soak (~35 minutes, ~6 GiB)
+      mix bench --quick                  # 100k / 200k / 1M keys, fewer samples, a 20 s soak:
+                                         # a smoke check (CI, ~1 minute)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
-      mix bench --only compaction        # one section: equality | compaction | router
+      mix bench --only compaction        # one section: equality | compaction | router | memory
+      mix bench --only memory --minutes 30   # the soak for 30 minutes (default 10, quick 20 s)
+      mix bench --only memory --rate 500000  # the soak paced at 500k add/remove ops/s
+                                         # (default: full speed with back-pressure)
       mix bench --only compaction --persistent   # the compaction section on an index
                                          # opened in a temporary directory (segments
                                          # mapped from files): bench/results/compaction-persistent.md
@@ -24,13 +33,27 @@ defmodule Mix.Tasks.Bench do
   def run(args) do
     {opts, _rest} =
       OptionParser.parse!(args,
-        strict: [quick: :boolean, sizes: :string, only: :string, persistent: :boolean]
+        strict: [
+          quick: :boolean,
+          sizes: :string,
+          only: :string,
+          persistent: :boolean,
+          minutes: :float,
+          rate: :integer
+        ]
       )
 
     only = opts[:only]
 
-    unless only in [nil, "equality", "compaction", "router"],
-      do: Mix.raise("--only takes equality, compaction or router, got: #{only}")
+    unless only in [nil, "equality", "compaction", "router", "memory"],
+      do: Mix.raise("--only takes equality, compaction, router or memory, got: #{only}")
+
+    unless opts[:minutes] == nil or opts[:minutes] > 0,
+      do: Mix.raise("--minutes takes a positive number, got: #{opts[:minutes]}")
+
+    unless opts[:rate] == nil or opts[:rate] > 0,
+      do:
+        Mix.raise("--rate takes a positive number of operations per second, got: #{opts[:rate]}")
 
     # app.start (unlike compile + loadpaths) puts the consolidated protocols on the code path:
     # unconsolidated Index.Protocol dispatch made the map builds ~15x slower
@@ -39,6 +62,7 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/equality.exs")
     Code.require_file("bench/compaction.exs")
     Code.require_file("bench/router.exs")
+    Code.require_file("bench/memory.exs")
     quick = opts[:quick] || false
 
     sizes =
@@ -54,19 +78,23 @@ defmodule Mix.Tasks.Bench do
 
     for {section, module} <- [
           compaction: LsmIndex.Bench.Compaction,
-          router: LsmIndex.Bench.Router
+          router: LsmIndex.Bench.Router,
+          memory: LsmIndex.Bench.Memory
         ],
         only in [nil, Atom.to_string(section)] do
       machine = apply(LsmIndex.Bench.Equality, :machine, [])
       persistent = section == :compaction and (opts[:persistent] || false)
-      table = apply(module, :run, [[quick: quick, machine: machine, persistent: persistent]])
-
-      file =
+      # the results' path without extension: the memory section writes its .csv and .svg there
+      results =
         Path.join(
           "bench/results",
-          "#{section}#{if persistent, do: "-persistent", else: ""}#{if quick, do: "-quick", else: ""}.md"
+          "#{section}#{if persistent, do: "-persistent", else: ""}#{if quick, do: "-quick", else: ""}"
         )
 
+      run_opts = [quick: quick, machine: machine, persistent: persistent, results: results]
+      run_opts = run_opts ++ Keyword.take(opts, [:minutes, :rate])
+      table = apply(module, :run, [run_opts])
+      file = results <> ".md"
       File.write!(file, table)
       IO.puts("written to #{file}")
     end
