@@ -21,7 +21,8 @@ defmodule LsmIndex.Bench.Compaction do
        per second of worker time (`compaction_busy_us`: per core).
   """
 
-  import LsmIndex.Bench.Report, only: [progress: 1, fmt_f: 2, fmt_int: 1, settled_memory: 0]
+  import LsmIndex.Bench.Report,
+    only: [progress: 1, fmt_f: 2, fmt_int: 1, stable_memory: 0]
 
   @lanes 64
   @rounds 3
@@ -44,7 +45,8 @@ defmodule LsmIndex.Bench.Compaction do
 
     IO.puts(header)
 
-    base_mem = settled_memory()
+    # the VM returns memory for ~10 s after start-up: a baseline taken earlier sits too high
+    base_mem = stable_memory()
 
     dir =
       Path.join(System.tmp_dir!(), "lsm_bench_compaction_#{System.unique_integer([:positive])}")
@@ -56,7 +58,7 @@ defmodule LsmIndex.Bench.Compaction do
 
     progress("building #{n} keys")
     {build_us, :ok} = :timer.tc(fn -> build(index, n) end)
-    built_mem = settled_memory()
+    built_mem = stable_memory()
     built_stats = LsmIndex.stats(index)
 
     # 1. lookups: idle vs running, alternating (a warm-up pass first, then rounds of each,
@@ -80,6 +82,7 @@ defmodule LsmIndex.Bench.Compaction do
         # worker time credited while the lookups ran, over their wall time (a job is
         # credited when it ends, so this is approximate at the edges of a window)
         b = (s1.compaction_busy_us - s0.compaction_busy_us) / max(t1 - t0, 1)
+        progress("  round #{round}: pool busy #{round(b * 100)}% of a thread while measured")
         {idle_times ++ idle, running_times ++ running, [b | busy]}
       end)
 
@@ -93,7 +96,7 @@ defmodule LsmIndex.Bench.Compaction do
     {churn_us, in_calls_us} = :timer.tc(fn -> churn(index, n, churn) end)
     {settle_us, :ok} = :timer.tc(fn -> LsmIndex.wait_idle(index) end)
     after_ = LsmIndex.stats(index)
-    churned_mem = settled_memory()
+    churned_mem = stable_memory()
     d = fn key -> Map.fetch!(after_, key) - Map.fetch!(before, key) end
     counted = fn st -> st.segment_bytes + st.mph_heap_bytes + st.overlay_bytes end
     per_key = fn bytes -> fmt_f(bytes / n, 1) end
@@ -151,7 +154,8 @@ defmodule LsmIndex.Bench.Compaction do
 
   # Rewrites every lane again and again: a pending drop makes each lane's segment stale.
   defp spawn_compactor(index, first_handle) do
-    spawn(fn -> compact_loop(index, first_handle) end)
+    # linked: a compactor that fails takes the bench down instead of leaving "running" idle
+    spawn_link(fn -> compact_loop(index, first_handle) end)
   end
 
   defp compact_loop(index, h) do
