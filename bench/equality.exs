@@ -35,7 +35,7 @@ defmodule LsmIndex.Bench.Equality do
   """
 
   import LsmIndex.Bench.Report,
-    only: [progress: 1, fmt_f: 2, fmt_int: 1, markdown: 2, in_process: 1]
+    only: [progress: 1, fmt_f: 2, fmt_int: 1, markdown: 2, in_process: 1, stable_memory: 0]
 
   alias LsmIndex.Filter.{EqualityIndex, LsmEqualityIndex}
   alias LsmIndex.Filter.Index.Protocol, as: Index
@@ -167,8 +167,10 @@ defmodule LsmIndex.Bench.Equality do
       )
 
     progress("  #{name}: building")
+    # the previous structure's process is gone, but the VM returns its memory over seconds:
+    # a baseline taken before RSS holds still makes the next growth read too low
     settle_memory()
-    rss0 = rss()
+    rss0 = stable_memory().rss
     reset_peak_rss()
     {build_us, s} = :timer.tc(fn -> build(kind, n, workload) end)
     peak_rss = peak_rss() - rss0

@@ -4,13 +4,13 @@
 
 mod common;
 
+use common::{churn, key, Oracle};
+
 use lsm_index_core::{Config, Error, Index};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
-
-type Oracle = HashMap<Vec<u8>, BTreeSet<u32>>;
 
 /// Small lanes and overlays, so flushes and merges happen; counting.
 fn small() -> Config {
@@ -20,10 +20,6 @@ fn small() -> Config {
         count_handles: true,
         ..Config::default()
     }
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("user_id={i}").into_bytes()
 }
 
 /// The counts the data itself gives: every key of `0..keys` looked up.
@@ -183,32 +179,6 @@ fn concurrent_writes_and_drops_leave_counts_equal_to_the_data() {
     assert_counts(&index, &want);
     index.compact().unwrap();
     assert_counts(&index, &want);
-}
-
-/// Random adds, removes and drops on `index` and the oracle.
-fn churn(index: &Index, oracle: &mut Oracle, rng: &mut StdRng, ops: usize) {
-    for _ in 0..ops {
-        let k = key(rng.gen_range(0..3_000));
-        let h = rng.gen_range(0..40);
-        match rng.gen_range(0..100) {
-            0 => {
-                index.drop_handle(h).unwrap();
-                oracle.values_mut().for_each(|s| {
-                    s.remove(&h);
-                });
-            }
-            1..=60 => {
-                index.add(&k, h).unwrap();
-                oracle.entry(k).or_default().insert(h);
-            }
-            _ => {
-                index.remove(&k, h).unwrap();
-                if let Some(s) = oracle.get_mut(&k) {
-                    s.remove(&h);
-                }
-            }
-        }
-    }
 }
 
 /// Counts are not stored: a reopened index recounts them from its segments and its replayed

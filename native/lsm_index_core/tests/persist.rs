@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::{churn, key, Oracle};
+
 use lsm_index_core::{Config, Error, Index};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -10,44 +12,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::path::Path;
 
-type Oracle = HashMap<Vec<u8>, BTreeSet<u32>>;
-
 fn small() -> Config {
     Config {
         lanes: 4,
         overlay_limit: 64,
         ..Config::default()
-    }
-}
-
-fn key(i: u32) -> Vec<u8> {
-    format!("user_id={i}").into_bytes()
-}
-
-/// Random adds, removes and drops (with flushes and merges along the way) on `index` and the
-/// oracle.
-fn churn(index: &Index, oracle: &mut Oracle, rng: &mut StdRng, ops: usize) {
-    for _ in 0..ops {
-        let k = key(rng.gen_range(0..3_000));
-        let h = rng.gen_range(0..40);
-        match rng.gen_range(0..100) {
-            0 => {
-                index.drop_handle(h).unwrap();
-                oracle.values_mut().for_each(|s| {
-                    s.remove(&h);
-                });
-            }
-            1..=60 => {
-                index.add(&k, h).unwrap();
-                oracle.entry(k).or_default().insert(h);
-            }
-            _ => {
-                index.remove(&k, h).unwrap();
-                if let Some(s) = oracle.get_mut(&k) {
-                    s.remove(&h);
-                }
-            }
-        }
     }
 }
 

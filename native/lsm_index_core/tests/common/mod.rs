@@ -1,7 +1,48 @@
 //! Helpers shared by the integration tests.
 
 use lsm_index_core::Index;
+use rand::rngs::StdRng;
+use rand::Rng;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+
+/// Key -> the handles it should have: what the tests check an index against.
+#[allow(dead_code)]
+pub type Oracle = HashMap<Vec<u8>, BTreeSet<u32>>;
+
+/// The key bytes of key number `i`.
+#[allow(dead_code)]
+pub fn key(i: u32) -> Vec<u8> {
+    format!("user_id={i}").into_bytes()
+}
+
+/// Random adds, removes and drops (over 3,000 keys and 40 handles) on `index` and the
+/// oracle.
+#[allow(dead_code)]
+pub fn churn(index: &Index, oracle: &mut Oracle, rng: &mut StdRng, ops: usize) {
+    for _ in 0..ops {
+        let k = key(rng.gen_range(0..3_000));
+        let h = rng.gen_range(0..40);
+        match rng.gen_range(0..100) {
+            0 => {
+                index.drop_handle(h).unwrap();
+                oracle.values_mut().for_each(|s| {
+                    s.remove(&h);
+                });
+            }
+            1..=60 => {
+                index.add(&k, h).unwrap();
+                oracle.entry(k).or_default().insert(h);
+            }
+            _ => {
+                index.remove(&k, h).unwrap();
+                if let Some(s) = oracle.get_mut(&k) {
+                    s.remove(&h);
+                }
+            }
+        }
+    }
+}
 
 /// Drops `index` as a crash would leave it (no checkpoint), once no background job holds
 /// it: a running job keeps the index — and its directory lock — alive until it ends.
