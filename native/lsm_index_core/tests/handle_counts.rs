@@ -9,7 +9,7 @@ use common::{churn, key, Oracle};
 use lsm_index_core::{Config, Error, Index};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Small lanes and overlays, so flushes and merges happen; counting.
