@@ -38,7 +38,7 @@ type Subscribers = Arc<Mutex<Vec<LocalPid>>>;
 
 /// One index, shared by every process holding the reference.
 pub struct IndexResource {
-    index: Arc<Index>,
+    pub(crate) index: Arc<Index>,
     subscribers: Subscribers,
 }
 
@@ -380,76 +380,6 @@ fn index_drop_handle_dirty(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) 
 #[rustler::nif(schedule = "DirtyIo")]
 fn index_compact(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
     ok_or_error(env, r.index.compact())
-}
-
-/// `len()` may recount every key after a drop: dirty.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn index_size(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
-    reply(env, r.index.len())
-}
-
-/// How many keys' sets hold `h` (an index made with `count_handles`): O(1).
-#[rustler::nif]
-fn index_handle_count(env: Env<'_>, r: ResourceArc<IndexResource>, h: u32) -> Term<'_> {
-    reply(env, r.index.handle_count(h))
-}
-
-/// How many distinct handles the keys' sets hold (`count_handles`): O(1).
-#[rustler::nif]
-fn index_distinct_handles(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
-    reply(env, r.index.distinct_handles())
-}
-
-/// Every handle some key's set holds, ascending (`count_handles`): one per handle, dirty.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn index_handles(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
-    reply(env, r.index.handles())
-}
-
-#[rustler::nif(schedule = "DirtyCpu")]
-fn index_stats(env: Env<'_>, r: ResourceArc<IndexResource>) -> NifResult<Term<'_>> {
-    let s = match r.index.stats() {
-        Ok(s) => s,
-        Err(e) => return Ok(core_error(env, &e)),
-    };
-    let per_level: Vec<(u32, u64)> = s.segments_per_level.into_iter().collect();
-    let pairs: Vec<(&str, Term<'_>)> = vec![
-        ("keys", s.keys.encode(env)),
-        ("lanes", s.lanes.encode(env)),
-        ("segments", s.segments.encode(env)),
-        ("segments_per_level", per_level.encode(env)),
-        ("max_lane_segments", s.max_lane_segments.encode(env)),
-        ("segment_bytes", s.segment_bytes.encode(env)),
-        ("mph_heap_bytes", s.mph_heap_bytes.encode(env)),
-        ("overlay_keys", s.overlay_keys.encode(env)),
-        ("overlay_bytes", s.overlay_bytes.encode(env)),
-        ("frozen_overlays", s.frozen_overlays.encode(env)),
-        ("pending_drops", s.pending_drops.encode(env)),
-        ("ops", s.ops.encode(env)),
-        ("bytes_ingested", s.bytes_ingested.encode(env)),
-        ("keys_flushed", s.keys_flushed.encode(env)),
-        ("keys_written", s.keys_written.encode(env)),
-        ("bytes_written", s.bytes_written.encode(env)),
-        ("flushes", s.flushes.encode(env)),
-        ("merges", s.merges.encode(env)),
-        ("write_amplification", s.write_amplification.encode(env)),
-        ("pending_jobs", s.pending_jobs.encode(env)),
-        ("jobs_done", s.jobs_done.encode(env)),
-        ("last_job_us", s.last_job_us.encode(env)),
-        ("compaction_busy_us", s.compaction_busy_us.encode(env)),
-        ("compaction_threads", s.compaction_threads.encode(env)),
-        ("counted_handles", s.counted_handles.encode(env)),
-        ("handle_count_bytes", s.handle_count_bytes.encode(env)),
-        ("stalls", s.stalls.encode(env)),
-        ("lookup_hits", s.lookup_hits.encode(env)),
-        ("lookup_misses", s.lookup_misses.encode(env)),
-        ("prefilter_rejects", s.prefilter_rejects.encode(env)),
-    ];
-    let mut map = Term::map_new(env);
-    for (k, v) in pairs {
-        map = map.map_put(Atom::from_str(env, k)?.encode(env), v)?;
-    }
-    Ok((atoms::ok(), map).encode(env))
 }
 
 /// Waits until no background job of the index is queued or running.

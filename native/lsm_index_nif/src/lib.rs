@@ -3,6 +3,7 @@
 //! router or predicate logic lives here. One file per Elixir domain:
 //!
 //! - `index`: `index_*` NIFs (`LsmIndex`), an `lsm_index_core::Index` in a resource
+//! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
 //! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
@@ -15,6 +16,7 @@
 mod error;
 mod filter;
 mod index;
+mod index_stats;
 mod options;
 mod predicate;
 mod router;

@@ -22,13 +22,15 @@ mod plan;
 mod program;
 pub mod scalar;
 pub mod sql;
+mod text;
 
 pub use arith::{ArithOp, EvalError};
-pub use column::{uuid_text, ColumnType, Value};
+pub use column::{ColumnType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
 pub use parser::{parse, parse_in, parse_with};
 pub use scalar::{Func, Scalar};
+pub use text::uuid_text;
 
 /// Longest WHERE text accepted, in bytes (an `IN` list of ~100k values fits).
 pub const MAX_SQL_BYTES: usize = 1 << 20;
