@@ -1,23 +1,31 @@
 defmodule LsmIndex.MemoryTest do
-  # Memory the index holds, as the operator sees it (issue 14): not timed, measured against a
-  # baseline in a VM of its own (`LsmIndex.Test.Memory`).
+  # Memory the index holds, as the operator sees it (issue 14): not timed, measured in a VM of
+  # its own against a settled baseline (`LsmIndex.Test.Memory`).
   use ExUnit.Case, async: true
 
   alias LsmIndex.Test.Memory
 
   describe "open/2" do
+    # A persistent index reads its segments from mapped files: the anonymous memory it adds is
+    # its heap (overlays, decoded MPHs), not its segments. Measured at 4M keys (41 MiB of
+    # segments) so that the bound, a quarter of the segment bytes beside twice the heap, is
+    # far from both what was seen (0.5-4 MiB, with a second test run beside it on 2 cores) and
+    # what copying the segments to the heap adds (41.7 MiB: tried, by reading each segment
+    # file into a Vec instead of mapping it). Why the old form (1M keys, a reading taken 1 s
+    # after the build against one taken at start-up) failed by chance: DESIGN.md, "Memory".
     @tag :tmp_dir
-    @tag timeout: 300_000
-    test "a persistent index of 1M keys holds at most 2x its heap + 16 MiB of anonymous memory",
+    @tag timeout: 900_000
+    test "a persistent index's segments are mapped, not copied into anonymous memory",
          %{tmp_dir: dir} do
-      {growth, heap} =
+      %{growth: growth, heap: heap, segment_bytes: segments} =
         Memory.in_fresh_vm(
-          {Memory, :persistent_anon_growth, [Path.join(dir, "index"), 1_000_000]}
+          {Memory, :persistent_anon_growth, [Path.join(dir, "index"), 4_000_000]}
         )
 
-      # the segments are mapped from their files: only the heap parts should be anonymous
-      assert growth <= 2 * heap + 16 * 1024 * 1024,
-             "anonymous growth #{growth} B for #{heap} B of heap"
+      assert segments > 30 * 1024 * 1024, "#{segments} B of segments: too few to tell"
+
+      assert growth <= 2 * heap + div(segments, 4),
+             "anonymous growth #{growth} B for #{heap} B of heap and #{segments} B of segments"
     end
   end
 end

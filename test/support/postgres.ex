@@ -1,6 +1,6 @@
 defmodule LsmIndex.Test.Postgres do
   @moduledoc """
-  The throwaway PostgreSQL cluster of the oracle test: `LsmIndex.Demo.Postgres` (in lib/,
+  The throwaway PostgreSQL cluster of the oracle test: `LsmIndex.Demo.Postgres` (in demo/,
   as the demo needs it at run time), under the name the tests use.
   """
 
