@@ -39,7 +39,10 @@ defmodule LsmIndex.Demo.Postgres do
     bin = bindir!()
     as_user = os_user!()
     reap_orphans(bin, as_user)
-    dir = Path.join(System.tmp_dir!(), "lsm_pg_#{System.unique_integer([:positive])}")
+    # the OS pid too: two VMs (two test runs side by side) count unique integers alike
+    dir =
+      Path.join(System.tmp_dir!(), "lsm_pg_#{System.pid()}_#{System.unique_integer([:positive])}")
+
     File.mkdir_p!(dir)
     File.write!(Path.join(dir, "owner"), System.pid())
     pg = %__MODULE__{dir: dir, data: Path.join(dir, "data"), bin: bin, as_user: as_user}
