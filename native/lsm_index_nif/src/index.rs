@@ -34,12 +34,12 @@ mod atoms {
 }
 
 /// Processes subscribed to an index's job reports.
-type Subscribers = Arc<Mutex<Vec<LocalPid>>>;
+pub(crate) type Subscribers = Arc<Mutex<Vec<LocalPid>>>;
 
 /// One index, shared by every process holding the reference.
 pub struct IndexResource {
     pub(crate) index: Arc<Index>,
-    subscribers: Subscribers,
+    pub(crate) subscribers: Subscribers,
 }
 
 /// Index resources alive now: lets tests prove that dropped indexes are freed.
@@ -53,30 +53,35 @@ impl IndexResource {
         let subscribers = Subscribers::default();
         let to = subscribers.clone();
         index.set_listener(Some(Arc::new(move |report: &JobReport| {
-            let Ok(mut pids) = to.lock() else { return };
-            if pids.is_empty() {
-                return;
-            }
-            let mut env = OwnedEnv::new();
-            // a pid that is gone fails to receive: it is forgotten
-            pids.retain(|pid| {
-                env.send_and_clear(pid, |env| {
-                    (
-                        atoms::lsm_index(),
-                        atoms::compaction_done(),
-                        report_term(env, report),
-                    )
-                        .encode(env)
-                })
-                .is_ok()
-            });
+            deliver(&to, report)
         })));
         IndexResource { index, subscribers }
     }
 }
 
+/// Sends `{:lsm_index, :compaction_done, info}` to each subscriber of `to`.
+pub(crate) fn deliver(to: &Subscribers, report: &JobReport) {
+    let Ok(mut pids) = to.lock() else { return };
+    if pids.is_empty() {
+        return;
+    }
+    let mut env = OwnedEnv::new();
+    // a pid that is gone fails to receive: it is forgotten
+    pids.retain(|pid| {
+        env.send_and_clear(pid, |env| {
+            (
+                atoms::lsm_index(),
+                atoms::compaction_done(),
+                report_term(env, report),
+            )
+                .encode(env)
+        })
+        .is_ok()
+    });
+}
+
 /// A job report as a map with atom keys.
-fn report_term<'a>(env: Env<'a>, r: &JobReport) -> Term<'a> {
+pub(crate) fn report_term<'a>(env: Env<'a>, r: &JobReport) -> Term<'a> {
     let pairs: [(&str, u64); 8] = [
         ("lane", u64::from(r.lane)),
         ("flushes", u64::from(r.flushes)),
@@ -132,6 +137,13 @@ fn index_unsubscribe(r: ResourceArc<IndexResource>, pid: LocalPid) -> Atom {
         pids.retain(|p| p != &pid);
     }
     atoms::ok()
+}
+
+/// How many processes `subscribe/2` delivers to now (tests: a subscriber that exited is
+/// forgotten once a job finds it gone).
+#[rustler::nif]
+fn index_subscriber_count(r: ResourceArc<IndexResource>) -> usize {
+    r.subscribers.lock().map_or(0, |pids| pids.len())
 }
 
 /// The key bytes of an encoded key term (see `lsm_index_core::key`); `Err(badarg)` for

@@ -11,10 +11,13 @@
 //! - `options`: the options map as a core `Config`, and the core's defaults
 //! - `error`: core errors as terms, and the one `:wait` / `{:error, :overloaded}` decision
 //! - `timing`: opt-in timing of normal-scheduler calls (the stress test)
+//! - `hold`: `*_hold_compaction`, a test hook parking the compaction worker of an index or
+//!   of a router's shape index
 #![deny(unsafe_code)]
 
 mod error;
 mod filter;
+mod hold;
 mod index;
 mod index_stats;
 mod options;

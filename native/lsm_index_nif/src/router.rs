@@ -37,7 +37,7 @@ mod atoms {
 pub struct RouterResource {
     /// On the Rust heap: ERTS holds a resource's bytes at about twice their size resident
     /// (measured with `bench/empty_memory.exs`: 1.35 KiB per empty router inline, 0.96 boxed).
-    router: Box<Router>,
+    pub(crate) router: Box<Router>,
     /// Its shape index's overload choice: how a refused shape write answers.
     overload: Overload,
 }

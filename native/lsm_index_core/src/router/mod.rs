@@ -35,7 +35,7 @@ mod route;
 mod row;
 mod shapes;
 
-use crate::index::{Config, Index};
+use crate::index::{Config, Index, Listener};
 pub use crate::predicate::compile::ScanReason;
 use crate::predicate::CaseFolding;
 use crate::predicate::ColumnType;
@@ -221,6 +221,14 @@ impl Router {
             Some(index) => index.wait_idle(),
             None => Ok(()),
         }
+    }
+
+    /// Sets the listener of the shape index's background jobs, as [`Index::set_listener`]
+    /// (the index is made now if no shape was indexed yet): how tests park its compaction.
+    pub fn set_index_listener(&self, listener: Option<Listener>) -> Result<()> {
+        // no writer lock: `index` hands every caller the one index the OnceLock keeps
+        self.index()?.set_listener(listener);
+        Ok(())
     }
 
     /// Shapes held, by kind.
