@@ -3,6 +3,8 @@ defmodule LsmIndex.CorruptionTest do
   # opens with a prefix of the writes) and the VM never goes down.
   use ExUnit.Case, async: true
 
+  alias LsmIndex.Test.Wait
+
   @moduletag :tmp_dir
   @opts [lanes: 2, overlay_limit: 64]
 
@@ -27,16 +29,8 @@ defmodule LsmIndex.CorruptionTest do
     {files, Map.new(files, fn {kind, path} -> {kind, File.read!(path)} end)}
   end
 
-  defp open(dir, tries \\ 50) do
-    case LsmIndex.open(dir, @opts) do
-      {:error, :locked} when tries > 0 ->
-        Process.sleep(20)
-        open(dir, tries - 1)
-
-      other ->
-        other
-    end
-  end
+  # the index `build` left open is freed shortly after its process exits
+  defp open(dir), do: Wait.open_when_released(dir, @opts)
 
   defp close({:ok, index}), do: LsmIndex.close(index)
   defp close(_), do: :ok

@@ -2,6 +2,8 @@ defmodule LsmIndex.LifetimeTest do
   # Not async: the live count is global, and async modules create indexes of their own.
   use ExUnit.Case, async: false
 
+  alias LsmIndex.Test.Wait
+
   describe "scenario: resource lifetime" do
     test "10,000 indexes are freed when no process holds them" do
       before = LsmIndex.Native.index_live_count()
@@ -12,18 +14,14 @@ defmodule LsmIndex.LifetimeTest do
           :ok = LsmIndex.add(i, "k", 1)
         end
       end)
-      |> Task.await(60_000)
+      |> Task.await(Wait.hang_guard())
 
+      # freed by the VM once the task's heap is gone: soon, not at once
       :erlang.garbage_collect()
-      assert wait_until(fn -> LsmIndex.Native.index_live_count() <= before end)
-    end
-  end
 
-  defp wait_until(fun, tries \\ 100) do
-    cond do
-      fun.() -> true
-      tries == 0 -> false
-      true -> Process.sleep(20) && wait_until(fun, tries - 1)
+      Wait.until("the 10,000 indexes to be freed", fn ->
+        LsmIndex.Native.index_live_count() <= before
+      end)
     end
   end
 end

@@ -1,20 +1,10 @@
 defmodule LsmIndex.PersistTest do
   use ExUnit.Case, async: true
 
+  alias LsmIndex.Test.Wait
+
   @moduletag :tmp_dir
   @opts [lanes: 2, overlay_limit: 16]
-
-  # Retries while the index of a process that just exited is still being freed.
-  defp open_when_released(path, tries \\ 50) do
-    case LsmIndex.open(path, @opts) do
-      {:error, :locked} when tries > 0 ->
-        Process.sleep(20)
-        open_when_released(path, tries - 1)
-
-      other ->
-        other
-    end
-  end
 
   describe "open/2" do
     test "what was flushed or closed is there after reopening", %{tmp_dir: dir} do
@@ -110,7 +100,7 @@ defmodule LsmIndex.PersistTest do
         end)
         |> Task.await()
 
-        {:ok, again} = open_when_released(path)
+        {:ok, again} = Wait.open_when_released(path, @opts)
         assert LsmIndex.lookup(again, 100) == [7]
       end
     end
