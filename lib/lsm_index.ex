@@ -37,7 +37,10 @@ defmodule LsmIndex do
       records, `:ptr_hash` or `:boomphf` (format 1) (default `:quotient`)
     * `:prefilter` - binary-fuse prefilter in front of segments (default `true`)
     * `:verify` - `open/2` checks every checksum of every segment file; `false` checks
-      headers only (default `true`)
+      only each file's header and its record in the manifest (a faster reopen): damage
+      inside a section then goes unnoticed — lookups answer from the damaged bytes (keys
+      missed, other handles) and merges copy them; `verify: true` or `lsm-index verify DIR`
+      finds it (default `true`)
     * `:sync` - when `open/2`'s write-ahead log reaches the disk: `:flush`, `:always` or
       `:none`, see `open/2` (default `:flush`)
     * `:count_handles` - keep, for each handle, how many keys hold it (`handle_count/2`,
@@ -197,7 +200,8 @@ defmodule LsmIndex do
   Opens the persistent index in directory `path`, creating it if needed (on a dirty I/O
   scheduler). Takes the options of `new/1` (`:lanes` only matters for a new index),
   `:verify` (default `true`: check every checksum of every segment file at open; `false`
-  checks headers only) and `:sync` (below). Returns `{:error, :locked}` while another index (in this VM or
+  checks headers only, and damage inside a file is then not caught, see the module doc) and
+  `:sync` (below). Returns `{:error, :locked}` while another index (in this VM or
   another OS process) has the directory open, `{:error, {:corrupt | :checksum_mismatch, msg}}`
   for damaged files.
 

@@ -64,6 +64,59 @@ defmodule LsmIndex.PersistTest do
       assert {:error, {:io, _}} = LsmIndex.open(dir, @opts)
     end
 
+    test "verify: false opens on headers alone: damage inside a section is not caught",
+         %{tmp_dir: dir} do
+      opts = [lanes: 1, overlay_limit: 64]
+      {:ok, index} = LsmIndex.open(dir, opts)
+      :ok = LsmIndex.add_many(index, for(i <- 1..1_000, do: {i, rem(i, 9)}))
+      :ok = LsmIndex.compact(index)
+      :ok = LsmIndex.close(index)
+      want = for i <- 1..1_000, do: [rem(i, 9)]
+
+      # an undamaged index opens and answers as with verify: true
+      {:ok, index} = LsmIndex.open(dir, [verify: false] ++ opts)
+      assert LsmIndex.lookup_many(index, Enum.to_list(1..1_000)) == want
+      :ok = LsmIndex.close(index)
+
+      # every byte of the records section flipped (the header's section table says where)
+      [file] = Path.wildcard(Path.join(dir, "segments/lane-*/*.seg"))
+      bytes = File.read!(file)
+      <<_::binary-size(48 + 2 * 24), at::little-64, len::little-64, _::binary>> = bytes
+      <<head::binary-size(at), records::binary-size(len), tail::binary>> = bytes
+      flipped = for <<b <- records>>, into: <<>>, do: <<Bitwise.bxor(b, 0xFF)>>
+      File.write!(file, head <> flipped <> tail)
+
+      assert {:error, {:checksum_mismatch, message}} = LsmIndex.open(dir, opts)
+      assert message =~ "records section"
+
+      # verify: false opens it; lookups answer from the damaged bytes: keys go missing or
+      # come back with other handles (or raise LsmIndex.Error where a bounds check fails)
+      {:ok, index} = LsmIndex.open(dir, [verify: false] ++ opts)
+
+      answers =
+        for i <- 1..1_000 do
+          try do
+            LsmIndex.lookup(index, i)
+          rescue
+            e in LsmIndex.Error -> e.reason
+          end
+        end
+
+      wrong = Enum.count(Enum.zip(answers, want), fn {got, w} -> got != w end)
+      assert wrong > 500, "#{wrong} of 1,000 keys answered wrongly"
+      :ok = LsmIndex.close(index)
+
+      # the header is checked either way
+      File.write!(file, flip_at(bytes, 20))
+
+      for verify <- [true, false] do
+        assert {:error, {:checksum_mismatch, message}} =
+                 LsmIndex.open(dir, [verify: verify] ++ opts)
+
+        assert message =~ "header"
+      end
+    end
+
     test "bad arguments raise ArgumentError" do
       assert_raise ArgumentError, ~r/:sync/, fn -> LsmIndex.open("/tmp/x", sync: :sometimes) end
       assert_raise ArgumentError, ~r/directory path/, fn -> LsmIndex.open(:nope, []) end
@@ -187,5 +240,10 @@ defmodule LsmIndex.PersistTest do
       assert LsmIndex.close!(index) == :ok
       assert LsmIndex.lookup(LsmIndex.open!(dir, @opts), 1) == [1]
     end
+  end
+
+  defp flip_at(bytes, at) do
+    <<head::binary-size(at), b, rest::binary>> = bytes
+    <<head::binary, Bitwise.bxor(b, 0xFF), rest::binary>>
   end
 end
