@@ -77,12 +77,33 @@ defmodule LsmIndex.DefaultsTest do
     end
 
     test "the policy's own size ratio applies when :size_ratio is absent" do
-      for policy <- [:triangular, :leveled] do
-        assert {:ok, index} = LsmIndex.new(policy: policy)
-        :ok = LsmIndex.add(index, 1, 1)
-        assert LsmIndex.lookup(index, 1) == [1]
+      own = Map.new(Native.index_defaults().size_ratio)
+
+      # {policy, a ratio whose merges differ from the policy's own on this sequence}
+      for {policy, other} <- [triangular: 1.0, leveled: 2.0] do
+        default = shape_after_flushes(policy: policy)
+        assert default == shape_after_flushes(policy: policy, size_ratio: own[policy])
+        assert default != shape_after_flushes(policy: policy, size_ratio: other)
+        {_flushes, merges, _written, _levels} = default
+        assert merges > 0
       end
     end
+  end
+
+  # 16 flushes of 100 new keys into one lane, each waited for: which merges the policy
+  # chose, as {flushes, merges, keys written, segments per level} (deterministic: every
+  # flush sees the lane the previous one left)
+  defp shape_after_flushes(opts) do
+    index = LsmIndex.new!([lanes: 1, overlay_limit: 100, compaction_threads: 1] ++ opts)
+
+    for round <- 0..15 do
+      :ok = LsmIndex.add_many(index, for(i <- 1..100, do: {round * 100 + i, 1}))
+      :ok = LsmIndex.wait_idle(index)
+    end
+
+    stats = LsmIndex.stats(index)
+    assert stats.flushes == 16 and stats.keys_flushed == 1_600
+    {stats.flushes, stats.merges, stats.keys_written, stats.segments_per_level}
   end
 
   describe "ShapeRouter.new/4" do
