@@ -23,7 +23,8 @@ defmodule LsmIndex.ShapeRouterTest do
       :ok = ShapeRouter.add_shape(r, 3, "user_id = 8")
       :ok = ShapeRouter.add_shape(r, 3, "user_id = 7 AND score > 1")
       :ok = ShapeRouter.remove_shape(r, 2)
-      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 4, "nope")
+      assert {:error, {:invalid_where, 0, msg}} = ShapeRouter.add_shape(r, 4, "nope")
+      assert msg =~ ~s(unknown column "nope")
       :ok = ShapeRouter.flush(r)
       :ok = ShapeRouter.close(r)
       assert_raise ArgumentError, ~r/closed/, fn -> ShapeRouter.route(r, :truncate) end
@@ -37,8 +38,10 @@ defmodule LsmIndex.ShapeRouterTest do
       assert %{shapes_indexed: 2, shapes_scanned: 0} = ShapeRouter.metrics(r)
       :ok = ShapeRouter.close(r)
 
-      assert {:error, {:invalid_config, _}} =
+      assert {:error, {:invalid_config, msg}} =
                ShapeRouter.new("t", :todos, [{"user_id", :int8}], path: path)
+
+      assert msg =~ "belongs to a table with columns"
 
       assert_raise ArgumentError, fn ->
         ShapeRouter.new("t", :todos, @cols, path: path, sync: :x)
@@ -207,9 +210,16 @@ defmodule LsmIndex.ShapeRouterTest do
         end
       end
 
-      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 9, "user_id !=-1")
-      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 9, "status LIKE 'ab\\'")
-      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 9, "score < 1e400")
+      assert {:error, {:invalid_where, 8, "a known operator, found \"!=-\""}} =
+               ShapeRouter.add_shape(r, 9, "user_id !=-1")
+
+      assert {:error, {:invalid_where, 12, msg}} =
+               ShapeRouter.add_shape(r, 9, "status LIKE 'ab\\'")
+
+      assert msg =~ "LIKE pattern that does not end with the escape character"
+
+      assert {:error, {:invalid_where, 8, msg}} = ShapeRouter.add_shape(r, 9, "score < 1e400")
+      assert msg == ~s|expected a value of its type for column "score" (float8)|
     end
   end
 
@@ -256,7 +266,8 @@ defmodule LsmIndex.ShapeRouterTest do
 
       # a persistent router remembers its folding
       :ok = ShapeRouter.close(Enum.at(routers, 1))
-      assert {:error, _} = ShapeRouter.open(dir, "t", :t, @cols)
+      assert {:error, {:invalid_config, msg}} = ShapeRouter.open(dir, "t", :t, @cols)
+      assert msg =~ "case_folding c"
       assert {:ok, _} = ShapeRouter.open(dir, "t", :t, @cols, lc_ctype: :c)
 
       assert_raise ArgumentError, ~r/lc_ctype/, fn ->
@@ -370,10 +381,17 @@ defmodule LsmIndex.ShapeRouterTest do
       assert msg =~ "expected a literal"
       assert {:error, {:invalid_where, _, msg}} = ShapeRouter.add_shape(r, 1, "nope = 1")
       assert msg =~ "nope"
-      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 1, "status = 1")
-      assert {:error, {:invalid_where, 0, _}} = ShapeRouter.add_shape(r, 1, <<0xFF>>)
+      assert {:error, {:invalid_where, 9, msg}} = ShapeRouter.add_shape(r, 1, "status = 1")
+      assert msg == ~s|expected a value of its type for column "status" (text)|
+
+      assert ShapeRouter.add_shape(r, 1, <<0xFF>>) ==
+               {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
+
       deep = String.duplicate("(", 100_000) <> "user_id = 1" <> String.duplicate(")", 100_000)
-      assert {:error, {:invalid_where, _, _}} = ShapeRouter.add_shape(r, 1, deep)
+
+      assert ShapeRouter.add_shape(r, 1, deep) ==
+               {:error, {:invalid_where, 65, "at most 64 levels of parentheses and NOT"}}
+
       assert ShapeRouter.route(r, :truncate) == [], "refused shapes leave nothing"
       assert ins(r, %{"user_id" => 7}) == [], "no shape reads user_id yet"
 
