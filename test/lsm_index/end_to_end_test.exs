@@ -2,7 +2,7 @@ defmodule LsmIndex.EndToEndTest do
   # The demo's job on a real PostgreSQL (issue 15): logical replication through wal2json,
   # every transaction routed, every shape's rows checked against PostgreSQL at the end.
   # One throwaway cluster for the module; each run in its own database and slot.
-  # `mix test --exclude end_to_end` leaves these out (~30 s).
+  # `mix test --exclude end_to_end` leaves these out (~40 s).
   use ExUnit.Case, async: false
 
   import ExUnit.CaptureIO
@@ -34,6 +34,13 @@ defmodule LsmIndex.EndToEndTest do
       assert status == 0, out
       assert out =~ "0 missing, 0 extra — CONSISTENT"
     end
+
+    test "filter-map: the same run through LsmIndex.Filter (:map)", %{pg: pg} do
+      {status, out} = demo(pg, "filtermap", @small ++ ~w(--via filter-map))
+      assert status == 0, out
+      assert out =~ "0 missing, 0 extra — CONSISTENT"
+      assert out =~ "(4 truncates)"
+    end
   end
 
   describe "SIGKILL and resume" do
@@ -41,11 +48,15 @@ defmodule LsmIndex.EndToEndTest do
     test "a driver killed mid-stream, then between a durable frame and its confirmation, resumes consistent",
          %{pg: pg, tmp_dir: tmp_dir} do
       args =
-        ~w(--shapes 2000 --txns 4000 --rate 800 --truncate-every 900 --progress-ms 100) ++
+        ~w(--shapes 2000 --rate 800 --truncate-every 900 --progress-ms 100) ++
           ["--pg-dir", pg.dir, "--database", "crash", "--state-dir", tmp_dir]
 
+      # the first two runs' writers have no bound but an hour: each run ends only when it is
+      # killed, whenever the kill lands
+      unbounded = ~w(--seconds 3600)
+
       # first run: killed once it has routed (and made durable) a good part of the stream
-      first = child(args)
+      first = child(args ++ unbounded)
       lines = wait_for(first, &routed_at_least?(&1, 1200), [])
       System.cmd("kill", ["-KILL", Integer.to_string(first.os_pid)])
       {status, out} = finish(first, lines)
@@ -53,14 +64,15 @@ defmodule LsmIndex.EndToEndTest do
       refute out =~ "CONSISTENT"
 
       # second run: resumes, then dies between a durable frame and the slot's confirmation
-      second = child(args ++ ~w(--halt-before-confirm 15))
+      second = child(args ++ unbounded ++ ~w(--halt-before-confirm 15))
       {status, out} = finish(second, [])
       assert status == 137, out
       assert out =~ "resumed:"
       assert out =~ "crash point"
 
-      # third run: the slot is behind the log, so it is advanced first; then to the end
-      third = child(args)
+      # third run: the slot is behind the log, so it is advanced first; then to the end: the
+      # writer stops at 4,000 transactions in all (at once if the first two wrote as many)
+      third = child(args ++ ~w(--txns 4000))
       {status, out} = finish(third, [])
       assert status == 0, out
       assert out =~ "is behind the durable shape log: advanced to"
