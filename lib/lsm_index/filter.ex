@@ -52,20 +52,28 @@ defmodule LsmIndex.Filter do
   The filter is a value: each function returns the new filter. With `index: :map` every
   copy stays valid (a persistent value). LSM indexes (`:lsm`, and `:auto` once switched)
   are resources shared by all copies, so `:lsm` filters are single-use values: keep only the
-  latest. A copy superseded by a later `add_shape/3` or `remove_shape/2` that changed one of
-  its LSM indexes raises `ArgumentError` when it uses that index (see
-  `LsmIndex.Filter.LsmEqualityIndex`) instead of answering wrongly.
+  latest. Every call on an `:lsm` filter that a later `add_shape/3` or `remove_shape/2`
+  superseded raises `ArgumentError` instead of answering wrongly — whether or not it holds
+  an indexed shape yet (a filter-wide generation, one atomic read per call); a call that
+  changes nothing (removing an unknown id, a shape refused with `ArgumentError`) supersedes
+  nothing. An `:auto` filter is a persistent value until an index switches; from then on a
+  copy older than a change to a switched index raises when it uses that index (see
+  `LsmIndex.Filter.LsmEqualityIndex`).
   """
 
   alias LsmIndex.Filter.{ColumnType, EqualityIndex, Expr, LsmEqualityIndex, Predicate}
   alias LsmIndex.Filter.Index.Protocol, as: Index
 
+  # generations (`:lsm` only): an :atomics counter shared by every copy, bumped by each change;
+  # generation: the count this copy was made at (a smaller one than the counter's: superseded)
   defstruct mode: :map,
             auto_threshold: 10_000,
             lsm_options: [],
             lc_ctype: :utf8,
             tables: %{},
-            shapes: %{}
+            shapes: %{},
+            generations: nil,
+            generation: 0
 
   @typedoc "A filter."
   @type t :: %__MODULE__{}
@@ -137,13 +145,15 @@ defmodule LsmIndex.Filter do
       mode: mode,
       auto_threshold: threshold,
       lsm_options: opts[:lsm_options],
-      lc_ctype: LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
+      lc_ctype: LsmIndex.Where.lc_ctype!(opts[:lc_ctype]),
+      generations: if(mode == :lsm, do: :atomics.new(1, signed: false))
     }
   end
 
   @doc "Adds (or replaces) shape `shape_id`; raises `ArgumentError` for a malformed shape."
   @spec add_shape(t, term(), shape()) :: t
   def add_shape(%__MODULE__{} = filter, shape_id, %{table: table, columns: columns} = shape) do
+    current!(filter)
     columns = ColumnType.columns!(columns)
 
     %{plans: plans, residual: residual, columns: referenced} =
@@ -154,9 +164,12 @@ defmodule LsmIndex.Filter do
         filter.lc_ctype
       )
 
-    filter = remove_shape(filter, shape_id)
+    columns = Map.new(columns)
+    # every check before the first change: a refused shape leaves the filter as it was
+    check_types!(filter, table, shape_id, referenced, columns)
+    filter = filter |> without_shape(shape_id) |> advance!()
     t = Map.get(filter.tables, table, @empty_table)
-    types = add_types!(t.types, referenced, Map.new(columns), table)
+    types = Enum.reduce(referenced, t.types, &Map.put(&2, &1, Map.fetch!(columns, &1)))
 
     refs =
       Enum.reduce(referenced, t.refs, fn col, refs ->
@@ -205,30 +218,36 @@ defmodule LsmIndex.Filter do
         "a shape is a map with :table, :columns and :where, got: #{inspect(shape)}"
       )
 
-  # The table's column types with the `referenced` ones of a new shape (`columns`: its types);
-  # a column has one type across the shapes of a table.
-  defp add_types!(types, referenced, columns, table) do
-    Enum.reduce(referenced, types, fn col, types ->
-      type = Map.fetch!(columns, col)
+  # A column has one type across the shapes of a table: raises when a column the new shape
+  # refers to (`columns`: its types) has another type in the table's other shapes (the shape
+  # with the same id, which the new one replaces, aside).
+  defp check_types!(filter, table, shape_id, referenced, columns) do
+    t = Map.get(filter.tables, table, @empty_table)
 
-      case types do
-        %{^col => ^type} ->
-          types
+    for col <- referenced,
+        other = t.types[col],
+        other != nil and other != columns[col],
+        MapSet.size(MapSet.delete(t.refs[col], shape_id)) > 0 do
+      raise ArgumentError,
+            "column #{inspect(col)} of #{inspect(table)} is #{ColumnType.name(other)} in " <>
+              "other shapes, not #{ColumnType.name(columns[col])}"
+    end
 
-        %{^col => other} ->
-          raise ArgumentError,
-                "column #{inspect(col)} of #{inspect(table)} is #{ColumnType.name(other)} in " <>
-                  "other shapes, not #{ColumnType.name(type)}"
-
-        _ ->
-          Map.put(types, col, type)
-      end
-    end)
+    :ok
   end
 
   @doc "Removes shape `shape_id`; an unknown id leaves the filter as it is."
   @spec remove_shape(t, term()) :: t
   def remove_shape(%__MODULE__{} = filter, shape_id) do
+    current!(filter)
+
+    if Map.has_key?(filter.shapes, shape_id),
+      do: filter |> without_shape(shape_id) |> advance!(),
+      else: filter
+  end
+
+  # `filter` without shape `shape_id` (the caller checked the copy is current).
+  defp without_shape(filter, shape_id) do
     case Map.pop(filter.shapes, shape_id) do
       {nil, _} ->
         filter
@@ -283,6 +302,8 @@ defmodule LsmIndex.Filter do
   @doc "The ids of the shapes `change` affects."
   @spec affected_shapes(t, change()) :: MapSet.t()
   def affected_shapes(%__MODULE__{} = filter, change) do
+    current!(filter)
+
     case change do
       {:insert, table, record} ->
         route(filter, table, record)
@@ -308,17 +329,50 @@ defmodule LsmIndex.Filter do
 
   @doc "Every shape id in the filter."
   @spec all_shape_ids(t) :: MapSet.t()
-  def all_shape_ids(%__MODULE__{shapes: shapes}), do: shapes |> Map.keys() |> MapSet.new()
+  def all_shape_ids(%__MODULE__{shapes: shapes} = filter) do
+    current!(filter)
+    shapes |> Map.keys() |> MapSet.new()
+  end
 
   @doc "Which kind of index serves `column` of `table` (`:map`, `:lsm`), or `nil` if none."
   @spec index_kind(t, table(), String.t()) :: :map | :lsm | nil
-  def index_kind(%__MODULE__{tables: tables}, table, column) do
+  def index_kind(%__MODULE__{tables: tables} = filter, table, column) do
+    current!(filter)
+
     case get_in(tables, [table, :indexes, column]) do
       %EqualityIndex{} -> :map
       %LsmEqualityIndex{} -> :lsm
       nil -> nil
     end
   end
+
+  # An :lsm filter copy must be the latest (one atomic read); other modes are values.
+  defp current!(%__MODULE__{generations: nil}), do: :ok
+
+  defp current!(%__MODULE__{generations: gens, generation: gen}) do
+    if :atomics.get(gens, 1) != gen, do: stale!()
+    :ok
+  end
+
+  # The filter a change returns: for :lsm, the next generation, claimed from the latest copy
+  # (every other copy is superseded from here on).
+  defp advance!(%__MODULE__{generations: nil} = filter), do: filter
+
+  defp advance!(%__MODULE__{generations: gens, generation: gen} = filter) do
+    case :atomics.compare_exchange(gens, 1, gen, gen + 1) do
+      :ok -> %{filter | generation: gen + 1}
+      _ -> stale!()
+    end
+  end
+
+  defp stale!,
+    do:
+      raise(
+        ArgumentError,
+        "this LsmIndex.Filter was superseded by a later add_shape/remove_shape: :lsm " <>
+          "filters are single-use values (keep only the latest: each change returns the " <>
+          "one to use next)"
+      )
 
   # One record: parsed once (NIF), looked up in each indexed column's index, and every
   # residual of the candidates and the scanned shapes evaluated in one NIF call.

@@ -123,6 +123,41 @@ defmodule LsmIndex.RegressionsTest do
       assert_raise ArgumentError, ~r/single-use/, fn -> Filter.affected_shapes(f2, change) end
     end
 
+    # Defect (issue 21): the rule held only for a copy that used a changed LSM index: an
+    # :lsm filter with no indexed shape yet (empty, or `where: nil` shapes only), or one
+    # reading another table's index, answered from a superseded copy.
+    test "a superseded :lsm filter raises with no indexed shape yet, and across tables" do
+      change = {:insert, @todos, %{"user_id" => "2"}}
+      everything = %{table: @todos, columns: Map.new(@cols), where: nil}
+      f0 = Filter.new(index: :lsm)
+      f1 = Filter.add_shape(f0, 1, everything)
+      assert_every_call_raises(f0)
+      f2 = Filter.add_shape(f1, 2, everything)
+      assert Filter.affected_shapes(f2, change) == MapSet.new([1, 2])
+      assert_every_call_raises(f1)
+
+      # a shape of another table supersedes the copy reading this table's index
+      f3 = Filter.add_shape(f2, 3, shape("user_id = 2"))
+      f4 = Filter.add_shape(f3, 4, %{shape("user_id = 2") | table: {"public", "other"}})
+      assert Filter.affected_shapes(f4, change) == MapSet.new([1, 2, 3])
+      assert_every_call_raises(f3)
+
+      # a call that changes nothing supersedes nothing
+      assert Filter.remove_shape(f4, 99) == f4
+
+      assert_raise ArgumentError, ~r/expected a literal/, fn ->
+        Filter.add_shape(f4, 5, shape("user_id = "))
+      end
+
+      assert_raise ArgumentError, ~r/is int8 in other shapes/, fn ->
+        Filter.add_shape(f4, 5, %{shape("user_id = 'x'") | columns: %{"user_id" => :text}})
+      end
+
+      assert Filter.affected_shapes(f4, change) == MapSet.new([1, 2, 3])
+      assert Filter.all_shape_ids(f4) == MapSet.new([1, 2, 3, 4])
+      assert Filter.index_kind(f4, @todos, "user_id") == :lsm
+    end
+
     test ":map filters stay persistent values" do
       f1 = Filter.new(index: :map) |> Filter.add_shape(1, shape("user_id = 1"))
       f2 = Filter.add_shape(f1, 2, shape("user_id = 2"))
@@ -170,4 +205,20 @@ defmodule LsmIndex.RegressionsTest do
   end
 
   defp shape(sql), do: %{table: @todos, columns: Map.new(@cols), where: sql}
+
+  defp assert_every_call_raises(filter) do
+    change = {:insert, @todos, %{"user_id" => "2"}}
+
+    for call <- [
+          fn -> Filter.affected_shapes(filter, change) end,
+          fn -> Filter.affected_shapes(filter, {:truncate, @todos}) end,
+          fn -> Filter.all_shape_ids(filter) end,
+          fn -> Filter.index_kind(filter, @todos, "user_id") end,
+          fn -> Filter.add_shape(filter, 9, shape("user_id = 9")) end,
+          fn -> Filter.remove_shape(filter, 1) end,
+          fn -> Filter.remove_shape(filter, 99) end
+        ] do
+      assert_raise ArgumentError, ~r/:lsm filters are single-use values/, call
+    end
+  end
 end
