@@ -261,12 +261,14 @@ defmodule LsmIndex do
 
   @doc """
   Flushes every overlay into segment files (so the log can be deleted), releases the
-  directory and the index; later calls on it raise `ArgumentError`.
+  directory and the index (an in-memory one too). Closing again returns `:ok`; every other
+  call on a closed index raises `ArgumentError`, except `wait_idle/1`, `subscribe/2` and
+  `unsubscribe/2`, which return `:ok` (no job runs any more).
   """
   @spec close(t()) :: :ok | {:error, term()}
   def close(index), do: call(index, &Native.index_close/1)
 
-  @doc "`close/1`, raising `LsmIndex.Error` when the final flush fails."
+  @doc "`close/1`, raising `LsmIndex.Error` when the final flush fails (`:ok` again when closed)."
   @spec close!(t()) :: :ok
   def close!(index), do: index |> close() |> Error.unwrap!()
 

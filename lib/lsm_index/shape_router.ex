@@ -309,6 +309,11 @@ defmodule LsmIndex.ShapeRouter do
   equality on a column or on `lower`/`upper` of one), `scanned_or_branch_without_equality`
   (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...); plus `tenant` and
   `table`.
+
+  Two kinds: `shapes_indexed`, `shapes_scanned` and the `scanned_*` reasons count the shapes
+  the router holds now (removing a shape lowers them); every other counter is cumulative
+  since the router was made (or opened: a persistent router starts again from 0), and the
+  rates, the mean and the percentiles are over that same span.
   """
   @spec metrics(t()) :: map()
   def metrics(%__MODULE__{ref: ref, tenant: tenant, table: table}) do

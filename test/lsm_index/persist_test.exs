@@ -212,23 +212,45 @@ defmodule LsmIndex.PersistTest do
   end
 
   describe "close/1" do
-    test "a closed index raises ArgumentError", %{tmp_dir: dir} do
-      {:ok, index} = LsmIndex.open(dir, @opts)
-      :ok = LsmIndex.close(index)
-      assert :ok = LsmIndex.close(index)
+    test "closing again is :ok; every other call but (un)subscribe and wait_idle raises",
+         %{tmp_dir: dir} do
+      {:ok, persistent} = LsmIndex.open(dir, @opts)
+      {:ok, in_memory} = LsmIndex.new(@opts)
 
-      for call <- [
-            &LsmIndex.lookup(&1, 1),
-            &LsmIndex.lookup_many(&1, [1]),
-            &LsmIndex.add(&1, 1, 1),
-            &LsmIndex.add_many(&1, [{1, 1}]),
-            &LsmIndex.drop_handle(&1, 1),
-            &LsmIndex.flush/1,
-            &LsmIndex.compact/1,
-            &LsmIndex.size/1
-          ] do
-        assert_raise ArgumentError, ~r/closed/, fn -> call.(index) end
+      for index <- [persistent, in_memory] do
+        :ok = LsmIndex.add(index, 1, 1)
+        assert LsmIndex.close(index) == :ok
+        assert LsmIndex.close(index) == :ok
+        assert LsmIndex.close!(index) == :ok
+
+        for call <- [
+              &LsmIndex.lookup(&1, 1),
+              &LsmIndex.lookup_many(&1, [1]),
+              &LsmIndex.lookup_many(&1, List.duplicate(1, 1_000)),
+              &LsmIndex.add(&1, 1, 1),
+              &LsmIndex.remove(&1, 1, 1),
+              &LsmIndex.add_many(&1, [{1, 1}]),
+              &LsmIndex.remove_many(&1, [{1, 1}]),
+              &LsmIndex.drop_handle(&1, 1),
+              &LsmIndex.flush/1,
+              &LsmIndex.flush!/1,
+              &LsmIndex.backup(&1, Path.join(dir, "backup")),
+              &LsmIndex.compact/1,
+              &LsmIndex.size/1,
+              &LsmIndex.stats/1
+            ] do
+          assert_raise ArgumentError, ~r/the index was closed/, fn -> call.(index) end
+        end
+
+        # no job runs on a closed index: nothing to wait for or to report
+        assert LsmIndex.wait_idle(index) == :ok
+        assert LsmIndex.subscribe(index) == :ok
+        assert LsmIndex.unsubscribe(index) == :ok
       end
+
+      # the directory was released
+      assert {:ok, index} = LsmIndex.open(dir, @opts)
+      assert LsmIndex.lookup(index, 1) == [1]
     end
   end
 
