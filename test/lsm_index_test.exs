@@ -262,7 +262,7 @@ defmodule LsmIndexTest do
           end)
         end
 
-      Task.await_many([writer | readers], 60_000)
+      Task.await_many([writer | readers], LsmIndex.Test.Wait.hang_guard())
     end
   end
 end

@@ -156,7 +156,7 @@ defmodule LsmIndex.CompactionTest do
       {:ok, index} = LsmIndex.new(lanes: 1, overlay_limit: 8)
       bridge = subscribers(index)
       {pid, ref} = spawn_monitor(fn -> :ok end)
-      assert_receive {:DOWN, ^ref, _, _, _}
+      assert_receive {:DOWN, ^ref, _, _, _}, Wait.hang_guard()
       :ok = LsmIndex.subscribe(index, pid)
       :ok = LsmIndex.subscribe(index)
       assert subscribers(index) == bridge + 2

@@ -183,7 +183,7 @@ defmodule LsmIndex.PersistTest do
       backup = Path.join(dir, "backup")
       :ok = LsmIndex.backup(index, backup)
       # 4,000 single writes; slow only on a loaded machine (a deadline, not a timing)
-      Task.await(writer, 120_000)
+      Task.await(writer, Wait.hang_guard())
       assert {:error, {:io, _}} = LsmIndex.backup(index, backup)
       :ok = LsmIndex.close(index)
 
