@@ -1,5 +1,7 @@
 //! API contracts: configuration errors, thread-safety, batch shape, stats accounting.
 
+mod common;
+
 use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
 
 #[test]
@@ -14,42 +16,42 @@ fn invalid_configs_are_refused_with_the_option_named() {
         (
             Config {
                 lanes: 0,
-                ..Config::default()
+                ..common::config()
             },
             "lanes",
         ),
         (
             Config {
                 lanes: 70_000,
-                ..Config::default()
+                ..common::config()
             },
             "lanes",
         ),
         (
             Config {
                 overlay_limit: 0,
-                ..Config::default()
+                ..common::config()
             },
             "overlay_limit",
         ),
         (
             Config {
                 max_segments: 0,
-                ..Config::default()
+                ..common::config()
             },
             "max_segments",
         ),
         (
             Config {
                 size_ratio: Some(f64::NAN),
-                ..Config::default()
+                ..common::config()
             },
             "size_ratio",
         ),
         (
             Config {
                 size_ratio: Some(-1.0),
-                ..Config::default()
+                ..common::config()
             },
             "size_ratio",
         ),
@@ -70,7 +72,7 @@ fn invalid_configs_are_refused_with_the_option_named() {
 
 #[test]
 fn empty_index_answers_empty() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     assert_eq!(index.lookup(b"").unwrap(), Vec::<u32>::new());
     assert_eq!(index.len().unwrap(), 0);
     assert!(index.is_empty().unwrap());
@@ -82,7 +84,7 @@ fn empty_index_answers_empty() {
 
 #[test]
 fn lookup_many_keeps_key_order_and_duplicates() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     index.add(b"a", 2).unwrap();
     index.add(b"a", 1).unwrap();
     index.add(b"b", u32::MAX).unwrap();
@@ -100,7 +102,7 @@ fn stats_count_flushes_merges_and_bytes() {
         lanes: 2,
         overlay_limit: 100,
         layout: SegmentLayout::Mph(MphKind::BoomPhf),
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     for i in 0..10_000u32 {
@@ -147,7 +149,7 @@ fn stats_count_flushes_merges_and_bytes() {
 
 #[test]
 fn adds_of_present_pairs_and_removes_of_absent_pairs_change_nothing() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     index.add(b"k", 1).unwrap();
     index.add(b"k", 1).unwrap();
     index.remove(b"k", 2).unwrap();
@@ -168,7 +170,7 @@ fn overlays_stay_bounded_under_concurrent_writers() {
         Index::new(Config {
             lanes: 1,
             overlay_limit: 64,
-            ..Config::default()
+            ..common::config()
         })
         .unwrap(),
     );

@@ -1,6 +1,8 @@
 //! Background compaction: back-pressure (waiting and refusing writers), job reports, and
 //! requested work (`compact`, `checkpoint`) carried out by the pool.
 
+mod common;
+
 use lsm_index_core::JobReport;
 use lsm_index_core::{Config, Error, Index, Overload};
 use std::sync::mpsc;
@@ -20,7 +22,7 @@ fn stuck_index(on_overload: Overload) -> (Arc<Index>, mpsc::Sender<()>, mpsc::Re
         max_overlay_keys: Some(200),
         compaction_threads: Some(1),
         on_overload,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let (release, gate) = mpsc::channel::<()>();
@@ -109,7 +111,7 @@ fn reports_describe_each_job() {
     let index = Index::new(Config {
         lanes: 2,
         overlay_limit: 50,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let (tx, rx) = mpsc::channel();
@@ -140,7 +142,7 @@ fn checkpoint_and_compact_wait_for_their_work() {
     let index = Index::new(Config {
         lanes: 8,
         overlay_limit: 1_000,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     for i in 0..3_000 {

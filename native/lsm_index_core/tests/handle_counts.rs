@@ -18,7 +18,7 @@ fn small() -> Config {
         lanes: 4,
         overlay_limit: 64,
         count_handles: true,
-        ..Config::default()
+        ..common::config()
     }
 }
 
@@ -55,7 +55,7 @@ fn oracle_counts(oracle: &Oracle) -> BTreeMap<u32, u64> {
 
 #[test]
 fn counts_are_refused_without_count_handles() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     index.add(b"k", 1).unwrap();
     assert_eq!(
         index.handle_count(1),
@@ -141,7 +141,7 @@ fn concurrent_writes_and_drops_leave_counts_equal_to_the_data() {
         lanes: 8,
         overlay_limit: 128,
         count_handles: true,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let writers: Vec<_> = (0..4u64)

@@ -3,6 +3,8 @@
 //! merges, tombstones and dropped-handle purges happen constantly. Indexes made with
 //! `count_handles` also have their per-handle key counts checked against the oracle's.
 
+mod common;
+
 use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -317,7 +319,7 @@ fn config(lanes: u32, overlay_limit: usize, layout: SegmentLayout, prefilter: bo
         overlay_limit,
         layout,
         prefilter,
-        ..Config::default()
+        ..common::config()
     }
 }
 

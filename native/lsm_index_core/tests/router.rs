@@ -2,6 +2,8 @@
 //! every row), under shape churn, updates, NULLs and unparseable values; plus the contracts the
 //! reference cannot see (evaluate once, presence metrics, replacing ids).
 
+mod common;
+
 use lsm_index_core::predicate::{
     compile::compile, eval, parse, CaseFolding, ColumnType, Expr, Value,
 };
@@ -33,7 +35,7 @@ fn router() -> Router {
         Config {
             lanes: 4,
             overlay_limit: 64,
-            ..Config::default()
+            ..common::config()
         },
     )
     .unwrap()
@@ -342,12 +344,12 @@ fn misses_stop_at_the_presence_filter() {
 
 #[test]
 fn bad_tables_are_refused() {
-    assert!(Router::new(vec![], CaseFolding::Unicode, Config::default()).is_err());
+    assert!(Router::new(vec![], CaseFolding::Unicode, common::config()).is_err());
     let twice = vec![
         ("a".to_string(), ColumnType::Int8),
         ("a".to_string(), ColumnType::Text),
     ];
-    assert!(Router::new(twice, CaseFolding::Unicode, Config::default()).is_err());
+    assert!(Router::new(twice, CaseFolding::Unicode, common::config()).is_err());
     let r = router();
     let short = [None, None];
     assert!(r.route(&Change::Insert(&short), &mut Vec::new()).is_err());
@@ -362,7 +364,7 @@ fn a_persistent_router_reopens_with_its_shapes() {
             dir.path(),
             columns(),
             CaseFolding::Unicode,
-            Config::default(),
+            common::config(),
             SyncMode::Flush,
         )
     };
@@ -406,7 +408,7 @@ fn a_persistent_router_reopens_with_its_shapes() {
         dir.path(),
         other,
         CaseFolding::Unicode,
-        Config::default(),
+        common::config(),
         SyncMode::Flush
     )
     .is_err());
@@ -477,7 +479,7 @@ fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
             dir.path(),
             columns(),
             CaseFolding::Unicode,
-            Config::default(),
+            common::config(),
             SyncMode::None,
         )
     };
@@ -601,7 +603,7 @@ fn or_branches_are_indexed_under_every_branch() {
 
 #[test]
 fn ascii_case_folding_follows_lc_ctype_c() {
-    let r = Router::new(columns(), CaseFolding::Ascii, Config::default()).unwrap();
+    let r = Router::new(columns(), CaseFolding::Ascii, common::config()).unwrap();
     r.add_shape(1, "status ILIKE 'über%'").unwrap();
     r.add_shape(2, "lower(status) = 'über'").unwrap();
     r.add_shape(3, "upper(note) IN ('ÜBER', 'A')").unwrap();
