@@ -113,7 +113,12 @@ fn stats_count_flushes_merges_and_bytes() {
     assert_eq!(s.keys, 10_000);
     assert_eq!(s.ops, 10_000);
     assert_eq!(s.bytes_ingested, 10_000 * 12);
-    assert!(s.flushes >= 40, "{s:?}");
+    // every key flushed once, or still in an active overlay (at most max_overlay_keys, 400,
+    // a lane); a flush takes at most 400 keys, however far the workers fell behind, so at
+    // least 23 flushes over 2 lanes capped at 4 segments: merges
+    assert_eq!(s.keys_flushed + s.overlay_keys, 10_000, "{s:?}");
+    assert!(s.overlay_keys <= 2 * 400, "{s:?}");
+    assert!(s.flushes * 400 >= s.keys_flushed, "{s:?}");
     assert!(s.merges > 0, "{s:?}");
     assert!(s.write_amplification > 1.0);
     assert!(
@@ -124,7 +129,7 @@ fn stats_count_flushes_merges_and_bytes() {
     assert_eq!(s.pending_jobs, 0);
     assert!(s.jobs_done > 0 && s.compaction_busy_us > 0, "{s:?}");
     assert!(
-        s.segments_per_level.len() > 1,
+        s.segments_per_level.keys().any(|&level| level > 0),
         "merges write higher levels: {s:?}"
     );
     for i in 0..100u32 {
@@ -189,9 +194,9 @@ fn overlays_stay_bounded_under_concurrent_writers() {
     }
     let s = index.stats().unwrap();
     assert_eq!(s.keys, 40_000);
-    // Each writer flushes when its write finds the overlay full, unless the other is
-    // flushing; either way the overlay never holds more than a limit's worth plus what
-    // arrived during one flush.
-    assert!(s.overlay_keys < 64 * 40, "{s:?}");
+    // Writers wait while the active overlay is at max_overlay_keys (4 x 64), and a frozen
+    // overlay was an active one: at most twice that, however the writers and the flushes
+    // interleave.
+    assert!(s.overlay_keys <= 2 * 4 * 64, "{s:?}");
     assert!(s.segments <= 4, "{s:?}");
 }

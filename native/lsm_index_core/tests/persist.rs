@@ -388,6 +388,8 @@ fn a_backup_taken_during_writes_opens_to_a_consistent_state() {
     let dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let index = std::sync::Arc::new(Index::open(dir.path(), small()).unwrap());
+    // the writer says when it is a quarter through: the backup starts then (not after a sleep)
+    let (quarter_tx, quarter) = std::sync::mpsc::channel();
     let writer = {
         let index = index.clone();
         std::thread::spawn(move || {
@@ -408,11 +410,14 @@ fn a_backup_taken_during_writes_opens_to_a_consistent_state() {
                     index.flush().unwrap();
                     acked.push((log.len(), std::time::Instant::now()));
                 }
+                if i == 5_000 {
+                    quarter_tx.send(()).unwrap();
+                }
             }
             (log, acked)
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    quarter.recv().unwrap();
     let taken = std::time::Instant::now();
     let dest = backups.path().join("b1");
     index.backup(&dest).unwrap();
