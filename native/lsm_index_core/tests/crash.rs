@@ -30,7 +30,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex, MutexGuard};
 use std::time::Duration;
 
 /// Crash points (see `src/failpoint.rs`) the failpoint rounds abort at.
@@ -144,6 +144,19 @@ fn crash_child_entry() {
     }
 }
 
+/// Held by a test thread while it spawns a child, and while it has an index open itself.
+/// The tests of this binary run on several threads: a child forked by one holds a copy of
+/// every descriptor the process has open until it execs — another thread's index lock among
+/// them (`flock` belongs to the open file, which the copy shares) — so that thread's next
+/// child could find its directory still locked by a process that is not even an index.
+static PARENT: Mutex<()> = Mutex::new(());
+
+fn parent() -> MutexGuard<'static, ()> {
+    PARENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 type Oracle = HashMap<u32, BTreeSet<u32>>;
 
 fn apply(o: &mut Oracle, op: Op) {
@@ -182,7 +195,11 @@ struct Watched {
 
 impl Watched {
     fn spawn(mut command: Command) -> Watched {
-        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+        // (spawn returns once the child has exec'd: its copies of our descriptors are closed)
+        let mut child = {
+            let _parent = parent();
+            command.stdout(Stdio::piped()).spawn().unwrap()
+        };
         let stdout = child.stdout.take().unwrap();
         let (tx, lines) = mpsc::channel();
         let reader = std::thread::spawn(move || {
@@ -252,9 +269,13 @@ fn check_recovered(
     round: u64,
     acked: u64,
 ) -> usize {
-    let index = Index::open(dir, config(sync)).unwrap();
-    let got: Vec<Vec<u32>> = (0..KEYS).map(|k| index.lookup(&key(k)).unwrap()).collect();
-    common::release(index);
+    let got: Vec<Vec<u32>> = {
+        let _parent = parent();
+        let index = Index::open(dir, config(sync)).unwrap();
+        let got = (0..KEYS).map(|k| index.lookup(&key(k)).unwrap()).collect();
+        common::release(index);
+        got
+    };
     for entry in std::fs::read_dir(dir).unwrap() {
         let name = entry.unwrap().file_name();
         assert!(
@@ -330,7 +351,10 @@ fn campaign(sync: SyncMode, sigkills: u64, per_point: u64, kill_within: u64) {
             .env("LSM_CRASH_DIR", dir.path())
             .env("LSM_CRASH_ROUND", round.to_string())
             .env("LSM_CRASH_SYNC", sync.name())
-            .stderr(Stdio::null());
+            .stderr(match std::env::var_os("LSM_CRASH_VERBOSE") {
+                Some(_) => Stdio::inherit(),
+                None => Stdio::null(),
+            });
         if let Some(f) = &failpoint {
             command.env("LSM_FAILPOINT", f);
         }
@@ -358,6 +382,15 @@ fn campaign(sync: SyncMode, sigkills: u64, per_point: u64, kill_within: u64) {
                 sync.name()
             );
             aborted += 1;
+        } else {
+            // it never ends on its own (after its last operation it waits): anything but our
+            // SIGKILL means it failed
+            assert_eq!(
+                signal,
+                Some(libc::SIGKILL),
+                "{} round {round}: the child ended on its own",
+                sync.name()
+            );
         }
         let extra = check_recovered(dir.path(), sync, &mut oracle, round, acked);
         beyond_ack += u64::from(extra > 0);
@@ -419,6 +452,7 @@ fn lock_child_entry() {
 #[test]
 fn a_directory_open_in_another_process_is_locked() {
     let dir = tempfile::tempdir().unwrap();
+    let spawning = parent();
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "lock_child_entry",
@@ -432,6 +466,7 @@ fn a_directory_open_in_another_process_is_locked() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    drop(spawning);
     let stdout = child.stdout.take().unwrap();
     let mut holding = false;
     for line in BufReader::new(stdout).lines() {
@@ -441,6 +476,7 @@ fn a_directory_open_in_another_process_is_locked() {
         }
     }
     assert!(holding, "the child exited without opening the index");
+    let _parent = parent();
     assert!(matches!(
         Index::open(dir.path(), config(SyncMode::Flush)),
         Err(lsm_index_core::Error::Locked { .. })
