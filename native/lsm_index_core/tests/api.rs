@@ -1,5 +1,7 @@
 //! API contracts: configuration errors, thread-safety, batch shape, stats accounting.
 
+mod common;
+
 use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
 
 #[test]
@@ -14,42 +16,42 @@ fn invalid_configs_are_refused_with_the_option_named() {
         (
             Config {
                 lanes: 0,
-                ..Config::default()
+                ..common::config()
             },
             "lanes",
         ),
         (
             Config {
                 lanes: 70_000,
-                ..Config::default()
+                ..common::config()
             },
             "lanes",
         ),
         (
             Config {
                 overlay_limit: 0,
-                ..Config::default()
+                ..common::config()
             },
             "overlay_limit",
         ),
         (
             Config {
                 max_segments: 0,
-                ..Config::default()
+                ..common::config()
             },
             "max_segments",
         ),
         (
             Config {
                 size_ratio: Some(f64::NAN),
-                ..Config::default()
+                ..common::config()
             },
             "size_ratio",
         ),
         (
             Config {
                 size_ratio: Some(-1.0),
-                ..Config::default()
+                ..common::config()
             },
             "size_ratio",
         ),
@@ -70,7 +72,7 @@ fn invalid_configs_are_refused_with_the_option_named() {
 
 #[test]
 fn empty_index_answers_empty() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     assert_eq!(index.lookup(b"").unwrap(), Vec::<u32>::new());
     assert_eq!(index.len().unwrap(), 0);
     assert!(index.is_empty().unwrap());
@@ -82,7 +84,7 @@ fn empty_index_answers_empty() {
 
 #[test]
 fn lookup_many_keeps_key_order_and_duplicates() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     index.add(b"a", 2).unwrap();
     index.add(b"a", 1).unwrap();
     index.add(b"b", u32::MAX).unwrap();
@@ -100,7 +102,7 @@ fn stats_count_flushes_merges_and_bytes() {
         lanes: 2,
         overlay_limit: 100,
         layout: SegmentLayout::Mph(MphKind::BoomPhf),
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     for i in 0..10_000u32 {
@@ -111,7 +113,12 @@ fn stats_count_flushes_merges_and_bytes() {
     assert_eq!(s.keys, 10_000);
     assert_eq!(s.ops, 10_000);
     assert_eq!(s.bytes_ingested, 10_000 * 12);
-    assert!(s.flushes >= 40, "{s:?}");
+    // every key flushed once, or still in an active overlay (at most max_overlay_keys, 400,
+    // a lane); a flush takes at most 400 keys, however far the workers fell behind, so at
+    // least 23 flushes over 2 lanes capped at 4 segments: merges
+    assert_eq!(s.keys_flushed + s.overlay_keys, 10_000, "{s:?}");
+    assert!(s.overlay_keys <= 2 * 400, "{s:?}");
+    assert!(s.flushes * 400 >= s.keys_flushed, "{s:?}");
     assert!(s.merges > 0, "{s:?}");
     assert!(s.write_amplification > 1.0);
     assert!(
@@ -122,7 +129,7 @@ fn stats_count_flushes_merges_and_bytes() {
     assert_eq!(s.pending_jobs, 0);
     assert!(s.jobs_done > 0 && s.compaction_busy_us > 0, "{s:?}");
     assert!(
-        s.segments_per_level.len() > 1,
+        s.segments_per_level.keys().any(|&level| level > 0),
         "merges write higher levels: {s:?}"
     );
     for i in 0..100u32 {
@@ -147,7 +154,7 @@ fn stats_count_flushes_merges_and_bytes() {
 
 #[test]
 fn adds_of_present_pairs_and_removes_of_absent_pairs_change_nothing() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     index.add(b"k", 1).unwrap();
     index.add(b"k", 1).unwrap();
     index.remove(b"k", 2).unwrap();
@@ -168,7 +175,7 @@ fn overlays_stay_bounded_under_concurrent_writers() {
         Index::new(Config {
             lanes: 1,
             overlay_limit: 64,
-            ..Config::default()
+            ..common::config()
         })
         .unwrap(),
     );
@@ -187,9 +194,9 @@ fn overlays_stay_bounded_under_concurrent_writers() {
     }
     let s = index.stats().unwrap();
     assert_eq!(s.keys, 40_000);
-    // Each writer flushes when its write finds the overlay full, unless the other is
-    // flushing; either way the overlay never holds more than a limit's worth plus what
-    // arrived during one flush.
-    assert!(s.overlay_keys < 64 * 40, "{s:?}");
+    // Writers wait while the active overlay is at max_overlay_keys (4 x 64), and a frozen
+    // overlay was an active one: at most twice that, however the writers and the flushes
+    // interleave.
+    assert!(s.overlay_keys <= 2 * 4 * 64, "{s:?}");
     assert!(s.segments <= 4, "{s:?}");
 }

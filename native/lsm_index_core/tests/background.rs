@@ -1,11 +1,17 @@
 //! Background compaction: back-pressure (waiting and refusing writers), job reports, and
 //! requested work (`compact`, `checkpoint`) carried out by the pool.
 
+mod common;
+
 use lsm_index_core::JobReport;
 use lsm_index_core::{Config, Error, Index, Overload};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for an event before calling it hung: a guard only, never the
+/// outcome of a passing run.
+const HANG_GUARD: Duration = Duration::from_secs(300);
 
 fn key(i: u32) -> Vec<u8> {
     format!("k{i}").into_bytes()
@@ -20,7 +26,7 @@ fn stuck_index(on_overload: Overload) -> (Arc<Index>, mpsc::Sender<()>, mpsc::Re
         max_overlay_keys: Some(200),
         compaction_threads: Some(1),
         on_overload,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let (release, gate) = mpsc::channel::<()>();
@@ -41,7 +47,7 @@ fn a_full_lane_refuses_non_blocking_writes_and_writes_nothing() {
         index.try_add(&key(i), 1).unwrap();
     }
     // the first flush runs and reports; the worker then parks in the listener
-    let first = reports.recv_timeout(Duration::from_secs(10)).unwrap();
+    let first = reports.recv_timeout(HANG_GUARD).unwrap();
     assert_eq!((first.flushes, first.keys_flushed), (1, 100));
     // 100 more freeze again (queued behind the parked worker), 200 fill the active overlay
     for i in 100..400 {
@@ -64,16 +70,31 @@ fn a_full_lane_refuses_non_blocking_writes_and_writes_nothing() {
     assert_eq!(s.frozen_overlays, 1);
     assert!(s.overlay_keys <= 300, "memory stays bounded: {s:?}");
 
-    // a blocking write waits for room instead
+    // a blocking write waits for room instead: it counts a stall when it finds the lane
+    // full, then waits; with the worker parked nothing can make room, so it is still waiting
+    let stalls = s.stalls;
     let writer = {
         let index = index.clone();
         std::thread::spawn(move || index.add(b"waited", 7))
     };
-    std::thread::sleep(Duration::from_millis(100));
+    let deadline = Instant::now() + HANG_GUARD;
+    while index.stats().unwrap().stalls == stalls {
+        assert!(
+            Instant::now() < deadline,
+            "the writer never reached the full lane"
+        );
+        assert!(
+            !writer.is_finished(),
+            "the blocking write returned without waiting"
+        );
+        std::thread::yield_now();
+    }
+    assert_eq!(index.stats().unwrap().stalls, stalls + 1);
     assert!(
         !writer.is_finished(),
         "the blocking write waits while compaction is stuck"
     );
+    assert!(index.lookup(b"waited").unwrap().is_empty());
     drop(release);
     writer.join().unwrap().unwrap();
     assert_eq!(index.lookup(b"waited").unwrap(), vec![7]);
@@ -89,7 +110,7 @@ fn fail_mode_refuses_blocking_writes_too() {
     for i in 0..100 {
         index.add(&key(i), 1).unwrap();
     }
-    reports.recv_timeout(Duration::from_secs(10)).unwrap();
+    reports.recv_timeout(HANG_GUARD).unwrap();
     for i in 100..400 {
         index.add(&key(i), 1).unwrap();
     }
@@ -109,7 +130,7 @@ fn reports_describe_each_job() {
     let index = Index::new(Config {
         lanes: 2,
         overlay_limit: 50,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let (tx, rx) = mpsc::channel();
@@ -140,7 +161,7 @@ fn checkpoint_and_compact_wait_for_their_work() {
     let index = Index::new(Config {
         lanes: 8,
         overlay_limit: 1_000,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     for i in 0..3_000 {

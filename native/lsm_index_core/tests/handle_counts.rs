@@ -18,7 +18,7 @@ fn small() -> Config {
         lanes: 4,
         overlay_limit: 64,
         count_handles: true,
-        ..Config::default()
+        ..common::config()
     }
 }
 
@@ -55,7 +55,7 @@ fn oracle_counts(oracle: &Oracle) -> BTreeMap<u32, u64> {
 
 #[test]
 fn counts_are_refused_without_count_handles() {
-    let index = Index::new(Config::default()).unwrap();
+    let index = Index::new(common::config()).unwrap();
     index.add(b"k", 1).unwrap();
     assert_eq!(
         index.handle_count(1),
@@ -141,7 +141,7 @@ fn concurrent_writes_and_drops_leave_counts_equal_to_the_data() {
         lanes: 8,
         overlay_limit: 128,
         count_handles: true,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let writers: Vec<_> = (0..4u64)
@@ -200,8 +200,21 @@ fn a_reopened_index_recounts() {
             index.close().unwrap();
         }
     }
+    // a drop still pending at the reopen: the last write, then close (its checkpoint has no
+    // overlay to flush, so no job rewrites a lane and purges it)
     let index = Index::open(dir.path(), small()).unwrap();
-    assert!(index.stats().unwrap().pending_drops > 0 || oracle.is_empty());
+    let h = *oracle
+        .values()
+        .flatten()
+        .next()
+        .expect("a key holds a handle");
+    index.drop_handle(h).unwrap();
+    oracle.values_mut().for_each(|s| {
+        s.remove(&h);
+    });
+    index.close().unwrap();
+    let index = Index::open(dir.path(), small()).unwrap();
+    assert!(index.stats().unwrap().pending_drops > 0);
     assert_counts(&index, &oracle_counts(&oracle));
     index.close().unwrap();
     // the option is the opener's: without it, nothing is counted

@@ -3,7 +3,9 @@
 //! merges, tombstones and dropped-handle purges happen constantly. Indexes made with
 //! `count_handles` also have their per-handle key counts checked against the oracle's.
 
-use lsm_index_core::{Config, Error, Index, MphKind, SegmentLayout};
+mod common;
+
+use lsm_index_core::{Config, Error, Index, MphKind, PolicyKind, SegmentLayout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -133,6 +135,11 @@ fn check_written(index: &Index, oracle: &Oracle, written: &[u32], step: usize, n
 
 fn check_all(index: &Index, oracle: &Oracle, keys: &[Vec<u8>], step: usize, name: &str) {
     check_counts(index, oracle, &[], step, name);
+    let st = index.stats().unwrap();
+    assert!(
+        st.max_lane_segments <= index.config().max_segments as u64,
+        "{name} step {step}: a lane over max_segments: {st:?}"
+    );
     for k in keys {
         assert_eq!(
             index.lookup(k).unwrap(),
@@ -147,7 +154,7 @@ fn check_all(index: &Index, oracle: &Oracle, keys: &[Vec<u8>], step: usize, name
     );
 }
 
-fn run(s: Scenario) -> usize {
+fn run(s: Scenario) {
     let mut rng = StdRng::seed_from_u64(s.seed);
     let index = Index::new(s.config.clone()).unwrap();
     let mut oracle = Oracle::new();
@@ -308,7 +315,6 @@ fn run(s: Scenario) -> usize {
     );
     index.compact().unwrap();
     check_all(&index, &oracle, &keys, s.ops, s.name);
-    s.ops
 }
 
 fn config(lanes: u32, overlay_limit: usize, layout: SegmentLayout, prefilter: bool) -> Config {
@@ -317,7 +323,7 @@ fn config(lanes: u32, overlay_limit: usize, layout: SegmentLayout, prefilter: bo
         overlay_limit,
         layout,
         prefilter,
-        ..Config::default()
+        ..common::config()
     }
 }
 
@@ -331,9 +337,8 @@ fn counting(config: Config) -> Config {
 
 #[test]
 fn tiny_key_space_constant_compaction() {
-    let mut total = 0;
     for seed in 0..4 {
-        total += run(Scenario {
+        run(Scenario {
             name: "tiny",
             seed,
             ops: 60_000,
@@ -345,7 +350,60 @@ fn tiny_key_space_constant_compaction() {
             nonblocking: seed % 2 == 1,
         });
     }
-    assert!(total >= 240_000);
+}
+
+/// `config` with a compaction policy, a segment cap and a size ratio of its own.
+fn policy(config: Config, policy: PolicyKind, max_segments: usize, ratio: Option<f64>) -> Config {
+    Config {
+        policy,
+        max_segments,
+        size_ratio: ratio,
+        ..config
+    }
+}
+
+/// The other policy and explicit ratios and caps, on indexes that flush and merge all the
+/// time: no full `compact` until the end, so every merge `run` requires before it is the
+/// policy's; `run` also checks that no lane ever exceeds its cap.
+#[test]
+fn leveled_and_explicit_ratios_and_caps() {
+    let base = || counting(config(2, 8, SegmentLayout::Quotient, true));
+    let cases = [
+        ("leveled", policy(base(), PolicyKind::Leveled, 4, None)),
+        (
+            "leveled-ratio-2-cap-6",
+            policy(base(), PolicyKind::Leveled, 6, Some(2.0)),
+        ),
+        (
+            "leveled-ratio-8-cap-2",
+            policy(base(), PolicyKind::Leveled, 2, Some(8.0)),
+        ),
+        (
+            "triangular-ratio-3-cap-2",
+            policy(base(), PolicyKind::Triangular, 2, Some(3.0)),
+        ),
+        (
+            "triangular-ratio-0.5-cap-7",
+            policy(base(), PolicyKind::Triangular, 7, Some(0.5)),
+        ),
+        (
+            "triangular-cap-1",
+            policy(base(), PolicyKind::Triangular, 1, None),
+        ),
+    ];
+    for (i, (name, config)) in cases.into_iter().enumerate() {
+        run(Scenario {
+            name,
+            seed: 40 + i as u64,
+            ops: 30_000,
+            keys: 300,
+            handles: 20,
+            config,
+            drop_permille: 4,
+            compact_permille: 0,
+            nonblocking: i % 2 == 1,
+        });
+    }
 }
 
 #[test]
@@ -425,26 +483,30 @@ fn re_adding_a_dropped_handle_revives_only_new_pairs() {
     assert_eq!(index.stats().unwrap().pending_drops, 0);
 }
 
+/// Readers of every lane, single and batched, while one writer adds and removes: every
+/// answer is a state the key really had. The writer keeps going until each reader has made
+/// two passes since it began, so at least one whole pass of each overlapped the writes.
 #[test]
 fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
+    const READERS: usize = 2;
     let index = Arc::new(Index::new(config(8, 64, SegmentLayout::Quotient, true)).unwrap());
     // Key i only ever holds {i} or {i, i + 1_000_000}: any other answer is a torn read.
     for i in 0..2_000u32 {
         index.add(&i.to_le_bytes(), i).unwrap();
     }
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let readers: Vec<_> = (0..2)
-        .map(|_| {
-            let (index, stop) = (index.clone(), stop.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    let passes: Arc<[AtomicU64; READERS]> = Arc::new(Default::default());
+    let readers: Vec<_> = (0..READERS)
+        .map(|r| {
+            let (index, stop, passes) = (index.clone(), stop.clone(), passes.clone());
             std::thread::spawn(move || {
-                let mut n = 0u64;
                 let valid = |i: u32, got: &[u32]| got == [i] || got == [i, i + 1_000_000];
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     for i in (0..2_000u32).step_by(7) {
                         let got = index.lookup(&i.to_le_bytes()).unwrap();
                         assert!(valid(i, &got), "key {i}: {got:?}");
-                        n += 1;
                     }
                     // Batches span many lanes and lock them together.
                     let keys: Vec<[u8; 4]> =
@@ -454,24 +516,34 @@ fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
                         let i = u32::from_le_bytes(*k);
                         assert!(valid(i, got), "batch key {i}: {got:?}");
                     }
+                    passes[r].fetch_add(1, Ordering::SeqCst);
                 }
-                n
             })
         })
         .collect();
+    let started: Vec<u64> = passes.iter().map(|p| p.load(Ordering::SeqCst)).collect();
+    let overlapped = || {
+        passes
+            .iter()
+            .zip(&started)
+            .all(|(p, &s)| p.load(Ordering::SeqCst) >= s + 2)
+    };
     let mut rng = StdRng::seed_from_u64(7);
-    for round in 0..100_000 {
+    let mut round = 0u64;
+    // (a reader that failed stops counting: its join below reports it)
+    while (round < 100_000 || !overlapped()) && !readers.iter().any(|r| r.is_finished()) {
         let i = rng.gen_range(0..2_000u32);
         let pair = [(i.to_le_bytes(), i + 1_000_000)];
-        match (rng.gen_bool(0.5), round % 2 == 0) {
+        match (rng.gen_bool(0.5), round.is_multiple_of(2)) {
             (true, true) => index.add(&pair[0].0, pair[0].1).unwrap(),
             (false, true) => index.remove(&pair[0].0, pair[0].1).unwrap(),
             (true, false) => index.add_many(&pair).unwrap(),
             (false, false) => index.remove_many(&pair).unwrap(),
         }
+        round += 1;
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     for r in readers {
-        assert!(r.join().unwrap() > 0);
+        r.join().unwrap();
     }
 }

@@ -2,6 +2,8 @@
 //! the panic, instead of writers waiting forever for a flush that will not come. (Its own
 //! test binary: the failpoint is armed process-wide.)
 
+mod common;
+
 use lsm_index_core::{Config, Error, Index};
 
 #[test]
@@ -11,7 +13,7 @@ fn a_panicking_worker_poisons_the_index() {
     let index = Index::new(Config {
         lanes: 1,
         overlay_limit: 100,
-        ..Config::default()
+        ..common::config()
     })
     .unwrap();
     let mut failed = None;

@@ -16,7 +16,7 @@ fn small() -> Config {
     Config {
         lanes: 4,
         overlay_limit: 64,
-        ..Config::default()
+        ..common::config()
     }
 }
 
@@ -67,10 +67,12 @@ fn the_manifest_decides_lanes_and_secret() {
     index.close().unwrap();
     let other = Config {
         lanes: 64,
-        ..Config::default()
+        secret: Some(lsm_index_core::internals::HashSecret([1; 16])),
+        ..common::config()
     };
     let index = Index::open(dir.path(), other).unwrap();
     assert_eq!(index.config().lanes, 4);
+    assert_eq!(index.config().secret, Some(common::SECRET));
     assert_eq!(index.lookup(b"k").unwrap(), vec![1]);
 }
 
@@ -314,7 +316,7 @@ fn the_log_is_replayed_and_deleted_once_covered() {
     let big = Config {
         lanes: 2,
         overlay_limit: 1 << 20, // nothing reaches a segment before close
-        ..Config::default()
+        ..common::config()
     };
     let index = Index::open(dir.path(), big.clone()).unwrap();
     for i in 0..5_000u32 {
@@ -386,6 +388,8 @@ fn a_backup_taken_during_writes_opens_to_a_consistent_state() {
     let dir = tempfile::tempdir().unwrap();
     let backups = tempfile::tempdir().unwrap();
     let index = std::sync::Arc::new(Index::open(dir.path(), small()).unwrap());
+    // the writer says when it is a quarter through: the backup starts then (not after a sleep)
+    let (quarter_tx, quarter) = std::sync::mpsc::channel();
     let writer = {
         let index = index.clone();
         std::thread::spawn(move || {
@@ -406,11 +410,14 @@ fn a_backup_taken_during_writes_opens_to_a_consistent_state() {
                     index.flush().unwrap();
                     acked.push((log.len(), std::time::Instant::now()));
                 }
+                if i == 5_000 {
+                    quarter_tx.send(()).unwrap();
+                }
             }
             (log, acked)
         })
     };
-    std::thread::sleep(std::time::Duration::from_millis(30));
+    quarter.recv().unwrap();
     let taken = std::time::Instant::now();
     let dest = backups.path().join("b1");
     index.backup(&dest).unwrap();
@@ -522,7 +529,7 @@ fn a_missing_log_file_is_refused() {
     let big = Config {
         lanes: 2,
         overlay_limit: 1 << 20, // everything stays in the log
-        ..Config::default()
+        ..common::config()
     };
     let index = Index::open(dir.path(), big.clone()).unwrap();
     index.add(b"a", 1).unwrap();
@@ -600,7 +607,7 @@ fn an_index_written_with_format_1_segments_opens_and_compacts_into_format_2() {
             assert_eq!(index.lookup(&key(i)).unwrap(), want, "user_id={i}");
         }
     };
-    let index = Index::open(dir.path(), Config::default()).unwrap();
+    let index = Index::open(dir.path(), common::config()).unwrap();
     check_all(&index, false);
     for i in 3100..3200 {
         index.add(&key(i), 11).unwrap();
@@ -609,7 +616,7 @@ fn an_index_written_with_format_1_segments_opens_and_compacts_into_format_2() {
     index.wait_idle().unwrap();
     check_all(&index, true);
     index.close().unwrap();
-    let index = Index::open(dir.path(), Config::default()).unwrap();
+    let index = Index::open(dir.path(), common::config()).unwrap();
     check_all(&index, true);
     let versions: BTreeSet<u8> = fs::read_dir(dir.path().join("segments/lane-0"))
         .unwrap()

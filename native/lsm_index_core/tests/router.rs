@@ -2,6 +2,8 @@
 //! every row), under shape churn, updates, NULLs and unparseable values; plus the contracts the
 //! reference cannot see (evaluate once, presence metrics, replacing ids).
 
+mod common;
+
 use lsm_index_core::predicate::{
     compile::compile, eval, parse, CaseFolding, ColumnType, Expr, Value,
 };
@@ -33,7 +35,7 @@ fn router() -> Router {
         Config {
             lanes: 4,
             overlay_limit: 64,
-            ..Config::default()
+            ..common::config()
         },
     )
     .unwrap()
@@ -342,12 +344,12 @@ fn misses_stop_at_the_presence_filter() {
 
 #[test]
 fn bad_tables_are_refused() {
-    assert!(Router::new(vec![], CaseFolding::Unicode, Config::default()).is_err());
+    assert!(Router::new(vec![], CaseFolding::Unicode, common::config()).is_err());
     let twice = vec![
         ("a".to_string(), ColumnType::Int8),
         ("a".to_string(), ColumnType::Text),
     ];
-    assert!(Router::new(twice, CaseFolding::Unicode, Config::default()).is_err());
+    assert!(Router::new(twice, CaseFolding::Unicode, common::config()).is_err());
     let r = router();
     let short = [None, None];
     assert!(r.route(&Change::Insert(&short), &mut Vec::new()).is_err());
@@ -362,7 +364,7 @@ fn a_persistent_router_reopens_with_its_shapes() {
             dir.path(),
             columns(),
             CaseFolding::Unicode,
-            Config::default(),
+            common::config(),
             SyncMode::Flush,
         )
     };
@@ -406,26 +408,40 @@ fn a_persistent_router_reopens_with_its_shapes() {
         dir.path(),
         other,
         CaseFolding::Unicode,
-        Config::default(),
+        common::config(),
         SyncMode::Flush
     )
     .is_err());
 }
 
+/// Readers route while one thread adds, replaces and removes other shapes: a stable shape
+/// is never missed. The readers keep going until the churn has made 1,000 changes, so the
+/// reads really overlap it, however the threads are scheduled.
 #[test]
 fn routes_while_shapes_churn_never_lose_a_stable_shape() {
-    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     use std::sync::Arc;
+    const CHURN: u64 = 1_000;
     let r = Arc::new(router());
     for k in 0..100u32 {
         r.add_shape(k, &format!("user_id = {k}")).unwrap();
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let churned = Arc::new(AtomicU64::new(0));
+    // set when the churn thread ends, also by a panic, so readers never wait for it in vain
+    let churn_over = Arc::new(AtomicBool::new(false));
+    struct Over(Arc<AtomicBool>);
+    impl Drop for Over {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
     let churn = {
-        let (r, stop) = (r.clone(), stop.clone());
+        let (r, stop, churned) = (r.clone(), stop.clone(), churned.clone());
+        let over = Over(churn_over.clone());
         std::thread::spawn(move || {
+            let _over = over;
             let mut rng = StdRng::seed_from_u64(11);
-            let mut ops = 0;
             while !stop.load(Ordering::Relaxed) {
                 let id = rng.gen_range(1000..1100);
                 let k = rng.gen_range(0..100);
@@ -439,24 +455,28 @@ fn routes_while_shapes_churn_never_lose_a_stable_shape() {
                     };
                     r.add_shape(id, &sql).unwrap();
                 }
-                ops += 1;
+                churned.fetch_add(1, Ordering::SeqCst);
             }
-            ops
         })
     };
     let readers: Vec<_> = (0..2)
         .map(|t| {
-            let r = r.clone();
+            let (r, churned, churn_over) = (r.clone(), churned.clone(), churn_over.clone());
             std::thread::spawn(move || {
                 let mut rng = StdRng::seed_from_u64(t);
                 let mut out = Vec::new();
-                for _ in 0..40_000 {
+                let mut routed = 0;
+                while routed < 40_000
+                    || (churned.load(Ordering::SeqCst) < CHURN
+                        && !churn_over.load(Ordering::SeqCst))
+                {
                     let k: u32 = rng.gen_range(0..100);
                     let row = rec(&[("user_id", &k.to_string())]);
                     r.route(&Change::Insert(&cells(&row)), &mut out).unwrap();
                     assert!(out.contains(&k), "stable shape {k} missing: {out:?}");
                     assert!(out.windows(2).all(|w| w[0] < w[1]), "{out:?}");
                     assert!(out.iter().all(|&id| id == k || (1000..1100).contains(&id)));
+                    routed += 1;
                 }
             })
         })
@@ -465,7 +485,8 @@ fn routes_while_shapes_churn_never_lose_a_stable_shape() {
         h.join().unwrap();
     }
     stop.store(true, Ordering::Relaxed);
-    assert!(churn.join().unwrap() > 100);
+    churn.join().unwrap();
+    assert!(churned.load(Ordering::SeqCst) >= CHURN);
 }
 
 #[test]
@@ -477,7 +498,7 @@ fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
             dir.path(),
             columns(),
             CaseFolding::Unicode,
-            Config::default(),
+            common::config(),
             SyncMode::None,
         )
     };
@@ -601,7 +622,7 @@ fn or_branches_are_indexed_under_every_branch() {
 
 #[test]
 fn ascii_case_folding_follows_lc_ctype_c() {
-    let r = Router::new(columns(), CaseFolding::Ascii, Config::default()).unwrap();
+    let r = Router::new(columns(), CaseFolding::Ascii, common::config()).unwrap();
     r.add_shape(1, "status ILIKE 'über%'").unwrap();
     r.add_shape(2, "lower(status) = 'über'").unwrap();
     r.add_shape(3, "upper(note) IN ('ÜBER', 'A')").unwrap();

@@ -72,6 +72,9 @@ pub struct Stats {
     pub counted_handles: u64,
     /// Heap bytes of the per-handle key counts (`Config::count_handles`; else 0).
     pub handle_count_bytes: u64,
+    /// fsyncs of the write-ahead log's frames (a persistent index; else 0). Group commit:
+    /// flushes that overlap share one; `SyncMode::None` does none.
+    pub log_fsyncs: u64,
 }
 
 /// A lane's lookup counters (relaxed atomics on the lane, so readers of different lanes do
@@ -160,6 +163,7 @@ impl Index {
             compaction_busy_us: load(&c.busy_us),
             stalls: load(&c.stalls),
             compaction_threads: self.workers.threads() as u64,
+            log_fsyncs: self.wal.as_ref().map_or(0, |w| w.fsyncs()),
             ..Stats::default()
         };
         if let Some(counts) = &self.counts {

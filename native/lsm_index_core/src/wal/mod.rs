@@ -210,6 +210,42 @@ mod tests {
         }
     }
 
+    /// Group commit's bookkeeping: a sync fsyncs only when some append is not yet durable —
+    /// also when it was written out already (by a non-durable sync) but not fsynced.
+    #[test]
+    fn a_sync_fsyncs_only_what_is_not_yet_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, Vec::new(), SyncMode::Flush).unwrap();
+        wal.sync(true).unwrap();
+        assert_eq!(wal.fsyncs(), 0, "nothing appended");
+        wal.append(1, Record::Add { fp: 1, handle: 1 });
+        wal.sync(false).unwrap();
+        assert_eq!(
+            (wal.fsyncs(), wal.buffered()),
+            (0, 0),
+            "written out, not fsynced"
+        );
+        wal.sync(true).unwrap();
+        assert_eq!(wal.fsyncs(), 1);
+        wal.sync(true).unwrap();
+        wal.sync(false).unwrap();
+        assert_eq!(wal.fsyncs(), 1, "already durable");
+        wal.append(2, Record::Drop { handle: 1 });
+        wal.sync(true).unwrap();
+        assert_eq!(wal.fsyncs(), 2);
+        drop(wal);
+        assert_eq!(records(dir.path()).unwrap().len(), 2);
+
+        // SyncMode::None writes out and never fsyncs
+        let dir = tempfile::tempdir().unwrap();
+        let wal = Wal::create(dir.path(), 1, Vec::new(), SyncMode::None).unwrap();
+        wal.append(1, Record::Add { fp: 1, handle: 1 });
+        wal.sync(true).unwrap();
+        assert_eq!((wal.fsyncs(), wal.buffered()), (0, 0));
+        drop(wal);
+        assert_eq!(records(dir.path()).unwrap().len(), 1);
+    }
+
     #[test]
     fn a_bad_checksum_on_a_complete_frame_is_an_error() {
         let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,11 @@
 //! Writing the log: appends buffered under the writer's lane lock, written out and fsynced
 //! by `sync` (group commit), a new file started past `FILE_LIMIT`, covered files deleted.
+//!
+//! Group commit: every append is counted, and `sync` remembers how many appends it has
+//! written out and how many it has fsynced. A caller that finds every append made before
+//! its call already fsynced (by a concurrent caller that held the file while it waited)
+//! returns without an fsync of its own; `Wal::fsyncs` counts the fsyncs done, so a test can
+//! tell that concurrent flushes shared them.
 
 use super::reader::file_name;
 use super::{Record, SyncMode, FILE_HEADER, MAGIC, VERSION};
@@ -19,6 +25,8 @@ struct Buffer {
     bytes: Vec<u8>,
     /// Sequence number of the last frame appended (0 when none).
     last_seq: u64,
+    /// Frames appended since the log was created (those in `bytes` are the last of them).
+    appended: u64,
 }
 
 struct Io {
@@ -28,8 +36,14 @@ struct Io {
     size: u64,
     /// Files before the current one, oldest first: `(first_seq, path)`.
     older: Vec<(u64, PathBuf)>,
-    /// Every frame up to this sequence number is written out (and fsynced unless `None`).
+    /// The largest sequence number written out.
     synced_seq: u64,
+    /// Frames written out to the file: the first `written` appends.
+    written: u64,
+    /// Frames fsynced: the first `durable` appends.
+    durable: u64,
+    /// fsyncs of frames done by `sync`.
+    fsyncs: u64,
 }
 
 /// The log of one index directory.
@@ -57,6 +71,7 @@ impl Wal {
             buffer: Mutex::new(Buffer {
                 bytes: Vec::new(),
                 last_seq: 0,
+                appended: 0,
             }),
             io: Mutex::new(Io {
                 file,
@@ -64,6 +79,9 @@ impl Wal {
                 size: 0,
                 older,
                 synced_seq: 0,
+                written: 0,
+                durable: 0,
+                fsyncs: 0,
             }),
         })
     }
@@ -79,6 +97,7 @@ impl Wal {
         let mut b = self.buffer.lock();
         record.encode(seq, &mut b.bytes);
         b.last_seq = b.last_seq.max(seq);
+        b.appended += 1;
         b.bytes.len() >= BUFFER_LIMIT
     }
 
@@ -88,16 +107,21 @@ impl Wal {
     }
 
     /// Writes every appended frame to the file; with `durable` (and not `SyncMode::None`)
-    /// also fsyncs it. Concurrent callers share one write and fsync (group commit).
+    /// also fsyncs it. Concurrent callers share one write and fsync (group commit): a caller
+    /// whose appends a caller before it already wrote out (and fsynced, if `durable`)
+    /// returns at once.
     pub fn sync(&self, durable: bool) -> Result<()> {
-        let target = self.buffer.lock().last_seq;
+        let durable = durable && self.mode != SyncMode::None;
+        // every frame appended before this call is among the first `target`
+        let target = self.buffer.lock().appended;
         let mut io = self.io.lock();
-        if io.synced_seq >= target && !durable {
+        let done = if durable { io.durable } else { io.written };
+        if done >= target {
             return Ok(());
         }
-        let (bytes, last) = {
+        let (bytes, last, upto) = {
             let mut b = self.buffer.lock();
-            (std::mem::take(&mut b.bytes), b.last_seq)
+            (std::mem::take(&mut b.bytes), b.last_seq, b.appended)
         };
         let path = self.dir.join(file_name(io.first_seq));
         if !bytes.is_empty() {
@@ -106,11 +130,14 @@ impl Wal {
                 .map_err(|e| io_error(FileKind::Wal, &path, "write", &e))?;
             io.size += bytes.len() as u64;
         }
+        io.written = upto;
         crate::failpoint::hit("wal:written");
-        if durable && self.mode != SyncMode::None {
+        if durable {
             io.file
                 .sync_data()
                 .map_err(|e| io_error(FileKind::Wal, &path, "fsync", &e))?;
+            io.durable = upto;
+            io.fsyncs += 1;
         }
         io.synced_seq = io.synced_seq.max(last);
         if io.size >= FILE_LIMIT {
@@ -151,6 +178,13 @@ impl Wal {
         }
         io.older = keep;
         deleted
+    }
+
+    /// fsyncs of appended frames so far (group commit: fewer than the durable `sync` calls
+    /// when they overlap; none in `SyncMode::None`). The fsyncs that make a new file's
+    /// header durable are not counted.
+    pub fn fsyncs(&self) -> u64 {
+        self.io.lock().fsyncs
     }
 
     /// Log files kept: the older ones not yet covered by segments, plus the current one.
