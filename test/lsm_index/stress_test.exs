@@ -93,7 +93,8 @@ defmodule LsmIndex.StressTest do
             "skipped) in #{elapsed_ms} ms, #{stats.jobs_done} compaction jobs, " <>
             "#{stats.stalls} stalled writes, WA #{Float.round(stats.write_amplification, 2)}; " <>
             "long_schedule events #{length(long)} (max #{Enum.max(long, fn -> 0 end)} ms); " <>
-            "steal ticks #{steal_ticks() - steal_before}\n" <> CallTiming.table(timing)
+            "steal ticks #{steal_ticks() - steal_before}; load #{load()}\n" <>
+            CallTiming.table(timing)
         )
 
         assert wrong == [], "wrong answers: #{inspect(Enum.take(wrong, 5))}"
@@ -162,6 +163,14 @@ defmodule LsmIndex.StressTest do
       {:monitor, pid, :long_schedule, info} -> long_schedules([{pid, info} | acc])
     after
       0 -> acc
+    end
+  end
+
+  # The machine's 1-, 5- and 15-minute load averages (Linux; "?" elsewhere).
+  defp load do
+    case File.read("/proc/loadavg") do
+      {:ok, text} -> text |> String.split() |> Enum.take(3) |> Enum.join(" ")
+      _ -> "?"
     end
   end
 

@@ -17,7 +17,7 @@ defmodule LsmIndex.Test.CallTiming do
 
   A NIF that really holds its scheduler does so on every call that takes the slow path: a
   batch applied inline puts most write calls over 1 ms, a slow lookup path every lookup.
-  The VM puts a handful per run (0-4 in 12 stress runs beside other builds, 0 in the
+  The VM puts a handful per run (0-4 in each of 19 stress runs beside other builds, 0-2 in the
   scheduling test). So each NIF may have at most #{@slack} calls over 1 ms plus four times
   what the control saw, scaled to that NIF's CPU time: the bound grows with the VM's stalls
   (if the host stalls ten times as often, the control sees ten times as many) and never with
