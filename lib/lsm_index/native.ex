@@ -63,7 +63,8 @@ defmodule LsmIndex.Native do
   def filter_row(_schema, _record, _want_row), do: err()
   def filter_eval_small(_row, _checks), do: err()
   def filter_eval_dirty(_row, _checks), do: err()
-  def timing_enable(_on), do: err()
+  def timing_enable(_mode), do: err()
+  def timing_noop(_spins), do: err()
   def timing_report, do: err()
 
   defp err, do: :erlang.nif_error(:nif_not_loaded)

@@ -53,7 +53,7 @@ pub use wal::SyncMode;
 /// the stable API.
 #[doc(hidden)]
 pub mod internals {
-    pub use crate::clock::thread_cpu_time;
+    pub use crate::clock::{current_cpu, monotonic, thread_cpu_time, thread_usage, ThreadUsage};
     pub use crate::compaction::executor;
     pub use crate::dead::DeadHandles;
     pub use crate::hash::{jump_hash, HashSecret, KeyHasher};
