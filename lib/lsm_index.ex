@@ -38,9 +38,10 @@ defmodule LsmIndex do
     * `:prefilter` - binary-fuse prefilter in front of segments (default `true`)
     * `:verify` - `open/2` checks every checksum of every segment file; `false` checks
       only each file's header and its record in the manifest (a faster reopen): damage
-      inside a section then goes unnoticed — lookups answer from the damaged bytes (keys
-      missed, other handles) and merges copy them; `verify: true` or `lsm-index verify DIR`
-      finds it (default `true`)
+      inside a section then goes unnoticed by lookups — they answer from the damaged bytes
+      (keys missed, other handles) — until a merge reads the segment: merges verify every
+      input first, so the damage poisons the index (naming file and section) instead of
+      being copied; `verify: true` or `lsm-index verify DIR` finds it at once (default `true`)
     * `:sync` - when `open/2`'s write-ahead log reaches the disk: `:flush`, `:always` or
       `:none`, see `open/2` (default `:flush`)
     * `:count_handles` - keep, for each handle, how many keys hold it (`handle_count/2`,

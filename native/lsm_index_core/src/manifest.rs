@@ -197,7 +197,12 @@ impl Manifest {
 
 /// The relative path of segment `id` of lane `lane`.
 pub fn segment_file(lane: usize, id: u64) -> String {
-    format!("segments/lane-{lane}/{id:016x}.seg")
+    format!("segments/lane-{lane}/{}", segment_name(id))
+}
+
+/// The file name of segment `id` (unique within an index: how errors name a segment).
+pub fn segment_name(id: u64) -> String {
+    format!("{id:016x}.seg")
 }
 
 /// Installs `m` in `dir` atomically (temp file, fsync, rename, fsync of the directory).

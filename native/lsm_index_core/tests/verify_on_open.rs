@@ -171,3 +171,57 @@ fn a_lazy_open_does_not_see_damage_a_verified_open_refuses() {
     }
     assert!(opened_damaged > 0, "every damage was refused lazily");
 }
+
+/// What a lazy open did not see, a merge does: it verifies every input it reads, so a
+/// damaged segment is refused (the job fails and poisons the index, naming the file and
+/// section) instead of being
+/// rewritten into a new segment with valid checksums. The damaged file stays as it was, and
+/// a verified open still names it.
+#[test]
+fn a_merge_refuses_damage_a_lazy_open_did_not_see() {
+    let (dir, seg) = built(SegmentLayout::Quotient);
+    let name = seg.file_name().unwrap().to_string_lossy().into_owned();
+    let r = section(&fs::read(&seg).unwrap(), 2);
+    flip(&seg, r.start + r.len() / 2);
+    let damaged = fs::read(&seg).unwrap();
+
+    let index = Index::open(dir.path(), config(SegmentLayout::Quotient, false)).unwrap();
+    for i in KEYS..KEYS + 500 {
+        index.add(&key(i), i % 7).unwrap(); // new keys in every lane: a full compaction merges
+    }
+    let err = index.compact().err();
+    // a failed job poisons the index (as any compaction failure does), naming the damage
+    assert!(
+        matches!(err, Some(Error::Poisoned { ref cause })
+            if cause.contains(&name) && cause.contains("records section")
+                && cause.contains("checksum mismatch")),
+        "compacting over a damaged segment: {err:?}"
+    );
+    common::release(index);
+
+    assert_eq!(
+        fs::read(&seg).unwrap(),
+        damaged,
+        "the damaged file was replaced"
+    );
+    let err = Index::open(dir.path(), config(SegmentLayout::Quotient, true)).err();
+    assert!(
+        matches!(err, Some(Error::ChecksumMismatch { ref what, .. }) if what.contains(&name)),
+        "verified open after the failed merge: {err:?}"
+    );
+}
+
+/// A lazily opened segment that is whole merges as any other (verified once, then read).
+#[test]
+fn a_merge_over_lazily_opened_whole_segments_keeps_every_key() {
+    let (dir, _) = built(SegmentLayout::Quotient);
+    let index = Index::open(dir.path(), config(SegmentLayout::Quotient, false)).unwrap();
+    for i in KEYS..KEYS + 500 {
+        index.add(&key(i), i % 7).unwrap();
+    }
+    index.compact().unwrap();
+    for i in 0..KEYS + 500 {
+        assert_eq!(index.lookup(&key(i)).unwrap(), vec![i % 7], "key {i}");
+    }
+    common::release(index);
+}

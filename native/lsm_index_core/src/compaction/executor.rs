@@ -75,6 +75,10 @@ fn merge_into(
     dead: &DeadHandles,
     bottom: bool,
 ) -> Result<()> {
+    for s in inputs {
+        // a lazily opened input is read whole here: its damage is refused, not carried over
+        s.segment.verify(&crate::manifest::segment_name(s.id))?;
+    }
     let total: u64 = inputs.iter().map(|s| s.segment.info().key_count).sum();
     // (fingerprint, input rank, value word): sorting groups each key's versions, newest first.
     let mut items: Vec<(u64, u32, u32)> = Vec::with_capacity(total as usize);

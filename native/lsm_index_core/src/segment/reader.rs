@@ -9,6 +9,7 @@ use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC};
 use super::{MPH_FORMAT_VERSION, RECORD_LEN};
 use crate::error::{Error, FileKind, Result};
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a segment knows about a fingerprint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct Segment<B> {
     index: Range<usize>,
     records: Range<usize>,
     pool: Range<usize>,
+    /// Every checksum was verified (by `open`, or later by [`Segment::verify`]).
+    verified: AtomicBool,
 }
 
 impl<B> std::fmt::Debug for Segment<B> {
@@ -241,7 +244,25 @@ impl<B: AsRef<[u8]>> Segment<B> {
             index,
             records,
             pool,
+            verified: AtomicBool::new(verify_checksums),
         })
+    }
+
+    /// Records that every checksum holds without reading them: for bytes this process has just
+    /// built (the writer computed the checksums over them).
+    pub(crate) fn mark_verified(&self) {
+        self.verified.store(true, Ordering::Release);
+    }
+
+    /// Verifies every checksum, once: a no-op when `open` did. Merges call it on their inputs,
+    /// so damage a lazy open (`verify_checksums: false`) did not see is refused rather than
+    /// copied into a new segment whose checksums are valid. `what` names the segment.
+    pub fn verify(&self, what: &str) -> Result<()> {
+        if !self.verified.load(Ordering::Acquire) {
+            Segment::open(self.bytes.as_ref(), what, true)?;
+            self.verified.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// What the header says.
