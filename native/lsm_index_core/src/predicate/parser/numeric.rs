@@ -147,6 +147,20 @@ impl Parser<'_> {
         Ok(Expr::Cmp { column, op, value })
     }
 
+    /// The error of a cast literal that is not a value of type `name`: a string's is
+    /// PostgreSQL's parser's; a number's is its planner's, not raised where it does not look
+    /// (a stand-in instead: see `fold`).
+    fn cast_error(
+        &self,
+        literal: &Literal,
+        name: &str,
+    ) -> std::result::Result<Option<Num>, String> {
+        if !matches!(literal.raw, Raw::Str(_)) && self.stand_in() {
+            return Ok(Some(Num::Int(0)));
+        }
+        Err(format!("a literal that is a valid {name}"))
+    }
+
     /// A number PostgreSQL compares with an integer column in a wider type — a decimal or an
     /// integer beyond i64 (numeric: exactly), a float8 cast (float8: exactly too, for int2 and
     /// int4 values and for int8 values against floats below 2^53; larger ones are not
@@ -183,7 +197,7 @@ impl Parser<'_> {
                 } else {
                     n
                 }))),
-                _ => Err("a literal that is a valid numeric".into()),
+                _ => self.cast_error(literal, "numeric"),
             },
             // a float4 or float8 cast: compared in float8
             Literal {
@@ -192,7 +206,7 @@ impl Parser<'_> {
                 cast: Some((_, float @ (ColumnType::Float8 | ColumnType::Float4))),
             } => {
                 let Some(Value::Float(f)) = float.parse(text) else {
-                    return Err(format!("a literal that is a valid {}", float.name()));
+                    return self.cast_error(literal, float.name());
                 };
                 let f = if *negative { -f } else { f };
                 Ok(Some(float_number(f)))
