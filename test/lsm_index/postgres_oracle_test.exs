@@ -387,7 +387,7 @@ defmodule LsmIndex.PostgresOracleTest do
     cast? = rest |> String.trim_leading() |> String.starts_with?("::")
     k = length(params) + 1
 
-    if not cast? and :erlang.phash2({n, k}, 2) == 0 do
+    if not cast? and not typed_literal?(out) and :erlang.phash2({n, k}, 2) == 0 do
       text = quoted |> binary_part(1, byte_size(quoted) - 2) |> String.replace("''", "'")
       parameterize(rest, n, {["$#{k}" | out], [text | params]}, ?1)
     else
@@ -397,6 +397,17 @@ defmodule LsmIndex.PostgresOracleTest do
 
   defp parameterize(<<c, rest::binary>>, n, {out, params}, _prev),
     do: parameterize(rest, n, {[<<c>> | out], params}, c)
+
+  # Whether the text before a string (`out`, reversed) ends with a type name: the string is a
+  # typed literal's (`DATE '…'`, `"prio" '…'`), which takes a string constant only.
+  @type_words ~w(int int2 int4 int8 integer smallint bigint real float float4 float8 precision
+                 numeric decimal bool boolean text varchar varying uuid date time timestamp
+                 timestamptz zone prio)
+  defp typed_literal?(out) do
+    before = out |> Enum.reverse() |> IO.iodata_to_binary() |> String.trim_trailing()
+    last = Regex.run(~r/[A-Za-z0-9_]*$/, before) |> hd() |> String.downcase()
+    String.ends_with?(before, "\"") or last in @type_words
+  end
 
   # A `q`-quoted token at the start of `sql` (`qq` inside is one `q`) and what follows it.
   defp quoted(<<q, rest::binary>>, q), do: quoted_body(rest, q, <<q>>)

@@ -311,7 +311,10 @@ fn constant_folding_stops_where_the_planner_stops() {
             "false AND '5874897-12-31'::date::timestamp > ts",
             Some(false),
         ),
-        ("false AND ts = '5874897-12-31'::date", Some(false)),
+        (
+            "false AND ts = '5874897-12-31'::date::timestamp",
+            Some(false),
+        ),
         // BETWEEN is `x >= low AND x <= high`; NOT BETWEEN `x < low OR x > high`
         ("1 BETWEEN 2 AND 1 / 0", Some(false)),
         ("0 NOT BETWEEN 1 AND 1 / 0", Some(true)),
@@ -343,7 +346,10 @@ fn constant_folding_raises_what_the_planner_raises() {
         "(i4 IN (NULL, NULL)) IS UNKNOWN OR 1 / 0 = 1",
         "i4 IS DISTINCT FROM NULL OR 1 / 0 = 1",
         "'abc'::text::int4 = 1",
-        "true AND ts = '5874897-12-31'::date",
+        "true AND ts = '5874897-12-31'::date::timestamp",
+        // a list of two is cast to its common type: the date does not fit
+        "ts IN ('5874897-12-31'::date, '2000-01-01')",
+        "coalesce(ts, '5874897-12-31'::date) > '2000-01-01'",
         // what the parser raises is raised behind a FALSE too
         "false AND i4 = 'abc'",
         "false AND i4 = 'abc'::int4",
@@ -358,6 +364,46 @@ fn constant_folding_raises_what_the_planner_raises() {
     ] {
         err(sql);
     }
+}
+
+/// A date past the last timestamp against a timestamp column: PostgreSQL's cross-type
+/// operators compare it without a cast (after every finite timestamp, before `infinity`).
+#[test]
+fn a_date_past_the_last_timestamp_compares_without_a_cast() {
+    let big = "'5874897-12-31'::date";
+    for (ts, answers) in [
+        ("2000-01-01", [false, true, true, true, false, false]),
+        ("infinity", [false, true, false, false, true, true]),
+        ("-infinity", [false, true, true, true, false, false]),
+    ] {
+        for (op, want) in ["=", "<>", "<", "<=", ">", ">="].iter().zip(answers) {
+            let sql = format!("ts {op} {big}");
+            assert_eq!(truth(&sql, &[("ts", ts)]), Some(want), "{sql} on {ts}");
+            let flipped = format!("{big} {op} ts");
+            let mirrored = match *op {
+                "<" => ">",
+                "<=" => ">=",
+                ">" => "<",
+                ">=" => "<=",
+                other => other,
+            };
+            let sql = format!("ts {mirrored} {big}");
+            assert_eq!(truth(&flipped, &[("ts", ts)]), truth(&sql, &[("ts", ts)]));
+        }
+        assert_eq!(truth(&format!("ts IN ({big})"), &[("ts", ts)]), Some(false));
+        assert_eq!(
+            truth(&format!("ts NOT IN ({big})"), &[("ts", ts)]),
+            Some(true)
+        );
+    }
+    assert_eq!(truth(&format!("ts < {big}"), &[]), None);
+    assert_eq!(
+        truth(
+            &format!("ts BETWEEN '2000-01-01' AND {big}"),
+            &[("ts", "2024-01-01")]
+        ),
+        Some(true)
+    );
 }
 
 #[test]
