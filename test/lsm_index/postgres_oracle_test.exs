@@ -44,6 +44,20 @@ defmodule LsmIndex.PostgresOracleTest do
       router: :error,
       map: :error,
       lsm: :error
+    },
+    # A date past the last timestamp in a list cast to timestamptz: PostgreSQL's date to
+    # timestamptz cast is stable (it depends on TimeZone), so its planner does not compute it
+    # and it fails only on a row the executor reaches it with (or never, here: the OR folds
+    # to TRUE); we compute it when the shape is added and refuse it (a list cast to timestamp,
+    # an immutable cast, fails while planning in PostgreSQL too, as here). Issue 20.
+    %{
+      construct: :date_past_timestamps_list,
+      clause: "tz IN ('5874897-12-31'::date, '2024-01-01') OR TRUE",
+      row: %{"tz" => "2024-01-01 00:00:00+00"},
+      postgres: true,
+      router: :error,
+      map: :error,
+      lsm: :error
     }
   ]
 

@@ -170,8 +170,12 @@ defmodule LsmIndex.Test.WhereGenerator do
     :timestamp,
     # timestamptz: `tz >= '2024-01-01 10:30:00+05:30'`, `'…Z'`, no offset (UTC)
     :timestamptz,
-    # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`
+    # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`,
+    # `ts < '5874897-12-31'::date` (past the last timestamp: no cast, no error)
     :datetime_cast,
+    # `tz IN ('5874897-12-31'::date, …)`: cast to timestamptz, which PostgreSQL computes while
+    # executing, not planning (a known gap)
+    :date_past_timestamps_list,
     # enum: `e = 'urgent'`, `e > 'high'` (declaration order), `m = 'sad'` (labels only)
     :enum,
     # typed literals `type 'text'` of every type: `i4 = int4 ' 5 '`, `date = DATE '…'`,
@@ -762,11 +766,23 @@ defmodule LsmIndex.Test.WhereGenerator do
           use!(:null_literal)
           kw("NULL")
         else
-          literal(type)
+          list_literal(type)
         end
       end
 
     [col(name), sp(), kw(word), sp(), "(", Enum.intersperse(values, [",", sp()]), ")"]
+  end
+
+  # A literal of an IN list: a date past the last timestamp only with
+  # :date_past_timestamps_list (a list casts it to the list's type)
+  defp list_literal(type) do
+    lit = literal(type)
+
+    cond do
+      not String.contains?(IO.iodata_to_binary(lit), "5874897") -> lit
+      on?(:date_past_timestamps_list) -> tap(lit, fn _ -> use!(:date_past_timestamps_list) end)
+      true -> "'2024-01-01'::date"
+    end
   end
 
   # A literal on the left of a comparison: a cast there is :cast_left.
