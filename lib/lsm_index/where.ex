@@ -10,12 +10,15 @@ defmodule LsmIndex.Where do
   The language is PostgreSQL 15's, checked against PostgreSQL itself by the test suite (the
   full table, type rules and what is still out: DESIGN.md, "The language"): column
   references (optionally double-quoted), literals of every column type (integers, decimals,
-  `'text'`, `E'…'`, `TRUE`/`FALSE`, `NULL`, casts `x::t` and `CAST(x AS t)`; a cast binds
-  tighter than a sign), `$n` parameters, comparisons, `[NOT] IN`, `[NOT] BETWEEN
-  [SYMMETRIC]`, `IS [NOT] NULL | TRUE | FALSE | UNKNOWN | DISTINCT FROM`, `[NOT] LIKE` /
-  `ILIKE`, `lower upper length char_length abs coalesce`, `+ - * / %`, `||`, `AND`, `OR`,
-  `NOT` and parentheses; column types `:int2 :int4 :int8 :float4 :float8 :numeric :bool
-  :text :varchar :uuid :date :time :timestamp :timestamptz` and `{:enum, labels}`.
+  `'text'`, `E'…'`, `TRUE`/`FALSE`, `NULL`, casts `x::t` and `CAST(x AS t)`, typed literals
+  `date '2024-01-01'`; a cast binds tighter than a sign), `$n` parameters, comparisons,
+  `[NOT] IN`, `[NOT] BETWEEN [SYMMETRIC]`, `IS [NOT] NULL | TRUE | FALSE | UNKNOWN | DISTINCT
+  FROM`, `[NOT] LIKE` / `ILIKE`, `lower upper length char_length abs coalesce`, `+ - * /
+  %`, `||`, `AND`, `OR`, `NOT` and parentheses; column types `:int2 :int4 :int8 :float4
+  :float8 :numeric :bool :text :varchar :uuid :date :time :timestamp :timestamptz`, `{:enum,
+  name, labels}` (a named enum: `'sad'::mood`, `mood 'sad'`) and `{:enum, labels}`.
+  Constants are folded as PostgreSQL's planner folds them, so a clause is refused for an
+  error (`1/0`) only where PostgreSQL would raise it (not in `false AND 1/0 = 1`).
 
   A condition on a column against literals comes back as a tree node, its literals as Elixir
   values (integers; floats, `:nan`, `:infinity`, `:neg_infinity`; booleans; text; every
@@ -62,8 +65,9 @@ defmodule LsmIndex.Where do
 
   @doc false
   # `columns` checked (`ColumnType.columns!/1`) in the NIF's form, `[{name, type_name}]`
-  # (`{name, {"enum", labels}}` for an enum).
-  @spec native_columns!(columns()) :: [{String.t(), String.t() | {String.t(), [String.t()]}}]
+  # (`{name, {"enum", labels}}` for an enum, `{name, {"enum", type_name, labels}}` for a
+  # named one).
+  @spec native_columns!(columns()) :: [{String.t(), String.t() | tuple()}]
   def native_columns!(columns) do
     for {name, type} <- ColumnType.columns!(columns), do: {name, ColumnType.native(type)}
   end

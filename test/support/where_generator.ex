@@ -1,7 +1,9 @@
 defmodule LsmIndex.Test.WhereGenerator do
   @moduledoc """
   Random rows and random WHERE clauses of today's grammar (`LsmIndex.Where`) over one table
-  with a column of every supported type, for the PostgreSQL oracle test. Clauses are built
+  with a column of every supported type (the date column is named `date`, like its type;
+  `e` is of the named enum type `prio`, `m` of an enum known to us by its labels only), for
+  the PostgreSQL oracle test. Clauses are built
   from named constructs (`constructs/0`); a generator configuration is the set of constructs
   it may use, so a construct whose semantics differ from PostgreSQL's can be left out, and
   each clause comes back with the constructs it used.
@@ -9,6 +11,7 @@ defmodule LsmIndex.Test.WhereGenerator do
   Randomness comes from the process's `:rand` state (seed it first).
   """
 
+  @prio ["low", "high", "medium", "urgent"]
   @columns [
     {"id", :int8},
     {"i2", :int2},
@@ -22,15 +25,29 @@ defmodule LsmIndex.Test.WhereGenerator do
     {"u", :uuid},
     {"r", :float4},
     {"n", :numeric},
-    {"d", :date},
+    {"date", :date},
     {"tm", :time},
     {"ts", :timestamp},
     {"tz", :timestamptz},
-    {"e", {:enum, ["low", "high", "medium", "urgent"]}}
+    {"e", {:enum, "prio", @prio}},
+    {"m", {:enum, ["sad", "ok", "happy"]}}
   ]
+  # PostgreSQL's name of the enum we know by its labels only (clauses never name it)
+  @unnamed_enum "mood"
 
-  # Constructs that write a literal PostgreSQL refuses when it evaluates its cast.
-  @refused_literals MapSet.new([:neg_cast_min, :float_out_of_range, :int_cast, :int_cast_wide])
+  # Conditions whose constant part PostgreSQL's planner fails to compute (none reads a
+  # column where it fails: that would fail on rows instead), and ones its parser refuses.
+  @plan_errors [
+    "1 / 0 = 1",
+    "i2 = -32768::int2",
+    "f < 1e400",
+    "i4 = 99999999999::int4",
+    "abs((-2147483647 - 1)::int4) = 1",
+    "'abc'::text::int4 = 1",
+    "ts = '5874897-12-31'::date::timestamp",
+    "n > 1 / 0.0"
+  ]
+  @parse_errors ["i4 = 'abc'", "e = 'nope'", "date = DATE 'x'"]
 
   # What each construct generates (the comment is the example).
   @constructs [
@@ -153,10 +170,24 @@ defmodule LsmIndex.Test.WhereGenerator do
     :timestamp,
     # timestamptz: `tz >= '2024-01-01 10:30:00+05:30'`, `'…Z'`, no offset (UTC)
     :timestamptz,
-    # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`
+    # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`,
+    # `ts < '5874897-12-31'::date` (past the last timestamp: no cast, no error)
     :datetime_cast,
-    # enum: `e = 'urgent'`, `e > 'high'` (declaration order)
+    # `tz IN ('5874897-12-31'::date, …)`: cast to timestamptz, which PostgreSQL computes while
+    # executing, not planning (a known gap)
+    :date_past_timestamps_list,
+    # enum: `e = 'urgent'`, `e > 'high'` (declaration order), `m = 'sad'` (labels only)
     :enum,
+    # typed literals `type 'text'` of every type: `i4 = int4 ' 5 '`, `date = DATE '…'`,
+    # `r < real '1.1'`, `tz > TIMESTAMP WITH TIME ZONE '…'`, `e = prio 'low'`
+    :typed_literal,
+    # the named enum `prio`: `e = 'low'::prio`, `e::text::prio = e`, `CAST('high' AS prio)`;
+    # refused by both: `e = m`, `e = 'nope'::prio`, `i4::prio`
+    :named_enum,
+    # constants PostgreSQL's planner never computes: `FALSE AND 1 / 0 = 1`, `TRUE OR …`,
+    # `coalesce(NULL::int4, 1, 1 / 0)`, `1 BETWEEN 2 AND 1 / 0`, `(i4 + NULL) IS NULL OR …`;
+    # and ones it does (refused by both): `1 / 0 = 1 AND FALSE`, `NULL AND …`
+    :lazy_fold,
     # expressions (none raises an error on the generated rows):
     # `lower(s) = 'ab'`, `upper(t) LIKE 'A%'`, `lower(s) IN (…)`
     :func_text,
@@ -192,21 +223,28 @@ defmodule LsmIndex.Test.WhereGenerator do
   @type row :: %{String.t() => String.t() | nil}
 
   @doc "The table's columns, `{name, type}`."
-  @spec columns() :: [{String.t(), atom() | {:enum, [String.t()]}}]
+  @spec columns() :: [{String.t(), LsmIndex.Filter.ColumnType.t()}]
   def columns, do: @columns
 
-  @doc "PostgreSQL's name of a column type (an enum's type is `prio`, see `types_sql/0`)."
-  @spec pg_type(atom() | {:enum, [String.t()]}) :: String.t()
-  def pg_type({:enum, _}), do: "prio"
+  @doc "PostgreSQL's name of a column type (see `types_sql/0` for the enums)."
+  @spec pg_type(LsmIndex.Filter.ColumnType.t()) :: String.t()
+  def pg_type({:enum, name, _}), do: name
+  def pg_type({:enum, _}), do: @unnamed_enum
   def pg_type(type), do: Atom.to_string(type)
 
   @doc "SQL that (re)creates the types the table needs (after its table is dropped)."
   @spec types_sql() :: String.t()
   def types_sql do
-    labels = for {_, {:enum, labels}} <- @columns, do: labels
-    list = labels |> hd() |> Enum.map_join(", ", &quote_sql/1)
-    "DROP TYPE IF EXISTS prio;\nCREATE TYPE prio AS ENUM (#{list});\n"
+    for {_, type} <- @columns, labels = enum_labels(type), into: "" do
+      list = Enum.map_join(labels, ", ", &quote_sql/1)
+      name = pg_type(type)
+      "DROP TYPE IF EXISTS #{name};\nCREATE TYPE #{name} AS ENUM (#{list});\n"
+    end
   end
+
+  defp enum_labels({:enum, _name, labels}), do: labels
+  defp enum_labels({:enum, labels}), do: labels
+  defp enum_labels(_type), do: nil
 
   @doc "Every construct."
   @spec constructs() :: [construct()]
@@ -338,6 +376,7 @@ defmodule LsmIndex.Test.WhereGenerator do
   defp row_value(_name, :time), do: Enum.random(@times)
   defp row_value(_name, :timestamp), do: Enum.random(@timestamps)
   defp row_value(_name, :timestamptz), do: Enum.random(@timestamptzs)
+  defp row_value(_name, {:enum, _name_, labels}), do: Enum.random(labels)
   defp row_value(_name, {:enum, labels}), do: Enum.random(labels)
 
   defp int_value(type) do
@@ -365,13 +404,7 @@ defmodule LsmIndex.Test.WhereGenerator do
     Process.put(:where_gen, {enabled, MapSet.new()})
     sql = expr(0) |> IO.iodata_to_binary() |> String.trim()
     {_, used} = Process.delete(:where_gen)
-
-    # PostgreSQL's constant folding drops the arguments after a constant TRUE in an OR (FALSE
-    # in an AND) before evaluating their casts, so a literal it would refuse there is never
-    # refused: a clause mixing constants with literals PostgreSQL refuses is not generated
-    if MapSet.member?(used, :const) and not MapSet.disjoint?(used, @refused_literals),
-      do: clause(enabled),
-      else: {sql, used}
+    {sql, used}
   end
 
   # The configuration lives in the process dictionary while one clause is built, so every
@@ -456,7 +489,7 @@ defmodule LsmIndex.Test.WhereGenerator do
       {:date_arith,
        fn ->
          [
-           col("d"),
+           col("date"),
            Enum.random([" + 1", " - 7", " + 366"]),
            " ",
            op(),
@@ -521,11 +554,11 @@ defmodule LsmIndex.Test.WhereGenerator do
              {"f", "r"},
              {"n", "i8"},
              {"ts", "tz"},
-             {"d", "ts"},
+             {"date", "ts"},
              {"s", "t"},
              {"i4", "f"},
              {"n", "f"},
-             {"d", "tz"}
+             {"date", "tz"}
            ])
 
          [col(a), " ", op(), " ", col(b)]
@@ -539,6 +572,8 @@ defmodule LsmIndex.Test.WhereGenerator do
          ])
        end},
       {:const, fn -> kw(Enum.random(["TRUE", "FALSE", "NULL"])) end},
+      {:named_enum, &named_enum/0},
+      {:lazy_fold, &lazy_fold/0},
       {:is_null, fn -> [col(name), sp(), kw(Enum.random(["IS NULL", "IS NOT NULL"]))] end},
       {:cmp, fn -> cmp(name, type) end},
       {:cmp, fn -> cmp(name, type) end},
@@ -547,6 +582,66 @@ defmodule LsmIndex.Test.WhereGenerator do
       {:cast_left, fn -> [cast_left(type), op_sp(), op(), op_sp(), col(name)] end},
       {:in, fn -> in_list(name, type, "IN") end},
       {:not_in, fn -> in_list(name, type, "NOT IN") end} | typed_atoms(name, type)
+    ])
+  end
+
+  # Refused forms are rarer than accepted ones: one refused atom refuses its whole clause.
+  defp named_enum do
+    if :rand.uniform() < 0.2,
+      do:
+        Enum.random([
+          [col("e"), " = ", col("m")],
+          [col("e"), " = 'nope'::prio"],
+          [col("m"), " = 'sad'::prio"],
+          ["CAST(", col("i4"), " AS prio) = ", col("e")]
+        ]),
+      else: accepted_named_enum()
+  end
+
+  defp accepted_named_enum do
+    Enum.random([
+      [col("e"), " ", op(), " ", quote_sql(Enum.random(@prio)), "::prio"],
+      [col("e"), "::text::prio ", op(), " ", col("e")],
+      ["CAST(", col("e"), "::text AS prio) ", op(), " 'high'"],
+      ["CAST(", quote_sql(Enum.random(@prio)), " AS prio) ", op(), " ", col("e")],
+      ["coalesce(", col("e"), ", 'low'::prio) ", op(), " 'medium'"],
+      [col("e"), " IN ('low'::prio, ", quote_sql(Enum.random(@prio)), ")"],
+      [col("e"), "::text = ", quote_sql(Enum.random(@prio))]
+    ])
+  end
+
+  defp lazy_fold do
+    err = Enum.random(if :rand.uniform() < 0.15, do: @parse_errors, else: @plan_errors)
+    cond_ = Enum.random([[col("i4"), " > 0"], [col("s"), " = 'a'"], [col("e"), " = 'low'"]])
+
+    if :rand.uniform() < 0.25,
+      do:
+        Enum.random([
+          ["(", err, " AND FALSE)"],
+          ["(NULL AND ", err, ")"],
+          ["(", cond_, " OR ", err, ")"],
+          ["coalesce(NULL::int4, 1 / 0, 1) = 1"],
+          ["(5 NOT BETWEEN 1 AND 1 / 0)"],
+          ["1 IN (1, 1 / 0)"]
+        ]),
+      else: skipped_fold(err, cond_)
+  end
+
+  # Constants after which PostgreSQL's planner stops: `err` is never computed (a parser
+  # error in it still refuses the clause).
+  defp skipped_fold(err, cond_) do
+    Enum.random([
+      ["(FALSE AND ", err, ")"],
+      ["(TRUE OR ", err, ")"],
+      ["(", cond_, " OR TRUE OR ", err, ")"],
+      ["(", cond_, " AND FALSE AND ", err, ")"],
+      ["(NOT (TRUE OR ", err, ") AND ", err, ")"],
+      ["((", col("i4"), " + NULL) IS NULL OR ", err, ")"],
+      ["((", col("i2"), " = NULL) IS UNKNOWN OR ", err, ")"],
+      ["coalesce(NULL::int4, ", "#{Enum.random(-2..2)}", ", 1 / 0) ", op(), " ", col("i4")],
+      ["coalesce(", col("i4"), ", 1, 1 / 0) > 0"],
+      ["coalesce(NULL, 't', 1 / 0 = 1)"],
+      ["(", Enum.random(["0 NOT BETWEEN 1", "1 BETWEEN 2"]), " AND 1 / 0)"]
     ])
   end
 
@@ -601,7 +696,7 @@ defmodule LsmIndex.Test.WhereGenerator do
         quote_sql(Enum.random(["1.1", "3.4028235e+38", "1e-45", "-0", "16777216"]))
       ],
       [col("b"), "::text = 'true'"],
-      [col("d"), "::text LIKE '2024%'"],
+      [col("date"), "::text LIKE '2024%'"],
       [col("ts"), "::text LIKE '%BC'"],
       [col("tz"), "::text = '2024-01-01 05:00:00+00'"],
       [col("tm"), "::text > '10'"],
@@ -671,11 +766,23 @@ defmodule LsmIndex.Test.WhereGenerator do
           use!(:null_literal)
           kw("NULL")
         else
-          literal(type)
+          list_literal(type)
         end
       end
 
     [col(name), sp(), kw(word), sp(), "(", Enum.intersperse(values, [",", sp()]), ")"]
+  end
+
+  # A literal of an IN list: a date past the last timestamp only with
+  # :date_past_timestamps_list (a list casts it to the list's type)
+  defp list_literal(type) do
+    lit = literal(type)
+
+    cond do
+      not String.contains?(IO.iodata_to_binary(lit), "5874897") -> lit
+      on?(:date_past_timestamps_list) -> tap(lit, fn _ -> use!(:date_past_timestamps_list) end)
+      true -> "'2024-01-01'::date"
+    end
   end
 
   # A literal on the left of a comparison: a cast there is :cast_left.
@@ -700,14 +807,79 @@ defmodule LsmIndex.Test.WhereGenerator do
     end
   end
 
-  # A literal of `type` (or NULL with :null_literal).
+  # A literal of `type` (or NULL with :null_literal, a typed literal with :typed_literal).
   defp literal(type) do
-    if on?(:null_literal) and :rand.uniform() < 0.05 do
-      use!(:null_literal)
-      kw("NULL")
-    else
-      typed_literal(type)
+    typed = if on?(:typed_literal) and :rand.uniform() < 0.15, do: typed_form(type)
+
+    cond do
+      on?(:null_literal) and :rand.uniform() < 0.05 ->
+        use!(:null_literal)
+        kw("NULL")
+
+      typed != nil ->
+        use!(:typed_literal)
+        typed
+
+      true ->
+        typed_literal(type)
     end
+  end
+
+  @type_names %{
+    int2: ["int2", "smallint"],
+    int4: ["int4", "integer", "int"],
+    int8: ["int8", "bigint"],
+    float8: ["float8", "double precision", "float"],
+    float4: ["float4", "real"],
+    numeric: ["numeric", "decimal"],
+    bool: ["bool", "boolean"],
+    text: ["text", "varchar", "character varying"],
+    uuid: ["uuid"],
+    date: ["date"],
+    time: ["time", "time without time zone"],
+    timestamp: ["timestamp", "timestamp without time zone"],
+    timestamptz: ["timestamptz", "timestamp with time zone"]
+  }
+
+  # SQL's typed literal `type 'text'` of a value of `type` (nil for the enum SQL cannot
+  # name): for an integer column, of any integer type; a double-quoted name is the catalog's.
+  defp typed_form({:enum, _labels}), do: nil
+
+  defp typed_form({:enum, name, labels}),
+    do: Enum.random([name, ~s("#{name}")]) <> " " <> quote_sql(Enum.random(labels))
+
+  defp typed_form(type) when type in [:int2, :int4, :int8] do
+    lit = Enum.random([:int2, :int4, :int8])
+    v = int_value(lit)
+    type_word(lit) <> " " <> quote_sql(Enum.random(["#{v}", " #{v} "]))
+  end
+
+  defp typed_form(type) do
+    texts =
+      case type do
+        :float8 -> @floats
+        :float4 -> @float4s
+        :numeric -> @numerics
+        :bool -> ~w(t f true false yes no on off 1 0 TRUE Off)
+        :text -> @texts
+        :uuid -> @uuids
+        :date -> @dates
+        :time -> @times
+        :timestamp -> @timestamps
+        :timestamptz -> @timestamptzs
+      end
+
+    type_word(type) <> " " <> quote_sql(Enum.random(texts))
+  end
+
+  # A name of `type` in a typed literal: any of its SQL spellings, or its catalog name
+  # double-quoted.
+  defp type_word(type) do
+    name = Enum.random(@type_names[type])
+
+    if :rand.uniform() < 0.1 and name == Atom.to_string(type),
+      do: ~s("#{name}"),
+      else: kw(name)
   end
 
   defp typed_literal(type) when type in [:int2, :int4, :int8] do
@@ -874,7 +1046,14 @@ defmodule LsmIndex.Test.WhereGenerator do
          ])
        end},
       {:datetime_cast,
-       fn -> Enum.random(["'2024-01-01'::date", "'2024-01-01 10:30:00+05'::timestamptz"]) end}
+       fn ->
+         Enum.random([
+           "'2024-01-01'::date",
+           "'2024-01-01 10:30:00+05'::timestamptz",
+           # past the last timestamp: compared by the cross-type operator, cast in a list
+           "'5874897-12-31'::date"
+         ])
+       end}
     ])
   end
 
@@ -896,7 +1075,23 @@ defmodule LsmIndex.Test.WhereGenerator do
          ])
        end},
       {:datetime_cast,
-       fn -> Enum.random(["'2024-01-01'::date", "'2024-01-01 05:00'::timestamp"]) end}
+       fn ->
+         Enum.random([
+           "'2024-01-01'::date",
+           "'2024-01-01 05:00'::timestamp",
+           "'5874897-12-31'::date"
+         ])
+       end}
+    ])
+  end
+
+  defp typed_literal({:enum, "prio", labels}) do
+    use!(:enum)
+    label = quote_sql(Enum.random(labels))
+
+    choose([
+      {nil, fn -> label end},
+      {:named_enum, fn -> Enum.random([label <> "::prio", "CAST(#{label} AS prio)"]) end}
     ])
   end
 
@@ -952,6 +1147,7 @@ defmodule LsmIndex.Test.WhereGenerator do
       :time -> "'10:30'::time"
       :timestamp -> "'2024-01-01 10:30'::timestamp"
       :timestamptz -> "'2024-01-01 05:00:00+00'::timestamptz"
+      {:enum, "prio", _} -> "'high'::prio"
       {:enum, _} -> "NULL"
     end
   end
@@ -966,7 +1162,8 @@ defmodule LsmIndex.Test.WhereGenerator do
       :numeric -> Enum.random(["TRUE", "'abc'", "'1_000'"])
       t when t in [:date, :timestamp, :timestamptz] -> Enum.random(["5", "'2024-02-30'", "TRUE"])
       :time -> Enum.random(["5", "'25:00'", "TRUE"])
-      {:enum, _} -> Enum.random(["'nope'", "5", "'LOW'"])
+      {:enum, "prio", _} -> Enum.random(["'nope'", "5", "'LOW'", "'sad'::#{@unnamed_enum}"])
+      {:enum, _} -> Enum.random(["'nope'", "5", "'low'::prio"])
       _int -> Enum.random(["TRUE", "'abc'", "'1.5'"])
     end
   end

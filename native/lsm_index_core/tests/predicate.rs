@@ -497,10 +497,7 @@ fn typed_columns() -> Vec<(String, ColumnType)> {
         ("tm", ColumnType::Time),
         ("ts", ColumnType::Timestamp),
         ("tz", ColumnType::Timestamptz),
-        (
-            "e",
-            ColumnType::Enum(vec!["low".into(), "high".into()].into()),
-        ),
+        ("e", ColumnType::enumeration(["low", "high"])),
         ("i", ColumnType::Int4),
     ]
     .into_iter()

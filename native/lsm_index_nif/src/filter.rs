@@ -94,19 +94,24 @@ fn compile_shape<'a>(
         Ok(e) => e,
         Err(e) => return Ok(core_error(env, &e)),
     };
-    // the same clause against only the columns it reads: a dense row per residual
+    // the same clause over only the columns it reads: a dense row per residual (renumbered,
+    // not parsed again: a cast may name a type, such as an enum, of a column it does not read)
     let mask = compile(&expr).mask;
     let read = |c: usize| mask.get(c / 64).is_some_and(|w| w >> (c % 64) & 1 == 1);
+    let mut dense_of = vec![0; cols.len()];
     let dense: Vec<(String, ColumnType)> = cols
         .into_iter()
         .enumerate()
         .filter(|(c, _)| read(*c))
-        .map(|(_, col)| col)
+        .enumerate()
+        .map(|(d, (c, col))| {
+            dense_of[c] = d;
+            col
+        })
         .collect();
-    let compiled = match parse_in(sql, &dense, &params, folding) {
-        Ok(e) => compile(&e),
-        Err(e) => return Ok(core_error(env, &e)),
-    };
+    let mut expr = expr;
+    expr.map_columns(&|c| dense_of[c]);
+    let compiled = compile(&expr);
     let mut buf = ColumnKey::new();
     let plans: Vec<Term<'a>> = compiled
         .index

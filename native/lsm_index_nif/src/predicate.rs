@@ -29,8 +29,8 @@ mod atoms {
     }
 }
 
-/// The table's columns from `[{name, type_name}]` (an enum's type as `{"enum", [label]}`);
-/// `BadArg` for anything else.
+/// The table's columns from `[{name, type_name}]` (an enum's type as `{"enum", [label]}`, a
+/// named enum's as `{"enum", name, [label]}`); `BadArg` for anything else.
 pub(crate) fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
     let list: Vec<(String, Term<'_>)> = term.decode()?;
     if list.len() > MAX_COLUMNS {
@@ -45,12 +45,27 @@ fn column_type(term: Term<'_>) -> NifResult<ColumnType> {
     if let Ok(name) = term.decode::<String>() {
         return ColumnType::from_name(&name).ok_or(rustler::Error::BadArg);
     }
-    let (kind, labels): (String, Vec<String>) = term.decode()?;
+    let (kind, name, labels): (String, Option<String>, Vec<String>) = match term.decode() {
+        Ok((kind, labels)) => (kind, None, labels),
+        Err(_) => {
+            let (kind, name, labels): (String, String, Vec<String>) = term.decode()?;
+            (kind, Some(name), labels)
+        }
+    };
     let mut seen = std::collections::HashSet::new();
-    if kind != "enum" || labels.is_empty() || !labels.iter().all(|l| seen.insert(l)) {
+    if kind != "enum"
+        || labels.is_empty()
+        || !labels.iter().all(|l| seen.insert(l))
+        || name
+            .as_ref()
+            .is_some_and(|n| n.is_empty() || n.contains('\0'))
+    {
         return Err(rustler::Error::BadArg);
     }
-    Ok(ColumnType::Enum(labels.into()))
+    Ok(match name {
+        None => ColumnType::enumeration(labels),
+        Some(name) => ColumnType::named_enum(name, labels),
+    })
 }
 
 /// The text of a WHERE clause; `BadArg` when it is not UTF-8 (`LsmIndex` checks first).

@@ -24,7 +24,7 @@ fuzz_target!(|data: &[u8]| {
         ("t", ColumnType::Time),
         ("ts", ColumnType::Timestamp),
         ("tz", ColumnType::Timestamptz),
-        ("e", ColumnType::Enum(vec!["a".into(), "b".into()].into())),
+        ("e", ColumnType::enumeration(["a", "b"])),
     ]
     .into_iter()
     .map(|(n, t)| (n.to_string(), t))

@@ -38,8 +38,20 @@ pub enum ColumnType {
     Timestamp,
     /// `timestamptz`: an instant.
     Timestamptz,
-    /// An enum type: its labels in declaration order (the order comparisons use).
-    Enum(Arc<[String]>),
+    /// An enum type: its name, if known, and its labels in declaration order (the order
+    /// comparisons use).
+    Enum(Arc<EnumType>),
+}
+
+/// An enum type (`CREATE TYPE name AS ENUM (labels)`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct EnumType {
+    /// Its name, as a cast or a typed literal names it (`'sad'::mood`, `mood 'sad'`): an
+    /// identifier as PostgreSQL folds it (an unquoted `Mood` is `mood`; `"Mood"` is itself).
+    /// `None` for an enum known by its labels only, which SQL cannot name.
+    pub name: Option<String>,
+    /// Its labels, in declaration order.
+    pub labels: Vec<String>,
 }
 
 /// A canonical value of some column type.
@@ -91,8 +103,39 @@ impl ColumnType {
         })
     }
 
-    /// Its canonical name (`enum` for every enum type).
-    pub fn name(&self) -> &'static str {
+    /// An enum type known by its labels only (`labels` in declaration order).
+    pub fn enumeration<S: Into<String>>(labels: impl IntoIterator<Item = S>) -> ColumnType {
+        ColumnType::Enum(Arc::new(EnumType {
+            name: None,
+            labels: labels.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// The enum type `name` (as PostgreSQL spells the identifier) with `labels`.
+    pub fn named_enum<S: Into<String>>(
+        name: impl Into<String>,
+        labels: impl IntoIterator<Item = S>,
+    ) -> ColumnType {
+        ColumnType::Enum(Arc::new(EnumType {
+            name: Some(name.into()),
+            labels: labels.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// The built-in type whose catalog name (`pg_type.typname`) is exactly `name`: what a
+    /// double-quoted type name means (`'5'::"int4"`; `"integer"` is no type's catalog name).
+    pub fn from_catalog_name(name: &str) -> Option<ColumnType> {
+        match name {
+            "int2" | "int4" | "int8" | "float4" | "float8" | "numeric" | "bool" | "text"
+            | "varchar" | "uuid" | "date" | "time" | "timestamp" | "timestamptz" => {
+                ColumnType::from_name(name)
+            }
+            _ => None,
+        }
+    }
+
+    /// Its canonical name: a named enum's name, `enum` for an enum known by its labels only.
+    pub fn name(&self) -> &str {
         match self {
             ColumnType::Int2 => "int2",
             ColumnType::Int4 => "int4",
@@ -107,20 +150,31 @@ impl ColumnType {
             ColumnType::Time => "time",
             ColumnType::Timestamp => "timestamp",
             ColumnType::Timestamptz => "timestamptz",
-            ColumnType::Enum(_) => "enum",
+            ColumnType::Enum(e) => e.name.as_deref().unwrap_or("enum"),
         }
     }
 
-    /// Its full description: the name, and an enum's labels (`enum('open','late')`, quotes
-    /// doubled inside a label).
+    /// Its full description: the name, and an enum's name and labels (`enum('open','late')`
+    /// for an enum known by its labels, `enum "mood"('sad','ok')` for a named one; quotes
+    /// doubled inside a name or label).
     pub fn describe(&self) -> String {
         match self {
-            ColumnType::Enum(labels) => {
-                let quoted: Vec<String> = labels
+            ColumnType::Enum(e) => {
+                let quoted: Vec<String> = e
+                    .labels
                     .iter()
                     .map(|l| format!("'{}'", l.replace('\'', "''")))
                     .collect();
-                format!("enum({})", quoted.join(","))
+                match &e.name {
+                    None => format!("enum({})", quoted.join(",")),
+                    Some(name) => {
+                        format!(
+                            "enum \"{}\"({})",
+                            name.replace('"', "\"\""),
+                            quoted.join(",")
+                        )
+                    }
+                }
             }
             other => other.name().to_string(),
         }
@@ -160,7 +214,8 @@ impl ColumnType {
                 datetime::parse(Kind::Timestamptz, text).map(Value::Timestamptz)
             }
             // enum_in: the label exactly as declared (no white space skipped)
-            ColumnType::Enum(labels) => labels
+            ColumnType::Enum(e) => e
+                .labels
                 .iter()
                 .position(|l| l == text)
                 .map(|i| Value::Enum(i as u32)),
@@ -182,7 +237,7 @@ impl ColumnType {
             (_, Value::Time(t)) => datetime::text(Kind::Time, *t),
             (_, Value::Timestamp(t)) => datetime::text(Kind::Timestamp, *t),
             (_, Value::Timestamptz(t)) => datetime::text(Kind::Timestamptz, *t),
-            (ColumnType::Enum(labels), Value::Enum(i)) => labels.get(*i as usize)?.clone(),
+            (ColumnType::Enum(e), Value::Enum(i)) => e.labels.get(*i as usize)?.clone(),
             (_, Value::Enum(_)) => return None,
         })
     }
@@ -191,7 +246,7 @@ impl ColumnType {
     pub fn holds(&self, v: &Value) -> bool {
         match (self, v) {
             (t, Value::Int(i)) if t.is_integer() => t.int(*i).is_some(),
-            (ColumnType::Enum(labels), Value::Enum(i)) => (*i as usize) < labels.len(),
+            (ColumnType::Enum(e), Value::Enum(i)) => (*i as usize) < e.labels.len(),
             (t, v) => matches!(
                 (t, v),
                 (ColumnType::Float4 | ColumnType::Float8, Value::Float(_))

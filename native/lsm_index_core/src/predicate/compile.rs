@@ -232,10 +232,7 @@ mod tests {
     #[test]
     fn small_domain_columns_are_indexed_last() {
         let mut cols = columns();
-        cols.push((
-            "e".into(),
-            ColumnType::Enum(["x", "y", "z"].map(String::from).into()),
-        ));
+        cols.push(("e".into(), ColumnType::enumeration(["x", "y", "z"])));
         let indexed = |sql: &str| -> Vec<usize> {
             let c = compile(&parse(sql, &cols).unwrap());
             c.index.iter().map(|p| p.column).collect()

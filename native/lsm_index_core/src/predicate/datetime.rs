@@ -98,7 +98,7 @@ pub fn date_to_timestamp(days: i32) -> Option<i64> {
         i32::MAX => Some(i64::MAX),
         d => {
             let d = i64::from(d);
-            (d < END_TIMESTAMP_DATE).then_some(d * DAY_US)
+            (d < END_TIMESTAMP_DATE).then(|| d * DAY_US)
         }
     }
 }

@@ -25,7 +25,7 @@ pub mod sql;
 mod text;
 
 pub use arith::{ArithOp, EvalError};
-pub use column::{ColumnType, Value};
+pub use column::{ColumnType, EnumType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
 pub use parser::{parse, parse_in, parse_with};
@@ -218,6 +218,27 @@ impl Expr {
             }
             Expr::Not(inner) | Expr::IsTruth { expr: inner, .. } => inner.columns(out),
             Expr::And(es) | Expr::Or(es) => es.iter().for_each(|e| e.columns(out)),
+        }
+    }
+
+    /// Renumbers every column `c` it reads as `to(c)` (the same clause over a row of other
+    /// columns, e.g. only those it reads).
+    pub fn map_columns(&mut self, to: &impl Fn(usize) -> usize) {
+        match self {
+            Expr::Const(_) => {}
+            Expr::Cmp { column, .. }
+            | Expr::In { column, .. }
+            | Expr::IsNull { column, .. }
+            | Expr::Like { column, .. } => *column = to(*column),
+            Expr::Compare { left, right, .. } => {
+                left.map_columns(to);
+                right.map_columns(to);
+            }
+            Expr::IsNullOf { expr, .. } | Expr::LikeOf { expr, .. } | Expr::Truth(expr) => {
+                expr.map_columns(to)
+            }
+            Expr::Not(inner) | Expr::IsTruth { expr: inner, .. } => inner.map_columns(to),
+            Expr::And(es) | Expr::Or(es) => es.iter_mut().for_each(|e| e.map_columns(to)),
         }
     }
 }

@@ -171,6 +171,21 @@ impl Scalar {
             Scalar::Condition(e) => e.columns(out),
         }
     }
+
+    /// Renumbers every column `c` it reads as `to(c)` (see [`Expr::map_columns`]).
+    pub fn map_columns(&mut self, to: &impl Fn(usize) -> usize) {
+        match self {
+            Scalar::Column(c) => *c = to(*c),
+            Scalar::Const(_) => {}
+            Scalar::Cast(x, _, _) | Scalar::Negate(x, _) => x.map_columns(to),
+            Scalar::Call(_, args, _) => args.iter_mut().for_each(|a| a.map_columns(to)),
+            Scalar::Arith(_, a, b, _) | Scalar::Concat(a, b) => {
+                a.map_columns(to);
+                b.map_columns(to);
+            }
+            Scalar::Condition(e) => e.map_columns(to),
+        }
+    }
 }
 
 /// `v` (of type `from`) converted to type `to`, as PostgreSQL's cast does (errors where it

@@ -36,16 +36,16 @@ impl Writer<'_> {
         quote(&self.columns[c].0, '"')
     }
 
-    /// A value of type `ty`: its text cast to the type (an enum's untyped: the context types
-    /// it, as the enum's name is not known here).
+    /// A value of type `ty`: its text cast to the type (an enum's known by its labels only
+    /// untyped: the context types it, as SQL cannot name its type).
     fn value(&self, ty: &ColumnType, v: Option<&Value>) -> String {
         let Some(v) = v else {
             return "NULL".into();
         };
         let text = quote(&ty.text(v).unwrap_or_default(), '\'');
-        match ty {
-            ColumnType::Enum(_) => text,
-            t => format!("{text}::{}", t.name()),
+        match type_name(ty) {
+            None => text,
+            Some(name) => format!("{text}::{name}"),
         }
     }
 
@@ -206,7 +206,7 @@ impl Writer<'_> {
             Scalar::Cast(x, _, to) => {
                 out.push('(');
                 self.scalar(x, out);
-                out.push_str(&format!(")::{}", to.name()));
+                out.push_str(&format!(")::{}", type_name(to).unwrap_or_default()));
             }
             Scalar::Call(f, args, ty) => {
                 out.push_str(f.name());
@@ -245,6 +245,15 @@ impl Writer<'_> {
                 out.push(')');
             }
         }
+    }
+}
+
+/// The SQL name of type `ty`: a built-in's name, a named enum's name double-quoted (`None`
+/// for an enum known by its labels only).
+fn type_name(ty: &ColumnType) -> Option<String> {
+    match ty {
+        ColumnType::Enum(e) => e.name.as_deref().map(|n| quote(n, '"')),
+        t => Some(t.name().to_string()),
     }
 }
 

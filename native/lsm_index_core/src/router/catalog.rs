@@ -9,9 +9,11 @@
 //! payload            kind u8 (0 table, 1 add, 2 remove) | shape id u32 LE | text
 //! ```
 //!
-//! The first record (kind 0) names the table's columns (`name\ttype\n` each, then
-//! `\tcase_folding c\n` for a router folding case as under `LC_CTYPE=C`); a router opened
-//! with other columns is refused. An add's text is the shape's definition: its WHERE clause,
+//! The first record (kind 0) names the table's columns (`name\ttype\n` each, the type as
+//! `ColumnType::describe` writes it: `int8`, `enum('a','b')`, `enum "mood"('sad','ok')` for a
+//! named enum; then `\tcase_folding c\n` for a router folding case as under `LC_CTYPE=C`); a
+//! router opened with other columns is refused. (Named enums added a spelling, not a format:
+//! every table a catalog of version 1 could hold is written as it was.) An add's text is the shape's definition: its WHERE clause,
 //! then per `$n` parameter a NUL and `v` + the value's text, or `n` for NULL (a clause never
 //! holds a NUL, so clauses recorded before parameters existed read the same). At open, an incomplete
 //! last record (a crash mid-append) is cut off; a complete record with a bad checksum is an
@@ -457,6 +459,47 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_named_enum_is_part_of_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let mood = |name: &str| vec![("e".to_string(), ColumnType::named_enum(name, ["a", "b"]))];
+        {
+            let (mut c, _) = Catalog::open(
+                dir.path(),
+                &mood("mood"),
+                CaseFolding::Unicode,
+                SyncMode::None,
+            )
+            .unwrap();
+            c.add(1, "e = 'a'::mood").unwrap();
+        }
+        let (c, shapes) = Catalog::open(
+            dir.path(),
+            &mood("mood"),
+            CaseFolding::Unicode,
+            SyncMode::None,
+        )
+        .unwrap();
+        assert_eq!(shapes[&1], "e = 'a'::mood");
+        drop(c);
+        // another name, or the enum known by its labels only, is another table
+        for other in [
+            mood("feeling"),
+            vec![("e".to_string(), ColumnType::enumeration(["a", "b"]))],
+        ] {
+            assert!(matches!(
+                Catalog::open(dir.path(), &other, CaseFolding::Unicode, SyncMode::None),
+                Err(Error::TableMismatch { .. })
+            ));
+        }
+        // the table record of an enum known by its labels is what version 1 always wrote
+        let labels = vec![("e".to_string(), ColumnType::enumeration(["a", "b"]))];
+        assert_eq!(
+            table_text(&labels, CaseFolding::Unicode),
+            "e\tenum('a','b')\n"
+        );
     }
 
     #[test]

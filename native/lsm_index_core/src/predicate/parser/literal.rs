@@ -1,11 +1,13 @@
 //! Literals: read with their sign and cast, then typed by the column they are compared
 //! with, as PostgreSQL types them.
 
+use super::scalar::{castable, literal as own_literal, Ty};
 use super::Parser;
 use crate::error::Result;
 use crate::predicate::datetime::date_to_timestamp;
 use crate::predicate::lexer::{error, Token};
-use crate::predicate::{ColumnType, Numeric, Value};
+use crate::predicate::scalar::cast as cast_value;
+use crate::predicate::{ColumnType, Numeric, Scalar, Value};
 
 /// A literal before it is typed by the column it is compared with.
 #[derive(Clone, Debug)]
@@ -143,28 +145,57 @@ impl Parser<'_> {
             cast,
         } = literal;
         // the literal as its cast type first (as Postgres evaluates the cast), then negated,
-        // then widened to the column's type where that is exact
+        // then widened to the column's type where that is exact. A string's cast is the
+        // type's input function, run by PostgreSQL's parser; a number's or a boolean's is a
+        // function of a constant, run by its planner (see `fold`), as are the negation and
+        // the widening.
         if let Some((cast_at, to)) = cast {
-            let is_integer = matches!(raw, Raw::Integer(_));
-            let text = match raw {
+            let invalid = || error(cast_at, &format!("a literal that is a valid {}", to.name()));
+            let v = match raw {
                 Raw::Null => return Ok(None),
-                Raw::Bool(b) => b.to_string(),
-                Raw::Integer(s) | Raw::Decimal(s) | Raw::Str(s) => s,
+                Raw::Str(s) => to.parse(&s).ok_or_else(invalid)?,
+                raw => {
+                    let typed = own_literal(&raw, false, cast_at)?;
+                    let (Ty::Known(from), Scalar::Const(Some(v))) = (typed.ty, typed.s) else {
+                        return Err(invalid());
+                    };
+                    if !castable(&from, &to) {
+                        let why =
+                            format!("a cast PostgreSQL has: {} to {}", from.name(), to.name());
+                        return Err(error(cast_at, &why));
+                    }
+                    let cast = cast_value(v, &from, &to).map_err(|_| invalid());
+                    match self.at_plan_time(cast.map(Some), || None)? {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    }
+                }
             };
-            let v = match (is_integer, &to) {
-                // an integer (an int4) cast to bool: zero is false, anything else true
-                (true, ColumnType::Bool) => text.parse::<i32>().ok().map(|i| Value::Bool(i != 0)),
-                _ => to.parse(&text),
-            }
-            .ok_or_else(|| error(cast_at, &format!("a literal that is a valid {}", to.name())))?;
             let v = if negative {
-                negate(v).ok_or_else(|| error(at, "a number to negate"))?
+                // a number that does not fit negated is the planner's error; a negated
+                // non-number is the parser's (no such operator)
+                let number = matches!(v, Value::Int(_) | Value::Float(_) | Value::Numeric(_));
+                let negated = negate(v).ok_or_else(|| error(at, "a number to negate"));
+                match negated {
+                    Err(e) if !number => return Err(e),
+                    negated => match self.at_plan_time(negated.map(Some), || None)? {
+                        Some(v) => v,
+                        None => return Ok(None),
+                    },
+                }
             } else {
                 v
             };
-            return widen(v, &self.columns[column].1)
-                .map(Some)
-                .ok_or_else(mismatch);
+            let column_type = &self.columns[column].1;
+            if let Some(v) = widen(v.clone(), &to, column_type) {
+                return Ok(Some(v));
+            }
+            // a date beyond timestamp's range: the planner's implicit cast fails
+            if matches!(to, ColumnType::Date) && widen_types(&to, column_type) {
+                let e = error(at, "a date within the range of timestamps");
+                return self.at_plan_time(Err(e), || None);
+            }
+            return Err(mismatch());
         }
         let signed = |s: &str| format!("{}{s}", if negative { "-" } else { "" });
         let value = match (raw, ty) {
@@ -176,15 +207,21 @@ impl Parser<'_> {
                 signed(&s).parse::<i64>().ok().map(Value::Int)
             }
             // a number is read in the type it compares in: float8 (float4 in a float4 list),
-            // or numeric
+            // or numeric; out of a float's range, an error of the planner's cast
             (Raw::Integer(s) | Raw::Decimal(s), t @ (ColumnType::Float8 | ColumnType::Float4)) => {
-                t.parse(&signed(&s))
+                let v = t.parse(&signed(&s));
+                if v.is_none() {
+                    return self.at_plan_time(Err(mismatch()), || None);
+                }
+                v
             }
             (Raw::Integer(s) | Raw::Decimal(s), ColumnType::Numeric) => {
                 ColumnType::Numeric.parse(&signed(&s))
             }
             // an untyped string literal takes the type it is compared in, as in Postgres
-            (Raw::Str(s), t) => t.parse(&s).and_then(|v| widen(v, &self.columns[column].1)),
+            (Raw::Str(s), t) => t
+                .parse(&s)
+                .and_then(|v| widen(v, t, &self.columns[column].1)),
             _ => None,
         };
         value.map(Some).ok_or_else(mismatch)
@@ -206,9 +243,28 @@ pub(super) fn negate(v: Value) -> Option<Value> {
     }
 }
 
-/// A cast literal `v` as a value of a column of type `to`, where PostgreSQL compares them in
-/// the column's type (or in a wider one the column's values convert to exactly).
-pub(super) fn widen(v: Value, to: &ColumnType) -> Option<Value> {
+/// Whether a value of type `from` compares with a column of type `to` in the column's type
+/// (or in a wider one the column's values convert to exactly): see [`widen`].
+pub(super) fn widen_types(from: &ColumnType, to: &ColumnType) -> bool {
+    use ColumnType as T;
+    from == to
+        || (from.is_integer() && (to.is_integer() || to.is_float() || *to == T::Numeric))
+        || (from.is_float() && to.is_float())
+        || (*from == T::Numeric && to.is_float())
+        || matches!(
+            (from, to),
+            (T::Date, T::Timestamp | T::Timestamptz)
+                | (T::Timestamp, T::Timestamptz)
+                | (T::Timestamptz, T::Timestamp)
+        )
+}
+
+/// A cast literal `v` of type `from` as a value of a column of type `to` (see
+/// [`widen_types`]); `None` for another type, or a date beyond timestamp's range.
+pub(super) fn widen(v: Value, from: &ColumnType, to: &ColumnType) -> Option<Value> {
+    if !widen_types(from, to) {
+        return None;
+    }
     Some(match (v, to) {
         // integers compare across integer types as they are (int2 = int4 is valid SQL)
         (Value::Int(i), t) if t.is_integer() => Value::Int(i),

@@ -1,6 +1,7 @@
 //! The syntax tree as conditions: a column against literals becomes the fast column nodes
 //! (`tail`, `numeric`), anything else a condition over typed expressions (`scalar`).
 
+use super::fold::{constant, is_null};
 use super::grammar::{Node, Spanned};
 use super::literal::{Literal, Raw};
 use super::scalar::{Ty, Typed};
@@ -14,8 +15,8 @@ impl Parser<'_> {
     pub(super) fn condition(&self, n: Spanned) -> Result<Expr> {
         let at = n.at;
         match n.node {
-            Node::And(terms) => Ok(and_of(self.conditions(terms)?)),
-            Node::Or(terms) => Ok(or_of(self.conditions(terms)?)),
+            Node::And(terms) => self.junction(terms, true),
+            Node::Or(terms) => self.junction(terms, false),
             Node::Not(x) => Ok(Expr::Not(Box::new(self.condition(*x)?))),
             Node::Column(c) if self.columns[c].1 == ColumnType::Bool => {
                 // a bare boolean column is the condition `column = true`
@@ -104,7 +105,23 @@ impl Parser<'_> {
                         negated,
                     );
                 }
-                let (x, low, high) = (self.scalar(&expr)?, self.scalar(&low)?, self.scalar(&high)?);
+                let (x, low) = (self.scalar(&expr)?, self.scalar(&low)?);
+                // PostgreSQL's BETWEEN is `x >= low AND x <= high` (NOT: `x < low OR x >
+                // high`): a constant first comparison that decides leaves `high` unplanned
+                let first = self.compare_typed(x.clone(), CmpOp::Ge, low.clone())?;
+                let high = if !symmetric && constant(&first) == Some(Some(false)) {
+                    let (high, whole) = self.skipped_whole(|| {
+                        let high = self.scalar(&high)?;
+                        self.compare_typed(x.clone(), CmpOp::Le, high.clone())?;
+                        Ok(high)
+                    })?;
+                    if !whole {
+                        return Ok(Expr::Const(Some(negated)));
+                    }
+                    high
+                } else {
+                    self.scalar(&high)?
+                };
                 let within = |low: &Typed, high: &Typed| -> Result<Expr> {
                     Ok(and_of(vec![
                         self.compare_typed(x.clone(), CmpOp::Ge, low.clone())?,
@@ -193,10 +210,6 @@ impl Parser<'_> {
         self.tokens.get(i).map_or(self.end, |(p, _)| *p)
     }
 
-    fn conditions(&self, terms: Vec<Spanned>) -> Result<Vec<Expr>> {
-        terms.into_iter().map(|t| self.condition(t)).collect()
-    }
-
     /// `l op r`: a column against a literal in the column's type, else over expressions.
     fn compare_nodes(&self, op: CmpOp, l: Spanned, r: Spanned) -> Result<Expr> {
         if let (Node::Column(c), Some(lit)) = (&l.node, as_literal(&r)) {
@@ -249,7 +262,7 @@ impl Parser<'_> {
             Expr::Compare { left, right, .. } => (left, right),
             // constants on both sides: folded
             other => {
-                let null = |t: &Typed| matches!(t.ty, Ty::Unknown(None));
+                let null = |t: &Typed| matches!(t.ty, Ty::Unknown(None)) || is_null(&t.s);
                 let differs = match (null(&a), null(&b)) {
                     (true, true) => false,
                     (true, false) | (false, true) => true,

@@ -5,8 +5,18 @@
 //! types it into conditions (a column against literals keeps the fast column nodes, with
 //! `tail`'s BETWEEN/IS rewrites); `scalar` types expressions as PostgreSQL resolves their
 //! operators; `literal` how a literal is typed by its column, `numeric` how a number compares
-//! with an integer column when PostgreSQL would promote it (numeric, float8).
+//! with an integer column when PostgreSQL would promote it (numeric, float8); `fold` which
+//! constants PostgreSQL's planner computes, and so which of its errors it raises.
+//!
+//! Errors come in PostgreSQL's two kinds. What its parser raises (an unknown column, a type
+//! without the operator, a string literal that is not a value of its type: `'abc'::int4`) is
+//! raised wherever it is. What its planner raises while folding constants (`1/0`,
+//! `40000::int2`, `1e400` read as a float8) is raised only where the planner looks: not after
+//! a constant FALSE in an AND, a constant TRUE in an OR, the first non-NULL constant of a
+//! COALESCE, nor in BETWEEN's upper bound when the lower one already decides
+//! (`fold::Parser::skipping`).
 
+mod fold;
 mod grammar;
 mod literal;
 mod lower;
@@ -58,6 +68,8 @@ pub fn parse_in(
         columns,
         params,
         folding,
+        skipped: std::cell::Cell::new(0),
+        stood_in: std::cell::Cell::new(0),
     };
     if p.peek().is_none() {
         return Err(p.expected("a condition"));
@@ -83,6 +95,11 @@ struct Parser<'a> {
     columns: &'a [(String, ColumnType)],
     params: &'a [Option<String>],
     folding: CaseFolding,
+    /// How many enclosing parts of the clause PostgreSQL's constant folding never reaches
+    /// (see `fold`): inside one, a planning-time error is not raised.
+    skipped: std::cell::Cell<u32>,
+    /// How many values a stand-in replaced there (see `fold`).
+    stood_in: std::cell::Cell<u32>,
 }
 
 impl Parser<'_> {

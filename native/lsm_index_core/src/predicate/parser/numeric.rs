@@ -4,6 +4,7 @@
 use super::literal::{Literal, Raw};
 use super::Parser;
 use crate::error::Result;
+use crate::predicate::datetime::date_to_timestamp;
 use crate::predicate::lexer::error;
 use crate::predicate::{CmpOp, ColumnType, Expr, Numeric, Value};
 use std::cmp::Ordering;
@@ -119,6 +120,9 @@ impl Parser<'_> {
         literal: Literal,
         at: usize,
     ) -> Result<Expr> {
+        if self.date_beyond_timestamps(&literal, column) {
+            return Ok(beyond_timestamps_cmp(column, op, &self.columns[column].1));
+        }
         let cmp = |op, v| Expr::Cmp {
             column,
             op,
@@ -145,6 +149,41 @@ impl Parser<'_> {
         }
         let value = self.typed(literal, column, at)?;
         Ok(Expr::Cmp { column, op, value })
+    }
+
+    /// Whether `literal` is a date past the last timestamp (`'5874897-12-31'::date`) compared
+    /// with a timestamp or timestamptz `column`: PostgreSQL's cross-type operators place it
+    /// after every finite timestamp and before `infinity` (no cast, so no error).
+    pub(super) fn date_beyond_timestamps(&self, literal: &Literal, column: usize) -> bool {
+        let timestamps = matches!(
+            self.columns[column].1,
+            ColumnType::Timestamp | ColumnType::Timestamptz
+        );
+        match literal {
+            Literal {
+                negative: false,
+                raw: Raw::Str(text),
+                cast: Some((_, ColumnType::Date)),
+            } if timestamps => matches!(
+                ColumnType::Date.parse(text),
+                Some(Value::Date(d)) if d != i32::MAX && date_to_timestamp(d).is_none()
+            ),
+            _ => false,
+        }
+    }
+
+    /// The error of a cast literal that is not a value of type `name`: a string's is
+    /// PostgreSQL's parser's; a number's is its planner's, not raised where it does not look
+    /// (a stand-in instead: see `fold`).
+    fn cast_error(
+        &self,
+        literal: &Literal,
+        name: &str,
+    ) -> std::result::Result<Option<Num>, String> {
+        if !matches!(literal.raw, Raw::Str(_)) && self.stand_in() {
+            return Ok(Some(Num::Int(0)));
+        }
+        Err(format!("a literal that is a valid {name}"))
     }
 
     /// A number PostgreSQL compares with an integer column in a wider type — a decimal or an
@@ -183,7 +222,7 @@ impl Parser<'_> {
                 } else {
                     n
                 }))),
-                _ => Err("a literal that is a valid numeric".into()),
+                _ => self.cast_error(literal, "numeric"),
             },
             // a float4 or float8 cast: compared in float8
             Literal {
@@ -192,7 +231,7 @@ impl Parser<'_> {
                 cast: Some((_, float @ (ColumnType::Float8 | ColumnType::Float4))),
             } => {
                 let Some(Value::Float(f)) = float.parse(text) else {
-                    return Err(format!("a literal that is a valid {}", float.name()));
+                    return self.cast_error(literal, float.name());
                 };
                 let f = if *negative { -f } else { f };
                 Ok(Some(float_number(f)))
@@ -220,6 +259,27 @@ pub(super) fn beyond_cmp(column: usize, op: CmpOp, side: Ordering) -> Expr {
         column,
         op,
         value: Some(Value::Int(bound)),
+    }
+}
+
+/// `column op DATE` for a timestamp or timestamptz `column` of type `ty` and a date past its
+/// last value but before `infinity` (see [`Parser::date_beyond_timestamps`]), as the
+/// comparison with a bound that gives the same answer on every value (unknown for NULL).
+pub(super) fn beyond_timestamps_cmp(column: usize, op: CmpOp, ty: &ColumnType) -> Expr {
+    let (op, bound) = match op {
+        CmpOp::Eq => (CmpOp::Lt, i64::MIN),
+        CmpOp::Ne => (CmpOp::Ge, i64::MIN),
+        CmpOp::Lt | CmpOp::Le => (CmpOp::Lt, i64::MAX),
+        CmpOp::Gt | CmpOp::Ge => (CmpOp::Ge, i64::MAX),
+    };
+    let value = match ty {
+        ColumnType::Timestamptz => Value::Timestamptz(bound),
+        _ => Value::Timestamp(bound),
+    };
+    Expr::Cmp {
+        column,
+        op,
+        value: Some(value),
     }
 }
 

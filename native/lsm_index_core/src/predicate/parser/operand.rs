@@ -1,6 +1,7 @@
 //! Operands, from the highest precedence below comparisons down: `||`, `+ -`, `* / %`, unary
-//! signs, `::` casts, and primaries (literals, `$n`, columns, function calls, `CAST`,
-//! parentheses). A word that starts a construct outside the language is named in the error.
+//! signs, `::` casts, and primaries (literals, typed literals `date '2024-01-01'`, `$n`,
+//! columns, function calls, `CAST`, parentheses). A word that starts a construct outside the
+//! language is named in the error.
 
 use super::grammar::{spanned, Node, Spanned};
 use super::literal::Raw;
@@ -88,21 +89,70 @@ impl Parser<'_> {
     /// A type name (after `::` or `AS`) and its position.
     fn type_after_cast(&mut self) -> Result<(usize, ColumnType)> {
         let at = self.position();
-        match self.next() {
-            Some(Token::Word(w)) => {
-                let name = self.type_name(w.clone());
-                ColumnType::from_name(&name)
-                    .map(|t| (at, t))
-                    .ok_or_else(|| error(at, &format!("a supported type, found {name:?}")))
-            }
+        let (name, quoted) = match self.next() {
+            Some(Token::Word(w)) => (self.type_name(w), false),
+            Some(Token::Quoted(q)) => (q, true),
             _ => {
                 self.at -= 1;
-                Err(self.expected("a type name"))
+                return Err(self.expected("a type name"));
             }
-        }
+        };
+        self.type_named(&name, quoted)
+            .map(|t| (at, t))
+            .ok_or_else(|| error(at, &format!("a supported type, found {name:?}")))
+    }
+
+    /// The type `name` names: a built-in one (`int8`, `double precision`; double-quoted, by
+    /// its catalog name exactly: `"int4"`), else a named enum of the table's columns
+    /// (`mood`, `"Mood"`).
+    fn type_named(&self, name: &str, quoted: bool) -> Option<ColumnType> {
+        let builtin = if quoted {
+            ColumnType::from_catalog_name(name)
+        } else {
+            ColumnType::from_name(name)
+        };
+        builtin.or_else(|| {
+            self.columns.iter().find_map(|(_, t)| match t {
+                ColumnType::Enum(e) if e.name.as_deref() == Some(name) => Some(t.clone()),
+                _ => None,
+            })
+        })
+    }
+
+    /// SQL's typed literal `type 'text'` (`date '2024-01-01'`, `timestamp with time zone
+    /// '…'`, `mood 'sad'`), if one starts here: a type name, then a string constant. It is
+    /// `'text'::type` exactly, and PostgreSQL reads it so even where a column has the name
+    /// (`date '…'`; `date = '…'` is the column). Anything else leaves the position as it was.
+    fn typed_literal(&mut self) -> Option<Result<Spanned>> {
+        let (at, start) = (self.position(), self.at);
+        let (name, quoted) = match self.next()? {
+            Token::Word(w) if !is_reserved(&w) && unsupported(&w).is_none() => {
+                (self.type_name(w), false)
+            }
+            Token::Quoted(q) => (q, true),
+            _ => {
+                self.at = start;
+                return None;
+            }
+        };
+        let text_at = self.position();
+        let Some(Token::Str(text)) = self.peek().cloned() else {
+            self.at = start;
+            return None;
+        };
+        self.at += 1;
+        let Some(ty) = self.type_named(&name, quoted) else {
+            return Some(Err(error(at, &format!("a supported type, found {name:?}"))));
+        };
+        // an invalid text is reported at the text, as PostgreSQL does
+        let text = Box::new(spanned(text_at, Node::Lit(Raw::Str(text))));
+        Some(Ok(spanned(at, Node::Cast(text, ty, text_at))))
     }
 
     fn primary(&mut self, depth: usize) -> Result<Spanned> {
+        if let Some(typed) = self.typed_literal() {
+            return typed;
+        }
         let at = self.position();
         let lit = |raw| Ok(spanned(at, Node::Lit(raw)));
         match self.next() {

@@ -2,8 +2,10 @@
 //! type it meets, numbers promote along int2 < int4 < int8 < numeric < float4 < float8 (an
 //! operator on float4 and anything else but float4 works in float8), dates along date <
 //! timestamp < timestamptz. Every conversion becomes an explicit cast, and constants are
-//! folded here, so an error PostgreSQL raises while planning (`1/0`) is a parse error.
+//! folded here, so an error PostgreSQL raises while planning (`1/0`) is a parse error where
+//! its planner would reach it (`fold`).
 
+use super::fold::{constant, strict_null};
 use super::grammar::{Node, Spanned};
 use super::literal::Raw;
 use super::Parser;
@@ -65,13 +67,14 @@ fn implicit(from: &ColumnType, to: &ColumnType) -> bool {
     }
 }
 
-/// Whether `from::to` is a cast PostgreSQL has (and this engine evaluates).
-fn castable(from: &ColumnType, to: &ColumnType) -> bool {
+/// Whether `from::to` is a cast PostgreSQL has (and this engine evaluates): text to an enum
+/// is its input function, so only a named enum (one SQL can name) is a target.
+pub(super) fn castable(from: &ColumnType, to: &ColumnType) -> bool {
     use ColumnType as T;
     from == to
         || (is_number(from) && is_number(to))
         || *to == T::Text
-        || (*from == T::Text && !matches!(to, T::Enum(_)))
+        || *from == T::Text
         || matches!((from, to), (T::Int4, T::Bool) | (T::Bool, T::Int4))
         || matches!(
             (from, to),
@@ -146,14 +149,12 @@ impl Parser<'_> {
                 let s = Scalar::Concat(Box::new(as_text(a)), Box::new(as_text(b)));
                 self.fold(s, ColumnType::Text, at)?
             }
-            // a condition as a boolean value
+            // a condition as a boolean value (a constant as the planner folds it)
             _ => {
                 let e = self.condition(n.clone())?;
-                match e {
-                    Expr::Const(b) => {
-                        known(Scalar::Const(b.map(Value::Bool)), ColumnType::Bool, at)
-                    }
-                    e => known(Scalar::Condition(Box::new(e)), ColumnType::Bool, at),
+                match constant(&e) {
+                    Some(b) => known(Scalar::Const(b.map(Value::Bool)), ColumnType::Bool, at),
+                    None => known(Scalar::Condition(Box::new(e)), ColumnType::Bool, at),
                 }
             }
         })
@@ -167,8 +168,11 @@ impl Parser<'_> {
     }
 
     /// `s` of type `ty`, computed now when it reads no column (an error is PostgreSQL's
-    /// planning-time error).
+    /// planning-time error), or NULL for a strict function of a NULL constant.
     fn fold(&self, s: Scalar, ty: ColumnType, at: usize) -> Result<Typed> {
+        if strict_null(&s) {
+            return Ok(known(Scalar::Const(None), ty, at));
+        }
         let mut reads = false;
         s.columns(&mut |_| reads = true);
         if reads {
@@ -176,26 +180,21 @@ impl Parser<'_> {
         }
         match s.eval(&[]) {
             Ok(v) => Ok(known(Scalar::Const(v), ty, at)),
-            Err(e) => Err(error(
-                at,
-                &format!("an expression PostgreSQL can evaluate ({})", e.message()),
-            )),
+            Err(e) => {
+                let e = error(
+                    at,
+                    &format!("an expression PostgreSQL can evaluate ({})", e.message()),
+                );
+                self.at_plan_time(Err(e), || known(s, ty.clone(), at))
+            }
         }
     }
 
     fn call(&self, f: Func, args: &[Spanned], at: usize) -> Result<Typed> {
-        let args: Vec<Typed> = args.iter().map(|a| self.scalar(a)).collect::<Result<_>>()?;
         if f == Func::Coalesce {
-            if args.is_empty() {
-                return Err(error(at, "coalesce with at least one argument"));
-            }
-            let ty = self.common_type(&args.iter().collect::<Vec<_>>())?;
-            let args: Vec<Scalar> = args
-                .into_iter()
-                .map(|a| self.coerce(a, &ty, "arguments of one type in coalesce"))
-                .collect::<Result<_>>()?;
-            return self.fold(Scalar::Call(f, args, ty.clone()), ty, at);
+            return self.coalesce(args, at);
         }
+        let args: Vec<Typed> = args.iter().map(|a| self.scalar(a)).collect::<Result<_>>()?;
         let [arg] = <[Typed; 1]>::try_from(args)
             .map_err(|_| error(at, &format!("{}() with one argument", f.name())))?;
         let (arg, ty) = match f {
@@ -213,6 +212,43 @@ impl Parser<'_> {
             }
         };
         self.fold(Scalar::Call(f, vec![arg], ty.clone()), ty, at)
+    }
+
+    /// `coalesce(args)` in the arguments' common type. The planner stops at the first
+    /// argument that folds to a non-NULL constant (its value is the answer wherever no
+    /// argument before it is non-NULL): those after it are only parsed, and left out.
+    fn coalesce(&self, args: &[Spanned], at: usize) -> Result<Typed> {
+        if args.is_empty() {
+            return Err(error(at, "coalesce with at least one argument"));
+        }
+        let mut typed = Vec::with_capacity(args.len());
+        let mut reached = args.len();
+        for (i, a) in args.iter().enumerate() {
+            if i > reached {
+                typed.push(self.skipping(|| self.scalar(a))?);
+                continue;
+            }
+            let t = self.scalar(a)?;
+            let non_null = match &t.ty {
+                Ty::Unknown(v) => v.is_some(),
+                Ty::Known(_) => matches!(t.s, Scalar::Const(Some(_))),
+            };
+            if non_null {
+                reached = i;
+            }
+            typed.push(t);
+        }
+        let ty = self.common_type(&typed.iter().collect::<Vec<_>>())?;
+        let why = "arguments of one type in coalesce";
+        let mut kept = Vec::with_capacity(typed.len());
+        for (i, t) in typed.into_iter().enumerate() {
+            if i > reached {
+                self.skipping(|| self.coerce(t, &ty, why))?;
+            } else {
+                kept.push(self.coerce(t, &ty, why)?);
+            }
+        }
+        self.fold(Scalar::Call(Func::Coalesce, kept, ty.clone()), ty, at)
     }
 
     fn arith(&self, op: ArithOp, a: Typed, b: Typed, at: usize) -> Result<Typed> {
@@ -326,14 +362,15 @@ impl Parser<'_> {
         Ok(self.fold_compare(l, op, r))
     }
 
-    /// `l op r` (both of one type), computed now when both are constants; a constant on the
-    /// left moves right (so `'x' = lower(s)` is indexed as `lower(s) = 'x'`).
+    /// `l op r` (both of one type), computed now when both are constants (NULL when either
+    /// is NULL: the operator is strict); a constant on the left moves right (so `'x' =
+    /// lower(s)` is indexed as `lower(s) = 'x'`).
     pub(super) fn fold_compare(&self, l: Scalar, op: CmpOp, r: Scalar) -> Expr {
         match (l, r) {
-            (Scalar::Const(a), Scalar::Const(b)) => Expr::Const(match (a, b) {
-                (Some(a), Some(b)) => Some(op.holds(compare(&a, &b))),
-                _ => None,
-            }),
+            (Scalar::Const(None), _) | (_, Scalar::Const(None)) => Expr::Const(None),
+            (Scalar::Const(Some(a)), Scalar::Const(Some(b))) => {
+                Expr::Const(Some(op.holds(compare(&a, &b))))
+            }
             (c @ Scalar::Const(_), e) => Expr::Compare {
                 left: e,
                 op: op.flipped(),
@@ -384,9 +421,14 @@ impl Parser<'_> {
             Ty::Known(from) if from == *to => Ok(t.s),
             Ty::Known(from) if implicit(&from, to) => match t.s {
                 Scalar::Const(None) => Ok(Scalar::Const(None)),
-                Scalar::Const(Some(v)) => cast(v, &from, to)
-                    .map(|v| Scalar::Const(Some(v)))
-                    .map_err(|e| error(t.at, e.message())),
+                Scalar::Const(Some(v)) => {
+                    let converted = cast(v.clone(), &from, to)
+                        .map(|v| Scalar::Const(Some(v)))
+                        .map_err(|e| error(t.at, e.message()));
+                    let stand_in =
+                        || Scalar::Cast(Box::new(Scalar::Const(Some(v))), from, to.clone());
+                    self.at_plan_time(converted, stand_in)
+                }
                 s => Ok(Scalar::Cast(Box::new(s), from, to.clone())),
             },
             Ty::Known(from) => Err(error(
@@ -398,7 +440,7 @@ impl Parser<'_> {
 }
 
 /// A literal's type and value (`negative`: with a leading minus).
-fn literal(raw: &Raw, negative: bool, at: usize) -> Result<Typed> {
+pub(super) fn literal(raw: &Raw, negative: bool, at: usize) -> Result<Typed> {
     let sign = if negative { "-" } else { "" };
     Ok(match raw {
         Raw::Integer(s) => {

@@ -19,6 +19,13 @@ impl Parser<'_> {
         literals: Vec<(usize, Literal)>,
         negated: bool,
     ) -> Result<Expr> {
+        // a list of one is PostgreSQL's `=` (`<>`): its cross-type operator, no cast
+        if let [(at, literal)] = literals.as_slice() {
+            if self.date_beyond_timestamps(literal, column) {
+                let op = if negated { CmpOp::Ne } else { CmpOp::Eq };
+                return self.comparison(column, op, literal.clone(), *at);
+            }
+        }
         let (values, left_out) = self.in_list(column, literals)?;
         if values.is_empty() && left_out {
             // `x IN (BIG)`: false, or unknown for NULL, as `x = BIG`

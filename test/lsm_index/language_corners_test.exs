@@ -1,0 +1,175 @@
+defmodule LsmIndex.LanguageCornersTest do
+  # The last corners of the language (issue 20), each answer taken from PostgreSQL 15: typed
+  # literals, named enum types, and constant folding that raises only what PostgreSQL's
+  # planner raises. Through the ShapeRouter and the Filter with both equality indexes.
+  use ExUnit.Case, async: true
+
+  alias LsmIndex.{Filter, ShapeRouter, Where}
+  alias LsmIndex.Filter.ColumnType
+
+  @mood {:enum, "mood", ["sad", "ok", "happy"]}
+  @cols [
+    {"id", :int8},
+    {"i4", :int4},
+    {"s", :text},
+    {"d", :date},
+    {"date", :date},
+    {"ts", :timestamptz},
+    {"e", @mood},
+    {"e2", @mood},
+    {"u", {:enum, ["low", "high"]}}
+  ]
+  @table {"public", "t"}
+
+  # {clause, records it matches, records it does not}
+  @cases [
+    # typed literals, also against a column named like a type
+    {"d = DATE '2024-01-01'", [%{"d" => "2024-01-01"}], [%{"d" => "2024-01-02"}, %{}]},
+    {"date = '2024-01-01'", [%{"date" => "2024-01-01"}], [%{"d" => "2024-01-01"}]},
+    {"date '2024-01-01' = date", [%{"date" => "2024-01-01"}], [%{"date" => "2024-01-02"}]},
+    {"i4 = int4 '5'", [%{"i4" => "5"}], [%{"i4" => "6"}]},
+    {"i4 IN (integer '5', bigint '6')", [%{"i4" => "6"}], [%{"i4" => "7"}]},
+    {"ts >= TIMESTAMP WITH TIME ZONE '2024-01-01 05:00+05'",
+     [%{"ts" => "2024-01-01 00:00:00+00"}], [%{"ts" => "2023-12-31 23:59:59+00"}]},
+    {"s = double precision '1e3'::text", [%{"s" => "1000"}], [%{"s" => "1e3"}]},
+    # named enums: casts, typed literals, declaration order, text to the enum
+    {"e = 'ok'::mood", [%{"e" => "ok"}], [%{"e" => "sad"}, %{}]},
+    {"e > mood 'sad'", [%{"e" => "ok"}, %{"e" => "happy"}], [%{"e" => "sad"}]},
+    {"e IN (CAST('happy' AS mood), 'sad')", [%{"e" => "happy"}], [%{"e" => "ok"}]},
+    {"s::mood = e2", [%{"s" => "ok", "e2" => "ok"}], [%{"s" => "ok", "e2" => "sad"}]},
+    {"u = 'high'", [%{"u" => "high"}], [%{"u" => "low"}]},
+    # folding stops where PostgreSQL's planner stops
+    {"coalesce(NULL::int4, 1, 1 / 0) = i4", [%{"i4" => "1"}], [%{"i4" => "2"}]},
+    {"i4 = 1 OR (false AND 1 / 0 = 1)", [%{"i4" => "1"}], [%{"i4" => "2"}]},
+    {"(true OR 1 / 0 = 1) AND e = 'sad'", [%{"e" => "sad"}], [%{"e" => "ok"}]},
+    {"i4 = 3 OR (i4 + NULL) IS NULL OR 1 / 0 = 1", [%{"i4" => "5"}, %{}], []},
+    {"i4 = 2 AND 0 NOT BETWEEN 1 AND 1 / 0", [%{"i4" => "2"}], [%{"i4" => "1"}]}
+  ]
+
+  @refused [
+    {"d = DATE 5", "found number 5"},
+    {"e = 'angry'::mood", "a literal that is a valid mood"},
+    {"e = mood 'angry'", "a literal that is a valid mood"},
+    {"e = s", "a value comparable with mood"},
+    {"i4::mood = 'ok'", "a cast PostgreSQL has: int4 to mood"},
+    {"u = 'low'::enum", "a supported type"},
+    {"coalesce(NULL::int4, 1 / 0, 1) = i4", "division by zero"},
+    {"1 / 0 = 1 AND false", "division by zero"},
+    {"false AND i4 = 'abc'", "expected a value of its type"}
+  ]
+
+  defp filter(mode) do
+    Enum.reduce(Enum.with_index(@cases), Filter.new(index: mode), fn {{sql, _, _}, i}, f ->
+      Filter.add_shape(f, i, %{table: @table, columns: @cols, where: sql})
+    end)
+  end
+
+  defp router(opts \\ []) do
+    {:ok, r} = ShapeRouter.new("t", @table, @cols, opts)
+
+    for {{sql, _, _}, i} <- Enum.with_index(@cases),
+        do: :ok = ShapeRouter.add_shape(r, i, sql)
+
+    r
+  end
+
+  # Every case's shape is affected by the records it matches and not by the others.
+  defp check(affected) do
+    for {{sql, yes, no}, i} <- Enum.with_index(@cases) do
+      for rec <- yes, do: assert(i in affected.(rec), "#{sql} on #{inspect(rec)}")
+      for rec <- no, do: refute(i in affected.(rec), "#{sql} on #{inspect(rec)}")
+    end
+  end
+
+  describe "ShapeRouter" do
+    test "routes typed literals, named enums and lazily folded constants" do
+      r = router()
+      check(&ShapeRouter.route(r, {:insert, &1}))
+
+      for {sql, why} <- @refused do
+        assert {:error, {:invalid_where, _, message}} = ShapeRouter.add_shape(r, 99, sql)
+        assert message =~ why, "#{sql}: #{message}"
+      end
+    end
+
+    @tag :tmp_dir
+    test "a persistent router reopens with its named enums; another name is another table",
+         %{tmp_dir: dir} do
+      path = Path.join(dir, "router")
+      r = router(path: path)
+      :ok = ShapeRouter.close(r)
+      {:ok, r} = ShapeRouter.new("t", @table, @cols, path: path)
+      check(&ShapeRouter.route(r, {:insert, &1}))
+      :ok = ShapeRouter.close(r)
+
+      renamed =
+        Enum.map(@cols, fn
+          {name, {:enum, "mood", labels}} -> {name, {:enum, "feeling", labels}}
+          col -> col
+        end)
+
+      assert {:error, {:invalid_config, _}} = ShapeRouter.new("t", @table, renamed, path: path)
+    end
+  end
+
+  for mode <- [:map, :lsm] do
+    describe "Filter, index: #{inspect(mode)}" do
+      @describetag mode: mode
+
+      test "filters typed literals, named enums and lazily folded constants", %{mode: mode} do
+        f = filter(mode)
+        check(&Filter.affected_shapes(f, {:insert, @table, &1}))
+
+        for {sql, why} <- @refused do
+          shape = %{table: @table, columns: @cols, where: sql}
+
+          assert_raise ArgumentError, ~r/#{Regex.escape(why)}/, fn ->
+            Filter.add_shape(f, 99, shape)
+          end
+        end
+      end
+
+      test "a cast names an enum of a column the clause does not read", %{mode: mode} do
+        shape = %{table: @table, columns: @cols, where: "s::mood > 'sad'"}
+        f = Filter.add_shape(Filter.new(index: mode), 1, shape)
+        assert Filter.affected_shapes(f, {:insert, @table, %{"s" => "ok"}}) == MapSet.new([1])
+        assert Filter.affected_shapes(f, {:insert, @table, %{"s" => "sad"}}) == MapSet.new()
+        # not a label: an evaluation error on the row, which routes the change to the shape
+        assert Filter.affected_shapes(f, {:insert, @table, %{"s" => "angry"}}) == MapSet.new([1])
+      end
+    end
+  end
+
+  describe "Where.parse/2" do
+    test "a named enum's literals come back as labels, its casts as SQL that parses back" do
+      assert {:ok, {:eq, "e", "ok"}} = Where.parse("e = mood 'ok'", @cols)
+      assert {:ok, {:sql, sql}} = Where.parse("s::mood = 'ok'", @cols)
+      assert sql =~ ~s(::"mood")
+      assert {:ok, {:sql, ^sql}} = Where.parse(sql, @cols)
+      assert {:ok, {:const, false}} = Where.parse("false AND 1 / 0 = 1", @cols)
+    end
+  end
+
+  describe "ColumnType.columns!/1" do
+    test "takes named enums; one name has one list of labels" do
+      pairs = [{"e", @mood}, {"f", @mood}, {"g", {:enum, "Other", ["x"]}}]
+      assert ColumnType.columns!(pairs) == pairs
+
+      for bad <-
+            [{:enum, "", ["a"]}, {:enum, "a\0b", ["a"]}, {:enum, :mood, ["a"]}] ++
+              [{:enum, "mood", []}, {:enum, "mood", ["a", "a"]}] do
+        assert_raise ArgumentError, ~r/column "e" has type .*\{:enum, name, labels\}/, fn ->
+          ColumnType.columns!([{"e", bad}])
+        end
+      end
+
+      assert_raise ArgumentError, ~r/enum type "mood" has one list of labels/, fn ->
+        ColumnType.columns!([{"e", @mood}, {"f", {:enum, "mood", ["sad"]}}])
+      end
+
+      assert_raise ArgumentError, ~r/enum type "mood"/, fn ->
+        ShapeRouter.new("t", @table, %{"e" => @mood, "f" => {:enum, "mood", ["x"]}})
+      end
+    end
+  end
+end
