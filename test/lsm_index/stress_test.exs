@@ -155,7 +155,8 @@ defmodule LsmIndex.StressTest do
         do: shm,
         else: tmp
 
-    Path.join(base, "lsm_index_stress_#{System.unique_integer([:positive])}")
+    # the OS pid too: two test runs side by side count unique integers alike
+    Path.join(base, "lsm_index_stress_#{System.pid()}_#{System.unique_integer([:positive])}")
   end
 
   defp long_schedules(acc) do
