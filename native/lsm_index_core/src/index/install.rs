@@ -25,11 +25,15 @@ impl Index {
     ) -> Result<()> {
         debug_assert!(std::ptr::eq(MutexGuard::mutex(job), &lane.compaction));
         self.persist(Some((lane.number, &next, flushed)))?;
-        let mut st = lane.state.write();
-        st.version = next;
-        if flushed.is_some() {
-            st.frozen = None;
-        }
+        let replaced = {
+            let mut st = lane.state.write();
+            let old = std::mem::replace(&mut st.version, next);
+            let frozen = flushed.and_then(|_| st.frozen.take());
+            (old, frozen)
+        };
+        // Freed once the lock is released: the last reference to a replaced version's
+        // segments or to a flushed overlay unmaps memory, which readers must not wait behind.
+        drop(replaced);
         Ok(())
     }
 
