@@ -377,7 +377,8 @@ defmodule LsmIndex do
 
   @doc """
   Waits until no background compaction job of `index` is queued or running (a quiet point
-  for measurements and tests; on a dirty I/O scheduler).
+  for measurements and tests; on a dirty I/O scheduler). On a closed index it returns `:ok`
+  at once: no job does anything after `close/1`.
   """
   @spec wait_idle(t()) :: :ok | {:error, term()}
   def wait_idle(index), do: call(index, &Native.index_wait_idle/1)

@@ -163,11 +163,14 @@ impl Index {
     }
 
     /// Waits until no background job of this index is queued or running (a quiescent point
-    /// for measurements and tests); fails if the index is closed or poisoned meanwhile.
+    /// for measurements and tests); fails if the index is poisoned meanwhile. A closed index
+    /// answers at once: `close` waits for a running job, and a queued one finds the index
+    /// closed and does nothing, so there is nothing to wait for (although the queue may not
+    /// have drained yet).
     pub fn wait_idle(&self) -> Result<()> {
         loop {
             let seen = self.activity.generation();
-            if self.activity.pending.load(Ordering::SeqCst) == 0 {
+            if self.activity.pending.load(Ordering::SeqCst) == 0 || self.is_closed() {
                 return Ok(());
             }
             self.check_writable()?;
