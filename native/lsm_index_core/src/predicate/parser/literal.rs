@@ -1,7 +1,8 @@
 //! Literals: read with their sign and cast, then typed by the column they are compared
 //! with, as PostgreSQL types them.
 
-use super::scalar::{castable, literal as own_literal, Ty};
+use super::coerce::castable;
+use super::scalar::{literal as own_literal, Ty};
 use super::Parser;
 use crate::error::Result;
 use crate::predicate::datetime::date_to_timestamp;

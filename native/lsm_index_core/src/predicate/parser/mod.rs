@@ -16,6 +16,7 @@
 //! COALESCE, nor in BETWEEN's upper bound when the lower one already decides
 //! (`fold::Parser::skipping`).
 
+mod coerce;
 mod fold;
 mod grammar;
 mod literal;
