@@ -60,6 +60,16 @@ pub enum Error {
         /// What is wrong with the columns.
         reason: String,
     },
+    /// A shape declares a column with another type than the table's other shapes that refer
+    /// to it (an open-schema router: one type per column while some shape reads it).
+    ColumnTypeConflict {
+        /// The column.
+        column: String,
+        /// Its type in the other shapes.
+        had: String,
+        /// The type the new shape declares.
+        got: String,
+    },
     /// A persistent router's shape catalog was made for a table with other columns.
     TableMismatch {
         /// The catalog file.
@@ -206,6 +216,9 @@ impl fmt::Display for Error {
                 write!(f, "invalid option {option}: {reason}")
             }
             Error::InvalidColumns { reason } => write!(f, "invalid table columns: {reason}"),
+            Error::ColumnTypeConflict { column, had, got } => {
+                write!(f, "column {column:?} is {had} in other shapes, not {got}")
+            }
             Error::TableMismatch { path, columns } => write!(
                 f,
                 "the shape catalog {path} belongs to a table with columns {columns:?}"

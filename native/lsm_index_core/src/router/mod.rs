@@ -23,16 +23,21 @@
 //! - `shapes`: the write path: compile a shape, write its keys, publish it in the shape table;
 //! - `route`: the read path: the [`Reader`], a change's candidates and their evaluation;
 //! - `row`: a row's Postgres text parsed into typed values of the referenced columns;
+//! - `schema`: an open-schema router's columns, declared by its shapes as they are added;
 //! - `presence`: the presence filter and its upkeep (when the live keys outgrow it);
+//! - `set`: the routers of one filter's tables behind one handle; `ids`: shape names;
 //! - `catalog`: a persistent router's shape log; `metrics`: routing counters and latency;
 //! - `bits`: column bitsets. Column keys are encoded by [`crate::key::column_key`].
 
 mod bits;
 pub mod catalog;
+pub mod ids;
 mod metrics;
 mod presence;
 mod route;
 mod row;
+mod schema;
+pub mod set;
 mod shapes;
 
 use crate::index::{Config, Index, Listener};
@@ -81,9 +86,12 @@ pub struct ShapeCounts {
     pub scanned_because: [usize; 3],
 }
 
+/// A table's columns (name, type) in row order, shared by the state and the writers that
+/// compile against them.
+pub type Columns = Arc<[(String, ColumnType)]>;
+
 /// Routes changes of one table to the shapes they affect (see the module doc).
 pub struct Router {
-    columns: Vec<(String, ColumnType)>,
     /// How `lower`, `upper` and `ILIKE` fold case in its shapes.
     folding: CaseFolding,
     /// The equality index of the indexed shapes' keys, made by the first indexed shape (an
@@ -99,6 +107,8 @@ pub struct Router {
     /// The shape catalog of a persistent router (`None` in memory, or once closed).
     catalog: Mutex<Option<Box<Catalog>>>,
     persistent: bool,
+    /// Whether shapes may add columns to the table ([`Router::new_open`]).
+    open_schema: bool,
     closed: AtomicBool,
 }
 
@@ -123,22 +133,27 @@ impl Router {
         config: Config,
     ) -> Result<Router> {
         config.validate()?;
-        if columns.is_empty() || columns.len() > MAX_COLUMNS {
+        if columns.is_empty() {
             return Err(Error::InvalidColumns {
                 reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
             });
         }
-        let mut names = std::collections::HashSet::new();
-        if let Some((name, _)) = columns.iter().find(|(name, _)| !names.insert(name)) {
-            return Err(Error::InvalidColumns {
-                reason: format!("column {name:?} appears twice"),
-            });
-        }
+        let mut router = Router::new_open(folding, config)?;
+        router.open_schema = false;
+        router.state.get_mut().columns = schema::checked(columns)?;
+        Ok(router)
+    }
+
+    /// An empty router whose table has no columns yet: each shape added with
+    /// [`Router::add_shape_declared`] declares the columns it is written against, which the
+    /// table gains (see `schema`). In memory only (`LsmIndex.Filter`'s tables).
+    pub fn new_open(folding: CaseFolding, config: Config) -> Result<Router> {
+        config.validate()?;
         Ok(Router {
             index: OnceLock::new(),
             config: (config != Config::default()).then(|| Box::new(config)),
-            state: RwLock::new(State::new(columns.len())),
-            columns,
+            state: RwLock::new(State::new(Columns::from(Vec::new()))),
+            open_schema: true,
             folding,
             writer: Mutex::new(()),
             metrics: OnceLock::new(),
@@ -159,7 +174,8 @@ impl Router {
         sync: SyncMode,
     ) -> Result<Router> {
         let mut router = Router::new(columns, folding, config)?;
-        let (catalog, shapes) = Catalog::open(dir, &router.columns, folding, sync)?;
+        let columns = router.columns();
+        let (catalog, shapes) = Catalog::open(dir, &columns, folding, sync)?;
         let shapes: Vec<(u32, String)> = shapes.into_iter().collect();
         // about one key per shape: sized once instead of grown (and the filter rebuilt)
         router.state.write().reserve(shapes.len(), shapes.len());
@@ -210,9 +226,9 @@ impl Router {
         }
     }
 
-    /// The table's columns, in row order.
-    pub fn columns(&self) -> &[(String, ColumnType)] {
-        &self.columns
+    /// The table's columns, in row order (an open-schema router's as of now).
+    pub fn columns(&self) -> Columns {
+        self.state.read().columns.clone()
     }
 
     /// Waits until the shape index's background compaction is idle (benchmarks, tests).
@@ -229,6 +245,31 @@ impl Router {
         // no writer lock: `index` hands every caller the one index the OnceLock keeps
         self.index()?.set_listener(listener);
         Ok(())
+    }
+
+    /// Whether shape `id` is held.
+    pub fn contains(&self, id: u32) -> bool {
+        self.state.read().shapes.contains_key(&id)
+    }
+
+    /// How many shapes are held.
+    pub fn shape_count(&self) -> usize {
+        self.state.read().shapes.len()
+    }
+
+    /// Appends the id of every shape held to `out`.
+    pub fn shape_handles_into(&self, out: &mut Vec<u32>) {
+        out.extend(self.state.read().shapes.keys());
+    }
+
+    /// Whether some shape is found through an index on column `name` (its value, or
+    /// `lower`/`upper` of it).
+    pub fn is_indexed_on(&self, name: &str) -> bool {
+        let st = self.state.read();
+        st.indexed_on.iter().any(|&(slot, _)| {
+            let (c, _) = shapes::slot_column(slot);
+            st.columns.get(c).is_some_and(|(n, _)| n == name)
+        })
     }
 
     /// Shapes held, by kind.

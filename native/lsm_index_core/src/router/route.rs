@@ -11,7 +11,7 @@ use super::{key_hasher, Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
 use crate::predicate::eval::compare;
-use crate::predicate::Value;
+use crate::predicate::{ColumnType, Value};
 use crate::Result;
 use parking_lot::RwLockReadGuard;
 use std::cmp::Ordering;
@@ -57,6 +57,11 @@ impl Reader<'_> {
     /// Shapes evaluated on every change (what bounds a route's cost from above).
     pub fn scanned_count(&self) -> usize {
         self.state.scanned.len()
+    }
+
+    /// The table's columns as this reader sees them: a change's rows have one cell each.
+    pub fn columns(&self) -> &[(String, ColumnType)] {
+        &self.state.columns
     }
 
     /// The columns some shape refers to, ascending: a row's other columns cannot change
@@ -134,12 +139,12 @@ impl Router {
         match change {
             Change::Truncate => out.extend(st.shapes.keys()),
             Change::Insert(text) | Change::Delete(text) => {
-                rows.old.parse(&self.columns, &st.referenced, text)?;
+                rows.old.parse(&st.columns, &st.referenced, text)?;
                 self.route_row(st, &rows.old, None, out, scratch)?;
             }
             Change::Update(old, new) => {
-                rows.old.parse(&self.columns, &st.referenced, old)?;
-                rows.new.parse(&self.columns, &st.referenced, new)?;
+                rows.old.parse(&st.columns, &st.referenced, old)?;
+                rows.new.parse(&st.columns, &st.referenced, new)?;
                 let changed = changed_columns(&rows.old, &rows.new);
                 self.route_row(st, &rows.old, None, out, scratch)?;
                 self.route_row(st, &rows.new, Some(&changed), out, scratch)?;
@@ -176,12 +181,8 @@ impl Router {
         if changed.is_none() {
             saved.clear();
         }
-        let columns = st.columns;
-        for (slot, &n) in st.indexed_on.iter().enumerate() {
-            if n == 0 {
-                continue;
-            }
-            let (c, func) = slot_column(columns, slot);
+        for &(slot, _) in &st.indexed_on {
+            let (c, func) = slot_column(slot);
             let reuse = changed.is_some_and(|ch| !bit(ch, c));
             let mut found = Vec::new();
             let candidates: &[u32] = if reuse {

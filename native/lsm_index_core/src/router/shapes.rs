@@ -5,10 +5,10 @@
 use super::bits::columns_of;
 use super::catalog::{definition, split_definition};
 use super::presence::LiveKeys;
-use super::{key_hasher, Router, ScanReason, ShapeCounts};
+use super::{key_hasher, Columns, Router, ScanReason, ShapeCounts, MAX_COLUMNS};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::{compile, Program};
-use crate::predicate::{parse_in, Func};
+use crate::predicate::{parse_in, ColumnType, Func};
 use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
 use std::collections::{HashMap, HashSet};
@@ -22,10 +22,11 @@ pub(super) type IdHasher = std::hash::BuildHasherDefault<ahash::AHasher>;
 /// Shape id -> shape.
 pub(super) type ShapeMap = HashMap<u32, Arc<Shape>, IdHasher>;
 
-/// The index slot of `column` (of `columns`) under key function `func`: the column id for
-/// its own value (so plain column keys are the column's), shifted by a multiple of the
-/// column count for `lower`/`upper` (their keys are the function's result).
-pub(super) fn slot(columns: usize, column: usize, func: Option<Func>) -> usize {
+/// The index slot of `column` under key function `func`: the column id for its own value (so
+/// plain column keys are the column's), shifted by a multiple of [`MAX_COLUMNS`] for
+/// `lower`/`upper` (their keys are the function's result). Independent of the table's column
+/// count, so a table that gains columns keeps its slots.
+pub(super) fn slot(column: usize, func: Option<Func>) -> usize {
     let kind = match func {
         None => 0,
         Some(Func::Lower) => 1,
@@ -33,19 +34,19 @@ pub(super) fn slot(columns: usize, column: usize, func: Option<Func>) -> usize {
         Some(Func::LowerAscii) => 3,
         Some(_) => 4,
     };
-    kind * columns + column
+    kind * MAX_COLUMNS + column
 }
 
 /// The column and key function of index slot `slot` (see [`slot`]).
-pub(super) fn slot_column(columns: usize, slot: usize) -> (usize, Option<Func>) {
-    let func = match slot / columns {
+pub(super) fn slot_column(slot: usize) -> (usize, Option<Func>) {
+    let func = match slot / MAX_COLUMNS {
         0 => None,
         1 => Some(Func::Lower),
         2 => Some(Func::Upper),
         3 => Some(Func::LowerAscii),
         _ => Some(Func::UpperAscii),
     };
-    (slot % columns, func)
+    (slot % MAX_COLUMNS, func)
 }
 
 /// Compiled shapes with their index keys, ready to be written and published.
@@ -71,8 +72,9 @@ pub(super) struct Shape {
 /// The published shapes: what a route sees.
 #[derive(Debug)]
 pub(super) struct State {
-    /// The table's column count (index slots are laid out by it, see [`slot`]).
-    pub(super) columns: usize,
+    /// The table's columns, in row order (an open-schema router's grow as shapes declare
+    /// them: see `schema`).
+    pub(super) columns: Columns,
     pub(super) shapes: ShapeMap,
     /// Scanned shapes, sorted by id (no map lookup per change).
     pub(super) scanned: Vec<(u32, Arc<Shape>)>,
@@ -81,9 +83,9 @@ pub(super) struct State {
     pub(super) refs: Vec<HashSet<u32, IdHasher>>,
     /// Columns some shape refers to, ascending (the only ones a route reads).
     pub(super) referenced: Vec<usize>,
-    /// Per index slot (see [`slot`]): how many shapes are indexed on it; as long as the
-    /// highest slot some shape is indexed on.
-    pub(super) indexed_on: Vec<usize>,
+    /// The index slots some shape is indexed on (see [`slot`]), ascending, each with how
+    /// many shapes are: a route probes only these.
+    pub(super) indexed_on: Vec<(usize, usize)>,
     /// Scanned shapes by why, in the order of [`ScanReason::ALL`].
     pub(super) scanned_because: [usize; 3],
     /// The presence filter over the indexed shapes' keys.
@@ -91,8 +93,8 @@ pub(super) struct State {
 }
 
 impl State {
-    /// No shapes, for a table of `columns` columns.
-    pub(super) fn new(columns: usize) -> State {
+    /// No shapes, for a table of `columns`.
+    pub(super) fn new(columns: Columns) -> State {
         State {
             columns,
             shapes: ShapeMap::default(),
@@ -134,10 +136,10 @@ impl State {
             }
         } else {
             for &slot in shape.indexed.iter() {
-                if self.indexed_on.len() <= slot {
-                    self.indexed_on.resize(slot + 1, 0);
+                match self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
+                    Ok(at) => self.indexed_on[at].1 += 1,
+                    Err(at) => self.indexed_on.insert(at, (slot, 1)),
                 }
-                self.indexed_on[slot] += 1;
             }
             let shapes = &self.shapes;
             self.presence
@@ -166,8 +168,11 @@ impl State {
             }
         } else {
             for &slot in shape.indexed.iter() {
-                if let Some(n) = self.indexed_on.get_mut(slot) {
-                    *n -= 1;
+                if let Ok(at) = self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
+                    self.indexed_on[at].1 -= 1;
+                    if self.indexed_on[at].1 == 0 {
+                        self.indexed_on.remove(at);
+                    }
                 }
             }
             let shapes = &self.shapes;
@@ -251,13 +256,37 @@ impl Router {
             position: 0,
             reason: "parameters without NUL characters".into(),
         })?;
-        let (shape, keys) = self.prepare(&definition)?;
-        let w = if blocking {
-            self.writer.lock()
+        let columns = self.columns();
+        let (shape, keys) = self.prepare(&definition, &columns)?;
+        let w = self.lock_writer(blocking)?;
+        self.publish(&w, id, shape, &keys, &definition, None, blocking)
+    }
+
+    /// The writer lock: waits for it when `blocking`, else `WouldBlock` if it is held.
+    pub(super) fn lock_writer(&self, blocking: bool) -> Result<MutexGuard<'_, ()>> {
+        if blocking {
+            Ok(self.writer.lock())
         } else {
-            self.writer.try_lock().ok_or_else(busy)?
-        };
-        self.remove_locked(&w, id, blocking)?;
+            self.writer.try_lock().ok_or_else(busy)
+        }
+    }
+
+    /// Replaces shape `id` by the compiled `shape` (under the writer lock `w`): the old one
+    /// unpublished and its keys dropped, `keys` written, the definition recorded in the
+    /// catalog, then `shape` published, with the table's columns set to `columns` when given
+    /// (an open-schema router that the shape widened or retyped).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn publish(
+        &self,
+        w: &MutexGuard<'_, ()>,
+        id: u32,
+        shape: Shape,
+        keys: &[ColumnKey],
+        definition: &str,
+        columns: Option<Columns>,
+        blocking: bool,
+    ) -> Result<()> {
+        self.remove_locked(w, id, blocking)?;
         let pairs: Vec<(&[u8], u32)> = keys.iter().map(|k| (k.as_slice(), id)).collect();
         // a scanned shape has no keys: no index is made for it
         if !pairs.is_empty() {
@@ -268,7 +297,7 @@ impl Router {
             }
         }
         if let Some(catalog) = self.catalog.lock().as_mut() {
-            if let Err(e) = catalog.add(id, &definition) {
+            if let Err(e) = catalog.add(id, definition) {
                 // not recorded: not added (the keys are dropped again)
                 if let Some(index) = self.index.get() {
                     let _ = index.drop_handle(id);
@@ -276,7 +305,11 @@ impl Router {
                 return Err(e);
             }
         }
-        self.state.write().insert(id, shape);
+        let mut st = self.state.write();
+        if let Some(columns) = columns {
+            st.columns = columns;
+        }
+        st.insert(id, shape);
         Ok(())
     }
 
@@ -288,8 +321,9 @@ impl Router {
         chunk: &[(u32, String)],
         threads: usize,
     ) -> Result<Prepared> {
+        let columns = self.columns();
         let load = |(id, sql): &(u32, String)| {
-            let (shape, keys) = self.prepare(sql).map_err(|e| Error::Corrupt {
+            let (shape, keys) = self.prepare(sql, &columns).map_err(|e| Error::Corrupt {
                 file: FileKind::Catalog,
                 what: dir.display().to_string(),
                 detail: format!("shape {id} of the catalog no longer loads: {e}"),
@@ -319,17 +353,21 @@ impl Router {
         Ok(all)
     }
 
-    /// A shape compiled from its definition text (see [`definition`]), with its index keys.
-    fn prepare(&self, definition: &str) -> Result<(Shape, Vec<ColumnKey>)> {
+    /// A shape compiled from its definition text (see [`definition`]) against `columns` (the
+    /// table's, or an open-schema router's view of them: see `schema`), with its index keys.
+    pub(super) fn prepare(
+        &self,
+        definition: &str,
+        columns: &[(String, ColumnType)],
+    ) -> Result<(Shape, Vec<ColumnKey>)> {
         let (sql, params) = split_definition(definition);
         let params = params.as_slice();
-        let compiled = compile(&parse_in(sql, &self.columns, params, self.folding)?);
-        let n = self.columns.len();
+        let compiled = compile(&parse_in(sql, columns, params, self.folding)?);
         let mut keys = Vec::new();
         for plan in &compiled.index {
             for v in &plan.keys {
                 let mut k = ColumnKey::new();
-                column_key(slot(n, plan.column, plan.func), v, &mut k);
+                column_key(slot(plan.column, plan.func), v, &mut k);
                 keys.push(k);
             }
         }
@@ -339,7 +377,7 @@ impl Router {
             indexed: compiled
                 .index
                 .iter()
-                .map(|p| slot(n, p.column, p.func))
+                .map(|p| slot(p.column, p.func))
                 .collect(),
             key_hashes: keys.iter().map(|k| key_hasher().hash_one(k)).collect(),
             scan: compiled.scan,

@@ -1,0 +1,145 @@
+//! An open-schema router's columns ([`Router::new_open`]): the table has no columns of its
+//! own; each shape is added with the columns (name, type) it is written against, and the
+//! table gains the names it did not have, at the end (positions, and so index slots and
+//! parsed rows, never move). A column has one type while some shape refers to it: a shape
+//! declaring another type for a column other shapes read is refused
+//! ([`Error::ColumnTypeConflict`]); a column no other shape reads takes the new type.
+//!
+//! A shape is compiled against a *view* of the table: its own declared columns at their
+//! table positions, every column it did not declare under a name no clause can spell, so it
+//! sees exactly what it declared (an undeclared column is "unknown", as on its own, and
+//! its type names no enum).
+
+use super::catalog::definition;
+use super::{Columns, Router, MAX_COLUMNS};
+use crate::predicate::ColumnType;
+use crate::{Error, Result};
+use std::collections::HashSet;
+
+/// Columns (name, type) in row order, being built.
+type ColumnList = Vec<(String, ColumnType)>;
+
+/// A column name no clause can refer to (an empty quoted identifier is refused by the lexer).
+const HIDDEN: &str = "";
+
+/// `columns` as a table's: 1 to [`MAX_COLUMNS`], no name twice (an empty list is allowed
+/// here: an open-schema router starts so).
+pub(super) fn checked(columns: Vec<(String, ColumnType)>) -> Result<Columns> {
+    if columns.len() > MAX_COLUMNS {
+        return Err(Error::InvalidColumns {
+            reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
+        });
+    }
+    let mut names = HashSet::new();
+    if let Some((name, _)) = columns.iter().find(|(name, _)| !names.insert(name)) {
+        return Err(Error::InvalidColumns {
+            reason: format!("column {name:?} appears twice"),
+        });
+    }
+    Ok(Columns::from(columns))
+}
+
+/// The table widened by `declared` (its new names appended, with their declared types) and
+/// the view a shape declaring them is compiled against (see the module doc).
+fn widen(
+    table: &[(String, ColumnType)],
+    declared: &[(String, ColumnType)],
+) -> Result<(ColumnList, ColumnList)> {
+    let mut widened = table.to_vec();
+    let mut view: ColumnList = table
+        .iter()
+        .map(|_| (HIDDEN.to_string(), ColumnType::Bool))
+        .collect();
+    for (name, ty) in declared {
+        match widened.iter().position(|(n, _)| n == name) {
+            Some(c) => view[c] = (name.clone(), ty.clone()),
+            None => {
+                widened.push((name.clone(), ty.clone()));
+                view.push((name.clone(), ty.clone()));
+            }
+        }
+    }
+    if widened.len() > MAX_COLUMNS {
+        return Err(Error::InvalidColumns {
+            reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
+        });
+    }
+    Ok((widened, view))
+}
+
+impl Router {
+    /// Adds shape `id` with WHERE clause `sql` (and the values of `$1`, `$2`, ...) written
+    /// against `declared` columns, replacing any shape with that id: an open-schema router's
+    /// add (see the module doc); waits if the index is overloaded.
+    pub fn add_shape_declared(
+        &self,
+        id: u32,
+        sql: &str,
+        params: &[Option<String>],
+        declared: &[(String, ColumnType)],
+    ) -> Result<()> {
+        self.add_declared(id, sql, params, declared, true)
+    }
+
+    /// Like [`Router::add_shape_declared`] but never waits: `Overloaded` or `WouldBlock` if
+    /// it would have to (then shape `id` is absent; retry with `add_shape_declared`).
+    pub fn try_add_shape_declared(
+        &self,
+        id: u32,
+        sql: &str,
+        params: &[Option<String>],
+        declared: &[(String, ColumnType)],
+    ) -> Result<()> {
+        self.add_declared(id, sql, params, declared, false)
+    }
+
+    fn add_declared(
+        &self,
+        id: u32,
+        sql: &str,
+        params: &[Option<String>],
+        declared: &[(String, ColumnType)],
+        blocking: bool,
+    ) -> Result<()> {
+        self.check_open()?;
+        if !self.open_schema {
+            return Err(Error::InvalidColumns {
+                reason: "the router's table has fixed columns: add shapes without declaring them"
+                    .into(),
+            });
+        }
+        checked(declared.to_vec())?;
+        let definition = definition(sql, params).ok_or_else(|| Error::InvalidPredicate {
+            position: 0,
+            reason: "parameters without NUL characters".into(),
+        })?;
+        // the columns change only under the writer lock: compiled and checked against them
+        let w = self.lock_writer(blocking)?;
+        let table = self.columns();
+        let (mut widened, view) = widen(&table, declared)?;
+        let (shape, keys) = self.prepare(&definition, &view)?;
+        {
+            let st = self.state.read();
+            for c in super::bits::columns_of(&shape.mask) {
+                let Some((name, had)) = table.get(c) else {
+                    continue;
+                };
+                let got = &view[c].1;
+                if had == got {
+                    continue;
+                }
+                let others = st.refs.get(c).is_some_and(|r| r.iter().any(|&s| s != id));
+                if others {
+                    return Err(Error::ColumnTypeConflict {
+                        column: name.clone(),
+                        had: had.name().to_string(),
+                        got: got.name().to_string(),
+                    });
+                }
+                widened[c].1 = got.clone();
+            }
+        }
+        let columns = (widened.as_slice() != &table[..]).then(|| Columns::from(widened));
+        self.publish(&w, id, shape, &keys, &definition, columns, blocking)
+    }
+}
