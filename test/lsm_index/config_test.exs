@@ -66,17 +66,16 @@ defmodule LsmIndex.ConfigTest do
     test "are the LsmIndex.new/1 options of every LSM index a filter makes" do
       put_env(:lsm_options, lanes: 3, overlay_limit: 8)
       filter = values(Filter.new(index: :lsm), 1..100)
-      %{index: index} = filter.tables[@table].indexes["user_id"]
-      assert LsmIndex.stats(index).lanes == 3
-      :ok = LsmIndex.wait_idle(index)
-      assert LsmIndex.stats(index).flushes > 0
+      assert Filter.index_stats(filter, @table).lanes == 3
+      :ok = Filter.wait_idle(filter)
+      assert Filter.index_stats(filter, @table).flushes > 0
       assert Filter.affected_shapes(filter, insert(77)) == MapSet.new([77])
 
-      # an :auto filter switching to LSM uses them too; an option still wins
+      # an :auto filter moving a table to the router set uses them too; an option still wins
       filter = values(Filter.new(index: :auto, auto_threshold: 1), [1, 2])
-      assert LsmIndex.stats(filter.tables[@table].indexes["user_id"].index).lanes == 3
+      assert Filter.index_stats(filter, @table).lanes == 3
       filter = values(Filter.new(index: :lsm, lsm_options: [lanes: 5]), [1])
-      assert LsmIndex.stats(filter.tables[@table].indexes["user_id"].index).lanes == 5
+      assert Filter.index_stats(filter, @table).lanes == 5
 
       put_env(:lsm_options, lanes: 0)
       assert_raise ArgumentError, ~r/:lanes/, fn -> values(Filter.new(index: :lsm), [1]) end

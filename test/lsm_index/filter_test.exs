@@ -147,7 +147,7 @@ defmodule LsmIndex.FilterTest do
 
         # every shape is found through an index: none is scanned
         for col <- ["user_id", "small", "title"], do: assert(Filter.index_kind(f, @todos, col))
-        assert f.tables[@todos].scans == %{}
+        assert Filter.shape_counts(f, @todos) == %{indexed: 3, scanned: 0}
 
         assert ins(f, %{"user_id" => "1"}) == [:ab, :other]
         assert ins(f, %{"small" => "2"}) == [:ab]
@@ -164,7 +164,8 @@ defmodule LsmIndex.FilterTest do
         assert Filter.index_kind(f, @todos, "title") == nil
         assert ins(f, %{"title" => "x"}) == []
         f = Filter.remove_shape(f, :other)
-        assert f.tables == %{} and f.shapes == %{}
+        assert Filter.all_shape_ids(f) == MapSet.new()
+        assert Filter.shape_counts(f, @todos) == %{indexed: 0, scanned: 0}
       end
 
       test "several shapes on one value; removing one of them", %{mode: mode} do
@@ -176,7 +177,7 @@ defmodule LsmIndex.FilterTest do
         assert ins(f, %{"user_id" => "1"}) == [:a, :c]
         f = f |> Filter.remove_shape(:a) |> Filter.remove_shape(:c) |> Filter.remove_shape(:zz)
         assert ins(f, %{"user_id" => "1"}) == []
-        assert f.tables == %{}
+        assert Filter.all_shape_ids(f) == MapSet.new()
       end
 
       test "handles are reused after removal without resurrecting old keys", %{mode: mode} do
@@ -411,32 +412,47 @@ defmodule LsmIndex.FilterTest do
       assert %Filter{mode: :map} = Filter.new()
     end
 
-    test ":auto switches an index to LSM above the threshold and keeps every shape" do
+    test ":auto moves a table to the router set above the threshold, keeping every shape" do
       f = Filter.new(index: :auto, auto_threshold: 3)
-      f = add(f, a: {:in, "user_id", [1, 2]}, b: {:eq, "user_id", 3})
+      f = add(f, a: {:in, "user_id", [1, 2]}, b: {:eq, "user_id", 3}, s: {:gt, "score", 1})
       assert Filter.index_kind(f, @todos, "user_id") == :map
+      assert Filter.shape_counts(f, @todos) == %{indexed: 2, scanned: 1}
+      map_copy = f
       f = add(f, c: {:eq, "user_id", 4})
       assert Filter.index_kind(f, @todos, "user_id") == :lsm
-      assert ins(f, %{"user_id" => "2"}) == [:a]
+      assert Filter.shape_counts(f, @todos) == %{indexed: 3, scanned: 1}
+      assert ins(f, %{"user_id" => "2", "score" => "2"}) == [:a, :s]
       f = Filter.remove_shape(f, :a)
       assert ins(f, %{"user_id" => "1"}) == []
       assert ins(f, %{"user_id" => "4"}) == [:c]
+      # another table stays a map table until it passes the threshold itself
+      f = Filter.add_shape(f, :u, shape({:eq, "id", 1}, @users))
+      assert Filter.index_kind(f, @users, "id") == :map
+      assert ins(f, %{"id" => "1"}, @users) == [:u]
+      # a shape moving from a map table to the router set, and back
+      f = Filter.add_shape(f, :u, shape({:eq, "user_id", 9}))
+      assert ins(f, %{"id" => "1"}, @users) == []
+      assert ins(f, %{"user_id" => "9"}) == [:u]
+      f = Filter.add_shape(f, :u, shape({:eq, "id", 2}, @users))
+      assert ins(f, %{"user_id" => "9"}) == []
+      assert ins(f, %{"id" => "2"}, @users) == [:u]
+      assert Filter.all_shape_ids(f) == MapSet.new([:b, :c, :s, :u])
+      # the copy made before the move is still a value of its own
+      assert sorted(Filter.affected_shapes(map_copy, {:insert, @todos, %{"user_id" => "1"}})) ==
+               [:a]
     end
   end
 
-  describe "scenario: :auto switches one of a shape's two indexes" do
-    test "a shape indexed in two columns, one of them switched to LSM, is removed from both" do
-      f = Filter.new(index: :auto, auto_threshold: 2)
-      f = add(f, ab: "user_id = 1 OR small = 2", c: {:in, "user_id", [5, 6]})
-      assert Filter.index_kind(f, @todos, "user_id") == :lsm
-      assert Filter.index_kind(f, @todos, "small") == :map
-      assert ins(f, %{"user_id" => "1"}) == [:ab]
-      assert ins(f, %{"small" => "2"}) == [:ab]
-      f = Filter.remove_shape(f, :ab)
-      assert Filter.index_kind(f, @todos, "small") == nil
-      assert ins(f, %{"user_id" => "1"}) == []
-      assert ins(f, %{"small" => "2"}) == []
-      assert ins(f, %{"user_id" => "6"}) == [:c]
+  describe "scenario: an :auto filter after a move is single-use" do
+    test "a copy older than a later change raises" do
+      f1 = Filter.new(index: :auto, auto_threshold: 1) |> add(a: {:eq, "user_id", 1})
+      f2 = add(f1, b: {:eq, "user_id", 2})
+      assert Filter.index_kind(f2, @todos, "user_id") == :lsm
+      f3 = add(f2, c: {:eq, "user_id", 3})
+      assert_raise ArgumentError, ~r/single-use/, fn -> ins(f2, %{"user_id" => "1"}) end
+      assert ins(f3, %{"user_id" => "3"}) == [:c]
+      # before the move it was a persistent value
+      assert ins(f1, %{"user_id" => "1"}) == [:a]
     end
   end
 

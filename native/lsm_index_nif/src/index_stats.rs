@@ -5,6 +5,7 @@ use rustler::{Atom, Encoder, Env, NifResult, ResourceArc, Term};
 
 use crate::error::{core_error, reply};
 use crate::index::IndexResource;
+use lsm_index_core::Index;
 
 mod atoms {
     rustler::atoms! {
@@ -38,7 +39,12 @@ fn index_handles(env: Env<'_>, r: ResourceArc<IndexResource>) -> Term<'_> {
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn index_stats(env: Env<'_>, r: ResourceArc<IndexResource>) -> NifResult<Term<'_>> {
-    let s = match r.index.stats() {
+    stats(env, &r.index)
+}
+
+/// `{:ok, stats}` of `index` (the map `LsmIndex.stats/1` returns), or `{:error, _}`.
+pub(crate) fn stats<'a>(env: Env<'a>, index: &Index) -> NifResult<Term<'a>> {
+    let s = match index.stats() {
         Ok(s) => s,
         Err(e) => return Ok(core_error(env, &e)),
     };

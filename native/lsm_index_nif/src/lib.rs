@@ -5,6 +5,9 @@
 //! - `index`: `index_*` NIFs (`LsmIndex`), an `lsm_index_core::Index` in a resource
 //! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
+//! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
+//!   `RouterSet` (one open-schema router per table) in a resource
+//! - `change`: change terms (both forms) as the core's `Change`
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
 //! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
 //!   their evaluation, by the core's predicate engine
@@ -15,6 +18,7 @@
 //!   of a router's shape index
 #![deny(unsafe_code)]
 
+mod change;
 mod error;
 mod filter;
 mod hold;
@@ -23,6 +27,7 @@ mod index_stats;
 mod options;
 mod predicate;
 mod router;
+mod router_set;
 mod timing;
 
 /// This library's Rust allocations: large blocks kept for reuse up to a bound, so compaction

@@ -7,14 +7,14 @@
 //! retries through the `*_dirty` variant, which never answers `:wait` (`error::write_reply`).
 
 use lsm_index_core::predicate::CaseFolding;
-use lsm_index_core::router::{Change, Reader, Router, ScanReason};
+use lsm_index_core::router::{Reader, Router, ScanReason};
 use lsm_index_core::SyncMode;
 use lsm_index_core::{Config, Overload};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
-use smallvec::SmallVec;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::change::{as_change, column_keys, records, split, Bad, Records};
 use crate::error::{core_error, ok_or_error, write_reply, Call};
 use crate::options::config;
 use crate::predicate::{columns, sql_text};
@@ -23,11 +23,6 @@ use crate::timing::CallTimer;
 mod atoms {
     rustler::atoms! {
         ok,
-        nil,
-        insert,
-        delete,
-        update,
-        truncate,
         bad_change,
         dirty,
     }
@@ -180,87 +175,23 @@ fn router_remove_shape_dirty(env: Env<'_>, r: ResourceArc<RouterResource>, id: u
 }
 
 /// Why a change term was refused (raised as `ArgumentError` by the caller).
-type Bad = &'static str;
+type BadText = &'static str;
 
-/// A record map as one text cell per column. Only the columns some shape refers to are
-/// looked up (the rest cannot change any answer); a missing column is NULL.
-fn record<'a>(
-    router: &Router,
-    keys: &[(usize, Term<'a>)],
-    map: Term<'a>,
-) -> Result<Cells<'a>, Bad> {
-    if !map.is_map() {
-        return Err("a record is a map of column name => text or nil");
-    }
-    let mut cells: Cells<'a> = smallvec::smallvec![None; router.columns().len()];
-    for &(c, key) in keys {
-        let Ok(v) = map.map_get(key) else {
-            continue;
-        };
-        if let Ok(text) = v.decode::<Binary<'a>>() {
-            cells[c] = Some(text.as_slice());
-        } else if v.decode::<Atom>().ok() != Some(atoms::nil()) {
-            return Err("record values are Postgres text (binaries) or nil");
-        }
-    }
-    Ok(cells)
-}
-
-/// The map keys (column names) of the `referenced` columns, made once per call.
-fn column_keys<'a>(
-    env: Env<'a>,
-    router: &Router,
-    referenced: &[usize],
-) -> SmallVec<[(usize, Term<'a>); 16]> {
-    referenced
-        .iter()
-        .map(|&c| (c, router.columns()[c].0.as_str().encode(env)))
-        .collect()
-}
-
-/// One record's text cells, inline for tables of up to 16 columns.
-type Cells<'a> = SmallVec<[Option<&'a [u8]>; 16]>;
-
-/// The records of a change term. A stack temporary: inline cells avoid an allocation per
-/// change, which is the point of the size difference.
-#[allow(clippy::large_enum_variant)]
-enum Records<'a> {
-    One(Atom, Cells<'a>),
-    Two(Cells<'a>, Cells<'a>),
-    Truncate,
-}
-
+/// A change term's records as cells of the reader's table (see `change`).
 fn cells<'a>(
-    router: &Router,
+    reader: &Reader<'_>,
     keys: &[(usize, Term<'a>)],
     change: Term<'a>,
-) -> Result<Records<'a>, Bad> {
+) -> Result<Records<'a>, BadText> {
     const WHAT: &str = "a change is {:insert, record}, {:delete, old_record}, \
                         {:update, old_record, record} or :truncate";
-    if change.decode::<Atom>().ok() == Some(atoms::truncate()) {
-        return Ok(Records::Truncate);
-    }
-    let tuple = rustler::types::tuple::get_tuple(change).map_err(|_| WHAT)?;
-    let kind: Atom = tuple.first().and_then(|t| t.decode().ok()).ok_or(WHAT)?;
-    match tuple.as_slice() {
-        [_, rec] if kind == atoms::insert() || kind == atoms::delete() => {
-            Ok(Records::One(kind, record(router, keys, *rec)?))
-        }
-        [_, old, new] if kind == atoms::update() => {
-            let old = record(router, keys, *old)?;
-            Ok(Records::Two(old, record(router, keys, *new)?))
-        }
-        _ => Err(WHAT),
-    }
-}
-
-fn as_change<'c>(cells: &'c Records<'_>) -> Change<'c> {
-    match cells {
-        Records::One(kind, rec) if *kind == atoms::insert() => Change::Insert(rec),
-        Records::One(_, rec) => Change::Delete(rec),
-        Records::Two(old, new) => Change::Update(old, new),
-        Records::Truncate => Change::Truncate,
-    }
+    let width = reader.columns().len();
+    let parsed = split(change, false).and_then(|(kind, _, recs)| records(width, keys, kind, &recs));
+    parsed.map_err(|bad| match bad {
+        Bad::Form => WHAT,
+        Bad::NotAMap(_) => "a record is a map of column name => text or nil",
+        Bad::Value(..) => "record values are Postgres text (binaries) or nil",
+    })
 }
 
 /// The sorted shape ids `change` affects; `{:bad_change, message}` for a malformed change
@@ -272,7 +203,7 @@ fn router_route<'a>(env: Env<'a>, r: ResourceArc<RouterResource>, change: Term<'
     if reader.scanned_count() > DIRTY_SCANS {
         return atoms::dirty().encode(env);
     }
-    route_one(env, &r, reader, change)
+    route_one(env, reader, change)
 }
 
 /// `router_route` for routers with many scanned shapes: a dirty CPU scheduler.
@@ -283,17 +214,12 @@ fn router_route_dirty<'a>(
     change: Term<'a>,
 ) -> Term<'a> {
     let reader = r.router.reader();
-    route_one(env, &r, reader, change)
+    route_one(env, reader, change)
 }
 
-fn route_one<'a>(
-    env: Env<'a>,
-    r: &RouterResource,
-    mut reader: Reader<'_>,
-    change: Term<'a>,
-) -> Term<'a> {
-    let keys = column_keys(env, &r.router, reader.referenced_columns());
-    let cells = match cells(&r.router, &keys, change) {
+fn route_one<'a>(env: Env<'a>, mut reader: Reader<'_>, change: Term<'a>) -> Term<'a> {
+    let keys = column_keys(env, reader.columns(), reader.referenced_columns());
+    let cells = match cells(&reader, &keys, change) {
         Ok(c) => c,
         Err(why) => return (atoms::bad_change(), why).encode(env),
     };
@@ -305,15 +231,15 @@ fn route_one<'a>(
 }
 
 /// How long one `router_route_many` call may run before handing the rest back.
-const SLICE: Duration = Duration::from_micros(500);
+pub(crate) const SLICE: Duration = Duration::from_micros(500);
 
 /// Scanned shapes beyond which routes run on dirty schedulers: every change evaluates each
 /// (~40 ns for a small clause, more for long IN lists or LIKE on long text).
-const DIRTY_SCANS: usize = 1_000;
+pub(crate) const DIRTY_SCANS: usize = 1_000;
 
 /// Scanned shapes beyond which `router_route_many` reads the clock after every change rather
 /// than relying on the reader's sampled readings.
-const CLOCK_EVERY_CHANGE_SCANS: usize = 64;
+pub(crate) const CLOCK_EVERY_CHANGE_SCANS: usize = 64;
 
 /// Routes changes from the list until it ends or the time slice is spent:
 /// `{reversed_results, rest}` (the caller continues with `rest` unless it is `[]`).
@@ -328,7 +254,7 @@ fn router_route_many<'a>(
     if reader.scanned_count() > DIRTY_SCANS {
         return atoms::dirty().encode(env);
     }
-    route_many(env, &r, reader, changes, Some(SLICE))
+    route_many(env, reader, changes, Some(SLICE))
 }
 
 /// `router_route_many` for routers with many scanned shapes: the whole list, on a dirty CPU
@@ -340,7 +266,7 @@ fn router_route_many_dirty<'a>(
     changes: Term<'a>,
 ) -> Term<'a> {
     let reader = r.router.reader();
-    route_many(env, &r, reader, changes, None)
+    route_many(env, reader, changes, None)
 }
 
 /// Routes changes from the list until it ends or `slice` is spent:
@@ -348,14 +274,13 @@ fn router_route_many_dirty<'a>(
 /// change (its position in this call's list; the caller raises).
 fn route_many<'a>(
     env: Env<'a>,
-    r: &RouterResource,
     mut reader: Reader<'_>,
     changes: Term<'a>,
     slice: Option<Duration>,
 ) -> Term<'a> {
     let started = Instant::now();
     let clock_every_change = reader.scanned_count() > CLOCK_EVERY_CHANGE_SCANS;
-    let keys = column_keys(env, &r.router, reader.referenced_columns());
+    let keys = column_keys(env, reader.columns(), reader.referenced_columns());
     let mut results = Term::list_new_empty(env);
     let mut rest = changes;
     let mut out = Vec::new();
@@ -365,7 +290,7 @@ fn route_many<'a>(
         let Ok((head, tail)) = rest.list_get_cell() else {
             break;
         };
-        let cells = match cells(&r.router, &keys, head) {
+        let cells = match cells(&reader, &keys, head) {
             Ok(c) => c,
             Err(why) => return (atoms::bad_change(), position, head, why).encode(env),
         };
@@ -397,8 +322,13 @@ fn route_many<'a>(
 /// The router's metrics and shape counts as a map.
 #[rustler::nif]
 fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Term<'_>> {
-    let m = r.router.metrics();
-    let counts = r.router.shape_counts();
+    metrics(env, &r.router)
+}
+
+/// A router's metrics and shape counts as a map (see `LsmIndex.ShapeRouter.metrics/1`).
+pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> {
+    let m = router.metrics();
+    let counts = router.shape_counts();
     let ints: [(&str, u64); 15] = [
         ("changes_routed", m.changes),
         ("p50_route_ns", m.p50_route_ns),

@@ -26,7 +26,7 @@ static WALL_OVER_1MS: AtomicU64 = AtomicU64::new(0);
 static MAX_WALL_US: AtomicU64 = AtomicU64::new(0);
 
 /// The timed NIFs, indexed by the number each passes to `CallTimer::start`.
-pub const NAMES: [&str; 14] = [
+pub const NAMES: [&str; 17] = [
     "add",
     "remove",
     "add_many",
@@ -41,6 +41,9 @@ pub const NAMES: [&str; 14] = [
     "filter_row",
     "filter_eval",
     "timing_noop",
+    "router_set_add",
+    "router_set_route",
+    "router_set_route_many",
 ];
 const NOOP: usize = 13;
 

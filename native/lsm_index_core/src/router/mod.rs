@@ -247,6 +247,11 @@ impl Router {
         Ok(())
     }
 
+    /// The shape index, if a shape was ever indexed (its statistics, for callers).
+    pub fn shape_index(&self) -> Option<&Arc<Index>> {
+        self.index.get()
+    }
+
     /// Whether shape `id` is held.
     pub fn contains(&self, id: u32) -> bool {
         self.state.read().shapes.contains_key(&id)

@@ -154,6 +154,11 @@ impl RouterSet {
             .is_some_and(|r| r.is_indexed_on(column))
     }
 
+    /// Waits until every table's shape index is idle (benchmarks, tests).
+    pub fn wait_idle(&self) -> Result<()> {
+        self.tables().iter().try_for_each(|r| r.wait_idle())
+    }
+
     fn lock(&self, blocking: bool) -> Result<MutexGuard<'_, ()>> {
         if blocking {
             Ok(self.writer.lock())
