@@ -78,12 +78,12 @@ pub(crate) enum Records<'a> {
     Truncate,
 }
 
+/// A change's kind, its table term (the filter's form) and its record terms.
+pub(crate) type Split<'a> = (Atom, Option<Term<'a>>, SmallVec<[Term<'a>; 2]>);
+
 /// A change's kind and its record terms, `tabled` (the filter's form: the table after the
 /// kind) or not (the router's: `:truncate` bare), with the table term when tabled.
-pub(crate) fn split<'a>(
-    change: Term<'a>,
-    tabled: bool,
-) -> Result<(Atom, Option<Term<'a>>, SmallVec<[Term<'a>; 2]>), Bad<'a>> {
+pub(crate) fn split<'a>(change: Term<'a>, tabled: bool) -> Result<Split<'a>, Bad<'a>> {
     if !tabled && change.decode::<Atom>().ok() == Some(atoms::truncate()) {
         return Ok((atoms::truncate(), None, SmallVec::new()));
     }

@@ -6,7 +6,8 @@
 //! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
-//!   `RouterSet` (one open-schema router per table) in a resource
+//!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
+//!   routes
 //! - `change`: change terms (both forms) as the core's `Change`
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
 //! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
@@ -28,6 +29,7 @@ mod options;
 mod predicate;
 mod router;
 mod router_set;
+mod router_set_route;
 mod timing;
 
 /// This library's Rust allocations: large blocks kept for reuse up to a bound, so compaction

@@ -8,39 +8,31 @@
 //! bytes (a binary as itself, anything else in the external term format) and given back as
 //! the same term.
 //!
-//! Scheduling as in `router`: small writes and routes on normal schedulers (`:wait` and
-//! `:dirty` send the caller to the dirty twins), `router_set_route_many` in ~0.5 ms slices.
+//! Scheduling as in `router`: small writes on normal schedulers (`:wait` sends the caller to
+//! the dirty twins). Routes are in `router_set_route`.
 
 use lsm_index_core::router::ids::{Names, ShapeName, FIRST_NAMED};
-use lsm_index_core::router::set::{RouterSet, ShapeDef, Tables};
-use lsm_index_core::router::Reader;
+use lsm_index_core::router::set::{RouterSet, ShapeDef};
 use lsm_index_core::{Error, Overload};
 use rustler::{Binary, Encoder, Env, NewBinary, NifResult, Resource, ResourceArc, Term};
-use std::time::{Duration, Instant};
 
-use crate::change::{as_change, column_keys, records, split, Bad, ColumnKeys};
 use crate::error::{core_error, write_reply, Call};
 use crate::options::config;
 use crate::predicate::{columns, sql_text};
-use crate::router::{folding, metrics, param_values, CLOCK_EVERY_CHANGE_SCANS, DIRTY_SCANS, SLICE};
+use crate::router::{folding, metrics, param_values};
 use crate::timing::CallTimer;
 
 mod atoms {
     rustler::atoms! {
         ok,
         error,
-        bad_change,
-        not_a_change,
-        not_a_map,
-        bad_value,
-        dirty,
         column_type_conflict,
     }
 }
 
 /// One filter's router set, shared by every copy of the filter.
 pub struct RouterSetResource {
-    set: Box<RouterSet>,
+    pub(crate) set: Box<RouterSet>,
     /// Its shape indexes' overload choice: how a refused shape write answers.
     overload: Overload,
 }
@@ -102,7 +94,7 @@ fn id_term<'a>(env: Env<'a>, names: &Names, h: u32) -> Term<'a> {
 }
 
 /// The id terms of `handles`.
-fn id_terms<'a>(env: Env<'a>, set: &RouterSet, handles: &[u32]) -> Term<'a> {
+pub(crate) fn id_terms<'a>(env: Env<'a>, set: &RouterSet, handles: &[u32]) -> Term<'a> {
     if handles.iter().all(|&h| h < FIRST_NAMED) {
         return handles.encode(env);
     }
@@ -262,246 +254,4 @@ fn router_set_index_stats(
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_set_wait_idle(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> Term<'_> {
     crate::error::ok_or_error(env, r.set.wait_idle())
-}
-
-/// A reader per table of one call, with its column keys, made on first use.
-struct Readers<'r, 'a> {
-    tables: &'r Tables,
-    open: Vec<Option<(Reader<'r>, ColumnKeys<'a>)>>,
-}
-
-/// Where a change goes.
-enum Routed<'a> {
-    /// The sorted handles it affects (in `out`).
-    Ids,
-    /// A table with too many scanned shapes for a normal scheduler.
-    Dirty,
-    /// A malformed change.
-    Bad(Bad<'a>),
-    /// A failure of the index.
-    Failed(Error),
-}
-
-impl<'r, 'a> Readers<'r, 'a> {
-    fn new(tables: &'r Tables) -> Self {
-        Readers {
-            tables,
-            open: (0..tables.len()).map(|_| None).collect(),
-        }
-    }
-
-    /// Routes `change` (the table's number looked up in `numbers`) into `out`.
-    fn route(
-        &mut self,
-        env: Env<'a>,
-        numbers: Term<'a>,
-        change: Term<'a>,
-        dirty_ok: bool,
-        out: &mut Vec<u32>,
-    ) -> Routed<'a> {
-        out.clear();
-        let (kind, table, recs) = match split(change, true) {
-            Ok(parts) => parts,
-            Err(bad) => return Routed::Bad(bad),
-        };
-        let number = table
-            .and_then(|t| numbers.map_get(t).ok())
-            .and_then(|n| n.decode::<usize>().ok())
-            .filter(|&n| n < self.tables.len());
-        let Some(n) = number else {
-            // no shape of this table: nothing to route (a record must still be a map)
-            return match recs.iter().find(|rec| !rec.is_map()) {
-                Some(rec) => Routed::Bad(Bad::NotAMap(*rec)),
-                None => Routed::Ids,
-            };
-        };
-        let tables = self.tables;
-        let (reader, keys) = self.open[n].get_or_insert_with(|| {
-            let reader = tables[n].reader();
-            let keys = column_keys(env, reader.columns(), reader.referenced_columns());
-            (reader, keys)
-        });
-        if !dirty_ok && reader.scanned_count() > DIRTY_SCANS {
-            return Routed::Dirty;
-        }
-        let rows = match records(reader.columns().len(), keys, kind, &recs) {
-            Ok(rows) => rows,
-            Err(bad) => return Routed::Bad(bad),
-        };
-        match reader.route(&as_change(&rows), out) {
-            Ok(()) => Routed::Ids,
-            Err(e) => Routed::Failed(e),
-        }
-    }
-
-    /// The last timed route's end through any reader (see `Reader::last_timed`).
-    fn last_timed(&self) -> Option<Instant> {
-        self.open
-            .iter()
-            .flatten()
-            .filter_map(|(r, _)| r.last_timed())
-            .max()
-    }
-
-    /// Whether any table read so far scans enough shapes to time every change.
-    fn clock_every_change(&self) -> bool {
-        self.open
-            .iter()
-            .flatten()
-            .any(|(r, _)| r.scanned_count() > CLOCK_EVERY_CHANGE_SCANS)
-    }
-}
-
-/// The reply term of a malformed change (`why` of `{:bad_change, ...}`).
-fn bad_term<'a>(
-    env: Env<'a>,
-    bad: Bad<'a>,
-    tables: &Tables,
-    numbers: Term<'a>,
-    change: Term<'a>,
-) -> Term<'a> {
-    match bad {
-        Bad::Form => atoms::not_a_change().encode(env),
-        Bad::NotAMap(rec) => (atoms::not_a_map(), rec).encode(env),
-        Bad::Value(c, v) => {
-            // the column's name, from the change's table
-            let name = split(change, true)
-                .ok()
-                .and_then(|(_, t, _)| t)
-                .and_then(|t| numbers.map_get(t).ok())
-                .and_then(|n| n.decode::<usize>().ok())
-                .and_then(|n| tables.get(n))
-                .and_then(|r| r.columns().get(c).map(|(name, _)| name.clone()))
-                .unwrap_or_default();
-            (atoms::bad_value(), name, v).encode(env)
-        }
-    }
-}
-
-/// The ids `change` affects; `:dirty`, `{:bad_change, why}` or `{:error, _}`.
-#[rustler::nif]
-fn router_set_route<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterSetResource>,
-    numbers: Term<'a>,
-    change: Term<'a>,
-) -> Term<'a> {
-    let _timer = CallTimer::start(15);
-    route_one(env, &r, numbers, change, false)
-}
-
-/// `router_set_route` for tables with many scanned shapes: a dirty CPU scheduler.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn router_set_route_dirty<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterSetResource>,
-    numbers: Term<'a>,
-    change: Term<'a>,
-) -> Term<'a> {
-    route_one(env, &r, numbers, change, true)
-}
-
-fn route_one<'a>(
-    env: Env<'a>,
-    r: &RouterSetResource,
-    numbers: Term<'a>,
-    change: Term<'a>,
-    dirty_ok: bool,
-) -> Term<'a> {
-    let tables = r.set.tables();
-    let mut readers = Readers::new(&tables);
-    let mut out = Vec::new();
-    let routed = readers.route(env, numbers, change, dirty_ok, &mut out);
-    drop(readers);
-    match routed {
-        Routed::Ids => id_terms(env, &r.set, &out),
-        Routed::Dirty => atoms::dirty().encode(env),
-        Routed::Bad(bad) => (
-            atoms::bad_change(),
-            bad_term(env, bad, &tables, numbers, change),
-        )
-            .encode(env),
-        Routed::Failed(e) => core_error(env, &e),
-    }
-}
-
-/// Routes changes from the list until it ends or ~0.5 ms is spent: `{reversed_results,
-/// rest}` (the caller continues with `rest` unless it is `[]`); `:dirty` when the first
-/// change's table scans too many shapes for a normal scheduler (a later one ends the slice
-/// there); `{:bad_change, position, change, why}` for a malformed change.
-#[rustler::nif]
-fn router_set_route_many<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterSetResource>,
-    numbers: Term<'a>,
-    changes: Term<'a>,
-) -> Term<'a> {
-    let _timer = CallTimer::start(16);
-    route_many(env, &r, numbers, changes, Some(SLICE))
-}
-
-/// `router_set_route_many` on a dirty CPU scheduler: the whole list.
-#[rustler::nif(schedule = "DirtyCpu")]
-fn router_set_route_many_dirty<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterSetResource>,
-    numbers: Term<'a>,
-    changes: Term<'a>,
-) -> Term<'a> {
-    route_many(env, &r, numbers, changes, None)
-}
-
-fn route_many<'a>(
-    env: Env<'a>,
-    r: &RouterSetResource,
-    numbers: Term<'a>,
-    changes: Term<'a>,
-    slice: Option<Duration>,
-) -> Term<'a> {
-    let started = Instant::now();
-    let tables = r.set.tables();
-    let mut readers = Readers::new(&tables);
-    let mut results = Term::list_new_empty(env);
-    let mut rest = changes;
-    let mut out = Vec::new();
-    let mut position: usize = 0;
-    let names_needed = r.set.names().len() > 0;
-    loop {
-        let Ok((head, tail)) = rest.list_get_cell() else {
-            break;
-        };
-        match readers.route(env, numbers, head, slice.is_none(), &mut out) {
-            Routed::Ids => {}
-            Routed::Dirty if position == 0 => return atoms::dirty().encode(env),
-            Routed::Dirty => break,
-            Routed::Bad(bad) => {
-                let why = bad_term(env, bad, &tables, numbers, head);
-                return (atoms::bad_change(), position, head, why).encode(env);
-            }
-            Routed::Failed(e) => return core_error(env, &e),
-        }
-        position += 1;
-        let ids = if names_needed {
-            id_terms(env, &r.set, &out)
-        } else {
-            out.encode(env)
-        };
-        results = results.list_prepend(ids);
-        rest = tail;
-        let Some(slice) = slice else { continue };
-        let now = if readers.clock_every_change() {
-            Some(Instant::now())
-        } else {
-            readers.last_timed()
-        };
-        if now.is_some_and(|t| t.duration_since(started) >= slice) {
-            break;
-        }
-    }
-    drop(readers);
-    if slice.is_some() {
-        let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
-        rustler::schedule::consume_timeslice(env, percent);
-    }
-    (results, rest).encode(env)
 }
