@@ -188,9 +188,9 @@ fn always_true(program: &Program) -> bool {
 pub(crate) fn indexed_value(v: &Value, func: Option<Func>) -> Option<Cow<'_, Value>> {
     match (v, func) {
         (v, None) => Some(Cow::Borrowed(v)),
-        (Value::Text(text), Some(f)) => Some(Cow::Owned(Value::Text(
-            f.fold(text).unwrap_or_default(),
-        ))),
+        (Value::Text(text), Some(f)) => {
+            Some(Cow::Owned(Value::Text(f.fold(text).unwrap_or_default())))
+        }
         _ => None,
     }
 }
