@@ -81,6 +81,10 @@ defmodule LsmIndex.Native do
   def timing_enable(_mode), do: err()
   def timing_noop(_spins), do: err()
   def timing_report, do: err()
+  def filter_parser(_type), do: err()
+  def filter_record_key(_parser, _field, _record), do: err()
+  def filter_eval_record_small(_record, _checks), do: err()
+  def filter_eval_record_dirty(_record, _checks), do: err()
 
   defp err, do: :erlang.nif_error(:nif_not_loaded)
 end

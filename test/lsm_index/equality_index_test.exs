@@ -1,5 +1,6 @@
 defmodule LsmIndex.Filter.EqualityIndexTest do
-  # The Index.Protocol contract, directly, on both implementations.
+  # The Index.Protocol contract, directly, on both implementations (affected_shapes/4, the
+  # host's lookup: equality_index_affected_test.exs).
   use ExUnit.Case, async: true
 
   alias LsmIndex.Filter.{EqualityIndex, LsmEqualityIndex}

@@ -3,16 +3,28 @@ defmodule LsmIndex.Filter.EqualityIndex do
   The reference equality index: an Elixir map `key => %{shape_id => and_where}`, as the sync
   service keeps it (its keys are the filter's value keys). Every key lives on the BEAM heap
   (tens of bytes each); the `LsmIndex.Filter.LsmEqualityIndex` keeps them in Rust instead.
+
+  ## Options (`new/1`)
+
+  `:type`, `:key` and `:eval`: how `affected_shapes/4` reads its column of a record and
+  checks the residuals, as `LsmIndex.Filter.Index.Affected` describes (`new(type: t)` is the
+  host's `Index.new("=", t)`). The filter's own path (`candidates/2`) needs none of them:
+  `new()` is its index.
   """
 
-  defstruct values: %{}
+  alias LsmIndex.Filter.Index.Affected
+
+  defstruct values: %{}, affected: nil
 
   @typedoc "A map-backed equality index."
-  @type t :: %__MODULE__{values: %{term() => %{term() => term()}}}
+  @type t :: %__MODULE__{
+          values: %{term() => %{term() => term()}},
+          affected: Affected.t() | nil
+        }
 
-  @doc "An empty index."
-  @spec new() :: t
-  def new, do: %__MODULE__{}
+  @doc "An empty index; `opts`: `:type`, `:key`, `:eval` (see the moduledoc)."
+  @spec new(keyword()) :: t
+  def new(opts \\ []), do: %__MODULE__{affected: Affected.new!(opts)}
 
   @doc "Number of distinct keys."
   @spec key_count(t) :: non_neg_integer()
@@ -57,6 +69,12 @@ defmodule LsmIndex.Filter.EqualityIndex do
 
     # the entry's own map: shape_id => and_where
     def candidates(%{values: values}, key), do: Map.get(values, key, %{})
+
+    def affected_shapes(%{values: values, affected: conf} = index, field, record, shapes) do
+      Affected.affected(conf, field, record, shapes, &Map.get(values, &1, %{}), fn ->
+        all_shape_ids(index)
+      end)
+    end
 
     def all_shape_ids(%{values: values}) do
       for {_value, shapes} <- values, {shape_id, _} <- shapes, into: MapSet.new(), do: shape_id

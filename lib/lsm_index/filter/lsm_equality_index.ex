@@ -20,6 +20,13 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   A shape id has one residual in this index (the filter gives each shape one plan); adding it
   with another raises `ArgumentError`.
 
+  ## Options (`new/1`)
+
+  `:type`, `:key` and `:eval`: how `affected_shapes/4` reads its column of a record and
+  checks the residuals, as `LsmIndex.Filter.Index.Affected` describes (`new(type: t)` is the
+  host's `Index.new("=", t)`); the filter's own path needs none of them. Every other option
+  goes to `LsmIndex.new/1` (with `count_handles: true`).
+
   ## Single-use values
 
   The struct wraps a mutable resource: each write (`add_shape`, `remove_shape`,
@@ -34,10 +41,13 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @identity_limit 2_147_483_648
   @max_handle 4_294_967_295
 
+  alias LsmIndex.Filter.Index.Affected
+
   @enforce_keys [:index, :generations]
   defstruct [
     :index,
     :generations,
+    affected: nil,
     generation: 0,
     residuals: %{},
     interned: %{},
@@ -50,6 +60,7 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
   @type t :: %__MODULE__{
           index: LsmIndex.t(),
           generations: :atomics.atomics_ref(),
+          affected: Affected.t() | nil,
           generation: non_neg_integer(),
           residuals: %{term() => term()},
           interned: %{term() => LsmIndex.handle()},
@@ -58,12 +69,25 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
           next: LsmIndex.handle()
         }
 
-  @doc "An empty index; `opts` go to `LsmIndex.new/1` (with `count_handles: true`)."
+  @doc """
+  An empty index: `:type`, `:key` and `:eval` of `opts` as the moduledoc says, the others
+  for `LsmIndex.new/1` (with `count_handles: true`).
+  """
   @spec new(keyword()) :: t
   def new(opts \\ []) do
+    {own, opts} = Keyword.split(opts, Affected.option_names())
+    affected = Affected.new!(own)
+
     case LsmIndex.new(Keyword.put(opts, :count_handles, true)) do
-      {:ok, index} -> %__MODULE__{index: index, generations: :atomics.new(1, signed: false)}
-      {:error, {reason, message}} -> raise LsmIndex.Error, reason: reason, message: message
+      {:ok, index} ->
+        %__MODULE__{
+          index: index,
+          generations: :atomics.new(1, signed: false),
+          affected: affected
+        }
+
+      {:error, {reason, message}} ->
+        raise LsmIndex.Error, reason: reason, message: message
     end
   end
 
@@ -300,6 +324,19 @@ defmodule LsmIndex.Filter.LsmEqualityIndex do
           LsmEqualityIndex.current!(idx),
           LsmIndex.lookup(idx.index, key)
         )
+
+    def affected_shapes(idx, field, record, shapes) do
+      idx = LsmEqualityIndex.current!(idx)
+
+      LsmIndex.Filter.Index.Affected.affected(
+        idx.affected,
+        field,
+        record,
+        shapes,
+        &LsmEqualityIndex.candidates_of(idx, LsmIndex.lookup(idx.index, &1)),
+        fn -> all_shape_ids(idx) end
+      )
+    end
 
     # every handle some key holds, by name (Rust keeps the handles' key counts)
     def all_shape_ids(idx) do

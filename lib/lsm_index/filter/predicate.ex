@@ -14,6 +14,11 @@ defmodule LsmIndex.Filter.Predicate do
       values), the value keys of the indexed ones, and the columns that did not parse.
     * `eval/3` - once per record: every candidate residual evaluated on the row in one call.
 
+  The protocol path of one index (`LsmIndex.Filter.Index.Protocol.affected_shapes/4`) reads a
+  record without a schema: `parser/1` once per index, then per record `record_key!/3` (the
+  value key of the index's column, in one call) and `eval_record!/3` (the candidates'
+  residuals, each parsing the columns it reads from the record, in one call).
+
   Keys are binaries from the core's one key encoder (`lsm_index_core::key::value_key`): one
   key per SQL value, so a literal and a row value meet whatever their text (`' 7'` and `7`
   in an int column, `'-0'` and `0` in float8, any uuid spelling).
@@ -147,4 +152,54 @@ defmodule LsmIndex.Filter.Predicate do
     do: Native.filter_eval_dirty(row, checks)
 
   def eval(row, checks, _count), do: Native.filter_eval_small(row, checks)
+
+  @typedoc "The parser of one column's values (a NIF resource)."
+  @type parser :: reference()
+
+  @doc "The parser of values of a `type` column, for `record_key!/3`."
+  @spec parser(ColumnType.t()) :: parser()
+  def parser(type), do: type |> ColumnType.native() |> Native.filter_parser()
+
+  @doc """
+  The value key of column `field` of `record` (column => Postgres text or `nil`) read by
+  `parser`: a binary, `nil` when NULL or missing, `:bad` when the text is not a value of the
+  type. `field` may be a plan's pseudo column (`lower(c)` is indexed under `"\\0lower\\0c"`):
+  the key is then that of `lower` of `c`'s value. Raises `ArgumentError` for a value that is
+  neither text nor `nil`, or a `record` that is not a map.
+  """
+  @spec record_key!(parser(), String.t(), map()) :: binary() | nil | :bad
+  def record_key!(parser, field, record) when is_binary(field) and is_map(record),
+    do: parser |> Native.filter_record_key(field, record) |> bad_value!()
+
+  def record_key!(_parser, field, record),
+    do:
+      raise(
+        ArgumentError,
+        "a field is a column name and a record a map of column => text, got: " <>
+          "#{inspect(field)}, #{inspect(record)}"
+      )
+
+  @doc """
+  `eval/3` straight on `record` (no schema, no row): each residual of `checks` parses the
+  columns it reads from the record (each column once per call). `{matched, errors}`; a column
+  whose text does not parse makes its residuals errors (routed, as the filter routes a value
+  it cannot parse). Raises `ArgumentError` as `record_key!/3` does.
+  """
+  @spec eval_record!(map(), [{term(), reference()}], non_neg_integer()) :: {[term()], [term()]}
+  def eval_record!(_record, [], _count), do: {[], []}
+
+  def eval_record!(record, checks, count) when count > @dirty_checks,
+    do: record |> Native.filter_eval_record_dirty(checks) |> bad_value!()
+
+  def eval_record!(record, checks, _count),
+    do: record |> Native.filter_eval_record_small(checks) |> bad_value!()
+
+  defp bad_value!({:bad_value, column, value}),
+    do:
+      raise(
+        ArgumentError,
+        "record values are Postgres text or nil, got #{inspect(value)} for #{inspect(column)}"
+      )
+
+  defp bad_value!(reply), do: reply
 end

@@ -17,7 +17,11 @@
 //! ```
 //!
 //! A residual's program reads a dense row of the columns it names (the clause parsed again
-//! against just those columns), gathered from the record's row by name at evaluation.
+//! against just those columns), gathered from the record's row by name at evaluation. It also
+//! carries their types, so it can parse them from a record itself: the protocol path of
+//! `filter_record` (`Index.Protocol.affected_shapes/4`), which has no schema.
+
+use std::borrow::Cow;
 
 use lsm_index_core::key::{value_key, ColumnKey};
 use lsm_index_core::predicate::compile::{compile, Op, Program, Stack};
@@ -40,9 +44,11 @@ mod atoms {
 /// A shape's compiled residual: immutable, shared by every copy of the filter holding it.
 pub struct Residual {
     /// The program, over a row of `columns` in this order.
-    program: Program,
+    pub(crate) program: Program,
     /// The names of the columns the program reads, in its row order.
-    columns: Vec<String>,
+    pub(crate) columns: Vec<String>,
+    /// Their types, in the same order (to parse them from a record: `filter_record`).
+    pub(crate) types: Vec<ColumnType>,
 }
 
 #[rustler::resource_impl]
@@ -125,7 +131,7 @@ fn compile_shape<'a>(
             (plan_column(&dense[plan.column].0, plan.func), keys).encode(env)
         })
         .collect();
-    let names: Vec<String> = dense.into_iter().map(|(name, _)| name).collect();
+    let (names, types): (Vec<String>, Vec<ColumnType>) = dense.into_iter().unzip();
     let referenced: Vec<&str> = names.iter().map(String::as_str).collect();
     let residual = if always_true(&compiled.residual) {
         atoms::nil().encode(env)
@@ -133,6 +139,7 @@ fn compile_shape<'a>(
         ResourceArc::new(Residual {
             program: compiled.residual,
             columns: names.clone(),
+            types,
         })
         .encode(env)
     };
@@ -157,7 +164,7 @@ fn plan_column(name: &str, func: Option<Func>) -> String {
 }
 
 /// The column and key function a plan column name stands for (see [`plan_column`]).
-fn split_plan_column(name: &str) -> (&str, Option<Func>) {
+pub(crate) fn split_plan_column(name: &str) -> (&str, Option<Func>) {
     let Some(rest) = name.strip_prefix('\0') else {
         return (name, None);
     };
@@ -175,8 +182,21 @@ fn always_true(program: &Program) -> bool {
     program.ops.as_slice() == [Op::Const(Some(true))]
 }
 
+/// The value an index on a column's key function `func` (none: on the column itself) files
+/// the column's value `v` under: `v`, or `func` of a text value. `None` for a key function
+/// of a value that is not text (no plan has one).
+pub(crate) fn indexed_value(v: &Value, func: Option<Func>) -> Option<Cow<'_, Value>> {
+    match (v, func) {
+        (v, None) => Some(Cow::Borrowed(v)),
+        (Value::Text(text), Some(f)) => {
+            Some(Cow::Owned(Value::Text(f.fold(text).unwrap_or_default())))
+        }
+        _ => None,
+    }
+}
+
 /// The value key of `v` as a binary term (`buf`: scratch).
-fn key_term<'a>(env: Env<'a>, v: &Value, buf: &mut ColumnKey) -> Term<'a> {
+pub(crate) fn key_term<'a>(env: Env<'a>, v: &Value, buf: &mut ColumnKey) -> Term<'a> {
     buf.clear();
     value_key(v, buf);
     let mut bin = NewBinary::new(env, buf.len());
@@ -271,15 +291,12 @@ fn filter_row<'a>(
     let keys: Vec<Term<'a>> = schema
         .indexed
         .iter()
-        .map(|&(c, func)| match (&values[c], func) {
-            (Some(v), None) => key_term(env, v, &mut buf),
-            (Some(Value::Text(text)), Some(f)) => key_term(
-                env,
-                &Value::Text(f.fold(text).unwrap_or_default()),
-                &mut buf,
-            ),
-            _ => atoms::nil().encode(env),
-        })
+        .map(
+            |&(c, func)| match values[c].as_ref().and_then(|v| indexed_value(v, func)) {
+                Some(v) => key_term(env, &v, &mut buf),
+                None => atoms::nil().encode(env),
+            },
+        )
         .collect();
     let row = if want_row {
         ResourceArc::new(Row { schema, values }).encode(env)
@@ -292,13 +309,13 @@ fn filter_row<'a>(
 /// How a residual answered on a row: the one reading of `Program::run`'s result. An
 /// evaluation error (and a residual whose columns the row lacks) routes the change to the
 /// shape, as a value that does not parse does.
-enum Outcome {
+pub(crate) enum Outcome {
     Match,
     NoMatch,
     Error,
 }
 
-fn outcome(answer: Result<Option<bool>, EvalError>) -> Outcome {
+pub(crate) fn outcome(answer: Result<Option<bool>, EvalError>) -> Outcome {
     match answer {
         Ok(Some(true)) => Outcome::Match,
         Ok(Some(false) | None) => Outcome::NoMatch,

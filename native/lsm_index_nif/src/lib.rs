@@ -12,6 +12,8 @@
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
 //! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
 //!   their evaluation, by the core's predicate engine
+//! - `filter_record`: the `filter_*` NIFs of `Index.Protocol.affected_shapes/4`: one
+//!   column's key, and residuals evaluated, straight from a record map
 //! - `options`: the options map as a core `Config`, and the core's defaults
 //! - `error`: core errors as terms, and the one `:wait` / `{:error, :overloaded}` decision
 //! - `timing`: opt-in timing of normal-scheduler calls (the stress test)
@@ -22,6 +24,7 @@
 mod change;
 mod error;
 mod filter;
+mod filter_record;
 mod hold;
 mod index;
 mod index_stats;

@@ -41,7 +41,8 @@ pub(crate) fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
         .collect()
 }
 
-fn column_type(term: Term<'_>) -> NifResult<ColumnType> {
+/// One column type from its NIF form (see [`columns`]); `BadArg` for anything else.
+pub(crate) fn column_type(term: Term<'_>) -> NifResult<ColumnType> {
     if let Ok(name) = term.decode::<String>() {
         return ColumnType::from_name(&name).ok_or(rustler::Error::BadArg);
     }
