@@ -69,7 +69,15 @@ defmodule LsmIndex.Bench.Memory do
   """
 
   import LsmIndex.Bench.Report,
-    only: [progress: 1, fmt_f: 2, fmt_int: 1, memory: 0, settled_memory: 0, stable_memory: 0]
+    only: [
+      progress: 1,
+      fmt_f: 2,
+      fmt_int: 1,
+      memory: 0,
+      settled_memory: 0,
+      stable_memory: 0,
+      plot_svg: 2
+    ]
 
   @lanes 64
   @batch 500
@@ -555,95 +563,21 @@ defmodule LsmIndex.Bench.Memory do
 
   # Draws `results`.svg from `results`.csv: :ok or {:error, note}.
   defp plot(results, title) do
-    with {:ok, gnuplot} <- gnuplot() do
-      script =
-        Path.join(System.tmp_dir!(), "lsm_bench_memory_#{System.unique_integer([:positive])}.gp")
-
-      File.write!(script, """
-      set terminal svg size 1000,560 dynamic enhanced font "sans,12" background rgb "white"
-      set output "#{results}.svg"
-      set datafile separator ","
-      set title "churn soak: #{title}" noenhanced
-      set xlabel "minutes of churn"
-      set ylabel "MiB (growth over the VM before the index)"
-      set y2label "RSS growth / counted"
-      set ytics nomirror
-      set y2tics
-      set yrange [0:*]
-      set y2range [0:*]
-      set grid
-      set key below
-      plot "#{results}.csv" every ::1 using ($1/60):2 with lines lw 2 lc rgb "#1f77b4" title "RSS growth", \\
-           "" every ::1 using ($1/60):4 with lines lw 2 lc rgb "#2ca02c" title "counted (segments + MPH + overlays)", \\
-           "" every ::1 using ($1/60):5 axes x1y2 with lines lw 1 dt 2 lc rgb "#d62728" title "RSS growth / counted (right axis)"
-      """)
-
-      {out, status} = System.cmd(gnuplot, [script], stderr_to_stdout: true)
-      File.rm(script)
-
-      if status == 0 and File.exists?(results <> ".svg"),
-        do: :ok,
-        else: {:error, "plot skipped: gnuplot failed (exit #{status}): #{String.trim(out)}"}
-    end
-  end
-
-  defp gnuplot do
-    case System.find_executable("gnuplot") do
-      nil -> install_gnuplot()
-      exe -> {:ok, exe}
-    end
-  end
-
-  # Debian's gnuplot-nox, when running as root with apt-get; otherwise a note.
-  defp install_gnuplot do
-    apt = System.find_executable("apt-get")
-
-    cond do
-      apt == nil ->
-        {:error, "plot skipped: gnuplot is not installed and there is no apt-get"}
-
-      not root?() ->
-        {:error, "plot skipped: gnuplot is not installed (as root: apt-get install gnuplot-nox)"}
-
-      true ->
-        progress("gnuplot is missing: apt-get install gnuplot-nox")
-        install = ["-q", "-y", "install", "gnuplot-nox"]
-
-        {out, ok} =
-          with {_, false} <- apt_get(apt, install),
-               {_, true} <- apt_get(apt, ["-q", "update"]) do
-            apt_get(apt, install)
-          end
-
-        case {ok, System.find_executable("gnuplot")} do
-          {true, exe} when exe != nil ->
-            {:ok, exe}
-
-          _ ->
-            last = out |> String.trim() |> String.split("\n") |> List.last()
-
-            {:error,
-             "plot skipped: gnuplot is missing and apt-get could not install it (#{last})"}
-        end
-    end
-  end
-
-  defp apt_get(apt, args) do
-    {out, status} =
-      System.cmd(apt, ["-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=20" | args],
-        env: [{"DEBIAN_FRONTEND", "noninteractive"}],
-        stderr_to_stdout: true
-      )
-
-    {out, status == 0}
-  rescue
-    e -> {Exception.message(e), false}
-  end
-
-  defp root? do
-    case Regex.run(~r/^Uid:\s+\d+\s+(\d+)/m, File.read!("/proc/self/status")) do
-      [_, "0"] -> true
-      _ -> false
-    end
+    plot_svg(results <> ".svg", """
+    set datafile separator ","
+    set title "churn soak: #{title}" noenhanced
+    set xlabel "minutes of churn"
+    set ylabel "MiB (growth over the VM before the index)"
+    set y2label "RSS growth / counted"
+    set ytics nomirror
+    set y2tics
+    set yrange [0:*]
+    set y2range [0:*]
+    set grid
+    set key below
+    plot "#{results}.csv" every ::1 using ($1/60):2 with lines lw 2 lc rgb "#1f77b4" title "RSS growth", \\
+         "" every ::1 using ($1/60):4 with lines lw 2 lc rgb "#2ca02c" title "counted (segments + MPH + overlays)", \\
+         "" every ::1 using ($1/60):5 axes x1y2 with lines lw 1 dt 2 lc rgb "#d62728" title "RSS growth / counted (right axis)"
+    """)
   end
 end

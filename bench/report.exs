@@ -96,4 +96,89 @@ defmodule LsmIndex.Bench.Report do
         raise "bench process failed: #{inspect(reason)}"
     end
   end
+
+  @doc """
+  Draws `svg` with gnuplot from `script` (its commands after the terminal and output lines,
+  which this sets: SVG, 1000x560, white background). `:ok`, or `{:error, note}` when there
+  is no plot: gnuplot is missing and cannot be installed (Debian's `gnuplot-nox` through
+  `apt-get`, when running as root), or it failed. A bench run goes on without its plot.
+  """
+  def plot_svg(svg, script) do
+    with {:ok, gnuplot} <- gnuplot() do
+      file = Path.join(System.tmp_dir!(), "lsm_bench_#{System.unique_integer([:positive])}.gp")
+
+      File.write!(file, """
+      set terminal svg size 1000,560 dynamic enhanced font "sans,12" background rgb "white"
+      set output "#{svg}"
+      #{script}
+      """)
+
+      {out, status} = System.cmd(gnuplot, [file], stderr_to_stdout: true)
+      File.rm(file)
+
+      if status == 0 and File.exists?(svg),
+        do: :ok,
+        else: {:error, "plot skipped: gnuplot failed (exit #{status}): #{String.trim(out)}"}
+    end
+  end
+
+  defp gnuplot do
+    case System.find_executable("gnuplot") do
+      nil -> install_gnuplot()
+      exe -> {:ok, exe}
+    end
+  end
+
+  # Debian's gnuplot-nox, when running as root with apt-get; otherwise a note.
+  defp install_gnuplot do
+    apt = System.find_executable("apt-get")
+
+    cond do
+      apt == nil ->
+        {:error, "plot skipped: gnuplot is not installed and there is no apt-get"}
+
+      not root?() ->
+        {:error, "plot skipped: gnuplot is not installed (as root: apt-get install gnuplot-nox)"}
+
+      true ->
+        progress("gnuplot is missing: apt-get install gnuplot-nox")
+        install = ["-q", "-y", "install", "gnuplot-nox"]
+
+        {out, ok} =
+          with {_, false} <- apt_get(apt, install),
+               {_, true} <- apt_get(apt, ["-q", "update"]) do
+            apt_get(apt, install)
+          end
+
+        case {ok, System.find_executable("gnuplot")} do
+          {true, exe} when exe != nil ->
+            {:ok, exe}
+
+          _ ->
+            last = out |> String.trim() |> String.split("\n") |> List.last()
+
+            {:error,
+             "plot skipped: gnuplot is missing and apt-get could not install it (#{last})"}
+        end
+    end
+  end
+
+  defp apt_get(apt, args) do
+    {out, status} =
+      System.cmd(apt, ["-o", "Acquire::Retries=0", "-o", "Acquire::http::Timeout=20" | args],
+        env: [{"DEBIAN_FRONTEND", "noninteractive"}],
+        stderr_to_stdout: true
+      )
+
+    {out, status == 0}
+  rescue
+    e -> {Exception.message(e), false}
+  end
+
+  defp root? do
+    case Regex.run(~r/^Uid:\s+\d+\s+(\d+)/m, File.read!("/proc/self/status")) do
+      [_, "0"] -> true
+      _ -> false
+    end
+  end
 end

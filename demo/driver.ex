@@ -4,7 +4,8 @@ defmodule LsmIndex.Demo.Driver do
   replication in, every shape consistent out.
 
       PostgreSQL ─ wal2json (slot, peek) ─▶ Wal2json.decode ─▶ change tuples
-        ─▶ Routing.route (ShapeRouter.route_many per table and transaction | Filter)
+        ─▶ Routing.route (ShapeRouter.route_many per table and transaction |
+                          Filter.affected_shapes_many per transaction)
         ─▶ ShapeLog (each shape's rows; durable frame + LSN) ─▶ slot advanced to that LSN
       at the end: Check (every shape against SELECT id FROM t WHERE <shape>, one psql session)
 

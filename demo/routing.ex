@@ -11,7 +11,10 @@ defmodule LsmIndex.Demo.Routing do
   old or the new row; of those, the client keeps the row iff the WHERE holds on the new
   row, which the library answers too: the new row routed alone, as an insert (a second
   `route_many` call per table, timed apart: `probe_ns`). The router routes a table's changes
-  of one transaction in one `route_many` call; the filter takes one call per change.
+  of one transaction in one `route_many` call; the filter routes all of a transaction's
+  changes in one `Filter.affected_shapes_many/2` call (its updates' new rows in a second),
+  and registers the shapes with one `Filter.add_shapes/2` (both through
+  `LsmIndex.Bench.FilterBatch` until the filter has them).
 
   (Routing is conservative: a value that does not parse, or an expression that raises an
   error, routes the change to the shape. The demo's rows have neither — the summary reports
@@ -20,6 +23,7 @@ defmodule LsmIndex.Demo.Routing do
   """
 
   alias LsmIndex.{Filter, ShapeRouter}
+  alias LsmIndex.Bench.FilterBatch
   alias LsmIndex.Demo.Schema
 
   defstruct [:via, routers: %{}, filter: nil]
@@ -70,14 +74,18 @@ defmodule LsmIndex.Demo.Routing do
     index = if via == :filter_lsm, do: :lsm, else: :map
 
     filter =
-      Enum.reduce(shapes, Filter.new(index: index), fn shape, filter ->
-        Filter.add_shape(filter, shape.id, %{
-          table: {"public", shape.table},
-          columns: Schema.columns(shape.table),
-          where: shape.where,
-          params: shape.params
-        })
-      end)
+      FilterBatch.add_shapes(
+        Filter.new(index: index),
+        for shape <- shapes do
+          {shape.id,
+           %{
+             table: {"public", shape.table},
+             columns: Schema.columns(shape.table),
+             where: shape.where,
+             params: shape.params
+           }}
+        end
+      )
 
     {%__MODULE__{via: via, filter: filter}, false}
   end
@@ -107,12 +115,14 @@ defmodule LsmIndex.Demo.Routing do
 
   def route(%__MODULE__{filter: filter}, changes) do
     t0 = System.monotonic_time()
-    routed = Enum.map(changes, &MapSet.to_list(Filter.affected_shapes(filter, &1)))
+    routed = filter |> FilterBatch.affected_shapes_many(changes) |> Enum.map(&MapSet.to_list/1)
     t1 = System.monotonic_time()
+    news = for {:update, table, _, new} <- changes, do: {:insert, table, new}
 
     probes =
-      for {:update, table, _, new} <- changes,
-          do: MapSet.to_list(Filter.affected_shapes(filter, {:insert, table, new}))
+      if news == [],
+        do: [],
+        else: filter |> FilterBatch.affected_shapes_many(news) |> Enum.map(&MapSet.to_list/1)
 
     t2 = System.monotonic_time()
     {Enum.reverse(ops(changes, routed, probes, [])), t1 - t0, t2 - t1}

@@ -1,5 +1,5 @@
 defmodule Mix.Tasks.Bench do
-  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter, a memory soak"
+  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter, the Filter, a memory soak"
   @moduledoc """
   Runs `bench/equality.exs`: builds the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex`
   and an `LsmEqualityIndex` over the same keys, in one run, and prints one table per size and
@@ -7,7 +7,12 @@ defmodule Mix.Tasks.Bench do
   throughput, memory per key), with the machine it ran on. Then `bench/compaction.exs`:
   lookup latency with compaction idle vs running on one index, sustained batched churn,
   write amplification and compaction throughput. Then `bench/router.exs`: the ShapeRouter vs
-  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes. Last `bench/memory.exs`, a churn
+  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes. Then `bench/filter.exs`:
+  `LsmIndex.Filter` with `:map` and `:lsm` indexes against the ShapeRouter on the same
+  template shapes and changes (`bench/workloads.exs`) at 10k / 100k / 1M shapes (µs per
+  change, transaction p50/p99, registration, heap and RSS per shape; a plot of µs per
+  change against shapes, SVG by gnuplot), and a sweep of 100 to 10k shapes for the
+  `:auto` threshold. Last `bench/memory.exs`, a churn
   soak: a 10M-key index churned (add/remove/drop_handle) at full speed for 10 minutes, the
   VM's RSS against the index's counted bytes sampled every second (ratio min/median/max,
   drift slope; the series as CSV and an SVG plot drawn by gnuplot, installed from Debian when
@@ -15,11 +20,14 @@ defmodule Mix.Tasks.Bench do
   runs it for 20 s on 1M keys. Tables also go to `bench/results/`.
 
       mix bench                          # 100k, 1M and 10M keys, compaction at 10M, router,
-                                         # memory soak (~35 minutes, ~6 GiB)
-      mix bench --quick                  # 100k / 200k / 1M keys, fewer samples, a 20 s soak:
-                                         # a smoke check (CI, ~1 minute)
+                                         # filter, memory soak (~35 minutes, ~6 GiB, without
+                                         # the filter section)
+      mix bench --quick                  # 100k / 200k / 1M keys, 10k / 20k shapes, fewer
+                                         # samples, a 20 s soak: a smoke check (CI, ~1
+                                         # minute, and ~1.5 for the filter section)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
-      mix bench --only compaction        # one section: equality | compaction | router | memory
+      mix bench --only compaction        # one section: equality | compaction | router |
+                                         # filter | memory
       mix bench --only memory --minutes 30   # the soak for 30 minutes (default 10, quick 20 s)
       mix bench --only memory --rate 500000  # the soak paced at 500k add/remove ops/s
                                          # (default: full speed with back-pressure)
@@ -45,8 +53,8 @@ defmodule Mix.Tasks.Bench do
 
     only = opts[:only]
 
-    unless only in [nil, "equality", "compaction", "router", "memory"],
-      do: Mix.raise("--only takes equality, compaction, router or memory, got: #{only}")
+    unless only in [nil, "equality", "compaction", "router", "filter", "memory"],
+      do: Mix.raise("--only takes equality, compaction, router, filter or memory, got: #{only}")
 
     unless opts[:minutes] == nil or opts[:minutes] > 0,
       do: Mix.raise("--minutes takes a positive number, got: #{opts[:minutes]}")
@@ -62,6 +70,8 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/equality.exs")
     Code.require_file("bench/compaction.exs")
     Code.require_file("bench/router.exs")
+    Code.require_file("bench/workloads.exs")
+    Code.require_file("bench/filter.exs")
     Code.require_file("bench/memory.exs")
     quick = opts[:quick] || false
 
@@ -79,12 +89,14 @@ defmodule Mix.Tasks.Bench do
     for {section, module} <- [
           compaction: LsmIndex.Bench.Compaction,
           router: LsmIndex.Bench.Router,
+          filter: LsmIndex.Bench.Filter,
           memory: LsmIndex.Bench.Memory
         ],
         only in [nil, Atom.to_string(section)] do
       machine = apply(LsmIndex.Bench.Equality, :machine, [])
       persistent = section == :compaction and (opts[:persistent] || false)
-      # the results' path without extension: the memory section writes its .csv and .svg there
+      # the results' path without extension: the memory section writes its .csv and .svg
+      # there, the filter section its .svg
       results =
         Path.join(
           "bench/results",
