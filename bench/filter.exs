@@ -30,12 +30,9 @@ defmodule LsmIndex.Bench.Filter do
       garbage collected, 1 s idle before each reading / shapes (noisy below 100k: the
       allocators keep and reuse freed carriers)
 
-  The `:auto` sweep: 100, 300, 1k, 3k and 10k shapes, the map and `:lsm` filters only, µs
+  The `:auto` sweep: 10, 30, 100, 300, 1k, 3k and 10k shapes, the map and `:lsm` filters only, µs
   per change as the best of three timed passes; the first size from which `:lsm` is no
   slower than the map (at that size and every larger one of the sweep) is stated under it.
-
-  While `LsmIndex.Filter` lacks `affected_shapes_many/2`, the `:lsm` batched row maps
-  `affected_shapes/2` (said in the row's name); see `LsmIndex.Bench.FilterBatch`.
 
   Written to `bench/results/filter.md` (`--quick`: `filter-quick.md`) with a plot of
   µs/change against shapes (log x) beside it, `filter.svg`, drawn by gnuplot (the bench
@@ -54,9 +51,9 @@ defmodule LsmIndex.Bench.Filter do
     ]
 
   alias LsmIndex.{Filter, ShapeRouter}
-  alias LsmIndex.Bench.{FilterBatch, Workloads}
+  alias LsmIndex.Bench.Workloads
 
-  @sweep [100, 300, 1_000, 3_000, 10_000]
+  @sweep [10, 30, 100, 300, 1_000, 3_000, 10_000]
   @sweep_passes 3
   # progress lines during registration, every this many shapes (from 100k shapes on)
   @progress_every 100_000
@@ -66,7 +63,6 @@ defmodule LsmIndex.Bench.Filter do
     machine = Keyword.fetch!(opts, :machine)
     results = Keyword.fetch!(opts, :results)
     sizes = if quick, do: [10_000, 20_000], else: [10_000, 100_000, 1_000_000]
-    native = FilterBatch.native?()
 
     header =
       "# mix bench#{if quick, do: " --quick", else: ""} --only filter: " <>
@@ -76,7 +72,7 @@ defmodule LsmIndex.Bench.Filter do
 
     measured =
       for n <- sizes do
-        {table, rows} = bench(n, native)
+        {table, rows} = bench(n)
         IO.puts(table)
         {n, table, rows}
       end
@@ -95,32 +91,23 @@ defmodule LsmIndex.Bench.Filter do
       end
 
     Enum.join(
-      [header, machine, workload_note(native) | Enum.map(measured, &elem(&1, 1))] ++
+      [header, machine, workload_note() | Enum.map(measured, &elem(&1, 1))] ++
         [plot, sweep],
       "\n"
     )
   end
 
-  defp workload_note(native) do
-    fallback =
-      for {fun, false} <- native do
-        "`LsmIndex.Filter.#{fun}/2` is not in the filter yet: " <>
-          if fun == :affected_shapes_many,
-            do: "the batched row maps `affected_shapes/2` (one call per change).",
-            else: "`add_shapes s` is not measured."
-      end
-
+  defp workload_note do
     """
     Workload (`bench/workloads.exs`): the `todos` table (10 columns), six templates on \
     `user_id = $1`, N/24 users; 20,000 seeded changes (60% updates, 25% inserts, 15% deletes, \
     ~1% of rows with no shape's user) in transactions of #{Workloads.txn_size()}.
-    #{Enum.map_join(fallback, "\n", &"- #{&1}")}
     """
   end
 
   # -- one size: every structure over the same shapes and changes --
 
-  defp bench(n, native) do
+  defp bench(n) do
     title = "## #{fmt_int(n)} shapes, #{fmt_int(Workloads.users(n))} users"
     progress(title)
 
@@ -128,10 +115,7 @@ defmodule LsmIndex.Bench.Filter do
     {lsm_rows, nil} = in_process(fn -> measure(:lsm, n, reference, []) end)
     {router_rows, nil} = in_process(fn -> measure(:router, n, reference, []) end)
 
-    batched =
-      if native.add_shapes,
-        do: Map.new([:map, :lsm], &{&1, in_process(fn -> add_shapes_time(&1, n) end)}),
-        else: %{}
+    batched = Map.new([:map, :lsm], &{&1, in_process(fn -> add_shapes_time(&1, n) end)})
 
     rows = map_rows ++ lsm_rows ++ router_rows
     map_us = hd(map_rows).mean_us
@@ -269,7 +253,8 @@ defmodule LsmIndex.Bench.Filter do
   end
 
   # term: what the caller holds; routes: [{label, fun(txn) -> [answer per change]}];
-  # candidates: the router's candidates per change (nil for the filters)
+  # candidates: the router's candidates per change (the :lsm filter's from its table's
+  # router; nil for the map filter)
   defp build(:router, n) do
     {:ok, r} = ShapeRouter.new("bench", Workloads.table(), Workloads.columns())
 
@@ -301,23 +286,25 @@ defmodule LsmIndex.Bench.Filter do
     per_change =
       {" (affected_shapes)", fn txn -> Enum.map(txn, &Filter.affected_shapes(f, &1)) end}
 
-    many =
-      if FilterBatch.native?().affected_shapes_many,
-        do: " (affected_shapes_many)",
-        else: " (affected_shapes_many: fallback, Enum.map)"
+    many = {" (affected_shapes_many)", &Filter.affected_shapes_many(f, &1)}
+    routes = if mode == :lsm, do: [per_change, many], else: [per_change]
+    # measured idle, as the router
+    :ok = Filter.wait_idle(f)
 
-    routes =
-      if mode == :lsm,
-        do: [per_change, {many, &FilterBatch.affected_shapes_many(f, &1)}],
-        else: [per_change]
+    candidates = fn ->
+      case Filter.metrics(f, Workloads.table()) do
+        nil -> nil
+        m -> m.candidates_per_change
+      end
+    end
 
-    %{term: f, routes: routes, candidates: fn -> nil end}
+    %{term: f, routes: routes, candidates: candidates}
   end
 
   defp add_shapes_time(mode, n) do
     shapes = Workloads.template_shapes(n) |> Enum.map(&Workloads.filter_shape/1)
     progress("  #{name(mode)}: add_shapes of #{fmt_int(n)} shapes")
-    {us, f} = :timer.tc(fn -> FilterBatch.add_shapes(Filter.new(index: mode), shapes) end)
+    {us, f} = :timer.tc(fn -> Filter.add_shapes(Filter.new(index: mode), shapes) end)
     ids = MapSet.size(Filter.all_shape_ids(f))
     if ids != n, do: raise("#{name(mode)}: add_shapes registered #{ids} of #{n} shapes")
     us / 1.0e6

@@ -13,8 +13,7 @@ defmodule LsmIndex.Demo.Routing do
   `route_many` call per table, timed apart: `probe_ns`). The router routes a table's changes
   of one transaction in one `route_many` call; the filter routes all of a transaction's
   changes in one `Filter.affected_shapes_many/2` call (its updates' new rows in a second),
-  and registers the shapes with one `Filter.add_shapes/2` (both through
-  `LsmIndex.Bench.FilterBatch` until the filter has them).
+  and registers the shapes with one `Filter.add_shapes/2`.
 
   (Routing is conservative: a value that does not parse, or an expression that raises an
   error, routes the change to the shape. The demo's rows have neither — the summary reports
@@ -23,7 +22,6 @@ defmodule LsmIndex.Demo.Routing do
   """
 
   alias LsmIndex.{Filter, ShapeRouter}
-  alias LsmIndex.Bench.FilterBatch
   alias LsmIndex.Demo.Schema
 
   defstruct [:via, routers: %{}, filter: nil]
@@ -74,7 +72,7 @@ defmodule LsmIndex.Demo.Routing do
     index = if via == :filter_lsm, do: :lsm, else: :map
 
     filter =
-      FilterBatch.add_shapes(
+      Filter.add_shapes(
         Filter.new(index: index),
         for shape <- shapes do
           {shape.id,
@@ -115,14 +113,14 @@ defmodule LsmIndex.Demo.Routing do
 
   def route(%__MODULE__{filter: filter}, changes) do
     t0 = System.monotonic_time()
-    routed = filter |> FilterBatch.affected_shapes_many(changes) |> Enum.map(&MapSet.to_list/1)
+    routed = filter |> Filter.affected_shapes_many(changes) |> Enum.map(&MapSet.to_list/1)
     t1 = System.monotonic_time()
     news = for {:update, table, _, new} <- changes, do: {:insert, table, new}
 
     probes =
       if news == [],
         do: [],
-        else: filter |> FilterBatch.affected_shapes_many(news) |> Enum.map(&MapSet.to_list/1)
+        else: filter |> Filter.affected_shapes_many(news) |> Enum.map(&MapSet.to_list/1)
 
     t2 = System.monotonic_time()
     {Enum.reverse(ops(changes, routed, probes, [])), t1 - t0, t2 - t1}
