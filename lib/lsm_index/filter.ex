@@ -167,10 +167,11 @@ defmodule LsmIndex.Filter do
       )
 
   @doc """
-  `add_shape/3` for each `{shape_id, shape}` of the list, in order. With `:map` it is all or
-  nothing (the filter you hold is unchanged when one raises); with `:lsm` the shapes before
-  a refused one are added, and the filter to use next is the one in the raised
-  `ArgumentError`'s message's... see `add_shape/3`: use it per shape when you need to recover.
+  `add_shape/3` for each `{shape_id, shape}` of the list, in order; the filter after the last.
+  Raises as `add_shape/3` at the first refused shape: a `:map` filter you hold is then
+  unchanged (a value), but on a single-use filter (`:lsm`) the shapes before it were added
+  and the filter you hold is superseded, so add shapes one at a time with `add_shape/3` when
+  you need to go on after a refusal.
   """
   @spec add_shapes(t, [{term(), shape()}]) :: t
   def add_shapes(%__MODULE__{} = filter, shapes) when is_list(shapes),

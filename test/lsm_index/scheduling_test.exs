@@ -39,6 +39,7 @@ defmodule LsmIndex.SchedulingTest do
             :ok = LsmIndex.remove_many(index, Enum.take(batch, 900))
             LsmIndex.lookup_many(index, Enum.to_list(1..5_000))
             route_a_lot()
+            filter_a_lot()
             self()
           end)
 
@@ -61,6 +62,11 @@ defmodule LsmIndex.SchedulingTest do
         assert calls.("add") >= 60_000 and calls.("remove") >= 20_000
         assert calls.("lookup") >= 60_000 and calls.("drop_handle") >= 60
         assert calls.("timing_noop") == 60_000
+        # Filter :lsm: one NIF call per change routed one by one (nothing else calls it here:
+        # the sync tests run alone), and a transaction in as few calls as its time slices
+        assert calls.("router_set_route") == 3_000
+        assert calls.("router_set_add") == 3_300
+        assert calls.("router_set_route_many") in 1..3_000
 
         assert CallTiming.held(timing) == [],
                "NIF calls held a normal scheduler ({nif, over 1 ms, allowed}): " <>
@@ -108,6 +114,31 @@ defmodule LsmIndex.SchedulingTest do
     changes = for i <- 1..30_000, do: {:insert, %{"user_id" => "#{i}", "status" => "s#{i}"}}
     assert length(ShapeRouter.route_many(r, changes)) == 30_000
     for c <- Enum.take(changes, 3_000), do: ShapeRouter.route(r, c)
+  end
+
+  # Filter :lsm: shape adds, a long transaction through affected_shapes_many, routes.
+  defp filter_a_lot do
+    alias LsmIndex.Filter
+    cols = %{"user_id" => :int8, "status" => :text}
+    table = {"public", "todos"}
+    shape = fn where -> %{table: table, columns: cols, where: where} end
+    f = Filter.new(index: :lsm)
+
+    f =
+      Enum.reduce(
+        1..3_000,
+        f,
+        &Filter.add_shape(&2, &1, shape.("user_id = #{&1} AND status <> 'x'"))
+      )
+
+    f =
+      Enum.reduce(1..300, f, &Filter.add_shape(&2, 10_000 + &1, shape.("status LIKE '%#{&1}%'")))
+
+    changes =
+      for i <- 1..30_000, do: {:insert, table, %{"user_id" => "#{i}", "status" => "s#{i}"}}
+
+    assert length(Filter.affected_shapes_many(f, changes)) == 30_000
+    for c <- Enum.take(changes, 3_000), do: Filter.affected_shapes(f, c)
   end
 
   defp drain(acc) do

@@ -55,7 +55,7 @@ defmodule LsmIndex.Test.CallTiming do
         each = Float.round(c.cpu_us / max(c.calls, 1), 2)
         bound = if a = allowed[nif], do: ", at most #{a}", else: ": the control"
 
-        "  #{String.pad_trailing(nif, 17)} #{c.calls} calls, #{each} us CPU each, max " <>
+        "  #{String.pad_trailing(nif, 21)} #{c.calls} calls, #{each} us CPU each, max " <>
           "#{c.max_cpu_us} us; #{c.cpu_over_1ms} over 1 ms#{bound}"
       end
 

@@ -3,6 +3,7 @@ defmodule LsmIndex.Filter.EqualityIndex do
   The reference equality index: an Elixir map `key => %{shape_id => and_where}`, as the sync
   service keeps it (its keys are the filter's value keys). Every key lives on the BEAM heap
   (tens of bytes each); the `LsmIndex.Filter.LsmEqualityIndex` keeps them in Rust instead.
+  `LsmIndex.Filter` with `index: :map` keeps one per indexed column of each table.
 
   ## Options (`new/1`)
 
