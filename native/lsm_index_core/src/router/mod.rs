@@ -109,6 +109,8 @@ pub struct Router {
     persistent: bool,
     /// Whether shapes may add columns to the table ([`Router::new_open`]).
     open_schema: bool,
+    /// The view of the table the last shape was compiled against (open schema: `schema`).
+    views: Mutex<Option<Box<schema::View>>>,
     closed: AtomicBool,
 }
 
@@ -154,6 +156,7 @@ impl Router {
             config: (config != Config::default()).then(|| Box::new(config)),
             state: RwLock::new(State::new(Columns::from(Vec::new()))),
             open_schema: true,
+            views: Mutex::new(None),
             folding,
             writer: Mutex::new(()),
             metrics: OnceLock::new(),

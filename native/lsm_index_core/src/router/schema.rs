@@ -15,6 +15,7 @@ use super::{Columns, Router, MAX_COLUMNS};
 use crate::predicate::ColumnType;
 use crate::{Error, Result};
 use std::collections::HashSet;
+use std::sync::Arc;
 
 /// Columns (name, type) in row order, being built.
 type ColumnList = Vec<(String, ColumnType)>;
@@ -25,26 +26,44 @@ const HIDDEN: &str = "";
 /// `columns` as a table's: 1 to [`MAX_COLUMNS`], no name twice (an empty list is allowed
 /// here: an open-schema router starts so).
 pub(super) fn checked(columns: Vec<(String, ColumnType)>) -> Result<Columns> {
+    check_names(&columns)?;
+    Ok(Columns::from(columns))
+}
+
+/// At most [`MAX_COLUMNS`] columns, no name twice.
+fn check_names(columns: &[(String, ColumnType)]) -> Result<()> {
     if columns.len() > MAX_COLUMNS {
         return Err(Error::InvalidColumns {
             reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
         });
     }
     let mut names = HashSet::new();
-    if let Some((name, _)) = columns.iter().find(|(name, _)| !names.insert(name)) {
+    if let Some((name, _)) = columns
+        .iter()
+        .find(|(name, _)| !names.insert(name.as_str()))
+    {
         return Err(Error::InvalidColumns {
             reason: format!("column {name:?} appears twice"),
         });
     }
-    Ok(Columns::from(columns))
+    Ok(())
 }
 
-/// The table widened by `declared` (its new names appended, with their declared types) and
-/// the view a shape declaring them is compiled against (see the module doc).
-fn widen(
-    table: &[(String, ColumnType)],
-    declared: &[(String, ColumnType)],
-) -> Result<(ColumnList, ColumnList)> {
+/// The last view a router compiled a shape against: shapes added one after another usually
+/// declare the same columns against the same table, so it is made once (a list of column
+/// names and types, checked, copied and looked up, per shape otherwise).
+pub(super) struct View {
+    declared: Vec<(String, ColumnType)>,
+    /// The table it was made for (the same allocation: compared by pointer).
+    table: Columns,
+    /// The table with `declared`'s new names appended (`table` itself when none).
+    widened: Columns,
+    view: Columns,
+}
+
+/// The [`View`] of `declared` over `table` (see the module doc).
+fn widen(table: &Columns, declared: &[(String, ColumnType)]) -> Result<View> {
+    check_names(declared)?;
     let mut widened = table.to_vec();
     let mut view: ColumnList = table
         .iter()
@@ -64,7 +83,17 @@ fn widen(
             reason: format!("a table has 1 to {MAX_COLUMNS} columns"),
         });
     }
-    Ok((widened, view))
+    let widened = if widened.len() == table.len() {
+        table.clone()
+    } else {
+        Columns::from(widened)
+    };
+    Ok(View {
+        declared: declared.to_vec(),
+        table: table.clone(),
+        widened,
+        view: Columns::from(view),
+    })
 }
 
 impl Router {
@@ -108,7 +137,6 @@ impl Router {
                     .into(),
             });
         }
-        checked(declared.to_vec())?;
         let definition = definition(sql, params).ok_or_else(|| Error::InvalidPredicate {
             position: 0,
             reason: "parameters without NUL characters".into(),
@@ -116,8 +144,22 @@ impl Router {
         // the columns change only under the writer lock: compiled and checked against them
         let w = self.lock_writer(blocking)?;
         let table = self.columns();
-        let (mut widened, view) = widen(&table, declared)?;
+        let (widened, view) = {
+            let mut last = self.views.lock();
+            let fresh = last
+                .as_ref()
+                .is_some_and(|v| Arc::ptr_eq(&v.table, &table) && v.declared == declared);
+            if !fresh {
+                *last = Some(Box::new(widen(&table, declared)?));
+            }
+            let v = last.as_ref().ok_or(Error::Poisoned {
+                cause: "no view of the table".into(),
+            })?;
+            (v.widened.clone(), v.view.clone())
+        };
         let (shape, keys) = self.prepare(&definition, &view)?;
+        // a column the shape reads takes its declared type, unless other shapes read it
+        let mut retyped: Option<ColumnList> = None;
         {
             let st = self.state.read();
             for c in super::bits::columns_of(&shape.mask) {
@@ -136,10 +178,13 @@ impl Router {
                         got: got.name().to_string(),
                     });
                 }
-                widened[c].1 = got.clone();
+                retyped.get_or_insert_with(|| widened.to_vec())[c].1 = got.clone();
             }
         }
-        let columns = (widened.as_slice() != &table[..]).then(|| Columns::from(widened));
+        let columns = match retyped {
+            Some(list) => Some(Columns::from(list)),
+            None => (!Arc::ptr_eq(&widened, &table)).then_some(widened),
+        };
         self.publish(&w, id, shape, &keys, &definition, columns, blocking)
     }
 }
