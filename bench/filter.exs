@@ -55,6 +55,9 @@ defmodule LsmIndex.Bench.Filter do
 
   @sweep [10, 30, 100, 300, 1_000, 3_000, 10_000]
   @sweep_passes 3
+  # the per-table cost: this many tables of each of these shape counts
+  @tables 1_000
+  @table_shapes [1, 10, 30, 100]
   # progress lines during registration, every this many shapes (from 100k shapes on)
   @progress_every 100_000
 
@@ -376,7 +379,37 @@ defmodule LsmIndex.Bench.Filter do
     #{markdown(columns, lines)}
     #{crossover(points, 2, "`affected_shapes/2` per change")}
     #{crossover(points, 3, "`affected_shapes_many/2` per transaction")}
+
+    #{table_cost()}
     """
+  end
+
+  # What a table costs in each engine when a filter has many small ones: @tables tables of
+  # k shapes each, RSS growth per table once it holds still, each reading in a VM of its own
+  # (bench/table_cost.exs: freed memory a VM keeps would hide the next reading's growth). The
+  # router set's cost per table is its router and shape index; the map's a parser and maps.
+  defp table_cost do
+    progress("## the cost of a table: #{@tables} tables of #{inspect(@table_shapes)} shapes")
+
+    lines =
+      for k <- @table_shapes do
+        [map, lsm] = for mode <- [:map, :lsm], do: table_kib(mode, k)
+        [fmt_int(k), fmt_f(map, 1), fmt_f(lsm, 1), fmt_f(lsm / map, 2)]
+      end
+
+    """
+    ### The cost of a table (#{@tables} tables, RSS growth per table)
+
+    #{markdown(["shapes per table", ":map KiB/table", ":lsm KiB/table", ":lsm / :map"], lines)}
+    """
+  end
+
+  defp table_kib(mode, k) do
+    args = ["run", "--no-compile", "bench/table_cost.exs", "#{mode}", "#{k}", "#{@tables}"]
+    env = [{"MIX_ENV", to_string(Mix.env())}]
+    {out, 0} = System.cmd("mix", args, env: env, stderr_to_stdout: true)
+    [_, bytes] = Regex.run(~r/RSS_GROWTH (-?\d+)/, out)
+    String.to_integer(bytes) / @tables / 1024
   end
 
   # the first size from which :lsm (element `at` of each point) is no slower than :map at

@@ -41,7 +41,10 @@ defmodule LsmIndex.Filter do
     * `:index` - `:map`, `:lsm` or `:auto`. Default: the `config :lsm_index,
       :equality_index` setting, else `:map`.
     * `:auto_threshold` - shapes per table at which `:auto` moves a table to the router set
-      (default `#{1_000}`, or `config :lsm_index, :auto_threshold`)
+      (default `100`, or `config :lsm_index, :auto_threshold`): the router set is faster per
+      change at every size measured, but a table there costs ~20 KiB before its first shape
+      (its router and shape index), more than a map table below ~75 shapes
+      (`mix bench --only filter`; DESIGN.md)
     * `:lsm_options` - `LsmIndex.new/1` options of each table's shape index in the router
       set (default `[]`, or `config :lsm_index, :lsm_options`)
     * `:lc_ctype` - how `lower`, `upper` and `ILIKE` fold case, as PostgreSQL does under the
@@ -60,7 +63,7 @@ defmodule LsmIndex.Filter do
 
   alias LsmIndex.Filter.{ColumnType, Expr, MapTables, Predicate, RouterSet}
 
-  @default_threshold 1_000
+  @default_threshold 100
 
   # maps: the map-mode tables; set: the router set (`:lsm`, and `:auto` once a table
   # moved); generations (single-use copies): an :atomics counter shared by every copy, bumped
