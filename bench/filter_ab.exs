@@ -1,5 +1,5 @@
 # A before/after harness for one core change: the ShapeRouter and the :lsm filter over N
-# template shapes (bench/workloads.exs), µs per change of three passes over the 20k-change stream.
+# template shapes (bench/workloads.exs), µs per change of nine passes (min, median, all) over the 20k-change stream.
 # Build one side, run, build the other, run:  N=1000000 mix run bench/filter_ab.exs
 Code.require_file("bench/workloads.exs")
 alias LsmIndex.Bench.Workloads
@@ -16,13 +16,15 @@ for {id, sql, params} <- Workloads.template_shapes(n),
 rtx = Enum.map(txns, fn t -> Enum.map(t, &Workloads.router_change/1) end)
 
 time = fn fun ->
-  for _ <- 1..3 do
+  for _ <- 1..9 do
     {us, _} = :timer.tc(fn -> Enum.each(rtx, fun) end)
     Float.round(us / length(changes), 2)
   end
+  |> Enum.sort()
+  |> then(&"min #{hd(&1)} median #{Enum.at(&1, 4)} (#{Enum.join(&1, " ")})")
 end
 
-IO.puts("router route_many µs/change: #{inspect(time.(&ShapeRouter.route_many(r, &1)))}")
+IO.puts("router route_many µs/change: #{time.(&ShapeRouter.route_many(r, &1))}")
 
 f =
   Workloads.template_shapes(n)
@@ -32,10 +34,12 @@ f =
 :ok = Filter.wait_idle(f)
 
 time2 = fn fun ->
-  for _ <- 1..3 do
+  for _ <- 1..9 do
     {us, _} = :timer.tc(fn -> Enum.each(txns, fun) end)
     Float.round(us / length(changes), 2)
   end
+  |> Enum.sort()
+  |> then(&"min #{hd(&1)} median #{Enum.at(&1, 4)} (#{Enum.join(&1, " ")})")
 end
 
-IO.puts("filter :lsm many µs/change: #{inspect(time2.(&Filter.affected_shapes_many(f, &1)))}")
+IO.puts("filter :lsm many µs/change: #{time2.(&Filter.affected_shapes_many(f, &1))}")

@@ -230,6 +230,44 @@ fn route_one<'a>(env: Env<'a>, mut reader: Reader<'_>, change: Term<'a>) -> Term
     }
 }
 
+/// The time slice of one `*_route_many` call: routes go on until it is spent (`None`: a
+/// dirty call, no slice), then the call reports its share of the scheduler's time slice.
+pub(crate) struct Slice {
+    started: Instant,
+    length: Option<Duration>,
+}
+
+impl Slice {
+    /// A slice of `length` starting now.
+    pub(crate) fn start(length: Option<Duration>) -> Slice {
+        Slice {
+            started: Instant::now(),
+            length,
+        }
+    }
+
+    /// Whether the slice is spent by `now` (a clock reading, `None` when none was taken).
+    pub(crate) fn spent(&self, now: Option<Instant>) -> bool {
+        match (self.length, now) {
+            (Some(length), Some(now)) => now.duration_since(self.started) >= length,
+            _ => false,
+        }
+    }
+
+    /// Whether routes run unbounded (a dirty call).
+    pub(crate) fn unbounded(&self) -> bool {
+        self.length.is_none()
+    }
+
+    /// Tells the scheduler how much of its time slice the call used (normal schedulers).
+    pub(crate) fn report(&self, env: Env<'_>) {
+        if self.length.is_some() {
+            let percent = (self.started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
+            rustler::schedule::consume_timeslice(env, percent);
+        }
+    }
+}
+
 /// How long one `router_route_many` call may run before handing the rest back.
 pub(crate) const SLICE: Duration = Duration::from_micros(500);
 
@@ -278,7 +316,7 @@ fn route_many<'a>(
     changes: Term<'a>,
     slice: Option<Duration>,
 ) -> Term<'a> {
-    let started = Instant::now();
+    let slice = Slice::start(slice);
     let clock_every_change = reader.scanned_count() > CLOCK_EVERY_CHANGE_SCANS;
     let keys = column_keys(env, reader.columns(), reader.referenced_columns());
     let mut results = Term::list_new_empty(env);
@@ -300,22 +338,21 @@ fn route_many<'a>(
         }
         results = results.list_prepend(out.encode(env));
         rest = tail;
-        let Some(slice) = slice else { continue };
+        if slice.unbounded() {
+            continue;
+        }
         // cheap routes: the reader's own (sampled) clock readings, none of ours per change
         let now = if clock_every_change {
             Some(Instant::now())
         } else {
             reader.last_timed()
         };
-        if now.is_some_and(|t| t.duration_since(started) >= slice) {
+        if slice.spent(now) {
             break;
         }
     }
     drop(reader);
-    if slice.is_some() {
-        let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
-        rustler::schedule::consume_timeslice(env, percent);
-    }
+    slice.report(env);
     (results, rest).encode(env)
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::change::{as_change, column_keys, records, split, Bad, ColumnKeys};
 use crate::error::core_error;
-use crate::router::{CLOCK_EVERY_CHANGE_SCANS, DIRTY_SCANS, SLICE};
+use crate::router::{Slice, CLOCK_EVERY_CHANGE_SCANS, DIRTY_SCANS, SLICE};
 use crate::router_set::{id_terms, RouterSetResource};
 use crate::timing::CallTimer;
 
@@ -220,7 +220,7 @@ fn route_many<'a>(
     changes: Term<'a>,
     slice: Option<Duration>,
 ) -> Term<'a> {
-    let started = Instant::now();
+    let slice = Slice::start(slice);
     let tables = r.set.tables();
     let mut readers = Readers::new(&tables);
     let mut results = Term::list_new_empty(env);
@@ -231,7 +231,7 @@ fn route_many<'a>(
         let Ok((head, tail)) = rest.list_get_cell() else {
             break;
         };
-        match readers.route(env, numbers, head, slice.is_none(), &mut out) {
+        match readers.route(env, numbers, head, slice.unbounded(), &mut out) {
             Routed::Ids => {}
             Routed::Dirty if position == 0 => return atoms::dirty().encode(env),
             Routed::Dirty => break,
@@ -244,20 +244,19 @@ fn route_many<'a>(
         position += 1;
         results = results.list_prepend(id_terms(env, &r.set, &out));
         rest = tail;
-        let Some(slice) = slice else { continue };
+        if slice.unbounded() {
+            continue;
+        }
         let now = if readers.clock_every_change() {
             Some(Instant::now())
         } else {
             readers.last_timed()
         };
-        if now.is_some_and(|t| t.duration_since(started) >= slice) {
+        if slice.spent(now) {
             break;
         }
     }
     drop(readers);
-    if slice.is_some() {
-        let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
-        rustler::schedule::consume_timeslice(env, percent);
-    }
+    slice.report(env);
     (results, rest).encode(env)
 }

@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod shapes;
+
 use lsm_index_core::internals::HashSecret;
 use lsm_index_core::{Config, Index};
 use rand::rngs::StdRng;

@@ -1,0 +1,118 @@
+//! The random shapes and rows of the router tests (`router.rs`, `router_set.rs`): a 7-column
+//! table, WHERE clauses over it (equalities, IN lists, ORs, LIKE, lower/upper, arithmetic)
+//! and cells (NULLs, unparseable text).
+#![allow(dead_code)]
+
+use lsm_index_core::predicate::ColumnType;
+use rand::rngs::StdRng;
+use rand::Rng;
+
+/// The table's columns.
+pub fn columns() -> Vec<(String, ColumnType)> {
+    [
+        ("id", ColumnType::Int8),
+        ("user_id", ColumnType::Int8),
+        ("status", ColumnType::Text),
+        ("score", ColumnType::Float8),
+        ("active", ColumnType::Bool),
+        ("uid", ColumnType::Uuid),
+        ("note", ColumnType::Text),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect()
+}
+
+pub const STATUSES: [&str; 4] = ["open", "closed", "late", "Open"];
+pub const UUIDS: [&str; 2] = [
+    "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+    "A0EEBC999C0B4EF8BB6D6BB9BD380A12",
+];
+
+pub fn literal(rng: &mut StdRng, column: usize) -> String {
+    if rng.gen_ratio(1, 30) {
+        return "NULL".into();
+    }
+    match column {
+        0 | 1 => rng.gen_range(0..12).to_string(),
+        2 => format!("'{}'", STATUSES[rng.gen_range(0..STATUSES.len())]),
+        3 => ["0.5", "1", "-2.25", "'NaN'", "'Infinity'"][rng.gen_range(0..5)].into(),
+        4 => ["TRUE", "FALSE", "'t'"][rng.gen_range(0..3)].into(),
+        5 => format!("'{}'::uuid", UUIDS[rng.gen_range(0..2)]),
+        _ => format!("'{}'", ["a%", "%b", "x_y", "ab"][rng.gen_range(0..4)]),
+    }
+}
+
+pub fn clause(rng: &mut StdRng, depth: u32) -> String {
+    let names = ["id", "user_id", "status", "score", "active", "uid", "note"];
+    let c = rng.gen_range(0..names.len());
+    let name = names[c];
+    if depth > 0 && rng.gen_ratio(1, 3) {
+        let op = if rng.gen_bool(0.5) { "AND" } else { "OR" };
+        let neg = if rng.gen_ratio(1, 6) { "NOT " } else { "" };
+        return format!(
+            "{neg}({} {op} {})",
+            clause(rng, depth - 1),
+            clause(rng, depth - 1)
+        );
+    }
+    match rng.gen_range(0..10) {
+        0..=3 => format!("{name} = {}", literal(rng, c)),
+        4 => {
+            let n = rng.gen_range(1..4);
+            let list: Vec<String> = (0..n).map(|_| literal(rng, c)).collect();
+            let not = if rng.gen_ratio(1, 4) { "NOT " } else { "" };
+            format!("{name} {not}IN ({})", list.join(", "))
+        }
+        5 => format!(
+            "{name} {} {}",
+            ["<>", "<", "<=", ">", ">="][rng.gen_range(0..5)],
+            literal(rng, c)
+        ),
+        6 => format!(
+            "{name} IS {}NULL",
+            if rng.gen_bool(0.5) { "NOT " } else { "" }
+        ),
+        7 if c == 2 || c == 6 => format!(
+            "{name} {} '{}'",
+            ["LIKE", "ILIKE", "NOT LIKE"][rng.gen_range(0..3)],
+            ["o%", "%e%", "_pen", "a\\%"][rng.gen_range(0..4)]
+        ),
+        8 if c == 2 => format!(
+            "{}(status) {}",
+            ["lower", "upper"][rng.gen_range(0..2)],
+            ["= 'open'", "IN ('OPEN', 'late')", "= 'LATE'"][rng.gen_range(0..3)]
+        ),
+        8 if c == 1 => format!(
+            "user_id {} = {}",
+            ["+ 1", "* 2", "/ 2", "% 3"][rng.gen_range(0..4)],
+            rng.gen_range(0..6)
+        ),
+        _ => format!("user_id = {}", rng.gen_range(0..12)),
+    }
+}
+
+pub fn shape_sql(rng: &mut StdRng) -> String {
+    match rng.gen_range(0..4) {
+        0 => clause(rng, 2),
+        1 => format!("user_id = {}", rng.gen_range(0..12)),
+        _ => format!("{} AND {}", clause(rng, 0), clause(rng, 2)),
+    }
+}
+
+pub fn cell(rng: &mut StdRng, column: usize) -> Option<String> {
+    if rng.gen_ratio(1, 10) {
+        return None;
+    }
+    if rng.gen_ratio(1, 40) {
+        return Some("not a value".into()); // unparseable except as text
+    }
+    Some(match column {
+        0 | 1 => format!("{:0w$}", rng.gen_range(0..12), w = rng.gen_range(1..3)),
+        2 => STATUSES[rng.gen_range(0..STATUSES.len())].into(),
+        3 => ["0.5", "1.0", "-2.25", "NaN", "Infinity", "-0"][rng.gen_range(0..6)].into(),
+        4 => ["t", "false", "yes", "0"][rng.gen_range(0..4)].into(),
+        5 => UUIDS[rng.gen_range(0..2)].to_lowercase(),
+        _ => ["abc", "xzy", "a%", "xyb"][rng.gen_range(0..4)].into(),
+    })
+}
