@@ -379,3 +379,18 @@ fn array_type_names() {
         assert_eq!(answers(sql), "tnff", "{sql}");
     }
 }
+
+/// Found by the ExUnit array test: a named enum that only an array column's elements have
+/// is a type SQL can name (`'ok'::mood`, `'{ok}'::mood[]`).
+#[test]
+fn an_enum_named_only_by_an_array_column_can_be_named() {
+    let mood = ColumnType::named_enum("mood", ["sad", "ok"]);
+    let cols = vec![("ea".to_string(), mood.array_of())];
+    for sql in [
+        "'ok'::mood = ANY(ea)",
+        "ea @> '{ok}'::mood[]",
+        "ea = _mood '{}'",
+    ] {
+        parse(sql, &cols).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}

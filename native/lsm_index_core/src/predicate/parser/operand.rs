@@ -168,11 +168,16 @@ impl Parser<'_> {
         } else {
             ColumnType::from_name(name)
         };
+        // a named enum of a column, or of an array column's elements
         builtin.or_else(|| {
-            self.columns.iter().find_map(|(_, t)| match t {
-                ColumnType::Enum(e) if e.name.as_deref() == Some(name) => Some(t.clone()),
-                _ => None,
-            })
+            self.columns
+                .iter()
+                .find_map(|(_, t)| match t.element().unwrap_or(t) {
+                    e @ ColumnType::Enum(named) if named.name.as_deref() == Some(name) => {
+                        Some(e.clone())
+                    }
+                    _ => None,
+                })
         })
     }
 
