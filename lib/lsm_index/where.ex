@@ -14,9 +14,14 @@ defmodule LsmIndex.Where do
   `date '2024-01-01'`; a cast binds tighter than a sign), `$n` parameters, comparisons,
   `[NOT] IN`, `[NOT] BETWEEN [SYMMETRIC]`, `IS [NOT] NULL | TRUE | FALSE | UNKNOWN | DISTINCT
   FROM`, `[NOT] LIKE` / `ILIKE`, `lower upper length char_length abs coalesce`, `+ - * /
-  %`, `||`, `AND`, `OR`, `NOT` and parentheses; column types `:int2 :int4 :int8 :float4
-  :float8 :numeric :bool :text :varchar :uuid :date :time :timestamp :timestamptz`, `{:enum,
-  name, labels}` (a named enum: `'sad'::mood`, `mood 'sad'`) and `{:enum, labels}`.
+  %`, `||`, `AND`, `OR`, `NOT` and parentheses; arrays (`@> <@ &&`, `x op ANY | SOME | ALL
+  (array)`, array comparisons, `ARRAY[...]`, `'{1,2}'::int8[]`, `cardinality`,
+  `array_length`); column types `:int2 :int4 :int8 :float4 :float8 :numeric :bool :text
+  :varchar :uuid :date :time :timestamp :timestamptz`, `{:enum, name, labels}` (a named
+  enum: `'sad'::mood`, `mood 'sad'`), `{:enum, labels}` and `{:array, type}` of any of them
+  (one-dimensional; values in PostgreSQL's array text, `{1,NULL,"a b"}`). `column =
+  ANY(constant)` comes back as `{:in, column, values}` (`<> ALL`: `NOT IN`), other array
+  conditions as `{:sql, text}`.
   Constants are folded as PostgreSQL's planner folds them, so a clause is refused for an
   error (`1/0`) only where PostgreSQL would raise it (not in `false AND 1/0 = 1`).
 

@@ -58,6 +58,19 @@ defmodule LsmIndex.PostgresOracleTest do
       router: :error,
       map: :error,
       lsm: :error
+    },
+    # Multi-dimensional array text: PostgreSQL reads `'{{1,2},{3,4}}'` as an int4[] of two
+    # dimensions (and `'[0:1]={1,2}'` with its bounds); the engine holds one-dimensional
+    # arrays only and refuses such a literal (a row holding one does not parse: it is routed
+    # conservatively, as any value that does not parse)
+    %{
+      construct: :array_multidim,
+      clause: "ia = '{{1,2},{3,NULL}}'",
+      row: %{"ia" => "{1,2}"},
+      postgres: false,
+      router: :error,
+      map: :error,
+      lsm: :error
     }
   ]
 

@@ -11,6 +11,8 @@ defmodule LsmIndex.Test.WhereGenerator do
   Randomness comes from the process's `:rand` state (seed it first).
   """
 
+  alias LsmIndex.Test.WhereGenerator.Arrays
+
   @prio ["low", "high", "medium", "urgent"]
   @columns [
     {"id", :int8},
@@ -30,7 +32,10 @@ defmodule LsmIndex.Test.WhereGenerator do
     {"ts", :timestamp},
     {"tz", :timestamptz},
     {"e", {:enum, "prio", @prio}},
-    {"m", {:enum, ["sad", "ok", "happy"]}}
+    {"m", {:enum, ["sad", "ok", "happy"]}},
+    {"ia", {:array, :int4}},
+    {"la", {:array, :int8}},
+    {"ta", {:array, :text}}
   ]
   # PostgreSQL's name of the enum we know by its labels only (clauses never name it)
   @unnamed_enum "mood"
@@ -51,171 +56,171 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   # What each construct generates (the comment is the example).
   @constructs [
-    # structure
-    :and_or_not,
-    # `a = 1 OR b AND NOT c`: no parentheses, precedence decides
-    :bare_precedence,
-    # TRUE, FALSE, NULL as conditions
-    :const,
-    # `aNd`, `Is NoT nUlL`
-    :keyword_case,
-    # tabs and newlines between tokens
-    :whitespace,
-    # `i4>=5`, `s<>'a'`: no spaces around operators
-    :tight,
-    # `i4!=-1` (needs :tight)
-    :bang_minus,
-    # `"i4" = 1`
-    :quoted_ident,
-    # predicates
-    :is_null,
-    :cmp,
-    # `5 < i4`
-    :literal_left,
-    # `'5'::int4 < i4`
-    :cast_left,
-    :in,
-    :not_in,
-    # `i4 IN (1, NULL)`, `i4 = NULL`
-    :null_literal,
-    # `s = 5`, `b = 1`, `u = 'x'`: refused by both
-    :type_mismatch,
-    :like,
-    :not_like,
-    :ilike,
-    # `\%`, `\_`, `\\` and `\b` in LIKE patterns
-    :like_escapes,
-    # `s LIKE 'ab\'`
-    :like_trailing_backslash,
-    # ILIKE over text with `İ` or `Σ` (the `s` column, not `t`), or such patterns
-    :ilike_fold,
-    # `b`, `NOT b`
-    :bare_bool,
-    # integer columns
-    :int_plain,
-    # `i4 = '5'`
-    :int_string,
-    # `i4 = ' 5 '`
-    :int_string_space,
-    # `i4 = '+5'`
-    :int_string_sign,
-    # `i2 > -32769`
-    :int_out_of_range,
-    # `i4 <= 42.5`, `id IN (144.0)`, `1e2`
-    :int_decimal,
-    # `i4 = 5::int2`, `'5'::int8` (in range of both)
-    :int_cast,
-    # `i2 = 40000::int4` (in the cast's range, not the column's)
-    :int_cast_wide,
-    # `::integer`, `::smallint`, `::bigint`, `::int`
-    :cast_alias,
-    # `i2 = -32768::int2` (the cast binds before the minus)
-    :neg_cast_min,
-    # `i4 != 7::float8`
-    :float_cast_on_int,
-    # `::numeric`, `::varchar`, `::double precision`, `::real`
-    :unsupported_cast,
-    # float8
-    :float_plain,
-    # `'NaN'`, `'Infinity'::float8`, `'-Infinity'`
-    :float_special,
-    # `'inf'`, `'nan'`, `'+Infinity'`
-    :float_string_variants,
-    # `' 1.5 '`
-    :float_string_space,
-    # `f < 1e400`
-    :float_out_of_range,
-    # `f >= 5.`, `1.e2`
-    :float_trailing_point,
-    # `4.9e-324`, 40 significant digits
-    :float_precision,
-    # bool
-    :bool_plain,
-    # `'t'`, `'yes'`, `'OFF'`, `'1'`
-    :bool_words,
-    # `'tr'`, `'fal'`, `'ye'`
-    :bool_prefix,
-    # `' 1 '`, `' t'`
-    :bool_space,
-    # `'t'::bool`, `true::boolean`
-    :bool_cast,
-    # `1::bool`, `2::bool`
-    :int_to_bool_cast,
-    # text
-    :text_plain,
-    # `'x'::text`
-    :text_cast,
-    # `E'a\\b'`
-    :e_string,
-    # uuid
-    :uuid_plain,
-    :uuid_upper,
-    # 32 hex digits without hyphens
-    :uuid_nohyphen,
-    # `'{a0eebc99-…}'`
-    :uuid_braces,
-    # `'a0eebc999c0b4ef8-bb6d-…'`: hyphens after other groups of 4
-    :uuid_grouping,
-    # `'…'::uuid`
-    :uuid_cast,
-    # float4: `r = 1.1` (compared in float8), `r = '1.1'` (a float4), `r IN (1.1, 2)` (float4)
-    :float4,
-    # numeric: `n = 1.50`, `n > '1e20'`, `'NaN'`, `1.5::numeric`
-    :numeric,
-    # date: `d >= '2024-01-01'`, `'infinity'`, `'0044-03-15 BC'`, `'epoch'`
-    :date,
-    # time: `tm < '10:30'`, `'24:00'`
-    :time,
-    # timestamp: `ts > '2024-01-01'`, `'2024-01-01T10:30'`, an offset (ignored)
-    :timestamp,
-    # timestamptz: `tz >= '2024-01-01 10:30:00+05:30'`, `'…Z'`, no offset (UTC)
-    :timestamptz,
-    # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`,
-    # `ts < '5874897-12-31'::date` (past the last timestamp: no cast, no error)
-    :datetime_cast,
-    # `tz IN ('5874897-12-31'::date, …)`: cast to timestamptz, which PostgreSQL computes while
-    # executing, not planning (a known gap)
-    :date_past_timestamps_list,
-    # enum: `e = 'urgent'`, `e > 'high'` (declaration order), `m = 'sad'` (labels only)
-    :enum,
-    # typed literals `type 'text'` of every type: `i4 = int4 ' 5 '`, `date = DATE '…'`,
-    # `r < real '1.1'`, `tz > TIMESTAMP WITH TIME ZONE '…'`, `e = prio 'low'`
-    :typed_literal,
-    # the named enum `prio`: `e = 'low'::prio`, `e::text::prio = e`, `CAST('high' AS prio)`;
-    # refused by both: `e = m`, `e = 'nope'::prio`, `i4::prio`
-    :named_enum,
-    # constants PostgreSQL's planner never computes: `FALSE AND 1 / 0 = 1`, `TRUE OR …`,
-    # `coalesce(NULL::int4, 1, 1 / 0)`, `1 BETWEEN 2 AND 1 / 0`, `(i4 + NULL) IS NULL OR …`;
-    # and ones it does (refused by both): `1 / 0 = 1 AND FALSE`, `NULL AND …`
-    :lazy_fold,
-    # expressions (none raises an error on the generated rows):
-    # `lower(s) = 'ab'`, `upper(t) LIKE 'A%'`, `lower(s) IN (…)`
-    :func_text,
-    # `length(s) > 2`, `char_length(t) = 0`
-    :length,
-    # `abs(f) > 1.5`, `abs(n) = 1.5`
-    :abs,
-    # `i2 * 2 > 100`, `i4 / 2 = 3`, `i4 % 7 = 1`, `n * 2 >= 3`, `f + 1 > 2`, `r - 1 < 0`
-    :arith,
-    # `d + 1 = '2024-01-02'`, `d - 7 < '2024-01-01'`
-    :date_arith,
-    # `i4::text LIKE '1%'`, `n::text = '1.50'`, `b::text = 'true'`, `tz::date = …`
-    :col_cast,
-    # `CAST(i4 AS text) = '7'`
-    :cast_syntax,
-    # `s || 'x' = 'abx'`, `t || i4 LIKE 'a%'`
-    :concat,
-    # `lower(s) IS NULL`, `(i4 + 1) IS NOT NULL`
-    :is_null_expr,
-    # `(i4 > 5) IS TRUE`, `(s LIKE 'a%') IS NOT FALSE`, `(b AND i4 > 0) IS UNKNOWN`
-    :is_truth_cond,
-    # `coalesce(i2, i4) > 5`, `coalesce(s, 'x') = 'x'`, `coalesce(b, false)`
-    :coalesce,
-    # `i2 < i4`, `f = r`, `n > i8`, `ts < tz`, `d = ts`, `s = t`
-    :col_vs_col,
-    # `i4 + 1 BETWEEN 0 AND 10`, `lower(s) BETWEEN 'a' AND 'b'`
-    :between_expr
-  ]
+                # structure
+                :and_or_not,
+                # `a = 1 OR b AND NOT c`: no parentheses, precedence decides
+                :bare_precedence,
+                # TRUE, FALSE, NULL as conditions
+                :const,
+                # `aNd`, `Is NoT nUlL`
+                :keyword_case,
+                # tabs and newlines between tokens
+                :whitespace,
+                # `i4>=5`, `s<>'a'`: no spaces around operators
+                :tight,
+                # `i4!=-1` (needs :tight)
+                :bang_minus,
+                # `"i4" = 1`
+                :quoted_ident,
+                # predicates
+                :is_null,
+                :cmp,
+                # `5 < i4`
+                :literal_left,
+                # `'5'::int4 < i4`
+                :cast_left,
+                :in,
+                :not_in,
+                # `i4 IN (1, NULL)`, `i4 = NULL`
+                :null_literal,
+                # `s = 5`, `b = 1`, `u = 'x'`: refused by both
+                :type_mismatch,
+                :like,
+                :not_like,
+                :ilike,
+                # `\%`, `\_`, `\\` and `\b` in LIKE patterns
+                :like_escapes,
+                # `s LIKE 'ab\'`
+                :like_trailing_backslash,
+                # ILIKE over text with `İ` or `Σ` (the `s` column, not `t`), or such patterns
+                :ilike_fold,
+                # `b`, `NOT b`
+                :bare_bool,
+                # integer columns
+                :int_plain,
+                # `i4 = '5'`
+                :int_string,
+                # `i4 = ' 5 '`
+                :int_string_space,
+                # `i4 = '+5'`
+                :int_string_sign,
+                # `i2 > -32769`
+                :int_out_of_range,
+                # `i4 <= 42.5`, `id IN (144.0)`, `1e2`
+                :int_decimal,
+                # `i4 = 5::int2`, `'5'::int8` (in range of both)
+                :int_cast,
+                # `i2 = 40000::int4` (in the cast's range, not the column's)
+                :int_cast_wide,
+                # `::integer`, `::smallint`, `::bigint`, `::int`
+                :cast_alias,
+                # `i2 = -32768::int2` (the cast binds before the minus)
+                :neg_cast_min,
+                # `i4 != 7::float8`
+                :float_cast_on_int,
+                # `::numeric`, `::varchar`, `::double precision`, `::real`
+                :unsupported_cast,
+                # float8
+                :float_plain,
+                # `'NaN'`, `'Infinity'::float8`, `'-Infinity'`
+                :float_special,
+                # `'inf'`, `'nan'`, `'+Infinity'`
+                :float_string_variants,
+                # `' 1.5 '`
+                :float_string_space,
+                # `f < 1e400`
+                :float_out_of_range,
+                # `f >= 5.`, `1.e2`
+                :float_trailing_point,
+                # `4.9e-324`, 40 significant digits
+                :float_precision,
+                # bool
+                :bool_plain,
+                # `'t'`, `'yes'`, `'OFF'`, `'1'`
+                :bool_words,
+                # `'tr'`, `'fal'`, `'ye'`
+                :bool_prefix,
+                # `' 1 '`, `' t'`
+                :bool_space,
+                # `'t'::bool`, `true::boolean`
+                :bool_cast,
+                # `1::bool`, `2::bool`
+                :int_to_bool_cast,
+                # text
+                :text_plain,
+                # `'x'::text`
+                :text_cast,
+                # `E'a\\b'`
+                :e_string,
+                # uuid
+                :uuid_plain,
+                :uuid_upper,
+                # 32 hex digits without hyphens
+                :uuid_nohyphen,
+                # `'{a0eebc99-…}'`
+                :uuid_braces,
+                # `'a0eebc999c0b4ef8-bb6d-…'`: hyphens after other groups of 4
+                :uuid_grouping,
+                # `'…'::uuid`
+                :uuid_cast,
+                # float4: `r = 1.1` (compared in float8), `r = '1.1'` (a float4), `r IN (1.1, 2)` (float4)
+                :float4,
+                # numeric: `n = 1.50`, `n > '1e20'`, `'NaN'`, `1.5::numeric`
+                :numeric,
+                # date: `d >= '2024-01-01'`, `'infinity'`, `'0044-03-15 BC'`, `'epoch'`
+                :date,
+                # time: `tm < '10:30'`, `'24:00'`
+                :time,
+                # timestamp: `ts > '2024-01-01'`, `'2024-01-01T10:30'`, an offset (ignored)
+                :timestamp,
+                # timestamptz: `tz >= '2024-01-01 10:30:00+05:30'`, `'…Z'`, no offset (UTC)
+                :timestamptz,
+                # `ts = '2024-01-01'::date`, `tz = '…'::timestamp`, `ts < '…'::timestamptz`,
+                # `ts < '5874897-12-31'::date` (past the last timestamp: no cast, no error)
+                :datetime_cast,
+                # `tz IN ('5874897-12-31'::date, …)`: cast to timestamptz, which PostgreSQL computes while
+                # executing, not planning (a known gap)
+                :date_past_timestamps_list,
+                # enum: `e = 'urgent'`, `e > 'high'` (declaration order), `m = 'sad'` (labels only)
+                :enum,
+                # typed literals `type 'text'` of every type: `i4 = int4 ' 5 '`, `date = DATE '…'`,
+                # `r < real '1.1'`, `tz > TIMESTAMP WITH TIME ZONE '…'`, `e = prio 'low'`
+                :typed_literal,
+                # the named enum `prio`: `e = 'low'::prio`, `e::text::prio = e`, `CAST('high' AS prio)`;
+                # refused by both: `e = m`, `e = 'nope'::prio`, `i4::prio`
+                :named_enum,
+                # constants PostgreSQL's planner never computes: `FALSE AND 1 / 0 = 1`, `TRUE OR …`,
+                # `coalesce(NULL::int4, 1, 1 / 0)`, `1 BETWEEN 2 AND 1 / 0`, `(i4 + NULL) IS NULL OR …`;
+                # and ones it does (refused by both): `1 / 0 = 1 AND FALSE`, `NULL AND …`
+                :lazy_fold,
+                # expressions (none raises an error on the generated rows):
+                # `lower(s) = 'ab'`, `upper(t) LIKE 'A%'`, `lower(s) IN (…)`
+                :func_text,
+                # `length(s) > 2`, `char_length(t) = 0`
+                :length,
+                # `abs(f) > 1.5`, `abs(n) = 1.5`
+                :abs,
+                # `i2 * 2 > 100`, `i4 / 2 = 3`, `i4 % 7 = 1`, `n * 2 >= 3`, `f + 1 > 2`, `r - 1 < 0`
+                :arith,
+                # `d + 1 = '2024-01-02'`, `d - 7 < '2024-01-01'`
+                :date_arith,
+                # `i4::text LIKE '1%'`, `n::text = '1.50'`, `b::text = 'true'`, `tz::date = …`
+                :col_cast,
+                # `CAST(i4 AS text) = '7'`
+                :cast_syntax,
+                # `s || 'x' = 'abx'`, `t || i4 LIKE 'a%'`
+                :concat,
+                # `lower(s) IS NULL`, `(i4 + 1) IS NOT NULL`
+                :is_null_expr,
+                # `(i4 > 5) IS TRUE`, `(s LIKE 'a%') IS NOT FALSE`, `(b AND i4 > 0) IS UNKNOWN`
+                :is_truth_cond,
+                # `coalesce(i2, i4) > 5`, `coalesce(s, 'x') = 'x'`, `coalesce(b, false)`
+                :coalesce,
+                # `i2 < i4`, `f = r`, `n > i8`, `ts < tz`, `d = ts`, `s = t`
+                :col_vs_col,
+                # `i4 + 1 BETWEEN 0 AND 10`, `lower(s) BETWEEN 'a' AND 'b'`
+                :between_expr
+              ] ++ Arrays.constructs()
 
   @typedoc "A construct (see `constructs/0`)."
   @type construct :: atom()
@@ -228,6 +233,7 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   @doc "PostgreSQL's name of a column type (see `types_sql/0` for the enums)."
   @spec pg_type(LsmIndex.Filter.ColumnType.t()) :: String.t()
+  def pg_type({:array, element}), do: pg_type(element) <> "[]"
   def pg_type({:enum, name, _}), do: name
   def pg_type({:enum, _}), do: @unnamed_enum
   def pg_type(type), do: Atom.to_string(type)
@@ -378,6 +384,7 @@ defmodule LsmIndex.Test.WhereGenerator do
   defp row_value(_name, :timestamptz), do: Enum.random(@timestamptzs)
   defp row_value(_name, {:enum, _name_, labels}), do: Enum.random(labels)
   defp row_value(_name, {:enum, labels}), do: Enum.random(labels)
+  defp row_value(_name, {:array, element}), do: Arrays.value(element)
 
   defp int_value(type) do
     {lo, hi} = Map.fetch!(@int_ranges, type)
@@ -409,12 +416,14 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   # The configuration lives in the process dictionary while one clause is built, so every
   # helper can ask `on?/1` and record what it used with `use!/1`.
-  defp on?(construct) do
+  @doc false
+  def on?(construct) do
     {enabled, _} = Process.get(:where_gen)
     MapSet.member?(enabled, construct)
   end
 
-  defp use!(construct) do
+  @doc false
+  def use!(construct) do
     {enabled, used} = Process.get(:where_gen)
     Process.put(:where_gen, {enabled, MapSet.put(used, construct)})
   end
@@ -458,6 +467,17 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   defp atom do
     {name, type} = Enum.random(tl(@columns) ++ [hd(@columns)])
+
+    case type do
+      {:array, element} ->
+        if Arrays.any_on?() or on?(:is_null), do: Arrays.atom(name, element), else: atom()
+
+      _ ->
+        scalar_atom(name, type)
+    end
+  end
+
+  defp scalar_atom(name, type) do
     # varchar behaves as text: the same clauses
     type = if type == :varchar, do: :text, else: type
 
@@ -1230,7 +1250,8 @@ defmodule LsmIndex.Test.WhereGenerator do
 
   defp quote_sql(text), do: "'" <> String.replace(text, "'", "''") <> "'"
 
-  defp col(name) do
+  @doc false
+  def col(name) do
     if on?(:quoted_ident) and :rand.uniform() < 0.3 do
       use!(:quoted_ident)
       ~s("#{name}")
@@ -1239,7 +1260,8 @@ defmodule LsmIndex.Test.WhereGenerator do
     end
   end
 
-  defp op, do: Enum.random(["=", "<>", "!=", "<", "<=", ">", ">="])
+  @doc false
+  def op, do: Enum.random(["=", "<>", "!=", "<", "<=", ">", ">="])
 
   defp op_sp do
     if on?(:tight) and :rand.uniform() < 0.4 do
@@ -1259,7 +1281,8 @@ defmodule LsmIndex.Test.WhereGenerator do
     end
   end
 
-  defp kw(word) do
+  @doc false
+  def kw(word) do
     if on?(:keyword_case) and :rand.uniform() < 0.3 do
       use!(:keyword_case)
 

@@ -10,7 +10,9 @@ defmodule LsmIndex.Filter.ColumnType do
   the name as PostgreSQL folds the identifier: `"mood"` for `CREATE TYPE Mood`), and
   `{:enum, ["label", ...]}` is an enum known by its labels only (its column takes untyped
   labels, `e = 'sad'`, but SQL cannot name its type). Columns whose enums share a name
-  share its labels. What a type means — how its Postgres text is read, how its values compare
+  share its labels. `{:array, type}` is a one-dimensional array of any of these (`int8[]`,
+  `text[]`, `mood[]`; not an array of arrays): its values are PostgreSQL's array text
+  (`{1,2,NULL}`, `{"a b",c}`, `{}`). What a type means — how its Postgres text is read, how its values compare
   and which literals it takes — is the Rust predicate engine's (`lsm_index_core::predicate`),
   reached through `LsmIndex.Where` and `LsmIndex.Filter.Predicate`; this module only names the
   types.
@@ -32,6 +34,12 @@ defmodule LsmIndex.Filter.ColumnType do
           | :time
           | :timestamp
           | :timestamptz
+          | {:enum, String.t(), [String.t(), ...]}
+          | {:enum, [String.t(), ...]}
+          | {:array, element()}
+  @typedoc "An array's element type: any type but an array."
+  @type element ::
+          atom()
           | {:enum, String.t(), [String.t(), ...]}
           | {:enum, [String.t(), ...]}
   @typedoc "A table's columns: `{name, type}` pairs, as a list or a map."
@@ -58,8 +66,14 @@ defmodule LsmIndex.Filter.ColumnType do
   @spec types() :: [atom()]
   def types, do: @types
 
-  @doc "Whether `type` is a column type: a named one, or an enum of distinct labels."
+  @doc """
+  Whether `type` is a column type: a named one, an enum of distinct labels, or an array of
+  either.
+  """
   @spec valid?(term()) :: boolean()
+  def valid?({:array, {:array, _}}), do: false
+  def valid?({:array, element}), do: valid?(element)
+
   def valid?({:enum, name, labels}),
     do:
       is_binary(name) and name != "" and not String.contains?(name, "\0") and
@@ -109,6 +123,7 @@ defmodule LsmIndex.Filter.ColumnType do
     pairs
     |> Enum.flat_map(fn
       {_, {:enum, name, _} = type} -> [{name, type}]
+      {_, {:array, {:enum, name, _} = type}} -> [{name, type}]
       _ -> []
     end)
     |> Enum.group_by(&elem(&1, 0), &elem(&1, 1))
@@ -133,8 +148,9 @@ defmodule LsmIndex.Filter.ColumnType do
         raise(
           ArgumentError,
           "column #{inspect(name)} has type #{inspect(type)}, expected one of " <>
-            "#{inspect(@types)}, {:enum, name, labels} or {:enum, labels} (labels: a " <>
-            "non-empty list of distinct strings; name: a non-empty string without NUL)"
+            "#{inspect(@types)}, {:enum, name, labels}, {:enum, labels} (labels: a " <>
+            "non-empty list of distinct strings; name: a non-empty string without NUL) " <>
+            "or {:array, type} of one of those"
         )
 
     type
@@ -142,9 +158,13 @@ defmodule LsmIndex.Filter.ColumnType do
 
   @doc false
   # `type` as the NIF reads it: its name as a string, `{"enum", name, labels}` for a named
-  # enum, `{"enum", labels}` for one known by its labels.
+  # enum, `{"enum", labels}` for one known by its labels, `{"array", element}` for an array.
   @spec native(t()) ::
-          String.t() | {String.t(), [String.t()]} | {String.t(), String.t(), [String.t()]}
+          String.t()
+          | {String.t(), [String.t()]}
+          | {String.t(), String.t(), [String.t()]}
+          | {String.t(), term()}
+  def native({:array, element}), do: {"array", native(element)}
   def native({:enum, name, labels}), do: {"enum", name, labels}
   def native({:enum, labels}), do: {"enum", labels}
   def native(type) when is_atom(type), do: Atom.to_string(type)

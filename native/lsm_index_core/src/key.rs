@@ -23,6 +23,8 @@
 //!   tag 9  timestamp       value = microseconds since 2000-01-01, i64 LE
 //!   tag 10 timestamptz     value = microseconds since 2000-01-01 UTC, i64 LE
 //!   tag 11 enum            value = the label's position, u32 LE
+//!   tag 12 array           value = count u32 LE, then per element 0 (NULL) or
+//!                                  1 | its value key's length u32 LE | its value key
 //! ```
 //!
 //! float4 values are held widened to float8 and share tag 2.
@@ -125,6 +127,22 @@ pub fn value_key(value: &Value, out: &mut ColumnKey) {
             out.push(11);
             out.extend_from_slice(&i.to_le_bytes());
         }
+        Value::Array(items) => {
+            out.push(12);
+            out.extend_from_slice(&(items.len() as u32).to_le_bytes());
+            for item in items {
+                let Some(v) = item else {
+                    out.push(0);
+                    continue;
+                };
+                out.push(1);
+                let at = out.len();
+                out.extend_from_slice(&[0; 4]);
+                value_key(v, out);
+                let len = (out.len() - at - 4) as u32;
+                out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+            }
+        }
     }
 }
 
@@ -200,6 +218,12 @@ mod tests {
             [0, 0, 10, 1, 0, 0, 0, 0, 0, 0, 0]
         );
         assert_eq!(key(0, Value::Enum(2)), [0, 0, 11, 2, 0, 0, 0]);
+        // {true,NULL}: 2 elements, one of key [3, 1], then NULL
+        let a = Value::Array(vec![Some(Value::Bool(true)), None]);
+        assert_eq!(key(0, a), [0, 0, 12, 2, 0, 0, 0, 1, 2, 0, 0, 0, 3, 1, 0]);
+        // equal arrays, equal keys: -0 is 0 in an element too
+        let z = |f| Value::Array(vec![Some(Value::Float(f))]);
+        assert_eq!(key(0, z(-0.0)), key(0, z(0.0)));
     }
 
     /// A value key is the column key without its column id, and appends to what `out` holds.

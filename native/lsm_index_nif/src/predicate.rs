@@ -30,7 +30,8 @@ mod atoms {
 }
 
 /// The table's columns from `[{name, type_name}]` (an enum's type as `{"enum", [label]}`, a
-/// named enum's as `{"enum", name, [label]}`); `BadArg` for anything else.
+/// named enum's as `{"enum", name, [label]}`, an array's as `{"array", element_type}` with a
+/// type that is not an array); `BadArg` for anything else.
 pub(crate) fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
     let list: Vec<(String, Term<'_>)> = term.decode()?;
     if list.len() > MAX_COLUMNS {
@@ -45,6 +46,14 @@ pub(crate) fn columns(term: Term<'_>) -> NifResult<Vec<(String, ColumnType)>> {
 pub(crate) fn column_type(term: Term<'_>) -> NifResult<ColumnType> {
     if let Ok(name) = term.decode::<String>() {
         return ColumnType::from_name(&name).ok_or(rustler::Error::BadArg);
+    }
+    if let Ok((kind, element)) = term.decode::<(String, Term<'_>)>() {
+        if kind == "array" {
+            return match column_type(element)? {
+                ColumnType::Array(_) => Err(rustler::Error::BadArg),
+                t => Ok(t.array_of()),
+            };
+        }
     }
     let (kind, name, labels): (String, Option<String>, Vec<String>) = match term.decode() {
         Ok((kind, labels)) => (kind, None, labels),
@@ -151,7 +160,9 @@ fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a
         | Expr::IsNullOf { .. }
         | Expr::LikeOf { .. }
         | Expr::Truth(_)
-        | Expr::IsTruth { .. } => (atoms::sql(), to_sql(expr, cols)).encode(env),
+        | Expr::IsTruth { .. }
+        | Expr::ArrayOp { .. }
+        | Expr::AnyAll { .. } => (atoms::sql(), to_sql(expr, cols)).encode(env),
         Expr::And(es) | Expr::Or(es) => {
             let op = if matches!(expr, Expr::And(_)) {
                 atoms::and()
@@ -173,7 +184,8 @@ fn opt_bool(env: Env<'_>, b: Option<bool>) -> Term<'_> {
 
 /// A literal of a column of type `ty` as the tree's value (`nil` for NULL): integers,
 /// floats (atoms for NaN and the infinities), booleans and text as themselves, every other
-/// value as PostgreSQL's text of it (which the column's type reads back).
+/// value (arrays too: `{1,NULL}`) as PostgreSQL's text of it (which the column's type reads
+/// back).
 fn literal<'a>(env: Env<'a>, ty: &ColumnType, v: Option<&Value>) -> Term<'a> {
     match v {
         None => atoms::nil().encode(env),

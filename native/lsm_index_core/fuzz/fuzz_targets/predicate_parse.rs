@@ -25,6 +25,8 @@ fuzz_target!(|data: &[u8]| {
         ("ts", ColumnType::Timestamp),
         ("tz", ColumnType::Timestamptz),
         ("e", ColumnType::enumeration(["a", "b"])),
+        ("ia", ColumnType::Int4.array_of()),
+        ("ta", ColumnType::Text.array_of()),
     ]
     .into_iter()
     .map(|(n, t)| (n.to_string(), t))
@@ -34,15 +36,16 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let compiled = compile(&expr);
-    let texts: [[&str; 13]; 2] = [
+    let texts: [[&str; 15]; 2] = [
         [
             "-9223372036854775808", "-32768", "-0", "t", "İΣ", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
             "3.4028235e38", "-1e131071", "-infinity", "24:00", "294276-12-31 23:59:59.999999",
-            "4714-11-24 00:00:00+00 BC", "b",
+            "4714-11-24 00:00:00+00 BC", "b", "{1,NULL,-2147483648}", r#"{"a b",NULL,""}"#,
         ],
         [
             "9223372036854775807", "32767", "NaN", "f", "", "00000000-0000-0000-0000-000000000000",
             "1e-45", "NaN", "5874897-12-31", "00:00", "infinity", "2024-01-01 10:00+05:30", "a",
+            "{}", "{NULL}",
         ],
     ];
     let mut stack = Stack::new();

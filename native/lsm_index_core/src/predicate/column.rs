@@ -1,12 +1,14 @@
 //! Column types and their values: Postgres text parsed as PostgreSQL's input functions read
 //! it; equal values compare equal and encode to equal keys (`key`).
 
+use super::array;
 use super::datetime::{self, Kind};
 use super::decimal::Numeric;
 use super::text::{
     float_text, parse_bool, parse_float, parse_float4, parse_uuid, trim_space, uuid_text,
     with_ascii_lowercase,
 };
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A supported column type.
@@ -41,6 +43,8 @@ pub enum ColumnType {
     /// An enum type: its name, if known, and its labels in declaration order (the order
     /// comparisons use).
     Enum(Arc<EnumType>),
+    /// A one-dimensional array of the element type (never itself an array).
+    Array(Arc<ColumnType>),
 }
 
 /// An enum type (`CREATE TYPE name AS ENUM (labels)`).
@@ -80,6 +84,8 @@ pub enum Value {
     Timestamptz(i64),
     /// An enum value: its label's position in the declaration.
     Enum(u32),
+    /// A one-dimensional array: its elements in order (`None`: a NULL element).
+    Array(Vec<Option<Value>>),
 }
 
 impl ColumnType {
@@ -122,9 +128,33 @@ impl ColumnType {
         }))
     }
 
+    /// The array type whose elements are of this type (an array type itself for an array:
+    /// PostgreSQL's `int4[][]` is `int4[]`).
+    pub fn array_of(self) -> ColumnType {
+        match self {
+            a @ ColumnType::Array(_) => a,
+            t => ColumnType::Array(Arc::new(t)),
+        }
+    }
+
+    /// The element type of an array type.
+    pub fn element(&self) -> Option<&ColumnType> {
+        match self {
+            ColumnType::Array(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// The built-in type whose catalog name (`pg_type.typname`) is exactly `name`: what a
-    /// double-quoted type name means (`'5'::"int4"`; `"integer"` is no type's catalog name).
+    /// double-quoted type name means (`'5'::"int4"`; `"integer"` is no type's catalog name;
+    /// `"_int4"` is `int4[]`).
     pub fn from_catalog_name(name: &str) -> Option<ColumnType> {
+        if let Some(element) = name.strip_prefix('_') {
+            return match ColumnType::from_catalog_name(element)? {
+                ColumnType::Array(_) => None,
+                t => Some(t.array_of()),
+            };
+        }
         match name {
             "int2" | "int4" | "int8" | "float4" | "float8" | "numeric" | "bool" | "text"
             | "varchar" | "uuid" | "date" | "time" | "timestamp" | "timestamptz" => {
@@ -134,9 +164,10 @@ impl ColumnType {
         }
     }
 
-    /// Its canonical name: a named enum's name, `enum` for an enum known by its labels only.
-    pub fn name(&self) -> &str {
-        match self {
+    /// Its canonical name: a named enum's name, `enum` for an enum known by its labels only,
+    /// an array's its element's and `[]` (`int8[]`).
+    pub fn name(&self) -> Cow<'_, str> {
+        Cow::Borrowed(match self {
             ColumnType::Int2 => "int2",
             ColumnType::Int4 => "int4",
             ColumnType::Int8 => "int8",
@@ -151,7 +182,8 @@ impl ColumnType {
             ColumnType::Timestamp => "timestamp",
             ColumnType::Timestamptz => "timestamptz",
             ColumnType::Enum(e) => e.name.as_deref().unwrap_or("enum"),
-        }
+            ColumnType::Array(e) => return Cow::Owned(format!("{}[]", e.name())),
+        })
     }
 
     /// Its full description: the name, and an enum's name and labels (`enum('open','late')`
@@ -176,7 +208,8 @@ impl ColumnType {
                     }
                 }
             }
-            other => other.name().to_string(),
+            ColumnType::Array(e) => format!("{}[]", e.describe()),
+            other => other.name().into_owned(),
         }
     }
 
@@ -219,6 +252,7 @@ impl ColumnType {
                 .iter()
                 .position(|l| l == text)
                 .map(|i| Value::Enum(i as u32)),
+            ColumnType::Array(e) => array::parse(e, text).map(Value::Array),
         }
     }
 
@@ -239,6 +273,8 @@ impl ColumnType {
             (_, Value::Timestamptz(t)) => datetime::text(Kind::Timestamptz, *t),
             (ColumnType::Enum(e), Value::Enum(i)) => e.labels.get(*i as usize)?.clone(),
             (_, Value::Enum(_)) => return None,
+            (ColumnType::Array(e), Value::Array(items)) => array::text(e, items)?,
+            (_, Value::Array(_)) => return None,
         })
     }
 
@@ -247,6 +283,9 @@ impl ColumnType {
         match (self, v) {
             (t, Value::Int(i)) if t.is_integer() => t.int(*i).is_some(),
             (ColumnType::Enum(e), Value::Enum(i)) => (*i as usize) < e.labels.len(),
+            (ColumnType::Array(e), Value::Array(items)) => {
+                items.iter().flatten().all(|v| e.holds(v))
+            }
             (t, v) => matches!(
                 (t, v),
                 (ColumnType::Float4 | ColumnType::Float8, Value::Float(_))

@@ -17,7 +17,7 @@
 use super::plan::{branch_plans, by_column, cost, dedup, has_equality, indexable};
 pub use super::plan::{IndexPlan, ScanReason};
 pub use super::program::{InSet, Op, Program, Stack};
-use super::Expr;
+use super::{Expr, Scalar, Value};
 
 /// A compiled shape.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,14 +93,17 @@ fn collect_columns(e: &Expr, mask: &mut Vec<u64>) {
     });
 }
 
+/// `v` added to the constant pool: its index.
+fn constant(p: &mut Program, v: &Value) -> u32 {
+    p.constants.push(v.clone());
+    (p.constants.len() - 1) as u32
+}
+
 fn emit(e: &Expr, p: &mut Program) {
     match e {
         Expr::Const(b) => p.ops.push(Op::Const(*b)),
         Expr::Cmp { column, op, value } => {
-            let constant = value.as_ref().map(|v| {
-                p.constants.push(v.clone());
-                (p.constants.len() - 1) as u32
-            });
+            let constant = value.as_ref().map(|v| constant(p, v));
             p.ops.push(Op::Cmp {
                 column: *column as u32,
                 op: *op,
@@ -144,7 +147,39 @@ fn emit(e: &Expr, p: &mut Program) {
                 negated: *negated,
             });
         }
-        Expr::Compare { .. } | Expr::IsNullOf { .. } | Expr::LikeOf { .. } | Expr::Truth(_) => {
+        // an array column against a constant: read in place (no copy of the row's array)
+        Expr::ArrayOp {
+            left: Scalar::Column(column),
+            op,
+            right: Scalar::Const(Some(v @ Value::Array(_))),
+        } => {
+            let constant = constant(p, v);
+            p.ops.push(Op::ArrayOp {
+                column: *column as u32,
+                op: *op,
+                constant,
+            });
+        }
+        Expr::AnyAll {
+            left: Scalar::Const(x),
+            op,
+            all,
+            array: Scalar::Column(column),
+        } => {
+            let constant = x.as_ref().map(|v| constant(p, v));
+            p.ops.push(Op::AnyOf {
+                column: *column as u32,
+                op: *op,
+                all: *all,
+                constant,
+            });
+        }
+        Expr::Compare { .. }
+        | Expr::IsNullOf { .. }
+        | Expr::LikeOf { .. }
+        | Expr::Truth(_)
+        | Expr::ArrayOp { .. }
+        | Expr::AnyAll { .. } => {
             p.exprs.push(e.clone());
             p.ops.push(Op::Eval((p.exprs.len() - 1) as u32));
         }

@@ -5,6 +5,7 @@
 //! agree with this on every row.
 
 use super::arith::EvalError;
+use super::array::{any_all, compare_arrays};
 use super::{Expr, Value};
 use std::cmp::Ordering;
 
@@ -51,6 +52,22 @@ pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Truth {
             (Some(a), Some(b)) => Some(op.holds(compare(&a, &b))),
             _ => None,
         }),
+        Expr::ArrayOp { left, op, right } => Ok(match (left.eval(row)?, right.eval(row)?) {
+            (Some(Value::Array(a)), Some(Value::Array(b))) => Some(op.holds(&a, &b)),
+            _ => None,
+        }),
+        Expr::AnyAll {
+            left,
+            op,
+            all,
+            array,
+        } => {
+            let x = left.eval(row)?;
+            Ok(match array.eval(row)? {
+                Some(Value::Array(items)) => any_all(x.as_ref(), *op, *all, &items),
+                _ => None,
+            })
+        }
         Expr::IsNullOf { expr, negated } => Ok(Some(expr.eval(row)?.is_none() != *negated)),
         Expr::LikeOf {
             expr,
@@ -134,7 +151,8 @@ fn eval_simple(expr: &Expr, row: &[Option<Value>]) -> Option<bool> {
 /// Orders two non-null values of one column as Postgres does: numbers numerically, floats
 /// and numerics with `-Infinity` < numbers < `Infinity` < `NaN` (and `NaN` = `NaN`),
 /// `false` < `true`, text bytewise (the `C` collation), UUIDs bytewise, dates and times in
-/// time, enums in declaration order. Values of different kinds (which a
+/// time, enums in declaration order, arrays element by element (a NULL element last), then
+/// by length. Values of different kinds (which a
 /// typed expression never compares) order by kind.
 pub fn compare(a: &Value, b: &Value) -> Ordering {
     match (a, b) {
@@ -154,6 +172,7 @@ pub fn compare(a: &Value, b: &Value) -> Ordering {
         | (Value::Timestamp(x), Value::Timestamp(y))
         | (Value::Timestamptz(x), Value::Timestamptz(y)) => x.cmp(y),
         (Value::Enum(x), Value::Enum(y)) => x.cmp(y),
+        (Value::Array(x), Value::Array(y)) => compare_arrays(x, y),
         _ => kind(a).cmp(&kind(b)),
     }
 }
@@ -171,6 +190,7 @@ fn kind(v: &Value) -> u8 {
         Value::Timestamp(_) => 8,
         Value::Timestamptz(_) => 9,
         Value::Enum(_) => 10,
+        Value::Array(_) => 11,
     }
 }
 

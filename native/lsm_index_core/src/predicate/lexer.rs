@@ -29,8 +29,12 @@ pub enum Token {
     Comma,
     /// `::`
     Cast,
-    /// An arithmetic or text operator: `*`, `/`, `%`, `||`.
+    /// An arithmetic, text or array operator: `*`, `/`, `%`, `||`, `@>`, `<@`, `&&`.
     Arith(&'static str),
+    /// `[`
+    LBracket,
+    /// `]`
+    RBracket,
     /// A parameter `$n` (n >= 1).
     Param(u32),
 }
@@ -85,12 +89,8 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
                 }
                 Token::Word(sql[start..i].to_ascii_lowercase())
             }
-            b'[' | b']' => {
-                return Err(error(
-                    start,
-                    "a construct the engine supports: arrays are not supported yet",
-                ))
-            }
+            b'[' => one(&mut i, Token::LBracket),
+            b']' => one(&mut i, Token::RBracket),
             _ => {
                 let ch = sql[i..].chars().next().unwrap_or('?');
                 return Err(error(start, &format!("unexpected character {ch:?}")));
@@ -132,7 +132,8 @@ fn is_op_char(c: u8) -> bool {
 /// An operator token, cut as PostgreSQL's lexer cuts it: the longest run of operator
 /// characters (up to a comment start), less any trailing `+`/`-` unless the run also holds one
 /// of ``~ ! @ # % ^ & | ` ?`` (so `<>-1` is `<>` then `-1`, while `!=-1` is the operator
-/// `!=-`). Only the comparison operators, the signs and `* / % ||` exist here; any other is
+/// `!=-`). Only the comparison operators, the signs, `* / % ||` and the array operators `@> <@
+/// &&` exist here; any other is
 /// refused, as PostgreSQL refuses an operator it does not know.
 fn operator(sql: &str, i: &mut usize) -> Result<Token> {
     let bytes = sql.as_bytes();
@@ -175,6 +176,9 @@ fn operator(sql: &str, i: &mut usize) -> Result<Token> {
         "/" => Token::Arith("/"),
         "%" => Token::Arith("%"),
         "||" => Token::Arith("||"),
+        "@>" => Token::Arith("@>"),
+        "<@" => Token::Arith("<@"),
+        "&&" => Token::Arith("&&"),
         op => return Err(error(start, &format!("a known operator, found {op:?}"))),
     })
 }

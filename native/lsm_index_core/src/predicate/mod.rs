@@ -1,5 +1,7 @@
 //! Shape predicates: the subset of SQL WHERE clauses that shapes use, parsed against a table's
-//! column types into a typed expression tree (the ShapeRouter compiles it next).
+//! column types into a typed expression tree (the ShapeRouter compiles it next). Values of
+//! every type, one-dimensional arrays of them included (`array`), are read from PostgreSQL's
+//! text output.
 //!
 //! ```text
 //! text ─▶ lexer (tokens with byte offsets) ─▶ parser (precedence: OR < AND < NOT < predicate)
@@ -11,6 +13,7 @@
 //! byte offset where it was found and what was expected there.
 
 mod arith;
+pub mod array;
 mod column;
 pub mod compile;
 mod datetime;
@@ -25,6 +28,7 @@ pub mod sql;
 mod text;
 
 pub use arith::{ArithOp, EvalError};
+pub use array::ArrayOp;
 pub use column::{ColumnType, EnumType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
@@ -181,6 +185,28 @@ pub enum Expr {
         /// `NOT LIKE`.
         negated: bool,
     },
+    /// `left op right` on two arrays of one type (`@>`, `<@`, `&&`; a constant on the right):
+    /// unknown when either is NULL.
+    ArrayOp {
+        /// The left array.
+        left: Scalar,
+        /// The operator.
+        op: ArrayOp,
+        /// The right array.
+        right: Scalar,
+    },
+    /// `left op ANY | SOME | ALL (array)`, the left side and the array's elements of one
+    /// type (see [`array::any_all`]). `column = ANY(constant)` is [`Expr::In`].
+    AnyAll {
+        /// The value compared with each element.
+        left: Scalar,
+        /// The operator.
+        op: CmpOp,
+        /// `ALL` (else `ANY`/`SOME`).
+        all: bool,
+        /// The array.
+        array: Scalar,
+    },
     /// A boolean expression as a condition (`coalesce(flag, false)`).
     Truth(Scalar),
     /// `e IS [NOT] TRUE | FALSE | UNKNOWN` (`value`: `None` for UNKNOWN): never unknown.
@@ -209,7 +235,11 @@ impl Expr {
             | Expr::In { column, .. }
             | Expr::IsNull { column, .. }
             | Expr::Like { column, .. } => out(*column),
-            Expr::Compare { left, right, .. } => {
+            Expr::Compare { left, right, .. }
+            | Expr::ArrayOp { left, right, .. }
+            | Expr::AnyAll {
+                left, array: right, ..
+            } => {
                 left.columns(out);
                 right.columns(out);
             }
@@ -230,7 +260,11 @@ impl Expr {
             | Expr::In { column, .. }
             | Expr::IsNull { column, .. }
             | Expr::Like { column, .. } => *column = to(*column),
-            Expr::Compare { left, right, .. } => {
+            Expr::Compare { left, right, .. }
+            | Expr::ArrayOp { left, right, .. }
+            | Expr::AnyAll {
+                left, array: right, ..
+            } => {
                 left.map_columns(to);
                 right.map_columns(to);
             }

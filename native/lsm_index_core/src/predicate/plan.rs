@@ -92,6 +92,12 @@ pub(super) fn cost(plans: &[IndexPlan]) -> (bool, usize) {
 /// The index keys of a conjunct that is an equality (or a union of equalities) on one
 /// column: `col = v`, `col IN (...)`, or an OR of those on the same column.
 pub(super) fn indexable(e: &Expr) -> Option<IndexPlan> {
+    let plan = equality(e)?;
+    // arrays are not indexed (yet): an array equality is checked by the residual
+    (!plan.keys.iter().any(|k| matches!(k, Value::Array(_)))).then_some(plan)
+}
+
+fn equality(e: &Expr) -> Option<IndexPlan> {
     match e {
         Expr::Cmp {
             column,

@@ -1,8 +1,9 @@
 //! A compiled residual: postfix bytecode over a parsed row, run by a small stack machine of
 //! truth values (false, true, unknown) with SQL's three-valued logic; built by `compile`.
 
+use super::array::any_all;
 use super::eval::{compare, eval, ilike_lowered, like, Truth};
-use super::{CmpOp, EvalError, Expr, Value};
+use super::{ArrayOp, CmpOp, EvalError, Expr, Value};
 
 /// One instruction of the residual program (postfix: operands first).
 #[derive(Clone, Debug, PartialEq)]
@@ -44,6 +45,28 @@ pub enum Op {
         case_insensitive: bool,
         /// `NOT LIKE`.
         negated: bool,
+    },
+    /// Push `row[column] op consts[constant]` for an array column and an array constant
+    /// (`@>`, `<@`, `&&`).
+    ArrayOp {
+        /// Column read (an array).
+        column: u32,
+        /// Operator.
+        op: ArrayOp,
+        /// Index into the constant pool (an array).
+        constant: u32,
+    },
+    /// Push `consts[constant] op ANY | ALL (row[column])` for an array column (`$1 =
+    /// ANY(member_ids)`).
+    AnyOf {
+        /// Column read (an array).
+        column: u32,
+        /// Operator.
+        op: CmpOp,
+        /// `ALL`.
+        all: bool,
+        /// Index into the constant pool (`None`: the value was NULL).
+        constant: Option<u32>,
     },
     /// Push `exprs[expr]` evaluated by the reference evaluator (a condition over
     /// expressions: `lower(s) = 'x'`, `a + 1 > b`).
@@ -152,6 +175,26 @@ impl Program {
                     }
                 },
                 Op::IsNull { column, negated } => u8::from(value(*column).is_none() != *negated),
+                Op::ArrayOp {
+                    column,
+                    op,
+                    constant,
+                } => match (value(*column), &self.constants[*constant as usize]) {
+                    (Some(Value::Array(a)), Value::Array(b)) => u8::from(op.holds(a, b)),
+                    _ => UNKNOWN,
+                },
+                Op::AnyOf {
+                    column,
+                    op,
+                    all,
+                    constant,
+                } => match value(*column) {
+                    Some(Value::Array(items)) => {
+                        let x = constant.map(|i| &self.constants[i as usize]);
+                        tri(any_all(x, *op, *all, items))
+                    }
+                    _ => UNKNOWN,
+                },
                 Op::Like {
                     column,
                     pattern,

@@ -25,6 +25,11 @@ pub enum Func {
     Abs,
     /// `coalesce(a, b, ...)`: the first non-NULL argument.
     Coalesce,
+    /// `cardinality(array)`: its number of elements.
+    Cardinality,
+    /// `array_length(array, dimension)`: its number of elements in dimension 1; NULL for
+    /// an empty array or another dimension.
+    ArrayLength,
 }
 
 impl Func {
@@ -66,6 +71,8 @@ impl Func {
             "length" | "char_length" | "character_length" => Func::Length,
             "abs" => Func::Abs,
             "coalesce" => Func::Coalesce,
+            "cardinality" => Func::Cardinality,
+            "array_length" => Func::ArrayLength,
             _ => return None,
         })
     }
@@ -78,6 +85,8 @@ impl Func {
             Func::Length => "length",
             Func::Abs => "abs",
             Func::Coalesce => "coalesce",
+            Func::Cardinality => "cardinality",
+            Func::ArrayLength => "array_length",
         }
     }
 }
@@ -90,7 +99,8 @@ pub enum Scalar {
     /// A constant (`None`: NULL).
     Const(Option<Value>),
     /// A conversion from a type to a type: numeric types among themselves, anything to text,
-    /// text to anything (its input function), date/timestamp/timestamptz among themselves.
+    /// text to anything (its input function), date/timestamp/timestamptz among themselves,
+    /// arrays element by element.
     Cast(Box<Scalar>, ColumnType, ColumnType),
     /// A function call with its result type.
     Call(Func, Vec<Scalar>, ColumnType),
@@ -102,6 +112,8 @@ pub enum Scalar {
     Concat(Box<Scalar>, Box<Scalar>),
     /// A condition as a boolean value (`(a = 1) = TRUE`, `coalesce(a > 1, FALSE)`).
     Condition(Box<Expr>),
+    /// `ARRAY[a, b, ...]`: the elements, each already of the element type given.
+    Array(Vec<Scalar>, ColumnType),
 }
 
 /// A value on a row: `Ok(None)` for NULL, `Err` where PostgreSQL raises an error.
@@ -125,6 +137,17 @@ impl Scalar {
                 }
                 None
             }
+            Scalar::Call(Func::ArrayLength, args, _) => {
+                let (Some(array), Some(dim)) = (args.first(), args.get(1)) else {
+                    return Err(EvalError::InvalidText);
+                };
+                match (array.eval(row)?, dim.eval(row)?) {
+                    (Some(Value::Array(items)), Some(Value::Int(1))) if !items.is_empty() => {
+                        Some(Value::Int(items.len() as i64))
+                    }
+                    _ => None,
+                }
+            }
             Scalar::Call(f, args, ty) => {
                 let Some(v) = args.first().map(|a| a.eval(row)).transpose()?.flatten() else {
                     return Ok(None);
@@ -135,6 +158,7 @@ impl Scalar {
                     }
                     (Func::Length, Value::Text(s)) => Value::Int(s.chars().count() as i64),
                     (Func::Abs, v) => arith::abs(ty, &v)?,
+                    (Func::Cardinality, Value::Array(items)) => Value::Int(items.len() as i64),
                     _ => return Err(EvalError::InvalidText),
                 })
             }
@@ -147,6 +171,12 @@ impl Scalar {
                 None => None,
             },
             Scalar::Condition(e) => eval(e, row)?.map(Value::Bool),
+            Scalar::Array(items, _) => Some(Value::Array(
+                items
+                    .iter()
+                    .map(|i| i.eval(row))
+                    .collect::<Result<_, _>>()?,
+            )),
             Scalar::Concat(a, b) => match (a.eval(row)?, b.eval(row)?) {
                 (Some(Value::Text(mut x)), Some(Value::Text(y))) => {
                     x.push_str(&y);
@@ -163,7 +193,9 @@ impl Scalar {
             Scalar::Column(c) => out(*c),
             Scalar::Const(_) => {}
             Scalar::Cast(x, _, _) | Scalar::Negate(x, _) => x.columns(out),
-            Scalar::Call(_, args, _) => args.iter().for_each(|a| a.columns(out)),
+            Scalar::Call(_, args, _) | Scalar::Array(args, _) => {
+                args.iter().for_each(|a| a.columns(out))
+            }
             Scalar::Arith(_, a, b, _) | Scalar::Concat(a, b) => {
                 a.columns(out);
                 b.columns(out);
@@ -178,7 +210,9 @@ impl Scalar {
             Scalar::Column(c) => *c = to(*c),
             Scalar::Const(_) => {}
             Scalar::Cast(x, _, _) | Scalar::Negate(x, _) => x.map_columns(to),
-            Scalar::Call(_, args, _) => args.iter_mut().for_each(|a| a.map_columns(to)),
+            Scalar::Call(_, args, _) | Scalar::Array(args, _) => {
+                args.iter_mut().for_each(|a| a.map_columns(to))
+            }
             Scalar::Arith(_, a, b, _) | Scalar::Concat(a, b) => {
                 a.map_columns(to);
                 b.map_columns(to);
@@ -230,6 +264,16 @@ pub fn cast(v: Value, from: &ColumnType, to: &ColumnType) -> Result<Value, EvalE
         }
         (Value::Numeric(n), T::Numeric) => Value::Numeric(n),
         (Value::Bool(b), t) if t.is_integer() => Value::Int(i64::from(b)),
+        // element by element (an element that does not convert is the cast's error)
+        (Value::Array(items), T::Array(to)) => {
+            let from = from.element().ok_or(EvalError::Overflow)?;
+            Value::Array(
+                items
+                    .into_iter()
+                    .map(|i| i.map(|v| cast(v, from, to)).transpose())
+                    .collect::<Result<_, _>>()?,
+            )
+        }
         (Value::Date(d), T::Timestamp) => {
             Value::Timestamp(date_to_timestamp(d).ok_or(EvalError::Overflow)?)
         }

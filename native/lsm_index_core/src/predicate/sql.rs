@@ -130,6 +130,31 @@ impl Writer<'_> {
                     quote(pattern, '\'')
                 ));
             }
+            Expr::ArrayOp { left, op, right } => {
+                let hint = self.type_of(left).or_else(|| self.type_of(right));
+                self.typed_scalar(left, hint.as_ref(), out);
+                out.push_str(&format!(" {} ", op.symbol()));
+                self.typed_scalar(right, hint.as_ref(), out);
+            }
+            Expr::AnyAll {
+                left,
+                op,
+                all,
+                array,
+            } => {
+                let element = self
+                    .type_of(left)
+                    .or_else(|| self.type_of(array).and_then(|t| t.element().cloned()));
+                self.typed_scalar(left, element.as_ref(), out);
+                out.push_str(&format!(
+                    " {} {} (",
+                    op_text(*op),
+                    if *all { "ALL" } else { "ANY" }
+                ));
+                let hint = element.map(ColumnType::array_of);
+                self.typed_scalar(array, hint.as_ref(), out);
+                out.push(')');
+            }
             Expr::Truth(s) => self.scalar(s, out),
             Expr::IsTruth {
                 expr,
@@ -182,6 +207,7 @@ impl Writer<'_> {
             | Scalar::Negate(_, ty) => Some(ty.clone()),
             Scalar::Concat(..) => Some(ColumnType::Text),
             Scalar::Condition(_) => Some(ColumnType::Bool),
+            Scalar::Array(_, ty) => Some(ty.clone().array_of()),
         }
     }
 
@@ -244,16 +270,32 @@ impl Writer<'_> {
                 self.scalar(b, out);
                 out.push(')');
             }
+            Scalar::Array(items, ty) => {
+                out.push_str("ARRAY[");
+                for (i, x) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    self.typed_scalar(x, Some(ty), out);
+                }
+                out.push(']');
+                // typed even when empty or all NULL
+                if let Some(name) = type_name(&ty.clone().array_of()) {
+                    out.push_str(&format!("::{name}"));
+                }
+            }
         }
     }
 }
 
-/// The SQL name of type `ty`: a built-in's name, a named enum's name double-quoted (`None`
-/// for an enum known by its labels only).
+/// The SQL name of type `ty`: a built-in's name, a named enum's name double-quoted, an
+/// array's its element's and `[]` (`None` for an enum known by its labels only, and arrays
+/// of it).
 fn type_name(ty: &ColumnType) -> Option<String> {
     match ty {
         ColumnType::Enum(e) => e.name.as_deref().map(|n| quote(n, '"')),
-        t => Some(t.name().to_string()),
+        ColumnType::Array(e) => type_name(e).map(|n| format!("{n}[]")),
+        t => Some(t.name().into_owned()),
     }
 }
 
@@ -272,5 +314,13 @@ fn value_type(v: &Value) -> ColumnType {
         Value::Timestamptz(_) => ColumnType::Timestamptz,
         // printed through a hint where one is known (see `typed_scalar`)
         Value::Enum(_) => ColumnType::Int8,
+        // an array constant's type is known from where it is (`typed_scalar`); else the
+        // type of its first element
+        Value::Array(items) => items
+            .iter()
+            .flatten()
+            .next()
+            .map_or(ColumnType::Text, value_type)
+            .array_of(),
     }
 }

@@ -29,8 +29,11 @@ pub(super) fn rank(t: &ColumnType) -> Option<(u8, u8)> {
     })
 }
 
-/// Whether PostgreSQL converts `from` to `to` implicitly.
+/// Whether PostgreSQL converts `from` to `to` implicitly (an array element by element).
 fn implicit(from: &ColumnType, to: &ColumnType) -> bool {
+    if let (ColumnType::Array(a), ColumnType::Array(b)) = (from, to) {
+        return implicit(a, b);
+    }
     match (rank(from), rank(to)) {
         (Some((a, x)), Some((b, y))) => a == b && x <= y,
         _ => from == to,
@@ -38,9 +41,16 @@ fn implicit(from: &ColumnType, to: &ColumnType) -> bool {
 }
 
 /// Whether `from::to` is a cast PostgreSQL has (and this engine evaluates): text to an enum
-/// is its input function, so only a named enum (one SQL can name) is a target.
+/// is its input function, so only a named enum (one SQL can name) is a target; an array to
+/// an array where its elements cast, to and from text (output and input functions).
 pub(super) fn castable(from: &ColumnType, to: &ColumnType) -> bool {
     use ColumnType as T;
+    if let (T::Array(a), T::Array(b)) = (from, to) {
+        return castable(a, b);
+    }
+    if matches!(from, T::Array(_)) || matches!(to, T::Array(_)) {
+        return *from == T::Text || *to == T::Text;
+    }
     from == to
         || (is_number(from) && is_number(to))
         || *to == T::Text
@@ -55,6 +65,21 @@ pub(super) fn castable(from: &ColumnType, to: &ColumnType) -> bool {
         )
 }
 
+/// The type two types meet in: the higher in their conversion chain (arrays: of their
+/// elements' common type).
+fn common_of(a: &ColumnType, b: &ColumnType) -> Option<ColumnType> {
+    if a == b {
+        return Some(a.clone());
+    }
+    if let (ColumnType::Array(x), ColumnType::Array(y)) = (a, b) {
+        return common_of(x, y).map(ColumnType::array_of);
+    }
+    match (rank(a), rank(b)) {
+        (Some((p, x)), Some((q, y))) if p == q => Some(if y > x { b.clone() } else { a.clone() }),
+        _ => None,
+    }
+}
+
 impl Parser<'_> {
     /// The type PostgreSQL converts `items` to (an IN list, coalesce): the highest in its
     /// conversion chain; text when all are untyped.
@@ -64,22 +89,12 @@ impl Parser<'_> {
             let Ty::Known(ty) = &t.ty else { continue };
             common = Some(match common {
                 None => ty.clone(),
-                Some(c) if c == *ty => c,
-                Some(c) => match (rank(&c), rank(ty)) {
-                    (Some((a, x)), Some((b, y))) if a == b => {
-                        if y > x {
-                            ty.clone()
-                        } else {
-                            c
-                        }
-                    }
-                    _ => {
-                        return Err(error(
-                            t.at,
-                            &format!("values of one type, found {} and {}", c.name(), ty.name()),
-                        ))
-                    }
-                },
+                Some(c) => common_of(&c, ty).ok_or_else(|| {
+                    error(
+                        t.at,
+                        &format!("values of one type, found {} and {}", c.name(), ty.name()),
+                    )
+                })?,
             });
         }
         Ok(common.unwrap_or(ColumnType::Text))
@@ -93,7 +108,7 @@ impl Parser<'_> {
             Ty::Unknown(Some(text)) => to
                 .parse(&text)
                 .map(|v| Scalar::Const(Some(v)))
-                .ok_or_else(|| error(t.at, &format!("a valid {} value", to.name()))),
+                .ok_or_else(|| error(t.at, &format!("{} value", super::array::valid(to)))),
             Ty::Known(from) if from == *to => Ok(t.s),
             Ty::Known(from) if implicit(&from, to) => match t.s {
                 Scalar::Const(None) => Ok(Scalar::Const(None)),

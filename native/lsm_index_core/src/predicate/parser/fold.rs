@@ -99,7 +99,13 @@ pub(super) fn constant(e: &Expr) -> Option<Option<bool>> {
         // a strict operator with a NULL operand (a one-member IN list is PostgreSQL's `=`)
         Expr::Cmp { value: None, .. } => Some(None),
         Expr::In { values, .. } if values.as_slice() == [None] => Some(None),
-        Expr::Compare { left, right, .. } if is_null(left) || is_null(right) => Some(None),
+        Expr::Compare { left, right, .. } | Expr::ArrayOp { left, right, .. }
+            if is_null(left) || is_null(right) =>
+        {
+            Some(None)
+        }
+        // `x = ANY(array)` is folded only when both are constants (PostgreSQL's
+        // ScalarArrayOpExpr is not a strict operator to the planner)
         Expr::IsTruth {
             expr,
             value,
@@ -140,6 +146,6 @@ pub(super) fn strict_null(s: &Scalar) -> bool {
         Scalar::Cast(x, _, _) | Scalar::Negate(x, _) => is_null(x),
         Scalar::Call(f, args, _) => *f != Func::Coalesce && args.iter().any(is_null),
         Scalar::Arith(_, a, b, _) | Scalar::Concat(a, b) => is_null(a) || is_null(b),
-        Scalar::Column(_) | Scalar::Const(_) | Scalar::Condition(_) => false,
+        Scalar::Column(_) | Scalar::Const(_) | Scalar::Condition(_) | Scalar::Array(..) => false,
     }
 }

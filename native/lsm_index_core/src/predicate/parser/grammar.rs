@@ -13,7 +13,7 @@ use super::literal::Raw;
 use super::Parser;
 use crate::error::Result;
 use crate::predicate::lexer::Token;
-use crate::predicate::{ArithOp, CmpOp, ColumnType, Func};
+use crate::predicate::{ArithOp, ArrayOp, CmpOp, ColumnType, Func};
 
 /// A node of the syntax tree with the byte offset it starts at.
 #[derive(Clone, Debug)]
@@ -34,7 +34,18 @@ pub(super) enum Node {
     Call(Func, Vec<Spanned>),
     Arith(ArithOp, Box<Spanned>, Box<Spanned>),
     Concat(Box<Spanned>, Box<Spanned>),
+    /// `ARRAY[...]`.
+    Array(Vec<Spanned>),
+    /// `a @> b`, `a <@ b`, `a && b`.
+    ArrayOp(ArrayOp, Box<Spanned>, Box<Spanned>),
     Cmp(CmpOp, Box<Spanned>, Box<Spanned>),
+    /// `left op ANY | SOME | ALL (array)` (`all`: ALL).
+    AnyAll {
+        op: CmpOp,
+        all: bool,
+        left: Box<Spanned>,
+        array: Box<Spanned>,
+    },
     In {
         expr: Box<Spanned>,
         list: Vec<Spanned>,
@@ -140,15 +151,43 @@ impl Parser<'_> {
             return Ok(left);
         };
         self.at += 1;
+        let at = left.at;
+        if let Some(all) = self.quantifier() {
+            // `op ANY | SOME | ALL (array)`
+            self.at += 2;
+            let depth = self.deeper(depth)?;
+            let array = self.or(depth)?;
+            self.close_paren()?;
+            let (left, array) = (Box::new(left), Box::new(array));
+            let op = cmp_op(op);
+            return Ok(spanned(
+                at,
+                Node::AnyAll {
+                    op,
+                    all,
+                    left,
+                    array,
+                },
+            ));
+        }
         let right = self.predicate_level(depth)?;
         if matches!(self.peek(), Some(Token::Op(_))) {
             return Err(self.expected("AND, OR or ')' (comparisons do not chain)"));
         }
-        let at = left.at;
         Ok(spanned(
             at,
             Node::Cmp(cmp_op(op), Box::new(left), Box::new(right)),
         ))
+    }
+
+    /// `ANY (`, `SOME (` (`false`) or `ALL (` (`true`) ahead, if one is.
+    fn quantifier(&self) -> Option<bool> {
+        let all = match self.peek() {
+            Some(Token::Word(w)) if w == "any" || w == "some" => false,
+            Some(Token::Word(w)) if w == "all" => true,
+            _ => return None,
+        };
+        matches!(self.tokens.get(self.at + 1), Some((_, Token::LParen))).then_some(all)
     }
 
     /// `x [NOT] IN (...)`, `x [NOT] LIKE | ILIKE p`, `x [NOT] BETWEEN [SYMMETRIC] a AND b`.

@@ -1,6 +1,7 @@
 //! Literals: read with their sign and cast, then typed by the column they are compared
 //! with, as PostgreSQL types them.
 
+use super::array::valid;
 use super::coerce::castable;
 use super::scalar::{literal as own_literal, Ty};
 use super::Parser;
@@ -134,11 +135,12 @@ impl Parser<'_> {
         ty: &ColumnType,
         at: usize,
     ) -> Result<Option<Value>> {
-        let mismatch = || {
-            error(
+        let mismatch = || match &self.columns[column].1 {
+            t @ ColumnType::Array(_) => error(at, &format!("a literal that is {}", valid(t))),
+            _ => error(
                 at,
                 &self.type_message(column, "expected a value of its type"),
-            )
+            ),
         };
         let Literal {
             negative,
@@ -151,7 +153,7 @@ impl Parser<'_> {
         // function of a constant, run by its planner (see `fold`), as are the negation and
         // the widening.
         if let Some((cast_at, to)) = cast {
-            let invalid = || error(cast_at, &format!("a literal that is a valid {}", to.name()));
+            let invalid = || error(cast_at, &format!("a literal that is {}", valid(&to)));
             let v = match raw {
                 Raw::Null => return Ok(None),
                 Raw::Str(s) => to.parse(&s).ok_or_else(invalid)?,

@@ -34,6 +34,13 @@ impl Parser<'_> {
                 ),
             )),
             Node::Cmp(op, l, r) => self.compare_nodes(op, *l, *r),
+            Node::ArrayOp(op, l, r) => self.array_op(op, &l, &r, at),
+            Node::AnyAll {
+                op,
+                all,
+                left,
+                array,
+            } => self.any_all(op, all, &left, &array),
             Node::In {
                 expr,
                 list,
@@ -301,6 +308,8 @@ fn is_condition(n: &Node) -> bool {
     matches!(
         n,
         Node::Cmp(..)
+            | Node::ArrayOp(..)
+            | Node::AnyAll { .. }
             | Node::In { .. }
             | Node::Like { .. }
             | Node::Between { .. }

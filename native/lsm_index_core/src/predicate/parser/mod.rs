@@ -5,8 +5,9 @@
 //! types it into conditions (a column against literals keeps the fast column nodes, with
 //! `tail`'s BETWEEN/IS rewrites); `scalar` types expressions as PostgreSQL resolves their
 //! operators; `literal` how a literal is typed by its column, `numeric` how a number compares
-//! with an integer column when PostgreSQL would promote it (numeric, float8); `fold` which
-//! constants PostgreSQL's planner computes, and so which of its errors it raises.
+//! with an integer column when PostgreSQL would promote it (numeric, float8); `array` the
+//! array constructor, operators, `ANY`/`ALL` and functions; `fold` which constants
+//! PostgreSQL's planner computes, and so which of its errors it raises.
 //!
 //! Errors come in PostgreSQL's two kinds. What its parser raises (an unknown column, a type
 //! without the operator, a string literal that is not a value of its type: `'abc'::int4`) is
@@ -16,6 +17,7 @@
 //! COALESCE, nor in BETWEEN's upper bound when the lower one already decides
 //! (`fold::Parser::skipping`).
 
+mod array;
 mod coerce;
 mod fold;
 mod grammar;
@@ -161,6 +163,8 @@ fn describe(t: &Token) -> String {
         Token::LParen => "'('".into(),
         Token::RParen => "')'".into(),
         Token::Comma => "','".into(),
+        Token::LBracket => "'['".into(),
+        Token::RBracket => "']'".into(),
         Token::Cast => "'::'".into(),
         Token::Arith(op) => format!("'{op}'"),
         Token::Param(n) => format!("${n}"),

@@ -231,7 +231,7 @@ impl Parser<'_> {
                 cast: Some((_, float @ (ColumnType::Float8 | ColumnType::Float4))),
             } => {
                 let Some(Value::Float(f)) = float.parse(text) else {
-                    return self.cast_error(literal, float.name());
+                    return self.cast_error(literal, &float.name());
                 };
                 let f = if *negative { -f } else { f };
                 Ok(Some(float_number(f)))

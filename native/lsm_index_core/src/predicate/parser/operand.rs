@@ -8,19 +8,33 @@ use super::literal::Raw;
 use super::Parser;
 use crate::error::Result;
 use crate::predicate::lexer::{error, Token};
-use crate::predicate::{ArithOp, ColumnType, Func};
+use crate::predicate::{ArithOp, ArrayOp, ColumnType, Func};
 
 impl Parser<'_> {
-    /// `x || y`.
+    /// `x || y`, `x @> y`, `x <@ y`, `x && y` (one level, left to right, as PostgreSQL's
+    /// other operators).
     pub(super) fn concat_level(&mut self, depth: usize) -> Result<Spanned> {
         let mut left = self.additive(depth)?;
-        while self.peek() == Some(&Token::Arith("||")) {
+        loop {
+            let array_op = match self.peek() {
+                Some(Token::Arith("||")) => None,
+                Some(Token::Arith(op)) => match ArrayOp::from_symbol(op) {
+                    Some(op) => Some(op),
+                    None => return Ok(left),
+                },
+                _ => return Ok(left),
+            };
             self.at += 1;
-            let right = self.additive(depth)?;
-            let at = left.at;
-            left = spanned(at, Node::Concat(Box::new(left), Box::new(right)));
+            let right = Box::new(self.additive(depth)?);
+            let (at, left_box) = (left.at, Box::new(left));
+            left = spanned(
+                at,
+                match array_op {
+                    Some(op) => Node::ArrayOp(op, left_box, right),
+                    None => Node::Concat(left_box, right),
+                },
+            );
         }
-        Ok(left)
     }
 
     fn additive(&mut self, depth: usize) -> Result<Spanned> {
@@ -77,6 +91,12 @@ impl Parser<'_> {
     /// A primary with its `::type` casts.
     fn postfix(&mut self, depth: usize) -> Result<Spanned> {
         let mut e = self.primary(depth)?;
+        if self.peek() == Some(&Token::LBracket) {
+            return Err(error(
+                self.position(),
+                "a construct the engine supports: array subscripts (a[1]) are not supported yet",
+            ));
+        }
         while self.peek() == Some(&Token::Cast) {
             self.at += 1;
             let (type_at, ty) = self.type_after_cast()?;
@@ -97,25 +117,67 @@ impl Parser<'_> {
                 return Err(self.expected("a type name"));
             }
         };
-        self.type_named(&name, quoted)
-            .map(|t| (at, t))
-            .ok_or_else(|| error(at, &format!("a supported type, found {name:?}")))
+        let ty = self
+            .type_named(&name, quoted)
+            .ok_or_else(|| error(at, &format!("a supported type, found {name:?}")))?;
+        Ok((
+            at,
+            if self.array_bounds()? {
+                ty.array_of()
+            } else {
+                ty
+            },
+        ))
+    }
+
+    /// The array decoration after a type name, if any: `[]`, `[n]` (repeated), or `ARRAY`
+    /// and an optional `[n]` (bounds are not checked, as in PostgreSQL).
+    fn array_bounds(&mut self) -> Result<bool> {
+        let mut array = false;
+        if self.eat_keyword("array") {
+            array = true;
+            if self.peek() != Some(&Token::LBracket) {
+                return Ok(true);
+            }
+        }
+        while self.peek() == Some(&Token::LBracket) {
+            self.at += 1;
+            if let Some(Token::Integer(_)) = self.peek() {
+                self.at += 1;
+            }
+            if self.next() != Some(Token::RBracket) {
+                self.at -= 1;
+                return Err(self.expected("']' in an array type"));
+            }
+            array = true;
+        }
+        Ok(array)
     }
 
     /// The type `name` names: a built-in one (`int8`, `double precision`; double-quoted, by
     /// its catalog name exactly: `"int4"`), else a named enum of the table's columns
-    /// (`mood`, `"Mood"`).
+    /// (`mood`, `"Mood"`); an element type's name after `_` is its array type (`_int4`).
     fn type_named(&self, name: &str, quoted: bool) -> Option<ColumnType> {
+        if let Some(element) = name.strip_prefix('_') {
+            if let Some(t) = self.type_named(element, true) {
+                return (!matches!(t, ColumnType::Array(_))).then(|| t.array_of());
+            }
+        }
         let builtin = if quoted {
             ColumnType::from_catalog_name(name)
         } else {
             ColumnType::from_name(name)
         };
+        // a named enum of a column, or of an array column's elements
         builtin.or_else(|| {
-            self.columns.iter().find_map(|(_, t)| match t {
-                ColumnType::Enum(e) if e.name.as_deref() == Some(name) => Some(t.clone()),
-                _ => None,
-            })
+            self.columns
+                .iter()
+                .find_map(|(_, t)| match t.element().unwrap_or(t) {
+                    e @ ColumnType::Enum(named) if named.name.as_deref() == Some(name) => {
+                        Some(e.clone())
+                    }
+                    _ => None,
+                })
         })
     }
 
@@ -190,6 +252,27 @@ impl Parser<'_> {
                 self.close_paren()?;
                 Ok(spanned(at, Node::Cast(Box::new(e), ty, type_at)))
             }
+            Some(Token::Word(w)) if w == "array" && self.peek() == Some(&Token::LBracket) => {
+                self.at += 1;
+                let depth = self.deeper(depth)?;
+                let mut items = Vec::new();
+                if self.peek() != Some(&Token::RBracket) {
+                    loop {
+                        items.push(self.or(depth)?);
+                        match self.next() {
+                            Some(Token::Comma) => {}
+                            Some(Token::RBracket) => break,
+                            _ => {
+                                self.at -= 1;
+                                return Err(self.expected("',' or ']' in ARRAY[...]"));
+                            }
+                        }
+                    }
+                } else {
+                    self.at += 1;
+                }
+                Ok(spanned(at, Node::Array(items)))
+            }
             Some(Token::Word(w)) if self.unsupported_ahead(&w).is_some() => Err(error(
                 at,
                 &format!(
@@ -233,7 +316,7 @@ impl Parser<'_> {
         }
     }
 
-    fn close_paren(&mut self) -> Result<()> {
+    pub(super) fn close_paren(&mut self) -> Result<()> {
         match self.next() {
             Some(Token::RParen) => Ok(()),
             _ => {
@@ -263,8 +346,10 @@ impl Parser<'_> {
 pub(super) fn unsupported(word: &str) -> Option<&'static str> {
     Some(match word {
         "select" | "exists" => "a subquery",
-        "any" | "some" | "all" => "a comparison with ANY/SOME/ALL (arrays and subqueries)",
-        "array" => "an ARRAY constructor",
+        "any" | "some" | "all" => {
+            "ANY/SOME/ALL other than after a comparison operator (x = ANY(array))"
+        }
+        "array" => "ARRAY other than ARRAY[...] (a subquery)",
         "similar" => "SIMILAR TO",
         "escape" => "LIKE ... ESCAPE",
         "interval" => "an interval",

@@ -60,12 +60,21 @@ impl Parser<'_> {
                 self.number_type(&t, "a number after '+'")?;
                 t
             }
+            // a cast of ARRAY[...] to an array type casts its elements (PostgreSQL's
+            // transformArrayExpr)
+            Node::Cast(x, ColumnType::Array(e), type_at) if matches!(x.node, Node::Array(_)) => {
+                let Node::Array(items) = &x.node else {
+                    unreachable!("matched above")
+                };
+                self.array_ctor(items, Some((e, *type_at)), at)?
+            }
+            Node::Array(items) => self.array_ctor(items, None, at)?,
             Node::Cast(x, to, type_at) => {
                 let t = self.scalar(x)?;
                 let invalid = || {
                     error(
                         *type_at,
-                        &format!("a literal that is a valid {}", to.name()),
+                        &format!("a literal that is {}", super::array::valid(to)),
                     )
                 };
                 match t.ty {
@@ -90,6 +99,13 @@ impl Parser<'_> {
             Node::Arith(op, a, b) => self.arith(*op, self.scalar(a)?, self.scalar(b)?, at)?,
             Node::Concat(a, b) => {
                 let (a, b) = (self.scalar(a)?, self.scalar(b)?);
+                let array = |t: &Typed| matches!(&t.ty, Ty::Known(ColumnType::Array(_)));
+                if array(&a) || array(&b) {
+                    return Err(error(
+                        at,
+                        "a construct the engine supports: '||' on arrays is not supported yet",
+                    ));
+                }
                 let text_like =
                     |t: &Typed| matches!(&t.ty, Ty::Unknown(_) | Ty::Known(ColumnType::Text));
                 if !text_like(&a) && !text_like(&b) {
@@ -123,7 +139,7 @@ impl Parser<'_> {
 
     /// `s` of type `ty`, computed now when it reads no column (an error is PostgreSQL's
     /// planning-time error), or NULL for a strict function of a NULL constant.
-    fn fold(&self, s: Scalar, ty: ColumnType, at: usize) -> Result<Typed> {
+    pub(super) fn fold(&self, s: Scalar, ty: ColumnType, at: usize) -> Result<Typed> {
         if strict_null(&s) {
             return Ok(known(Scalar::Const(None), ty, at));
         }
@@ -145,8 +161,10 @@ impl Parser<'_> {
     }
 
     fn call(&self, f: Func, args: &[Spanned], at: usize) -> Result<Typed> {
-        if f == Func::Coalesce {
-            return self.coalesce(args, at);
+        match f {
+            Func::Coalesce => return self.coalesce(args, at),
+            Func::Cardinality | Func::ArrayLength => return self.array_call(f, args, at),
+            _ => {}
         }
         let args: Vec<Typed> = args.iter().map(|a| self.scalar(a)).collect::<Result<_>>()?;
         let [arg] = <[Typed; 1]>::try_from(args)
@@ -277,8 +295,17 @@ impl Parser<'_> {
 
     /// `l op r` over expressions, in the type PostgreSQL's operator resolution picks.
     pub(super) fn compare_typed(&self, l: Typed, op: CmpOp, r: Typed) -> Result<Expr> {
+        let ty = self.comparison_type(&l, &r)?;
+        let why = "a value of the compared type";
+        let (l, r) = (self.coerce(l, &ty, why)?, self.coerce(r, &ty, why)?);
+        Ok(self.fold_compare(l, op, r))
+    }
+
+    /// The type PostgreSQL's operator resolution compares `l` and `r` in (arrays: only
+    /// arrays of one type).
+    pub(super) fn comparison_type(&self, l: &Typed, r: &Typed) -> Result<ColumnType> {
         use ColumnType as T;
-        let ty = match (&l.ty, &r.ty) {
+        Ok(match (&l.ty, &r.ty) {
             (Ty::Unknown(_), Ty::Unknown(_)) => T::Text,
             (Ty::Unknown(_), Ty::Known(t)) | (Ty::Known(t), Ty::Unknown(_)) => t.clone(),
             (Ty::Known(a), Ty::Known(b)) if a == b => a.clone(),
@@ -310,10 +337,7 @@ impl Parser<'_> {
                     ))
                 }
             },
-        };
-        let why = "a value of the compared type";
-        let (l, r) = (self.coerce(l, &ty, why)?, self.coerce(r, &ty, why)?);
-        Ok(self.fold_compare(l, op, r))
+        })
     }
 
     /// `l op r` (both of one type), computed now when both are constants (NULL when either
