@@ -91,14 +91,22 @@ defmodule LsmIndex.ArraysTest do
       end
     end
 
-    test "owner = ANY(constant) is indexed like an IN list; other array shapes are scanned" do
+    test "owner = ANY(constant) is an IN list; @>, && and = ANY(col) are indexed by element" do
       {:ok, r} = ShapeRouter.new("t", @table, @cols)
       :ok = ShapeRouter.add_shape(r, 1, "owner = ANY($1)", params: ["{1,2}"])
       :ok = ShapeRouter.add_shape(r, 2, "owner = ANY('{3}') AND tags @> '{x}'")
       :ok = ShapeRouter.add_shape(r, 3, "7 = ANY(members)")
+      :ok = ShapeRouter.add_shape(r, 4, "tags && '{y,z}'")
+      :ok = ShapeRouter.add_shape(r, 5, "tags <@ '{x}'")
       m = ShapeRouter.metrics(r)
-      assert {m.shapes_indexed, m.shapes_scanned, m.scanned_no_equality} == {2, 1, 1}
-      assert ShapeRouter.route(r, {:insert, %{"owner" => "3", "tags" => "{x}"}}) == [2]
+      assert {m.shapes_indexed, m.shapes_scanned, m.scanned_no_equality} == {4, 1, 1}
+      assert ShapeRouter.route(r, {:insert, %{"owner" => "3", "tags" => "{x}"}}) == [2, 5]
+      assert ShapeRouter.route(r, {:insert, %{"members" => "{1,7}", "tags" => "{z,q}"}}) == [3, 4]
+      # one presence probe per element of the row's arrays, none for NULL elements
+      probes = ShapeRouter.metrics(r).presence_probes
+      # (an empty array is in every array: the scanned `<@` shape takes it)
+      assert ShapeRouter.route(r, {:insert, %{"members" => "{NULL,8}", "tags" => "{}"}}) == [5]
+      assert ShapeRouter.metrics(r).presence_probes - probes == 1
     end
 
     test "an array value that does not parse routes conservatively" do

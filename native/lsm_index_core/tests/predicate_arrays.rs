@@ -5,10 +5,8 @@
 
 use lsm_index_core::predicate::compile::IndexPlan;
 use lsm_index_core::predicate::compile::{compile, Stack};
-use lsm_index_core::predicate::eval::compare;
 use lsm_index_core::predicate::{eval, parse, parse_with, ColumnType, EvalError, Expr, Value};
 use lsm_index_core::Error;
-use std::cmp::Ordering;
 
 fn columns() -> Vec<(String, ColumnType)> {
     let mood = ColumnType::named_enum("mood", ["sad", "ok", "happy"]);
@@ -95,11 +93,9 @@ fn answers(sql: &str) -> String {
         .map(|row| {
             let want = eval(&expr, row).unwrap_or_else(|e| panic!("{sql}: {e:?}"));
             let hit = c.index.is_empty()
-                || c.index.iter().any(|p| {
-                    row[p.column]
-                        .as_ref()
-                        .is_some_and(|v| p.keys.iter().any(|k| compare(k, v) == Ordering::Equal))
-                });
+                || c.index
+                    .iter()
+                    .any(|p| row[p.column].as_ref().is_some_and(|v| p.finds(v)));
             let got = hit && c.residual.run(row, &mut stack) == Ok(Some(true));
             assert_eq!(got, want == Some(true), "{sql} on {row:?}");
             match want {
@@ -314,12 +310,28 @@ fn column_equals_any_constant_is_an_indexed_in_list() {
         vec![IndexPlan {
             column: 0,
             func: None,
-            keys: vec![Value::Int(2), Value::Int(3)]
+            keys: vec![Value::Int(2), Value::Int(3)],
+            element: false,
         }]
     );
+    // array conjuncts on a column: found through its array's elements (the router's element
+    // index), the conjunct kept in the residual
+    let element = |keys: Vec<i64>| {
+        vec![IndexPlan {
+            column: 4,
+            func: None,
+            keys: keys.into_iter().map(Value::Int).collect(),
+            element: true,
+        }]
+    };
+    assert_eq!(plan("ia @> '{1,2}'"), element(vec![1]));
+    assert_eq!(plan("ia && '{2,1,2,NULL}'"), element(vec![1, 2]));
+    assert_eq!(plan("1 = ANY(ia)"), element(vec![1]));
+    assert_eq!(plan("ia @> '{NULL}'"), element(vec![]));
     for residual_only in [
-        "ia @> '{1}'",
-        "1 = ANY(ia)",
+        "ia @> '{}'",
+        "ia <@ '{1}'",
+        "1 <> ALL(ia)",
         "ia = '{1}'",
         "ia IN ('{1}', '{2}')",
         "i4 = ANY('{}')",

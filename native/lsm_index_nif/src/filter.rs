@@ -119,9 +119,13 @@ fn compile_shape<'a>(
     expr.map_columns(&|c| dense_of[c]);
     let compiled = compile(&expr);
     let mut buf = ColumnKey::new();
+    // the map engine files one key per column value: a shape found through its array's
+    // elements is scanned here (its residual keeps the element conjunct: it is whole)
+    let by_element = compiled.index.iter().any(|p| p.element);
     let plans: Vec<Term<'a>> = compiled
         .index
         .iter()
+        .filter(|_| !by_element)
         .map(|plan| {
             let keys: Vec<Term<'a>> = plan
                 .keys

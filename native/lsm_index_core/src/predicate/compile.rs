@@ -47,16 +47,18 @@ pub fn compile(expr: &Expr) -> Compiled {
         .filter_map(|(i, t)| indexable(t).map(|plan| (i, plan)))
         .min_by_key(|(_, plan)| cost(std::slice::from_ref(plan)));
     let (index, residual_terms): (Vec<IndexPlan>, Vec<&Expr>) = match best {
-        // an equality conjunct: indexed, and left out of the residual (a key hit implies it)
-        Some((i, plan)) => (
-            vec![plan],
-            terms
+        // an equality conjunct: indexed, and left out of the residual (a key hit implies it;
+        // an element plan's does not: it stays)
+        Some((i, plan)) => {
+            let implied = !plan.element;
+            let rest = terms
                 .iter()
                 .enumerate()
-                .filter(|(j, _)| *j != i)
+                .filter(|(j, _)| !implied || *j != i)
                 .map(|(_, t)| *t)
-                .collect(),
-        ),
+                .collect();
+            (vec![plan], rest)
+        }
         // else a plan for every branch of its ORs, the whole clause checked on candidates
         None => (branch_plans(expr).map(by_column).unwrap_or_default(), terms),
     };
@@ -215,12 +217,10 @@ fn emit(e: &Expr, p: &mut Program) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::predicate::eval::compare;
     use crate::predicate::tests::columns;
     use crate::predicate::{eval, parse, ColumnType, Value};
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
-    use std::cmp::Ordering;
 
     #[test]
     fn picks_the_most_selective_equality() {
@@ -230,7 +230,8 @@ mod tests {
             vec![IndexPlan {
                 column: 0,
                 func: None,
-                keys: vec![Value::Int(7)]
+                keys: vec![Value::Int(7)],
+                element: false,
             }]
         );
         assert_eq!(c.mask, vec![0b111]);
@@ -244,6 +245,7 @@ mod tests {
             column,
             func: None,
             keys,
+            element: false,
         };
         let c = compile(&parse("a = 1 OR s = 'x'", &columns()).unwrap());
         let (one, x) = (Value::Int(1), Value::Text("x".into()));
@@ -376,11 +378,9 @@ mod tests {
                     "{sql} on {row:?}"
                 );
                 let indexed = c.index.is_empty()
-                    || c.index.iter().any(|p| {
-                        row[p.column].as_ref().is_some_and(|v| {
-                            p.keys.iter().any(|k| compare(k, v) == Ordering::Equal)
-                        })
-                    });
+                    || c.index
+                        .iter()
+                        .any(|p| row[p.column].as_ref().is_some_and(|v| p.finds(v)));
                 let got = indexed && c.residual.run(&row, &mut stack) == Ok(Some(true));
                 assert_eq!(got, want == Some(true), "{sql} on {row:?}");
                 matched += usize::from(got);

@@ -3,11 +3,11 @@
 //! clause without one is scanned. `compile` turns the plans and the rest of the clause into what the router runs.
 
 use super::eval::compare;
-use super::{CmpOp, Expr, Func, Scalar, Value};
+use super::{ArrayOp, CmpOp, Expr, Func, Scalar, Value};
 use std::cmp::Ordering;
 
 /// How a shape is found: its rows all have `column` (or `lower`/`upper` of it) equal to one
-/// of `keys`.
+/// of `keys` — or, for an element plan, an array in `column` holding one of `keys`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct IndexPlan {
     /// The indexed column.
@@ -16,6 +16,27 @@ pub struct IndexPlan {
     pub func: Option<Func>,
     /// The values (no NULL: a NULL never equals anything).
     pub keys: Vec<Value>,
+    /// The keys are elements of the column's array (`tags @> '{a}'`, `tags && '{a,b}'`,
+    /// `$1 = ANY(tags)`): a row is found through each of its array's elements. A key hit
+    /// does not imply the conjunct (`@>` is indexed under one of its elements), so an element
+    /// plan's conjunct stays in the residual.
+    pub element: bool,
+}
+
+impl IndexPlan {
+    /// Whether a row whose indexed column holds `v` is found through this plan: `v` (or
+    /// `lower`/`upper` of it) is one of the keys, or for an element plan one of `v`'s
+    /// elements is. What the router's index answers, for tests and reference checks.
+    pub fn finds(&self, v: &Value) -> bool {
+        let is_key = |x: &Value| self.keys.iter().any(|k| compare(k, x) == Ordering::Equal);
+        match (self.element, self.func, v) {
+            (true, _, Value::Array(elements)) => elements.iter().flatten().any(is_key),
+            (true, _, _) => false,
+            (false, None, v) => is_key(v),
+            (false, Some(f), Value::Text(t)) => f.fold(t).is_some_and(|t| is_key(&Value::Text(t))),
+            (false, Some(_), _) => false,
+        }
+    }
 }
 
 /// The column (and key function) a scalar is, when it can be indexed: a column, or
@@ -80,18 +101,24 @@ pub(super) fn has_equality(e: &Expr) -> bool {
 /// `project_id IN (1, 2, 3) AND status IN ('open', 'blocked')` through `project_id` —, so
 /// plans on other columns come first; then fewer keys. There are no statistics to do
 /// better: the domain is what the type says.
-pub(super) fn cost(plans: &[IndexPlan]) -> (bool, usize) {
+pub(super) fn cost(plans: &[IndexPlan]) -> (bool, bool, usize) {
     let coarse = plans.iter().any(|p| {
         p.keys
             .iter()
             .any(|k| matches!(k, Value::Bool(_) | Value::Enum(_)))
     });
-    (coarse, plans.iter().map(|p| p.keys.len()).sum())
+    // an element plan after a plain equality: a row's array probes one key per element, and
+    // its candidates are checked again (see [`IndexPlan::element`])
+    let element = plans.iter().any(|p| p.element);
+    (coarse, element, plans.iter().map(|p| p.keys.len()).sum())
 }
 
 /// The index keys of a conjunct that is an equality (or a union of equalities) on one
 /// column: `col = v`, `col IN (...)`, or an OR of those on the same column.
 pub(super) fn indexable(e: &Expr) -> Option<IndexPlan> {
+    if let Some(plan) = element_plan(e) {
+        return Some(plan);
+    }
     let plan = equality(e)?;
     // arrays are not indexed (yet): an array equality is checked by the residual
     (!plan.keys.iter().any(|k| matches!(k, Value::Array(_)))).then_some(plan)
@@ -107,6 +134,7 @@ fn equality(e: &Expr) -> Option<IndexPlan> {
             column: *column,
             func: None,
             keys: value.iter().cloned().collect(),
+            element: false,
         }),
         Expr::In {
             column,
@@ -116,6 +144,7 @@ fn equality(e: &Expr) -> Option<IndexPlan> {
             column: *column,
             func: None,
             keys: dedup(values.iter().flatten().cloned().collect()),
+            element: false,
         }),
         // `lower(col) = 'x'`: the key is the function's result
         Expr::Compare {
@@ -128,6 +157,7 @@ fn equality(e: &Expr) -> Option<IndexPlan> {
                 column,
                 func,
                 keys: value.iter().cloned().collect(),
+                element: false,
             })
         }
         Expr::Or(alternatives) => {
@@ -135,7 +165,7 @@ fn equality(e: &Expr) -> Option<IndexPlan> {
             let mut first = plans.next()??;
             for p in plans {
                 let p = p?;
-                if (p.column, p.func) != (first.column, first.func) {
+                if (p.column, p.func, p.element) != (first.column, first.func, first.element) {
                     return None;
                 }
                 first.keys.extend(p.keys);
@@ -145,6 +175,45 @@ fn equality(e: &Expr) -> Option<IndexPlan> {
         }
         _ => None,
     }
+}
+
+/// The element plan of an array conjunct on a column (see [`IndexPlan::element`]):
+/// `col @> const` under one of the constant's elements (a row's array must hold them all; the
+/// first, as no statistics tell the rarest), `col && const` under each (it must hold one),
+/// `const = ANY(col)` under the constant. NULL elements are never equal to anything, so a
+/// constant of NULLs only gives a plan with no key: never true, never found. `col @> '{}'`
+/// (every non-NULL array) and `<@` (an empty array is in every array) are not indexable.
+fn element_plan(e: &Expr) -> Option<IndexPlan> {
+    let (column, keys) = match e {
+        Expr::ArrayOp {
+            left: Scalar::Column(column),
+            op,
+            right: Scalar::Const(Some(Value::Array(elements))),
+        } => {
+            let present = elements.iter().flatten().cloned();
+            let keys: Vec<Value> = match op {
+                ArrayOp::Contains if elements.is_empty() => return None,
+                ArrayOp::Contains => present.take(1).collect(),
+                ArrayOp::Overlaps => dedup(present.collect()),
+                ArrayOp::ContainedBy => return None,
+            };
+            (*column, keys)
+        }
+        Expr::AnyAll {
+            left: Scalar::Const(x),
+            op: CmpOp::Eq,
+            all: false,
+            array: Scalar::Column(column),
+        } => (*column, x.iter().cloned().collect()),
+        _ => return None,
+    };
+    // an array of arrays is never a column type: elements are scalars (a plain key)
+    Some(IndexPlan {
+        column,
+        func: None,
+        keys,
+        element: true,
+    })
 }
 
 /// Plans that every matching row hits one key of, through ORs and ANDs (no expansion into
@@ -177,7 +246,7 @@ pub(super) fn by_column(plans: Vec<IndexPlan>) -> Vec<IndexPlan> {
     for p in plans {
         match merged
             .iter_mut()
-            .find(|m| (m.column, m.func) == (p.column, p.func))
+            .find(|m| (m.column, m.func, m.element) == (p.column, p.func, p.element))
         {
             Some(m) => m.keys.extend(p.keys),
             None => merged.push(p),
@@ -186,7 +255,7 @@ pub(super) fn by_column(plans: Vec<IndexPlan>) -> Vec<IndexPlan> {
     for m in &mut merged {
         m.keys = dedup(std::mem::take(&mut m.keys));
     }
-    merged.sort_by_key(|m| (m.column, m.func.map(|f| f as u8)));
+    merged.sort_by_key(|m| (m.column, m.func.map(|f| f as u8), m.element));
     merged
 }
 

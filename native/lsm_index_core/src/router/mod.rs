@@ -275,7 +275,7 @@ impl Router {
     pub fn is_indexed_on(&self, name: &str) -> bool {
         let st = self.state.read();
         st.indexed_on.iter().any(|&(slot, _)| {
-            let (c, _) = shapes::slot_column(slot);
+            let c = shapes::slot_key(slot).column;
             st.columns.get(c).is_some_and(|(n, _)| n == name)
         })
     }

@@ -6,7 +6,7 @@
 use super::bits::{bit, intersects, set_bit, Bits};
 use super::metrics::Counts;
 use super::row::{ParsedRow, ParsedRows};
-use super::shapes::{slot_column, Shape, State};
+use super::shapes::{slot_key, Shape, SlotKey, State};
 use super::{key_hasher, Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
@@ -183,7 +183,8 @@ impl Router {
             saved.clear();
         }
         for &(slot, _) in &st.indexed_on {
-            let (c, func) = slot_column(slot);
+            let key = slot_key(slot);
+            let c = key.column;
             let reuse = changed.is_some_and(|ch| !bit(ch, c));
             let mut found = Vec::new();
             let candidates: &[u32] = if reuse {
@@ -193,33 +194,7 @@ impl Router {
                     .map_or(&[][..], |(_, ids)| ids.as_slice())
             } else {
                 let Some(v) = &row.values[c] else { continue };
-                match (func, v) {
-                    (None, v) => column_key(slot, v, &mut scratch.key),
-                    // `lower(col) = 'x'`: the key of the function's result
-                    (Some(f), Value::Text(text)) => {
-                        // the key of the function's result, folded into a reused buffer
-                        let mut folded = Value::Text(std::mem::take(&mut scratch.folded));
-                        if let Value::Text(buf) = &mut folded {
-                            f.fold_into(text, buf);
-                        }
-                        column_key(slot, &folded, &mut scratch.key);
-                        if let Value::Text(buf) = folded {
-                            scratch.folded = buf;
-                        }
-                    }
-                    (Some(_), _) => continue,
-                }
-                scratch.counts.presence_probes += 1;
-                if !st.presence.may_contain(key_hasher().hash_one(&scratch.key)) {
-                    continue;
-                }
-                scratch.counts.presence_passes += 1;
-                if let Some(index) = self.index.get() {
-                    index.lookup_into(&scratch.key, &mut found)?;
-                }
-                if found.is_empty() {
-                    scratch.counts.presence_false_positives += 1;
-                }
+                self.probe(st, slot, key, v, scratch, &mut found)?;
                 &found
             };
             // staged: every candidate's shape is looked up and touched before any is run, so
@@ -258,6 +233,76 @@ impl Router {
         }
         scratch.counts.candidates += candidates_seen;
         scratch.counts.evaluations += evaluations;
+        Ok(())
+    }
+}
+
+impl Router {
+    /// Appends to `found` the ids filed under the keys of value `v` in index slot `slot`
+    /// (`key`: what the slot keys): the value's own key, `lower`/`upper` of a text value, or
+    /// each element of an array (then sorted and deduplicated: a shape found through two
+    /// elements is one candidate).
+    fn probe(
+        &self,
+        st: &State,
+        slot: usize,
+        key: SlotKey,
+        v: &Value,
+        scratch: &mut Scratch,
+        found: &mut Vec<u32>,
+    ) -> Result<()> {
+        match (key.element, key.func, v) {
+            (true, _, Value::Array(elements)) => {
+                for e in elements.iter().flatten() {
+                    self.probe_key(st, slot, e, scratch, found)?;
+                }
+                if elements.len() > 1 {
+                    found.sort_unstable();
+                    found.dedup();
+                }
+            }
+            (true, _, _) => {}
+            (false, None, v) => self.probe_key(st, slot, v, scratch, found)?,
+            // `lower(col) = 'x'`: the key of the function's result, folded into a reused buffer
+            (false, Some(f), Value::Text(text)) => {
+                let mut folded = Value::Text(std::mem::take(&mut scratch.folded));
+                if let Value::Text(buf) = &mut folded {
+                    f.fold_into(text, buf);
+                }
+                let probed = self.probe_key(st, slot, &folded, scratch, found);
+                if let Value::Text(buf) = folded {
+                    scratch.folded = buf;
+                }
+                probed?;
+            }
+            (false, Some(_), _) => {}
+        }
+        Ok(())
+    }
+
+    /// Appends to `found` the ids filed under `v`'s key in slot `slot`: the presence filter
+    /// first, the index only when it may hold the key.
+    fn probe_key(
+        &self,
+        st: &State,
+        slot: usize,
+        v: &Value,
+        scratch: &mut Scratch,
+        found: &mut Vec<u32>,
+    ) -> Result<()> {
+        column_key(slot, v, &mut scratch.key);
+        scratch.counts.presence_probes += 1;
+        if !st.presence.may_contain(key_hasher().hash_one(&scratch.key)) {
+            return Ok(());
+        }
+        scratch.counts.presence_passes += 1;
+        let before = found.len();
+        if let Some(index) = self.index.get() {
+            index.lookup_into(&scratch.key, found)?;
+        }
+        if found.len() == before {
+            scratch.counts.presence_false_positives += 1;
+        }
         Ok(())
     }
 }

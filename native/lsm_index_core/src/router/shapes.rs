@@ -22,31 +22,52 @@ pub(super) type IdHasher = std::hash::BuildHasherDefault<ahash::AHasher>;
 /// Shape id -> shape.
 pub(super) type ShapeMap = HashMap<u32, Arc<Shape>, IdHasher>;
 
-/// The index slot of `column` under key function `func`: the column id for its own value (so
-/// plain column keys are the column's), shifted by a multiple of [`MAX_COLUMNS`] for
-/// `lower`/`upper` (their keys are the function's result). Independent of the table's column
+/// The index slot of `column` under key function `func` (or of its array's elements): the
+/// column id for its own value (so plain column keys are the column's), shifted by a
+/// multiple of [`MAX_COLUMNS`] for `lower`/`upper` (their keys are the function's result)
+/// and for elements (an array's elements, each a key). Independent of the table's column
 /// count, so a table that gains columns keeps its slots.
-pub(super) fn slot(column: usize, func: Option<Func>) -> usize {
-    let kind = match func {
-        None => 0,
-        Some(Func::Lower) => 1,
-        Some(Func::Upper) => 2,
-        Some(Func::LowerAscii) => 3,
-        Some(_) => 4,
+pub(super) fn slot(column: usize, func: Option<Func>, element: bool) -> usize {
+    let kind = match (element, func) {
+        (true, _) => ELEMENT_KIND,
+        (false, None) => 0,
+        (false, Some(Func::Lower)) => 1,
+        (false, Some(Func::Upper)) => 2,
+        (false, Some(Func::LowerAscii)) => 3,
+        (false, Some(_)) => 4,
     };
     kind * MAX_COLUMNS + column
 }
 
-/// The column and key function of index slot `slot` (see [`slot`]).
-pub(super) fn slot_column(slot: usize) -> (usize, Option<Func>) {
-    let func = match slot / MAX_COLUMNS {
-        0 => None,
+/// The slot kind of array elements (see [`slot`]).
+const ELEMENT_KIND: usize = 5;
+
+/// What index slot `slot` keys (see [`slot`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct SlotKey {
+    /// The column.
+    pub(super) column: usize,
+    /// The key function of its value (`lower`/`upper`), if any.
+    pub(super) func: Option<Func>,
+    /// Whether the keys are its array's elements.
+    pub(super) element: bool,
+}
+
+/// The column, key function and element flag of index slot `slot` (see [`slot`]).
+pub(super) fn slot_key(slot: usize) -> SlotKey {
+    let kind = slot / MAX_COLUMNS;
+    let func = match kind {
         1 => Some(Func::Lower),
         2 => Some(Func::Upper),
         3 => Some(Func::LowerAscii),
-        _ => Some(Func::UpperAscii),
+        4 => Some(Func::UpperAscii),
+        _ => None,
     };
-    (slot % MAX_COLUMNS, func)
+    SlotKey {
+        column: slot % MAX_COLUMNS,
+        func,
+        element: kind == ELEMENT_KIND,
+    }
 }
 
 /// Compiled shapes with their index keys, ready to be written and published.
@@ -367,7 +388,7 @@ impl Router {
         for plan in &compiled.index {
             for v in &plan.keys {
                 let mut k = ColumnKey::new();
-                column_key(slot(plan.column, plan.func), v, &mut k);
+                column_key(slot(plan.column, plan.func, plan.element), v, &mut k);
                 keys.push(k);
             }
         }
@@ -377,7 +398,7 @@ impl Router {
             indexed: compiled
                 .index
                 .iter()
-                .map(|p| slot(p.column, p.func))
+                .map(|p| slot(p.column, p.func, p.element))
                 .collect(),
             key_hashes: keys.iter().map(|k| key_hasher().hash_one(k)).collect(),
             scan: compiled.scan,
