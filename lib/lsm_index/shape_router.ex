@@ -252,36 +252,26 @@ defmodule LsmIndex.ShapeRouter do
   @doc "`route/2` of each change, in order: one transaction in as few NIF calls as fit."
   @spec route_many(t(), [change()]) :: [[shape_id()]]
   def route_many(%__MODULE__{ref: ref}, changes) when is_list(changes),
-    do: route_many(ref, changes, [])
+    do: route_sliced(ref, changes)
 
   def route_many(%__MODULE__{}, changes),
     do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
 
   # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results);
   # with more than 1,000 scanned shapes the whole list goes to a dirty scheduler.
-  defp route_many(ref, changes, acc) do
-    reply =
-      case Native.router_route_many(ref, changes) do
-        :dirty -> Native.router_route_many_dirty(ref, changes)
-        reply -> reply
+  defp route_sliced(ref, changes) do
+    LsmIndex.Sliced.run(
+      &Native.router_route_many(ref, &1),
+      &Native.router_route_many_dirty(ref, &1),
+      changes,
+      fn
+        {:bad_change, position, change, why}, done ->
+          raise ArgumentError, bad_change(done + position, change, why)
+
+        other, _done ->
+          failed!(other, changes)
       end
-
-    case reply do
-      {reversed, []} ->
-        :lists.reverse(reversed ++ acc)
-
-      {reversed, rest} when is_list(rest) ->
-        route_many(ref, rest, reversed ++ acc)
-
-      {:bad_change, position, change, why} ->
-        raise ArgumentError, bad_change(length(acc) + position, change, why)
-
-      {_reversed, tail} ->
-        raise ArgumentError, "changes must be a proper list, got a tail of #{inspect(tail)}"
-
-      other ->
-        failed!(other, changes)
-    end
+    )
   end
 
   # Which element of `route_many/2`'s list is malformed and why (`why` says what a change or

@@ -88,32 +88,16 @@ defmodule LsmIndex.Filter.RouterSet do
   defp routed!(other, change), do: failed!(other, change)
 
   @doc "`route/2` of each change of the list, in order (as few NIF calls as fit)."
-  def route_many(%__MODULE__{ref: ref, numbers: numbers}, changes),
-    do: route_many(ref, numbers, changes, [])
-
-  defp route_many(ref, numbers, changes, acc) do
-    reply =
-      case Native.router_set_route_many(ref, numbers, changes) do
-        :dirty -> Native.router_set_route_many_dirty(ref, numbers, changes)
-        reply -> reply
+  def route_many(%__MODULE__{ref: ref, numbers: numbers}, changes) do
+    LsmIndex.Sliced.run(
+      &Native.router_set_route_many(ref, numbers, &1),
+      &Native.router_set_route_many_dirty(ref, numbers, &1),
+      changes,
+      fn
+        {:bad_change, _position, change, why}, _done -> bad_change!(why, change)
+        other, _done -> failed!(other, changes)
       end
-
-    case reply do
-      {reversed, []} ->
-        :lists.reverse(reversed ++ acc)
-
-      {reversed, rest} when is_list(rest) ->
-        route_many(ref, numbers, rest, reversed ++ acc)
-
-      {:bad_change, _position, change, why} ->
-        bad_change!(why, change)
-
-      {_reversed, tail} ->
-        raise ArgumentError, "changes must be a proper list, got a tail of #{inspect(tail)}"
-
-      other ->
-        failed!(other, changes)
-    end
+    )
   end
 
   @doc "Every shape id (of `table` only, when given)."
