@@ -222,7 +222,11 @@ impl Counts {
         let mut underflows = 0;
         for group in order.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             let (view, fp, first) = group[0];
-            let net: i64 = group.iter().map(|&(.., i)| deltas[i as usize].by).sum();
+            // summed wide: no batch of i64 deltas can overflow it
+            let net: i128 = group
+                .iter()
+                .map(|&(.., i)| i128::from(deltas[i as usize].by))
+                .sum();
             if net == 0 {
                 continue;
             }
@@ -230,12 +234,12 @@ impl Counts {
                 continue;
             };
             let before = self.count_at(view, key, fp)?;
-            let signed = before as i128 + i128::from(net);
+            let signed = i128::from(before) + net;
             let (after, shortfall) = if signed < 0 {
                 underflows += 1;
-                (0, (-signed) as u64)
+                (0, u64::try_from(-signed).unwrap_or(u64::MAX))
             } else {
-                (signed as u64, 0)
+                (u64::try_from(signed).unwrap_or(u64::MAX), 0)
             };
             if before == after && shortfall == 0 {
                 continue;
@@ -258,12 +262,12 @@ impl Counts {
         let mut nulls: Vec<(ViewId, u64)> = Vec::new();
         for group in null_nets.chunk_by(|a, b| a.0 == b.0) {
             let view = group[0].0;
-            let net: i64 = group.iter().map(|&(_, by)| by).sum();
-            let signed = self.nulls(view) as i128 + i128::from(net);
+            let net: i128 = group.iter().map(|&(_, by)| i128::from(by)).sum();
+            let signed = i128::from(self.nulls(view)) + net;
             if signed < 0 {
                 underflows += 1;
             }
-            nulls.push((view, signed.max(0) as u64));
+            nulls.push((view, u64::try_from(signed.max(0)).unwrap_or(u64::MAX)));
         }
         // the index batch: refused as a whole, or written
         if blocking {
