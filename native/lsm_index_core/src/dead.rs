@@ -48,6 +48,12 @@ impl DeadHandles {
         self.map.values().copied().max()
     }
 
+    /// Whether `h`, found in a structure stamped `seq`, is dead there.
+    #[inline]
+    pub fn is_dead(&self, h: u32, seq: u64) -> bool {
+        self.map.get(&h).is_some_and(|&d| d >= seq)
+    }
+
     /// Removes from `handles[from..]` every handle dead for a structure stamped `seq`.
     #[inline]
     pub fn filter(&self, handles: &mut Vec<u32>, from: usize, seq: u64) {
@@ -90,6 +96,7 @@ mod tests {
         let mut v = vec![7, 7, 1, 7];
         d.filter(&mut v, 2, 3); // only the tail is filtered
         assert_eq!(v, vec![7, 7, 1]);
+        assert!(d.is_dead(7, 10) && !d.is_dead(7, 11) && !d.is_dead(1, 0));
     }
 
     #[test]

@@ -198,6 +198,14 @@ pub enum Error {
         /// What was expected there (and what was found).
         reason: String,
     },
+    /// A subquery view was used inconsistently (an unknown view or attachment, a different
+    /// arity under one view key): the caller's bookkeeping, not its input, is wrong.
+    InvalidView {
+        /// The view number.
+        view: u32,
+        /// What was inconsistent.
+        reason: String,
+    },
     /// A non-blocking (`try_*`) write would have had to wait for I/O; nothing was written.
     /// Retry it as a blocking write (off a BEAM normal scheduler).
     WouldBlock {
@@ -215,6 +223,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig { option, reason } => {
                 write!(f, "invalid option {option}: {reason}")
             }
+            Error::InvalidView { view, reason } => write!(f, "subquery view {view}: {reason}"),
             Error::InvalidColumns { reason } => write!(f, "invalid table columns: {reason}"),
             Error::ColumnTypeConflict { column, had, got } => {
                 write!(f, "column {column:?} is {had} in other shapes, not {got}")

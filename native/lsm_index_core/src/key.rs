@@ -25,6 +25,8 @@
 //!   tag 11 enum            value = the label's position, u32 LE
 //!   tag 12 array           value = count u32 LE, then per element 0 (NULL) or
 //!                                  1 | its value key's length u32 LE | its value key
+//!   tag 13 row             value = arity u8, then per column 1 | length u32 LE | value key
+//!                                  (subquery views' composite values, router/views/key.rs)
 //! ```
 //!
 //! float4 values are held widened to float8 and share tag 2.

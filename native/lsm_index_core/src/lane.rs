@@ -136,6 +136,38 @@ impl LaneState {
         Ok((true, rejects))
     }
 
+    /// Whether `fp`'s current set (dead handles removed) holds `handle`: the structure
+    /// [`LaneState::resolve`] would read answers, by a binary search or a partial decode,
+    /// without copying the set.
+    #[inline]
+    pub(crate) fn contains(
+        &self,
+        fp: u64,
+        handle: u32,
+        dead: Option<&DeadHandles>,
+    ) -> Result<bool> {
+        let in_overlay =
+            |e: &crate::overlay::Entry| (e.handles.binary_search(&handle).is_ok(), e.seq);
+        let (held, seq) = if let Some(e) = self.active.get(fp) {
+            in_overlay(e)
+        } else if let Some(e) = self.frozen.as_ref().and_then(|f| f.get(fp)) {
+            in_overlay(e)
+        } else {
+            let mut found = None;
+            for s in &self.version.segments {
+                if let Probe::Found(v) = s.segment.probe(fp) {
+                    found = Some((s.segment.holds(v, handle)?, s.segment.info().clean_seq));
+                    break;
+                }
+            }
+            match found {
+                Some(f) => f,
+                None => return Ok(false),
+            }
+        };
+        Ok(held && !dead.is_some_and(|d| d.is_dead(handle, seq)))
+    }
+
     /// The lowest stamp of any structure here: drops below it are excluded everywhere in
     /// this lane. `None` when the lane is empty.
     pub(crate) fn watermark(&self) -> Option<u64> {
@@ -153,18 +185,18 @@ impl LaneState {
     /// the slow path of `len()` while drops are pending.
     pub(crate) fn count_live(&self, dead: &DeadHandles) -> Result<i64> {
         let mut live = 0i64;
-        self.for_each_live(dead, |_| live += 1)?;
+        self.for_each_live(dead, |_, _| live += 1)?;
         Ok(live)
     }
 
-    /// Calls `f` with the current set (dead handles removed) of every key whose set is not
-    /// empty, each key once. A key counts only in the newest structure holding it: the
+    /// Calls `f` with the fingerprint and current set (dead handles removed) of every key
+    /// whose set is not empty, each key once. A key counts only in the newest structure holding it: the
     /// fingerprints of every structure but the oldest go into a set (small: overlays and
     /// upper segments) that shadows older copies.
     pub(crate) fn for_each_live(
         &self,
         dead: &DeadHandles,
-        mut f: impl FnMut(&[u32]),
+        mut f: impl FnMut(u64, &[u32]),
     ) -> Result<()> {
         let overlays: Vec<&Overlay> = std::iter::once(&self.active)
             .chain(self.frozen.as_deref())
@@ -184,7 +216,7 @@ impl LaneState {
             }
             dead.filter(buf, 0, seq);
             if !buf.is_empty() {
-                f(buf);
+                f(fp, buf);
             }
         };
         for (k, o) in overlays.iter().enumerate() {

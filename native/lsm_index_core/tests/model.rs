@@ -2,10 +2,12 @@
 //! `HashMap<Vec<u8>, BTreeSet<u32>>` oracle. Configurations are chosen to make flushes,
 //! merges, tombstones and dropped-handle purges happen constantly. Indexes made with
 //! `count_handles` also have their per-handle key counts checked against the oracle's.
+//! Mixed add/remove batches (`edit_many`, `try_edit_many`), `contains` and
+//! `fingerprints_of` are checked the same way, through flushes, merges and drops.
 
 mod common;
 
-use lsm_index_core::{Config, Error, Index, MphKind, PolicyKind, SegmentLayout};
+use lsm_index_core::{Config, Edit, Error, Index, MphKind, PolicyKind, SegmentLayout};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -50,6 +52,55 @@ fn write(index: &Index, nonblocking: bool, add: bool, pairs: &[(Vec<u8>, u32)]) 
         Err(Error::Overloaded { .. }) => blocking(index).unwrap(),
         other => other.unwrap(),
     }
+}
+
+/// Applies a mixed batch the way the scenario says (as [`write`]), and to the oracle.
+fn edit(index: &Index, oracle: &mut Oracle, nonblocking: bool, edits: &[(Vec<u8>, u32, Edit)]) {
+    let tried = if nonblocking {
+        index.try_edit_many(edits)
+    } else {
+        index.edit_many(edits)
+    };
+    match tried {
+        Err(Error::Overloaded { .. }) if nonblocking => index.edit_many(edits).unwrap(),
+        other => other.unwrap(),
+    }
+    for (k, h, e) in edits {
+        let set = oracle.entry(k.clone()).or_default();
+        match e {
+            Edit::Add => set.insert(*h),
+            Edit::Remove => set.remove(h),
+        };
+    }
+}
+
+/// `contains` for `key`'s handles and for `absent` (not in its set), against the oracle.
+fn check_contains(index: &Index, oracle: &Oracle, key: &[u8], absent: u32, what: &str) {
+    let want = expect(oracle, key);
+    for &h in &want {
+        assert!(index.contains(key, h).unwrap(), "{what}: {key:?} holds {h}");
+    }
+    if !want.contains(&absent) {
+        assert!(
+            !index.contains(key, absent).unwrap(),
+            "{what}: {key:?} lacks {absent}"
+        );
+    }
+}
+
+/// `fingerprints_of(h)` against the fingerprints of the oracle's keys holding `h`.
+fn check_fingerprints(index: &Index, oracle: &Oracle, h: u32, what: &str) {
+    let mut want: Vec<u64> = oracle
+        .iter()
+        .filter(|(_, set)| set.contains(&h))
+        .map(|(k, _)| index.fingerprint(k))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(
+        index.fingerprints_of(h).unwrap(),
+        want,
+        "{what}: fingerprints of {h}"
+    );
 }
 
 fn key_bytes(i: u32) -> Vec<u8> {
@@ -135,6 +186,16 @@ fn check_written(index: &Index, oracle: &Oracle, written: &[u32], step: usize, n
 
 fn check_all(index: &Index, oracle: &Oracle, keys: &[Vec<u8>], step: usize, name: &str) {
     check_counts(index, oracle, &[], step, name);
+    let what = format!("{name} step {step}");
+    for (i, k) in keys.iter().enumerate() {
+        check_contains(index, oracle, k, (i as u32).wrapping_mul(7) % 64, &what);
+    }
+    // a few handles (each a walk over every key), and one no key holds
+    let held: Vec<u32> = counts(oracle).keys().copied().collect();
+    for &h in held.iter().skip(step % 5).step_by(5).take(3) {
+        check_fingerprints(index, oracle, h, &what);
+    }
+    check_fingerprints(index, oracle, u32::MAX / 2, &what);
     let st = index.stats().unwrap();
     assert!(
         st.max_lane_segments <= index.config().max_segments as u64,
@@ -248,7 +309,25 @@ fn run(s: Scenario) {
                     )
                 })
                 .collect();
-            if rng.gen_bool(0.5) {
+            let mixed = rng.gen_ratio(1, 3);
+            if mixed {
+                // adds and removes in one batch, some removing what the batch adds
+                let mut edits: Vec<(Vec<u8>, u32, Edit)> = Vec::new();
+                for (k, h) in &pairs {
+                    let e = if rng.gen_bool(0.5) {
+                        Edit::Add
+                    } else {
+                        Edit::Remove
+                    };
+                    edits.push((k.clone(), *h, e));
+                }
+                for (k, h) in &pairs {
+                    if rng.gen_ratio(1, 4) {
+                        edits.push((k.clone(), *h, Edit::Remove));
+                    }
+                }
+                edit(&index, &mut oracle, s.nonblocking, &edits);
+            } else if rng.gen_bool(0.5) {
                 write(&index, s.nonblocking, true, &pairs);
                 for (k, h) in &pairs {
                     oracle.entry(k.clone()).or_default().insert(*h);
@@ -280,6 +359,14 @@ fn run(s: Scenario) {
                 expect(&oracle, k),
                 "{} step {step}: lookup",
                 s.name
+            );
+            let absent = handle(&mut rng, s.handles);
+            check_contains(
+                &index,
+                &oracle,
+                k,
+                absent,
+                &format!("{} step {step}", s.name),
             );
         } else if roll < 990 {
             let n = rng.gen_range(0..64);
@@ -546,4 +633,113 @@ fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
     for r in readers {
         r.join().unwrap();
     }
+}
+
+/// A mixed batch refused for a full lane writes nothing (neither its adds nor its removes),
+/// and the same batch goes through once compaction catches up: `try_edit_many` is all or
+/// nothing on admission, as `try_add_many` is.
+#[test]
+fn a_refused_mixed_batch_writes_nothing() {
+    use std::sync::{mpsc, Arc, Mutex};
+    let index = Index::new(Config {
+        lanes: 1,
+        overlay_limit: 100,
+        max_overlay_keys: Some(200),
+        compaction_threads: Some(1),
+        ..common::config()
+    })
+    .unwrap();
+    // the worker parks after its first job: the lane fills up behind it
+    let (release, gate) = mpsc::channel::<()>();
+    let gate = Mutex::new(gate);
+    let (done_tx, done) = mpsc::channel::<()>();
+    let done_tx = Mutex::new(done_tx);
+    index.set_listener(Some(Arc::new(move |_: &lsm_index_core::JobReport| {
+        let _ = done_tx.lock().unwrap().send(());
+        let _ = gate.lock().unwrap().recv();
+    })));
+    let key = |i: u32| format!("k{i}").into_bytes();
+    for i in 0..100 {
+        index.try_add(&key(i), 1).unwrap();
+    }
+    done.recv().unwrap();
+    for i in 100..400 {
+        index.try_add(&key(i), 1).unwrap();
+    }
+    let batch = vec![
+        (key(5), 1, Edit::Remove),
+        (b"new".to_vec(), 2, Edit::Add),
+        (key(6), 3, Edit::Add),
+        (key(6), 1, Edit::Remove),
+    ];
+    assert!(matches!(
+        index.try_edit_many(&batch),
+        Err(Error::Overloaded { lane: 0 })
+    ));
+    assert_eq!(index.lookup(&key(5)).unwrap(), vec![1], "all or nothing");
+    assert_eq!(index.lookup(&key(6)).unwrap(), vec![1]);
+    assert!(!index.contains(b"new", 2).unwrap());
+    drop(release);
+    index.edit_many(&batch).unwrap();
+    assert!(index.lookup(&key(5)).unwrap().is_empty());
+    assert_eq!(index.lookup(&key(6)).unwrap(), vec![3]);
+    assert!(index.contains(b"new", 2).unwrap());
+    index.wait_idle().unwrap();
+    assert_eq!(index.len().unwrap(), 400, "k5 went, \"new\" came");
+}
+
+/// `contains` and `fingerprints_of` read every structure a lookup reads: overlays, segments
+/// after a flush and a full compaction, and a handle dropped and then re-added to one key.
+#[test]
+fn contains_and_fingerprints_through_flushes_and_drops() {
+    let index = Index::new(config(2, 4, SegmentLayout::Quotient, true)).unwrap();
+    let key = |i: u32| format!("k{i}").into_bytes();
+    // key i holds {i % 3, 100 + i}; 1,000 handles on one key: a pooled list
+    for i in 0..50u32 {
+        index
+            .add_many(&[(key(i), i % 3), (key(i), 100 + i)])
+            .unwrap();
+    }
+    let wide: Vec<(Vec<u8>, u32)> = (0..1000).map(|h| (b"wide".to_vec(), h * 2)).collect();
+    index.add_many(&wide).unwrap();
+    let fps = |h: u32| -> Vec<u64> {
+        let mut v: Vec<u64> = (0..50u32)
+            .filter(|i| i % 3 == h)
+            .map(|i| index.fingerprint(&key(i)))
+            .chain(h.is_multiple_of(2).then(|| index.fingerprint(b"wide")))
+            .collect();
+        v.sort_unstable();
+        v
+    };
+    let check = |dropped: bool| {
+        for i in 0..50u32 {
+            assert_eq!(
+                index.contains(&key(i), i % 3).unwrap(),
+                !(dropped && i % 3 == 1 && i != 7),
+                "k{i}"
+            );
+            assert!(index.contains(&key(i), 100 + i).unwrap());
+            assert!(!index.contains(&key(i), 101 + i).unwrap());
+        }
+        assert!(index.contains(b"wide", 1998).unwrap() && !index.contains(b"wide", 1999).unwrap());
+        assert!(!index.contains(b"absent", 0).unwrap());
+        assert_eq!(index.fingerprints_of(0).unwrap(), fps(0));
+        let one = if dropped {
+            vec![index.fingerprint(&key(7))]
+        } else {
+            fps(1)
+        };
+        assert_eq!(index.fingerprints_of(1).unwrap(), one);
+        assert!(index.fingerprints_of(5000).unwrap().is_empty());
+    };
+    check(false);
+    index.wait_idle().unwrap();
+    check(false);
+    index.drop_handle(1).unwrap();
+    index.add(&key(7), 1).unwrap();
+    check(true);
+    index.wait_idle().unwrap();
+    check(true);
+    index.compact().unwrap();
+    check(true);
 }

@@ -1,7 +1,8 @@
 //! The index: key bytes -> sorted set of `u32` handles, over lane-partitioned LSM lanes.
 //!
 //! One room per data path: `config` (options, defaults, checks), `recovery` (open: manifest,
-//! segments, log replay), `write` (add/remove/drop_handle), `read` (lookups, len, handle
+//! segments, log replay), `write` (add/remove/edit batches/drop_handle), `admit` (back-pressure:
+//! waiting for or refusing a full lane), `read` (lookups, membership, fingerprints, len, handle
 //! counts), `jobs` (scheduling and running background lane jobs), `compact` (one lane job:
 //! flush and merge), `install` (the one transition that changes a lane's version: manifest
 //! first), `lifecycle` (flush, checkpoint, backup, close) and `stats` (what it reports). This
@@ -15,6 +16,7 @@
 //! key (overlay, frozen overlay, then segments newest first) answers, with pending dropped
 //! handles filtered out.
 
+mod admit;
 mod compact;
 mod config;
 mod install;
@@ -43,6 +45,7 @@ use std::sync::{Arc, Weak};
 pub use config::{Config, Overload};
 pub use jobs::Listener;
 pub use stats::{JobReport, Stats, LOGICAL_OP_BYTES};
+pub use write::Edit;
 
 #[derive(Default)]
 struct Counters {

@@ -1,5 +1,6 @@
-//! The read path: one key or a batch of keys to their handle sets, the live key count, and
-//! (with `Config::count_handles`) the per-handle key counts.
+//! The read path: one key or a batch of keys to their handle sets, one (key, handle)
+//! membership, a handle's key fingerprints, the live key count, and (with
+//! `Config::count_handles`) the per-handle key counts.
 
 use super::Index;
 use crate::batch::{self, Batch};
@@ -38,6 +39,51 @@ impl Index {
         drop(st);
         lane.lookups.record(out.len() > start, rejects);
         Ok(())
+    }
+
+    /// Whether `key`'s set holds `handle`: the lookup path, answered by a binary search in
+    /// the set found (or a partial decode of a segment's list) without copying it, so a key
+    /// whose set holds thousands of handles costs no allocation. Not counted in the lookup
+    /// statistics.
+    #[inline]
+    pub fn contains(&self, key: &[u8], handle: u32) -> Result<bool> {
+        self.check_open()?;
+        let (fp, n) = self.locate(key);
+        let Some(lane) = self.lanes.get(n) else {
+            return Ok(false);
+        };
+        let st = lane.state.read();
+        if self.dead_pending.load(Ordering::Acquire) == 0 {
+            st.contains(fp, handle, None)
+        } else {
+            st.contains(fp, handle, Some(&self.dead.read()))
+        }
+    }
+
+    /// The 64-bit fingerprint this index files `key` under (keyed SipHash-1-3 with the
+    /// index's secret: stable across reopen when the secret is). What
+    /// [`Index::fingerprints_of`] returns.
+    pub fn fingerprint(&self, key: &[u8]) -> u64 {
+        self.hasher.fingerprint(key)
+    }
+
+    /// The fingerprints of every key whose set holds `handle`, ascending: a walk over every
+    /// lane's live keys (O(keys), each lane read-locked in turn), for rare bulk work such as
+    /// comparing a handle's keys with another list. Keys are not kept, only fingerprints.
+    pub fn fingerprints_of(&self, handle: u32) -> Result<Vec<u64>> {
+        self.check_open()?;
+        let mut out = Vec::new();
+        for lane in self.lanes.live() {
+            let st = lane.state.read();
+            let dead = self.dead.read();
+            st.for_each_live(&dead, |fp, set| {
+                if set.binary_search(&handle).is_ok() {
+                    out.push(fp);
+                }
+            })?;
+        }
+        out.sort_unstable();
+        Ok(out)
     }
 
     /// The handles of every key in `keys`, in one call (one WAL transaction = one batch).

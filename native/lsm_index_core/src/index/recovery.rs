@@ -164,7 +164,7 @@ fn recount(index: &Index) -> Result<HandleCounts> {
     let mut counts = HandleCounts::new();
     let dead = index.dead.read();
     for lane in index.lanes.live() {
-        lane.state.read().for_each_live(&dead, |set| {
+        lane.state.read().for_each_live(&dead, |_, set| {
             for &h in set {
                 counts.increment(h);
             }

@@ -1,13 +1,14 @@
 //! The write path: add, remove and drop_handle, one at a time or in batches, blocking or
-//! not. A write resolves the key's current set, writes the whole new set into its lane's
+//! not, and mixed add/remove batches (`edit_many`). A write resolves the key's current set, writes the whole new set into its lane's
 //! active overlay (logged first for a persistent index), and freezes the overlay when due.
 //! With `Config::count_handles`, a write that changed a set counts its handle, and a drop
 //! clears the handle's count, under the same locks.
 
-use super::{Index, Overload};
+use super::admit::Admit;
+use super::Index;
 use crate::batch::{self, Batch};
 use crate::dead::DeadHandles;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::handles::{self, HandleSet};
 use crate::hash::jump_hash;
 use crate::lane::{Lane, LaneState};
@@ -26,31 +27,12 @@ const STAGED_WRITES: usize = 4;
 /// of that lane can wait for a writer (~0.1 ms), whoever the writer is.
 const LANE_HOLD: usize = 256;
 
-/// Log files (64 MiB each) kept before every lane is asked to flush so they can go.
-const MAX_WAL_FILES: usize = 4;
-
-/// Whether a write may wait for room in a full lane.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Admit {
-    /// Wait for compaction to make room.
-    Wait,
-    /// Fail with `Error::Overloaded` (checked for every lane before anything is written).
-    Error,
-    /// Fail like `Error`, and do no I/O either (a `try_*` write: fit for a BEAM normal
-    /// scheduler): the log buffer is written out by a background job, and in
-    /// `SyncMode::Always`, where the write would have to wait for an fsync, it is refused with
-    /// `Error::WouldBlock`.
-    NonBlocking,
-}
-
-/// A non-blocking write is refused once the log buffer holds this many bytes (its background
-/// write-out is behind).
-const NONBLOCKING_LOG_LIMIT: usize = 8 << 20;
-
-/// Which way a write changes a key's set.
-#[derive(Clone, Copy)]
-pub(super) enum Edit {
+/// Which way a write changes a key's set (an item of [`Index::edit_many`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edit {
+    /// Add the handle to the key's set.
     Add,
+    /// Remove the handle from the key's set.
     Remove,
 }
 
@@ -108,30 +90,33 @@ impl Index {
         self.write_many(pairs, Edit::Remove, Admit::NonBlocking)
     }
 
+    /// Adds and removes in one batch, each `(key, handle, edit)` in order (a key's edits
+    /// keep their call order); grouped by lane like [`Index::add_many`], waits like it.
+    pub fn edit_many<K: AsRef<[u8]>>(&self, edits: &[(K, u32, Edit)]) -> Result<()> {
+        let key = |i: usize| edits[i].0.as_ref();
+        self.write_edits(
+            edits.len(),
+            key,
+            |i| (edits[i].1, edits[i].2),
+            self.blocking(),
+        )
+    }
+
+    /// [`Index::edit_many`] that never waits, like [`Index::try_add_many`]: all or nothing on
+    /// admission — if any lane of the batch is full, fails before writing anything.
+    pub fn try_edit_many<K: AsRef<[u8]>>(&self, edits: &[(K, u32, Edit)]) -> Result<()> {
+        let key = |i: usize| edits[i].0.as_ref();
+        self.write_edits(
+            edits.len(),
+            key,
+            |i| (edits[i].1, edits[i].2),
+            Admit::NonBlocking,
+        )
+    }
+
     /// [`Index::drop_handle`] that does no I/O, like [`Index::try_add`].
     pub fn try_drop_handle(&self, handle: u32) -> Result<()> {
         self.drop_in(handle, Admit::NonBlocking)
-    }
-
-    /// Refuses a non-blocking write that could not complete without I/O.
-    fn check_nonblocking(&self) -> Result<()> {
-        match &self.wal {
-            Some(wal) if wal.mode() == SyncMode::Always => Err(Error::WouldBlock {
-                reason: "every write waits for an fsync (sync mode always)",
-            }),
-            Some(wal) if wal.buffered() >= NONBLOCKING_LOG_LIMIT => Err(Error::WouldBlock {
-                reason: "the log buffer is full while its write-out catches up",
-            }),
-            _ => Ok(()),
-        }
-    }
-
-    /// How blocking writes treat a full lane.
-    fn blocking(&self) -> Admit {
-        match self.config.on_overload {
-            Overload::Wait => Admit::Wait,
-            Overload::Error => Admit::Error,
-        }
     }
 
     fn write_one(&self, key: &[u8], handle: u32, edit: Edit, admit: Admit) -> Result<()> {
@@ -142,8 +127,7 @@ impl Index {
         let (fp, n) = self.locate(key);
         self.write_lane_in(
             &self.lanes.writable()[n],
-            &[(fp, handle)],
-            edit,
+            &[(fp, handle, edit)],
             &mut Vec::new(),
             Some(admit),
             admit,
@@ -151,11 +135,24 @@ impl Index {
         self.after_write(false, admit)
     }
 
-    /// Writes `pairs` lane by lane.
+    /// Writes `pairs`, each with the same `edit`, lane by lane.
     fn write_many<K: AsRef<[u8]>>(
         &self,
         pairs: &[(K, u32)],
         edit: Edit,
+        admit: Admit,
+    ) -> Result<()> {
+        let key = |i: usize| pairs[i].0.as_ref();
+        self.write_edits(pairs.len(), key, |i| (pairs[i].1, edit), admit)
+    }
+
+    /// Writes `n` edits (edit `i`: `key(i)`, then `op(i)` = handle and edit) lane by lane;
+    /// unless the write may wait, every lane of the batch is admitted before any is written.
+    fn write_edits<'k>(
+        &self,
+        n: usize,
+        key: impl Fn(usize) -> &'k [u8],
+        op: impl Fn(usize) -> (u32, Edit),
         admit: Admit,
     ) -> Result<()> {
         self.check_writable()?;
@@ -163,10 +160,9 @@ impl Index {
             self.check_nonblocking()?;
         }
         // (lane, fingerprint) of each pair, hashed once
-        let located: Vec<(u32, u64)> = pairs
-            .iter()
-            .map(|(k, _)| {
-                let fp = self.hasher.fingerprint(k.as_ref());
+        let located: Vec<(u32, u64)> = (0..n)
+            .map(|i| {
+                let fp = self.hasher.fingerprint(key(i));
                 (jump_hash(fp, self.config.lanes), fp)
             })
             .collect();
@@ -187,7 +183,7 @@ impl Index {
         let check = (admit == Admit::Wait).then_some(Admit::Wait);
         let mut scratch = Vec::new();
         let mut order: Vec<(u32, usize)> = Vec::new();
-        let mut items: Vec<(u64, u32)> = Vec::new();
+        let mut items: Vec<(u64, u32, Edit)> = Vec::new();
         for (c, chunk) in located.chunks(WRITE_CHUNK).enumerate() {
             let base = c * WRITE_CHUNK;
             // (lane, position); the stable sort keeps each key's writes in call order.
@@ -203,23 +199,25 @@ impl Index {
                 let lane = &self.lanes.writable()[group[0].0 as usize];
                 for held in group.chunks(LANE_HOLD) {
                     items.clear();
-                    items.extend(held.iter().map(|&(_, i)| (located[i].1, pairs[i].1)));
-                    self.write_lane_in(lane, &items, edit, &mut scratch, check, admit)?;
+                    items.extend(held.iter().map(|&(_, i)| {
+                        let (handle, edit) = op(i);
+                        (located[i].1, handle, edit)
+                    }));
+                    self.write_lane_in(lane, &items, &mut scratch, check, admit)?;
                 }
             }
         }
         self.after_write(false, admit)
     }
 
-    /// Applies `(fingerprint, handle)` writes to one lane under one acquisition of its locks,
+    /// Applies `(fingerprint, handle, edit)` writes to one lane under one acquisition of its locks,
     /// after waiting for or refusing a full lane (`check`; `None`: checked already). Freezes
     /// the overlay and queues its flush once it reaches `overlay_limit`. `mode` says whether
     /// the log buffer may be written out here or must be left to a background job.
     fn write_lane_in(
         &self,
         lane: &Lane,
-        items: &[(u64, u32)],
-        edit: Edit,
+        items: &[(u64, u32, Edit)],
         scratch: &mut Vec<u32>,
         check: Option<Admit>,
         mode: Admit,
@@ -235,7 +233,7 @@ impl Index {
             // keeps writers and installs out, so the sets stay current until we write.
             let mut known = Batch::with_capacity(items.len());
             if items.len() >= STAGED_WRITES {
-                let keys: Vec<(u64, usize)> = items.iter().map(|&(fp, _)| (fp, 0)).collect();
+                let keys: Vec<(u64, usize)> = items.iter().map(|&(fp, ..)| (fp, 0)).collect();
                 batch::resolve_chunk(std::slice::from_ref(&st), &keys, Some(&dead), &mut known)?;
             }
             let mut st = RwLockUpgradableReadGuard::upgrade(st);
@@ -249,7 +247,7 @@ impl Index {
             // leaves the counts of what was written)
             let mut counts = self.counts.as_ref().map(|c| c.lock());
             let mut log_full = false;
-            for (i, &(fp, handle)) in items.iter().enumerate() {
+            for (i, &(fp, handle, edit)) in items.iter().enumerate() {
                 // a key written earlier in this group is in the active overlay: resolve again
                 let current =
                     (i < known.len() && st.active.get(fp).is_none()).then(|| known.get(i));
@@ -278,50 +276,6 @@ impl Index {
             self.request_checkpoint();
         }
         Ok(())
-    }
-
-    /// The lane's (upgradable) lock once its active overlay is below `max_overlay_keys`:
-    /// waits for compaction to make room, or refuses with `Error::Overloaded`.
-    fn admit<'a>(
-        &self,
-        lane: &'a Lane,
-        admit: Admit,
-    ) -> Result<RwLockUpgradableReadGuard<'a, LaneState>> {
-        let mut stalled = false;
-        loop {
-            let seen = self.activity.generation();
-            let st = lane.state.upgradable_read();
-            if st.active.len() < self.config.stall_limit() {
-                return Ok(st);
-            }
-            drop(st);
-            if !stalled {
-                stalled = true;
-                self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-            }
-            if admit != Admit::Wait {
-                return Err(Error::Overloaded {
-                    lane: lane.number as u32,
-                });
-            }
-            // a full active overlay means a frozen one is being flushed; make sure of it
-            self.schedule(lane);
-            self.activity.wait(seen);
-            self.check_writable()?;
-        }
-    }
-
-    /// Counts a refused write and says which lane was full.
-    fn refuse(&self, lane: u32) -> Error {
-        self.counters.stalls.fetch_add(1, Ordering::Relaxed);
-        Error::Overloaded { lane }
-    }
-
-    /// Whether the log holds more files than segments allow deleting: time for a checkpoint.
-    fn wal_pressure(&self) -> bool {
-        self.wal
-            .as_ref()
-            .is_some_and(|w| w.files_retained() > MAX_WAL_FILES)
     }
 
     /// One read-modify-write of `fp`'s set in its lane (whose lock the caller holds, with

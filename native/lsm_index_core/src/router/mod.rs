@@ -27,6 +27,7 @@
 //! - `presence`: the presence filter and its upkeep (when the live keys outgrow it);
 //! - `set`: the routers of one filter's tables behind one handle; `ids`: shape names;
 //! - `catalog`: a persistent router's shape log; `metrics`: routing counters and latency;
+//! - `views`: subquery views (storage only so far): shared value counts, per-shape diffs, moves;
 //! - `bits`: column bitsets. Column keys are encoded by [`crate::key::column_key`].
 
 mod bits;
@@ -39,6 +40,7 @@ mod row;
 mod schema;
 pub mod set;
 mod shapes;
+pub mod views;
 
 use crate::index::{Config, Index, Listener};
 pub use crate::predicate::compile::ScanReason;

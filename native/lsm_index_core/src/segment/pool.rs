@@ -120,6 +120,39 @@ pub fn read_list(pool: &[u8], offset: usize, out: &mut Vec<u32>) -> Result<()> {
     })
 }
 
+/// Whether the list at `offset` holds `handle`, decoding only up to it (no copy). Corrupt
+/// bytes read on the way return `Err`.
+pub fn list_holds(pool: &[u8], offset: usize, handle: u32) -> Result<bool> {
+    let found = (|| {
+        let mut pos = offset;
+        let count = read_varint(pool, &mut pos)?;
+        if count as usize > pool.len().saturating_sub(pos) {
+            return None;
+        }
+        let mut prev: u32 = 0;
+        for i in 0..count {
+            let d = read_varint(pool, &mut pos)?;
+            let h = if i == 0 {
+                d
+            } else if d == 0 {
+                return None;
+            } else {
+                prev.checked_add(d)?
+            };
+            if h >= handle {
+                return Some(h == handle);
+            }
+            prev = h;
+        }
+        Some(false)
+    })();
+    found.ok_or_else(|| Error::Corrupt {
+        file: FileKind::Segment,
+        what: "segment pool".into(),
+        detail: format!("bad handle list at offset {offset}"),
+    })
+}
+
 /// Builds a pool, sharing one copy of each distinct list. Lists are recognised by their
 /// encoded bytes, already in the pool: no allocation per list (a build of millions of small
 /// lists left the process's heap fragmented when each had a key of its own).
@@ -198,6 +231,16 @@ pub fn decode_value(value: u32, pool: &[u8], out: &mut Vec<u32>) -> Result<()> {
     }
 }
 
+/// Whether the handles a value word stands for include `handle` (no copy).
+#[inline]
+pub fn value_holds(value: u32, pool: &[u8], handle: u32) -> Result<bool> {
+    if value & INLINE_FLAG != 0 {
+        Ok(value & !INLINE_FLAG == handle)
+    } else {
+        list_holds(pool, value as usize, handle)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +310,9 @@ mod tests {
         // overflow
         assert!(read_list(&[2, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 1], 0, &mut out).is_err());
         assert_eq!(out, vec![9], "a failed decode leaves the output untouched");
+        assert!(list_holds(&[3, 1], 0, 5).is_err());
+        assert!(list_holds(&[2, 1, 0], 0, 5).is_err());
+        assert!(list_holds(&[0], 5, 0).is_err());
     }
 
     proptest! {
@@ -279,6 +325,18 @@ mod tests {
             let mut back = Vec::new();
             read_list(&out, 0, &mut back).unwrap();
             prop_assert_eq!(back, handles);
+        }
+
+        #[test]
+        fn holds_agrees_with_decode(
+            set in proptest::collection::btree_set(0u32..200, 0..16),
+            probe in 0u32..210,
+        ) {
+            let handles: Vec<u32> = set.into_iter().collect();
+            let mut w = PoolWriter::default();
+            let value = w.value_for(&handles).unwrap();
+            let pool = w.finish();
+            prop_assert_eq!(value_holds(value, &pool, probe).unwrap(), handles.contains(&probe));
         }
     }
 }

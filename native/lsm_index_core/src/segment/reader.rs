@@ -338,6 +338,12 @@ impl<B: AsRef<[u8]>> Segment<B> {
         pool::decode_value(v, &self.bytes.as_ref()[self.pool.clone()], out)
     }
 
+    /// Whether the handles of value word `v` include `handle`, decoding only up to it.
+    #[inline]
+    pub fn holds(&self, v: u32, handle: u32) -> Result<bool> {
+        pool::value_holds(v, &self.bytes.as_ref()[self.pool.clone()], handle)
+    }
+
     /// Every (fingerprint, value word) pair: in fingerprint order (format 2) or slot order.
     pub fn entries(&self) -> impl Iterator<Item = (u64, u32)> + '_ {
         let b = self.bytes.as_ref();
