@@ -223,6 +223,7 @@ fn refusals_name_the_construct_and_offset() {
         ("id = ALL (SELECT id FROM projects)", "= ALL (SELECT", 3),
         ("id IN (SELECT * FROM projects)", "'*'", 14),
         ("id IN (SELECT id + 1 FROM projects)", "an expression", 17),
+        ("id IN (SELECT true FROM projects)", "an expression", 14),
         (
             "id IN (SELECT id FROM projects, orgs)",
             "several FROM items",
@@ -317,6 +318,44 @@ fn refusals_name_the_construct_and_offset() {
         let (position, why) = refused(sql);
         assert!(why.contains(needle), "{sql}: {why}");
         assert_eq!(position, at, "{sql}: {why}");
+    }
+}
+
+/// Every prefix of a clause, and the clause with any one byte removed, parses or fails with an
+/// offset inside it: never a panic.
+#[test]
+fn damaged_clauses_fail_cleanly() {
+    for sql in [
+        "(project_id, owner_id) IN (SELECT DISTINCT p.id, p.owner_id FROM public.projects AS p \
+         WHERE p.owner_id IN (SELECT id FROM orgs WHERE active) AND name <> $1) OR NOT id <> ALL \
+         (SELECT \"project_id\" FROM audit.logs l WHERE l.id = 1)",
+        "id = ANY (SELECT true FROM projects) AND EXISTS (SELECT 1)",
+    ] {
+        let cut = (0..sql.len()).filter(|&i| sql.is_char_boundary(i));
+        for text in cut
+            .clone()
+            .map(|i| sql[..i].to_string())
+            .chain(cut.map(|i| format!("{}{}", &sql[..i], &sql[i + 1..])))
+        {
+            let params = [Some("x".to_string())];
+            let r = parse_with_tables(&text, 0, &tables(), &params, CaseFolding::Unicode);
+            if let Err(Error::InvalidPredicate { position, .. }) = r {
+                assert!(position <= text.len(), "{text}");
+            }
+        }
+    }
+}
+
+/// PostgreSQL 15 plans a subquery's WHERE even where the outer clause drops it: `FALSE AND
+/// x IN (SELECT … WHERE 1/0 = 1)` fails with division by zero, as here.
+#[test]
+fn a_subquerys_planning_errors_are_raised_anywhere() {
+    for sql in [
+        "project_id IN (SELECT id FROM projects WHERE 1/0 = 1)",
+        "FALSE AND project_id IN (SELECT id FROM projects WHERE 1/0 = 1)",
+    ] {
+        let (_, why) = refused(sql);
+        assert!(why.contains("division by zero"), "{sql}: {why}");
     }
 }
 

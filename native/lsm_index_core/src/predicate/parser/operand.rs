@@ -382,7 +382,7 @@ impl Parser<'_> {
 }
 
 /// Words that cannot be unquoted column names.
-fn is_reserved(w: &str) -> bool {
+pub(super) fn is_reserved(w: &str) -> bool {
     matches!(
         w,
         "and"

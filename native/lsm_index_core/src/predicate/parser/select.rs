@@ -5,6 +5,7 @@
 //! name at its offset.
 
 use super::grammar::{spanned, Node, Spanned};
+use super::operand::is_reserved;
 use super::{subquery, Parser};
 use crate::error::Result;
 use crate::predicate::lexer::{error, Token};
@@ -95,7 +96,8 @@ impl Parser<'_> {
         loop {
             let start = self.at;
             match self.next() {
-                Some(Token::Word(w)) if w != "from" && refused_clause(&w).is_none() => {}
+                Some(Token::Word(w))
+                    if w != "from" && refused_clause(&w).is_none() && !is_reserved(&w) => {}
                 Some(Token::Quoted(_)) => {}
                 _ => {
                     self.at -= 1;
