@@ -162,7 +162,8 @@ fn tree<'a>(env: Env<'a>, expr: &Expr, cols: &[(String, ColumnType)]) -> Term<'a
         | Expr::Truth(_)
         | Expr::IsTruth { .. }
         | Expr::ArrayOp { .. }
-        | Expr::AnyAll { .. } => (atoms::sql(), to_sql(expr, cols)).encode(env),
+        | Expr::AnyAll { .. }
+        | Expr::InSubquery { .. } => (atoms::sql(), to_sql(expr, cols)).encode(env),
         Expr::And(es) | Expr::Or(es) => {
             let op = if matches!(expr, Expr::And(_)) {
                 atoms::and()

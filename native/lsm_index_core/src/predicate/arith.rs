@@ -17,6 +17,9 @@ pub enum EvalError {
     DivisionByZero,
     /// A text that is not a value of the type it is cast to.
     InvalidText,
+    /// A subquery tested without its result (evaluated by `eval` or `Program::run`, not
+    /// `eval_with` or `Program::run_with`).
+    NoView,
 }
 
 impl EvalError {
@@ -26,6 +29,7 @@ impl EvalError {
             EvalError::Overflow => "value out of range",
             EvalError::DivisionByZero => "division by zero",
             EvalError::InvalidText => "invalid input syntax",
+            EvalError::NoView => "a subquery's result is needed",
         }
     }
 }

@@ -14,8 +14,8 @@
 //!   residual: the whole clause
 //! ```
 
-use super::plan::{branch_plans, by_column, cost, dedup, has_equality, indexable};
-pub use super::plan::{IndexPlan, ScanReason};
+use super::plan::{branch_plans, by_column, dedup, has_equality, has_negated_subquery, Plans};
+pub use super::plan::{IndexPlan, ScanReason, ViewPlan};
 pub use super::program::{InSet, Op, Program, Stack};
 use super::{Expr, Scalar, Value};
 
@@ -23,8 +23,12 @@ use super::{Expr, Scalar, Value};
 #[derive(Clone, Debug, PartialEq)]
 pub struct Compiled {
     /// How to find it through the equality index: a matching row hits a key of at least one
-    /// plan (one plan per column); empty: it is checked on every change.
+    /// plan (one plan per column) or has its value in the view of one of `views`; both empty:
+    /// it is checked on every change.
     pub index: Vec<IndexPlan>,
+    /// The subquery results a matching row's value may be found in (when no equality
+    /// indexes it: see [`ViewPlan`]).
+    pub views: Vec<ViewPlan>,
     /// The rest of the clause (the whole clause when not indexed).
     pub residual: Program,
     /// Columns the whole clause reads (bit `i` = column `i`).
@@ -44,24 +48,29 @@ pub fn compile(expr: &Expr) -> Compiled {
     let best = terms
         .iter()
         .enumerate()
-        .filter_map(|(i, t)| indexable(t).map(|plan| (i, plan)))
-        .min_by_key(|(_, plan)| cost(std::slice::from_ref(plan)));
-    let (index, residual_terms): (Vec<IndexPlan>, Vec<&Expr>) = match best {
+        .filter_map(|(i, t)| Plans::of_conjunct(t).map(|plans| (i, plans)))
+        .min_by_key(|(_, plans)| plans.cost());
+    let (plans, residual_terms): (Plans, Vec<&Expr>) = match best {
         // an equality conjunct: indexed, and left out of the residual (a key hit implies it;
-        // an element plan's does not: it stays)
-        Some((i, plan)) => {
-            let implied = !plan.element;
+        // an element plan's or a view plan's does not: it stays)
+        Some((i, plans)) => {
+            let implied = plans.views.is_empty() && plans.keys.iter().all(|p| !p.element);
             let rest = terms
                 .iter()
                 .enumerate()
                 .filter(|(j, _)| !implied || *j != i)
                 .map(|(_, t)| *t)
                 .collect();
-            (vec![plan], rest)
+            (plans, rest)
         }
         // else a plan for every branch of its ORs, the whole clause checked on candidates
-        None => (branch_plans(expr).map(by_column).unwrap_or_default(), terms),
+        None => {
+            let mut plans = branch_plans(expr).unwrap_or_default();
+            plans.keys = by_column(plans.keys);
+            (plans, terms)
+        }
     };
+    let Plans { keys: index, views } = plans;
     let mut program = Program::default();
     match residual_terms.as_slice() {
         [] => program.ops.push(Op::Const(Some(true))),
@@ -73,13 +82,15 @@ pub fn compile(expr: &Expr) -> Compiled {
             program.ops.push(Op::And(many.len() as u32));
         }
     }
-    let scan = index.is_empty().then(|| match expr {
+    let scan = (index.is_empty() && views.is_empty()).then(|| match expr {
         Expr::Const(_) => ScanReason::Constant,
+        e if has_negated_subquery(e, false) => ScanReason::NegatedSubquery,
         e if has_equality(e) => ScanReason::BranchWithoutEquality,
         _ => ScanReason::NoEquality,
     });
     Compiled {
         index,
+        views,
         residual: program,
         mask,
         scan,
@@ -124,6 +135,19 @@ fn emit(e: &Expr, p: &mut Program) {
             p.ops.push(Op::In {
                 column: *column as u32,
                 set: (p.sets.len() - 1) as u32,
+                negated: *negated,
+            });
+        }
+        Expr::InSubquery {
+            columns,
+            position,
+            negated,
+        } => {
+            p.column_lists
+                .push(columns.iter().map(|&c| c as u32).collect());
+            p.ops.push(Op::InView {
+                columns: (p.column_lists.len() - 1) as u32,
+                position: *position,
                 negated: *negated,
             });
         }

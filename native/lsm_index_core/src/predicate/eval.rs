@@ -89,6 +89,8 @@ pub fn eval(expr: &Expr, row: &[Option<Value>]) -> Truth {
             value,
             negated,
         } => Ok(Some((eval(expr, row)? == *value) != *negated)),
+        // only `eval_with` knows the subquery's result
+        Expr::InSubquery { .. } => Err(EvalError::NoView),
         simple => Ok(eval_simple(simple, row)),
     }
 }

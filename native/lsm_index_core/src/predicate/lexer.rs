@@ -37,6 +37,8 @@ pub enum Token {
     RBracket,
     /// A parameter `$n` (n >= 1).
     Param(u32),
+    /// `.` between the parts of a qualified name (`schema.table`, `t.col`).
+    Dot,
 }
 
 /// Splits `sql` into tokens with their byte offsets.
@@ -72,6 +74,7 @@ pub fn tokens(sql: &str) -> Result<Vec<(usize, Token)>> {
                 }
                 Token::Quoted(name)
             }
+            b'.' if !bytes.get(i + 1).is_some_and(u8::is_ascii_digit) => one(&mut i, Token::Dot),
             b'0'..=b'9' | b'.' => number(bytes, &mut i)?,
             b'$' => {
                 i += 1;
@@ -375,6 +378,25 @@ mod tests {
             ]
         );
         assert_eq!(t[4].0, 16);
+    }
+
+    #[test]
+    fn dots_qualify_names_and_start_fractions() {
+        let t = tokens("s.t.\"c\" = .5").unwrap();
+        let kinds: Vec<&Token> = t.iter().map(|(_, t)| t).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                &Token::Word("s".into()),
+                &Token::Dot,
+                &Token::Word("t".into()),
+                &Token::Dot,
+                &Token::Quoted("c".into()),
+                &Token::Op("="),
+                &Token::Decimal(".5".into()),
+            ]
+        );
+        assert_eq!(t[3].0, 3);
     }
 
     #[test]

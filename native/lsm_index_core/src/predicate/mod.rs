@@ -20,11 +20,13 @@ mod datetime;
 mod decimal;
 pub mod eval;
 mod lexer;
+pub mod membership;
 mod parser;
 mod plan;
 mod program;
 pub mod scalar;
 pub mod sql;
+pub mod subquery;
 mod text;
 
 pub use arith::{ArithOp, EvalError};
@@ -32,8 +34,10 @@ pub use array::ArrayOp;
 pub use column::{ColumnType, EnumType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
-pub use parser::{parse, parse_in, parse_with};
+pub use membership::{eval_with, Member, Membership};
+pub use parser::{parse, parse_in, parse_with, parse_with_tables};
 pub use scalar::{Func, Scalar};
+pub use subquery::{Parsed, Polarity, SubqueryDef, TableDef, Tables};
 pub use text::uuid_text;
 
 /// Longest WHERE text accepted, in bytes (an `IN` list of ~100k values fits).
@@ -218,6 +222,17 @@ pub enum Expr {
         /// `IS NOT`.
         negated: bool,
     },
+    /// `columns [NOT] IN (SELECT …)` (or `= ANY (SELECT …)`, `<> ALL (SELECT …)`): a test of
+    /// the row's value (a row of values for several columns) against the result of the
+    /// shape's subquery `position` (see [`subquery`]; evaluated by [`eval_with`]).
+    InSubquery {
+        /// The columns tested, in the order of the subquery's select list.
+        columns: Vec<usize>,
+        /// The subquery's position among the shape's subqueries (textual order).
+        position: u32,
+        /// `NOT IN` (`<> ALL`).
+        negated: bool,
+    },
     /// `NOT e`.
     Not(Box<Expr>),
     /// `e AND e AND ...`.
@@ -235,6 +250,7 @@ impl Expr {
             | Expr::In { column, .. }
             | Expr::IsNull { column, .. }
             | Expr::Like { column, .. } => out(*column),
+            Expr::InSubquery { columns, .. } => columns.iter().for_each(|c| out(*c)),
             Expr::Compare { left, right, .. }
             | Expr::ArrayOp { left, right, .. }
             | Expr::AnyAll {
@@ -260,6 +276,7 @@ impl Expr {
             | Expr::In { column, .. }
             | Expr::IsNull { column, .. }
             | Expr::Like { column, .. } => *column = to(*column),
+            Expr::InSubquery { columns, .. } => columns.iter_mut().for_each(|c| *c = to(*c)),
             Expr::Compare { left, right, .. }
             | Expr::ArrayOp { left, right, .. }
             | Expr::AnyAll {

@@ -1,6 +1,7 @@
 //! Index planning: which equality keys every row matching a clause must hit (the conjunct
-//! expected to be the most selective, see [`cost`], or a plan in every OR branch), and why a
-//! clause without one is scanned. `compile` turns the plans and the rest of the clause into what the router runs.
+//! expected to be the most selective, see [`cost`], or a plan in every OR branch) or which
+//! subquery result its value must be in (a view plan, after any equality), and why a clause
+//! without one is scanned. `compile` turns the plans and the rest of the clause into what the router runs.
 
 use super::eval::compare;
 use super::{ArrayOp, CmpOp, Expr, Func, Scalar, Value};
@@ -39,6 +40,67 @@ impl IndexPlan {
     }
 }
 
+/// How a shape is found through a subquery's result (its view): every matching row has the
+/// values of `columns` in the result of subquery `position` (a positive occurrence; `NOT IN`
+/// never plans). The occurrence stays in the residual: the router's view of a shape may
+/// differ from the shared one it finds candidates through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ViewPlan {
+    /// The tested columns.
+    pub columns: Vec<usize>,
+    /// The subquery's position.
+    pub position: u32,
+}
+
+/// Key plans and view plans that together find every matching row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Plans {
+    pub(super) keys: Vec<IndexPlan>,
+    pub(super) views: Vec<ViewPlan>,
+}
+
+impl Plans {
+    /// [`cost`], any plan with a view after every plan without (a view holds a number of
+    /// keys known only at run time).
+    pub(super) fn cost(&self) -> (bool, (bool, bool, usize)) {
+        (!self.views.is_empty(), cost(&self.keys))
+    }
+
+    /// The plans of one conjunct: an equality's keys, else a positive subquery's view.
+    pub(super) fn of_conjunct(e: &Expr) -> Option<Plans> {
+        if let Some(plan) = indexable(e) {
+            return Some(Plans {
+                keys: vec![plan],
+                views: vec![],
+            });
+        }
+        match e {
+            Expr::InSubquery {
+                columns,
+                position,
+                negated: false,
+            } => Some(Plans {
+                keys: vec![],
+                views: vec![ViewPlan {
+                    columns: columns.clone(),
+                    position: *position,
+                }],
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `e` tests a subquery negatively (a `NOT IN`, or an `IN` under NOT).
+pub(super) fn has_negated_subquery(e: &Expr, negative: bool) -> bool {
+    match e {
+        Expr::InSubquery { negated, .. } => *negated != negative,
+        Expr::Not(x) => has_negated_subquery(x, !negative),
+        Expr::And(es) | Expr::Or(es) => es.iter().any(|x| has_negated_subquery(x, negative)),
+        _ => false,
+    }
+}
+
 /// The column (and key function) a scalar is, when it can be indexed: a column, or
 /// `lower`/`upper` of one.
 fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
@@ -61,14 +123,17 @@ pub enum ScanReason {
     BranchWithoutEquality,
     /// The clause is a constant: `TRUE`.
     Constant,
+    /// A subquery tested by NOT IN (or under NOT) is in the way: `x NOT IN (SELECT …)`.
+    NegatedSubquery,
 }
 
 impl ScanReason {
     /// Every reason, in the order of [`ScanReason::index`].
-    pub const ALL: [ScanReason; 3] = [
+    pub const ALL: [ScanReason; 4] = [
         ScanReason::NoEquality,
         ScanReason::BranchWithoutEquality,
         ScanReason::Constant,
+        ScanReason::NegatedSubquery,
     ];
 
     /// Its name in metrics.
@@ -77,6 +142,7 @@ impl ScanReason {
             ScanReason::NoEquality => "no_equality",
             ScanReason::BranchWithoutEquality => "or_branch_without_equality",
             ScanReason::Constant => "constant",
+            ScanReason::NegatedSubquery => "negated_subquery",
         }
     }
 
@@ -216,26 +282,32 @@ fn element_plan(e: &Expr) -> Option<IndexPlan> {
     })
 }
 
-/// Plans that every matching row hits one key of, through ORs and ANDs (no expansion into
-/// disjunctive form: an OR needs a plan for every branch, an AND takes its term of the
-/// lowest [`cost`]): `(a = 1 AND x > 2) OR (b = 5 AND x < 1)` gives `a ∈ {1}`, `b ∈ {5}`.
-/// `None` when some branch has no equality to index.
-pub(super) fn branch_plans(e: &Expr) -> Option<Vec<IndexPlan>> {
-    if let Some(plan) = indexable(e) {
-        return Some(vec![plan]);
+/// Plans that every matching row hits one key or view of, through ORs and ANDs (no
+/// expansion into disjunctive form: an OR needs a plan for every branch, an AND takes its
+/// term of the lowest cost): `(a = 1 AND x > 2) OR (b = 5 AND x < 1)` gives `a ∈ {1}`, `b ∈
+/// {5}`. `None` when some branch has no equality or positive subquery to plan on.
+pub(super) fn branch_plans(e: &Expr) -> Option<Plans> {
+    if let Some(plans) = Plans::of_conjunct(e) {
+        return Some(plans);
     }
     match e {
         Expr::Or(alternatives) => {
-            let mut plans = Vec::new();
+            let mut plans = Plans::default();
             for a in alternatives {
-                plans.extend(branch_plans(a)?);
+                let p = branch_plans(a)?;
+                plans.keys.extend(p.keys);
+                for v in p.views {
+                    if !plans.views.contains(&v) {
+                        plans.views.push(v);
+                    }
+                }
             }
             Some(plans)
         }
         Expr::And(terms) => terms
             .iter()
             .filter_map(branch_plans)
-            .min_by_key(|plans| cost(plans)),
+            .min_by_key(Plans::cost),
         _ => None,
     }
 }

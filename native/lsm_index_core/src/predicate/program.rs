@@ -3,6 +3,7 @@
 
 use super::array::any_all;
 use super::eval::{compare, eval, ilike_lowered, like, Truth};
+use super::membership::{occurrence, Membership};
 use super::{ArrayOp, CmpOp, EvalError, Expr, Value};
 
 /// One instruction of the residual program (postfix: operands first).
@@ -68,6 +69,17 @@ pub enum Op {
         /// Index into the constant pool (`None`: the value was NULL).
         constant: Option<u32>,
     },
+    /// Push `row[column_lists[columns]] [NOT] IN (subquery position)`, the subquery's result
+    /// probed through the [`Membership`] given to [`Program::run_with`] (an evaluation error
+    /// under [`Program::run`]).
+    InView {
+        /// Index into the column-list pool: the tested columns.
+        columns: u32,
+        /// The subquery's position.
+        position: u32,
+        /// `NOT IN`.
+        negated: bool,
+    },
     /// Push `exprs[expr]` evaluated by the reference evaluator (a condition over
     /// expressions: `lower(s) = 'x'`, `a + 1 > b`).
     Eval(u32),
@@ -108,6 +120,8 @@ pub struct Program {
     pub patterns: Vec<String>,
     /// Conditions over expressions.
     pub exprs: Vec<Expr>,
+    /// Columns tested against subqueries.
+    pub column_lists: Vec<Vec<u32>>,
 }
 
 /// The machine's stack: inline for the usual shallow programs (no allocation per run).
@@ -141,6 +155,30 @@ impl Program {
     /// evaluation error anywhere makes the whole answer that error (the router then routes
     /// the row to the shape: it could match).
     pub fn run(&self, row: &[Option<Value>], stack: &mut Stack) -> Truth {
+        self.exec(row, stack, None)
+    }
+
+    /// [`Program::run`] with the results of the shape's subqueries given by `views`.
+    pub fn run_with(
+        &self,
+        row: &[Option<Value>],
+        stack: &mut Stack,
+        views: &mut dyn Membership,
+    ) -> Truth {
+        self.exec(row, stack, Some(views))
+    }
+
+    /// Whether it tests a subquery (it needs [`Program::run_with`]).
+    pub fn has_views(&self) -> bool {
+        self.ops.iter().any(|op| matches!(op, Op::InView { .. }))
+    }
+
+    fn exec(
+        &self,
+        row: &[Option<Value>],
+        stack: &mut Stack,
+        mut views: Option<&mut dyn Membership>,
+    ) -> Truth {
         stack.clear();
         let mut error = EvalError::Overflow;
         let value = |c: u32| row.get(c as usize).and_then(|v| v.as_ref());
@@ -211,6 +249,21 @@ impl Program {
                         u8::from(hit != *negated)
                     }
                     _ => UNKNOWN,
+                },
+                Op::InView {
+                    columns,
+                    position,
+                    negated,
+                } => match views.as_deref_mut() {
+                    Some(views) => {
+                        let columns = self.column_lists[*columns as usize].iter();
+                        let columns = columns.map(|&c| c as usize);
+                        tri(occurrence(row, columns, *position, *negated, views))
+                    }
+                    None => {
+                        error = EvalError::NoView;
+                        ERROR
+                    }
                 },
                 Op::Eval(i) => match eval(&self.exprs[*i as usize], row) {
                     Ok(b) => tri(b),

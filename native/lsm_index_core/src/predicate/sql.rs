@@ -5,17 +5,34 @@
 use super::{CmpOp, ColumnType, Expr, Func, Scalar, Value};
 
 /// `expr` as SQL over `columns` (identifiers double-quoted, literals typed).
+/// A subquery is written `(subquery n)`, readable but not SQL: see [`to_sql_in`].
 pub fn to_sql(expr: &Expr, columns: &[(String, ColumnType)]) -> String {
+    to_sql_in(expr, columns, &|p| format!("subquery {p}"))
+}
+
+/// [`to_sql`] with the text of each subquery by position (a `SELECT …`).
+pub fn to_sql_in(
+    expr: &Expr,
+    columns: &[(String, ColumnType)],
+    subquery: &dyn Fn(u32) -> String,
+) -> String {
     let mut out = String::new();
-    Writer { columns }.expr(expr, &mut out);
+    Writer { columns, subquery }.expr(expr, &mut out);
     out
+}
+
+/// `name` as a double-quoted SQL identifier.
+pub fn quote_identifier(name: &str) -> String {
+    quote(name, '"')
 }
 
 struct Writer<'a> {
     columns: &'a [(String, ColumnType)],
+    subquery: &'a dyn Fn(u32) -> String,
 }
 
-fn op_text(op: CmpOp) -> &'static str {
+/// An operator's SQL text.
+pub(crate) fn op_text(op: CmpOp) -> &'static str {
     match op {
         CmpOp::Eq => "=",
         CmpOp::Ne => "<>",
@@ -171,6 +188,19 @@ impl Writer<'_> {
                         Some(false) => "FALSE",
                         None => "UNKNOWN",
                     }
+                ));
+            }
+            Expr::InSubquery {
+                columns,
+                position,
+                negated,
+            } => {
+                let names: Vec<String> = columns.iter().map(|c| self.column(*c)).collect();
+                out.push_str(&format!(
+                    "({}) {}IN ({})",
+                    names.join(", "),
+                    if *negated { "NOT " } else { "" },
+                    (self.subquery)(*position)
                 ));
             }
             Expr::Not(inner) => {

@@ -51,6 +51,15 @@ pub(super) enum Node {
         list: Vec<Spanned>,
         negated: bool,
     },
+    /// `left [NOT] IN (SELECT …)`, `left = ANY (SELECT …)`, `left <> ALL (SELECT …)`: the
+    /// clause's subquery `position` (`left`: a value or a [`Node::Row`]).
+    Subquery {
+        left: Box<Spanned>,
+        position: u32,
+        negated: bool,
+    },
+    /// `(a, b, …)`: a row of values (only before `IN (SELECT …)`).
+    Row(Vec<Spanned>),
     Like {
         expr: Box<Spanned>,
         pattern: Box<Spanned>,
@@ -150,12 +159,16 @@ impl Parser<'_> {
         let Some(Token::Op(op)) = self.peek().cloned() else {
             return Ok(left);
         };
+        let op_at = self.position();
         self.at += 1;
         let at = left.at;
         if let Some(all) = self.quantifier() {
             // `op ANY | SOME | ALL (array)`
             self.at += 2;
             let depth = self.deeper(depth)?;
+            if self.keyword("select") {
+                return self.quantified_subquery(left, (op_at, cmp_op(op)), all, depth);
+            }
             let array = self.or(depth)?;
             self.close_paren()?;
             let (left, array) = (Box::new(left), Box::new(array));
@@ -211,6 +224,18 @@ impl Parser<'_> {
                 return Err(self.expected("'(' after IN"));
             }
             let depth = self.deeper(depth)?;
+            if self.keyword("select") {
+                let position = self.select(depth)?;
+                self.close_paren()?;
+                return Ok(spanned(
+                    at,
+                    Node::Subquery {
+                        left: expr,
+                        position,
+                        negated,
+                    },
+                ));
+            }
             let mut list = Vec::new();
             loop {
                 list.push(self.concat_level(depth)?);
@@ -271,7 +296,7 @@ impl Parser<'_> {
     }
 }
 
-fn cmp_op(op: &str) -> CmpOp {
+pub(super) fn cmp_op(op: &str) -> CmpOp {
     match op {
         "=" => CmpOp::Eq,
         "<>" => CmpOp::Ne,

@@ -58,6 +58,11 @@ impl Parser<'_> {
                 }
                 self.in_exprs(&expr, &list, negated)
             }
+            Node::Subquery {
+                left,
+                position,
+                negated,
+            } => self.in_subquery(&left, position, negated, at),
             Node::Like {
                 expr,
                 pattern,
@@ -311,6 +316,7 @@ fn is_condition(n: &Node) -> bool {
             | Node::ArrayOp(..)
             | Node::AnyAll { .. }
             | Node::In { .. }
+            | Node::Subquery { .. }
             | Node::Like { .. }
             | Node::Between { .. }
             | Node::IsNull(..)

@@ -23,14 +23,19 @@ mod fold;
 mod grammar;
 mod literal;
 mod lower;
+mod names;
 mod numeric;
 mod operand;
 mod scalar;
+mod select;
+mod subquery;
 mod tail;
 
 use super::lexer::{error, tokens, Token};
+use super::subquery::{Parsed, SubqueryDef, Tables};
 use super::{CaseFolding, ColumnType, Expr, MAX_DEPTH, MAX_SQL_BYTES};
 use crate::error::Result;
+use std::cell::{Cell, RefCell};
 
 /// Parses the WHERE clause `sql` of a table whose columns are `columns` (name, type), in
 /// order: a column in the result is its index there. Unknown columns, literals that are not
@@ -51,48 +56,60 @@ pub fn parse_with(
 }
 
 /// [`parse_with`] for a database whose `LC_CTYPE` folds case as `folding` says (`lower`,
-/// `upper`, `ILIKE`).
+/// `upper`, `ILIKE`). A subquery is refused: it needs the tables ([`parse_with_tables`]).
 pub fn parse_in(
     sql: &str,
     columns: &[(String, ColumnType)],
     params: &[Option<String>],
     folding: CaseFolding,
 ) -> Result<Expr> {
+    let tokens = lex(sql)?;
+    let subqueries = RefCell::new(Vec::new());
+    let p = Parser::new(&tokens, sql.len(), columns, params, folding, &subqueries);
+    p.clause()
+}
+
+/// Parses the WHERE clause `sql` of table `table` of `tables` (see [`parse_in`]), where a
+/// condition may test a subquery over any of `tables` (see [`super::subquery`]).
+pub fn parse_with_tables(
+    sql: &str,
+    table: u32,
+    tables: &dyn Tables,
+    params: &[Option<String>],
+    folding: CaseFolding,
+) -> Result<Parsed> {
+    let (Some(columns), Some((schema, name))) = (tables.columns(table), tables.name(table)) else {
+        return Err(error(
+            0,
+            &format!("a table of the router, found table number {table}"),
+        ));
+    };
+    let tokens = lex(sql)?;
+    let subqueries = RefCell::new(Vec::new());
+    let mut p = Parser::new(&tokens, sql.len(), columns, params, folding, &subqueries);
+    p.scope = Some(names::Scope::table(tables, schema, name, None, columns));
+    let expr = p.clause()?;
+    let subqueries = subqueries
+        .into_inner()
+        .into_iter()
+        .collect::<Option<Vec<SubqueryDef>>>()
+        .ok_or_else(|| error(0, "a complete subquery"))?;
+    Ok(Parsed { expr, subqueries })
+}
+
+/// The tokens of `sql`, its length checked.
+fn lex(sql: &str) -> Result<Vec<(usize, Token)>> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(error(
             MAX_SQL_BYTES,
             &format!("a WHERE clause of at most {MAX_SQL_BYTES} bytes"),
         ));
     }
-    let mut p = Parser {
-        tokens: tokens(sql)?,
-        at: 0,
-        end: sql.len(),
-        columns,
-        params,
-        folding,
-        skipped: std::cell::Cell::new(0),
-        stood_in: std::cell::Cell::new(0),
-    };
-    if p.peek().is_none() {
-        return Err(p.expected("a condition"));
-    }
-    let tree = p.or(0)?;
-    match p.peek() {
-        None => p.condition(tree),
-        Some(Token::Word(w)) if operand::unsupported(w).is_some() => Err(error(
-            p.position(),
-            &format!(
-                "a construct the engine supports: {} is not supported yet",
-                operand::unsupported(w).unwrap_or_default()
-            ),
-        )),
-        Some(_) => Err(p.expected("AND, OR or the end of the clause")),
-    }
+    tokens(sql)
 }
 
 struct Parser<'a> {
-    tokens: Vec<(usize, Token)>,
+    tokens: &'a [(usize, Token)],
     at: usize,
     end: usize,
     columns: &'a [(String, ColumnType)],
@@ -100,9 +117,63 @@ struct Parser<'a> {
     folding: CaseFolding,
     /// How many enclosing parts of the clause PostgreSQL's constant folding never reaches
     /// (see `fold`): inside one, a planning-time error is not raised.
-    skipped: std::cell::Cell<u32>,
+    skipped: Cell<u32>,
     /// How many values a stand-in replaced there (see `fold`).
-    stood_in: std::cell::Cell<u32>,
+    stood_in: Cell<u32>,
+    /// The table the clause is over and its router's tables (`None`: a single table, no
+    /// subqueries), with the tables of the enclosing queries (see `names`).
+    scope: Option<names::Scope<'a>>,
+    /// The clause's subqueries by position (`None` while one is being read).
+    subqueries: &'a RefCell<Vec<Option<SubqueryDef>>>,
+    /// The subquery whose WHERE this is (`None`: the shape's own clause), and its level.
+    parent: Option<(u32, usize)>,
+}
+
+impl<'a> Parser<'a> {
+    fn new(
+        tokens: &'a [(usize, Token)],
+        end: usize,
+        columns: &'a [(String, ColumnType)],
+        params: &'a [Option<String>],
+        folding: CaseFolding,
+        subqueries: &'a RefCell<Vec<Option<SubqueryDef>>>,
+    ) -> Parser<'a> {
+        Parser {
+            tokens,
+            at: 0,
+            end,
+            columns,
+            params,
+            folding,
+            skipped: Cell::new(0),
+            stood_in: Cell::new(0),
+            scope: None,
+            subqueries,
+            parent: None,
+        }
+    }
+
+    /// The whole clause: a condition, then the end.
+    fn clause(mut self) -> Result<Expr> {
+        if self.peek().is_none() {
+            return Err(self.expected("a condition"));
+        }
+        let tree = self.or(0)?;
+        match self.peek() {
+            None => {
+                subquery::mark(&tree, self.subqueries)?;
+                self.condition(tree)
+            }
+            Some(Token::Word(w)) if operand::unsupported(w).is_some() => Err(error(
+                self.position(),
+                &format!(
+                    "a construct the engine supports: {} is not supported yet",
+                    operand::unsupported(w).unwrap_or_default()
+                ),
+            )),
+            Some(_) => Err(self.expected("AND, OR or the end of the clause")),
+        }
+    }
 }
 
 impl Parser<'_> {
@@ -168,6 +239,7 @@ fn describe(t: &Token) -> String {
         Token::Cast => "'::'".into(),
         Token::Arith(op) => format!("'{op}'"),
         Token::Param(n) => format!("${n}"),
+        Token::Dot => "'.'".into(),
     }
 }
 

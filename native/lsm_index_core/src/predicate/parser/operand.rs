@@ -234,9 +234,26 @@ impl Parser<'_> {
             },
             Some(Token::LParen) => {
                 let depth = self.deeper(depth)?;
+                if self.keyword("select") {
+                    return Err(error(
+                        at,
+                        "a construct the engine supports: a scalar subquery (SELECT …) is not \
+                         supported: write col IN (SELECT …)",
+                    ));
+                }
                 let e = self.or(depth)?;
+                if self.peek() != Some(&Token::Comma) {
+                    self.close_paren()?;
+                    return Ok(e);
+                }
+                // a row: `(a, b)`
+                let mut items = vec![e];
+                while self.peek() == Some(&Token::Comma) {
+                    self.at += 1;
+                    items.push(self.or(depth)?);
+                }
                 self.close_paren()?;
-                Ok(e)
+                Ok(spanned(at, Node::Row(items)))
             }
             Some(Token::Word(w)) if w == "true" => lit(Raw::Bool(true)),
             Some(Token::Word(w)) if w == "false" => lit(Raw::Bool(false)),
@@ -273,6 +290,13 @@ impl Parser<'_> {
                 }
                 Ok(spanned(at, Node::Array(items)))
             }
+            Some(Token::Word(w)) if w == "exists" && self.peek() == Some(&Token::LParen) => {
+                Err(error(
+                    at,
+                    "a construct the engine supports: EXISTS (a subquery) is not supported: \
+                     write col IN (SELECT …)",
+                ))
+            }
             Some(Token::Word(w)) if self.unsupported_ahead(&w).is_some() => Err(error(
                 at,
                 &format!(
@@ -307,8 +331,8 @@ impl Parser<'_> {
                 self.close_paren()?;
                 Ok(spanned(at, Node::Call(func, args)))
             }
-            Some(Token::Word(w)) if !is_reserved(&w) => self.column_named(at, w),
-            Some(Token::Quoted(q)) => self.column_named(at, q),
+            Some(Token::Word(w)) if !is_reserved(&w) => self.column_ref(at, w),
+            Some(Token::Quoted(q)) => self.column_ref(at, q),
             _ => {
                 self.at -= 1;
                 Err(self.expected("a literal, a column, a function call, '(' or a condition"))
@@ -324,20 +348,6 @@ impl Parser<'_> {
                 Err(self.expected("')'"))
             }
         }
-    }
-
-    fn column_named(&self, at: usize, name: String) -> Result<Spanned> {
-        let c = self
-            .columns
-            .iter()
-            .position(|(c, _)| *c == name)
-            .ok_or_else(|| {
-                error(
-                    at,
-                    &format!("a column of the table, found unknown column {name:?}"),
-                )
-            })?;
-        Ok(spanned(at, Node::Column(c)))
     }
 }
 
@@ -372,7 +382,7 @@ impl Parser<'_> {
 }
 
 /// Words that cannot be unquoted column names.
-fn is_reserved(w: &str) -> bool {
+pub(super) fn is_reserved(w: &str) -> bool {
     matches!(
         w,
         "and"

@@ -119,6 +119,13 @@ impl Parser<'_> {
                 let s = Scalar::Concat(Box::new(as_text(a)), Box::new(as_text(b)));
                 self.fold(s, ColumnType::Text, at)?
             }
+            Node::Row(_) => {
+                return Err(error(
+                    at,
+                    "a construct the engine supports: a row (a, b) is only tested by \
+                     IN (SELECT …)",
+                ))
+            }
             // a condition as a boolean value (a constant as the planner folds it)
             _ => {
                 let e = self.condition(n.clone())?;
