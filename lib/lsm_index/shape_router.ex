@@ -297,7 +297,8 @@ defmodule LsmIndex.ShapeRouter do
   overflow or a division by zero: the change was routed to the shape, as it could match),
   `shapes_indexed`, `shapes_scanned`, and why those are scanned: `scanned_no_equality` (no
   equality on a column or on `lower`/`upper` of one), `scanned_or_branch_without_equality`
-  (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...); plus `tenant` and
+  (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...),
+  `scanned_negated_subquery` (a `NOT IN (SELECT …)` and nothing to index); plus `tenant` and
   `table`.
 
   Two kinds: `shapes_indexed`, `shapes_scanned` and the `scanned_*` reasons count the shapes

@@ -190,7 +190,7 @@ fn replacing_removing_and_truncating() {
         ShapeCounts {
             indexed: 1,
             scanned: 1,
-            scanned_because: [1, 0, 0],
+            scanned_because: [1, 0, 0, 0],
         }
     );
     r.route(&Change::Insert(&c), &mut out).unwrap();
@@ -292,7 +292,7 @@ fn a_persistent_router_reopens_with_its_shapes() {
         ShapeCounts {
             indexed: 2,
             scanned: 1,
-            scanned_because: [1, 0, 0],
+            scanned_because: [1, 0, 0, 0],
         }
     );
     drop(r);
@@ -410,7 +410,7 @@ fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
         ShapeCounts {
             indexed: 69_999,
             scanned: 1,
-            scanned_because: [1, 0, 0],
+            scanned_because: [1, 0, 0, 0],
         }
     );
     let mut out = Vec::new();
@@ -448,7 +448,7 @@ fn lower_and_upper_equalities_are_indexed_and_errors_route() {
         ShapeCounts {
             indexed: 3,
             scanned: 3,
-            scanned_because: [1, 1, 1],
+            scanned_because: [1, 1, 1, 0],
         }
     );
     let cases: [Case; 5] = [
@@ -494,7 +494,7 @@ fn or_branches_are_indexed_under_every_branch() {
         ShapeCounts {
             indexed: 3,
             scanned: 1,
-            scanned_because: [0, 1, 0],
+            scanned_because: [0, 1, 0, 0],
         }
     );
     let cases: [Case; 6] = [

@@ -366,7 +366,7 @@ fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Ter
 pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> {
     let m = router.metrics();
     let counts = router.shape_counts();
-    let ints: [(&str, u64); 15] = [
+    let ints: [(&str, u64); 16] = [
         ("changes_routed", m.changes),
         ("p50_route_ns", m.p50_route_ns),
         ("p99_route_ns", m.p99_route_ns),
@@ -390,6 +390,10 @@ pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> 
         (
             "scanned_constant",
             counts.scanned_because[ScanReason::Constant.index()] as u64,
+        ),
+        (
+            "scanned_negated_subquery",
+            counts.scanned_because[ScanReason::NegatedSubquery.index()] as u64,
         ),
     ];
     let floats: [(&str, f64); 4] = [

@@ -85,7 +85,7 @@ pub struct ShapeCounts {
     /// Evaluated on every change.
     pub scanned: usize,
     /// The scanned ones by why, in the order of [`ScanReason::ALL`].
-    pub scanned_because: [usize; 3],
+    pub scanned_because: [usize; ScanReason::ALL.len()],
 }
 
 /// A table's columns (name, type) in row order, shared by the state and the writers that

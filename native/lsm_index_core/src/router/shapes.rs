@@ -108,7 +108,7 @@ pub(super) struct State {
     /// many shapes are: a route probes only these.
     pub(super) indexed_on: Vec<(usize, usize)>,
     /// Scanned shapes by why, in the order of [`ScanReason::ALL`].
-    pub(super) scanned_because: [usize; 3],
+    pub(super) scanned_because: [usize; ScanReason::ALL.len()],
     /// The presence filter over the indexed shapes' keys.
     pub(super) presence: LiveKeys,
 }
@@ -123,7 +123,7 @@ impl State {
             refs: Vec::new(),
             referenced: Vec::new(),
             indexed_on: Vec::new(),
-            scanned_because: [0; 3],
+            scanned_because: [0; ScanReason::ALL.len()],
             presence: LiveKeys::default(),
         }
     }
