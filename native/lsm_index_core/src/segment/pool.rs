@@ -84,73 +84,70 @@ pub fn write_list(out: &mut Vec<u8>, handles: &[u32]) {
     }
 }
 
+/// Walks the list at `offset`, handing each handle to `visit` in order until it answers
+/// `true`: `Some(whether it stopped early)`, `None` for corrupt bytes (truncation,
+/// non-increasing handles, overflow).
+#[inline]
+fn walk(pool: &[u8], offset: usize, mut visit: impl FnMut(u32) -> bool) -> Option<bool> {
+    let mut pos = offset;
+    let count = read_varint(pool, &mut pos)?;
+    // Each handle takes at least one byte: refuse counts the pool cannot hold.
+    if count as usize > pool.len().saturating_sub(pos) {
+        return None;
+    }
+    let mut prev: u32 = 0;
+    for i in 0..count {
+        let d = read_varint(pool, &mut pos)?;
+        let h = if i == 0 {
+            d
+        } else if d == 0 {
+            return None;
+        } else {
+            prev.checked_add(d)?
+        };
+        if visit(h) {
+            return Some(true);
+        }
+        prev = h;
+    }
+    Some(false)
+}
+
+/// The error of a corrupt list at `offset`.
+fn corrupt(offset: usize) -> Error {
+    Error::Corrupt {
+        file: FileKind::Segment,
+        what: "segment pool".into(),
+        detail: format!("bad handle list at offset {offset}"),
+    }
+}
+
 /// Decodes the list at `offset`, appending its handles to `out`. Corrupt bytes (truncation,
 /// non-increasing handles, overflow) return `Err` and leave `out` as it was.
 pub fn read_list(pool: &[u8], offset: usize, out: &mut Vec<u32>) -> Result<()> {
     let start = out.len();
-    let ok = (|| {
-        let mut pos = offset;
-        let count = read_varint(pool, &mut pos)?;
-        // Each handle takes at least one byte: refuse counts the pool cannot hold.
-        if count as usize > pool.len().saturating_sub(pos) {
-            return None;
+    match walk(pool, offset, |h| {
+        out.push(h);
+        false
+    }) {
+        Some(_) => Ok(()),
+        None => {
+            out.truncate(start);
+            Err(corrupt(offset))
         }
-        let mut prev: u32 = 0;
-        for i in 0..count {
-            let d = read_varint(pool, &mut pos)?;
-            let h = if i == 0 {
-                d
-            } else if d == 0 {
-                return None;
-            } else {
-                prev.checked_add(d)?
-            };
-            out.push(h);
-            prev = h;
-        }
-        Some(())
-    })();
-    ok.ok_or_else(|| {
-        out.truncate(start);
-        Error::Corrupt {
-            file: FileKind::Segment,
-            what: "segment pool".into(),
-            detail: format!("bad handle list at offset {offset}"),
-        }
-    })
+    }
 }
 
 /// Whether the list at `offset` holds `handle`, decoding only up to it (no copy). Corrupt
 /// bytes read on the way return `Err`.
 pub fn list_holds(pool: &[u8], offset: usize, handle: u32) -> Result<bool> {
-    let found = (|| {
-        let mut pos = offset;
-        let count = read_varint(pool, &mut pos)?;
-        if count as usize > pool.len().saturating_sub(pos) {
-            return None;
-        }
-        let mut prev: u32 = 0;
-        for i in 0..count {
-            let d = read_varint(pool, &mut pos)?;
-            let h = if i == 0 {
-                d
-            } else if d == 0 {
-                return None;
-            } else {
-                prev.checked_add(d)?
-            };
-            if h >= handle {
-                return Some(h == handle);
-            }
-            prev = h;
-        }
-        Some(false)
-    })();
-    found.ok_or_else(|| Error::Corrupt {
-        file: FileKind::Segment,
-        what: "segment pool".into(),
-        detail: format!("bad handle list at offset {offset}"),
+    let mut found = false;
+    walk(pool, offset, |h| {
+        found = h == handle;
+        h >= handle
     })
+    .ok_or_else(|| corrupt(offset))?;
+    Ok(found)
 }
 
 /// Builds a pool, sharing one copy of each distinct list. Lists are recognised by their
