@@ -6,6 +6,7 @@ defmodule LsmIndex.ArraysTest do
 
   alias LsmIndex.{Filter, ShapeRouter, Where}
   alias LsmIndex.Filter.ColumnType
+  alias LsmIndex.Test.ShapeCases
 
   @mood {:enum, "mood", ["sad", "ok", "happy"]}
   @cols [
@@ -53,29 +54,9 @@ defmodule LsmIndex.ArraysTest do
     {"ARRAY[] = members", "empty array"}
   ]
 
-  defp router do
-    {:ok, r} = ShapeRouter.new("t", @table, @cols)
-
-    for {{sql, params, _, _}, i} <- Enum.with_index(@cases),
-        do: :ok = ShapeRouter.add_shape(r, i, sql, params: params)
-
-    r
-  end
-
-  defp filter(mode) do
-    Enum.reduce(Enum.with_index(@cases), Filter.new(index: mode), fn {{sql, params, _, _}, i},
-                                                                     f ->
-      Filter.add_shape(f, i, %{table: @table, columns: @cols, where: sql, params: params})
-    end)
-  end
-
-  # Every case's shape is affected by the records it matches and not by the others.
-  defp check(affected) do
-    for {{sql, _, yes, no}, i} <- Enum.with_index(@cases) do
-      for rec <- yes, do: assert(i in affected.(rec), "#{sql} on #{inspect(rec)}")
-      for rec <- no, do: refute(i in affected.(rec), "#{sql} on #{inspect(rec)}")
-    end
-  end
+  defp router, do: ShapeCases.router(@table, @cols, @cases)
+  defp filter(mode), do: ShapeCases.filter(mode, @table, @cols, @cases)
+  defp check(affected), do: ShapeCases.check(@cases, affected)
 
   describe "ShapeRouter" do
     test "routes array shapes as PostgreSQL answers them" do
@@ -85,10 +66,7 @@ defmodule LsmIndex.ArraysTest do
       old = %{"tags" => "{urgent}"}
       assert 0 in ShapeRouter.route(r, {:update, old, %{"tags" => "{}"}})
 
-      for {sql, why} <- @refused do
-        assert {:error, {:invalid_where, _, message}} = ShapeRouter.add_shape(r, 99, sql)
-        assert message =~ why, "#{sql}: #{message}"
-      end
+      ShapeCases.assert_router_refuses(r, @refused)
     end
 
     test "owner = ANY(constant) is an IN list; @>, && and = ANY(col) are indexed by element" do
@@ -126,13 +104,7 @@ defmodule LsmIndex.ArraysTest do
         f = filter(mode)
         check(&Filter.affected_shapes(f, {:insert, @table, &1}))
 
-        for {sql, why} <- @refused do
-          shape = %{table: @table, columns: @cols, where: sql}
-
-          assert_raise ArgumentError, ~r/#{Regex.escape(why)}/, fn ->
-            Filter.add_shape(f, 99, shape)
-          end
-        end
+        ShapeCases.assert_filter_refuses(f, @table, @cols, @refused)
       end
 
       test "an array value that does not parse routes conservatively", %{mode: mode} do

@@ -6,6 +6,7 @@ defmodule LsmIndex.LanguageCornersTest do
 
   alias LsmIndex.{Filter, ShapeRouter, Where}
   alias LsmIndex.Filter.ColumnType
+  alias LsmIndex.Test.ShapeCases
 
   @mood {:enum, "mood", ["sad", "ok", "happy"]}
   @cols [
@@ -58,38 +59,19 @@ defmodule LsmIndex.LanguageCornersTest do
     {"false AND i4 = 'abc'", "expected a value of its type"}
   ]
 
-  defp filter(mode) do
-    Enum.reduce(Enum.with_index(@cases), Filter.new(index: mode), fn {{sql, _, _}, i}, f ->
-      Filter.add_shape(f, i, %{table: @table, columns: @cols, where: sql})
-    end)
-  end
+  # the shared case runner takes {sql, params, yes, no}: these cases have no parameters
+  @with_params for {sql, yes, no} <- @cases, do: {sql, [], yes, no}
 
-  defp router(opts \\ []) do
-    {:ok, r} = ShapeRouter.new("t", @table, @cols, opts)
-
-    for {{sql, _, _}, i} <- Enum.with_index(@cases),
-        do: :ok = ShapeRouter.add_shape(r, i, sql)
-
-    r
-  end
-
-  # Every case's shape is affected by the records it matches and not by the others.
-  defp check(affected) do
-    for {{sql, yes, no}, i} <- Enum.with_index(@cases) do
-      for rec <- yes, do: assert(i in affected.(rec), "#{sql} on #{inspect(rec)}")
-      for rec <- no, do: refute(i in affected.(rec), "#{sql} on #{inspect(rec)}")
-    end
-  end
+  defp filter(mode), do: ShapeCases.filter(mode, @table, @cols, @with_params)
+  defp router(opts \\ []), do: ShapeCases.router(@table, @cols, @with_params, opts)
+  defp check(affected), do: ShapeCases.check(@with_params, affected)
 
   describe "ShapeRouter" do
     test "routes typed literals, named enums and lazily folded constants" do
       r = router()
       check(&ShapeRouter.route(r, {:insert, &1}))
 
-      for {sql, why} <- @refused do
-        assert {:error, {:invalid_where, _, message}} = ShapeRouter.add_shape(r, 99, sql)
-        assert message =~ why, "#{sql}: #{message}"
-      end
+      ShapeCases.assert_router_refuses(r, @refused)
     end
 
     @tag :tmp_dir
@@ -120,13 +102,7 @@ defmodule LsmIndex.LanguageCornersTest do
         f = filter(mode)
         check(&Filter.affected_shapes(f, {:insert, @table, &1}))
 
-        for {sql, why} <- @refused do
-          shape = %{table: @table, columns: @cols, where: sql}
-
-          assert_raise ArgumentError, ~r/#{Regex.escape(why)}/, fn ->
-            Filter.add_shape(f, 99, shape)
-          end
-        end
+        ShapeCases.assert_filter_refuses(f, @table, @cols, @refused)
       end
 
       test "a cast names an enum of a column the clause does not read", %{mode: mode} do

@@ -3,9 +3,10 @@
 //! and cells (NULLs, unparseable text).
 #![allow(dead_code)]
 
-use lsm_index_core::predicate::ColumnType;
+use lsm_index_core::predicate::{compile::compile, eval, ColumnType, Expr, Value};
 use rand::rngs::StdRng;
 use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// The table's columns.
 pub fn columns() -> Vec<(String, ColumnType)> {
@@ -115,4 +116,44 @@ pub fn cell(rng: &mut StdRng, column: usize) -> Option<String> {
         5 => UUIDS[rng.gen_range(0..2)].to_lowercase(),
         _ => ["abc", "xzy", "a%", "xyb"][rng.gen_range(0..4)].into(),
     })
+}
+
+/// A row as text cells, one per column (`None`: NULL).
+pub type Rec = Vec<Option<String>>;
+
+/// The brute-force reference of the router tests: every shape's parsed WHERE evaluated on
+/// every row (of a table with `cols`); a shape is affected when it is true or fails to
+/// evaluate, or reads a column whose text did not parse (the router's conservative rule).
+pub fn reference(
+    cols: &[(String, ColumnType)],
+    shapes: &BTreeMap<u32, Expr>,
+    rows: &[&Rec],
+) -> Vec<u32> {
+    let mut hit = BTreeSet::new();
+    for rec in rows {
+        let mut bad = vec![false; cols.len()];
+        let values: Vec<Option<Value>> = rec
+            .iter()
+            .zip(cols)
+            .enumerate()
+            .map(|(c, (text, (_, ty)))| {
+                let v = text.as_ref().and_then(|t| ty.parse(t));
+                bad[c] = text.is_some() && v.is_none();
+                v
+            })
+            .collect();
+        for (&id, expr) in shapes {
+            let refers_bad = compile(expr)
+                .mask
+                .iter()
+                .enumerate()
+                .any(|(w, bits)| (0..64).any(|b| bits & (1 << b) != 0 && bad[w * 64 + b]));
+            if refers_bad
+                || eval(expr, &values) != Ok(Some(false)) && eval(expr, &values) != Ok(None)
+            {
+                hit.insert(id);
+            }
+        }
+    }
+    hit.into_iter().collect()
 }
