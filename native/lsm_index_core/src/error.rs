@@ -206,6 +206,23 @@ pub enum Error {
         /// What was inconsistent.
         reason: String,
     },
+    /// A shape's snapshot of one of its subqueries is unusable (a value that does not parse
+    /// for its column, a row of the wrong width, a list for each subquery missing).
+    InvalidSeed {
+        /// The subquery's position in the shape's WHERE (textual order).
+        position: u32,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A change of a table some subquery reads holds a value that does not parse for its
+    /// column: the views cannot be counted, so nothing of the change was applied (the declared
+    /// types are wrong).
+    Unparseable {
+        /// The table's number.
+        table: u32,
+        /// The column.
+        column: String,
+    },
     /// A non-blocking (`try_*`) write would have had to wait for I/O; nothing was written.
     /// Retry it as a blocking write (off a BEAM normal scheduler).
     WouldBlock {
@@ -224,6 +241,13 @@ impl fmt::Display for Error {
                 write!(f, "invalid option {option}: {reason}")
             }
             Error::InvalidView { view, reason } => write!(f, "subquery view {view}: {reason}"),
+            Error::InvalidSeed { position, reason } => {
+                write!(f, "the values of subquery {position}: {reason}")
+            }
+            Error::Unparseable { table, column } => write!(
+                f,
+                "table {table}: a value of column {column:?} that a subquery reads does not parse"
+            ),
             Error::InvalidColumns { reason } => write!(f, "invalid table columns: {reason}"),
             Error::ColumnTypeConflict { column, had, got } => {
                 write!(f, "column {column:?} is {had} in other shapes, not {got}")

@@ -395,6 +395,10 @@ pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> 
             "scanned_negated_subquery",
             counts.scanned_because[ScanReason::NegatedSubquery.index()] as u64,
         ),
+        (
+            "scanned_stale_snapshot",
+            counts.scanned_because[ScanReason::StaleSnapshot.index()] as u64,
+        ),
     ];
     let floats: [(&str, f64); 4] = [
         ("mean_route_ns", m.mean_route_ns),

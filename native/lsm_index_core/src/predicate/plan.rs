@@ -125,15 +125,19 @@ pub enum ScanReason {
     Constant,
     /// A subquery tested by NOT IN (or under NOT) is in the way: `x NOT IN (SELECT …)`.
     NegatedSubquery,
+    /// Found only through a subquery's view, but its snapshot of that subquery held values
+    /// the shared view lacks (the view index cannot find it by them).
+    StaleSnapshot,
 }
 
 impl ScanReason {
     /// Every reason, in the order of [`ScanReason::index`].
-    pub const ALL: [ScanReason; 4] = [
+    pub const ALL: [ScanReason; 5] = [
         ScanReason::NoEquality,
         ScanReason::BranchWithoutEquality,
         ScanReason::Constant,
         ScanReason::NegatedSubquery,
+        ScanReason::StaleSnapshot,
     ];
 
     /// Its name in metrics.
@@ -143,6 +147,7 @@ impl ScanReason {
             ScanReason::BranchWithoutEquality => "or_branch_without_equality",
             ScanReason::Constant => "constant",
             ScanReason::NegatedSubquery => "negated_subquery",
+            ScanReason::StaleSnapshot => "stale_snapshot",
         }
     }
 

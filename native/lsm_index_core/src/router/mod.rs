@@ -33,6 +33,7 @@
 mod bits;
 pub mod catalog;
 pub mod ids;
+mod inner;
 mod metrics;
 mod presence;
 mod route;
@@ -40,6 +41,8 @@ mod row;
 mod schema;
 pub mod set;
 mod shapes;
+mod subqueries;
+mod view_slots;
 pub mod views;
 
 use crate::index::{Config, Index, Listener};
@@ -57,6 +60,7 @@ use shapes::State;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
+pub use subqueries::{Moved, SeedText, SeededShape, ValueText};
 
 /// Shapes compiled (in parallel) and written per batch when a catalog is replayed.
 const REPLAY_CHUNK: usize = 65_536;
@@ -111,6 +115,8 @@ pub struct Router {
     persistent: bool,
     /// Whether shapes may add columns to the table ([`Router::new_open`]).
     open_schema: bool,
+    /// A view router's (see `inner`): an evaluation error is no match, not a match.
+    strict: bool,
     /// The view of the table the last shape was compiled against (open schema: `schema`).
     views: Mutex<Option<Box<schema::View>>>,
     closed: AtomicBool,
@@ -158,6 +164,7 @@ impl Router {
             config: (config != Config::default()).then(|| Box::new(config)),
             state: RwLock::new(State::new(Columns::from(Vec::new()))),
             open_schema: true,
+            strict: false,
             views: Mutex::new(None),
             folding,
             writer: Mutex::new(()),

@@ -5,14 +5,17 @@
 
 use super::bits::{bit, intersects, set_bit, Bits};
 use super::metrics::Counts;
+use super::row::RowText;
 use super::row::{ParsedRow, ParsedRows};
 use super::shapes::{slot_key, Shape, SlotKey, State};
+use super::view_slots::ShapeViews;
+use super::views::Views;
 use super::{key_hasher, Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
 use crate::predicate::eval::compare;
-use crate::predicate::{ColumnType, Value};
-use crate::Result;
+use crate::predicate::{ColumnType, EvalError, Value};
+use crate::{Error, Result};
 use parking_lot::RwLockReadGuard;
 use smallvec::SmallVec;
 use std::cmp::Ordering;
@@ -46,6 +49,10 @@ struct Scratch {
     folded: String,
     /// Metrics of this reader's routes, added to the router's when it is dropped.
     counts: Counts,
+    /// Views holding a value (a view plan's lookup).
+    views_found: Vec<u32>,
+    /// Shapes found through views.
+    view_candidates: Vec<u32>,
 }
 
 impl Reader<'_> {
@@ -73,12 +80,28 @@ impl Reader<'_> {
 
     /// Writes the sorted ids of the shapes `change` affects to `out` (cleared first).
     pub fn route(&mut self, change: &Change, out: &mut Vec<u32>) -> Result<()> {
+        self.route_with(change, out, None)
+    }
+
+    /// [`Reader::route`] of a router whose shapes may test subqueries: their results are
+    /// `views` (without them such a shape is routed every row it could match).
+    pub fn route_with(
+        &mut self,
+        change: &Change,
+        out: &mut Vec<u32>,
+        views: Option<&Views>,
+    ) -> Result<()> {
         self.router.check_open()?;
         let start = self.routed.is_multiple_of(TIMING_SAMPLE).then(Instant::now);
         self.routed = self.routed.wrapping_add(1);
-        let r = self
-            .router
-            .route_in(&self.state, change, out, &mut self.scratch, &mut self.rows);
+        let r = self.router.route_in(
+            &self.state,
+            change,
+            out,
+            &mut self.scratch,
+            &mut self.rows,
+            views,
+        );
         self.scratch.counts.changes += 1;
         if let Some(start) = start {
             let end = Instant::now();
@@ -89,6 +112,33 @@ impl Reader<'_> {
             self.last = Some(end);
         }
         r
+    }
+
+    /// A view router's route of one row: writes to `out` the views whose WHERE holds on
+    /// `text` and returns the row parsed (the projected columns are referenced). A cell some
+    /// view reads that does not parse is `Error::Unparseable` (naming table `table`); an
+    /// evaluation error is no match.
+    pub(super) fn route_strict(
+        &mut self,
+        table: u32,
+        text: &RowText,
+        out: &mut Vec<u32>,
+    ) -> Result<&ParsedRow> {
+        self.router.check_open()?;
+        out.clear();
+        let st = &self.state;
+        self.rows.old.parse(&st.columns, &st.referenced, text)?;
+        if let Some(&c) = st.referenced.iter().find(|&&c| bit(&self.rows.old.bad, c)) {
+            return Err(Error::Unparseable {
+                table,
+                column: st.columns[c].0.clone(),
+            });
+        }
+        self.router
+            .route_row(st, &self.rows.old, None, out, &mut self.scratch, None)?;
+        out.sort_unstable();
+        out.dedup();
+        Ok(&self.rows.old)
     }
 }
 
@@ -135,20 +185,21 @@ impl Router {
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
         rows: &mut ParsedRows,
+        views: Option<&Views>,
     ) -> Result<()> {
         out.clear();
         match change {
             Change::Truncate => out.extend(st.shapes.keys()),
             Change::Insert(text) | Change::Delete(text) => {
                 rows.old.parse(&st.columns, &st.referenced, text)?;
-                self.route_row(st, &rows.old, None, out, scratch)?;
+                self.route_row(st, &rows.old, None, out, scratch, views)?;
             }
             Change::Update(old, new) => {
                 rows.old.parse(&st.columns, &st.referenced, old)?;
                 rows.new.parse(&st.columns, &st.referenced, new)?;
                 let changed = changed_columns(&rows.old, &rows.new);
-                self.route_row(st, &rows.old, None, out, scratch)?;
-                self.route_row(st, &rows.new, Some(&changed), out, scratch)?;
+                self.route_row(st, &rows.old, None, out, scratch, views)?;
+                self.route_row(st, &rows.new, Some(&changed), out, scratch, views)?;
             }
         }
         out.sort_unstable();
@@ -159,6 +210,7 @@ impl Router {
     /// Adds the shapes `row` matches to `out`. `changed`: `row` is the new row of an update
     /// whose old row was routed already, with these columns changed; shapes reading none of
     /// them had the same answer on the old row and are skipped.
+    #[allow(clippy::too_many_arguments)]
     fn route_row(
         &self,
         st: &State,
@@ -166,7 +218,9 @@ impl Router {
         changed: Option<&[u64]>,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
+        views: Option<&Views>,
     ) -> Result<()> {
+        let strict = self.strict;
         let fresh = |shape: &Shape| changed.is_none_or(|ch| intersects(&shape.mask, ch));
         if row.bad.iter().any(|&w| w != 0) {
             scratch.counts.unparseable_rows += 1;
@@ -213,7 +267,7 @@ impl Router {
                     continue;
                 }
                 evaluations += 1;
-                if matches(shape, &row.values, scratch) {
+                if matches(id, shape, &row.values, scratch, views, strict) {
                     out.push(id);
                 }
             }
@@ -222,12 +276,34 @@ impl Router {
             }
         }
         scratch.candidates = saved;
+        if let Some(views) = views.filter(|_| !st.view_slots.is_empty()) {
+            let mut found = std::mem::take(&mut scratch.view_candidates);
+            found.clear();
+            st.view_slots
+                .candidates(views, &row.values, &mut scratch.views_found, &mut found)?;
+            found.sort_unstable();
+            found.dedup();
+            for &id in &found {
+                let Some(shape) = st.shapes.get(&id) else {
+                    continue;
+                };
+                candidates_seen += 1;
+                if !fresh(shape) {
+                    continue;
+                }
+                evaluations += 1;
+                if matches(id, shape, &row.values, scratch, Some(views), strict) {
+                    out.push(id);
+                }
+            }
+            scratch.view_candidates = found;
+        }
         for (id, shape) in &st.scanned {
             if !fresh(shape) {
                 continue;
             }
             evaluations += 1;
-            if matches(shape, &row.values, scratch) {
+            if matches(*id, shape, &row.values, scratch, views, strict) {
                 out.push(*id);
             }
         }
@@ -321,14 +397,39 @@ fn touch(shapes: &[(u32, &Shape)]) {
     }
 }
 
-/// Whether `shape` takes `row`: its residual is true, or cannot be evaluated on it (an
-/// error PostgreSQL would raise: the row could match, so it is routed; counted).
-fn matches(shape: &Shape, row: &[Option<Value>], scratch: &mut Scratch) -> bool {
-    match shape.residual.run(row, &mut scratch.stack) {
+/// Whether shape `id` takes `row`: its residual is true (its subqueries answered by
+/// `views`), or cannot be evaluated on it (an error PostgreSQL would raise: the row could
+/// match, so it is routed — unless `strict`, a view router's, where it is not; counted).
+fn matches(
+    id: u32,
+    shape: &Shape,
+    row: &[Option<Value>],
+    scratch: &mut Scratch,
+    views: Option<&Views>,
+    strict: bool,
+) -> bool {
+    let answer = match views.filter(|_| !shape.views.is_empty()) {
+        None => shape.residual.run(row, &mut scratch.stack),
+        Some(views) => {
+            let mut probe = ShapeViews {
+                views,
+                shape: id,
+                ids: &shape.views,
+                failed: false,
+            };
+            let answer = shape.residual.run_with(row, &mut scratch.stack, &mut probe);
+            if probe.failed {
+                Err(EvalError::NoView)
+            } else {
+                answer
+            }
+        }
+    };
+    match answer {
         Ok(answer) => answer == Some(true),
         Err(_) => {
             scratch.counts.evaluation_errors += 1;
-            true
+            !strict
         }
     }
 }

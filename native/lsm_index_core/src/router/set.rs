@@ -8,6 +8,7 @@
 //! to a change's path. Shape writes are serialised by the set's writer lock.
 
 use super::ids::{Names, ShapeName};
+use super::subqueries::Linked;
 use super::Router;
 use crate::index::Config;
 use crate::predicate::{CaseFolding, ColumnType};
@@ -20,12 +21,15 @@ pub type Tables = Arc<Vec<Arc<Router>>>;
 
 /// The routers of one filter's tables (see the module doc).
 pub struct RouterSet {
-    folding: CaseFolding,
+    pub(super) folding: CaseFolding,
     /// The configuration of each table's shape index.
-    config: Config,
+    pub(super) config: Config,
     writer: Mutex<()>,
     tables: RwLock<Tables>,
     names: RwLock<Names>,
+    /// A router over a tenant's tables (fixed columns, subqueries): its views (see
+    /// `subqueries`); `None` for a filter's set.
+    pub(super) linked: Option<Box<RwLock<Linked>>>,
 }
 
 /// A shape as a set adds it: its table, name, WHERE clause, parameter values and the columns
@@ -47,13 +51,24 @@ pub struct ShapeDef<'a> {
 impl RouterSet {
     /// An empty set whose tables fold case as `folding` says and index shapes with `config`.
     pub fn new(folding: CaseFolding, config: Config) -> Result<RouterSet> {
+        RouterSet::build(folding, config, Tables::default(), None)
+    }
+
+    /// A set of the given routers, with views when `linked`.
+    pub(super) fn build(
+        folding: CaseFolding,
+        config: Config,
+        tables: Tables,
+        linked: Option<Linked>,
+    ) -> Result<RouterSet> {
         config.validate()?;
         Ok(RouterSet {
             folding,
             config,
             writer: Mutex::new(()),
-            tables: RwLock::new(Tables::default()),
+            tables: RwLock::new(tables),
             names: RwLock::new(Names::default()),
+            linked: linked.map(|l| Box::new(RwLock::new(l))),
         })
     }
 
@@ -68,10 +83,20 @@ impl RouterSet {
         self.names.read()
     }
 
+    /// The interned shape names, for writing (under the writer lock).
+    pub(super) fn names_mut(&self) -> parking_lot::RwLockWriteGuard<'_, Names> {
+        self.names.write()
+    }
+
     /// Adds (or replaces) shape `def`; waits when the index is busy if `blocking`, else
     /// answers `WouldBlock` (nothing changed; retry blocking). A shape refused by its clause
     /// or columns changes nothing.
     pub fn add(&self, def: &ShapeDef<'_>, blocking: bool) -> Result<()> {
+        if self.linked.is_some() {
+            return Err(Error::InvalidColumns {
+                reason: "a router over declared tables adds shapes with add_seeded".into(),
+            });
+        }
         let _w = self.lock(blocking)?;
         let tables = self.tables();
         let router = self.table(&tables, def.table)?;
@@ -111,6 +136,11 @@ impl RouterSet {
         let Some(h) = self.names.read().find(name) else {
             return Ok(false);
         };
+        if self.linked.is_some() {
+            let removed = self.remove_linked(h, blocking)?;
+            self.forget_if_gone(&self.tables(), h);
+            return Ok(removed);
+        }
         let tables = self.tables();
         let Some(router) = tables.iter().find(|r| r.contains(h)) else {
             return Ok(false);
@@ -159,7 +189,7 @@ impl RouterSet {
         self.tables().iter().try_for_each(|r| r.wait_idle())
     }
 
-    fn lock(&self, blocking: bool) -> Result<MutexGuard<'_, ()>> {
+    pub(super) fn lock(&self, blocking: bool) -> Result<MutexGuard<'_, ()>> {
         if blocking {
             Ok(self.writer.lock())
         } else {
@@ -176,7 +206,7 @@ impl RouterSet {
         if let Some(r) = tables.get(t) {
             return Ok(r.clone());
         }
-        if t != tables.len() {
+        if t != tables.len() || self.linked.is_some() {
             return Err(Error::InvalidColumns {
                 reason: format!("table number {t} of a set of {} tables", tables.len()),
             });
@@ -189,7 +219,7 @@ impl RouterSet {
     }
 
     /// Releases handle `h`'s name when no table holds it (any more).
-    fn forget_if_gone(&self, tables: &Tables, h: u32) {
+    pub(super) fn forget_if_gone(&self, tables: &Tables, h: u32) {
         if !tables.iter().any(|r| r.contains(h)) {
             self.names.write().release(h);
         }

@@ -5,9 +5,11 @@
 use super::bits::columns_of;
 use super::catalog::{definition, split_definition};
 use super::presence::LiveKeys;
+use super::view_slots::ViewSlots;
+use super::views::ViewId;
 use super::{key_hasher, Columns, Router, ScanReason, ShapeCounts, MAX_COLUMNS};
 use crate::key::{column_key, ColumnKey};
-use crate::predicate::compile::{compile, Program};
+use crate::predicate::compile::{compile, Compiled, Program, ViewPlan};
 use crate::predicate::{parse_in, ColumnType, Func};
 use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
@@ -88,6 +90,17 @@ pub(super) struct Shape {
     pub(super) scan: Option<ScanReason>,
     /// Presence-filter hashes of its index keys (to rebuild the filter without the keys).
     pub(super) key_hashes: Box<[u64]>,
+    /// The view each of its subqueries reads, by position (empty: it has none).
+    pub(super) views: Box<[ViewId]>,
+    /// The subqueries it is found through (a row's value in their view): see `view_slots`.
+    pub(super) view_plans: Box<[ViewPlan]>,
+}
+
+impl Shape {
+    /// Whether it is evaluated on every change (found neither through keys nor views).
+    pub(super) fn is_scanned(&self) -> bool {
+        self.indexed.is_empty() && self.view_plans.is_empty()
+    }
 }
 
 /// The published shapes: what a route sees.
@@ -111,6 +124,8 @@ pub(super) struct State {
     pub(super) scanned_because: [usize; ScanReason::ALL.len()],
     /// The presence filter over the indexed shapes' keys.
     pub(super) presence: LiveKeys,
+    /// The shapes found through subquery views.
+    pub(super) view_slots: ViewSlots,
 }
 
 impl State {
@@ -125,6 +140,7 @@ impl State {
             indexed_on: Vec::new(),
             scanned_because: [0; ScanReason::ALL.len()],
             presence: LiveKeys::default(),
+            view_slots: ViewSlots::default(),
         }
     }
 
@@ -149,13 +165,14 @@ impl State {
                 self.referenced.insert(at, c);
             }
         }
-        if shape.indexed.is_empty() {
+        self.view_slots.insert(id, &shape);
+        if shape.is_scanned() {
             let at = self.scanned.partition_point(|(s, _)| *s < id);
             self.scanned.insert(at, (id, shape.clone()));
             if let Some(why) = shape.scan {
                 self.scanned_because[why.index()] += 1;
             }
-        } else {
+        } else if !shape.indexed.is_empty() {
             for &slot in shape.indexed.iter() {
                 match self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
                     Ok(at) => self.indexed_on[at].1 += 1,
@@ -180,14 +197,15 @@ impl State {
                 }
             }
         }
-        if shape.indexed.is_empty() {
+        self.view_slots.remove(id, &shape);
+        if shape.is_scanned() {
             if let Ok(at) = self.scanned.binary_search_by_key(&id, |(s, _)| *s) {
                 self.scanned.remove(at);
             }
             if let Some(why) = shape.scan {
                 self.scanned_because[why.index()] -= 1;
             }
-        } else {
+        } else if !shape.indexed.is_empty() {
             for &slot in shape.indexed.iter() {
                 if let Ok(at) = self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
                     self.indexed_on[at].1 -= 1;
@@ -384,31 +402,17 @@ impl Router {
         let (sql, params) = split_definition(definition);
         let params = params.as_slice();
         let compiled = compile(&parse_in(sql, columns, params, self.folding)?);
-        let mut keys = Vec::new();
-        for plan in &compiled.index {
-            for v in &plan.keys {
-                let mut k = ColumnKey::new();
-                column_key(slot(plan.column, plan.func, plan.element), v, &mut k);
-                keys.push(k);
-            }
-        }
-        let shape = Shape {
-            residual: compiled.residual,
-            mask: compiled.mask.into_boxed_slice(),
-            indexed: compiled
-                .index
-                .iter()
-                .map(|p| slot(p.column, p.func, p.element))
-                .collect(),
-            key_hashes: keys.iter().map(|k| key_hasher().hash_one(k)).collect(),
-            scan: compiled.scan,
-        };
-        Ok((shape, keys))
+        Ok(compiled_shape(compiled, Box::default(), false))
     }
 
     /// Unpublishes shape `id`, then drops its keys (under the writer lock `_w`). Whether
     /// there was such a shape.
-    fn remove_locked(&self, _w: &MutexGuard<'_, ()>, id: u32, blocking: bool) -> Result<bool> {
+    pub(super) fn remove_locked(
+        &self,
+        _w: &MutexGuard<'_, ()>,
+        id: u32,
+        blocking: bool,
+    ) -> Result<bool> {
         let Some(shape) = self.state.write().remove(id) else {
             return Ok(false);
         };
@@ -421,6 +425,48 @@ impl Router {
         }
         Ok(true)
     }
+}
+
+/// A compiled clause as a shape with its index keys. `views`: the view each of its
+/// subqueries reads, by position; `stale`: its snapshot of one of them held values the shared
+/// view lacks, so it cannot be found through views (nor keys: see `ScanReason::StaleSnapshot`)
+/// and is scanned.
+pub(super) fn compiled_shape(
+    compiled: Compiled,
+    views: Box<[ViewId]>,
+    stale: bool,
+) -> (Shape, Vec<ColumnKey>) {
+    let mut keys = Vec::new();
+    let mut indexed: Box<[usize]> = Box::default();
+    let mut view_plans: Box<[ViewPlan]> = Box::default();
+    let mut scan = compiled.scan;
+    if stale && !compiled.views.is_empty() {
+        scan = Some(ScanReason::StaleSnapshot);
+    } else {
+        for plan in &compiled.index {
+            for v in &plan.keys {
+                let mut k = ColumnKey::new();
+                column_key(slot(plan.column, plan.func, plan.element), v, &mut k);
+                keys.push(k);
+            }
+        }
+        indexed = compiled
+            .index
+            .iter()
+            .map(|p| slot(p.column, p.func, p.element))
+            .collect();
+        view_plans = compiled.views.into_boxed_slice();
+    }
+    let shape = Shape {
+        residual: compiled.residual,
+        mask: compiled.mask.into_boxed_slice(),
+        indexed,
+        key_hashes: keys.iter().map(|k| key_hasher().hash_one(k)).collect(),
+        scan,
+        views,
+        view_plans,
+    };
+    (shape, keys)
 }
 
 fn catalog_would_block() -> Error {

@@ -60,6 +60,12 @@ impl Diff {
         self.entries.len()
     }
 
+    /// Whether it counts some value above the base (where the base may lack it: the view
+    /// index cannot find the shape by that value).
+    pub fn has_positive(&self) -> bool {
+        self.entries.iter().any(|e| e.1 > 0)
+    }
+
     /// Whether the shape's view equals the base.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty() && self.nulls == 0
