@@ -53,19 +53,26 @@ defmodule LsmIndex.ShapeRouter do
 
   alias LsmIndex.Native
 
-  defstruct [:ref, :tenant, :table, persistent: false]
+  alias LsmIndex.ShapeRouter.Tables
+
+  defstruct [:ref, :tenant, :table, persistent: false, tables: nil]
 
   @typedoc "A router."
   @type t :: %__MODULE__{
           ref: reference(),
           tenant: term(),
           table: term(),
-          persistent: boolean()
+          persistent: boolean(),
+          tables: %{optional({String.t(), String.t()}) => non_neg_integer()} | nil
         }
   @typedoc "A shape id: a non-negative integer below 2^32, unique per router."
   @type shape_id :: 0..4_294_967_295
   @typedoc "A row: column name => Postgres text, or `nil` for NULL."
   @type record :: %{optional(String.t()) => String.t() | nil}
+  @typedoc "A subquery's rows moving into or out of a shape (see the module doc)."
+  @type move ::
+          {term(), :move_in | :move_out, non_neg_integer(),
+           :all | [String.t() | nil | [String.t() | nil]]}
   @typedoc "A WAL change of the router's table."
   @type change ::
           {:insert, record()} | {:delete, record()} | {:update, record(), record()} | :truncate
@@ -88,7 +95,12 @@ defmodule LsmIndex.ShapeRouter do
   """
   @spec new(term(), term(), LsmIndex.Where.columns(), keyword()) ::
           {:ok, t()} | {:error, term()}
-  def new(tenant, table, columns, opts \\ []) do
+  def new(tenant, table, columns, opts \\ [])
+
+  def new(tenant, tables, opts, []) when is_map(tables) and is_list(opts),
+    do: Tables.new(tenant, tables, opts)
+
+  def new(tenant, table, columns, opts) do
     opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush, lc_ctype: :utf8)
     cols = LsmIndex.Where.native_columns!(columns)
     lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
@@ -171,7 +183,8 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Waits until the shape index's background compaction is idle (benchmarks, tests)."
   @spec wait_idle(t()) :: :ok | {:error, term()}
-  def wait_idle(%__MODULE__{ref: ref}), do: Native.router_wait_idle(ref)
+  def wait_idle(%__MODULE__{ref: ref, tables: nil}), do: Native.router_wait_idle(ref)
+  def wait_idle(%__MODULE__{ref: ref}), do: Native.router_set_wait_idle(ref)
 
   @doc """
   `add_shape/3`, raising `LsmIndex.Error` instead of returning `{:error, reason}` (a clause
@@ -195,7 +208,13 @@ defmodule LsmIndex.ShapeRouter do
       Default `[]`.
   """
   @spec add_shape(t(), shape_id(), String.t(), keyword()) :: :ok | {:error, term()}
-  def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql, opts \\ []) do
+  def add_shape(router, shape_id, where_sql, opts \\ [])
+
+  def add_shape(%__MODULE__{tables: tables} = router, shape_id, where_sql, opts)
+      when tables != nil,
+      do: Tables.add_shape(router, shape_id, where_sql, opts)
+
+  def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql, opts) do
     id!(shape_id)
 
     unless is_binary(where_sql),
@@ -223,6 +242,9 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Removes shape `shape_id` (an unknown id is fine)."
   @spec remove_shape(t(), shape_id()) :: :ok
+  def remove_shape(%__MODULE__{tables: tables} = router, shape_id) when tables != nil,
+    do: Tables.remove_shape(router, shape_id)
+
   def remove_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id) do
     id!(shape_id)
 
@@ -237,6 +259,9 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "The sorted ids of the shapes `change` affects."
   @spec route(t(), change()) :: [shape_id()]
+  def route(%__MODULE__{tables: tables} = router, change) when tables != nil,
+    do: router |> Tables.route_with_moves(change) |> elem(0)
+
   def route(%__MODULE__{ref: ref}, change) do
     case Native.router_route(ref, change) do
       ids when is_list(ids) -> ids
@@ -249,12 +274,37 @@ defmodule LsmIndex.ShapeRouter do
   defp routed!(ids, _change) when is_list(ids), do: ids
   defp routed!(other, change), do: failed!(other, change)
 
-  @doc "`route/2` of each change, in order: one transaction in as few NIF calls as fit."
-  @spec route_many(t(), [change()]) :: [[shape_id()]]
-  def route_many(%__MODULE__{ref: ref}, changes) when is_list(changes),
-    do: route_sliced(ref, changes)
+  @doc """
+  The ids a change affects and the moves it makes: `{ids, moves}`, a move being
+  `{shape_id, :move_in | :move_out, position, values}` (see "Subquery shapes" in the module
+  doc). A router over one table has no subqueries: its moves are always `[]`.
+  """
+  @spec route_with_moves(t(), change()) :: {[shape_id()], [move()]}
+  def route_with_moves(%__MODULE__{tables: nil} = router, change), do: {route(router, change), []}
+  def route_with_moves(router, change), do: Tables.route_with_moves(router, change)
 
-  def route_many(%__MODULE__{}, changes),
+  @doc """
+  `route/2` of each change, in order: one transaction in as few NIF calls as fit. With
+  `moves: true`, `route_with_moves/2` of each change.
+  """
+  @spec route_many(t(), [change()], keyword()) :: [[shape_id()]] | [{[shape_id()], [move()]}]
+  def route_many(router, changes, opts \\ [])
+
+  def route_many(%__MODULE__{} = router, changes, opts) when is_list(changes) do
+    moves = Keyword.validate!(opts, moves: false)[:moves]
+
+    case router do
+      %{tables: nil, ref: ref} ->
+        ids = route_sliced(ref, changes)
+        if moves, do: Enum.map(ids, &{&1, []}), else: ids
+
+      _ ->
+        both = Tables.route_many(router, changes)
+        if moves, do: both, else: Enum.map(both, &elem(&1, 0))
+    end
+  end
+
+  def route_many(%__MODULE__{}, changes, _opts),
     do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
 
   # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results);

@@ -231,7 +231,7 @@ fn seen(moved: &Moved<'_>) -> BTreeSet<SeenMove> {
         .collect()
 }
 
-fn as_bytes_of(c: &Vec<Option<String>>) -> Vec<Option<&[u8]>> {
+fn as_bytes_of(c: &[Option<String>]) -> Vec<Option<&[u8]>> {
     c.iter().map(|v| v.as_deref().map(str::as_bytes)).collect()
 }
 
@@ -409,8 +409,8 @@ fn agrees_with_the_model_under_churn() {
             let new_cells = new.as_ref().map(cells);
 
             let (ob, nb) = (
-                old_cells.as_ref().map(as_bytes_of),
-                new_cells.as_ref().map(as_bytes_of),
+                old_cells.as_deref().map(as_bytes_of),
+                new_cells.as_deref().map(as_bytes_of),
             );
             let change = match (&ob, &nb) {
                 (None, None) => Change::Truncate,

@@ -28,6 +28,8 @@ mod atoms {
         closed,
         overloaded,
         internal,
+        seed,
+        unparseable,
     }
 }
 
@@ -42,6 +44,16 @@ pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         Error::InvalidPredicate { position, reason } => {
             let invalid = (atoms::invalid_where(), *position, reason.as_str());
             return (atoms::error(), invalid).encode(env);
+        }
+        // a shape's snapshot of subquery `position` is unusable: `{:error, {:seed, pos, msg}}`
+        Error::InvalidSeed { position, reason } => {
+            let seed = (atoms::seed(), *position, reason.as_str());
+            return (atoms::error(), seed).encode(env);
+        }
+        // a change a view cannot count: `{:error, {:unparseable, table, column}}`
+        Error::Unparseable { table, column } => {
+            let bad = (atoms::unparseable(), *table, column.as_str());
+            return (atoms::error(), bad).encode(env);
         }
         Error::InvalidConfig { .. }
         | Error::InvalidColumns { .. }

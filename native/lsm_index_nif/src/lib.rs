@@ -7,7 +7,8 @@
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
 //!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
-//!   routes
+//!   routes; `router_set_views`: the router over declared tables (`LsmIndex.ShapeRouter`
+//!   with a map of tables): subquery snapshots, routes with moves
 //! - `change`: change terms (both forms) as the core's `Change`
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
 //! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
@@ -33,6 +34,7 @@ mod predicate;
 mod router;
 mod router_set;
 mod router_set_route;
+mod router_set_views;
 mod timing;
 
 /// This library's Rust allocations: large blocks kept for reuse up to a bound, so compaction

@@ -366,7 +366,7 @@ fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Ter
 pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> {
     let m = router.metrics();
     let counts = router.shape_counts();
-    let ints: [(&str, u64); 16] = [
+    let ints: [(&str, u64); 17] = [
         ("changes_routed", m.changes),
         ("p50_route_ns", m.p50_route_ns),
         ("p99_route_ns", m.p99_route_ns),

@@ -58,8 +58,18 @@ fn router_set_new<'a>(env: Env<'a>, lc_ctype: Term<'a>, opts: Term<'a>) -> NifRe
     })
 }
 
+impl RouterSetResource {
+    /// A resource holding `set`, whose shape indexes answer a refused write as `overload`.
+    pub(crate) fn new(set: RouterSet, overload: Overload) -> RouterSetResource {
+        RouterSetResource {
+            set: Box::new(set),
+            overload,
+        }
+    }
+}
+
 /// A shape id term's name (see the module doc), its bytes kept in `buf`.
-fn name_of<'b>(id: Term<'_>, buf: &'b mut Vec<u8>) -> NifResult<ShapeName<'b>> {
+pub(crate) fn name_of<'b>(id: Term<'_>, buf: &'b mut Vec<u8>) -> NifResult<ShapeName<'b>> {
     if let Ok(i) = id.decode::<i64>() {
         if (0..FIRST_NAMED as i64).contains(&i) {
             return Ok(ShapeName::Handle(i as u32));
@@ -106,7 +116,7 @@ pub(crate) fn id_terms<'a>(env: Env<'a>, set: &RouterSet, handles: &[u32]) -> Te
 /// The reply to a shape write: `:ok` (or `true`/`false` for a removal), `:wait`, or an
 /// error; a column typed otherwise by other shapes is `{:error, {:column_type_conflict,
 /// column, type_there}}`.
-fn written<'a, T: Encoder>(
+pub(crate) fn written<'a, T: Encoder>(
     env: Env<'a>,
     r: &RouterSetResource,
     call: Call,

@@ -222,7 +222,16 @@ impl RouterSet {
                     Some(rows) => Seed::Rows(rows),
                     None => Seed::Current,
                 };
-                views.push(l.attach(h, i as u8, sq, seed, blocking)?);
+                let view = l
+                    .attach(h, i as u8, sq, seed, blocking)
+                    .map_err(|e| match e {
+                        Error::InvalidView { reason, .. } => Error::InvalidSeed {
+                            position: i as u32,
+                            reason,
+                        },
+                        e => e,
+                    })?;
+                views.push(view);
                 Ok(())
             });
         let stale = views.iter().enumerate().any(|(i, &v)| {
