@@ -357,8 +357,50 @@ defmodule LsmIndex.ShapeRouter do
   rates, the mean and the percentiles are over that same span.
   """
   @spec metrics(t()) :: map()
-  def metrics(%__MODULE__{ref: ref, tenant: tenant, table: table}) do
+  def metrics(%__MODULE__{tables: nil, ref: ref, tenant: tenant, table: table}) do
     ref |> Native.router_metrics() |> Map.merge(%{tenant: tenant, table: table})
+  end
+
+  def metrics(%__MODULE__{tables: tables}),
+    do:
+      raise(
+        ArgumentError,
+        "a router over several tables reports per table: metrics(router, table), table one of " <>
+          inspect(Map.keys(tables))
+      )
+
+  @doc "`metrics/1` of one table of a router over several tables."
+  @spec metrics(t(), {String.t(), String.t()}) :: map()
+  def metrics(%__MODULE__{tables: tables, ref: ref, tenant: tenant}, table) when tables != nil do
+    case tables do
+      %{^table => n} ->
+        ref |> Native.router_set_metrics(n) |> Map.merge(%{tenant: tenant, table: table})
+
+      _ ->
+        raise ArgumentError,
+              "unknown table #{inspect(table)}: the router's tables are " <>
+                inspect(Map.keys(tables))
+    end
+  end
+
+  @doc """
+  The subquery views of a router over several tables: `views` (distinct subqueries, shared
+  by every shape with the same one), `attachments` (shape occurrences reading them),
+  `diff_entries` (values where a shape's snapshot differed from the shared view),
+  `view_underflows` (deletes of rows a view never counted: a snapshot disagreed with the
+  stream), and `view_index` (the `LsmIndex.stats/1` map of the index holding every view's
+  values).
+  """
+  @spec view_metrics(t()) :: map()
+  def view_metrics(%__MODULE__{tables: nil}),
+    do: raise(ArgumentError, "a router over one table has no subquery views")
+
+  def view_metrics(%__MODULE__{ref: ref}) do
+    case Native.router_set_view_metrics(ref) do
+      {:ok, %{view_index: {:ok, stats}} = m} -> %{m | view_index: stats}
+      {:ok, m} -> m
+      other -> failed!(other, :view_metrics)
+    end
   end
 
   # A closed router is a caller's mistake, as for `LsmIndex`.

@@ -407,3 +407,33 @@ fn route_many<'a>(
     slice.report(env);
     (results, rest).encode(env)
 }
+
+/// The views' figures: `{:ok, %{views, attachments, diff_entries, view_underflows,
+/// view_index}}` (`view_index`: the stats map of the shared view index), on a dirty
+/// scheduler (stats walk the index).
+#[rustler::nif(schedule = "DirtyCpu")]
+fn router_set_view_metrics(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> NifResult<Term<'_>> {
+    let figures = r.set.with_views(|v| {
+        (
+            v.registry().len() as u64,
+            v.shapes().attachments() as u64,
+            v.shapes().diff_entries() as u64,
+            v.counts().underflows(),
+            v.counts().index().clone(),
+        )
+    });
+    let (views, attachments, diffs, underflows, index) = match figures {
+        Ok(f) => f,
+        Err(e) => return Ok(core_error(env, &e)),
+    };
+    let index_term = crate::index_stats::stats(env, &index)?;
+    let pairs: Vec<(&str, Term<'_>)> = vec![
+        ("views", views.encode(env)),
+        ("attachments", attachments.encode(env)),
+        ("diff_entries", diffs.encode(env)),
+        ("view_underflows", underflows.encode(env)),
+        ("view_index", index_term),
+    ];
+    let map = Term::map_from_pairs(env, &pairs).map_err(|_| rustler::Error::BadArg)?;
+    Ok((atoms::ok(), map).encode(env))
+}

@@ -186,7 +186,11 @@ impl RouterSet {
 
     /// Waits until every table's shape index is idle (benchmarks, tests).
     pub fn wait_idle(&self) -> Result<()> {
-        self.tables().iter().try_for_each(|r| r.wait_idle())
+        self.tables().iter().try_for_each(|r| r.wait_idle())?;
+        match self.linked {
+            Some(_) => self.wait_views_idle(),
+            None => Ok(()),
+        }
     }
 
     pub(super) fn lock(&self, blocking: bool) -> Result<MutexGuard<'_, ()>> {

@@ -310,6 +310,17 @@ impl RouterSet {
         l.route_inner(router, table, change, out, moved, blocking)
     }
 
+    /// Waits until the view index's and the view routers' background compaction is idle
+    /// (the tables' own indexes: [`RouterSet::wait_idle`]).
+    pub fn wait_views_idle(&self) -> Result<()> {
+        let (index, inner) = {
+            let l = self.linked()?.read();
+            (l.views.counts().index().clone(), l.inner.clone())
+        };
+        index.wait_idle()?;
+        inner.iter().try_for_each(|r| r.wait_idle())
+    }
+
     /// The views, for reading (metrics, tests).
     pub fn with_views<T>(&self, f: impl FnOnce(&Views) -> T) -> Result<T> {
         Ok(f(&self.linked()?.read().views))

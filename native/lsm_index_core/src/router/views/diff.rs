@@ -195,6 +195,11 @@ impl Shapes {
         self.views.get(&view)?.diffs.get(&(shape, position))
     }
 
+    /// Attachments (shape occurrences reading a view) over every view.
+    pub fn attachments(&self) -> usize {
+        self.views.values().map(|a| a.list.len()).sum()
+    }
+
     /// Diff entries held over every view (what the diffs cost).
     pub fn diff_entries(&self) -> usize {
         let per_view = self.views.values().flat_map(|a| a.diffs.values());
