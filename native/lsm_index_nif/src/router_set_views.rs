@@ -254,17 +254,20 @@ fn moves<'a>(env: Env<'a>, r: &RouterSetResource, moved: &Moved<'_>) -> Term<'a>
         let list = *lists[at].get_or_insert_with(|| match values {
             MoveValues::All => atoms::all().encode(env),
             MoveValues::Values(vs) => {
-                let mut texts: Vec<Option<&[Option<&[u8]>]>> = vs
+                let mut texts: Vec<Option<Vec<Option<&[u8]>>>> = vs
                     .iter()
                     .map(|v| match v {
                         MoveValue::Null => None,
-                        MoveValue::Delta(i) => moved.texts.get(*i as usize).map(|t| &t[..]),
+                        MoveValue::Delta(i) => moved
+                            .texts
+                            .get(*i as usize)
+                            .map(|t| t.iter().map(|c| c.as_deref()).collect()),
                     })
                     .collect();
                 texts.sort();
                 let items: Vec<Term<'a>> = texts
                     .iter()
-                    .map(|t| match t {
+                    .map(|t| match t.as_deref() {
                         None => atoms::nil().encode(env),
                         Some([one]) => cell(one),
                         Some(row) => row.iter().map(cell).collect::<Vec<_>>().encode(env),
@@ -413,6 +416,10 @@ fn route_many<'a>(
 /// scheduler (stats walk the index).
 #[rustler::nif(schedule = "DirtyCpu")]
 fn router_set_view_metrics(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> NifResult<Term<'_>> {
+    let (links, link_pairs) = match r.set.link_pairs() {
+        Ok(l) => l,
+        Err(e) => return Ok(core_error(env, &e)),
+    };
     let figures = r.set.with_views(|v| {
         (
             v.registry().len() as u64,
@@ -432,6 +439,8 @@ fn router_set_view_metrics(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> N
         ("attachments", attachments.encode(env)),
         ("diff_entries", diffs.encode(env)),
         ("view_underflows", underflows.encode(env)),
+        ("links", (links as u64).encode(env)),
+        ("link_pairs", (link_pairs as u64).encode(env)),
         ("view_index", index_term),
     ];
     let map = Term::map_from_pairs(env, &pairs).map_err(|_| rustler::Error::BadArg)?;

@@ -8,7 +8,7 @@
 //! to a change's path. Shape writes are serialised by the set's writer lock.
 
 use super::ids::{Names, ShapeName};
-use super::subqueries::Linked;
+use super::linked::Linked;
 use super::Router;
 use crate::index::Config;
 use crate::predicate::{CaseFolding, ColumnType};

@@ -142,15 +142,61 @@ impl Views {
     }
 
     /// Applies a batch of deltas (all or nothing: `Error::Overloaded` when the view index
-    /// refused it and `blocking` is false) and appends the moves it makes, sorted.
-    pub fn apply(&mut self, deltas: &[Delta<'_>], blocking: bool, moves: &mut Moves) -> Result<()> {
+    /// refused it and `blocking` is false) and appends the moves it makes, sorted; returns
+    /// what changed (the crossings of the shared views).
+    pub fn apply(
+        &mut self,
+        deltas: &[Delta<'_>],
+        blocking: bool,
+        moves: &mut Moves,
+    ) -> Result<Applied> {
         if let Some(d) = deltas.iter().find(|d| self.registry.users(d.view) == 0) {
             return Err(key::missing(d.view));
         }
         let applied = self.counts.apply(deltas, blocking)?;
         self.shapes.moves(&applied, moves);
         moves.sort();
-        Ok(())
+        Ok(applied)
+    }
+
+    /// Holds the view of `key` for a level no shape tests directly (a nested subquery, the
+    /// base of a derived view): one more user, no attachment. A new view is filled with
+    /// `rows` (none: empty). Returns the view and whether it is new.
+    pub fn hold(
+        &mut self,
+        key: ViewKey,
+        arity: u8,
+        rows: &[Projected],
+        blocking: bool,
+    ) -> Result<(ViewId, bool)> {
+        let (view, created) = self.registry.acquire(key, arity)?;
+        if created && !rows.is_empty() {
+            let deltas: Vec<Delta<'_>> = rows
+                .iter()
+                .map(|p| Delta {
+                    view,
+                    value: match p {
+                        Projected::Key(k) => Some(&k[..]),
+                        Projected::Null => None,
+                    },
+                    by: 1,
+                })
+                .collect();
+            if let Err(e) = self.counts.apply(&deltas, blocking) {
+                self.registry.release(view)?;
+                return Err(e);
+            }
+        }
+        Ok((view, created))
+    }
+
+    /// Releases a [`Views::hold`]; `true` when that freed the view.
+    pub fn unhold(&mut self, view: ViewId) -> Result<bool> {
+        let freed = self.registry.release(view)?;
+        if freed {
+            self.counts.clear(view)?;
+        }
+        Ok(freed)
     }
 
     /// Empties `view` (its inner table was truncated) and appends the moves, sorted.

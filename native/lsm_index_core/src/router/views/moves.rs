@@ -164,6 +164,29 @@ impl Moves {
         self.moves.is_empty()
     }
 
+    /// Appends `other`'s moves, its lists' delta indices moved up by `by` (a later batch of
+    /// one change, whose deltas follow the earlier batches').
+    pub fn extend_shifted(&mut self, other: Moves, by: u32) {
+        let base = self.lists.len() as u32;
+        for list in other.lists {
+            self.lists.push(match list {
+                MoveValues::All => MoveValues::All,
+                MoveValues::Values(vs) => MoveValues::Values(
+                    vs.into_iter()
+                        .map(|v| match v {
+                            MoveValue::Delta(i) => MoveValue::Delta(i + by),
+                            null => null,
+                        })
+                        .collect(),
+                ),
+            });
+        }
+        self.moves.extend(other.moves.into_iter().map(|m| Move {
+            values: m.values + base,
+            ..m
+        }));
+    }
+
     /// Forgets every move and list (keeps the room).
     pub fn clear(&mut self) {
         self.moves.clear();

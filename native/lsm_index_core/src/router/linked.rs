@@ -1,0 +1,495 @@
+//! The subquery side of a router over declared tables ([`Linked`]): the views, each
+//! table's view router, the links of nested subqueries, and which shape holds which view.
+//! Attaching and releasing a shape's subqueries lives here; routing a change through them
+//! is `linked_route`.
+//!
+//! Ownership: each position of a shape is one user of its view — an attachment for a
+//! subquery in the shape's own WHERE (moves are reported for it), a hold for a nested one.
+//! A plain view is a shape of its table's view router (handle = view number); a derived view
+//! (a subquery with a nested one) is fed by its link, a shape of the link table's view router
+//! (handle = `LINK_BASE` + link number). A view's last user frees it with its router shape
+//! or link.
+
+use super::links::{Link, LINK_BASE};
+use super::subqueries::SeedText;
+use super::views::{
+    project, Attachment, Delta, Moves, Polarity, Projected, Seed, ViewId, ViewKey, Views,
+};
+use super::Router;
+use crate::key::ColumnKey;
+use crate::predicate::{ColumnType, Expr, SubqueryDef, TableDef, Value};
+use crate::{Error, Result};
+use smallvec::SmallVec;
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The subquery side of a router over declared tables (see the module doc).
+pub(super) struct Linked {
+    /// The tables, as clauses name them.
+    pub(super) tables: Vec<TableDef>,
+    pub(super) views: Views,
+    /// Per table, its view router.
+    pub(super) inner: Vec<Arc<Router>>,
+    /// Per view number: what it selects and how it is fed (`None`: free).
+    pub(super) defs: Vec<Option<ViewDef>>,
+    /// Per table, its view router's shapes (0: its changes only read views).
+    pub(super) over: Vec<usize>,
+    /// Shapes with subqueries: handle ⇒ their views.
+    held: HashMap<u32, Held>,
+    /// Links by number (`None`: free).
+    pub(super) links: Vec<Option<Link>>,
+    free_links: Vec<u32>,
+    /// Child view ⇒ the links deriving a view from it.
+    pub(super) derived: HashMap<ViewId, Vec<u32>>,
+}
+
+/// What a view selects and how it is fed.
+pub(super) struct ViewDef {
+    /// Its table (a derived view's: its link's).
+    pub(super) table: u32,
+    /// Nesting below it: 0 for a plain view, its child's + 1 for a derived one (batches of
+    /// one change are applied by level, children first).
+    pub(super) level: u8,
+    /// A plain view's projected columns (its router shape reads them); `None` when derived.
+    pub(super) projection: Option<Box<[usize]>>,
+    /// A derived view's link.
+    pub(super) link: Option<u32>,
+}
+
+/// A shape's views by position, and which positions are nested (held, not attached).
+struct Held {
+    views: Box<[ViewId]>,
+    nested: Box<[bool]>,
+}
+
+/// One position's snapshot, parsed.
+pub(super) enum PositionSeed {
+    /// A subquery's result rows, projected.
+    Rows(Vec<Projected>),
+    /// A derived subquery's link rows: (y, x, x's text).
+    Links(Vec<LinkRow>),
+    /// "The router's view now".
+    Current,
+}
+
+/// One link row of a snapshot: y's key (`None`: NULL, left out), x, x's text.
+pub(super) type LinkRow = (Option<ColumnKey>, Option<ColumnKey>, Vec<Option<Box<[u8]>>>);
+
+impl Linked {
+    /// No views over `tables`, whose view routers are `inner`.
+    pub(super) fn new(tables: Vec<TableDef>, inner: Vec<Arc<Router>>, views: Views) -> Linked {
+        Linked {
+            over: vec![0; tables.len()],
+            tables,
+            views,
+            inner,
+            defs: Vec::new(),
+            held: HashMap::new(),
+            links: Vec::new(),
+            free_links: Vec::new(),
+            derived: HashMap::new(),
+        }
+    }
+
+    /// Parses position `i`'s snapshot (`links`: it has a nested subquery, tested on
+    /// `tested`: its rows are link rows `[y…, x…]`).
+    pub(super) fn parse_seed(
+        &self,
+        i: usize,
+        sq: &SubqueryDef,
+        tested: Option<&[usize]>,
+        seed: &SeedText<'_>,
+    ) -> Result<PositionSeed> {
+        let SeedText::Rows(rows) = seed else {
+            return Ok(PositionSeed::Current);
+        };
+        let columns = &self.tables[sq.table as usize].columns;
+        let bad = |reason: String| Error::InvalidSeed {
+            position: i as u32,
+            reason,
+        };
+        let y_cols = tested.unwrap_or(&[]);
+        let width = y_cols.len() + sq.projection.len();
+        let mut parsed = Vec::with_capacity(rows.len());
+        let mut links = Vec::new();
+        for row in rows.iter() {
+            if row.len() != width {
+                let what = if tested.is_some() { "link row" } else { "row" };
+                return Err(bad(format!(
+                    "a {what} of {} values where {width} are selected",
+                    row.len()
+                )));
+            }
+            let cols = y_cols.iter().chain(sq.projection.iter());
+            let values = row
+                .iter()
+                .zip(cols)
+                .map(|(cell, &c)| parse_cell(&columns[c], *cell))
+                .collect::<std::result::Result<SmallVec<[Option<Value>; 4]>, String>>()
+                .map_err(bad)?;
+            let refs: SmallVec<[Option<&Value>; 4]> = values.iter().map(Option::as_ref).collect();
+            let (y, x) = refs.split_at(y_cols.len());
+            if tested.is_none() {
+                parsed.push(project(x));
+                continue;
+            }
+            let text = row[y_cols.len()..]
+                .iter()
+                .map(|c| c.map(Box::from))
+                .collect();
+            links.push((key_of(project(y)), key_of(project(x)), text));
+        }
+        Ok(match tested {
+            None => PositionSeed::Rows(parsed),
+            Some(_) => PositionSeed::Links(links),
+        })
+    }
+
+    /// Gives shape `h` a user of the view of each of `subqueries` (innermost first), seeded
+    /// with `seeds`; returns the views by position. Nothing is held when it fails.
+    pub(super) fn attach_all(
+        &mut self,
+        h: u32,
+        subqueries: &[SubqueryDef],
+        seeds: &[PositionSeed],
+        blocking: bool,
+    ) -> Result<Box<[ViewId]>> {
+        let n = subqueries.len();
+        let mut views: Vec<ViewId> = vec![0; n];
+        for i in (0..n).rev() {
+            let attached = self
+                .attach_one(h, i, subqueries, &views, &seeds[i], blocking)
+                .map_err(|e| match e {
+                    Error::InvalidView { reason, .. } => Error::InvalidSeed {
+                        position: i as u32,
+                        reason,
+                    },
+                    e => e,
+                });
+            match attached {
+                Ok(v) => views[i] = v,
+                Err(e) => {
+                    for j in i + 1..n {
+                        self.release(h, j, views[j], subqueries[j].parent.is_some(), true)?;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        let nested: Box<[bool]> = subqueries.iter().map(|s| s.parent.is_some()).collect();
+        if n > 0 {
+            self.held.insert(
+                h,
+                Held {
+                    views: views.clone().into(),
+                    nested,
+                },
+            );
+        }
+        Ok(views.into())
+    }
+
+    /// Position `i` of shape `h` (its nested subquery, if any, attached already in `views`).
+    fn attach_one(
+        &mut self,
+        h: u32,
+        i: usize,
+        subqueries: &[SubqueryDef],
+        views: &[ViewId],
+        seed: &PositionSeed,
+        blocking: bool,
+    ) -> Result<ViewId> {
+        let sq = &subqueries[i];
+        let columns: Vec<u16> = sq.projection.iter().map(|&c| c as u16).collect();
+        let key = ViewKey::of(sq.table, &columns, &sq.sql);
+        let arity = sq.projection.len() as u8;
+        let nested = sq.parent.is_some();
+        let attachment = Attachment {
+            shape: h,
+            position: i as u8,
+            polarity: match sq.polarity {
+                crate::predicate::Polarity::Positive => Polarity::Positive,
+                crate::predicate::Polarity::Negative => Polarity::Negative,
+            },
+        };
+        let child = subqueries
+            .iter()
+            .position(|s| s.parent == Some(i as u32))
+            .map(|c| (c, views[c]));
+        match (child, nested, seed) {
+            (None, false, PositionSeed::Rows(rows)) => {
+                self.attach_plain(key, arity, attachment, Seed::Rows(rows), sq, blocking)
+            }
+            (None, false, _) => {
+                self.attach_plain(key, arity, attachment, Seed::Current, sq, blocking)
+            }
+            (None, true, seed) => {
+                let rows = match seed {
+                    PositionSeed::Rows(rows) => &rows[..],
+                    _ => &[],
+                };
+                let (view, created) = self.views.hold(key, arity, rows, blocking)?;
+                if created {
+                    self.define_plain(view, sq, blocking)
+                        .or_else(|e| self.views.unhold(view).and(Err(e)))?;
+                }
+                Ok(view)
+            }
+            (Some((c, child)), _, seed) => {
+                let (view, created) = self.views.hold(key, arity, &[], blocking)?;
+                if created {
+                    let rows = match seed {
+                        PositionSeed::Links(rows) => &rows[..],
+                        _ => &[],
+                    };
+                    if let Err(e) = self.define_derived(view, sq, c as u32, child, rows, blocking) {
+                        self.release(h, i, view, true, true)?;
+                        return Err(e);
+                    }
+                }
+                if nested {
+                    return Ok(view);
+                }
+                let attached = self
+                    .views
+                    .attach(key, arity, attachment, Seed::Current, blocking);
+                // the attachment is this position's user: the hold was to create it
+                self.release(h, i, view, true, true)?;
+                attached
+            }
+        }
+    }
+
+    /// Attaches to a plain view, made (and its WHERE added to its view router) if new.
+    fn attach_plain(
+        &mut self,
+        key: ViewKey,
+        arity: u8,
+        a: Attachment,
+        seed: Seed<'_>,
+        sq: &SubqueryDef,
+        blocking: bool,
+    ) -> Result<ViewId> {
+        let view = self.views.attach(key, arity, a, seed, blocking)?;
+        if self.def(view).is_none() {
+            if let Err(e) = self.define_plain(view, sq, blocking) {
+                self.views.detach(view, a.shape, a.position)?;
+                return Err(e);
+            }
+        }
+        Ok(view)
+    }
+
+    /// Adds new plain view `view`'s WHERE to its table's view router.
+    fn define_plain(&mut self, view: ViewId, sq: &SubqueryDef, blocking: bool) -> Result<()> {
+        self.inner[sq.table as usize].add_view(view, &sq.inner, &sq.projection, blocking)?;
+        self.set_def(
+            view,
+            ViewDef {
+                table: sq.table,
+                level: 0,
+                projection: Some(sq.projection.clone().into()),
+                link: None,
+            },
+        );
+        self.over[sq.table as usize] += 1;
+        Ok(())
+    }
+
+    /// Makes new derived view `view` (subquery `sq`, whose nested subquery at position
+    /// `position` reads `child`): its link, filled from `rows`, and its counts from it.
+    fn define_derived(
+        &mut self,
+        view: ViewId,
+        sq: &SubqueryDef,
+        position: u32,
+        child: ViewId,
+        rows: &[LinkRow],
+        blocking: bool,
+    ) -> Result<()> {
+        let (tested, filter) = split_nested(&sq.inner, position)?;
+        let id = self.free_links.pop().unwrap_or(self.links.len() as u32);
+        let mut link = Link::new(
+            sq.table,
+            tested.clone(),
+            sq.projection.clone().into(),
+            child,
+            view,
+        );
+        let mut deltas: Vec<(Option<ColumnKey>, i64)> = Vec::new();
+        for (y, x, text) in rows {
+            let Some(y) = y else { continue };
+            let text: SmallVec<[Option<Cow<'_, [u8]>>; 2]> = text
+                .iter()
+                .map(|c| c.as_deref().map(Cow::Borrowed))
+                .collect();
+            link.add(y.clone(), x.clone(), &text, 1);
+            if self.views.counts().index().contains(y, child)? {
+                deltas.push((x.clone(), 1));
+            }
+        }
+        let cols: Vec<usize> = tested.iter().chain(sq.projection.iter()).copied().collect();
+        self.inner[sq.table as usize].add_view(LINK_BASE + id, &filter, &cols, blocking)?;
+        let batch: Vec<Delta<'_>> = deltas
+            .iter()
+            .map(|(x, by)| Delta {
+                view,
+                value: x.as_deref(),
+                by: *by,
+            })
+            .collect();
+        // a new view has no attachment: no move to report
+        if let Err(e) = self.views.apply(&batch, blocking, &mut Moves::default()) {
+            self.inner[sq.table as usize].remove_view(LINK_BASE + id, true)?;
+            return Err(e);
+        }
+        let level = self.def(child).map_or(0, |d| d.level) + 1;
+        if id as usize == self.links.len() {
+            self.links.push(Some(link));
+        } else {
+            self.links[id as usize] = Some(link);
+        }
+        self.derived.entry(child).or_default().push(id);
+        self.set_def(
+            view,
+            ViewDef {
+                table: sq.table,
+                level,
+                projection: None,
+                link: Some(id),
+            },
+        );
+        self.over[sq.table as usize] += 1;
+        Ok(())
+    }
+
+    /// Releases position `i` of shape `h` from `view` (a hold when `nested`), freeing the
+    /// view with its last user.
+    fn release(
+        &mut self,
+        h: u32,
+        i: usize,
+        view: ViewId,
+        nested: bool,
+        blocking: bool,
+    ) -> Result<()> {
+        let freed = if nested {
+            self.views.unhold(view)?
+        } else {
+            self.views.detach(view, h, i as u8)?
+        };
+        if !freed {
+            return Ok(());
+        }
+        let Some(def) = self.defs.get_mut(view as usize).and_then(Option::take) else {
+            return Ok(());
+        };
+        self.over[def.table as usize] -= 1;
+        match def.link {
+            None => self.inner[def.table as usize].remove_view(view, blocking),
+            Some(id) => {
+                let link = self.links[id as usize].take();
+                self.free_links.push(id);
+                if let Some(link) = link {
+                    if let Some(ids) = self.derived.get_mut(&link.child) {
+                        ids.retain(|&l| l != id);
+                        if ids.is_empty() {
+                            self.derived.remove(&link.child);
+                        }
+                    }
+                }
+                self.inner[def.table as usize].remove_view(LINK_BASE + id, blocking)
+            }
+        }
+    }
+
+    /// Releases every view of shape `h` (parents before their nested subqueries).
+    pub(super) fn release_all(&mut self, h: u32, blocking: bool) -> Result<()> {
+        let Some(held) = self.held.remove(&h) else {
+            return Ok(());
+        };
+        for (i, (&view, &nested)) in held.views.iter().zip(held.nested.iter()).enumerate() {
+            self.release(h, i, view, nested, blocking)?;
+        }
+        Ok(())
+    }
+
+    /// What view `view` is (`None`: not defined yet, or free).
+    pub(super) fn def(&self, view: ViewId) -> Option<&ViewDef> {
+        self.defs.get(view as usize).and_then(Option::as_ref)
+    }
+
+    fn set_def(&mut self, view: ViewId, def: ViewDef) {
+        let v = view as usize;
+        if self.defs.len() <= v {
+            self.defs.resize_with(v + 1, || None);
+        }
+        self.defs[v] = Some(def);
+    }
+}
+
+/// A WHERE whose nested subquery at `position` is a top-level conjunct: the columns that
+/// conjunct tests, and the WHERE without it (the link's filter).
+pub(super) fn split_nested(inner: &Expr, position: u32) -> Result<(Box<[usize]>, Expr)> {
+    let is_it = |e: &Expr| matches!(e, Expr::InSubquery { position: p, negated: false, .. } if *p == position);
+    let tested = |e: &Expr| match e {
+        Expr::InSubquery { columns, .. } => columns.clone().into_boxed_slice(),
+        _ => Box::default(),
+    };
+    match inner {
+        e if is_it(e) => Ok((tested(e), Expr::Const(Some(true)))),
+        Expr::And(terms) => {
+            let Some(at) = terms.iter().position(is_it) else {
+                return Err(not_a_chain());
+            };
+            let rest: Vec<Expr> = terms
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != at)
+                .map(|(_, t)| t.clone())
+                .collect();
+            let filter = match rest.len() {
+                1 => rest.into_iter().next().unwrap_or(Expr::Const(Some(true))),
+                _ => Expr::And(rest),
+            };
+            Ok((tested(&terms[at]), filter))
+        }
+        _ => Err(not_a_chain()),
+    }
+}
+
+fn not_a_chain() -> Error {
+    Error::InvalidPredicate {
+        position: 0,
+        reason: "a subquery inside a subquery must be an `IN (SELECT …)` conjunct of its WHERE"
+            .into(),
+    }
+}
+
+/// A projection's key (`None`: NULL).
+pub(super) fn key_of(p: Projected) -> Option<ColumnKey> {
+    match p {
+        Projected::Key(k) => Some(k),
+        Projected::Null => None,
+    }
+}
+
+/// One snapshot cell of `column` parsed.
+fn parse_cell(
+    (name, ty): &(String, ColumnType),
+    cell: Option<&[u8]>,
+) -> std::result::Result<Option<Value>, String> {
+    let Some(text) = cell else { return Ok(None) };
+    std::str::from_utf8(text)
+        .ok()
+        .and_then(|t| ty.parse(t))
+        .map(Some)
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not a value of column {name:?} ({})",
+                String::from_utf8_lossy(text),
+                ty.name()
+            )
+        })
+}
