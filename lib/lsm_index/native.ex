@@ -86,6 +86,7 @@ defmodule LsmIndex.Native do
   def router_set_route_many_moves(_set, _numbers, _changes), do: err()
   def router_set_route_many_moves_dirty(_set, _numbers, _changes), do: err()
   def router_set_view_metrics(_set), do: err()
+  def router_set_seed_queries(_set, _table, _sql, _params), do: err()
   def timing_enable(_mode), do: err()
   def timing_noop(_spins), do: err()
   def timing_report, do: err()

@@ -240,6 +240,22 @@ defmodule LsmIndex.ShapeRouter do
     open!(reply)
   end
 
+  @doc """
+  What to query for the snapshot of each subquery of a shape (a router over several
+  tables): `{:ok, [{position, sql, :result | :links}]}`. Run each `sql` in the snapshot the
+  shape starts from and pass the rows, by position, as `add_shape/4`'s `:subquery_values`.
+  `:result` is the subquery itself; `:links` is a subquery holding a nested one: its rows are
+  `[y…, x…]` (the columns it tests against the nested subquery, then those it selects) of
+  the rows where the rest of its WHERE holds. `{:error, {:invalid_where, offset, message}}`
+  when the clause is refused. Options: `:table` (required), `:params`.
+  """
+  @spec seed_queries(t(), String.t(), keyword()) ::
+          {:ok, [{non_neg_integer(), String.t(), :result | :links}]} | {:error, term()}
+  def seed_queries(%__MODULE__{tables: nil}, _sql, _opts),
+    do: raise(ArgumentError, "a router over one table has no subqueries")
+
+  def seed_queries(router, sql, opts), do: Tables.seed_queries(router, sql, opts)
+
   @doc "Removes shape `shape_id` (an unknown id is fine)."
   @spec remove_shape(t(), shape_id()) :: :ok
   def remove_shape(%__MODULE__{tables: tables} = router, shape_id) when tables != nil,

@@ -127,6 +127,18 @@ defmodule LsmIndex.ShapeRouter.Tables do
         "a subquery row is text, nil or a list of them, got: #{inspect(other, limit: 10)}"
       )
 
+  @doc "What to query for each subquery's snapshot of a shape."
+  def seed_queries(%ShapeRouter{ref: ref, tables: numbers}, sql, opts) do
+    opts = Keyword.validate!(opts, [:table, params: []])
+
+    unless is_binary(sql) and String.valid?(sql),
+      do: raise(ArgumentError, "a WHERE clause is UTF-8 text, got: #{inspect(sql)}")
+
+    number = number!(numbers, opts[:table])
+    params = LsmIndex.Where.params!(opts[:params])
+    ref |> Native.router_set_seed_queries(number, sql, params) |> closed!()
+  end
+
   @doc "Removes a shape (an unknown id is fine)."
   def remove_shape(%ShapeRouter{ref: ref}, id) do
     reply =

@@ -40,6 +40,8 @@ mod atoms {
         not_a_map,
         bad_value,
         unknown_table,
+        links,
+        result,
     }
 }
 
@@ -445,4 +447,35 @@ fn router_set_view_metrics(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> N
     ];
     let map = Term::map_from_pairs(env, &pairs).map_err(|_| rustler::Error::BadArg)?;
     Ok((atoms::ok(), map).encode(env))
+}
+
+/// What to query for each subquery's snapshot of shape `sql` on table number `table`:
+/// `{:ok, [{position, select_sql, :result | :links}]}` or `{:error, {:invalid_where, ...}}`.
+#[rustler::nif]
+fn router_set_seed_queries<'a>(
+    env: Env<'a>,
+    r: ResourceArc<RouterSetResource>,
+    table: u32,
+    sql: Binary<'a>,
+    params: Vec<Option<Binary<'a>>>,
+) -> NifResult<Term<'a>> {
+    let params = param_values(params)?;
+    Ok(match r.set.seed_queries(table, sql_text(&sql)?, &params) {
+        Ok(queries) => {
+            let list: Vec<(usize, String, Atom)> = queries
+                .into_iter()
+                .enumerate()
+                .map(|(i, q)| {
+                    let kind = if q.links {
+                        atoms::links()
+                    } else {
+                        atoms::result()
+                    };
+                    (i, q.sql, kind)
+                })
+                .collect();
+            (atoms::ok(), list).encode(env)
+        }
+        Err(e) => core_error(env, &e),
+    })
 }

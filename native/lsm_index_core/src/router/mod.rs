@@ -63,7 +63,7 @@ use shapes::State;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
-pub use subqueries::{Moved, SeedText, SeededShape, ValueText};
+pub use subqueries::{Moved, SeedQuery, SeedText, SeededShape, ValueText};
 
 /// Shapes compiled (in parallel) and written per batch when a catalog is replayed.
 const REPLAY_CHUNK: usize = 65_536;

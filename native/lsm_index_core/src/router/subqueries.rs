@@ -28,6 +28,7 @@ use super::set::{RouterSet, Tables};
 use super::views::{Moves, Views};
 use super::{Change, Router};
 use crate::index::Config;
+use crate::predicate::sql::{quote_identifier, to_sql_in};
 use crate::predicate::{parse_with_tables, CaseFolding, TableDef};
 use crate::{Error, Result};
 use parking_lot::RwLock;
@@ -61,6 +62,15 @@ pub struct SeededShape<'a> {
     pub params: &'a [Option<String>],
     /// Its snapshot of each subquery, by position (textual order of their `SELECT`).
     pub seeds: &'a [SeedText<'a>],
+}
+
+/// The query of one subquery's snapshot (see [`RouterSet::seed_queries`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeedQuery {
+    /// A `SELECT` PostgreSQL runs.
+    pub sql: String,
+    /// Its rows are link rows (`[y…, x…]`), not the subquery's result.
+    pub links: bool,
 }
 
 /// The projected cells of one delta (a move's value, as PostgreSQL text): borrowed from
@@ -209,6 +219,53 @@ impl RouterSet {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// What a caller queries for the snapshot of each subquery of a shape, by position: the
+    /// subquery itself (its result rows), or, for a subquery with a nested one, its link
+    /// rows — `SELECT y…, x… FROM t WHERE <its WHERE without the nested conjunct>`.
+    pub fn seed_queries(
+        &self,
+        table: u32,
+        sql: &str,
+        params: &[Option<String>],
+    ) -> Result<Vec<SeedQuery>> {
+        let l = self.linked()?.read();
+        let parsed = parse_with_tables(sql, table, &l.tables, params, self.folding)?;
+        let subqueries = &parsed.subqueries;
+        let mut out = Vec::with_capacity(subqueries.len());
+        for (i, sq) in subqueries.iter().enumerate() {
+            let child = subqueries.iter().position(|s| s.parent == Some(i as u32));
+            let Some(c) = child else {
+                out.push(SeedQuery {
+                    sql: sq.sql.clone(),
+                    links: false,
+                });
+                continue;
+            };
+            let def = &l.tables[sq.table as usize];
+            let (tested, filter) = split_nested(&sq.inner, c as u32)?;
+            let select: Vec<String> = tested
+                .iter()
+                .chain(sq.projection.iter())
+                .map(|&col| quote_identifier(&def.columns[col].0))
+                .collect();
+            let filter = to_sql_in(&filter, &def.columns, &|p| {
+                subqueries
+                    .get(p as usize)
+                    .map_or_else(String::new, |s| s.sql.clone())
+            });
+            out.push(SeedQuery {
+                sql: format!(
+                    "SELECT {} FROM {}.{} WHERE {filter}",
+                    select.join(", "),
+                    quote_identifier(&def.schema),
+                    quote_identifier(&def.name)
+                ),
+                links: true,
+            });
+        }
+        Ok(out)
     }
 
     /// Removes shape `h` of a router over declared tables; whether there was one.
