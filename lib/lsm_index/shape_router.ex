@@ -37,6 +37,26 @@ defmodule LsmIndex.ShapeRouter do
   `ArgumentError`; operational failures are returned as `{:error, reason}`, and `new!/4`,
   `open!/5`, `add_shape!/3`, `flush!/1` and `close!/1` raise them as `LsmIndex.Error`.
 
+  ## Subquery shapes
+
+  `new/3` with a map `%{{schema, table} => columns}` makes a router over several tables whose
+  shapes may test subqueries (`project_id IN (SELECT id FROM projects WHERE owner_id = $1)`,
+  `NOT IN`, `(a, b) IN (SELECT …)`, `= ANY (SELECT …)`, `<> ALL (SELECT …)`, chains of nested
+  subqueries). Shape ids are any term. `add_shape/4` takes `table: {schema, table}` and
+  `subquery_values:` — per subquery, in the textual order of their `SELECT`s, the rows
+  PostgreSQL returned for it in the shape's snapshot (text or `nil`; a list per row for a
+  composite subquery; link rows for a subquery holding a nested one, see `seed_queries/3`), or
+  `:current` (the router's view as it is: no values). Changes name their table
+  (`{:insert, table, rec}`, `{:update, table, old, new}`, `{:delete, table, rec}`,
+  `{:truncate, table}`). A change of a table some subquery reads updates the views: route each
+  change exactly once, in stream order. `route_with_moves/2` and `route_many(r, changes, moves:
+  true)` give the moves, `{id, :move_in | :move_out, position, values}` with `values` a sorted
+  list of PostgreSQL text (`nil`: the rows whose tested column is NULL) or `:all`: on a
+  move-in query the shape's rows with those values, on a move-out re-check (or drop) the
+  rows holding them. NULLs follow PostgreSQL (`NOT IN` with a NULL in the result is NULL).
+  Such a router is in memory only (`:index` and `:lc_ctype` options). README: usage; DESIGN:
+  how views are shared and derived.
+
   ## Options (`new/4`)
 
     * `:index` - options of the shape index, as for `LsmIndex.new/1` (default `[]`)
@@ -364,7 +384,9 @@ defmodule LsmIndex.ShapeRouter do
   `shapes_indexed`, `shapes_scanned`, and why those are scanned: `scanned_no_equality` (no
   equality on a column or on `lower`/`upper` of one), `scanned_or_branch_without_equality`
   (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...),
-  `scanned_negated_subquery` (a `NOT IN (SELECT …)` and nothing to index); plus `tenant` and
+  `scanned_negated_subquery` (a `NOT IN (SELECT …)` and nothing to index),
+  `scanned_stale_snapshot` (found only through a subquery whose snapshot held values the shared
+  view lacks); plus `tenant` and
   `table`.
 
   Two kinds: `shapes_indexed`, `shapes_scanned` and the `scanned_*` reasons count the shapes
