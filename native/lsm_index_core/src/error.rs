@@ -18,6 +18,8 @@ pub enum FileKind {
     Wal,
     /// A persistent router's shape catalog (`shapes.log`).
     Catalog,
+    /// A persistent router over declared tables: its shapes and views (`views.log`).
+    Views,
     /// The `LOCK` file that keeps a second opener out.
     Lock,
     /// A directory (listing it, creating it, fsyncing it).

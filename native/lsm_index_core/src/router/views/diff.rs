@@ -60,6 +60,21 @@ impl Diff {
         self.entries.len()
     }
 
+    /// A diff from its parts (`entries` ascending by fingerprint, no zero): how a persisted
+    /// one is restored.
+    pub fn from_parts(entries: Vec<(u64, i64)>, nulls: i64, present: i64) -> Diff {
+        Diff {
+            entries,
+            nulls,
+            present,
+        }
+    }
+
+    /// Its parts: (entries, NULL rows difference, distinct values difference).
+    pub fn parts(&self) -> (&[(u64, i64)], i64, i64) {
+        (&self.entries, self.nulls, self.present)
+    }
+
     /// Whether it counts some value above the base (where the base may lack it: the view
     /// index cannot find the shape by that value).
     pub fn has_positive(&self) -> bool {
@@ -183,6 +198,28 @@ impl Shapes {
             self.views.remove(&view);
         }
         Ok(left)
+    }
+
+    /// Every diffed attachment: (view, shape, position, diff).
+    pub fn diffs(&self) -> impl Iterator<Item = (ViewId, u32, u8, &Diff)> {
+        self.views
+            .iter()
+            .flat_map(|(&v, a)| a.diffs.iter().map(move |(&(s, p), d)| (v, s, p, d)))
+    }
+
+    /// Sets the diff of `shape`'s occurrence `position` on `view` (attached already).
+    pub fn set_diff(&mut self, view: ViewId, shape: u32, position: u8, diff: Diff) -> Result<()> {
+        let at = self.views.get_mut(&view).ok_or_else(|| missing(view))?;
+        if !at.list.iter().any(|x| (x.shape, x.position) == (shape, position)) {
+            return Err(Error::InvalidView {
+                view,
+                reason: format!("shape {shape} position {position} is not attached"),
+            });
+        }
+        if !diff.is_empty() || diff.present != 0 {
+            at.diffs.insert((shape, position), diff);
+        }
+        Ok(())
     }
 
     /// The attachments of `view`.

@@ -184,6 +184,11 @@ impl Registry {
         self.by_key.is_empty()
     }
 
+    /// The key of `view`, if registered.
+    pub fn key(&self, view: ViewId) -> Option<ViewKey> {
+        self.slot(view).map(|s| s.key)
+    }
+
     fn slot(&self, view: ViewId) -> Option<&Slot> {
         self.slots.get(view as usize).and_then(Option::as_ref)
     }

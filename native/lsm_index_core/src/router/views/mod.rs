@@ -190,6 +190,38 @@ impl Views {
         Ok((view, created))
     }
 
+    /// [`Views::hold`] with a new view filled from `counts` (value key or NULL, rows): a
+    /// restored view.
+    pub fn hold_counts(
+        &mut self,
+        key: ViewKey,
+        arity: u8,
+        counts: &[(Option<&[u8]>, u64)],
+        blocking: bool,
+    ) -> Result<(ViewId, bool)> {
+        let (view, created) = self.registry.acquire(key, arity)?;
+        if created && !counts.is_empty() {
+            let deltas: Vec<Delta<'_>> = counts
+                .iter()
+                .map(|&(value, n)| Delta {
+                    view,
+                    value,
+                    by: n as i64,
+                })
+                .collect();
+            if let Err(e) = self.counts.apply(&deltas, blocking) {
+                self.registry.release(view)?;
+                return Err(e);
+            }
+        }
+        Ok((view, created))
+    }
+
+    /// The attachments and their diffs, for restoring a diff.
+    pub fn shapes_mut(&mut self) -> &mut Shapes {
+        &mut self.shapes
+    }
+
     /// Releases a [`Views::hold`]; `true` when that freed the view.
     pub fn unhold(&mut self, view: ViewId) -> Result<bool> {
         let freed = self.registry.release(view)?;

@@ -1,0 +1,838 @@
+//! The log of a persistent router over declared tables: its shapes and the counts of its
+//! views, appended by each `flush(position)` and replayed at open up to the last complete
+//! checkpoint (plan §5.1).
+//!
+//! ```text
+//! <dir>/LOCK        flock'ed while a router has the directory open
+//! <dir>/views.log   "LSMVIEWS" | version u32 LE (1) | view index secret (16 B) | record*
+//! record            len u32 LE | crc32c(payload) u32 LE | payload   (`durable::frame`)
+//! payload           kind u8 | body (integers LE; bytes as len u32 + bytes)
+//!   0 TABLES      text: the tables (schema, name, columns) and case folding
+//!   1 SHAPE       name | table u32 | definition (sql, NUL-separated parameters)
+//!   2 UNSHAPE     name
+//!   3 COUNT       view key u128 | value key | count u64            (absolute; 0: gone)
+//!   4 NULLS       view key | count u64                             (absolute)
+//!   5 TRUNCATE    view key                                         (its counts cleared)
+//!   6 LINK        parent view key | y | x? (u8 0/1 + bytes) | count i64 | x text (n u8 | cell*)
+//!   7 LINK_CLEAR  parent view key
+//!   8 DROP        view key                                         (counts, NULLs, link gone)
+//!   9 DIFFS       n u32 | (name | position u8 | nulls i64 | present i64 | m u32 | (fp u64, d i64)*)*
+//!  10 CHECKPOINT  position (the caller's stream position)
+//! name: tag u8 (0: integer handle u32; 1: bytes) ; cell: u8 0 (NULL) / 1 + bytes
+//! ```
+//!
+//! Records between two checkpoints are one flush: a reopen applies them only when the flush's
+//! `CHECKPOINT` is complete, so a torn or unfinished flush leaves the state of the one before
+//! (the file is cut back there). A complete record with a bad checksum is an error
+//! (`ChecksumMismatch`), never skipped. Views are named by key, never by number (numbers are
+//! reused); counts are absolute, so the last record of a value decides. The secret is the
+//! view index's: a diff's fingerprints stay valid across a reopen.
+
+use crate::durable::{self, io_error, CrashPoints, DirLock, Framing};
+use crate::error::{Error, FileKind, Result};
+use crate::hash::HashSecret;
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"LSMVIEWS";
+const VERSION: u32 = 1;
+const HEADER: usize = 28;
+const FILE: &str = "views.log";
+const FRAMING: Framing = Framing {
+    prefix: 0,
+    min_payload: 1,
+    max_payload: 1 << 30,
+};
+const CRASH_POINTS: CrashPoints = CrashPoints {
+    written: "views:tmp_written",
+    renamed: "views:renamed",
+};
+
+const TABLES: u8 = 0;
+const SHAPE: u8 = 1;
+const UNSHAPE: u8 = 2;
+const COUNT: u8 = 3;
+const NULLS: u8 = 4;
+const TRUNCATE: u8 = 5;
+const LINK: u8 = 6;
+const LINK_CLEAR: u8 = 7;
+const DROP: u8 = 8;
+const DIFFS: u8 = 9;
+const CHECKPOINT: u8 = 10;
+
+/// A shape's diff on one of its subqueries, as logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiffRecord {
+    /// The shape's name (see [`name_bytes`](crate::router::ids)).
+    pub name: Vec<u8>,
+    /// The subquery's position.
+    pub position: u8,
+    /// NULL rows difference.
+    pub nulls: i64,
+    /// Distinct values difference.
+    pub present: i64,
+    /// (fingerprint, count difference), ascending.
+    pub entries: Vec<(u64, i64)>,
+}
+
+/// A link pair's text: the x cells (`None`: NULL).
+pub type Cells = Vec<Option<Vec<u8>>>;
+
+/// One record (see the module doc).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// The tables, as text.
+    Tables(String),
+    /// A shape (re)defined.
+    Shape {
+        /// Its name.
+        name: Vec<u8>,
+        /// Its table.
+        table: u32,
+        /// Its definition.
+        definition: String,
+    },
+    /// A shape removed.
+    Unshape {
+        /// Its name.
+        name: Vec<u8>,
+    },
+    /// A value's count in a view (absolute).
+    Count {
+        /// The view's key.
+        view: u128,
+        /// The value's key.
+        value: Vec<u8>,
+        /// Its count (0: gone).
+        count: u64,
+    },
+    /// A view's NULL rows (absolute).
+    Nulls {
+        /// The view's key.
+        view: u128,
+        /// NULL rows.
+        count: u64,
+    },
+    /// A view emptied.
+    Truncate {
+        /// The view's key.
+        view: u128,
+    },
+    /// A link pair's count (absolute).
+    Link {
+        /// The derived view's key.
+        parent: u128,
+        /// y's key.
+        y: Vec<u8>,
+        /// x's key (`None`: NULL).
+        x: Option<Vec<u8>>,
+        /// Rows (0: gone).
+        count: i64,
+        /// x's text.
+        text: Cells,
+    },
+    /// A link emptied.
+    LinkClear {
+        /// The derived view's key.
+        parent: u128,
+    },
+    /// A view freed.
+    Drop {
+        /// The view's key.
+        view: u128,
+    },
+    /// Every diff now.
+    Diffs(Vec<DiffRecord>),
+    /// The end of a flush.
+    Checkpoint {
+        /// The caller's stream position.
+        position: Vec<u8>,
+    },
+}
+
+/// A link's pairs: (y, x) ⇒ (rows, x's text).
+pub type LinkPairs = HashMap<(Vec<u8>, Option<Vec<u8>>), (i64, Cells)>;
+
+/// The state a log replays to.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct State {
+    /// Shapes by the order of their last definition: seq ⇒ (name, table, definition).
+    pub shapes: BTreeMap<u64, (Vec<u8>, u32, String)>,
+    by_name: HashMap<Vec<u8>, u64>,
+    seq: u64,
+    /// View key ⇒ value key ⇒ count (≥ 1).
+    pub counts: HashMap<u128, HashMap<Vec<u8>, u64>>,
+    /// View key ⇒ NULL rows (≥ 1).
+    pub nulls: HashMap<u128, u64>,
+    /// Derived view key ⇒ its link's pairs.
+    pub links: HashMap<u128, LinkPairs>,
+    /// The diffs.
+    pub diffs: Vec<DiffRecord>,
+    /// The last checkpoint's position.
+    pub position: Option<Vec<u8>>,
+}
+
+impl State {
+    fn apply(&mut self, r: Record) {
+        match r {
+            Record::Tables(_) => {}
+            Record::Shape {
+                name,
+                table,
+                definition,
+            } => {
+                if let Some(old) = self.by_name.remove(&name) {
+                    self.shapes.remove(&old);
+                }
+                self.seq += 1;
+                self.by_name.insert(name.clone(), self.seq);
+                self.shapes.insert(self.seq, (name, table, definition));
+            }
+            Record::Unshape { name } => {
+                if let Some(old) = self.by_name.remove(&name) {
+                    self.shapes.remove(&old);
+                }
+            }
+            Record::Count { view, value, count } => {
+                let values = self.counts.entry(view).or_default();
+                if count == 0 {
+                    values.remove(&value);
+                    if values.is_empty() {
+                        self.counts.remove(&view);
+                    }
+                } else {
+                    values.insert(value, count);
+                }
+            }
+            Record::Nulls { view, count } => {
+                if count == 0 {
+                    self.nulls.remove(&view);
+                } else {
+                    self.nulls.insert(view, count);
+                }
+            }
+            Record::Truncate { view } => {
+                self.counts.remove(&view);
+                self.nulls.remove(&view);
+            }
+            Record::Link {
+                parent,
+                y,
+                x,
+                count,
+                text,
+            } => {
+                let pairs = self.links.entry(parent).or_default();
+                if count == 0 {
+                    pairs.remove(&(y, x));
+                    if pairs.is_empty() {
+                        self.links.remove(&parent);
+                    }
+                } else {
+                    pairs.insert((y, x), (count, text));
+                }
+            }
+            Record::LinkClear { parent } => {
+                self.links.remove(&parent);
+            }
+            Record::Drop { view } => {
+                self.counts.remove(&view);
+                self.nulls.remove(&view);
+                self.links.remove(&view);
+            }
+            Record::Diffs(diffs) => self.diffs = diffs,
+            Record::Checkpoint { position } => self.position = Some(position),
+        }
+    }
+
+    /// The records that rebuild this state (a rewrite), ending with its checkpoint.
+    fn records(&self) -> Vec<Record> {
+        let mut out = Vec::new();
+        for (name, table, definition) in self.shapes.values() {
+            out.push(Record::Shape {
+                name: name.clone(),
+                table: *table,
+                definition: definition.clone(),
+            });
+        }
+        for (&view, values) in &self.counts {
+            for (value, &count) in values {
+                out.push(Record::Count {
+                    view,
+                    value: value.clone(),
+                    count,
+                });
+            }
+        }
+        for (&view, &count) in &self.nulls {
+            out.push(Record::Nulls { view, count });
+        }
+        for (&parent, pairs) in &self.links {
+            for ((y, x), (count, text)) in pairs {
+                out.push(Record::Link {
+                    parent,
+                    y: y.clone(),
+                    x: x.clone(),
+                    count: *count,
+                    text: text.clone(),
+                });
+            }
+        }
+        out.push(Record::Diffs(self.diffs.clone()));
+        out.push(Record::Checkpoint {
+            position: self.position.clone().unwrap_or_default(),
+        });
+        out
+    }
+
+    /// Live records (how big a rewrite would be).
+    fn live(&self) -> usize {
+        self.shapes.len()
+            + self.counts.values().map(HashMap::len).sum::<usize>()
+            + self.nulls.len()
+            + self.links.values().map(HashMap::len).sum::<usize>()
+            + 2
+    }
+}
+
+/// An open log, appending flushes.
+pub struct ViewsLog {
+    path: PathBuf,
+    file: File,
+    _lock: DirLock,
+    /// Records in the file.
+    records: usize,
+    /// The replayed state after the last flush, kept to rewrite the file when it has grown.
+    state: State,
+    tables: String,
+    secret: HashSecret,
+    /// A failed append may have left a partial flush: no more appends.
+    failed: bool,
+}
+
+impl ViewsLog {
+    /// Opens (creating if needed) the log in `dir` of a router over `tables` (their text);
+    /// a new log gets `secret`. Returns the log, the state to restore and the secret.
+    pub fn open(dir: &Path, tables: &str, secret: HashSecret) -> Result<(ViewsLog, State)> {
+        fs::create_dir_all(dir).map_err(|e| io_error(FileKind::Directory, dir, "create", &e))?;
+        let lock = DirLock::acquire(dir)?;
+        let path = dir.join(FILE);
+        let (state, secret, records) = match fs::read(&path) {
+            Ok(bytes) => {
+                let (state, secret, good, records) = read(&path, &bytes, tables)?;
+                if good < bytes.len() {
+                    durable::truncate(FileKind::Views, &path, good as u64)?;
+                }
+                (state, secret, records)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let state = State::default();
+                rewrite(&path, tables, &secret, &[])?;
+                (state, secret, 1)
+            }
+            Err(e) => return Err(io_error(FileKind::Views, &path, "read", &e)),
+        };
+        let file = File::options()
+            .append(true)
+            .open(&path)
+            .map_err(|e| io_error(FileKind::Views, &path, "open", &e))?;
+        let mut log = ViewsLog {
+            path,
+            file,
+            _lock: lock,
+            records,
+            state: state.clone(),
+            tables: tables.to_string(),
+            secret,
+            failed: false,
+        };
+        log.compact_if_grown()?;
+        Ok((log, state))
+    }
+
+    /// The view index secret of this log.
+    pub fn secret(&self) -> HashSecret {
+        self.secret
+    }
+
+    /// Appends one flush: `records`, then a checkpoint at `position`; durable when it returns.
+    pub fn flush(&mut self, records: Vec<Record>, position: &[u8]) -> Result<()> {
+        if self.failed {
+            return Err(Error::Poisoned {
+                cause: format!("an earlier write to {} failed", self.path.display()),
+            });
+        }
+        let mut bytes = Vec::new();
+        for r in &records {
+            encode(r, &mut bytes);
+        }
+        let checkpoint = Record::Checkpoint {
+            position: position.to_vec(),
+        };
+        encode(&checkpoint, &mut bytes);
+        let written = self
+            .file
+            .write_all(&bytes)
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| io_error(FileKind::Views, &self.path, "write", &e));
+        if let Err(e) = written {
+            self.failed = true;
+            return Err(e);
+        }
+        self.records += records.len() + 1;
+        for r in records {
+            self.state.apply(r);
+        }
+        self.state.apply(checkpoint);
+        self.compact_if_grown()
+    }
+
+    /// Rewrites the file from its state when dead records outnumber live ones.
+    fn compact_if_grown(&mut self) -> Result<()> {
+        let live = self.state.live();
+        if self.records <= 2 * live + 1024 {
+            return Ok(());
+        }
+        let records = self.state.records();
+        rewrite(&self.path, &self.tables, &self.secret, &records)?;
+        self.records = records.len() + 1;
+        self.file = File::options()
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| io_error(FileKind::Views, &self.path, "open", &e))?;
+        Ok(())
+    }
+}
+
+/// The state a log's bytes replay to (a torn or unfinished last flush ignored), for tools
+/// and fuzzing: the decoder `open` uses.
+pub fn decode(bytes: &[u8], tables: &str) -> Result<State> {
+    read(Path::new(FILE), bytes, tables).map(|(state, ..)| state)
+}
+
+/// Replays `bytes`: (state at the last checkpoint, secret, end of that checkpoint, records
+/// up to it).
+fn read(path: &Path, bytes: &[u8], tables: &str) -> Result<(State, HashSecret, usize, usize)> {
+    let what = path.display().to_string();
+    let corrupt = |detail: String| Error::Corrupt {
+        file: FileKind::Views,
+        what: what.clone(),
+        detail,
+    };
+    if !bytes.starts_with(MAGIC) {
+        return Err(Error::BadMagic {
+            file: FileKind::Views,
+            what,
+        });
+    }
+    let Some(header) = bytes.get(..HEADER) else {
+        return Err(corrupt("shorter than its header".into()));
+    };
+    let version = u32::from_le_bytes([header[8], header[9], header[10], header[11]]);
+    if version != VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: FileKind::Views,
+            what,
+            version,
+        });
+    }
+    let mut secret = [0u8; 16];
+    secret.copy_from_slice(&header[12..28]);
+    let mut state = State::default();
+    let mut pending: Vec<Record> = Vec::new();
+    let mut frames = FRAMING.read(bytes, HEADER, FileKind::Views, &what);
+    let (mut good, mut records, mut seen) = (0, 0, 0);
+    for frame in &mut frames {
+        let frame = frame?;
+        let record = decode_record(frame.payload)
+            .ok_or_else(|| corrupt(format!("record at byte {} does not decode", frame.at)))?;
+        seen += 1;
+        match (seen, record) {
+            (1, Record::Tables(text)) if text == tables => {
+                good = frame.at + FRAMING.encoded_len(frame.payload.len());
+                records = 1;
+            }
+            (1, Record::Tables(text)) => {
+                return Err(Error::TableMismatch {
+                    path: what.clone(),
+                    columns: text.lines().map(str::to_string).collect(),
+                })
+            }
+            (1, _) => return Err(corrupt("the first record does not name the tables".into())),
+            (_, Record::Checkpoint { position }) => {
+                for r in pending.drain(..) {
+                    state.apply(r);
+                }
+                state.apply(Record::Checkpoint { position });
+                good = frame.at + FRAMING.encoded_len(frame.payload.len());
+                records = seen;
+            }
+            (_, r) => pending.push(r),
+        }
+    }
+    if seen == 0 {
+        return Err(corrupt("the tables record is missing".into()));
+    }
+    Ok((state, HashSecret(secret), good, records))
+}
+
+/// Writes a log holding `records` after its header and tables record, atomically.
+fn rewrite(path: &Path, tables: &str, secret: &HashSecret, records: &[Record]) -> Result<()> {
+    let mut bytes = Vec::new();
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&VERSION.to_le_bytes());
+    bytes.extend_from_slice(&secret.0);
+    encode(&Record::Tables(tables.to_string()), &mut bytes);
+    for r in records {
+        encode(r, &mut bytes);
+    }
+    durable::write_atomically(path, &bytes, FileKind::Views, CRASH_POINTS)
+}
+
+/// Appends record `r`'s frame to `out`.
+pub fn encode(r: &Record, out: &mut Vec<u8>) {
+    let mut p = Vec::new();
+    match r {
+        Record::Tables(text) => {
+            p.push(TABLES);
+            bytes(&mut p, text.as_bytes());
+        }
+        Record::Shape {
+            name,
+            table,
+            definition,
+        } => {
+            p.push(SHAPE);
+            bytes(&mut p, name);
+            p.extend_from_slice(&table.to_le_bytes());
+            bytes(&mut p, definition.as_bytes());
+        }
+        Record::Unshape { name } => {
+            p.push(UNSHAPE);
+            bytes(&mut p, name);
+        }
+        Record::Count { view, value, count } => {
+            p.push(COUNT);
+            p.extend_from_slice(&view.to_le_bytes());
+            bytes(&mut p, value);
+            p.extend_from_slice(&count.to_le_bytes());
+        }
+        Record::Nulls { view, count } => {
+            p.push(NULLS);
+            p.extend_from_slice(&view.to_le_bytes());
+            p.extend_from_slice(&count.to_le_bytes());
+        }
+        Record::Truncate { view } | Record::LinkClear { parent: view } | Record::Drop { view } => {
+            p.push(match r {
+                Record::Truncate { .. } => TRUNCATE,
+                Record::LinkClear { .. } => LINK_CLEAR,
+                _ => DROP,
+            });
+            p.extend_from_slice(&view.to_le_bytes());
+        }
+        Record::Link {
+            parent,
+            y,
+            x,
+            count,
+            text,
+        } => {
+            p.push(LINK);
+            p.extend_from_slice(&parent.to_le_bytes());
+            bytes(&mut p, y);
+            cell(&mut p, x.as_deref());
+            p.extend_from_slice(&count.to_le_bytes());
+            p.push(text.len().min(255) as u8);
+            for c in text.iter().take(255) {
+                cell(&mut p, c.as_deref());
+            }
+        }
+        Record::Diffs(diffs) => {
+            p.push(DIFFS);
+            p.extend_from_slice(&(diffs.len() as u32).to_le_bytes());
+            for d in diffs {
+                bytes(&mut p, &d.name);
+                p.push(d.position);
+                p.extend_from_slice(&d.nulls.to_le_bytes());
+                p.extend_from_slice(&d.present.to_le_bytes());
+                p.extend_from_slice(&(d.entries.len() as u32).to_le_bytes());
+                for (fp, delta) in &d.entries {
+                    p.extend_from_slice(&fp.to_le_bytes());
+                    p.extend_from_slice(&delta.to_le_bytes());
+                }
+            }
+        }
+        Record::Checkpoint { position } => {
+            p.push(CHECKPOINT);
+            bytes(&mut p, position);
+        }
+    }
+    FRAMING.encode(&[], &p, out);
+}
+
+fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn cell(out: &mut Vec<u8>, c: Option<&[u8]>) {
+    match c {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            bytes(out, b);
+        }
+    }
+}
+
+/// A cursor over a payload.
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (a, b) = self.0.split_at(n);
+        self.0 = b;
+        Some(a)
+    }
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        let b = self.take(8)?;
+        let mut a = [0u8; 8];
+        a.copy_from_slice(b);
+        Some(u64::from_le_bytes(a))
+    }
+    fn i64(&mut self) -> Option<i64> {
+        self.u64().map(|v| v as i64)
+    }
+    fn u128(&mut self) -> Option<u128> {
+        let b = self.take(16)?;
+        let mut a = [0u8; 16];
+        a.copy_from_slice(b);
+        Some(u128::from_le_bytes(a))
+    }
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let n = self.u32()? as usize;
+        self.take(n).map(<[u8]>::to_vec)
+    }
+    fn cell(&mut self) -> Option<Option<Vec<u8>>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => self.bytes().map(Some),
+            _ => None,
+        }
+    }
+    fn text(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?).ok()
+    }
+}
+
+/// A payload as a record (`None`: malformed).
+fn decode_record(payload: &[u8]) -> Option<Record> {
+    let mut r = Reader(payload);
+    let record = match r.u8()? {
+        TABLES => Record::Tables(r.text()?),
+        SHAPE => Record::Shape {
+            name: r.bytes()?,
+            table: r.u32()?,
+            definition: r.text()?,
+        },
+        UNSHAPE => Record::Unshape { name: r.bytes()? },
+        COUNT => Record::Count {
+            view: r.u128()?,
+            value: r.bytes()?,
+            count: r.u64()?,
+        },
+        NULLS => Record::Nulls {
+            view: r.u128()?,
+            count: r.u64()?,
+        },
+        TRUNCATE => Record::Truncate { view: r.u128()? },
+        LINK_CLEAR => Record::LinkClear { parent: r.u128()? },
+        DROP => Record::Drop { view: r.u128()? },
+        LINK => {
+            let parent = r.u128()?;
+            let y = r.bytes()?;
+            let x = r.cell()?;
+            let count = r.i64()?;
+            let n = r.u8()?;
+            let text = (0..n).map(|_| r.cell()).collect::<Option<Vec<_>>>()?;
+            Record::Link {
+                parent,
+                y,
+                x,
+                count,
+                text,
+            }
+        }
+        DIFFS => {
+            let n = r.u32()?;
+            let mut diffs = Vec::new();
+            for _ in 0..n {
+                let name = r.bytes()?;
+                let position = r.u8()?;
+                let nulls = r.i64()?;
+                let present = r.i64()?;
+                let m = r.u32()?;
+                let mut entries = Vec::new();
+                for _ in 0..m {
+                    entries.push((r.u64()?, r.i64()?));
+                }
+                diffs.push(DiffRecord {
+                    name,
+                    position,
+                    nulls,
+                    present,
+                    entries,
+                });
+            }
+            Record::Diffs(diffs)
+        }
+        CHECKPOINT => Record::Checkpoint {
+            position: r.bytes()?,
+        },
+        _ => return None,
+    };
+    r.0.is_empty().then_some(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<Record> {
+        vec![
+            Record::Shape {
+                name: vec![0, 1, 0, 0, 0],
+                table: 1,
+                definition: "a IN (SELECT b FROM t)\0v7".into(),
+            },
+            Record::Count {
+                view: 7 << 100,
+                value: vec![1, 2, 3],
+                count: 2,
+            },
+            Record::Nulls { view: 9, count: 1 },
+            Record::Link {
+                parent: 5,
+                y: vec![4],
+                x: None,
+                count: 3,
+                text: vec![None, Some(b"x".to_vec())],
+            },
+            Record::Truncate { view: 9 },
+            Record::Diffs(vec![DiffRecord {
+                name: vec![1, b'n'],
+                position: 2,
+                nulls: -1,
+                present: 1,
+                entries: vec![(3, 4), (5, -6)],
+            }]),
+            Record::Unshape { name: vec![1] },
+            Record::LinkClear { parent: 5 },
+            Record::Drop { view: 3 },
+        ]
+    }
+
+    #[test]
+    fn every_record_round_trips() {
+        for r in sample() {
+            let mut frame = Vec::new();
+            encode(&r, &mut frame);
+            assert_eq!(decode_record(&frame[8..]), Some(r));
+        }
+    }
+
+    #[test]
+    fn a_flush_counts_only_with_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = HashSecret([7; 16]);
+        {
+            let (mut log, state) = ViewsLog::open(dir.path(), "t", secret).unwrap();
+            assert_eq!(state, State::default());
+            log.flush(sample(), b"p1").unwrap();
+        }
+        let path = dir.path().join(FILE);
+        let full = fs::read(&path).unwrap();
+        let (_, state) = ViewsLog::open(dir.path(), "t", HashSecret([0; 16])).unwrap();
+        assert_eq!(state.position.as_deref(), Some(&b"p1"[..]));
+        assert_eq!(state.counts[&(7 << 100)][&vec![1, 2, 3]], 2);
+        assert!(!state.nulls.contains_key(&9), "truncated after");
+        assert_eq!(state.diffs.len(), 1);
+        // an unfinished flush (no checkpoint) and a torn frame are ignored and cut
+        let mut longer = full.clone();
+        encode(
+            &Record::Count {
+                view: 1,
+                value: vec![9],
+                count: 1,
+            },
+            &mut longer,
+        );
+        longer.extend_from_slice(&[1, 2, 3]);
+        fs::write(&path, &longer).unwrap();
+        let (log, state) = ViewsLog::open(dir.path(), "t", HashSecret([0; 16])).unwrap();
+        assert_eq!(log.secret(), secret);
+        assert!(!state.counts.contains_key(&1));
+        drop(log);
+        assert_eq!(fs::read(&path).unwrap(), full);
+    }
+
+    #[test]
+    fn a_bad_checksum_other_tables_or_magic_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = HashSecret([1; 16]);
+        {
+            let (mut log, _) = ViewsLog::open(dir.path(), "t", secret).unwrap();
+            log.flush(sample(), b"p").unwrap();
+        }
+        assert!(matches!(
+            ViewsLog::open(dir.path(), "other", secret),
+            Err(Error::TableMismatch { .. })
+        ));
+        let path = dir.path().join(FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let n = bytes.len();
+        bytes[n - 3] ^= 0x40;
+        fs::write(&path, &bytes).unwrap();
+        assert!(matches!(
+            ViewsLog::open(dir.path(), "t", secret),
+            Err(Error::ChecksumMismatch { .. })
+        ));
+        fs::write(&path, b"NOTVIEWS").unwrap();
+        assert!(matches!(
+            ViewsLog::open(dir.path(), "t", secret),
+            Err(Error::BadMagic { .. })
+        ));
+    }
+
+    #[test]
+    fn a_grown_log_is_rewritten_to_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = HashSecret([2; 16]);
+        let (mut log, _) = ViewsLog::open(dir.path(), "t", secret).unwrap();
+        for i in 0..600u64 {
+            let r = |count| Record::Count {
+                view: 1,
+                value: vec![(i % 3) as u8],
+                count,
+            };
+            log.flush(vec![r(i + 1), r(i + 2)], &i.to_le_bytes()).unwrap();
+        }
+        assert!(log.records < 2 * log.state.live() + 1024 + 3);
+        let state = log.state.clone();
+        drop(log);
+        let (_, reopened) = ViewsLog::open(dir.path(), "t", secret).unwrap();
+        assert_eq!(reopened.counts, state.counts);
+        assert_eq!(reopened.position, state.position);
+    }
+}
