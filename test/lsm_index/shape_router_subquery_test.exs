@@ -3,8 +3,7 @@ defmodule LsmIndex.ShapeRouterSubqueryTest do
   # moves, §2.4 one change): small hand-checked cases, each asserting the exact ids and the
   # exact moves. How the calls behave (route/route_many agreement, stateful routing,
   # scheduling, refusals, errors): shape_router_subquery_calls_test.exs; PostgreSQL as the
-  # oracle: postgres_subquery_oracle_test.exs. Tests tagged :known_bug fail until the router
-  # is fixed (`mix test --exclude known_bug` leaves them out).
+  # oracle: postgres_subquery_oracle_test.exs.
   use ExUnit.Case, async: true
 
   alias LsmIndex.ShapeRouter
@@ -47,11 +46,7 @@ defmodule LsmIndex.ShapeRouterSubqueryTest do
 
   defp go(r, change), do: ShapeRouter.route_with_moves(r, change)
 
-  # normalised while view_metrics/1 answers string keys (see the :known_bug test below)
-  defp views(r) do
-    m = ShapeRouter.view_metrics(r)
-    for k <- [:views, :attachments, :diff_entries], into: %{}, do: {k, m[k] || m[to_string(k)]}
-  end
+  defp views(r), do: Map.take(ShapeRouter.view_metrics(r), [:views, :attachments, :diff_entries])
 
   describe "IN (SELECT …)" do
     test "a value's count crossing 0 moves it; the outer row is routed by the view" do
@@ -290,7 +285,6 @@ defmodule LsmIndex.ShapeRouterSubqueryTest do
                )
     end
 
-    @tag :known_bug
     test "view_metrics/1 answers atom keys and the view index's stats map, as documented" do
       m = router() |> add!(1, "project_id IN #{@of7}", [["3"]]) |> ShapeRouter.view_metrics()
       # today: %{"views" => 1, ..., "view_index" => {:ok, %{...}}}
@@ -415,7 +409,6 @@ defmodule LsmIndex.ShapeRouterSubqueryTest do
       assert ids == [{:t, 1}]
     end
 
-    @tag :known_bug
     test "route/2 sorts named ids as it sorts integer ones (and as moves are sorted)" do
       r =
         router() |> add!("b", "project_id IN #{@of7}", [["3"]]) |> add!("a", "project_id = 3", [])

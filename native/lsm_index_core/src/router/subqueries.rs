@@ -163,16 +163,6 @@ impl RouterSet {
                 reason: format!("at most {MAX_SUBQUERIES} subqueries in a clause"),
             });
         }
-        if shape.seeds.len() != subqueries.len() {
-            return Err(Error::InvalidSeed {
-                position: shape.seeds.len().min(subqueries.len()) as u32,
-                reason: format!(
-                    "one list of values per subquery: {} given, the clause has {}",
-                    shape.seeds.len(),
-                    subqueries.len()
-                ),
-            });
-        }
         // a subquery with a nested one: the columns it tests there (its seed is link rows)
         let mut tested: Vec<Option<Box<[usize]>>> = vec![None; subqueries.len()];
         for (c, sq) in subqueries.iter().enumerate() {
@@ -186,6 +176,16 @@ impl RouterSet {
             }
             tested[p] = Some(split_nested(&subqueries[p].inner, c as u32)?.0);
         }
+        if shape.seeds.len() != subqueries.len() {
+            return Err(Error::InvalidSeed {
+                position: shape.seeds.len().min(subqueries.len()) as u32,
+                reason: format!(
+                    "one list of values per subquery: {} given, the clause has {}",
+                    shape.seeds.len(),
+                    subqueries.len()
+                ),
+            });
+        }
         let mut l = if blocking {
             linked.write()
         } else {
@@ -197,6 +197,8 @@ impl RouterSet {
             .enumerate()
             .map(|(i, (sq, seed))| l.parse_seed(i, sq, tested[i].as_deref(), seed))
             .collect::<Result<Vec<_>>>()?;
+        let held = self.names().find(shape.name);
+        l.check_current(held, subqueries, &seeds)?;
         let h = self.names_mut().intern(shape.name);
         remove_shape(&mut l, &tables, h, blocking)?;
         let views = match l.attach_all(h, subqueries, &seeds, blocking) {
