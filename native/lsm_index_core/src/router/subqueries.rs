@@ -36,6 +36,9 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+/// The largest overlay (keys per lane) of a router's view index (see `with_tables`).
+const VIEW_OVERLAY_LIMIT: usize = 1024;
+
 /// Most subqueries in one shape (a position is one byte).
 const MAX_SUBQUERIES: usize = 255;
 
@@ -124,7 +127,13 @@ impl RouterSet {
                 config.clone(),
             )?));
         }
-        let linked = Linked::new(tables, inner, Views::new(config.clone())?);
+        // the view index grows by bulk seeds (a million values at once) that must reach
+        // compact segments: a full-size overlay per lane would keep them at ~84 B a value
+        let view_config = Config {
+            overlay_limit: config.overlay_limit.min(VIEW_OVERLAY_LIMIT),
+            ..config.clone()
+        };
+        let linked = Linked::new(tables, inner, Views::new(view_config)?);
         RouterSet::build(folding, config, Arc::new(outer), Some(linked))
     }
 
