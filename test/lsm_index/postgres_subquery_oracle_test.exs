@@ -2,7 +2,8 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
   # PostgreSQL as the oracle of subquery shapes (issue 23, plan §6). Random transactions over
   # orgs/projects/issues run in PostgreSQL (LsmIndex.Test.SubqueryWorkload), which reports its
   # state before and after every statement; shapes are added before the first (most of them),
-  # mid-run (seeded with PostgreSQL's results at that point) and removed mid-run. Per change:
+  # mid-run (seeded with PostgreSQL's results at that point, or about half of them with a
+  # snapshot 1-5 transactions old: a stale snapshot, plan §4.4) and removed mid-run. Per change:
   # (a) the routed ids and (b) the moves must equal those computed from PostgreSQL's states
   # (LsmIndex.Test.SubqueryExpected, plan §2.3–2.4); (c) a caller acting only on the answers
   # must hold PostgreSQL's result after every statement.
@@ -170,6 +171,8 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
         # and a caller would notice moves left out, or NOT IN's NULL rules ignored
         assert result.controls[:no_moves] > 0
         assert result.controls[:no_null_rules] > 0
+        # and stale snapshots made the answers differ from PostgreSQL's results'
+        assert result.stale > 0 and result.stale_ids > 0 and result.stale_moves > 0
       end
     end
 
@@ -288,6 +291,9 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
         held: %{},
         controls: %{no_moves: %{}, no_null_rules: %{}},
         pending: [],
+        # PostgreSQL's state after the last transaction, and at the start of the last few
+        last: nil,
+        history: %{},
         result: %{
           txns: 0,
           statements: 0,
@@ -299,6 +305,9 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
           disagreements: [],
           caller_mismatches: [],
           added: 0,
+          stale: 0,
+          stale_ids: 0,
+          stale_moves: 0,
           removed: 0
         }
       }
@@ -307,7 +316,7 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
       |> Enum.reduce_while(acc, fn k, acc ->
         acc =
           acc
-          |> change_shapes(router, Map.get(schedule, k, {[], []}))
+          |> change_shapes(router, k, Map.get(schedule, k, {[], []}))
           |> transaction(router, k, opts)
 
         failed? = acc.result.disagreements != [] or acc.result.caller_mismatches != []
@@ -336,9 +345,9 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
     end)
   end
 
-  defp change_shapes(acc, _router, {[], []}), do: acc
+  defp change_shapes(acc, _router, _k, {[], []}), do: acc
 
-  defp change_shapes(acc, router, {adds, removes}) do
+  defp change_shapes(acc, router, k, {adds, removes}) do
     acc =
       Enum.reduce(removes, acc, fn id, acc ->
         if Map.has_key?(acc.active, id) do
@@ -354,7 +363,11 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
 
     acc =
       Enum.reduce(adds, acc, fn shape, acc ->
-        seeds = SubqueryWorkload.seeds(acc.db, shape)
+        {shape, seeds} =
+          (k > 0 and :rand.uniform(2) == 1 and (stale(acc, shape, k) || twin(acc, shape, k))) ||
+            {shape, SubqueryWorkload.seeds(acc.db, shape)}
+
+        acc = if shape[:snapshot_age], do: update_in(acc.result.stale, &(&1 + 1)), else: acc
 
         case router.add.(acc.r, shape, seeds) do
           :ok ->
@@ -379,6 +392,47 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
     }
   end
 
+  # `shape` with a snapshot 1-5 transactions old: `{shape, seeds}` (SubqueryWorkload.stale/4),
+  # or nil. Only onto views the router holds now (each subquery's is some active shape's):
+  # their counts were seeded with PostgreSQL's result and follow the stream, so they never go
+  # below 0, and the stale shape's view is exactly that plus its diff (plan §4.4). A stale
+  # snapshot making a new view would be the base itself: a row it lacks, deleted later,
+  # would take a count below 0, which the router clamps to 0 for the shapes without a diff
+  # there (§4.4), and whether the value is in the view after it comes back is then the
+  # clamp's answer, not the snapshot-plus-stream one: left out.
+  defp stale(acc, shape, k) do
+    read =
+      for {_, s} <- acc.active, p <- s.positions, p.parent == nil, into: MapSet.new(), do: p.view
+
+    # (a view first read by a shape added just before this one is not in the states yet)
+    in_states? = fn p, past -> acc.last.views[p.view] != nil and past.views[p.view] != nil end
+
+    ages =
+      for age <- 1..5,
+          past = acc.history[k - age],
+          past != nil,
+          Enum.all?(shape.positions, &(MapSet.member?(read, &1.view) and in_states?.(&1, past))),
+          do: {age, past}
+
+    if ages != [] do
+      {age, past} = Enum.random(ages)
+      SubqueryWorkload.stale(shape, past, acc.last, age)
+    end
+  end
+
+  # When `shape` cannot be stale: an active shape's clause under `shape`'s id, stale (the
+  # subqueries of the shapes generated mid-run are often nobody else's yet).
+  defp twin(acc, shape, k) do
+    twins = for {_, s} <- acc.active, Enum.all?(s.positions, &(&1.parent == nil)), do: s
+
+    if twins != [] do
+      twin = Enum.random(twins)
+      positions = Enum.map(twin.positions, &Map.delete(&1, :stale))
+      twin = %{twin | id: shape.id, positions: positions} |> Map.delete(:snapshot_age)
+      stale(acc, twin, k)
+    end
+  end
+
   defp transaction(acc, router, k, opts) do
     {steps, mirror} = SubqueryWorkload.transaction(acc.db, acc.mirror, truncate: truncate(k))
     first = hd(steps).before
@@ -386,6 +440,8 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
     init = fn held -> Enum.reduce(acc.pending, held, &Map.put(&2, &1, first.matches[&1])) end
     shapes = acc.active |> Map.values() |> Enum.sort_by(& &1.id)
     expected = Enum.map(steps, &SubqueryExpected.answer(shapes, &1.change, &1.before, &1.after))
+    stale = stale_differs(shapes, steps)
+
     changes = Enum.map(steps, & &1.change)
     got = router.route.(acc.r, changes, expected)
 
@@ -429,11 +485,44 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
         &(&1 + (expected |> Enum.map(fn {_, ms} -> length(ms) end) |> Enum.sum()))
       )
       |> Map.update!(:coverage, &MapSet.union(&1, coverage(steps, expected, acc.active)))
+      |> Map.update!(:stale_ids, &(&1 + stale.ids))
+      |> Map.update!(:stale_moves, &(&1 + stale.moves))
       |> Map.update!(:controls, &Map.merge(&1, diverged, fn _, a, b -> a + b end))
       |> Map.update!(:disagreements, &(&1 ++ disagreements))
       |> Map.update!(:caller_mismatches, &(&1 ++ mismatches))
 
-    %{acc | mirror: mirror, held: held, controls: controls, pending: [], result: result}
+    history = acc.history |> Map.put(k, first) |> Map.delete(k - 5)
+
+    %{
+      acc
+      | mirror: mirror,
+        held: held,
+        controls: controls,
+        pending: [],
+        result: result,
+        last: last,
+        history: history
+    }
+  end
+
+  # How many changes a stale snapshot made the expected ids, and the expected moves, differ
+  # from those PostgreSQL's own results give (how much the stale shapes test).
+  defp stale_differs(shapes, steps) do
+    stale = Enum.filter(shapes, & &1[:snapshot_age])
+    plain = fn st -> %{st | matches: Map.new(stale, &{&1.id, st.matches[{:plain, &1.id}]})} end
+
+    for %{change: c, before: b, after: a} <- steps, stale != [], reduce: %{ids: 0, moves: 0} do
+      n ->
+        ids =
+          SubqueryExpected.ids(stale, c, b, a) !=
+            SubqueryExpected.ids(stale, c, plain.(b), plain.(a))
+
+        moves =
+          SubqueryExpected.moves(stale, c, b, a) !=
+            SubqueryExpected.moves(stale, c, b, a, :no_stale)
+
+        %{ids: n.ids + if(ids, do: 1, else: 0), moves: n.moves + if(moves, do: 1, else: 0)}
+    end
   end
 
   # Every 50th transaction (from the 25th) truncates a table, in turn.
@@ -567,7 +656,10 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
     """
     PostgreSQL subquery oracle, #{r.name} (seed #{r.seed}): #{r.txns} transactions, \
     #{r.statements} statements #{inspect(Enum.sort(r.ops))}, #{r.added} shapes added \
-    (#{r.opts.shapes} generated, nested: #{r.opts.nested}), #{r.removed} removed; \
+    (#{r.opts.shapes} generated, nested: #{r.opts.nested}; #{r.stale} with a stale snapshot, \
+    their own views routing them otherwise than PostgreSQL's results on #{r.stale_ids} \
+    changes and moving them otherwise on #{r.stale_moves}), \
+    #{r.removed} removed; \
     #{r.routed} routed (shape, change) pairs, #{r.moves} moves; \
     controls (transactions where a caller diverged): #{inspect(r.controls)}; \
     #{Float.round(r.seconds, 1)} s

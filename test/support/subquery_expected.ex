@@ -17,7 +17,9 @@ defmodule LsmIndex.Test.SubqueryExpected do
       A nested position (a chain's inner level) has no moves of its own: its changes reach
       the shape as the head's derived view crossing. §2.3's truncate row applies to a
       truncate of the position's own table; a truncate deeper in a chain moves the derived
-      view value by value.
+      view value by value. A position with a stale snapshot (`stale: %{diff, gen}`, see
+      `LsmIndex.Test.SubqueryWorkload.stale/4`) moves by its own view (`view/3`), not by
+      PostgreSQL's result.
 
   The caller (`caller_step/6`) holds each shape's row ids and changes them only as an answer
   says: a routed change by PostgreSQL's verdict on the new row (a delete or truncate drops),
@@ -43,7 +45,8 @@ defmodule LsmIndex.Test.SubqueryExpected do
   router holds. `rules`: `:postgres` (the default: §2.3) or, for the checks that show the
   caller would notice a router getting it wrong, `:no_moves` (none at all) and
   `:no_null_rules` (NOT IN as plain non-membership, as a router ignoring NULLs and emptiness
-  would answer).
+  would answer); `moves/5` also takes `:no_stale` (stale snapshots ignored: every shape
+  moved by PostgreSQL's result).
   """
   @spec answer([map()], tuple(), map(), map(), atom()) :: {[term()], [move()]}
   def answer(shapes, change, before, after_, rules \\ :postgres),
@@ -79,12 +82,36 @@ defmodule LsmIndex.Test.SubqueryExpected do
     for shape <- shapes,
         p <- shape.positions,
         p.parent == nil,
-        b = Map.fetch!(before.views, p.view),
-        a = Map.fetch!(after_.views, p.view),
+        b = view(p, before, rules),
+        a = view(p, after_, rules),
         {kind, values} <- position_moves(p.polarity, b, a, truncated?(change, p), rules) do
       {shape.id, kind, p.position, values}
     end
     |> Enum.sort_by(fn {id, kind, position, _} -> {id, kind != :move_out, position} end)
+  end
+
+  @doc """
+  The view position `p` of a shape reads in `state`: PostgreSQL's result, plus the diff of a
+  stale snapshot while its table has not been truncated since the shape was added (plan
+  §4.4: the shape's snapshot plus the stream since); the values counted above 0. `rules`
+  `:no_stale`: PostgreSQL's result.
+  """
+  @spec view(map(), map(), atom()) :: multiset()
+  def view(p, state, rules \\ :postgres) do
+    result = Map.fetch!(state.views, p.view)
+
+    case p do
+      %{stale: %{diff: diff, gen: gen}} when rules != :no_stale ->
+        if state.gens[p.table] == gen do
+          Map.merge(result, diff, fn _v, n, d -> n + d end)
+          |> Map.filter(fn {_v, n} -> n > 0 end)
+        else
+          result
+        end
+
+      _ ->
+        result
+    end
   end
 
   # Only a truncate of the subquery's own table is one for §2.3's truncate row; a truncate

@@ -17,12 +17,22 @@ defmodule LsmIndex.Test.SubqueryWorkload do
   `params`, `where` (the WHERE PostgreSQL runs: each `$n` inlined as an untyped literal, which
   it types from the context as it would type the parameter), and `positions` in the textual
   order of their `SELECT`,
-  each `%{position, polarity, arity, columns, table, parent, view, seed}`: `columns` are the
-  outer row's tested columns (`nil` for a nested subquery, which tests its parent's rows),
+  each `%{position, polarity, arity, columns, table, types, parent, view, seed}`: `columns`
+  are the outer row's tested columns (`nil` for a nested subquery, which tests its parent's
+  rows), `types` the PostgreSQL types of its select list,
   `view` the runnable SQL of the subquery's result (for a chain's head the whole chain:
   the derived view the shape tests), `seed` `{sql, :rows | :link}` what `subquery_values`
   takes for it (a chain's level with a nested subquery: its link rows `SELECT y, x FROM t2
   WHERE rest`, plan §2.5).
+
+  A shape added with an old snapshot (`stale/4`: its subqueries' results as of an earlier
+  state) has its own views, plan §4.4: each = the snapshot + the stream since = PostgreSQL's
+  result now + `diff` (the snapshot minus the result when it was added, a ℤ-multiset), until
+  a truncate of the subquery's table empties it (the router drops the diff: the view is
+  exact again). Its `where` for the state is the clause with each such subquery replaced by
+  that own view in SQL, so the state's `matches` are what it must be routed by; the
+  truncates are counted in a table `subq_gen` (`gens` in the state) to tell when the diff
+  was dropped. The state also holds its plain `where`'s matches, under `{:plain, id}`.
 
   One `psql` session (`LsmIndex.Demo.Psql`) runs everything; a transaction is one round
   trip: `BEGIN`, the state, then per statement the statement (`RETURNING` the old and new
@@ -71,11 +81,16 @@ defmodule LsmIndex.Test.SubqueryWorkload do
   @typedoc "The rows of every table: table => id => record."
   @type mirror :: %{{String.t(), String.t()} => %{integer() => record()}}
   @typedoc """
-  PostgreSQL's state at one point: each shape's matching ids, and each subquery result
-  (keyed by its SQL) as a multiset: value (text, a list for composites) => count, `nil` =>
-  the rows with a NULL (any NULL component); absent keys count 0.
+  PostgreSQL's state at one point: each shape's matching ids, each subquery result (keyed by
+  its SQL) as a multiset: value (text, a list for composites) => count, `nil` => the rows
+  with a NULL (any NULL component), absent keys count 0; and `gens`, how many times each
+  table was truncated.
   """
-  @type state :: %{matches: %{term() => MapSet.t(integer())}, views: %{String.t() => map()}}
+  @type state :: %{
+          matches: %{term() => MapSet.t(integer())},
+          views: %{String.t() => map()},
+          gens: %{{String.t(), String.t()} => non_neg_integer()}
+        }
 
   @doc "The three tables: orgs, projects, issues."
   @spec tables() :: [{String.t(), String.t()}]
@@ -251,8 +266,10 @@ defmodule LsmIndex.Test.SubqueryWorkload do
         "#{p.position}: #{p.polarity}#{if p.parent, do: " nested in #{p.parent}"}"
       end)
 
+    stale = if age = shape[:snapshot_age], do: ", a snapshot #{age} transactions old", else: ""
+
     "shape #{shape.id} (#{shape.template}) on #{schema}.#{table}: `#{shape.sql}` " <>
-      "params #{inspect(shape.params)} [#{pols}]"
+      "params #{inspect(shape.params)} [#{pols}]#{stale}"
   end
 
   # The `(SELECT … FROM t [WHERE …])` of `sql` in the textual order of their SELECT, each
@@ -294,13 +311,16 @@ defmodule LsmIndex.Test.SubqueryWorkload do
   defp position(sub, child, position, polarity, columns, params) do
     from = "SELECT #{sub.select} FROM #{sub.table}"
     view = inline(if(sub.where, do: "#{from} WHERE #{sub.where}", else: from), params)
+    table = table_name(sub.table)
+    types = Map.new(@columns[table])
 
     %{
       position: position,
       polarity: polarity,
       arity: sub.select |> String.split(",") |> length(),
       columns: columns,
-      table: table_name(sub.table),
+      table: table,
+      types: for(c <- String.split(sub.select, ","), do: pg_type(types[String.trim(c)])),
       parent: sub.parent,
       view: view,
       seed: seed(sub, child, view, params)
@@ -375,7 +395,13 @@ defmodule LsmIndex.Test.SubqueryWorkload do
         "DROP TABLE IF EXISTS #{name}; CREATE TABLE #{name} (#{defs});\n"
       end
 
-    Psql.run(session, ddl)
+    gens = Enum.map_join(@tables, ", ", fn {{_, name}, _} -> "('#{name}', 0)" end)
+
+    gen =
+      "DROP TABLE IF EXISTS subq_gen; CREATE TABLE subq_gen (t text PRIMARY KEY, n int8);\n" <>
+        "INSERT INTO subq_gen VALUES #{gens};\n"
+
+    Psql.run(session, [ddl, gen])
     db = %{session: session, matches: [], views: []}
     register(db, [])
   end
@@ -409,7 +435,13 @@ defmodule LsmIndex.Test.SubqueryWorkload do
   """
   @spec register(map(), [map()]) :: map()
   def register(db, shapes) do
-    matches = shapes |> Enum.map(&match_sql/1) |> Enum.uniq()
+    # a stale shape's matches under its own views, and under `{:plain, id}` PostgreSQL's
+    by_id =
+      for s <- shapes,
+          pair <- [{s.id, match_sql(s)}] ++ if(s[:snapshot_age], do: [plain(s)], else: []),
+          do: pair
+
+    matches = by_id |> Enum.map(&elem(&1, 1)) |> Enum.uniq()
 
     views =
       for(s <- shapes, p <- s.positions, p.parent == nil, do: {p.view, p.arity})
@@ -430,13 +462,12 @@ defmodule LsmIndex.Test.SubqueryWorkload do
             "FROM (SELECT #{enc} FROM (#{sql}) q(#{cols})) s(r)), '')"
         end)
 
-    query =
-      if branches == [],
-        do: "SELECT 'none' WHERE false",
-        else: Enum.join(branches, "\nUNION ALL\n")
+    gens = "SELECT 'g 0 ' || (SELECT string_agg(t || ':' || n, ',' ORDER BY t) FROM subq_gen)"
+
+    query = Enum.join(branches ++ [gens], "\nUNION ALL\n")
 
     Psql.run(db.session, ["DEALLOCATE ALL;\nPREPARE subq_state AS\n", query, ";\n"])
-    %{db | matches: Enum.map(shapes, &{&1.id, match_sql(&1)}) |> index_by(matches), views: views}
+    %{db | matches: index_by(by_id, matches), views: views}
   end
 
   # shape id => index of its match query
@@ -447,7 +478,53 @@ defmodule LsmIndex.Test.SubqueryWorkload do
 
   defp match_sql(shape) do
     {_, table} = shape.table
-    "SELECT id FROM #{table} WHERE #{shape.where}"
+    "SELECT id FROM #{table} WHERE #{own_where(shape)}"
+  end
+
+  defp plain(shape) do
+    {_, table} = shape.table
+    {{:plain, shape.id}, "SELECT id FROM #{table} WHERE #{shape.where}"}
+  end
+
+  # The shape's WHERE with each subquery it has its own view of (a stale snapshot) replaced
+  # by that view: PostgreSQL's result plus the diff while the table's truncate count is the
+  # one it was added at, only the values counted above 0 (a NULL too: `GROUP BY` keeps one
+  # NULL group). Composite rows with a NULL are left out: such a subquery is positive (plan
+  # §2.3), where a NULL row turns FALSE into NULL, which never changes whether the WHERE is
+  # TRUE.
+  defp own_where(shape) do
+    Enum.reduce(shape.positions, shape.where, fn
+      %{stale: %{diff: diff, gen: gen}} = p, where ->
+        {_, name} = p.table
+        cs = Enum.map_join(1..p.arity, ", ", &"c#{&1}")
+        not_null = Enum.map_join(1..p.arity, " AND ", &"c#{&1} IS NOT NULL")
+        rows = if p.arity == 1, do: diff, else: Map.delete(diff, nil)
+        {values, counts} = Enum.unzip(rows)
+
+        columns =
+          for {type, i} <- Enum.with_index(p.types) do
+            column = Enum.map(values, &if(p.arity == 1, do: &1, else: &1 && Enum.at(&1, i)))
+            "ARRAY[#{Enum.map_join(column, ", ", &literal/1)}]::#{type}[]"
+          end
+
+        own =
+          "(SELECT #{cs} FROM (SELECT #{cs}, sum(n) AS n FROM (" <>
+            "SELECT *, 1 FROM (#{p.view}) q(#{cs})" <>
+            if(p.arity > 1, do: " WHERE #{not_null}", else: "") <>
+            " UNION ALL SELECT * FROM unnest(#{Enum.join(columns, ", ")}, " <>
+            "ARRAY[#{Enum.join(counts, ", ")}]::int8[]) " <>
+            "WHERE (SELECT n FROM subq_gen WHERE t = '#{name}') = #{gen}" <>
+            ") u(#{cs}, n) GROUP BY #{cs}) g WHERE n > 0)"
+
+        unless String.contains?(where, "(#{p.view})"),
+          do:
+            raise("#{describe(shape)}: subquery #{p.position} is not `(#{p.view})` in its WHERE")
+
+        String.replace(where, "(#{p.view})", own, global: false)
+
+      _p, where ->
+        where
+    end)
   end
 
   @doc "PostgreSQL's state now (outside a transaction)."
@@ -483,6 +560,46 @@ defmodule LsmIndex.Test.SubqueryWorkload do
       rows = Map.get(rows, p.position, [])
       if p.arity == 1 and elem(p.seed, 1) == :rows, do: Enum.map(rows, &hd/1), else: rows
     end
+  end
+
+  @doc """
+  `shape` added now with the snapshot of an earlier state `past` (`age` transactions old):
+  `{shape, seeds}`, the shape's top-level positions carrying `stale: %{diff, gen}` (the
+  snapshot minus the result `now`, nonzero counts only, and the truncate count of the
+  subquery's table now) and `snapshot_age: age`; the seeds are `past`'s result rows (a row
+  with a NULL as all NULLs: the router counts it a NULL row either way). `nil` when the
+  snapshot equals the result now, or when the shape has nested subqueries (their seeds are
+  link rows, which the states do not hold). Every view must be in both states.
+  """
+  @spec stale(map(), state(), state(), pos_integer()) :: {map(), [list()]} | nil
+  def stale(shape, past, now, age) do
+    if Enum.any?(shape.positions, & &1.parent) do
+      nil
+    else
+      diffs = for p <- shape.positions, do: minus(past.views[p.view], now.views[p.view])
+
+      positions =
+        for {p, diff} <- Enum.zip(shape.positions, diffs) do
+          if diff == %{}, do: p, else: Map.put(p, :stale, %{diff: diff, gen: now.gens[p.table]})
+        end
+
+      seeds =
+        for p <- shape.positions do
+          for {value, n} <- Enum.sort(past.views[p.view]), _ <- 1..n do
+            if value == nil and p.arity > 1, do: List.duplicate(nil, p.arity), else: value
+          end
+        end
+
+      if Enum.all?(diffs, &(&1 == %{})),
+        do: nil,
+        else: {%{shape | positions: positions} |> Map.put(:snapshot_age, age), seeds}
+    end
+  end
+
+  # a - b as a ℤ-multiset (nonzero counts)
+  defp minus(a, b) do
+    Map.merge(a, Map.new(b, fn {v, n} -> {v, -n} end), fn _v, x, y -> x + y end)
+    |> Map.reject(fn {_v, n} -> n == 0 end)
   end
 
   @doc """
@@ -550,11 +667,12 @@ defmodule LsmIndex.Test.SubqueryWorkload do
   end
 
   defp parse_state(lines, db) do
-    {ms, vs} =
-      Enum.reduce(lines, {%{}, %{}}, fn line, {ms, vs} ->
+    {ms, vs, gens} =
+      Enum.reduce(lines, {%{}, %{}, %{}}, fn line, {ms, vs, gens} ->
         case String.split(line, " ", parts: 3) do
-          ["m", i, csv] -> {Map.put(ms, String.to_integer(i), ids(csv)), vs}
-          ["v", i, csv] -> {ms, Map.put(vs, String.to_integer(i), multiset(csv))}
+          ["m", i, csv] -> {Map.put(ms, String.to_integer(i), ids(csv)), vs, gens}
+          ["v", i, csv] -> {ms, Map.put(vs, String.to_integer(i), multiset(csv)), gens}
+          ["g", "0", csv] -> {ms, vs, gens(csv)}
         end
       end)
 
@@ -563,7 +681,14 @@ defmodule LsmIndex.Test.SubqueryWorkload do
     views =
       for {{sql, _}, i} <- Enum.with_index(db.views), into: %{}, do: {sql, Map.fetch!(vs, i)}
 
-    %{matches: matches, views: views}
+    %{matches: matches, views: views, gens: gens}
+  end
+
+  defp gens(csv) do
+    for pair <- String.split(csv, ","), into: %{} do
+      [name, n] = String.split(pair, ":")
+      {{"public", name}, String.to_integer(n)}
+    end
   end
 
   defp ids(""), do: MapSet.new()
@@ -676,7 +801,8 @@ defmodule LsmIndex.Test.SubqueryWorkload do
     do:
       "DELETE FROM #{name} AS t WHERE id = #{id} RETURNING 'd' || E'\\t' || #{enc("t", table)};\n"
 
-  defp statement_sql({:truncate, {_, name}}), do: "TRUNCATE #{name};\n"
+  defp statement_sql({:truncate, {_, name}}),
+    do: "TRUNCATE #{name};\nUPDATE subq_gen SET n = n + 1 WHERE t = '#{name}';\n"
 
   defp literal(nil), do: "NULL"
   defp literal(v) when is_integer(v), do: Integer.to_string(v)

@@ -1,5 +1,5 @@
 defmodule Mix.Tasks.Bench do
-  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter, the Filter, a memory soak"
+  @shortdoc "Equality indexes side by side, background compaction, the ShapeRouter, the Filter, a memory soak, subquery shapes"
   @moduledoc """
   Runs `bench/equality.exs`: builds the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex`
   and an `LsmEqualityIndex` over the same keys, in one run, and prints one table per size and
@@ -17,7 +17,11 @@ defmodule Mix.Tasks.Bench do
   VM's RSS against the index's counted bytes sampled every second (ratio min/median/max,
   drift slope; the series as CSV and an SVG plot drawn by gnuplot, installed from Debian when
   missing and possible). The full run includes the soak (10 of its ~35 minutes); `--quick`
-  runs it for 20 s on 1M keys. Tables also go to `bench/results/`.
+  runs it for 20 s on 1M keys. `bench/subquery.exs`: subquery shapes over two tables
+  (issue 23) — view memory per value and per (view, value) pair against an ETS
+  `ordered_set` of `{shape, value}` rows (one VM per reading), moves through
+  `route_many(moves: true)`, one crossing fanned out to 100k shapes, and outer routes, beside
+  an ETS hit and a memory-latency probe of the same run. Tables also go to `bench/results/`.
 
       mix bench                          # 100k, 1M and 10M keys, compaction at 10M, router,
                                          # filter, memory soak (~35 minutes, ~6 GiB, without
@@ -27,7 +31,9 @@ defmodule Mix.Tasks.Bench do
                                          # minute, and ~1.5 for the filter section)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
       mix bench --only compaction        # one section: equality | compaction | router |
-                                         # filter | memory
+                                         # filter | memory | subquery
+      mix bench --only subquery          # issue 23's targets: ~5 minutes (12 VMs of one
+                                         # memory reading each, ~1.5 GiB); --quick ~45 s
       mix bench --only memory --minutes 30   # the soak for 30 minutes (default 10, quick 20 s)
       mix bench --only memory --rate 500000  # the soak paced at 500k add/remove ops/s
                                          # (default: full speed with back-pressure)
@@ -53,8 +59,11 @@ defmodule Mix.Tasks.Bench do
 
     only = opts[:only]
 
-    unless only in [nil, "equality", "compaction", "router", "filter", "memory"],
-      do: Mix.raise("--only takes equality, compaction, router, filter or memory, got: #{only}")
+    unless only in [nil, "equality", "compaction", "router", "filter", "memory", "subquery"],
+      do:
+        Mix.raise(
+          "--only takes equality, compaction, router, filter, memory or subquery, got: #{only}"
+        )
 
     unless opts[:minutes] == nil or opts[:minutes] > 0,
       do: Mix.raise("--minutes takes a positive number, got: #{opts[:minutes]}")
@@ -73,6 +82,8 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/workloads.exs")
     Code.require_file("bench/filter.exs")
     Code.require_file("bench/memory.exs")
+    Code.require_file("bench/subquery_workload.exs")
+    Code.require_file("bench/subquery.exs")
     quick = opts[:quick] || false
 
     sizes =
@@ -90,7 +101,8 @@ defmodule Mix.Tasks.Bench do
           compaction: LsmIndex.Bench.Compaction,
           router: LsmIndex.Bench.Router,
           filter: LsmIndex.Bench.Filter,
-          memory: LsmIndex.Bench.Memory
+          memory: LsmIndex.Bench.Memory,
+          subquery: LsmIndex.Bench.Subquery
         ],
         only in [nil, Atom.to_string(section)] do
       machine = apply(LsmIndex.Bench.Equality, :machine, [])

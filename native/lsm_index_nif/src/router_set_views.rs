@@ -11,6 +11,7 @@
 //! `:wait`, and the caller repeats the call on the dirty twin (nothing was applied).
 
 use lsm_index_core::predicate::TableDef;
+use lsm_index_core::router::ids::FIRST_NAMED;
 use lsm_index_core::router::set::RouterSet;
 use lsm_index_core::router::views::{MoveKind, MoveValue, MoveValues};
 use lsm_index_core::router::{Moved, SeedText, SeededShape};
@@ -229,10 +230,22 @@ fn route<'a>(
         .set
         .route_linked(n, &as_change(&rows), &mut out, &mut moved, blocking)
     {
-        Ok(()) => Routed::Done((id_terms(env, &r.set, &out), moves(env, r, &moved)).encode(env)),
+        Ok(()) => Routed::Done((sorted_ids(env, r, &out), moves(env, r, &moved)).encode(env)),
         Err(Error::WouldBlock { .. } | Error::Overloaded { .. }) if !blocking => Routed::Wait,
         Err(e) => Routed::Failed(core_error(env, &e)),
     }
+}
+
+/// The id terms of `handles`, sorted as terms (named ids sort otherwise than their
+/// handles; integers below 2^31 are their own handles, already in order).
+fn sorted_ids<'a>(env: Env<'a>, r: &RouterSetResource, handles: &[u32]) -> Term<'a> {
+    let terms = id_terms(env, &r.set, handles);
+    if handles.iter().all(|&h| h < FIRST_NAMED) {
+        return terms;
+    }
+    let mut list: Vec<Term<'a>> = terms.decode().unwrap_or_default();
+    list.sort();
+    list.encode(env)
 }
 
 /// The moves term (see the module doc).
@@ -445,7 +458,10 @@ fn router_set_view_metrics(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> N
         ("link_pairs", (link_pairs as u64).encode(env)),
         ("view_index", index_term),
     ];
-    let map = Term::map_from_pairs(env, &pairs).map_err(|_| rustler::Error::BadArg)?;
+    let mut map = Term::map_new(env);
+    for (k, v) in pairs {
+        map = map.map_put(Atom::from_str(env, k)?.encode(env), v)?;
+    }
     Ok((atoms::ok(), map).encode(env))
 }
 

@@ -404,6 +404,38 @@ impl Linked {
         }
     }
 
+    /// Refuses (before anything changes) a `:current` snapshot of a view that will not exist
+    /// once shape `replaced` (the one being replaced, if any) is gone: the add would fail
+    /// after the old shape was removed.
+    pub(super) fn check_current(
+        &self,
+        replaced: Option<u32>,
+        subqueries: &[SubqueryDef],
+        seeds: &[PositionSeed],
+    ) -> Result<()> {
+        let old: &[ViewId] = replaced
+            .and_then(|h| self.held.get(&h))
+            .map_or(&[], |held| &held.views);
+        for (i, (sq, seed)) in subqueries.iter().zip(seeds).enumerate() {
+            if !matches!(seed, PositionSeed::Current) {
+                continue;
+            }
+            let columns: Vec<u16> = sq.projection.iter().map(|&c| c as u16).collect();
+            let key = ViewKey::of(sq.table, &columns, &sq.sql);
+            let left = self.views.registry().get(key).map_or(0, |v| {
+                let users = self.views.registry().users(v) as usize;
+                users - old.iter().filter(|&&o| o == v).count().min(users)
+            });
+            if left == 0 {
+                return Err(Error::InvalidSeed {
+                    position: i as u32,
+                    reason: "a :current snapshot of a view that does not exist".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Releases every view of shape `h` (parents before their nested subqueries).
     pub(super) fn release_all(&mut self, h: u32, blocking: bool) -> Result<()> {
         let Some(held) = self.held.remove(&h) else {

@@ -36,6 +36,9 @@ use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::sync::Arc;
 
+/// The largest overlay (keys per lane) of a router's view index (see `with_tables`).
+const VIEW_OVERLAY_LIMIT: usize = 1024;
+
 /// Most subqueries in one shape (a position is one byte).
 const MAX_SUBQUERIES: usize = 255;
 
@@ -124,7 +127,13 @@ impl RouterSet {
                 config.clone(),
             )?));
         }
-        let linked = Linked::new(tables, inner, Views::new(config.clone())?);
+        // the view index grows by bulk seeds (a million values at once) that must reach
+        // compact segments: a full-size overlay per lane would keep them at ~84 B a value
+        let view_config = Config {
+            overlay_limit: config.overlay_limit.min(VIEW_OVERLAY_LIMIT),
+            ..config.clone()
+        };
+        let linked = Linked::new(tables, inner, Views::new(view_config)?);
         RouterSet::build(folding, config, Arc::new(outer), Some(linked))
     }
 
@@ -163,16 +172,6 @@ impl RouterSet {
                 reason: format!("at most {MAX_SUBQUERIES} subqueries in a clause"),
             });
         }
-        if shape.seeds.len() != subqueries.len() {
-            return Err(Error::InvalidSeed {
-                position: shape.seeds.len().min(subqueries.len()) as u32,
-                reason: format!(
-                    "one list of values per subquery: {} given, the clause has {}",
-                    shape.seeds.len(),
-                    subqueries.len()
-                ),
-            });
-        }
         // a subquery with a nested one: the columns it tests there (its seed is link rows)
         let mut tested: Vec<Option<Box<[usize]>>> = vec![None; subqueries.len()];
         for (c, sq) in subqueries.iter().enumerate() {
@@ -186,6 +185,16 @@ impl RouterSet {
             }
             tested[p] = Some(split_nested(&subqueries[p].inner, c as u32)?.0);
         }
+        if shape.seeds.len() != subqueries.len() {
+            return Err(Error::InvalidSeed {
+                position: shape.seeds.len().min(subqueries.len()) as u32,
+                reason: format!(
+                    "one list of values per subquery: {} given, the clause has {}",
+                    shape.seeds.len(),
+                    subqueries.len()
+                ),
+            });
+        }
         let mut l = if blocking {
             linked.write()
         } else {
@@ -197,6 +206,8 @@ impl RouterSet {
             .enumerate()
             .map(|(i, (sq, seed))| l.parse_seed(i, sq, tested[i].as_deref(), seed))
             .collect::<Result<Vec<_>>>()?;
+        let held = self.names().find(shape.name);
+        l.check_current(held, subqueries, &seeds)?;
         let h = self.names_mut().intern(shape.name);
         remove_shape(&mut l, &tables, h, blocking)?;
         let views = match l.attach_all(h, subqueries, &seeds, blocking) {
