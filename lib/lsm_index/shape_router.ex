@@ -54,7 +54,9 @@ defmodule LsmIndex.ShapeRouter do
   list of PostgreSQL text (`nil`: the rows whose tested column is NULL) or `:all`: on a
   move-in query the shape's rows with those values, on a move-out re-check (or drop) the
   rows holding them. NULLs follow PostgreSQL (`NOT IN` with a NULL in the result is NULL).
-  Such a router is in memory only (`:index` and `:lc_ctype` options). README: usage; DESIGN:
+  Options: `:index`, `:lc_ctype`, and `:path` (a directory: persistent — `flush/2` with a
+  `position:` keeps shapes and views, and a reopen is as of the last flush; see
+  `position/1`). README: usage; DESIGN:
   how views are shared and derived.
 
   ## Options (`new/4`)
@@ -187,7 +189,35 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Makes every shape change so far durable (persistent routers; `:ok` in memory)."
   @spec flush(t()) :: :ok | {:error, term()}
-  def flush(%__MODULE__{ref: ref}), do: open!(Native.router_flush(ref))
+  def flush(%__MODULE__{tables: nil, ref: ref}), do: open!(Native.router_flush(ref))
+  def flush(%__MODULE__{persistent: false}), do: :ok
+  def flush(router), do: flush(router, position: "")
+
+  @doc """
+  A persistent router over several tables: makes every shape and view change so far durable
+  together with `position:` (a binary: the caller's stream position, e.g. an LSN), which
+  `position/1` returns after a reopen. The router reopens exactly as of its last flush: the
+  caller resumes its stream there and redoes the shape changes it made after it. `:ok` in
+  memory.
+  """
+  @spec flush(t(), keyword()) :: :ok | {:error, term()}
+  def flush(%__MODULE__{tables: nil} = router, _opts), do: flush(router)
+  def flush(%__MODULE__{persistent: false}, _opts), do: :ok
+
+  def flush(router, opts) do
+    position = Keyword.validate!(opts, position: "")[:position]
+    Tables.flush(router, position)
+  end
+
+  @doc """
+  The position given to the last `flush/2` of a persistent router over several tables, as
+  it was reopened or flushed since (`nil`: never flushed, or in memory).
+  """
+  @spec position(t()) :: binary() | nil
+  def position(%__MODULE__{tables: nil}),
+    do: raise(ArgumentError, "a router over one table keeps no stream position")
+
+  def position(router), do: Tables.position(router)
 
   @doc "`flush/1`, raising `LsmIndex.Error` when the catalog cannot be synced."
   @spec flush!(t()) :: :ok
@@ -195,7 +225,8 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Flushes and releases the directory; later calls raise `ArgumentError` (closing again is `:ok`)."
   @spec close(t()) :: :ok | {:error, term()}
-  def close(%__MODULE__{ref: ref}), do: Native.router_close(ref)
+  def close(%__MODULE__{tables: nil, ref: ref}), do: Native.router_close(ref)
+  def close(router), do: Tables.close(router)
 
   @doc "`close/1`, raising `LsmIndex.Error` when the final flush fails."
   @spec close!(t()) :: :ok

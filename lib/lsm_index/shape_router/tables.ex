@@ -8,7 +8,7 @@ defmodule LsmIndex.ShapeRouter.Tables do
 
   @doc "A router over `tables` (`%{{schema, table} => columns}`)."
   def new(tenant, tables, opts) do
-    opts = Keyword.validate!(opts, index: [], lc_ctype: :utf8)
+    opts = Keyword.validate!(opts, index: [], lc_ctype: :utf8, path: nil)
     lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
     index_opts = LsmIndex.options!(opts[:index])
 
@@ -29,14 +29,47 @@ defmodule LsmIndex.ShapeRouter.Tables do
 
     numbers = tables |> Map.keys() |> Enum.sort() |> Enum.with_index() |> Map.new()
 
-    case Native.router_set_new_tables(defs, lc_ctype, index_opts) do
-      {:ok, ref} ->
-        {:ok, %ShapeRouter{ref: ref, tenant: tenant, table: nil, tables: numbers}}
+    case opts[:path] do
+      nil ->
+        case Native.router_set_new_tables(defs, lc_ctype, index_opts) do
+          {:ok, ref} -> {:ok, %ShapeRouter{ref: ref, tenant: tenant, table: nil, tables: numbers}}
+          {:error, _} = error -> error
+        end
 
-      {:error, _} = error ->
-        error
+      path when is_binary(path) and path != "" ->
+        case Native.router_set_open_tables(path, defs, lc_ctype, index_opts) do
+          {:ok, ref, _position} ->
+            {:ok,
+             %ShapeRouter{ref: ref, tenant: tenant, table: nil, tables: numbers, persistent: true}}
+
+          {:error, {:invalid_config, message}} ->
+            {:error, {:table_mismatch, message}}
+
+          {:error, _} = error ->
+            error
+        end
+
+      other ->
+        raise ArgumentError, ":path must be a directory name, got: #{inspect(other)}"
     end
   end
+
+  @doc "Makes every change so far durable with the caller's stream position."
+  def flush(%ShapeRouter{ref: ref}, position) do
+    unless is_binary(position),
+      do: raise(ArgumentError, ":position is a binary, got: #{inspect(position)}")
+
+    ref |> Native.router_set_flush_tables(position) |> closed!()
+  end
+
+  @doc "The position of the last flush (`nil`: never flushed, or in memory)."
+  def position(%ShapeRouter{persistent: false}), do: nil
+
+  def position(%ShapeRouter{ref: ref}), do: Native.router_set_position(ref)
+
+  @doc "Releases the directory of a persistent router; changes since its last flush are lost."
+  def close(%ShapeRouter{persistent: false}), do: :ok
+  def close(%ShapeRouter{ref: ref}), do: ref |> Native.router_set_close_tables() |> closed!()
 
   defp table_name!({schema, name} = table) when is_binary(schema) and is_binary(name) do
     unless String.valid?(schema) and String.valid?(name),

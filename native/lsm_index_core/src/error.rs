@@ -34,6 +34,7 @@ impl FileKind {
             FileKind::Manifest => "manifest",
             FileKind::Wal => "log file",
             FileKind::Catalog => "shape catalog",
+            FileKind::Views => "views log",
             FileKind::Lock => "lock file",
             FileKind::Directory => "directory",
         }

@@ -67,7 +67,7 @@ pub(crate) fn core_error<'a>(env: Env<'a>, e: &Error) -> Term<'a> {
         | Error::UnsupportedVersion { .. }
         | Error::SeedMismatch { .. }
         | Error::ChecksumMismatch {
-            file: FileKind::Catalog,
+            file: FileKind::Catalog | FileKind::Views,
             ..
         } => atoms::corrupt(),
         Error::ChecksumMismatch { .. } => atoms::checksum_mismatch(),

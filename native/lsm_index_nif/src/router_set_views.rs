@@ -58,16 +58,7 @@ fn router_set_new_tables<'a>(
 ) -> NifResult<Term<'a>> {
     let config = config(opts)?;
     let overload = config.on_overload;
-    let defs = tables
-        .into_iter()
-        .map(|(schema, name, cols)| {
-            Ok(TableDef {
-                schema,
-                name,
-                columns: columns(cols)?,
-            })
-        })
-        .collect::<NifResult<Vec<_>>>()?;
+    let defs = table_defs(tables)?;
     Ok(
         match RouterSet::with_tables(defs, folding(lc_ctype)?, config) {
             Ok(set) => {
@@ -81,6 +72,20 @@ fn router_set_new_tables<'a>(
 
 /// One subquery's snapshot term as rows of cells: `:current`, or a list of rows, each a
 /// value (binary or nil) or a list of them.
+/// `[{schema, name, [{column, type}]}]` as table definitions.
+fn table_defs(tables: Vec<(String, String, Term<'_>)>) -> NifResult<Vec<TableDef>> {
+    tables
+        .into_iter()
+        .map(|(schema, name, cols)| {
+            Ok(TableDef {
+                schema,
+                name,
+                columns: columns(cols)?,
+            })
+        })
+        .collect()
+}
+
 /// One subquery's snapshot rows, PostgreSQL text per selected column.
 type Rows<'a> = Vec<Vec<Option<&'a [u8]>>>;
 
@@ -494,4 +499,72 @@ fn router_set_seed_queries<'a>(
         }
         Err(e) => core_error(env, &e),
     })
+}
+
+/// Opens (creating if needed) the persistent router over `tables` in directory `path`, as of
+/// its last flush: `{:ok, set, position | nil}` or `{:error, _}` (`:locked`, `:corrupt`,
+/// `{:invalid_config, _}` for a directory made for other tables).
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_set_open_tables<'a>(
+    env: Env<'a>,
+    path: String,
+    tables: Vec<(String, String, Term<'a>)>,
+    lc_ctype: Term<'a>,
+    opts: Term<'a>,
+) -> NifResult<Term<'a>> {
+    let config = config(opts)?;
+    let overload = config.on_overload;
+    let defs = table_defs(tables)?;
+    let opened = RouterSet::open_tables(
+        std::path::Path::new(&path),
+        defs,
+        folding(lc_ctype)?,
+        config,
+    );
+    Ok(match opened {
+        Ok(set) => {
+            let position = set.position();
+            let resource = ResourceArc::new(RouterSetResource::new(set, overload));
+            let position = match position {
+                Some(p) => {
+                    let mut bin = rustler::NewBinary::new(env, p.len());
+                    bin.as_mut_slice().copy_from_slice(&p);
+                    Binary::from(bin).encode(env)
+                }
+                None => atoms::nil().encode(env),
+            };
+            (atoms::ok(), resource, position).encode(env)
+        }
+        Err(e) => core_error(env, &e),
+    })
+}
+
+/// Makes every change so far durable with the caller's stream `position`: `:ok` or
+/// `{:error, _}`.
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_set_flush_tables<'a>(
+    env: Env<'a>,
+    r: ResourceArc<RouterSetResource>,
+    position: Binary<'a>,
+) -> Term<'a> {
+    crate::error::ok_or_error(env, r.set.flush_tables(position.as_slice()))
+}
+
+/// Releases a persistent router's directory (changes since its last flush are not kept).
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_set_close_tables(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> Term<'_> {
+    crate::error::ok_or_error(env, r.set.close_tables())
+}
+
+/// The position of the last flush: a binary, or nil (never flushed, or in memory).
+#[rustler::nif]
+fn router_set_position(env: Env<'_>, r: ResourceArc<RouterSetResource>) -> Term<'_> {
+    match r.set.position() {
+        Some(p) => {
+            let mut bin = rustler::NewBinary::new(env, p.len());
+            bin.as_mut_slice().copy_from_slice(&p);
+            Binary::from(bin).encode(env)
+        }
+        None => atoms::nil().encode(env),
+    }
 }

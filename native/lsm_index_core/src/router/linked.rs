@@ -10,11 +10,13 @@
 //! (handle = `LINK_BASE` + link number). A view's last user frees it with its router shape
 //! or link.
 
+use super::journal::{Event, Journal};
 use super::links::{Link, LINK_BASE};
 use super::subqueries::SeedText;
 use super::views::{
     project, Attachment, Delta, Moves, Polarity, Projected, Seed, ViewId, ViewKey, Views,
 };
+use super::views_log::{State, ViewsLog};
 use super::Router;
 use crate::key::ColumnKey;
 use crate::predicate::{ColumnType, Expr, SubqueryDef, TableDef, Value};
@@ -42,6 +44,10 @@ pub(super) struct Linked {
     free_links: Vec<u32>,
     /// Child view ⇒ the links deriving a view from it.
     pub(super) derived: HashMap<ViewId, Vec<u32>>,
+    /// A persistent router's changes since its last flush (`linked_persist`).
+    pub(super) journal: Option<Journal>,
+    /// A persistent router's log.
+    pub(super) log: Option<ViewsLog>,
 }
 
 /// What a view selects and how it is fed.
@@ -55,6 +61,17 @@ pub(super) struct ViewDef {
     pub(super) projection: Option<Box<[usize]>>,
     /// A derived view's link.
     pub(super) link: Option<u32>,
+}
+
+/// Where a new derived view's link and counts come from.
+pub(super) enum Source<'s> {
+    /// The caller's link rows (counts computed from the child).
+    Rows(&'s [LinkRow]),
+    /// A reopened router's log: the link's pairs, and the counts (value or NULL, rows).
+    Restored(
+        &'s crate::router::views_log::LinkPairs,
+        Vec<(Option<ColumnKey>, i64)>,
+    ),
 }
 
 /// A shape's views by position, and which positions are nested (held, not attached).
@@ -71,6 +88,8 @@ pub(super) enum PositionSeed {
     Links(Vec<LinkRow>),
     /// "The router's view now".
     Current,
+    /// A reopened router's: the view as its log left it (`attach_all`'s `restored`).
+    Restored,
 }
 
 /// One link row of a snapshot: y's key (`None`: NULL, left out), x, x's text.
@@ -89,6 +108,8 @@ impl Linked {
             links: Vec::new(),
             free_links: Vec::new(),
             derived: HashMap::new(),
+            journal: None,
+            log: None,
         }
     }
 
@@ -153,13 +174,14 @@ impl Linked {
         h: u32,
         subqueries: &[SubqueryDef],
         seeds: &[PositionSeed],
+        restored: Option<&State>,
         blocking: bool,
     ) -> Result<Box<[ViewId]>> {
         let n = subqueries.len();
         let mut views: Vec<ViewId> = vec![0; n];
         for i in (0..n).rev() {
             let attached = self
-                .attach_one(h, i, subqueries, &views, &seeds[i], blocking)
+                .attach_one(h, i, subqueries, &views, &seeds[i], restored, blocking)
                 .map_err(|e| match e {
                     Error::InvalidView { reason, .. } => Error::InvalidSeed {
                         position: i as u32,
@@ -191,6 +213,7 @@ impl Linked {
     }
 
     /// Position `i` of shape `h` (its nested subquery, if any, attached already in `views`).
+    #[allow(clippy::too_many_arguments)]
     fn attach_one(
         &mut self,
         h: u32,
@@ -198,6 +221,7 @@ impl Linked {
         subqueries: &[SubqueryDef],
         views: &[ViewId],
         seed: &PositionSeed,
+        restored: Option<&State>,
         blocking: bool,
     ) -> Result<ViewId> {
         let sq = &subqueries[i];
@@ -217,6 +241,9 @@ impl Linked {
             .iter()
             .position(|s| s.parent == Some(i as u32))
             .map(|c| (c, views[c]));
+        if let (Some(state), PositionSeed::Restored) = (restored, seed) {
+            return self.attach_restored(key, arity, attachment, sq, child, state);
+        }
         match (child, nested, seed) {
             (None, false, PositionSeed::Rows(rows)) => {
                 self.attach_plain(key, arity, attachment, Seed::Rows(rows), sq, blocking)
@@ -233,6 +260,7 @@ impl Linked {
                 if created {
                     self.define_plain(view, sq, blocking)
                         .or_else(|e| self.views.unhold(view).and(Err(e)))?;
+                    self.note_rows(view, rows);
                 }
                 Ok(view)
             }
@@ -243,7 +271,9 @@ impl Linked {
                         PositionSeed::Links(rows) => &rows[..],
                         _ => &[],
                     };
-                    if let Err(e) = self.define_derived(view, sq, c as u32, child, rows, blocking) {
+                    let source = Source::Rows(rows);
+                    if let Err(e) = self.define_derived(view, sq, c as u32, child, source, blocking)
+                    {
                         self.release(h, i, view, true, true)?;
                         return Err(e);
                     }
@@ -277,12 +307,20 @@ impl Linked {
                 self.views.detach(view, a.shape, a.position)?;
                 return Err(e);
             }
+            if let Seed::Rows(rows) = seed {
+                self.note_rows(view, rows);
+            }
         }
         Ok(view)
     }
 
     /// Adds new plain view `view`'s WHERE to its table's view router.
-    fn define_plain(&mut self, view: ViewId, sq: &SubqueryDef, blocking: bool) -> Result<()> {
+    pub(super) fn define_plain(
+        &mut self,
+        view: ViewId,
+        sq: &SubqueryDef,
+        blocking: bool,
+    ) -> Result<()> {
         self.inner[sq.table as usize].add_view(view, &sq.inner, &sq.projection, blocking)?;
         self.set_def(
             view,
@@ -299,13 +337,13 @@ impl Linked {
 
     /// Makes new derived view `view` (subquery `sq`, whose nested subquery at position
     /// `position` reads `child`): its link, filled from `rows`, and its counts from it.
-    fn define_derived(
+    pub(super) fn define_derived(
         &mut self,
         view: ViewId,
         sq: &SubqueryDef,
         position: u32,
         child: ViewId,
-        rows: &[LinkRow],
+        source: Source<'_>,
         blocking: bool,
     ) -> Result<()> {
         let (tested, filter) = split_nested(&sq.inner, position)?;
@@ -318,15 +356,30 @@ impl Linked {
             view,
         );
         let mut deltas: Vec<(Option<ColumnKey>, i64)> = Vec::new();
-        for (y, x, text) in rows {
-            let Some(y) = y else { continue };
-            let text: SmallVec<[Option<Cow<'_, [u8]>>; 2]> = text
-                .iter()
-                .map(|c| c.as_deref().map(Cow::Borrowed))
-                .collect();
-            link.add(y.clone(), x.clone(), &text, 1);
-            if self.views.counts().index().contains(y, child)? {
-                deltas.push((x.clone(), 1));
+        match source {
+            Source::Rows(rows) => {
+                for (y, x, text) in rows {
+                    let Some(y) = y else { continue };
+                    let text: SmallVec<[Option<Cow<'_, [u8]>>; 2]> = text
+                        .iter()
+                        .map(|c| c.as_deref().map(Cow::Borrowed))
+                        .collect();
+                    link.add(y.clone(), x.clone(), &text, 1);
+                    if self.views.counts().index().contains(y, child)? {
+                        deltas.push((x.clone(), 1));
+                    }
+                }
+            }
+            Source::Restored(pairs, counts) => {
+                for ((y, x), (count, text)) in pairs {
+                    let text: SmallVec<[Option<Cow<'_, [u8]>>; 2]> = text
+                        .iter()
+                        .map(|c| c.as_deref().map(Cow::Borrowed))
+                        .collect();
+                    let x = x.as_deref().map(ColumnKey::from_slice);
+                    link.add(ColumnKey::from_slice(y), x, &text, *count);
+                }
+                deltas = counts;
             }
         }
         let cols: Vec<usize> = tested.iter().chain(sq.projection.iter()).copied().collect();
@@ -351,6 +404,10 @@ impl Linked {
             self.links[id as usize] = Some(link);
         }
         self.derived.entry(child).or_default().push(id);
+        self.note_link_all(id);
+        for (x, _) in &deltas {
+            self.note_count(view, x.as_deref());
+        }
         self.set_def(
             view,
             ViewDef {
@@ -374,6 +431,7 @@ impl Linked {
         nested: bool,
         blocking: bool,
     ) -> Result<()> {
+        let key = self.views.registry().key(view);
         let freed = if nested {
             self.views.unhold(view)?
         } else {
@@ -381,6 +439,9 @@ impl Linked {
         };
         if !freed {
             return Ok(());
+        }
+        if let (Some(j), Some(key)) = (self.journal.as_mut(), key) {
+            j.event(Event::Drop(key.0));
         }
         let Some(def) = self.defs.get_mut(view as usize).and_then(Option::take) else {
             return Ok(());

@@ -5,6 +5,7 @@
 //! (`links`) — so every view gets one batch per change and its moves are net; the outer new
 //! row is routed by the views after.
 
+use super::journal::Event;
 use super::linked::{key_of, Linked};
 use super::links::LINK_BASE;
 use super::row::RowText;
@@ -83,6 +84,7 @@ impl Linked {
                     };
                     link.add(y.clone(), x.clone(), &text, by);
                     let (child, parent) = (link.child, link.parent);
+                    self.note_link(parent, &y, x.as_deref());
                     if self.views.counts().index().contains(&y, child)? {
                         let level = self.def(parent).map_or(1, |d| d.level);
                         level_of(&mut levels, level).push(Pending {
@@ -208,6 +210,9 @@ impl Linked {
                 .collect();
             let mut moves = Moves::default();
             let applied = self.views.apply(&deltas, blocking, &mut moves)?;
+            for p in &batch {
+                self.note_count(p.view, p.key.as_deref());
+            }
             for t in applied.values.iter().filter(|t| t.entered() || t.left()) {
                 let Some(ids) = self.derived.get(&t.view) else {
                     continue;
@@ -275,12 +280,18 @@ impl Linked {
                 }
             }
         }
+        let mut cleared = Vec::new();
         for link in self.links.iter_mut().flatten() {
             if link.table == table {
                 link.clear();
+                cleared.push(link.parent);
             }
         }
+        for parent in cleared {
+            self.note_view(parent, Event::LinkClear);
+        }
         for v in emptied {
+            self.note_view(v, Event::Truncate);
             let mut moves = Moves::default();
             self.views.truncate(v, &mut moves)?;
             moved.moves.extend_shifted(moves, 0);

@@ -34,7 +34,9 @@ mod bits;
 pub mod catalog;
 pub mod ids;
 mod inner;
+mod journal;
 mod linked;
+mod linked_persist;
 mod linked_route;
 mod links;
 mod metrics;
@@ -47,6 +49,7 @@ mod shapes;
 mod subqueries;
 mod view_slots;
 pub mod views;
+pub mod views_log;
 
 use crate::index::{Config, Index, Listener};
 pub use crate::predicate::compile::ScanReason;

@@ -22,11 +22,16 @@
 //! stream order (routing one twice counts its rows twice). Changes of other tables only read
 //! the views. Lock order: the set's writer, then `linked`, then a table router's locks.
 
+use super::catalog::definition;
 use super::ids::ShapeName;
-use super::linked::{split_nested, Linked};
+use super::journal::Event;
+use super::linked::{split_nested, Linked, PositionSeed};
+use super::linked_persist::name_bytes;
 use super::set::{RouterSet, Tables};
 use super::views::{Moves, Views};
+use super::views_log::State;
 use super::{Change, Router};
+use crate::hash::HashSecret;
 use crate::index::Config;
 use crate::predicate::sql::{quote_identifier, to_sql_in};
 use crate::predicate::{parse_with_tables, CaseFolding, TableDef};
@@ -98,6 +103,17 @@ impl RouterSet {
         folding: CaseFolding,
         config: Config,
     ) -> Result<RouterSet> {
+        RouterSet::with_tables_in(tables, folding, config, None)
+    }
+
+    /// [`RouterSet::with_tables`] whose view index hashes with `view_secret` (a reopened
+    /// router's: its diffs' fingerprints were made with it).
+    pub(super) fn with_tables_in(
+        tables: Vec<TableDef>,
+        folding: CaseFolding,
+        config: Config,
+        view_secret: Option<HashSecret>,
+    ) -> Result<RouterSet> {
         if tables.is_empty() {
             return Err(Error::InvalidColumns {
                 reason: "a router needs at least one table".into(),
@@ -131,6 +147,7 @@ impl RouterSet {
         // compact segments: a full-size overlay per lane would keep them at ~84 B a value
         let view_config = Config {
             overlay_limit: config.overlay_limit.min(VIEW_OVERLAY_LIMIT),
+            secret: view_secret.or(config.secret),
             ..config.clone()
         };
         let linked = Linked::new(tables, inner, Views::new(view_config)?);
@@ -148,7 +165,23 @@ impl RouterSet {
     /// room when `blocking`, else `WouldBlock` / `Overloaded` with nothing changed. A clause
     /// or seed that is refused changes nothing.
     pub fn add_seeded(&self, shape: &SeededShape<'_>, blocking: bool) -> Result<()> {
+        self.add_in(shape, None, blocking)
+    }
+
+    /// [`RouterSet::add_seeded`], or, with `restored`, a reopened router's shape: its views
+    /// as the log left them (`shape.seeds` unused).
+    pub(super) fn add_in(
+        &self,
+        shape: &SeededShape<'_>,
+        restored: Option<&State>,
+        blocking: bool,
+    ) -> Result<()> {
         let linked = self.linked()?;
+        let definition =
+            definition(shape.sql, shape.params).ok_or_else(|| Error::InvalidPredicate {
+                position: 0,
+                reason: "parameters without NUL characters".into(),
+            })?;
         let _w = self.lock(blocking)?;
         let tables = self.tables();
         let router = tables
@@ -185,7 +218,7 @@ impl RouterSet {
             }
             tested[p] = Some(split_nested(&subqueries[p].inner, c as u32)?.0);
         }
-        if shape.seeds.len() != subqueries.len() {
+        if restored.is_none() && shape.seeds.len() != subqueries.len() {
             return Err(Error::InvalidSeed {
                 position: shape.seeds.len().min(subqueries.len()) as u32,
                 reason: format!(
@@ -200,23 +233,29 @@ impl RouterSet {
         } else {
             linked.try_write().ok_or(busy_views())?
         };
-        let seeds = subqueries
-            .iter()
-            .zip(shape.seeds)
-            .enumerate()
-            .map(|(i, (sq, seed))| l.parse_seed(i, sq, tested[i].as_deref(), seed))
-            .collect::<Result<Vec<_>>>()?;
+        let seeds = match restored {
+            Some(_) => subqueries.iter().map(|_| PositionSeed::Restored).collect(),
+            None => subqueries
+                .iter()
+                .zip(shape.seeds)
+                .enumerate()
+                .map(|(i, (sq, seed))| l.parse_seed(i, sq, tested[i].as_deref(), seed))
+                .collect::<Result<Vec<_>>>()?,
+        };
         let held = self.names().find(shape.name);
         l.check_current(held, subqueries, &seeds)?;
         let h = self.names_mut().intern(shape.name);
-        remove_shape(&mut l, &tables, h, blocking)?;
-        let views = match l.attach_all(h, subqueries, &seeds, blocking) {
+        remove_shape(&mut l, &tables, h, name_bytes(shape.name), blocking)?;
+        let views = match l.attach_all(h, subqueries, &seeds, restored, blocking) {
             Ok(views) => views,
             Err(e) => {
                 self.forget_if_gone(&tables, h);
                 return Err(e);
             }
         };
+        if let Some(state) = restored {
+            l.restore_diffs(h, &name_bytes(shape.name), &views, state)?;
+        }
         let stale = views.iter().enumerate().any(|(i, &v)| {
             l.views
                 .shapes()
@@ -229,6 +268,11 @@ impl RouterSet {
             self.forget_if_gone(&tables, h);
             return Err(e);
         }
+        l.note_shape(Event::Shape(
+            name_bytes(shape.name),
+            shape.table,
+            definition,
+        ));
         Ok(())
     }
 
@@ -287,7 +331,8 @@ impl RouterSet {
         } else {
             linked.try_write().ok_or(busy_views())?
         };
-        remove_shape(&mut l, &self.tables(), h, blocking)
+        let name = self.names().name(h).map(name_bytes).unwrap_or_default();
+        remove_shape(&mut l, &self.tables(), h, name, blocking)
     }
 
     /// Routes `change` of table `table`: writes the sorted ids of the shapes it affects to
@@ -350,15 +395,21 @@ impl RouterSet {
         Ok(f(&self.linked()?.read().views))
     }
 
-    fn linked(&self) -> Result<&RwLock<Linked>> {
+    pub(super) fn linked(&self) -> Result<&RwLock<Linked>> {
         self.linked.as_deref().ok_or_else(|| Error::InvalidColumns {
             reason: "a filter's router set has no declared tables".into(),
         })
     }
 }
 
-/// Removes shape `h` from whichever table holds it, and releases its views.
-fn remove_shape(l: &mut Linked, tables: &Tables, h: u32, blocking: bool) -> Result<bool> {
+/// Removes shape `h` (named `name`) from whichever table holds it, and releases its views.
+fn remove_shape(
+    l: &mut Linked,
+    tables: &Tables,
+    h: u32,
+    name: Vec<u8>,
+    blocking: bool,
+) -> Result<bool> {
     let Some(router) = tables.iter().find(|r| r.contains(h)) else {
         return Ok(false);
     };
@@ -368,6 +419,7 @@ fn remove_shape(l: &mut Linked, tables: &Tables, h: u32, blocking: bool) -> Resu
         router.try_remove_shape(h)?;
     }
     l.release_all(h, blocking)?;
+    l.note_shape(Event::Unshape(name));
     Ok(true)
 }
 

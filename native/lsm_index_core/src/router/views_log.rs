@@ -352,6 +352,11 @@ impl ViewsLog {
         Ok((log, state))
     }
 
+    /// The position of the last flush (`None`: never flushed).
+    pub fn position(&self) -> Option<&[u8]> {
+        self.state.position.as_deref()
+    }
+
     /// The view index secret of this log.
     pub fn secret(&self) -> HashSecret {
         self.secret
@@ -603,7 +608,8 @@ impl<'a> Reader<'a> {
         self.take(1).map(|b| b[0])
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn u64(&mut self) -> Option<u64> {
         let b = self.take(8)?;
@@ -826,7 +832,8 @@ mod tests {
                 value: vec![(i % 3) as u8],
                 count,
             };
-            log.flush(vec![r(i + 1), r(i + 2)], &i.to_le_bytes()).unwrap();
+            log.flush(vec![r(i + 1), r(i + 2)], &i.to_le_bytes())
+                .unwrap();
         }
         assert!(log.records < 2 * log.state.live() + 1024 + 3);
         let state = log.state.clone();

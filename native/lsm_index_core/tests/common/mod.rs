@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 
 pub mod shapes;
+pub mod subquery_model;
 pub mod views;
 
 use lsm_index_core::internals::HashSecret;

@@ -210,7 +210,11 @@ impl Shapes {
     /// Sets the diff of `shape`'s occurrence `position` on `view` (attached already).
     pub fn set_diff(&mut self, view: ViewId, shape: u32, position: u8, diff: Diff) -> Result<()> {
         let at = self.views.get_mut(&view).ok_or_else(|| missing(view))?;
-        if !at.list.iter().any(|x| (x.shape, x.position) == (shape, position)) {
+        if !at
+            .list
+            .iter()
+            .any(|x| (x.shape, x.position) == (shape, position))
+        {
             return Err(Error::InvalidView {
                 view,
                 reason: format!("shape {shape} position {position} is not attached"),
