@@ -113,20 +113,16 @@ fn agrees_with_the_model_under_churn() {
                             .collect(),
                     );
                 }
-                let given_bytes: Vec<Vec<Vec<Option<&[u8]>>>> = given
-                    .iter()
-                    .map(|rows| {
-                        rows.iter()
-                            .map(|r| r.iter().map(|c| c.as_deref().map(str::as_bytes)).collect())
-                            .collect()
-                    })
-                    .collect();
+                let given_bytes: Vec<Flat<'_>> = given.iter().map(|rows| flat(rows)).collect();
                 let seeds: Vec<SeedText<'_>> = given_bytes
                     .iter()
                     .enumerate()
                     .map(|(i, r)| match current.contains(&i) {
                         true => SeedText::Current,
-                        false => SeedText::Rows(r),
+                        false => SeedText::Rows {
+                            cells: &r.0,
+                            width: r.1,
+                        },
                     })
                     .collect();
                 set.add_seeded(

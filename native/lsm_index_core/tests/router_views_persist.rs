@@ -17,9 +17,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One subquery's snapshot rows as bytes.
-type SeedRows<'a> = Vec<Vec<Option<&'a [u8]>>>;
-
 /// One operation, as both routers get it.
 #[derive(Clone, Debug)]
 enum Op {
@@ -48,20 +45,15 @@ type Answer = (
 fn apply(set: &RouterSet, op: &Op) -> Option<Answer> {
     match op {
         Op::Add(id, table, sql, params, seeds) => {
-            let bytes: Vec<Option<SeedRows<'_>>> = seeds
-                .iter()
-                .map(|s| {
-                    s.as_ref().map(|rows| {
-                        rows.iter()
-                            .map(|r| r.iter().map(|c| c.as_deref().map(str::as_bytes)).collect())
-                            .collect()
-                    })
-                })
-                .collect();
+            let bytes: Vec<Option<Flat<'_>>> =
+                seeds.iter().map(|s| s.as_deref().map(flat)).collect();
             let seeds: Vec<SeedText<'_>> = bytes
                 .iter()
                 .map(|s| match s {
-                    Some(rows) => SeedText::Rows(rows),
+                    Some((cells, width)) => SeedText::Rows {
+                        cells,
+                        width: *width,
+                    },
                     None => SeedText::Current,
                 })
                 .collect();

@@ -86,10 +86,13 @@ fn table_defs(tables: Vec<(String, String, Term<'_>)>) -> NifResult<Vec<TableDef
         .collect()
 }
 
-/// One subquery's snapshot rows, PostgreSQL text per selected column.
-type Rows<'a> = Vec<Vec<Option<&'a [u8]>>>;
+/// One subquery's snapshot: `None` for `:current`, else its rows' cells row after row and
+/// the row width (`Err`: rows of different widths, the position's seed error).
+type Seed<'a> = Option<Result<(Vec<Option<&'a [u8]>>, usize), String>>;
 
-fn seed_rows<'a>(term: Term<'a>) -> NifResult<Option<Rows<'a>>> {
+/// One subquery's snapshot term (`:current`, or a list of rows, each a value — binary or
+/// nil — or a list of them) as flat cells: a million-row seed makes no allocation per row.
+fn seed_rows<'a>(term: Term<'a>) -> NifResult<Seed<'a>> {
     if term.decode::<Atom>().ok() == Some(atoms::current()) {
         return Ok(None);
     }
@@ -102,14 +105,30 @@ fn seed_rows<'a>(term: Term<'a>) -> NifResult<Option<Rows<'a>>> {
             Err(rustler::Error::BadArg)
         }
     };
-    let rows: Vec<Term<'a>> = term.decode()?;
-    rows.into_iter()
-        .map(|row| match row.decode::<Vec<Term<'a>>>() {
-            Ok(cells) => cells.into_iter().map(cell).collect(),
-            Err(_) => Ok(vec![cell(row)?]),
-        })
-        .collect::<NifResult<Rows<'a>>>()
-        .map(Some)
+    let rows: rustler::ListIterator<'a> = term.decode()?;
+    let mut cells = Vec::new();
+    let mut width = None;
+    for row in rows {
+        let before = cells.len();
+        match row.decode::<rustler::ListIterator<'a>>() {
+            Ok(items) => {
+                for item in items {
+                    cells.push(cell(item)?);
+                }
+            }
+            Err(_) => cells.push(cell(row)?),
+        }
+        let w = cells.len() - before;
+        match width {
+            None => width = Some(w),
+            Some(first) if first != w => {
+                let msg = format!("rows of {first} and of {w} values");
+                return Ok(Some(Err(msg)));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(Some(Ok((cells, width.unwrap_or(0)))))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -128,11 +147,25 @@ fn add_seeded<'a>(
         .into_iter()
         .map(seed_rows)
         .collect::<NifResult<Vec<_>>>()?;
+    if let Some((i, Some(Err(msg)))) = rows
+        .iter()
+        .enumerate()
+        .find(|(_, r)| matches!(r, Some(Err(_))))
+    {
+        let err = Error::InvalidSeed {
+            position: i as u32,
+            reason: msg.clone(),
+        };
+        return Ok(core_error(env, &err));
+    }
     let seeds: Vec<SeedText<'_>> = rows
         .iter()
         .map(|r| match r {
-            Some(rows) => SeedText::Rows(rows),
-            None => SeedText::Current,
+            Some(Ok((cells, width))) => SeedText::Rows {
+                cells,
+                width: *width,
+            },
+            _ => SeedText::Current,
         })
         .collect();
     let mut buf = Vec::new();

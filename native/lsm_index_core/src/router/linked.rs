@@ -122,7 +122,11 @@ impl Linked {
         tested: Option<&[usize]>,
         seed: &SeedText<'_>,
     ) -> Result<PositionSeed> {
-        let SeedText::Rows(rows) = seed else {
+        let SeedText::Rows {
+            cells,
+            width: given,
+        } = *seed
+        else {
             return Ok(PositionSeed::Current);
         };
         let columns = &self.tables[sq.table as usize].columns;
@@ -132,16 +136,15 @@ impl Linked {
         };
         let y_cols = tested.unwrap_or(&[]);
         let width = y_cols.len() + sq.projection.len();
-        let mut parsed = Vec::with_capacity(rows.len());
+        if given != width && !cells.is_empty() {
+            let what = if tested.is_some() { "link row" } else { "row" };
+            return Err(bad(format!(
+                "a {what} of {given} values where {width} are selected"
+            )));
+        }
+        let mut parsed = Vec::with_capacity(cells.len() / width.max(1));
         let mut links = Vec::new();
-        for row in rows.iter() {
-            if row.len() != width {
-                let what = if tested.is_some() { "link row" } else { "row" };
-                return Err(bad(format!(
-                    "a {what} of {} values where {width} are selected",
-                    row.len()
-                )));
-            }
+        for row in cells.chunks(width.max(1)) {
             let cols = y_cols.iter().chain(sq.projection.iter());
             let values = row
                 .iter()

@@ -52,7 +52,12 @@ const MAX_SUBQUERIES: usize = 255;
 pub enum SeedText<'a> {
     /// Its result rows, PostgreSQL text per selected column (`None`: NULL); duplicates
     /// included.
-    Rows(&'a [Vec<Option<&'a [u8]>>]),
+    Rows {
+        /// The rows' cells, row after row.
+        cells: &'a [Option<&'a [u8]>],
+        /// Cells per row (the columns the subquery selects; link rows: tested + selected).
+        width: usize,
+    },
     /// "My snapshot is the router's view now" (the view must exist).
     Current,
 }

@@ -320,3 +320,16 @@ pub fn config() -> Config {
         ..super::config()
     }
 }
+
+/// A seed's flat cells and row width.
+pub type Flat<'a> = (Vec<Option<&'a [u8]>>, usize);
+
+/// Snapshot rows as a seed's flat cells and row width.
+pub fn flat(rows: &[Vec<Option<String>>]) -> Flat<'_> {
+    let width = rows.first().map_or(0, Vec::len);
+    let cells = rows
+        .iter()
+        .flat_map(|r| r.iter().map(|c| c.as_deref().map(str::as_bytes)))
+        .collect();
+    (cells, width)
+}
