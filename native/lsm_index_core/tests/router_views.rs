@@ -290,3 +290,43 @@ fn agrees_with_the_model_under_churn() {
         assert_eq!(set.link_pairs().unwrap(), (0, 0), "seed {seed}: links left");
     }
 }
+
+#[test]
+fn a_shared_equality_gives_way_to_each_shapes_view() {
+    // `assignee = 1` in every shape, each with its own owner's view: past the first shapes,
+    // they are filed under their views, so a row of assignee 1 meets only the shapes whose
+    // view holds its project
+    let set = RouterSet::with_tables(tables(), CaseFolding::Unicode, config()).unwrap();
+    let sql = "assignee = 1 AND project IN (SELECT id FROM projects WHERE owner = $1)";
+    for owner in 0..20u32 {
+        let project = (100 + owner).to_string();
+        let rows = [Some(project.as_bytes())];
+        let seeds = [SeedText::Rows {
+            cells: &rows,
+            width: 1,
+        }];
+        let params = [Some(owner.to_string())];
+        let shape = SeededShape {
+            table: ISSUES,
+            name: ShapeName::Handle(owner),
+            sql,
+            params: &params,
+            seeds: &seeds,
+        };
+        set.add_seeded(&shape, true).unwrap();
+    }
+    let issue = |project: &'static str| -> Vec<Option<&'static [u8]>> {
+        vec![Some(b"1"), Some(project.as_bytes()), Some(b"1"), None]
+    };
+    let route = |row: &[Option<&[u8]>]| {
+        let mut out = Vec::new();
+        let mut moved = Moved::default();
+        set.route_linked(ISSUES, &Change::Insert(row), &mut out, &mut moved, true)
+            .unwrap();
+        out
+    };
+    assert_eq!(route(&issue("105")), vec![5]);
+    assert!(route(&issue("999")).is_empty());
+    let candidates = set.tables()[ISSUES as usize].metrics().candidates;
+    assert!(candidates <= 6, "{candidates} candidates for two rows");
+}

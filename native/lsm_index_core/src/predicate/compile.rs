@@ -39,6 +39,16 @@ pub struct Compiled {
 
 /// Compiles `expr` (see the module doc).
 pub fn compile(expr: &Expr) -> Compiled {
+    compile_in(expr, false)
+}
+
+/// [`compile`], but a conjunct found through a subquery's view is preferred to an equality
+/// (the router chooses between the two by how many shapes each would share a key with).
+pub fn compile_preferring_views(expr: &Expr) -> Compiled {
+    compile_in(expr, true)
+}
+
+fn compile_in(expr: &Expr, prefer_views: bool) -> Compiled {
     let mut mask = Vec::new();
     collect_columns(expr, &mut mask);
     let terms: Vec<&Expr> = match expr {
@@ -49,7 +59,10 @@ pub fn compile(expr: &Expr) -> Compiled {
         .iter()
         .enumerate()
         .filter_map(|(i, t)| Plans::of_conjunct(t).map(|plans| (i, plans)))
-        .min_by_key(|(_, plans)| plans.cost());
+        .min_by_key(|(_, plans)| {
+            let (view, keys) = plans.cost();
+            (view != prefer_views, keys)
+        });
     let (plans, residual_terms): (Plans, Vec<&Expr>) = match best {
         // an equality conjunct: indexed, and left out of the residual (a key hit implies it;
         // an element plan's or a view plan's does not: it stays)

@@ -10,10 +10,12 @@
 
 use super::bits::set_bit;
 use super::shapes::compiled_shape;
+use super::shapes::slot;
 use super::views::ViewId;
 use super::Router;
 use crate::index::Config;
-use crate::predicate::compile::compile;
+use crate::key::{column_key, ColumnKey};
+use crate::predicate::compile::{compile, compile_preferring_views, Compiled};
 use crate::predicate::{CaseFolding, ColumnType, Expr};
 use crate::Result;
 
@@ -67,8 +69,47 @@ impl Router {
         blocking: bool,
     ) -> Result<()> {
         self.check_open()?;
-        let (shape, keys) = compiled_shape(compile(expr), views, stale);
+        let compiled = self.choose_plan(expr, &views)?;
+        let (shape, keys) = compiled_shape(compiled, views, stale);
         let w = self.lock_writer(blocking)?;
         self.publish(&w, id, shape, &keys, "", None, blocking)
+    }
+
+    /// The plan of an outer shape: by an equality (`compile`'s choice), unless a subquery's
+    /// view would find it among fewer shapes — an equality on a value many shapes share
+    /// (`status = 'open'` in every user's shape) makes each of them a candidate of every row
+    /// with that value, while each user's view finds only that user's shapes. Shapes already
+    /// filed under the equality's keys are compared with those found through the view.
+    fn choose_plan(&self, expr: &Expr, views: &[ViewId]) -> Result<Compiled> {
+        let by_key = compile(expr);
+        if by_key.index.is_empty() || views.is_empty() {
+            return Ok(by_key);
+        }
+        let by_view = compile_preferring_views(expr);
+        let Some(plan) = by_view.views.first() else {
+            return Ok(by_key);
+        };
+        let Some(&view) = views.get(plan.position as usize) else {
+            return Ok(by_key);
+        };
+        let through_view = self.state.read().view_slots.planned(view, &plan.columns) + 1;
+        let mut under_keys = 0;
+        if let Some(index) = self.shape_index() {
+            let mut key = ColumnKey::new();
+            let mut found = Vec::new();
+            for p in &by_key.index {
+                for v in &p.keys {
+                    column_key(slot(p.column, p.func, p.element), v, &mut key);
+                    found.clear();
+                    index.lookup_into(&key, &mut found)?;
+                    under_keys += found.len();
+                }
+            }
+        }
+        Ok(if under_keys > through_view {
+            by_view
+        } else {
+            by_key
+        })
     }
 }

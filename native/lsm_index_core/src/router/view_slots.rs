@@ -76,6 +76,14 @@ impl ViewSlots {
         }
     }
 
+    /// How many shapes are found through `view` on `columns`.
+    pub(super) fn planned(&self, view: ViewId, columns: &[usize]) -> usize {
+        let Some(t) = self.tuples.iter().position(|(c, _)| **c == *columns) else {
+            return 0;
+        };
+        self.planned.get(&(view, t as u16)).map_or(0, Vec::len)
+    }
+
     /// Appends to `out` the shapes whose planned views hold `row`'s values (unsorted; a
     /// shape found through several may repeat). `found` is a scratch buffer.
     pub(super) fn candidates(

@@ -64,6 +64,8 @@ pub const TEMPLATES: &[(u32, &str)] = &[
     (PROJECTS, "id IN (SELECT project FROM issues WHERE assignee = $1) AND NOT archived"),
     (ISSUES, "NOT (project IN (SELECT id FROM projects WHERE owner = $1)) AND assignee = $2"),
     (ISSUES, "project = ANY (SELECT id FROM projects WHERE archived) OR parent <> ALL (SELECT project FROM issues)"),
+    // an equality and a view: the router files it under whichever shares fewer shapes
+    (ISSUES, "assignee = $1 AND project IN (SELECT id FROM projects WHERE owner = $2)"),
     // nested chains (derived views)
     (ISSUES, "project IN (SELECT id FROM projects WHERE org IN (SELECT id FROM orgs WHERE active))"),
     (ISSUES, "project NOT IN (SELECT id FROM projects WHERE owner = $1 AND org IN (SELECT id FROM orgs WHERE NOT active))"),
