@@ -377,10 +377,18 @@ impl ViewsLog {
             position: position.to_vec(),
         };
         encode(&checkpoint, &mut bytes);
+        let (first, rest) = bytes.split_at(bytes.len() / 2);
         let written = self
             .file
-            .write_all(&bytes)
-            .and_then(|()| self.file.sync_data())
+            .write_all(first)
+            .and_then(|()| {
+                crate::failpoint::hit("views:torn");
+                self.file.write_all(rest)
+            })
+            .and_then(|()| {
+                crate::failpoint::hit("views:written");
+                self.file.sync_data()
+            })
             .map_err(|e| io_error(FileKind::Views, &self.path, "write", &e));
         if let Err(e) = written {
             self.failed = true;

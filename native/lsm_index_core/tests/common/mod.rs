@@ -2,6 +2,7 @@
 
 pub mod shapes;
 pub mod subquery_model;
+pub mod subquery_ops;
 pub mod views;
 
 use lsm_index_core::internals::HashSecret;
