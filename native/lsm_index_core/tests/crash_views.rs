@@ -80,7 +80,7 @@ fn crash_views_child_entry() {
     for (i, op) in ops(round).iter().enumerate().skip(from as usize) {
         apply(&set, op);
         let n = i as u64 + 1;
-        if n % FLUSH_EVERY == 0 {
+        if n.is_multiple_of(FLUSH_EVERY) {
             set.flush_tables(&n.to_le_bytes()).unwrap();
             println!("acked {n}");
         }
@@ -151,7 +151,10 @@ fn check_recovered(dir: &Path, round: u64, acked: u64, ops: &[Op]) -> u64 {
         at >= acked,
         "round {round}: reopened at {at}, {acked} acknowledged"
     );
-    assert_eq!(at % FLUSH_EVERY, 0, "round {round}: not a flush: {at}");
+    assert!(
+        at.is_multiple_of(FLUSH_EVERY),
+        "round {round}: not a flush: {at}"
+    );
     let twin = RouterSet::with_tables(tables(), CaseFolding::Unicode, config()).unwrap();
     for op in &ops[..at as usize] {
         apply(&twin, op);
