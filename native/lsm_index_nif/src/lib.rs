@@ -8,7 +8,8 @@
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
 //!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
 //!   routes; `router_set_views`: the router over declared tables (`LsmIndex.ShapeRouter`
-//!   with a map of tables): subquery snapshots, routes with moves
+//!   with a map of tables): shapes with their subquery snapshots, routes with moves;
+//!   `router_set_tables`: its making, persistence (open, flush, close, position), figures
 //! - `change`: change terms (both forms) as the core's `Change`
 //! - `predicate`: `where_parse_*` NIFs (`LsmIndex.Where`), the core's `Expr` as a tree
 //! - `filter`: `filter_*` NIFs (`LsmIndex.Filter`): compiled residuals, parsed records and
@@ -34,6 +35,7 @@ mod predicate;
 mod router;
 mod router_set;
 mod router_set_route;
+mod router_set_tables;
 mod router_set_views;
 mod timing;
 

@@ -38,6 +38,7 @@ mod journal;
 mod linked;
 mod linked_persist;
 mod linked_route;
+mod linked_seed;
 mod links;
 mod metrics;
 mod presence;

@@ -25,8 +25,9 @@
 use super::catalog::definition;
 use super::ids::ShapeName;
 use super::journal::Event;
-use super::linked::{split_nested, Linked, PositionSeed};
+use super::linked::{split_nested, Linked};
 use super::linked_persist::name_bytes;
+use super::linked_seed::PositionSeed;
 use super::set::{RouterSet, Tables};
 use super::views::{Moves, Views};
 use super::views_log::State;

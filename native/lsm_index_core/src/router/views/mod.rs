@@ -111,18 +111,7 @@ impl Views {
             }
             (Seed::Current, false) => None,
             (Seed::Rows(rows), true) => {
-                let deltas: Vec<Delta<'_>> = rows
-                    .iter()
-                    .map(|p| Delta {
-                        view,
-                        value: match p {
-                            Projected::Key(k) => Some(&k[..]),
-                            Projected::Null => None,
-                        },
-                        by: 1,
-                    })
-                    .collect();
-                self.counts.apply(&deltas, blocking)?;
+                self.counts.apply(&seed_deltas(view, rows), blocking)?;
                 None
             }
             (Seed::Rows(rows), false) => diff::diff_of(&self.counts, view, rows)?,
@@ -171,18 +160,7 @@ impl Views {
     ) -> Result<(ViewId, bool)> {
         let (view, created) = self.registry.acquire(key, arity)?;
         if created && !rows.is_empty() {
-            let deltas: Vec<Delta<'_>> = rows
-                .iter()
-                .map(|p| Delta {
-                    view,
-                    value: match p {
-                        Projected::Key(k) => Some(&k[..]),
-                        Projected::Null => None,
-                    },
-                    by: 1,
-                })
-                .collect();
-            if let Err(e) = self.counts.apply(&deltas, blocking) {
+            if let Err(e) = self.counts.apply(&seed_deltas(view, rows), blocking) {
                 self.registry.release(view)?;
                 return Err(e);
             }
@@ -269,4 +247,18 @@ impl Views {
     pub fn shapes(&self) -> &Shapes {
         &self.shapes
     }
+}
+
+/// One +1 delta of `view` per seed row.
+fn seed_deltas(view: ViewId, rows: &[Projected]) -> Vec<Delta<'_>> {
+    rows.iter()
+        .map(|p| Delta {
+            view,
+            value: match p {
+                Projected::Key(k) => Some(&k[..]),
+                Projected::Null => None,
+            },
+            by: 1,
+        })
+        .collect()
 }
