@@ -223,7 +223,13 @@ defmodule LsmIndex.ShapeRouter do
   @spec flush!(t()) :: :ok
   def flush!(router), do: router |> flush() |> LsmIndex.Error.unwrap!()
 
-  @doc "Flushes and releases the directory; later calls raise `ArgumentError` (closing again is `:ok`)."
+  @doc """
+  A router over one table: flushes and releases the directory; later calls raise
+  `ArgumentError` (closing again is `:ok`). A persistent router over several tables: releases
+  the directory without a flush (what came after the last `flush/2` is not kept, as after a
+  crash: its position is where a reopen resumes); the router stays usable in memory, and
+  `flush/2` then answers `{:error, _}`. `:ok` for one in memory.
+  """
   @spec close(t()) :: :ok | {:error, term()}
   def close(%__MODULE__{tables: nil, ref: ref}), do: Native.router_close(ref)
   def close(router), do: Tables.close(router)
