@@ -12,12 +12,12 @@
 
 use super::journal::{Event, Journal};
 use super::linked_seed::{LinkRow, PositionSeed};
-use super::links::{Link, LINK_BASE};
+use super::links::{split_nested, Link, LINK_BASE};
 use super::views::{Attachment, Delta, Moves, Polarity, Projected, Seed, ViewId, ViewKey, Views};
 use super::views_log::{State, ViewsLog};
 use super::Router;
 use crate::key::ColumnKey;
-use crate::predicate::{Expr, SubqueryDef, TableDef};
+use crate::predicate::{SubqueryDef, TableDef};
 use crate::{Error, Result};
 use smallvec::SmallVec;
 use std::borrow::Cow;
@@ -416,44 +416,6 @@ impl Linked {
             self.defs.resize_with(v + 1, || None);
         }
         self.defs[v] = Some(def);
-    }
-}
-
-/// A WHERE whose nested subquery at `position` is a top-level conjunct: the columns that
-/// conjunct tests, and the WHERE without it (the link's filter).
-pub(super) fn split_nested(inner: &Expr, position: u32) -> Result<(Box<[usize]>, Expr)> {
-    let is_it = |e: &Expr| matches!(e, Expr::InSubquery { position: p, negated: false, .. } if *p == position);
-    let tested = |e: &Expr| match e {
-        Expr::InSubquery { columns, .. } => columns.clone().into_boxed_slice(),
-        _ => Box::default(),
-    };
-    match inner {
-        e if is_it(e) => Ok((tested(e), Expr::Const(Some(true)))),
-        Expr::And(terms) => {
-            let Some(at) = terms.iter().position(is_it) else {
-                return Err(not_a_chain());
-            };
-            let rest: Vec<Expr> = terms
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| *j != at)
-                .map(|(_, t)| t.clone())
-                .collect();
-            let filter = match rest.len() {
-                1 => rest.into_iter().next().unwrap_or(Expr::Const(Some(true))),
-                _ => Expr::And(rest),
-            };
-            Ok((tested(&terms[at]), filter))
-        }
-        _ => Err(not_a_chain()),
-    }
-}
-
-fn not_a_chain() -> Error {
-    Error::InvalidPredicate {
-        position: 0,
-        reason: "a subquery inside a subquery must be an `IN (SELECT …)` conjunct of its WHERE"
-            .into(),
     }
 }
 

@@ -28,7 +28,7 @@
 //! - `set`: the routers of one filter's tables behind one handle; `ids`: shape names;
 //! - `catalog`: a persistent router's shape log; `metrics`: routing counters and latency;
 //! - `views`: subquery views (storage only so far): shared value counts, per-shape diffs, moves;
-//! - `bits`: column bitsets. Column keys are encoded by [`crate::key::column_key`].
+//! - `slots`: index slots (a column, `lower`/`upper` of it, its elements); `bits`: column bitsets. Column keys are encoded by [`crate::key::column_key`].
 
 mod bits;
 pub mod catalog;
@@ -47,6 +47,7 @@ mod row;
 mod schema;
 pub mod set;
 mod shapes;
+mod slots;
 mod subqueries;
 mod view_slots;
 pub mod views;

@@ -3,22 +3,20 @@
 //! equality index for candidates, and candidates and scanned shapes run their residual
 //! program on the row. An update's new row skips shapes none of whose columns changed.
 
-use super::bits::{bit, intersects, set_bit, Bits};
+use super::bits::{bit, intersects};
 use super::metrics::Counts;
 use super::row::RowText;
-use super::row::{ParsedRow, ParsedRows};
+use super::row::{changed_columns, ParsedRow, ParsedRows};
 use super::shapes::{slot_key, Shape, SlotKey, State};
 use super::view_slots::ShapeViews;
 use super::views::Views;
 use super::{key_hasher, Change, Router};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::Stack;
-use crate::predicate::eval::compare;
 use crate::predicate::{ColumnType, EvalError, Value};
 use crate::{Error, Result};
 use parking_lot::RwLockReadGuard;
 use smallvec::SmallVec;
-use std::cmp::Ordering;
 use std::time::Instant;
 
 /// Routes changes against one view of a router's shapes (see [`Router::reader`]).
@@ -432,33 +430,4 @@ fn matches(
             !strict
         }
     }
-}
-
-/// Whether `x` and `y` are the same value in every way a clause can observe: equal, and
-/// printing alike (`-0` is not `0` to `f::text`, nor `1.50` to `1.5` to `n::text`).
-fn identical(x: &Value, y: &Value) -> bool {
-    match (x, y) {
-        (Value::Float(a), Value::Float(b)) => {
-            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-        }
-        (Value::Numeric(a), Value::Numeric(b)) => a == b && a.scale() == b.scale(),
-        _ => compare(x, y) == Ordering::Equal,
-    }
-}
-
-/// Columns whose value differs between the two rows (a value that did not parse differs
-/// from everything, itself included: it is routed conservatively anyway).
-fn changed_columns(a: &ParsedRow, b: &ParsedRow) -> Bits {
-    let mut changed: Bits = smallvec::smallvec![0; a.bad.len()];
-    for (c, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
-        let same = match (x, y) {
-            (None, None) => !bit(&a.bad, c) && !bit(&b.bad, c),
-            (Some(x), Some(y)) => identical(x, y),
-            _ => false,
-        };
-        if !same {
-            set_bit(&mut changed, c);
-        }
-    }
-    changed
 }

@@ -3,10 +3,12 @@
 //! shape refers to, and which of them did not parse. Parsed rows are reused from change to
 //! change (text values keep their buffers).
 
-use super::bits::{bitset_words, set_bit, Bits};
+use super::bits::{bit, bitset_words, set_bit, Bits};
+use crate::predicate::eval::compare;
 use crate::predicate::{ColumnType, Value};
 use crate::{Error, Result};
 use smallvec::SmallVec;
+use std::cmp::Ordering;
 
 /// One row of a change: per table column, its Postgres text, `None` for NULL or absent.
 pub type RowText<'a> = [Option<&'a [u8]>];
@@ -87,4 +89,33 @@ fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
             None => false,
         },
     }
+}
+
+/// Whether `x` and `y` are the same value in every way a clause can observe: equal, and
+/// printing alike (`-0` is not `0` to `f::text`, nor `1.50` to `1.5` to `n::text`).
+fn identical(x: &Value, y: &Value) -> bool {
+    match (x, y) {
+        (Value::Float(a), Value::Float(b)) => {
+            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+        }
+        (Value::Numeric(a), Value::Numeric(b)) => a == b && a.scale() == b.scale(),
+        _ => compare(x, y) == Ordering::Equal,
+    }
+}
+
+/// Columns whose value differs between the two rows (a value that did not parse differs
+/// from everything, itself included: it is routed conservatively anyway).
+pub(super) fn changed_columns(a: &ParsedRow, b: &ParsedRow) -> Bits {
+    let mut changed: Bits = smallvec::smallvec![0; a.bad.len()];
+    for (c, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
+        let same = match (x, y) {
+            (None, None) => !bit(&a.bad, c) && !bit(&b.bad, c),
+            (Some(x), Some(y)) => identical(x, y),
+            _ => false,
+        };
+        if !same {
+            set_bit(&mut changed, c);
+        }
+    }
+    changed
 }

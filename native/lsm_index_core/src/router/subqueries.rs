@@ -25,9 +25,10 @@
 use super::catalog::definition;
 use super::ids::ShapeName;
 use super::journal::Event;
-use super::linked::{split_nested, Linked};
+use super::linked::Linked;
 use super::linked_persist::name_bytes;
 use super::linked_seed::PositionSeed;
+use super::links::split_nested;
 use super::set::{RouterSet, Tables};
 use super::views::{Moves, Views};
 use super::views_log::State;
