@@ -47,9 +47,9 @@ impl Router {
             }
             set_bit(&mut compiled.mask, c);
         }
-        let (shape, keys) = compiled_shape(compiled, Box::default(), false);
+        let form = compiled_shape(compiled, Box::default(), false);
         let w = self.lock_writer(blocking)?;
-        self.publish(&w, view, shape, &keys, "", None, blocking)
+        self.publish(&w, view, form, "", None, blocking)
     }
 
     /// Removes view `view`.
@@ -70,9 +70,9 @@ impl Router {
     ) -> Result<()> {
         self.check_open()?;
         let compiled = self.choose_plan(expr, &views)?;
-        let (shape, keys) = compiled_shape(compiled, views, stale);
+        let form = compiled_shape(compiled, views, stale);
         let w = self.lock_writer(blocking)?;
-        self.publish(&w, id, shape, &keys, "", None, blocking)
+        self.publish(&w, id, form, "", None, blocking)
     }
 
     /// The plan of an outer shape: by an equality (`compile`'s choice), unless a subquery's

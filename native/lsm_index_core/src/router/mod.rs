@@ -32,6 +32,7 @@
 
 mod bits;
 pub mod catalog;
+mod groups;
 pub mod ids;
 mod inner;
 mod journal;
@@ -202,14 +203,21 @@ impl Router {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
         for chunk in shapes.chunks(REPLAY_CHUNK) {
             let prepared = router.prepare_all(dir, chunk, threads)?;
-            let pairs: Vec<(&[u8], u32)> = prepared
-                .iter()
-                .flat_map(|(id, _, keys)| keys.iter().map(move |k| (k.as_slice(), *id)))
-                .collect();
-            router.index()?.add_many(&pairs)?;
-            let mut st = router.state.write();
-            for (id, shape, _) in prepared {
-                st.insert(id, shape);
+            // no route can see this router yet: its groups are published before their keys
+            let mut keys = Vec::new();
+            {
+                let mut st = router.state.write();
+                for (id, form) in prepared {
+                    let (g, new) = st.place(&form);
+                    if new {
+                        keys.extend(form.keys.iter().map(|k| (k.clone(), g)));
+                    }
+                    st.insert(id, form);
+                }
+            }
+            let pairs: Vec<(&[u8], u32)> = keys.iter().map(|(k, g)| (k.as_slice(), *g)).collect();
+            if !pairs.is_empty() {
+                router.index()?.add_many(&pairs)?;
             }
         }
         router.catalog = Mutex::new(Some(Box::new(catalog)));
@@ -300,6 +308,13 @@ impl Router {
     /// Shapes held, by kind.
     pub fn shape_counts(&self) -> ShapeCounts {
         self.state.read().counts()
+    }
+
+    /// How the shapes share compiled forms: (groups, templates) — a group is the shapes
+    /// found by the same keys with the same form, run once per row (see `groups`).
+    pub fn sharing(&self) -> (usize, usize) {
+        let st = self.state.read();
+        (st.groups.len(), st.groups.template_count())
     }
 
     /// The router's metrics.

@@ -4,10 +4,11 @@
 //! program on the row. An update's new row skips shapes none of whose columns changed.
 
 use super::bits::{bit, intersects};
+use super::groups::{Group, Template};
 use super::metrics::Counts;
 use super::row::RowText;
 use super::row::{changed_columns, ParsedRow, ParsedRows};
-use super::shapes::{slot_key, Shape, SlotKey, State};
+use super::shapes::{slot_key, SlotKey, State};
 use super::view_slots::ShapeViews;
 use super::views::Views;
 use super::{key_hasher, Change, Router};
@@ -17,6 +18,7 @@ use crate::predicate::{ColumnType, EvalError, Value};
 use crate::{Error, Result};
 use parking_lot::RwLockReadGuard;
 use smallvec::SmallVec;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Routes changes against one view of a router's shapes (see [`Router::reader`]).
@@ -41,7 +43,7 @@ const TIMING_SAMPLE: u32 = 8;
 struct Scratch {
     key: ColumnKey,
     stack: Stack,
-    /// Index candidates of the first row of an update, per index slot.
+    /// Index candidates (group handles) of the first row of an update, per index slot.
     candidates: Vec<(usize, Vec<u32>)>,
     /// A text value lower- or upper-cased for a `lower(col)` slot's key.
     folded: String,
@@ -219,17 +221,17 @@ impl Router {
         views: Option<&Views>,
     ) -> Result<()> {
         let strict = self.strict;
-        let fresh = |shape: &Shape| changed.is_none_or(|ch| intersects(&shape.mask, ch));
+        let fresh = |t: &Template| changed.is_none_or(|ch| intersects(&t.mask, ch));
         if row.bad.iter().any(|&w| w != 0) {
+            // a value that does not parse: every shape reading its column (rare: a scan)
             scratch.counts.unparseable_rows += 1;
-            for (c, refs) in st.refs.iter().enumerate() {
-                if bit(&row.bad, c) {
-                    out.extend(refs.iter());
+            for (_, group) in st.groups.iter() {
+                if intersects(&group.template.mask, &row.bad) {
+                    out.extend_from_slice(&group.ids);
                 }
             }
         }
-        let mut evaluations = 0;
-        let mut candidates_seen = 0;
+        let mut tally = Tally::default();
         let mut saved = std::mem::take(&mut scratch.candidates);
         if changed.is_none() {
             saved.clear();
@@ -249,24 +251,16 @@ impl Router {
                 self.probe(st, slot, key, v, scratch, &mut found)?;
                 &found
             };
-            // staged: every candidate's shape is looked up and touched before any is run, so
+            // staged: every candidate group is looked up and touched before any is run, so
             // their cache misses overlap instead of waiting one by one behind each run
-            let mut shapes: SmallVec<[(u32, &Shape); 64]> = SmallVec::new();
-            for &id in candidates {
-                // absent: being added or removed right now (not published)
-                if let Some(shape) = st.shapes.get(&id) {
-                    shapes.push((id, &**shape));
-                }
-            }
-            touch(&shapes);
-            for &(id, shape) in &shapes {
-                candidates_seen += 1;
-                if !fresh(shape) {
-                    continue;
-                }
-                evaluations += 1;
-                if matches(id, shape, &row.values, scratch, views, strict) {
-                    out.push(id);
+            let mut groups: SmallVec<[&Group; 64]> = SmallVec::new();
+            // absent: being added or removed right now (not published)
+            groups.extend(candidates.iter().filter_map(|&g| st.groups.get(g)));
+            touch(&groups);
+            for group in groups {
+                tally.candidates += group.ids.len() as u64;
+                if fresh(&group.template) {
+                    run_group(group, &row.values, scratch, views, strict, out, &mut tally);
                 }
             }
             if changed.is_none() {
@@ -282,32 +276,64 @@ impl Router {
             found.sort_unstable();
             found.dedup();
             for &id in &found {
-                let Some(shape) = st.shapes.get(&id) else {
+                let Some(group) = st.group_of(id) else {
                     continue;
                 };
-                candidates_seen += 1;
-                if !fresh(shape) {
+                tally.candidates += 1;
+                if !fresh(&group.template) {
                     continue;
                 }
-                evaluations += 1;
-                if matches(id, shape, &row.values, scratch, Some(views), strict) {
+                tally.evaluations += 1;
+                if matches(id, group, &row.values, scratch, Some(views), strict) {
                     out.push(id);
                 }
             }
             scratch.view_candidates = found;
         }
-        for (id, shape) in &st.scanned {
-            if !fresh(shape) {
+        for &g in &st.scanned {
+            let Some(group) = st.groups.get(g) else {
                 continue;
-            }
-            evaluations += 1;
-            if matches(*id, shape, &row.values, scratch, views, strict) {
-                out.push(*id);
+            };
+            if fresh(&group.template) {
+                run_group(group, &row.values, scratch, views, strict, out, &mut tally);
             }
         }
-        scratch.counts.candidates += candidates_seen;
-        scratch.counts.evaluations += evaluations;
+        scratch.counts.candidates += tally.candidates;
+        scratch.counts.evaluations += tally.evaluations;
         Ok(())
+    }
+}
+
+/// Candidates met and residual runs made by one row's route.
+#[derive(Default)]
+struct Tally {
+    candidates: u64,
+    evaluations: u64,
+}
+
+/// Adds the ids of `group` that take `row` to `out`: its template run once for all of them,
+/// or once per shape when they read subquery views (each shape its own view of them).
+fn run_group(
+    group: &Group,
+    row: &[Option<Value>],
+    scratch: &mut Scratch,
+    views: Option<&Views>,
+    strict: bool,
+    out: &mut Vec<u32>,
+    tally: &mut Tally,
+) {
+    if views.is_some() && !group.views.is_empty() {
+        for &id in &group.ids {
+            tally.evaluations += 1;
+            if matches(id, group, row, scratch, views, strict) {
+                out.push(id);
+            }
+        }
+    } else if let Some(&first) = group.ids.first() {
+        tally.evaluations += 1;
+        if matches(first, group, row, scratch, None, strict) {
+            out.extend_from_slice(&group.ids);
+        }
     }
 }
 
@@ -381,41 +407,47 @@ impl Router {
     }
 }
 
-/// Loads the first bytes a run of each of `shapes` reads (its column mask, its first
-/// instruction and constant): independent loads, so their cache misses overlap. What it
-/// buys at a million shapes is measured in DESIGN.md ("Filter `:map` vs `:lsm`").
-fn touch(shapes: &[(u32, &Shape)]) {
-    for (_, s) in shapes {
-        std::hint::black_box((s.mask.as_ptr(), s.residual.ops.as_ptr()));
+/// Loads the first bytes a run of each of `groups` reads (its ids, its template's column
+/// mask, first instruction and constant): independent loads, so their cache misses overlap.
+/// What it buys at a million shapes is measured in DESIGN.md ("Filter `:map` vs `:lsm`").
+fn touch(groups: &[&Group]) {
+    for g in groups {
+        std::hint::black_box((g.ids.first().copied(), Arc::as_ptr(&g.template)));
     }
-    for (_, s) in shapes {
-        let first_op = s.residual.ops.first().map(std::mem::discriminant);
-        let first_constant = s.residual.constants.first().map(std::mem::discriminant);
-        std::hint::black_box((s.mask.first().copied(), first_op, first_constant));
+    for g in groups {
+        let t = &g.template;
+        std::hint::black_box((t.mask.as_ptr(), t.residual.ops.as_ptr()));
+    }
+    for g in groups {
+        let t = &g.template;
+        let first_op = t.residual.ops.first().map(std::mem::discriminant);
+        let first_constant = t.residual.constants.first().map(std::mem::discriminant);
+        std::hint::black_box((t.mask.first().copied(), first_op, first_constant));
     }
 }
 
-/// Whether shape `id` takes `row`: its residual is true (its subqueries answered by
-/// `views`), or cannot be evaluated on it (an error PostgreSQL would raise: the row could
+/// Whether shape `id` of `group` takes `row`: its residual is true (its subqueries answered
+/// by `views`), or cannot be evaluated on it (an error PostgreSQL would raise: the row could
 /// match, so it is routed — unless `strict`, a view router's, where it is not; counted).
 fn matches(
     id: u32,
-    shape: &Shape,
+    group: &Group,
     row: &[Option<Value>],
     scratch: &mut Scratch,
     views: Option<&Views>,
     strict: bool,
 ) -> bool {
-    let answer = match views.filter(|_| !shape.views.is_empty()) {
-        None => shape.residual.run(row, &mut scratch.stack),
+    let residual = &group.template.residual;
+    let answer = match views.filter(|_| !group.views.is_empty()) {
+        None => residual.run(row, &mut scratch.stack),
         Some(views) => {
             let mut probe = ShapeViews {
                 views,
                 shape: id,
-                ids: &shape.views,
+                ids: &group.views,
                 failed: false,
             };
-            let answer = shape.residual.run_with(row, &mut scratch.stack, &mut probe);
+            let answer = residual.run_with(row, &mut scratch.stack, &mut probe);
             if probe.failed {
                 Err(EvalError::NoView)
             } else {

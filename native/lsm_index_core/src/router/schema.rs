@@ -157,12 +157,12 @@ impl Router {
             })?;
             (v.widened.clone(), v.view.clone())
         };
-        let (shape, keys) = self.prepare(&definition, &view)?;
+        let form = self.prepare(&definition, &view)?;
         // a column the shape reads takes its declared type, unless other shapes read it
         let mut retyped: Option<ColumnList> = None;
         {
             let st = self.state.read();
-            for c in super::bits::columns_of(&shape.mask) {
+            for c in super::bits::columns_of(&form.template.mask) {
                 let Some((name, had)) = table.get(c) else {
                     continue;
                 };
@@ -170,8 +170,7 @@ impl Router {
                 if had == got {
                     continue;
                 }
-                let others = st.refs.get(c).is_some_and(|r| r.iter().any(|&s| s != id));
-                if others {
+                if st.read_by_other(c, id) {
                     return Err(Error::ColumnTypeConflict {
                         column: name.clone(),
                         had: had.name().to_string(),
@@ -185,6 +184,6 @@ impl Router {
             Some(list) => Some(Columns::from(list)),
             None => (!Arc::ptr_eq(&widened, &table)).then_some(widened),
         };
-        self.publish(&w, id, shape, &keys, &definition, columns, blocking)
+        self.publish(&w, id, form, &definition, columns, blocking)
     }
 }

@@ -1,60 +1,34 @@
-//! The router's write path: a WHERE clause compiled into a [`Shape`] with its column keys,
-//! the keys written to the equality index, then the shape published in the [`State`] (the
-//! shape table routes read); removal unpublishes first, then drops the keys.
+//! The router's write path: a WHERE clause compiled into a [`Form`] (its template, column
+//! keys and views), the shape placed in the group of its form (a new group's keys written to
+//! the equality index first), then published in the [`State`] (what routes read); removal
+//! unpublishes first, then drops the keys of a group it emptied.
 
 use super::bits::columns_of;
 use super::catalog::{definition, split_definition};
+use super::groups::{Form, Group, Groups, Template};
 use super::presence::LiveKeys;
 pub(super) use super::slots::{slot, slot_key, SlotKey};
 use super::view_slots::ViewSlots;
 use super::views::ViewId;
 use super::{key_hasher, Columns, Router, ScanReason, ShapeCounts};
 use crate::key::{column_key, ColumnKey};
-use crate::predicate::compile::{compile, Compiled, Program, ViewPlan};
+use crate::predicate::compile::{compile, Compiled, ViewPlan};
 use crate::predicate::{parse_in, ColumnType};
 use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
-use std::collections::{HashMap, HashSet};
+use smallvec::SmallVec;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Hashes shape ids: they are chosen by the service, not by its clients, so fixed keys
 /// suffice, and a map carries no hasher state.
 pub(super) type IdHasher = std::hash::BuildHasherDefault<ahash::AHasher>;
 
-/// Shape id -> shape.
-pub(super) type ShapeMap = HashMap<u32, Arc<Shape>, IdHasher>;
+/// Shape id -> the handle of its group.
+pub(super) type ShapeMap = HashMap<u32, u32, IdHasher>;
 
-/// Compiled shapes with their index keys, ready to be written and published.
-pub(super) type Prepared = Vec<(u32, Shape, Vec<ColumnKey>)>;
-
-/// A compiled shape.
-#[derive(Debug)]
-pub(super) struct Shape {
-    /// The WHERE clause as a program over a parsed row.
-    pub(super) residual: Program,
-    /// The columns it reads (a bitset).
-    pub(super) mask: Box<[u64]>,
-    /// The index slots it is found through (a column, or `lower`/`upper` of one: see
-    /// [`slot`]; one per equality conjunct column, one per branch column for an OR of them);
-    /// empty when scanned.
-    pub(super) indexed: Box<[usize]>,
-    /// Why it is scanned (`None`: indexed).
-    pub(super) scan: Option<ScanReason>,
-    /// Presence-filter hashes of its index keys (to rebuild the filter without the keys).
-    pub(super) key_hashes: Box<[u64]>,
-    /// The view each of its subqueries reads, by position (empty: it has none).
-    pub(super) views: Box<[ViewId]>,
-    /// The subqueries it is found through (a row's value in their view): see `view_slots`.
-    pub(super) view_plans: Box<[ViewPlan]>,
-}
-
-impl Shape {
-    /// Whether it is evaluated on every change (found neither through keys nor views).
-    pub(super) fn is_scanned(&self) -> bool {
-        self.indexed.is_empty() && self.view_plans.is_empty()
-    }
-}
+/// Compiled shapes, ready to be written and published.
+pub(super) type Prepared = Vec<(u32, Form)>;
 
 /// The published shapes: what a route sees.
 #[derive(Debug)]
@@ -62,20 +36,24 @@ pub(super) struct State {
     /// The table's columns, in row order (an open-schema router's grow as shapes declare
     /// them: see `schema`).
     pub(super) columns: Columns,
+    /// Shape id ⇒ its group.
     pub(super) shapes: ShapeMap,
-    /// Scanned shapes, sorted by id (no map lookup per change).
-    pub(super) scanned: Vec<(u32, Arc<Shape>)>,
-    /// Per column: the shapes referring to it (conservative routing of unparseable values);
-    /// as long as the highest column some shape refers to.
-    pub(super) refs: Vec<HashSet<u32, IdHasher>>,
+    /// The shapes' groups and the templates they share (see `groups`).
+    pub(super) groups: Groups,
+    /// Scanned groups, ascending (no map lookup per change).
+    pub(super) scanned: Vec<u32>,
+    /// Shapes in scanned groups.
+    scanned_shapes: usize,
+    /// Per column: how many shapes read it; as long as the highest column some shape reads.
+    refs: Vec<u32>,
     /// Columns some shape refers to, ascending (the only ones a route reads).
     pub(super) referenced: Vec<usize>,
-    /// The index slots some shape is indexed on (see [`slot`]), ascending, each with how
-    /// many shapes are: a route probes only these.
+    /// The index slots some group is indexed on (see [`slot`]), ascending, each with how
+    /// many groups are: a route probes only these.
     pub(super) indexed_on: Vec<(usize, usize)>,
     /// Scanned shapes by why, in the order of [`ScanReason::ALL`].
     pub(super) scanned_because: [usize; ScanReason::ALL.len()],
-    /// The presence filter over the indexed shapes' keys.
+    /// The presence filter over the indexed groups' keys.
     pub(super) presence: LiveKeys,
     /// The shapes found through subquery views.
     pub(super) view_slots: ViewSlots,
@@ -87,7 +65,9 @@ impl State {
         State {
             columns,
             shapes: ShapeMap::default(),
+            groups: Groups::default(),
             scanned: Vec::new(),
+            scanned_shapes: 0,
             refs: Vec::new(),
             referenced: Vec::new(),
             indexed_on: Vec::new(),
@@ -100,91 +80,144 @@ impl State {
     /// Shapes held, by kind.
     pub(super) fn counts(&self) -> ShapeCounts {
         ShapeCounts {
-            scanned: self.scanned.len(),
-            indexed: self.shapes.len() - self.scanned.len(),
+            scanned: self.scanned_shapes,
+            indexed: self.shapes.len() - self.scanned_shapes,
             scanned_because: self.scanned_because,
         }
     }
 
-    /// Publishes shape `id` (its keys are in the index already).
-    pub(super) fn insert(&mut self, id: u32, shape: Shape) {
-        let shape = Arc::new(shape);
-        for c in columns_of(&shape.mask) {
-            if self.refs.len() <= c {
-                self.refs.resize_with(c + 1, HashSet::default);
+    /// The group shape `id` is in, if published.
+    pub(super) fn group_of(&self, id: u32) -> Option<&Group> {
+        self.shapes.get(&id).and_then(|&g| self.groups.get(g))
+    }
+
+    /// Whether a shape other than `id` reads column `c`.
+    pub(super) fn read_by_other(&self, c: usize, id: u32) -> bool {
+        let by_id = self
+            .group_of(id)
+            .is_some_and(|g| super::bits::bit(&g.template.mask, c));
+        self.refs.get(c).copied().unwrap_or(0) > u32::from(by_id)
+    }
+
+    /// The group a shape of `form` would join, and whether it is new (then its keys must
+    /// be in the index, under that handle, before [`State::insert`] publishes it).
+    pub(super) fn place(&self, form: &Form) -> (u32, bool) {
+        match self.groups.find(form) {
+            Some(g) => (g, false),
+            None => (self.groups.next_handle(), true),
+        }
+    }
+
+    /// Publishes shape `id` of `form` (absent until now) in the group [`State::place`]
+    /// names.
+    pub(super) fn insert(&mut self, id: u32, form: Form) {
+        let group = match self.groups.find(&form) {
+            Some(g) => {
+                self.shapes.insert(id, g);
+                self.groups.join(g, id)
             }
-            self.refs[c].insert(id);
+            None => {
+                let (g, group) = self.groups.create(form, id);
+                self.shapes.insert(id, g);
+                let t = &group.template;
+                if t.is_scanned() {
+                    let at = self.scanned.partition_point(|&s| s < g);
+                    self.scanned.insert(at, g);
+                } else if !t.indexed.is_empty() {
+                    for &slot in t.indexed.iter() {
+                        match self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
+                            Ok(at) => self.indexed_on[at].1 += 1,
+                            Err(at) => self.indexed_on.insert(at, (slot, 1)),
+                        }
+                    }
+                    let hashes: SmallVec<[u64; 2]> = group.keys().map(hash_key).collect();
+                    let groups = &self.groups;
+                    self.presence.insert(&hashes, || live_hashes(groups));
+                }
+                self.groups.get(g)
+            }
+        };
+        let Some(group) = group else { return };
+        let t = &group.template;
+        for c in columns_of(&t.mask) {
+            if self.refs.len() <= c {
+                self.refs.resize(c + 1, 0);
+            }
+            self.refs[c] += 1;
             if let Err(at) = self.referenced.binary_search(&c) {
                 self.referenced.insert(at, c);
             }
         }
-        self.view_slots.insert(id, &shape);
-        if shape.is_scanned() {
-            let at = self.scanned.partition_point(|(s, _)| *s < id);
-            self.scanned.insert(at, (id, shape.clone()));
-            if let Some(why) = shape.scan {
+        self.view_slots.insert(id, &t.view_plans, &group.views);
+        if t.is_scanned() {
+            self.scanned_shapes += 1;
+            if let Some(why) = t.scan {
                 self.scanned_because[why.index()] += 1;
             }
-        } else if !shape.indexed.is_empty() {
-            for &slot in shape.indexed.iter() {
-                match self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
-                    Ok(at) => self.indexed_on[at].1 += 1,
-                    Err(at) => self.indexed_on.insert(at, (slot, 1)),
-                }
-            }
-            let shapes = &self.shapes;
-            self.presence
-                .insert(&shape.key_hashes, || live_hashes(shapes));
         }
-        self.shapes.insert(id, shape);
     }
 
-    /// Unpublishes shape `id` (its keys are still in the index), returning it.
-    pub(super) fn remove(&mut self, id: u32) -> Option<Arc<Shape>> {
-        let shape = self.shapes.remove(&id)?;
-        for c in columns_of(&shape.mask) {
+    /// Unpublishes shape `id`: its group's handle, and the group when it was the last of it
+    /// (then its keys, still in the index, are to be dropped).
+    pub(super) fn remove(&mut self, id: u32) -> Option<(u32, Option<Group>)> {
+        let g = self.shapes.remove(&id)?;
+        let group = self.groups.get(g)?;
+        let t = group.template.clone();
+        for c in columns_of(&t.mask) {
             if let Some(refs) = self.refs.get_mut(c) {
-                refs.remove(&id);
-                if refs.is_empty() {
+                *refs -= 1;
+                if *refs == 0 {
                     self.referenced.retain(|&r| r != c);
                 }
             }
         }
-        self.view_slots.remove(id, &shape);
-        if shape.is_scanned() {
-            if let Ok(at) = self.scanned.binary_search_by_key(&id, |(s, _)| *s) {
-                self.scanned.remove(at);
-            }
-            if let Some(why) = shape.scan {
+        self.view_slots.remove(id, &t.view_plans, &group.views);
+        if t.is_scanned() {
+            self.scanned_shapes -= 1;
+            if let Some(why) = t.scan {
                 self.scanned_because[why.index()] -= 1;
             }
-        } else if !shape.indexed.is_empty() {
-            for &slot in shape.indexed.iter() {
-                if let Ok(at) = self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
-                    self.indexed_on[at].1 -= 1;
-                    if self.indexed_on[at].1 == 0 {
-                        self.indexed_on.remove(at);
+        }
+        let freed = self.groups.leave(g, id);
+        if let Some(group) = &freed {
+            if t.is_scanned() {
+                if let Ok(at) = self.scanned.binary_search(&g) {
+                    self.scanned.remove(at);
+                }
+            } else if !t.indexed.is_empty() {
+                for &slot in t.indexed.iter() {
+                    if let Ok(at) = self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
+                        self.indexed_on[at].1 -= 1;
+                        if self.indexed_on[at].1 == 0 {
+                            self.indexed_on.remove(at);
+                        }
                     }
                 }
+                let groups = &self.groups;
+                self.presence
+                    .remove(group.key_count(), || live_hashes(groups));
             }
-            let shapes = &self.shapes;
-            self.presence
-                .remove(shape.key_hashes.len(), || live_hashes(shapes));
         }
-        Some(shape)
+        Some((g, freed))
     }
 
     /// Room for `shapes` more shapes with `keys` more index keys.
     pub(super) fn reserve(&mut self, shapes: usize, keys: usize) {
         self.shapes.reserve(shapes);
-        let live = &self.shapes;
-        self.presence.reserve(keys, || live_hashes(live));
+        self.groups.reserve(shapes.min(keys));
+        let groups = &self.groups;
+        self.presence.reserve(keys, || live_hashes(groups));
     }
 }
 
-/// The presence-filter hashes of the published shapes' keys.
-fn live_hashes(shapes: &ShapeMap) -> impl Iterator<Item = u64> + '_ {
-    shapes.values().flat_map(|s| s.key_hashes.iter().copied())
+/// The presence-filter hash of index key `key`.
+pub(super) fn hash_key(key: &[u8]) -> u64 {
+    key_hasher().hash_one(key)
+}
+
+/// The presence-filter hashes of the published groups' keys.
+fn live_hashes(groups: &Groups) -> impl Iterator<Item = u64> + '_ {
+    groups.iter().flat_map(|(_, g)| g.keys().map(hash_key))
 }
 
 impl Router {
@@ -249,9 +282,9 @@ impl Router {
             reason: "parameters without NUL characters".into(),
         })?;
         let columns = self.columns();
-        let (shape, keys) = self.prepare(&definition, &columns)?;
+        let form = self.prepare(&definition, &columns)?;
         let w = self.lock_writer(blocking)?;
-        self.publish(&w, id, shape, &keys, &definition, None, blocking)
+        self.publish(&w, id, form, &definition, None, blocking)
     }
 
     /// The writer lock: waits for it when `blocking`, else `WouldBlock` if it is held.
@@ -263,25 +296,28 @@ impl Router {
         }
     }
 
-    /// Replaces shape `id` by the compiled `shape` (under the writer lock `w`): the old one
-    /// unpublished and its keys dropped, `keys` written, the definition recorded in the
-    /// catalog, then `shape` published, with the table's columns set to `columns` when given
-    /// (an open-schema router that the shape widened or retyped).
-    #[allow(clippy::too_many_arguments)]
+    /// Replaces shape `id` by the compiled `form` (under the writer lock `w`): the old one
+    /// unpublished (its group's keys dropped if it was the group's last), the keys of a new
+    /// group written, the definition recorded in the catalog, then the shape published, with
+    /// the table's columns set to `columns` when given (an open-schema router that the shape
+    /// widened or retyped).
     pub(super) fn publish(
         &self,
         w: &MutexGuard<'_, ()>,
         id: u32,
-        shape: Shape,
-        keys: &[ColumnKey],
+        form: Form,
         definition: &str,
         columns: Option<Columns>,
         blocking: bool,
     ) -> Result<()> {
         self.remove_locked(w, id, blocking)?;
-        let pairs: Vec<(&[u8], u32)> = keys.iter().map(|k| (k.as_slice(), id)).collect();
-        // a scanned shape has no keys: no index is made for it
-        if !pairs.is_empty() {
+        // writers are serialised: the group placed now is the one published below
+        let (g, new) = self.state.read().place(&form);
+        // a new group's keys go in first (a scanned one has none: no index is made for it);
+        // joining a published group writes nothing to the index
+        let written = new && !form.keys.is_empty();
+        if written {
+            let pairs: Vec<(&[u8], u32)> = form.keys.iter().map(|k| (k.as_slice(), g)).collect();
             if blocking {
                 self.index()?.add_many(&pairs)?;
             } else {
@@ -290,9 +326,9 @@ impl Router {
         }
         if let Some(catalog) = self.catalog.lock().as_mut() {
             if let Err(e) = catalog.add(id, definition) {
-                // not recorded: not added (the keys are dropped again)
-                if let Some(index) = self.index.get() {
-                    let _ = index.drop_handle(id);
+                // not recorded: not added (the new group's keys are dropped again)
+                if let (true, Some(index)) = (written, self.index.get()) {
+                    let _ = index.drop_handle(g);
                 }
                 return Err(e);
             }
@@ -301,7 +337,7 @@ impl Router {
         if let Some(columns) = columns {
             st.columns = columns;
         }
-        st.insert(id, shape);
+        st.insert(id, form);
         Ok(())
     }
 
@@ -315,12 +351,12 @@ impl Router {
     ) -> Result<Prepared> {
         let columns = self.columns();
         let load = |(id, sql): &(u32, String)| {
-            let (shape, keys) = self.prepare(sql, &columns).map_err(|e| Error::Corrupt {
+            let form = self.prepare(sql, &columns).map_err(|e| Error::Corrupt {
                 file: FileKind::Catalog,
                 what: dir.display().to_string(),
                 detail: format!("shape {id} of the catalog no longer loads: {e}"),
             })?;
-            Ok((*id, shape, keys))
+            Ok((*id, form))
         };
         let parts: Vec<Result<Prepared>> = std::thread::scope(|scope| {
             let workers: Vec<_> = chunk
@@ -346,12 +382,12 @@ impl Router {
     }
 
     /// A shape compiled from its definition text (see [`definition`]) against `columns` (the
-    /// table's, or an open-schema router's view of them: see `schema`), with its index keys.
+    /// table's, or an open-schema router's view of them: see `schema`).
     pub(super) fn prepare(
         &self,
         definition: &str,
         columns: &[(String, ColumnType)],
-    ) -> Result<(Shape, Vec<ColumnKey>)> {
+    ) -> Result<Form> {
         let (sql, params) = split_definition(definition);
         let params = params.as_slice();
         let compiled = compile(&parse_in(sql, columns, params, self.folding)?);
@@ -366,29 +402,25 @@ impl Router {
         id: u32,
         blocking: bool,
     ) -> Result<bool> {
-        let Some(shape) = self.state.write().remove(id) else {
+        let Some((g, freed)) = self.state.write().remove(id) else {
             return Ok(false);
         };
-        if !shape.indexed.is_empty() {
+        // the group's last shape: its keys go (a shape joining it later writes them again)
+        if freed.is_some_and(|group| group.key_count() > 0) {
             if blocking {
-                self.index()?.drop_handle(id)?;
+                self.index()?.drop_handle(g)?;
             } else {
-                self.index()?.try_drop_handle(id)?;
+                self.index()?.try_drop_handle(g)?;
             }
         }
         Ok(true)
     }
 }
 
-/// A compiled clause as a shape with its index keys. `views`: the view each of its
-/// subqueries reads, by position; `stale`: its snapshot of one of them held values the shared
-/// view lacks, so it cannot be found through views (nor keys: see `ScanReason::StaleSnapshot`)
-/// and is scanned.
-pub(super) fn compiled_shape(
-    compiled: Compiled,
-    views: Box<[ViewId]>,
-    stale: bool,
-) -> (Shape, Vec<ColumnKey>) {
+/// A compiled clause as a shape's form. `views`: the view each of its subqueries reads, by
+/// position; `stale`: its snapshot of one of them held values the shared view lacks, so it
+/// cannot be found through views (nor keys: see `ScanReason::StaleSnapshot`) and is scanned.
+pub(super) fn compiled_shape(compiled: Compiled, views: Box<[ViewId]>, stale: bool) -> Form {
     let mut keys = Vec::new();
     let mut indexed: Box<[usize]> = Box::default();
     let mut view_plans: Box<[ViewPlan]> = Box::default();
@@ -410,16 +442,14 @@ pub(super) fn compiled_shape(
             .collect();
         view_plans = compiled.views.into_boxed_slice();
     }
-    let shape = Shape {
-        residual: compiled.residual,
-        mask: compiled.mask.into_boxed_slice(),
+    let template = Template::new(
+        compiled.residual,
+        compiled.mask.into_boxed_slice(),
         indexed,
-        key_hashes: keys.iter().map(|k| key_hasher().hash_one(k)).collect(),
         scan,
-        views,
         view_plans,
-    };
-    (shape, keys)
+    );
+    Form::new(template, keys, views)
 }
 
 fn catalog_would_block() -> Error {

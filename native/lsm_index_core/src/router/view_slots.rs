@@ -8,8 +8,9 @@
 //!     ─▶ views holding it ─▶ (view, tuple) ⇒ shapes planned on it ─▶ candidates
 //! ```
 
-use super::shapes::{IdHasher, Shape};
+use super::shapes::IdHasher;
 use super::views::{project, Projected, ViewId, Views};
+use crate::predicate::compile::ViewPlan;
 use crate::predicate::Value;
 use crate::predicate::{Member, Membership};
 use smallvec::SmallVec;
@@ -31,9 +32,9 @@ impl ViewSlots {
     }
 
     /// Files shape `id`'s view plans.
-    pub(super) fn insert(&mut self, id: u32, shape: &Shape) {
-        for plan in shape.view_plans.iter() {
-            let Some(&view) = shape.views.get(plan.position as usize) else {
+    pub(super) fn insert(&mut self, id: u32, plans: &[ViewPlan], views: &[ViewId]) {
+        for plan in plans {
+            let Some(&view) = views.get(plan.position as usize) else {
                 continue;
             };
             let t = match self.tuples.iter().position(|(c, _)| **c == *plan.columns) {
@@ -52,9 +53,9 @@ impl ViewSlots {
     }
 
     /// Unfiles shape `id`'s view plans.
-    pub(super) fn remove(&mut self, id: u32, shape: &Shape) {
-        for plan in shape.view_plans.iter() {
-            let Some(&view) = shape.views.get(plan.position as usize) else {
+    pub(super) fn remove(&mut self, id: u32, plans: &[ViewPlan], views: &[ViewId]) {
+        for plan in plans {
+            let Some(&view) = views.get(plan.position as usize) else {
                 continue;
             };
             let Some(t) = self.tuples.iter().position(|(c, _)| **c == *plan.columns) else {
