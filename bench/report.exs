@@ -34,6 +34,41 @@ defmodule LsmIndex.Bench.Report do
     Enum.join([fmt.(columns), sep | Enum.map(tl(rows), fmt)], "\n") <> "\n"
   end
 
+  @ets_keys 1_000_000
+  @ets_per_sample 8
+
+  @doc """
+  The yardstick the benches state their times against: the p50 ns of an `:ets.lookup` hit
+  in a `:set` of 1M keys, in samples of 8 calls timed together (`samples` calls in all).
+  Run it in a process of its own (`in_process/1`): its table dies with it.
+  """
+  def ets_hit_ns(samples) do
+    t = :ets.new(:bench_ets_hit, [:set, :public, read_concurrency: true])
+    for i <- 1..@ets_keys, do: :ets.insert(t, {i, [i]})
+    st = :rand.seed_s(:exsss, {1, 2, 3})
+
+    {times, _} =
+      Enum.map_reduce(1..div(samples, @ets_per_sample), st, fn _, st ->
+        {keys, st} =
+          Enum.map_reduce(1..@ets_per_sample, st, fn _, st ->
+            :rand.uniform_s(@ets_keys, st)
+          end)
+
+        t0 = System.monotonic_time(:nanosecond)
+        Enum.each(keys, &:ets.lookup(t, &1))
+        {(System.monotonic_time(:nanosecond) - t0) / @ets_per_sample, st}
+      end)
+
+    sorted = Enum.sort(times)
+    Enum.at(sorted, min(round(0.5 * length(sorted)), length(sorted) - 1))
+  end
+
+  @doc "How a table states `ets_hit_ns/1`'s figure: `ETS `:set` hit at 1,000,000 keys … ns (…)`."
+  def ets_yardstick(ets_hit) do
+    "ETS `:set` hit at #{fmt_int(@ets_keys)} keys #{fmt_f(ets_hit, 0)} ns " <>
+      "(p50, `:ets.lookup`, samples of #{@ets_per_sample})"
+  end
+
   @doc """
   The VM's resident (`VmRSS`) and anonymous (`RssAnon`) memory now, in bytes, from
   `/proc/self/status`.

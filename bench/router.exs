@@ -27,6 +27,10 @@ defmodule LsmIndex.Bench.Router do
   priority BETWEEN 2 AND 4`, plus 5 unindexable shapes (arithmetic on numeric, ILIKE,
   a timestamp range, `length()`, `coalesce()`). Miss: no shape's user, project or email;
   hit: one user's shape; fan-out: a project (the shapes of a project and its neighbour).
+
+  Then `bench/router_scale.exs` (`LsmIndex.Bench.RouterScale`, alone: `mix bench --only
+  router_scale`): issue 24's rows over the six templates of `bench/workloads.exs` at up to 1M
+  shapes, beside an ETS hit of the same run, and a plot.
   """
 
   import LsmIndex.Bench.Report,
@@ -89,7 +93,9 @@ defmodule LsmIndex.Bench.Router do
         table
       end
 
-    Enum.join([header, opts[:machine] | tables], "\n")
+    # issue 24's rows: template shapes at scale (bench/router_scale.exs)
+    scale = apply(LsmIndex.Bench.RouterScale, :run, [opts])
+    Enum.join([header, opts[:machine] | tables] ++ [scale], "\n")
   end
 
   defp bench(n, samples, stream) do

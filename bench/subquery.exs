@@ -55,14 +55,20 @@ defmodule LsmIndex.Bench.Subquery do
   """
 
   import LsmIndex.Bench.Report,
-    only: [progress: 1, fmt_f: 2, fmt_int: 1, markdown: 2, in_process: 1]
+    only: [
+      progress: 1,
+      fmt_f: 2,
+      fmt_int: 1,
+      markdown: 2,
+      in_process: 1,
+      ets_hit_ns: 1,
+      ets_yardstick: 1
+    ]
 
   alias LsmIndex.Bench.SubqueryWorkload, as: W
   alias LsmIndex.ShapeRouter
 
   @txn 10
-  @per_sample 8
-  @ets_keys 1_000_000
   # another process's CPU above this share of the machine makes the figures provisional
   @busy_share 0.10
 
@@ -129,7 +135,7 @@ defmodule LsmIndex.Bench.Subquery do
 
     IO.puts(header <> "\n" <> machine)
 
-    progress("## yardsticks: an ETS :set hit at #{fmt_int(@ets_keys)} keys, the memory probe")
+    progress("## yardsticks: an ETS :set hit at 1,000,000 keys, the memory probe")
     ets_hit = in_process(fn -> ets_hit_ns(s.ets_samples) end)
     {probe, probe_ticks} = probe(s.probe_reads)
     yardsticks = yardsticks(ets_hit, probe)
@@ -162,28 +168,8 @@ defmodule LsmIndex.Bench.Subquery do
       end
 
     """
-    Yardsticks (this run): ETS `:set` hit at #{fmt_int(@ets_keys)} keys #{fmt_f(ets_hit, 0)} ns \
-    (p50, `:ets.lookup`, samples of #{@per_sample}); #{probe_line}.
+    Yardsticks (this run): #{ets_yardstick(ets_hit)}; #{probe_line}.
     """
-  end
-
-  # p50 ns of an :ets.lookup hit at @ets_keys keys, samples of @per_sample calls timed together
-  defp ets_hit_ns(samples) do
-    t = :ets.new(:subquery_bench_hit, [:set, :public, read_concurrency: true])
-    for i <- 1..@ets_keys, do: :ets.insert(t, {i, [i]})
-    st = :rand.seed_s(:exsss, {1, 2, 3})
-
-    {times, _} =
-      Enum.map_reduce(1..div(samples, @per_sample), st, fn _, st ->
-        {keys, st} =
-          Enum.map_reduce(1..@per_sample, st, fn _, st -> :rand.uniform_s(@ets_keys, st) end)
-
-        t0 = System.monotonic_time(:nanosecond)
-        Enum.each(keys, &:ets.lookup(t, &1))
-        {(System.monotonic_time(:nanosecond) - t0) / @per_sample, st}
-      end)
-
-    percentile(Enum.sort(times), 0.5)
   end
 
   # {{:ok, dependent_ns, independent_ns} | {:error, why}, its CPU ticks}

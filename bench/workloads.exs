@@ -29,7 +29,8 @@ defmodule LsmIndex.Bench.Workloads do
   stays), 25% inserts of a new row, 15% deletes of a live row. A new row's user is unknown
   to every shape 1% of the time, else one of the users, uniformly. Values are PostgreSQL
   text; a fifth of the titles hold "bug" in some case. `transactions/1` groups the stream
-  by 10.
+  by 10. `inserts/3`: rows of the same kind, all of known users or all of unknown ones (the
+  hit and miss rows of `bench/router_scale.exs`).
   """
 
   @table {"public", "todos"}
@@ -61,6 +62,8 @@ defmodule LsmIndex.Bench.Workloads do
   # far above every user, so no shape has it
   @unknown_base 1_000_000_000_000
   @seed {22, 3, 6}
+  # ids of `inserts/3`'s rows start above this
+  @inserts_base 1_000_000_000
 
   @doc "The table's name, as `LsmIndex.Filter` changes carry it."
   def table, do: @table
@@ -147,6 +150,29 @@ defmodule LsmIndex.Bench.Workloads do
     changes
   end
 
+  @doc """
+  `count` inserts of new rows (the stream's kind of row: 10 columns, ids from 1,000,000,000
+  up, beyond the stream's), every one of a user some shape has (`:known`: ~24 candidates each,
+  a user's shapes) or of a user none has (`:unknown`: no candidate). Seeded apart from
+  `changes/2`: the same N, count and kind give the same rows in every process.
+  """
+  def inserts(n, count, kind) when kind in [:known, :unknown] do
+    users = users(n)
+    st = :rand.seed_s(:exsss, if(kind == :known, do: {24, 1, 1}, else: {24, 1, 2}))
+
+    {rows, _} =
+      Enum.map_reduce(1..count//1, st, fn i, st ->
+        id = @inserts_base + i
+
+        case kind do
+          :known -> known_row(id, users, st)
+          :unknown -> user_row(id, @unknown_base + id, st)
+        end
+      end)
+
+    for row <- rows, do: {:insert, @table, row}
+  end
+
   @doc "The stream in transactions of 10 changes."
   def transactions(changes), do: Enum.chunk_every(changes, @txn)
 
@@ -196,11 +222,17 @@ defmodule LsmIndex.Bench.Workloads do
   defp new_row(id, users, st) do
     {r, st} = :rand.uniform_s(st)
 
-    {user, st} =
-      if r < @unknown_share,
-        do: {@unknown_base + id, st},
-        else: with({u, st} <- :rand.uniform_s(users, st), do: {u - 1, st})
+    if r < @unknown_share,
+      do: user_row(id, @unknown_base + id, st),
+      else: known_row(id, users, st)
+  end
 
+  defp known_row(id, users, st) do
+    {u, st} = :rand.uniform_s(users, st)
+    user_row(id, u - 1, st)
+  end
+
+  defp user_row(id, user, st) do
     {project, st} = :rand.uniform_s(1_000, st)
     {created_day, st} = :rand.uniform_s(28, st)
 

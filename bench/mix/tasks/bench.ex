@@ -7,7 +7,10 @@ defmodule Mix.Tasks.Bench do
   throughput, memory per key), with the machine it ran on. Then `bench/compaction.exs`:
   lookup latency with compaction idle vs running on one index, sustained batched churn,
   write amplification and compaction throughput. Then `bench/router.exs`: the ShapeRouter vs
-  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes. Then `bench/filter.exs`:
+  `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes, then issue 24's rows
+  (`bench/router_scale.exs`: six templates at 1k to 1M shapes — bytes, add_shape, per
+  candidate and per miss beside an ETS hit, scanned range/LIKE/ILIKE families, reopen, a plot
+  `router-scale.svg`). Then `bench/filter.exs`:
   `LsmIndex.Filter` with `:map` and `:lsm` indexes against the ShapeRouter on the same
   template shapes and changes (`bench/workloads.exs`) at 10k / 100k / 1M shapes (µs per
   change, transaction p50/p99, registration, heap and RSS per shape; a plot of µs per
@@ -28,10 +31,14 @@ defmodule Mix.Tasks.Bench do
                                          # the filter section)
       mix bench --quick                  # 100k / 200k / 1M keys, 10k / 20k shapes, fewer
                                          # samples, a 20 s soak: a smoke check (CI, ~1
-                                         # minute, and ~1.5 for the filter section)
+                                         # minute, ~1.5 for the filter section, ~1 for
+                                         # the router's, its scale part included)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
       mix bench --only compaction        # one section: equality | compaction | router |
-                                         # filter | memory | subquery
+                                         # router_scale | filter | memory | subquery
+      mix bench --only router_scale --sizes 1000,100000   # issue 24's rows alone (part of
+                                         # router), at chosen shape counts (default 1k to 1M,
+                                         # --quick 1k and 10k): bench/results/router-scale.md
       mix bench --only subquery          # issue 23's targets: ~5 minutes (12 VMs of one
                                          # memory reading each, ~1.5 GiB); --quick ~45 s
       mix bench --only memory --minutes 30   # the soak for 30 minutes (default 10, quick 20 s)
@@ -59,11 +66,21 @@ defmodule Mix.Tasks.Bench do
 
     only = opts[:only]
 
-    unless only in [nil, "equality", "compaction", "router", "filter", "memory", "subquery"],
-      do:
-        Mix.raise(
-          "--only takes equality, compaction, router, filter, memory or subquery, got: #{only}"
-        )
+    unless only in [
+             nil,
+             "equality",
+             "compaction",
+             "router",
+             "router_scale",
+             "filter",
+             "memory",
+             "subquery"
+           ],
+           do:
+             Mix.raise(
+               "--only takes equality, compaction, router, router_scale, filter, memory or " <>
+                 "subquery, got: #{only}"
+             )
 
     unless opts[:minutes] == nil or opts[:minutes] > 0,
       do: Mix.raise("--minutes takes a positive number, got: #{opts[:minutes]}")
@@ -80,6 +97,8 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/compaction.exs")
     Code.require_file("bench/router.exs")
     Code.require_file("bench/workloads.exs")
+    Code.require_file("bench/router_scale_families.exs")
+    Code.require_file("bench/router_scale.exs")
     Code.require_file("bench/filter.exs")
     Code.require_file("bench/memory.exs")
     Code.require_file("bench/subquery_workload.exs")
@@ -97,14 +116,16 @@ defmodule Mix.Tasks.Bench do
     if only in [nil, "equality"],
       do: apply(LsmIndex.Bench.Equality, :run, [[sizes: sizes, quick: quick]])
 
+    # router_scale runs as part of router, and alone only when asked for
     for {section, module} <- [
           compaction: LsmIndex.Bench.Compaction,
           router: LsmIndex.Bench.Router,
+          router_scale: LsmIndex.Bench.RouterScale,
           filter: LsmIndex.Bench.Filter,
           memory: LsmIndex.Bench.Memory,
           subquery: LsmIndex.Bench.Subquery
         ],
-        only in [nil, Atom.to_string(section)] do
+        only == Atom.to_string(section) or (only == nil and section != :router_scale) do
       machine = apply(LsmIndex.Bench.Equality, :machine, [])
       persistent = section == :compaction and (opts[:persistent] || false)
       # the results' path without extension: the memory section writes its .csv and .svg
@@ -112,11 +133,19 @@ defmodule Mix.Tasks.Bench do
       results =
         Path.join(
           "bench/results",
-          "#{section}#{if persistent, do: "-persistent", else: ""}#{if quick, do: "-quick", else: ""}"
+          "#{String.replace(to_string(section), "_", "-")}" <>
+            "#{if persistent, do: "-persistent", else: ""}#{if quick, do: "-quick", else: ""}"
         )
 
       run_opts = [quick: quick, machine: machine, persistent: persistent, results: results]
       run_opts = run_opts ++ Keyword.take(opts, [:minutes, :rate])
+      # --sizes also chooses router_scale's shape counts (alone only: within the router
+      # section the counts are its own)
+      run_opts =
+        if section == :router_scale and opts[:sizes],
+          do: run_opts ++ [sizes: sizes, standalone: true],
+          else: run_opts ++ [standalone: section == :router_scale]
+
       table = apply(module, :run, [run_opts])
       file = results <> ".md"
       File.write!(file, table)
