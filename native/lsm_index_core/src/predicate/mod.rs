@@ -21,6 +21,7 @@ mod decimal;
 pub mod eval;
 mod lexer;
 pub mod membership;
+pub mod order_key;
 mod parser;
 mod plan;
 mod program;

@@ -43,6 +43,7 @@ mod linked_seed;
 mod links;
 mod metrics;
 mod presence;
+pub mod ranges;
 mod route;
 mod row;
 mod schema;
