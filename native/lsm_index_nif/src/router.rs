@@ -366,7 +366,8 @@ fn router_metrics(env: Env<'_>, r: ResourceArc<RouterResource>) -> NifResult<Ter
 pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> {
     let m = router.metrics();
     let counts = router.shape_counts();
-    let ints: [(&str, u64); 17] = [
+    let by = router.index_counts();
+    let ints: [(&str, u64); 24] = [
         ("changes_routed", m.changes),
         ("p50_route_ns", m.p50_route_ns),
         ("p99_route_ns", m.p99_route_ns),
@@ -398,6 +399,16 @@ pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> 
         (
             "scanned_stale_snapshot",
             counts.scanned_because[ScanReason::StaleSnapshot.index()] as u64,
+        ),
+        ("shapes_by_equality", by.equality as u64),
+        ("shapes_by_range", by.range as u64),
+        ("shapes_by_literal", by.literal as u64),
+        ("shapes_by_view", by.view as u64),
+        ("groups", by.groups as u64),
+        ("templates", by.templates as u64),
+        (
+            "evaluations_saved",
+            m.candidates.saturating_sub(m.predicate_evaluations),
         ),
     ];
     let floats: [(&str, f64); 4] = [

@@ -14,6 +14,7 @@
 //!   residual: the whole clause
 //! ```
 
+pub use super::ordered::{ordered_plan, OrderedKind, OrderedPlan, Upper};
 use super::plan::{branch_plans, by_column, dedup, has_equality, has_negated_subquery, Plans};
 pub use super::plan::{IndexPlan, ScanReason, ViewPlan};
 pub use super::program::{InSet, Op, Program, Stack};
@@ -29,6 +30,9 @@ pub struct Compiled {
     /// The subquery results a matching row's value may be found in (when no equality
     /// indexes it: see [`ViewPlan`]).
     pub views: Vec<ViewPlan>,
+    /// How to find it through an ordered index (a range of a column, a literal its text
+    /// holds) when neither keys nor views do (see [`ordered_plan`]).
+    pub ordered: Option<OrderedPlan>,
     /// The rest of the clause (the whole clause when not indexed).
     pub residual: Program,
     /// Columns the whole clause reads (bit `i` = column `i`).
@@ -84,6 +88,10 @@ fn compile_in(expr: &Expr, prefer_views: bool) -> Compiled {
         }
     };
     let Plans { keys: index, views } = plans;
+    // no equality, no view: a range or a LIKE literal, the clause checked on candidates
+    let ordered = (index.is_empty() && views.is_empty())
+        .then(|| ordered_plan(&residual_terms))
+        .flatten();
     let mut program = Program::default();
     match residual_terms.as_slice() {
         [] => program.ops.push(Op::Const(Some(true))),
@@ -95,7 +103,7 @@ fn compile_in(expr: &Expr, prefer_views: bool) -> Compiled {
             program.ops.push(Op::And(many.len() as u32));
         }
     }
-    let scan = (index.is_empty() && views.is_empty()).then(|| match expr {
+    let scan = (index.is_empty() && views.is_empty() && ordered.is_none()).then(|| match expr {
         Expr::Const(_) => ScanReason::Constant,
         e if has_negated_subquery(e, false) => ScanReason::NegatedSubquery,
         e if has_equality(e) => ScanReason::BranchWithoutEquality,
@@ -104,6 +112,7 @@ fn compile_in(expr: &Expr, prefer_views: bool) -> Compiled {
     Compiled {
         index,
         views,
+        ordered,
         residual: program,
         mask,
         scan,

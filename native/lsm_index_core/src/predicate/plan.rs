@@ -117,7 +117,9 @@ fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
 /// Why a shape is checked on every change instead of found through the equality index.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScanReason {
-    /// No equality on a column (or `lower`/`upper` of one) anywhere: `price > 10`.
+    /// No condition an index serves: no equality on a column (or `lower`/`upper` of one),
+    /// no range of an orderable column, no LIKE with a literal (`price <> 10`,
+    /// `length(t) > 3`, `t LIKE '___'`, `t NOT LIKE 'a%'`).
     NoEquality,
     /// An OR has a branch without such an equality: `a = 1 OR price > 10`.
     BranchWithoutEquality,

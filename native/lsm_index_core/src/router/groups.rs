@@ -10,6 +10,7 @@
 //!                                      keys, views, ids: [7, 19, 4003, …] }
 //! ```
 
+use super::ordered::{OrderedKey, OrderedSlot};
 use super::shapes::IdHasher;
 use super::views::ViewId;
 use super::{key_hasher, ScanReason};
@@ -34,6 +35,8 @@ pub(super) struct Template {
     pub(super) scan: Option<ScanReason>,
     /// The subqueries it is found through (a row's value in their view): see `view_slots`.
     pub(super) view_plans: Box<[ViewPlan]>,
+    /// The ordered index it is found through (a range, a literal): see `ordered`.
+    pub(super) ordered: Option<OrderedSlot>,
     /// A hash of all of the above (equal templates hash equal).
     hash: u64,
 }
@@ -46,13 +49,14 @@ impl Template {
         indexed: Box<[usize]>,
         scan: Option<ScanReason>,
         view_plans: Box<[ViewPlan]>,
+        ordered: Option<OrderedSlot>,
     ) -> Template {
         let mut h = key_hasher().build_hasher();
         // the derived Debug text spells every field (floats, nested expressions) exactly;
         // written straight into the hasher, no string is made
         let _ = std::fmt::write(
             &mut HashWriter(&mut h),
-            format_args!("{residual:?}{mask:?}{indexed:?}{scan:?}{view_plans:?}"),
+            format_args!("{residual:?}{mask:?}{indexed:?}{scan:?}{view_plans:?}{ordered:?}"),
         );
         Template {
             residual,
@@ -60,13 +64,29 @@ impl Template {
             indexed,
             scan,
             view_plans,
+            ordered,
             hash: h.finish(),
         }
     }
 
-    /// Whether it is evaluated on every change (found neither through keys nor views).
+    /// Whether it is evaluated on every change (found through no index nor view).
     pub(super) fn is_scanned(&self) -> bool {
-        self.indexed.is_empty() && self.view_plans.is_empty()
+        self.indexed.is_empty() && self.view_plans.is_empty() && self.ordered.is_none()
+    }
+
+    /// How its shapes are found, as a position in `IndexCounts`' order: equality, range,
+    /// literal, view, scanned.
+    pub(super) fn index_kind(&self) -> usize {
+        match (
+            &self.ordered,
+            self.indexed.is_empty(),
+            self.view_plans.is_empty(),
+        ) {
+            (_, false, _) => 0,
+            (Some(at), true, _) => 1 + usize::from(at.infix),
+            (None, true, false) => 3,
+            (None, true, true) => 4,
+        }
     }
 }
 
@@ -89,6 +109,8 @@ pub(super) struct Group {
     keys: Box<[u8]>,
     /// The view each of their subqueries reads, by position (empty: none).
     pub(super) views: Box<[ViewId]>,
+    /// What their template's ordered index files them under.
+    pub(super) ordered: Option<OrderedKey>,
     /// Their ids, ascending.
     pub(super) ids: SmallVec<[u32; 2]>,
 }
@@ -111,24 +133,32 @@ pub(super) struct Form {
     pub(super) template: Template,
     pub(super) keys: Vec<ColumnKey>,
     pub(super) views: Box<[ViewId]>,
+    pub(super) ordered: Option<OrderedKey>,
     /// A hash of the template, keys and views (equal forms hash equal).
     hash: u64,
 }
 
 impl Form {
     /// The form of these parts.
-    pub(super) fn new(template: Template, keys: Vec<ColumnKey>, views: Box<[ViewId]>) -> Form {
+    pub(super) fn new(
+        template: Template,
+        keys: Vec<ColumnKey>,
+        views: Box<[ViewId]>,
+        ordered: Option<OrderedKey>,
+    ) -> Form {
         let mut h = key_hasher().build_hasher();
         template.hash.hash(&mut h);
         for k in &keys {
             k.as_slice().hash(&mut h);
         }
         views.hash(&mut h);
+        ordered.hash(&mut h);
         Form {
             hash: h.finish(),
             template,
             keys,
             views,
+            ordered,
         }
     }
 
@@ -136,9 +166,13 @@ impl Form {
     fn is_of(&self, group: &Group) -> bool {
         *group.template == self.template
             && group.views == self.views
+            && group.ordered == self.ordered
             && group.keys().eq(self.keys.iter().map(|k| k.as_slice()))
     }
 }
+
+/// A template and how many groups hold it.
+type Held = (Arc<Template>, u32);
 
 /// The published groups and the templates they share.
 #[derive(Debug, Default)]
@@ -149,8 +183,8 @@ pub(super) struct Groups {
     free: Vec<u32>,
     /// Form hash ⇒ the groups of that hash.
     by_form: HashMap<u64, SmallVec<[u32; 1]>, IdHasher>,
-    /// Template hash ⇒ the templates of that hash (each held by some group).
-    templates: HashMap<u64, SmallVec<[Arc<Template>; 1]>, IdHasher>,
+    /// Template hash ⇒ the templates of that hash, each with how many groups hold it.
+    templates: HashMap<u64, SmallVec<[Held; 1]>, IdHasher>,
 }
 
 impl Groups {
@@ -191,14 +225,18 @@ impl Groups {
             template,
             keys,
             views,
+            ordered,
             ..
         } = form;
         let same = self.templates.entry(template.hash).or_default();
-        let template = match same.iter().find(|t| ***t == template) {
-            Some(t) => t.clone(),
+        let template = match same.iter_mut().find(|(t, _)| **t == template) {
+            Some((t, groups)) => {
+                *groups += 1;
+                t.clone()
+            }
             None => {
                 let t = Arc::new(template);
-                same.push(t.clone());
+                same.push((t.clone(), 1));
                 t
             }
         };
@@ -209,6 +247,7 @@ impl Groups {
             template,
             keys: pack_keys(&keys),
             views,
+            ordered,
             ids,
         });
         (g, group)
@@ -243,14 +282,20 @@ impl Groups {
                 self.by_form.remove(&hash);
             }
         }
-        // the template goes when no other group holds it (the map's copy and this one left)
-        if Arc::strong_count(&group.template) == 2 {
-            let t = group.template.hash;
-            if let Some(same) = self.templates.get_mut(&t) {
-                same.retain(|x| !Arc::ptr_eq(x, &group.template));
-                if same.is_empty() {
-                    self.templates.remove(&t);
+        // the template goes with the last group holding it
+        let t = group.template.hash;
+        if let Some(same) = self.templates.get_mut(&t) {
+            if let Some(at) = same
+                .iter()
+                .position(|(x, _)| Arc::ptr_eq(x, &group.template))
+            {
+                same[at].1 -= 1;
+                if same[at].1 == 0 {
+                    same.swap_remove(at);
                 }
+            }
+            if same.is_empty() {
+                self.templates.remove(&t);
             }
         }
         Some(group)
@@ -290,6 +335,7 @@ impl Form {
             k.hash(&mut h);
         }
         group.views.hash(&mut h);
+        group.ordered.hash(&mut h);
         h.finish()
     }
 }

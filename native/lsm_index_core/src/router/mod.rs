@@ -42,6 +42,8 @@ mod linked_route;
 mod linked_seed;
 mod links;
 mod metrics;
+mod ordered;
+pub mod patterns;
 mod presence;
 pub mod ranges;
 mod route;
@@ -100,6 +102,25 @@ pub struct ShapeCounts {
     pub scanned: usize,
     /// The scanned ones by why, in the order of [`ScanReason::ALL`].
     pub scanned_because: [usize; ScanReason::ALL.len()],
+}
+
+/// How a router's shapes are found, and how they share compiled forms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IndexCounts {
+    /// Shapes found through the equality index (`col = v`, `col IN (…)`, `lower(col) = v`).
+    pub equality: usize,
+    /// Shapes found through a range of a column (`a > 5 AND a < 9`, `t LIKE 'abc%'`).
+    pub range: usize,
+    /// Shapes found through a literal their column's text holds (`t ILIKE '%bug%'`).
+    pub literal: usize,
+    /// Shapes found through a subquery's view.
+    pub view: usize,
+    /// Shapes evaluated on every change (why: [`ShapeCounts::scanned_because`]).
+    pub scanned: usize,
+    /// Groups: shapes of one compiled form and the same keys, evaluated once per row.
+    pub groups: usize,
+    /// Distinct compiled forms (templates) the groups share.
+    pub templates: usize,
 }
 
 /// A table's columns (name, type) in row order, shared by the state and the writers that
@@ -316,6 +337,11 @@ impl Router {
     pub fn sharing(&self) -> (usize, usize) {
         let st = self.state.read();
         (st.groups.len(), st.groups.template_count())
+    }
+
+    /// How the shapes are found (by index) and share compiled forms.
+    pub fn index_counts(&self) -> IndexCounts {
+        self.state.read().index_counts()
     }
 
     /// The router's metrics.

@@ -53,6 +53,8 @@ struct Scratch {
     views_found: Vec<u32>,
     /// Shapes found through views.
     view_candidates: Vec<u32>,
+    /// Groups found through ranges and literals.
+    ordered_candidates: Vec<u32>,
 }
 
 impl Reader<'_> {
@@ -221,7 +223,11 @@ impl Router {
         views: Option<&Views>,
     ) -> Result<()> {
         let strict = self.strict;
-        let fresh = |t: &Template| changed.is_none_or(|ch| intersects(&t.mask, ch));
+        let how = How {
+            views,
+            strict,
+            changed,
+        };
         if row.bad.iter().any(|&w| w != 0) {
             // a value that does not parse: every shape reading its column (rare: a scan)
             scratch.counts.unparseable_rows += 1;
@@ -251,23 +257,20 @@ impl Router {
                 self.probe(st, slot, key, v, scratch, &mut found)?;
                 &found
             };
-            // staged: every candidate group is looked up and touched before any is run, so
-            // their cache misses overlap instead of waiting one by one behind each run
-            let mut groups: SmallVec<[&Group; 64]> = SmallVec::new();
-            // absent: being added or removed right now (not published)
-            groups.extend(candidates.iter().filter_map(|&g| st.groups.get(g)));
-            touch(&groups);
-            for group in groups {
-                tally.candidates += group.ids.len() as u64;
-                if fresh(&group.template) {
-                    run_group(group, &row.values, scratch, views, strict, out, &mut tally);
-                }
-            }
+            run_found(st, candidates, &row.values, &how, scratch, out, &mut tally);
             if changed.is_none() {
                 saved.push((slot, found));
             }
         }
         scratch.candidates = saved;
+        if !st.ordered.is_empty() {
+            let mut found = std::mem::take(&mut scratch.ordered_candidates);
+            found.clear();
+            st.ordered
+                .candidates(&row.values, &mut scratch.folded, &mut found);
+            run_found(st, &found, &row.values, &how, scratch, out, &mut tally);
+            scratch.ordered_candidates = found;
+        }
         if let Some(views) = views.filter(|_| !st.view_slots.is_empty()) {
             let mut found = std::mem::take(&mut scratch.view_candidates);
             found.clear();
@@ -280,7 +283,7 @@ impl Router {
                     continue;
                 };
                 tally.candidates += 1;
-                if !fresh(&group.template) {
+                if !how.fresh(&group.template) {
                     continue;
                 }
                 tally.evaluations += 1;
@@ -294,8 +297,8 @@ impl Router {
             let Some(group) = st.groups.get(g) else {
                 continue;
             };
-            if fresh(&group.template) {
-                run_group(group, &row.values, scratch, views, strict, out, &mut tally);
+            if how.fresh(&group.template) {
+                run_group(group, &row.values, &how, scratch, out, &mut tally);
             }
         }
         scratch.counts.candidates += tally.candidates;
@@ -311,17 +314,59 @@ struct Tally {
     evaluations: u64,
 }
 
+/// How one row's candidates are evaluated.
+struct How<'a> {
+    /// The results of subqueries, if the router's shapes have any.
+    views: Option<&'a Views>,
+    /// A view router's: an evaluation error is no match.
+    strict: bool,
+    /// For the new row of an update: the columns that changed.
+    changed: Option<&'a [u64]>,
+}
+
+impl How<'_> {
+    /// Whether shapes of template `t` may answer differently on this row than on the old
+    /// row of its update (they read a changed column); always for a single row.
+    fn fresh(&self, t: &Template) -> bool {
+        self.changed.is_none_or(|ch| intersects(&t.mask, ch))
+    }
+}
+
+/// Runs the candidate groups `found` (handles) on `row`, adding the ids they admit to `out`.
+/// Staged: every group is looked up and touched before any is run, so their cache misses
+/// overlap instead of waiting one by one behind each run.
+fn run_found(
+    st: &State,
+    found: &[u32],
+    row: &[Option<Value>],
+    how: &How<'_>,
+    scratch: &mut Scratch,
+    out: &mut Vec<u32>,
+    tally: &mut Tally,
+) {
+    let mut groups: SmallVec<[&Group; 64]> = SmallVec::new();
+    // absent: being added or removed right now (not published)
+    groups.extend(found.iter().filter_map(|&g| st.groups.get(g)));
+    touch(&groups);
+    for group in groups {
+        tally.candidates += group.ids.len() as u64;
+        if how.fresh(&group.template) {
+            run_group(group, row, how, scratch, out, tally);
+        }
+    }
+}
+
 /// Adds the ids of `group` that take `row` to `out`: its template run once for all of them,
 /// or once per shape when they read subquery views (each shape its own view of them).
 fn run_group(
     group: &Group,
     row: &[Option<Value>],
+    how: &How<'_>,
     scratch: &mut Scratch,
-    views: Option<&Views>,
-    strict: bool,
     out: &mut Vec<u32>,
     tally: &mut Tally,
 ) {
+    let (views, strict) = (how.views, how.strict);
     if views.is_some() && !group.views.is_empty() {
         for &id in &group.ids {
             tally.evaluations += 1;

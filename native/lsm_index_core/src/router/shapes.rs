@@ -6,11 +6,12 @@
 use super::bits::columns_of;
 use super::catalog::{definition, split_definition};
 use super::groups::{Form, Group, Groups, Template};
+use super::ordered::{ordered_key, OrderedSlots};
 use super::presence::LiveKeys;
 pub(super) use super::slots::{slot, slot_key, SlotKey};
 use super::view_slots::ViewSlots;
 use super::views::ViewId;
-use super::{key_hasher, Columns, Router, ScanReason, ShapeCounts};
+use super::{key_hasher, Columns, IndexCounts, Router, ScanReason, ShapeCounts};
 use crate::key::{column_key, ColumnKey};
 use crate::predicate::compile::{compile, Compiled, ViewPlan};
 use crate::predicate::{parse_in, ColumnType};
@@ -44,6 +45,8 @@ pub(super) struct State {
     pub(super) scanned: Vec<u32>,
     /// Shapes in scanned groups.
     scanned_shapes: usize,
+    /// Shapes by how they are found (see `Template::index_kind`).
+    by_index: [usize; 5],
     /// Per column: how many shapes read it; as long as the highest column some shape reads.
     refs: Vec<u32>,
     /// Columns some shape refers to, ascending (the only ones a route reads).
@@ -57,6 +60,8 @@ pub(super) struct State {
     pub(super) presence: LiveKeys,
     /// The shapes found through subquery views.
     pub(super) view_slots: ViewSlots,
+    /// The groups found through a range or a literal (see `ordered`).
+    pub(super) ordered: OrderedSlots,
 }
 
 impl State {
@@ -68,12 +73,14 @@ impl State {
             groups: Groups::default(),
             scanned: Vec::new(),
             scanned_shapes: 0,
+            by_index: [0; 5],
             refs: Vec::new(),
             referenced: Vec::new(),
             indexed_on: Vec::new(),
             scanned_because: [0; ScanReason::ALL.len()],
             presence: LiveKeys::default(),
             view_slots: ViewSlots::default(),
+            ordered: OrderedSlots::default(),
         }
     }
 
@@ -83,6 +90,20 @@ impl State {
             scanned: self.scanned_shapes,
             indexed: self.shapes.len() - self.scanned_shapes,
             scanned_because: self.scanned_because,
+        }
+    }
+
+    /// Shapes by how they are found, and groups and templates.
+    pub(super) fn index_counts(&self) -> IndexCounts {
+        let [equality, range, literal, view, scanned] = self.by_index;
+        IndexCounts {
+            equality,
+            range,
+            literal,
+            view,
+            scanned,
+            groups: self.groups.len(),
+            templates: self.groups.template_count(),
         }
     }
 
@@ -133,6 +154,13 @@ impl State {
                     let hashes: SmallVec<[u64; 2]> = group.keys().map(hash_key).collect();
                     let groups = &self.groups;
                     self.presence.insert(&hashes, || live_hashes(groups));
+                } else if let (Some(at), Some(key)) = (t.ordered, &group.ordered) {
+                    // an index that cannot take it (a literal automaton at its size limit):
+                    // the group is checked on every change instead
+                    if self.ordered.insert(at, key, g).is_err() {
+                        let at = self.scanned.partition_point(|&s| s < g);
+                        self.scanned.insert(at, g);
+                    }
                 }
                 self.groups.get(g)
             }
@@ -149,6 +177,7 @@ impl State {
             }
         }
         self.view_slots.insert(id, &t.view_plans, &group.views);
+        self.by_index[t.index_kind()] += 1;
         if t.is_scanned() {
             self.scanned_shapes += 1;
             if let Some(why) = t.scan {
@@ -172,6 +201,7 @@ impl State {
             }
         }
         self.view_slots.remove(id, &t.view_plans, &group.views);
+        self.by_index[t.index_kind()] -= 1;
         if t.is_scanned() {
             self.scanned_shapes -= 1;
             if let Some(why) = t.scan {
@@ -196,6 +226,11 @@ impl State {
                 let groups = &self.groups;
                 self.presence
                     .remove(group.key_count(), || live_hashes(groups));
+            } else if let (Some(at), Some(key)) = (t.ordered, &group.ordered) {
+                self.ordered.remove(at, key, g);
+                if let Ok(at) = self.scanned.binary_search(&g) {
+                    self.scanned.remove(at);
+                }
             }
         }
         Some((g, freed))
@@ -424,6 +459,7 @@ pub(super) fn compiled_shape(compiled: Compiled, views: Box<[ViewId]>, stale: bo
     let mut keys = Vec::new();
     let mut indexed: Box<[usize]> = Box::default();
     let mut view_plans: Box<[ViewPlan]> = Box::default();
+    let mut ordered = None;
     let mut scan = compiled.scan;
     if stale && !compiled.views.is_empty() {
         scan = Some(ScanReason::StaleSnapshot);
@@ -441,6 +477,10 @@ pub(super) fn compiled_shape(compiled: Compiled, views: Box<[ViewId]>, stale: bo
             .map(|p| slot(p.column, p.func, p.element))
             .collect();
         view_plans = compiled.views.into_boxed_slice();
+        ordered = compiled.ordered.as_ref().and_then(ordered_key);
+        if compiled.ordered.is_some() && ordered.is_none() {
+            scan = Some(ScanReason::NoEquality);
+        }
     }
     let template = Template::new(
         compiled.residual,
@@ -448,8 +488,9 @@ pub(super) fn compiled_shape(compiled: Compiled, views: Box<[ViewId]>, stale: bo
         indexed,
         scan,
         view_plans,
+        ordered.as_ref().map(|(at, _)| *at),
     );
-    Form::new(template, keys, views)
+    Form::new(template, keys, views, ordered.map(|(_, key)| key))
 }
 
 fn catalog_would_block() -> Error {
