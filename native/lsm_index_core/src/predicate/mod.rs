@@ -20,6 +20,7 @@ mod datetime;
 mod decimal;
 pub mod eval;
 mod lexer;
+pub mod like_plan;
 pub mod membership;
 mod parser;
 mod plan;

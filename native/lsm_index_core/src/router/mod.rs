@@ -41,6 +41,7 @@ mod linked_route;
 mod linked_seed;
 mod links;
 mod metrics;
+pub mod patterns;
 mod presence;
 mod route;
 mod row;
