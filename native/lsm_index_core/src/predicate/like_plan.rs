@@ -83,14 +83,14 @@ impl LikePlan {
     /// as the compiled residual does, so the text must be folded the same way.
     pub fn new(pattern: &str, case_insensitive: bool) -> LikePlan {
         if case_insensitive {
-            Self::of_tokens(&fold_case(pattern))
+            Self::analyse(&fold_case(pattern))
         } else {
-            Self::of_tokens(pattern)
+            Self::analyse(pattern)
         }
     }
 
     /// The plan of a pattern as the residual matches it (already folded for ILIKE).
-    fn of_tokens(pattern: &str) -> LikePlan {
+    fn analyse(pattern: &str) -> LikePlan {
         // literal runs, each ended by a wildcard; `runs[0]` is the leading one
         let mut runs: Vec<String> = vec![String::new()];
         let (mut any, mut one) = (0usize, 0usize);

@@ -71,7 +71,7 @@ fn view_plans_come_after_equalities() {
     );
     for sql in [
         "project_id NOT IN (SELECT id FROM projects)",
-        "NOT project_id IN (SELECT id FROM projects) AND f > 1",
+        "NOT project_id IN (SELECT id FROM projects) AND f <> 1",
         "tag = 'a' OR project_id <> ALL (SELECT id FROM projects)",
     ] {
         let c = compile(&expr(sql));

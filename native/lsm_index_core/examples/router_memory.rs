@@ -1,0 +1,84 @@
+//! Resident bytes per shape of a router holding N shapes of issue 24's six templates (the
+//! workload of `bench/workloads.exs`: N/24 users, 4 equal shapes per user and template), and
+//! the time to add them. `cargo run --release -p lsm_index_core --example router_memory [N]`.
+
+use lsm_index_core::predicate::{CaseFolding, ColumnType};
+use lsm_index_core::router::Router;
+use lsm_index_core::Config;
+use std::time::Instant;
+
+const TEMPLATES: [&str; 6] = [
+    "user_id = $1",
+    "user_id = $1 AND status <> 'done'",
+    "user_id = $1 AND priority >= 3",
+    "user_id = $1 AND due_at >= $2 AND due_at < $3",
+    "user_id = $1 AND lower(title) LIKE '%bug%'",
+    "user_id = $1 AND estimate > 5.5",
+];
+
+/// Resident set size of this process, in bytes (Linux).
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn main() {
+    let n: u32 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let columns: Vec<(String, ColumnType)> = [
+        ("id", ColumnType::Int8),
+        ("user_id", ColumnType::Int8),
+        ("project_id", ColumnType::Int8),
+        (
+            "status",
+            ColumnType::enumeration(["open", "late", "done", "archived"]),
+        ),
+        ("priority", ColumnType::Int2),
+        ("due_at", ColumnType::Timestamptz),
+        ("title", ColumnType::Text),
+        ("estimate", ColumnType::Numeric),
+        ("created_at", ColumnType::Timestamptz),
+        ("done", ColumnType::Bool),
+    ]
+    .into_iter()
+    .map(|(name, ty)| (name.to_string(), ty))
+    .collect();
+    let r = Router::new(columns, CaseFolding::Unicode, Config::default()).expect("router");
+    let users = (n / 24).max(1);
+    let before = rss();
+    let start = Instant::now();
+    for i in 0..n {
+        let user = i % users;
+        let t = ((i / users) % 6) as usize;
+        let month = user % 12 + 1;
+        let params = [
+            Some(user.to_string()),
+            Some(format!("2024-{month:02}-01 00:00:00+00")),
+            Some(if month == 12 {
+                "2025-01-01 00:00:00+00".to_string()
+            } else {
+                format!("2024-{:02}-01 00:00:00+00", month + 1)
+            }),
+        ];
+        r.add_shape_with(i, TEMPLATES[t], &params).expect("add");
+    }
+    let took = start.elapsed();
+    r.wait_idle().expect("idle");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let after = rss();
+    let by = r.index_counts();
+    println!(
+        "{n} shapes: {:.1} B/shape resident, add_shape {:.2} µs/shape, {} groups, {} templates",
+        (after.saturating_sub(before)) as f64 / f64::from(n),
+        took.as_secs_f64() * 1e6 / f64::from(n),
+        by.groups,
+        by.templates
+    );
+}
