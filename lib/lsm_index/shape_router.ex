@@ -418,15 +418,20 @@ defmodule LsmIndex.ShapeRouter do
   `candidates`, `candidates_per_change`, `predicate_evaluations`, `unparseable_rows`,
   `evaluation_errors` (evaluations PostgreSQL would have raised an error on, such as an
   overflow or a division by zero: the change was routed to the shape, as it could match),
-  `shapes_indexed`, `shapes_scanned`, and why those are scanned: `scanned_no_equality` (no
-  equality on a column or on `lower`/`upper` of one), `scanned_or_branch_without_equality`
+  `evaluations_saved` (candidates whose group's residual ran once for them all),
+  `shapes_indexed` and how they are found: `shapes_by_equality`, `shapes_by_range` (a range
+  of a column, or a `LIKE 'prefix%'`), `shapes_by_literal` (a LIKE literal, `'%bug%'`),
+  `shapes_by_view` (a subquery's view); `groups` (equal shapes, evaluated once per row) and
+  `templates` (distinct compiled forms); `shapes_scanned`, and why those are scanned:
+  `scanned_no_equality` (no condition an index serves: no equality, range or LIKE literal),
+  `scanned_or_branch_without_equality`
   (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...),
   `scanned_negated_subquery` (a `NOT IN (SELECT …)` and nothing to index),
   `scanned_stale_snapshot` (found only through a subquery whose snapshot held values the shared
   view lacks); plus `tenant` and
   `table`.
 
-  Two kinds: `shapes_indexed`, `shapes_scanned` and the `scanned_*` reasons count the shapes
+  Two kinds: `shapes_*`, `scanned_*`, `groups` and `templates` count the shapes
   the router holds now (removing a shape lowers them); every other counter is cumulative
   since the router was made (or opened: a persistent router starts again from 0), and the
   rates, the mean and the percentiles are over that same span.
