@@ -230,11 +230,11 @@ impl Router {
             {
                 let mut st = router.state.write();
                 for (id, form) in prepared {
-                    let (g, new) = st.place(&form);
-                    if new {
-                        keys.extend(form.keys.iter().map(|k| (k.clone(), g)));
+                    let placed = st.place(&form);
+                    if placed.1 {
+                        keys.extend(form.keys.iter().map(|k| (k.clone(), placed.0)));
                     }
-                    st.insert(id, form);
+                    st.insert(id, form, placed);
                 }
             }
             let pairs: Vec<(&[u8], u32)> = keys.iter().map(|(k, g)| (k.as_slice(), *g)).collect();

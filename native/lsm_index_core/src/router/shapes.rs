@@ -129,16 +129,17 @@ impl State {
         }
     }
 
-    /// Publishes shape `id` of `form` (absent until now) in the group [`State::place`]
-    /// names.
-    pub(super) fn insert(&mut self, id: u32, form: Form) {
-        let group = match self.groups.find(&form) {
-            Some(g) => {
+    /// Publishes shape `id` of `form` (absent until now) in the group `placed`, what
+    /// [`State::place`] said of it (no group was published or unpublished since).
+    pub(super) fn insert(&mut self, id: u32, form: Form, placed: (u32, bool)) {
+        let group = match placed {
+            (g, false) => {
                 self.shapes.insert(id, g);
                 self.groups.join(g, id)
             }
-            None => {
+            (_, true) => {
                 let (g, group) = self.groups.create(form, id);
+                debug_assert_eq!(g, placed.0, "placed under another handle");
                 self.shapes.insert(id, g);
                 let t = &group.template;
                 if t.is_scanned() {
@@ -372,7 +373,7 @@ impl Router {
         if let Some(columns) = columns {
             st.columns = columns;
         }
-        st.insert(id, form);
+        st.insert(id, form, (g, new));
         Ok(())
     }
 
