@@ -282,6 +282,7 @@ fn shapes_of_one_template_and_key_share_one_run() {
     let m = r.metrics();
     assert_eq!(m.candidates, 24, "{m:?}");
     assert_eq!(m.predicate_evaluations, 6, "one run per group: {m:?}");
+    assert_eq!(m.evaluations_saved, 18, "{m:?}");
     // removing every shape frees every group and template
     for i in 0..id {
         r.remove_shape(i).unwrap();

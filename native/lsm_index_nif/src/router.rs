@@ -406,10 +406,7 @@ pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> 
         ("shapes_by_view", by.view as u64),
         ("groups", by.groups as u64),
         ("templates", by.templates as u64),
-        (
-            "evaluations_saved",
-            m.candidates.saturating_sub(m.predicate_evaluations),
-        ),
+        ("evaluations_saved", m.evaluations_saved),
     ];
     let floats: [(&str, f64); 4] = [
         ("mean_route_ns", m.mean_route_ns),

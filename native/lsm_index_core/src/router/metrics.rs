@@ -20,6 +20,7 @@ pub struct Metrics {
     pub(super) presence_false_positives: AtomicU64,
     pub(super) candidates: AtomicU64,
     pub(super) evaluations: AtomicU64,
+    pub(super) evaluations_saved: AtomicU64,
     pub(super) unparseable_rows: AtomicU64,
     pub(super) evaluation_errors: AtomicU64,
     /// Allocated by the first timed route (an idle router does not pay its 2 KiB).
@@ -38,6 +39,7 @@ pub(super) struct Counts {
     pub presence_false_positives: u64,
     pub candidates: u64,
     pub evaluations: u64,
+    pub evaluations_saved: u64,
     pub unparseable_rows: u64,
     pub evaluation_errors: u64,
 }
@@ -64,6 +66,8 @@ pub struct Snapshot {
     pub candidates: u64,
     /// Residual programs run (candidates and scanned shapes).
     pub predicate_evaluations: u64,
+    /// Shapes answered by another shape's run: the rest of a group, whose template ran once.
+    pub evaluations_saved: u64,
     /// Rows with a value that did not parse for its column (routed conservatively).
     pub unparseable_rows: u64,
     /// Shape evaluations that raised an error (overflow, division by zero): the row was
@@ -109,6 +113,7 @@ impl Default for Metrics {
             presence_false_positives: AtomicU64::new(0),
             candidates: AtomicU64::new(0),
             evaluations: AtomicU64::new(0),
+            evaluations_saved: AtomicU64::new(0),
             unparseable_rows: AtomicU64::new(0),
             evaluation_errors: AtomicU64::new(0),
             latency: OnceLock::new(),
@@ -137,6 +142,7 @@ impl Metrics {
             (&self.presence_false_positives, c.presence_false_positives),
             (&self.candidates, c.candidates),
             (&self.evaluations, c.evaluations),
+            (&self.evaluations_saved, c.evaluations_saved),
             (&self.unparseable_rows, c.unparseable_rows),
             (&self.evaluation_errors, c.evaluation_errors),
         ] {
@@ -163,6 +169,7 @@ impl Metrics {
             presence_false_positives: self.presence_false_positives.load(Relaxed),
             candidates: self.candidates.load(Relaxed),
             predicate_evaluations: self.evaluations.load(Relaxed),
+            evaluations_saved: self.evaluations_saved.load(Relaxed),
             unparseable_rows: self.unparseable_rows.load(Relaxed),
             evaluation_errors: self.evaluation_errors.load(Relaxed),
         }

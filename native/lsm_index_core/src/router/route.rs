@@ -303,6 +303,7 @@ impl Router {
         }
         scratch.counts.candidates += tally.candidates;
         scratch.counts.evaluations += tally.evaluations;
+        scratch.counts.evaluations_saved += tally.saved;
         Ok(())
     }
 }
@@ -312,6 +313,8 @@ impl Router {
 struct Tally {
     candidates: u64,
     evaluations: u64,
+    /// Shapes answered by their group's one run.
+    saved: u64,
 }
 
 /// How one row's candidates are evaluated.
@@ -376,6 +379,7 @@ fn run_group(
         }
     } else if let Some(&first) = group.ids.first() {
         tally.evaluations += 1;
+        tally.saved += group.ids.len() as u64 - 1;
         if matches(first, group, row, scratch, None, strict) {
             out.extend_from_slice(&group.ids);
         }
