@@ -13,11 +13,13 @@ defmodule LsmIndex.PostgresOracleTest do
   #   LSM_PG_ORACLE_PROBE=1: adds a test that runs each construct alone over a minimal base
   #     and prints which ones disagree (how @known_gaps was found);
   #   LSM_PG_ORACLE_IMPLS: a comma list of router, map, lsm (default all three);
-  #   LSM_PG_ORACLE_GAPS=1: adds a test that prints each @known_gaps example's answers now.
+  #   LSM_PG_ORACLE_GAPS=1: adds a test that prints each @known_gaps example's answers now;
+  #   LSM_PG_ORACLE_TEMPLATE_SHAPES (default 600), LSM_PG_ORACLE_TEMPLATE_ROWS (default 150):
+  #     the templates test's size.
   use ExUnit.Case, async: false
 
   alias LsmIndex.{Filter, ShapeRouter}
-  alias LsmIndex.Test.{Postgres, WhereGenerator}
+  alias LsmIndex.Test.{Postgres, WhereGenerator, WhereTemplates}
 
   @moduletag timeout: 900_000
 
@@ -54,6 +56,46 @@ defmodule LsmIndex.PostgresOracleTest do
       construct: :date_past_timestamps_list,
       clause: "tz IN ('5874897-12-31'::date, '2024-01-01') OR TRUE",
       row: %{"tz" => "2024-01-01 00:00:00+00"},
+      postgres: true,
+      router: :error,
+      map: :error,
+      lsm: :error
+    },
+    # A NULL LIKE pattern (`s LIKE NULL`, or `s LIKE $1` with a NULL parameter): PostgreSQL
+    # takes it (the LIKE is NULL: no row, unless another OR branch holds); we refuse the
+    # clause ("a 'pattern' string after LIKE"), also with the pattern as a parameter. The
+    # templates test draws no NULL pattern parameter unless this construct is enabled.
+    %{
+      construct: :like_null_pattern,
+      clause: "s LIKE NULL OR i4 > 1",
+      row: %{"i4" => "2"},
+      postgres: true,
+      router: :error,
+      map: :error,
+      lsm: :error
+    },
+    # A time's text with a date before it: PostgreSQL's time input takes the time of a
+    # timestamp's text (`'2024-01-01 10:30:00+05:30'` is 10:30, the zone ignored; so are
+    # `'0044-03-15 12:00:00 BC'`, `'J2451187 10:30'`, `'T10:30'`, `'10:30 PM'`); we refuse
+    # them ("expected a value of its type"). The templates test draws no timestamp for a time
+    # parameter unless this construct is enabled.
+    %{
+      construct: :time_with_date,
+      clause: "tm = '2024-01-01 10:30:00'",
+      row: %{"tm" => "10:30:00"},
+      postgres: true,
+      router: :error,
+      map: :error,
+      lsm: :error
+    },
+    # Digits alone as a date, timestamp or time: PostgreSQL reads `'20240101'` and `'240101'`
+    # as 2024-01-01, `'1673631104'` as 167363-11-04, `'20240101T103000'` as a timestamp,
+    # `'103000'` and `'1030'` as 10:30; we refuse them ("expected a value of its type"). The
+    # templates test draws no integer for such a parameter unless this construct is enabled.
+    %{
+      construct: :datetime_digits,
+      clause: "date = '20240101'",
+      row: %{"date" => "2024-01-01"},
       postgres: true,
       router: :error,
       map: :error,
@@ -132,6 +174,55 @@ defmodule LsmIndex.PostgresOracleTest do
       assert result.matches > 0
     after
       Process.delete(:oracle_lc_ctype)
+    end
+  end
+
+  describe "templates" do
+    # Many shapes from a fixed list of parameterised clauses (`WhereTemplates`), all in ONE
+    # router and ONE filter of each kind, so shapes share groups, templates and the ordered
+    # indexes (ranges, LIKE literals) as a service's would. PostgreSQL's truth for a shape is
+    # its clause with each parameter substituted as an untyped literal. Then a third of the
+    # shapes is removed and a tenth of the rest replaced by another shape's clause, and then
+    # all are restored: every state routed and checked again.
+    test "agree on many shapes per template, through removal, replacement and re-adding",
+         %{pg: pg} do
+      n_shapes = env_int("LSM_PG_ORACLE_TEMPLATE_SHAPES", 600)
+      n_rows = env_int("LSM_PG_ORACLE_TEMPLATE_ROWS", 150)
+      seed = env_int("LSM_PG_ORACLE_SEED", ExUnit.configuration()[:seed])
+
+      gaps = Enum.filter(@gap_constructs, &MapSet.member?(enabled_constructs(), &1))
+      run = fn -> run_templates(pg, n_shapes, n_rows, seed, gaps) end
+      {micros, result} = :timer.tc(run)
+      IO.puts(templates_summary(result, seed, micros))
+
+      assert result.disagreements == [], templates_summary(result, seed, micros)
+      live = length(result.live)
+      assert live > n_shapes * 0.7
+      assert result.matches > 0
+
+      # every (shape, change) pair of every state was checked: each implementation accepted
+      # the shapes PostgreSQL did; rows as inserts and deletes, 3 updates per row
+      pg_accepted = n_shapes - result.pg_refused
+      per_impl = (3 * pg_accepted - result.removed) * (2 * n_rows + 3 * n_rows)
+      assert result.checked == length(@impls) * per_impl
+
+      if :router in @impls do
+        [all, fewer, restored] = Enum.map(result.metrics, & &1.router)
+
+        for m <- [all, fewer, restored] do
+          # every shape the router holds is found one way (or scanned)
+          shapes = m.shapes_by_equality + m.shapes_by_range + m.shapes_by_literal
+          assert shapes + m.shapes_by_view + m.shapes_scanned == m.shapes, inspect(m)
+        end
+
+        # the run exercised sharing and the ordered indexes
+        assert all.templates < all.shapes and all.groups < all.shapes, inspect(all)
+        assert all.shapes_by_equality > 0 and all.shapes_scanned > 0, inspect(all)
+        assert all.shapes_by_range > 0 and all.shapes_by_literal > 0, inspect(all)
+        assert fewer.shapes < all.shapes and fewer.groups < all.groups, inspect(fewer)
+        # the same shapes again: the same groups and templates, nothing left behind
+        assert restored == all
+      end
     end
   end
 
@@ -233,27 +324,7 @@ defmodule LsmIndex.PostgresOracleTest do
     {rows, truth} = postgres(pg, input, for({n, sql, _} <- clauses, do: {n, sql}))
     updates = updates(rows)
     accepted = Map.new(@impls, &{&1, accept(&1, clauses)})
-
-    refusals =
-      for {n, sql, used} <- clauses, impl <- @impls, reduce: [] do
-        acc ->
-          ours = Map.fetch!(accepted[impl].ok, n)
-
-          case {truth[n], ours} do
-            {{:ok, _}, {:error, why}} ->
-              if Enum.any?(@known_refusals, &String.contains?(inspect(why), &1)),
-                do: acc,
-                else: [
-                  %{kind: {:we_refuse, impl}, clause: sql, constructs: used, ours: why} | acc
-                ]
-
-            {{:error, why}, :ok} ->
-              [%{kind: {:we_accept, impl}, clause: sql, constructs: used, postgres: why} | acc]
-
-            _ ->
-              acc
-          end
-      end
+    refusals = refusals(clauses, truth, accepted)
 
     checks =
       for impl <- @impls,
@@ -268,8 +339,143 @@ defmodule LsmIndex.PostgresOracleTest do
       pg_accepted: Enum.count(truth, &match?({_, {:ok, _}}, &1)),
       matches: for({_, {:ok, ids}} <- truth, do: MapSet.size(ids)) |> Enum.sum(),
       checked: checks |> Enum.map(& &1.checked) |> Enum.sum(),
-      disagreements: Enum.reverse(refusals) ++ Enum.flat_map(checks, & &1.disagreements)
+      disagreements: refusals ++ Enum.flat_map(checks, & &1.disagreements)
     }
+  end
+
+  # The templates test's run: `n_shapes` shapes from `WhereTemplates` × `n_rows` rows, checked
+  # in three states of the same routers and filters (all shapes; a third removed and a tenth
+  # of the rest replaced; all restored).
+  defp run_templates(pg, n_shapes, n_rows, seed, gaps) do
+    :rand.seed(:exsss, {seed, 24, 1})
+    input = WhereGenerator.rows(n_rows)
+    shapes = WhereTemplates.shapes(n_shapes, gaps: gaps)
+    pg_clauses = for {n, sql, params} <- shapes, do: {n, WhereTemplates.substitute(sql, params)}
+    {rows, truth} = postgres(pg, input, pg_clauses)
+    changes = [insert: rows, delete: rows, update: updates(rows)]
+    by_n = Map.new(shapes, fn {n, sql, params} -> {n, {sql, params}} end)
+    clauses = for {n, sql, params} <- shapes, do: {n, shape_text(sql, params), MapSet.new([sql])}
+    added = Map.new(@impls, &{&1, add_all(&1, shapes)})
+    refusals = refusals(clauses, truth, added)
+
+    # the shapes PostgreSQL and every implementation accept: the ones moved about
+    live =
+      for {n, _, _} <- shapes,
+          match?({:ok, _}, truth[n]),
+          Enum.all?(@impls, &(added[&1].ok[n] == :ok)),
+          do: n
+
+    removed = Enum.take_random(live, div(length(live), 3))
+    kept = live -- removed
+
+    replaced =
+      kept |> Enum.take_random(div(length(kept), 10)) |> Map.new(&{&1, Enum.random(live)})
+
+    # each state: what each implementation holds, and each id's clause and truth there
+    {states, _} =
+      Enum.map_reduce([:all, :fewer, :restored], added, fn state, held ->
+        held =
+          Map.new(held, fn {impl, h} -> {impl, move(impl, h, state, removed, replaced, by_n)} end)
+
+        now = if state == :fewer, do: replaced, else: %{}
+        truth = Map.merge(truth, Map.new(now, fn {n, m} -> {n, truth[m]} end))
+        clauses = Enum.map(clauses, &as_replaced(&1, now, clauses))
+
+        checks =
+          for impl <- @impls,
+              {op, list} <- changes,
+              do: compare(impl, op, list, held[impl], truth, clauses)
+
+        metrics = %{
+          router: if(held[:router], do: counts(ShapeRouter.metrics(held[:router].target))),
+          lsm: if(held[:lsm], do: counts(Filter.metrics(held[:lsm].target, @table)))
+        }
+
+        {{checks, metrics}, held}
+      end)
+
+    checks = Enum.flat_map(states, &elem(&1, 0))
+
+    %{
+      shapes: n_shapes,
+      rows: n_rows,
+      pg_refused: Enum.count(truth, &match?({_, {:error, _}}, &1)),
+      live: live,
+      removed: length(removed),
+      replaced: map_size(replaced),
+      matches: for({_, {:ok, ids}} <- truth, do: MapSet.size(ids)) |> Enum.sum(),
+      checked: checks |> Enum.map(& &1.checked) |> Enum.sum(),
+      metrics: Enum.map(states, &elem(&1, 1)),
+      disagreements: refusals ++ Enum.flat_map(checks, & &1.disagreements)
+    }
+  end
+
+  # Clause `n`'s entry, as the clause that replaced it in `now` (%{n => m}) if one did.
+  defp as_replaced({n, _, _} = clause, now, clauses) do
+    case now do
+      %{^n => m} -> put_elem(List.keyfind(clauses, m, 0), 0, n)
+      _ -> clause
+    end
+  end
+
+  # An implementation's router or filter `h` (%{ok:, target:}) brought to `state`.
+  defp move(_impl, h, :all, _removed, _replaced, _by_n), do: h
+
+  defp move(impl, h, :fewer, removed, replaced, by_n) do
+    target = Enum.reduce(removed, h.target, &remove(impl, &2, &1))
+
+    target =
+      Enum.reduce(replaced, target, fn {n, m}, t ->
+        {sql, params} = by_n[m]
+        {t, :ok} = add(impl, t, n, sql, params)
+        t
+      end)
+
+    %{ok: Map.drop(h.ok, removed), target: target}
+  end
+
+  defp move(impl, h, :restored, removed, replaced, by_n) do
+    target =
+      Enum.reduce(removed ++ Map.keys(replaced), h.target, fn n, t ->
+        {sql, params} = by_n[n]
+        {t, :ok} = add(impl, t, n, sql, params)
+        t
+      end)
+
+    %{ok: Map.merge(h.ok, Map.new(removed, &{&1, :ok})), target: target}
+  end
+
+  # A router's shape counts by index, and its sharing (from its metrics `m`).
+  defp counts(m) do
+    m
+    |> Map.take(~w(shapes_by_equality shapes_by_range shapes_by_literal shapes_by_view
+                   shapes_scanned groups templates)a)
+    |> Map.put(:shapes, m.shapes_indexed + m.shapes_scanned)
+  end
+
+  defp shape_text(sql, []), do: sql
+  defp shape_text(sql, params), do: "#{sql}  params #{inspect(params)}"
+
+  # Clauses one side accepts and the other refuses, each implementation against PostgreSQL.
+  defp refusals(clauses, truth, accepted) do
+    for {n, sql, used} <- clauses, impl <- @impls, reduce: [] do
+      acc ->
+        ours = Map.fetch!(accepted[impl].ok, n)
+
+        case {truth[n], ours} do
+          {{:ok, _}, {:error, why}} ->
+            if Enum.any?(@known_refusals, &String.contains?(inspect(why), &1)),
+              do: acc,
+              else: [%{kind: {:we_refuse, impl}, clause: sql, constructs: used, ours: why} | acc]
+
+          {{:error, why}, :ok} ->
+            [%{kind: {:we_accept, impl}, clause: sql, constructs: used, postgres: why} | acc]
+
+          _ ->
+            acc
+        end
+    end
+    |> Enum.reverse()
   end
 
   # The case folding of this run's database (the C-ctype test sets it).
@@ -352,43 +558,49 @@ defmodule LsmIndex.PostgresOracleTest do
     end)
   end
 
-  # Each clause added as a shape: %{ok: %{n => :ok | {:error, why}}, target: router | filter}.
-  defp accept(:router, clauses) do
-    router = ShapeRouter.new!("pg-oracle", @table, WhereGenerator.columns(), lc_ctype: lc_ctype())
+  # Each clause added as a shape, about half its literals as parameters (`parameterize/2`):
+  # %{ok: %{n => :ok | {:error, why}}, target: router | filter}.
+  defp accept(impl, clauses) do
+    shapes = for {n, sql, _} <- clauses, do: Tuple.insert_at(parameterize(sql, n), 0, n)
 
-    ok =
-      for {n, sql, _} <- clauses, into: %{} do
-        {sql, params} = parameterize(sql, n)
+    if impl == :router do
+      with_params = Enum.count(shapes, &(elem(&1, 2) != []))
+      IO.puts("parameters: #{with_params} of #{length(clauses)} clauses passed as $n parameters")
+    end
 
-        case ShapeRouter.add_shape(router, n, sql, params: params) do
-          :ok -> {n, :ok}
-          {:error, why} -> {n, {:error, why}}
-        end
-      end
-
-    with_params = Enum.count(clauses, fn {n, sql, _} -> elem(parameterize(sql, n), 1) != [] end)
-    IO.puts("parameters: #{with_params} of #{length(clauses)} clauses passed as $n parameters")
-    %{ok: ok, target: router}
+    add_all(impl, shapes)
   end
 
-  defp accept(mode, clauses) do
-    shape = %{table: @table, columns: WhereGenerator.columns()}
-
-    {filter, ok} =
-      Enum.reduce(clauses, {Filter.new(index: mode, lc_ctype: lc_ctype()), %{}}, fn {n, sql, _},
-                                                                                    {f, ok} ->
-        {sql, params} = parameterize(sql, n)
-
-        try do
-          shape = Map.merge(shape, %{where: sql, params: params})
-          {Filter.add_shape(f, n, shape), Map.put(ok, n, :ok)}
-        rescue
-          e in ArgumentError -> {f, Map.put(ok, n, {:error, Exception.message(e)})}
-        end
-      end)
-
-    %{ok: ok, target: filter}
+  # Each shape `{n, sql, params}` added to one new router or filter, in order.
+  defp add_all(impl, shapes) do
+    Enum.reduce(shapes, %{ok: %{}, target: new_target(impl)}, fn {n, sql, params}, acc ->
+      {target, reply} = add(impl, acc.target, n, sql, params)
+      %{ok: Map.put(acc.ok, n, reply), target: target}
+    end)
   end
+
+  defp new_target(:router),
+    do: ShapeRouter.new!("pg-oracle", @table, WhereGenerator.columns(), lc_ctype: lc_ctype())
+
+  defp new_target(mode), do: Filter.new(index: mode, lc_ctype: lc_ctype())
+
+  # Shape `n` added (or replaced): the router or filter after it and `:ok | {:error, why}`.
+  defp add(:router, router, n, sql, params),
+    do: {router, ShapeRouter.add_shape(router, n, sql, params: params)}
+
+  defp add(_mode, filter, n, sql, params) do
+    shape = %{table: @table, columns: WhereGenerator.columns(), where: sql, params: params}
+    {Filter.add_shape(filter, n, shape), :ok}
+  rescue
+    e in ArgumentError -> {filter, {:error, Exception.message(e)}}
+  end
+
+  defp remove(:router, router, n) do
+    :ok = ShapeRouter.remove_shape(router, n)
+    router
+  end
+
+  defp remove(_mode, filter, n), do: Filter.remove_shape(filter, n)
 
   # About half the untyped string literals of clause `n` (not those cast with `::`, nor E''
   # strings) as `$1`, `$2`, ... parameters, as a sync service passes a shape's values
@@ -540,6 +752,37 @@ defmodule LsmIndex.PostgresOracleTest do
     disagreements: #{length(result.disagreements)} (#{length(new)} without a known-gap \
     construct) #{inspect(by_kind)}
     constructs of disagreeing clauses: #{inspect(by_construct)}
+    #{examples}
+    """
+  end
+
+  defp templates_summary(result, seed, micros) do
+    by_kind = result.disagreements |> Enum.frequencies_by(& &1.kind) |> Enum.sort()
+
+    by_template =
+      result.disagreements
+      |> Enum.flat_map(&MapSet.to_list(&1.constructs))
+      |> Enum.frequencies()
+      |> Enum.sort_by(&(-elem(&1, 1)))
+
+    examples =
+      result.disagreements |> Enum.take(20) |> Enum.map_join("\n", &("  " <> describe(&1)))
+
+    counts =
+      for {m, state} <- Enum.zip(result.metrics, [:all, :fewer, :restored]),
+          {impl, c} <- m,
+          c != nil,
+          into: "",
+          do: "  #{impl}, #{state}: #{inspect(c)}\n"
+
+    """
+    PostgreSQL oracle, templates (seed #{seed}): #{result.shapes} shapes of \
+    #{length(WhereTemplates.templates())} clauses (#{result.pg_refused} refused by PostgreSQL, \
+    #{length(result.live)} accepted by all) × #{result.rows} rows; #{result.removed} removed \
+    and #{result.replaced} replaced, then restored; #{result.checked} answers checked, \
+    #{result.matches} matching pairs; #{Float.round(micros / 1.0e6, 1)} s
+    #{counts}disagreements: #{length(result.disagreements)} #{inspect(by_kind)}
+    templates of disagreeing shapes: #{inspect(by_template)}
     #{examples}
     """
   end

@@ -296,7 +296,21 @@ defmodule LsmIndex.Test.WhereGenerator do
     "É",
     "日本語",
     "ß",
-    "ǅ"
+    "ǅ",
+    # sharing their first 8 bytes (a text's order key), or cut by them inside a character
+    "abcdefgh",
+    "abcdefghij",
+    "abcdefghiz",
+    "ABCDEFGHIJ",
+    "abcdefgh%x",
+    "abcdefgé",
+    "istanbul city",
+    "αβγδεζ",
+    "αβγδεη",
+    "ΑΒΓΔΕΖ",
+    "日本語テキスト",
+    "日本語テスト",
+    "ab\u{10FFFF}"
   ]
   # the `s` column also has these (`İ` lowercases to one character in PostgreSQL, to two in
   # Unicode; a word-final `Σ` to `σ` in PostgreSQL, to `ς` in Unicode)
@@ -385,6 +399,84 @@ defmodule LsmIndex.Test.WhereGenerator do
   defp row_value(_name, {:enum, _name_, labels}), do: Enum.random(labels)
   defp row_value(_name, {:enum, labels}), do: Enum.random(labels)
   defp row_value(_name, {:array, element}), do: Arrays.value(element)
+
+  @doc """
+  A value of column `name` as a random row holds it (PostgreSQL's input form, never NULL):
+  what the templates test draws its parameters from.
+  """
+  @spec value(String.t()) :: String.t()
+  def value(name) do
+    {^name, type} = List.keyfind(@columns, name, 0)
+    row_value(name, type)
+  end
+
+  # LIKE patterns every run should meet: empty, `%`/`_` only, escapes, prefixes longer than
+  # a text's 8-byte order key, literals cut inside a character, folding letters
+  @like_corners [
+    "",
+    "%",
+    "%%",
+    "_",
+    "___",
+    "_%",
+    "a%",
+    "ab%",
+    "%b%",
+    "%B%",
+    "x\\%%",
+    "\\_",
+    "\\%",
+    "a\\_b",
+    "%\\\\%",
+    "abcdefgh%",
+    "abcdefghi%",
+    "abcdefghij",
+    "ABCDEFGH%",
+    "%defghi%",
+    "istanbul%",
+    "ISTANBUL%",
+    "İstanbul%",
+    "%σ%",
+    "%Σ%",
+    "%ς",
+    "αβγδ%",
+    "αβγδε%",
+    "ΑΒΓΔΕ%",
+    "日本語テ%",
+    "日本語テキ%",
+    "%語テ%",
+    "a_c%",
+    "%bc",
+    "ab\u{10FFFF}%"
+  ]
+
+  @doc """
+  A LIKE pattern: a corner (`''`, `'%'`, `'___'`, escapes, long prefixes) or a text of the
+  rows' pools with `%` and `_` put in. Never a lone trailing backslash (PostgreSQL's error on
+  it depends on the rows: a known gap).
+  """
+  @spec like_pattern() :: String.t()
+  def like_pattern do
+    if :rand.uniform() < 0.4 do
+      Enum.random(@like_corners)
+    else
+      chars =
+        (@texts ++ @fold_texts)
+        |> Enum.random()
+        |> String.graphemes()
+        |> Enum.map(fn c ->
+          case :rand.uniform(10) do
+            1 -> "%"
+            2 -> "_"
+            _ -> c
+          end
+        end)
+        |> Enum.join()
+
+      pat = Enum.random([chars, "%" <> chars, chars <> "%", "%" <> chars <> "%"])
+      if odd_trailing_backslash?(pat), do: pat <> "%", else: pat
+    end
+  end
 
   defp int_value(type) do
     {lo, hi} = Map.fetch!(@int_ranges, type)
