@@ -22,7 +22,9 @@ defmodule LsmIndex.ShapeRouter do
   `nil`; a shape matches a row when its WHERE is true (SQL three-valued logic); an update
   affects the shapes matching the old or the new row (a shape none of whose columns changed is
   evaluated once); a value that does not parse for its column's type (or is not UTF-8) routes
-  to every shape referring to that column; `:truncate` affects every shape. Only the columns
+  to every shape found through that column and to every shape reading it that the row's other
+  values do not rule out (a candidate, or scanned: see `LsmIndex.Filter`); `:truncate`
+  affects every shape. Only the columns
   some shape refers to are read (and checked: text or `nil`); a column a record lacks is NULL,
   other keys are ignored.
 

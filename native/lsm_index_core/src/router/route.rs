@@ -1,13 +1,14 @@
-//! The router's read path: a [`Reader`] holds one view of the published shapes; a change's
-//! rows are parsed, each indexed column's value probes the presence filter and then the
-//! equality index for candidates, and candidates and scanned shapes run their residual
-//! program on the row. An update's new row skips shapes none of whose columns changed.
+//! The router's read path: a [`Reader`] holds one view of the published shapes; of a
+//! change's rows, the columns the route probes are parsed first, each indexed column's value
+//! probes the presence filter and then the equality index for candidates, and candidates and
+//! scanned shapes run their residual program on the row, whose other columns are parsed only
+//! then (a miss parses nothing else, see `row`). An update's new row skips shapes none of
+//! whose columns changed (their text, compared bytewise).
 
 use super::bits::{bit, intersects};
 use super::groups::{Group, Template};
 use super::metrics::Counts;
-use super::row::RowText;
-use super::row::{changed_columns, ParsedRow, ParsedRows};
+use super::row::{changed_columns, ParsedRow, ParsedRows, Row, RowCells, RowText};
 use super::shapes::{slot_key, SlotKey, State};
 use super::view_slots::ShapeViews;
 use super::views::Views;
@@ -38,6 +39,19 @@ pub struct Reader<'r> {
 /// VM: a tenth of a miss); a single `route` call is always timed.
 const TIMING_SAMPLE: u32 = 8;
 
+/// A change whose rows' cells are read from sources ([`RowCells`]), each only when the route
+/// needs it: [`Reader::route_cells`]. As [`Change`], whose rows are [`RowText`] slices.
+pub enum ChangeCells<'c, 't> {
+    /// A new row.
+    Insert(&'c mut dyn RowCells<'t>),
+    /// A deleted row (its old values).
+    Delete(&'c mut dyn RowCells<'t>),
+    /// An updated row: old values, new values.
+    Update(&'c mut dyn RowCells<'t>, &'c mut dyn RowCells<'t>),
+    /// The table was truncated: every shape is affected.
+    Truncate,
+}
+
 /// Reusable buffers of one reader's routes.
 #[derive(Default)]
 struct Scratch {
@@ -53,6 +67,15 @@ struct Scratch {
     views_found: Vec<u32>,
     /// Shapes found through views.
     view_candidates: Vec<u32>,
+}
+
+impl Scratch {
+    /// Counts `row` when a column of it did not parse.
+    fn count_unparseable(&mut self, row: &Row<'_, '_>) {
+        if row.any_bad() {
+            self.counts.unparseable_rows += 1;
+        }
+    }
 }
 
 impl Reader<'_> {
@@ -83,11 +106,42 @@ impl Reader<'_> {
         self.route_with(change, out, None)
     }
 
+    /// [`Reader::route`] of a change whose cells are read from `change`'s sources, each only
+    /// when the route needs it (a miss reads only the columns it probes).
+    pub fn route_cells(&mut self, change: ChangeCells<'_, '_>, out: &mut Vec<u32>) -> Result<()> {
+        self.route_cells_with(change, out, None)
+    }
+
     /// [`Reader::route`] of a router whose shapes may test subqueries: their results are
     /// `views` (without them such a shape is routed every row it could match).
     pub fn route_with(
         &mut self,
         change: &Change,
+        out: &mut Vec<u32>,
+        views: Option<&Views>,
+    ) -> Result<()> {
+        let (mut a, mut b);
+        let change = match *change {
+            Change::Insert(text) => {
+                a = text;
+                ChangeCells::Insert(&mut a)
+            }
+            Change::Delete(text) => {
+                a = text;
+                ChangeCells::Delete(&mut a)
+            }
+            Change::Update(old, new) => {
+                (a, b) = (old, new);
+                ChangeCells::Update(&mut a, &mut b)
+            }
+            Change::Truncate => ChangeCells::Truncate,
+        };
+        self.route_cells_with(change, out, views)
+    }
+
+    fn route_cells_with(
+        &mut self,
+        change: ChangeCells<'_, '_>,
         out: &mut Vec<u32>,
         views: Option<&Views>,
     ) -> Result<()> {
@@ -127,15 +181,19 @@ impl Reader<'_> {
         self.router.check_open()?;
         out.clear();
         let st = &self.state;
-        self.rows.old.parse(&st.columns, &st.referenced, text)?;
-        if let Some(&c) = st.referenced.iter().find(|&&c| bit(&self.rows.old.bad, c)) {
+        let mut cells = text;
+        let mut row = Row::new(&mut self.rows.old, &mut cells, &st.columns)?;
+        for &c in &st.referenced {
+            row.parse_column(c)?;
+        }
+        if let Some(&c) = st.referenced.iter().find(|&&c| bit(row.bad(), c)) {
             return Err(Error::Unparseable {
                 table,
                 column: st.columns[c].0.clone(),
             });
         }
         self.router
-            .route_row(st, &self.rows.old, None, out, &mut self.scratch, None)?;
+            .route_row(st, &mut row, None, out, &mut self.scratch, None)?;
         out.sort_unstable();
         out.dedup();
         Ok(&self.rows.old)
@@ -181,29 +239,70 @@ impl Router {
     fn route_in(
         &self,
         st: &State,
-        change: &Change,
+        change: ChangeCells<'_, '_>,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
         rows: &mut ParsedRows,
         views: Option<&Views>,
     ) -> Result<()> {
         out.clear();
+        let columns = &st.columns;
         match change {
-            Change::Truncate => out.extend(st.shapes.keys()),
-            Change::Insert(text) | Change::Delete(text) => {
-                rows.old.parse(&st.columns, &st.referenced, text)?;
-                self.route_row(st, &rows.old, None, out, scratch, views)?;
+            ChangeCells::Truncate => out.extend(st.shapes.keys()),
+            ChangeCells::Insert(cells) | ChangeCells::Delete(cells) => {
+                let mut row = Row::new(&mut rows.old, cells, columns)?;
+                self.route_row(st, &mut row, None, out, scratch, views)?;
+                scratch.count_unparseable(&row);
             }
-            Change::Update(old, new) => {
-                rows.old.parse(&st.columns, &st.referenced, old)?;
-                rows.new.parse(&st.columns, &st.referenced, new)?;
-                let changed = changed_columns(&rows.old, &rows.new);
-                self.route_row(st, &rows.old, None, out, scratch, views)?;
-                self.route_row(st, &rows.new, Some(&changed), out, scratch, views)?;
+            ChangeCells::Update(old, new) => {
+                // both rows checked before either is read
+                Row::new(&mut rows.new, &mut *new, columns)?;
+                let changed = changed_columns(&st.referenced, columns.len(), old, new)?;
+                let mut row = Row::new(&mut rows.old, old, columns)?;
+                self.route_row(st, &mut row, None, out, scratch, views)?;
+                scratch.count_unparseable(&row);
+                let mut row = Row::new(&mut rows.new, new, columns)?;
+                self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
+                scratch.count_unparseable(&row);
             }
         }
         out.sort_unstable();
         out.dedup();
+        Ok(())
+    }
+
+    /// Parses the columns the route of `row` probes (index slots' and view tuples', those
+    /// in `changed` for an update's new row: the others reuse the old row's candidates) and
+    /// routes `row` to every shape found through one whose text does not parse (the shape
+    /// could have been found through any value; found through another column, a shape is
+    /// routed only when it is a candidate or scanned: see `run_group`).
+    fn probed_columns(
+        &self,
+        st: &State,
+        row: &mut Row<'_, '_>,
+        changed: Option<&[u64]>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        let mut parse = |c: usize| match changed {
+            Some(ch) if !bit(ch, c) => Ok(()),
+            _ => row.parse_column(c),
+        };
+        for &(slot, _) in &st.indexed_on {
+            parse(slot_key(slot).column)?;
+        }
+        if !st.view_slots.is_empty() {
+            for c in st.view_slots.columns() {
+                parse(c)?;
+            }
+        }
+        if row.any_bad() {
+            // rare: a scan
+            for (_, group) in st.groups.iter() {
+                if found_through(&group.template, row.bad()) {
+                    out.extend_from_slice(&group.ids);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -214,7 +313,7 @@ impl Router {
     fn route_row(
         &self,
         st: &State,
-        row: &ParsedRow,
+        row: &mut Row<'_, '_>,
         changed: Option<&[u64]>,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
@@ -222,15 +321,7 @@ impl Router {
     ) -> Result<()> {
         let strict = self.strict;
         let fresh = |t: &Template| changed.is_none_or(|ch| intersects(&t.mask, ch));
-        if row.bad.iter().any(|&w| w != 0) {
-            // a value that does not parse: every shape reading its column (rare: a scan)
-            scratch.counts.unparseable_rows += 1;
-            for (_, group) in st.groups.iter() {
-                if intersects(&group.template.mask, &row.bad) {
-                    out.extend_from_slice(&group.ids);
-                }
-            }
-        }
+        self.probed_columns(st, row, changed, out)?;
         let mut tally = Tally::default();
         let mut saved = std::mem::take(&mut scratch.candidates);
         if changed.is_none() {
@@ -247,7 +338,7 @@ impl Router {
                     .find(|(s, _)| *s == slot)
                     .map_or(&[][..], |(_, ids)| ids.as_slice())
             } else {
-                let Some(v) = &row.values[c] else { continue };
+                let Some(v) = row.value(c) else { continue };
                 self.probe(st, slot, key, v, scratch, &mut found)?;
                 &found
             };
@@ -260,7 +351,7 @@ impl Router {
             for group in groups {
                 tally.candidates += group.ids.len() as u64;
                 if fresh(&group.template) {
-                    run_group(group, &row.values, scratch, views, strict, out, &mut tally);
+                    run_group(group, row, scratch, views, strict, out, &mut tally)?;
                 }
             }
             if changed.is_none() {
@@ -272,7 +363,7 @@ impl Router {
             let mut found = std::mem::take(&mut scratch.view_candidates);
             found.clear();
             st.view_slots
-                .candidates(views, &row.values, &mut scratch.views_found, &mut found)?;
+                .candidates(views, row.values(), &mut scratch.views_found, &mut found)?;
             found.sort_unstable();
             found.dedup();
             for &id in &found {
@@ -284,7 +375,7 @@ impl Router {
                     continue;
                 }
                 tally.evaluations += 1;
-                if matches(id, group, &row.values, scratch, Some(views), strict) {
+                if takes(id, group, row, scratch, Some(views), strict)? {
                     out.push(id);
                 }
             }
@@ -295,7 +386,7 @@ impl Router {
                 continue;
             };
             if fresh(&group.template) {
-                run_group(group, &row.values, scratch, views, strict, out, &mut tally);
+                run_group(group, row, scratch, views, strict, out, &mut tally)?;
             }
         }
         scratch.counts.candidates += tally.candidates;
@@ -312,16 +403,23 @@ struct Tally {
 }
 
 /// Adds the ids of `group` that take `row` to `out`: its template run once for all of them,
-/// or once per shape when they read subquery views (each shape its own view of them).
+/// or once per shape when they read subquery views (each shape its own view of them). Its
+/// columns are parsed now; when one does not parse, every id is taken (the shape is a
+/// candidate or scanned, so the row could match it).
 fn run_group(
     group: &Group,
-    row: &[Option<Value>],
+    row: &mut Row<'_, '_>,
     scratch: &mut Scratch,
     views: Option<&Views>,
     strict: bool,
     out: &mut Vec<u32>,
     tally: &mut Tally,
-) {
+) -> Result<()> {
+    if !row.parse(&group.template.mask)? {
+        out.extend_from_slice(&group.ids);
+        return Ok(());
+    }
+    let row = row.values();
     if views.is_some() && !group.views.is_empty() {
         for &id in &group.ids {
             tally.evaluations += 1;
@@ -335,6 +433,34 @@ fn run_group(
             out.extend_from_slice(&group.ids);
         }
     }
+    Ok(())
+}
+
+/// Whether shape `id` of `group` takes `row` (see [`matches`]), its columns parsed now: yes
+/// when one does not parse (see [`run_group`]).
+fn takes(
+    id: u32,
+    group: &Group,
+    row: &mut Row<'_, '_>,
+    scratch: &mut Scratch,
+    views: Option<&Views>,
+    strict: bool,
+) -> Result<bool> {
+    if !row.parse(&group.template.mask)? {
+        return Ok(true);
+    }
+    Ok(matches(id, group, row.values(), scratch, views, strict))
+}
+
+/// Whether a shape of `template` is found through a column of `bad` (an index slot's or a
+/// subquery view tuple's).
+fn found_through(template: &Template, bad: &[u64]) -> bool {
+    let slots = template.indexed.iter().map(|&s| slot_key(s).column);
+    let tuples = template
+        .view_plans
+        .iter()
+        .flat_map(|p| p.columns.iter().copied());
+    slots.chain(tuples).any(|c| bit(bad, c))
 }
 
 impl Router {
