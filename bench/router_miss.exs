@@ -9,6 +9,10 @@
 #   * + all columns        - plus 1,000 shapes of a seventh template reading the other four
 #   * user_id only         - `user_id = $1` shapes only: 1 column referenced (the probe's)
 #   * six templates, 1-key rows - the workload's router, rows holding only `user_id`
+#   * six templates, updates - the workload's router, updates of the miss rows (`priority`
+#     changed)
+#   * six templates, hits - the workload's router, inserts of known users (~24 candidates:
+#     what reading every cell costs beside the misses)
 #
 # Each: batches of 100 changes per `route_many` call, best of 7 passes over 2,000 changes.
 Code.require_file("bench/report.exs")
@@ -28,7 +32,9 @@ defmodule LsmIndex.Bench.RouterMiss do
     ets = Report.in_process(fn -> Report.ets_hit_ns(50_000) end)
     IO.puts("#{Report.ets_yardstick(ets)}; #{n} shapes; load #{load()}")
     misses = Workloads.inserts(n, @rows, :unknown) |> Enum.map(&Workloads.router_change/1)
+    hits = Workloads.inserts(n, @rows, :known) |> Enum.map(&Workloads.router_change/1)
     narrow = for {:insert, row} <- misses, do: {:insert, Map.take(row, ["user_id"])}
+    updates = for {:insert, row} <- misses, do: {:update, row, %{row | "priority" => "5"}}
     shapes = Workloads.template_shapes(n)
     users = Workloads.users(n)
     seventh = for i <- 0..999, do: {n + i, @seventh, ["#{rem(i, users)}"]}
@@ -38,12 +44,14 @@ defmodule LsmIndex.Bench.RouterMiss do
       {"six templates (6 of 10 columns referenced)", shapes, misses},
       {"+ 1k shapes reading the other 4 (10 of 10)", shapes ++ seventh, misses},
       {"user_id = $1 only (1 of 10)", only_user, misses},
-      {"six templates, rows of user_id only", shapes, narrow}
+      {"six templates, rows of user_id only", shapes, narrow},
+      {"six templates, updates (priority changed)", shapes, updates},
+      {"six templates, hits (known users)", shapes, hits}
     ]
 
     for {label, shapes, changes} <- rows do
       ns = Report.in_process(fn -> miss_ns(shapes, changes) end)
-      IO.puts("  #{String.pad_trailing(label, 46)} #{fmt(ns)} ns/miss  #{fmt(ns / ets)}x ETS")
+      IO.puts("  #{String.pad_trailing(label, 46)} #{fmt(ns)} ns/change  #{fmt(ns / ets)}x ETS")
     end
   end
 
@@ -52,7 +60,7 @@ defmodule LsmIndex.Bench.RouterMiss do
     for {id, sql, params} <- shapes, do: :ok = ShapeRouter.add_shape(r, id, sql, params: params)
     :ok = ShapeRouter.wait_idle(r)
     batches = Enum.chunk_every(changes, @batch)
-    Enum.each(batches, &([] = Enum.concat(ShapeRouter.route_many(r, &1))))
+    Enum.each(batches, &ShapeRouter.route_many(r, &1))
 
     best =
       Enum.min(

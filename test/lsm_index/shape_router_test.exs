@@ -168,6 +168,25 @@ defmodule LsmIndex.ShapeRouterTest do
       assert ShapeRouter.route(r, {:update, old, %{old | "score" => "x"}}) == [3]
     end
 
+    test "a miss reads only the columns it probes: a value it never reads is not checked",
+         %{router: r} do
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7 AND score > 1")
+      # only the residual reads score: a miss never looks it up
+      assert ins(r, %{"user_id" => "8", "score" => 1.5}) == []
+      assert ShapeRouter.route_many(r, [{:delete, %{"user_id" => "8", "score" => :x}}]) == [[]]
+      # a candidate reads it
+      assert_raise ArgumentError, ~r/text/, fn -> ins(r, %{"user_id" => "7", "score" => 1.5}) end
+
+      assert_raise ArgumentError, ~r/text/, fn ->
+        ShapeRouter.route_many(r, [{:insert, %{"user_id" => "7", "score" => :x}}])
+      end
+
+      # an update's records are read whole (their referenced columns are compared)
+      assert_raise ArgumentError, ~r/text/, fn ->
+        ShapeRouter.route(r, {:update, %{"user_id" => "8"}, %{"user_id" => "8", "score" => 1}})
+      end
+    end
+
     test "many scanned shapes: routes move to dirty schedulers with the same answers",
          %{router: r} do
       for id <- 1..1_100, do: :ok = ShapeRouter.add_shape(r, id, "score > #{id}")
