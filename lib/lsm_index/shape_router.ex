@@ -25,10 +25,9 @@ defmodule LsmIndex.ShapeRouter do
   to every shape found through that column and to every shape reading it that the row's other
   values do not rule out (a candidate, or scanned: see `LsmIndex.Filter`); `:truncate`
   affects every shape. Only the columns some shape refers to are read, and only as a route
-  needs them: an insert's or delete's record is looked up column by column (a change no
-  shape is indexed on reads only the indexed columns; a candidate's residual reads its own),
-  an update's two records are read whole to compare them. A value read is checked (text or
-  `nil`); a column a record lacks is NULL, other keys are ignored.
+  needs them: a change no shape is indexed on reads only the indexed columns (of both
+  records of an update, compared), a candidate's residual reads its own. A value read is
+  checked (text or `nil`); a column a record lacks is NULL, other keys are ignored.
 
   Scheduling: `route/2` runs on a normal scheduler; `route_many/2` routes for ~0.5 ms per NIF
   call and continues with the rest of the list in the next call. A router with more than

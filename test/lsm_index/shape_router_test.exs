@@ -181,9 +181,15 @@ defmodule LsmIndex.ShapeRouterTest do
         ShapeRouter.route_many(r, [{:insert, %{"user_id" => "7", "score" => :x}}])
       end
 
-      # an update's records are read whole (their referenced columns are compared)
+      # an update reads what it compares: its candidates' columns (none on a miss)
+      assert ShapeRouter.route(
+               r,
+               {:update, %{"user_id" => "8"}, %{"user_id" => "8", "score" => 1}}
+             ) ==
+               []
+
       assert_raise ArgumentError, ~r/text/, fn ->
-        ShapeRouter.route(r, {:update, %{"user_id" => "8"}, %{"user_id" => "8", "score" => 1}})
+        ShapeRouter.route(r, {:update, %{"user_id" => "7"}, %{"user_id" => "7", "score" => 1}})
       end
     end
 

@@ -235,6 +235,27 @@ fn a_miss_reads_only_the_columns_it_probes() {
         source.asked,
         [col("user_id"), col("status"), col("score"), col("active")]
     );
+    // an update's miss: both rows' probed columns, compared; nothing else
+    let before = rec(&[("user_id", "1000"), ("score", "x"), ("note", "abc")]);
+    let after = rec(&[("user_id", "1000"), ("score", "7"), ("note", "xyz")]);
+    let (before, after) = (cells(&before), cells(&after));
+    let mut old = Counted {
+        cells: &before,
+        asked: Vec::new(),
+    };
+    let mut new = Counted {
+        cells: &after,
+        asked: Vec::new(),
+    };
+    reader
+        .route_cells(ChangeCells::Update(&mut old, &mut new), &mut out)
+        .unwrap();
+    assert!(out.is_empty());
+    for asked in [&mut old.asked, &mut new.asked] {
+        asked.sort_unstable();
+        asked.dedup();
+        assert_eq!(*asked, [col("user_id"), col("status")]);
+    }
     drop(reader);
     assert_eq!(
         r.metrics().unparseable_rows,

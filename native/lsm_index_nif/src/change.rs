@@ -3,22 +3,24 @@
 //! a missing column is NULL). Shared by `router` (`{:insert, rec}`, ..., `:truncate`) and
 //! `router_set` (the filter's `{:insert, table, rec}`, ..., `{:truncate, table}`).
 //!
-//! A route reads what the core asks for ([`Keys::read_change`], [`Rows::route`]):
+//! A route reads only the cells the core asks for ([`Keys::read_change`], [`Rows::route`]),
+//! each once:
 //!
 //! ```text
-//! insert / delete ─▶ Lookup: one map_get per cell the route asks for (a miss: the probed
-//!                    columns only; a value is checked, text or nil, when it is read)
-//! update          ─▶ Record × 2: one pass over each map (MapIterator), every referenced
-//!                    value checked and kept as a slice: the core compares the two rows'
-//!                    referenced cells, which costs N map_gets each the other way
+//! cell c ─▶ read before? ─yes─▶ its text
+//!        ─▶ fewer than GETS cells read: map_get(name of c)        (a miss: the probed ones)
+//!        ─▶ else one pass over the map (MapIterator): every referenced cell at once
 //! ```
 //!
-//! In a pass, a key is matched to a referenced column by its term when the record before
-//! had that very key term at that position (records built alike share their key binaries),
-//! by its bytes otherwise. Measured (`mix run bench/router_miss.exs`, 10-column rows): a pass
-//! costs ~100 ns more than the one `map_get` of a miss, an update's two passes ~100 ns less
-//! than its ~12 `map_get`s. `record`/[`Records`]: one `map_get` per referenced column up
-//! front, for the routes of linked tables (`router_set_views`).
+//! A value is checked (text or nil) when it is read. In a pass, a key is matched to a
+//! referenced column by its term when the record before had that very key term at that
+//! position (records built alike share their key binaries), by its bytes otherwise.
+//! Measured (`mix run bench/router_miss.exs`, 10-column rows): a pass costs ~100 ns more
+//! than the one `map_get` of a miss; for a candidate's ~6 cells the two are within noise. A
+//! `map_get` of a small map (≤ 32 keys) compares keys until it meets its own, a pass visits
+//! each key once: the pass is what keeps wide records' candidates from costing N² steps.
+//! `record`/[`Records`]: one `map_get` per referenced column up front, for the routes of
+//! linked tables (`router_set_views`).
 
 use lsm_index_core::predicate::ColumnType;
 use lsm_index_core::router::{Change, ChangeCells, Reader, RowCells};
@@ -27,6 +29,7 @@ use rustler::sys::ErlNifTerm;
 use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, Term};
 use smallvec::SmallVec;
+use std::cell::RefCell;
 
 mod atoms {
     rustler::atoms! {
@@ -124,9 +127,16 @@ pub(crate) fn as_change<'c>(records: &'c Records<'_>) -> Change<'c> {
     }
 }
 
+/// Cells a record gives one `map_get` each before a pass reads the rest (see the module
+/// doc): a miss asks for its probed columns (one, two), a candidate for its residuals' too.
+const GETS: u8 = 2;
+
+/// By position in a record map: its key's term and the referenced column it names.
+type Seen = SmallVec<[(ErlNifTerm, Option<u32>); 16]>;
+
 /// The referenced columns of a reader's table as a record map's keys name them, made once
-/// per call (see the module doc). It remembers key terms of the records it read, which stay
-/// alive (and unmoved) for the call.
+/// per call (see the module doc). It remembers key terms of the records it passed over,
+/// which stay alive (and unmoved) for the call.
 pub(crate) struct Keys<'a> {
     /// The table's width (cells per record).
     width: usize,
@@ -135,8 +145,8 @@ pub(crate) struct Keys<'a> {
     /// The referenced columns, ascending.
     referenced: SmallVec<[u32; 16]>,
     /// By position in the last record passed over: its key's term and the referenced column
-    /// that key names (`None`: none).
-    seen: SmallVec<[(ErlNifTerm, Option<u32>); 16]>,
+    /// that key names (`None`: none). (A pass may run from either record of an update.)
+    seen: RefCell<Seen>,
     /// The `nil` atom's term.
     nil: ErlNifTerm,
 }
@@ -156,64 +166,70 @@ impl<'a> Keys<'a> {
             width: columns.len(),
             terms,
             referenced: referenced.iter().map(|&c| c as u32).collect(),
-            seen: SmallVec::new(),
+            seen: RefCell::default(),
             nil: atoms::nil().as_c_arg(),
         }
     }
 
-    /// Reads a change split by [`split`] (its `kind` and record terms) into `rows`: an
-    /// insert's or delete's map as is, an update's two in a pass each.
+    /// Takes a change split by [`split`] (its `kind` and record terms) into `rows`, nothing
+    /// of its records read yet (but that they are maps).
     pub(crate) fn read_change(
-        &mut self,
+        &self,
         kind: Atom,
         recs: &[Term<'a>],
         rows: &mut Rows<'a>,
     ) -> Result<(), Bad<'a>> {
-        rows.map = None;
+        if let Some(rec) = recs.iter().find(|r| !r.is_map()) {
+            return Err(Bad::NotAMap(*rec));
+        }
         rows.kind = match recs {
             [] => Kind::Truncate,
-            [rec] => {
-                if !rec.is_map() {
-                    return Err(Bad::NotAMap(*rec));
-                }
-                rows.map = Some(*rec);
-                if kind == atoms::insert() {
-                    Kind::Insert
-                } else {
-                    Kind::Delete
-                }
-            }
-            [old, new] => {
-                self.pass(*old, &mut rows.old)?;
-                self.pass(*new, &mut rows.new)?;
-                Kind::Update
-            }
+            [_] if kind == atoms::insert() => Kind::Insert,
+            [_] => Kind::Delete,
+            [_, _] => Kind::Update,
             _ => return Err(Bad::Form),
         };
+        for (i, rec) in recs.iter().enumerate() {
+            rows.records[i].start(*rec, self.width);
+        }
         Ok(())
     }
 
-    /// Reads record `map` into `record` in one pass: the text of each referenced column (a
-    /// missing key or `nil` is NULL; other keys are not looked at).
-    fn pass(&mut self, map: Term<'a>, record: &mut Record<'a>) -> Result<(), Bad<'a>> {
-        let Some(entries) = MapIterator::new(map) else {
-            return Err(Bad::NotAMap(map));
+    /// Column `c` of `map` (referenced) as a cell; `Err` with its value when that is not text.
+    fn get(&self, map: Term<'a>, c: usize) -> Result<Option<&'a [u8]>, Term<'a>> {
+        let Some(key) = self.terms.get(c).copied().flatten() else {
+            return Ok(None);
         };
-        record.clear(self.width, &self.referenced);
+        match map.map_get(key) {
+            Ok(value) => text(value, self.nil).ok_or(value),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// Reads every referenced cell of `map` into `cells` in one pass (a missing key or `nil`
+    /// is NULL; other keys are not looked at); `Err` with a column and its value that is not
+    /// text.
+    fn pass(&self, map: Term<'a>, cells: &mut Cells<'a>) -> Result<(), (usize, Term<'a>)> {
+        for &c in &self.referenced {
+            cells[c as usize] = None;
+        }
+        let Some(entries) = MapIterator::new(map) else {
+            return Ok(());
+        };
+        let mut seen = self.seen.borrow_mut();
         for (i, (key, value)) in entries.enumerate() {
-            let column = match self.seen.get(i) {
+            let column = match seen.get(i) {
                 Some(&(term, column)) if term == key.as_c_arg() => column,
-                _ => self.learn(i, key),
+                _ => self.learn(&mut seen, i, key),
             };
             let Some(c) = column else { continue };
-            record.cells[c as usize] =
-                text(value, self.nil).ok_or(Bad::Value(c as usize, value))?;
+            cells[c as usize] = text(value, self.nil).ok_or((c as usize, value))?;
         }
         Ok(())
     }
 
     /// The referenced column `key` names (by its bytes), remembered for position `i`.
-    fn learn(&mut self, i: usize, key: Term<'_>) -> Option<u32> {
+    fn learn(&self, seen: &mut Seen, i: usize, key: Term<'_>) -> Option<u32> {
         let column = key.decode::<Binary>().ok().and_then(|name| {
             let named = |c: &u32| {
                 let term = self.terms[*c as usize].and_then(|t| t.decode::<Binary>().ok());
@@ -221,10 +237,10 @@ impl<'a> Keys<'a> {
             };
             self.referenced.iter().copied().find(named)
         });
-        if self.seen.len() <= i {
-            self.seen.resize(i + 1, (ErlNifTerm::default(), None));
+        if seen.len() <= i {
+            seen.resize(i + 1, (ErlNifTerm::default(), None));
         }
-        self.seen[i] = (key.as_c_arg(), column);
+        seen[i] = (key.as_c_arg(), column);
         column
     }
 }
@@ -241,60 +257,79 @@ fn text<'a>(value: Term<'a>, nil: ErlNifTerm) -> Option<Option<&'a [u8]>> {
         .map(|b| Some(b.as_slice()))
 }
 
-/// One record's text cells, per table column (current for the referenced ones), read by a
-/// pass: a row the core reads as it needs (see [`RowCells`]).
+/// One record map and the cells read from it so far (reused from record to record).
 #[derive(Default)]
-pub(crate) struct Record<'a> {
+struct Record<'a> {
+    map: Option<Term<'a>>,
+    /// Per table column; current where `read` says (or every referenced one after a pass).
     cells: Cells<'a>,
+    /// The columns read (a bitset).
+    read: SmallVec<[u64; 4]>,
+    /// How many were read one `map_get` each.
+    gets: u8,
+    /// Whether a pass read every referenced cell.
+    passed: bool,
 }
 
-impl Record<'_> {
-    /// A record of `width` columns, the `referenced` ones NULL.
-    fn clear(&mut self, width: usize, referenced: &[u32]) {
+impl<'a> Record<'a> {
+    /// Starts on record `map` of `width` columns: nothing read.
+    fn start(&mut self, map: Term<'a>, width: usize) {
+        self.map = Some(map);
         if self.cells.len() != width {
             self.cells = smallvec::smallvec![None; width];
+            self.read = smallvec::smallvec![0; width.div_ceil(64)];
         } else {
-            for &c in referenced {
-                self.cells[c as usize] = None;
-            }
+            self.read.iter_mut().for_each(|w| *w = 0);
         }
+        self.gets = 0;
+        self.passed = false;
     }
 }
 
-impl<'a> RowCells<'a> for Record<'a> {
-    fn width(&self) -> usize {
-        self.cells.len()
-    }
-
-    fn cell(&mut self, column: usize) -> lsm_index_core::Result<Option<&'a [u8]>> {
-        Ok(self.cells.get(column).copied().flatten())
-    }
-}
-
-/// A record map whose cells are looked up as the route asks for them (`map_get`), each value
-/// checked then; a value that is not text stops the route (`Error::BadCell`), kept in `bad`.
-struct Lookup<'k, 'a> {
-    map: Term<'a>,
+/// A record as the core reads it: its cells read as asked (see the module doc); a value that
+/// is not text stops the route (`Error::BadCell`), kept in `bad`.
+struct Reading<'k, 'a> {
     keys: &'k Keys<'a>,
-    bad: Option<(usize, Term<'a>)>,
+    record: &'k mut Record<'a>,
+    bad: &'k mut Option<(usize, Term<'a>)>,
 }
 
-impl<'a> RowCells<'a> for Lookup<'_, 'a> {
+impl<'a> RowCells<'a> for Reading<'_, 'a> {
     fn width(&self) -> usize {
         self.keys.width
     }
 
     fn cell(&mut self, column: usize) -> lsm_index_core::Result<Option<&'a [u8]>> {
-        let Some(key) = self.keys.terms.get(column).copied().flatten() else {
-            return Ok(None);
+        let r = &mut *self.record;
+        let (word, bit) = (column / 64, 1 << (column % 64));
+        if r.passed || r.read.get(word).is_some_and(|w| w & bit != 0) {
+            return Ok(r.cells.get(column).copied().flatten());
+        }
+        let Some(map) = r.map else { return Ok(None) };
+        let read = if r.gets < GETS {
+            r.gets += 1;
+            self.keys.get(map, column).map_err(|value| (column, value))
+        } else {
+            r.passed = true;
+            self.keys
+                .pass(map, &mut r.cells)
+                .map(|()| r.cells.get(column).copied().flatten())
         };
-        let Ok(value) = self.map.map_get(key) else {
-            return Ok(None);
-        };
-        text(value, self.keys.nil).ok_or_else(|| {
-            self.bad = Some((column, value));
-            Error::BadCell { column }
-        })
+        match read {
+            Ok(cell) => {
+                if let Some(w) = r.read.get_mut(word) {
+                    *w |= bit;
+                }
+                if let Some(slot) = r.cells.get_mut(column) {
+                    *slot = cell;
+                }
+                Ok(cell)
+            }
+            Err((c, value)) => {
+                *self.bad = Some((c, value));
+                Err(Error::BadCell { column: c })
+            }
+        }
     }
 }
 
@@ -312,11 +347,8 @@ enum Kind {
 #[derive(Default)]
 pub(crate) struct Rows<'a> {
     kind: Kind,
-    /// An insert's or delete's record.
-    map: Option<Term<'a>>,
-    /// An update's records.
-    old: Record<'a>,
-    new: Record<'a>,
+    /// An insert's or delete's record, or an update's old and new ones.
+    records: [Record<'a>; 2],
 }
 
 /// Why a change was not routed.
@@ -328,7 +360,7 @@ pub(crate) enum Refused<'a> {
 }
 
 impl<'a> Rows<'a> {
-    /// Routes the change read last through `reader` into `out` (its cells read with `keys`,
+    /// Routes the change taken last through `reader` into `out` (its cells read with `keys`,
     /// the reader's).
     pub(crate) fn route(
         &mut self,
@@ -336,24 +368,31 @@ impl<'a> Rows<'a> {
         keys: &Keys<'a>,
         out: &mut Vec<u32>,
     ) -> Result<(), Refused<'a>> {
-        let mut lookup = self.map.map(|map| Lookup {
-            map,
+        let (mut bad_old, mut bad_new) = (None, None);
+        let [old, new] = &mut self.records;
+        let mut old = Reading {
             keys,
-            bad: None,
-        });
-        let change = match (self.kind, lookup.as_mut()) {
-            (Kind::Insert, Some(l)) => ChangeCells::Insert(l),
-            (Kind::Delete, Some(l)) => ChangeCells::Delete(l),
-            (Kind::Update, _) => ChangeCells::Update(&mut self.old, &mut self.new),
-            _ => ChangeCells::Truncate,
+            record: old,
+            bad: &mut bad_old,
         };
-        let routed = reader.route_cells(change, out);
-        match (routed, lookup.and_then(|l| l.bad)) {
-            (Err(Error::BadCell { .. }), Some((c, value))) => {
-                Err(Refused::Bad(Bad::Value(c, value)))
-            }
-            (Err(e), _) => Err(Refused::Failed(e)),
-            (Ok(()), _) => Ok(()),
+        let mut new = Reading {
+            keys,
+            record: new,
+            bad: &mut bad_new,
+        };
+        let change = match self.kind {
+            Kind::Truncate => ChangeCells::Truncate,
+            Kind::Insert => ChangeCells::Insert(&mut old),
+            Kind::Delete => ChangeCells::Delete(&mut old),
+            Kind::Update => ChangeCells::Update(&mut old, &mut new),
+        };
+        match reader.route_cells(change, out) {
+            Ok(()) => Ok(()),
+            Err(e @ Error::BadCell { .. }) => match bad_old.or(bad_new) {
+                Some((c, value)) => Err(Refused::Bad(Bad::Value(c, value))),
+                None => Err(Refused::Failed(e)),
+            },
+            Err(e) => Err(Refused::Failed(e)),
         }
     }
 }

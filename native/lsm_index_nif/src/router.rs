@@ -213,15 +213,9 @@ fn router_route_dirty<'a>(
 }
 
 fn route_one<'a>(env: Env<'a>, mut reader: Reader<'_>, change: Term<'a>) -> Term<'a> {
-    let mut keys = Keys::new(env, reader.columns(), reader.referenced_columns());
+    let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
     let mut out = Vec::new();
-    match route_change(
-        &mut reader,
-        &mut keys,
-        &mut Rows::default(),
-        change,
-        &mut out,
-    ) {
+    match route_change(&mut reader, &keys, &mut Rows::default(), change, &mut out) {
         Ok(()) => out.encode(env),
         Err(Refused::Bad(why)) => (atoms::bad_change(), bad_text(why)).encode(env),
         Err(Refused::Failed(e)) => core_error(env, &e),
@@ -232,7 +226,7 @@ fn route_one<'a>(env: Env<'a>, mut reader: Reader<'_>, change: Term<'a>) -> Term
 /// into `rows` (see `change`).
 fn route_change<'a>(
     reader: &mut Reader<'_>,
-    keys: &mut Keys<'a>,
+    keys: &Keys<'a>,
     rows: &mut Rows<'a>,
     change: Term<'a>,
     out: &mut Vec<u32>,
@@ -330,7 +324,7 @@ fn route_many<'a>(
 ) -> Term<'a> {
     let slice = Slice::start(slice);
     let clock_every_change = reader.scanned_count() > CLOCK_EVERY_CHANGE_SCANS;
-    let mut keys = Keys::new(env, reader.columns(), reader.referenced_columns());
+    let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
     let mut rows = Rows::default();
     let mut results = Term::list_new_empty(env);
     let mut rest = changes;
@@ -341,7 +335,7 @@ fn route_many<'a>(
         let Ok((head, tail)) = rest.list_get_cell() else {
             break;
         };
-        match route_change(&mut reader, &mut keys, &mut rows, head, &mut out) {
+        match route_change(&mut reader, &keys, &mut rows, head, &mut out) {
             Ok(()) => {}
             Err(Refused::Bad(why)) => {
                 return (atoms::bad_change(), position, head, bad_text(why)).encode(env)

@@ -6,9 +6,10 @@
 //! whose columns changed (their text, compared bytewise).
 
 use super::bits::{bit, intersects};
+use super::bits::{bitset_words, set_bit, Bits};
 use super::groups::{Group, Template};
 use super::metrics::Counts;
-use super::row::{changed_columns, ParsedRow, ParsedRows, Row, RowCells, RowText};
+use super::row::{ParsedRow, ParsedRows, Row, RowCells, RowText};
 use super::shapes::{slot_key, SlotKey, State};
 use super::view_slots::ShapeViews;
 use super::views::Views;
@@ -257,11 +258,22 @@ impl Router {
             ChangeCells::Update(old, new) => {
                 // both rows checked before either is read
                 Row::new(&mut rows.new, &mut *new, columns)?;
-                let changed = changed_columns(&st.referenced, columns.len(), old, new)?;
-                let mut row = Row::new(&mut rows.old, old, columns)?;
+                let mut row = Row::new(&mut rows.old, &mut *old, columns)?;
                 self.route_row(st, &mut row, None, out, scratch, views)?;
                 scratch.count_unparseable(&row);
-                let mut row = Row::new(&mut rows.new, new, columns)?;
+                let mut row = Row::new(&mut rows.new, new, columns)?.after(old);
+                // what changed: the probed columns' text compared now (their old candidates
+                // are reused when it is the same); the others' only when a group reading them
+                // is about to run (`run_group`, `takes`), "changed" until then
+                let mut changed: Bits = smallvec::smallvec![0; bitset_words(columns.len())];
+                for &c in &st.referenced {
+                    set_bit(&mut changed, c);
+                }
+                for c in probed(st) {
+                    if !row.differs(c)? {
+                        changed[c / 64] &= !(1 << (c % 64));
+                    }
+                }
                 self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
                 scratch.count_unparseable(&row);
             }
@@ -283,16 +295,9 @@ impl Router {
         changed: Option<&[u64]>,
         out: &mut Vec<u32>,
     ) -> Result<()> {
-        let mut parse = |c: usize| match changed {
-            Some(ch) if !bit(ch, c) => Ok(()),
-            _ => row.parse_column(c),
-        };
-        for &(slot, _) in &st.indexed_on {
-            parse(slot_key(slot).column)?;
-        }
-        if !st.view_slots.is_empty() {
-            for c in st.view_slots.columns() {
-                parse(c)?;
+        for c in probed(st) {
+            if changed.is_none_or(|ch| bit(ch, c)) {
+                row.parse_column(c)?;
             }
         }
         if row.any_bad() {
@@ -403,9 +408,10 @@ struct Tally {
 }
 
 /// Adds the ids of `group` that take `row` to `out`: its template run once for all of them,
-/// or once per shape when they read subquery views (each shape its own view of them). Its
-/// columns are parsed now; when one does not parse, every id is taken (the shape is a
-/// candidate or scanned, so the row could match it).
+/// or once per shape when they read subquery views (each shape its own view of them). None
+/// when `row` is an update's new row and none of the group's columns changed (the old row
+/// answered for it). Its columns are parsed now; when one does not parse, every id is taken
+/// (the shape is a candidate or scanned, so the row could match it).
 fn run_group(
     group: &Group,
     row: &mut Row<'_, '_>,
@@ -415,6 +421,9 @@ fn run_group(
     out: &mut Vec<u32>,
     tally: &mut Tally,
 ) -> Result<()> {
+    if !row.fresh(&group.template.mask)? {
+        return Ok(());
+    }
     if !row.parse(&group.template.mask)? {
         out.extend_from_slice(&group.ids);
         return Ok(());
@@ -437,7 +446,8 @@ fn run_group(
 }
 
 /// Whether shape `id` of `group` takes `row` (see [`matches`]), its columns parsed now: yes
-/// when one does not parse (see [`run_group`]).
+/// when one does not parse (see [`run_group`]); no when none of them changed since the old
+/// row of `row`'s update (it answered there).
 fn takes(
     id: u32,
     group: &Group,
@@ -446,10 +456,20 @@ fn takes(
     views: Option<&Views>,
     strict: bool,
 ) -> Result<bool> {
+    if !row.fresh(&group.template.mask)? {
+        return Ok(false);
+    }
     if !row.parse(&group.template.mask)? {
         return Ok(true);
     }
     Ok(matches(id, group, row.values(), scratch, views, strict))
+}
+
+/// The columns a route probes: its index slots' and its view tuples' (a column may repeat).
+fn probed(st: &State) -> impl Iterator<Item = usize> + '_ {
+    let slots = st.indexed_on.iter().map(|&(slot, _)| slot_key(slot).column);
+    let views = (!st.view_slots.is_empty()).then(|| st.view_slots.columns());
+    slots.chain(views.into_iter().flatten())
 }
 
 /// Whether a shape of `template` is found through a column of `bad` (an index slot's or a

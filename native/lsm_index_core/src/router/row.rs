@@ -46,6 +46,10 @@ pub(super) struct ParsedRow {
     parsed: Bits,
     /// Of those, the ones whose text is not a value of their type (their value is `None`).
     pub(super) bad: Bits,
+    /// An update's new row: the columns whose text was compared with the old row's...
+    compared: Bits,
+    /// ...and of those, the ones that differ.
+    differs: Bits,
 }
 
 /// The parsed rows of a change (an update has two).
@@ -65,6 +69,8 @@ impl ParsedRow {
             self.values = smallvec::smallvec![None; n];
             self.parsed = smallvec::smallvec![0; bitset_words(n)];
             self.bad = smallvec::smallvec![0; bitset_words(n)];
+            self.compared = smallvec::smallvec![0; bitset_words(n)];
+            self.differs = smallvec::smallvec![0; bitset_words(n)];
         } else {
             clear(&mut self.parsed);
             clear(&mut self.bad);
@@ -103,6 +109,8 @@ pub(super) struct Row<'r, 't> {
     parsed: &'r mut ParsedRow,
     cells: &'r mut dyn RowCells<'t>,
     columns: &'r [(String, ColumnType)],
+    /// An update's new row: the old row's cells, to tell what changed ([`Row::fresh`]).
+    old: Option<&'r mut dyn RowCells<'t>>,
 }
 
 impl<'r, 't> Row<'r, 't> {
@@ -125,7 +133,53 @@ impl<'r, 't> Row<'r, 't> {
             parsed,
             cells,
             columns,
+            old: None,
         })
+    }
+
+    /// This row as the new row of an update whose old row's cells are `old` (compared with
+    /// this row's as [`Row::fresh`] asks).
+    pub(super) fn after(mut self, old: &'r mut dyn RowCells<'t>) -> Self {
+        clear(&mut self.parsed.compared);
+        clear(&mut self.parsed.differs);
+        self.old = Some(old);
+        self
+    }
+
+    /// Whether column `c`'s text differs from the old row's (an update's new row; compared
+    /// once).
+    pub(super) fn differs(&mut self, c: usize) -> Result<bool> {
+        let p = &mut *self.parsed;
+        if !bit(&p.compared, c) {
+            if let Some(old) = self.old.as_mut() {
+                if old.cell(c)? != self.cells.cell(c)? {
+                    set_bit(&mut p.differs, c);
+                }
+            }
+            set_bit(&mut p.compared, c);
+        }
+        Ok(bit(&p.differs, c))
+    }
+
+    /// Whether a shape reading the columns of `mask` may answer this row otherwise than the
+    /// old row of its update: some of their text differs (always, for a row that is not an
+    /// update's new row). Equal text is an equal value; text that differs may still be one
+    /// (`1.50`, `1.5`), which only costs an evaluation that answers as the old row's did.
+    pub(super) fn fresh(&mut self, mask: &[u64]) -> Result<bool> {
+        if self.old.is_none() {
+            return Ok(true);
+        }
+        for (w, &m) in mask.iter().enumerate() {
+            let mut todo = m;
+            while todo != 0 {
+                let c = w * 64 + todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                if self.differs(c)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Parses column `c` unless it was already.
@@ -208,23 +262,4 @@ fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
             None => false,
         },
     }
-}
-
-/// The `referenced` columns whose text differs between an update's rows `old` and `new`
-/// (bytes, not values: equal text is an equal value, while text that differs may still
-/// be an equal value — `' 7'` and `7` — which only costs an evaluation that answers as the
-/// old row's did).
-pub(super) fn changed_columns<'t>(
-    referenced: &[usize],
-    width: usize,
-    old: &mut dyn RowCells<'t>,
-    new: &mut dyn RowCells<'t>,
-) -> Result<Bits> {
-    let mut changed: Bits = smallvec::smallvec![0; bitset_words(width)];
-    for &c in referenced {
-        if old.cell(c)? != new.cell(c)? {
-            set_bit(&mut changed, c);
-        }
-    }
-    Ok(changed)
 }
