@@ -13,12 +13,19 @@ defmodule LsmIndex.Filter do
   ## Semantics
 
   Records carry Postgres text values. WHERE clauses use SQL three-valued logic: a shape
-  matches only when its WHERE is true. A value that cannot be parsed for its column's type
-  routes conservatively: every shape of the table that refers to that column is affected (a
-  shape that does not refer to it cannot depend on it); so does a residual whose evaluation
-  fails (an error PostgreSQL would raise). Updates affect the union of the shapes of the old
-  and the new record; a truncate affects every shape of its table. A column has one type
-  across the shapes of a table that refer to it: a shape declaring another raises.
+  matches only when its WHERE is true; a shape whose residual fails to evaluate (an error
+  PostgreSQL would raise) is affected. A value that cannot be parsed for its column's type
+  routes conservatively: every shape found through that column (an index on it: any value
+  could have found the shape) is affected, and so is every shape that reads it and is a
+  candidate of the record (found through another column's value) or scanned; a shape the
+  record's other values rule out (its indexes do not find it) cannot match whatever the
+  value is, nor can one that does not refer to the column. Updates affect the union of the
+  shapes of the old and the new record; a truncate affects every shape of its table. A
+  column has one type across the shapes of a table that refer to it: a shape declaring
+  another raises. Record values are Postgres text or `nil`; anything else raises
+  `ArgumentError` when it is read: with `:map` every column the table's shapes read, with
+  `:lsm` the columns a route reads (a change no shape is indexed on reads only the indexed
+  ones; see `LsmIndex.ShapeRouter`).
 
   ## Data path
 

@@ -22,9 +22,12 @@ defmodule LsmIndex.ShapeRouter do
   `nil`; a shape matches a row when its WHERE is true (SQL three-valued logic); an update
   affects the shapes matching the old or the new row (a shape none of whose columns changed is
   evaluated once); a value that does not parse for its column's type (or is not UTF-8) routes
-  to every shape referring to that column; `:truncate` affects every shape. Only the columns
-  some shape refers to are read (and checked: text or `nil`); a column a record lacks is NULL,
-  other keys are ignored.
+  to every shape found through that column and to every shape reading it that the row's other
+  values do not rule out (a candidate, or scanned: see `LsmIndex.Filter`); `:truncate`
+  affects every shape. Only the columns some shape refers to are read, and only as a route
+  needs them: a change no shape is indexed on reads only the indexed columns (of both
+  records of an update, compared), a candidate's residual reads its own. A value read is
+  checked (text or `nil`); a column a record lacks is NULL, other keys are ignored.
 
   Scheduling: `route/2` runs on a normal scheduler; `route_many/2` routes for ~0.5 ms per NIF
   call and continues with the rest of the list in the next call. A router with more than

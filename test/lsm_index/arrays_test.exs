@@ -94,6 +94,13 @@ defmodule LsmIndex.ArraysTest do
       assert ShapeRouter.route(r, {:insert, %{"tags" => "{{x}}"}}) == [1]
       assert ShapeRouter.route(r, {:insert, %{"tags" => "{y}"}}) == []
     end
+
+    test "a bad cell in another column: routed when the shape's elements find the row" do
+      {:ok, r} = ShapeRouter.new("t", @table, @cols)
+      :ok = ShapeRouter.add_shape(r, 1, "tags @> '{x}' AND owner > 1")
+      assert ShapeRouter.route(r, {:insert, %{"tags" => "{y,x}", "owner" => "many"}}) == [1]
+      assert ShapeRouter.route(r, {:insert, %{"tags" => "{y}", "owner" => "many"}}) == []
+    end
   end
 
   for mode <- [:map, :lsm] do
@@ -115,6 +122,18 @@ defmodule LsmIndex.ArraysTest do
                  MapSet.new([1])
 
         assert Filter.affected_shapes(f, {:insert, @table, %{"tags" => "{y}"}}) == MapSet.new()
+      end
+
+      # the map engine scans the shape (it files one key per value) yet answers as the router,
+      # which finds it by element
+      test "a bad cell in another column: routed when the shape's elements find the row",
+           %{mode: mode} do
+        shape = %{table: @table, columns: @cols, where: "tags @> '{x}' AND owner > 1"}
+        f = Filter.add_shape(Filter.new(index: mode), 1, shape)
+        ins = &Filter.affected_shapes(f, {:insert, @table, &1})
+        assert ins.(%{"tags" => "{y,x}", "owner" => "many"}) == MapSet.new([1])
+        assert ins.(%{"tags" => "{y}", "owner" => "many"}) == MapSet.new()
+        assert ins.(%{"tags" => "{{x}}", "owner" => "2"}) == MapSet.new([1])
       end
     end
   end

@@ -1,7 +1,11 @@
 defmodule LsmIndex.FilterDifferentialTest do
   # 100k random add_shape / remove_shape / affected_shapes steps through :map, :lsm and :auto
   # filters, checked against a brute-force oracle that evaluates every shape of the table: the
-  # Elixir evaluator of test/support (independent of the Rust engine the filter runs).
+  # Elixir evaluator of test/support (independent of the Rust engine the filter runs). A row
+  # with a value that does not parse affects the shapes that match it and, of those reading
+  # that column, the ones its index plans cannot rule out (the filter's rule, which depends
+  # on how each shape is indexed): the oracle bounds it (matching ⊆ answer ⊆ matching ∪
+  # reading the column) and every mode gives the same answer.
   use ExUnit.Case, async: true
 
   alias LsmIndex.Filter
@@ -56,14 +60,16 @@ defmodule LsmIndex.FilterDifferentialTest do
 
       _ ->
         change = change()
-        expected = expected(oracle, change)
+        {expected, could} = expected(oracle, change)
+        answers = for {kind, f} <- filters, do: {kind, Filter.affected_shapes(f, change)}
+        [{_, first} | _] = answers
 
-        for {kind, f} <- filters do
-          got = Filter.affected_shapes(f, change)
-
-          assert got == expected,
+        for {kind, got} <- answers do
+          assert MapSet.subset?(expected, got) and MapSet.subset?(got, could) and got == first,
                  "step #{step}, #{kind}: #{inspect(change)}\n" <>
-                   "expected #{inspect(Enum.sort(expected))}, got #{inspect(Enum.sort(got))}"
+                   "expected #{inspect(Enum.sort(expected))} (of those reading a column " <>
+                   "that does not parse: some of #{inspect(Enum.sort(could))}), got " <>
+                   "#{inspect(Enum.sort(got))}; every mode: #{inspect(answers)}"
         end
 
         {filters, oracle,
@@ -73,25 +79,31 @@ defmodule LsmIndex.FilterDifferentialTest do
 
   # -- the oracle: every shape of the table, evaluated directly --
 
+  # {the shapes that match, and those plus the ones reading a column that does not parse}
   defp expected(oracle, {:truncate, table}) do
-    for {id, {^table, _}} <- oracle, into: MapSet.new(), do: id
+    all = for {id, {^table, _}} <- oracle, into: MapSet.new(), do: id
+    {all, all}
   end
 
-  defp expected(oracle, {:update, table, old, new}),
-    do:
-      MapSet.union(
-        expected(oracle, {:insert, table, old}),
-        expected(oracle, {:insert, table, new})
-      )
+  defp expected(oracle, {:update, table, old, new}) do
+    {a, could_a} = expected(oracle, {:insert, table, old})
+    {b, could_b} = expected(oracle, {:insert, table, new})
+    {MapSet.union(a, b), MapSet.union(could_a, could_b)}
+  end
 
   defp expected(oracle, {_insert_or_delete, table, record}) do
     {row, bad} = parse(record)
 
-    for {id, {^table, where}} <- oracle,
-        MapSet.size(MapSet.intersection(ReferenceWhere.columns(where), bad)) > 0 or
-          ReferenceWhere.matches?(where, row),
-        into: MapSet.new(),
-        do: id
+    for {id, {^table, where}} <- oracle, reduce: {MapSet.new(), MapSet.new()} do
+      {matching, could} ->
+        reads_bad = MapSet.size(MapSet.intersection(ReferenceWhere.columns(where), bad)) > 0
+
+        cond do
+          ReferenceWhere.matches?(where, row) -> {MapSet.put(matching, id), MapSet.put(could, id)}
+          reads_bad -> {matching, MapSet.put(could, id)}
+          true -> {matching, could}
+        end
+    end
   end
 
   defp parse(record) do

@@ -150,12 +150,47 @@ defmodule LsmIndex.ShapeRouterTest do
       assert m.changes_routed == 7 and m.p99_route_ns >= m.p50_route_ns
     end
 
-    test "unparseable values route to the shapes that refer to the column", %{router: r} do
+    test "unparseable values route to the shapes that could take the row", %{router: r} do
       :ok = ShapeRouter.add_shape(r, 1, "user_id = 7")
       :ok = ShapeRouter.add_shape(r, 2, "status = 'x'")
-      assert ins(r, %{"user_id" => "seven", "status" => "y"}) == [1]
-      assert ins(r, %{"user_id" => <<0xFF>>}) == [1]
-      assert ShapeRouter.metrics(r).unparseable_rows == 2
+      :ok = ShapeRouter.add_shape(r, 3, "user_id = 8 AND score > 1")
+      # an indexed column's: every shape found through it
+      assert ins(r, %{"user_id" => "seven", "status" => "y"}) == [1, 3]
+      assert ins(r, %{"user_id" => <<0xFF>>}) == [1, 3]
+      # a residual's: a candidate reading it is routed; a miss never reads it
+      assert ins(r, %{"user_id" => "8", "score" => "lots"}) == [3]
+      assert ins(r, %{"user_id" => "9", "score" => "lots"}) == []
+      assert ShapeRouter.metrics(r).unparseable_rows == 3
+      # an update of the residual's column only: the old row's candidates, evaluated again
+      old = %{"user_id" => "8", "score" => "0.5"}
+      assert ShapeRouter.route(r, {:update, old, %{old | "score" => "2"}}) == [3]
+      assert ShapeRouter.route(r, {:update, old, %{old | "score" => "0.50"}}) == []
+      assert ShapeRouter.route(r, {:update, old, %{old | "score" => "x"}}) == [3]
+    end
+
+    test "a miss reads only the columns it probes: a value it never reads is not checked",
+         %{router: r} do
+      :ok = ShapeRouter.add_shape(r, 1, "user_id = 7 AND score > 1")
+      # only the residual reads score: a miss never looks it up
+      assert ins(r, %{"user_id" => "8", "score" => 1.5}) == []
+      assert ShapeRouter.route_many(r, [{:delete, %{"user_id" => "8", "score" => :x}}]) == [[]]
+      # a candidate reads it
+      assert_raise ArgumentError, ~r/text/, fn -> ins(r, %{"user_id" => "7", "score" => 1.5}) end
+
+      assert_raise ArgumentError, ~r/text/, fn ->
+        ShapeRouter.route_many(r, [{:insert, %{"user_id" => "7", "score" => :x}}])
+      end
+
+      # an update reads what it compares: its candidates' columns (none on a miss)
+      assert ShapeRouter.route(
+               r,
+               {:update, %{"user_id" => "8"}, %{"user_id" => "8", "score" => 1}}
+             ) ==
+               []
+
+      assert_raise ArgumentError, ~r/text/, fn ->
+        ShapeRouter.route(r, {:update, %{"user_id" => "7"}, %{"user_id" => "7", "score" => 1}})
+      end
     end
 
     test "many scanned shapes: routes move to dirty schedulers with the same answers",

@@ -5,11 +5,16 @@ defmodule LsmIndex.Filter.MapTables do
   #
   # Per table: the types of the columns its shapes refer to, with the record parser built
   # from them (a NIF resource), one `EqualityIndex` (a map) per indexed column, the scanned
-  # shapes (no index plan: checked on every change of the table), and for each column the
-  # shapes that refer to it. Per record: one NIF call parses the referenced columns (typed
-  # values, the value keys of the indexed columns, the columns that did not parse), the
-  # indexes give their candidates, and one more NIF call evaluates every candidate's and
-  # every scanned shape's residual on the parsed row.
+  # shapes (no index plan: checked on every change of the table), for each column the
+  # shapes that refer to it and the shapes found through it (an index plan on it). Per
+  # record: one NIF call parses the referenced columns (typed values, the value keys of the
+  # indexed columns, the columns that did not parse), the indexes give their candidates,
+  # and one more NIF call evaluates every candidate's and every scanned shape's residual on
+  # the parsed row.
+  #
+  # A value that does not parse routes the shapes found through its column (any value
+  # could have found them) and the candidates and scanned shapes that read it (the
+  # evaluation answers them as errors): the router's rule, so both engines answer alike.
 
   alias LsmIndex.Filter.{ColumnType, EqualityIndex, Predicate}
   alias LsmIndex.Filter.Index.Protocol, as: Index
@@ -26,6 +31,7 @@ defmodule LsmIndex.Filter.MapTables do
   @empty_table %{
     types: %{},
     refs: %{},
+    found_by: %{},
     indexes: %{},
     scans: %{},
     shape_ids: MapSet.new(),
@@ -101,10 +107,20 @@ defmodule LsmIndex.Filter.MapTables do
         Map.update(refs, col, MapSet.new([shape_id]), &MapSet.put(&1, shape_id))
       end)
 
+    # the columns it is found through (its plans' keys all NULL: never found, but through
+    # that column all the same, as the router has it)
+    found = plans |> Enum.map(fn {col, _keys} -> base_column(col) end) |> Enum.uniq()
+
+    found_by =
+      Enum.reduce(found, t.found_by, fn col, found_by ->
+        Map.update(found_by, col, MapSet.new([shape_id]), &MapSet.put(&1, shape_id))
+      end)
+
     t = %{
       t
       | types: types,
         refs: refs,
+        found_by: found_by,
         shape_ids: MapSet.put(t.shape_ids, shape_id),
         residuals: t.residuals + if(residual == nil, do: 0, else: 1)
     }
@@ -131,6 +147,7 @@ defmodule LsmIndex.Filter.MapTables do
     entry = %{
       table: table,
       plans: plans,
+      found: found,
       residual: residual,
       columns: referenced,
       source: source
@@ -149,7 +166,8 @@ defmodule LsmIndex.Filter.MapTables do
       {nil, _} ->
         m
 
-      {%{table: table, plans: plans, residual: residual, columns: referenced}, shapes} ->
+      {%{table: table, plans: plans, found: found, residual: residual, columns: referenced},
+       shapes} ->
         t = Map.fetch!(m.tables, table)
 
         t =
@@ -180,10 +198,20 @@ defmodule LsmIndex.Filter.MapTables do
               else: {types, Map.put(refs, col, left)}
           end)
 
+        found_by =
+          Enum.reduce(found, t.found_by, fn col, found_by ->
+            left = MapSet.delete(Map.fetch!(found_by, col), shape_id)
+
+            if MapSet.size(left) == 0,
+              do: Map.delete(found_by, col),
+              else: Map.put(found_by, col, left)
+          end)
+
         t = %{
           t
           | types: types,
             refs: refs,
+            found_by: found_by,
             shape_ids: MapSet.delete(t.shape_ids, shape_id),
             residuals: t.residuals - if(residual == nil, do: 0, else: 1)
         }
@@ -208,13 +236,19 @@ defmodule LsmIndex.Filter.MapTables do
   @doc """
   The shapes `record` of `table` affects: parsed once (NIF), looked up in each indexed
   column's index, and every residual of the candidates and the scanned shapes evaluated in
-  one NIF call.
+  one NIF call; a column that did not parse routes the shapes found through it (see the
+  module comment).
   """
   def route(%__MODULE__{tables: tables}, table, record) when is_map(record) do
     case tables do
       %{^table => t} ->
         {row, keys, bad} = Predicate.row!(t.schema, record, t.residuals > 0)
-        acc = Enum.reduce(bad, MapSet.new(), &MapSet.union(&2, Map.fetch!(t.refs, &1)))
+
+        acc =
+          Enum.reduce(bad, MapSet.new(), fn col, acc ->
+            MapSet.union(acc, Map.get(t.found_by, col, MapSet.new()))
+          end)
+
         found = lookups(t.indexed, keys, t.indexes, {acc, [], 0})
         {acc, checks, count} = candidates(t.scans, found)
 
@@ -257,6 +291,10 @@ defmodule LsmIndex.Filter.MapTables do
 
   defp candidate({shape_id, residual}, {acc, checks, count}),
     do: {acc, [{shape_id, residual} | checks], count + 1}
+
+  # the column a plan column stands for (`lower(c)`'s pseudo column "\0lower\0c" is c's)
+  defp base_column("\0" <> tagged), do: tagged |> String.split("\0", parts: 2) |> List.last()
+  defp base_column(col), do: col
 
   defp put_all(set, []), do: set
   defp put_all(set, ids), do: Enum.reduce(ids, set, &MapSet.put(&2, &1))

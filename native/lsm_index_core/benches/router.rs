@@ -1,10 +1,15 @@
 //! The ShapeRouter's route of one change, by outcome: a value no shape is indexed on (stops at
-//! the presence filter), one shape, eight shapes; with and without 5 scanned shapes.
-use criterion::{black_box, criterion_group, criterion_main, Criterion};
+//! the presence filter), one shape, eight shapes; with and without 5 scanned shapes. Then
+//! `router_miss`: issue 24's miss (a 10-column `todos` row of a user no shape has) at 10k and
+//! 100k template shapes, split by what it costs: the whole route with every column
+//! referenced, the same with only the probed column referenced (the parse of the other
+//! nine is the difference), an update, and a hit beside them.
+use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use lsm_index_core::predicate::compile::{compile, Stack};
 use lsm_index_core::predicate::{parse, CaseFolding, ColumnType, Value};
 use lsm_index_core::router::{Change, Router};
 use lsm_index_core::Config;
+use std::time::Duration;
 
 const SHAPES: u32 = 100_000;
 const UNINDEXED: [&str; 5] = [
@@ -102,5 +107,116 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// The 10-column `todos` table of `bench/workloads.exs`.
+fn todos() -> Vec<(String, ColumnType)> {
+    let status = ColumnType::enumeration(["open", "late", "done", "archived"]);
+    [
+        ("id", ColumnType::Int8),
+        ("user_id", ColumnType::Int8),
+        ("project_id", ColumnType::Int8),
+        ("status", status),
+        ("priority", ColumnType::Int2),
+        ("due_at", ColumnType::Timestamptz),
+        ("title", ColumnType::Text),
+        ("estimate", ColumnType::Numeric),
+        ("created_at", ColumnType::Timestamptz),
+        ("done", ColumnType::Bool),
+    ]
+    .into_iter()
+    .map(|(n, t)| (n.to_string(), t))
+    .collect()
+}
+
+/// The six templates of `bench/workloads.exs`, and a seventh reading the four columns they
+/// leave (so every column of a row is referenced).
+const TEMPLATES: [&str; 7] = [
+    "user_id = $1",
+    "user_id = $1 AND status <> 'done'",
+    "user_id = $1 AND priority >= 3",
+    "user_id = $1 AND due_at >= '2024-03-01 00:00:00+00' AND due_at < '2024-04-01 00:00:00+00'",
+    "user_id = $1 AND lower(title) LIKE '%bug%'",
+    "user_id = $1 AND estimate > 5.5",
+    "user_id = $1 AND id > 0 AND project_id <> 7 AND created_at > '2023-01-01 00:00:00+00' AND NOT done",
+];
+
+/// A router of `n` shapes over `n / 24` users: shape `i` of user `i % users`, template
+/// `(i / users) % templates.len()` (as `bench/workloads.exs` spreads them).
+fn todos_router(n: u32, templates: &[&str]) -> Router {
+    let r = Router::new(todos(), CaseFolding::Unicode, Config::default()).expect("router");
+    let users = (n / 24).max(1);
+    for i in 0..n {
+        let t = templates[((i / users) as usize) % templates.len()];
+        let user = (i % users).to_string();
+        r.add_shape_with(i, t, &[Some(user)]).expect("shape");
+    }
+    r.wait_idle().expect("idle");
+    r
+}
+
+/// A `todos` row of `user_id` as Postgres text.
+fn todos_row(user_id: &str) -> Vec<Option<Vec<u8>>> {
+    [
+        "1000000017",
+        user_id,
+        "412",
+        "late",
+        "4",
+        "2024-03-17 13:00:00+00",
+        "Fix bug 4711",
+        "12.5",
+        "2023-06-11 09:30:00+00",
+        "f",
+    ]
+    .iter()
+    .map(|s| Some(s.as_bytes().to_vec()))
+    .collect()
+}
+
+fn bench_miss(c: &mut Criterion) {
+    let mut g = c.benchmark_group("router_miss");
+    g.sample_size(40).measurement_time(Duration::from_secs(3));
+    let sizes: Vec<u32> = match std::env::var("LSM_BENCH_SHAPES") {
+        Ok(s) => s.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => vec![10_000, 100_000],
+    };
+    let miss = todos_row("1000000000017");
+    let miss: Vec<Option<&[u8]>> = miss.iter().map(|c| c.as_deref()).collect();
+    let mut moved = todos_row("1000000000017");
+    moved[4] = Some(b"5".to_vec());
+    let moved: Vec<Option<&[u8]>> = moved.iter().map(|c| c.as_deref()).collect();
+    let hit = todos_row("17");
+    let hit: Vec<Option<&[u8]>> = hit.iter().map(|c| c.as_deref()).collect();
+    for n in sizes {
+        let mut out = Vec::new();
+        let mut route = |g: &mut criterion::BenchmarkGroup<_>, name: &str, r: &Router, ch| {
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                let mut reader = r.reader();
+                b.iter(|| {
+                    reader.route(black_box(&ch), &mut out).expect("route");
+                    out.len()
+                })
+            });
+        };
+        let all = todos_router(n, &TEMPLATES);
+        route(&mut g, "insert_10_referenced", &all, Change::Insert(&miss));
+        route(
+            &mut g,
+            "update_10_referenced",
+            &all,
+            Change::Update(&miss, &moved),
+        );
+        route(&mut g, "hit_10_referenced", &all, Change::Insert(&hit));
+        drop(all);
+        let probed = todos_router(n, &TEMPLATES[..1]);
+        route(
+            &mut g,
+            "insert_1_referenced",
+            &probed,
+            Change::Insert(&miss),
+        );
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_miss);
 criterion_main!(benches);

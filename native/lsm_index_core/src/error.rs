@@ -87,6 +87,12 @@ pub enum Error {
         /// The row's.
         got: usize,
     },
+    /// A caller's row source ([`crate::router::RowCells`]) could not give a cell: its value
+    /// is not text (the caller knows which and why; it refuses the change itself).
+    BadCell {
+        /// The column.
+        column: usize,
+    },
     /// An operation that needs files was called on an in-memory index.
     NotPersistent {
         /// The operation.
@@ -262,6 +268,7 @@ impl fmt::Display for Error {
             Error::ColumnCount { expected, got } => {
                 write!(f, "a row has {got} columns, the table {expected}")
             }
+            Error::BadCell { column } => write!(f, "the value of column {column} is not text"),
             Error::NotPersistent { operation } => {
                 write!(f, "{operation}: an in-memory index has no files")
             }

@@ -7,7 +7,7 @@ mod common;
 use common::shapes::{cell, columns, reference, shape_sql, Rec};
 
 use lsm_index_core::predicate::{parse, CaseFolding, ColumnType};
-use lsm_index_core::router::{Change, Router, ShapeCounts};
+use lsm_index_core::router::{Change, ChangeCells, Router, RowCells, ShapeCounts};
 use lsm_index_core::Config;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -135,6 +135,183 @@ fn an_update_evaluates_unchanged_shapes_once() {
     // old row: shapes 1, 2 (candidates) and 3 (scanned); new row: only 3 read `note`
     assert_eq!(m.predicate_evaluations, 4, "{m:?}");
     assert_eq!(m.presence_probes, 1, "user_id unchanged: one lookup");
+}
+
+/// A row whose cells are read one by one, each read recorded.
+struct Counted<'t> {
+    cells: &'t [Option<&'t [u8]>],
+    asked: Vec<usize>,
+}
+
+impl<'t> RowCells<'t> for Counted<'t> {
+    fn width(&self) -> usize {
+        self.cells.len()
+    }
+
+    fn cell(&mut self, column: usize) -> lsm_index_core::Result<Option<&'t [u8]>> {
+        self.asked.push(column);
+        Ok(self.cells[column])
+    }
+}
+
+fn col(name: &str) -> usize {
+    columns().iter().position(|(n, _)| n == name).unwrap()
+}
+
+#[test]
+fn an_unparseable_value_routes_the_shapes_that_could_take_the_row() {
+    let r = router();
+    r.add_shape(1, "user_id = 7 AND score > 1").unwrap();
+    r.add_shape(2, "user_id = 8 AND score > 1").unwrap();
+    r.add_shape(3, "note NOT LIKE 'a%' AND score > 1").unwrap(); // scanned
+    r.add_shape(4, "status = 'open'").unwrap();
+    r.add_shape(5, "lower(status) = 'late' AND score < 0")
+        .unwrap();
+    let route = |values: &[(&str, &str)]| {
+        let mut out = Vec::new();
+        r.route(&Change::Insert(&cells(&rec(values))), &mut out)
+            .unwrap();
+        out
+    };
+    // a residual's column: its candidates and the scanned shapes that read it (they could
+    // match), not the shapes the row's user_id already rules out (2, 5)
+    assert_eq!(route(&[("user_id", "7"), ("score", "x")]), [1, 3]);
+    assert_eq!(route(&[("user_id", "9"), ("score", "x")]), [3]);
+    // an indexed column's: every shape found through it (any value could have found them),
+    // and the scanned shapes reading it (none here)
+    assert_eq!(route(&[("user_id", "x"), ("score", "2")]), [1, 2]);
+    assert_eq!(route(&[("user_id", "x"), ("score", "x")]), [1, 2, 3]);
+    assert_eq!(
+        route(&[("user_id", "x"), ("status", "LATE"), ("score", "x")]),
+        [1, 2, 3, 5],
+        "a candidate through lower(status)"
+    );
+    let m = r.metrics();
+    assert_eq!(m.unparseable_rows, 5, "{m:?}");
+}
+
+#[test]
+fn a_miss_reads_only_the_columns_it_probes() {
+    let r = router();
+    for user in 0..100 {
+        r.add_shape(user, &format!("user_id = {user} AND score > 1 AND active"))
+            .unwrap();
+    }
+    r.add_shape(100, "status = 'open' AND note LIKE 'a%'")
+        .unwrap();
+    let row = rec(&[
+        ("user_id", "1000"),
+        ("score", "not a float"),
+        ("active", "t"),
+        ("status", "late"),
+        ("note", "abc"),
+    ]);
+    let text = cells(&row);
+    let mut reader = r.reader();
+    let mut out = Vec::new();
+    let mut source = Counted {
+        cells: &text,
+        asked: Vec::new(),
+    };
+    reader
+        .route_cells(ChangeCells::Insert(&mut source), &mut out)
+        .unwrap();
+    assert!(out.is_empty());
+    source.asked.sort_unstable();
+    assert_eq!(source.asked, [col("user_id"), col("status")]);
+    // a candidate reads (and parses) its residual's columns: the bad score routes it
+    let row = rec(&[("user_id", "7"), ("score", "not a float"), ("active", "t")]);
+    let text = cells(&row);
+    let mut source = Counted {
+        cells: &text,
+        asked: Vec::new(),
+    };
+    reader
+        .route_cells(ChangeCells::Insert(&mut source), &mut out)
+        .unwrap();
+    assert_eq!(out, [7]);
+    source.asked.sort_unstable();
+    assert_eq!(
+        source.asked,
+        [col("user_id"), col("status"), col("score"), col("active")]
+    );
+    // an update's miss: both rows' probed columns, compared; nothing else
+    let before = rec(&[("user_id", "1000"), ("score", "x"), ("note", "abc")]);
+    let after = rec(&[("user_id", "1000"), ("score", "7"), ("note", "xyz")]);
+    let (before, after) = (cells(&before), cells(&after));
+    let mut old = Counted {
+        cells: &before,
+        asked: Vec::new(),
+    };
+    let mut new = Counted {
+        cells: &after,
+        asked: Vec::new(),
+    };
+    reader
+        .route_cells(ChangeCells::Update(&mut old, &mut new), &mut out)
+        .unwrap();
+    assert!(out.is_empty());
+    for asked in [&mut old.asked, &mut new.asked] {
+        asked.sort_unstable();
+        asked.dedup();
+        assert_eq!(*asked, [col("user_id"), col("status")]);
+    }
+    drop(reader);
+    assert_eq!(
+        r.metrics().unparseable_rows,
+        1,
+        "the miss never saw its bad score"
+    );
+}
+
+#[test]
+fn an_update_compares_text_and_parses_what_changed() {
+    let r = router();
+    r.add_shape(1, "user_id = 7 AND score > 1").unwrap();
+    r.add_shape(2, "user_id = 7 AND status = 'open'").unwrap();
+    let update = |old: &[(&str, &str)], new: &[(&str, &str)]| {
+        let before = r.metrics();
+        let mut out = Vec::new();
+        let (old, new) = (rec(old), rec(new));
+        r.route(&Change::Update(&cells(&old), &cells(&new)), &mut out)
+            .unwrap();
+        let after = r.metrics();
+        let evaluations = after.predicate_evaluations - before.predicate_evaluations;
+        let probes = after.presence_probes - before.presence_probes;
+        (out, evaluations, probes)
+    };
+    let u7 = ("user_id", "7");
+    // only a residual's column changed: one probe, shape 2 evaluated once
+    assert_eq!(
+        update(&[u7, ("score", "0.5")], &[u7, ("score", "2")]),
+        (vec![1], 3, 1)
+    );
+    // no referenced column changed: the new row runs nothing
+    assert_eq!(
+        update(
+            &[u7, ("id", "1"), ("score", "2")],
+            &[u7, ("id", "2"), ("score", "2")]
+        ),
+        (vec![1], 2, 1)
+    );
+    // text that differs but is the same value: evaluated again, same answer
+    assert_eq!(
+        update(&[u7, ("score", "1.50")], &[u7, ("score", "1.5")]),
+        (vec![1], 3, 1)
+    );
+    // the same unparseable text: routed by the old row, not looked at again
+    assert_eq!(
+        update(
+            &[u7, ("score", "x")],
+            &[u7, ("score", "x"), ("status", "open")]
+        ),
+        (vec![1, 2], 2, 1)
+    );
+    // a user_id that does not parse: every shape found through user_id, from either row
+    assert_eq!(
+        update(&[("user_id", "8")], &[("user_id", "x")]),
+        (vec![1, 2], 0, 1)
+    );
 }
 
 #[test]

@@ -14,6 +14,8 @@
 //!   keys: per indexed column, in `indexed` order, its value key or nil (NULL, missing, bad)
 //!   bad:  the columns whose text is not a value of their type
 //! filter_eval_*(row, [{shape_id, residual}]) once per record ─▶ {matched_ids, error_ids}
+//!   a residual reading a column of the row that did not parse is an error (routed), unless
+//!   the router would not have found its shape (see `Residual::plans`)
 //! ```
 //!
 //! A residual's program reads a dense row of the columns it names (the clause parsed again
@@ -24,7 +26,7 @@
 use std::borrow::Cow;
 
 use lsm_index_core::key::{value_key, ColumnKey};
-use lsm_index_core::predicate::compile::{compile, Op, Program, Stack};
+use lsm_index_core::predicate::compile::{compile, IndexPlan, Op, Program, Stack};
 use lsm_index_core::predicate::{parse_in, ColumnType, EvalError, Func, Value};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, NifResult, Resource, ResourceArc, Term};
 use smallvec::SmallVec;
@@ -49,6 +51,11 @@ pub struct Residual {
     pub(crate) columns: Vec<String>,
     /// Their types, in the same order (to parse them from a record: `filter_record`).
     pub(crate) types: Vec<ColumnType>,
+    /// The index plans (over the columns above) of a shape the router finds by its array's
+    /// elements, which this engine scans (it files one key per column value): a row none of
+    /// them finds is not the shape's, whatever a cell that did not parse holds, as in the
+    /// router. Empty for every other shape.
+    pub(crate) plans: Vec<IndexPlan>,
 }
 
 #[rustler::resource_impl]
@@ -78,6 +85,8 @@ impl Schema {
 pub struct Row {
     schema: ResourceArc<Schema>,
     values: Vec<Option<Value>>,
+    /// Per column of its schema: whether its text did not parse.
+    bad: Vec<bool>,
 }
 
 #[rustler::resource_impl]
@@ -144,6 +153,11 @@ fn compile_shape<'a>(
             program: compiled.residual,
             columns: names.clone(),
             types,
+            plans: if by_element {
+                compiled.index
+            } else {
+                Vec::new()
+            },
         })
         .encode(env)
     };
@@ -271,10 +285,14 @@ fn filter_row<'a>(
     }
     let mut values = Vec::with_capacity(schema.columns.len());
     let mut bad = Vec::new();
+    let mut unparsed = Vec::with_capacity(schema.columns.len());
     for (name, ty) in &schema.columns {
         let key = name.as_str().encode(env);
         let value = match record.map_get(key) {
-            Err(_) => None,
+            Err(_) => {
+                unparsed.push(false);
+                None
+            }
             Ok(v) => match v.decode::<Binary<'a>>() {
                 Ok(text) => {
                     let parsed = std::str::from_utf8(text.as_slice())
@@ -283,9 +301,13 @@ fn filter_row<'a>(
                     if parsed.is_none() {
                         bad.push(key);
                     }
+                    unparsed.push(parsed.is_none());
                     parsed
                 }
-                Err(_) if v.decode::<Atom>().ok() == Some(atoms::nil()) => None,
+                Err(_) if v.decode::<Atom>().ok() == Some(atoms::nil()) => {
+                    unparsed.push(false);
+                    None
+                }
                 Err(_) => return Ok((atoms::bad_value(), key, v).encode(env)),
             },
         };
@@ -303,7 +325,12 @@ fn filter_row<'a>(
         )
         .collect();
     let row = if want_row {
-        ResourceArc::new(Row { schema, values }).encode(env)
+        ResourceArc::new(Row {
+            schema,
+            values,
+            bad: unparsed,
+        })
+        .encode(env)
     } else {
         atoms::nil().encode(env)
     };
@@ -327,7 +354,11 @@ pub(crate) fn outcome(answer: Result<Option<bool>, EvalError>) -> Outcome {
     }
 }
 
-/// Runs `residual` on the values of `row` it reads (`dense` and `stack`: scratch).
+/// Runs `residual` on the values of `row` it reads (`dense` and `stack`: scratch). When one
+/// of them did not parse, the shape is routed (`Error`): it is a candidate or scanned, so
+/// the row could match it — unless it is a shape the router finds by element (`plans`)
+/// whose plans do not find the row (nor read a column that did not parse), which the
+/// router would not have met.
 fn run(
     residual: &Residual,
     row: &Row,
@@ -335,11 +366,25 @@ fn run(
     stack: &mut Stack,
 ) -> Outcome {
     dense.clear();
+    let mut bad: SmallVec<[bool; 8]> = SmallVec::new();
     for name in &residual.columns {
         match row.schema.position(name) {
-            Some(c) => dense.push(row.values[c].clone()),
+            Some(c) => {
+                dense.push(row.values[c].clone());
+                bad.push(row.bad[c]);
+            }
             None => return Outcome::Error,
         }
+    }
+    if bad.contains(&true) {
+        let found =
+            |p: &IndexPlan| bad[p.column] || dense[p.column].as_ref().is_some_and(|v| p.finds(v));
+        let ruled_out = !residual.plans.is_empty() && !residual.plans.iter().any(found);
+        return if ruled_out {
+            Outcome::NoMatch
+        } else {
+            Outcome::Error
+        };
     }
     outcome(residual.program.run(dense, stack))
 }

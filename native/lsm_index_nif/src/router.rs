@@ -14,7 +14,7 @@ use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::change::{as_change, column_keys, records, split, Bad, Records};
+use crate::change::{split, Bad, Keys, Refused, Rows};
 use crate::error::{core_error, ok_or_error, write_reply, Call};
 use crate::options::config;
 use crate::predicate::{columns, sql_text};
@@ -177,21 +177,16 @@ fn router_remove_shape_dirty(env: Env<'_>, r: ResourceArc<RouterResource>, id: u
 /// Why a change term was refused (raised as `ArgumentError` by the caller).
 type BadText = &'static str;
 
-/// A change term's records as cells of the reader's table (see `change`).
-fn cells<'a>(
-    reader: &Reader<'_>,
-    keys: &[(usize, Term<'a>)],
-    change: Term<'a>,
-) -> Result<Records<'a>, BadText> {
-    const WHAT: &str = "a change is {:insert, record}, {:delete, old_record}, \
-                        {:update, old_record, record} or :truncate";
-    let width = reader.columns().len();
-    let parsed = split(change, false).and_then(|(kind, _, recs)| records(width, keys, kind, &recs));
-    parsed.map_err(|bad| match bad {
-        Bad::Form => WHAT,
+/// What `bad` says about a change term.
+fn bad_text(bad: Bad<'_>) -> BadText {
+    match bad {
+        Bad::Form => {
+            "a change is {:insert, record}, {:delete, old_record}, \
+             {:update, old_record, record} or :truncate"
+        }
         Bad::NotAMap(_) => "a record is a map of column name => text or nil",
         Bad::Value(..) => "record values are Postgres text (binaries) or nil",
-    })
+    }
 }
 
 /// The sorted shape ids `change` affects; `{:bad_change, message}` for a malformed change
@@ -218,16 +213,27 @@ fn router_route_dirty<'a>(
 }
 
 fn route_one<'a>(env: Env<'a>, mut reader: Reader<'_>, change: Term<'a>) -> Term<'a> {
-    let keys = column_keys(env, reader.columns(), reader.referenced_columns());
-    let cells = match cells(&reader, &keys, change) {
-        Ok(c) => c,
-        Err(why) => return (atoms::bad_change(), why).encode(env),
-    };
+    let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
     let mut out = Vec::new();
-    match reader.route(&as_change(&cells), &mut out) {
+    match route_change(&mut reader, &keys, &mut Rows::default(), change, &mut out) {
         Ok(()) => out.encode(env),
-        Err(e) => core_error(env, &e),
+        Err(Refused::Bad(why)) => (atoms::bad_change(), bad_text(why)).encode(env),
+        Err(Refused::Failed(e)) => core_error(env, &e),
     }
+}
+
+/// Routes change term `change` (the router's form) into `out`, its records read with `keys`
+/// into `rows` (see `change`).
+fn route_change<'a>(
+    reader: &mut Reader<'_>,
+    keys: &Keys<'a>,
+    rows: &mut Rows<'a>,
+    change: Term<'a>,
+    out: &mut Vec<u32>,
+) -> Result<(), Refused<'a>> {
+    let (kind, _, recs) = split(change, false).map_err(Refused::Bad)?;
+    keys.read_change(kind, &recs, rows).map_err(Refused::Bad)?;
+    rows.route(reader, keys, out)
 }
 
 /// The time slice of one `*_route_many` call: routes go on until it is spent (`None`: a
@@ -318,7 +324,8 @@ fn route_many<'a>(
 ) -> Term<'a> {
     let slice = Slice::start(slice);
     let clock_every_change = reader.scanned_count() > CLOCK_EVERY_CHANGE_SCANS;
-    let keys = column_keys(env, reader.columns(), reader.referenced_columns());
+    let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
+    let mut rows = Rows::default();
     let mut results = Term::list_new_empty(env);
     let mut rest = changes;
     let mut out = Vec::new();
@@ -328,14 +335,14 @@ fn route_many<'a>(
         let Ok((head, tail)) = rest.list_get_cell() else {
             break;
         };
-        let cells = match cells(&reader, &keys, head) {
-            Ok(c) => c,
-            Err(why) => return (atoms::bad_change(), position, head, why).encode(env),
-        };
-        position += 1;
-        if let Err(e) = reader.route(&as_change(&cells), &mut out) {
-            return core_error(env, &e);
+        match route_change(&mut reader, &keys, &mut rows, head, &mut out) {
+            Ok(()) => {}
+            Err(Refused::Bad(why)) => {
+                return (atoms::bad_change(), position, head, bad_text(why)).encode(env)
+            }
+            Err(Refused::Failed(e)) => return core_error(env, &e),
         }
+        position += 1;
         results = results.list_prepend(out.encode(env));
         rest = tail;
         if slice.unbounded() {

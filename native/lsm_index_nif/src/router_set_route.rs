@@ -10,7 +10,7 @@ use lsm_index_core::Error;
 use rustler::{Encoder, Env, ResourceArc, Term};
 use std::time::{Duration, Instant};
 
-use crate::change::{as_change, column_keys, records, split, Bad, ColumnKeys};
+use crate::change::{split, Bad, Keys, Refused, Rows};
 use crate::error::core_error;
 use crate::router::{Slice, CLOCK_EVERY_CHANGE_SCANS, DIRTY_SCANS, SLICE};
 use crate::router_set::{id_terms, RouterSetResource};
@@ -26,10 +26,10 @@ mod atoms {
     }
 }
 
-/// A reader per table of one call, with its column keys, made on first use.
+/// A reader per table of one call, with its column keys and records, made on first use.
 struct Readers<'r, 'a> {
     tables: &'r Tables,
-    open: Vec<Option<(Reader<'r>, ColumnKeys<'a>)>>,
+    open: Vec<Option<(Reader<'r>, Keys<'a>, Rows<'a>)>>,
 }
 
 /// Where a change goes.
@@ -78,21 +78,21 @@ impl<'r, 'a> Readers<'r, 'a> {
             };
         };
         let tables = self.tables;
-        let (reader, keys) = self.open[n].get_or_insert_with(|| {
+        let (reader, keys, rows) = self.open[n].get_or_insert_with(|| {
             let reader = tables[n].reader();
-            let keys = column_keys(env, reader.columns(), reader.referenced_columns());
-            (reader, keys)
+            let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
+            (reader, keys, Rows::default())
         });
         if !dirty_ok && reader.scanned_count() > DIRTY_SCANS {
             return Routed::Dirty;
         }
-        let rows = match records(reader.columns().len(), keys, kind, &recs) {
-            Ok(rows) => rows,
-            Err(bad) => return Routed::Bad(bad),
-        };
-        match reader.route(&as_change(&rows), out) {
+        if let Err(bad) = keys.read_change(kind, &recs, rows) {
+            return Routed::Bad(bad);
+        }
+        match rows.route(reader, keys, out) {
             Ok(()) => Routed::Ids,
-            Err(e) => Routed::Failed(e),
+            Err(Refused::Bad(bad)) => Routed::Bad(bad),
+            Err(Refused::Failed(e)) => Routed::Failed(e),
         }
     }
 
@@ -101,7 +101,7 @@ impl<'r, 'a> Readers<'r, 'a> {
         self.open
             .iter()
             .flatten()
-            .filter_map(|(r, _)| r.last_timed())
+            .filter_map(|(r, _, _)| r.last_timed())
             .max()
     }
 
@@ -110,7 +110,7 @@ impl<'r, 'a> Readers<'r, 'a> {
         self.open
             .iter()
             .flatten()
-            .any(|(r, _)| r.scanned_count() > CLOCK_EVERY_CHANGE_SCANS)
+            .any(|(r, _, _)| r.scanned_count() > CLOCK_EVERY_CHANGE_SCANS)
     }
 }
 

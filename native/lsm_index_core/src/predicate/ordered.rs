@@ -10,6 +10,7 @@
 //! ```
 
 use super::like_plan::{LikePlan, LikeShape};
+use super::order_key::{key, lower_key, upper_key};
 use super::{CmpOp, Expr, Func, Scalar, Value};
 
 /// An ordered-index plan of a shape (see the module doc).
@@ -21,6 +22,62 @@ pub struct OrderedPlan {
     pub func: Option<Func>,
     /// What a matching row's (folded) value must be.
     pub kind: OrderedKind,
+}
+
+impl OrderedPlan {
+    /// Whether the router's index finds a row whose column holds `v` (a superset of the
+    /// values the conjunct holds on: keys widen, see [`order_key`](super::order_key)), as
+    /// the closed order-key interval, or the literal, of [`OrderedPlan::key_range`].
+    pub fn finds(&self, v: &Value) -> bool {
+        let folded;
+        let v = match (self.func, v) {
+            (None, v) => v,
+            (Some(f), Value::Text(text)) => match f.fold(text) {
+                Some(t) => {
+                    folded = Value::Text(t);
+                    &folded
+                }
+                None => return false,
+            },
+            (Some(_), _) => return false,
+        };
+        match (&self.kind, self.key_range()) {
+            (OrderedKind::Infix(literal), _) => {
+                matches!(v, Value::Text(text) if text.contains(literal.as_str()))
+            }
+            (OrderedKind::Range { .. }, Some((lo, hi))) => {
+                key(v).is_some_and(|k| lo <= k && k <= hi)
+            }
+            (OrderedKind::Range { .. }, None) => false,
+        }
+    }
+
+    /// The closed interval of order keys a range plan's values map into (`None`: a literal
+    /// plan, or a bound without order keys).
+    pub fn key_range(&self) -> Option<(u64, u64)> {
+        let OrderedKind::Range { lo, hi } = &self.kind else {
+            return None;
+        };
+        let lo = match lo {
+            Some((v, inclusive)) => lower_key(v, *inclusive)?,
+            None => 0,
+        };
+        let hi = match hi {
+            Some(Upper::Value(v, inclusive)) => upper_key(v, *inclusive)?,
+            Some(Upper::PrefixOf(prefix)) => prefix_end_key(prefix),
+            None => u64::MAX,
+        };
+        Some((lo, hi))
+    }
+}
+
+/// The greatest order key of a text starting with `prefix`: its first 8 bytes, the rest of
+/// the key's bytes at their maximum (a text's key is its first 8 bytes: see `order_key`).
+fn prefix_end_key(prefix: &str) -> u64 {
+    let mut k = [0xFFu8; 8];
+    let n = prefix.len().min(8);
+    k[..n].copy_from_slice(&prefix.as_bytes()[..n]);
+    u64::from_be_bytes(k)
 }
 
 /// What an [`OrderedPlan`] asks of a row's value.

@@ -1,18 +1,24 @@
 //! The ShapeRouter: for one table, which shapes (WHERE clauses) does a row change affect.
 //!
 //! ```text
-//! change ─▶ parse the referenced columns of each row (Postgres text ─▶ typed values)
+//! change ─▶ parse each row's probed columns (Postgres text ─▶ typed values; the cells are
+//!           read from the caller's source only now: `RowCells`)
 //!        ─▶ per indexed column: [1] presence filter (miss: done) ─▶ [2] equality index
 //!           (key = column id + canonical value) ─▶ candidate shapes
-//!        ─▶ [3] each candidate's residual program on the row ─▶ matched shapes
+//!        ─▶ [3] each candidate's residual program on the row (its columns parsed first)
+//!           ─▶ matched shapes
 //! shapes without an indexable conjunct ─▶ [3] on every change (scanned)
 //! ```
 //!
 //! Semantics (the same as `LsmIndex.Filter`, which the differential test holds it to): a shape
 //! matches a row when its WHERE is true (SQL three-valued logic); an update affects the shapes
-//! that match the old or the new row, and a shape none of whose columns changed is evaluated
-//! once; a value that does not parse for its column's type routes to every shape that refers
-//! to that column; a truncate affects every shape.
+//! that match the old or the new row, and a shape none of whose columns changed (their text)
+//! is evaluated once; a truncate affects every shape. A value that does not parse for its
+//! column's type routes to every shape found through that column (an index slot or a view
+//! tuple on it: any value could have found the shape) and to every candidate and scanned
+//! shape that reads it (its residual cannot tell); a shape found through other columns that
+//! the row's values do not find cannot match whatever the cell holds, and is not routed (so
+//! a miss never parses, nor reads, the columns only residuals read).
 //!
 //! Writers (add/remove) are serialised and touch the state lock only to publish: a shape
 //! becomes visible (state + presence filter) after its keys are in the index, and invisible
@@ -22,7 +28,8 @@
 //! - `mod.rs`: the [`Router`] and its lifecycle (new, open + catalog replay, flush, close);
 //! - `shapes`: the write path: compile a shape, write its keys, publish it in the shape table;
 //! - `route`: the read path: the [`Reader`], a change's candidates and their evaluation;
-//! - `row`: a row's Postgres text parsed into typed values of the referenced columns;
+//! - `row`: a row's cells (`RowCells`: a slice, or the caller's reader) parsed into typed
+//!   values as the route asks for them;
 //! - `schema`: an open-schema router's columns, declared by its shapes as they are added;
 //! - `presence`: the presence filter and its upkeep (when the live keys outgrow it);
 //! - `set`: the routers of one filter's tables behind one handle; `ids`: shape names;
@@ -66,8 +73,8 @@ use crate::{Error, Result};
 use catalog::Catalog;
 pub use metrics::{Metrics, Snapshot};
 use parking_lot::{Mutex, RwLock};
-pub use route::Reader;
-pub use row::RowText;
+pub use route::{ChangeCells, Reader};
+pub use row::{RowCells, RowText};
 use shapes::State;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;

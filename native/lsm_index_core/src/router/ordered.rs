@@ -12,8 +12,8 @@
 use super::patterns::InfixIndex;
 use super::ranges::Ranges;
 use super::slots::{slot, slot_key};
-use crate::predicate::compile::{OrderedKind, OrderedPlan, Upper};
-use crate::predicate::order_key::{key, lower_key, upper_key};
+use crate::predicate::compile::{OrderedKind, OrderedPlan};
+use crate::predicate::order_key::key;
 use crate::predicate::Value;
 use crate::Result;
 
@@ -40,16 +40,8 @@ pub(super) enum OrderedKey {
 pub(super) fn ordered_key(plan: &OrderedPlan) -> Option<(OrderedSlot, OrderedKey)> {
     let slot = slot(plan.column, plan.func, false);
     Some(match &plan.kind {
-        OrderedKind::Range { lo, hi } => {
-            let lo = match lo {
-                Some((v, inclusive)) => lower_key(v, *inclusive)?,
-                None => 0,
-            };
-            let hi = match hi {
-                Some(Upper::Value(v, inclusive)) => upper_key(v, *inclusive)?,
-                Some(Upper::PrefixOf(prefix)) => prefix_end_key(prefix),
-                None => u64::MAX,
-            };
+        OrderedKind::Range { .. } => {
+            let (lo, hi) = plan.key_range()?;
             (
                 OrderedSlot { slot, infix: false },
                 OrderedKey::Range(lo, hi),
@@ -60,15 +52,6 @@ pub(super) fn ordered_key(plan: &OrderedPlan) -> Option<(OrderedSlot, OrderedKey
             OrderedKey::Infix(literal.as_str().into()),
         ),
     })
-}
-
-/// The greatest order key of a text starting with `prefix`: its first 8 bytes, the rest of
-/// the key's bytes at their maximum (see `order_key`: a text's key is its first 8 bytes).
-fn prefix_end_key(prefix: &str) -> u64 {
-    let mut k = [0xFFu8; 8];
-    let n = prefix.len().min(8);
-    k[..n].copy_from_slice(&prefix.as_bytes()[..n]);
-    u64::from_be_bytes(k)
 }
 
 /// The ordered indexes of a router's published groups.
@@ -94,6 +77,12 @@ impl OrderedSlots {
     /// Whether no group is filed here.
     pub(super) fn is_empty(&self) -> bool {
         self.ranges.is_empty() && self.infixes.is_empty()
+    }
+
+    /// The columns its indexes read (a column may repeat).
+    pub(super) fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        let ranges = self.ranges.iter().map(|(slot, _)| slot_key(*slot).column);
+        ranges.chain(self.infixes.iter().map(|(slot, _)| slot_key(*slot).column))
     }
 
     /// Groups filed in the range indexes and in the literal indexes.

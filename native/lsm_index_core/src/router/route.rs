@@ -1,13 +1,15 @@
-//! The router's read path: a [`Reader`] holds one view of the published shapes; a change's
-//! rows are parsed, each indexed column's value probes the presence filter and then the
-//! equality index for candidates, and candidates and scanned shapes run their residual
-//! program on the row. An update's new row skips shapes none of whose columns changed.
+//! The router's read path: a [`Reader`] holds one view of the published shapes; of a
+//! change's rows, the columns the route probes are parsed first, each indexed column's value
+//! probes the presence filter and then the equality index for candidates, and candidates and
+//! scanned shapes run their residual program on the row, whose other columns are parsed only
+//! then (a miss parses nothing else, see `row`). An update's new row skips shapes none of
+//! whose columns changed (their text, compared bytewise).
 
 use super::bits::{bit, intersects};
+use super::bits::{bitset_words, set_bit, Bits};
 use super::groups::{Group, Template};
 use super::metrics::Counts;
-use super::row::RowText;
-use super::row::{changed_columns, ParsedRow, ParsedRows};
+use super::row::{ParsedRow, ParsedRows, Row, RowCells, RowText};
 use super::shapes::{slot_key, SlotKey, State};
 use super::view_slots::ShapeViews;
 use super::views::Views;
@@ -38,6 +40,19 @@ pub struct Reader<'r> {
 /// VM: a tenth of a miss); a single `route` call is always timed.
 const TIMING_SAMPLE: u32 = 8;
 
+/// A change whose rows' cells are read from sources ([`RowCells`]), each only when the route
+/// needs it: [`Reader::route_cells`]. As [`Change`], whose rows are [`RowText`] slices.
+pub enum ChangeCells<'c, 't> {
+    /// A new row.
+    Insert(&'c mut dyn RowCells<'t>),
+    /// A deleted row (its old values).
+    Delete(&'c mut dyn RowCells<'t>),
+    /// An updated row: old values, new values.
+    Update(&'c mut dyn RowCells<'t>, &'c mut dyn RowCells<'t>),
+    /// The table was truncated: every shape is affected.
+    Truncate,
+}
+
 /// Reusable buffers of one reader's routes.
 #[derive(Default)]
 struct Scratch {
@@ -55,6 +70,15 @@ struct Scratch {
     view_candidates: Vec<u32>,
     /// Groups found through ranges and literals.
     ordered_candidates: Vec<u32>,
+}
+
+impl Scratch {
+    /// Counts `row` when a column of it did not parse.
+    fn count_unparseable(&mut self, row: &Row<'_, '_>) {
+        if row.any_bad() {
+            self.counts.unparseable_rows += 1;
+        }
+    }
 }
 
 impl Reader<'_> {
@@ -85,11 +109,42 @@ impl Reader<'_> {
         self.route_with(change, out, None)
     }
 
+    /// [`Reader::route`] of a change whose cells are read from `change`'s sources, each only
+    /// when the route needs it (a miss reads only the columns it probes).
+    pub fn route_cells(&mut self, change: ChangeCells<'_, '_>, out: &mut Vec<u32>) -> Result<()> {
+        self.route_cells_with(change, out, None)
+    }
+
     /// [`Reader::route`] of a router whose shapes may test subqueries: their results are
     /// `views` (without them such a shape is routed every row it could match).
     pub fn route_with(
         &mut self,
         change: &Change,
+        out: &mut Vec<u32>,
+        views: Option<&Views>,
+    ) -> Result<()> {
+        let (mut a, mut b);
+        let change = match *change {
+            Change::Insert(text) => {
+                a = text;
+                ChangeCells::Insert(&mut a)
+            }
+            Change::Delete(text) => {
+                a = text;
+                ChangeCells::Delete(&mut a)
+            }
+            Change::Update(old, new) => {
+                (a, b) = (old, new);
+                ChangeCells::Update(&mut a, &mut b)
+            }
+            Change::Truncate => ChangeCells::Truncate,
+        };
+        self.route_cells_with(change, out, views)
+    }
+
+    fn route_cells_with(
+        &mut self,
+        change: ChangeCells<'_, '_>,
         out: &mut Vec<u32>,
         views: Option<&Views>,
     ) -> Result<()> {
@@ -129,15 +184,19 @@ impl Reader<'_> {
         self.router.check_open()?;
         out.clear();
         let st = &self.state;
-        self.rows.old.parse(&st.columns, &st.referenced, text)?;
-        if let Some(&c) = st.referenced.iter().find(|&&c| bit(&self.rows.old.bad, c)) {
+        let mut cells = text;
+        let mut row = Row::new(&mut self.rows.old, &mut cells, &st.columns)?;
+        for &c in &st.referenced {
+            row.parse_column(c)?;
+        }
+        if let Some(&c) = st.referenced.iter().find(|&&c| bit(row.bad(), c)) {
             return Err(Error::Unparseable {
                 table,
                 column: st.columns[c].0.clone(),
             });
         }
         self.router
-            .route_row(st, &self.rows.old, None, out, &mut self.scratch, None)?;
+            .route_row(st, &mut row, None, out, &mut self.scratch, None)?;
         out.sort_unstable();
         out.dedup();
         Ok(&self.rows.old)
@@ -183,29 +242,79 @@ impl Router {
     fn route_in(
         &self,
         st: &State,
-        change: &Change,
+        change: ChangeCells<'_, '_>,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
         rows: &mut ParsedRows,
         views: Option<&Views>,
     ) -> Result<()> {
         out.clear();
+        let columns = &st.columns;
         match change {
-            Change::Truncate => out.extend(st.shapes.keys()),
-            Change::Insert(text) | Change::Delete(text) => {
-                rows.old.parse(&st.columns, &st.referenced, text)?;
-                self.route_row(st, &rows.old, None, out, scratch, views)?;
+            ChangeCells::Truncate => out.extend(st.shapes.keys()),
+            ChangeCells::Insert(cells) | ChangeCells::Delete(cells) => {
+                let mut row = Row::new(&mut rows.old, cells, columns)?;
+                self.route_row(st, &mut row, None, out, scratch, views)?;
+                scratch.count_unparseable(&row);
             }
-            Change::Update(old, new) => {
-                rows.old.parse(&st.columns, &st.referenced, old)?;
-                rows.new.parse(&st.columns, &st.referenced, new)?;
-                let changed = changed_columns(&rows.old, &rows.new);
-                self.route_row(st, &rows.old, None, out, scratch, views)?;
-                self.route_row(st, &rows.new, Some(&changed), out, scratch, views)?;
+            ChangeCells::Update(old, new) => {
+                // both rows checked before either is read
+                Row::new(&mut rows.new, &mut *new, columns)?;
+                let mut row = Row::new(&mut rows.old, &mut *old, columns)?;
+                self.route_row(st, &mut row, None, out, scratch, views)?;
+                scratch.count_unparseable(&row);
+                let mut row = Row::new(&mut rows.new, new, columns)?.after(old);
+                // what changed: the probed columns' text compared now (their old candidates
+                // are reused when it is the same); the others' only when a group reading them
+                // is about to run (`run_group`, `takes`), "changed" until then
+                let mut changed: Bits = smallvec::smallvec![0; bitset_words(columns.len())];
+                for &c in &st.referenced {
+                    set_bit(&mut changed, c);
+                }
+                for c in probed(st) {
+                    if !row.differs(c)? {
+                        changed[c / 64] &= !(1 << (c % 64));
+                    }
+                }
+                self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
+                scratch.count_unparseable(&row);
             }
         }
         out.sort_unstable();
         out.dedup();
+        Ok(())
+    }
+
+    /// Parses the columns the route of `row` probes (index slots' and view tuples', those
+    /// in `changed` for an update's new row: the others reuse the old row's candidates) and
+    /// routes `row` to every shape found through one whose text does not parse (the shape
+    /// could have been found through any value; found through another column, a shape is
+    /// routed only when it is a candidate or scanned: see `run_group`).
+    fn probed_columns(
+        &self,
+        st: &State,
+        row: &mut Row<'_, '_>,
+        changed: Option<&[u64]>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        for c in probed(st) {
+            if changed.is_none_or(|ch| bit(ch, c)) {
+                row.parse_column(c)?;
+            }
+        }
+        // an update's new row is looked up in the ordered indexes again (their candidates
+        // are not kept from the old row), so their columns are always read
+        for c in st.ordered.columns() {
+            row.parse_column(c)?;
+        }
+        if row.any_bad() {
+            // rare: a scan
+            for (_, group) in st.groups.iter() {
+                if found_through(&group.template, row.bad()) {
+                    out.extend_from_slice(&group.ids);
+                }
+            }
+        }
         Ok(())
     }
 
@@ -216,7 +325,7 @@ impl Router {
     fn route_row(
         &self,
         st: &State,
-        row: &ParsedRow,
+        row: &mut Row<'_, '_>,
         changed: Option<&[u64]>,
         out: &mut Vec<u32>,
         scratch: &mut Scratch,
@@ -228,15 +337,7 @@ impl Router {
             strict,
             changed,
         };
-        if row.bad.iter().any(|&w| w != 0) {
-            // a value that does not parse: every shape reading its column (rare: a scan)
-            scratch.counts.unparseable_rows += 1;
-            for (_, group) in st.groups.iter() {
-                if intersects(&group.template.mask, &row.bad) {
-                    out.extend_from_slice(&group.ids);
-                }
-            }
-        }
+        self.probed_columns(st, row, changed, out)?;
         let mut tally = Tally::default();
         let mut saved = std::mem::take(&mut scratch.candidates);
         if changed.is_none() {
@@ -253,11 +354,11 @@ impl Router {
                     .find(|(s, _)| *s == slot)
                     .map_or(&[][..], |(_, ids)| ids.as_slice())
             } else {
-                let Some(v) = &row.values[c] else { continue };
+                let Some(v) = row.value(c) else { continue };
                 self.probe(st, slot, key, v, scratch, &mut found)?;
                 &found
             };
-            run_found(st, candidates, &row.values, &how, scratch, out, &mut tally);
+            run_found(st, candidates, row, &how, scratch, out, &mut tally)?;
             if changed.is_none() {
                 saved.push((slot, found));
             }
@@ -267,15 +368,15 @@ impl Router {
             let mut found = std::mem::take(&mut scratch.ordered_candidates);
             found.clear();
             st.ordered
-                .candidates(&row.values, &mut scratch.folded, &mut found);
-            run_found(st, &found, &row.values, &how, scratch, out, &mut tally);
+                .candidates(row.values(), &mut scratch.folded, &mut found);
+            run_found(st, &found, row, &how, scratch, out, &mut tally)?;
             scratch.ordered_candidates = found;
         }
         if let Some(views) = views.filter(|_| !st.view_slots.is_empty()) {
             let mut found = std::mem::take(&mut scratch.view_candidates);
             found.clear();
             st.view_slots
-                .candidates(views, &row.values, &mut scratch.views_found, &mut found)?;
+                .candidates(views, row.values(), &mut scratch.views_found, &mut found)?;
             found.sort_unstable();
             found.dedup();
             for &id in &found {
@@ -287,7 +388,7 @@ impl Router {
                     continue;
                 }
                 tally.evaluations += 1;
-                if matches(id, group, &row.values, scratch, Some(views), strict) {
+                if takes(id, group, row, scratch, Some(views), strict)? {
                     out.push(id);
                 }
             }
@@ -298,7 +399,7 @@ impl Router {
                 continue;
             };
             if how.fresh(&group.template) {
-                run_group(group, &row.values, &how, scratch, out, &mut tally);
+                run_group(group, row, &how, scratch, out, &mut tally)?;
             }
         }
         scratch.counts.candidates += tally.candidates;
@@ -341,12 +442,12 @@ impl How<'_> {
 fn run_found(
     st: &State,
     found: &[u32],
-    row: &[Option<Value>],
+    row: &mut Row<'_, '_>,
     how: &How<'_>,
     scratch: &mut Scratch,
     out: &mut Vec<u32>,
     tally: &mut Tally,
-) {
+) -> Result<()> {
     let mut groups: SmallVec<[&Group; 64]> = SmallVec::new();
     // absent: being added or removed right now (not published)
     groups.extend(found.iter().filter_map(|&g| st.groups.get(g)));
@@ -354,22 +455,34 @@ fn run_found(
     for group in groups {
         tally.candidates += group.ids.len() as u64;
         if how.fresh(&group.template) {
-            run_group(group, row, how, scratch, out, tally);
+            run_group(group, row, how, scratch, out, tally)?;
         }
     }
+    Ok(())
 }
 
 /// Adds the ids of `group` that take `row` to `out`: its template run once for all of them,
-/// or once per shape when they read subquery views (each shape its own view of them).
+/// or once per shape when they read subquery views (each shape its own view of them). None
+/// when `row` is an update's new row and none of the group's columns changed (the old row
+/// answered for it). Its columns are parsed now; when one does not parse, every id is taken
+/// (the shape is a candidate or scanned, so the row could match it).
 fn run_group(
     group: &Group,
-    row: &[Option<Value>],
+    row: &mut Row<'_, '_>,
     how: &How<'_>,
     scratch: &mut Scratch,
     out: &mut Vec<u32>,
     tally: &mut Tally,
-) {
+) -> Result<()> {
     let (views, strict) = (how.views, how.strict);
+    if !row.fresh(&group.template.mask)? {
+        return Ok(());
+    }
+    if !row.parse(&group.template.mask)? {
+        out.extend_from_slice(&group.ids);
+        return Ok(());
+    }
+    let row = row.values();
     if views.is_some() && !group.views.is_empty() {
         for &id in &group.ids {
             tally.evaluations += 1;
@@ -384,6 +497,52 @@ fn run_group(
             out.extend_from_slice(&group.ids);
         }
     }
+    Ok(())
+}
+
+/// Whether shape `id` of `group` takes `row` (see [`matches`]), its columns parsed now: yes
+/// when one does not parse (see [`run_group`]); no when none of them changed since the old
+/// row of `row`'s update (it answered there).
+fn takes(
+    id: u32,
+    group: &Group,
+    row: &mut Row<'_, '_>,
+    scratch: &mut Scratch,
+    views: Option<&Views>,
+    strict: bool,
+) -> Result<bool> {
+    if !row.fresh(&group.template.mask)? {
+        return Ok(false);
+    }
+    if !row.parse(&group.template.mask)? {
+        return Ok(true);
+    }
+    Ok(matches(id, group, row.values(), scratch, views, strict))
+}
+
+/// The columns a route probes: its index slots' and its view tuples' (a column may repeat).
+fn probed(st: &State) -> impl Iterator<Item = usize> + '_ {
+    let slots = st.indexed_on.iter().map(|&(slot, _)| slot_key(slot).column);
+    let views = (!st.view_slots.is_empty()).then(|| st.view_slots.columns());
+    slots
+        .chain(views.into_iter().flatten())
+        .chain(st.ordered.columns())
+}
+
+/// Whether a shape of `template` is found through a column of `bad` (an index slot's or a
+/// subquery view tuple's).
+fn found_through(template: &Template, bad: &[u64]) -> bool {
+    let ordered = template.ordered.map(|at| slot_key(at.slot).column);
+    let slots = template
+        .indexed
+        .iter()
+        .map(|&s| slot_key(s).column)
+        .chain(ordered);
+    let tuples = template
+        .view_plans
+        .iter()
+        .flat_map(|p| p.columns.iter().copied());
+    slots.chain(tuples).any(|c| bit(bad, c))
 }
 
 impl Router {

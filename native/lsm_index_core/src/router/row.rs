@@ -1,25 +1,55 @@
-//! A row of a change, from Postgres text to typed values: [`RowText`] is what the caller
-//! hands in (per column its text); a [`ParsedRow`] holds the typed values of the columns some
-//! shape refers to, and which of them did not parse. Parsed rows are reused from change to
-//! change (text values keep their buffers).
+//! A row of a change, from Postgres text to typed values, read as a route needs it: a
+//! [`RowCells`] source hands out each column's text on demand (a [`RowText`] slice, or a
+//! caller's own reader, such as the NIF's over a record map); a [`Row`] parses a column the
+//! first time the route asks for it — the columns it probes first, a residual's columns only
+//! when that residual is about to run — into a [`ParsedRow`], which keeps the typed values
+//! and which columns did not parse. Parsed rows are reused from change to change (text
+//! values keep their buffers: no allocation per change in steady state).
 
-use super::bits::{bit, bitset_words, set_bit, Bits};
-use crate::predicate::eval::compare;
+use super::bits::{bit, bitset_words, intersects, set_bit, Bits};
 use crate::predicate::{ColumnType, Value};
 use crate::{Error, Result};
 use smallvec::SmallVec;
-use std::cmp::Ordering;
 
 /// One row of a change: per table column, its Postgres text, `None` for NULL or absent.
 pub type RowText<'a> = [Option<&'a [u8]>];
 
-/// A parsed row: typed values of the referenced columns and which columns did not parse.
+/// Where a route reads a row's cells: each column's Postgres text, asked for only when the
+/// route needs it (some shape reads the column, and the route got as far as reading it;
+/// an update's rows are compared cell by cell, so a cell may be asked for twice).
+pub trait RowCells<'t> {
+    /// How many columns the row has (the table's count, or the route fails).
+    fn width(&self) -> usize;
+
+    /// The text of column `column` (`None`: NULL or absent). An error ends the route with
+    /// it (a caller's source refusing a cell says why itself, see [`Error::BadCell`]).
+    fn cell(&mut self, column: usize) -> Result<Option<&'t [u8]>>;
+}
+
+impl<'t> RowCells<'t> for &'t RowText<'t> {
+    fn width(&self) -> usize {
+        self.len()
+    }
+
+    fn cell(&mut self, column: usize) -> Result<Option<&'t [u8]>> {
+        Ok(self.get(column).copied().flatten())
+    }
+}
+
+/// A parsed row: typed values of the columns parsed so far and which of them did not parse.
 #[derive(Default)]
 pub(super) struct ParsedRow {
-    /// Per table column; only the referenced columns are current.
+    /// Per table column; current only for the columns in `parsed` (the others hold an
+    /// earlier row's values, kept for their buffers).
     pub(super) values: SmallVec<[Option<Value>; 16]>,
-    /// The columns whose text is not a value of their type.
+    /// The columns parsed for this row.
+    parsed: Bits,
+    /// Of those, the ones whose text is not a value of their type (their value is `None`).
     pub(super) bad: Bits,
+    /// An update's new row: the columns whose text was compared with the old row's...
+    compared: Bits,
+    /// ...and of those, the ones that differ.
+    differs: Bits,
 }
 
 /// The parsed rows of a change (an update has two).
@@ -32,40 +62,183 @@ pub(super) struct ParsedRows {
 }
 
 impl ParsedRow {
-    /// Parses the `referenced` columns of `text` (a row of a table with `columns`); the
-    /// others cannot change any answer, and no shape reads them, so their stale values are
-    /// never looked at.
-    pub(super) fn parse(
-        &mut self,
-        columns: &[(String, ColumnType)],
-        referenced: &[usize],
-        text: &RowText,
-    ) -> Result<()> {
-        let n = columns.len();
-        if text.len() != n {
-            return Err(Error::ColumnCount {
-                expected: n,
-                got: text.len(),
-            });
-        }
+    /// Starts a row of a table with `n` columns: nothing parsed yet.
+    #[inline]
+    fn start(&mut self, n: usize) {
         if self.values.len() != n {
             self.values = smallvec::smallvec![None; n];
+            self.parsed = smallvec::smallvec![0; bitset_words(n)];
             self.bad = smallvec::smallvec![0; bitset_words(n)];
+            self.compared = smallvec::smallvec![0; bitset_words(n)];
+            self.differs = smallvec::smallvec![0; bitset_words(n)];
+        } else {
+            clear(&mut self.parsed);
+            clear(&mut self.bad);
         }
-        self.bad.iter_mut().for_each(|w| *w = 0);
-        for &c in referenced {
-            let slot = &mut self.values[c];
-            match text[c] {
-                None => *slot = None,
-                Some(cell) => {
-                    if !parse_into(&columns[c].1, cell, slot) {
-                        *slot = None;
-                        set_bit(&mut self.bad, c);
-                    }
+    }
+
+    /// Parses column `c` (of type `ty`) from `cells` unless it was already.
+    #[inline]
+    fn parse_column<'t>(
+        &mut self,
+        c: usize,
+        ty: &ColumnType,
+        cells: &mut dyn RowCells<'t>,
+    ) -> Result<()> {
+        if bit(&self.parsed, c) {
+            return Ok(());
+        }
+        let slot = &mut self.values[c];
+        match cells.cell(c)? {
+            None => *slot = None,
+            Some(text) => {
+                if !parse_into(ty, text, slot) {
+                    *slot = None;
+                    set_bit(&mut self.bad, c);
                 }
             }
         }
+        set_bit(&mut self.parsed, c);
         Ok(())
+    }
+}
+
+/// The row a route reads: its cells, parsed into a reused [`ParsedRow`] as they are asked
+/// for.
+pub(super) struct Row<'r, 't> {
+    parsed: &'r mut ParsedRow,
+    cells: &'r mut dyn RowCells<'t>,
+    columns: &'r [(String, ColumnType)],
+    /// An update's new row: the old row's cells, to tell what changed ([`Row::fresh`]).
+    old: Option<&'r mut dyn RowCells<'t>>,
+}
+
+impl<'r, 't> Row<'r, 't> {
+    /// The row of `cells` in a table of `columns`, parsed into `parsed` (nothing yet).
+    #[inline(always)]
+    pub(super) fn new(
+        parsed: &'r mut ParsedRow,
+        cells: &'r mut dyn RowCells<'t>,
+        columns: &'r [(String, ColumnType)],
+    ) -> Result<Row<'r, 't>> {
+        let n = columns.len();
+        if cells.width() != n {
+            return Err(Error::ColumnCount {
+                expected: n,
+                got: cells.width(),
+            });
+        }
+        parsed.start(n);
+        Ok(Row {
+            parsed,
+            cells,
+            columns,
+            old: None,
+        })
+    }
+
+    /// This row as the new row of an update whose old row's cells are `old` (compared with
+    /// this row's as [`Row::fresh`] asks).
+    pub(super) fn after(mut self, old: &'r mut dyn RowCells<'t>) -> Self {
+        clear(&mut self.parsed.compared);
+        clear(&mut self.parsed.differs);
+        self.old = Some(old);
+        self
+    }
+
+    /// Whether column `c`'s text differs from the old row's (an update's new row; compared
+    /// once).
+    pub(super) fn differs(&mut self, c: usize) -> Result<bool> {
+        let p = &mut *self.parsed;
+        if !bit(&p.compared, c) {
+            if let Some(old) = self.old.as_mut() {
+                if old.cell(c)? != self.cells.cell(c)? {
+                    set_bit(&mut p.differs, c);
+                }
+            }
+            set_bit(&mut p.compared, c);
+        }
+        Ok(bit(&p.differs, c))
+    }
+
+    /// Whether a shape reading the columns of `mask` may answer this row otherwise than the
+    /// old row of its update: some of their text differs (always, for a row that is not an
+    /// update's new row). Equal text is an equal value; text that differs may still be one
+    /// (`1.50`, `1.5`), which only costs an evaluation that answers as the old row's did.
+    pub(super) fn fresh(&mut self, mask: &[u64]) -> Result<bool> {
+        if self.old.is_none() {
+            return Ok(true);
+        }
+        for (w, &m) in mask.iter().enumerate() {
+            let mut todo = m;
+            while todo != 0 {
+                let c = w * 64 + todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                if self.differs(c)? {
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
+    }
+
+    /// Parses column `c` unless it was already.
+    #[inline]
+    pub(super) fn parse_column(&mut self, c: usize) -> Result<()> {
+        self.parsed
+            .parse_column(c, &self.columns[c].1, &mut *self.cells)
+    }
+
+    /// Parses the columns of `mask` (a column bitset) not parsed yet. Whether all of them
+    /// parsed (a residual reading them can run).
+    pub(super) fn parse(&mut self, mask: &[u64]) -> Result<bool> {
+        for (w, &m) in mask.iter().enumerate() {
+            // (a mask never names a column past the table's: it only grows)
+            let done = self.parsed.parsed.get(w).copied().unwrap_or(u64::MAX);
+            let mut todo = m & !done;
+            while todo != 0 {
+                self.parse_column(w * 64 + todo.trailing_zeros() as usize)?;
+                todo &= todo - 1;
+            }
+        }
+        Ok(!intersects(mask, &self.parsed.bad))
+    }
+
+    /// The value of column `c`, parsed before (`None`: NULL or did not parse; also for a
+    /// column not parsed, which is a bug of the route that asks).
+    #[inline]
+    pub(super) fn value(&self, c: usize) -> Option<&Value> {
+        debug_assert!(bit(&self.parsed.parsed, c), "column {c} read before parsed");
+        if !bit(&self.parsed.parsed, c) {
+            return None;
+        }
+        self.parsed.values[c].as_ref()
+    }
+
+    /// Every column's value, by column: what a residual reads. Current only for the columns
+    /// parsed: a residual runs after [`Row::parse`] of its mask.
+    pub(super) fn values(&self) -> &[Option<Value>] {
+        &self.parsed.values
+    }
+
+    /// The columns that did not parse, of those parsed so far.
+    pub(super) fn bad(&self) -> &[u64] {
+        &self.parsed.bad
+    }
+
+    /// Whether some column parsed so far did not parse.
+    #[inline]
+    pub(super) fn any_bad(&self) -> bool {
+        self.parsed.bad.iter().any(|&w| w != 0)
+    }
+}
+
+/// Clears a bitset (of one word without a call to `memset`: most tables have ≤ 64 columns).
+#[inline]
+fn clear(bits: &mut [u64]) {
+    match bits {
+        [w] => *w = 0,
+        words => words.fill(0),
     }
 }
 
@@ -89,33 +262,4 @@ fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
             None => false,
         },
     }
-}
-
-/// Whether `x` and `y` are the same value in every way a clause can observe: equal, and
-/// printing alike (`-0` is not `0` to `f::text`, nor `1.50` to `1.5` to `n::text`).
-fn identical(x: &Value, y: &Value) -> bool {
-    match (x, y) {
-        (Value::Float(a), Value::Float(b)) => {
-            a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
-        }
-        (Value::Numeric(a), Value::Numeric(b)) => a == b && a.scale() == b.scale(),
-        _ => compare(x, y) == Ordering::Equal,
-    }
-}
-
-/// Columns whose value differs between the two rows (a value that did not parse differs
-/// from everything, itself included: it is routed conservatively anyway).
-pub(super) fn changed_columns(a: &ParsedRow, b: &ParsedRow) -> Bits {
-    let mut changed: Bits = smallvec::smallvec![0; a.bad.len()];
-    for (c, (x, y)) in a.values.iter().zip(&b.values).enumerate() {
-        let same = match (x, y) {
-            (None, None) => !bit(&a.bad, c) && !bit(&b.bad, c),
-            (Some(x), Some(y)) => identical(x, y),
-            _ => false,
-        };
-        if !same {
-            set_bit(&mut changed, c);
-        }
-    }
-    changed
 }

@@ -77,6 +77,15 @@ impl ViewSlots {
         }
     }
 
+    /// The columns of the tuples some shape is found through (what a route probes), each
+    /// once per tuple.
+    pub(super) fn columns(&self) -> impl Iterator<Item = usize> + '_ {
+        self.tuples
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .flat_map(|(columns, _)| columns.iter().copied())
+    }
+
     /// How many shapes are found through `view` on `columns`.
     pub(super) fn planned(&self, view: ViewId, columns: &[usize]) -> usize {
         let Some(t) = self.tuples.iter().position(|(c, _)| **c == *columns) else {

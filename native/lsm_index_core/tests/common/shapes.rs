@@ -123,7 +123,9 @@ pub type Rec = Vec<Option<String>>;
 
 /// The brute-force reference of the router tests: every shape's parsed WHERE evaluated on
 /// every row (of a table with `cols`); a shape is affected when it is true or fails to
-/// evaluate, or reads a column whose text did not parse (the router's conservative rule).
+/// evaluate, or reads a column whose text did not parse and could match whatever that text
+/// is: it is scanned, found through such a column, or a candidate of the row (some index
+/// plan finds the row's value: see `lsm_index_core::router`'s unparseable rule).
 pub fn reference(
     cols: &[(String, ColumnType)],
     shapes: &BTreeMap<u32, Expr>,
@@ -143,12 +145,27 @@ pub fn reference(
             })
             .collect();
         for (&id, expr) in shapes {
-            let refers_bad = compile(expr)
+            let compiled = compile(expr);
+            let refers_bad = compiled
                 .mask
                 .iter()
                 .enumerate()
                 .any(|(w, bits)| (0..64).any(|b| bits & (1 << b) != 0 && bad[w * 64 + b]));
-            if refers_bad
+            let scanned = compiled.index.is_empty()
+                && compiled.views.is_empty()
+                && compiled.ordered.is_none();
+            let reachable = scanned
+                || compiled.index.iter().any(|plan| {
+                    bad[plan.column] || values[plan.column].as_ref().is_some_and(|v| plan.finds(v))
+                })
+                || compiled.ordered.iter().any(|plan| {
+                    bad[plan.column] || values[plan.column].as_ref().is_some_and(|v| plan.finds(v))
+                })
+                || compiled
+                    .views
+                    .iter()
+                    .any(|plan| plan.columns.iter().any(|&c| bad[c]));
+            if refers_bad && reachable
                 || eval(expr, &values) != Ok(Some(false)) && eval(expr, &values) != Ok(None)
             {
                 hit.insert(id);
