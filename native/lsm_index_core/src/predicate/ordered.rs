@@ -10,7 +10,7 @@
 //! ```
 
 use super::like_plan::{LikePlan, LikeShape};
-use super::order_key::{key, lower_key, upper_key};
+use super::order_key::{lower_key, upper_key};
 use super::{CmpOp, Expr, Func, Scalar, Value};
 
 /// An ordered-index plan of a shape (see the module doc).
@@ -25,33 +25,6 @@ pub struct OrderedPlan {
 }
 
 impl OrderedPlan {
-    /// Whether the router's index finds a row whose column holds `v` (a superset of the
-    /// values the conjunct holds on: keys widen, see [`order_key`](super::order_key)), as
-    /// the closed order-key interval, or the literal, of [`OrderedPlan::key_range`].
-    pub fn finds(&self, v: &Value) -> bool {
-        let folded;
-        let v = match (self.func, v) {
-            (None, v) => v,
-            (Some(f), Value::Text(text)) => match f.fold(text) {
-                Some(t) => {
-                    folded = Value::Text(t);
-                    &folded
-                }
-                None => return false,
-            },
-            (Some(_), _) => return false,
-        };
-        match (&self.kind, self.key_range()) {
-            (OrderedKind::Infix(literal), _) => {
-                matches!(v, Value::Text(text) if text.contains(literal.as_str()))
-            }
-            (OrderedKind::Range { .. }, Some((lo, hi))) => {
-                key(v).is_some_and(|k| lo <= k && k <= hi)
-            }
-            (OrderedKind::Range { .. }, None) => false,
-        }
-    }
-
     /// The closed interval of order keys a range plan's values map into (`None`: a literal
     /// plan, or a bound without order keys).
     pub fn key_range(&self) -> Option<(u64, u64)> {

@@ -79,12 +79,6 @@ impl OrderedSlots {
         self.ranges.is_empty() && self.infixes.is_empty()
     }
 
-    /// The columns its indexes read (a column may repeat).
-    pub(super) fn columns(&self) -> impl Iterator<Item = usize> + '_ {
-        let ranges = self.ranges.iter().map(|(slot, _)| slot_key(*slot).column);
-        ranges.chain(self.infixes.iter().map(|(slot, _)| slot_key(*slot).column))
-    }
-
     /// Groups filed in the range indexes and in the literal indexes.
     pub(super) fn counts(&self) -> (usize, usize) {
         let ranges = self.ranges.iter().map(|(_, r)| r.len()).sum();

@@ -303,8 +303,8 @@ impl Router {
             }
         }
         // an update's new row is looked up in the ordered indexes again (their candidates
-        // are not kept from the old row), so their columns are always read
-        for c in st.ordered.columns() {
+        // are not kept from the old row), so the columns their shapes read are always read
+        for c in st.ordered_reads() {
             row.parse_column(c)?;
         }
         if row.any_bad() {
@@ -526,18 +526,18 @@ fn probed(st: &State) -> impl Iterator<Item = usize> + '_ {
     let views = (!st.view_slots.is_empty()).then(|| st.view_slots.columns());
     slots
         .chain(views.into_iter().flatten())
-        .chain(st.ordered.columns())
+        .chain(st.ordered_reads())
 }
 
 /// Whether a shape of `template` is found through a column of `bad` (an index slot's or a
 /// subquery view tuple's).
 fn found_through(template: &Template, bad: &[u64]) -> bool {
-    let ordered = template.ordered.map(|at| slot_key(at.slot).column);
-    let slots = template
-        .indexed
-        .iter()
-        .map(|&s| slot_key(s).column)
-        .chain(ordered);
+    // found through a range or a literal: as a scanned shape, through any column it reads
+    // (the map engine scans it; see `State::ordered_reads`)
+    if template.ordered.is_some() && intersects(&template.mask, bad) {
+        return true;
+    }
+    let slots = template.indexed.iter().map(|&s| slot_key(s).column);
     let tuples = template
         .view_plans
         .iter()

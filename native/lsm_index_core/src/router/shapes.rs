@@ -51,6 +51,10 @@ pub(super) struct State {
     refs: Vec<u32>,
     /// Columns some shape refers to, ascending (the only ones a route reads).
     pub(super) referenced: Vec<usize>,
+    /// Per column: how many shapes found through an ordered index read it. Such a shape is
+    /// scanned to `LsmIndex.Filter`'s map engine, so for the unparseable rule it is too: a
+    /// route reads these columns on every row (see `route::probed`).
+    ordered_reads: Vec<u32>,
     /// The index slots some group is indexed on (see [`slot`]), ascending, each with how
     /// many groups are: a route probes only these.
     pub(super) indexed_on: Vec<(usize, usize)>,
@@ -75,6 +79,7 @@ impl State {
             scanned_shapes: 0,
             by_index: [0; 5],
             refs: Vec::new(),
+            ordered_reads: Vec::new(),
             referenced: Vec::new(),
             indexed_on: Vec::new(),
             scanned_because: [0; ScanReason::ALL.len()],
@@ -105,6 +110,12 @@ impl State {
             groups: self.groups.len(),
             templates: self.groups.template_count(),
         }
+    }
+
+    /// The columns shapes found through an ordered index read (see `ordered_reads`).
+    pub(super) fn ordered_reads(&self) -> impl Iterator<Item = usize> + '_ {
+        let reads = self.ordered_reads.iter().enumerate();
+        reads.filter(|(_, n)| **n > 0).map(|(c, _)| c)
     }
 
     /// The group shape `id` is in, if published.
@@ -179,6 +190,14 @@ impl State {
         }
         self.view_slots.insert(id, &t.view_plans, &group.views);
         self.by_index[t.index_kind()] += 1;
+        if t.ordered.is_some() {
+            for c in columns_of(&t.mask) {
+                if self.ordered_reads.len() <= c {
+                    self.ordered_reads.resize(c + 1, 0);
+                }
+                self.ordered_reads[c] += 1;
+            }
+        }
         if t.is_scanned() {
             self.scanned_shapes += 1;
             if let Some(why) = t.scan {
@@ -203,6 +222,13 @@ impl State {
         }
         self.view_slots.remove(id, &t.view_plans, &group.views);
         self.by_index[t.index_kind()] -= 1;
+        if t.ordered.is_some() {
+            for c in columns_of(&t.mask) {
+                if let Some(n) = self.ordered_reads.get_mut(c) {
+                    *n -= 1;
+                }
+            }
+        }
         if t.is_scanned() {
             self.scanned_shapes -= 1;
             if let Some(why) = t.scan {

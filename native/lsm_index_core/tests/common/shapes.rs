@@ -151,14 +151,11 @@ pub fn reference(
                 .iter()
                 .enumerate()
                 .any(|(w, bits)| (0..64).any(|b| bits & (1 << b) != 0 && bad[w * 64 + b]));
-            let scanned = compiled.index.is_empty()
-                && compiled.views.is_empty()
-                && compiled.ordered.is_none();
+            // a shape found through a range or a LIKE literal counts as scanned here (as
+            // `LsmIndex.Filter`'s map engine, which scans it, routes it)
+            let scanned = compiled.index.is_empty() && compiled.views.is_empty();
             let reachable = scanned
                 || compiled.index.iter().any(|plan| {
-                    bad[plan.column] || values[plan.column].as_ref().is_some_and(|v| plan.finds(v))
-                })
-                || compiled.ordered.iter().any(|plan| {
                     bad[plan.column] || values[plan.column].as_ref().is_some_and(|v| plan.finds(v))
                 })
                 || compiled
