@@ -4,9 +4,11 @@
 //! change ─▶ parse each row's probed columns (Postgres text ─▶ typed values; the cells are
 //!           read from the caller's source only now: `RowCells`)
 //!        ─▶ per indexed column: [1] presence filter (miss: done) ─▶ [2] equality index
-//!           (key = column id + canonical value) ─▶ candidate shapes
-//!        ─▶ [3] each candidate's residual program on the row (its columns parsed first)
-//!           ─▶ matched shapes
+//!           (key = column id + canonical value) ─▶ candidate groups
+//!        ─▶ per ordered slot: [2'] the value's order key in ranges, its text's literals
+//!           ─▶ candidate groups
+//!        ─▶ [3] each candidate group's residual program, once, on the row (its columns
+//!           parsed first) ─▶ every shape of the group when true
 //! shapes without an indexable conjunct ─▶ [3] on every change (scanned)
 //! ```
 //!
@@ -27,6 +29,10 @@
 //! Rooms, along the data paths:
 //! - `mod.rs`: the [`Router`] and its lifecycle (new, open + catalog replay, flush, close);
 //! - `shapes`: the write path: compile a shape, write its keys, publish it in the shape table;
+//! - `groups`: templates (compiled forms, interned) and groups (equal shapes, one index
+//!   handle, one run per row);
+//! - `ordered`: the range (`ranges`) and LIKE-literal (`patterns`) indexes of shapes no
+//!   equality finds;
 //! - `route`: the read path: the [`Reader`], a change's candidates and their evaluation;
 //! - `row`: a row's cells (`RowCells`: a slice, or the caller's reader) parsed into typed
 //!   values as the route asks for them;
