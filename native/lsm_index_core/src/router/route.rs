@@ -387,8 +387,7 @@ impl Router {
                 if !how.fresh(&group.template) {
                     continue;
                 }
-                tally.evaluations += 1;
-                if takes(id, group, row, scratch, Some(views), strict)? {
+                if takes(id, group, row, scratch, Some(views), strict, &mut tally)? {
                     out.push(id);
                 }
             }
@@ -510,6 +509,7 @@ fn takes(
     scratch: &mut Scratch,
     views: Option<&Views>,
     strict: bool,
+    tally: &mut Tally,
 ) -> Result<bool> {
     if !row.fresh(&group.template.mask)? {
         return Ok(false);
@@ -517,6 +517,7 @@ fn takes(
     if !row.parse(&group.template.mask)? {
         return Ok(true);
     }
+    tally.evaluations += 1;
     Ok(matches(id, group, row.values(), scratch, views, strict))
 }
 
