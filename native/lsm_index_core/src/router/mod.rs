@@ -33,7 +33,10 @@
 //!   handle, one run per row);
 //! - `ordered`: the range (`ranges`) and LIKE-literal (`patterns`) indexes of shapes no
 //!   equality finds;
-//! - `route`: the read path: the [`Reader`], a change's candidates and their evaluation;
+//! - `state`: the published shapes (shape table, groups, bookkeeping, presence, indexes);
+//! - `route`: the read path: the [`Reader`], a change's probes and its candidate groups;
+//! - `probe`: what a probed value finds (equality keys behind the presence filter);
+//! - `evaluate`: a candidate group's evaluation (columns parsed, residual run once);
 //! - `row`: a row's cells (`RowCells`: a slice, or the caller's reader) parsed into typed
 //!   values as the route asks for them;
 //! - `schema`: an open-schema router's columns, declared by its shapes as they are added;
@@ -45,6 +48,7 @@
 
 mod bits;
 pub mod catalog;
+mod evaluate;
 mod groups;
 pub mod ids;
 mod inner;
@@ -58,6 +62,7 @@ mod metrics;
 mod ordered;
 pub mod patterns;
 mod presence;
+mod probe;
 pub mod ranges;
 mod route;
 mod row;
@@ -65,6 +70,7 @@ mod schema;
 pub mod set;
 mod shapes;
 mod slots;
+mod state;
 mod subqueries;
 mod view_slots;
 pub mod views;

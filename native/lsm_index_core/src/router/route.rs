@@ -5,22 +5,20 @@
 //! then (a miss parses nothing else, see `row`). An update's new row skips shapes none of
 //! whose columns changed (their text, compared bytewise).
 
-use super::bits::{bit, intersects};
+use super::bits::bit;
 use super::bits::{bitset_words, set_bit, Bits};
-use super::groups::{Group, Template};
+use super::evaluate::{run_found, run_group, takes, How, Tally};
 use super::metrics::Counts;
+use super::probe::{found_through, probed};
 use super::row::{ParsedRow, ParsedRows, Row, RowCells, RowText};
-use super::shapes::{slot_key, SlotKey, State};
-use super::view_slots::ShapeViews;
+use super::shapes::{slot_key, State};
 use super::views::Views;
-use super::{key_hasher, Change, Router};
-use crate::key::{column_key, ColumnKey};
+use super::{Change, Router};
+use crate::key::ColumnKey;
 use crate::predicate::compile::Stack;
-use crate::predicate::{ColumnType, EvalError, Value};
+use crate::predicate::ColumnType;
 use crate::{Error, Result};
 use parking_lot::RwLockReadGuard;
-use smallvec::SmallVec;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// Routes changes against one view of a router's shapes (see [`Router::reader`]).
@@ -55,21 +53,21 @@ pub enum ChangeCells<'c, 't> {
 
 /// Reusable buffers of one reader's routes.
 #[derive(Default)]
-struct Scratch {
-    key: ColumnKey,
-    stack: Stack,
+pub(super) struct Scratch {
+    pub(super) key: ColumnKey,
+    pub(super) stack: Stack,
     /// Index candidates (group handles) of the first row of an update, per index slot.
-    candidates: Vec<(usize, Vec<u32>)>,
+    pub(super) candidates: Vec<(usize, Vec<u32>)>,
     /// A text value lower- or upper-cased for a `lower(col)` slot's key.
-    folded: String,
+    pub(super) folded: String,
     /// Metrics of this reader's routes, added to the router's when it is dropped.
-    counts: Counts,
+    pub(super) counts: Counts,
     /// Views holding a value (a view plan's lookup).
-    views_found: Vec<u32>,
+    pub(super) views_found: Vec<u32>,
     /// Shapes found through views.
-    view_candidates: Vec<u32>,
+    pub(super) view_candidates: Vec<u32>,
     /// Groups found through ranges and literals.
-    ordered_candidates: Vec<u32>,
+    pub(super) ordered_candidates: Vec<u32>,
 }
 
 impl Scratch {
@@ -405,270 +403,5 @@ impl Router {
         scratch.counts.evaluations += tally.evaluations;
         scratch.counts.evaluations_saved += tally.saved;
         Ok(())
-    }
-}
-
-/// Candidates met and residual runs made by one row's route.
-#[derive(Default)]
-struct Tally {
-    candidates: u64,
-    evaluations: u64,
-    /// Shapes answered by their group's one run.
-    saved: u64,
-}
-
-/// How one row's candidates are evaluated.
-struct How<'a> {
-    /// The results of subqueries, if the router's shapes have any.
-    views: Option<&'a Views>,
-    /// A view router's: an evaluation error is no match.
-    strict: bool,
-    /// For the new row of an update: the columns that changed.
-    changed: Option<&'a [u64]>,
-}
-
-impl How<'_> {
-    /// Whether shapes of template `t` may answer differently on this row than on the old
-    /// row of its update (they read a changed column); always for a single row.
-    fn fresh(&self, t: &Template) -> bool {
-        self.changed.is_none_or(|ch| intersects(&t.mask, ch))
-    }
-}
-
-/// Runs the candidate groups `found` (handles) on `row`, adding the ids they admit to `out`.
-/// Staged: every group is looked up and touched before any is run, so their cache misses
-/// overlap instead of waiting one by one behind each run.
-fn run_found(
-    st: &State,
-    found: &[u32],
-    row: &mut Row<'_, '_>,
-    how: &How<'_>,
-    scratch: &mut Scratch,
-    out: &mut Vec<u32>,
-    tally: &mut Tally,
-) -> Result<()> {
-    let mut groups: SmallVec<[&Group; 64]> = SmallVec::new();
-    // absent: being added or removed right now (not published)
-    groups.extend(found.iter().filter_map(|&g| st.groups.get(g)));
-    touch(&groups);
-    for group in groups {
-        tally.candidates += group.ids.len() as u64;
-        if how.fresh(&group.template) {
-            run_group(group, row, how, scratch, out, tally)?;
-        }
-    }
-    Ok(())
-}
-
-/// Adds the ids of `group` that take `row` to `out`: its template run once for all of them,
-/// or once per shape when they read subquery views (each shape its own view of them). None
-/// when `row` is an update's new row and none of the group's columns changed (the old row
-/// answered for it). Its columns are parsed now; when one does not parse, every id is taken
-/// (the shape is a candidate or scanned, so the row could match it).
-fn run_group(
-    group: &Group,
-    row: &mut Row<'_, '_>,
-    how: &How<'_>,
-    scratch: &mut Scratch,
-    out: &mut Vec<u32>,
-    tally: &mut Tally,
-) -> Result<()> {
-    let (views, strict) = (how.views, how.strict);
-    if !row.fresh(&group.template.mask)? {
-        return Ok(());
-    }
-    if !row.parse(&group.template.mask)? {
-        out.extend_from_slice(&group.ids);
-        return Ok(());
-    }
-    let row = row.values();
-    if views.is_some() && !group.views.is_empty() {
-        for &id in &group.ids {
-            tally.evaluations += 1;
-            if matches(id, group, row, scratch, views, strict) {
-                out.push(id);
-            }
-        }
-    } else if let Some(&first) = group.ids.first() {
-        tally.evaluations += 1;
-        tally.saved += group.ids.len() as u64 - 1;
-        if matches(first, group, row, scratch, None, strict) {
-            out.extend_from_slice(&group.ids);
-        }
-    }
-    Ok(())
-}
-
-/// Whether shape `id` of `group` takes `row` (see [`matches`]), its columns parsed now: yes
-/// when one does not parse (see [`run_group`]); no when none of them changed since the old
-/// row of `row`'s update (it answered there).
-fn takes(
-    id: u32,
-    group: &Group,
-    row: &mut Row<'_, '_>,
-    scratch: &mut Scratch,
-    views: Option<&Views>,
-    strict: bool,
-    tally: &mut Tally,
-) -> Result<bool> {
-    if !row.fresh(&group.template.mask)? {
-        return Ok(false);
-    }
-    if !row.parse(&group.template.mask)? {
-        return Ok(true);
-    }
-    tally.evaluations += 1;
-    Ok(matches(id, group, row.values(), scratch, views, strict))
-}
-
-/// The columns a route probes: its index slots' and its view tuples' (a column may repeat).
-fn probed(st: &State) -> impl Iterator<Item = usize> + '_ {
-    let slots = st.indexed_on.iter().map(|&(slot, _)| slot_key(slot).column);
-    let views = (!st.view_slots.is_empty()).then(|| st.view_slots.columns());
-    slots
-        .chain(views.into_iter().flatten())
-        .chain(st.ordered_reads())
-}
-
-/// Whether a shape of `template` is found through a column of `bad` (an index slot's or a
-/// subquery view tuple's).
-fn found_through(template: &Template, bad: &[u64]) -> bool {
-    // found through a range or a literal: as a scanned shape, through any column it reads
-    // (the map engine scans it; see `State::ordered_reads`)
-    if template.ordered.is_some() && intersects(&template.mask, bad) {
-        return true;
-    }
-    let slots = template.indexed.iter().map(|&s| slot_key(s).column);
-    let tuples = template
-        .view_plans
-        .iter()
-        .flat_map(|p| p.columns.iter().copied());
-    slots.chain(tuples).any(|c| bit(bad, c))
-}
-
-impl Router {
-    /// Appends to `found` the ids filed under the keys of value `v` in index slot `slot`
-    /// (`key`: what the slot keys): the value's own key, `lower`/`upper` of a text value, or
-    /// each element of an array (then sorted and deduplicated: a shape found through two
-    /// elements is one candidate).
-    fn probe(
-        &self,
-        st: &State,
-        slot: usize,
-        key: SlotKey,
-        v: &Value,
-        scratch: &mut Scratch,
-        found: &mut Vec<u32>,
-    ) -> Result<()> {
-        match (key.element, key.func, v) {
-            (true, _, Value::Array(elements)) => {
-                for e in elements.iter().flatten() {
-                    self.probe_key(st, slot, e, scratch, found)?;
-                }
-                if elements.len() > 1 {
-                    found.sort_unstable();
-                    found.dedup();
-                }
-            }
-            (true, _, _) => {}
-            (false, None, v) => self.probe_key(st, slot, v, scratch, found)?,
-            // `lower(col) = 'x'`: the key of the function's result, folded into a reused buffer
-            (false, Some(f), Value::Text(text)) => {
-                let mut folded = Value::Text(std::mem::take(&mut scratch.folded));
-                if let Value::Text(buf) = &mut folded {
-                    f.fold_into(text, buf);
-                }
-                let probed = self.probe_key(st, slot, &folded, scratch, found);
-                if let Value::Text(buf) = folded {
-                    scratch.folded = buf;
-                }
-                probed?;
-            }
-            (false, Some(_), _) => {}
-        }
-        Ok(())
-    }
-
-    /// Appends to `found` the ids filed under `v`'s key in slot `slot`: the presence filter
-    /// first, the index only when it may hold the key.
-    fn probe_key(
-        &self,
-        st: &State,
-        slot: usize,
-        v: &Value,
-        scratch: &mut Scratch,
-        found: &mut Vec<u32>,
-    ) -> Result<()> {
-        column_key(slot, v, &mut scratch.key);
-        scratch.counts.presence_probes += 1;
-        if !st.presence.may_contain(key_hasher().hash_one(&scratch.key)) {
-            return Ok(());
-        }
-        scratch.counts.presence_passes += 1;
-        let before = found.len();
-        if let Some(index) = self.index.get() {
-            index.lookup_into(&scratch.key, found)?;
-        }
-        if found.len() == before {
-            scratch.counts.presence_false_positives += 1;
-        }
-        Ok(())
-    }
-}
-
-/// Loads the first bytes a run of each of `groups` reads (its ids, its template's column
-/// mask, first instruction and constant): independent loads, so their cache misses overlap.
-/// What it buys at a million shapes is measured in DESIGN.md ("Filter `:map` vs `:lsm`").
-fn touch(groups: &[&Group]) {
-    for g in groups {
-        std::hint::black_box((g.ids.first().copied(), Arc::as_ptr(&g.template)));
-    }
-    for g in groups {
-        let t = &g.template;
-        std::hint::black_box((t.mask.as_ptr(), t.residual.ops.as_ptr()));
-    }
-    for g in groups {
-        let t = &g.template;
-        let first_op = t.residual.ops.first().map(std::mem::discriminant);
-        let first_constant = t.residual.constants.first().map(std::mem::discriminant);
-        std::hint::black_box((t.mask.first().copied(), first_op, first_constant));
-    }
-}
-
-/// Whether shape `id` of `group` takes `row`: its residual is true (its subqueries answered
-/// by `views`), or cannot be evaluated on it (an error PostgreSQL would raise: the row could
-/// match, so it is routed — unless `strict`, a view router's, where it is not; counted).
-fn matches(
-    id: u32,
-    group: &Group,
-    row: &[Option<Value>],
-    scratch: &mut Scratch,
-    views: Option<&Views>,
-    strict: bool,
-) -> bool {
-    let residual = &group.template.residual;
-    let answer = match views.filter(|_| !group.views.is_empty()) {
-        None => residual.run(row, &mut scratch.stack),
-        Some(views) => {
-            let mut probe = ShapeViews {
-                views,
-                shape: id,
-                ids: &group.views,
-                failed: false,
-            };
-            let answer = residual.run_with(row, &mut scratch.stack, &mut probe);
-            if probe.failed {
-                Err(EvalError::NoView)
-            } else {
-                answer
-            }
-        }
-    };
-    match answer {
-        Ok(answer) => answer == Some(true),
-        Err(_) => {
-            scratch.counts.evaluation_errors += 1;
-            !strict
-        }
     }
 }
