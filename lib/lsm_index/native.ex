@@ -48,6 +48,7 @@ defmodule LsmIndex.Native do
   def router_wait_idle(_router), do: err()
   def router_add_shape(_router, _id, _sql, _params), do: err()
   def router_add_shape_dirty(_router, _id, _sql, _params), do: err()
+  def router_add_shapes(_router, _shapes), do: err()
   def router_remove_shape(_router, _id), do: err()
   def router_remove_shape_dirty(_router, _id), do: err()
   def router_route(_router, _change), do: err()

@@ -301,6 +301,78 @@ defmodule LsmIndex.ShapeRouter do
   end
 
   @doc """
+  Adds many shapes in one call, as `add_shape/4` one after the other would (a later entry
+  with an id replaces an earlier one): each entry is `{shape_id, where_sql}` or
+  `{shape_id, where_sql, params}` (`params` as `add_shape/4`'s option). Runs on a dirty
+  scheduler; the clauses are compiled on up to 8 threads of the call's own, joined before it
+  returns. `:ok`, or `{:error, {shape_id, reason}}` for the first entry refused (`reason` as
+  `add_shape/4` gives it): the entries before it are added, none after. A router over one
+  table only (one over several adds with `add_shape/4`, which takes `table:`).
+  """
+  @spec add_shapes(t(), [{shape_id(), String.t()} | {shape_id(), String.t(), [String.t() | nil]}]) ::
+          :ok | {:error, {shape_id(), term()}}
+  def add_shapes(%__MODULE__{tables: nil, ref: ref}, shapes) when is_list(shapes) do
+    {valid, refused} = batch_entries(shapes, [])
+
+    reply =
+      case Native.router_add_shapes(ref, valid) do
+        :ok ->
+          :ok
+
+        {:refused, at, error} ->
+          {:error, {valid |> Enum.at(at) |> elem(0), open!(error) |> elem(1)}}
+      end
+
+    case {reply, refused} do
+      {:ok, {id, reason}} -> {:error, {id, reason}}
+      {reply, _} -> reply
+    end
+  end
+
+  def add_shapes(%__MODULE__{tables: nil}, shapes),
+    do:
+      raise(
+        ArgumentError,
+        "shapes are a list of {id, where_sql[, params]}, got: #{inspect(shapes)}"
+      )
+
+  def add_shapes(%__MODULE__{}, _shapes),
+    do:
+      raise(
+        ArgumentError,
+        "add_shapes/2 is for a router over one table: use add_shape/4 with table:"
+      )
+
+  # the entries as the NIF takes them, up to the first whose clause is not UTF-8 (then that
+  # one's refusal, as add_shape/4 answers it)
+  defp batch_entries([], acc), do: {Enum.reverse(acc), nil}
+
+  defp batch_entries([entry | rest], acc) do
+    {id, sql, params} =
+      case entry do
+        {id, sql} ->
+          {id, sql, []}
+
+        {id, sql, params} ->
+          {id, sql, params}
+
+        other ->
+          raise ArgumentError, "a shape is {id, where_sql[, params]}, got: #{inspect(other)}"
+      end
+
+    id!(id)
+
+    unless is_binary(sql),
+      do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(sql)}")
+
+    params = LsmIndex.Where.params!(params)
+
+    if String.valid?(sql),
+      do: batch_entries(rest, [{id, sql, params} | acc]),
+      else: {Enum.reverse(acc), {id, {:invalid_where, 0, "the clause is not UTF-8 text"}}}
+  end
+
+  @doc """
   What to query for the snapshot of each subquery of a shape (a router over several
   tables): `{:ok, [{position, sql, :result | :links}]}`. Run each `sql` in the snapshot the
   shape starts from and pass the rows, by position, as `add_shape/4`'s `:subquery_values`.

@@ -1,6 +1,7 @@
 //! Resident bytes per shape of a router holding N shapes of issue 24's six templates (the
 //! workload of `bench/workloads.exs`: N/24 users, 4 equal shapes per user and template), and
-//! the time to add them. `cargo run --release -p lsm_index_core --example router_memory [N]`.
+//! the time to add them. `cargo run --release -p lsm_index_core --example router_memory [N]
+//! [batch]` (`batch`: in `Router::add_shapes` calls of 100,000 shapes).
 
 use lsm_index_core::predicate::{CaseFolding, ColumnType};
 use lsm_index_core::router::Router;
@@ -51,14 +52,13 @@ fn main() {
     .map(|(name, ty)| (name.to_string(), ty))
     .collect();
     let r = Router::new(columns, CaseFolding::Unicode, Config::default()).expect("router");
+    let batch = std::env::args().nth(2).is_some_and(|a| a == "batch");
     let users = (n / 24).max(1);
-    let before = rss();
-    let start = Instant::now();
-    for i in 0..n {
+    let shape = |i: u32| {
         let user = i % users;
         let t = ((i / users) % 6) as usize;
         let month = user % 12 + 1;
-        let params = [
+        let params = vec![
             Some(user.to_string()),
             Some(format!("2024-{month:02}-01 00:00:00+00")),
             Some(if month == 12 {
@@ -67,16 +67,38 @@ fn main() {
                 format!("2024-{:02}-01 00:00:00+00", month + 1)
             }),
         ];
-        r.add_shape_with(i, TEMPLATES[t], &params).expect("add");
+        (i, TEMPLATES[t], params)
+    };
+    let before = rss();
+    let mut took = std::time::Duration::ZERO;
+    let mut next = 0;
+    while next < n {
+        // the shapes are made before the clock starts
+        let end = n.min(next + 100_000);
+        let shapes: Vec<_> = (next..end).map(shape).collect();
+        let start = Instant::now();
+        if batch {
+            let each: Vec<_> = shapes
+                .iter()
+                .map(|(i, t, p)| (*i, *t, p.as_slice()))
+                .collect();
+            r.add_shapes(&each).expect("add_shapes");
+        } else {
+            for (i, t, params) in &shapes {
+                r.add_shape_with(*i, t, params).expect("add");
+            }
+        }
+        took += start.elapsed();
+        next = end;
     }
-    let took = start.elapsed();
     r.wait_idle().expect("idle");
     std::thread::sleep(std::time::Duration::from_secs(2));
     let after = rss();
     let by = r.index_counts();
     println!(
-        "{n} shapes: {:.1} B/shape resident, add_shape {:.2} µs/shape, {} groups, {} templates",
+        "{n} shapes: {:.1} B/shape resident, {} {:.2} µs/shape, {} groups, {} templates",
         (after.saturating_sub(before)) as f64 / f64::from(n),
+        if batch { "add_shapes" } else { "add_shape" },
         took.as_secs_f64() * 1e6 / f64::from(n),
         by.groups,
         by.templates

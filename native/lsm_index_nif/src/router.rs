@@ -25,6 +25,7 @@ mod atoms {
         ok,
         bad_change,
         dirty,
+        refused,
     }
 }
 
@@ -162,6 +163,33 @@ fn router_add_shape_dirty<'a>(
     let params = param_values(params)?;
     let res = r.router.add_shape_with(id, sql_text(&sql)?, &params);
     Ok(written(env, &r, Call::Blocking, res))
+}
+
+/// Adds a list of `{id, sql, params}` in one call (`Router::add_shapes`): `:ok`, or
+/// `{:refused, position, error}` for the first shape refused (those before it are added,
+/// none after). On a dirty I/O scheduler: it waits for the index and compiles on threads of
+/// its own.
+#[rustler::nif(schedule = "DirtyIo")]
+fn router_add_shapes<'a>(
+    env: Env<'a>,
+    r: ResourceArc<RouterResource>,
+    shapes: Vec<(u32, Binary<'a>, Vec<Option<Binary<'a>>>)>,
+) -> NifResult<Term<'a>> {
+    let mut owned = Vec::with_capacity(shapes.len());
+    for (id, sql, params) in &shapes {
+        owned.push((*id, sql_text(sql)?, param_values(params.clone())?));
+    }
+    let each: Vec<(u32, &str, &[Option<String>])> = owned
+        .iter()
+        .map(|(id, sql, params)| (*id, *sql, params.as_slice()))
+        .collect();
+    Ok(match r.router.add_shapes(&each) {
+        Ok(()) => atoms::ok().encode(env),
+        Err((at, e)) => {
+            let reply = written(env, &r, Call::Blocking, Err(e));
+            (atoms::refused(), at, reply).encode(env)
+        }
+    })
 }
 
 #[rustler::nif]

@@ -17,7 +17,7 @@ use super::{CmpOp, ColumnType, Value};
 use std::cmp::Ordering;
 
 /// An operator between two arrays of one type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ArrayOp {
     /// `a @> b`: every element of `b` is in `a` (a NULL element of `b` never is).
     Contains,

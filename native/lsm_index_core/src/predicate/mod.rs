@@ -27,6 +27,7 @@ pub mod ordered;
 mod parser;
 mod plan;
 mod program;
+pub(crate) use program::HashWriter;
 pub mod scalar;
 pub mod sql;
 pub mod subquery;
@@ -80,7 +81,7 @@ impl CaseFolding {
 }
 
 /// A comparison operator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CmpOp {
     /// `=`
     Eq,

@@ -115,7 +115,7 @@ fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
 }
 
 /// Why a shape is checked on every change instead of found through the equality index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScanReason {
     /// No condition an index serves: no equality on a column (or `lower`/`upper` of one),
     /// no range of an orderable column, no LIKE with a literal (`price <> 10`,

@@ -5,9 +5,10 @@ use super::array::any_all;
 use super::eval::{compare, eval, ilike_lowered, like, Truth};
 use super::membership::{occurrence, Membership};
 use super::{ArrayOp, CmpOp, EvalError, Expr, Value};
+use std::hash::{Hash, Hasher};
 
 /// One instruction of the residual program (postfix: operands first).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Hash)]
 pub enum Op {
     /// Push a constant truth value (`None`: unknown).
     Const(Option<bool>),
@@ -146,6 +147,70 @@ fn truth(t: u8) -> Option<bool> {
         TRUE => Some(true),
         FALSE => Some(false),
         _ => None,
+    }
+}
+
+impl Program {
+    /// Feeds the program to `h` so that equal programs hash equal (what interning compiled
+    /// forms needs: unequal ones may collide, a full compare follows); cheaper than
+    /// formatting it.
+    pub fn hash_into<H: Hasher>(&self, h: &mut H) {
+        self.ops.hash(h);
+        h.write_usize(self.constants.len());
+        for v in &self.constants {
+            hash_value(v, h);
+        }
+        h.write_usize(self.sets.len());
+        for set in &self.sets {
+            set.has_null.hash(h);
+            h.write_usize(set.values.len());
+            for v in &set.values {
+                hash_value(v, h);
+            }
+        }
+        self.patterns.hash(h);
+        self.column_lists.hash(h);
+        if !self.exprs.is_empty() {
+            // conditions over expressions are rare: their text is exact and cheap enough
+            let _ = std::fmt::write(&mut HashWriter(h), format_args!("{:?}", self.exprs));
+        }
+    }
+}
+
+/// Feeds `v` to `h`: equal values (`PartialEq`) hash equal, except `-0.0`/`0.0` and NaNs
+/// (then two equal programs are merely held twice).
+fn hash_value<H: Hasher>(v: &Value, h: &mut H) {
+    std::mem::discriminant(v).hash(h);
+    match v {
+        Value::Int(i) | Value::Time(i) | Value::Timestamp(i) | Value::Timestamptz(i) => i.hash(h),
+        Value::Float(f) => f.to_bits().hash(h),
+        Value::Bool(b) => b.hash(h),
+        Value::Text(t) => t.hash(h),
+        Value::Uuid(u) => u.hash(h),
+        Value::Date(d) => d.hash(h),
+        Value::Enum(e) => e.hash(h),
+        Value::Numeric(n) => {
+            let _ = std::fmt::write(&mut HashWriter(h), format_args!("{n:?}"));
+        }
+        Value::Array(items) => {
+            h.write_usize(items.len());
+            for item in items {
+                match item {
+                    Some(v) => hash_value(v, h),
+                    None => h.write_u8(0xFF),
+                }
+            }
+        }
+    }
+}
+
+/// Feeds formatted text to a hasher.
+pub(crate) struct HashWriter<'a, H: Hasher>(pub(crate) &'a mut H);
+
+impl<H: Hasher> std::fmt::Write for HashWriter<'_, H> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0.write(s.as_bytes());
+        Ok(())
     }
 }
 

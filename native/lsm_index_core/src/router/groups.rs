@@ -16,6 +16,7 @@ use super::views::ViewId;
 use super::{key_hasher, ScanReason};
 use crate::key::ColumnKey;
 use crate::predicate::compile::{Program, ViewPlan};
+use crate::predicate::HashWriter;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
@@ -52,12 +53,11 @@ impl Template {
         ordered: Option<OrderedSlot>,
     ) -> Template {
         let mut h = key_hasher().build_hasher();
-        // the derived Debug text spells every field (floats, nested expressions) exactly;
-        // written straight into the hasher, no string is made
-        let _ = std::fmt::write(
-            &mut HashWriter(&mut h),
-            format_args!("{residual:?}{mask:?}{indexed:?}{scan:?}{view_plans:?}{ordered:?}"),
-        );
+        residual.hash_into(&mut h);
+        (&mask, &indexed, scan, &ordered).hash(&mut h);
+        if !view_plans.is_empty() {
+            let _ = std::fmt::write(&mut HashWriter(&mut h), format_args!("{view_plans:?}"));
+        }
         Template {
             residual,
             mask,
@@ -87,16 +87,6 @@ impl Template {
             (None, true, false) => 3,
             (None, true, true) => 4,
         }
-    }
-}
-
-/// Feeds formatted text to a hasher.
-struct HashWriter<'a, H: Hasher>(&'a mut H);
-
-impl<H: Hasher> std::fmt::Write for HashWriter<'_, H> {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.0.write(s.as_bytes());
-        Ok(())
     }
 }
 
@@ -130,7 +120,7 @@ impl Group {
 /// A compiled shape before it is published: its form, its index keys and views.
 #[derive(Debug)]
 pub(super) struct Form {
-    pub(super) template: Template,
+    pub(super) template: Arc<Template>,
     pub(super) keys: Vec<ColumnKey>,
     pub(super) views: Box<[ViewId]>,
     pub(super) ordered: Option<OrderedKey>,
@@ -141,7 +131,7 @@ pub(super) struct Form {
 impl Form {
     /// The form of these parts.
     pub(super) fn new(
-        template: Template,
+        template: Arc<Template>,
         keys: Vec<ColumnKey>,
         views: Box<[ViewId]>,
         ordered: Option<OrderedKey>,
@@ -164,7 +154,7 @@ impl Form {
 
     /// Whether `group` holds shapes of this form.
     fn is_of(&self, group: &Group) -> bool {
-        *group.template == self.template
+        (Arc::ptr_eq(&group.template, &self.template) || group.template == self.template)
             && group.views == self.views
             && group.ordered == self.ordered
             && group.keys().eq(self.keys.iter().map(|k| k.as_slice()))
@@ -203,6 +193,13 @@ impl Groups {
             .find(|&g| self.get(g).is_some_and(|group| form.is_of(group)))
     }
 
+    /// The published template equal to `template`, if any.
+    pub(super) fn published(&self, template: &Template) -> Option<Arc<Template>> {
+        let same = self.templates.get(&template.hash)?;
+        let (t, _) = same.iter().find(|(t, _)| **t == *template)?;
+        Some(t.clone())
+    }
+
     /// The handle the next new group will take.
     pub(super) fn next_handle(&self) -> u32 {
         match self.free.last() {
@@ -229,15 +226,17 @@ impl Groups {
             ..
         } = form;
         let same = self.templates.entry(template.hash).or_default();
-        let template = match same.iter_mut().find(|(t, _)| **t == template) {
+        let template = match same
+            .iter_mut()
+            .find(|(t, _)| Arc::ptr_eq(t, &template) || *t == template)
+        {
             Some((t, groups)) => {
                 *groups += 1;
                 t.clone()
             }
             None => {
-                let t = Arc::new(template);
-                same.push((t.clone(), 1));
-                t
+                same.push((template.clone(), 1));
+                template
             }
         };
         let mut ids = SmallVec::new();

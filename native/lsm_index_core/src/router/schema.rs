@@ -157,7 +157,7 @@ impl Router {
             })?;
             (v.widened.clone(), v.view.clone())
         };
-        let form = self.prepare(&definition, &view)?;
+        let form = self.prepare(sql, params, &view)?;
         // a column the shape reads takes its declared type, unless other shapes read it
         let mut retyped: Option<ColumnList> = None;
         {

@@ -16,6 +16,7 @@ use crate::predicate::{parse_in, ColumnType};
 use crate::{Error, FileKind, Result};
 use parking_lot::MutexGuard;
 use std::path::Path;
+use std::sync::Arc;
 
 impl Router {
     /// Adds shape `id` with WHERE clause `sql`, replacing any shape with that id; waits if
@@ -74,12 +75,9 @@ impl Router {
         if self.persistent && !blocking {
             return Err(catalog_would_block());
         }
-        let definition = definition(sql, params).ok_or_else(|| Error::InvalidPredicate {
-            position: 0,
-            reason: "parameters without NUL characters".into(),
-        })?;
+        let definition = self.recorded(sql, params)?;
         let columns = self.columns();
-        let form = self.prepare(&definition, &columns)?;
+        let form = self.prepare(sql, params, &columns)?;
         let w = self.lock_writer(blocking)?;
         self.publish(&w, id, form, &definition, None, blocking)
     }
@@ -138,6 +136,42 @@ impl Router {
         Ok(())
     }
 
+    /// Adds every shape of `shapes` (id, WHERE clause, parameters) as [`Router::add_shape_with`]
+    /// one after the other would, compiling them in chunks on up to [`COMPILE_THREADS`]
+    /// threads. `Err((position, error))` for the first shape refused (its clause, or a write
+    /// of the catalog or the index): the shapes before it are added, none after.
+    pub fn add_shapes(
+        &self,
+        shapes: &[(u32, &str, &[Option<String>])],
+    ) -> std::result::Result<(), (usize, Error)> {
+        self.check_open().map_err(|e| (0, e))?;
+        let columns = self.columns();
+        let threads = if shapes.len() >= PARALLEL_BATCH {
+            COMPILE_THREADS.min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        } else {
+            1
+        };
+        let compile = |&(_, sql, params): &(u32, &str, &[Option<String>])| {
+            let definition = self.recorded(sql, params)?;
+            Ok((definition, self.prepare(sql, params, &columns)?))
+        };
+        // chunks bound the compiled forms held at once (most are dropped on joining a group)
+        for (k, chunk) in shapes.chunks(BATCH_CHUNK).enumerate() {
+            let base = k * BATCH_CHUNK;
+            let (forms, refused) = compile_each(chunk, threads, compile);
+            let w = self.writer.lock();
+            for (i, (definition, form)) in forms.into_iter().enumerate() {
+                let id = chunk[i].0;
+                self.publish(&w, id, form, &definition, None, true)
+                    .map_err(|e| (base + i, e))?;
+            }
+            if let Some((i, e)) = refused {
+                return Err((base + i, e));
+            }
+        }
+        Ok(())
+    }
+
     /// The shapes of a catalog chunk compiled on `threads` threads (a clause that no longer
     /// compiles is a corrupt catalog).
     pub(super) fn prepare_all(
@@ -147,48 +181,52 @@ impl Router {
         threads: usize,
     ) -> Result<Prepared> {
         let columns = self.columns();
-        let load = |(id, sql): &(u32, String)| {
-            let form = self.prepare(sql, &columns).map_err(|e| Error::Corrupt {
+        let (forms, refused) = compile_each(chunk, threads, |(_, definition)| {
+            let (sql, params) = split_definition(definition);
+            self.prepare(sql, &params, &columns)
+        });
+        if let Some((at, e)) = refused {
+            return Err(Error::Corrupt {
                 file: FileKind::Catalog,
                 what: dir.display().to_string(),
-                detail: format!("shape {id} of the catalog no longer loads: {e}"),
-            })?;
-            Ok((*id, form))
-        };
-        let parts: Vec<Result<Prepared>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = chunk
-                .chunks(chunk.len().div_ceil(threads).max(1))
-                .map(|part| scope.spawn(move || part.iter().map(load).collect()))
-                .collect();
-            workers
-                .into_iter()
-                .map(|w| {
-                    w.join().unwrap_or_else(|_| {
-                        Err(Error::Poisoned {
-                            cause: "a catalog replay thread panicked".into(),
-                        })
-                    })
-                })
-                .collect()
-        });
-        let mut all = Prepared::with_capacity(chunk.len());
-        for part in parts {
-            all.extend(part?);
+                detail: format!("shape {} of the catalog no longer loads: {e}", chunk[at].0),
+            });
         }
-        Ok(all)
+        Ok(chunk.iter().map(|(id, _)| *id).zip(forms).collect())
     }
 
-    /// A shape compiled from its definition text (see [`definition`]) against `columns` (the
-    /// table's, or an open-schema router's view of them: see `schema`).
+    /// The definition text a persistent router's catalog records for `sql` with `params`
+    /// (see [`definition`]; empty in memory, where nothing records it). `InvalidPredicate`
+    /// for a parameter holding a NUL.
+    pub(super) fn recorded(&self, sql: &str, params: &[Option<String>]) -> Result<String> {
+        let refused = || Error::InvalidPredicate {
+            position: 0,
+            reason: "parameters without NUL characters".into(),
+        };
+        if self.persistent {
+            return definition(sql, params).ok_or_else(refused);
+        }
+        if params.iter().flatten().any(|p| p.contains('\0')) {
+            return Err(refused());
+        }
+        Ok(String::new())
+    }
+
+    /// A shape compiled from its clause and parameters against `columns` (the table's, or
+    /// an open-schema router's view of them: see `schema`), its template the published one
+    /// when there is an equal one (so a thread compiling a batch drops its own copy).
     pub(super) fn prepare(
         &self,
-        definition: &str,
+        sql: &str,
+        params: &[Option<String>],
         columns: &[(String, ColumnType)],
     ) -> Result<Form> {
-        let (sql, params) = split_definition(definition);
-        let params = params.as_slice();
         let compiled = compile(&parse_in(sql, columns, params, self.folding)?);
-        Ok(compiled_shape(compiled, Box::default(), false))
+        let mut form = compiled_shape(compiled, Box::default(), false);
+        if let Some(t) = self.state.read().groups.published(&form.template) {
+            form.template = t;
+        }
+        Ok(form)
     }
 
     /// Unpublishes shape `id`, then drops its keys (under the writer lock `_w`). Whether
@@ -212,6 +250,63 @@ impl Router {
         }
         Ok(true)
     }
+}
+
+/// Batches of at least this many shapes are compiled in parallel.
+const PARALLEL_BATCH: usize = 1024;
+
+/// Shapes of a batch compiled before they are published.
+const BATCH_CHUNK: usize = 4096;
+
+/// Most threads a batch of shapes is compiled on (the caller's and scoped ones, joined
+/// before the call returns).
+pub(super) const COMPILE_THREADS: usize = 8;
+
+/// `compile` of the items, in order, on `threads` threads (the caller's among them): every
+/// result before the first refusal, and that refusal with its position.
+fn compile_each<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    compile: impl Fn(&T) -> Result<R> + Sync,
+) -> (Vec<R>, Option<(usize, Error)>) {
+    let run = |base: usize, part: &[T]| {
+        let mut out = Vec::with_capacity(part.len());
+        for (i, item) in part.iter().enumerate() {
+            match compile(item) {
+                Ok(r) => out.push(r),
+                Err(e) => return (out, Some((base + i, e))),
+            }
+        }
+        (out, None)
+    };
+    if threads <= 1 || items.len() < 2 {
+        return run(0, items);
+    }
+    let size = items.len().div_ceil(threads);
+    let parts: Vec<_> = std::thread::scope(|scope| {
+        let run = &run;
+        let mut parts = items.chunks(size).enumerate();
+        let first = parts.next();
+        let workers: Vec<_> = parts
+            .map(|(k, part)| (k, scope.spawn(move || run(k * size, part))))
+            .collect();
+        let mut done = vec![first.map_or((Vec::new(), None), |(_, p)| run(0, p))];
+        for (k, w) in workers {
+            done.push(w.join().unwrap_or_else(|_| {
+                let cause = "a thread compiling shapes panicked".into();
+                (Vec::new(), Some((k * size, Error::Poisoned { cause })))
+            }));
+        }
+        done
+    });
+    let mut all = Vec::with_capacity(items.len());
+    for (part, refused) in parts {
+        all.extend(part);
+        if refused.is_some() {
+            return (all, refused);
+        }
+    }
+    (all, None)
 }
 
 /// A compiled clause as a shape's form. `views`: the view each of its subqueries reads, by
@@ -252,7 +347,7 @@ pub(super) fn compiled_shape(compiled: Compiled, views: Box<[ViewId]>, stale: bo
         view_plans,
         ordered.as_ref().map(|(at, _)| *at),
     );
-    Form::new(template, keys, views, ordered.map(|(_, key)| key))
+    Form::new(Arc::new(template), keys, views, ordered.map(|(_, key)| key))
 }
 
 fn catalog_would_block() -> Error {
