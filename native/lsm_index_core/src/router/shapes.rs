@@ -156,20 +156,55 @@ impl Router {
             Ok((definition, self.prepare(sql, params, &columns)?))
         };
         // chunks bound the compiled forms held at once (most are dropped on joining a group)
-        for (k, chunk) in shapes.chunks(BATCH_CHUNK).enumerate() {
+        let chunks: Vec<_> = shapes.chunks(BATCH_CHUNK).collect();
+        let publish = |k: usize, (forms, refused): Batch<(String, Form)>| {
             let base = k * BATCH_CHUNK;
-            let (forms, refused) = compile_each(chunk, threads, compile);
             let w = self.writer.lock();
             for (i, (definition, form)) in forms.into_iter().enumerate() {
-                let id = chunk[i].0;
+                let id = chunks[k][i].0;
                 self.publish(&w, id, form, &definition, None, true)
                     .map_err(|e| (base + i, e))?;
             }
-            if let Some((i, e)) = refused {
-                return Err((base + i, e));
+            refused.map_or(Ok(()), |(i, e)| Err((base + i, e)))
+        };
+        if threads <= 1 {
+            for (k, chunk) in chunks.iter().enumerate() {
+                publish(k, compile_each(chunk, 1, compile))?;
             }
+            return Ok(());
         }
-        Ok(())
+        // chunk k compiled by thread k % threads while this one publishes the chunks before
+        std::thread::scope(|scope| {
+            let mut workers = Vec::with_capacity(threads);
+            for t in 0..threads {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let chunks = &chunks;
+                let worker = scope.spawn(move || {
+                    for k in (t..chunks.len()).step_by(threads) {
+                        if tx.send(compile_each(chunks[k], 1, compile)).is_err() {
+                            break; // the batch stopped
+                        }
+                    }
+                });
+                workers.push((rx, worker));
+            }
+            let mut done = Ok(());
+            for k in 0..chunks.len() {
+                done = match workers[k % threads].0.recv() {
+                    Ok(compiled) => publish(k, compiled),
+                    Err(_) => Err((k * BATCH_CHUNK, compile_panicked())),
+                };
+                if done.is_err() {
+                    break;
+                }
+            }
+            // the receivers dropped: a worker still compiling stops at its next send
+            for (rx, worker) in workers {
+                drop(rx);
+                let _ = worker.join();
+            }
+            done
+        })
     }
 
     /// The shapes of a catalog chunk compiled on `threads` threads (a clause that no longer
@@ -262,13 +297,22 @@ const BATCH_CHUNK: usize = 4096;
 /// before the call returns).
 pub(super) const COMPILE_THREADS: usize = 8;
 
+/// Compiled items, in order, up to the first refused, and that one's position and error.
+type Batch<R> = (Vec<R>, Option<(usize, Error)>);
+
+fn compile_panicked() -> Error {
+    Error::Poisoned {
+        cause: "a thread compiling shapes panicked".into(),
+    }
+}
+
 /// `compile` of the items, in order, on `threads` threads (the caller's among them): every
 /// result before the first refusal, and that refusal with its position.
 fn compile_each<T: Sync, R: Send>(
     items: &[T],
     threads: usize,
     compile: impl Fn(&T) -> Result<R> + Sync,
-) -> (Vec<R>, Option<(usize, Error)>) {
+) -> Batch<R> {
     let run = |base: usize, part: &[T]| {
         let mut out = Vec::with_capacity(part.len());
         for (i, item) in part.iter().enumerate() {
@@ -292,10 +336,8 @@ fn compile_each<T: Sync, R: Send>(
             .collect();
         let mut done = vec![first.map_or((Vec::new(), None), |(_, p)| run(0, p))];
         for (k, w) in workers {
-            done.push(w.join().unwrap_or_else(|_| {
-                let cause = "a thread compiling shapes panicked".into();
-                (Vec::new(), Some((k * size, Error::Poisoned { cause })))
-            }));
+            let refused = || (Vec::new(), Some((k * size, compile_panicked())));
+            done.push(w.join().unwrap_or_else(|_| refused()));
         }
         done
     });
