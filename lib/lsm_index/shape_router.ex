@@ -498,7 +498,9 @@ defmodule LsmIndex.ShapeRouter do
   of a column, or a `LIKE 'prefix%'`), `shapes_by_literal` (a LIKE literal, `'%bug%'`),
   `shapes_by_view` (a subquery's view); `groups` (equal shapes, evaluated once per row) and
   `templates` (distinct compiled forms); `shapes_scanned`, and why those are scanned:
-  `scanned_no_equality` (no condition an index serves: no equality, range or LIKE literal),
+  `scanned_no_equality` (no condition an index serves: no equality, range or LIKE),
+  `scanned_pattern_without_literal` (only a LIKE without a literal to find it by, or a
+  negated one: `t LIKE '___'`, `t NOT LIKE 'a%'`),
   `scanned_or_branch_without_equality`
   (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...),
   `scanned_negated_subquery` (a `NOT IN (SELECT …)` and nothing to index),

@@ -318,13 +318,16 @@ defmodule LsmIndex.ShapeRouterTest do
       :ok = ShapeRouter.add_shape(r, 2, "user_id = $1 OR status = $2", params: ["7", nil])
       :ok = ShapeRouter.add_shape(r, 3, "100 / user_id > 10")
       :ok = ShapeRouter.add_shape(r, 4, "score > 1")
+      :ok = ShapeRouter.add_shape(r, 5, "status LIKE '___'")
 
-      # `score > 1` is found through the range index; `100 / user_id > 10` is scanned
+      # `score > 1` is found through the range index; `100 / user_id > 10` is scanned, and
+      # so is a LIKE without a literal
       assert %{
                shapes_indexed: 3,
                shapes_by_range: 1,
-               shapes_scanned: 1,
+               shapes_scanned: 2,
                scanned_no_equality: 1,
+               scanned_pattern_without_literal: 1,
                scanned_or_branch_without_equality: 0
              } = ShapeRouter.metrics(r)
 

@@ -333,7 +333,7 @@ fn replacing_removing_and_truncating() {
         ShapeCounts {
             indexed: 1,
             scanned: 1,
-            scanned_because: [1, 0, 0, 0, 0],
+            scanned_because: [1, 0, 0, 0, 0, 0],
         }
     );
     r.route(&Change::Insert(&c), &mut out).unwrap();
@@ -435,7 +435,7 @@ fn a_persistent_router_reopens_with_its_shapes() {
         ShapeCounts {
             indexed: 2,
             scanned: 1,
-            scanned_because: [1, 0, 0, 0, 0],
+            scanned_because: [0, 0, 0, 0, 0, 1],
         }
     );
     drop(r);
@@ -553,7 +553,7 @@ fn a_catalog_larger_than_a_replay_chunk_reopens_whole() {
         ShapeCounts {
             indexed: 69_999,
             scanned: 1,
-            scanned_because: [1, 0, 0, 0, 0],
+            scanned_because: [0, 0, 0, 0, 0, 1],
         }
     );
     let mut out = Vec::new();
@@ -591,7 +591,7 @@ fn lower_and_upper_equalities_are_indexed_and_errors_route() {
         ShapeCounts {
             indexed: 3,
             scanned: 3,
-            scanned_because: [1, 1, 1, 0, 0],
+            scanned_because: [1, 1, 1, 0, 0, 0],
         }
     );
     let cases: [Case; 5] = [
@@ -637,7 +637,7 @@ fn or_branches_are_indexed_under_every_branch() {
         ShapeCounts {
             indexed: 3,
             scanned: 1,
-            scanned_because: [0, 1, 0, 0, 0],
+            scanned_because: [0, 1, 0, 0, 0, 0],
         }
     );
     let cases: [Case; 6] = [

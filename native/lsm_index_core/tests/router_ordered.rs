@@ -8,7 +8,7 @@ mod common;
 
 use common::shapes::{reference, Rec};
 use lsm_index_core::predicate::{parse_with, CaseFolding, ColumnType, Expr};
-use lsm_index_core::router::{Change, Router};
+use lsm_index_core::router::{Change, Router, ScanReason};
 use lsm_index_core::Config;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -232,16 +232,21 @@ fn range_and_pattern_shapes_are_not_scanned() {
     }
     r.add_shape(100, "t LIKE '___'").unwrap();
     r.add_shape(101, "t NOT LIKE 'a%'").unwrap();
+    r.add_shape(102, "t LIKE '%' AND i <> 3").unwrap();
+    r.add_shape(103, "i <> 3").unwrap();
     let counts = r.shape_counts();
     assert_eq!(
         (counts.indexed, counts.scanned),
-        (adds.len(), 2),
+        (adds.len(), 4),
         "{counts:?}"
     );
+    let why = |reason: ScanReason| counts.scanned_because[reason.index()];
+    assert_eq!(why(ScanReason::PatternWithoutLiteral), 3, "{counts:?}");
+    assert_eq!(why(ScanReason::NoEquality), 1, "{counts:?}");
     let by = r.index_counts();
     assert_eq!(
         (by.equality, by.range, by.literal, by.scanned),
-        (0, 7, 2, 2),
+        (0, 7, 2, 4),
         "{by:?}"
     );
 }

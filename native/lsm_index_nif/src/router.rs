@@ -402,7 +402,7 @@ pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> 
     let m = router.metrics();
     let counts = router.shape_counts();
     let by = router.index_counts();
-    let ints: [(&str, u64); 24] = [
+    let ints: [(&str, u64); 25] = [
         ("changes_routed", m.changes),
         ("p50_route_ns", m.p50_route_ns),
         ("p99_route_ns", m.p99_route_ns),
@@ -434,6 +434,10 @@ pub(crate) fn metrics<'a>(env: Env<'a>, router: &Router) -> NifResult<Term<'a>> 
         (
             "scanned_stale_snapshot",
             counts.scanned_because[ScanReason::StaleSnapshot.index()] as u64,
+        ),
+        (
+            "scanned_pattern_without_literal",
+            counts.scanned_because[ScanReason::PatternWithoutLiteral.index()] as u64,
         ),
         ("shapes_by_equality", by.equality as u64),
         ("shapes_by_range", by.range as u64),

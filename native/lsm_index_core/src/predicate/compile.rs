@@ -107,6 +107,7 @@ fn compile_in(expr: &Expr, prefer_views: bool) -> Compiled {
         Expr::Const(_) => ScanReason::Constant,
         e if has_negated_subquery(e, false) => ScanReason::NegatedSubquery,
         e if has_equality(e) => ScanReason::BranchWithoutEquality,
+        _ if residual_terms.iter().any(|t| is_like(t)) => ScanReason::PatternWithoutLiteral,
         _ => ScanReason::NoEquality,
     });
     Compiled {
@@ -116,6 +117,15 @@ fn compile_in(expr: &Expr, prefer_views: bool) -> Compiled {
         residual: program,
         mask,
         scan,
+    }
+}
+
+/// Whether conjunct `e` is a [NOT] [I]LIKE (of a column or a function of one).
+fn is_like(e: &Expr) -> bool {
+    match e {
+        Expr::Like { .. } | Expr::LikeOf { .. } => true,
+        Expr::Not(inner) => is_like(inner),
+        _ => false,
     }
 }
 

@@ -118,8 +118,7 @@ fn key_of(s: &Scalar) -> Option<(usize, Option<Func>)> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ScanReason {
     /// No condition an index serves: no equality on a column (or `lower`/`upper` of one),
-    /// no range of an orderable column, no LIKE with a literal (`price <> 10`,
-    /// `length(t) > 3`, `t LIKE '___'`, `t NOT LIKE 'a%'`).
+    /// no range of an orderable column, no LIKE (`price <> 10`, `length(t) > 3`).
     NoEquality,
     /// An OR has a branch without such an equality: `a = 1 OR price > 10`.
     BranchWithoutEquality,
@@ -130,16 +129,20 @@ pub enum ScanReason {
     /// Found only through a subquery's view, but its snapshot of that subquery held values
     /// the shared view lacks (the view index cannot find it by them).
     StaleSnapshot,
+    /// No condition an index serves but a LIKE whose pattern holds no literal to find it by,
+    /// or a negated one: `t LIKE '___'`, `t LIKE '%'`, `t NOT LIKE 'a%'`.
+    PatternWithoutLiteral,
 }
 
 impl ScanReason {
     /// Every reason, in the order of [`ScanReason::index`].
-    pub const ALL: [ScanReason; 5] = [
+    pub const ALL: [ScanReason; 6] = [
         ScanReason::NoEquality,
         ScanReason::BranchWithoutEquality,
         ScanReason::Constant,
         ScanReason::NegatedSubquery,
         ScanReason::StaleSnapshot,
+        ScanReason::PatternWithoutLiteral,
     ];
 
     /// Its name in metrics.
@@ -150,6 +153,7 @@ impl ScanReason {
             ScanReason::Constant => "constant",
             ScanReason::NegatedSubquery => "negated_subquery",
             ScanReason::StaleSnapshot => "stale_snapshot",
+            ScanReason::PatternWithoutLiteral => "pattern_without_literal",
         }
     }
 
