@@ -1,10 +1,13 @@
 //! Resident bytes per shape of a router holding N shapes of issue 24's six templates (the
 //! workload of `bench/workloads.exs`: N/24 users, 4 equal shapes per user and template), and
-//! the time to add them. `cargo run --release -p lsm_index_core --example router_memory [N]
-//! [batch]` (`batch`: in `Router::add_shapes` calls of 100,000 shapes).
+//! the time to add them, then the time to route rows of known users (hits: the user's 24
+//! shapes are candidates) and of unknown ones (misses). `cargo run --release -p
+//! lsm_index_core --example router_memory [N] [batch] [SECONDS]` (`batch`: in
+//! `Router::add_shapes` calls of 100,000 shapes; SECONDS: of routing each kind, default 2 —
+//! long enough to `perf record` it).
 
 use lsm_index_core::predicate::{CaseFolding, ColumnType};
-use lsm_index_core::router::Router;
+use lsm_index_core::router::{Change, Router};
 use lsm_index_core::Config;
 use std::time::Instant;
 
@@ -103,4 +106,58 @@ fn main() {
         by.groups,
         by.templates
     );
+    let seconds: f64 = std::env::args()
+        .nth(3)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(2.0);
+    let (hit, hit_candidates) = route_for(&r, seconds, |k| k % users);
+    let (miss, _) = route_for(&r, seconds, |k| users + k % users);
+    println!(
+        "route: hit {hit:.0} ns ({hit_candidates:.1} candidates: {:.0} ns each beyond a miss), \
+         miss {miss:.0} ns",
+        (hit - miss) / hit_candidates.max(1e-9)
+    );
+}
+
+/// Nanoseconds per routed insert of a 10-column row whose user is `user(k)` for the k-th row,
+/// over about `seconds`, and candidates per row.
+fn route_for(r: &Router, seconds: f64, user: impl Fn(u32) -> u32) -> (f64, f64) {
+    // rows made up front: 4,096 users in a scattered order (their groups not in cache)
+    let rows: Vec<Vec<Option<Vec<u8>>>> = (0..4096u32)
+        .map(|k| {
+            let u = user(k.wrapping_mul(2_654_435_761) >> 8).to_string();
+            let cells = [
+                "1000000017",
+                &u,
+                "412",
+                "late",
+                "4",
+                "2024-03-17 13:00:00+00",
+                "Fix bug 4711",
+                "12.5",
+                "2023-06-11 09:30:00+00",
+                "f",
+            ];
+            cells.iter().map(|c| Some(c.as_bytes().to_vec())).collect()
+        })
+        .collect();
+    let cells: Vec<Vec<Option<&[u8]>>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| c.as_deref()).collect())
+        .collect();
+    let before = r.metrics().candidates;
+    let mut out = Vec::new();
+    let (mut routed, start) = (0u64, Instant::now());
+    while start.elapsed().as_secs_f64() < seconds {
+        // a reader per 100 rows, as `route_many` batches
+        for batch in cells.chunks(100) {
+            let mut reader = r.reader();
+            for row in batch {
+                reader.route(&Change::Insert(row), &mut out).expect("route");
+            }
+        }
+        routed += cells.len() as u64;
+    }
+    let ns = start.elapsed().as_secs_f64() * 1e9 / routed as f64;
+    (ns, (r.metrics().candidates - before) as f64 / routed as f64)
 }

@@ -101,8 +101,8 @@ pub(super) struct Group {
     pub(super) views: Box<[ViewId]>,
     /// What their template's ordered index files them under.
     pub(super) ordered: Option<OrderedKey>,
-    /// Their ids, ascending.
-    pub(super) ids: SmallVec<[u32; 2]>,
+    /// Their ids, ascending (four inline: the size of the heap form, one miss fewer).
+    pub(super) ids: SmallVec<[u32; 4]>,
 }
 
 impl Group {
