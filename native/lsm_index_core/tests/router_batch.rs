@@ -144,3 +144,52 @@ fn a_persistent_router_records_every_shape_of_a_batch() {
     assert_eq!(r.shape_count(), twin.shape_count());
     assert_route_alike(&r, &twin, &mut rng);
 }
+
+#[test]
+fn a_clause_read_once_types_each_shape_with_its_own_parameters() {
+    // the second and later shapes of a clause reuse its syntax: their values, their errors
+    use lsm_index_core::predicate::parse_in;
+    let r = router();
+    let sql = "user_id = $1 AND (status IN ($2, 'x') OR score > $3)";
+    let cases: [[Option<&str>; 3]; 5] = [
+        [Some("1"), Some("open"), Some("2.5")],
+        [Some("2"), None, Some("-1")],
+        [Some("not a number"), Some("open"), Some("1")],
+        [Some("3"), Some("late"), Some("nope")],
+        [Some("4"), Some("late"), None],
+    ];
+    for (id, case) in cases.iter().enumerate() {
+        let params: Vec<Option<String>> = case.iter().map(|p| p.map(str::to_string)).collect();
+        let fresh = parse_in(sql, &columns(), &params, CaseFolding::Unicode);
+        match (r.add_shape_with(id as u32, sql, &params), fresh) {
+            (Ok(()), Ok(_)) => {}
+            (Err(got), Err(want)) => assert_eq!(got.to_string(), want.to_string()),
+            (got, want) => panic!("{case:?}: router {got:?}, parse {want:?}"),
+        }
+    }
+    assert_eq!(r.shape_count(), 3);
+    // too few parameters: the error names the missing one, as a fresh read does
+    let e = r.add_shape_with(9, sql, &[Some("1".into())]).unwrap_err();
+    assert!(
+        e.to_string().contains("$2 given, 1 parameters passed"),
+        "{e}"
+    );
+    let cells = |u: &str, s: &str, score: &str| -> Vec<Option<Vec<u8>>> {
+        let mut row = vec![None; columns().len()];
+        row[1] = Some(u.as_bytes().to_vec());
+        row[2] = Some(s.as_bytes().to_vec());
+        row[3] = Some(score.as_bytes().to_vec());
+        row
+    };
+    let mut out = Vec::new();
+    for (row, want) in [
+        (cells("1", "open", "0"), vec![0]),
+        (cells("2", "late", "0"), vec![1]),
+        (cells("4", "late", "9"), vec![4]),
+        (cells("4", "y", "9"), vec![]),
+    ] {
+        let row: Vec<Option<&[u8]>> = row.iter().map(|c| c.as_deref()).collect();
+        r.route(&Change::Insert(&row), &mut out).unwrap();
+        assert_eq!(out, want);
+    }
+}

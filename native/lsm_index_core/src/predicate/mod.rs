@@ -39,7 +39,7 @@ pub use column::{ColumnType, EnumType, Value};
 pub use decimal::Numeric;
 pub use eval::eval;
 pub use membership::{eval_with, Member, Membership};
-pub use parser::{parse, parse_in, parse_with, parse_with_tables};
+pub use parser::{parse, parse_in, parse_with, parse_with_tables, Syntax};
 pub use scalar::{Func, Scalar};
 pub use subquery::{Parsed, Polarity, SubqueryDef, TableDef, Tables};
 pub use text::uuid_text;

@@ -29,6 +29,7 @@
 //! Rooms, along the data paths:
 //! - `mod.rs`: the [`Router`] and its lifecycle (new, open + catalog replay, flush, close);
 //! - `shapes`: the write path: compile a shape, write its keys, publish it in the shape table;
+//!   `clauses`: the clauses read lately (a template's shapes read theirs once);
 //! - `groups`: templates (compiled forms, interned) and groups (equal shapes, one index
 //!   handle, one run per row);
 //! - `ordered`: the range (`ranges`) and LIKE-literal (`patterns`) indexes of shapes no
@@ -48,6 +49,7 @@
 
 mod bits;
 pub mod catalog;
+mod clauses;
 mod evaluate;
 mod groups;
 pub mod ids;
@@ -169,6 +171,8 @@ pub struct Router {
     strict: bool,
     /// The view of the table the last shape was compiled against (open schema: `schema`).
     views: Mutex<Option<Box<schema::View>>>,
+    /// The clauses read lately (a fixed-schema router's, made by its first shape).
+    clauses: OnceLock<Box<clauses::Clauses>>,
     closed: AtomicBool,
 }
 
@@ -216,6 +220,7 @@ impl Router {
             open_schema: true,
             strict: false,
             views: Mutex::new(None),
+            clauses: OnceLock::new(),
             folding,
             writer: Mutex::new(()),
             metrics: OnceLock::new(),

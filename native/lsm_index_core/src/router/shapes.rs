@@ -256,7 +256,14 @@ impl Router {
         params: &[Option<String>],
         columns: &[(String, ColumnType)],
     ) -> Result<Form> {
-        let compiled = compile(&parse_in(sql, columns, params, self.folding)?);
+        let expr = if self.open_schema {
+            parse_in(sql, columns, params, self.folding)?
+        } else {
+            let clauses = self.clauses.get_or_init(Box::default);
+            let syntax = clauses.syntax(sql, columns, self.folding)?;
+            syntax.lower(columns, params, self.folding)?
+        };
+        let compiled = compile(&expr);
         let mut form = compiled_shape(compiled, Box::default(), false);
         if let Some(t) = self.state.read().groups.published(&form.template) {
             form.template = t;

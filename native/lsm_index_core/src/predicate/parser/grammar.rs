@@ -87,6 +87,68 @@ pub(super) fn spanned(at: usize, node: Node) -> Spanned {
     Spanned { at, node }
 }
 
+impl Spanned {
+    /// Replaces every `$n` of the tree by its value in `params` (an untyped string, or NULL),
+    /// as reading the clause with them would have.
+    pub(super) fn bind(&mut self, params: &[Option<String>]) -> Result<()> {
+        let at = self.at;
+        match &mut self.node {
+            Node::Lit(raw) => {
+                if let Raw::Param(n) = *raw {
+                    *raw = match params.get(n as usize - 1) {
+                        Some(Some(text)) => Raw::Str(text.clone()),
+                        Some(None) => Raw::Null,
+                        None => return Err(missing_param(at, n, params.len())),
+                    };
+                }
+                Ok(())
+            }
+            Node::Column(_) => Ok(()),
+            Node::Neg(x) | Node::Pos(x) | Node::Cast(x, ..) | Node::IsNull(x, _) => x.bind(params),
+            Node::IsTruth(x, ..) | Node::Not(x) => x.bind(params),
+            Node::Subquery { left, .. } => left.bind(params),
+            Node::Arith(_, a, b)
+            | Node::Concat(a, b)
+            | Node::ArrayOp(_, a, b)
+            | Node::Cmp(_, a, b)
+            | Node::Distinct(a, b, _)
+            | Node::AnyAll {
+                left: a, array: b, ..
+            }
+            | Node::Like {
+                expr: a,
+                pattern: b,
+                ..
+            } => {
+                a.bind(params)?;
+                b.bind(params)
+            }
+            Node::Between {
+                expr, low, high, ..
+            } => {
+                expr.bind(params)?;
+                low.bind(params)?;
+                high.bind(params)
+            }
+            Node::In { expr, list, .. } => {
+                expr.bind(params)?;
+                list.iter_mut().try_for_each(|x| x.bind(params))
+            }
+            Node::Call(_, xs) | Node::Array(xs) | Node::Row(xs) | Node::And(xs) | Node::Or(xs) => {
+                xs.iter_mut().try_for_each(|x| x.bind(params))
+            }
+        }
+    }
+}
+
+/// The error of a `$n` with no value among `given` parameters.
+pub(super) fn missing_param(at: usize, n: u32, given: usize) -> crate::Error {
+    crate::predicate::lexer::error(
+        at,
+        &format!("a parameter with a value: ${n} given, {given} parameters passed"),
+    )
+}
+
 impl Parser<'_> {
     pub(super) fn or(&mut self, depth: usize) -> Result<Spanned> {
         let at = self.position();

@@ -19,6 +19,8 @@ pub(super) enum Raw {
     Integer(String),
     Decimal(String),
     Str(String),
+    /// `$n` not bound yet: only in a [`super::Syntax`]'s tree, bound before it is typed.
+    Param(u32),
 }
 
 /// A literal as written: its sign (a leading `-`), the literal, and a `::type` cast if any.

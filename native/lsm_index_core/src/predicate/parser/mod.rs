@@ -63,10 +63,61 @@ pub fn parse_in(
     params: &[Option<String>],
     folding: CaseFolding,
 ) -> Result<Expr> {
-    let tokens = lex(sql)?;
-    let subqueries = RefCell::new(Vec::new());
-    let p = Parser::new(&tokens, sql.len(), columns, params, folding, &subqueries);
-    p.clause()
+    Syntax::read(sql, columns, folding)?.lower(columns, params, folding)
+}
+
+/// A WHERE clause read but not typed, its parameters unbound: what [`parse_in`] does
+/// before it looks at their values, so clauses that differ only in them (a template's
+/// shapes) are read once ([`Syntax::read`]) and typed each with its own
+/// ([`Syntax::lower`]).
+#[derive(Clone, Debug)]
+pub struct Syntax {
+    tokens: Vec<(usize, Token)>,
+    end: usize,
+    tree: grammar::Spanned,
+}
+
+impl Syntax {
+    /// Reads `sql` over a table of `columns` in a database folding case as `folding` says
+    /// (the errors of [`parse_in`] that do not depend on parameter values).
+    pub fn read(
+        sql: &str,
+        columns: &[(String, ColumnType)],
+        folding: CaseFolding,
+    ) -> Result<Syntax> {
+        let tokens = lex(sql)?;
+        let subqueries = RefCell::new(Vec::new());
+        let mut p = Parser::new(&tokens, sql.len(), columns, &[], folding, &subqueries);
+        p.defer_params = true;
+        let tree = p.tree()?;
+        Ok(Syntax {
+            end: sql.len(),
+            tree,
+            tokens,
+        })
+    }
+
+    /// The clause typed with `params` as `$1`, `$2`, ... (see [`parse_in`]) against the
+    /// `columns` and `folding` it was read with.
+    pub fn lower(
+        &self,
+        columns: &[(String, ColumnType)],
+        params: &[Option<String>],
+        folding: CaseFolding,
+    ) -> Result<Expr> {
+        let mut tree = self.tree.clone();
+        tree.bind(params)?;
+        let subqueries = RefCell::new(Vec::new());
+        let p = Parser::new(
+            &self.tokens,
+            self.end,
+            columns,
+            params,
+            folding,
+            &subqueries,
+        );
+        p.condition(tree)
+    }
 }
 
 /// Parses the WHERE clause `sql` of table `table` of `tables` (see [`parse_in`]), where a
@@ -127,6 +178,8 @@ struct Parser<'a> {
     subqueries: &'a RefCell<Vec<Option<SubqueryDef>>>,
     /// The subquery whose WHERE this is (`None`: the shape's own clause), and its level.
     parent: Option<(u32, usize)>,
+    /// `$n` read as [`literal::Raw::Param`], bound later (see [`Syntax`]).
+    defer_params: bool,
 }
 
 impl<'a> Parser<'a> {
@@ -150,11 +203,18 @@ impl<'a> Parser<'a> {
             scope: None,
             subqueries,
             parent: None,
+            defer_params: false,
         }
     }
 
     /// The whole clause: a condition, then the end.
     fn clause(mut self) -> Result<Expr> {
+        let tree = self.tree()?;
+        self.condition(tree)
+    }
+
+    /// The whole clause's syntax tree: a condition, then the end.
+    fn tree(&mut self) -> Result<grammar::Spanned> {
         if self.peek().is_none() {
             return Err(self.expected("a condition"));
         }
@@ -162,7 +222,7 @@ impl<'a> Parser<'a> {
         match self.peek() {
             None => {
                 subquery::mark(&tree, self.subqueries)?;
-                self.condition(tree)
+                Ok(tree)
             }
             Some(Token::Word(w)) if operand::unsupported(w).is_some() => Err(error(
                 self.position(),

@@ -3,7 +3,7 @@
 //! columns, function calls, `CAST`, parentheses). A word that starts a construct outside the
 //! language is named in the error.
 
-use super::grammar::{spanned, Node, Spanned};
+use super::grammar::{missing_param, spanned, Node, Spanned};
 use super::literal::Raw;
 use super::Parser;
 use crate::error::Result;
@@ -221,16 +221,11 @@ impl Parser<'_> {
             Some(Token::Integer(s)) => lit(Raw::Integer(s)),
             Some(Token::Decimal(s)) => lit(Raw::Decimal(s)),
             Some(Token::Str(s)) => lit(Raw::Str(s)),
+            Some(Token::Param(n)) if self.defer_params => lit(Raw::Param(n)),
             Some(Token::Param(n)) => match self.params.get(n as usize - 1) {
                 Some(Some(text)) => lit(Raw::Str(text.clone())),
                 Some(None) => lit(Raw::Null),
-                None => Err(error(
-                    at,
-                    &format!(
-                        "a parameter with a value: ${n} given, {} parameters passed",
-                        self.params.len()
-                    ),
-                )),
+                None => Err(missing_param(at, n, self.params.len())),
             },
             Some(Token::LParen) => {
                 let depth = self.deeper(depth)?;

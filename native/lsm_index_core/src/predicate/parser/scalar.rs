@@ -392,6 +392,7 @@ pub(super) fn literal(raw: &Raw, negative: bool, at: usize) -> Result<Typed> {
             at,
         },
         Raw::Bool(b) => known(Scalar::Const(Some(Value::Bool(*b))), ColumnType::Bool, at),
+        Raw::Param(n) => return Err(error(at, &format!("${n} bound before typing"))),
     })
 }
 
