@@ -239,7 +239,7 @@ impl Router {
                 .ordered
                 .as_ref()
                 .map(|k| matches!(k, OrderedKey::Infix(_)));
-            if kind != t.ordered.map(|at| at.infix) || t.indexed.is_empty() != part.keys.is_empty()
+            if kind != t.ordered.map(|at| at.infix) || t.indexed.is_empty() && !part.keys.is_empty()
             {
                 return Err(format!("group {} does not fit its template", part.handle));
             }
