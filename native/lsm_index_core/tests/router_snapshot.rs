@@ -76,7 +76,10 @@ fn records(before: &[Op], ops: &[Op]) -> usize {
     let mut count = 0;
     for (i, op) in before.iter().chain(ops).enumerate() {
         let wrote = match op {
-            Op::Add(id, ..) => live.insert(*id) || true,
+            Op::Add(id, ..) => {
+                live.insert(*id);
+                true
+            }
             Op::Remove(id) => live.remove(id),
         };
         count += usize::from(wrote && i >= before.len());
