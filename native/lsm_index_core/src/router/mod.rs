@@ -30,6 +30,7 @@
 //! - `mod.rs`: the [`Router`] and its lifecycle (new, flush, close);
 //! - `reopen`: a persistent router's open (snapshot restored + catalog tail, or the whole
 //!   catalog replayed) and its snapshot writes; `snapshot`: the snapshot file's format;
+//!   `restore`: a snapshot made of the published state, and that state made of it again;
 //! - `shapes`: the write path: compile a shape, write its keys, publish it in the shape table;
 //! - `groups`: templates (compiled forms, interned) and groups (equal shapes, one index
 //!   handle, one run per row);
@@ -67,6 +68,7 @@ mod presence;
 mod probe;
 pub mod ranges;
 mod reopen;
+mod restore;
 mod route;
 mod row;
 mod schema;
