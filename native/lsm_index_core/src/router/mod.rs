@@ -75,7 +75,7 @@ mod schema;
 pub mod set;
 mod shapes;
 mod slots;
-mod snapshot;
+pub mod snapshot;
 mod state;
 mod subqueries;
 mod view_slots;

@@ -108,6 +108,12 @@ pub(super) fn write_bytes(dir: &Path, bytes: &[u8]) -> Result<()> {
     durable::write_atomically(&path, bytes, FileKind::RouterSnapshot, CRASH_POINTS)
 }
 
+/// Whether `bytes` decode as a router snapshot (every length and count checked): the
+/// decoder an open uses, for tools and fuzzing.
+pub fn check(bytes: &[u8]) -> Result<()> {
+    decode(bytes).map(drop)
+}
+
 /// Bytes [`encode`] writes for `s`.
 pub(super) fn encoded_len(s: &Snapshot) -> usize {
     let str_len = |t: &str| 4 + t.len();
