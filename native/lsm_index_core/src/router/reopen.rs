@@ -13,7 +13,7 @@
 //! ```
 
 use super::catalog::{table_text, Catalog, Replay, Shapes, Stamp};
-use super::restore::capture;
+use super::restore::{capture, form_fingerprint};
 use super::snapshot::{self, Snapshot};
 use super::state::State;
 use super::{Router, REPLAY_CHUNK};
@@ -189,8 +189,13 @@ impl Router {
         p.catalog.sync()?;
         let bytes = {
             let mut st = self.state.write();
-            let table = table_text(&st.columns.clone(), self.folding);
-            match capture(&mut st, stamp, &table) {
+            let columns = st.columns.clone();
+            let table = table_text(&columns, self.folding);
+            let fingerprint = |definition: &str| {
+                let form = self.prepare(definition, &columns).ok()?;
+                Some(form_fingerprint(&form))
+            };
+            match capture(&mut st, stamp, &table, fingerprint) {
                 Some(snap) => snapshot::encode(&snap),
                 None => return Ok(false),
             }

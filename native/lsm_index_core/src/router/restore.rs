@@ -7,7 +7,7 @@
 //! shape.
 
 use super::catalog::Stamp;
-use super::groups::{Group, Template};
+use super::groups::{Form, Group, Template};
 use super::ordered::{OrderedKey, OrderedSlots};
 use super::patterns::InfixIndex;
 use super::ranges::Ranges;
@@ -32,8 +32,11 @@ impl Router {
         let clock = Instant::now();
         let columns = self.columns();
         let mut templates = Vec::with_capacity(snap.templates.len());
-        for definition in &snap.templates {
+        for &(definition, fingerprint) in &snap.templates {
             let form = (self.prepare(definition, &columns)).map_err(|e| e.to_string())?;
+            if form_fingerprint(&form) != fingerprint {
+                return Err(format!("{definition:?} compiles otherwise now"));
+            }
             let template = Arc::new(form.template);
             template.source.note(definition);
             templates.push(template);
@@ -80,10 +83,29 @@ impl Router {
     }
 }
 
-/// The snapshot of `st` as of the catalog's `stamp` (its table record `table`); `None`
-/// when the state holds what a snapshot cannot: views, or a template whose source
-/// definition is unknown.
-pub(super) fn capture<'a>(st: &'a mut State, stamp: Stamp, table: &'a str) -> Option<Snapshot<'a>> {
+/// The fingerprint of a compiled form: a crc32c of its template's parts as the derived
+/// `Debug` spells them (every field, floats exactly), its keys and ordered key. A snapshot
+/// records it per template, so that a build which compiles a definition otherwise (another
+/// plan, other key bytes) does not restore stale keys beside new templates.
+pub(super) fn form_fingerprint(form: &Form) -> u32 {
+    let t = &form.template;
+    let text = format!(
+        "{:?}{:?}{:?}{:?}{:?}{:?}|{:?}|{:?}",
+        t.residual, t.mask, t.indexed, t.scan, t.view_plans, t.ordered, form.keys, form.ordered
+    );
+    crc32c::crc32c(text.as_bytes())
+}
+
+/// The snapshot of `st` as of the catalog's `stamp` (its table record `table`), a
+/// template's `fingerprint` being that of its source definition's form (`None`: it does
+/// not compile); `None` when the state holds what a snapshot cannot: views, or a template
+/// whose source definition is unknown or does not compile.
+pub(super) fn capture<'a>(
+    st: &'a mut State,
+    stamp: Stamp,
+    table: &'a str,
+    fingerprint: impl Fn(&str) -> Option<u32>,
+) -> Option<Snapshot<'a>> {
     let refused: Vec<u32> = st.refused().collect();
     let State {
         groups, ordered, ..
@@ -99,7 +121,8 @@ pub(super) fn capture<'a>(st: &'a mut State, stamp: Stamp, table: &'a str) -> Op
         let at = match positions.entry(Arc::as_ptr(t)) {
             Entry::Occupied(e) => *e.get(),
             Entry::Vacant(e) => {
-                templates.push(t.source.get()?);
+                let definition = t.source.get()?;
+                templates.push((definition, fingerprint(definition)?));
                 *e.insert(templates.len() as u32 - 1)
             }
         };
@@ -208,4 +231,44 @@ fn ordered_indexes(
         return Err("the ordered indexes do not hold their groups".into());
     }
     Ok(OrderedSlots::restored(ranges, infixes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::snapshot::{decode, encode, FILE};
+    use super::*;
+    use crate::predicate::{CaseFolding, ColumnType};
+    use crate::{Config, SyncMode};
+
+    /// A snapshot whose template compiles otherwise in this build (its fingerprint differs:
+    /// another plan or other key bytes) is not restored: the catalog is replayed instead.
+    #[test]
+    fn a_template_compiled_otherwise_is_not_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let open = || {
+            let columns = vec![("a".to_string(), ColumnType::Int8)];
+            let (folding, config) = (CaseFolding::Unicode, Config::default());
+            Router::open(dir.path(), columns, folding, config, SyncMode::None).unwrap()
+        };
+        let r = open();
+        for i in 0..10 {
+            r.add_shape_with(i, "a = $1", &[Some(i.to_string())])
+                .unwrap();
+        }
+        r.close().unwrap();
+        let r = open();
+        assert!(r.open_report().unwrap().from_snapshot);
+        drop(r);
+        let path = dir.path().join(FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        let mut snap = decode(&bytes).unwrap();
+        snap.templates[0].1 ^= 1;
+        std::fs::write(&path, encode(&snap)).unwrap();
+        let r = open();
+        let report = r.open_report().unwrap();
+        assert!(!report.from_snapshot);
+        let why = report.snapshot_ignored.unwrap_or_default();
+        assert!(why.contains("compiles otherwise"), "{why}");
+        assert_eq!(r.shape_count(), 10);
+    }
 }

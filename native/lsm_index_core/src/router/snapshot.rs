@@ -11,7 +11,8 @@
 //! └────────┴─────────────┴──────────────┴──────────────────┴──────────────────────────┘
 //! body       stamp: catalog len u64 | catalog crc32c u32 | catalog records u64
 //!            table: str (the catalog's table record)
-//!            templates: n u32 | str × n (a definition of one shape of each)
+//!            templates: n u32 | (str | fingerprint u32) × n (a definition of one shape of
+//!              each, and a checksum of what it compiled to)
 //!            groups: n u32 | group × n, handles ascending
 //!            refused: n u32 | handle u32 × n (ordered groups their index refused: scanned)
 //!            ranges: n u32 | (slot u32 | m u32 | lo u64 × m | hi u64 × m | group u32 × m) × n
@@ -22,7 +23,8 @@
 //! ```
 //!
 //! Templates are stored as the definition text of one of their shapes (compiling it gives
-//! the template again); groups as their keys, ordered key and ids; the range indexes as
+//! the template again) with a fingerprint of what it compiled to (a build that compiles it
+//! otherwise — another plan, other key bytes — does not restore the snapshot); groups as their keys, ordered key and ids; the range indexes as
 //! their sorted arrays (`Ranges::parts`), the literal indexes as their entries (the
 //! automaton is built again). The decoder validates every length and count once and
 //! returns a typed error (`FileKind::RouterSnapshot`), never a panic; what the parts mean
@@ -89,8 +91,9 @@ pub(super) struct Snapshot<'a> {
     pub(super) stamp: Stamp,
     /// The catalog's table record (columns and folding).
     pub(super) table: &'a str,
-    /// A definition of one shape of each template.
-    pub(super) templates: Vec<&'a str>,
+    /// A definition of one shape of each template, and the fingerprint of its compiled
+    /// form (see `restore`).
+    pub(super) templates: Vec<(&'a str, u32)>,
     /// The groups, handles ascending.
     pub(super) groups: Vec<GroupPart<'a>>,
     /// Ordered groups their index refused, ascending.
@@ -135,7 +138,10 @@ pub(super) fn encoded_len(s: &Snapshot) -> usize {
         + 20
         + str_len(s.table)
         + 4
-        + s.templates.iter().map(|t| str_len(t)).sum::<usize>()
+        + s.templates
+            .iter()
+            .map(|(t, _)| str_len(t) + 4)
+            .sum::<usize>()
         + 4
         + groups
         + 4
@@ -157,7 +163,10 @@ pub(super) fn encode(s: &Snapshot) -> Vec<u8> {
     put64(&mut out, s.stamp.records);
     put_str(&mut out, s.table);
     put32(&mut out, s.templates.len() as u32);
-    s.templates.iter().for_each(|t| put_str(&mut out, t));
+    for (definition, fingerprint) in &s.templates {
+        put_str(&mut out, definition);
+        put32(&mut out, *fingerprint);
+    }
     put32(&mut out, s.groups.len() as u32);
     for g in &s.groups {
         put32(&mut out, g.handle);
@@ -246,7 +255,7 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Snapshot<'_>> {
         records: r.u64()?,
     };
     let table = r.str()?;
-    let templates = r.list(4, Reader::str)?;
+    let templates = r.list(8, |r| Ok((r.str()?, r.u32()?)))?;
     let groups = r.list(17, |r| {
         Ok(GroupPart {
             handle: r.u32()?,

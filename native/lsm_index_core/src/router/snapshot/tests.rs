@@ -27,7 +27,11 @@ fn sample(n: u32) -> Snapshot<'static> {
             records: 17,
         },
         table: "a\tint8\nb\ttext\n",
-        templates: vec!["a = $1\0v1", "b LIKE 'x%'", "b ILIKE '%é%'"],
+        templates: vec![
+            ("a = $1\0v1", 7),
+            ("b LIKE 'x%'", 0),
+            ("b ILIKE '%é%'", u32::MAX),
+        ],
         groups,
         refused: (0..n / 4).collect(),
         ranges: vec![RangePart {
