@@ -20,6 +20,8 @@ pub enum FileKind {
     Catalog,
     /// A persistent router over declared tables: its shapes and views (`views.log`).
     Views,
+    /// A persistent router's snapshot (`router.snap`): an accelerator of its catalog.
+    RouterSnapshot,
     /// The `LOCK` file that keeps a second opener out.
     Lock,
     /// A directory (listing it, creating it, fsyncing it).
@@ -35,6 +37,7 @@ impl FileKind {
             FileKind::Wal => "log file",
             FileKind::Catalog => "shape catalog",
             FileKind::Views => "views log",
+            FileKind::RouterSnapshot => "router snapshot",
             FileKind::Lock => "lock file",
             FileKind::Directory => "directory",
         }

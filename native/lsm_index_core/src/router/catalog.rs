@@ -59,54 +59,127 @@ pub struct Catalog {
     sync: SyncMode,
     /// A failed append may have left a partial record: no more appends.
     failed: bool,
+    /// Where the file stands: its length, checksum and records so far.
+    stamp: Stamp,
+    /// The table record's text (a rewrite writes it again).
+    table: String,
 }
 
 /// The live shapes of a catalog: id -> WHERE clause.
 pub type Shapes = BTreeMap<u32, String>;
 
+/// Where a catalog stood: its first `len` bytes, their crc32c and how many records (the
+/// table's included) they hold. A router snapshot records the stamp of the catalog it was
+/// taken of, and covers a catalog whose first `len` bytes have that checksum: one rewritten
+/// since, or another one, does not match.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// Bytes covered (the header and whole records).
+    pub len: u64,
+    /// Their crc32c.
+    pub crc: u32,
+    /// Records among them.
+    pub records: u64,
+}
+
+/// What a router replays of an opened catalog.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Replay {
+    /// Every live shape: no stamp given, or it does not cover this catalog.
+    Full(Shapes),
+    /// The records after the covered prefix, in order: an add (`Some(definition)`) or a
+    /// removal (`None`) of a shape id.
+    Tail(Vec<(u32, Option<String>)>),
+}
+
 impl Catalog {
     /// Opens (creating if needed) the catalog in `dir` for a table with `columns`, and
-    /// returns it with the live shapes to replay.
+    /// returns it with what to replay: the records after `covered` when it covers a prefix
+    /// of the file (a snapshot of the router holds the shapes up to there), else every
+    /// live shape. Only a full replay rewrites a mostly dead catalog here; after a tail
+    /// replay the router asks [`Catalog::rewrite_due`].
     pub fn open(
         dir: &Path,
         columns: &[(String, ColumnType)],
         folding: CaseFolding,
         sync: SyncMode,
-    ) -> Result<(Catalog, Shapes)> {
+        covered: Option<Stamp>,
+    ) -> Result<(Catalog, Replay)> {
         fs::create_dir_all(dir).map_err(|e| io_error(FileKind::Directory, dir, "create", &e))?;
         let lock = DirLock::acquire(dir)?;
         let path = dir.join(FILE);
         let table = table_text(columns, folding);
-        let mut shapes = Shapes::new();
-        match fs::read(&path) {
-            Ok(bytes) => {
-                let (good, records) = read(&path, &bytes, &table, &mut shapes)?;
-                if good < bytes.len() {
-                    durable::truncate(FileKind::Catalog, &path, good as u64)?;
+        let (stamp, replay) = match fs::read(&path) {
+            Ok(bytes) => match covered.and_then(|s| read_tail(&path, &bytes, s, &table)) {
+                Some((good, stamp, tail)) => {
+                    if good < bytes.len() {
+                        durable::truncate(FileKind::Catalog, &path, good as u64)?;
+                    }
+                    (stamp, Replay::Tail(tail))
                 }
-                if records > 2 * shapes.len() + 1024 {
-                    rewrite(&path, &table, &shapes)?;
+                None => {
+                    let mut shapes = Shapes::new();
+                    let (good, records) = read(&path, &bytes, &table, &mut shapes)?;
+                    if good < bytes.len() {
+                        durable::truncate(FileKind::Catalog, &path, good as u64)?;
+                    }
+                    let stamp = if records > 2 * shapes.len() + 1024 {
+                        rewrite(&path, &table, &shapes)?
+                    } else {
+                        stamp_of(&bytes[..good], records)
+                    };
+                    (stamp, Replay::Full(shapes))
                 }
-            }
+            },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                rewrite(&path, &table, &shapes)?;
+                let shapes = Shapes::new();
+                (rewrite(&path, &table, &shapes)?, Replay::Full(shapes))
             }
             Err(e) => return Err(io_error(FileKind::Catalog, &path, "read", &e)),
-        }
-        let file = File::options()
-            .append(true)
-            .open(&path)
-            .map_err(|e| io_error(FileKind::Catalog, &path, "open", &e))?;
-        Ok((
-            Catalog {
-                path,
-                file,
-                _lock: lock,
-                sync,
-                failed: false,
-            },
-            shapes,
-        ))
+        };
+        let file = append_to(&path)?;
+        let catalog = Catalog {
+            path,
+            file,
+            _lock: lock,
+            sync,
+            failed: false,
+            stamp,
+            table,
+        };
+        Ok((catalog, replay))
+    }
+
+    /// The directory the catalog is in.
+    pub fn dir(&self) -> PathBuf {
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default()
+    }
+
+    /// Where the file stands now; `None` after a failed append (its end is unknown).
+    pub fn stamp(&self) -> Option<Stamp> {
+        (!self.failed).then_some(self.stamp)
+    }
+
+    /// Whether records outnumber `live` shapes enough that the file should be rewritten
+    /// with the live ones alone ([`Catalog::rewrite_live`]).
+    pub fn rewrite_due(&self, live: usize) -> bool {
+        self.stamp.records > 2 * live as u64 + 1024
+    }
+
+    /// Rewrites the file with its live shapes alone (read back from it: after a tail
+    /// replay nothing holds their definitions), atomically.
+    pub fn rewrite_live(&mut self) -> Result<()> {
+        self.sync()?;
+        let bytes = fs::read(&self.path)
+            .map_err(|e| io_error(FileKind::Catalog, &self.path, "read", &e))?;
+        let mut shapes = Shapes::new();
+        read(&self.path, &bytes, &self.table, &mut shapes)?;
+        self.stamp = rewrite(&self.path, &self.table, &shapes)?;
+        self.file = append_to(&self.path)?;
+        Ok(())
     }
 
     /// Records that shape `id` now has definition `definition` (see [`definition`]).
@@ -141,11 +214,62 @@ impl Catalog {
                 SyncMode::Always => self.sync(),
                 SyncMode::Flush | SyncMode::None => Ok(()),
             });
-        if written.is_err() {
-            self.failed = true;
+        match written {
+            Ok(()) => {
+                self.stamp.len += rec.len() as u64;
+                self.stamp.crc = crc32c::crc32c_append(self.stamp.crc, &rec);
+                self.stamp.records += 1;
+            }
+            Err(_) => self.failed = true,
         }
         written
     }
+}
+
+/// `path` opened for appending.
+fn append_to(path: &Path) -> Result<File> {
+    File::options()
+        .append(true)
+        .open(path)
+        .map_err(|e| io_error(FileKind::Catalog, path, "open", &e))
+}
+
+/// The stamp of catalog bytes `bytes` holding `records` records.
+fn stamp_of(bytes: &[u8], records: usize) -> Stamp {
+    Stamp {
+        len: bytes.len() as u64,
+        crc: crc32c::crc32c(bytes),
+        records: records as u64,
+    }
+}
+
+/// The records of `bytes` after the prefix `covered` stamps, if it does stamp a prefix
+/// of them: (the end of the whole records, the stamp there, the records in order). `None`
+/// when it does not, or when the records after it do not read (the full read then says
+/// what is wrong).
+#[allow(clippy::type_complexity)]
+fn read_tail(
+    path: &Path,
+    bytes: &[u8],
+    covered: Stamp,
+    table: &str,
+) -> Option<(usize, Stamp, Vec<(u32, Option<String>)>)> {
+    let start = usize::try_from(covered.len).ok()?;
+    let prefix = bytes.get(..start)?;
+    if start < HEADER || covered.records == 0 || crc32c::crc32c(prefix) != covered.crc {
+        return None;
+    }
+    let mut tail = Vec::new();
+    let each = |kind: u8, id: u32, text: &str| {
+        tail.push((id, (kind == ADD).then(|| text.to_string())));
+    };
+    let (good, read) = records(path, bytes, start, covered.records as usize, table, each).ok()?;
+    let stamp = Stamp {
+        len: good as u64,
+        crc: crc32c::crc32c_append(covered.crc, &bytes[start..good]),
+        records: read as u64,
+    };
+    Some((good, stamp, tail))
 }
 
 /// A shape's definition text: `sql`, then each parameter (see the module doc). `None` when a
@@ -195,7 +319,7 @@ pub fn decode(
 
 /// The table record's text: `name\ttype\n` per column, then `\tcase_folding c\n` under
 /// `LC_CTYPE=C` (nothing for the default, so catalogs written before the option read the same).
-fn table_text(columns: &[(String, ColumnType)], folding: CaseFolding) -> String {
+pub(super) fn table_text(columns: &[(String, ColumnType)], folding: CaseFolding) -> String {
     let mut text: String = columns
         .iter()
         .map(|(name, ty)| format!("{name}\t{}\n", ty.describe()))
@@ -219,15 +343,14 @@ fn record(kind: u8, id: u32, text: &[u8]) -> Vec<u8> {
 /// Replays `bytes` into `shapes`: (bytes that are whole records, records read).
 fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(usize, usize)> {
     let what = path.display().to_string();
-    let corrupt = |detail: String| Error::Corrupt {
-        file: FileKind::Catalog,
-        what: what.clone(),
-        detail,
-    };
     match bytes.get(..HEADER) {
         Some(h) if &h[..8] == MAGIC => {}
         None if bytes.starts_with(MAGIC) => {
-            return Err(corrupt("shorter than the catalog header".into()))
+            return Err(Error::Corrupt {
+                file: FileKind::Catalog,
+                what,
+                detail: "shorter than the catalog header".into(),
+            })
         }
         _ => {
             return Err(Error::BadMagic {
@@ -244,8 +367,35 @@ fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(
             version,
         });
     }
-    let mut frames = FRAMING.read(bytes, HEADER, FileKind::Catalog, &what);
-    let mut records = 0;
+    let each = |kind: u8, id: u32, text: &str| {
+        if kind == ADD {
+            shapes.insert(id, text.to_string());
+        } else {
+            shapes.remove(&id);
+        }
+    };
+    records(path, bytes, HEADER, 0, table, each)
+}
+
+/// Reads the records of `bytes` from offset `start`, `before` records having preceded it
+/// (the first record of a file names the table), handing each add and removal to `each`
+/// (kind, shape id, text): (bytes that are whole records, records read in all).
+fn records(
+    path: &Path,
+    bytes: &[u8],
+    start: usize,
+    before: usize,
+    table: &str,
+    mut each: impl FnMut(u8, u32, &str),
+) -> Result<(usize, usize)> {
+    let what = path.display().to_string();
+    let corrupt = |detail: String| Error::Corrupt {
+        file: FileKind::Catalog,
+        what: what.clone(),
+        detail,
+    };
+    let mut frames = FRAMING.read(bytes, start, FileKind::Catalog, &what);
+    let mut records = before;
     for frame in &mut frames {
         let frame = frame?;
         let (at, payload) = (frame.at, frame.payload);
@@ -261,12 +411,7 @@ fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(
                 })
             }
             (0, _) => return Err(corrupt("the first record does not name the table".into())),
-            (_, ADD) => {
-                shapes.insert(id, text.to_string());
-            }
-            (_, REMOVE) => {
-                shapes.remove(&id);
-            }
+            (_, kind @ (ADD | REMOVE)) => each(kind, id, text),
             (_, kind) => return Err(corrupt(format!("record at byte {at}: kind {kind}"))),
         }
         records += 1;
@@ -277,8 +422,8 @@ fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(
     Ok((frames.end(), records))
 }
 
-/// Writes a catalog holding just `shapes`, atomically.
-fn rewrite(path: &Path, table: &str, shapes: &Shapes) -> Result<()> {
+/// Writes a catalog holding just `shapes`, atomically; its stamp.
+fn rewrite(path: &Path, table: &str, shapes: &Shapes) -> Result<Stamp> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
@@ -286,238 +431,9 @@ fn rewrite(path: &Path, table: &str, shapes: &Shapes) -> Result<()> {
     for (id, sql) in shapes {
         bytes.extend_from_slice(&record(ADD, *id, sql.as_bytes()));
     }
-    durable::write_atomically(path, &bytes, FileKind::Catalog, CRASH_POINTS)
+    durable::write_atomically(path, &bytes, FileKind::Catalog, CRASH_POINTS)?;
+    Ok(stamp_of(&bytes, shapes.len() + 1))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cols() -> Vec<(String, ColumnType)> {
-        vec![("a".into(), ColumnType::Int8)]
-    }
-
-    #[test]
-    fn a_record_is_length_checksum_payload() {
-        let rec = record(ADD, 0x0102_0304, b"a = 1");
-        let mut payload = vec![ADD];
-        payload.extend_from_slice(&0x0102_0304u32.to_le_bytes());
-        payload.extend_from_slice(b"a = 1");
-        let mut expected = (payload.len() as u32).to_le_bytes().to_vec();
-        expected.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
-        expected.extend_from_slice(&payload);
-        assert_eq!(rec, expected);
-    }
-
-    #[test]
-    fn replays_adds_and_removes_and_cuts_a_torn_tail() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut c, shapes) =
-                Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush).unwrap();
-            assert!(shapes.is_empty());
-            c.add(1, "a = 1").unwrap();
-            c.add(2, "a = 2").unwrap();
-            c.add(1, "a = 3").unwrap();
-            c.remove(2).unwrap();
-            c.sync().unwrap();
-        }
-        let path = dir.path().join(FILE);
-        let mut bytes = fs::read(&path).unwrap();
-        bytes.extend_from_slice(&record(ADD, 9, b"a = 9")[..7]);
-        fs::write(&path, &bytes).unwrap();
-        let (_c, shapes) =
-            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush).unwrap();
-        assert_eq!(shapes, Shapes::from([(1, "a = 3".to_string())]));
-    }
-
-    #[test]
-    fn refuses_corruption_other_columns_and_a_second_opener() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut c, _) =
-            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Always).unwrap();
-        c.add(1, "a = 1").unwrap();
-        assert!(matches!(
-            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush),
-            Err(Error::Locked { .. })
-        ));
-        drop(c);
-        let other = vec![("b".to_string(), ColumnType::Text)];
-        assert!(matches!(
-            Catalog::open(dir.path(), &other, CaseFolding::Unicode, SyncMode::Flush),
-            Err(Error::TableMismatch { .. })
-        ));
-        let path = dir.path().join(FILE);
-        let mut bytes = fs::read(&path).unwrap();
-        let last = bytes.len() - 1;
-        bytes[last] ^= 1;
-        fs::write(&path, &bytes).unwrap();
-        assert!(matches!(
-            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::Flush),
-            Err(Error::ChecksumMismatch {
-                file: FileKind::Catalog,
-                ..
-            })
-        ));
-    }
-
-    /// Catalog bytes for `ops` (add `Some(text)` / remove `None` of an id), with the offset
-    /// where each record ends (the table record's first) and the shapes after each prefix of
-    /// the ops (`prefixes[k]`: after the first k).
-    fn encoded(ops: &[(u32, Option<String>)]) -> (Vec<u8>, Vec<usize>, Vec<Shapes>) {
-        let mut bytes = MAGIC.to_vec();
-        bytes.extend_from_slice(&VERSION.to_le_bytes());
-        let table = table_text(&cols(), CaseFolding::Unicode);
-        bytes.extend_from_slice(&record(TABLE, 0, table.as_bytes()));
-        let mut ends = vec![bytes.len()];
-        let mut shapes = Shapes::new();
-        let mut prefixes = vec![shapes.clone()];
-        for (id, text) in ops {
-            match text {
-                Some(text) => {
-                    bytes.extend_from_slice(&record(ADD, *id, text.as_bytes()));
-                    shapes.insert(*id, text.clone());
-                }
-                None => {
-                    bytes.extend_from_slice(&record(REMOVE, *id, b""));
-                    shapes.remove(id);
-                }
-            }
-            ends.push(bytes.len());
-            prefixes.push(shapes.clone());
-        }
-        (bytes, ends, prefixes)
-    }
-
-    /// The errors a damaged catalog may decode to: typed, naming the catalog.
-    fn typed(e: &Error) -> bool {
-        matches!(
-            e,
-            Error::Corrupt {
-                file: FileKind::Catalog,
-                ..
-            } | Error::ChecksumMismatch {
-                file: FileKind::Catalog,
-                ..
-            } | Error::BadMagic {
-                file: FileKind::Catalog,
-                ..
-            } | Error::UnsupportedVersion {
-                file: FileKind::Catalog,
-                ..
-            } | Error::TableMismatch { .. }
-        )
-    }
-
-    proptest::proptest! {
-        /// The decoder against what was encoded: whole, a catalog decodes to exactly the
-        /// shapes its records leave; cut anywhere, to the shapes of the whole records before
-        /// the cut (a torn last record is ignored), or — cut inside the header or the table
-        /// record — to a typed error; with bits flipped as well, to the shapes of some whole
-        /// prefix (a length made longer reads as a torn tail) or a typed error. Never
-        /// anything else, never a panic.
-        #[test]
-        fn catalogs_decode_to_what_was_encoded_or_a_typed_error(
-            ops in proptest::collection::vec(
-                (0u32..6, proptest::option::of("[a-z0-9 =']{0,12}")),
-                0..10,
-            ),
-            cut in 0usize..1_000,
-            flips in proptest::collection::vec((0usize..1_000, 0u8..8), 0..4),
-        ) {
-            let (bytes, ends, prefixes) = encoded(&ops);
-            let whole = decode(&bytes, &cols(), CaseFolding::Unicode);
-            proptest::prop_assert_eq!(whole.as_ref(), Ok(&prefixes[ops.len()]));
-
-            let cut = cut % (bytes.len() + 1);
-            let kept = ends[1..].iter().filter(|&&end| end <= cut).count();
-            let mut damaged = bytes[..cut].to_vec();
-            let got = decode(&damaged, &cols(), CaseFolding::Unicode);
-            if cut >= ends[0] {
-                proptest::prop_assert_eq!(got.as_ref(), Ok(&prefixes[kept]), "cut at {}", cut);
-            } else {
-                proptest::prop_assert!(
-                    got.as_ref().is_err_and(typed),
-                    "cut at {} in the header or table record: {:?}", cut, got
-                );
-            }
-
-            let mut flipped = false;
-            for &(at, bit) in &flips {
-                if let Some(b) = damaged.get_mut(at % cut.max(1)) {
-                    *b ^= 1 << bit;
-                    flipped = true;
-                }
-            }
-            if flipped {
-                match decode(&damaged, &cols(), CaseFolding::Unicode) {
-                    Ok(shapes) => proptest::prop_assert!(
-                        prefixes[..=kept].contains(&shapes),
-                        "flips {:?} decoded to {:?}, no prefix of the records", flips, shapes
-                    ),
-                    Err(e) => proptest::prop_assert!(typed(&e), "{:?}", e),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn a_named_enum_is_part_of_the_table() {
-        let dir = tempfile::tempdir().unwrap();
-        let mood = |name: &str| vec![("e".to_string(), ColumnType::named_enum(name, ["a", "b"]))];
-        {
-            let (mut c, _) = Catalog::open(
-                dir.path(),
-                &mood("mood"),
-                CaseFolding::Unicode,
-                SyncMode::None,
-            )
-            .unwrap();
-            c.add(1, "e = 'a'::mood").unwrap();
-        }
-        let (c, shapes) = Catalog::open(
-            dir.path(),
-            &mood("mood"),
-            CaseFolding::Unicode,
-            SyncMode::None,
-        )
-        .unwrap();
-        assert_eq!(shapes[&1], "e = 'a'::mood");
-        drop(c);
-        // another name, or the enum known by its labels only, is another table
-        for other in [
-            mood("feeling"),
-            vec![("e".to_string(), ColumnType::enumeration(["a", "b"]))],
-        ] {
-            assert!(matches!(
-                Catalog::open(dir.path(), &other, CaseFolding::Unicode, SyncMode::None),
-                Err(Error::TableMismatch { .. })
-            ));
-        }
-        // the table record of an enum known by its labels is what version 1 always wrote
-        let labels = vec![("e".to_string(), ColumnType::enumeration(["a", "b"]))];
-        assert_eq!(
-            table_text(&labels, CaseFolding::Unicode),
-            "e\tenum('a','b')\n"
-        );
-    }
-
-    #[test]
-    fn rewrites_when_mostly_dead() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let (mut c, _) =
-                Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::None).unwrap();
-            for i in 0..3000 {
-                c.add(i % 10, &format!("a = {i}")).unwrap();
-            }
-        }
-        let before = fs::metadata(dir.path().join(FILE)).unwrap().len();
-        let (_c, shapes) =
-            Catalog::open(dir.path(), &cols(), CaseFolding::Unicode, SyncMode::None).unwrap();
-        let after = fs::metadata(dir.path().join(FILE)).unwrap().len();
-        assert_eq!(shapes.len(), 10);
-        assert_eq!(shapes[&9], "a = 2999");
-        assert!(after < before / 100, "{before} -> {after}");
-    }
-}
+mod tests;

@@ -20,7 +20,7 @@ use crate::predicate::HashWriter;
 use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A shape's compiled form without its index keys: what shapes that differ only in the
 /// value they are found by (`user_id = $1`) have in common.
@@ -40,6 +40,41 @@ pub(super) struct Template {
     pub(super) ordered: Option<OrderedSlot>,
     /// A hash of all of the above (equal templates hash equal).
     hash: u64,
+    /// The definition of one of its shapes (see `snapshot`); not part of what it is.
+    pub(super) source: Source,
+}
+
+/// The definition text of one shape of a template, set when the template is first
+/// published: compiling it again gives the template (compiling is deterministic), which is
+/// how a router snapshot stores templates. Templates made from other definitions are still
+/// equal: it compares equal to any other.
+#[derive(Default)]
+pub(super) struct Source(OnceLock<Arc<str>>);
+
+impl Source {
+    /// Records `definition` unless one is recorded or it is empty (a view's shape has none).
+    pub(super) fn note(&self, definition: &str) {
+        if !definition.is_empty() && self.0.get().is_none() {
+            let _ = self.0.set(definition.into());
+        }
+    }
+
+    /// The recorded definition.
+    pub(super) fn get(&self) -> Option<&str> {
+        self.0.get().map(|s| &**s)
+    }
+}
+
+impl PartialEq for Source {
+    fn eq(&self, _: &Source) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Source")
+    }
 }
 
 impl Template {
@@ -66,6 +101,7 @@ impl Template {
             view_plans,
             ordered,
             hash: h.finish(),
+            source: Source::default(),
         }
     }
 
@@ -114,6 +150,30 @@ impl Group {
     /// How many index keys it has.
     pub(super) fn key_count(&self) -> usize {
         self.keys().count()
+    }
+
+    /// Its index keys as packed (see [`pack_keys`]): what a snapshot stores.
+    pub(super) fn packed_keys(&self) -> &[u8] {
+        &self.keys
+    }
+
+    /// A group as a snapshot stored it: `packed` its keys as [`Group::packed_keys`] gave
+    /// them, `ids` ascending; `None` when either is malformed.
+    pub(super) fn restored(
+        template: Arc<Template>,
+        packed: Box<[u8]>,
+        ordered: Option<OrderedKey>,
+        ids: SmallVec<[u32; 2]>,
+    ) -> Option<Group> {
+        let whole: usize = unpack_keys(&packed).map(|k| 4 + k.len()).sum();
+        let ascending = ids.windows(2).all(|w| w[0] < w[1]);
+        (whole == packed.len() && ascending && !ids.is_empty()).then_some(Group {
+            template,
+            keys: packed,
+            views: Box::default(),
+            ordered,
+            ids,
+        })
     }
 }
 
@@ -322,6 +382,33 @@ impl Groups {
     pub(super) fn reserve(&mut self, n: usize) {
         self.slots.reserve(n);
         self.by_form.reserve(n);
+    }
+
+    /// Publishes `group` under handle `g` as a snapshot held it (handles restored in
+    /// ascending order: the ones skipped are free); `false` if `g` is not above every
+    /// handle restored so far.
+    pub(super) fn restore(&mut self, g: u32, group: Group) -> bool {
+        if (g as usize) < self.slots.len() {
+            return false;
+        }
+        while self.slots.len() < g as usize {
+            self.free.push(self.slots.len() as u32);
+            self.slots.push(None);
+        }
+        self.by_form
+            .entry(Form::hash_of(&group))
+            .or_default()
+            .push(g);
+        let same = self.templates.entry(group.template.hash).or_default();
+        match same
+            .iter_mut()
+            .find(|(t, _)| Arc::ptr_eq(t, &group.template))
+        {
+            Some((_, groups)) => *groups += 1,
+            None => same.push((group.template.clone(), 1)),
+        }
+        self.slots.push(Some(group));
+        true
     }
 }
 

@@ -27,7 +27,10 @@
 //! before they are dropped, so a route never sees half a shape.
 //!
 //! Rooms, along the data paths:
-//! - `mod.rs`: the [`Router`] and its lifecycle (new, open + catalog replay, flush, close);
+//! - `mod.rs`: the [`Router`] and its lifecycle (new, flush, close);
+//! - `reopen`: a persistent router's open (snapshot restored + catalog tail, or the whole
+//!   catalog replayed) and its snapshot writes; `snapshot`: the snapshot file's format;
+//!   `restore`: a snapshot made of the published state, and that state made of it again;
 //! - `shapes`: the write path: compile a shape, write its keys, publish it in the shape table;
 //!   `clauses`: the clauses read lately (a template's shapes read theirs once);
 //! - `groups`: templates (compiled forms, interned) and groups (equal shapes, one index
@@ -66,12 +69,15 @@ pub mod patterns;
 mod presence;
 mod probe;
 pub mod ranges;
+mod reopen;
+mod restore;
 mod route;
 mod row;
 mod schema;
 pub mod set;
 mod shapes;
 mod slots;
+pub mod snapshot;
 mod state;
 mod subqueries;
 mod view_slots;
@@ -82,21 +88,20 @@ use crate::index::{Config, Index, Listener};
 pub use crate::predicate::compile::ScanReason;
 use crate::predicate::CaseFolding;
 use crate::predicate::ColumnType;
-use crate::wal::SyncMode;
 use crate::{Error, Result};
-use catalog::Catalog;
 pub use metrics::{Metrics, Snapshot};
 use parking_lot::{Mutex, RwLock};
+pub use reopen::OpenReport;
+use reopen::Persisted;
 pub use route::{ChangeCells, Reader};
 pub use row::{RowCells, RowText};
 use shapes::State;
-use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 pub use subqueries::{Moved, SeedQuery, SeedText, SeededShape, ValueText};
 
 /// Shapes compiled (in parallel) and written per batch when a catalog is replayed.
-const REPLAY_CHUNK: usize = 65_536;
+pub(super) const REPLAY_CHUNK: usize = 65_536;
 
 /// Most columns a table may have (Postgres' own limit).
 pub const MAX_COLUMNS: usize = 1600;
@@ -162,8 +167,9 @@ pub struct Router {
     state: RwLock<State>,
     /// Routing counters, made by the first route (an unrouted router carries none).
     metrics: OnceLock<Box<Metrics>>,
-    /// The shape catalog of a persistent router (`None` in memory, or once closed).
-    catalog: Mutex<Option<Box<Catalog>>>,
+    /// The shape catalog of a persistent router and its snapshot's stamp (`None` in
+    /// memory, or once closed).
+    catalog: Mutex<Option<Box<Persisted>>>,
     persistent: bool,
     /// Whether shapes may add columns to the table ([`Router::new_open`]).
     open_schema: bool,
@@ -230,66 +236,29 @@ impl Router {
         })
     }
 
-    /// Opens (creating if needed) the persistent router in `dir`: its shape catalog is
-    /// replayed into a fresh in-memory index (see `catalog`); every later add and remove is
-    /// appended to it, durable as `sync` says (`Flush`: on [`Router::flush`]).
-    pub fn open(
-        dir: &Path,
-        columns: Vec<(String, ColumnType)>,
-        folding: CaseFolding,
-        config: Config,
-        sync: SyncMode,
-    ) -> Result<Router> {
-        let mut router = Router::new(columns, folding, config)?;
-        let columns = router.columns();
-        let (catalog, shapes) = Catalog::open(dir, &columns, folding, sync)?;
-        let shapes: Vec<(u32, String)> = shapes.into_iter().collect();
-        // about one key per shape: sized once instead of grown (and the filter rebuilt)
-        router.state.write().reserve(shapes.len(), shapes.len());
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        for chunk in shapes.chunks(REPLAY_CHUNK) {
-            let prepared = router.prepare_all(dir, chunk, threads)?;
-            // no route can see this router yet: its groups are published before their keys
-            let mut keys = Vec::new();
-            {
-                let mut st = router.state.write();
-                for (id, form) in prepared {
-                    let placed = st.place(&form);
-                    if placed.1 {
-                        keys.extend(form.keys.iter().map(|k| (k.clone(), placed.0)));
-                    }
-                    st.insert(id, form, placed);
-                }
-            }
-            let pairs: Vec<(&[u8], u32)> = keys.iter().map(|(k, g)| (k.as_slice(), *g)).collect();
-            if !pairs.is_empty() {
-                router.index()?.add_many(&pairs)?;
-            }
-        }
-        router.catalog = Mutex::new(Some(Box::new(catalog)));
-        router.persistent = true;
-        Ok(router)
-    }
-
     /// Makes every shape change so far durable (persistent routers; a no-op in memory).
     pub fn flush(&self) -> Result<()> {
         self.check_open()?;
         match self.catalog.lock().as_mut() {
-            Some(c) => c.sync(),
+            Some(p) => p.catalog.sync(),
             None => Ok(()),
         }
     }
 
-    /// Flushes and releases the directory; every later call fails with `Closed`.
+    /// Flushes, writes the snapshot of a persistent router (see `reopen`; a failure to
+    /// write it is not an error: the next open replays more of the catalog) and releases
+    /// the directory; every later call fails with `Closed`.
     pub fn close(&self) -> Result<()> {
-        let _w = self.writer.lock();
+        let w = self.writer.lock();
         if self.closed.swap(true, RELAXED) {
             return Ok(());
         }
-        match self.catalog.lock().take() {
-            Some(mut c) => c.sync(),
-            None => Ok(()),
-        }
+        let Some(mut p) = self.catalog.lock().take() else {
+            return Ok(());
+        };
+        p.catalog.sync()?;
+        let _ = self.snapshot_locked(&w, &mut p);
+        Ok(())
     }
 
     fn check_open(&self) -> Result<()> {

@@ -54,6 +54,9 @@ pub(super) fn ordered_key(plan: &OrderedPlan) -> Option<(OrderedSlot, OrderedKey
     })
 }
 
+/// A range index's slot and arrays (lo, hi, group), as [`Ranges::parts`] lends them.
+pub(super) type RangeParts<'a> = (usize, (&'a [u64], &'a [u64], &'a [u32]));
+
 /// The ordered indexes of a router's published groups.
 #[derive(Default)]
 pub(super) struct OrderedSlots {
@@ -77,6 +80,24 @@ impl OrderedSlots {
     /// Whether no group is filed here.
     pub(super) fn is_empty(&self) -> bool {
         self.ranges.is_empty() && self.infixes.is_empty()
+    }
+
+    /// Indexes as a snapshot stored them: per slot, its ranges and its literals.
+    pub(super) fn restored(
+        ranges: Vec<(usize, Ranges)>,
+        infixes: Vec<(usize, InfixIndex)>,
+    ) -> OrderedSlots {
+        OrderedSlots { ranges, infixes }
+    }
+
+    /// The indexes as a snapshot stores them: per range slot its arrays (as
+    /// [`Ranges::parts`] lends them, compacted first), per literal slot its index.
+    pub(super) fn parts(&mut self) -> (Vec<RangeParts<'_>>, Vec<(usize, &InfixIndex)>) {
+        let ranges = (self.ranges.iter_mut())
+            .map(|(s, r)| (*s, r.parts()))
+            .collect();
+        let infixes = self.infixes.iter().map(|(s, i)| (*s, i)).collect();
+        (ranges, infixes)
     }
 
     /// Groups filed in the range indexes and in the literal indexes.

@@ -65,7 +65,7 @@ impl Router {
     /// Appends the removal of `id` to the catalog (persistent routers).
     fn record_removal(&self, id: u32) -> Result<()> {
         match self.catalog.lock().as_mut() {
-            Some(c) => c.remove(id),
+            Some(p) => p.catalog.remove(id),
             None => Ok(()),
         }
     }
@@ -119,8 +119,8 @@ impl Router {
                 self.index()?.try_add_many(&pairs)?;
             }
         }
-        if let Some(catalog) = self.catalog.lock().as_mut() {
-            if let Err(e) = catalog.add(id, definition) {
+        if let Some(p) = self.catalog.lock().as_mut() {
+            if let Err(e) = p.catalog.add(id, definition) {
                 // not recorded: not added (the new group's keys are dropped again)
                 if let (true, Some(index)) = (written, self.index.get()) {
                     let _ = index.drop_handle(g);
@@ -132,7 +132,7 @@ impl Router {
         if let Some(columns) = columns {
             st.columns = columns;
         }
-        st.insert(id, form, (g, new));
+        st.insert(id, form, (g, new), definition);
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 //! unpublish.
 
 use super::bits::columns_of;
-use super::groups::{Form, Group, Groups};
+use super::groups::{Form, Group, Groups, Template};
 use super::ordered::OrderedSlots;
 use super::presence::LiveKeys;
 use super::view_slots::ViewSlots;
@@ -131,70 +131,135 @@ impl State {
         }
     }
 
-    /// Publishes shape `id` of `form` (absent until now) in the group `placed`, what
+    /// Publishes shape `id` of `form` (absent until now; `definition` its text, recorded as
+    /// its template's source when the template has none) in the group `placed`, what
     /// [`State::place`] said of it (no group was published or unpublished since).
-    pub(super) fn insert(&mut self, id: u32, form: Form, placed: (u32, bool)) {
-        let group = match placed {
+    pub(super) fn insert(&mut self, id: u32, form: Form, placed: (u32, bool), definition: &str) {
+        let g = match placed {
             (g, false) => {
-                self.shapes.insert(id, g);
-                self.groups.join(g, id)
+                if self.groups.join(g, id).is_none() {
+                    return;
+                }
+                g
             }
             (_, true) => {
                 let (g, group) = self.groups.create(form, id);
                 debug_assert_eq!(g, placed.0, "placed under another handle");
-                self.shapes.insert(id, g);
-                let t = &group.template;
-                if t.is_scanned() {
-                    let at = self.scanned.partition_point(|&s| s < g);
-                    self.scanned.insert(at, g);
-                } else if !t.indexed.is_empty() {
-                    for &slot in t.indexed.iter() {
-                        match self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
-                            Ok(at) => self.indexed_on[at].1 += 1,
-                            Err(at) => self.indexed_on.insert(at, (slot, 1)),
-                        }
-                    }
-                    let hashes: SmallVec<[u64; 2]> = group.keys().map(hash_key).collect();
-                    let groups = &self.groups;
-                    self.presence.insert(&hashes, || live_hashes(groups));
-                } else if let (Some(at), Some(key)) = (t.ordered, &group.ordered) {
-                    // an index that cannot take it (a literal automaton at its size limit):
-                    // the group is checked on every change instead
-                    if self.ordered.insert(at, key, g).is_err() {
-                        let at = self.scanned.partition_point(|&s| s < g);
-                        self.scanned.insert(at, g);
-                    }
-                }
-                self.groups.get(g)
+                group.template.source.note(definition);
+                self.file_group(g, None);
+                g
             }
         };
-        let Some(group) = group else { return };
+        self.shapes.insert(id, g);
+        let Some(group) = self.groups.get(g) else {
+            return;
+        };
+        let t = group.template.clone();
+        self.view_slots.insert(id, &t.view_plans, &group.views);
+        self.count_shapes(&t, 1);
+    }
+
+    /// Publishes the groups of a snapshot (`restore` in `snapshot`), in ascending handles,
+    /// into this empty state: the bookkeeping [`State::insert`] does, per group rather than
+    /// per shape; `ordered` holds the ordered indexes as they were, `refused` the groups of
+    /// ordered templates they did not take (scanned). Any inconsistency is an `Err` naming
+    /// it (the state is then to be dropped).
+    pub(super) fn restore(
+        &mut self,
+        groups: impl IntoIterator<Item = (u32, Group)>,
+        ordered: OrderedSlots,
+        refused: &[u32],
+    ) -> Result<(), String> {
+        self.ordered = ordered;
+        for (g, group) in groups {
+            let (t, n) = (group.template.clone(), group.ids.len());
+            if !group.views.is_empty() || !t.view_plans.is_empty() {
+                return Err(format!("group {g} reads views"));
+            }
+            for &id in &group.ids {
+                if self.shapes.insert(id, g).is_some() {
+                    return Err(format!("shape {id} is in two groups"));
+                }
+            }
+            if !self.groups.restore(g, group) {
+                return Err(format!("group {g} out of order"));
+            }
+            let filed = t.ordered.map(|_| refused.binary_search(&g).is_err());
+            self.file_group(g, filed);
+            self.count_shapes(&t, n as u32);
+        }
+        Ok(())
+    }
+
+    /// Files the new group `g` where routes look for it: among the scanned groups, under
+    /// the index slots it is probed on (its keys in the presence filter), or in its
+    /// ordered index. `filed`: where a restore put an ordered group already (`Some(true)`
+    /// in its index, `Some(false)` refused by it); `None` files it now.
+    fn file_group(&mut self, g: u32, filed: Option<bool>) {
+        let Some(group) = self.groups.get(g) else {
+            return;
+        };
         let t = &group.template;
+        if t.is_scanned() {
+            let at = self.scanned.partition_point(|&s| s < g);
+            self.scanned.insert(at, g);
+        } else if !t.indexed.is_empty() {
+            for &slot in t.indexed.iter() {
+                match self.indexed_on.binary_search_by_key(&slot, |&(s, _)| s) {
+                    Ok(at) => self.indexed_on[at].1 += 1,
+                    Err(at) => self.indexed_on.insert(at, (slot, 1)),
+                }
+            }
+            let hashes: SmallVec<[u64; 2]> = group.keys().map(hash_key).collect();
+            let groups = &self.groups;
+            self.presence.insert(&hashes, || live_hashes(groups));
+        } else if let (Some(at), Some(key)) = (t.ordered, &group.ordered) {
+            // an index that cannot take it (a literal automaton at its size limit): the
+            // group is checked on every change instead
+            let filed = filed.unwrap_or_else(|| self.ordered.insert(at, key, g).is_ok());
+            if !filed {
+                let at = self.scanned.partition_point(|&s| s < g);
+                self.scanned.insert(at, g);
+            }
+        }
+    }
+
+    /// Counts `n` more published shapes of template `t`: the columns they read, how they
+    /// are found, why they are scanned.
+    fn count_shapes(&mut self, t: &Template, n: u32) {
         for c in columns_of(&t.mask) {
             if self.refs.len() <= c {
                 self.refs.resize(c + 1, 0);
             }
-            self.refs[c] += 1;
+            self.refs[c] += n;
             if let Err(at) = self.referenced.binary_search(&c) {
                 self.referenced.insert(at, c);
             }
         }
-        self.view_slots.insert(id, &t.view_plans, &group.views);
-        self.by_index[t.index_kind()] += 1;
+        let n = n as usize;
+        self.by_index[t.index_kind()] += n;
         if t.ordered.is_some() {
             for c in columns_of(&t.mask) {
                 if self.ordered_reads.len() <= c {
                     self.ordered_reads.resize(c + 1, 0);
                 }
-                self.ordered_reads[c] += 1;
+                self.ordered_reads[c] += n as u32;
             }
         }
         if t.is_scanned() {
-            self.scanned_shapes += 1;
+            self.scanned_shapes += n;
             if let Some(why) = t.scan {
-                self.scanned_because[why.index()] += 1;
+                self.scanned_because[why.index()] += n;
             }
         }
+    }
+
+    /// The groups of ordered templates that their index refused (scanned instead), for a
+    /// snapshot.
+    pub(super) fn refused(&self) -> impl Iterator<Item = u32> + '_ {
+        let ordered =
+            |g: &&u32| (self.groups.get(**g)).is_some_and(|group| group.template.ordered.is_some());
+        self.scanned.iter().filter(ordered).copied()
     }
 
     /// Unpublishes shape `id`: its group's handle, and the group when it was the last of it
