@@ -163,7 +163,7 @@ impl Group {
         template: Arc<Template>,
         packed: Box<[u8]>,
         ordered: Option<OrderedKey>,
-        ids: SmallVec<[u32; 2]>,
+        ids: SmallVec<[u32; 4]>,
     ) -> Option<Group> {
         let whole: usize = unpack_keys(&packed).map(|k| 4 + k.len()).sum();
         let ascending = ids.windows(2).all(|w| w[0] < w[1]);

@@ -192,7 +192,7 @@ impl Router {
             let columns = st.columns.clone();
             let table = table_text(&columns, self.folding);
             let fingerprint = |definition: &str| {
-                let form = self.prepare(definition, &columns).ok()?;
+                let form = self.compile_definition(definition, &columns).ok()?;
                 Some(form_fingerprint(&form))
             };
             match capture(&mut st, stamp, &table, fingerprint) {

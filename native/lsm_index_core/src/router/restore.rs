@@ -33,11 +33,13 @@ impl Router {
         let columns = self.columns();
         let mut templates = Vec::with_capacity(snap.templates.len());
         for &(definition, fingerprint) in &snap.templates {
-            let form = (self.prepare(definition, &columns)).map_err(|e| e.to_string())?;
+            let form = self
+                .compile_definition(definition, &columns)
+                .map_err(|e| e.to_string())?;
             if form_fingerprint(&form) != fingerprint {
                 return Err(format!("{definition:?} compiles otherwise now"));
             }
-            let template = Arc::new(form.template);
+            let template = form.template;
             template.source.note(definition);
             templates.push(template);
         }

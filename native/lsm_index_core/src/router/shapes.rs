@@ -247,10 +247,36 @@ impl Router {
         Ok(String::new())
     }
 
-    /// A shape compiled from its clause and parameters against `columns` (the table's, or
-    /// an open-schema router's view of them: see `schema`), its template the published one
-    /// when there is an equal one (so a thread compiling a batch drops its own copy).
+    /// A shape's form compiled from its definition text (see [`definition`]), its template
+    /// its own (see [`Router::compile_form`]).
+    pub(super) fn compile_definition(
+        &self,
+        definition: &str,
+        columns: &[(String, ColumnType)],
+    ) -> Result<Form> {
+        let (sql, params) = split_definition(definition);
+        self.compile_form(sql, &params, columns)
+    }
+
+    /// [`Router::compile_form`], its template the published one when there is an equal one
+    /// (so a thread compiling a batch drops its own copy). Takes the state lock: not for a
+    /// caller holding it.
     pub(super) fn prepare(
+        &self,
+        sql: &str,
+        params: &[Option<String>],
+        columns: &[(String, ColumnType)],
+    ) -> Result<Form> {
+        let mut form = self.compile_form(sql, params, columns)?;
+        if let Some(t) = self.state.read().groups.published(&form.template) {
+            form.template = t;
+        }
+        Ok(form)
+    }
+
+    /// A shape compiled from its clause and parameters against `columns` (the table's, or
+    /// an open-schema router's view of them: see `schema`).
+    pub(super) fn compile_form(
         &self,
         sql: &str,
         params: &[Option<String>],
@@ -263,12 +289,7 @@ impl Router {
             let syntax = clauses.syntax(sql, columns, self.folding)?;
             syntax.lower(columns, params, self.folding)?
         };
-        let compiled = compile(&expr);
-        let mut form = compiled_shape(compiled, Box::default(), false);
-        if let Some(t) = self.state.read().groups.published(&form.template) {
-            form.template = t;
-        }
-        Ok(form)
+        Ok(compiled_shape(compile(&expr), Box::default(), false))
     }
 
     /// Unpublishes shape `id`, then drops its keys (under the writer lock `_w`). Whether

@@ -69,7 +69,7 @@ pub(super) struct GroupPart<'a> {
     /// What its ordered index files it under.
     pub(super) ordered: Option<OrderedKey>,
     /// Its shape ids, ascending.
-    pub(super) ids: SmallVec<[u32; 2]>,
+    pub(super) ids: SmallVec<[u32; 4]>,
 }
 
 /// A range index as stored: its slot and its arrays in `(lo, hi, group)` order.
