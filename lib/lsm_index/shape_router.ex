@@ -316,20 +316,14 @@ defmodule LsmIndex.ShapeRouter do
   @spec add_shapes(t(), [{shape_id(), String.t()} | {shape_id(), String.t(), [String.t() | nil]}]) ::
           :ok | {:error, {shape_id(), term()}}
   def add_shapes(%__MODULE__{tables: nil, ref: ref}, shapes) when is_list(shapes) do
-    {valid, refused} = batch_entries(shapes, [])
-
-    reply =
-      case Native.router_add_shapes(ref, valid) do
-        :ok ->
-          :ok
-
-        {:refused, at, error} ->
-          {:error, {valid |> Enum.at(at) |> elem(0), open!(error) |> elem(1)}}
-      end
-
-    case {reply, refused} do
-      {:ok, {id, reason}} -> {:error, {id, reason}}
-      {reply, _} -> reply
+    # the NIF reads the list as it is; a malformed entry is badarg before anything is
+    # added, and then the list is checked here to say which (and to add the valid prefix)
+    try do
+      Native.router_add_shapes(ref, shapes)
+    rescue
+      ArgumentError -> add_checked(ref, shapes)
+    else
+      reply -> batch_reply(reply, shapes, nil)
     end
   end
 
@@ -346,6 +340,19 @@ defmodule LsmIndex.ShapeRouter do
         ArgumentError,
         "add_shapes/2 is for a router over one table: use add_shape/4 with table:"
       )
+
+  defp add_checked(ref, shapes) do
+    {valid, refused} = batch_entries(shapes, [])
+    batch_reply(Native.router_add_shapes(ref, valid), valid, refused)
+  end
+
+  defp batch_reply(:ok, _shapes, nil), do: :ok
+  defp batch_reply(:ok, _shapes, {id, reason}), do: {:error, {id, reason}}
+
+  defp batch_reply({:refused, at, error}, shapes, _refused) do
+    {:error, reason} = open!(error)
+    {:error, {shapes |> Enum.at(at) |> elem(0), reason}}
+  end
 
   # the entries as the NIF takes them, up to the first whose clause is not UTF-8 (then that
   # one's refusal, as add_shape/4 answers it)

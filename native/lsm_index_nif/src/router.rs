@@ -165,23 +165,37 @@ fn router_add_shape_dirty<'a>(
     Ok(written(env, &r, Call::Blocking, res))
 }
 
-/// Adds a list of `{id, sql, params}` in one call (`Router::add_shapes`): `:ok`, or
-/// `{:refused, position, error}` for the first shape refused (those before it are added,
-/// none after). On a dirty I/O scheduler: it waits for the index and compiles on threads of
-/// its own.
+/// Adds a list of `{id, sql}` / `{id, sql, params}` in one call (`Router::add_shapes`):
+/// `:ok`, or `{:refused, position, error}` for the first shape refused (those before it are
+/// added, none after). A malformed entry (not such a tuple, an id outside `u32`, text that
+/// is not UTF-8) is `badarg` before anything is added: the caller then validates the list
+/// itself to say which. On a dirty I/O scheduler: it waits for the index and compiles on
+/// threads of its own.
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_add_shapes<'a>(
     env: Env<'a>,
     r: ResourceArc<RouterResource>,
-    shapes: Vec<(u32, Binary<'a>, Vec<Option<Binary<'a>>>)>,
+    shapes: rustler::ListIterator<'a>,
 ) -> NifResult<Term<'a>> {
-    let mut owned = Vec::with_capacity(shapes.len());
-    for (id, sql, params) in &shapes {
-        owned.push((*id, sql_text(sql)?, param_values(params.clone())?));
+    let mut owned = Vec::with_capacity(shapes.size_hint().0);
+    for entry in shapes {
+        let parts = rustler::types::tuple::get_tuple(entry)?;
+        let (id, sql, params) = match parts.as_slice() {
+            [id, sql] => (id, sql, Vec::new()),
+            [id, sql, params] => (id, sql, params.decode::<Vec<Option<Binary<'a>>>>()?),
+            _ => return Err(rustler::Error::BadArg),
+        };
+        let sql: Binary<'a> = sql.decode()?;
+        owned.push((id.decode::<u32>()?, sql, param_values(params)?));
     }
+    let texts = owned
+        .iter()
+        .map(|(_, sql, _)| sql_text(sql))
+        .collect::<NifResult<Vec<&str>>>()?;
     let each: Vec<(u32, &str, &[Option<String>])> = owned
         .iter()
-        .map(|(id, sql, params)| (*id, *sql, params.as_slice()))
+        .zip(texts)
+        .map(|((id, _, params), sql)| (*id, sql, params.as_slice()))
         .collect();
     Ok(match r.router.add_shapes(&each) {
         Ok(()) => atoms::ok().encode(env),
