@@ -10,14 +10,23 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Clauses held at most (then all are dropped): a router of many templates keeps reading,
-/// one of as many distinct clauses as shapes gains nothing and holds little.
+/// Clauses held at most, and their bytes of text at most (a syntax tree is a few times its
+/// text): past either, all are dropped. A router of a few templates reads each once; one of
+/// as many distinct clauses as shapes gains nothing and holds little.
 const HELD: usize = 256;
+const HELD_BYTES: usize = 1 << 20;
 
 /// Clause text ⇒ its syntax, for one router's table.
 #[derive(Default)]
 pub(super) struct Clauses {
-    read: Mutex<HashMap<Box<str>, Arc<Syntax>, ahash::RandomState>>,
+    read: Mutex<Read>,
+}
+
+/// The clauses held and the bytes of their text.
+#[derive(Default)]
+struct Read {
+    syntax: HashMap<Box<str>, Arc<Syntax>, ahash::RandomState>,
+    bytes: usize,
 }
 
 impl Clauses {
@@ -28,15 +37,18 @@ impl Clauses {
         columns: &[(String, ColumnType)],
         folding: CaseFolding,
     ) -> Result<Arc<Syntax>> {
-        if let Some(syntax) = self.read.lock().get(sql) {
+        if let Some(syntax) = self.read.lock().syntax.get(sql) {
             return Ok(syntax.clone());
         }
         let syntax = Arc::new(Syntax::read(sql, columns, folding)?);
         let mut read = self.read.lock();
-        if read.len() >= HELD {
-            read.clear();
+        if read.syntax.len() >= HELD || read.bytes + sql.len() > HELD_BYTES {
+            read.syntax.clear();
+            read.bytes = 0;
         }
-        read.insert(sql.into(), syntax.clone());
+        if read.syntax.insert(sql.into(), syntax.clone()).is_none() {
+            read.bytes += sql.len();
+        }
         Ok(syntax)
     }
 }
