@@ -4,6 +4,8 @@
 //! 100k template shapes, split by what it costs: the whole route with every column
 //! referenced, the same with only the probed column referenced (the parse of the other
 //! nine is the difference), an update, and a hit beside them.
+#[path = "../examples/common/todos.rs"]
+mod todos;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion};
 use lsm_index_core::predicate::compile::{compile, Stack};
 use lsm_index_core::predicate::{parse, CaseFolding, ColumnType, Value};
@@ -107,26 +109,6 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-/// The 10-column `todos` table of `bench/workloads.exs`.
-fn todos() -> Vec<(String, ColumnType)> {
-    let status = ColumnType::enumeration(["open", "late", "done", "archived"]);
-    [
-        ("id", ColumnType::Int8),
-        ("user_id", ColumnType::Int8),
-        ("project_id", ColumnType::Int8),
-        ("status", status),
-        ("priority", ColumnType::Int2),
-        ("due_at", ColumnType::Timestamptz),
-        ("title", ColumnType::Text),
-        ("estimate", ColumnType::Numeric),
-        ("created_at", ColumnType::Timestamptz),
-        ("done", ColumnType::Bool),
-    ]
-    .into_iter()
-    .map(|(n, t)| (n.to_string(), t))
-    .collect()
-}
-
 /// The six templates of `bench/workloads.exs`, and a seventh reading the four columns they
 /// leave (so every column of a row is referenced).
 const TEMPLATES: [&str; 7] = [
@@ -142,7 +124,7 @@ const TEMPLATES: [&str; 7] = [
 /// A router of `n` shapes over `n / 24` users: shape `i` of user `i % users`, template
 /// `(i / users) % templates.len()` (as `bench/workloads.exs` spreads them).
 fn todos_router(n: u32, templates: &[&str]) -> Router {
-    let r = Router::new(todos(), CaseFolding::Unicode, Config::default()).expect("router");
+    let r = Router::new(todos::columns(), CaseFolding::Unicode, Config::default()).expect("router");
     let users = (n / 24).max(1);
     for i in 0..n {
         let t = templates[((i / users) as usize) % templates.len()];

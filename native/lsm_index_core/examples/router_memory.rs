@@ -6,19 +6,13 @@
 //! `Router::add_shapes` calls of 100,000 shapes; SECONDS: of routing each kind, default 2 —
 //! long enough to `perf record` it).
 
-use lsm_index_core::predicate::{CaseFolding, ColumnType};
+#[path = "common/todos.rs"]
+mod todos;
+
+use lsm_index_core::predicate::CaseFolding;
 use lsm_index_core::router::{Change, Router};
 use lsm_index_core::Config;
 use std::time::Instant;
-
-const TEMPLATES: [&str; 6] = [
-    "user_id = $1",
-    "user_id = $1 AND status <> 'done'",
-    "user_id = $1 AND priority >= 3",
-    "user_id = $1 AND due_at >= $2 AND due_at < $3",
-    "user_id = $1 AND lower(title) LIKE '%bug%'",
-    "user_id = $1 AND estimate > 5.5",
-];
 
 /// Resident set size of this process, in bytes (Linux).
 fn rss() -> u64 {
@@ -36,41 +30,13 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
-    let columns: Vec<(String, ColumnType)> = [
-        ("id", ColumnType::Int8),
-        ("user_id", ColumnType::Int8),
-        ("project_id", ColumnType::Int8),
-        (
-            "status",
-            ColumnType::enumeration(["open", "late", "done", "archived"]),
-        ),
-        ("priority", ColumnType::Int2),
-        ("due_at", ColumnType::Timestamptz),
-        ("title", ColumnType::Text),
-        ("estimate", ColumnType::Numeric),
-        ("created_at", ColumnType::Timestamptz),
-        ("done", ColumnType::Bool),
-    ]
-    .into_iter()
-    .map(|(name, ty)| (name.to_string(), ty))
-    .collect();
+    let columns = todos::columns();
     let r = Router::new(columns, CaseFolding::Unicode, Config::default()).expect("router");
     let batch = std::env::args().nth(2).is_some_and(|a| a == "batch");
     let users = (n / 24).max(1);
     let shape = |i: u32| {
-        let user = i % users;
-        let t = ((i / users) % 6) as usize;
-        let month = user % 12 + 1;
-        let params = vec![
-            Some(user.to_string()),
-            Some(format!("2024-{month:02}-01 00:00:00+00")),
-            Some(if month == 12 {
-                "2025-01-01 00:00:00+00".to_string()
-            } else {
-                format!("2024-{:02}-01 00:00:00+00", month + 1)
-            }),
-        ];
-        (i, TEMPLATES[t], params)
+        let (template, params) = todos::shape(i, users);
+        (i, template, params)
     };
     let before = rss();
     let mut took = std::time::Duration::ZERO;

@@ -6,43 +6,16 @@
 //! `cargo run --release -p lsm_index_core --example router_reopen -- [--shapes N] [--dir PATH]`.
 
 mod common;
+#[path = "common/todos.rs"]
+mod todos;
 
 use common::machine;
-use lsm_index_core::predicate::{CaseFolding, ColumnType};
+use lsm_index_core::predicate::CaseFolding;
 use lsm_index_core::router::{Change, Router, RowText};
 use lsm_index_core::{Config, SyncMode};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-const TEMPLATES: [&str; 6] = [
-    "user_id = $1",
-    "user_id = $1 AND status <> 'done'",
-    "user_id = $1 AND priority >= 3",
-    "user_id = $1 AND due_at >= $2 AND due_at < $3",
-    "user_id = $1 AND lower(title) LIKE '%bug%'",
-    "user_id = $1 AND estimate > 5.5",
-];
-
-fn columns() -> Vec<(String, ColumnType)> {
-    [
-        ("id", ColumnType::Int8),
-        ("user_id", ColumnType::Int8),
-        ("project_id", ColumnType::Int8),
-        (
-            "status",
-            ColumnType::enumeration(["open", "late", "done", "archived"]),
-        ),
-        ("priority", ColumnType::Int2),
-        ("due_at", ColumnType::Timestamptz),
-        ("title", ColumnType::Text),
-        ("estimate", ColumnType::Numeric),
-        ("created_at", ColumnType::Timestamptz),
-        ("done", ColumnType::Bool),
-    ]
-    .into_iter()
-    .map(|(name, ty)| (name.to_string(), ty))
-    .collect()
-}
+use todos::{columns, shape};
 
 fn open(dir: &Path) -> Router {
     Router::open(
@@ -61,20 +34,8 @@ fn build(dir: &Path, n: u32) {
     let users = (n / 24).max(1);
     let start = Instant::now();
     for i in 0..n {
-        let user = i % users;
-        let t = ((i / users) % 6) as usize;
-        let month = user % 12 + 1;
-        let next = if month == 12 {
-            "2025-01-01 00:00:00+00".to_string()
-        } else {
-            format!("2024-{:02}-01 00:00:00+00", month + 1)
-        };
-        let params = [
-            Some(user.to_string()),
-            Some(format!("2024-{month:02}-01 00:00:00+00")),
-            Some(next),
-        ];
-        r.add_shape_with(i, TEMPLATES[t], &params).expect("add");
+        let (template, params) = shape(i, users);
+        r.add_shape_with(i, template, &params).expect("add");
     }
     println!("built {n} shapes in {:.2} s", start.elapsed().as_secs_f64());
     let start = Instant::now();

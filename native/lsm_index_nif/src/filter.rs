@@ -103,7 +103,7 @@ fn compile_shape<'a>(
 ) -> NifResult<Term<'a>> {
     let cols = columns(cols)?;
     let sql = sql_text(&sql)?;
-    let params = crate::router::param_values(params)?;
+    let params = crate::router_shapes::param_values(params)?;
     let folding = crate::router::folding(lc_ctype)?;
     let expr = match parse_in(sql, &cols, &params, folding) {
         Ok(e) => e,

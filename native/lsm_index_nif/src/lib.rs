@@ -37,6 +37,7 @@ mod router_set;
 mod router_set_route;
 mod router_set_tables;
 mod router_set_views;
+mod router_shapes;
 mod timing;
 
 /// This library's Rust allocations: large blocks kept for reuse up to a bound, so compaction

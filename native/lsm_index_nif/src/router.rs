@@ -1,7 +1,7 @@
 //! `router_*` NIFs: an `lsm_index_core::router::Router` in a resource; change terms as the
 //! core's `Change` (a record map as one text cell per column).
 //!
-//! Scheduling: routes and small shape writes run on normal schedulers and never wait;
+//! Scheduling (shape writes: `router_shapes`): routes run on normal schedulers and never wait;
 //! `router_route_many` stops after ~half a time slice and hands the rest of the list back
 //! (the caller calls again). A shape write that would wait answers `:wait` and the caller
 //! retries through the `*_dirty` variant, which never answers `:wait` (`error::write_reply`).
@@ -10,14 +10,14 @@ use lsm_index_core::predicate::CaseFolding;
 use lsm_index_core::router::{Reader, Router, ScanReason};
 use lsm_index_core::SyncMode;
 use lsm_index_core::{Config, Overload};
-use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
+use rustler::{Atom, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::change::{split, Bad, Keys, Refused, Rows};
-use crate::error::{core_error, ok_or_error, write_reply, Call};
+use crate::error::{core_error, ok_or_error};
 use crate::options::config;
-use crate::predicate::{columns, sql_text};
+use crate::predicate::columns;
 use crate::timing::CallTimer;
 
 mod atoms {
@@ -35,7 +35,7 @@ pub struct RouterResource {
     /// (measured with `bench/empty_memory.exs`: 1.35 KiB per empty router inline, 0.96 boxed).
     pub(crate) router: Box<Router>,
     /// Its shape index's overload choice: how a refused shape write answers.
-    overload: Overload,
+    pub(crate) overload: Overload,
 }
 
 #[rustler::resource_impl]
@@ -116,104 +116,6 @@ fn router_close(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_wait_idle(env: Env<'_>, r: ResourceArc<RouterResource>) -> Term<'_> {
     ok_or_error(env, r.router.wait_idle())
-}
-
-/// The reply to a shape write of `r` (see `error::write_reply`): `Overloaded` answers as the
-/// router's index is configured, as an index's own writes do.
-fn written<'a>(
-    env: Env<'a>,
-    r: &RouterResource,
-    call: Call,
-    res: lsm_index_core::Result<()>,
-) -> Term<'a> {
-    write_reply(env, r.overload, call, res)
-}
-
-/// `params` as the core takes them: text or NULL (`nil`).
-pub(crate) fn param_values(params: Vec<Option<Binary<'_>>>) -> NifResult<Vec<Option<String>>> {
-    params
-        .into_iter()
-        .map(|p| p.map(|b| sql_text(&b).map(str::to_string)).transpose())
-        .collect()
-}
-
-#[rustler::nif]
-fn router_add_shape<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterResource>,
-    id: u32,
-    sql: Binary<'a>,
-    params: Vec<Option<Binary<'a>>>,
-) -> NifResult<Term<'a>> {
-    let _timer = CallTimer::start(7);
-    let params = param_values(params)?;
-    let res = r.router.try_add_shape_with(id, sql_text(&sql)?, &params);
-    Ok(written(env, &r, Call::NonBlocking, res))
-}
-
-/// Long clauses, and adds that must wait: a dirty I/O scheduler.
-#[rustler::nif(schedule = "DirtyIo")]
-fn router_add_shape_dirty<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterResource>,
-    id: u32,
-    sql: Binary<'a>,
-    params: Vec<Option<Binary<'a>>>,
-) -> NifResult<Term<'a>> {
-    let params = param_values(params)?;
-    let res = r.router.add_shape_with(id, sql_text(&sql)?, &params);
-    Ok(written(env, &r, Call::Blocking, res))
-}
-
-/// Adds a list of `{id, sql}` / `{id, sql, params}` in one call (`Router::add_shapes`):
-/// `:ok`, or `{:refused, position, error}` for the first shape refused (those before it are
-/// added, none after). A malformed entry (not such a tuple, an id outside `u32`, text that
-/// is not UTF-8) is `badarg` before anything is added: the caller then validates the list
-/// itself to say which. On a dirty I/O scheduler: it waits for the index and compiles on
-/// threads of its own.
-#[rustler::nif(schedule = "DirtyIo")]
-fn router_add_shapes<'a>(
-    env: Env<'a>,
-    r: ResourceArc<RouterResource>,
-    shapes: rustler::ListIterator<'a>,
-) -> NifResult<Term<'a>> {
-    let mut owned = Vec::with_capacity(shapes.size_hint().0);
-    for entry in shapes {
-        let parts = rustler::types::tuple::get_tuple(entry)?;
-        let (id, sql, params) = match parts.as_slice() {
-            [id, sql] => (id, sql, Vec::new()),
-            [id, sql, params] => (id, sql, params.decode::<Vec<Option<Binary<'a>>>>()?),
-            _ => return Err(rustler::Error::BadArg),
-        };
-        let sql: Binary<'a> = sql.decode()?;
-        owned.push((id.decode::<u32>()?, sql, param_values(params)?));
-    }
-    let texts = owned
-        .iter()
-        .map(|(_, sql, _)| sql_text(sql))
-        .collect::<NifResult<Vec<&str>>>()?;
-    let each: Vec<(u32, &str, &[Option<String>])> = owned
-        .iter()
-        .zip(texts)
-        .map(|((id, _, params), sql)| (*id, sql, params.as_slice()))
-        .collect();
-    Ok(match r.router.add_shapes(&each) {
-        Ok(()) => atoms::ok().encode(env),
-        Err((at, e)) => {
-            let reply = written(env, &r, Call::Blocking, Err(e));
-            (atoms::refused(), at, reply).encode(env)
-        }
-    })
-}
-
-#[rustler::nif]
-fn router_remove_shape(env: Env<'_>, r: ResourceArc<RouterResource>, id: u32) -> Term<'_> {
-    written(env, &r, Call::NonBlocking, r.router.try_remove_shape(id))
-}
-
-#[rustler::nif(schedule = "DirtyIo")]
-fn router_remove_shape_dirty(env: Env<'_>, r: ResourceArc<RouterResource>, id: u32) -> Term<'_> {
-    written(env, &r, Call::Blocking, r.router.remove_shape(id))
 }
 
 /// Why a change term was refused (raised as `ArgumentError` by the caller).

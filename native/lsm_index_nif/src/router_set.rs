@@ -19,7 +19,8 @@ use rustler::{Binary, Encoder, Env, NewBinary, NifResult, Resource, ResourceArc,
 use crate::error::{core_error, write_reply, Call};
 use crate::options::config;
 use crate::predicate::{columns, sql_text};
-use crate::router::{folding, metrics, param_values};
+use crate::router::{folding, metrics};
+use crate::router_shapes::param_values;
 use crate::timing::CallTimer;
 
 mod atoms {

@@ -10,8 +10,9 @@ use rustler::{Atom, Binary, Encoder, Env, NifResult, ResourceArc, Term};
 use crate::error::core_error;
 use crate::options::config;
 use crate::predicate::{columns, sql_text};
-use crate::router::{folding, param_values};
+use crate::router::folding;
 use crate::router_set::RouterSetResource;
+use crate::router_shapes::param_values;
 
 mod atoms {
     rustler::atoms! {

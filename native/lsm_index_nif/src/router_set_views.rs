@@ -20,8 +20,9 @@ use std::time::Duration;
 use crate::change::{as_change, record, split, Bad, Records};
 use crate::error::{core_error, Call};
 use crate::predicate::sql_text;
-use crate::router::{param_values, Slice, SLICE};
+use crate::router::{Slice, SLICE};
 use crate::router_set::{id_terms, name_of, written, RouterSetResource};
+use crate::router_shapes::param_values;
 
 mod atoms {
     rustler::atoms! {
