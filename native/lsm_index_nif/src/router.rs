@@ -25,7 +25,6 @@ mod atoms {
         ok,
         bad_change,
         dirty,
-        refused,
     }
 }
 
