@@ -445,7 +445,8 @@ defmodule LsmIndex do
   Compaction: `:keys_flushed`, `:keys_written`, `:bytes_written`, `:flushes`, `:merges`,
   `:write_amplification` (keys written per key flushed), `:pending_jobs`, `:jobs_done`,
   `:last_job_us`, `:compaction_busy_us`, `:compaction_threads`. Lookups: `:lookup_hits`,
-  `:lookup_misses`, `:prefilter_rejects` (segment probes answered by the prefilter).
+  `:lookup_misses`, `:prefilter_rejects` (segment probes of single lookups answered by the prefilter; batches
+  skip it).
   """
   @spec stats(t()) :: map()
   def stats(index) do

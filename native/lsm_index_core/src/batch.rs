@@ -1,6 +1,6 @@
 //! Batched lookups: a chunk of keys is resolved in stages (overlays, then per segment depth
-//! prefilter → MPH → record) so that the cache misses of different keys overlap instead of
-//! being paid one after another.
+//! directory → record, then the handle pool), each prefetching what the next reads, so that
+//! the cache misses of different keys overlap instead of being paid one after another.
 
 use crate::dead::DeadHandles;
 use crate::error::Result;
@@ -53,22 +53,35 @@ impl Batch {
 }
 
 /// Where a key's answer was found.
+#[derive(Clone, Copy)]
 enum Found<'a> {
     Nowhere,
     Overlay(&'a Entry),
     Segment(&'a SegmentRef, u32),
 }
 
+/// A key still looked for at the current segment depth: its index in the chunk, the
+/// segment at that depth of its lane, and the records its fingerprint falls among.
+struct Probe<'a> {
+    key: usize,
+    segment: &'a SegmentRef,
+    slots: Slots,
+}
+
 /// Resolves `keys` — (fingerprint, index into `lanes`) — appending each key's handles to
-/// `out` in order. Same answers as `LaneState::resolve` key by key. Returns the number of
-/// segment probes the prefilter answered.
+/// `out` in order, with the same answers as `LaneState::resolve` key by key.
+///
+/// Each stage is a pass over the keys still unresolved that first asks for the cache lines
+/// the next stage reads (`crate::prefetch`), so a chunk's misses overlap: overlays, then
+/// per segment depth (newest first) the quotient directory and the first record (the
+/// prefilter is skipped: for a batch it costs three lines to save two), then the handle
+/// pool of the keys found.
 pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
     lanes: &[S],
     keys: &[(u64, usize)],
     dead: Option<&DeadHandles>,
     out: &mut Batch,
-) -> Result<u64> {
-    let mut rejects = 0;
+) -> Result<()> {
     let mut found: Vec<Found<'_>> = Vec::with_capacity(keys.len());
     let mut pending: Vec<usize> = Vec::with_capacity(keys.len());
     for (i, &(fp, lane)) in keys.iter().enumerate() {
@@ -81,39 +94,36 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
             }
         }
     }
-    let segment = |i: usize, depth: usize| -> Option<&SegmentRef> {
-        let (_, lane) = keys[i];
-        lanes[lane].version.segments.get(depth).map(|s| &**s)
-    };
-    let mut next = Vec::with_capacity(pending.len());
-    let mut admitted: Vec<(usize, Slots)> = Vec::with_capacity(pending.len());
+    let mut probes: Vec<Probe<'_>> = Vec::with_capacity(pending.len());
     let mut depth = 0;
     while !pending.is_empty() {
-        next.clear();
-        admitted.clear();
+        probes.clear();
         for &i in &pending {
-            if let Some(s) = segment(i, depth) {
-                if s.segment.admits(keys[i].0) {
-                    admitted.push((i, Slots::EMPTY));
-                } else {
-                    rejects += 1;
-                    next.push(i);
+            let (fp, lane) = keys[i];
+            if let Some(segment) = lanes[lane].version.segments.get(depth) {
+                segment.segment.prefetch_slots(fp);
+                probes.push(Probe {
+                    key: i,
+                    segment,
+                    slots: Slots::EMPTY,
+                });
+            }
+        }
+        for p in probes.iter_mut() {
+            let fp = keys[p.key].0;
+            p.slots = p.segment.segment.slots_of(fp);
+            p.segment.segment.prefetch_value(p.slots, fp);
+        }
+        pending.clear();
+        for p in &probes {
+            match p.segment.segment.value_in(p.slots, keys[p.key].0) {
+                Some(v) => {
+                    p.segment.segment.prefetch_decode(v);
+                    found[p.key] = Found::Segment(p.segment, v);
                 }
+                None => pending.push(p.key),
             }
         }
-        for (i, slot) in admitted.iter_mut() {
-            if let Some(s) = segment(*i, depth) {
-                *slot = s.segment.slots_of(keys[*i].0);
-            }
-        }
-        for &(i, slot) in &admitted {
-            let Some(s) = segment(i, depth) else { continue };
-            match s.segment.value_in(slot, keys[i].0) {
-                Some(v) => found[i] = Found::Segment(s, v),
-                None => next.push(i),
-            }
-        }
-        std::mem::swap(&mut pending, &mut next);
         depth += 1;
     }
     for f in found {
@@ -134,5 +144,5 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
         }
         out.ends.push(out.handles.len());
     }
-    Ok(rejects)
+    Ok(())
 }

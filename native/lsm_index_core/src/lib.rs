@@ -34,6 +34,7 @@ mod lane;
 pub mod manifest;
 mod overlay;
 pub mod predicate;
+mod prefetch;
 pub mod router;
 pub mod segment;
 mod store;

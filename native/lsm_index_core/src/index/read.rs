@@ -5,7 +5,7 @@
 use super::Index;
 use crate::batch::{self, Batch};
 use crate::error::Result;
-use crate::hash::jump_hash;
+use crate::hash::jump_hash_many;
 use parking_lot::RwLockUpgradableReadGuard;
 use std::sync::atomic::Ordering;
 
@@ -90,7 +90,8 @@ impl Index {
     ///
     /// Per chunk of keys, the chunk's lanes are read-locked together (in ascending order, so
     /// concurrent batches cannot deadlock) and the keys are resolved in stages (see the
-    /// `batch` module) so that their cache misses overlap.
+    /// `batch` module) so that their cache misses overlap. Batches do not consult the
+    /// prefilters (`Stats::prefilter_rejects` counts single lookups only).
     pub fn lookup_many<K: AsRef<[u8]>>(&self, keys: &[K]) -> Result<Batch> {
         self.check_open()?;
         let mut batch = Batch::with_capacity(keys.len());
@@ -101,37 +102,41 @@ impl Index {
             }
             return Ok(batch);
         }
-        let mut located: Vec<(u64, usize)> = Vec::with_capacity(keys.len().min(LOOKUP_CHUNK));
-        let mut lanes: Vec<u32> = Vec::with_capacity(located.capacity());
+        let n = keys.len().min(LOOKUP_CHUNK);
+        let mut fps: Vec<u64> = Vec::with_capacity(n);
+        let mut key_lanes: Vec<u32> = Vec::with_capacity(n);
+        let mut lanes: Vec<u32> = Vec::with_capacity(n);
+        let mut located: Vec<(u64, usize)> = Vec::with_capacity(n);
         let mut guard_of_lane = vec![0usize; self.lanes.len()];
-        let mut guards = Vec::with_capacity(located.capacity());
-        let mut rejects = 0;
+        let mut guards = Vec::with_capacity(n);
         for chunk in keys.chunks(LOOKUP_CHUNK) {
+            fps.clear();
+            fps.extend(chunk.iter().map(|k| self.hasher.fingerprint(k.as_ref())));
+            key_lanes.clear();
+            jump_hash_many(&fps, self.config.lanes, &mut key_lanes);
             lanes.clear();
-            located.clear();
-            for k in chunk {
-                let fp = self.hasher.fingerprint(k.as_ref());
-                let lane = jump_hash(fp, self.config.lanes);
-                lanes.push(lane);
-                located.push((fp, lane as usize));
-            }
+            lanes.extend_from_slice(&key_lanes);
             lanes.sort_unstable();
             lanes.dedup();
             for &lane in &lanes {
                 guard_of_lane[lane as usize] = guards.len();
                 guards.push(self.lanes.live()[lane as usize].state.read());
             }
-            for (_, lane) in located.iter_mut() {
-                *lane = guard_of_lane[*lane];
-            }
+            located.clear();
+            located.extend(
+                fps.iter()
+                    .zip(&key_lanes)
+                    .map(|(&fp, &lane)| (fp, guard_of_lane[lane as usize])),
+            );
             let dead = (self.dead_pending.load(Ordering::Acquire) != 0).then(|| self.dead.read());
-            rejects += batch::resolve_chunk(&guards, &located, dead.as_deref(), &mut batch)?;
+            batch::resolve_chunk(&guards, &located, dead.as_deref(), &mut batch)?;
             drop(dead);
             guards.clear();
         }
         let hits = batch.iter().filter(|h| !h.is_empty()).count() as u64;
+        // batches skip the prefilter: no rejects to count
         self.batch_lookups
-            .record_many(hits, batch.len() as u64 - hits, rejects);
+            .record_many(hits, batch.len() as u64 - hits, 0);
         Ok(batch)
     }
 

@@ -64,7 +64,7 @@ pub struct Stats {
     pub lookup_hits: u64,
     /// Lookups of a key with no handle.
     pub lookup_misses: u64,
-    /// Segment probes the prefilter answered without touching the MPH.
+    /// Segment probes of single lookups that the prefilter answered (batches skip it).
     pub prefilter_rejects: u64,
     /// Worker threads of the pool this index uses.
     pub compaction_threads: u64,

@@ -228,6 +228,13 @@ pub fn decode_value(value: u32, pool: &[u8], out: &mut Vec<u32>) -> Result<()> {
     }
 }
 
+/// Where in the pool [`decode_value`] reads the list of value word `value`; `None` for an
+/// inline handle (to prefetch it).
+#[inline]
+pub fn list_offset(value: u32) -> Option<usize> {
+    (value & INLINE_FLAG == 0).then_some(value as usize)
+}
+
 /// Whether the handles a value word stands for include `handle` (no copy).
 #[inline]
 pub fn value_holds(value: u32, pool: &[u8], handle: u32) -> Result<bool> {

@@ -125,10 +125,22 @@ impl Table {
         Some(u32::from_le_bytes(word) as usize)
     }
 
+    /// The bucket of `fp`: its top `bucket_bits` bits.
+    #[inline]
+    fn bucket_of(&self, fp: u64) -> usize {
+        ((fp as u128) >> self.remainder_bits) as usize
+    }
+
+    /// Where in the directory [`Table::slots_of`] reads `fp`'s bucket (to prefetch it).
+    #[inline]
+    pub fn directory_offset(&self, fp: u64) -> usize {
+        DIRECTORY_HEADER + 4 * self.bucket_of(fp)
+    }
+
     /// The records `fp` can be among: its bucket's (empty when the directory is corrupt).
     #[inline]
     pub fn slots_of(&self, directory: &[u8], fp: u64) -> Slots {
-        let bucket = ((fp as u128) >> self.remainder_bits) as usize;
+        let bucket = self.bucket_of(fp);
         match (
             self.start(directory, bucket),
             self.start(directory, bucket + 1),
@@ -160,8 +172,7 @@ impl Table {
     pub fn find(&self, records: &[u8], slots: Slots, fp: u64) -> Option<u32> {
         let want = fp & self.remainder_mask;
         let (start, end) = (slots.start as usize, slots.end as usize);
-        let count = end.checked_sub(start).filter(|&c| c > 0)?;
-        let guess = start + ((u128::from(want) * count as u128) >> self.remainder_bits) as usize;
+        let guess = self.guess(slots, fp)?;
         let (remainder, value) = self.record(records, guess)?;
         if remainder == want {
             return Some(value);
@@ -182,6 +193,23 @@ impl Table {
             }
         }
         None
+    }
+
+    /// The record of `slots` where `fp`'s remainder would sit if the bucket's remainders
+    /// were evenly spaced: where [`Table::find`] starts; `None` for an empty bucket.
+    #[inline]
+    fn guess(&self, slots: Slots, fp: u64) -> Option<usize> {
+        let want = fp & self.remainder_mask;
+        let count = slots.end.checked_sub(slots.start).filter(|&c| c > 0)?;
+        let step = (u128::from(want) * u128::from(count)) >> self.remainder_bits;
+        Some(slots.start as usize + step as usize)
+    }
+
+    /// Where in the records [`Table::find`] first reads for `fp` among `slots` (to
+    /// prefetch it); `None` for an empty bucket.
+    #[inline]
+    pub fn record_offset(&self, slots: Slots, fp: u64) -> Option<usize> {
+        Some(self.guess(slots, fp)? * self.record_bits as usize / 8)
     }
 
     /// Every (fingerprint, value word) pair, in fingerprint order.

@@ -8,6 +8,7 @@ use super::{
 use super::{FLAG_TOMBSTONES, FORMAT_VERSION, HEADER_CRC_AT, HEADER_LEN, MAGIC};
 use super::{MPH_FORMAT_VERSION, RECORD_LEN};
 use crate::error::{Error, FileKind, Result};
+use crate::prefetch::prefetch;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -329,6 +330,41 @@ impl<B: AsRef<[u8]>> Segment<B> {
                 }
             }
             _ => None,
+        }
+    }
+
+    /// Starts loading what [`Segment::slots_of`] will read for `fp`: a batch's first pass
+    /// over a segment (batches skip the prefilter: for them it costs more lines than it
+    /// saves, see DESIGN "Batched lookups").
+    #[inline]
+    pub fn prefetch_slots(&self, fp: u64) {
+        if let RecordIndex::Quotient(t) = &self.record_index {
+            prefetch(
+                &self.bytes.as_ref()[self.index.clone()],
+                t.directory_offset(fp),
+            );
+        }
+    }
+
+    /// Starts loading the record [`Segment::value_in`] will read first for `fp`.
+    #[inline]
+    pub fn prefetch_value(&self, slots: Slots, fp: u64) {
+        let at = match &self.record_index {
+            RecordIndex::Quotient(t) => t.record_offset(slots, fp),
+            RecordIndex::Mph(_) => (slots.start as usize).checked_mul(RECORD_LEN),
+            RecordIndex::Empty => None,
+        };
+        if let Some(at) = at {
+            prefetch(&self.bytes.as_ref()[self.records.clone()], at);
+        }
+    }
+
+    /// Starts loading the pool list [`Segment::decode`] will read for `v` (none for an
+    /// inline handle).
+    #[inline]
+    pub fn prefetch_decode(&self, v: u32) {
+        if let Some(at) = pool::list_offset(v) {
+            prefetch(&self.bytes.as_ref()[self.pool.clone()], at);
         }
     }
 
