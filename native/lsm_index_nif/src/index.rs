@@ -206,7 +206,7 @@ fn written<'a>(
 
 /// Tells the VM how much of a time slice (1 ms) a normal-scheduler call used, so that a
 /// process making many batch calls yields as often as its time warrants.
-fn consume(env: Env<'_>, started: Instant) {
+pub(crate) fn consume(env: Env<'_>, started: Instant) {
     let percent = (started.elapsed().as_micros() / 10).clamp(1, 100) as i32;
     rustler::schedule::consume_timeslice(env, percent);
 }
