@@ -26,7 +26,9 @@ defmodule LsmIndex.Bench.Equality do
       two `Index.Protocol` indexes, `candidates/2` (the shapes with their residuals, which
       `LsmIndex.Filter` then evaluates in Rust for all of a record's candidates at once)
     * txn 10 / txn 100 - the keys of a transaction of 10 / 100 rows: one `lookup_many` call for
-      the LSM rows, a loop of lookups otherwise; p50 in µs per transaction
+      the LSM rows, a loop of lookups otherwise; p50 in µs per transaction. Below the table,
+      the LSM rows' transactions of 10 / 100 / 256 keys per key, list and packed forms side
+      by side, against the ETS hit (`bench/equality_txn.exs`)
     * churn - add + remove of fresh pairs, single calls, ops/s; `batch churn` uses batches of
       1,000 (`add_many`/`remove_many`, ETS `insert/2` with a list + deletes)
 
@@ -144,7 +146,10 @@ defmodule LsmIndex.Bench.Equality do
       end
 
     notes = for r <- rows, r.note != nil, do: "- #{r.name}: #{r.note}"
-    Enum.join([title, "", markdown(columns, lines) | notes], "\n") <> "\n"
+    ets_hit = Enum.find(rows, &(&1.name == "ETS :set")).hit_p50
+    per_key = for r <- rows, r.txn_per_key != [], do: {r.name, r.txn_per_key}
+    per_key = LsmIndex.Bench.EqualityTxn.table(per_key, ets_hit)
+    Enum.join([title, "", markdown(columns, lines) | notes] ++ ["", per_key], "\n") <> "\n"
   end
 
   defp key(i), do: i * 3 + 1
@@ -191,6 +196,7 @@ defmodule LsmIndex.Bench.Equality do
     txns = if quick, do: 500, else: 5_000
     txn10 = txn_latency(ops, s, n, 10, txns)
     txn100 = txn_latency(ops, s, n, 100, txns)
+    txn_per_key = LsmIndex.Bench.EqualityTxn.measure(ops, s, n, &key/1, txns)
     churn_ops = if quick, do: 20_000, else: 200_000
     {churn, s} = churn(ops, s, n, churn_ops)
     {batch_churn, s} = batch_churn(ops, s, n, churn_ops)
@@ -205,6 +211,7 @@ defmodule LsmIndex.Bench.Equality do
       miss_p99: miss_p99,
       txn10: txn10,
       txn100: txn100,
+      txn_per_key: txn_per_key,
       churn: churn,
       batch_churn: batch_churn,
       bytes: bytes,

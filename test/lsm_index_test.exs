@@ -219,6 +219,8 @@ defmodule LsmIndexTest do
         &LsmIndex.lookup(&1, "k"),
         &LsmIndex.lookup_many(&1, ["k"]),
         &LsmIndex.lookup_many(&1, List.duplicate("k", 2_000)),
+        &LsmIndex.lookup_many_packed(&1, LsmIndex.pack_keys(["k"])),
+        &LsmIndex.lookup_many_packed(&1, LsmIndex.pack_keys(List.duplicate("k", 2_000))),
         &LsmIndex.add(&1, "k", 1),
         &LsmIndex.remove(&1, "k", 1),
         &LsmIndex.add_many(&1, [{"k", 1}]),

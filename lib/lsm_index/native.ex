@@ -26,6 +26,8 @@ defmodule LsmIndex.Native do
   def index_lookup(_index, _key), do: err()
   def index_lookup_many(_index, _keys), do: err()
   def index_lookup_many_dirty(_index, _keys), do: err()
+  def index_lookup_many_packed(_index, _packed), do: err()
+  def index_lookup_many_packed_dirty(_index, _packed), do: err()
   def index_drop_handle(_index, _handle), do: err()
   def index_drop_handle_dirty(_index, _handle), do: err()
   def index_compact(_index), do: err()

@@ -235,6 +235,8 @@ defmodule LsmIndex.PersistTest do
               &LsmIndex.lookup(&1, 1),
               &LsmIndex.lookup_many(&1, [1]),
               &LsmIndex.lookup_many(&1, List.duplicate(1, 1_000)),
+              &LsmIndex.lookup_many_packed(&1, LsmIndex.pack_keys([1])),
+              &LsmIndex.lookup_many_packed(&1, LsmIndex.pack_keys(List.duplicate(1, 1_000))),
               &LsmIndex.add(&1, 1, 1),
               &LsmIndex.remove(&1, 1, 1),
               &LsmIndex.add_many(&1, [{1, 1}]),

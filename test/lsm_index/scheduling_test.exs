@@ -38,6 +38,14 @@ defmodule LsmIndex.SchedulingTest do
             :ok = LsmIndex.add_many(index, batch)
             :ok = LsmIndex.remove_many(index, Enum.take(batch, 900))
             LsmIndex.lookup_many(index, Enum.to_list(1..5_000))
+            LsmIndex.lookup_many_packed(index, LsmIndex.pack_keys(Enum.to_list(1..5_000)))
+
+            # packed batches at the normal-scheduler bound (500 keys)
+            for first <- 1..5_000//500 do
+              packed = LsmIndex.pack_keys(Enum.to_list(first..(first + 499)))
+              LsmIndex.lookup_many_packed(index, packed)
+            end
+
             route_a_lot()
             filter_a_lot()
             self()
@@ -62,6 +70,8 @@ defmodule LsmIndex.SchedulingTest do
         assert calls.("add") >= 60_000 and calls.("remove") >= 20_000
         assert calls.("lookup") >= 60_000 and calls.("drop_handle") >= 60
         assert calls.("timing_noop") == 60_000
+        # the 5,000-key packed batch went dirty (untimed), the ten of 500 did not
+        assert calls.("lookup_many_packed") == 10
         # Filter :lsm: one NIF call per change routed one by one (nothing else calls it here:
         # the sync tests run alone), and a transaction in as few calls as its time slices
         assert calls.("router_set_route") == 3_000

@@ -4,7 +4,8 @@ defmodule Mix.Tasks.Bench do
   Runs `bench/equality.exs`: builds the map `EqualityIndex`, an ETS `:set`, a raw `LsmIndex`
   and an `LsmEqualityIndex` over the same keys, in one run, and prints one table per size and
   shape mix (build time, lookup hit/miss p50/p99, transaction batches of 10/100 keys, churn
-  throughput, memory per key), with the machine it ran on. Then `bench/compaction.exs`:
+  throughput, memory per key; transactions of 10 / 100 / 256 keys per key, list and packed
+  `lookup_many` beside the ETS hit), with the machine it ran on. Then `bench/compaction.exs`:
   lookup latency with compaction idle vs running on one index, sustained batched churn,
   write amplification and compaction throughput. Then `bench/router.exs`: the ShapeRouter vs
   `LsmIndex.Filter` (`:map`) with 1k / 100k / 1M shapes, then issue 24's rows
@@ -93,6 +94,7 @@ defmodule Mix.Tasks.Bench do
     # unconsolidated Index.Protocol dispatch made the map builds ~15x slower
     Mix.Task.run("app.start")
     Code.require_file("bench/report.exs")
+    Code.require_file("bench/equality_txn.exs")
     Code.require_file("bench/equality.exs")
     Code.require_file("bench/compaction.exs")
     Code.require_file("bench/router.exs")

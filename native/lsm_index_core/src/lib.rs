@@ -15,8 +15,9 @@
 
 // The rooms are private (`pub(crate)` by default); what the NIF, the operator tool, benches
 // and tests use is re-exported below. Public modules: the WHERE language and the router (each
-// a subsystem with its own API) and the documented file formats (`segment`, `manifest`,
-// `wal`: the operator tool and the fuzz targets read them).
+// a subsystem with its own API), the documented file formats (`segment`, `manifest`,
+// `wal`: the operator tool and the fuzz targets read them), and the key encodings (`key`,
+// and `packed`: a batch of keys in one buffer, the NIF's packed lookups).
 mod alloc;
 mod batch;
 mod clock;
@@ -33,6 +34,7 @@ pub mod key;
 mod lane;
 pub mod manifest;
 mod overlay;
+pub mod packed;
 pub mod predicate;
 mod prefetch;
 pub mod router;

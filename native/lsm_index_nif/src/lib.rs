@@ -3,6 +3,8 @@
 //! router or predicate logic lives here. One file per Elixir domain:
 //!
 //! - `index`: `index_*` NIFs (`LsmIndex`), an `lsm_index_core::Index` in a resource
+//! - `index_packed`: `index_lookup_many_packed*`: a batch of keys read in place from one
+//!   binary (`LsmIndex.pack_keys/1`)
 //! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
@@ -29,6 +31,7 @@ mod filter;
 mod filter_record;
 mod hold;
 mod index;
+mod index_packed;
 mod index_stats;
 mod options;
 mod predicate;
