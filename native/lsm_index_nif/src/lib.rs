@@ -4,6 +4,7 @@
 //!
 //! - `index`: `index_*` NIFs (`LsmIndex`), an `lsm_index_core::Index` in a resource
 //! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
+//! - `index_events`: an index's job events: subscribers (`index_subscribe`) and deliveries
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
 //!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
@@ -29,6 +30,7 @@ mod filter;
 mod filter_record;
 mod hold;
 mod index;
+mod index_events;
 mod index_stats;
 mod options;
 mod predicate;
