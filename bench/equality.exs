@@ -61,7 +61,8 @@ defmodule LsmIndex.Bench.Equality do
 
     file = Path.join("bench/results", if(quick, do: "equality-quick.md", else: "equality.md"))
     File.mkdir_p!(Path.dirname(file))
-    File.write!(file, Enum.join([header, machine | tables], "\n"))
+    text = Enum.join([header, machine | tables], "\n")
+    File.write!(file, text <> LsmIndex.Bench.Plots.section(:equality, Path.rootname(file), text))
     IO.puts("written to #{file}")
   end
 

@@ -46,12 +46,11 @@ defmodule LsmIndex.Bench.Filter do
       fmt_int: 1,
       markdown: 2,
       in_process: 1,
-      settled_memory: 0,
-      plot_svg: 2
+      settled_memory: 0
     ]
 
   alias LsmIndex.{Filter, ShapeRouter}
-  alias LsmIndex.Bench.Workloads
+  alias LsmIndex.Bench.{Plot, Workloads}
 
   @sweep [10, 30, 100, 300, 1_000, 3_000, 10_000]
   @sweep_passes 3
@@ -83,15 +82,7 @@ defmodule LsmIndex.Bench.Filter do
     sweep = sweep()
     IO.puts(sweep)
 
-    plot =
-      case plot(results, measured) do
-        :ok ->
-          "![µs per change against shapes](#{Path.basename(results)}.svg)\n"
-
-        {:error, note} ->
-          progress(note)
-          "(#{note})\n"
-      end
+    plot = Plot.link(plot(results, measured), "µs per change against shapes", results <> ".svg")
 
     Enum.join(
       [header, machine, workload_note() | Enum.map(measured, &elem(&1, 1))] ++
@@ -432,41 +423,21 @@ defmodule LsmIndex.Bench.Filter do
 
   # -- the plot: µs per change against shapes, one line per structure --
 
-  defp short(n) when rem(n, 1_000_000) == 0, do: "#{div(n, 1_000_000)}M"
-  defp short(n) when rem(n, 1_000) == 0, do: "#{div(n, 1_000)}k"
-  defp short(n), do: Integer.to_string(n)
-
   defp plot(results, measured) do
     names = measured |> hd() |> elem(2) |> Enum.map(& &1.name)
 
-    data =
-      Enum.map_join(measured, "\n", fn {n, _table, rows} ->
-        Enum.join([n | Enum.map(rows, &fmt_f(&1.mean_us, 3))], " ")
-      end)
+    series =
+      for {name, i} <- Enum.with_index(names) do
+        {name, for({n, _table, rows} <- measured, do: {n, Enum.at(rows, i).mean_us})}
+      end
 
-    lines =
-      names
-      |> Enum.with_index(2)
-      |> Enum.map_join(", \\\n     ", fn {name, col} ->
-        ~s($data using 1:#{col} with linespoints lw 2 pt 7 title "#{name}")
-      end)
-
-    plot_svg(results <> ".svg", """
-    $data << EOD
-    #{data}
-    EOD
-    set encoding utf8
-    set title "LsmIndex.Filter vs ShapeRouter: template shapes, ~24 candidates per change" noenhanced
-    set xlabel "shapes"
-    set ylabel "µs per change (mean)"
-    set logscale x
-    set offsets graph 0.05, graph 0.05, 0, 0
-    set autoscale xfix
-    set xtics (#{Enum.map_join(measured, ", ", fn {n, _, _} -> ~s("#{short(n)}" #{n}) end)})
-    set yrange [0:*]
-    set grid
-    set key below noenhanced
-    plot #{lines}
-    """)
+    Plot.lines(results <> ".svg",
+      title: "LsmIndex.Filter vs ShapeRouter: template shapes, ~24 candidates per change",
+      xlabel: "shapes",
+      ylabel: "µs per change (mean)",
+      log: "x",
+      xtics: :counts,
+      series: series
+    )
   end
 end

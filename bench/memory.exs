@@ -75,9 +75,10 @@ defmodule LsmIndex.Bench.Memory do
       fmt_int: 1,
       memory: 0,
       settled_memory: 0,
-      stable_memory: 0,
-      plot_svg: 2
+      stable_memory: 0
     ]
+
+  alias LsmIndex.Bench.Plot
 
   @lanes 64
   @batch 500
@@ -563,7 +564,7 @@ defmodule LsmIndex.Bench.Memory do
 
   # Draws `results`.svg from `results`.csv: :ok or {:error, note}.
   defp plot(results, title) do
-    plot_svg(results <> ".svg", """
+    Plot.svg(results <> ".svg", """
     set datafile separator ","
     set title "churn soak: #{title}" noenhanced
     set xlabel "minutes of churn"

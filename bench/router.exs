@@ -75,6 +75,9 @@ defmodule LsmIndex.Bench.Router do
   @fanout_base 1_000_000_000
   @txn 100
 
+  @doc "Changes per `route_many` call of the throughput columns (`bench/plots.exs`)."
+  def txn_size, do: @txn
+
   def run(opts) do
     quick = Keyword.fetch!(opts, :quick)
     sizes = if quick, do: [1_000, 10_000], else: [1_000, 100_000, 1_000_000]

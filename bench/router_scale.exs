@@ -38,11 +38,10 @@ defmodule LsmIndex.Bench.RouterScale do
       markdown: 2,
       in_process: 1,
       ets_hit_ns: 1,
-      ets_yardstick: 1,
-      plot_svg: 2
+      ets_yardstick: 1
     ]
 
-  alias LsmIndex.Bench.{RouterScaleFamilies, Workloads}
+  alias LsmIndex.Bench.{Plot, RouterScaleFamilies, Workloads}
   alias LsmIndex.{Filter, ShapeRouter}
 
   # changes per route_many call of the hit and miss rows (the stream keeps its transactions
@@ -119,15 +118,7 @@ defmodule LsmIndex.Bench.RouterScale do
         "router-scale#{if quick, do: "-quick", else: ""}.svg"
       )
 
-    plot =
-      case plot(svg, measured, ets) do
-        :ok ->
-          "![route µs per change against shapes](#{Path.basename(svg)})\n"
-
-        {:error, note} ->
-          progress(note)
-          "(#{note})\n"
-      end
+    plot = Plot.link(plot(svg, measured, ets), "route µs per change against shapes", svg)
 
     Enum.join(head ++ [title, yardstick, targets, by_size, families.table, plot], "\n")
   end
@@ -395,42 +386,16 @@ defmodule LsmIndex.Bench.RouterScale do
       {"Filter :map, workload stream", fn m -> m.map && m.map.stream_ns end}
     ]
 
-    data =
-      Enum.map_join(measured, "\n", fn {n, m} ->
-        Enum.map_join([n | Enum.map(series, fn {_, f} -> f.(m) end)], " ", fn
-          nil -> "NaN"
-          n when is_integer(n) -> Integer.to_string(n)
-          ns -> fmt_f(ns / 1000, 4)
-        end)
-      end)
-
-    lines =
-      series
-      |> Enum.with_index(2)
-      |> Enum.map_join(", \\\n     ", fn {{title, _}, col} ->
-        ~s($data using 1:#{col} with linespoints lw 2 pt 7 title "#{title}")
-      end)
-
-    plot_svg(svg, """
-    $data << EOD
-    #{data}
-    EOD
-    set encoding utf8
-    set title "ShapeRouter: route cost against template shapes (six templates, N/24 users)" noenhanced
-    set xlabel "shapes"
-    set ylabel "µs per change"
-    set logscale xy
-    set offsets graph 0.05, graph 0.05, 0, 0
-    set autoscale xfix
-    set xtics (#{Enum.map_join(measured, ", ", fn {n, _} -> ~s("#{short(n)}" #{n}) end)})
-    set grid
-    set key below noenhanced
-    set datafile missing "NaN"
-    plot #{lines}
-    """)
+    Plot.lines(svg,
+      title: "ShapeRouter: route cost against template shapes (six templates, N/24 users)",
+      xlabel: "shapes",
+      ylabel: "µs per change",
+      log: "xy",
+      xtics: :counts,
+      series:
+        for {title, f} <- series do
+          {title, for({n, m} <- measured, do: {n, f.(m) && f.(m) / 1000})}
+        end
+    )
   end
-
-  defp short(n) when rem(n, 1_000_000) == 0, do: "#{div(n, 1_000_000)}M"
-  defp short(n) when rem(n, 1_000) == 0, do: "#{div(n, 1_000)}k"
-  defp short(n), do: Integer.to_string(n)
 end

@@ -122,6 +122,9 @@ defmodule LsmIndex.Bench.Subquery do
     }
   end
 
+  @doc "Changes per transaction of the moves and outer-route sections (`bench/plots.exs`)."
+  def txn_size, do: @txn
+
   def run(opts) do
     quick = Keyword.fetch!(opts, :quick)
     machine = Keyword.fetch!(opts, :machine)

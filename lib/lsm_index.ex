@@ -61,10 +61,11 @@ defmodule LsmIndex do
   ## Compaction events
 
   `subscribe/2` delivers `{:lsm_index, :compaction_done, info}` to a process after each
-  background job (`info`: `:lane`, `:flushes`, `:merges`, `:keys_flushed`, `:keys_written`,
-  `:bytes_written`, `:segments`, `:duration_us`). When the `:telemetry` application is
-  loaded, every index also emits `[:lsm_index, :compaction, :stop]` events (see
-  `LsmIndex.Telemetry`).
+  background job (`info`: `:job`, `:lane`, `:flushes`, `:merges`, `:keys_flushed`,
+  `:keys_written`, `:bytes_written`, `:segments`, `:duration_us`); `subscribe/3` can ask for
+  each job's start and failure too. When the `:telemetry` application is loaded, every index
+  also emits `[:lsm_index, :compaction, :start | :stop | :exception]` spans and
+  `lookup_many/2` `[:lsm_index, :lookup_many, ...]` ones (see `LsmIndex.Telemetry`).
 
   ## Errors
 
@@ -343,7 +344,9 @@ defmodule LsmIndex do
 
   @doc "The sorted handles of each key, in the order of `keys`, in one call."
   @spec lookup_many(t(), [term()]) :: [[handle()]]
-  def lookup_many(index, keys) when is_list(keys) do
+  def lookup_many(index, keys), do: LsmIndex.Telemetry.lookup_many(index, keys, &looked_up/2)
+
+  defp looked_up(index, keys) when is_list(keys) do
     encoded = if plain_keys?(keys), do: keys, else: Enum.map(keys, &key/1)
 
     fun =
@@ -354,7 +357,7 @@ defmodule LsmIndex do
     Error.unwrap!(call(index, &fun.(&1, encoded)))
   end
 
-  def lookup_many(_index, keys),
+  defp looked_up(_index, keys),
     do: raise(ArgumentError, "expected a list of keys, got: #{inspect(keys)}")
 
   @doc """
@@ -452,14 +455,49 @@ defmodule LsmIndex do
   @doc """
   Sends `{:lsm_index, :compaction_done, info}` to `pid` after each background compaction job
   of `index` (see the module doc for `info`). Deliveries stop when `pid` exits or
-  `unsubscribe/2` is called; subscribing twice delivers once.
+  `unsubscribe/2` is called; subscribing twice delivers once (and adds the events asked for).
+
+  Option `:events` (default `[:done]`) may ask for more of each job:
+
+    * `:started` - `{:lsm_index, :compaction_started, %{job: job, lane: lane}}` right
+      before the job writes its first segment
+    * `:done` - `{:lsm_index, :compaction_done, info}`, as above
+    * `:failed` - `{:lsm_index, :compaction_failed, %{job: job, lane: lane, duration_us: us,
+      error: error}}` when the job fails: `error` is `{kind, message}` as in an
+      `{:error, {kind, message}}` reply (`:io`, `:checksum_mismatch`, ...; the index is then
+      poisoned), `{:closed, message}` or `{:poisoned, message}` when `close/1` or another
+      job's failure stopped it, or `{:panic, message}`
+
+  `job` is a number unique in the OS process (`info` of `:compaction_done` carries it too).
+  A job's `:compaction_started` is followed by exactly one `:compaction_done` or
+  `:compaction_failed`; a job with nothing to write sends nothing.
   """
-  @spec subscribe(t(), pid()) :: :ok
-  def subscribe(index, pid \\ self())
+  @spec subscribe(t(), pid(), keyword()) :: :ok
+  def subscribe(index, pid \\ self(), opts \\ [])
 
-  def subscribe(index, pid) when is_pid(pid), do: call(index, &Native.index_subscribe(&1, pid))
+  def subscribe(index, pid, opts) when is_pid(pid) do
+    events = Keyword.validate!(opts, events: [:done])[:events]
+    mask = events!(events)
+    call(index, &Native.index_subscribe(&1, pid, mask))
+  end
 
-  def subscribe(_index, pid), do: raise(ArgumentError, "expected a pid, got: #{inspect(pid)}")
+  def subscribe(_index, pid, _opts),
+    do: raise(ArgumentError, "expected a pid, got: #{inspect(pid)}")
+
+  # The NIF's bits of each event kind (index_events.rs: DONE, STARTED, FAILED).
+  @event_bits %{done: 1, started: 2, failed: 4}
+
+  defp events!(events) when is_list(events) and events != [] do
+    Enum.reduce(events, 0, fn event, mask ->
+      case @event_bits do
+        %{^event => bit} -> Bitwise.bor(mask, bit)
+        _ -> raise ArgumentError, ":events are :started, :done or :failed, got: #{inspect(event)}"
+      end
+    end)
+  end
+
+  defp events!(other),
+    do: raise(ArgumentError, ":events must be a non-empty list, got: #{inspect(other)}")
 
   @doc "Stops the deliveries of `subscribe/2` to `pid`."
   @spec unsubscribe(t(), pid()) :: :ok

@@ -21,7 +21,7 @@ defmodule LsmIndex.Native do
   def index_add_many_dirty(_index, _pairs), do: err()
   def index_remove_many_dirty(_index, _pairs), do: err()
   def index_wait_idle(_index), do: err()
-  def index_subscribe(_index, _pid), do: err()
+  def index_subscribe(_index, _pid, _events), do: err()
   def index_unsubscribe(_index, _pid), do: err()
   def index_lookup(_index, _key), do: err()
   def index_lookup_many(_index, _keys), do: err()

@@ -34,7 +34,8 @@ defmodule LsmIndex.ShapeRouter do
   1,000 shapes without an indexable conjunct (each evaluated on every change) routes on dirty
   CPU schedulers. Shape changes that would
   wait (a busy index, a persistent router's file, clauses over 16 KiB) run on dirty
-  schedulers.
+  schedulers. With `:telemetry` loaded, `route_many/3` and one in 100 `route/2` calls are
+  `[:lsm_index, :route, ...]` spans (`LsmIndex.Telemetry`).
 
   Errors: caller mistakes (bad options or columns, a malformed change, a closed router) raise
   `ArgumentError`; operational failures are returned as `{:error, reason}`, and `new!/4`,
@@ -125,10 +126,14 @@ defmodule LsmIndex.ShapeRouter do
           {:ok, t()} | {:error, term()}
   def new(tenant, table, columns, opts \\ [])
 
-  def new(tenant, tables, opts, []) when is_map(tables) and is_list(opts),
-    do: Tables.new(tenant, tables, opts)
+  def new(tenant, tables, opts, []) when is_map(tables) and is_list(opts) do
+    # the first router or index made looks for :telemetry (route spans)
+    LsmIndex.Telemetry.enabled?()
+    Tables.new(tenant, tables, opts)
+  end
 
   def new(tenant, table, columns, opts) do
+    LsmIndex.Telemetry.enabled?()
     opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush, lc_ctype: :utf8)
     cols = LsmIndex.Where.native_columns!(columns)
     lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
@@ -418,10 +423,12 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "The sorted ids of the shapes `change` affects."
   @spec route(t(), change()) :: [shape_id()]
-  def route(%__MODULE__{tables: tables} = router, change) when tables != nil,
+  def route(router, change), do: LsmIndex.Telemetry.route(router, change, &routed/2)
+
+  defp routed(%__MODULE__{tables: tables} = router, change) when tables != nil,
     do: router |> Tables.route_with_moves(change) |> elem(0)
 
-  def route(%__MODULE__{ref: ref}, change) do
+  defp routed(%__MODULE__{ref: ref}, change) do
     case Native.router_route(ref, change) do
       ids when is_list(ids) -> ids
       # more than 1,000 scanned shapes: routes run on a dirty scheduler
@@ -439,17 +446,24 @@ defmodule LsmIndex.ShapeRouter do
   doc). A router over one table has no subqueries: its moves are always `[]`.
   """
   @spec route_with_moves(t(), change()) :: {[shape_id()], [move()]}
-  def route_with_moves(%__MODULE__{tables: nil} = router, change), do: {route(router, change), []}
-  def route_with_moves(router, change), do: Tables.route_with_moves(router, change)
+  def route_with_moves(router, change),
+    do: LsmIndex.Telemetry.route(router, change, &routed_with_moves/2)
+
+  defp routed_with_moves(%__MODULE__{tables: nil} = router, change),
+    do: {routed(router, change), []}
+
+  defp routed_with_moves(router, change), do: Tables.route_with_moves(router, change)
 
   @doc """
   `route/2` of each change, in order: one transaction in as few NIF calls as fit. With
   `moves: true`, `route_with_moves/2` of each change.
   """
   @spec route_many(t(), [change()], keyword()) :: [[shape_id()]] | [{[shape_id()], [move()]}]
-  def route_many(router, changes, opts \\ [])
+  def route_many(router, changes, opts \\ []) do
+    LsmIndex.Telemetry.route_many(router, changes, fn -> routed_many(router, changes, opts) end)
+  end
 
-  def route_many(%__MODULE__{} = router, changes, opts) when is_list(changes) do
+  defp routed_many(%__MODULE__{} = router, changes, opts) when is_list(changes) do
     moves = Keyword.validate!(opts, moves: false)[:moves]
 
     case router do
@@ -463,7 +477,7 @@ defmodule LsmIndex.ShapeRouter do
     end
   end
 
-  def route_many(%__MODULE__{}, changes, _opts),
+  defp routed_many(%__MODULE__{}, changes, _opts),
     do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
 
   # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results);

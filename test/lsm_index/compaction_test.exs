@@ -65,6 +65,56 @@ defmodule LsmIndex.CompactionTest do
     end
   end
 
+  describe "subscribe/3" do
+    test "events: each job that writes is started, then done, under one job number" do
+      {:ok, index} = LsmIndex.new(lanes: 2, overlay_limit: 32)
+      :ok = LsmIndex.subscribe(index, self(), events: [:started])
+      # subscribing again adds events
+      :ok = LsmIndex.subscribe(index, self(), events: [:done, :failed])
+      for i <- 1..1_000, do: :ok = LsmIndex.add(index, i, 1)
+      :ok = LsmIndex.compact(index)
+      :ok = LsmIndex.wait_idle(index)
+      events = received_events()
+      assert length(events) >= 4 and rem(length(events), 2) == 0
+
+      # per lane, started/done alternate with the same job number; jobs are numbered apart
+      for lane <- [0, 1] do
+        of_lane = Enum.filter(events, fn {_kind, info} -> info.lane == lane end)
+
+        for [{:compaction_started, started}, {:compaction_done, done}] <-
+              Enum.chunk_every(of_lane, 2) do
+          assert started == %{job: done.job, lane: lane}
+          assert done.flushes + done.merges > 0
+        end
+      end
+
+      jobs = for {:compaction_done, info} <- events, do: info.job
+      assert length(Enum.uniq(jobs)) == length(jobs)
+
+      assert Enum.sum(for {:compaction_done, i} <- events, do: i.keys_written) ==
+               LsmIndex.stats(index).keys_written
+
+      # a compaction with nothing to write sends nothing
+      :ok = LsmIndex.compact(index)
+      :ok = LsmIndex.wait_idle(index)
+      assert received_events() == []
+    end
+
+    test "bad events raise ArgumentError" do
+      index = LsmIndex.new!()
+
+      assert_raise ArgumentError, ~r/:events/, fn ->
+        LsmIndex.subscribe(index, self(), events: [:x])
+      end
+
+      assert_raise ArgumentError, ~r/:events/, fn ->
+        LsmIndex.subscribe(index, self(), events: [])
+      end
+
+      assert_raise ArgumentError, fn -> LsmIndex.subscribe(index, self(), bogus: 1) end
+    end
+  end
+
   describe "scenario: back-pressure" do
     test "overload: :error refuses writes to a full lane and writes nothing of them" do
       {index, hold} = full_lane(overload: :error)
@@ -190,40 +240,6 @@ defmodule LsmIndex.CompactionTest do
     end
   end
 
-  describe "scenario: LsmIndex.Telemetry events" do
-    test "emits [:lsm_index, :compaction, :stop] when :telemetry is loaded" do
-      unless Code.ensure_loaded?(:telemetry) do
-        # a stand-in with the one function the bridge calls (the real one needs hex)
-        Code.compile_string("""
-        defmodule :telemetry do
-          def execute(event, measurements, metadata) do
-            for pid <- :persistent_term.get(:lsm_index_telemetry_test, []),
-                do: send(pid, {:telemetry, event, measurements, metadata})
-            :ok
-          end
-        end
-        """)
-      end
-
-      :persistent_term.put(:lsm_index_telemetry_test, [self()])
-      {:ok, index} = LsmIndex.new(lanes: 1, overlay_limit: 16)
-      for i <- 1..200, do: :ok = LsmIndex.add(index, i, 1)
-      :ok = LsmIndex.compact(index)
-
-      # the bridge serves every index created while :telemetry is loaded (other tests' too):
-      # wait for an event shaped like one of ours (one lane)
-      assert_receive {:telemetry, [:lsm_index, :compaction, :stop], measurements,
-                      %{lane: 0} = metadata},
-                     Wait.hang_guard()
-
-      assert measurements.duration >= 0 and measurements.keys_written > 0
-      assert metadata.keys_written == measurements.keys_written
-      assert LsmIndex.Telemetry.event() == [:lsm_index, :compaction, :stop]
-    after
-      :persistent_term.erase(:lsm_index_telemetry_test)
-    end
-  end
-
   # One lane, a pool of one thread parked after its first flush (the NIF's test hold, as
   # tests/background.rs parks it in Rust): 16 keys freeze the overlay again (its flush
   # waits for the worker), 16 more fill the active one; from then on the lane is full.
@@ -267,6 +283,16 @@ defmodule LsmIndex.CompactionTest do
     else
       assert_receive {:relayed, info}, Wait.hang_guard()
       await_relayed(keys_written, [info | acc])
+    end
+  end
+
+  # The job events already in the mailbox, in order, as {kind, info}.
+  defp received_events(acc \\ []) do
+    receive do
+      {:lsm_index, kind, info} when kind in [:compaction_started, :compaction_done] ->
+        received_events([{kind, info} | acc])
+    after
+      0 -> Enum.reverse(acc)
     end
   end
 

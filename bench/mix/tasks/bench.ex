@@ -48,6 +48,15 @@ defmodule Mix.Tasks.Bench do
       mix bench --only compaction --persistent   # the compaction section on an index
                                          # opened in a temporary directory (segments
                                          # mapped from files): bench/results/compaction-persistent.md
+      mix bench --replot [--only router] [--quick]   # no measuring: draws the section
+                                         # plots again from the results files there are
+
+  Every section writes a plot beside its table (SVG, drawn by gnuplot: `bench/plot.exs`,
+  `bench/plots.exs`): latency against keys or shapes for the size sweeps, throughput against
+  batch size for the batch rows (`equality-batch.svg`, `router-batch.svg`, `subquery.svg`),
+  lookup latency by percentile for compaction, beside the filter, router-scale and memory
+  sections' own. When gnuplot is missing it is installed from Debian (`gnuplot-nox`) if the
+  bench runs as root; otherwise each results file notes that its plot was skipped.
   """
   use Mix.Task
 
@@ -61,7 +70,8 @@ defmodule Mix.Tasks.Bench do
           only: :string,
           persistent: :boolean,
           minutes: :float,
-          rate: :integer
+          rate: :integer,
+          replot: :boolean
         ]
       )
 
@@ -95,6 +105,8 @@ defmodule Mix.Tasks.Bench do
     Mix.Task.run("app.start")
     Code.require_file("bench/report.exs")
     Code.require_file("bench/equality_txn.exs")
+    Code.require_file("bench/plot.exs")
+    Code.require_file("bench/plots.exs")
     Code.require_file("bench/equality.exs")
     Code.require_file("bench/compaction.exs")
     Code.require_file("bench/router.exs")
@@ -106,6 +118,14 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/subquery_workload.exs")
     Code.require_file("bench/subquery.exs")
     quick = opts[:quick] || false
+
+    if opts[:replot],
+      do: replot(only, quick, opts[:persistent] || false),
+      else: bench(opts, quick)
+  end
+
+  defp bench(opts, quick) do
+    only = opts[:only]
 
     sizes =
       cond do
@@ -150,8 +170,41 @@ defmodule Mix.Tasks.Bench do
 
       table = apply(module, :run, [run_opts])
       file = results <> ".md"
-      File.write!(file, table)
+      # a plot per section beside its table (bench/plots.exs; some sections draw their own)
+      File.write!(file, table <> apply(LsmIndex.Bench.Plots, :section, [section, results, table]))
       IO.puts("written to #{file}")
+    end
+  end
+
+  # Draws the plots of the results files there are (of `only`'s section, or all) from their
+  # tables, appending to each the link of a plot it does not name yet: no measuring.
+  defp replot(only, quick, persistent) do
+    sections = ~w(equality compaction router subquery)a
+
+    for section <- sections, only in [nil, Atom.to_string(section)] do
+      suffix =
+        "#{if persistent and section == :compaction, do: "-persistent", else: ""}" <>
+          "#{if quick, do: "-quick", else: ""}"
+
+      results = Path.join("bench/results", "#{section}#{suffix}")
+      file = results <> ".md"
+
+      with {:ok, text} <- File.read(file) do
+        links = apply(LsmIndex.Bench.Plots, :section, [section, results, text])
+
+        new =
+          for line <- String.split(links, "\n"),
+              line != "",
+              not String.contains?(text, line),
+              do: line
+
+        if new != [],
+          do: File.write!(file, Enum.join([String.trim_trailing(text), "" | new], "\n") <> "\n")
+
+        IO.puts("#{file}: plotted#{if new == [], do: "", else: ", links added"}")
+      else
+        _ -> IO.puts("#{file}: not there, nothing to plot")
+      end
     end
   end
 end

@@ -47,7 +47,10 @@ pub use alloc::LargeBlocks;
 pub use batch::Batch;
 pub use compaction::strategy::PolicyKind;
 pub use error::{Error, FileKind, Result};
-pub use index::{Config, Edit, Index, JobReport, Listener, Overload, Stats, LOGICAL_OP_BYTES};
+pub use index::{
+    on_done, Config, Edit, Index, JobEvent, JobFailure, JobReport, Listener, Overload, Stats,
+    LOGICAL_OP_BYTES,
+};
 pub use segment::mph::MphKind;
 pub use segment::SegmentLayout;
 pub use wal::SyncMode;

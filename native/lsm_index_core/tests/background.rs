@@ -3,7 +3,7 @@
 
 mod common;
 
-use lsm_index_core::JobReport;
+use lsm_index_core::{on_done, JobEvent, JobReport};
 use lsm_index_core::{Config, Error, Index, Overload};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -33,7 +33,7 @@ fn stuck_index(on_overload: Overload) -> (Arc<Index>, mpsc::Sender<()>, mpsc::Re
     let gate = Mutex::new(gate);
     let (reports_tx, reports) = mpsc::channel();
     let reports_tx = Mutex::new(reports_tx);
-    index.set_listener(Some(Arc::new(move |r: &JobReport| {
+    index.set_listener(Some(on_done(move |r: &JobReport| {
         let _ = reports_tx.lock().unwrap().send(r.clone());
         let _ = gate.lock().unwrap().recv();
     })));
@@ -135,7 +135,7 @@ fn reports_describe_each_job() {
     .unwrap();
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    index.set_listener(Some(Arc::new(move |r: &JobReport| {
+    index.set_listener(Some(on_done(move |r: &JobReport| {
         let _ = tx.lock().unwrap().send(r.clone());
     })));
     for i in 0..5_000 {
@@ -154,6 +154,64 @@ fn reports_describe_each_job() {
         .all(|r| r.lane < 2 && r.flushes + r.merges > 0));
     assert!(reports.iter().any(|r| r.merges > 0));
     assert_eq!(s.segments, 2, "compact leaves one segment per lane");
+}
+
+/// Each job that builds anything tells its listener `Started` right before, then `Done` with
+/// the same job number; jobs are numbered apart, and a job with nothing to build says
+/// nothing.
+#[test]
+fn events_pair_each_jobs_start_with_its_report() {
+    let index = Index::new(Config {
+        lanes: 4,
+        overlay_limit: 50,
+        ..common::config()
+    })
+    .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    index.set_listener(Some(Arc::new(move |event: &JobEvent<'_>| {
+        let seen = match event {
+            JobEvent::Started { job, lane } => (*job, *lane, None),
+            JobEvent::Done(r) => (r.job, r.lane, Some(JobReport::clone(r))),
+            other => panic!("no job fails here: {other:?}"),
+        };
+        let _ = tx.lock().unwrap().send(seen);
+    })));
+    for i in 0..3_000 {
+        index.add(&key(i), i % 3).unwrap();
+    }
+    index.compact().unwrap();
+    index.wait_idle().unwrap();
+    // compact again: lanes are one clean segment each, so no job builds: no event
+    let events: Vec<_> = rx.try_iter().collect();
+    index.compact().unwrap();
+    index.wait_idle().unwrap();
+    assert_eq!(rx.try_iter().count(), 0);
+    let mut open = std::collections::HashMap::new();
+    let mut jobs = std::collections::HashSet::new();
+    for (job, lane, done) in &events {
+        match done {
+            None => {
+                assert!(jobs.insert(*job), "job {job} started twice");
+                assert!(
+                    open.insert(*lane, *job).is_none(),
+                    "lane {lane}: two jobs at once"
+                );
+            }
+            Some(r) => {
+                assert_eq!(open.remove(lane), Some(*job), "Done without its Started");
+                assert!(r.flushes + r.merges > 0);
+            }
+        }
+    }
+    assert!(open.is_empty(), "every Started ended: {open:?}");
+    let s = index.stats().unwrap();
+    let done: Vec<&JobReport> = events.iter().filter_map(|e| e.2.as_ref()).collect();
+    assert_eq!(
+        done.iter().map(|r| r.keys_written).sum::<u64>(),
+        s.keys_written
+    );
+    assert!(done.len() >= 4);
 }
 
 #[test]

@@ -640,7 +640,7 @@ fn concurrent_readers_see_only_valid_states_while_one_writer_churns() {
 /// nothing on admission, as `try_add_many` is.
 #[test]
 fn a_refused_mixed_batch_writes_nothing() {
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::sync::{mpsc, Mutex};
     let index = Index::new(Config {
         lanes: 1,
         overlay_limit: 100,
@@ -654,7 +654,7 @@ fn a_refused_mixed_batch_writes_nothing() {
     let gate = Mutex::new(gate);
     let (done_tx, done) = mpsc::channel::<()>();
     let done_tx = Mutex::new(done_tx);
-    index.set_listener(Some(Arc::new(move |_: &lsm_index_core::JobReport| {
+    index.set_listener(Some(lsm_index_core::on_done(move |_| {
         let _ = done_tx.lock().unwrap().send(());
         let _ = gate.lock().unwrap().recv();
     })));

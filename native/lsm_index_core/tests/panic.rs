@@ -4,7 +4,8 @@
 
 mod common;
 
-use lsm_index_core::{Config, Error, Index};
+use lsm_index_core::{Config, Error, Index, JobEvent, JobFailure};
+use std::sync::{mpsc, Arc, Mutex};
 
 #[test]
 fn a_panicking_worker_poisons_the_index() {
@@ -16,6 +17,20 @@ fn a_panicking_worker_poisons_the_index() {
         ..common::config()
     })
     .unwrap();
+    let (tx, events) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    index.set_listener(Some(Arc::new(move |event: &JobEvent<'_>| {
+        let seen = match event {
+            JobEvent::Started { job, .. } => ("started", *job, String::new()),
+            JobEvent::Done(r) => ("done", r.job, String::new()),
+            JobEvent::Failed { job, failure, .. } => {
+                assert!(matches!(failure, JobFailure::Panicked(_)), "{failure:?}");
+                ("failed", *job, failure.to_string())
+            }
+            _ => unreachable!(),
+        };
+        let _ = tx.lock().unwrap().send(seen);
+    })));
     let mut failed = None;
     for i in 0..100_000u32 {
         if let Err(e) = index.add(&i.to_le_bytes(), 1) {
@@ -34,6 +49,33 @@ fn a_panicking_worker_poisons_the_index() {
     }
     assert!(matches!(index.compact(), Err(Error::Poisoned { .. })));
     assert!(matches!(index.drop_handle(3), Err(Error::Poisoned { .. })));
+    // the listener heard each job start, then finish, until one started and failed (it is
+    // told after the index is poisoned: wait for it)
+    let mut seen = Vec::new();
+    while seen
+        .last()
+        .is_none_or(|e: &(&str, u64, String)| e.0 != "failed")
+    {
+        seen.push(
+            events
+                .recv_timeout(std::time::Duration::from_secs(300))
+                .unwrap(),
+        );
+    }
+    for pair in seen.chunks(2) {
+        let [(start, job, _), (end, same, _)] = pair else {
+            panic!("unpaired events: {seen:?}")
+        };
+        assert_eq!((*start, job), ("started", same), "{seen:?}");
+        assert!(["done", "failed"].contains(end));
+    }
+    let jobs: std::collections::HashSet<u64> = seen.iter().map(|e| e.1).collect();
+    assert_eq!(jobs.len(), seen.len() / 2);
+    let why = &seen.last().unwrap().2;
+    assert!(
+        why.contains("panicked") && why.contains("failpoint"),
+        "{why}"
+    );
     // reads still answer from what is in memory
     assert_eq!(index.lookup(&0u32.to_le_bytes()).unwrap(), vec![1]);
 }

@@ -132,7 +132,7 @@ fn a_delete_of_an_absent_value_adds_nothing() {
 #[test]
 fn a_refused_batch_changes_no_view() {
     use lsm_index_core::JobReport;
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::sync::{mpsc, Mutex};
     let mut views = Views::new(Config {
         lanes: 1,
         overlay_limit: 100,
@@ -148,7 +148,7 @@ fn a_refused_batch_changes_no_view() {
     views
         .counts()
         .index()
-        .set_listener(Some(Arc::new(move |_: &JobReport| {
+        .set_listener(Some(lsm_index_core::on_done(move |_: &JobReport| {
             let _ = done_tx.lock().unwrap().send(());
             let _ = gate.lock().unwrap().recv();
         })));

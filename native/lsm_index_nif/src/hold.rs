@@ -10,14 +10,15 @@
 //! every index of the shared pool. Nothing here runs on a scheduler but the few lock
 //! operations of setting and releasing.
 
-use lsm_index_core::{JobReport, Listener};
+use lsm_index_core::{JobEvent, JobReport, Listener};
 use rustler::env::OwnedEnv;
 use rustler::types::LocalPid;
 use rustler::{Atom, Encoder, Env, Resource, ResourceArc, Term};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 
 use crate::error::core_error;
-use crate::index::{deliver, report_term, IndexResource};
+use crate::index::IndexResource;
+use crate::index_events::{deliver, report_term};
 use crate::router::RouterResource;
 
 mod atoms {
@@ -79,21 +80,21 @@ impl Drop for HoldResource {
 #[rustler::resource_impl]
 impl Resource for HoldResource {}
 
-/// A new hold telling `pid`, and the listener that parks on it after calling `then` (the
-/// index's own deliveries). The listener keeps the hold weakly: once the resource is gone,
-/// jobs no longer park.
+/// A new hold telling `pid`, and the listener that parks on it after a finished job's
+/// report, having first called `then` with every event (the index's own deliveries). The
+/// listener keeps the hold weakly: once the resource is gone, jobs no longer park.
 fn new_hold(
     pid: LocalPid,
-    then: impl Fn(&JobReport) + Send + Sync + 'static,
+    then: impl Fn(&JobEvent<'_>) + Send + Sync + 'static,
 ) -> (ResourceArc<HoldResource>, Listener) {
     let hold = Arc::new(Hold {
         holder: Mutex::new(Some(pid)),
         released: Condvar::new(),
     });
     let weak: Weak<Hold> = Arc::downgrade(&hold);
-    let listener: Listener = Arc::new(move |report: &JobReport| {
-        then(report);
-        if let Some(hold) = weak.upgrade() {
+    let listener: Listener = Arc::new(move |event: &JobEvent<'_>| {
+        then(event);
+        if let (JobEvent::Done(report), Some(hold)) = (event, weak.upgrade()) {
             hold.park(report);
         }
     });
@@ -115,7 +116,7 @@ fn index_hold_compaction(
     pid: LocalPid,
 ) -> ResourceArc<HoldResource> {
     let to = r.subscribers.clone();
-    let (hold, listener) = new_hold(pid, move |report| deliver(&to, report));
+    let (hold, listener) = new_hold(pid, move |event| deliver(&to, event));
     r.index.set_listener(Some(listener));
     hold
 }
@@ -124,7 +125,7 @@ fn index_hold_compaction(
 /// index made now if no shape was indexed yet), telling `pid`, until the hold is released.
 #[rustler::nif(schedule = "DirtyIo")]
 fn router_hold_compaction(env: Env<'_>, r: ResourceArc<RouterResource>, pid: LocalPid) -> Term<'_> {
-    let (hold, listener) = new_hold(pid, |_report| {});
+    let (hold, listener) = new_hold(pid, |_event| {});
     match r.router.set_index_listener(Some(listener)) {
         Ok(()) => (atoms::ok(), hold).encode(env),
         Err(e) => core_error(env, &e),

@@ -12,15 +12,14 @@
 //! wait for the pool (`compact`, `close`) or do I/O run on dirty schedulers.
 
 use lsm_index_core::key::{self, KeyBytes};
-use lsm_index_core::{Batch, Index, JobReport};
-use rustler::env::OwnedEnv;
-use rustler::types::LocalPid;
+use lsm_index_core::{Batch, Index, JobEvent};
 use rustler::{Atom, Binary, Encoder, Env, NifResult, Resource, ResourceArc, Term};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::error::{core_error, ok_or_error, reply, write_reply, Call};
+use crate::index_events::{deliver, Subscribers};
 use crate::options::config;
 use crate::timing::CallTimer;
 
@@ -28,13 +27,8 @@ mod atoms {
     rustler::atoms! {
         ok,
         __lsm_term__,
-        lsm_index,
-        compaction_done,
     }
 }
-
-/// Processes subscribed to an index's job reports.
-pub(crate) type Subscribers = Arc<Mutex<Vec<LocalPid>>>;
 
 /// One index, shared by every process holding the reference.
 pub struct IndexResource {
@@ -46,61 +40,17 @@ pub struct IndexResource {
 static LIVE: AtomicU64 = AtomicU64::new(0);
 
 impl IndexResource {
-    /// Wraps `index`, delivering its job reports to subscribers as
-    /// `{:lsm_index, :compaction_done, info}` (sent from the worker thread).
+    /// Wraps `index`, delivering its job events to subscribers (sent from the worker thread;
+    /// see `deliver`).
     fn new(index: Arc<Index>) -> Self {
         LIVE.fetch_add(1, Ordering::Relaxed);
         let subscribers = Subscribers::default();
         let to = subscribers.clone();
-        index.set_listener(Some(Arc::new(move |report: &JobReport| {
-            deliver(&to, report)
+        index.set_listener(Some(Arc::new(move |event: &JobEvent<'_>| {
+            deliver(&to, event)
         })));
         IndexResource { index, subscribers }
     }
-}
-
-/// Sends `{:lsm_index, :compaction_done, info}` to each subscriber of `to`.
-pub(crate) fn deliver(to: &Subscribers, report: &JobReport) {
-    let Ok(mut pids) = to.lock() else { return };
-    if pids.is_empty() {
-        return;
-    }
-    let mut env = OwnedEnv::new();
-    // a pid that is gone fails to receive: it is forgotten
-    pids.retain(|pid| {
-        env.send_and_clear(pid, |env| {
-            (
-                atoms::lsm_index(),
-                atoms::compaction_done(),
-                report_term(env, report),
-            )
-                .encode(env)
-        })
-        .is_ok()
-    });
-}
-
-/// A job report as a map with atom keys.
-pub(crate) fn report_term<'a>(env: Env<'a>, r: &JobReport) -> Term<'a> {
-    let pairs: [(&str, u64); 8] = [
-        ("lane", u64::from(r.lane)),
-        ("flushes", u64::from(r.flushes)),
-        ("merges", u64::from(r.merges)),
-        ("keys_flushed", r.keys_flushed),
-        ("keys_written", r.keys_written),
-        ("bytes_written", r.bytes_written),
-        ("segments", u64::from(r.segments)),
-        ("duration_us", r.duration_us),
-    ];
-    let mut map = Term::map_new(env);
-    for (k, v) in pairs {
-        if let Ok(key) = Atom::from_str(env, k) {
-            if let Ok(m) = map.map_put(key.encode(env), v.encode(env)) {
-                map = m;
-            }
-        }
-    }
-    map
 }
 
 impl Drop for IndexResource {
@@ -117,33 +67,6 @@ impl Resource for IndexResource {}
 #[rustler::nif]
 fn index_live_count() -> u64 {
     LIVE.load(Ordering::Relaxed)
-}
-
-/// Delivers `{:lsm_index, :compaction_done, info}` to `pid` after each background job.
-#[rustler::nif]
-fn index_subscribe(r: ResourceArc<IndexResource>, pid: LocalPid) -> Atom {
-    if let Ok(mut pids) = r.subscribers.lock() {
-        if !pids.contains(&pid) {
-            pids.push(pid);
-        }
-    }
-    atoms::ok()
-}
-
-/// Stops deliveries to `pid`.
-#[rustler::nif]
-fn index_unsubscribe(r: ResourceArc<IndexResource>, pid: LocalPid) -> Atom {
-    if let Ok(mut pids) = r.subscribers.lock() {
-        pids.retain(|p| p != &pid);
-    }
-    atoms::ok()
-}
-
-/// How many processes `subscribe/2` delivers to now (tests: a subscriber that exited is
-/// forgotten once a job finds it gone).
-#[rustler::nif]
-fn index_subscriber_count(r: ResourceArc<IndexResource>) -> usize {
-    r.subscribers.lock().map_or(0, |pids| pids.len())
 }
 
 /// The key bytes of an encoded key term (see `lsm_index_core::key`); `Err(badarg)` for

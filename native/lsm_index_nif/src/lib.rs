@@ -6,6 +6,7 @@
 //! - `index_packed`: `index_lookup_many_packed*`: a batch of keys read in place from one
 //!   binary (`LsmIndex.pack_keys/1`)
 //! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
+//! - `index_events`: an index's job events: subscribers (`index_subscribe`) and deliveries
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
 //!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
@@ -32,6 +33,7 @@ mod filter_record;
 mod hold;
 mod index;
 mod index_packed;
+mod index_events;
 mod index_stats;
 mod options;
 mod predicate;

@@ -1,6 +1,7 @@
 //! One lane job: flush the frozen overlay and merge segments as the policy says (or fully),
 //! each build installed before the next one starts.
 
+use super::events::JobStart;
 use super::stats::JobReport;
 use super::Index;
 use crate::compaction::executor::{self, Built};
@@ -17,8 +18,9 @@ impl Index {
     /// Flushes `lane`'s frozen overlay (freezing a due or requested active one first), merged
     /// with segments as the policy says, then merges per policy; all into one segment when a
     /// full compaction was requested. Readers keep reading throughout: builds happen outside
-    /// the lane lock, and each result is persisted before it is installed.
-    pub(super) fn compact_lane(&self, lane: &Lane) -> Result<JobReport> {
+    /// the lane lock, and each result is persisted before it is installed. `job_start` is
+    /// announced before the first build (none: the job reports nothing).
+    pub(super) fn compact_lane(&self, lane: &Lane, job_start: &mut JobStart) -> Result<JobReport> {
         // one job per lane at a time; its guard is what lets `install` change the version
         let job = lane.compaction.lock();
         self.check_writable()?;
@@ -62,6 +64,7 @@ impl Index {
             let (dead, clean_seq) = self.dead_snapshot();
             let level = output_level(&shape.segments[..merge]);
             let opts = self.write_opts(level, clean_seq);
+            job_start.announce(self);
             let built = executor::flush(&frozen, inputs, &dead, bottom, opts)?;
             crate::failpoint::hit("compaction:built");
             let seg = self.open_built(lane.number, built)?;
@@ -100,6 +103,7 @@ impl Index {
             let bottom = start + count == version.segments.len();
             let (dead, clean_seq) = self.dead_snapshot();
             let level = output_level(&shape.segments[start..start + count]);
+            job_start.announce(self);
             let built = executor::merge(inputs, &dead, bottom, self.write_opts(level, clean_seq))?;
             let seg = self.open_built(lane.number, built)?;
             let next = Arc::new(version.with_merged(start, count, seg.clone()));

@@ -5,7 +5,7 @@
 //! of `Lane::compaction` changes a lane's `version` (through `install`) or clears its
 //! `frozen` overlay, and an overlay is frozen only by `Index::freeze`, while none is.
 
-use super::stats::JobReport;
+use super::events::{JobEvent, JobFailure, JobStart};
 use super::Index;
 use crate::compaction::strategy::Choice;
 use crate::error::{Error, Result};
@@ -19,9 +19,6 @@ use std::time::Instant;
 
 /// Writes between two log-pressure checkpoint requests (about one log file's worth).
 const CHECKPOINT_REQUEST_GAP: u64 = 1 << 21;
-
-/// Called with the report of each finished background job (on a worker thread).
-pub type Listener = Arc<dyn Fn(&JobReport) + Send + Sync>;
 
 /// Background progress: a generation bumped whenever a job installs or ends (writers waiting
 /// for room and callers waiting for requested work sleep on it), and the jobs in flight. It
@@ -205,28 +202,29 @@ impl Index {
         self.activity.notify();
     }
 
-    /// Sets (or clears) the function called with each finished job's report.
-    pub fn set_listener(&self, listener: Option<Listener>) {
-        *self.listener.write() = listener;
-    }
-
-    /// One background job for lane `number`: compacts it, records the outcome, reports it,
-    /// and queues the next job if work arrived meanwhile. A failure or panic poisons the
-    /// index (nothing can be flushed any more, so writers must hear of it).
+    /// One background job for lane `number`: compacts it, records the outcome, reports it
+    /// (`events`: `Started` before its first build, then `Done` or `Failed`), and queues the
+    /// next job if work arrived meanwhile. A failure or panic poisons the index (nothing can
+    /// be flushed any more, so writers must hear of it).
     fn run_job(&self, number: usize) {
         let Some(lane) = self.lanes.get(number) else {
             return; // jobs are queued only for allocated lanes
         };
         let started = Instant::now();
-        let outcome =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compact_lane(lane)));
+        let mut start = JobStart::new(number);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.compact_lane(lane, &mut start)
+        }));
         let micros = started.elapsed().as_micros() as u64;
-        let report = match outcome {
-            Ok(Ok(report)) => Some(report),
-            Ok(Err(Error::Closed | Error::Poisoned { .. })) => None,
+        let (report, failure) = match outcome {
+            Ok(Ok(report)) => (Some(report), None),
+            // stopped from outside: worth an event only once the job had started
+            Ok(Err(e @ (Error::Closed | Error::Poisoned { .. }))) => {
+                (None, start.announced.then_some(JobFailure::Error(e)))
+            }
             Ok(Err(e)) => {
                 self.poison(format!("compaction of lane {number} failed: {e}"));
-                None
+                (None, Some(JobFailure::Error(e)))
             }
             Err(panic) => {
                 let what = panic
@@ -237,28 +235,37 @@ impl Index {
                 self.poison(format!(
                     "compaction worker panicked on lane {number}: {what}"
                 ));
-                None
+                (None, Some(JobFailure::Panicked(what)))
             }
         };
         let c = &self.counters;
         c.busy_us.fetch_add(micros, Ordering::Relaxed);
         c.last_job_us.store(micros, Ordering::Relaxed);
         c.jobs_done.fetch_add(1, Ordering::Relaxed);
+        // told while the lane is still scheduled: its next job cannot start (and announce
+        // itself) before this one's end is told
+        let was_reported = report.is_some();
+        if let Some(failure) = failure {
+            // every Failed follows its job's Started
+            start.announce(self);
+            self.tell(&JobEvent::Failed {
+                job: start.job,
+                lane: start.lane,
+                duration_us: micros,
+                failure: &failure,
+            });
+        } else if let Some(mut report) = report.filter(|_| start.announced) {
+            // a job that started built something: flushes + merges > 0
+            report.job = start.job;
+            report.duration_us = micros;
+            self.tell(&JobEvent::Done(&report));
+        }
         lane.scheduled.store(false, Ordering::SeqCst);
-        if report.is_some() {
+        if was_reported {
             // a write may have frozen an overlay, or a request arrived, while we ran
             self.schedule_if_wanted(lane);
         }
         self.activity.notify();
-        if let Some(mut report) = report.filter(|r| r.flushes + r.merges > 0) {
-            report.duration_us = micros;
-            let listener = self.listener.read().clone();
-            if let Some(listener) = listener {
-                // a failing listener must not take the worker (or the index) down
-                let _ =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| listener(&report)));
-            }
-        }
     }
 
     /// Full compaction: every lane's overlay flushed and its segments merged into one, with

@@ -3,7 +3,8 @@
 //! One room per data path: `config` (options, defaults, checks), `recovery` (open: manifest,
 //! segments, log replay), `write` (add/remove/edit batches/drop_handle), `admit` (back-pressure:
 //! waiting for or refusing a full lane), `read` (lookups, membership, fingerprints, len, handle
-//! counts), `jobs` (scheduling and running background lane jobs), `compact` (one lane job:
+//! counts), `jobs` (scheduling and running background lane jobs), `events` (what a job tells
+//! the listener: started, done, failed), `compact` (one lane job:
 //! flush and merge), `install` (the one transition that changes a lane's version: manifest
 //! first), `lifecycle` (flush, checkpoint, backup, close) and `stats` (what it reports). This
 //! file holds the `Index` itself and the checks every path shares.
@@ -19,6 +20,7 @@
 mod admit;
 mod compact;
 mod config;
+mod events;
 mod install;
 mod jobs;
 mod lifecycle;
@@ -43,7 +45,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 pub use config::{Config, Overload};
-pub use jobs::Listener;
+pub use events::{on_done, JobEvent, JobFailure, Listener};
 pub use stats::{JobReport, Stats, LOGICAL_OP_BYTES};
 pub use write::Edit;
 
@@ -83,7 +85,7 @@ pub struct Index {
     me: Weak<Index>,
     /// Progress of background jobs, shared with the queued jobs themselves.
     activity: Arc<Activity>,
-    /// Receives job reports.
+    /// Hears of background jobs (`events`).
     listener: RwLock<Option<Listener>>,
     /// `seq` when log pressure last asked every lane to flush.
     checkpoint_requested_at: AtomicU64,

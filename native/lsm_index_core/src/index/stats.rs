@@ -119,9 +119,12 @@ impl LookupCounters {
     }
 }
 
-/// What one background job did: delivered to the index's listener (`subscribe` in Elixir).
+/// What one background job did: `JobEvent::Done`'s report to the index's listener
+/// (`subscribe` in Elixir).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JobReport {
+    /// The job (unique in this process; its `JobEvent::Started` names it too).
+    pub job: u64,
     /// The lane compacted.
     pub lane: u32,
     /// Overlay flushes in the job.
