@@ -63,6 +63,30 @@ defmodule LsmIndex.Bench.Report do
     Enum.at(sorted, min(round(0.5 * length(sorted)), length(sorted) - 1))
   end
 
+  @doc """
+  The memory-latency yardstick (`bench/mem_probe.c`, built with `cc`): `reads` random 8-byte
+  reads of 1 GiB, each depending on the last and independent of each other. Returns
+  `{{:ok, dependent_ns, independent_ns} | {:error, why}, its CPU ticks}`.
+  """
+  def mem_probe(reads) do
+    src = Path.expand("bench/mem_probe.c")
+    exe = Path.join(System.tmp_dir!(), "lsm_mem_probe_#{System.unique_integer([:positive])}")
+
+    with cc when cc != nil <- System.find_executable("cc"),
+         {_, 0} <- System.cmd(cc, ["-O2", "-o", exe, src], stderr_to_stdout: true),
+         {out, 0} <- System.cmd(exe, ["1024", "#{reads}"], stderr_to_stdout: true) do
+      File.rm(exe)
+      [_, dep] = Regex.run(~r/dependent_ns ([\d.]+)/, out)
+      [_, indep] = Regex.run(~r/independent_ns ([\d.]+)/, out)
+      [_, ticks] = Regex.run(~r/cpu_ticks (\d+)/, out)
+
+      {{:ok, String.to_float(dep), String.to_float(indep)}, String.to_integer(ticks)}
+    else
+      nil -> {{:error, "no C compiler (cc)"}, 0}
+      {out, status} -> {{:error, "exit #{status}: #{String.trim(out)}"}, 0}
+    end
+  end
+
   @doc "How a table states `ets_hit_ns/1`'s figure: `ETS `:set` hit at 1,000,000 keys … ns (…)`."
   def ets_yardstick(ets_hit) do
     "ETS `:set` hit at #{fmt_int(@ets_keys)} keys #{fmt_f(ets_hit, 0)} ns " <>

@@ -62,7 +62,8 @@ defmodule LsmIndex.Bench.Subquery do
       markdown: 2,
       in_process: 1,
       ets_hit_ns: 1,
-      ets_yardstick: 1
+      ets_yardstick: 1,
+      mem_probe: 1
     ]
 
   alias LsmIndex.Bench.SubqueryWorkload, as: W
@@ -140,7 +141,7 @@ defmodule LsmIndex.Bench.Subquery do
 
     progress("## yardsticks: an ETS :set hit at 1,000,000 keys, the memory probe")
     ets_hit = in_process(fn -> ets_hit_ns(s.ets_samples) end)
-    {probe, probe_ticks} = probe(s.probe_reads)
+    {probe, probe_ticks} = mem_probe(s.probe_reads)
     yardsticks = yardsticks(ets_hit, probe)
     IO.puts(yardsticks)
 
@@ -173,26 +174,6 @@ defmodule LsmIndex.Bench.Subquery do
     """
     Yardsticks (this run): #{ets_yardstick(ets_hit)}; #{probe_line}.
     """
-  end
-
-  # {{:ok, dependent_ns, independent_ns} | {:error, why}, its CPU ticks}
-  defp probe(reads) do
-    src = Path.expand("bench/mem_probe.c")
-    exe = Path.join(System.tmp_dir!(), "lsm_mem_probe_#{System.unique_integer([:positive])}")
-
-    with cc when cc != nil <- System.find_executable("cc"),
-         {_, 0} <- System.cmd(cc, ["-O2", "-o", exe, src], stderr_to_stdout: true),
-         {out, 0} <- System.cmd(exe, ["1024", "#{reads}"], stderr_to_stdout: true) do
-      File.rm(exe)
-      [_, dep] = Regex.run(~r/dependent_ns ([\d.]+)/, out)
-      [_, indep] = Regex.run(~r/independent_ns ([\d.]+)/, out)
-      [_, ticks] = Regex.run(~r/cpu_ticks (\d+)/, out)
-
-      {{:ok, String.to_float(dep), String.to_float(indep)}, String.to_integer(ticks)}
-    else
-      nil -> {{:error, "no C compiler (cc)"}, 0}
-      {out, status} -> {{:error, "exit #{status}: #{String.trim(out)}"}, 0}
-    end
   end
 
   # -- memory: one VM per reading --

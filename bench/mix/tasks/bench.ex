@@ -35,8 +35,10 @@ defmodule Mix.Tasks.Bench do
                                          # minute, ~1.5 for the filter section, ~1 for
                                          # the router's, its scale part included)
       mix bench --sizes 100000,1000000   # chosen sizes (equality section)
-      mix bench --only compaction        # one section: equality | compaction | router |
-                                         # router_scale | filter | memory | subquery
+      mix bench --only compaction        # one section: equality | batch | compaction |
+                                         # router | router_scale | filter | memory | subquery
+      mix bench --only batch             # issue 25: lookups by batch size at 1M and 10M keys
+                                         # beside the memory probe and an ETS hit (~3 min)
       mix bench --only router_scale --sizes 1000,100000   # issue 24's rows alone (part of
                                          # router), at chosen shape counts (default 1k to 1M,
                                          # --quick 1k and 10k): bench/results/router-scale.md
@@ -85,12 +87,13 @@ defmodule Mix.Tasks.Bench do
              "router_scale",
              "filter",
              "memory",
-             "subquery"
+             "subquery",
+             "batch"
            ],
            do:
              Mix.raise(
-               "--only takes equality, compaction, router, router_scale, filter, memory or " <>
-                 "subquery, got: #{only}"
+               "--only takes equality, batch, compaction, router, router_scale, filter, " <>
+                 "memory or subquery, got: #{only}"
              )
 
     unless opts[:minutes] == nil or opts[:minutes] > 0,
@@ -108,6 +111,7 @@ defmodule Mix.Tasks.Bench do
     Code.require_file("bench/plot.exs")
     Code.require_file("bench/plots.exs")
     Code.require_file("bench/equality.exs")
+    Code.require_file("bench/batch.exs")
     Code.require_file("bench/compaction.exs")
     Code.require_file("bench/router.exs")
     Code.require_file("bench/workloads.exs")
@@ -140,6 +144,7 @@ defmodule Mix.Tasks.Bench do
 
     # router_scale runs as part of router, and alone only when asked for
     for {section, module} <- [
+          batch: LsmIndex.Bench.Batch,
           compaction: LsmIndex.Bench.Compaction,
           router: LsmIndex.Bench.Router,
           router_scale: LsmIndex.Bench.RouterScale,
