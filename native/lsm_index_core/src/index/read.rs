@@ -105,7 +105,8 @@ impl Index {
         let n = keys.len().min(LOOKUP_CHUNK);
         let mut fps: Vec<u64> = Vec::with_capacity(n);
         let mut key_lanes: Vec<u32> = Vec::with_capacity(n);
-        let mut lanes: Vec<u32> = Vec::with_capacity(n);
+        // the chunk's lanes as a bitset: locked in ascending order without sorting
+        let mut lanes: Vec<u64> = vec![0; self.lanes.len().div_ceil(64)];
         let mut located: Vec<(u64, usize)> = Vec::with_capacity(n);
         let mut guard_of_lane = vec![0usize; self.lanes.len()];
         let mut guards = Vec::with_capacity(n);
@@ -114,13 +115,16 @@ impl Index {
             fps.extend(chunk.iter().map(|k| self.hasher.fingerprint(k.as_ref())));
             key_lanes.clear();
             jump_hash_many(&fps, self.config.lanes, &mut key_lanes);
-            lanes.clear();
-            lanes.extend_from_slice(&key_lanes);
-            lanes.sort_unstable();
-            lanes.dedup();
-            for &lane in &lanes {
-                guard_of_lane[lane as usize] = guards.len();
-                guards.push(self.lanes.live()[lane as usize].state.read());
+            for &lane in &key_lanes {
+                lanes[lane as usize / 64] |= 1 << (lane % 64);
+            }
+            for (w, word) in lanes.iter_mut().enumerate() {
+                while *word != 0 {
+                    let lane = w * 64 + word.trailing_zeros() as usize;
+                    *word &= *word - 1;
+                    guard_of_lane[lane] = guards.len();
+                    guards.push(self.lanes.live()[lane].state.read());
+                }
             }
             located.clear();
             located.extend(
