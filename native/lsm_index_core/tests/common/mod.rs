@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests.
 
+pub mod batch;
 pub mod shapes;
 pub mod subquery_model;
 pub mod subquery_ops;
