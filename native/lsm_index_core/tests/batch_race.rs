@@ -6,8 +6,8 @@
 //! answer with the ghost is accepted: before and after are the same set). The churn keys
 //! it writes (each its own handle, added and removed) may hold their handle or not.
 //!
-//! With dropped handles pending, the same race deadlocks on current main: those tests are
-//! ignored until it is fixed (the cycle is described at the first of them).
+//! With dropped handles pending, the same race deadlocked until readers took the dead set
+//! with `read_recursive` (the cycle is described at the first of those tests).
 
 mod common;
 
@@ -255,17 +255,16 @@ fn batches_answer_the_same_while_overlays_freeze_and_lanes_compact() {
 }
 
 /// The race with drops pending: the reader then takes the dead-set read lock while it
-/// holds its lanes' read locks. It deadlocks on current main (in 8 of 20 runs; the
-/// three-thread tests below in 8 of 8; the stall guard then fails them after 60 s): a
+/// holds its lanes' read locks. With a plain `read` it deadlocked (in 8 of 20 runs; the
+/// three-thread tests below in 8 of 8; the stall guard then failed them after 60 s): a
 /// writer (`index/write.rs`, `write_lane_in`) holds the dead-set read lock while it
 /// upgrades its lane lock, so it waits for the reader's lane read lock; a dead-set writer
 /// (`drop_handle`, or a job's `purge_dead`) queues for the dead-set write lock behind the
 /// writer's read lock; and the reader's dead-set read lock queues behind that writer
 /// (parking_lot's `read` does not jump a waiting writer). Lane → dead set → lane: the
-/// single-key `lookup` takes the same locks in the same order.
+/// single-key `lookup` takes the same locks in the same order. Readers now take the dead
+/// set with `read_recursive`, which a held read lock (the writer's) does not block.
 #[test]
-#[ignore = "bug: deadlock: reader (lane read -> dead read) vs writer (dead read held while \
-            upgrading its lane lock) vs drop_handle/purge_dead (dead write queued)"]
 fn batches_answer_the_same_with_drops_pending_while_lanes_compact() {
     race(true);
 }
@@ -349,13 +348,11 @@ fn three_threads(batched: bool) {
 }
 
 #[test]
-#[ignore = "bug: deadlock, as batches_answer_the_same_with_drops_pending_while_lanes_compact"]
 fn a_batch_a_write_and_a_drop_keep_moving() {
     three_threads(true);
 }
 
 #[test]
-#[ignore = "bug: deadlock, as batches_answer_the_same_with_drops_pending_while_lanes_compact"]
 fn a_lookup_a_write_and_a_drop_keep_moving() {
     three_threads(false);
 }

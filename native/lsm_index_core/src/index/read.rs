@@ -34,7 +34,7 @@ impl Index {
         let (_, rejects) = if self.dead_pending.load(Ordering::Acquire) == 0 {
             st.resolve(fp, None, out)?
         } else {
-            st.resolve(fp, Some(&self.dead.read()), out)?
+            st.resolve(fp, Some(&self.dead.read_recursive()), out)?
         };
         drop(st);
         lane.lookups.record(out.len() > start, rejects);
@@ -56,7 +56,7 @@ impl Index {
         if self.dead_pending.load(Ordering::Acquire) == 0 {
             st.contains(fp, handle, None)
         } else {
-            st.contains(fp, handle, Some(&self.dead.read()))
+            st.contains(fp, handle, Some(&self.dead.read_recursive()))
         }
     }
 
@@ -75,7 +75,7 @@ impl Index {
         let mut out = Vec::new();
         for lane in self.lanes.live() {
             let st = lane.state.read();
-            let dead = self.dead.read();
+            let dead = self.dead.read_recursive();
             st.for_each_live(&dead, |fp, set| {
                 if set.binary_search(&handle).is_ok() {
                     out.push(fp);
@@ -132,7 +132,8 @@ impl Index {
                     .zip(&key_lanes)
                     .map(|(&fp, &lane)| (fp, guard_of_lane[lane as usize])),
             );
-            let dead = (self.dead_pending.load(Ordering::Acquire) != 0).then(|| self.dead.read());
+            let dead = (self.dead_pending.load(Ordering::Acquire) != 0)
+                .then(|| self.dead.read_recursive());
             batch::resolve_chunk(&guards, &located, dead.as_deref(), &mut batch)?;
             drop(dead);
             guards.clear();
@@ -151,7 +152,7 @@ impl Index {
         let mut total = 0i64;
         for lane in self.lanes.live() {
             let st = lane.state.upgradable_read();
-            let dead = self.dead.read();
+            let dead = self.dead.read_recursive();
             if st.live_gen == dead.generation() {
                 total += st.live;
                 continue;
