@@ -8,6 +8,7 @@ use crate::lane::LaneState;
 use crate::overlay::Entry;
 use crate::segment::Slots;
 use crate::version::SegmentRef;
+use smallvec::SmallVec;
 
 /// Handles of many keys from one [`crate::Index::lookup_many`] call, stored flat.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -20,6 +21,16 @@ impl Batch {
     /// Ends the next key's (empty) handle list: a key found nowhere.
     pub(crate) fn push_absent(&mut self) {
         self.ends.push(self.handles.len());
+    }
+
+    /// Ends the next key's handle list with what `fill` appends (a single lookup's).
+    pub(crate) fn push_from(
+        &mut self,
+        fill: impl FnOnce(&mut Vec<u32>) -> Result<()>,
+    ) -> Result<()> {
+        fill(&mut self.handles)?;
+        self.ends.push(self.handles.len());
+        Ok(())
     }
 
     /// An empty batch with room for `keys` keys.
@@ -82,8 +93,8 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
     dead: Option<&DeadHandles>,
     out: &mut Batch,
 ) -> Result<()> {
-    let mut found: Vec<Found<'_>> = Vec::with_capacity(keys.len());
-    let mut pending: Vec<usize> = Vec::with_capacity(keys.len());
+    let mut found: SmallVec<[Found<'_>; 16]> = SmallVec::with_capacity(keys.len());
+    let mut pending: SmallVec<[usize; 16]> = SmallVec::with_capacity(keys.len());
     for (i, &(fp, lane)) in keys.iter().enumerate() {
         let st = &*lanes[lane];
         match st.active.get(fp).or_else(|| st.frozen.as_ref()?.get(fp)) {
@@ -94,7 +105,7 @@ pub(crate) fn resolve_chunk<S: std::ops::Deref<Target = LaneState>>(
             }
         }
     }
-    let mut probes: Vec<Probe<'_>> = Vec::with_capacity(pending.len());
+    let mut probes: SmallVec<[Probe<'_>; 16]> = SmallVec::with_capacity(pending.len());
     let mut depth = 0;
     while !pending.is_empty() {
         probes.clear();

@@ -77,7 +77,7 @@ pub fn jump_hash(mut key: u64, buckets: u32) -> u32 {
 /// [`jump_hash`] of each of `keys`, appended to `out` (the same answers): the keys run in
 /// lockstep groups, so that their float divisions overlap and the loop's exit is one
 /// predictable branch per group instead of a mispredicted one per key (batched lookups).
-pub fn jump_hash_many(keys: &[u64], buckets: u32, out: &mut Vec<u32>) {
+pub fn jump_hash_many(keys: &[u64], buckets: u32, out: &mut impl Extend<u32>) {
     const GROUP: usize = 8;
     let n = i64::from(buckets);
     for chunk in keys.chunks(GROUP) {

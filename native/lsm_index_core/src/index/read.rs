@@ -7,10 +7,13 @@ use crate::batch::{self, Batch};
 use crate::error::Result;
 use crate::hash::jump_hash_many;
 use parking_lot::RwLockUpgradableReadGuard;
+use smallvec::{smallvec, SmallVec};
 use std::sync::atomic::Ordering;
 
 /// Keys per `lookup_many` chunk: bounds how long a batch holds its lanes' read locks.
 const LOOKUP_CHUNK: usize = 256;
+/// Keys a batch handles without allocating its working buffers.
+const SMALL: usize = 16;
 
 impl Index {
     /// `key`'s handles, sorted; empty when absent.
@@ -102,36 +105,44 @@ impl Index {
             }
             return Ok(batch);
         }
-        let n = keys.len().min(LOOKUP_CHUNK);
-        let mut fps: Vec<u64> = Vec::with_capacity(n);
-        let mut key_lanes: Vec<u32> = Vec::with_capacity(n);
-        // the chunk's lanes as a bitset: locked in ascending order without sorting
-        let mut lanes: Vec<u64> = vec![0; self.lanes.len().div_ceil(64)];
-        let mut located: Vec<(u64, usize)> = Vec::with_capacity(n);
-        let mut guard_of_lane = vec![0usize; self.lanes.len()];
-        let mut guards = Vec::with_capacity(n);
+        // a transaction of a single row: the single lookup (no chunk to stage)
+        if let [key] = keys {
+            batch.push_from(|out| self.lookup_into(key.as_ref(), out))?;
+            return Ok(batch);
+        }
+        // inline up to SMALL keys, so a small transaction allocates only its answer
+        let mut fps: SmallVec<[u64; SMALL]> = SmallVec::new();
+        let mut key_lanes: SmallVec<[u32; SMALL]> = SmallVec::new();
+        let mut located: SmallVec<[(u64, usize); SMALL]> = SmallVec::new();
+        let mut guards: SmallVec<[_; SMALL]> = SmallVec::new();
+        // the chunk's lanes as a bitset: locked in ascending order without sorting, a key's
+        // guard found by the rank of its lane's bit
+        let mut lanes: SmallVec<[u64; 4]> = smallvec![0; self.lanes.len().div_ceil(64)];
+        let mut below: SmallVec<[usize; 4]> = smallvec![0; lanes.len()];
         for chunk in keys.chunks(LOOKUP_CHUNK) {
             fps.clear();
             fps.extend(chunk.iter().map(|k| self.hasher.fingerprint(k.as_ref())));
             key_lanes.clear();
             jump_hash_many(&fps, self.config.lanes, &mut key_lanes);
+            lanes.iter_mut().for_each(|w| *w = 0);
             for &lane in &key_lanes {
                 lanes[lane as usize / 64] |= 1 << (lane % 64);
             }
-            for (w, word) in lanes.iter_mut().enumerate() {
-                while *word != 0 {
-                    let lane = w * 64 + word.trailing_zeros() as usize;
-                    *word &= *word - 1;
-                    guard_of_lane[lane] = guards.len();
+            for (w, &word) in lanes.iter().enumerate() {
+                below[w] = guards.len();
+                let mut bits = word;
+                while bits != 0 {
+                    let lane = w * 64 + bits.trailing_zeros() as usize;
+                    bits &= bits - 1;
                     guards.push(self.lanes.live()[lane].state.read());
                 }
             }
             located.clear();
-            located.extend(
-                fps.iter()
-                    .zip(&key_lanes)
-                    .map(|(&fp, &lane)| (fp, guard_of_lane[lane as usize])),
-            );
+            located.extend(fps.iter().zip(&key_lanes).map(|(&fp, &lane)| {
+                let (w, bit) = (lane as usize / 64, lane % 64);
+                let rank = (lanes[w] & ((1u64 << bit) - 1)).count_ones() as usize;
+                (fp, below[w] + rank)
+            }));
             let dead = (self.dead_pending.load(Ordering::Acquire) != 0)
                 .then(|| self.dead.read_recursive());
             batch::resolve_chunk(&guards, &located, dead.as_deref(), &mut batch)?;
