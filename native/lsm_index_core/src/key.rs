@@ -68,6 +68,25 @@ pub fn term_key(external: &[u8]) -> KeyBytes {
     tagged(TAG_TERM, external)
 }
 
+/// Appends the key bytes of an integer key to `out` (as [`int_key`]): a batch's keys laid
+/// end to end in one buffer.
+pub fn push_int_key(i: i64, out: &mut Vec<u8>) {
+    out.push(TAG_INT);
+    out.extend_from_slice(&i.to_be_bytes());
+}
+
+/// Appends the key bytes of a binary key to `out` (as [`binary_key`]).
+pub fn push_binary_key(bytes: &[u8], out: &mut Vec<u8>) {
+    out.push(TAG_BINARY);
+    out.extend_from_slice(bytes);
+}
+
+/// Appends the key bytes of another term to `out` (as [`term_key`]).
+pub fn push_term_key(external: &[u8], out: &mut Vec<u8>) {
+    out.push(TAG_TERM);
+    out.extend_from_slice(external);
+}
+
 /// Writes the column key of `value` in `column` to `out` (cleared first): the column id, then
 /// the value key (see the module doc). `column` < 2^16.
 pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
@@ -158,6 +177,16 @@ fn tagged(tag: u8, body: &[u8]) -> KeyBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushed_keys_are_the_keys() {
+        let mut out = Vec::new();
+        push_int_key(-7, &mut out);
+        push_binary_key(b"ab", &mut out);
+        push_term_key(b"cd", &mut out);
+        let want = [int_key(-7), binary_key(b"ab"), term_key(b"cd")].concat();
+        assert_eq!(out, want);
+    }
 
     #[test]
     fn encodings_are_fixed_and_distinct() {

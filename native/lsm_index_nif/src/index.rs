@@ -84,6 +84,21 @@ fn key_bytes(term: Term<'_>) -> NifResult<KeyBytes> {
     }
 }
 
+/// Appends `term`'s key bytes to `out` (as [`key_bytes`] gives them).
+fn push_key(term: Term<'_>, out: &mut Vec<u8>) -> NifResult<()> {
+    if let Ok(i) = term.decode::<i64>() {
+        key::push_int_key(i, out);
+    } else if let Ok(b) = term.decode::<Binary<'_>>() {
+        key::push_binary_key(b.as_slice(), out);
+    } else {
+        match term.decode::<(Atom, Binary<'_>)>() {
+            Ok((atom, b)) if atom == atoms::__lsm_term__() => key::push_term_key(b.as_slice(), out),
+            _ => return Err(rustler::Error::BadArg),
+        }
+    }
+    Ok(())
+}
+
 /// Creates an in-memory index from the options map `LsmIndex` validated (see `options`).
 #[rustler::nif]
 fn index_new<'a>(env: Env<'a>, opts: Term<'a>) -> NifResult<Term<'a>> {
@@ -247,14 +262,25 @@ fn index_remove_many_dirty<'a>(
 
 fn lookup_many<'a>(env: Env<'a>, r: &IndexResource, keys: Term<'a>) -> NifResult<Term<'a>> {
     let started = Instant::now();
-    let list: Vec<Term<'a>> = keys.decode()?;
-    let encoded = list
-        .into_iter()
-        .map(key_bytes)
-        .collect::<NifResult<Vec<_>>>()?;
+    // the keys' bytes end to end in one buffer: no allocation per key
+    let mut bytes = Vec::new();
+    let mut ends = Vec::new();
+    for term in keys.into_list_iterator()? {
+        push_key(term, &mut bytes)?;
+        ends.push(bytes.len());
+    }
+    let mut start = 0;
+    let slices: Vec<&[u8]> = ends
+        .iter()
+        .map(|&end| {
+            let key = &bytes[start..end];
+            start = end;
+            key
+        })
+        .collect();
     let lists = r
         .index
-        .lookup_many(&encoded)
+        .lookup_many(&slices)
         .map(|batch| handle_lists(env, &batch));
     consume(env, started);
     Ok(reply(env, lists))
