@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests.
 
+pub mod arrays;
+pub mod ordered;
 pub mod shapes;
 pub mod subquery_model;
 pub mod subquery_ops;
