@@ -4,13 +4,15 @@
 //! shapes are candidates) and of unknown ones (misses). `cargo run --release -p
 //! lsm_index_core --example router_memory [N] [batch] [SECONDS]` (`batch`: in
 //! `Router::add_shapes` calls of 100,000 shapes; SECONDS: of routing each kind, default 2 —
-//! long enough to `perf record` it).
+//! long enough to `perf record` it; a fourth argument `miss` or `batch-miss` routes only
+//! misses, one by one or batched). Each kind is timed one by one (`Reader::route`) and
+//! batched (`Reader::route_batch`, 100 rows a call), hits, misses and a 1%-hit stream.
 
 #[path = "common/todos.rs"]
 mod todos;
 
 use lsm_index_core::predicate::CaseFolding;
-use lsm_index_core::router::{Change, Router};
+use lsm_index_core::router::{Change, Router, Routes};
 use lsm_index_core::Config;
 use std::time::Instant;
 
@@ -76,18 +78,39 @@ fn main() {
         .nth(3)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2.0);
-    let (hit, hit_candidates) = route_for(&r, seconds, |k| k % users);
-    let (miss, _) = route_for(&r, seconds, |k| users + k % users);
-    println!(
-        "route: hit {hit:.0} ns ({hit_candidates:.1} candidates: {:.0} ns each beyond a miss), \
-         miss {miss:.0} ns",
-        (hit - miss) / hit_candidates.max(1e-9)
-    );
+    // `miss`: only misses (to `perf record` them), one by one or batched
+    let only = std::env::args().nth(4).unwrap_or_default();
+    for batched in [false, true] {
+        let how = if batched { "route_batch" } else { "route" };
+        if only == "miss" || only == "batch-miss" {
+            if batched == (only == "batch-miss") {
+                let (miss, _) = route_for(&r, seconds, batched, |k| users + k % users);
+                println!("{how}: miss {miss:.0} ns");
+            }
+            continue;
+        }
+        let (hit, hit_candidates) = route_for(&r, seconds, batched, |k| k % users);
+        let (miss, _) = route_for(&r, seconds, batched, |k| users + k % users);
+        // 1% hits: one row in a hundred of a known user
+        let (one, _) = route_for(&r, seconds, batched, |k| {
+            if k % 100 == 0 {
+                k % users
+            } else {
+                users + k % users
+            }
+        });
+        println!(
+            "{how}: hit {hit:.0} ns ({hit_candidates:.1} candidates: {:.0} ns each beyond a \
+             miss), miss {miss:.0} ns, 1% hits {one:.0} ns per change",
+            (hit - miss) / hit_candidates.max(1e-9)
+        );
+    }
 }
 
 /// Nanoseconds per routed insert of a 10-column row whose user is `user(k)` for the k-th row,
-/// over about `seconds`, and candidates per row.
-fn route_for(r: &Router, seconds: f64, user: impl Fn(u32) -> u32) -> (f64, f64) {
+/// over about `seconds`, and candidates per row; `batched`: 100 rows per
+/// `Reader::route_batch`, else one `Reader::route` each.
+fn route_for(r: &Router, seconds: f64, batched: bool, user: impl Fn(u32) -> u32) -> (f64, f64) {
     // rows made up front: 4,096 users in a scattered order (their groups not in cache)
     let rows: Vec<Vec<Option<Vec<u8>>>> = (0..4096u32)
         .map(|k| {
@@ -111,15 +134,21 @@ fn route_for(r: &Router, seconds: f64, user: impl Fn(u32) -> u32) -> (f64, f64) 
         .iter()
         .map(|row| row.iter().map(|c| c.as_deref()).collect())
         .collect();
+    let changes: Vec<Change> = cells.iter().map(|c| Change::Insert(c)).collect();
     let before = r.metrics().candidates;
     let mut out = Vec::new();
+    let mut routes = Routes::default();
     let (mut routed, start) = (0u64, Instant::now());
     while start.elapsed().as_secs_f64() < seconds {
         // a reader per 100 rows, as `route_many` batches
-        for batch in cells.chunks(100) {
+        for batch in changes.chunks(100) {
             let mut reader = r.reader();
-            for row in batch {
-                reader.route(&Change::Insert(row), &mut out).expect("route");
+            if batched {
+                reader.route_batch(batch, &mut routes).expect("route");
+            } else {
+                for change in batch {
+                    reader.route(change, &mut out).expect("route");
+                }
             }
         }
         routed += cells.len() as u64;

@@ -95,16 +95,38 @@ pub fn column_key(column: usize, value: &Value, out: &mut ColumnKey) {
     value_key(value, out);
 }
 
-/// Appends the value key of `value` to `out`: a type tag, then the canonical value bytes (see
-/// the module doc), so values equal in SQL have equal keys whatever text they were read from.
-pub fn value_key(value: &Value, out: &mut ColumnKey) {
+/// Appends the column key of `value` in `column` to `out` (the bytes [`column_key`] writes):
+/// a fixed-width value's straight from the stack, another's through `scratch`. How a batch
+/// of probes (`router::route_batch`) lays its keys end to end.
+pub fn append_column_key(column: usize, value: &Value, out: &mut Vec<u8>, scratch: &mut ColumnKey) {
+    let mut key = [0; 2 + FIXED_KEY];
+    let Some(len) = fixed_value_key(value, &mut key[2..]) else {
+        column_key(column, value, scratch);
+        out.extend_from_slice(scratch);
+        return;
+    };
+    key[..2].copy_from_slice(&(column as u16).to_le_bytes());
+    // the whole buffer, cut back: a copy of a constant length, inlined
+    let end = out.len() + 2 + len;
+    out.extend_from_slice(&key);
+    out.truncate(end);
+}
+
+/// Bytes of the longest fixed-width value key (a uuid's: tag and 16 bytes).
+const FIXED_KEY: usize = 17;
+
+/// Writes the value key of a fixed-width value (every kind but text, numeric and arrays) to
+/// the front of `out`; its length.
+#[inline]
+fn fixed_value_key(value: &Value, out: &mut [u8]) -> Option<usize> {
+    fn put<const N: usize>(out: &mut [u8], tag: u8, body: [u8; N]) -> Option<usize> {
+        out[0] = tag;
+        out[1..=N].copy_from_slice(&body);
+        Some(N + 1)
+    }
     match value {
-        Value::Int(i) => {
-            out.push(1);
-            out.extend_from_slice(&i.to_le_bytes());
-        }
+        Value::Int(i) => put(out, 1, i.to_le_bytes()),
         Value::Float(f) => {
-            out.push(2);
             // one key per SQL value: every NaN is NaN, and -0 is 0
             let bits = if f.is_nan() {
                 f64::NAN.to_bits()
@@ -113,40 +135,35 @@ pub fn value_key(value: &Value, out: &mut ColumnKey) {
             } else {
                 f.to_bits()
             };
-            out.extend_from_slice(&bits.to_le_bytes());
+            put(out, 2, bits.to_le_bytes())
         }
-        Value::Bool(b) => out.extend_from_slice(&[3, u8::from(*b)]),
+        Value::Bool(b) => put(out, 3, [u8::from(*b)]),
+        Value::Uuid(u) => put(out, 5, u.to_le_bytes()),
+        Value::Date(d) => put(out, 7, d.to_le_bytes()),
+        Value::Time(t) => put(out, 8, t.to_le_bytes()),
+        Value::Timestamp(t) => put(out, 9, t.to_le_bytes()),
+        Value::Timestamptz(t) => put(out, 10, t.to_le_bytes()),
+        Value::Enum(i) => put(out, 11, i.to_le_bytes()),
+        Value::Text(_) | Value::Numeric(_) | Value::Array(_) => None,
+    }
+}
+
+/// Appends the value key of `value` to `out`: a type tag, then the canonical value bytes (see
+/// the module doc), so values equal in SQL have equal keys whatever text they were read from.
+pub fn value_key(value: &Value, out: &mut ColumnKey) {
+    let mut key = [0; FIXED_KEY];
+    if let Some(len) = fixed_value_key(value, &mut key) {
+        out.extend_from_slice(&key[..len]);
+        return;
+    }
+    match value {
         Value::Text(s) => {
             out.push(4);
             out.extend_from_slice(s.as_bytes());
         }
-        Value::Uuid(u) => {
-            out.push(5);
-            out.extend_from_slice(&u.to_le_bytes());
-        }
         Value::Numeric(n) => {
             out.push(6);
             n.key_bytes(out);
-        }
-        Value::Date(d) => {
-            out.push(7);
-            out.extend_from_slice(&d.to_le_bytes());
-        }
-        Value::Time(t) => {
-            out.push(8);
-            out.extend_from_slice(&t.to_le_bytes());
-        }
-        Value::Timestamp(t) => {
-            out.push(9);
-            out.extend_from_slice(&t.to_le_bytes());
-        }
-        Value::Timestamptz(t) => {
-            out.push(10);
-            out.extend_from_slice(&t.to_le_bytes());
-        }
-        Value::Enum(i) => {
-            out.push(11);
-            out.extend_from_slice(&i.to_le_bytes());
         }
         Value::Array(items) => {
             out.push(12);
@@ -164,6 +181,8 @@ pub fn value_key(value: &Value, out: &mut ColumnKey) {
                 out[at..at + 4].copy_from_slice(&len.to_le_bytes());
             }
         }
+        // fixed-width: above
+        _ => {}
     }
 }
 
@@ -204,6 +223,10 @@ mod tests {
         let key = |column: usize, value: Value| {
             let mut k = ColumnKey::new();
             column_key(column, &value, &mut k);
+            // appended end to end, the same bytes
+            let mut appended = b"before".to_vec();
+            append_column_key(column, &value, &mut appended, &mut ColumnKey::new());
+            assert_eq!(&appended[6..], k.as_slice(), "{value:?}");
             k.to_vec()
         };
         let neg2 = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];

@@ -55,6 +55,12 @@ impl Presence {
         self.blocks[block] & bits == bits
     }
 
+    /// Starts loading the block `hash` probes (a batch asks a pass before it tests).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        crate::prefetch::prefetch_word(&self.blocks, (hash & self.mask) as usize);
+    }
+
     #[inline]
     fn locate(&self, hash: u64) -> (usize, u64) {
         let block = (hash & self.mask) as usize;
@@ -90,6 +96,12 @@ impl LiveKeys {
     #[inline]
     pub fn may_contain(&self, hash: u64) -> bool {
         self.filter.may_contain(hash)
+    }
+
+    /// Starts loading the block of `hash` (see [`Presence::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, hash: u64) {
+        self.filter.prefetch(hash);
     }
 
     /// Adds a published shape's key hashes, first rebuilding the filter if they would

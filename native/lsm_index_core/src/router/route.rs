@@ -10,6 +10,7 @@ use super::bits::{bitset_words, set_bit, Bits};
 use super::evaluate::{run_found, run_group, takes, How, Tally};
 use super::metrics::Counts;
 use super::probe::{found_through, probed};
+use super::route_batch::{Planned, Routes};
 use super::row::{ParsedRow, ParsedRows, Row, RowCells, RowText};
 use super::shapes::{slot_key, State};
 use super::views::Views;
@@ -23,15 +24,15 @@ use std::time::Instant;
 
 /// Routes changes against one view of a router's shapes (see [`Router::reader`]).
 pub struct Reader<'r> {
-    router: &'r Router,
-    state: RwLockReadGuard<'r, State>,
-    scratch: Scratch,
+    pub(super) router: &'r Router,
+    pub(super) state: RwLockReadGuard<'r, State>,
+    pub(super) scratch: Scratch,
     rows: ParsedRows,
     /// Routes made through this reader (every `TIMING_SAMPLE`th is timed, the first one
     /// included).
     routed: u32,
     /// When the last timed route ended.
-    last: Option<Instant>,
+    pub(super) last: Option<Instant>,
 }
 
 /// One route in this many through a reader is timed (two clock reads, ~33 ns each on this
@@ -68,6 +69,8 @@ pub(super) struct Scratch {
     pub(super) view_candidates: Vec<u32>,
     /// Groups found through ranges and literals.
     pub(super) ordered_candidates: Vec<u32>,
+    /// A batch's probes, made before its routes (`route_batch`); off for single routes.
+    pub(super) planned: Planned,
 }
 
 impl Scratch {
@@ -213,15 +216,14 @@ impl Router {
         self.reader().route(change, out)
     }
 
-    /// [`Router::route`] for each change, in one call (one transaction).
+    /// [`Router::route`] for each change, in one call (one transaction), appended to `outs`:
+    /// [`Reader::route_batch`] (on an error, the changes of the chunks before it are there).
     pub fn route_many(&self, changes: &[Change], outs: &mut Vec<Vec<u32>>) -> Result<()> {
         let mut reader = self.reader();
-        for change in changes {
-            let mut out = Vec::new();
-            reader.route(change, &mut out)?;
-            outs.push(out);
-        }
-        Ok(())
+        let mut routes = Routes::default();
+        let r = reader.route_batch(changes, &mut routes);
+        outs.extend(routes.iter().map(<[u32]>::to_vec));
+        r
     }
 
     /// A reader for routing several changes against one view of the shapes (it holds the
@@ -237,7 +239,9 @@ impl Router {
         }
     }
 
-    fn route_in(
+    /// Routes `change` into `out` (cleared first), its rows parsed into `rows` (a batch's
+    /// route takes its probes' candidates from `scratch.planned`).
+    pub(super) fn route_in(
         &self,
         st: &State,
         change: ChangeCells<'_, '_>,
@@ -262,18 +266,7 @@ impl Router {
                 self.route_row(st, &mut row, None, out, scratch, views)?;
                 scratch.count_unparseable(&row);
                 let mut row = Row::new(&mut rows.new, new, columns)?.after(old);
-                // what changed: the probed columns' text compared now (their old candidates
-                // are reused when it is the same); the others' only when a group reading them
-                // is about to run (`run_group`, `takes`), "changed" until then
-                let mut changed: Bits = smallvec::smallvec![0; bitset_words(columns.len())];
-                for &c in &st.referenced {
-                    set_bit(&mut changed, c);
-                }
-                for c in probed(st) {
-                    if !row.differs(c)? {
-                        changed[c / 64] &= !(1 << (c % 64));
-                    }
-                }
+                let changed = changed_columns(st, &mut row)?;
                 self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
                 scratch.count_unparseable(&row);
             }
@@ -283,11 +276,10 @@ impl Router {
         Ok(())
     }
 
-    /// Parses the columns the route of `row` probes (index slots' and view tuples', those
-    /// in `changed` for an update's new row: the others reuse the old row's candidates) and
-    /// routes `row` to every shape found through one whose text does not parse (the shape
-    /// could have been found through any value; found through another column, a shape is
-    /// routed only when it is a candidate or scanned: see `run_group`).
+    /// Parses the columns the route of `row` probes (see [`parse_probed`]) and routes
+    /// `row` to every shape found through one whose text does not parse (the shape could
+    /// have been found through any value; found through another column, a shape is routed
+    /// only when it is a candidate or scanned: see `run_group`).
     fn probed_columns(
         &self,
         st: &State,
@@ -295,16 +287,7 @@ impl Router {
         changed: Option<&[u64]>,
         out: &mut Vec<u32>,
     ) -> Result<()> {
-        for c in probed(st) {
-            if changed.is_none_or(|ch| bit(ch, c)) {
-                row.parse_column(c)?;
-            }
-        }
-        // an update's new row is looked up in the ordered indexes again (their candidates
-        // are not kept from the old row), so the columns their shapes read are always read
-        for c in st.ordered_reads() {
-            row.parse_column(c)?;
-        }
+        parse_probed(st, row, changed)?;
         if row.any_bad() {
             // rare: a scan
             for (_, group) in st.groups.iter() {
@@ -353,7 +336,11 @@ impl Router {
                     .map_or(&[][..], |(_, ids)| ids.as_slice())
             } else {
                 let Some(v) = row.value(c) else { continue };
-                self.probe(st, slot, key, v, scratch, &mut found)?;
+                if scratch.planned.on {
+                    scratch.planned.take_into(&mut found);
+                } else {
+                    self.probe(st, slot, key, v, scratch, &mut found)?;
+                }
                 &found
             };
             run_found(st, candidates, row, &how, scratch, out, &mut tally)?;
@@ -404,4 +391,41 @@ impl Router {
         scratch.counts.evaluations_saved += tally.saved;
         Ok(())
     }
+}
+
+/// What changed in an update, `row` its new row (see [`Row::after`]): the probed columns'
+/// text is compared now (their old candidates are reused when it is the same); the other
+/// referenced columns' only when a group reading them is about to run (`run_group`,
+/// `takes`), "changed" until then.
+pub(super) fn changed_columns(st: &State, row: &mut Row<'_, '_>) -> Result<Bits> {
+    let mut changed: Bits = smallvec::smallvec![0; bitset_words(st.columns.len())];
+    for &c in &st.referenced {
+        set_bit(&mut changed, c);
+    }
+    for c in probed(st) {
+        if !row.differs(c)? {
+            changed[c / 64] &= !(1 << (c % 64));
+        }
+    }
+    Ok(changed)
+}
+
+/// Parses the columns the route of `row` probes: index slots' and view tuples', those in
+/// `changed` for an update's new row (the others reuse the old row's candidates), and the
+/// columns shapes found through an ordered index read (an update's new row is looked up in
+/// the ordered indexes again: their candidates are not kept from the old row).
+pub(super) fn parse_probed(
+    st: &State,
+    row: &mut Row<'_, '_>,
+    changed: Option<&[u64]>,
+) -> Result<()> {
+    for c in probed(st) {
+        if changed.is_none_or(|ch| bit(ch, c)) {
+            row.parse_column(c)?;
+        }
+    }
+    for c in st.ordered_reads() {
+        row.parse_column(c)?;
+    }
+    Ok(())
 }

@@ -245,6 +245,20 @@ fn clear(bits: &mut [u64]) {
 /// Parses Postgres text into `slot`; false if it is not a value of `ty` (or not UTF-8).
 /// A text value reuses the buffer already in the slot.
 fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
+    // a key column's usual text: a short plain integer
+    if ty.is_integer() {
+        if let Some(i) = plain_int(text) {
+            if ty.int(i).is_none() {
+                return false;
+            }
+            // in place: no move of a whole value
+            match slot {
+                Some(Value::Int(v)) => *v = i,
+                _ => *slot = Some(Value::Int(i)),
+            }
+            return true;
+        }
+    }
     let Ok(text) = std::str::from_utf8(text) else {
         return false;
     };
@@ -261,5 +275,73 @@ fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
             }
             None => false,
         },
+    }
+}
+
+/// The integer of `text` when it is at most 18 ASCII digits after an optional sign (no white
+/// space): `ColumnType::parse`'s answer for such text, without its general path; `None` for
+/// any other text, which takes that path.
+#[inline]
+fn plain_int(text: &[u8]) -> Option<i64> {
+    let (negative, digits) = match text {
+        [b'-', rest @ ..] => (true, rest),
+        [b'+', rest @ ..] => (false, rest),
+        _ => (false, text),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        // 18 digits: below i64::MAX, no overflow
+        v = v * 10 + i64::from(d);
+    }
+    Some(if negative { -v } else { v })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    proptest::proptest! {
+        /// The short path reads integer text exactly as the general one.
+        #[test]
+        fn plain_ints_parse_as_the_general_path(
+            text in "[-+ ]?[0-9+-]{0,20}",
+            ty in 0..3usize,
+        ) {
+            let ty = [ColumnType::Int2, ColumnType::Int4, ColumnType::Int8][ty].clone();
+            if let Some(i) = plain_int(text.as_bytes()) {
+                proptest::prop_assert_eq!(ty.int(i), ty.parse(&text));
+            }
+            let mut slot = None;
+            let parsed = parse_into(&ty, text.as_bytes(), &mut slot);
+            proptest::prop_assert_eq!(parsed, ty.parse(&text).is_some());
+            proptest::prop_assert_eq!(slot.filter(|_| parsed), ty.parse(&text));
+        }
+    }
+
+    #[test]
+    fn plain_ints_at_the_edges() {
+        let longest = "999999999999999999";
+        assert_eq!(plain_int(longest.as_bytes()), Some(999_999_999_999_999_999));
+        assert_eq!(plain_int(b"9223372036854775807"), None); // 19 digits: the general path
+        assert_eq!(plain_int(b"-0"), Some(0));
+        assert_eq!(plain_int(b"+7"), Some(7));
+        for text in ["", "-", "+", " 7", "7 ", "1.0", "0x1"] {
+            assert_eq!(plain_int(text.as_bytes()), None, "{text:?}");
+        }
+        let mut slot = None;
+        assert!(!parse_into(&ColumnType::Int2, b"40000", &mut slot));
+        assert!(parse_into(
+            &ColumnType::Int8,
+            b"9223372036854775807",
+            &mut slot
+        ));
+        assert_eq!(slot, Some(Value::Int(i64::MAX)));
     }
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 
+pub mod arrays;
 pub mod batch;
+pub mod ordered;
 pub mod shapes;
 pub mod subquery_model;
 pub mod subquery_ops;

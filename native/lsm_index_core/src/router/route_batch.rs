@@ -1,0 +1,474 @@
+//! The batched read path ([`Reader::route_batch`]): a transaction's changes routed in
+//! phases over a chunk of them, so that the presence filter's and the index's cache misses
+//! of many changes overlap, and a change that finds nothing costs its probes and no more:
+//!
+//! ```text
+//! chunk of ≤ 64 changes
+//!  [A] plan    per row: parse the probed columns (`parse_probed`, as a route does); per
+//!              index slot with a value (`route_row`'s order, an update's new row only where
+//!              its text changed): its keys — the column key, `lower`/`upper` of it, each
+//!              array element — and their presence hashes, each filter block prefetched
+//!  [B] test    every key against the presence filter (its block loaded by now)
+//!  [C] lookup  the keys that passed, in one `Index::lookup_many` (`lookup_into` for one)
+//!  [D] route   a change with candidates, with a probed value that did not parse, a
+//!              truncate, or any change of a router with ordered or scanned shapes: the
+//!              route of one change (`route_in`), its probes answered from [C] (`Planned`);
+//!              every other change affects no shape
+//! ```
+//!
+//! [D] parses a routed change's probed columns again (~10 ns each): keeping every change's
+//! parsed row from [A] to [D] cost more in a miss-heavy batch than it saves (a 64-change
+//! chunk's rows are ~90 KB to start and move). The batch's buffers are kept per thread
+//! between calls (a reader lives for one NIF call).
+//!
+//! The answers are those of [`Reader::route`] change by change (`tests/router_route_batch.rs`
+//! holds it to that): [A] makes exactly the probes `route_row` would make, in its order, and
+//! [D] is `route_row` itself. The metrics count as one by one, but for the latency histogram:
+//! one sample per chunk, its mean per change. Subquery views are not batched: a router over
+//! several tables routes its changes one at a time (`subqueries`, `linked_route`).
+
+use super::bits::bit;
+use super::probe::probed;
+use super::route::{changed_columns, Reader};
+use super::row::{ParsedRows, Row};
+use super::shapes::{slot_key, State};
+use super::{key_hasher, Change, ChangeCells};
+use crate::key::{append_column_key, ColumnKey};
+use crate::predicate::Value;
+use crate::Result;
+use std::cell::RefCell;
+use std::time::Instant;
+
+/// Changes planned together: their probes' filter blocks are asked for a pass before they are
+/// tested (64 lines in flight at most), and one `lookup_many` takes their passes.
+const CHUNK: usize = 64;
+
+/// The answers of a batch of changes ([`Reader::route_batch`]): each change's sorted shape
+/// ids, stored flat.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Routes {
+    ids: Vec<u32>,
+    ends: Vec<usize>,
+}
+
+impl Routes {
+    /// Changes answered.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether no change was answered.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The sorted ids of the shapes the `i`-th change affects.
+    pub fn get(&self, i: usize) -> &[u32] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.ids[start..self.ends[i]]
+    }
+
+    /// Each change's ids, in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u32]> {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// Forgets every answer (keeps the buffers).
+    pub fn clear(&mut self) {
+        self.ids.clear();
+        self.ends.clear();
+    }
+
+    fn push(&mut self, ids: &[u32]) {
+        self.ids.extend_from_slice(ids);
+        self.ends.push(self.ids.len());
+    }
+}
+
+/// The candidates of a batched change's probes, found before it is routed: per probe (an
+/// index slot with a value, in the order `route_row` meets them), its span of `handles`.
+#[derive(Default)]
+pub(super) struct Planned {
+    /// Whether `route_row` takes its probes' candidates from here.
+    pub(super) on: bool,
+    /// Every probe's candidates, flat.
+    pub(super) handles: Vec<u32>,
+    /// Per probe of the batch: its candidates in `handles`.
+    pub(super) spans: Vec<(u32, u32)>,
+    /// The next probe's span.
+    pub(super) next: usize,
+}
+
+impl Planned {
+    /// Appends the next probe's candidates to `found`.
+    pub(super) fn take_into(&mut self, found: &mut Vec<u32>) {
+        if let Some(&(start, end)) = self.spans.get(self.next) {
+            found.extend_from_slice(&self.handles[start as usize..end as usize]);
+        }
+        debug_assert!(
+            self.next < self.spans.len(),
+            "a probe the batch did not plan"
+        );
+        self.next += 1;
+    }
+}
+
+/// A batch's buffers, reused from chunk to chunk and from call to call (per thread).
+#[derive(Default)]
+struct BatchScratch {
+    /// The rows of the change being planned or routed.
+    rows: ParsedRows,
+    plan: ProbePlan,
+    /// The probes' candidates, lent to the reader's scratch while a batch routes.
+    planned: Planned,
+    /// One change's answer in [D].
+    out: Vec<u32>,
+}
+
+thread_local! {
+    /// The last batch's buffers on this thread (a NIF call's reader is new each call).
+    static SCRATCH: RefCell<Option<Box<BatchScratch>>> = const { RefCell::new(None) };
+}
+
+/// Candidates a thread's batch buffers keep room for between calls (a batch that found more,
+/// a wide fan-out, gives the excess back).
+const KEPT_HANDLES: usize = 1 << 16;
+
+impl BatchScratch {
+    /// Gives back what a batch of unusual size left.
+    fn trim(&mut self) {
+        for v in [
+            &mut self.plan.handles,
+            &mut self.planned.handles,
+            &mut self.out,
+        ] {
+            if v.capacity() > KEPT_HANDLES {
+                *v = Vec::new();
+            }
+        }
+    }
+}
+
+/// The probes of a chunk ([A]) and what they found ([B], [C]).
+#[derive(Default)]
+struct ProbePlan {
+    /// Per change: where its probes end in `probes`, and whether [D] must route it whatever
+    /// they find.
+    changes: Vec<(u32, bool)>,
+    /// Per probe: where its keys end in `keys`, and whether its candidates are sorted and
+    /// deduplicated (an array's elements: a shape found through two is one candidate).
+    probes: Vec<(u32, bool)>,
+    keys: Vec<Key>,
+    /// The keys' bytes, flat.
+    key_bytes: Vec<u8>,
+    /// The keys the presence filter let through (indexes into `keys`).
+    passing: Vec<u32>,
+    /// What the passing keys found, flat.
+    handles: Vec<u32>,
+    key: ColumnKey,
+    /// A text value lower- or upper-cased for a `lower(col)` slot's key.
+    folded: String,
+    /// The columns a route probes (`route::probed`, each once) and those it parses for the
+    /// ordered indexes (`State::ordered_reads`): `parse_probed`'s, listed once per batch.
+    probed: Vec<usize>,
+    ordered_reads: Vec<usize>,
+}
+
+/// A probe's key: its bytes in `key_bytes`, its presence hash, its candidates in `handles`.
+#[derive(Clone, Copy)]
+struct Key {
+    bytes: (u32, u32),
+    hash: u64,
+    found: (u32, u32),
+}
+
+impl ProbePlan {
+    /// Lists the columns routes of `st` parse first.
+    fn start(&mut self, st: &State) {
+        self.probed.clear();
+        self.probed.extend(probed(st));
+        self.probed.sort_unstable();
+        self.probed.dedup();
+        self.ordered_reads.clear();
+        self.ordered_reads.extend(st.ordered_reads());
+    }
+
+    /// `parse_probed` of `row`, from the lists of `start`.
+    fn parse(&self, row: &mut Row<'_, '_>, changed: Option<&[u64]>) -> Result<()> {
+        for &c in &self.probed {
+            if changed.is_none_or(|ch| bit(ch, c)) {
+                row.parse_column(c)?;
+            }
+        }
+        for &c in &self.ordered_reads {
+            row.parse_column(c)?;
+        }
+        Ok(())
+    }
+
+    fn clear(&mut self) {
+        self.changes.clear();
+        self.probes.clear();
+        self.keys.clear();
+        self.key_bytes.clear();
+        self.passing.clear();
+        self.handles.clear();
+    }
+
+    /// [A] for one change: its rows parsed into `rows` as a route parses them, and its probes
+    /// planned. Whether [D] must route it whatever its probes find (a truncate, or a probed
+    /// value that did not parse).
+    fn change(&mut self, st: &State, change: &Change, rows: &mut ParsedRows) -> Result<bool> {
+        let columns = &st.columns[..];
+        match *change {
+            Change::Truncate => Ok(true),
+            Change::Insert(text) | Change::Delete(text) => {
+                let mut cells = text;
+                let mut row = Row::new(&mut rows.old, &mut cells, columns)?;
+                self.parse(&mut row, None)?;
+                self.row(st, &row, None);
+                Ok(row.any_bad())
+            }
+            Change::Update(old, new) => {
+                let (mut old, mut new) = (old, new);
+                // both rows checked before either is read, as `route_in` does
+                Row::new(&mut rows.new, &mut new, columns)?;
+                let mut row = Row::new(&mut rows.old, &mut old, columns)?;
+                self.parse(&mut row, None)?;
+                self.row(st, &row, None);
+                let bad = row.any_bad();
+                let mut row = Row::new(&mut rows.new, &mut new, columns)?.after(&mut old);
+                let changed = changed_columns(st, &mut row)?;
+                self.parse(&mut row, Some(&changed))?;
+                self.row(st, &row, Some(&changed));
+                Ok(bad || row.any_bad())
+            }
+        }
+    }
+
+    /// The probes `route_row` makes of `row` (see `Router::probe`): per index slot, unless
+    /// the row is an update's new row whose column did not change (the old row's candidates
+    /// are reused) or the value is NULL.
+    fn row(&mut self, st: &State, row: &Row<'_, '_>, changed: Option<&[u64]>) {
+        for &(slot, _) in &st.indexed_on {
+            let key = slot_key(slot);
+            if changed.is_some_and(|ch| !bit(ch, key.column)) {
+                continue;
+            }
+            let Some(v) = row.value(key.column) else {
+                continue;
+            };
+            let dedup = match (key.element, key.func, v) {
+                (true, _, Value::Array(elements)) => {
+                    for e in elements.iter().flatten() {
+                        self.key(st, slot, e);
+                    }
+                    elements.len() > 1
+                }
+                (false, None, v) => {
+                    self.key(st, slot, v);
+                    false
+                }
+                (false, Some(f), Value::Text(text)) => {
+                    let mut folded = Value::Text(std::mem::take(&mut self.folded));
+                    if let Value::Text(buf) = &mut folded {
+                        f.fold_into(text, buf);
+                    }
+                    self.key(st, slot, &folded);
+                    if let Value::Text(buf) = folded {
+                        self.folded = buf;
+                    }
+                    false
+                }
+                _ => false,
+            };
+            self.probes.push((self.keys.len() as u32, dedup));
+        }
+    }
+
+    /// Plans the key of `v` in `slot`, its presence filter block asked for now.
+    fn key(&mut self, st: &State, slot: usize, v: &Value) {
+        let start = self.key_bytes.len();
+        append_column_key(slot, v, &mut self.key_bytes, &mut self.key);
+        let hash = key_hasher().hash_one(&self.key_bytes[start..]);
+        st.presence.prefetch(hash);
+        self.keys.push(Key {
+            bytes: (start as u32, self.key_bytes.len() as u32),
+            hash,
+            found: (0, 0),
+        });
+    }
+
+    fn key_bytes(&self, k: u32) -> &[u8] {
+        let (start, end) = self.keys[k as usize].bytes;
+        &self.key_bytes[start as usize..end as usize]
+    }
+}
+
+impl Reader<'_> {
+    /// [`Reader::route`] of each change, in order, into `routes` (cleared first): the same
+    /// answers, routed in phases over chunks of changes (see the module doc). On an error,
+    /// the changes before it that `routes` holds are those of the chunks before its own,
+    /// and of its own before it when the error is the change's (its column count).
+    pub fn route_batch(&mut self, changes: &[Change], routes: &mut Routes) -> Result<()> {
+        routes.clear();
+        self.router.check_open()?;
+        let mut b = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
+        std::mem::swap(&mut self.scratch.planned, &mut b.planned);
+        b.plan.start(&self.state);
+        let mut r = Ok(());
+        for chunk in changes.chunks(CHUNK) {
+            r = self.route_chunk(chunk, &mut b, routes);
+            if r.is_err() {
+                break;
+            }
+        }
+        std::mem::swap(&mut self.scratch.planned, &mut b.planned);
+        b.trim();
+        SCRATCH.with(|s| *s.borrow_mut() = Some(b));
+        r
+    }
+
+    fn route_chunk(
+        &mut self,
+        chunk: &[Change],
+        b: &mut BatchScratch,
+        routes: &mut Routes,
+    ) -> Result<()> {
+        let started = Instant::now();
+        let st: &State = &self.state;
+        let p = &mut b.plan;
+        p.clear();
+        // [A]
+        let mut failed = None;
+        for change in chunk {
+            match p.change(st, change, &mut b.rows) {
+                Ok(full) => p.changes.push((p.probes.len() as u32, full)),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        // [B]
+        let counts = &mut self.scratch.counts;
+        for (k, key) in p.keys.iter().enumerate() {
+            if st.presence.may_contain(key.hash) {
+                p.passing.push(k as u32);
+            }
+        }
+        counts.presence_probes += p.keys.len() as u64;
+        counts.presence_passes += p.passing.len() as u64;
+        // [C]
+        if let (Some(index), false) = (self.router.index.get(), p.passing.is_empty()) {
+            // one key: the single lookup (its prefilter, no batch set-up); more: their
+            // misses overlap (all hits at 1M shapes: ~5-10% less per change than one by one)
+            if let [k] = p.passing[..] {
+                let start = p.handles.len() as u32;
+                let (s, e) = p.keys[k as usize].bytes;
+                index.lookup_into(&p.key_bytes[s as usize..e as usize], &mut p.handles)?;
+                p.keys[k as usize].found = (start, p.handles.len() as u32);
+            } else {
+                let keys: Vec<&[u8]> = p.passing.iter().map(|&k| p.key_bytes(k)).collect();
+                let batch = index.lookup_many(&keys)?;
+                for (i, &k) in p.passing.iter().enumerate() {
+                    let start = p.handles.len() as u32;
+                    p.handles.extend_from_slice(batch.get(i));
+                    p.keys[k as usize].found = (start, p.handles.len() as u32);
+                }
+            }
+        }
+        counts.presence_false_positives += p
+            .passing
+            .iter()
+            .filter(|&&k| {
+                let (s, e) = p.keys[k as usize].found;
+                s == e
+            })
+            .count() as u64;
+        // each probe's candidates, as `Router::probe` appends them
+        let planned = &mut self.scratch.planned;
+        planned.handles.clear();
+        planned.spans.clear();
+        let mut k0 = 0;
+        for &(keys_end, dedup) in &p.probes {
+            let start = planned.handles.len();
+            for key in &p.keys[k0..keys_end as usize] {
+                let (s, e) = key.found;
+                planned
+                    .handles
+                    .extend_from_slice(&p.handles[s as usize..e as usize]);
+            }
+            if dedup {
+                let found = &mut planned.handles[start..];
+                found.sort_unstable();
+                let kept = dedup_sorted(found);
+                planned.handles.truncate(start + kept);
+            }
+            planned
+                .spans
+                .push((start as u32, planned.handles.len() as u32));
+            k0 = keys_end as usize;
+        }
+        // [D]
+        let every = !st.ordered.is_empty() || !st.scanned.is_empty();
+        let mut first_probe = 0;
+        for (change, &(probes_end, full)) in chunk.iter().zip(&p.changes) {
+            let probes = first_probe..probes_end as usize;
+            first_probe = probes.end;
+            let spans = &self.scratch.planned.spans[probes.clone()];
+            if !(full || every || spans.iter().any(|(s, e)| s != e)) {
+                routes.push(&[]);
+                continue;
+            }
+            self.scratch.planned.on = true;
+            self.scratch.planned.next = probes.start;
+            let (mut x, mut y);
+            let cells = match *change {
+                Change::Insert(text) => {
+                    x = text;
+                    ChangeCells::Insert(&mut x)
+                }
+                Change::Delete(text) => {
+                    x = text;
+                    ChangeCells::Delete(&mut x)
+                }
+                Change::Update(old, new) => {
+                    (x, y) = (old, new);
+                    ChangeCells::Update(&mut x, &mut y)
+                }
+                Change::Truncate => ChangeCells::Truncate,
+            };
+            let scratch = &mut self.scratch;
+            let rows = &mut b.rows;
+            let r = (self.router).route_in(st, cells, &mut b.out, scratch, rows, None);
+            scratch.planned.on = false;
+            r?;
+            debug_assert_eq!(scratch.planned.next, probes.end, "probes planned, not made");
+            routes.push(&b.out);
+        }
+        let n = p.changes.len() as u64;
+        self.scratch.counts.changes += n;
+        let ended = Instant::now();
+        let ns = ended.duration_since(started).as_nanos() as u64;
+        if let Some(mean) = ns.checked_div(n) {
+            self.router.counters().record_latency(mean);
+            self.scratch.counts.timed += n;
+            self.scratch.counts.route_ns += ns;
+        }
+        self.last = Some(ended);
+        failed.map_or(Ok(()), Err)
+    }
+}
+
+/// Moves the distinct values of the sorted `found` to its front; how many there are.
+fn dedup_sorted(found: &mut [u32]) -> usize {
+    let mut kept = 0;
+    for i in 0..found.len() {
+        if kept == 0 || found[i] != found[kept - 1] {
+            found[kept] = found[i];
+            kept += 1;
+        }
+    }
+    kept
+}
