@@ -57,6 +57,8 @@ defmodule LsmIndex.Native do
   def router_route_many(_router, _changes), do: err()
   def router_route_dirty(_router, _change), do: err()
   def router_route_many_dirty(_router, _changes), do: err()
+  def router_route_many_packed(_router, _packed, _position), do: err()
+  def router_route_many_packed_dirty(_router, _packed, _position), do: err()
   def router_metrics(_router), do: err()
   def where_parse_small(_sql, _columns), do: err()
   def where_parse_dirty(_sql, _columns), do: err()

@@ -169,6 +169,8 @@ defmodule LsmIndex.Telemetry do
   end
 
   defp count(list) when is_list(list), do: length(list)
+  # `ShapeRouter.pack_changes/2`'s binary: the count in its header
+  defp count(<<_width::32, n::32-little, _::binary>>), do: n
   defp count(_other), do: 0
 
   # A countdown in the process dictionary: true on every `every`-th call; a process starts

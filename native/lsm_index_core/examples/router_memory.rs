@@ -144,6 +144,7 @@ fn route_for(r: &Router, seconds: f64, batched: bool, user: impl Fn(u32) -> u32)
         for batch in changes.chunks(100) {
             let mut reader = r.reader();
             if batched {
+                routes.clear();
                 reader.route_batch(batch, &mut routes).expect("route");
             } else {
                 for change in batch {

@@ -35,6 +35,7 @@ mod lane;
 pub mod manifest;
 mod overlay;
 pub mod packed;
+pub mod packed_changes;
 pub mod predicate;
 mod prefetch;
 pub mod router;

@@ -7,7 +7,9 @@
 //!   binary (`LsmIndex.pack_keys/1`)
 //! - `index_stats`: the `index_*` NIFs that report on one: size, per-handle counts, stats
 //! - `index_events`: an index's job events: subscribers (`index_subscribe`) and deliveries
-//! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource
+//! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource;
+//!   `router_packed`: `router_route_many_packed*`, a transaction's changes read in place from
+//!   one binary (`ShapeRouter.pack_changes/2`) and routed in batches
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
 //!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
 //!   routes; `router_set_views`: the router over declared tables (`LsmIndex.ShapeRouter`
@@ -38,6 +40,7 @@ mod index_stats;
 mod options;
 mod predicate;
 mod router;
+mod router_packed;
 mod router_set;
 mod router_set_route;
 mod router_set_tables;

@@ -26,7 +26,7 @@ static WALL_OVER_1MS: AtomicU64 = AtomicU64::new(0);
 static MAX_WALL_US: AtomicU64 = AtomicU64::new(0);
 
 /// The timed NIFs, indexed by the number each passes to `CallTimer::start`.
-pub const NAMES: [&str; 18] = [
+pub const NAMES: [&str; 19] = [
     "add",
     "remove",
     "add_many",
@@ -45,6 +45,7 @@ pub const NAMES: [&str; 18] = [
     "router_set_route",
     "router_set_route_many",
     "lookup_many_packed",
+    "router_route_many_packed",
 ];
 const NOOP: usize = 13;
 

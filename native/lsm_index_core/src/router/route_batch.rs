@@ -7,7 +7,9 @@
 //!  [A] plan    per row: parse the probed columns (`parse_probed`, as a route does); per
 //!              index slot with a value (`route_row`'s order, an update's new row only where
 //!              its text changed): its keys — the column key, `lower`/`upper` of it, each
-//!              array element — and their presence hashes, each filter block prefetched
+//!              array element — laid end to end
+//!      hash    every key's presence hash, its filter block prefetched (a pass of its own:
+//!              see `ProbePlan::hash`)
 //!  [B] test    every key against the presence filter (its block loaded by now)
 //!  [C] lookup  the keys that passed, in one `Index::lookup_many` (`lookup_into` for one)
 //!  [D] route   a change with candidates, with a probed value that did not parse, a
@@ -261,12 +263,12 @@ impl ProbePlan {
             let dedup = match (key.element, key.func, v) {
                 (true, _, Value::Array(elements)) => {
                     for e in elements.iter().flatten() {
-                        self.key(st, slot, e);
+                        self.key(slot, e);
                     }
                     elements.len() > 1
                 }
                 (false, None, v) => {
-                    self.key(st, slot, v);
+                    self.key(slot, v);
                     false
                 }
                 (false, Some(f), Value::Text(text)) => {
@@ -274,7 +276,7 @@ impl ProbePlan {
                     if let Value::Text(buf) = &mut folded {
                         f.fold_into(text, buf);
                     }
-                    self.key(st, slot, &folded);
+                    self.key(slot, &folded);
                     if let Value::Text(buf) = folded {
                         self.folded = buf;
                     }
@@ -286,17 +288,27 @@ impl ProbePlan {
         }
     }
 
-    /// Plans the key of `v` in `slot`, its presence filter block asked for now.
-    fn key(&mut self, st: &State, slot: usize, v: &Value) {
+    /// Plans the key of `v` in `slot` (hashed by [`ProbePlan::hash`]).
+    fn key(&mut self, slot: usize, v: &Value) {
         let start = self.key_bytes.len();
         append_column_key(slot, v, &mut self.key_bytes, &mut self.key);
-        let hash = key_hasher().hash_one(&self.key_bytes[start..]);
-        st.presence.prefetch(hash);
         self.keys.push(Key {
             bytes: (start as u32, self.key_bytes.len() as u32),
-            hash,
+            hash: 0,
             found: (0, 0),
         });
+    }
+
+    /// Hashes every planned key and asks for its presence filter block. A pass of its own:
+    /// hashed as it is written, a key is read back while its bytes are still in the store
+    /// buffer, in stores of other widths than the hash's loads (a stall of ~15 cycles each).
+    fn hash(&mut self, st: &State) {
+        let hasher = key_hasher();
+        for key in &mut self.keys {
+            let (start, end) = key.bytes;
+            key.hash = hasher.hash_one(&self.key_bytes[start as usize..end as usize]);
+            st.presence.prefetch(key.hash);
+        }
     }
 
     fn key_bytes(&self, k: u32) -> &[u8] {
@@ -306,12 +318,10 @@ impl ProbePlan {
 }
 
 impl Reader<'_> {
-    /// [`Reader::route`] of each change, in order, into `routes` (cleared first): the same
-    /// answers, routed in phases over chunks of changes (see the module doc). On an error,
-    /// the changes before it that `routes` holds are those of the chunks before its own,
-    /// and of its own before it when the error is the change's (its column count).
+    /// [`Reader::route`] of each change, in order, appended to `routes`: the same answers,
+    /// routed in phases over chunks of changes (see the module doc). On an error, `routes`
+    /// holds the changes before the first that failed.
     pub fn route_batch(&mut self, changes: &[Change], routes: &mut Routes) -> Result<()> {
-        routes.clear();
         self.router.check_open()?;
         let mut b = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
         std::mem::swap(&mut self.scratch.planned, &mut b.planned);
@@ -350,6 +360,7 @@ impl Reader<'_> {
                 }
             }
         }
+        p.hash(st);
         // [B]
         let counts = &mut self.scratch.counts;
         for (k, key) in p.keys.iter().enumerate() {
@@ -386,12 +397,16 @@ impl Reader<'_> {
                 s == e
             })
             .count() as u64;
-        // each probe's candidates, as `Router::probe` appends them
+        // each probe's candidates, as `Router::probe` appends them (none found, none to route:
+        // a chunk of misses skips this)
+        let found_any = !p.handles.is_empty();
+        let every = !st.ordered.is_empty() || !st.scanned.is_empty();
+        let routes_some = found_any || every || p.changes.iter().any(|&(_, full)| full);
         let planned = &mut self.scratch.planned;
         planned.handles.clear();
         planned.spans.clear();
         let mut k0 = 0;
-        for &(keys_end, dedup) in &p.probes {
+        for &(keys_end, dedup) in p.probes.iter().filter(|_| routes_some) {
             let start = planned.handles.len();
             for key in &p.keys[k0..keys_end as usize] {
                 let (s, e) = key.found;
@@ -411,13 +426,13 @@ impl Reader<'_> {
             k0 = keys_end as usize;
         }
         // [D]
-        let every = !st.ordered.is_empty() || !st.scanned.is_empty();
         let mut first_probe = 0;
         for (change, &(probes_end, full)) in chunk.iter().zip(&p.changes) {
             let probes = first_probe..probes_end as usize;
             first_probe = probes.end;
-            let spans = &self.scratch.planned.spans[probes.clone()];
-            if !(full || every || spans.iter().any(|(s, e)| s != e)) {
+            let spans = &self.scratch.planned.spans;
+            let found = found_any && spans[probes.clone()].iter().any(|(s, e)| s != e);
+            if !(full || every || found) {
                 routes.push(&[]);
                 continue;
             }

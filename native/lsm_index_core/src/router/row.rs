@@ -248,7 +248,13 @@ fn parse_into(ty: &ColumnType, text: &[u8], slot: &mut Option<Value>) -> bool {
     // a key column's usual text: a short plain integer
     if ty.is_integer() {
         if let Some(i) = plain_int(text) {
-            if ty.int(i).is_none() {
+            // (`ColumnType::int` would build the value to test it: a stall here)
+            let fits = match ty {
+                ColumnType::Int2 => i16::try_from(i).is_ok(),
+                ColumnType::Int4 => i32::try_from(i).is_ok(),
+                _ => true,
+            };
+            if !fits {
                 return false;
             }
             // in place: no move of a whole value
