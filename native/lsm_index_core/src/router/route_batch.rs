@@ -32,7 +32,7 @@
 use super::bits::bit;
 use super::probe::probed;
 use super::route::{changed_columns, Reader};
-use super::row::{ParsedRows, Row};
+use super::row::{ParsedRows, Row, RowText};
 use super::shapes::{slot_key, State};
 use super::{key_hasher, Change, ChangeCells};
 use crate::key::{append_column_key, ColumnKey};
@@ -220,26 +220,29 @@ impl ProbePlan {
     /// [A] for one change: its rows parsed into `rows` as a route parses them, and its probes
     /// planned. Whether [D] must route it whatever its probes find (a truncate, or a probed
     /// value that did not parse).
-    fn change(&mut self, st: &State, change: &Change, rows: &mut ParsedRows) -> Result<bool> {
+    fn change(
+        &mut self,
+        st: &State,
+        change: &mut ChangeCells<'_, '_>,
+        rows: &mut ParsedRows,
+    ) -> Result<bool> {
         let columns = &st.columns[..];
-        match *change {
-            Change::Truncate => Ok(true),
-            Change::Insert(text) | Change::Delete(text) => {
-                let mut cells = text;
-                let mut row = Row::new(&mut rows.old, &mut cells, columns)?;
+        match change {
+            ChangeCells::Truncate => Ok(true),
+            ChangeCells::Insert(cells) | ChangeCells::Delete(cells) => {
+                let mut row = Row::new(&mut rows.old, &mut **cells, columns)?;
                 self.parse(&mut row, None)?;
                 self.row(st, &row, None);
                 Ok(row.any_bad())
             }
-            Change::Update(old, new) => {
-                let (mut old, mut new) = (old, new);
+            ChangeCells::Update(old, new) => {
                 // both rows checked before either is read, as `route_in` does
-                Row::new(&mut rows.new, &mut new, columns)?;
-                let mut row = Row::new(&mut rows.old, &mut old, columns)?;
+                Row::new(&mut rows.new, &mut **new, columns)?;
+                let mut row = Row::new(&mut rows.old, &mut **old, columns)?;
                 self.parse(&mut row, None)?;
                 self.row(st, &row, None);
                 let bad = row.any_bad();
-                let mut row = Row::new(&mut rows.new, &mut new, columns)?.after(&mut old);
+                let mut row = Row::new(&mut rows.new, &mut **new, columns)?.after(&mut **old);
                 let changed = changed_columns(st, &mut row)?;
                 self.parse(&mut row, Some(&changed))?;
                 self.row(st, &row, Some(&changed));
@@ -322,12 +325,44 @@ impl Reader<'_> {
     /// routed in phases over chunks of changes (see the module doc). On an error, `routes`
     /// holds the changes before the first that failed.
     pub fn route_batch(&mut self, changes: &[Change], routes: &mut Routes) -> Result<()> {
+        let mut texts: Vec<[&RowText; 2]> = Vec::with_capacity(changes.len().min(CHUNK));
+        for chunk in changes.chunks(CHUNK) {
+            texts.clear();
+            texts.extend(chunk.iter().map(|change| match *change {
+                Change::Insert(row) | Change::Delete(row) => [row, row],
+                Change::Update(old, new) => [old, new],
+                Change::Truncate => [&[][..], &[][..]],
+            }));
+            let mut cells: Vec<ChangeCells> = (chunk.iter().zip(&mut texts))
+                .map(|(change, [a, b])| match change {
+                    Change::Insert(_) => ChangeCells::Insert(a),
+                    Change::Delete(_) => ChangeCells::Delete(a),
+                    Change::Update(..) => ChangeCells::Update(a, b),
+                    Change::Truncate => ChangeCells::Truncate,
+                })
+                .collect();
+            self.route_batch_cells(&mut cells, routes)?;
+        }
+        Ok(())
+    }
+
+    /// [`Reader::route_batch`] of changes whose cells are read from sources ([`RowCells`](super::RowCells)),
+    /// each only when the batch needs it: a row's probed cells while the chunk is planned,
+    /// the others when its change is routed (as [`Reader::route_cells`] reads them). On an
+    /// error, `routes` holds the changes before the first that failed (a source's refusal
+    /// included: the changes before it were routed, so the first refusal in route order is
+    /// the one reported).
+    pub fn route_batch_cells(
+        &mut self,
+        changes: &mut [ChangeCells<'_, '_>],
+        routes: &mut Routes,
+    ) -> Result<()> {
         self.router.check_open()?;
         let mut b = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
         std::mem::swap(&mut self.scratch.planned, &mut b.planned);
         b.plan.start(&self.state);
         let mut r = Ok(());
-        for chunk in changes.chunks(CHUNK) {
+        for chunk in changes.chunks_mut(CHUNK) {
             r = self.route_chunk(chunk, &mut b, routes);
             if r.is_err() {
                 break;
@@ -341,7 +376,7 @@ impl Reader<'_> {
 
     fn route_chunk(
         &mut self,
-        chunk: &[Change],
+        chunk: &mut [ChangeCells<'_, '_>],
         b: &mut BatchScratch,
         routes: &mut Routes,
     ) -> Result<()> {
@@ -351,7 +386,7 @@ impl Reader<'_> {
         p.clear();
         // [A]
         let mut failed = None;
-        for change in chunk {
+        for change in chunk.iter_mut() {
             match p.change(st, change, &mut b.rows) {
                 Ok(full) => p.changes.push((p.probes.len() as u32, full)),
                 Err(e) => {
@@ -427,7 +462,7 @@ impl Reader<'_> {
         }
         // [D]
         let mut first_probe = 0;
-        for (change, &(probes_end, full)) in chunk.iter().zip(&p.changes) {
+        for (change, &(probes_end, full)) in chunk.iter_mut().zip(&p.changes) {
             let probes = first_probe..probes_end as usize;
             first_probe = probes.end;
             let spans = &self.scratch.planned.spans;
@@ -438,21 +473,11 @@ impl Reader<'_> {
             }
             self.scratch.planned.on = true;
             self.scratch.planned.next = probes.start;
-            let (mut x, mut y);
-            let cells = match *change {
-                Change::Insert(text) => {
-                    x = text;
-                    ChangeCells::Insert(&mut x)
-                }
-                Change::Delete(text) => {
-                    x = text;
-                    ChangeCells::Delete(&mut x)
-                }
-                Change::Update(old, new) => {
-                    (x, y) = (old, new);
-                    ChangeCells::Update(&mut x, &mut y)
-                }
-                Change::Truncate => ChangeCells::Truncate,
+            let cells = match change {
+                ChangeCells::Insert(cells) => ChangeCells::Insert(&mut **cells),
+                ChangeCells::Delete(cells) => ChangeCells::Delete(&mut **cells),
+                ChangeCells::Update(old, new) => ChangeCells::Update(&mut **old, &mut **new),
+                ChangeCells::Truncate => ChangeCells::Truncate,
             };
             let scratch = &mut self.scratch;
             let rows = &mut b.rows;
