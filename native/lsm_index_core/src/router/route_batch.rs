@@ -3,7 +3,7 @@
 //! of many changes overlap, and a change that finds nothing costs its probes and no more:
 //!
 //! ```text
-//! chunk of ≤ 64 changes
+//! chunk of ≤ 64 changes                                       (planning: `route_plan`)
 //!  [A] plan    per row: parse the probed columns (`parse_probed`, as a route does); per
 //!              index slot with a value (`route_row`'s order, an update's new row only where
 //!              its text changed): its keys — the column key, `lower`/`upper` of it, each
@@ -22,6 +22,9 @@
 //! parsed row from [A] to [D] cost more in a miss-heavy batch than it saves (a 64-change
 //! chunk's rows are ~90 KB to start and move). The batch's buffers are kept per thread
 //! between calls (a reader lives for one NIF call).
+//!
+//! The rows are `RowCells` sources ([`Reader::route_batch_cells`]; [`Reader::route_batch`]
+//! over `RowText` slices): [A] reads a row's probed cells, [D] the rest a route asks for.
 //!
 //! The answers are those of [`Reader::route`] change by change (`tests/router_route_batch.rs`
 //! holds it to that): [A] makes exactly the probes `route_row` would make, in its order, and
