@@ -1,7 +1,9 @@
 defmodule LsmIndex.FilterDifferentialTest do
   # 100k random add_shape / remove_shape / affected_shapes steps through :map, :lsm and :auto
   # filters, checked against a brute-force oracle that evaluates every shape of the table: the
-  # Elixir evaluator of test/support (independent of the Rust engine the filter runs). A row
+  # Elixir evaluator of test/support (independent of the Rust engine the filter runs); now and
+  # then a transaction through affected_shapes_many/2 (batched per table in the router set),
+  # which must answer as affected_shapes/2 of each change, in every mode. A row
   # with a value that does not parse affects the shapes that match it and, of those reading
   # that column, the ones its index plans cannot rule out (the filter's rule, which depends
   # on how each shape is indexed): the oracle bounds it (matching ⊆ answer ⊆ matching ∪
@@ -57,6 +59,25 @@ defmodule LsmIndex.FilterDifferentialTest do
         id = :rand.uniform(150)
         filters = Map.new(filters, fn {k, f} -> {k, Filter.remove_shape(f, id)} end)
         {filters, Map.delete(oracle, id), stats}
+
+      36 ->
+        # a transaction: runs of one table, tables interleaved, one with no shape anywhere
+        changes =
+          for _ <- 1..:rand.uniform(120) do
+            case :rand.uniform(40) do
+              1 -> {:insert, {"public", "none"}, record()}
+              _ -> change()
+            end
+          end
+
+        for {kind, f} <- filters do
+          one_by_one = Enum.map(changes, &Filter.affected_shapes(f, &1))
+
+          assert Filter.affected_shapes_many(f, changes) == one_by_one,
+                 "step #{step}, #{kind}: affected_shapes_many of #{length(changes)} changes"
+        end
+
+        {filters, oracle, stats}
 
       _ ->
         change = change()

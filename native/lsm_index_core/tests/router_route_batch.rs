@@ -12,7 +12,7 @@ mod common;
 
 use common::shapes::{cell, Rec};
 use lsm_index_core::predicate::{CaseFolding, ColumnType};
-use lsm_index_core::router::{Change, Router, Routes};
+use lsm_index_core::router::{Change, ChangeCells, Router, Routes, RowCells};
 use lsm_index_core::{Config, Error};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -286,4 +286,71 @@ fn a_change_of_the_wrong_width_ends_the_batch_after_the_changes_before_it() {
     let mut outs = Vec::new();
     assert!(r.route_many(&changes, &mut outs).is_err());
     assert_eq!(outs.len(), 70);
+}
+
+/// A row whose cells are handed out one at a time, refusing one column (as the NIF's record
+/// reader refuses a value that is not text) and noting which columns were asked for.
+struct Refusing<'t> {
+    cells: Vec<Option<&'t [u8]>>,
+    refuse: Option<usize>,
+    asked: Vec<usize>,
+}
+
+impl<'t> RowCells<'t> for Refusing<'t> {
+    fn width(&self) -> usize {
+        self.cells.len()
+    }
+
+    fn cell(&mut self, column: usize) -> lsm_index_core::Result<Option<&'t [u8]>> {
+        self.asked.push(column);
+        if self.refuse == Some(column) {
+            return Err(Error::BadCell { column });
+        }
+        Ok(self.cells[column])
+    }
+}
+
+#[test]
+fn batched_sources_are_read_as_one_by_one_and_the_first_refusal_in_route_order_wins() {
+    let r = router(Schema::Plain);
+    r.add_shape(1, "user_id = 3 AND note = 'x'").unwrap();
+    let row: Rec = (0..7)
+        .map(|c| match c {
+            1 => Some("3".to_string()),
+            6 => Some("x".to_string()),
+            _ => None,
+        })
+        .collect();
+    let miss: Rec = (0..7).map(|c| (c == 1).then(|| "4".to_string())).collect();
+    let (row, miss) = (cells(&row), cells(&miss));
+    // 0: a hit, 1: a miss, 2: a hit refusing `note` (read only by its residual), 3: a miss
+    // refusing `user_id` (its probe, read while the chunk is planned, before 2 is routed)
+    let plan = [
+        (&row, None),
+        (&miss, None),
+        (&row, Some(6)),
+        (&miss, Some(1)),
+    ];
+    let mut sources: Vec<Refusing> = plan
+        .iter()
+        .map(|(cells, refuse)| Refusing {
+            cells: cells.to_vec(),
+            refuse: *refuse,
+            asked: Vec::new(),
+        })
+        .collect();
+    let mut changes: Vec<ChangeCells> =
+        sources.iter_mut().map(|s| ChangeCells::Insert(s)).collect();
+    let mut routes = Routes::default();
+    let e = r
+        .reader()
+        .route_batch_cells(&mut changes, &mut routes)
+        .unwrap_err();
+    assert!(matches!(e, Error::BadCell { column: 6 }), "{e}");
+    assert_eq!(routes.iter().collect::<Vec<_>>(), [&[1][..], &[][..]]);
+    drop(changes);
+    // a miss reads its probed cell only; a hit its residual's too
+    assert_eq!(sources[1].asked, [1]);
+    assert!(sources[0].asked.contains(&6));
+    assert_eq!(sources[3].asked, [1]);
 }

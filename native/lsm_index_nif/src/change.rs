@@ -23,7 +23,7 @@
 //! linked tables (`router_set_views`).
 
 use lsm_index_core::predicate::ColumnType;
-use lsm_index_core::router::{Change, ChangeCells, Reader, RowCells};
+use lsm_index_core::router::{Change, ChangeCells, Reader, Routes, RowCells};
 use lsm_index_core::Error;
 use rustler::sys::ErlNifTerm;
 use rustler::types::map::MapIterator;
@@ -395,4 +395,62 @@ impl<'a> Rows<'a> {
             Err(e) => Err(Refused::Failed(e)),
         }
     }
+}
+
+/// Routes the changes taken into `rows` (each by [`Keys::read_change`]) in one batch
+/// (`Reader::route_batch_cells`: every change's probed cells read first, the rest of a
+/// change's as its route asks), their answers appended to `routes`. On a failure: the index
+/// in `rows` of the change it is in, and why (`routes` holds the changes before it).
+pub(crate) fn route_rows<'a>(
+    reader: &mut Reader<'_>,
+    keys: &Keys<'a>,
+    rows: &mut [Rows<'a>],
+    routes: &mut Routes,
+) -> Result<(), (usize, Refused<'a>)> {
+    type Bads<'a> = [Option<(usize, Term<'a>)>; 2];
+    let kinds: SmallVec<[Kind; 64]> = rows.iter().map(|r| r.kind).collect();
+    let mut bads: SmallVec<[Bads<'a>; 64]> = smallvec::smallvec![[None, None]; rows.len()];
+    let mut readings: Vec<[Reading<'_, 'a>; 2]> = rows
+        .iter_mut()
+        .zip(bads.iter_mut())
+        .map(|(r, [bad_old, bad_new])| {
+            let [old, new] = &mut r.records;
+            [
+                Reading {
+                    keys,
+                    record: old,
+                    bad: bad_old,
+                },
+                Reading {
+                    keys,
+                    record: new,
+                    bad: bad_new,
+                },
+            ]
+        })
+        .collect();
+    let mut changes: Vec<ChangeCells<'_, 'a>> = readings
+        .iter_mut()
+        .zip(&kinds)
+        .map(|([old, new], kind)| match kind {
+            Kind::Truncate => ChangeCells::Truncate,
+            Kind::Insert => ChangeCells::Insert(old),
+            Kind::Delete => ChangeCells::Delete(old),
+            Kind::Update => ChangeCells::Update(old, new),
+        })
+        .collect();
+    let before = routes.len();
+    let routed = reader.route_batch_cells(&mut changes, routes);
+    drop(changes);
+    drop(readings);
+    let Err(e) = routed else { return Ok(()) };
+    let at = routes.len() - before;
+    let refused = match (&e, bads.get(at)) {
+        (Error::BadCell { .. }, Some([bad_old, bad_new])) => match bad_old.or(*bad_new) {
+            Some((c, value)) => Refused::Bad(Bad::Value(c, value)),
+            None => Refused::Failed(e),
+        },
+        _ => Refused::Failed(e),
+    };
+    Err((at, refused))
 }

@@ -2,14 +2,15 @@
 //! transaction's changes in one binary, read in place and routed a batch at a time.
 //!
 //! ```text
-//! packed binary ─▶ packed_changes::Changes (checked; a chunk of 128 changes at a time, each
+//! packed binary ─▶ packed_changes::Changes (checked; a chunk of changes at a time, each
 //!                  cell a slice of the binary) ─▶ Reader::route_batch ─▶ [[shape id]]
 //! ```
 //!
 //! The binary is `ShapeRouter.pack_changes/2`'s (layout: `lsm_index_core::packed_changes`):
 //! every row all of the table's columns in the router's order, so no record is looked up
 //! and no term is made per change but its answer. Scheduling as `router_route_many`: on a
-//! normal scheduler chunks are routed until ~0.5 ms is spent (the clock read once per chunk)
+//! normal scheduler chunks (8 changes, then as many as the rest of the slice fits at the
+//! rate so far, at most 128) are routed until ~0.5 ms is spent (the clock read once per chunk)
 //! and the reply says where to go on (`{results, {index, offset}}`, or `:done` in place of
 //! the position; the results of this call, in order, built from the last: the caller of a
 //! transaction routed in one call has nothing to reverse); `:dirty` sends a router scanning
@@ -23,7 +24,7 @@ use rustler::{Binary, Encoder, Env, ResourceArc, Term};
 use std::time::{Duration, Instant};
 
 use crate::error::core_error;
-use crate::router::{RouterResource, Slice, DIRTY_SCANS, SLICE};
+use crate::router::{RouterResource, Slice, CHUNK, DIRTY_SCANS, SLICE};
 use crate::timing::CallTimer;
 
 mod atoms {
@@ -34,9 +35,6 @@ mod atoms {
         done,
     }
 }
-
-/// Changes read (and routed) between two looks at the clock.
-const CHUNK: usize = 128;
 
 /// Routes the changes of `packed` from `position` (`nil`: the first) until they end or the
 /// time slice is spent.
@@ -93,7 +91,7 @@ fn route_packed<'a>(
     // every answer of the call, listed at the end from the last
     let mut routes = Routes::default();
     loop {
-        if let Err(e) = changes.read(CHUNK, &mut chunk) {
+        if let Err(e) = changes.read(slice.next_chunk(routes.len(), CHUNK), &mut chunk) {
             let index = changes.position().0;
             return (atoms::bad_packed(), index, e.offset, e.reason).encode(env);
         }

@@ -1,18 +1,19 @@
 //! `router_set_route*` NIFs: a change (or a transaction) of `LsmIndex.Filter`'s form routed
 //! through its router set: per change, the table's number looked up in the caller's map,
 //! one reader per table for the call, the ids named back as the caller's terms (see
-//! `router_set`). Scheduling as `router`'s routes: `:dirty` for tables scanning many
-//! shapes, ~0.5 ms slices for a transaction.
+//! `router_set`). A transaction is taken a chunk at a time and each run of changes of one
+//! table in it is routed in one batch (`change::route_rows`). Scheduling as `router`'s
+//! routes: `:dirty` for tables scanning many shapes, ~0.5 ms slices for a transaction.
 
 use lsm_index_core::router::set::Tables;
-use lsm_index_core::router::Reader;
+use lsm_index_core::router::{Reader, Routes};
 use lsm_index_core::Error;
 use rustler::{Encoder, Env, ResourceArc, Term};
 use std::time::{Duration, Instant};
 
-use crate::change::{split, Bad, Keys, Refused, Rows};
+use crate::change::{route_rows, split, Bad, Keys, Refused, Rows};
 use crate::error::core_error;
-use crate::router::{Slice, CLOCK_EVERY_CHANGE_SCANS, DIRTY_SCANS, SLICE};
+use crate::router::{Slice, CHUNK, DIRTY_SCANS, SLICE};
 use crate::router_set::{id_terms, RouterSetResource};
 use crate::timing::CallTimer;
 
@@ -26,10 +27,11 @@ mod atoms {
     }
 }
 
-/// A reader per table of one call, with its column keys and records, made on first use.
+/// A reader per table of one call, with its column keys and records (one per change of a
+/// batch), made on first use.
 struct Readers<'r, 'a> {
     tables: &'r Tables,
-    open: Vec<Option<(Reader<'r>, Keys<'a>, Rows<'a>)>>,
+    open: Vec<Option<(Reader<'r>, Keys<'a>, Vec<Rows<'a>>)>>,
 }
 
 /// Where a change goes.
@@ -77,40 +79,48 @@ impl<'r, 'a> Readers<'r, 'a> {
                 None => Routed::Ids,
             };
         };
-        let tables = self.tables;
-        let (reader, keys, rows) = self.open[n].get_or_insert_with(|| {
-            let reader = tables[n].reader();
-            let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
-            (reader, keys, Rows::default())
-        });
+        let (reader, keys, rows) = self.reader(env, n);
         if !dirty_ok && reader.scanned_count() > DIRTY_SCANS {
             return Routed::Dirty;
         }
-        if let Err(bad) = keys.read_change(kind, &recs, rows) {
+        if rows.is_empty() {
+            rows.push(Rows::default());
+        }
+        if let Err(bad) = keys.read_change(kind, &recs, &mut rows[0]) {
             return Routed::Bad(bad);
         }
-        match rows.route(reader, keys, out) {
+        match rows[0].route(reader, keys, out) {
             Ok(()) => Routed::Ids,
             Err(Refused::Bad(bad)) => Routed::Bad(bad),
             Err(Refused::Failed(e)) => Routed::Failed(e),
         }
     }
 
-    /// The last timed route's end through any reader (see `Reader::last_timed`).
-    fn last_timed(&self) -> Option<Instant> {
-        self.open
-            .iter()
-            .flatten()
-            .filter_map(|(r, _, _)| r.last_timed())
-            .max()
+    /// Table `n`'s reader, keys and records, made now if this call has not read the table.
+    fn reader(&mut self, env: Env<'a>, n: usize) -> &mut (Reader<'r>, Keys<'a>, Vec<Rows<'a>>) {
+        let tables = self.tables;
+        self.open[n].get_or_insert_with(|| {
+            let reader = tables[n].reader();
+            let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
+            (reader, keys, Vec::new())
+        })
     }
 
-    /// Whether any table read so far scans enough shapes to time every change.
-    fn clock_every_change(&self) -> bool {
-        self.open
-            .iter()
-            .flatten()
-            .any(|(r, _, _)| r.scanned_count() > CLOCK_EVERY_CHANGE_SCANS)
+    /// Where change `change` goes (the filter's form): its table's number, `None` for a
+    /// table with no shape here (then its records are checked to be maps), or why it is
+    /// malformed.
+    fn table_of(&self, numbers: Term<'a>, change: Term<'a>) -> Result<Option<usize>, Bad<'a>> {
+        let (_, table, recs) = split(change, true)?;
+        let number = table
+            .and_then(|t| numbers.map_get(t).ok())
+            .and_then(|n| n.decode::<usize>().ok())
+            .filter(|&n| n < self.tables.len());
+        if number.is_none() {
+            if let Some(rec) = recs.iter().find(|rec| !rec.is_map()) {
+                return Err(Bad::NotAMap(*rec));
+            }
+        }
+        Ok(number)
     }
 }
 
@@ -224,35 +234,83 @@ fn route_many<'a>(
     let tables = r.set.tables();
     let mut readers = Readers::new(&tables);
     let mut results = Term::list_new_empty(env);
+    // a chunk's changes: each with the list from it on, and its table's number
+    let mut chunk: Vec<(Term<'a>, Term<'a>, Option<usize>)> = Vec::new();
+    let mut routes = Routes::default();
     let mut rest = changes;
-    let mut out = Vec::new();
-    let mut position: usize = 0;
-    loop {
-        let Ok((head, tail)) = rest.list_get_cell() else {
-            break;
-        };
-        match readers.route(env, numbers, head, slice.unbounded(), &mut out) {
-            Routed::Ids => {}
-            Routed::Dirty if position == 0 => return atoms::dirty().encode(env),
-            Routed::Dirty => break,
-            Routed::Bad(bad) => {
-                let why = bad_term(env, bad, &tables, numbers, head);
-                return (atoms::bad_change(), position, head, why).encode(env);
+    let mut done: usize = 0;
+    'chunks: loop {
+        chunk.clear();
+        let n = slice.next_chunk(done, CHUNK);
+        while chunk.len() < n {
+            let Ok((head, tail)) = rest.list_get_cell() else {
+                break;
+            };
+            match readers.table_of(numbers, head) {
+                Ok(table) => chunk.push((head, rest, table)),
+                Err(bad) => {
+                    // the call fails with it (one by one, the changes before it in the
+                    // chunk were routed first: the answer is the same, the raise)
+                    let why = bad_term(env, bad, &tables, numbers, head);
+                    return (atoms::bad_change(), done + chunk.len(), head, why).encode(env);
+                }
             }
-            Routed::Failed(e) => return core_error(env, &e),
+            rest = tail;
         }
-        position += 1;
-        results = results.list_prepend(id_terms(env, &r.set, &out));
-        rest = tail;
-        if slice.unbounded() {
-            continue;
+        if chunk.is_empty() {
+            break;
         }
-        let now = if readers.clock_every_change() {
-            Some(Instant::now())
-        } else {
-            readers.last_timed()
-        };
-        if slice.spent(now) {
+        // runs of changes of one table, each routed in one batch
+        let mut at = 0;
+        while at < chunk.len() {
+            let table = chunk[at].2;
+            let run = chunk[at..].iter().take_while(|c| c.2 == table).count();
+            let Some(n) = table else {
+                // no shape of this table: nothing to route
+                for _ in 0..run {
+                    results = results.list_prepend(Term::list_new_empty(env));
+                }
+                (at, done) = (at + run, done + run);
+                continue;
+            };
+            let (reader, keys, rows) = readers.reader(env, n);
+            if !slice.unbounded() && reader.scanned_count() > DIRTY_SCANS {
+                if done == 0 {
+                    return atoms::dirty().encode(env);
+                }
+                // the rest from this change on, in a later call
+                rest = chunk[at].1;
+                break 'chunks;
+            }
+            if rows.len() < run {
+                rows.resize_with(run, Rows::default);
+            }
+            for (i, ((head, _, _), row)) in
+                chunk[at..at + run].iter().zip(rows.iter_mut()).enumerate()
+            {
+                let taken = split(*head, true)
+                    .and_then(|(kind, _, recs)| keys.read_change(kind, &recs, row));
+                if let Err(bad) = taken {
+                    let why = bad_term(env, bad, &tables, numbers, *head);
+                    return (atoms::bad_change(), done + i, *head, why).encode(env);
+                }
+            }
+            routes.clear();
+            match route_rows(reader, keys, &mut rows[..run], &mut routes) {
+                Ok(()) => {}
+                Err((i, Refused::Bad(bad))) => {
+                    let head = chunk[at + i].0;
+                    let why = bad_term(env, bad, &tables, numbers, head);
+                    return (atoms::bad_change(), done + i, head, why).encode(env);
+                }
+                Err((_, Refused::Failed(e))) => return core_error(env, &e),
+            }
+            for ids in routes.iter() {
+                results = results.list_prepend(id_terms(env, &r.set, ids));
+            }
+            (at, done) = (at + run, done + run);
+        }
+        if !slice.unbounded() && slice.spent(Some(Instant::now())) {
             break;
         }
     }

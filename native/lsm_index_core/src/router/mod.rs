@@ -39,6 +39,8 @@
 //!   equality finds;
 //! - `state`: the published shapes (shape table, groups, bookkeeping, presence, indexes);
 //! - `route`: the read path: the [`Reader`], a change's probes and its candidate groups;
+//!   `route_batch`: a transaction's changes routed in phases (their probes planned in
+//!   `route_plan`, tested and looked up together, only the changes with candidates routed);
 //! - `probe`: what a probed value finds (equality keys behind the presence filter);
 //! - `evaluate`: a candidate group's evaluation (columns parsed, residual run once);
 //! - `row`: a row's cells (`RowCells`: a slice, or the caller's reader) parsed into typed
@@ -73,6 +75,7 @@ mod reopen;
 mod restore;
 mod route;
 mod route_batch;
+mod route_plan;
 mod row;
 mod schema;
 pub mod set;

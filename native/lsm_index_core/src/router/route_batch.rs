@@ -3,7 +3,7 @@
 //! of many changes overlap, and a change that finds nothing costs its probes and no more:
 //!
 //! ```text
-//! chunk of ≤ 64 changes
+//! chunk of ≤ 64 changes                                       (planning: `route_plan`)
 //!  [A] plan    per row: parse the probed columns (`parse_probed`, as a route does); per
 //!              index slot with a value (`route_row`'s order, an update's new row only where
 //!              its text changed): its keys — the column key, `lower`/`upper` of it, each
@@ -23,20 +23,20 @@
 //! chunk's rows are ~90 KB to start and move). The batch's buffers are kept per thread
 //! between calls (a reader lives for one NIF call).
 //!
+//! The rows are `RowCells` sources ([`Reader::route_batch_cells`]; [`Reader::route_batch`]
+//! over `RowText` slices): [A] reads a row's probed cells, [D] the rest a route asks for.
+//!
 //! The answers are those of [`Reader::route`] change by change (`tests/router_route_batch.rs`
 //! holds it to that): [A] makes exactly the probes `route_row` would make, in its order, and
 //! [D] is `route_row` itself. The metrics count as one by one, but for the latency histogram:
 //! one sample per chunk, its mean per change. Subquery views are not batched: a router over
 //! several tables routes its changes one at a time (`subqueries`, `linked_route`).
 
-use super::bits::bit;
-use super::probe::probed;
-use super::route::{changed_columns, Reader};
-use super::row::{ParsedRows, Row};
-use super::shapes::{slot_key, State};
-use super::{key_hasher, Change, ChangeCells};
-use crate::key::{append_column_key, ColumnKey};
-use crate::predicate::Value;
+use super::route::Reader;
+use super::route_plan::ProbePlan;
+use super::row::{ParsedRows, RowText};
+use super::shapes::State;
+use super::{Change, ChangeCells};
 use crate::Result;
 use std::cell::RefCell;
 use std::time::Instant;
@@ -151,183 +151,49 @@ impl BatchScratch {
     }
 }
 
-/// The probes of a chunk ([A]) and what they found ([B], [C]).
-#[derive(Default)]
-struct ProbePlan {
-    /// Per change: where its probes end in `probes`, and whether [D] must route it whatever
-    /// they find.
-    changes: Vec<(u32, bool)>,
-    /// Per probe: where its keys end in `keys`, and whether its candidates are sorted and
-    /// deduplicated (an array's elements: a shape found through two is one candidate).
-    probes: Vec<(u32, bool)>,
-    keys: Vec<Key>,
-    /// The keys' bytes, flat.
-    key_bytes: Vec<u8>,
-    /// The keys the presence filter let through (indexes into `keys`).
-    passing: Vec<u32>,
-    /// What the passing keys found, flat.
-    handles: Vec<u32>,
-    key: ColumnKey,
-    /// A text value lower- or upper-cased for a `lower(col)` slot's key.
-    folded: String,
-    /// The columns a route probes (`route::probed`, each once) and those it parses for the
-    /// ordered indexes (`State::ordered_reads`): `parse_probed`'s, listed once per batch.
-    probed: Vec<usize>,
-    ordered_reads: Vec<usize>,
-}
-
-/// A probe's key: its bytes in `key_bytes`, its presence hash, its candidates in `handles`.
-#[derive(Clone, Copy)]
-struct Key {
-    bytes: (u32, u32),
-    hash: u64,
-    found: (u32, u32),
-}
-
-impl ProbePlan {
-    /// Lists the columns routes of `st` parse first.
-    fn start(&mut self, st: &State) {
-        self.probed.clear();
-        self.probed.extend(probed(st));
-        self.probed.sort_unstable();
-        self.probed.dedup();
-        self.ordered_reads.clear();
-        self.ordered_reads.extend(st.ordered_reads());
-    }
-
-    /// `parse_probed` of `row`, from the lists of `start`.
-    fn parse(&self, row: &mut Row<'_, '_>, changed: Option<&[u64]>) -> Result<()> {
-        for &c in &self.probed {
-            if changed.is_none_or(|ch| bit(ch, c)) {
-                row.parse_column(c)?;
-            }
-        }
-        for &c in &self.ordered_reads {
-            row.parse_column(c)?;
-        }
-        Ok(())
-    }
-
-    fn clear(&mut self) {
-        self.changes.clear();
-        self.probes.clear();
-        self.keys.clear();
-        self.key_bytes.clear();
-        self.passing.clear();
-        self.handles.clear();
-    }
-
-    /// [A] for one change: its rows parsed into `rows` as a route parses them, and its probes
-    /// planned. Whether [D] must route it whatever its probes find (a truncate, or a probed
-    /// value that did not parse).
-    fn change(&mut self, st: &State, change: &Change, rows: &mut ParsedRows) -> Result<bool> {
-        let columns = &st.columns[..];
-        match *change {
-            Change::Truncate => Ok(true),
-            Change::Insert(text) | Change::Delete(text) => {
-                let mut cells = text;
-                let mut row = Row::new(&mut rows.old, &mut cells, columns)?;
-                self.parse(&mut row, None)?;
-                self.row(st, &row, None);
-                Ok(row.any_bad())
-            }
-            Change::Update(old, new) => {
-                let (mut old, mut new) = (old, new);
-                // both rows checked before either is read, as `route_in` does
-                Row::new(&mut rows.new, &mut new, columns)?;
-                let mut row = Row::new(&mut rows.old, &mut old, columns)?;
-                self.parse(&mut row, None)?;
-                self.row(st, &row, None);
-                let bad = row.any_bad();
-                let mut row = Row::new(&mut rows.new, &mut new, columns)?.after(&mut old);
-                let changed = changed_columns(st, &mut row)?;
-                self.parse(&mut row, Some(&changed))?;
-                self.row(st, &row, Some(&changed));
-                Ok(bad || row.any_bad())
-            }
-        }
-    }
-
-    /// The probes `route_row` makes of `row` (see `Router::probe`): per index slot, unless
-    /// the row is an update's new row whose column did not change (the old row's candidates
-    /// are reused) or the value is NULL.
-    fn row(&mut self, st: &State, row: &Row<'_, '_>, changed: Option<&[u64]>) {
-        for &(slot, _) in &st.indexed_on {
-            let key = slot_key(slot);
-            if changed.is_some_and(|ch| !bit(ch, key.column)) {
-                continue;
-            }
-            let Some(v) = row.value(key.column) else {
-                continue;
-            };
-            let dedup = match (key.element, key.func, v) {
-                (true, _, Value::Array(elements)) => {
-                    for e in elements.iter().flatten() {
-                        self.key(slot, e);
-                    }
-                    elements.len() > 1
-                }
-                (false, None, v) => {
-                    self.key(slot, v);
-                    false
-                }
-                (false, Some(f), Value::Text(text)) => {
-                    let mut folded = Value::Text(std::mem::take(&mut self.folded));
-                    if let Value::Text(buf) = &mut folded {
-                        f.fold_into(text, buf);
-                    }
-                    self.key(slot, &folded);
-                    if let Value::Text(buf) = folded {
-                        self.folded = buf;
-                    }
-                    false
-                }
-                _ => false,
-            };
-            self.probes.push((self.keys.len() as u32, dedup));
-        }
-    }
-
-    /// Plans the key of `v` in `slot` (hashed by [`ProbePlan::hash`]).
-    fn key(&mut self, slot: usize, v: &Value) {
-        let start = self.key_bytes.len();
-        append_column_key(slot, v, &mut self.key_bytes, &mut self.key);
-        self.keys.push(Key {
-            bytes: (start as u32, self.key_bytes.len() as u32),
-            hash: 0,
-            found: (0, 0),
-        });
-    }
-
-    /// Hashes every planned key and asks for its presence filter block. A pass of its own:
-    /// hashed as it is written, a key is read back while its bytes are still in the store
-    /// buffer, in stores of other widths than the hash's loads (a stall of ~15 cycles each).
-    fn hash(&mut self, st: &State) {
-        let hasher = key_hasher();
-        for key in &mut self.keys {
-            let (start, end) = key.bytes;
-            key.hash = hasher.hash_one(&self.key_bytes[start as usize..end as usize]);
-            st.presence.prefetch(key.hash);
-        }
-    }
-
-    fn key_bytes(&self, k: u32) -> &[u8] {
-        let (start, end) = self.keys[k as usize].bytes;
-        &self.key_bytes[start as usize..end as usize]
-    }
-}
-
 impl Reader<'_> {
     /// [`Reader::route`] of each change, in order, appended to `routes`: the same answers,
     /// routed in phases over chunks of changes (see the module doc). On an error, `routes`
     /// holds the changes before the first that failed.
     pub fn route_batch(&mut self, changes: &[Change], routes: &mut Routes) -> Result<()> {
+        let mut texts: Vec<[&RowText; 2]> = Vec::with_capacity(changes.len().min(CHUNK));
+        for chunk in changes.chunks(CHUNK) {
+            texts.clear();
+            texts.extend(chunk.iter().map(|change| match *change {
+                Change::Insert(row) | Change::Delete(row) => [row, row],
+                Change::Update(old, new) => [old, new],
+                Change::Truncate => [&[][..], &[][..]],
+            }));
+            let mut cells: Vec<ChangeCells> = (chunk.iter().zip(&mut texts))
+                .map(|(change, [a, b])| match change {
+                    Change::Insert(_) => ChangeCells::Insert(a),
+                    Change::Delete(_) => ChangeCells::Delete(a),
+                    Change::Update(..) => ChangeCells::Update(a, b),
+                    Change::Truncate => ChangeCells::Truncate,
+                })
+                .collect();
+            self.route_batch_cells(&mut cells, routes)?;
+        }
+        Ok(())
+    }
+
+    /// [`Reader::route_batch`] of changes whose cells are read from sources ([`RowCells`](super::RowCells)),
+    /// each only when the batch needs it: a row's probed cells while the chunk is planned,
+    /// the others when its change is routed (as [`Reader::route_cells`] reads them). On an
+    /// error, `routes` holds the changes before the first that failed (a source's refusal
+    /// included: the changes before it were routed, so the first refusal in route order is
+    /// the one reported).
+    pub fn route_batch_cells(
+        &mut self,
+        changes: &mut [ChangeCells<'_, '_>],
+        routes: &mut Routes,
+    ) -> Result<()> {
         self.router.check_open()?;
         let mut b = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
         std::mem::swap(&mut self.scratch.planned, &mut b.planned);
         b.plan.start(&self.state);
         let mut r = Ok(());
-        for chunk in changes.chunks(CHUNK) {
+        for chunk in changes.chunks_mut(CHUNK) {
             r = self.route_chunk(chunk, &mut b, routes);
             if r.is_err() {
                 break;
@@ -341,7 +207,7 @@ impl Reader<'_> {
 
     fn route_chunk(
         &mut self,
-        chunk: &[Change],
+        chunk: &mut [ChangeCells<'_, '_>],
         b: &mut BatchScratch,
         routes: &mut Routes,
     ) -> Result<()> {
@@ -351,7 +217,7 @@ impl Reader<'_> {
         p.clear();
         // [A]
         let mut failed = None;
-        for change in chunk {
+        for change in chunk.iter_mut() {
             match p.change(st, change, &mut b.rows) {
                 Ok(full) => p.changes.push((p.probes.len() as u32, full)),
                 Err(e) => {
@@ -427,7 +293,7 @@ impl Reader<'_> {
         }
         // [D]
         let mut first_probe = 0;
-        for (change, &(probes_end, full)) in chunk.iter().zip(&p.changes) {
+        for (change, &(probes_end, full)) in chunk.iter_mut().zip(&p.changes) {
             let probes = first_probe..probes_end as usize;
             first_probe = probes.end;
             let spans = &self.scratch.planned.spans;
@@ -438,21 +304,11 @@ impl Reader<'_> {
             }
             self.scratch.planned.on = true;
             self.scratch.planned.next = probes.start;
-            let (mut x, mut y);
-            let cells = match *change {
-                Change::Insert(text) => {
-                    x = text;
-                    ChangeCells::Insert(&mut x)
-                }
-                Change::Delete(text) => {
-                    x = text;
-                    ChangeCells::Delete(&mut x)
-                }
-                Change::Update(old, new) => {
-                    (x, y) = (old, new);
-                    ChangeCells::Update(&mut x, &mut y)
-                }
-                Change::Truncate => ChangeCells::Truncate,
+            let cells = match change {
+                ChangeCells::Insert(cells) => ChangeCells::Insert(&mut **cells),
+                ChangeCells::Delete(cells) => ChangeCells::Delete(&mut **cells),
+                ChangeCells::Update(old, new) => ChangeCells::Update(&mut **old, &mut **new),
+                ChangeCells::Truncate => ChangeCells::Truncate,
             };
             let scratch = &mut self.scratch;
             let rows = &mut b.rows;
