@@ -184,6 +184,8 @@ pub struct Router {
     views: Mutex<Option<Box<schema::View>>>,
     /// The clauses read lately (a fixed-schema router's, made by its first shape).
     clauses: OnceLock<Box<clauses::Clauses>>,
+    /// Batched routes' buffers between calls.
+    batches: route_batch::ScratchPool,
     closed: AtomicBool,
 }
 
@@ -237,6 +239,7 @@ impl Router {
             metrics: OnceLock::new(),
             catalog: Mutex::new(None),
             persistent: false,
+            batches: Default::default(),
             closed: AtomicBool::new(false),
         })
     }

@@ -20,8 +20,8 @@
 //!
 //! [D] parses a routed change's probed columns again (~10 ns each): keeping every change's
 //! parsed row from [A] to [D] cost more in a miss-heavy batch than it saves (a 64-change
-//! chunk's rows are ~90 KB to start and move). The batch's buffers are kept per thread
-//! between calls (a reader lives for one NIF call).
+//! chunk's rows are ~90 KB to start and move). The batch's buffers are kept by the
+//! router between calls (a reader lives for one NIF call; `ScratchPool`).
 //!
 //! The rows are `RowCells` sources ([`Reader::route_batch_cells`]; [`Reader::route_batch`]
 //! over `RowText` slices): [A] reads a row's probed cells, [D] the rest a route asks for.
@@ -38,7 +38,7 @@ use super::row::{ParsedRows, RowText};
 use super::shapes::State;
 use super::{Change, ChangeCells};
 use crate::Result;
-use std::cell::RefCell;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 /// Changes planned together: their probes' filter blocks are asked for a pass before they are
@@ -115,7 +115,7 @@ impl Planned {
     }
 }
 
-/// A batch's buffers, reused from chunk to chunk and from call to call (per thread).
+/// A batch's buffers, reused from chunk to chunk and from call to call (`ScratchPool`).
 #[derive(Default)]
 struct BatchScratch {
     /// The rows of the change being planned or routed.
@@ -127,9 +127,27 @@ struct BatchScratch {
     out: Vec<u32>,
 }
 
-thread_local! {
-    /// The last batch's buffers on this thread (a NIF call's reader is new each call).
-    static SCRATCH: RefCell<Option<Box<BatchScratch>>> = const { RefCell::new(None) };
+/// A router's batch buffers between calls (a NIF call's reader is new each call): kept by the
+/// router rather than per thread, so that they go with it (no thread-local state in a
+/// library loaded into someone else's VM) — one per routing thread at most, `KEPT_BUFFERS`
+/// in all.
+#[derive(Default)]
+pub(super) struct ScratchPool(Mutex<Vec<BatchScratch>>);
+
+/// Batch buffers a router keeps between calls.
+const KEPT_BUFFERS: usize = 8;
+
+impl ScratchPool {
+    fn take(&self) -> BatchScratch {
+        self.0.lock().pop().unwrap_or_default()
+    }
+
+    fn give(&self, b: BatchScratch) {
+        let mut kept = self.0.lock();
+        if kept.len() < KEPT_BUFFERS {
+            kept.push(b);
+        }
+    }
 }
 
 /// Candidates a thread's batch buffers keep room for between calls (a batch that found more,
@@ -189,7 +207,7 @@ impl Reader<'_> {
         routes: &mut Routes,
     ) -> Result<()> {
         self.router.check_open()?;
-        let mut b = SCRATCH.with(|s| s.borrow_mut().take()).unwrap_or_default();
+        let mut b = self.router.batches.take();
         std::mem::swap(&mut self.scratch.planned, &mut b.planned);
         b.plan.start(&self.state);
         let mut r = Ok(());
@@ -201,7 +219,7 @@ impl Reader<'_> {
         }
         std::mem::swap(&mut self.scratch.planned, &mut b.planned);
         b.trim();
-        SCRATCH.with(|s| *s.borrow_mut() = Some(b));
+        self.router.batches.give(b);
         r
     }
 
