@@ -23,13 +23,17 @@
 //! linked tables (`router_set_views`).
 
 use lsm_index_core::predicate::ColumnType;
-use lsm_index_core::router::{Change, ChangeCells, Reader, Routes, RowCells};
+use lsm_index_core::router::{Change, RowCells};
 use lsm_index_core::Error;
 use rustler::sys::ErlNifTerm;
 use rustler::types::map::MapIterator;
 use rustler::{Atom, Binary, Encoder, Env, Term};
 use smallvec::SmallVec;
 use std::cell::RefCell;
+
+mod rows;
+use rows::Kind;
+pub(crate) use rows::{route_rows, Refused, Rows};
 
 mod atoms {
     rustler::atoms! {
@@ -331,126 +335,4 @@ impl<'a> RowCells<'a> for Reading<'_, 'a> {
             }
         }
     }
-}
-
-/// A change's kind.
-#[derive(Clone, Copy, Default)]
-enum Kind {
-    #[default]
-    Truncate,
-    Insert,
-    Delete,
-    Update,
-}
-
-/// The records of a change ([`Keys::read_change`]), reused from change to change.
-#[derive(Default)]
-pub(crate) struct Rows<'a> {
-    kind: Kind,
-    /// An insert's or delete's record, or an update's old and new ones.
-    records: [Record<'a>; 2],
-}
-
-/// Why a change was not routed.
-pub(crate) enum Refused<'a> {
-    /// A malformed change (a value that is not text, met by the route).
-    Bad(Bad<'a>),
-    /// A failure of the core.
-    Failed(Error),
-}
-
-impl<'a> Rows<'a> {
-    /// Routes the change taken last through `reader` into `out` (its cells read with `keys`,
-    /// the reader's).
-    pub(crate) fn route(
-        &mut self,
-        reader: &mut Reader<'_>,
-        keys: &Keys<'a>,
-        out: &mut Vec<u32>,
-    ) -> Result<(), Refused<'a>> {
-        let (mut bad_old, mut bad_new) = (None, None);
-        let [old, new] = &mut self.records;
-        let mut old = Reading {
-            keys,
-            record: old,
-            bad: &mut bad_old,
-        };
-        let mut new = Reading {
-            keys,
-            record: new,
-            bad: &mut bad_new,
-        };
-        let change = match self.kind {
-            Kind::Truncate => ChangeCells::Truncate,
-            Kind::Insert => ChangeCells::Insert(&mut old),
-            Kind::Delete => ChangeCells::Delete(&mut old),
-            Kind::Update => ChangeCells::Update(&mut old, &mut new),
-        };
-        match reader.route_cells(change, out) {
-            Ok(()) => Ok(()),
-            Err(e @ Error::BadCell { .. }) => match bad_old.or(bad_new) {
-                Some((c, value)) => Err(Refused::Bad(Bad::Value(c, value))),
-                None => Err(Refused::Failed(e)),
-            },
-            Err(e) => Err(Refused::Failed(e)),
-        }
-    }
-}
-
-/// Routes the changes taken into `rows` (each by [`Keys::read_change`]) in one batch
-/// (`Reader::route_batch_cells`: every change's probed cells read first, the rest of a
-/// change's as its route asks), their answers appended to `routes`. On a failure: the index
-/// in `rows` of the change it is in, and why (`routes` holds the changes before it).
-pub(crate) fn route_rows<'a>(
-    reader: &mut Reader<'_>,
-    keys: &Keys<'a>,
-    rows: &mut [Rows<'a>],
-    routes: &mut Routes,
-) -> Result<(), (usize, Refused<'a>)> {
-    type Bads<'a> = [Option<(usize, Term<'a>)>; 2];
-    let kinds: SmallVec<[Kind; 64]> = rows.iter().map(|r| r.kind).collect();
-    let mut bads: SmallVec<[Bads<'a>; 64]> = smallvec::smallvec![[None, None]; rows.len()];
-    let mut readings: Vec<[Reading<'_, 'a>; 2]> = rows
-        .iter_mut()
-        .zip(bads.iter_mut())
-        .map(|(r, [bad_old, bad_new])| {
-            let [old, new] = &mut r.records;
-            [
-                Reading {
-                    keys,
-                    record: old,
-                    bad: bad_old,
-                },
-                Reading {
-                    keys,
-                    record: new,
-                    bad: bad_new,
-                },
-            ]
-        })
-        .collect();
-    let mut changes: Vec<ChangeCells<'_, 'a>> = readings
-        .iter_mut()
-        .zip(&kinds)
-        .map(|([old, new], kind)| match kind {
-            Kind::Truncate => ChangeCells::Truncate,
-            Kind::Insert => ChangeCells::Insert(old),
-            Kind::Delete => ChangeCells::Delete(old),
-            Kind::Update => ChangeCells::Update(old, new),
-        })
-        .collect();
-    let before = routes.len();
-    let routed = reader.route_batch_cells(&mut changes, routes);
-    drop(changes);
-    drop(readings);
-    let Err(e) = routed else { return Ok(()) };
-    let at = routes.len() - before;
-    let refused = match (&e, bads.get(at)) {
-        (Error::BadCell { .. }, Some([bad_old, bad_new])) => match bad_old.or(*bad_new) {
-            Some((c, value)) => Refused::Bad(Bad::Value(c, value)),
-            None => Refused::Failed(e),
-        },
-        _ => Refused::Failed(e),
-    };
-    Err((at, refused))
 }
