@@ -315,7 +315,13 @@ defmodule LsmIndex.Filter do
   def affected_shapes_many(%__MODULE__{mode: :lsm, set: set} = filter, changes)
       when is_list(changes) do
     current!(filter)
-    set |> RouterSet.route_many(changes) |> Enum.map(&MapSet.new/1)
+
+    LsmIndex.Telemetry.route_many(
+      filter,
+      changes,
+      fn -> set |> RouterSet.route_many(changes) |> Enum.map(&MapSet.new/1) end,
+      :filter
+    )
   end
 
   def affected_shapes_many(%__MODULE__{} = filter, changes) when is_list(changes) do
@@ -326,8 +332,8 @@ defmodule LsmIndex.Filter do
   def affected_shapes_many(%__MODULE__{}, changes),
     do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
 
-  defp affected(%__MODULE__{mode: :lsm, set: set}, change),
-    do: MapSet.new(RouterSet.route(set, change))
+  defp affected(%__MODULE__{mode: :lsm} = filter, change),
+    do: LsmIndex.Telemetry.route(filter, change, &lsm_affected/2, :filter)
 
   defp affected(filter, change) do
     case change do
@@ -357,6 +363,8 @@ defmodule LsmIndex.Filter do
                 inspect(other)
     end
   end
+
+  defp lsm_affected(%__MODULE__{set: set}, change), do: MapSet.new(RouterSet.route(set, change))
 
   defp route(filter, table, record, change) do
     if in_set?(filter, table),

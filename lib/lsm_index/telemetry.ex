@@ -139,15 +139,16 @@ defmodule LsmIndex.Telemetry do
   end
 
   @doc false
-  # `fun.(router, change)`, spanned once per `sample_every` calls of this process.
-  def route(router, change, fun) do
+  # `fun.(router, change)`, spanned once per `sample_every` calls of this process; `as` names
+  # the router's metadata key (`:router`, or `:filter` for `LsmIndex.Filter`).
+  def route(router, change, fun, as \\ :router) do
     case :persistent_term.get(@flag, false) do
       false ->
         fun.(router, change)
 
       {:on, every} ->
         if sampled?(every) do
-          meta = %{router: router, change_count: 1, sample_every: every}
+          meta = %{as => router, change_count: 1, sample_every: every}
           span([:lsm_index, :route], meta, fn -> fun.(router, change) end)
         else
           fun.(router, change)
@@ -156,14 +157,14 @@ defmodule LsmIndex.Telemetry do
   end
 
   @doc false
-  # `fun.()` routing `changes`, spanned when spans are on.
-  def route_many(router, changes, fun) do
+  # `fun.()` routing `changes`, spanned when spans are on (`as` as in `route/4`).
+  def route_many(router, changes, fun, as \\ :router) do
     case :persistent_term.get(@flag, false) do
       false ->
         fun.()
 
       _on ->
-        meta = %{router: router, change_count: count(changes), sample_every: 1}
+        meta = %{as => router, change_count: count(changes), sample_every: 1}
         span([:lsm_index, :route], meta, fun)
     end
   end

@@ -127,6 +127,27 @@ defmodule LsmIndex.TelemetryTest do
     end
   end
 
+  describe "Filter with index: :lsm" do
+    test "affected_shapes_many/2 is one span naming the filter; affected_shapes/2 is sampled" do
+      put_sample(1)
+      shape = %{table: {"public", "todos"}, columns: @cols, where: "user_id = 7"}
+      filter = LsmIndex.Filter.add_shape(LsmIndex.Filter.new(index: :lsm), 1, shape)
+      row = {:insert, {"public", "todos"}, %{"id" => "1", "user_id" => "7"}}
+
+      assert LsmIndex.Filter.affected_shapes_many(filter, [row, row]) ==
+               [MapSet.new([1]), MapSet.new([1])]
+
+      assert_receive {:telemetry, [:lsm_index, :route, :start], _, %{filter: ^filter} = meta}
+      assert %{change_count: 2, sample_every: 1, telemetry_span_context: ctx} = meta
+      assert_receive {:telemetry, [:lsm_index, :route, :stop], _, %{telemetry_span_context: ^ctx}}
+
+      assert LsmIndex.Filter.affected_shapes(filter, row) == MapSet.new([1])
+      assert_receive {:telemetry, [:lsm_index, :route, :start], _, %{filter: ^filter} = one}
+      assert %{change_count: 1, sample_every: 1} = one
+      assert_receive {:telemetry, [:lsm_index, :route, :stop], _, %{filter: ^filter}}
+    end
+  end
+
   describe "compaction spans (the bridge)" do
     test "each job's :start, then its :stop with the report and the same span context" do
       {:ok, index} = LsmIndex.new(lanes: 1, overlay_limit: 16)
