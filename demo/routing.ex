@@ -71,19 +71,7 @@ defmodule LsmIndex.Demo.Routing do
   def new(via, shapes, nil) when via in [:filter_lsm, :filter_map] do
     index = if via == :filter_lsm, do: :lsm, else: :map
 
-    filter =
-      Filter.add_shapes(
-        Filter.new(index: index),
-        for shape <- shapes do
-          {shape.id,
-           %{
-             table: {"public", shape.table},
-             columns: Schema.columns(shape.table),
-             where: shape.where,
-             params: shape.params
-           }}
-        end
-      )
+    filter = Filter.add_shapes(Filter.new(index: index), Enum.map(shapes, &filter_shape/1))
 
     {%__MODULE__{via: via, filter: filter}, false}
   end
@@ -126,6 +114,31 @@ defmodule LsmIndex.Demo.Routing do
     {Enum.reverse(ops(changes, routed, probes, [])), t1 - t0, t2 - t1}
   end
 
+  @doc "Adds `shapes` (while the stream runs: each replaces a shape of the same id, if any)."
+  @spec add_shapes(t(), [LsmIndex.Demo.Shapes.t()]) :: t()
+  def add_shapes(%__MODULE__{via: :router, routers: routers} = routing, shapes) do
+    for shape <- shapes do
+      router = Map.fetch!(routers, shape.table)
+      ShapeRouter.add_shape!(router, shape.id, shape.where, params: shape.params)
+    end
+
+    routing
+  end
+
+  def add_shapes(%__MODULE__{filter: filter} = routing, shapes) do
+    %{routing | filter: Filter.add_shapes(filter, Enum.map(shapes, &filter_shape/1))}
+  end
+
+  @doc "Removes shape `id` of `table` (an id it does not have is fine)."
+  @spec remove_shape(t(), String.t(), non_neg_integer()) :: t()
+  def remove_shape(%__MODULE__{via: :router, routers: routers} = routing, table, id) do
+    :ok = ShapeRouter.remove_shape(Map.fetch!(routers, table), id)
+    routing
+  end
+
+  def remove_shape(%__MODULE__{filter: filter} = routing, _table, id),
+    do: %{routing | filter: Filter.remove_shape(filter, id)}
+
   @doc "The routers' metrics (`:router`), by table; `%{}` for the filter."
   @spec metrics(t()) :: %{String.t() => map()}
   def metrics(%__MODULE__{routers: routers}),
@@ -135,6 +148,16 @@ defmodule LsmIndex.Demo.Routing do
   @spec close(t()) :: :ok
   def close(%__MODULE__{routers: routers}) do
     Enum.each(routers, fn {_table, router} -> ShapeRouter.close!(router) end)
+  end
+
+  defp filter_shape(shape) do
+    {shape.id,
+     %{
+       table: {"public", shape.table},
+       columns: Schema.columns(shape.table),
+       where: shape.where,
+       params: shape.params
+     }}
   end
 
   defp table({_op, {"public", table}, _}), do: table

@@ -73,6 +73,19 @@ defmodule LsmIndex.Demo.Shapes do
     first ++ rest
   end
 
+  @doc """
+  Shape `id` alone, from `seed` and the id (the same on every run): a shape added while the
+  stream runs, of the same mix as `generate/4`'s (the shapes without an equality aside).
+  """
+  @spec one(non_neg_integer(), integer(), pos_integer(), pos_integer()) :: t()
+  def one(id, seed, users, projects) do
+    rand = :rand.seed_s(:exsss, {seed, id, 2027})
+    ranges = {div(users * 11, 10), div(projects * 11, 10)}
+    {kind, rand} = kind(rand)
+    {shape, _rand} = shape(kind, ranges, rand)
+    Map.put(shape, :id, id)
+  end
+
   defp kind(rand) do
     total = @kinds |> Enum.map(&elem(&1, 0)) |> Enum.sum()
     {x, rand} = :rand.uniform_s(total, rand)
