@@ -84,16 +84,17 @@ defmodule LsmIndex do
       [[7], []]
   """
 
-  import Bitwise, only: [>>>: 2]
-
   alias LsmIndex.{Error, Native}
+
+  # The input checks (`LsmIndex.Checks`): `call/2` around each NIF call, the index checked;
+  # `key/1`, `handle!/1`, `pairs!/1`, ... Caller mistakes raise ArgumentError.
+  import LsmIndex.Checks
 
   @typedoc "An index (a NIF resource)."
   @opaque t :: reference()
   @typedoc "A shape handle."
   @type handle :: 0..4_294_967_295
 
-  @max_handle 4_294_967_295
   # Larger batches run on dirty schedulers: at ~1 µs per written pair and ~0.5 µs per looked
   # up key (10M keys, this VM), these keep a normal-scheduler call well under 1 ms.
   @dirty_write_batch 500
@@ -254,14 +255,6 @@ defmodule LsmIndex do
     end
   end
 
-  defp index_lookup(index, k) when is_reference(index) do
-    Native.index_lookup(index, k)
-  rescue
-    ArgumentError -> reraise ArgumentError, [message: not_an_index(index)], __STACKTRACE__
-  end
-
-  defp index_lookup(index, _k), do: raise(ArgumentError, not_an_index(index))
-
   @doc "The sorted handles of each key, in the order of `keys`, in one call."
   @spec lookup_many(t(), [term()]) :: [[handle()]]
   def lookup_many(index, keys), do: LsmIndex.Telemetry.lookup_many(index, keys, &looked_up/2)
@@ -329,23 +322,6 @@ defmodule LsmIndex do
     do:
       raise(ArgumentError, "expected a binary from LsmIndex.pack_keys/1, got: #{inspect(packed)}")
 
-  defp packed_nif(index, fun, packed) when is_reference(index) do
-    fun.(index, packed)
-  catch
-    :error, {:badarg, {:packed_keys, offset, reason}} ->
-      reraise ArgumentError,
-              [
-                message:
-                  "malformed packed keys (see LsmIndex.pack_keys/1): #{reason} at byte #{offset}"
-              ],
-              __STACKTRACE__
-
-    :error, :badarg ->
-      reraise ArgumentError, [message: not_an_index(index)], __STACKTRACE__
-  end
-
-  defp packed_nif(index, _fun, _packed), do: raise(ArgumentError, not_an_index(index))
-
   @doc "Removes `handle` from every key at once (filtered now, purged by compaction)."
   @spec drop_handle(t(), handle()) :: :ok | {:error, term()}
   def drop_handle(index, handle) do
@@ -403,21 +379,6 @@ defmodule LsmIndex do
 
   def subscribe(_index, pid, _opts),
     do: raise(ArgumentError, "expected a pid, got: #{inspect(pid)}")
-
-  # The NIF's bits of each event kind (index_events.rs: DONE, STARTED, FAILED).
-  @event_bits %{done: 1, started: 2, failed: 4}
-
-  defp events!(events) when is_list(events) and events != [] do
-    Enum.reduce(events, 0, fn event, mask ->
-      case @event_bits do
-        %{^event => bit} -> Bitwise.bor(mask, bit)
-        _ -> raise ArgumentError, ":events are :started, :done or :failed, got: #{inspect(event)}"
-      end
-    end)
-  end
-
-  defp events!(other),
-    do: raise(ArgumentError, ":events must be a non-empty list, got: #{inspect(other)}")
 
   @doc "Stops the deliveries of `subscribe/2` to `pid`."
   @spec unsubscribe(t(), pid()) :: :ok
@@ -478,71 +439,9 @@ defmodule LsmIndex do
     Map.update!(stats, :segments_per_level, &Map.new/1)
   end
 
-  # -- input checks: caller mistakes raise ArgumentError with a clear message --
-
-  # Arguments are checked before `fun` runs: what the NIF can still refuse is the index.
-  defp call(index, fun), do: closed!(index, nif(index, fun))
-
-  defp nif(index, fun) when is_reference(index) do
-    fun.(index)
-  rescue
-    ArgumentError -> reraise ArgumentError, [message: not_an_index(index)], __STACKTRACE__
-  end
-
-  defp nif(index, _fun), do: raise(ArgumentError, not_an_index(index))
-
-  # Using a closed index is a caller mistake.
-  defp closed!(index, {:error, {:closed, _}}),
-    do: raise(ArgumentError, "the index was closed: #{inspect(index)}")
-
-  defp closed!(_index, reply), do: reply
-
-  defp not_an_index(index), do: "expected an index from LsmIndex.new/1, got: #{inspect(index)}"
-
   # A write refused on a normal scheduler because it would have to wait (its lane is full, or
   # sync: :always needs an fsync; nothing written) answers :wait: retry where waiting is
   # allowed (dirty I/O).
   defp settle(:wait, retry), do: retry.()
   defp settle(reply, _retry), do: reply
-
-  defp handle!(h) when is_integer(h) and h >= 0 and h <= @max_handle, do: h
-
-  defp handle!(h),
-    do:
-      raise(ArgumentError, "a handle must be an integer in 0..#{@max_handle}, got: #{inspect(h)}")
-
-  # Integer and binary keys go to the NIF as they are: a list of only such pairs (the common
-  # case) is checked without being rebuilt. The 64-bit range is tested with a shift:
-  # comparing with the bignum bounds took ~10 ns a key (a third of a 256-key batch's
-  # Elixir time, `mix run` micro-bench of issue 25).
-  defguardp plain_key(k)
-            when (is_integer(k) and (k >>> 63 === 0 or k >>> 63 === -1)) or is_binary(k)
-
-  defp key(k) when plain_key(k), do: k
-  defp key(k), do: {:__lsm_term__, :erlang.term_to_binary(k, [:deterministic])}
-
-  defp pairs!(pairs) when is_list(pairs) do
-    if plain_pairs?(pairs) do
-      pairs
-    else
-      Enum.map(pairs, fn
-        {k, h} -> {key(k), handle!(h)}
-        other -> raise ArgumentError, "expected a {key, handle} pair, got: #{inspect(other)}"
-      end)
-    end
-  end
-
-  defp pairs!(other),
-    do: raise(ArgumentError, "expected a list of {key, handle} pairs, got: #{inspect(other)}")
-
-  defp plain_pairs?([{k, h} | rest])
-       when plain_key(k) and is_integer(h) and h >= 0 and h <= @max_handle,
-       do: plain_pairs?(rest)
-
-  defp plain_pairs?([]), do: true
-  defp plain_pairs?(_), do: false
-
-  defp plain_keys?([k | rest]) when plain_key(k), do: plain_keys?(rest)
-  defp plain_keys?([]), do: true
-  defp plain_keys?(_), do: false
 end

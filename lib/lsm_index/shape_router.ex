@@ -82,7 +82,7 @@ defmodule LsmIndex.ShapeRouter do
 
   alias LsmIndex.Native
 
-  alias LsmIndex.ShapeRouter.{Packed, Tables}
+  alias LsmIndex.ShapeRouter.{OneTable, Packed, Tables}
 
   defstruct [:ref, :tenant, :table, persistent: false, tables: nil, columns: nil]
 
@@ -107,11 +107,6 @@ defmodule LsmIndex.ShapeRouter do
   @type change ::
           {:insert, record()} | {:delete, record()} | {:update, record(), record()} | :truncate
 
-  @max_id 4_294_967_295
-  # A change in `LsmIndex.Filter`'s form names its table; a router has only one.
-  @filter_form " (a router routes one table: its changes carry no table name)"
-  # Longer clauses are parsed on a dirty scheduler.
-  @dirty_bytes 16_384
   @no_packed "a router over several tables routes lists of changes (route_many/3): " <>
                "packed changes are one table's"
 
@@ -137,50 +132,7 @@ defmodule LsmIndex.ShapeRouter do
 
   def new(tenant, table, columns, opts) do
     LsmIndex.Telemetry.enabled?()
-    opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush, lc_ctype: :utf8)
-    cols = LsmIndex.Where.native_columns!(columns)
-    lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
-
-    if cols == [], do: raise(ArgumentError, "a table has at least one column")
-
-    index_opts = LsmIndex.options!(opts[:index])
-
-    unless opts[:sync] in [:flush, :always, :none],
-      do:
-        raise(
-          ArgumentError,
-          ":sync must be :flush, :always or :none, got: #{inspect(opts[:sync])}"
-        )
-
-    opened =
-      case opts[:path] do
-        nil ->
-          Native.router_new(cols, lc_ctype, index_opts)
-
-        path when is_binary(path) ->
-          Native.router_open(path, cols, lc_ctype, index_opts, opts[:sync])
-
-        other ->
-          raise ArgumentError, ":path must be a directory name, got: #{inspect(other)}"
-      end
-
-    case opened do
-      {:ok, ref} ->
-        names = for {name, _type} <- cols, do: name
-        persistent = opts[:path] != nil
-
-        {:ok,
-         %__MODULE__{
-           ref: ref,
-           tenant: tenant,
-           table: table,
-           persistent: persistent,
-           columns: names
-         }}
-
-      {:error, _} = error ->
-        error
-    end
+    OneTable.new(tenant, table, columns, opts)
   end
 
   @doc "`new/4`, returning the router or raising `LsmIndex.Error`."
@@ -213,7 +165,7 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "Makes every shape change so far durable (persistent routers; `:ok` in memory)."
   @spec flush(t()) :: :ok | {:error, term()}
-  def flush(%__MODULE__{tables: nil, ref: ref}), do: open!(Native.router_flush(ref))
+  def flush(%__MODULE__{tables: nil} = router), do: OneTable.flush(router)
   def flush(%__MODULE__{persistent: false}), do: :ok
   def flush(router), do: flush(router, position: "")
 
@@ -296,31 +248,8 @@ defmodule LsmIndex.ShapeRouter do
       when tables != nil,
       do: Tables.add_shape(router, shape_id, where_sql, opts)
 
-  def add_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id, where_sql, opts) do
-    id!(shape_id)
-
-    unless is_binary(where_sql),
-      do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(where_sql)}")
-
-    params = LsmIndex.Where.params!(Keyword.get(Keyword.validate!(opts, params: []), :params))
-
-    reply =
-      cond do
-        not String.valid?(where_sql) ->
-          {:error, {:invalid_where, 0, "the clause is not UTF-8 text"}}
-
-        persistent or byte_size(where_sql) > @dirty_bytes ->
-          Native.router_add_shape_dirty(ref, shape_id, where_sql, params)
-
-        true ->
-          case Native.router_add_shape(ref, shape_id, where_sql, params) do
-            :wait -> Native.router_add_shape_dirty(ref, shape_id, where_sql, params)
-            reply -> reply
-          end
-      end
-
-    open!(reply)
-  end
+  def add_shape(%__MODULE__{} = router, shape_id, where_sql, opts),
+    do: OneTable.add_shape(router, shape_id, where_sql, opts)
 
   @doc """
   Adds many shapes in one call, as `add_shape/4` one after the other would (a later entry
@@ -333,17 +262,8 @@ defmodule LsmIndex.ShapeRouter do
   """
   @spec add_shapes(t(), [{shape_id(), String.t()} | {shape_id(), String.t(), [String.t() | nil]}]) ::
           :ok | {:error, {shape_id(), term()}}
-  def add_shapes(%__MODULE__{tables: nil, ref: ref}, shapes) when is_list(shapes) do
-    # the NIF reads the list as it is; a malformed entry is badarg before anything is
-    # added, and then the list is checked here to say which (and to add the valid prefix)
-    try do
-      Native.router_add_shapes(ref, shapes)
-    rescue
-      ArgumentError -> add_checked(ref, shapes)
-    else
-      reply -> batch_reply(reply, shapes, nil)
-    end
-  end
+  def add_shapes(%__MODULE__{tables: nil} = router, shapes) when is_list(shapes),
+    do: OneTable.add_shapes(router, shapes)
 
   def add_shapes(%__MODULE__{tables: nil}, shapes),
     do:
@@ -358,48 +278,6 @@ defmodule LsmIndex.ShapeRouter do
         ArgumentError,
         "add_shapes/2 is for a router over one table: use add_shape/4 with table:"
       )
-
-  defp add_checked(ref, shapes) do
-    {valid, refused} = batch_entries(shapes, [])
-    batch_reply(Native.router_add_shapes(ref, valid), valid, refused)
-  end
-
-  defp batch_reply(:ok, _shapes, nil), do: :ok
-  defp batch_reply(:ok, _shapes, {id, reason}), do: {:error, {id, reason}}
-
-  defp batch_reply({:refused, at, error}, shapes, _refused) do
-    {:error, reason} = open!(error)
-    {:error, {shapes |> Enum.at(at) |> elem(0), reason}}
-  end
-
-  # the entries as the NIF takes them, up to the first whose clause is not UTF-8 (then that
-  # one's refusal, as add_shape/4 answers it)
-  defp batch_entries([], acc), do: {Enum.reverse(acc), nil}
-
-  defp batch_entries([entry | rest], acc) do
-    {id, sql, params} =
-      case entry do
-        {id, sql} ->
-          {id, sql, []}
-
-        {id, sql, params} ->
-          {id, sql, params}
-
-        other ->
-          raise ArgumentError, "a shape is {id, where_sql[, params]}, got: #{inspect(other)}"
-      end
-
-    id!(id)
-
-    unless is_binary(sql),
-      do: raise(ArgumentError, "a WHERE clause is a string, got: #{inspect(sql)}")
-
-    params = LsmIndex.Where.params!(params)
-
-    if String.valid?(sql),
-      do: batch_entries(rest, [{id, sql, params} | acc]),
-      else: {Enum.reverse(acc), {id, {:invalid_where, 0, "the clause is not UTF-8 text"}}}
-  end
 
   @doc """
   What to query for the snapshot of each subquery of a shape (a router over several
@@ -422,17 +300,7 @@ defmodule LsmIndex.ShapeRouter do
   def remove_shape(%__MODULE__{tables: tables} = router, shape_id) when tables != nil,
     do: Tables.remove_shape(router, shape_id)
 
-  def remove_shape(%__MODULE__{ref: ref, persistent: persistent}, shape_id) do
-    id!(shape_id)
-
-    reply =
-      case persistent or Native.router_remove_shape(ref, shape_id) do
-        ok when ok in [true, :wait] -> Native.router_remove_shape_dirty(ref, shape_id)
-        reply -> reply
-      end
-
-    with {:error, _} = error <- reply, do: failed!(error, shape_id)
-  end
+  def remove_shape(%__MODULE__{} = router, shape_id), do: OneTable.remove_shape(router, shape_id)
 
   @doc "The sorted ids of the shapes `change` affects."
   @spec route(t(), change()) :: [shape_id()]
@@ -441,17 +309,7 @@ defmodule LsmIndex.ShapeRouter do
   defp routed(%__MODULE__{tables: tables} = router, change) when tables != nil,
     do: router |> Tables.route_with_moves(change) |> elem(0)
 
-  defp routed(%__MODULE__{ref: ref}, change) do
-    case Native.router_route(ref, change) do
-      ids when is_list(ids) -> ids
-      # more than 1,000 scanned shapes: routes run on a dirty scheduler
-      :dirty -> routed!(Native.router_route_dirty(ref, change), change)
-      other -> failed!(other, change)
-    end
-  end
-
-  defp routed!(ids, _change) when is_list(ids), do: ids
-  defp routed!(other, change), do: failed!(other, change)
+  defp routed(%__MODULE__{} = router, change), do: OneTable.route(router, change)
 
   @doc """
   The ids a change affects and the moves it makes: `{ids, moves}`, a move being
@@ -480,8 +338,8 @@ defmodule LsmIndex.ShapeRouter do
     moves = Keyword.validate!(opts, moves: false)[:moves]
 
     case router do
-      %{tables: nil, ref: ref} ->
-        ids = route_sliced(ref, changes)
+      %{tables: nil} ->
+        ids = OneTable.route_many(router, changes)
         if moves, do: Enum.map(ids, &{&1, []}), else: ids
 
       _ ->
@@ -525,37 +383,6 @@ defmodule LsmIndex.ShapeRouter do
 
   def route_many_packed(%__MODULE__{}, _packed), do: raise(ArgumentError, @no_packed)
 
-  # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results);
-  # with more than 1,000 scanned shapes the whole list goes to a dirty scheduler.
-  defp route_sliced(ref, changes) do
-    LsmIndex.Sliced.run(
-      &Native.router_route_many(ref, &1),
-      &Native.router_route_many_dirty(ref, &1),
-      changes,
-      fn
-        {:bad_change, position, change, why}, done ->
-          raise ArgumentError, bad_change(done + position, change, why)
-
-        other, _done ->
-          failed!(other, changes)
-      end
-    )
-  end
-
-  # Which element of `route_many/2`'s list is malformed and why (`why` says what a change or
-  # a record looks like).
-  defp bad_change(index, change, why) do
-    hint =
-      case change do
-        {op, _table, rec} when op in [:insert, :delete] and is_map(rec) -> @filter_form
-        {:update, _table, old, new} when is_map(old) and is_map(new) -> @filter_form
-        {:truncate, _table} -> @filter_form
-        _ -> ""
-      end
-
-    "the change at index #{index} is malformed: #{why}#{hint}, got: #{inspect(change, limit: 10)}"
-  end
-
   @doc """
   Counters: `changes_routed`, `mean_route_ns`, `p50_route_ns`, `p99_route_ns` (per change,
   histogram upper bounds, <= 25% over), `presence_probes`, `presence_passes`,
@@ -598,17 +425,8 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc "`metrics/1` of one table of a router over several tables."
   @spec metrics(t(), {String.t(), String.t()}) :: map()
-  def metrics(%__MODULE__{tables: tables, ref: ref, tenant: tenant}, table) when tables != nil do
-    case tables do
-      %{^table => n} ->
-        ref |> Native.router_set_metrics(n) |> Map.merge(%{tenant: tenant, table: table})
-
-      _ ->
-        raise ArgumentError,
-              "unknown table #{inspect(table)}: the router's tables are " <>
-                inspect(Map.keys(tables))
-    end
-  end
+  def metrics(%__MODULE__{tables: tables} = router, table) when tables != nil,
+    do: Tables.metrics(router, table)
 
   @doc """
   The subquery views of a router over several tables: `views` (distinct subqueries, shared
@@ -622,28 +440,5 @@ defmodule LsmIndex.ShapeRouter do
   def view_metrics(%__MODULE__{tables: nil}),
     do: raise(ArgumentError, "a router over one table has no subquery views")
 
-  def view_metrics(%__MODULE__{ref: ref}) do
-    case Native.router_set_view_metrics(ref) do
-      {:ok, %{view_index: {:ok, stats}} = m} -> %{m | view_index: stats}
-      {:ok, m} -> m
-      other -> failed!(other, :view_metrics)
-    end
-  end
-
-  # A closed router is a caller's mistake, as for `LsmIndex`.
-  defp open!({:error, {:closed, _}}), do: raise(ArgumentError, "the router was closed")
-  defp open!(reply), do: reply
-
-  defp id!(id) when is_integer(id) and id >= 0 and id <= @max_id, do: id
-
-  defp id!(id),
-    do: raise(ArgumentError, "a shape id is an integer in 0..#{@max_id}, got: #{inspect(id)}")
-
-  defp failed!({:bad_change, why}, what),
-    do: raise(ArgumentError, "#{why}, got: #{inspect(what, limit: 10)}")
-
-  defp failed!({:error, {:closed, _}} = closed, _what), do: open!(closed)
-
-  defp failed!({:error, {kind, message}}, _what),
-    do: raise(LsmIndex.Error, reason: kind, message: message)
+  def view_metrics(%__MODULE__{} = router), do: Tables.view_metrics(router)
 end

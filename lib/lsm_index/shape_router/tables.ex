@@ -218,6 +218,28 @@ defmodule LsmIndex.ShapeRouter.Tables do
     )
   end
 
+  @doc "`metrics/1` of one table (`ShapeRouter.metrics/2`)."
+  def metrics(%ShapeRouter{tables: tables, ref: ref, tenant: tenant}, table) do
+    case tables do
+      %{^table => n} ->
+        ref |> Native.router_set_metrics(n) |> Map.merge(%{tenant: tenant, table: table})
+
+      _ ->
+        raise ArgumentError,
+              "unknown table #{inspect(table)}: the router's tables are " <>
+                inspect(Map.keys(tables))
+    end
+  end
+
+  @doc "The subquery views' figures (`ShapeRouter.view_metrics/1`)."
+  def view_metrics(%ShapeRouter{ref: ref} = router) do
+    case Native.router_set_view_metrics(ref) do
+      {:ok, %{view_index: {:ok, stats}} = m} -> %{m | view_index: stats}
+      {:ok, m} -> m
+      other -> failed!(router, other)
+    end
+  end
+
   defp bad_change(:not_a_change, change),
     do:
       "expected {:insert | :delete, table, record}, {:update, table, old, new} or " <>
