@@ -4,6 +4,15 @@ defmodule LsmIndex.Demo.Schema do
   timestamptz, numeric, int2 and an enum; every table `REPLICA IDENTITY FULL` (an update's
   old row is what routes it out of a shape). `demo_progress` holds the workload's counters
   and is not decoded. Not public API.
+
+  `todos.notes` (nullable text) is stored out of line and uncompressed (`STORAGE
+  EXTERNAL`): a value over ~2 kB is TOASTed. An update that leaves such a value alone does
+  not carry it — pgoutput sends the column as unchanged TOAST (`'u'`), and the decoder
+  takes it from the old row (which `REPLICA IDENTITY FULL` logs in full) — so the shapes on
+  `notes` check that a long value that did not change still routes right.
+
+  The workload may add columns while the stream runs (`added_columns/0`: `todos.tag`,
+  `LsmIndex.Demo.Workload`'s `alter_at`); `columns/1` stays the schema as `ddl/0` creates it.
   """
 
   @statuses ["open", "in_progress", "blocked", "done"]
@@ -35,25 +44,38 @@ defmodule LsmIndex.Demo.Schema do
       {"estimate", :numeric},
       {"due_at", :timestamptz},
       {"created_at", :timestamptz},
-      {"external_id", :uuid}
+      {"external_id", :uuid},
+      {"notes", :text}
     ]
   }
+
+  @added %{"todos" => [{"tag", :text}]}
 
   @doc "The routed tables' names, in the order they are created."
   @spec names() :: [String.t()]
   def names, do: ["users", "projects", "todos"]
 
-  @doc "The columns of `table` (`[{name, type}]`, types as in `LsmIndex.Filter.ColumnType`)."
+  @doc """
+  The columns of `table` as `ddl/0` creates it (`[{name, type}]`, types as in
+  `LsmIndex.Filter.ColumnType`), in table order.
+  """
   @spec columns(String.t()) :: LsmIndex.Where.columns()
   def columns(table), do: Map.fetch!(@tables, table)
+
+  @doc """
+  The columns the workload may add while the stream runs, by table, in the order it adds
+  them (after the created ones): a Relation message's new column maps to its type here.
+  """
+  @spec added_columns() :: %{String.t() => LsmIndex.Where.columns()}
+  def added_columns, do: @added
 
   @doc "The labels of the `todo_status` enum, in declaration order."
   @spec statuses() :: [String.t()]
   def statuses, do: @statuses
 
   @doc """
-  The DDL: the enum, the tables (no foreign keys: a truncate empties one table), the
-  indexes the consistency check's queries use, and `demo_progress`.
+  The DDL: the enum, the tables (no foreign keys: a truncate empties one table), `notes`
+  stored out of line, the indexes the consistency check's queries use, and `demo_progress`.
   """
   @spec ddl() :: String.t()
   def ddl do
@@ -67,7 +89,8 @@ defmodule LsmIndex.Demo.Schema do
       archived bool NOT NULL, budget numeric, created_at timestamptz NOT NULL);
     CREATE TABLE todos (id int8 PRIMARY KEY, project_id int8, user_id int8, title text NOT NULL,
       status todo_status NOT NULL, priority int2 NOT NULL, done bool NOT NULL, estimate numeric,
-      due_at timestamptz, created_at timestamptz NOT NULL, external_id uuid);
+      due_at timestamptz, created_at timestamptz NOT NULL, external_id uuid, notes text);
+    ALTER TABLE todos ALTER COLUMN notes SET STORAGE EXTERNAL;
     ALTER TABLE users REPLICA IDENTITY FULL;
     ALTER TABLE projects REPLICA IDENTITY FULL;
     ALTER TABLE todos REPLICA IDENTITY FULL;

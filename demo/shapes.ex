@@ -8,10 +8,21 @@ defmodule LsmIndex.Demo.Shapes do
   `status IN ('open', 'blocked')` (6); `project_id = $1 AND priority >= 3` (8), `AND
   lower(title) LIKE '%bug%'` (4); `user_id = $1 OR project_id = $2` (3) — on `projects` 8%:
   `owner_id = $1` (5), `AND NOT archived` (3) — on `users` 7%: `id = $1` (3), `lower(email)
-  = $1` (2), `active AND id IN (…)` (2). Plus a few without any equality (3 to 10: one per
+  = $1` (2), `active AND id IN (…)` (2). Plus a few without any equality (3 to 11: one per
   10,000 shapes), which the router evaluates on every change of their table: a title prefix,
-  a week of `due_at`, numeric arithmetic, `length(title)`, `IS NULL`, ... Parameters name
-  users and projects up to 10% beyond the seeded ones (rows the workload inserts later).
+  `length(notes) > 5000`, a week of `due_at`, numeric arithmetic, `length(title)`, `IS
+  NULL`, ... Parameters name users and projects up to 10% beyond the seeded ones (rows the
+  workload inserts later).
+
+  Columns beyond the mix's: after its kind is drawn, a todos shape draws once more (1..100)
+  and may become a shape on `notes` (1..5: `user_id = $1 AND notes LIKE 'urgent%'` or
+  `project_id = $1 AND notes IS NOT NULL`) — long notes are TOASTed, and an update that
+  leaves them alone sends them as unchanged TOAST (`LsmIndex.Demo.Transactions`): these
+  shapes fail if the decoder does not take the value from the old row — or, once the
+  column `tag` exists (added while streaming: `one/5`), a shape on `tag` (6..25: `user_id =
+  $1 AND tag = 'red'` and the like, or `tag = $1 AND project_id = $2`). `generate/4` knows
+  `notes` (the column is created with the table); `one/5` knows the columns it is given, and
+  `one/4` none of them (its shapes are those it made before either column).
   """
 
   alias LsmIndex.Demo.Psql
@@ -22,6 +33,7 @@ defmodule LsmIndex.Demo.Shapes do
   @unindexable [
     {"todos", "lower(title) LIKE 'fix%'"},
     {"todos", "priority >= 5 AND NOT done"},
+    {"todos", "length(notes) > 5000"},
     {"todos", "due_at >= '2024-06-01' AND due_at < '2024-06-08'"},
     {"todos", "estimate * 2 > 30"},
     {"todos", "external_id IS NULL AND priority > 3"},
@@ -67,6 +79,7 @@ defmodule LsmIndex.Demo.Shapes do
       Enum.map_reduce(scanned..(n - 1)//1, rand, fn id, rand ->
         {kind, rand} = kind(rand)
         {shape, rand} = shape(kind, ranges, rand)
+        {shape, rand} = optional(shape, ["notes"], ranges, rand)
         {Map.put(shape, :id, id), rand}
       end)
 
@@ -75,14 +88,25 @@ defmodule LsmIndex.Demo.Shapes do
 
   @doc """
   Shape `id` alone, from `seed` and the id (the same on every run): a shape added while the
-  stream runs, of the same mix as `generate/4`'s (the shapes without an equality aside).
+  stream runs, of the same mix as `generate/4`'s (the shapes without an equality aside) but
+  on no column beyond the mix's: `one(id, seed, users, projects, [])`.
   """
   @spec one(non_neg_integer(), integer(), pos_integer(), pos_integer()) :: t()
-  def one(id, seed, users, projects) do
+  def one(id, seed, users, projects), do: one(id, seed, users, projects, [])
+
+  @doc """
+  Shape `id` alone, as `one/4`, when the routers know `known_columns` of `todos` (names):
+  with `"notes"` ~5% of the todos shapes are on `notes`, with `"tag"` ~20% are on `tag`
+  (a column added while streaming). Without either it is `one/4`'s shape; with them the
+  other shapes are still `one/4`'s.
+  """
+  @spec one(non_neg_integer(), integer(), pos_integer(), pos_integer(), [String.t()]) :: t()
+  def one(id, seed, users, projects, known_columns) do
     rand = :rand.seed_s(:exsss, {seed, id, 2027})
     ranges = {div(users * 11, 10), div(projects * 11, 10)}
     {kind, rand} = kind(rand)
-    {shape, _rand} = shape(kind, ranges, rand)
+    {shape, rand} = shape(kind, ranges, rand)
+    {shape, _rand} = optional(shape, known_columns, ranges, rand)
     Map.put(shape, :id, id)
   end
 
@@ -155,6 +179,46 @@ defmodule LsmIndex.Demo.Shapes do
     {table, where, params} = shape
     {%{table: table, where: where, params: params}, rand}
   end
+
+  # a todos shape may become one on a column beyond the mix's (one draw more, and only when
+  # one is known: without, the draws, and so the shapes, are those made before the columns)
+  defp optional(%{table: "todos"} = shape, known, {users, projects}, rand) do
+    notes? = "notes" in known
+    tag? = "tag" in known
+
+    if notes? or tag? do
+      {x, rand} = :rand.uniform_s(100, rand)
+      {u, rand} = :rand.uniform_s(users, rand)
+      {p, rand} = :rand.uniform_s(projects, rand)
+      {c, rand} = :rand.uniform_s(3, rand)
+      {u, p} = {Integer.to_string(u), Integer.to_string(p)}
+      color = Enum.at(["red", "green", "blue"], c - 1)
+
+      shape =
+        cond do
+          notes? and x <= 3 ->
+            %{shape | where: "user_id = $1 AND notes LIKE 'urgent%'", params: [u]}
+
+          notes? and x <= 5 ->
+            %{shape | where: "project_id = $1 AND notes IS NOT NULL", params: [p]}
+
+          tag? and x in 6..15 ->
+            %{shape | where: "user_id = $1 AND tag = '#{color}'", params: [u]}
+
+          tag? and x in 16..25 ->
+            %{shape | where: "tag = $1 AND project_id = $2", params: [color, p]}
+
+          true ->
+            shape
+        end
+
+      {shape, rand}
+    else
+      {shape, rand}
+    end
+  end
+
+  defp optional(shape, _known, _ranges, rand), do: {shape, rand}
 
   @doc """
   The shape's WHERE for PostgreSQL: each `$n` replaced by its value as an untyped string

@@ -12,6 +12,21 @@ defmodule LsmIndex.Demo.Transactions do
   Every transaction ends by writing `demo_progress` (count and next ids). Values: quotes,
   backslashes, Greek and emoji in titles, timestamptz with `+05:30`/`-08` offsets, numerics
   with trailing zeros, NULLs; never `NaN`/`Infinity` (wal2json 2.5 loses them).
+
+  TOAST: an inserted todo's `notes` is long (15%: 3–12 kB, stored out of line, see
+  `LsmIndex.Demo.Schema`; written as `'urgent ' || repeat('filler ', n)`, so the SQL stays
+  short), short (25%) or NULL; 3% of the todo updates rewrite `notes` (long, short or NULL
+  alike), every other update — and every bulk re-prioritisation — leaves it alone, so
+  PostgreSQL sends a long one as unchanged TOAST (pgoutput's `'u'`) and the decoder must
+  take it from the old row. A long or short value starts with one of `urgent`, `later`,
+  `idea`, `maybe`, `blocked` (sometimes capitalised), which the shapes on `notes` test.
+
+  A column added mid-stream: with `alter_at` in `opts`, the first transaction after seeding
+  whose number (`txns` once it commits) is at least `alter_at` is `ALTER TABLE todos ADD
+  COLUMN tag text` alone (the progress update with it); from then on inserted todos set
+  `tag` to `red`, `green`, `blue` or NULL and 5% of the todo updates change it. The model's
+  `tag` says whether the column exists (a restarted writer reads it back from the
+  catalog), so the ALTER runs once.
   """
 
   alias LsmIndex.Demo.{Psql, Schema}
@@ -29,10 +44,17 @@ defmodule LsmIndex.Demo.Transactions do
     "emoji 🚀 launch"
   ]
 
+  @note_words ~w(urgent later idea maybe blocked)
+  @fillers ["filler ", "lorem ipsum ", "café crème "]
+  @tags ["'red'", "'green'", "'blue'", "NULL"]
+  @add_tag "ALTER TABLE todos ADD COLUMN tag text"
+
   @doc """
-  One transaction's SQL for `model` (a map with `opts`, `rand`, `txns`, `next`: the next id
-  per table, `bags`: the live ids per table; other keys are kept) and the model after it:
-  ids and counters move as if it committed (psql stops on any error, and so does the demo).
+  One transaction's SQL for `model` (a map with `opts`: the workload's, of which `users`,
+  `projects`, `todos`, `truncate_every` and `alter_at` are read; `rand`, `txns`, `next`: the
+  next id per table, `bags`: the live ids per table, `tag`: whether `todos.tag` exists,
+  `false` when absent; other keys are kept) and the model after it: ids, counters and `tag`
+  move as if it committed (psql stops on any error, and so does the demo).
   """
   @spec next(map()) :: {iodata(), map()}
   def next(state) do
@@ -59,6 +81,9 @@ defmodule LsmIndex.Demo.Transactions do
 
       next["todos"] <= opts[:todos] ->
         seed(state, "todos")
+
+      opts[:alter_at] != nil and not tag?(state) and state.txns + 1 >= opts[:alter_at] ->
+        {[@add_tag], Map.put(state, :tag, true)}
 
       every != nil and rem(state.txns + 1, every) == 0 ->
         truncate(state)
@@ -169,20 +194,25 @@ defmodule LsmIndex.Demo.Transactions do
     {due, r} = due(r)
     {x, r} = :rand.uniform_s(10, r)
     external = if x == 1, do: "NULL", else: "gen_random_uuid()"
+    {notes, r} = notes(r)
+    {tag, r} = if tag?(state), do: pick(@tags, r), else: {nil, r}
 
-    {[
-       {"id", "#{id}"},
-       {"project_id", "#{project}"},
-       {"user_id", "#{user}"},
-       {"title", title},
-       {"status", status},
-       {"priority", "#{priority}"},
-       {"done", bool(status == "'done'")},
-       {"estimate", estimate},
-       {"due_at", due},
-       {"created_at", "now()"},
-       {"external_id", external}
-     ], r}
+    row = [
+      {"id", "#{id}"},
+      {"project_id", "#{project}"},
+      {"user_id", "#{user}"},
+      {"title", title},
+      {"status", status},
+      {"priority", "#{priority}"},
+      {"done", bool(status == "'done'")},
+      {"estimate", estimate},
+      {"due_at", due},
+      {"created_at", "now()"},
+      {"external_id", external},
+      {"notes", notes}
+    ]
+
+    {if(tag, do: row ++ [{"tag", tag}], else: row), r}
   end
 
   defp update_todos(state, kind) do
@@ -197,6 +227,7 @@ defmodule LsmIndex.Demo.Transactions do
           Enum.map_reduce(1..n, r, fn _, r ->
             {id, r} = random(bag, r)
             {set, r} = todo_change(kind, state, r)
+            {set, r} = also_change(set, state, r)
             {"UPDATE todos SET #{set} WHERE id = #{id}", r}
           end)
 
@@ -231,6 +262,32 @@ defmodule LsmIndex.Demo.Transactions do
     {due, r} = due(r)
     {estimate, r} = estimate(r)
     {"due_at = #{due}, estimate = #{estimate}", r}
+  end
+
+  # 3% of the updates rewrite notes (the others leave a TOASTed value unchanged); once the
+  # column exists, 5% change tag
+  defp also_change(set, state, r) do
+    {x, r} = :rand.uniform_s(100, r)
+    {set, r} = if x <= 3, do: assign(set, "notes", rewritten_notes(r)), else: {set, r}
+
+    if tag?(state) do
+      {x, r} = :rand.uniform_s(100, r)
+      if x <= 5, do: assign(set, "tag", pick(@tags, r)), else: {set, r}
+    else
+      {set, r}
+    end
+  end
+
+  defp assign(set, column, {value, r}), do: {"#{set}, #{column} = #{value}", r}
+
+  defp rewritten_notes(r) do
+    {x, r} = :rand.uniform_s(3, r)
+
+    case x do
+      1 -> long_notes(r)
+      2 -> short_notes(r)
+      3 -> {"NULL", r}
+    end
   end
 
   defp bulk_priority(state) do
@@ -315,6 +372,46 @@ defmodule LsmIndex.Demo.Transactions do
       {Psql.literal(title), r}
     end
   end
+
+  defp notes(r) do
+    {x, r} = :rand.uniform_s(100, r)
+
+    cond do
+      x <= 15 -> long_notes(r)
+      x <= 40 -> short_notes(r)
+      true -> {"NULL", r}
+    end
+  end
+
+  # 3,000 to 12,000 characters, out of line; built by the server (`repeat`) from a short SQL
+  defp long_notes(r) do
+    {word, r} = note_word(r)
+    {filler, r} = pick(@fillers, r)
+    {chars, r} = :rand.uniform_s(9001, r)
+    times = div(2999 + chars, String.length(filler))
+    {"#{Psql.literal(word <> " ")} || repeat(#{Psql.literal(filler)}, #{times})", r}
+  end
+
+  defp short_notes(r) do
+    {word, r} = note_word(r)
+    {n, r} = :rand.uniform_s(4, r)
+    {words, r} = Enum.map_reduce(1..n, r, fn _, r -> pick(@words, r) end)
+    {Psql.literal(word <> ": " <> Enum.join(words, " ")), r}
+  end
+
+  # the word a note starts with; one in ten capitalised (`LIKE 'urgent%'` is case-sensitive)
+  defp note_word(r) do
+    {word, r} = pick(@note_words, r)
+    {x, r} = :rand.uniform_s(10, r)
+    {if(x == 1, do: String.capitalize(word), else: word), r}
+  end
+
+  defp pick(list, r) do
+    {i, r} = :rand.uniform_s(length(list), r)
+    {Enum.at(list, i - 1), r}
+  end
+
+  defp tag?(state), do: Map.get(state, :tag, false)
 
   defp status(r) do
     {i, r} = :rand.uniform_s(length(Schema.statuses()), r)

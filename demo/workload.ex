@@ -10,6 +10,12 @@ defmodule LsmIndex.Demo.Workload do
   the decoder does not read), so a restarted writer resumes where the committed ones ended:
   it reads the counters and the tables' ids back. It reports `{:workload, :progress, n}`
   after each round trip of `batch` transactions and `{:workload, :done, n}` at the end.
+
+  With `alter_at` one transaction adds a column while the stream runs (`ALTER TABLE todos
+  ADD COLUMN tag text`, `LsmIndex.Demo.Schema.added_columns/0`): the first after seeding
+  whose number is at least `alter_at`; later transactions write `tag`. A restarted writer
+  asks the catalog (`information_schema.columns`) whether `tag` exists, so it neither runs
+  the ALTER twice nor writes the column before it exists.
   """
 
   alias LsmIndex.Demo.{Psql, Schema, Transactions}
@@ -19,7 +25,9 @@ defmodule LsmIndex.Demo.Workload do
   `users`, `projects`, `todos` (rows seeded), `txns` (stop at this many committed
   transactions in all, seeding included; `nil`: no bound), `seconds` (stop after this long;
   `nil`: no bound), `truncate_every` (default 10,000; `nil`: never), `batch` (transactions
-  per round trip, default 20), `rate` (transactions per second at most; `nil`: no bound).
+  per round trip, default 20), `rate` (transactions per second at most; `nil`: no bound),
+  `alter_at` (the transaction, counted from the first, seeding included, that adds
+  `todos.tag`; default `nil`: never).
   """
   @spec start_link(LsmIndex.Demo.Postgres.t(), String.t(), keyword()) :: pid()
   def start_link(pg, database, opts) do
@@ -33,7 +41,8 @@ defmodule LsmIndex.Demo.Workload do
         seconds: nil,
         truncate_every: 10_000,
         batch: 20,
-        rate: nil
+        rate: nil,
+        alter_at: nil
       ])
 
     parent = self()
@@ -55,6 +64,12 @@ defmodule LsmIndex.Demo.Workload do
         {table, Transactions.bag(Enum.map(ids, &String.to_integer/1))}
       end)
 
+    tag? =
+      Psql.run(session, """
+      SELECT count(*) FROM information_schema.columns
+        WHERE table_schema = current_schema() AND table_name = 'todos' AND column_name = 'tag';
+      """) == ["1"]
+
     deadline =
       if opts[:seconds], do: System.monotonic_time(:millisecond) + round(opts[:seconds] * 1000)
 
@@ -66,6 +81,7 @@ defmodule LsmIndex.Demo.Workload do
       txns: txns,
       next: %{"users" => next_user, "projects" => next_project, "todos" => next_todo},
       bags: bags,
+      tag: tag?,
       deadline: deadline,
       started: {System.monotonic_time(:millisecond), txns}
     }
