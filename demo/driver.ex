@@ -3,33 +3,52 @@ defmodule LsmIndex.Demo.Driver do
   The end-to-end demo (`mix demo`, `./run demo`; not public API): PostgreSQL's logical
   replication in, every shape consistent out.
 
-      PostgreSQL ─ wal2json (slot, peek) ─▶ Wal2json.decode ─▶ change tuples
+      PostgreSQL ─ pgoutput over START_REPLICATION (Replication) ─▶ Pgoutput ─▶ change tuples
         ─▶ Routing.route (ShapeRouter.route_many per table and transaction |
                           Filter.affected_shapes_many per transaction)
-        ─▶ ShapeLog (each shape's rows; durable frame + LSN) ─▶ slot advanced to that LSN
-      at the end: Check (every shape against SELECT id FROM t WHERE <shape>, one psql session)
+        ─▶ ShapeLog (each shape's rows; one durable frame + LSN per read)
+        ─▶ status update: flush = that LSN                         (Stream: the loop)
+      between reads: Churn (shapes added from a snapshot, shapes removed)
+      at the end: Check (every live shape against SELECT id FROM t WHERE <shape>)
 
-  A run: start a throwaway cluster (or attach to one: `--pg-dir`), create the schema, register
-  the shapes, then create the slot — every change it will send is routed, and each shape's
-  rows come from the stream alone — start the writer (`LsmIndex.Demo.Workload`) and consume
-  until the writer is done and the slot has nothing more; check; print the summary.
+  A run: start a throwaway cluster (or attach to one: `--pg-dir`), create the schema and the
+  publication, register the first shapes, then create the slot (`pgoutput`) — every change
+  it will send is routed, and those shapes' rows come from the stream alone — start the
+  writer (`LsmIndex.Demo.Workload`) and stream until the writer is done and the end marker
+  the driver then emits has arrived; check; print the summary.
 
   With `--state-dir DIR` the routers are persistent (`DIR/router/<table>`) and the shapes'
   rows are logged in `DIR/shapes.log`; a driver started again on the same directory (after
-  a SIGKILL, say) reopens the routers, rebuilds the rows from the log, confirms the slot up
-  to the log's LSN and carries on (the writer resumes from its committed counters).
+  a SIGKILL, say) reopens the routers, rebuilds the rows from the log, makes the routers
+  hold the shapes the log says are live, streams from the log's LSN and carries on (the
+  writer resumes from its committed counters).
 
   Options (defaults): `--shapes` (100,000), `--seconds` (45: how long the writer runs),
   `--txns` (none: stop the writer at this many transactions), `--via` (`router`,
   `filter-lsm`, `filter-map`), `--seed` (1), `--users`/`--projects`/`--todos` (rows seeded:
   shapes/10, shapes/50, shapes/5), `--truncate-every` (10,000 transactions), `--rate`
   (1,000: transactions/s the writer holds at most; 0: as fast as it goes), `--state-dir`, `--pg-dir`,
-  `--database` (`demo`), `--peek-rows` (5,000 decoded rows per read), `--progress-ms`
+  `--database` (`demo`), `--alter-at` (5,000: the writer's transaction that adds a column
+  to `todos`; 0: none), `--add-rate` (10.0 shapes added per second while streaming, each
+  from a snapshot), `--remove-rate` (half the add rate), `--progress-ms`
   (1,000), `--halt-before-confirm N` (tests: the VM kills itself after its N-th durable
   frame, before confirming it to the slot). Returns the exit status: 0 when every shape is consistent, 1 otherwise.
   """
 
-  alias LsmIndex.Demo.{Check, Postgres, Psql, Routing, Schema, ShapeLog, Shapes, Slot, Workload}
+  alias LsmIndex.Demo.{
+    Check,
+    Churn,
+    Postgres,
+    Psql,
+    Replication,
+    Routing,
+    Schema,
+    ShapeLog,
+    Shapes,
+    Slot,
+    Stream,
+    Workload
+  }
 
   @switches [
     shapes: :integer,
@@ -45,7 +64,9 @@ defmodule LsmIndex.Demo.Driver do
     state_dir: :string,
     pg_dir: :string,
     database: :string,
-    peek_rows: :integer,
+    alter_at: :integer,
+    add_rate: :float,
+    remove_rate: :float,
     progress_ms: :integer,
     halt_before_confirm: :integer
   ]
@@ -90,7 +111,9 @@ defmodule LsmIndex.Demo.Driver do
       truncate_every: opts[:truncate_every] || 10_000,
       rate: if(opts[:rate] == 0, do: nil, else: opts[:rate] || 1_000),
       state_dir: opts[:state_dir],
-      peek_rows: opts[:peek_rows] || 5_000,
+      alter_at: if(opts[:alter_at] == 0, do: nil, else: opts[:alter_at] || 5_000),
+      add_rate: opts[:add_rate] || 10.0,
+      remove_rate: opts[:remove_rate] || (opts[:add_rate] || 10.0) / 2,
       progress_ms: opts[:progress_ms] || 1_000,
       halt_before_confirm: opts[:halt_before_confirm],
       resumed: false
@@ -109,7 +132,7 @@ defmodule LsmIndex.Demo.Driver do
     end
   end
 
-  @kept [:via, :shapes, :seed, :users, :projects, :todos, :database, :truncate_every]
+  @kept [:via, :shapes, :seed, :users, :projects, :todos, :database, :truncate_every, :alter_at]
 
   defp run(pg, config) do
     slot = "lsm_demo_#{config.database}"
@@ -121,10 +144,14 @@ defmodule LsmIndex.Demo.Driver do
     end
 
     session = Psql.open(pg, config.database)
-    unless config.resumed, do: Psql.run(session, Schema.ddl())
+
+    unless config.resumed do
+      Psql.run(session, Schema.ddl())
+      Psql.run(session, Slot.publication_ddl(Schema.names()))
+    end
 
     shapes = Shapes.generate(config.shapes, config.seed, config.users, config.projects)
-    {routing, build} = build_routing(config, shapes)
+    {routing, build} = build_routing(config, shapes, Schema.columns_now(session))
 
     unless config.resumed do
       Slot.create(session, slot)
@@ -137,10 +164,17 @@ defmodule LsmIndex.Demo.Driver do
     end
 
     log = ShapeLog.open(config.state_dir && Path.join(config.state_dir, "shapes.log"))
-    resume_slot(session, slot, log)
+    churn = Churn.new(config, List.to_tuple(shapes), log)
+    routing = if config.resumed, do: Churn.reconcile(routing, churn, log), else: routing
+    start = resume_position(session, slot, log)
 
     if config.resumed,
       do: say("resumed: #{log.frames} durable frames, up to #{Slot.format_lsn(log.lsn)}")
+
+    conn = Replication.connect(pg, config.database)
+    conn = Replication.start(conn, slot, Slot.publication(), start, messages: true)
+    # the slot catches up with the log at once (a crash may have come before the confirmation)
+    :ok = Replication.status_update(conn, log.lsn, log.lsn, log.lsn)
 
     workload =
       Workload.start_link(pg, config.database,
@@ -151,193 +185,79 @@ defmodule LsmIndex.Demo.Driver do
         txns: config.txns,
         seconds: config.seconds,
         truncate_every: config.truncate_every,
-        rate: config.rate
+        rate: config.rate,
+        alter_at: config.alter_at
       )
 
-    stats = consume(session, slot, routing, log, config, workload)
-    say("checking #{config.shapes} shapes against PostgreSQL")
-    {check_us, check} = :timer.tc(fn -> Check.run(session, shapes, stats.log) end)
-    summary(config, build, stats, check, check_us, Routing.metrics(routing))
+    stats =
+      Stream.run(%{
+        conn: conn,
+        session: session,
+        routing: routing,
+        log: log,
+        churn: churn,
+        config: config,
+        workload: workload
+      })
+
+    Replication.close(stats.conn)
+    live = Churn.live(stats.churn, stats.log)
+    say("checking #{fmt(length(live))} shapes against PostgreSQL")
+    {check_us, check} = :timer.tc(fn -> Check.run(session, live, stats.log) end)
+    summary(config, build, stats, check, check_us, Routing.metrics(stats.routing))
     ShapeLog.close(stats.log)
-    Routing.close(routing)
+    Routing.close(stats.routing)
     Psql.close(session)
-    if check.missing == 0 and check.extra == 0, do: 0, else: 1
+
+    if check.missing == 0 and check.extra == 0 and ShapeLog.stray(stats.log) == 0,
+      do: 0,
+      else: 1
   end
 
-  defp build_routing(config, shapes) do
+  defp build_routing(config, shapes, columns) do
     path = config.state_dir && Path.join(config.state_dir, "router")
     if path, do: File.mkdir_p!(path)
     rss0 = rss()
     heap0 = :erlang.memory(:total)
     t0 = System.monotonic_time(:millisecond)
-    {routing, reopened} = Routing.new(config.via, shapes, path)
+    {routing, reopened} = Routing.new(config.via, shapes, path, columns)
     ms = System.monotonic_time(:millisecond) - t0
     verb = if reopened, do: "reopened", else: "registered"
     say("#{verb} #{fmt(config.shapes)} shapes (#{config.via}) in #{ms} ms")
     {routing, %{ms: ms, rss: rss() - rss0, heap: :erlang.memory(:total) - heap0, verb: verb}}
   end
 
-  # The slot must stand at the log's LSN: after a crash between a durable frame and the
-  # slot's advance, it is behind (advance it); it is never ahead of a log that has frames.
-  defp resume_slot(session, slot, log) do
+  # Where the stream resumes: the log's LSN. The slot's confirmed position is at it, or
+  # behind it after a crash between a durable frame and its confirmation (then the first
+  # status update moves it); it is never ahead of a log that has frames.
+  defp resume_position(session, slot, log) do
     confirmed = Slot.confirmed(session, slot)
 
     cond do
-      log.frames == 0 ->
-        :ok
+      log.lsn == 0 ->
+        0
 
       log.lsn > confirmed ->
         say(
           "the slot (#{Slot.format_lsn(confirmed)}) is behind the durable shape log: " <>
-            "advanced to #{Slot.format_lsn(log.lsn)}"
+            "confirmed up to #{Slot.format_lsn(log.lsn)}"
         )
 
-        Slot.advance(session, slot, log.lsn)
+        log.lsn
 
       log.lsn == confirmed ->
-        :ok
+        log.lsn
 
       true ->
         raise "the slot is past the durable shape log: confirmed before durable"
     end
   end
 
-  defp consume(session, slot, routing, log, config, workload) do
-    now = System.monotonic_time(:millisecond)
-
-    state = %{
-      session: session,
-      slot: slot,
-      routing: routing,
-      log: log,
-      config: config,
-      workload: workload,
-      tables: Enum.map(Schema.names(), &"public.#{&1}"),
-      written: 0,
-      done: false,
-      txns: 0,
-      changes: 0,
-      truncates: 0,
-      route_ns: [],
-      per_change_ns: [],
-      route_total: 0,
-      probe_total: 0,
-      split: %{read: 0, apply: 0, confirm: 0},
-      reads: 0,
-      commits: 0,
-      ops: 0,
-      started: now,
-      last: {now, 0, 0}
-    }
-
-    consume(state)
-  end
-
-  defp consume(state) do
-    state = mailbox(state, 0)
-    t0 = System.monotonic_time()
-    txns = Slot.peek(state.session, state.slot, state.tables, state.config.peek_rows)
-    state = %{split(state, :read, t0) | reads: state.reads + 1}
-
-    case txns do
-      [] when state.done ->
-        state |> progress(true) |> Map.put(:finished, System.monotonic_time(:millisecond))
-
-      [] ->
-        state |> mailbox(20) |> progress(false) |> consume()
-
-      txns ->
-        state = Enum.reduce(txns, state, &route_txn/2)
-        {lsn, _} = List.last(txns)
-        t0 = System.monotonic_time()
-        log = ShapeLog.commit(state.log, lsn)
-        crash_point(state.config.halt_before_confirm, state.commits + 1)
-        Slot.advance(state.session, state.slot, lsn)
-
-        %{state | log: log, commits: state.commits + 1}
-        |> split(:confirm, t0)
-        |> progress(false)
-        |> consume()
-    end
-  end
-
-  # `--halt-before-confirm N` (tests): the VM kills itself between the N-th durable frame of
-  # this run and the slot's advance, the window where the slot is behind the log
-  defp crash_point(n, n) do
-    IO.puts("halting between a durable frame and the slot's confirmation (crash point)")
-    System.cmd("kill", ["-KILL", System.pid()])
-    Process.sleep(:infinity)
-  end
-
-  defp crash_point(_n, _commits), do: :ok
-
-  # time spent since `t0` in one part of the pipeline
-  defp split(state, part, t0),
-    do: %{state | split: Map.update!(state.split, part, &(&1 + System.monotonic_time() - t0))}
-
-  defp mailbox(state, timeout) do
-    receive do
-      {:workload, :progress, n} -> mailbox(%{state | written: n}, 0)
-      {:workload, :done, n} -> mailbox(%{state | written: n, done: true}, 0)
-    after
-      timeout -> state
-    end
-  end
-
-  # a transaction already in the durable log (cannot happen after `resume_slot`) is skipped
-  defp route_txn({lsn, _changes}, %{log: %{lsn: durable}} = state) when lsn <= durable, do: state
-
-  defp route_txn({_lsn, changes}, state) do
-    {ops, route_t, probe_t} = Routing.route(state.routing, changes)
-    t0 = System.monotonic_time()
-    log = ShapeLog.apply_ops(state.log, ops)
-    state = split(state, :apply, t0)
-    n = length(changes)
-    state = %{state | ops: state.ops + length(ops)}
-    route_ns = System.convert_time_unit(route_t, :native, :nanosecond)
-    probe_ns = System.convert_time_unit(probe_t, :native, :nanosecond)
-
-    %{
-      state
-      | log: log,
-        txns: state.txns + 1,
-        changes: state.changes + n,
-        truncates: state.truncates + Enum.count(changes, &match?({:truncate, _}, &1)),
-        route_ns: if(n > 0, do: [route_ns | state.route_ns], else: state.route_ns),
-        per_change_ns:
-          if(n > 0, do: [div(route_ns, n) | state.per_change_ns], else: state.per_change_ns),
-        route_total: state.route_total + route_ns,
-        probe_total: state.probe_total + probe_ns
-    }
-  end
-
-  defp progress(state, final) do
-    now = System.monotonic_time(:millisecond)
-    {at, txns0, changes0} = state.last
-
-    if final or now - at >= state.config.progress_ms do
-      secs = max(now - at, 1) / 1000
-
-      durable =
-        if state.config.state_dir, do: " | durable #{Slot.format_lsn(state.log.lsn)}", else: ""
-
-      IO.puts(
-        "[#{:erlang.float_to_binary((now - state.started) / 1000, decimals: 1)}s] " <>
-          "written #{fmt(state.written)} txns | routed #{fmt(state.txns)} txns, " <>
-          "#{fmt(state.changes)} changes | #{fmt(round((state.txns - txns0) / secs))} txn/s, " <>
-          "#{fmt(round((state.changes - changes0) / secs))} changes/s" <> durable
-      )
-
-      %{state | last: {now, state.txns, state.changes}}
-    else
-      state
-    end
-  end
-
   defp summary(config, build, stats, check, check_us, metrics) do
+    churn = stats.churn
     wall = max(stats.finished - stats.started, 1) / 1000
     route_s = max(stats.route_total, 1) / 1.0e9
-    consistent = check.missing == 0 and check.extra == 0
+    consistent = check.missing == 0 and check.extra == 0 and ShapeLog.stray(stats.log) == 0
 
     lines = [
       "",
@@ -353,11 +273,15 @@ defmodule LsmIndex.Demo.Driver do
       "route time  per transaction p50 #{us(pct(stats.route_ns, 0.5))}, p99 " <>
         "#{us(pct(stats.route_ns, 0.99))}; per change (the call / its changes) p50 " <>
         "#{us(pct(stats.per_change_ns, 0.5))}, p99 #{us(pct(stats.per_change_ns, 0.99))}",
-      "time split  reading the slot + decoding #{secs(stats.split.read)} s (#{fmt(stats.reads)} " <>
-        "peeks), routing " <>
-        "#{f1(stats.route_total / 1.0e9)} s + updates' new rows #{f1(stats.probe_total / 1.0e9)} s, " <>
-        "applying to the shapes' rows #{secs(stats.split.apply)} s, durable + confirm " <>
-        "#{secs(stats.split.confirm)} s"
+      "time split  waiting for the stream #{secs(stats.split.wait)} s (#{fmt(stats.reads)} " <>
+        "reads), decoding #{secs(stats.split.decode)} s, " <>
+        "routing #{secs(stats.split.route)} s (the calls #{f1(stats.route_total / 1.0e9)} s + " <>
+        "updates' new rows #{f1(stats.probe_total / 1.0e9)} s), applying to the shapes' rows " <>
+        "#{secs(stats.split.apply)} s, durable + confirm #{secs(stats.split.durable)} s " <>
+        "(#{fmt(stats.commits)} frames), adding and removing shapes #{secs(stats.split.churn)} s",
+      "shapes      #{fmt(churn.added_run)} added while streaming (#{fmt(churn.snapshot_rows)} " <>
+        "rows from their snapshots, #{churn.rerouted} ops routed again for them), " <>
+        "#{fmt(churn.removed_run)} removed; #{ShapeLog.stray(stats.log)} ops reached a removed shape"
     ]
 
     lines = lines ++ router_lines(metrics)

@@ -38,7 +38,8 @@ defmodule LsmIndex.Demo.Pgoutput do
   A transaction is `{xid, commit_end_lsn, events}`, the events in the order of the stream:
   `{:insert, table, record}`, `{:update, table, old, new}`, `{:delete, table, old}`,
   `{:truncate, table}` (one per table of a `TRUNCATE`) — the change tuples of
-  `LsmIndex.Demo.Wal2json` — and `{:relation, table, [{column, type_oid}]}` when a Relation
+  `LsmIndex.Filter` — `{:message, prefix, content}` for a transactional logical message
+  (`pg_logical_emit_message(true, …)`, with the stream started with `messages: true`) and `{:relation, table, [{column, type_oid}]}` when a Relation
   message brings a column list other than the one cached for its table (the first one
   included), before the changes that use it. A table is `{schema, name}`, a record a map
   of column name to PostgreSQL's text or `nil`.
@@ -79,6 +80,7 @@ defmodule LsmIndex.Demo.Pgoutput do
           | {:delete, table(), record()}
           | {:truncate, table()}
           | {:relation, table(), [{String.t(), non_neg_integer()}]}
+          | {:message, String.t(), binary()}
 
   @typedoc "A whole transaction: its xid, the end LSN of its commit record, its events."
   @type txn :: {non_neg_integer(), non_neg_integer(), [event()]}
@@ -211,7 +213,12 @@ defmodule LsmIndex.Demo.Pgoutput do
     end)
   end
 
-  # Type, Origin, Message: nothing the demo uses
+  # a transactional logical message (`pg_logical_emit_message(true, ...)`, sent when the
+  # stream was started with `messages`): an event of its transaction
+  defp other({:message, flags, _lsn, prefix, content}, state) when rem(flags, 2) == 1,
+    do: add_event(state, {:message, prefix, content})
+
+  # Type, Origin, a non-transactional Message: nothing the demo uses
   defp other(_message, state), do: state
 
   defp add_event(%__MODULE__{txn: {xid, final, events}} = state, event),

@@ -205,16 +205,18 @@ defmodule LsmIndex.Demo.Replication do
   `start_lsn`, and waits for `CopyBothResponse`. The server sends every transaction whose
   commit record starts at or after the later of `start_lsn` and the slot's confirmed
   position (`0`: from the confirmed position). A consumer passes its durable LSN: after a
-  server restart the confirmed position may be behind it (see the moduledoc).
+  server restart the confirmed position may be behind it (see the moduledoc). Option
+  `messages: true`: the stream carries logical messages too (`pg_logical_emit_message`).
   """
-  @spec start(t(), String.t(), String.t(), lsn()) :: t()
-  def start(%__MODULE__{mode: :idle} = conn, slot, publication, start_lsn) do
+  @spec start(t(), String.t(), String.t(), lsn(), keyword()) :: t()
+  def start(%__MODULE__{mode: :idle} = conn, slot, publication, start_lsn, opts \\ []) do
     # the publication's name: an identifier inside a string literal
     names = publication |> identifier() |> String.replace("'", "''")
+    messages = if Keyword.get(opts, :messages, false), do: ", messages 'true'", else: ""
 
     sql =
       "START_REPLICATION SLOT #{identifier(slot)} LOGICAL #{format_lsn(start_lsn)} " <>
-        "(proto_version '1', publication_names '#{names}')"
+        "(proto_version '1', publication_names '#{names}'#{messages})"
 
     :ok = :gen_tcp.send(conn.socket, query_message(sql))
     copy_both(conn)

@@ -24,7 +24,7 @@ defmodule LsmIndex.Demo.Routing do
   alias LsmIndex.{Filter, ShapeRouter}
   alias LsmIndex.Demo.Schema
 
-  defstruct [:via, routers: %{}, filter: nil]
+  defstruct [:via, routers: %{}, filter: nil, columns: %{}]
 
   @typedoc "The routing side of the demo."
   @type t :: %__MODULE__{}
@@ -37,13 +37,16 @@ defmodule LsmIndex.Demo.Routing do
   (routers only) each router is persistent in `path/<table>`; when it is opened again its
   shapes are already there and are not added (`reopened: true` in the result).
   """
-  @spec new(atom(), [LsmIndex.Demo.Shapes.t()], Path.t() | nil) :: {t(), boolean()}
-  def new(:router, shapes, path) do
+  @spec new(atom(), [LsmIndex.Demo.Shapes.t()], Path.t() | nil, %{String.t() => list()}) ::
+          {t(), boolean()}
+  def new(via, shapes, path, columns \\ Map.new(Schema.names(), &{&1, Schema.columns(&1)}))
+
+  def new(:router, shapes, path, all_columns) do
     by_table = Enum.group_by(shapes, & &1.table)
 
     opened =
       Map.new(Schema.names(), fn table ->
-        columns = Schema.columns(table)
+        columns = Map.fetch!(all_columns, table)
 
         router =
           case path do
@@ -65,15 +68,14 @@ defmodule LsmIndex.Demo.Routing do
       if path, do: File.write!(Path.join(path, "shapes.done"), "")
     end
 
-    {%__MODULE__{via: :router, routers: opened}, reopened}
+    {%__MODULE__{via: :router, routers: opened, columns: all_columns}, reopened}
   end
 
-  def new(via, shapes, nil) when via in [:filter_lsm, :filter_map] do
+  def new(via, shapes, nil, all_columns) when via in [:filter_lsm, :filter_map] do
     index = if via == :filter_lsm, do: :lsm, else: :map
-
-    filter = Filter.add_shapes(Filter.new(index: index), Enum.map(shapes, &filter_shape/1))
-
-    {%__MODULE__{via: via, filter: filter}, false}
+    routing = %__MODULE__{via: via, columns: all_columns}
+    shapes = Enum.map(shapes, &filter_shape(routing, &1))
+    {%{routing | filter: Filter.add_shapes(Filter.new(index: index), shapes)}, false}
   end
 
   @doc """
@@ -126,7 +128,7 @@ defmodule LsmIndex.Demo.Routing do
   end
 
   def add_shapes(%__MODULE__{filter: filter} = routing, shapes) do
-    %{routing | filter: Filter.add_shapes(filter, Enum.map(shapes, &filter_shape/1))}
+    %{routing | filter: Filter.add_shapes(filter, Enum.map(shapes, &filter_shape(routing, &1)))}
   end
 
   @doc "Removes shape `id` of `table` (an id it does not have is fine)."
@@ -139,6 +141,43 @@ defmodule LsmIndex.Demo.Routing do
   def remove_shape(%__MODULE__{filter: filter} = routing, _table, id),
     do: %{routing | filter: Filter.remove_shape(filter, id)}
 
+  @doc """
+  Learns the columns a Relation message gives `table` (`[{name, type_oid}]`, the table as it
+  is now): a column the routing does not know (added while streaming: at the end) is added
+  to the table's router (`ShapeRouter.add_column/3`) and to the columns the filter's shapes
+  are written against, with its type from `Schema.added_columns/0`.
+  """
+  @spec learn(t(), {String.t(), String.t()}, [{String.t(), non_neg_integer()}]) :: t()
+  def learn(%__MODULE__{columns: all} = routing, {"public", table}, relation) do
+    known = Map.fetch!(all, table)
+    names = MapSet.new(known, &elem(&1, 0))
+    new = for {name, _oid} <- relation, not MapSet.member?(names, name), do: name
+
+    if new == [] do
+      routing
+    else
+      types = Map.new(Map.get(Schema.added_columns(), table, []))
+
+      added =
+        for name <- new do
+          type = Map.get(types, name) || raise("#{table}.#{name}: a column the demo cannot type")
+          {name, type}
+        end
+
+      if routing.via == :router do
+        router = Map.fetch!(routing.routers, table)
+        for {name, type} <- added, do: :ok = ShapeRouter.add_column!(router, name, type)
+      end
+
+      %{routing | columns: Map.put(all, table, known ++ added)}
+    end
+  end
+
+  @doc "The names of `table`'s columns the routing knows now."
+  @spec known_columns(t(), String.t()) :: [String.t()]
+  def known_columns(%__MODULE__{columns: all}, table),
+    do: all |> Map.fetch!(table) |> Enum.map(&elem(&1, 0))
+
   @doc "The routers' metrics (`:router`), by table; `%{}` for the filter."
   @spec metrics(t()) :: %{String.t() => map()}
   def metrics(%__MODULE__{routers: routers}),
@@ -150,11 +189,11 @@ defmodule LsmIndex.Demo.Routing do
     Enum.each(routers, fn {_table, router} -> ShapeRouter.close!(router) end)
   end
 
-  defp filter_shape(shape) do
+  defp filter_shape(routing, shape) do
     {shape.id,
      %{
        table: {"public", shape.table},
-       columns: Schema.columns(shape.table),
+       columns: Map.fetch!(routing.columns, shape.table),
        where: shape.where,
        params: shape.params
      }}

@@ -69,6 +69,36 @@ defmodule LsmIndex.Demo.Schema do
   @spec added_columns() :: %{String.t() => LsmIndex.Where.columns()}
   def added_columns, do: @added
 
+  @doc """
+  Each routed table's columns as the database has them now (`session`: a `psql` session on
+  it): the created ones, then any the workload added (typed by `added_columns/0`). What a
+  resumed driver opens its routers with.
+  """
+  @spec columns_now(LsmIndex.Demo.Psql.t()) :: %{String.t() => LsmIndex.Where.columns()}
+  def columns_now(session) do
+    rows =
+      LsmIndex.Demo.Psql.run(
+        session,
+        "SELECT table_name, column_name FROM information_schema.columns " <>
+          "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position;"
+      )
+
+    present = Enum.group_by(rows, &hd(String.split(&1, "|")), &List.last(String.split(&1, "|")))
+
+    Map.new(names(), fn table ->
+      known = columns(table)
+      names = MapSet.new(known, &elem(&1, 0))
+      added = Map.new(Map.get(@added, table, []))
+
+      extra =
+        for name <- Map.get(present, table, []), not MapSet.member?(names, name) do
+          {name, Map.get(added, name) || raise("#{table}.#{name}: a column the demo cannot type")}
+        end
+
+      {table, known ++ extra}
+    end)
+  end
+
   @doc "The labels of the `todo_status` enum, in declaration order."
   @spec statuses() :: [String.t()]
   def statuses, do: @statuses

@@ -16,8 +16,12 @@ defmodule LsmIndex.Demo.ShapeLog do
   Ops, applied in order:
 
       {shape, :add, id} | {shape, :del, id} | {shape, :clear}     a routed change
-      {:shape_added, shape, ids}     a shape added while streaming (`LsmIndex.Demo.Shapes.t`)
-                                     and its initial rows, from a snapshot
+      {:adding, [shape_id]}          shapes about to be added while streaming (logged before
+                                     a router holds them: after a crash, ones never added
+                                     are taken out of the routers again)
+      {:shape_added, shape, ids, snapshot}   a shape added while streaming
+                                     (`LsmIndex.Demo.Shapes.t`), its initial rows and the
+                                     snapshot they come from (`LsmIndex.Demo.Snapshot`)
       {:shape_removed, shape_id}     a shape removed: its rows no longer count, and no op
                                      may follow
 
@@ -40,6 +44,8 @@ defmodule LsmIndex.Demo.ShapeLog do
             pending: [],
             frames: 0,
             added: %{},
+            snapshots: %{},
+            adding: MapSet.new(),
             removed: MapSet.new(),
             stray: 0
 
@@ -48,7 +54,8 @@ defmodule LsmIndex.Demo.ShapeLog do
   @typedoc "What the log records."
   @type op ::
           Routing.op()
-          | {:shape_added, LsmIndex.Demo.Shapes.t(), [integer()]}
+          | {:adding, [non_neg_integer()]}
+          | {:shape_added, LsmIndex.Demo.Shapes.t(), [integer()], LsmIndex.Demo.Snapshot.t()}
           | {:shape_removed, non_neg_integer()}
 
   @doc """
@@ -148,6 +155,14 @@ defmodule LsmIndex.Demo.ShapeLog do
   @spec added(t()) :: %{non_neg_integer() => LsmIndex.Demo.Shapes.t()}
   def added(%__MODULE__{added: added}), do: added
 
+  @doc "The snapshot of each shape added while streaming (id => `LsmIndex.Demo.Snapshot.t`)."
+  @spec snapshots(t()) :: %{non_neg_integer() => LsmIndex.Demo.Snapshot.t()}
+  def snapshots(%__MODULE__{snapshots: snapshots}), do: snapshots
+
+  @doc "Ids logged as about to be added and never added (a crash came between)."
+  @spec adding(t()) :: MapSet.t()
+  def adding(%__MODULE__{adding: adding}), do: adding
+
   @doc "Ids of the shapes removed while streaming."
   @spec removed(t()) :: MapSet.t()
   def removed(%__MODULE__{removed: removed}), do: removed
@@ -179,9 +194,20 @@ defmodule LsmIndex.Demo.ShapeLog do
     apply_all(log, ops)
   end
 
-  defp apply_all(log, [{:shape_added, shape, ids} | ops]) do
+  defp apply_all(log, [{:adding, ids} | ops]),
+    do: apply_all(%{log | adding: MapSet.union(log.adding, MapSet.new(ids))}, ops)
+
+  defp apply_all(log, [{:shape_added, shape, ids, snapshot} | ops]) do
     :ets.insert(log.table, Enum.map(ids, &{{shape.id, &1}}))
-    apply_all(%{log | added: Map.put(log.added, shape.id, shape)}, ops)
+
+    log = %{
+      log
+      | added: Map.put(log.added, shape.id, shape),
+        snapshots: Map.put(log.snapshots, shape.id, snapshot),
+        adding: MapSet.delete(log.adding, shape.id)
+    }
+
+    apply_all(log, ops)
   end
 
   # its rows stay in the table (a delete by shape is a scan of every pair) but no longer count

@@ -1,67 +1,8 @@
 defmodule LsmIndex.DemoTest do
-  # The end-to-end demo's decoder and durable shape log, without PostgreSQL.
+  # The end-to-end demo's durable shape log, shapes and snapshot hand-off, without PostgreSQL.
   use ExUnit.Case, async: true
 
-  alias LsmIndex.Demo.{ShapeLog, Shapes, Slot, Wal2json}
-
-  describe "Wal2json.decode/1" do
-    # rows as wal2json 2.5 wrote them (format 2, no types) for a table of every kind of value
-    test "rows of wal2json 2.5, values as PostgreSQL's text" do
-      insert =
-        ~S({"action":"I","schema":"public","table":"t","columns":[{"name":"id","value":2},) <>
-          ~S({"name":"n","value":1.50},{"name":"f","value":1e+300},{"name":"b","value":false},) <>
-          ~S({"name":"u","value":null},{"name":"ts","value":"2024-01-01 04:30:00+00"},) <>
-          ~S({"name":"txt","value":"a\"b\\c\n\tü😀|x"}]})
-
-      assert {:insert, {"public", "t"}, row} = Wal2json.decode(insert)
-
-      assert row == %{
-               "id" => "2",
-               "n" => "1.50",
-               "f" => "1e+300",
-               "b" => "f",
-               "u" => nil,
-               "ts" => "2024-01-01 04:30:00+00",
-               "txt" => "a\"b\\c\n\tü😀|x"
-             }
-
-      update =
-        ~S({"action":"U","schema":"public","table":"t","columns":[{"name":"id","value":2},) <>
-          ~S({"name":"b","value":true}],"identity":[{"name":"id","value":2},{"name":"b","value":null}]})
-
-      assert Wal2json.decode(update) ==
-               {:update, {"public", "t"}, %{"id" => "2", "b" => nil}, %{"id" => "2", "b" => "t"}}
-
-      delete = ~S({"action":"D","schema":"s","table":"t","identity":[{"name":"id","value":-3}]})
-      assert Wal2json.decode(delete) == {:delete, {"s", "t"}, %{"id" => "-3"}}
-
-      assert Wal2json.decode(~S({"action":"T","schema":"public","table":"t"})) ==
-               {:truncate, {"public", "t"}}
-
-      assert Wal2json.decode(~S({"action":"B"})) == :begin
-      assert Wal2json.decode(~S({"action":"C","lsn":"0/152C3C0"})) == :commit
-      assert Wal2json.decode(~S({"action":"M"})) == {:other, "M"}
-    end
-
-    test "an update without its old row (no REPLICA IDENTITY FULL) is refused" do
-      assert_raise ArgumentError, ~r/REPLICA IDENTITY/, fn ->
-        Wal2json.decode(~S({"action":"D","schema":"s","table":"t"}))
-      end
-    end
-  end
-
-  describe "Wal2json.parse/1" do
-    test "escapes, surrogate pairs, numbers verbatim, nesting" do
-      assert Wal2json.parse(~S("\u00e9\ud83d\ude00\/\b\f\r")) == "é😀/\b\f\r"
-
-      assert Wal2json.parse(~S([-0.50e+10, 007, true, null, {"a": []}, {}])) ==
-               [{:number, "-0.50e+10"}, {:number, "007"}, true, nil, %{"a" => []}, %{}]
-
-      for bad <- [~S("\ud83d"), ~S("\ude00x"), ~S("abc), ~S({"a" 1}), ~S([1,]), "[1] x", ~S("\q")] do
-        assert_raise ArgumentError, fn -> Wal2json.parse(bad) end
-      end
-    end
-  end
+  alias LsmIndex.Demo.{ShapeLog, Shapes, Slot, Snapshot}
 
   describe "ShapeLog" do
     @describetag :tmp_dir
@@ -95,6 +36,66 @@ defmodule LsmIndex.DemoTest do
     end
   end
 
+  describe "ShapeLog: shapes added and removed while streaming" do
+    @describetag :tmp_dir
+    test "snapshot rows, the adding intent, removal and stray ops survive a replay",
+         %{tmp_dir: dir} do
+      path = Path.join(dir, "shapes.log")
+      shape = %{id: 7, table: "todos", where: "user_id = $1", params: ["3"]}
+      snap = Snapshot.parse("10:14:11,12", 500)
+
+      log =
+        ShapeLog.open(path)
+        |> ShapeLog.apply_ops([{1, :add, 5}, {2, :add, 5}])
+        |> ShapeLog.commit(100)
+        |> ShapeLog.apply_ops([{:adding, [7, 8]}])
+        |> ShapeLog.commit(100)
+        |> ShapeLog.apply_ops([{:shape_added, shape, [40, 41]}, {7, :add, 42}] |> fix(snap))
+        |> ShapeLog.apply_ops([{:shape_removed, 2}, {2, :add, 6}, {1, :clear}, {1, :add, 9}])
+        |> ShapeLog.commit(200)
+
+      check = fn log ->
+        assert log.lsn == 200
+        assert ShapeLog.rows(log, 7) == MapSet.new([40, 41, 42])
+        assert ShapeLog.rows(log, 1) == MapSet.new([9])
+        assert ShapeLog.rows(log, 2) == MapSet.new()
+        assert ShapeLog.all_rows(log) == %{1 => MapSet.new([9]), 7 => MapSet.new([40, 41, 42])}
+        assert ShapeLog.size(log) == 4
+        assert ShapeLog.added(log) == %{7 => shape}
+        assert ShapeLog.snapshots(log) == %{7 => snap}
+        assert ShapeLog.adding(log) == MapSet.new([8])
+        assert ShapeLog.removed(log) == MapSet.new([2])
+        assert ShapeLog.stray(log) == 1
+      end
+
+      check.(log)
+      :ok = ShapeLog.close(log)
+      log = ShapeLog.open(path)
+      check.(log)
+      :ok = ShapeLog.close(log)
+    end
+  end
+
+  describe "Snapshot" do
+    test "visibility: below xmin seen, at or past xmax not, in between unless in progress" do
+      snap = Snapshot.parse("10:14:11,12", 0x5000)
+      assert Snapshot.visible?(snap, 9)
+      assert Snapshot.visible?(snap, 10)
+      refute Snapshot.visible?(snap, 11)
+      refute Snapshot.visible?(snap, 12)
+      assert Snapshot.visible?(snap, 13)
+      refute Snapshot.visible?(snap, 14)
+      refute Snapshot.visible?(snap, 99)
+      refute Snapshot.over?(snap, 0x5000)
+      assert Snapshot.over?(snap, 0x5001)
+      assert Snapshot.covers?(snap, nil)
+      assert Snapshot.covers?(snap, 9)
+      refute Snapshot.covers?(snap, 10)
+      assert Snapshot.parse("5:5:", 1).xip == MapSet.new()
+      assert_raise RuntimeError, ~r/epoch/, fn -> Snapshot.parse("4294967300:4294967301:", 1) end
+    end
+  end
+
   describe "Shapes" do
     test "the same seed makes the same shapes; parameters become untyped literals" do
       shapes = Shapes.generate(2000, 7, 200, 40)
@@ -106,6 +107,13 @@ defmodule LsmIndex.DemoTest do
                "user_id = '7' OR project_id = 'it''s'"
     end
   end
+
+  defp fix(ops, snap),
+    do:
+      Enum.map(ops, fn
+        {:shape_added, s, ids} -> {:shape_added, s, ids, snap}
+        op -> op
+      end)
 
   describe "Slot LSNs" do
     test "parse_lsn/1 and format_lsn/1 round-trip PostgreSQL's X/Y" do
