@@ -38,6 +38,7 @@ defmodule LsmIndex.Demo.Driver do
   alias LsmIndex.Demo.{
     Check,
     Churn,
+    Pgoutput,
     Postgres,
     Psql,
     Replication,
@@ -205,13 +206,11 @@ defmodule LsmIndex.Demo.Driver do
     say("checking #{fmt(length(live))} shapes against PostgreSQL")
     {check_us, check} = :timer.tc(fn -> Check.run(session, live, stats.log) end)
     summary(config, build, stats, check, check_us, Routing.metrics(stats.routing))
+    stray = ShapeLog.stray(stats.log)
     ShapeLog.close(stats.log)
     Routing.close(stats.routing)
     Psql.close(session)
-
-    if check.missing == 0 and check.extra == 0 and ShapeLog.stray(stats.log) == 0,
-      do: 0,
-      else: 1
+    if check.missing == 0 and check.extra == 0 and stray == 0, do: 0, else: 1
   end
 
   defp build_routing(config, shapes, columns) do
@@ -255,8 +254,13 @@ defmodule LsmIndex.Demo.Driver do
 
   defp summary(config, build, stats, check, check_us, metrics) do
     churn = stats.churn
+    {clients_busy, _ops} = ShapeLog.clients_work(stats.log)
     wall = max(stats.finished - stats.started, 1) / 1000
     route_s = max(stats.route_total, 1) / 1.0e9
+
+    busy_s =
+      max(wall - System.convert_time_unit(stats.split.wait, :native, :microsecond) / 1.0e6, 0.001)
+
     consistent = check.missing == 0 and check.extra == 0 and ShapeLog.stray(stats.log) == 0
 
     lines = [
@@ -266,7 +270,10 @@ defmodule LsmIndex.Demo.Driver do
       "stream      #{fmt(stats.txns)} transactions, #{fmt(stats.changes)} changes " <>
         "(#{stats.truncates} truncates) decoded and routed in #{f1(wall)} s: " <>
         "#{fmt(round(stats.txns / wall))} txn/s, #{fmt(round(stats.changes / wall))} changes/s " <>
-        "end to end",
+        "end to end, at the writer's pace (#{secs(stats.split.wait)} s waiting for the stream)",
+      "pipeline    #{fmt(round(stats.changes / busy_s))} changes/s while it had work (the wall " <>
+        "time less the waiting: #{f1(busy_s)} s) = #{f2(stats.changes / busy_s / (stats.changes / route_s))}x " <>
+        "the routing calls alone",
       "routing     #{fmt(round(stats.txns / route_s))} txn/s, #{fmt(round(stats.changes / route_s))} " <>
         "changes/s in the routing calls alone (#{f1(route_s)} s in all; updates' new rows " <>
         "#{f1(stats.probe_total / 1.0e9)} s more)",
@@ -276,9 +283,12 @@ defmodule LsmIndex.Demo.Driver do
       "time split  waiting for the stream #{secs(stats.split.wait)} s (#{fmt(stats.reads)} " <>
         "reads), decoding #{secs(stats.split.decode)} s, " <>
         "routing #{secs(stats.split.route)} s (the calls #{f1(stats.route_total / 1.0e9)} s + " <>
-        "updates' new rows #{f1(stats.probe_total / 1.0e9)} s), applying to the shapes' rows " <>
+        "updates' new rows #{f1(stats.probe_total / 1.0e9)} s), queueing the shape log's ops " <>
         "#{secs(stats.split.apply)} s, durable + confirm #{secs(stats.split.durable)} s " <>
         "(#{fmt(stats.commits)} frames), adding and removing shapes #{secs(stats.split.churn)} s",
+      "decoder     pgoutput: #{fmt(Pgoutput.toast_fills(stats.decoder))} unchanged TOASTed " <>
+        "values of updates taken from the old row; columns learned while streaming: " <>
+        "#{learned(stats.routing)}",
       "shapes      #{fmt(churn.added_run)} added while streaming (#{fmt(churn.snapshot_rows)} " <>
         "rows from their snapshots, #{churn.rerouted} ops routed again for them), " <>
         "#{fmt(churn.removed_run)} removed; #{ShapeLog.stray(stats.log)} ops reached a removed shape"
@@ -291,7 +301,8 @@ defmodule LsmIndex.Demo.Driver do
         [
           "memory      #{build.verb} shapes in #{build.ms} ms: VM resident +#{mib(build.rss)} MiB, " <>
             "BEAM heap +#{mib(build.heap)} MiB; now resident #{mib(rss())} MiB",
-          "clients     #{fmt(stats.ops)} shape-log entries applied; #{fmt(ShapeLog.size(stats.log))} " <>
+          "clients     #{fmt(stats.ops)} shape-log entries, applied by the clients' process in " <>
+            "#{secs(clients_busy)} s beside the stream; #{fmt(ShapeLog.size(stats.log))} " <>
             "(shape, row) pairs held at the end" <>
             if(config.state_dir, do: ", #{stats.log.frames} durable frames", else: ""),
           "check       #{fmt(check.shapes)} shapes against PostgreSQL (#{fmt(check.rows)} rows) in " <>
@@ -335,6 +346,18 @@ defmodule LsmIndex.Demo.Driver do
 
   defp secs(native), do: f1(System.convert_time_unit(native, :native, :microsecond) / 1.0e6)
   defp say(text), do: IO.puts("==> " <> text)
+  defp f2(x), do: :erlang.float_to_binary(x / 1, decimals: 2)
+
+  # the columns the routing knows beyond the schema as created: "todos.tag" or "none"
+  defp learned(routing) do
+    names =
+      for table <- Schema.names(),
+          {name, _} <- Routing.columns(routing, table) -- Schema.columns(table),
+          do: "#{table}.#{name}"
+
+    if names == [], do: "none", else: Enum.join(names, ", ")
+  end
+
   defp us(ns), do: "#{:erlang.float_to_binary(ns / 1000, decimals: 1)} µs"
   defp f1(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
   defp mib(bytes), do: f1(bytes / 1_048_576)

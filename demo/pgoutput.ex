@@ -53,7 +53,7 @@ defmodule LsmIndex.Demo.Pgoutput do
   the state. Values are sub-binaries of the received data.
   """
 
-  defstruct relations: %{}, txn: nil, pending: []
+  defstruct relations: %{}, txn: nil, pending: [], toast_fills: 0
 
   @typedoc """
   The assembler: the relation cache (oid ─▶ `{table, column names, [{name, type_oid}]}`),
@@ -65,7 +65,8 @@ defmodule LsmIndex.Demo.Pgoutput do
             non_neg_integer() => {table(), [String.t()], [{String.t(), non_neg_integer()}]}
           },
           txn: nil | {non_neg_integer(), non_neg_integer(), [event()]},
-          pending: [event()]
+          pending: [event()],
+          toast_fills: non_neg_integer()
         }
 
   @typedoc "A table: `{schema, name}`."
@@ -112,6 +113,10 @@ defmodule LsmIndex.Demo.Pgoutput do
   @spec new() :: t()
   def new, do: %__MODULE__{}
 
+  @doc "How many unchanged TOASTed values of updates' new rows were taken from their old rows."
+  @spec toast_fills(t()) :: non_neg_integer()
+  def toast_fills(%__MODULE__{toast_fills: n}), do: n
+
   @doc "Whether a transaction is open (begun, its commit not yet fed)."
   @spec open_transaction?(t()) :: boolean()
   def open_transaction?(%__MODULE__{txn: txn}), do: txn != nil
@@ -134,15 +139,17 @@ defmodule LsmIndex.Demo.Pgoutput do
     case data do
       <<?I, oid::32, ?N, tuple::binary>> ->
         {table, names, _} = relation!(state, oid)
-        new = whole_record(tuple, names, nil, data)
+        {new, _} = whole_record(tuple, names, nil, data)
         feed(messages, %{state | txn: {xid, final, [{:insert, table, new} | events]}}, done)
 
       <<?U, oid::32, ?O, tuple::binary>> ->
         {table, names, _} = relation!(state, oid)
 
         case record(tuple, names, nil) do
-          {old, <<?N, tuple::binary>>} ->
-            event = {:update, table, old, whole_record(tuple, names, old, data)}
+          {old, <<?N, tuple::binary>>, _} ->
+            {new, fills} = whole_record(tuple, names, old, data)
+            event = {:update, table, old, new}
+            state = %{state | toast_fills: state.toast_fills + fills}
             feed(messages, %{state | txn: {xid, final, [event | events]}}, done)
 
           _ ->
@@ -151,7 +158,7 @@ defmodule LsmIndex.Demo.Pgoutput do
 
       <<?D, oid::32, ?O, tuple::binary>> ->
         {table, names, _} = relation!(state, oid)
-        old = whole_record(tuple, names, nil, data)
+        {old, _} = whole_record(tuple, names, nil, data)
         feed(messages, %{state | txn: {xid, final, [{:delete, table, old} | events]}}, done)
 
       <<?C, _flags, commit_lsn::64, end_lsn::64, _ts::64>> ->
@@ -243,15 +250,15 @@ defmodule LsmIndex.Demo.Pgoutput do
   # A TupleData as a map of the relation's column names, and what follows it. `old`: the old
   # row, whose values fill the unchanged TOASTed columns ('u') of an update's new row.
   defp record(<<ncols::16, columns::binary>>, names, old) do
-    record(columns, names, old, ncols, [])
+    record(columns, names, old, ncols, [], 0)
   end
 
-  defp record(_bad, _names, _old), do: {nil, nil}
+  defp record(_bad, _names, _old), do: {nil, nil, 0}
 
-  # a record that must end the message
+  # a record that must end the message, and how many unchanged TOAST values it took from `old`
   defp whole_record(tuple, names, old, data) do
     case record(tuple, names, old) do
-      {record, <<>>} -> record
+      {record, <<>>, fills} -> {record, fills}
       _ -> malformed(data)
     end
   end
@@ -261,17 +268,18 @@ defmodule LsmIndex.Demo.Pgoutput do
          [name | names],
          old,
          n,
-         acc
+         acc,
+         fills
        ),
-       do: record(rest, names, old, n - 1, [{name, value} | acc])
+       do: record(rest, names, old, n - 1, [{name, value} | acc], fills)
 
-  defp record(<<?n, rest::binary>>, [name | names], old, n, acc),
-    do: record(rest, names, old, n - 1, [{name, nil} | acc])
+  defp record(<<?n, rest::binary>>, [name | names], old, n, acc, fills),
+    do: record(rest, names, old, n - 1, [{name, nil} | acc], fills)
 
-  defp record(<<?u, rest::binary>>, [name | names], old, n, acc) do
+  defp record(<<?u, rest::binary>>, [name | names], old, n, acc, fills) do
     case old do
       %{^name => value} ->
-        record(rest, names, old, n - 1, [{name, value} | acc])
+        record(rest, names, old, n - 1, [{name, value} | acc], fills + 1)
 
       _ ->
         raise ArgumentError,
@@ -280,9 +288,9 @@ defmodule LsmIndex.Demo.Pgoutput do
     end
   end
 
-  defp record(rest, [], _old, 0, acc), do: {:maps.from_list(acc), rest}
+  defp record(rest, [], _old, 0, acc, fills), do: {:maps.from_list(acc), rest, fills}
 
-  defp record(rest, names, _old, n, _acc) do
+  defp record(rest, names, _old, n, _acc, _fills) do
     raise ArgumentError,
           "a tuple that does not match its Relation message (#{length(names)} columns " <>
             "described, #{n} left in the tuple) at #{inspect(rest, limit: 20)}"

@@ -173,6 +173,10 @@ defmodule LsmIndex.Demo.Routing do
     end
   end
 
+  @doc "`table`'s columns (`[{name, type}]`) as the routing knows them now."
+  @spec columns(t(), String.t()) :: LsmIndex.Where.columns()
+  def columns(%__MODULE__{columns: all}, table), do: Map.fetch!(all, table)
+
   @doc "The names of `table`'s columns the routing knows now."
   @spec known_columns(t(), String.t()) :: [String.t()]
   def known_columns(%__MODULE__{columns: all}, table),

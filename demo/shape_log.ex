@@ -3,15 +3,18 @@ defmodule LsmIndex.Demo.ShapeLog do
   What each shape's client holds — the set of row ids per shape — and, when given a file,
   the durable log it is rebuilt from after a crash. Not public API.
 
-  `apply_ops/2` changes the sets and queues the ops; `commit/2` appends the queued ops with
-  the LSN they bring the shapes to as one frame and fsyncs it. The frame is the unit of
-  durability: after a crash `open/1` folds the complete frames into the sets and reports the
-  last frame's LSN, and a torn frame at the end (a write the crash cut short) is cut off. A
-  complete frame with a bad checksum is an error.
+  `apply_ops/2` queues ops; `commit/2` appends the queued ops with the LSN they bring the
+  shapes to as one frame, fsyncs it, and hands the frame to the clients. The frame is the
+  unit of durability: after a crash `open/1` hands the complete frames to the clients and
+  reports the last frame's LSN, and a torn frame at the end (a write the crash cut short) is
+  cut off. A complete frame with a bad checksum is an error.
 
-  The sets are one ETS `:set` of `{{shape, row_id}}` owned by the caller: an op is one ETS
-  call (~0.3 µs) where a map of `MapSet`s cost ~2.4 µs, and a truncate's clears, which come
-  in a run, are one `select_delete` pass for the whole run.
+  The clients are a process of their own (`LsmIndex.Demo.Clients`), as a sync service's
+  clients read its shape log beside the stream rather than in it: the sets change there,
+  frame by frame, off the stream's path. `rows/2`, `all_rows/1`, `size/1` and `stray/1`
+  first wait for the clients to have applied every committed frame (ops not yet committed
+  are not in the sets). The log itself keeps what the churn needs at once: the shapes added
+  and removed while streaming.
 
   Ops, applied in order:
 
@@ -35,19 +38,18 @@ defmodule LsmIndex.Demo.ShapeLog do
   ```
   """
 
-  alias LsmIndex.Demo.Routing
+  alias LsmIndex.Demo.{Clients, Routing}
 
   defstruct file: nil,
             path: nil,
-            table: nil,
+            clients: nil,
             lsn: 0,
             pending: [],
             frames: 0,
             added: %{},
             snapshots: %{},
             adding: MapSet.new(),
-            removed: MapSet.new(),
-            stray: 0
+            removed: MapSet.new()
 
   @typedoc "The client side of every shape."
   @type t :: %__MODULE__{}
@@ -63,11 +65,11 @@ defmodule LsmIndex.Demo.ShapeLog do
   and opened for appending.
   """
   @spec open(Path.t() | nil) :: t()
-  def open(nil), do: %__MODULE__{table: new_table()}
+  def open(nil), do: %__MODULE__{clients: Clients.start_link()}
 
   def open(path) do
     bytes = if File.exists?(path), do: File.read!(path), else: ""
-    {log, good} = replay(bytes, %__MODULE__{path: path, table: new_table()}, 0)
+    {log, good} = replay(bytes, %__MODULE__{path: path, clients: Clients.start_link()}, 0)
 
     if good < byte_size(bytes) do
       {:ok, io} = :file.open(path, [:read, :write, :binary, :raw])
@@ -81,8 +83,6 @@ defmodule LsmIndex.Demo.ShapeLog do
     %{log | file: file}
   end
 
-  defp new_table, do: :ets.new(__MODULE__, [:set, :private])
-
   defp replay(bytes, log, at) do
     case bytes do
       <<_::binary-size(at), len::32, crc::32, payload::binary-size(len), _::binary>> ->
@@ -90,7 +90,8 @@ defmodule LsmIndex.Demo.ShapeLog do
           do: raise("#{log.path}: frame at byte #{at}: checksum mismatch")
 
         {lsn, ops} = :erlang.binary_to_term(payload)
-        log = %{apply_all(log, ops) | lsn: lsn, frames: log.frames + 1}
+        Clients.frame(log.clients, payload)
+        log = %{registry(log, ops) | lsn: lsn, frames: log.frames + 1}
         replay(bytes, log, at + 8 + len)
 
       _ ->
@@ -98,36 +99,41 @@ defmodule LsmIndex.Demo.ShapeLog do
     end
   end
 
-  @doc "Applies `ops` (in order) to the sets and queues them for the next `commit/2`."
+  @doc "Queues `ops` (in order) for the next `commit/2`."
   @spec apply_ops(t(), [op()]) :: t()
-  def apply_ops(%__MODULE__{file: nil} = log, ops), do: apply_all(log, ops)
-  def apply_ops(log, ops), do: %{apply_all(log, ops) | pending: [ops | log.pending]}
+  def apply_ops(log, ops), do: %{registry(log, ops) | pending: [ops | log.pending]}
 
   @doc """
-  Makes the sets durable as of `lsn` (a file: one frame, fsynced; in memory: records the
-  LSN). Only after it returns may the replication slot be confirmed up to `lsn`.
+  Makes the queued ops durable as of `lsn` (a file: one frame, fsynced; in memory: the frame
+  alone) and hands the frame to the clients. Only after it returns may the replication slot
+  be confirmed up to `lsn`.
   """
   @spec commit(t(), non_neg_integer()) :: t()
-  def commit(%__MODULE__{file: nil} = log, lsn), do: %{log | lsn: lsn}
-
   def commit(%__MODULE__{file: file} = log, lsn) do
     ops = log.pending |> Enum.reverse() |> Enum.concat()
     payload = :erlang.term_to_binary({lsn, ops})
-    :ok = :file.write(file, [<<byte_size(payload)::32, :erlang.crc32(payload)::32>>, payload])
-    :ok = :file.datasync(file)
+
+    if file do
+      :ok = :file.write(file, [<<byte_size(payload)::32, :erlang.crc32(payload)::32>>, payload])
+      :ok = :file.datasync(file)
+    end
+
+    Clients.frame(log.clients, payload)
     %{log | lsn: lsn, pending: [], frames: log.frames + 1}
   end
 
-  @doc "Closes the file and drops the sets."
+  @doc "Closes the file and stops the clients."
   @spec close(t()) :: :ok
-  def close(%__MODULE__{file: file, table: table}) do
-    :ets.delete(table)
+  def close(%__MODULE__{file: file, clients: clients}) do
+    Clients.stop(clients)
     if file, do: :file.close(file), else: :ok
   end
 
   @doc "The row ids shape `shape` holds (a scan of every pair: for tests and single looks)."
   @spec rows(t(), non_neg_integer()) :: MapSet.t()
-  def rows(%__MODULE__{table: table} = log, shape) do
+  def rows(%__MODULE__{clients: clients} = log, shape) do
+    %{table: table} = Clients.sync(clients)
+
     if MapSet.member?(log.removed, shape),
       do: MapSet.new(),
       else: MapSet.new(:ets.select(table, [{{{shape, :"$1"}}, [], [:"$1"]}]))
@@ -135,7 +141,9 @@ defmodule LsmIndex.Demo.ShapeLog do
 
   @doc "Every live shape's rows: shape id => `MapSet` of row ids (shapes holding none are absent)."
   @spec all_rows(t()) :: %{non_neg_integer() => MapSet.t()}
-  def all_rows(%__MODULE__{table: table, removed: removed}) do
+  def all_rows(%__MODULE__{clients: clients, removed: removed}) do
+    %{table: table} = Clients.sync(clients)
+
     table
     |> :ets.tab2list()
     |> Enum.reject(fn {{shape, _id}} -> MapSet.member?(removed, shape) end)
@@ -145,7 +153,9 @@ defmodule LsmIndex.Demo.ShapeLog do
 
   @doc "How many (shape, row) pairs the live shapes' clients hold."
   @spec size(t()) :: non_neg_integer()
-  def size(%__MODULE__{table: table, removed: removed}) do
+  def size(%__MODULE__{clients: clients, removed: removed}) do
+    %{table: table} = Clients.sync(clients)
+
     if MapSet.size(removed) == 0,
       do: :ets.info(table, :size),
       else: Enum.count(:ets.tab2list(table), fn {{s, _}} -> not MapSet.member?(removed, s) end)
@@ -169,52 +179,32 @@ defmodule LsmIndex.Demo.ShapeLog do
 
   @doc "Ops that reached a shape after it was removed (0 unless the routing is wrong)."
   @spec stray(t()) :: non_neg_integer()
-  def stray(%__MODULE__{stray: stray}), do: stray
+  def stray(%__MODULE__{clients: clients}), do: Clients.sync(clients).stray
 
-  defp apply_all(log, []), do: log
-
-  defp apply_all(log, [{shape, :add, id} | ops]) do
-    log = check_live(log, shape)
-    :ets.insert(log.table, {{shape, id}})
-    apply_all(log, ops)
+  @doc "How long the clients have spent applying frames (native units) and how many ops."
+  @spec clients_work(t()) :: {integer(), non_neg_integer()}
+  def clients_work(%__MODULE__{clients: clients}) do
+    %{busy: busy, ops: ops} = Clients.sync(clients)
+    {busy, ops}
   end
 
-  defp apply_all(log, [{shape, :del, id} | ops]) do
-    log = check_live(log, shape)
-    :ets.delete(log.table, {shape, id})
-    apply_all(log, ops)
-  end
+  # what the churn needs from the ops at once: shapes being added, added, removed
+  defp registry(log, ops), do: Enum.reduce(ops, log, &register/2)
 
-  defp apply_all(log, [{_shape, :clear} | _] = ops) do
-    {clears, ops} = Enum.split_while(ops, &match?({_, :clear}, &1))
-    shapes = Map.new(clears, fn {shape, :clear} -> {shape, true} end)
-    log = Enum.reduce(Map.keys(shapes), log, &check_live(&2, &1))
-    spec = [{{{:"$1", :_}}, [{:is_map_key, :"$1", {:const, shapes}}], [true]}]
-    :ets.select_delete(log.table, spec)
-    apply_all(log, ops)
-  end
+  defp register({:adding, ids}, log),
+    do: %{log | adding: MapSet.union(log.adding, MapSet.new(ids))}
 
-  defp apply_all(log, [{:adding, ids} | ops]),
-    do: apply_all(%{log | adding: MapSet.union(log.adding, MapSet.new(ids))}, ops)
-
-  defp apply_all(log, [{:shape_added, shape, ids, snapshot} | ops]) do
-    :ets.insert(log.table, Enum.map(ids, &{{shape.id, &1}}))
-
-    log = %{
+  defp register({:shape_added, shape, _ids, snapshot}, log) do
+    %{
       log
       | added: Map.put(log.added, shape.id, shape),
         snapshots: Map.put(log.snapshots, shape.id, snapshot),
         adding: MapSet.delete(log.adding, shape.id)
     }
-
-    apply_all(log, ops)
   end
 
-  # its rows stay in the table (a delete by shape is a scan of every pair) but no longer count
-  defp apply_all(log, [{:shape_removed, shape} | ops]),
-    do: apply_all(%{log | removed: MapSet.put(log.removed, shape)}, ops)
+  defp register({:shape_removed, shape}, log),
+    do: %{log | removed: MapSet.put(log.removed, shape)}
 
-  defp check_live(%__MODULE__{removed: removed} = log, shape) do
-    if MapSet.member?(removed, shape), do: %{log | stray: log.stray + 1}, else: log
-  end
+  defp register(_op, log), do: log
 end

@@ -13,8 +13,9 @@ defmodule LsmIndex.Demo.Stream do
         ShapeLog.commit (one frame, fdatasync) ─▶ status update, flush = that LSN  ─ "durable"
       between reads, when due: Churn.step (snapshots, shapes added and removed)  ─ "churn"
 
-  A read takes what the socket has (up to 4 MiB), so under load one frame and one fsync
-  cover many transactions, and when idle a transaction is durable within one read. The
+  A read takes what the socket has (up to 4 MiB), and a routed transaction waits up to 5 ms
+  for the next reads' (group commit), so under load one frame and one fsync cover many
+  transactions; when the stream pauses, what was routed is made durable at once. The
   stream ends when the writer is done and the end marker (a transactional logical message
   the driver emits after the writer's last commit) has been routed.
   """
@@ -23,6 +24,8 @@ defmodule LsmIndex.Demo.Stream do
 
   # transactions kept for a new shape's hand-off (see LsmIndex.Demo.Snapshot)
   @ring 1_000
+  # how long a routed transaction waits for others to share its frame (group commit)
+  @group_ms 5
 
   @doc "Consumes the stream until the end marker; returns the run's statistics."
   @spec run(map()) :: map()
@@ -53,29 +56,47 @@ defmodule LsmIndex.Demo.Stream do
       ring: {[], 0, nil},
       last_lsn: 0,
       confirmed_at: now,
+      dirty: nil,
       started: now,
       last: {now, 0, 0}
     })
     |> loop()
   end
 
-  defp loop(%{finished: at} = state) when at != nil, do: progress(state, true)
+  defp loop(%{finished: at, dirty: nil} = state) when at != nil, do: progress(state, true)
 
   defp loop(state) do
     state = state |> mailbox() |> end_marker()
     t0 = System.monotonic_time()
-    {messages, conn} = Replication.recv(state.conn, 100)
+    {messages, conn} = Replication.recv(state.conn, recv_timeout(state))
     state = split(state, :wait, t0)
     t0 = System.monotonic_time()
     {txns, decoder} = Pgoutput.feed(state.decoder, messages)
     state = %{state | conn: conn, decoder: decoder, reads: state.reads + 1}
     state = split(state, :decode, t0)
     state = Enum.reduce(txns, state, &transaction/2)
-    state = if txns == [], do: state, else: durable(state)
-    state = Enum.reduce(messages, state, &keepalive/2)
-    state = state |> Churn.step() |> progress(false)
-    loop(state)
+    state = if txns != [] and state.dirty == nil, do: %{state | dirty: now()}, else: state
+    state = if due?(state, messages), do: durable(state), else: state
+
+    state =
+      if state.dirty == nil,
+        do: messages |> Enum.reduce(state, &keepalive/2) |> Churn.step(),
+        else: state
+
+    loop(progress(state, false))
   end
+
+  # Group commit: the routed transactions wait up to @group_ms for others to share their
+  # frame and fsync, unless the stream has nothing more for now or has ended.
+  defp due?(%{dirty: nil}, _messages), do: false
+  defp due?(%{finished: at}, _messages) when at != nil, do: true
+  defp due?(_state, []), do: true
+  defp due?(%{dirty: since}, _messages), do: now() - since >= @group_ms
+
+  defp recv_timeout(%{dirty: nil}), do: 100
+  defp recv_timeout(%{dirty: since}), do: max(0, @group_ms - (now() - since))
+
+  defp now, do: System.monotonic_time(:millisecond)
 
   # a transaction at or before the durable position (sent again after a server crash)
   defp transaction({_xid, lsn, _events}, %{log: %{lsn: durable}} = state) when lsn <= durable,
@@ -142,7 +163,7 @@ defmodule LsmIndex.Demo.Stream do
     log = ShapeLog.commit(state.log, state.last_lsn)
     crash_point(state.config.halt_before_confirm, state.commits + 1)
     :ok = Replication.status_update(state.conn, log.lsn, log.lsn, log.lsn)
-    split(%{state | log: log, commits: state.commits + 1}, :durable, t0)
+    split(%{state | log: log, commits: state.commits + 1, dirty: nil}, :durable, t0)
   end
 
   # A keepalive's WAL end: every transaction ending at or before it has arrived (the stream

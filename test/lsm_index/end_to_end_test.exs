@@ -1,7 +1,9 @@
 defmodule LsmIndex.EndToEndTest do
-  # The demo's job on a real PostgreSQL (issue 15): logical replication through wal2json,
-  # every transaction routed, every shape's rows checked against PostgreSQL at the end.
-  # One throwaway cluster for the module; each run in its own database and slot.
+  # The demo's job on a real PostgreSQL (issues 15, 26): the slot streamed over the
+  # replication protocol with pgoutput, every transaction routed, shapes added (from a
+  # snapshot) and removed while streaming, a column added to todos mid-stream, updates that
+  # leave a TOASTed value unchanged, and every live shape's rows checked against PostgreSQL
+  # at the end. One throwaway cluster for the module; each run in its own database and slot.
   # `mix test --exclude end_to_end` leaves these out (~40 s).
   use ExUnit.Case, async: false
 
@@ -12,7 +14,8 @@ defmodule LsmIndex.EndToEndTest do
   @moduletag :end_to_end
   @moduletag timeout: 300_000
 
-  @small ~w(--shapes 2000 --txns 3000 --rate 0 --truncate-every 700 --progress-ms 60000)
+  @small ~w(--shapes 2000 --txns 3000 --rate 0 --truncate-every 700 --alter-at 1200
+            --add-rate 40 --progress-ms 60000)
 
   setup_all do
     pg = Postgres.start(logical: true)
@@ -24,22 +27,20 @@ defmodule LsmIndex.EndToEndTest do
     test "router: 2,000 shapes, 3,000 transactions, every shape consistent", %{pg: pg} do
       {status, out} = demo(pg, "router", @small ++ ~w(--via router))
       assert status == 0, out
-      assert out =~ "0 missing, 0 extra — CONSISTENT"
-      assert out =~ "(4 truncates)"
+      assert_streamed(out)
       assert out =~ "unparseable rows 0, evaluation errors 0"
     end
 
     test "filter-lsm: the same run through LsmIndex.Filter (:lsm)", %{pg: pg} do
       {status, out} = demo(pg, "filter", @small ++ ~w(--via filter-lsm))
       assert status == 0, out
-      assert out =~ "0 missing, 0 extra — CONSISTENT"
+      assert_streamed(out)
     end
 
     test "filter-map: the same run through LsmIndex.Filter (:map)", %{pg: pg} do
       {status, out} = demo(pg, "filtermap", @small ++ ~w(--via filter-map))
       assert status == 0, out
-      assert out =~ "0 missing, 0 extra — CONSISTENT"
-      assert out =~ "(4 truncates)"
+      assert_streamed(out)
     end
   end
 
@@ -48,7 +49,8 @@ defmodule LsmIndex.EndToEndTest do
     test "a driver killed mid-stream, then between a durable frame and its confirmation, resumes consistent",
          %{pg: pg, tmp_dir: tmp_dir} do
       args =
-        ~w(--shapes 2000 --rate 800 --truncate-every 900 --progress-ms 100) ++
+        ~w(--shapes 2000 --rate 800 --truncate-every 900 --alter-at 1500 --add-rate 20) ++
+          ~w(--progress-ms 100) ++
           ["--pg-dir", pg.dir, "--database", "crash", "--state-dir", tmp_dir]
 
       # the first two runs' writers have no bound but an hour: each run ends only when it is
@@ -75,11 +77,35 @@ defmodule LsmIndex.EndToEndTest do
       third = child(args ++ ~w(--txns 4000))
       {status, out} = finish(third, [])
       assert status == 0, out
-      assert out =~ "is behind the durable shape log: advanced to"
+      assert out =~ "is behind the durable shape log: confirmed up to"
       assert out =~ "(resumed after a restart)"
       assert out =~ "0 missing, 0 extra — CONSISTENT"
+      assert out =~ "0 ops reached a removed shape"
+      assert out =~ "columns learned while streaming: todos.tag"
     end
   end
+
+  # what every run must show: consistent, the truncates, shapes added (with snapshot rows)
+  # and removed while streaming and none of them sent a change after it left, unchanged
+  # TOASTed values filled from the old rows, and todos.tag learned mid-stream
+  defp assert_streamed(out) do
+    assert out =~ "0 missing, 0 extra — CONSISTENT"
+    assert out =~ "(4 truncates)"
+    assert out =~ "0 ops reached a removed shape"
+    assert out =~ "columns learned while streaming: todos.tag"
+
+    [_, added, rows, removed] =
+      Regex.run(
+        ~r/([\d,]+) added while streaming \(([\d,]+) rows from their snapshots.*?([\d,]+) removed;/,
+        out
+      )
+
+    assert number(added) > 10 and number(rows) > 0 and number(removed) > 5, out
+    [_, fills] = Regex.run(~r/pgoutput: ([\d,]+) unchanged TOASTed values/, out)
+    assert number(fills) > 0, out
+  end
+
+  defp number(text), do: text |> String.replace(",", "") |> String.to_integer()
 
   defp demo(pg, database, args) do
     parent = self()
