@@ -3,8 +3,8 @@ defmodule LsmIndex.Demo.Churn do
   Shapes added and removed while the stream runs (`--add-rate N` shapes/s, removals at
   `--remove-rate`), as a sync service's clients subscribe and leave. Not public API.
 
-  Adding shapes, between two reads of the stream (everything routed so far is durable at
-  position P):
+  Adding shapes, between two reads of the stream, a batch every 250 ms at most (everything
+  routed so far is durable at position P):
 
   1. `{:adding, ids}` is logged (a frame at P): a crash from here on takes the ids out of the
      routers again at resume unless step 4's frame made it;
@@ -22,6 +22,8 @@ defmodule LsmIndex.Demo.Churn do
 
   alias LsmIndex.Demo.{Routing, ShapeLog, Shapes, Snapshot}
 
+  @every_ms 250
+
   defstruct [
     :add_rate,
     :remove_rate,
@@ -32,6 +34,7 @@ defmodule LsmIndex.Demo.Churn do
     :initial,
     :rand,
     :started,
+    last_step: 0,
     added_run: 0,
     removed_run: 0,
     snapshot_rows: 0,
@@ -130,13 +133,16 @@ defmodule LsmIndex.Demo.Churn do
   """
   @spec step(map()) :: map()
   def step(%{churn: churn} = state) do
-    elapsed = (System.monotonic_time(:millisecond) - churn.started) / 1000
+    now = System.monotonic_time(:millisecond)
+    elapsed = (now - churn.started) / 1000
     adds = floor(elapsed * churn.add_rate) - churn.added_run
     removes = floor(elapsed * churn.remove_rate) - churn.removed_run
 
-    if adds <= 0 and removes <= 0 do
+    # a batch every 250 ms at most: one snapshot (a psql round trip) serves the batch
+    if (adds <= 0 and removes <= 0) or now - churn.last_step < @every_ms do
       state
     else
+      state = %{state | churn: %{churn | last_step: now}}
       t0 = System.monotonic_time()
       state = if adds > 0, do: add(state, adds), else: state
       state = if removes > 0, do: remove(state, removes), else: state

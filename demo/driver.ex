@@ -28,7 +28,8 @@ defmodule LsmIndex.Demo.Driver do
   `filter-lsm`, `filter-map`), `--seed` (1), `--users`/`--projects`/`--todos` (rows seeded:
   shapes/10, shapes/50, shapes/5), `--truncate-every` (10,000 transactions), `--rate`
   (1,000: transactions/s the writer holds at most; 0: as fast as it goes), `--state-dir`, `--pg-dir`,
-  `--database` (`demo`), `--alter-at` (5,000: the writer's transaction that adds a column
+  `--backlog` (the stream is read only once the writer is done: the pipeline draining a
+  backlog, as after a restart), `--database` (`demo`), `--alter-at` (5,000: the writer's transaction that adds a column
   to `todos`; 0: none), `--add-rate` (10.0 shapes added per second while streaming, each
   from a snapshot), `--remove-rate` (half the add rate), `--progress-ms`
   (1,000), `--halt-before-confirm N` (tests: the VM kills itself after its N-th durable
@@ -69,7 +70,8 @@ defmodule LsmIndex.Demo.Driver do
     add_rate: :float,
     remove_rate: :float,
     progress_ms: :integer,
-    halt_before_confirm: :integer
+    halt_before_confirm: :integer,
+    backlog: :boolean
   ]
   @vias %{"router" => :router, "filter-lsm" => :filter_lsm, "filter-map" => :filter_map}
 
@@ -117,6 +119,7 @@ defmodule LsmIndex.Demo.Driver do
       remove_rate: opts[:remove_rate] || (opts[:add_rate] || 10.0) / 2,
       progress_ms: opts[:progress_ms] || 1_000,
       halt_before_confirm: opts[:halt_before_confirm],
+      backlog: opts[:backlog] || false,
       resumed: false
     }
 

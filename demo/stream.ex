@@ -65,6 +65,15 @@ defmodule LsmIndex.Demo.Stream do
 
   defp loop(%{finished: at, dirty: nil} = state) when at != nil, do: progress(state, true)
 
+  # `--backlog`: the stream is read only once the writer is done (the slot holds the WAL), to
+  # measure the pipeline draining a backlog, as a service does after a restart
+  defp loop(%{done: false, config: %{backlog: true}} = state) do
+    receive do
+      {:workload, :done, n} -> loop(%{state | written: n, done: true, started: now()})
+      {:workload, :progress, n} -> loop(%{state | written: n})
+    end
+  end
+
   defp loop(state) do
     state = state |> mailbox() |> end_marker()
     t0 = System.monotonic_time()
