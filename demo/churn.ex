@@ -34,7 +34,7 @@ defmodule LsmIndex.Demo.Churn do
     :initial,
     :rand,
     :started,
-    last_step: 0,
+    last_step: nil,
     added_run: 0,
     removed_run: 0,
     snapshot_rows: 0,
@@ -139,7 +139,7 @@ defmodule LsmIndex.Demo.Churn do
     removes = floor(elapsed * churn.remove_rate) - churn.removed_run
 
     # a batch every 250 ms at most: one snapshot (a psql round trip) serves the batch
-    if (adds <= 0 and removes <= 0) or now - churn.last_step < @every_ms do
+    if (adds <= 0 and removes <= 0) or (churn.last_step && now - churn.last_step < @every_ms) do
       state
     else
       state = %{state | churn: %{churn | last_step: now}}
