@@ -32,14 +32,16 @@ defmodule LsmIndex.ShapeRouter do
   Scheduling: `route/2` runs on a normal scheduler; `route_many/2` routes for ~0.5 ms per NIF
   call and continues with the rest of the list in the next call. A router with more than
   1,000 shapes without an indexable conjunct (each evaluated on every change) routes on dirty
-  CPU schedulers. Shape changes that would
-  wait (a busy index, a persistent router's file, clauses over 16 KiB) run on dirty
-  schedulers. With `:telemetry` loaded, `route_many/3` and one in 100 `route/2` calls are
-  `[:lsm_index, :route, ...]` spans (`LsmIndex.Telemetry`).
+  CPU schedulers. Shape changes that would wait (a busy index, a persistent router's file,
+  clauses over 16 KiB) and `add_column/3` run on dirty schedulers. With `:telemetry` loaded,
+  `route_many/3` and one in 100 `route/2` calls are `[:lsm_index, :route, ...]` spans
+  (`LsmIndex.Telemetry`). The table gains columns with `add_column/3` (`ALTER TABLE … ADD
+  COLUMN`); `columns/1` lists them.
 
   Errors: caller mistakes (bad options or columns, a malformed change, a closed router) raise
   `ArgumentError`; operational failures are returned as `{:error, reason}`, and `new!/4`,
-  `open!/5`, `add_shape!/3`, `flush!/1` and `close!/1` raise them as `LsmIndex.Error`.
+  `open!/5`, `add_shape!/3`, `add_column!/3`, `flush!/1` and `close!/1` raise them as
+  `LsmIndex.Error`.
 
   ## Subquery shapes
 
@@ -60,20 +62,18 @@ defmodule LsmIndex.ShapeRouter do
   rows holding them. NULLs follow PostgreSQL (`NOT IN` with a NULL in the result is NULL).
   Options: `:index`, `:lc_ctype`, and `:path` (a directory: persistent — `flush/2` with a
   `position:` keeps shapes and views, and a reopen is as of the last flush; see
-  `position/1`). README: usage; DESIGN:
-  how views are shared and derived.
+  `position/1`). README: usage; DESIGN: how views are shared and derived.
 
   ## Options (`new/4`)
 
     * `:index` - options of the shape index, as for `LsmIndex.new/1` (default `[]`)
-    * `:path` - a directory: the router is persistent. Its shapes are kept in a catalog file
-      there (`shapes.log`) and loaded again by the next `new/4` with that path; `close/1`
-      also writes a snapshot of the router (`router.snap`), from which that open restores
-      it with the catalog's later records (~0.5 s per million shapes of a few templates on
-      a 2-core VM; without a snapshot that matches the catalog, the whole catalog is
-      compiled again: ~4–5 s per million). `{:error, :locked}`
-      while another router has the directory open; a directory made for other columns is
-      refused.
+    * `:path` - a directory: the router is persistent. Its shapes (and added columns) are
+      kept in a catalog file there (`shapes.log`), loaded again by the next `new/4` with that
+      path; `close/1` also writes a snapshot (`router.snap`), from which that open restores
+      it with the catalog's later records (~0.5 s per million shapes of a few templates on a
+      2-core VM; ~4–5 s per million compiling the whole catalog without one). `{:error,
+      :locked}` while another router has it open. The columns given must be the table's
+      (those it was made with and added, then maybe more: added now); others are refused.
     * `:sync` - when a persistent router's shape changes reach the disk: `:flush` (default)
       at `flush/1` (or `close/1`), `:always` before each `add_shape`/`remove_shape` returns,
       `:none` never by us (the OS writes them out; a VM crash loses nothing, a machine crash
@@ -81,9 +81,9 @@ defmodule LsmIndex.ShapeRouter do
   """
 
   alias LsmIndex.Native
-
   alias LsmIndex.ShapeRouter.{OneTable, Packed, Tables}
 
+  # `columns`: the names a router over one table was made with (`columns/1`: as they are now)
   defstruct [:ref, :tenant, :table, persistent: false, tables: nil, columns: nil]
 
   @typedoc "A router."
@@ -107,6 +107,8 @@ defmodule LsmIndex.ShapeRouter do
   @type change ::
           {:insert, record()} | {:delete, record()} | {:update, record(), record()} | :truncate
 
+  @one_table_shapes "add_shapes/2 is for a router over one table: use add_shape/4 with table:"
+  @one_table_columns "a router over several tables has the columns it was made with"
   @no_packed "a router over several tables routes lists of changes (route_many/3): " <>
                "packed changes are one table's"
 
@@ -124,16 +126,10 @@ defmodule LsmIndex.ShapeRouter do
           {:ok, t()} | {:error, term()}
   def new(tenant, table, columns, opts \\ [])
 
-  def new(tenant, tables, opts, []) when is_map(tables) and is_list(opts) do
-    # the first router or index made looks for :telemetry (route spans)
-    LsmIndex.Telemetry.enabled?()
-    Tables.new(tenant, tables, opts)
-  end
+  def new(tenant, tables, opts, []) when is_map(tables) and is_list(opts),
+    do: Tables.new(tenant, tables, opts)
 
-  def new(tenant, table, columns, opts) do
-    LsmIndex.Telemetry.enabled?()
-    OneTable.new(tenant, table, columns, opts)
-  end
+  def new(tenant, table, columns, opts), do: OneTable.new(tenant, table, columns, opts)
 
   @doc "`new/4`, returning the router or raising `LsmIndex.Error`."
   @spec new!(term(), term(), LsmIndex.Where.columns(), keyword()) :: t()
@@ -262,22 +258,10 @@ defmodule LsmIndex.ShapeRouter do
   """
   @spec add_shapes(t(), [{shape_id(), String.t()} | {shape_id(), String.t(), [String.t() | nil]}]) ::
           :ok | {:error, {shape_id(), term()}}
-  def add_shapes(%__MODULE__{tables: nil} = router, shapes) when is_list(shapes),
+  def add_shapes(%__MODULE__{tables: nil} = router, shapes),
     do: OneTable.add_shapes(router, shapes)
 
-  def add_shapes(%__MODULE__{tables: nil}, shapes),
-    do:
-      raise(
-        ArgumentError,
-        "shapes are a list of {id, where_sql[, params]}, got: #{inspect(shapes)}"
-      )
-
-  def add_shapes(%__MODULE__{}, _shapes),
-    do:
-      raise(
-        ArgumentError,
-        "add_shapes/2 is for a router over one table: use add_shape/4 with table:"
-      )
+  def add_shapes(%__MODULE__{}, _shapes), do: raise(ArgumentError, @one_table_shapes)
 
   @doc """
   What to query for the snapshot of each subquery of a shape (a router over several
@@ -294,6 +278,36 @@ defmodule LsmIndex.ShapeRouter do
     do: raise(ArgumentError, "a router over one table has no subqueries")
 
   def seed_queries(router, sql, opts), do: Tables.seed_queries(router, sql, opts)
+
+  @doc """
+  Appends column `name` of type `type` (as `new/4` takes them) to the table, as PostgreSQL's
+  `ALTER TABLE … ADD COLUMN` does (its Relation message lists the table's columns, the new
+  one last). Later shapes may refer to it; routes read it, NULL where a record lacks it or a
+  row was packed before it. A persistent router records it (reopen it with the table's
+  columns: fewer are refused, more are added). `:ok` also when the table has it with that
+  type (a message seen again), `{:error, {:column_type_conflict, name, type_there}}` with
+  another. Raises `ArgumentError` for a name or type the table cannot take (empty, a NUL,
+  1,600 columns, an enum name another column has with other labels), or a router over
+  several tables (their columns are fixed).
+  """
+  @spec add_column(t(), String.t(), LsmIndex.Filter.ColumnType.t()) :: :ok | {:error, term()}
+  def add_column(%__MODULE__{tables: nil} = router, name, type),
+    do: OneTable.add_column(router, name, type)
+
+  def add_column(%__MODULE__{}, _name, _type), do: raise(ArgumentError, @one_table_columns)
+
+  @doc "`add_column/3`, raising `LsmIndex.Error` instead of returning `{:error, reason}`."
+  @spec add_column!(t(), String.t(), LsmIndex.Filter.ColumnType.t()) :: :ok
+  def add_column!(router, name, type),
+    do: router |> add_column(name, type) |> LsmIndex.Error.unwrap!()
+
+  @doc """
+  The table's columns now, in order (`new/4`'s, then those `add_column/3` added): `[{name,
+  type}]`, the types as the router reads them (`:varchar` is `:text`).
+  """
+  @spec columns(t()) :: [{String.t(), LsmIndex.Filter.ColumnType.t()}]
+  def columns(%__MODULE__{tables: nil} = router), do: OneTable.columns(router)
+  def columns(%__MODULE__{}), do: raise(ArgumentError, @one_table_columns)
 
   @doc "Removes shape `shape_id` (an unknown id is fine)."
   @spec remove_shape(t(), shape_id()) :: :ok
@@ -353,10 +367,10 @@ defmodule LsmIndex.ShapeRouter do
 
   @doc """
   `changes` (as `route_many/2` takes them) packed into one binary for `route_many_packed/2`:
-  per change its op and its rows, every row all of the router's columns in its order (a
-  column a record lacks is NULL). Raises `ArgumentError` for a malformed change or a value
-  that is not text or `nil` in any column (`route_many/2` checks only the values a route
-  reads). The layout is stable, so a WAL decoder may write it itself
+  per change its op and its rows, every row all of the table's columns now (`columns/1`),
+  in order (a column a record lacks is NULL). Raises `ArgumentError` for a malformed change
+  or a value that is not text or `nil` in any column (`route_many/2` checks only the values
+  a route reads). The layout is stable, so a WAL decoder may write it itself
   (`lsm_index_core::packed_changes`, DESIGN.md "Packed changes"):
 
       width::32-little, count::32-little, then per change ?I row | ?D row | ?U old new | ?T
@@ -365,15 +379,16 @@ defmodule LsmIndex.ShapeRouter do
   A router over several tables has no packed form.
   """
   @spec pack_changes(t(), [change()]) :: binary()
-  def pack_changes(%__MODULE__{tables: nil, columns: names}, changes),
-    do: Packed.pack(names, changes)
+  def pack_changes(%__MODULE__{tables: nil} = router, changes),
+    do: router |> OneTable.column_names() |> Packed.pack(changes)
 
   def pack_changes(%__MODULE__{}, _changes), do: raise(ArgumentError, @no_packed)
 
   @doc """
   `route_many/2` of the changes `packed` holds (`pack_changes/2`): the same answers, in as
   few NIF calls as fit ~0.5 ms each; the NIF reads the rows in place and routes them in
-  batches, no term per change but its answer. Raises `ArgumentError` for a malformed binary
+  batches, no term per change but its answer. A binary packed before columns were added
+  (`add_column/3`) is read with them NULL. Raises `ArgumentError` for a malformed binary
   (with its byte offset) or one packed for another column count.
   """
   @spec route_many_packed(t(), binary()) :: [[shape_id()]]
@@ -397,31 +412,22 @@ defmodule LsmIndex.ShapeRouter do
   `templates` (distinct compiled forms); `shapes_scanned`, and why those are scanned:
   `scanned_no_equality` (no condition an index serves: no equality, range or LIKE),
   `scanned_pattern_without_literal` (only a LIKE without a literal to find it by, or a
-  negated one: `t LIKE '___'`, `t NOT LIKE 'a%'`),
-  `scanned_or_branch_without_equality`
-  (an OR with a branch lacking one), `scanned_constant` (`TRUE`, ...),
-  `scanned_negated_subquery` (a `NOT IN (SELECT …)` and nothing to index),
-  `scanned_stale_snapshot` (found only through a subquery whose snapshot held values the shared
-  view lacks); plus `tenant` and
-  `table`.
+  negated one: `t LIKE '___'`, `t NOT LIKE 'a%'`), `scanned_or_branch_without_equality` (an
+  OR with a branch lacking one), `scanned_constant` (`TRUE`, ...), `scanned_negated_subquery`
+  (a `NOT IN (SELECT …)` and nothing to index), `scanned_stale_snapshot` (found only through
+  a subquery whose snapshot held values the shared view lacks); plus `tenant` and `table`.
 
-  Two kinds: `shapes_*`, `scanned_*`, `groups` and `templates` count the shapes
-  the router holds now (removing a shape lowers them); every other counter is cumulative
-  since the router was made (or opened: a persistent router starts again from 0), and the
-  rates, the mean and the percentiles are over that same span.
+  Two kinds: `shapes_*`, `scanned_*`, `groups` and `templates` count the shapes the router
+  holds now (removing a shape lowers them); every other counter is cumulative since the
+  router was made (or opened: a persistent router starts again from 0), and the rates, the
+  mean and the percentiles are over that same span.
   """
   @spec metrics(t()) :: map()
   def metrics(%__MODULE__{tables: nil, ref: ref, tenant: tenant, table: table}) do
     ref |> Native.router_metrics() |> Map.merge(%{tenant: tenant, table: table})
   end
 
-  def metrics(%__MODULE__{tables: tables}),
-    do:
-      raise(
-        ArgumentError,
-        "a router over several tables reports per table: metrics(router, table), table one of " <>
-          inspect(Map.keys(tables))
-      )
+  def metrics(%__MODULE__{} = router), do: Tables.metrics(router)
 
   @doc "`metrics/1` of one table of a router over several tables."
   @spec metrics(t(), {String.t(), String.t()}) :: map()

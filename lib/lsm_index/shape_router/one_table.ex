@@ -14,6 +14,8 @@ defmodule LsmIndex.ShapeRouter.OneTable do
 
   @doc "A router for `table` of `tenant` with `columns` (`ShapeRouter.new/4`)."
   def new(tenant, table, columns, opts) do
+    # the first router or index made looks for :telemetry (route spans)
+    LsmIndex.Telemetry.enabled?()
     opts = Keyword.validate!(opts, index: [], path: nil, sync: :flush, lc_ctype: :utf8)
     cols = LsmIndex.Where.native_columns!(columns)
     lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
@@ -91,6 +93,13 @@ defmodule LsmIndex.ShapeRouter.OneTable do
   end
 
   @doc "Adds the list `shapes` in one call (`ShapeRouter.add_shapes/2`)."
+  def add_shapes(%ShapeRouter{}, shapes) when not is_list(shapes),
+    do:
+      raise(
+        ArgumentError,
+        "shapes are a list of {id, where_sql[, params]}, got: #{inspect(shapes)}"
+      )
+
   def add_shapes(%ShapeRouter{ref: ref}, shapes) do
     # the NIF reads the list as it is; a malformed entry is badarg before anything is
     # added, and then the list is checked here to say which (and to add the valid prefix)
@@ -156,6 +165,39 @@ defmodule LsmIndex.ShapeRouter.OneTable do
       end
 
     with {:error, _} = error <- reply, do: failed!(error, shape_id)
+  end
+
+  @doc "Appends column `name` of type `type` to the table (`ShapeRouter.add_column/3`)."
+  # A column the table cannot take (a name PostgreSQL cannot have, one column too many, an
+  # enum name another column has with other labels) is the caller's mistake, as in `new/4`;
+  # a column of that name and another type is the table's answer.
+  def add_column(%ShapeRouter{ref: ref}, name, type) do
+    unless is_binary(name) and name != "" and String.valid?(name) and
+             not String.contains?(name, "\0"),
+           do:
+             raise(
+               ArgumentError,
+               "a column name is a non-empty UTF-8 string without NUL, got: #{inspect(name)}"
+             )
+
+    type = LsmIndex.Filter.ColumnType.column_type!(name, type)
+
+    case Native.router_add_column(ref, name, LsmIndex.Filter.ColumnType.native(type)) do
+      {:error, {:invalid_config, message}} -> raise ArgumentError, message
+      reply -> open!(reply)
+    end
+  end
+
+  @doc "The table's columns now (`ShapeRouter.columns/1`)."
+  def columns(%ShapeRouter{ref: ref}), do: Native.router_columns(ref)
+
+  @doc "The names of the table's columns now: what `pack_changes/2` packs."
+  # The struct keeps the names the router was made with: while the table has as many
+  # columns (no column added since), they are its columns, and no list is made.
+  def column_names(%ShapeRouter{ref: ref, columns: names}) do
+    if Native.router_width(ref) == length(names),
+      do: names,
+      else: for({name, _type} <- Native.router_columns(ref), do: name)
   end
 
   @doc "The sorted ids of the shapes `change` affects (`ShapeRouter.route/2`)."

@@ -6,7 +6,8 @@ defmodule LsmIndex.ShapeRouter.Packed do
   #
   #     width::32-little, count::32-little, then per change
   #       ?I, row  |  ?D, row  |  ?U, old_row, new_row  |  ?T
-  #     row = per column of the router, in its order, its length word:
+  #     row = per column of the router, in its order, its length word (a binary packed
+  #           before columns were added to the table has fewer: they read as NULL):
   #             byte_size(text)::32-little  |  0xFFFFFFFF (nil, or a column the record lacks)
   #           then the texts, in the same order
   #
@@ -135,12 +136,13 @@ defmodule LsmIndex.ShapeRouter.Packed do
           "#{offset} (change #{index})"
       )
 
-  defp failed!({:bad_width, packed, table}),
+  defp failed!({:bad_width, packed, narrowest, table}),
     do:
       raise(
         ArgumentError,
-        "packed changes of #{packed} columns, but the router's table has #{table} " <>
-          "(pack them with ShapeRouter.pack_changes/2 of this router)"
+        "packed changes of #{packed} columns, but the router's table has #{table}" <>
+          if(narrowest < table, do: " (#{narrowest} before columns were added)", else: "") <>
+          " (pack them with ShapeRouter.pack_changes/2 of this router)"
       )
 
   defp failed!({:error, {:closed, _}}), do: raise(ArgumentError, "the router was closed")

@@ -8,6 +8,8 @@ defmodule LsmIndex.ShapeRouter.Tables do
 
   @doc "A router over `tables` (`%{{schema, table} => columns}`)."
   def new(tenant, tables, opts) do
+    # the first router or index made looks for :telemetry (route spans)
+    LsmIndex.Telemetry.enabled?()
     opts = Keyword.validate!(opts, index: [], lc_ctype: :utf8, path: nil)
     lc_ctype = LsmIndex.Where.lc_ctype!(opts[:lc_ctype])
     index_opts = LsmIndex.options!(opts[:index])
@@ -217,6 +219,15 @@ defmodule LsmIndex.ShapeRouter.Tables do
       end
     )
   end
+
+  @doc "`ShapeRouter.metrics/1` of a router over several tables: refused (it reports per table)."
+  def metrics(%ShapeRouter{tables: tables}),
+    do:
+      raise(
+        ArgumentError,
+        "a router over several tables reports per table: metrics(router, table), table one of " <>
+          inspect(Map.keys(tables))
+      )
 
   @doc "`metrics/1` of one table (`ShapeRouter.metrics/2`)."
   def metrics(%ShapeRouter{tables: tables, ref: ref, tenant: tenant}, table) do

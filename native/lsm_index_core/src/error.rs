@@ -66,14 +66,16 @@ pub enum Error {
         /// What is wrong with the columns.
         reason: String,
     },
-    /// A shape declares a column with another type than the table's other shapes that refer
-    /// to it (an open-schema router: one type per column while some shape reads it).
+    /// A column with another type than the table's: a shape of an open-schema router
+    /// declaring it otherwise than the other shapes that read it (one type per column while
+    /// some shape reads it), or a column added again with another type
+    /// (`Router::add_column`).
     ColumnTypeConflict {
         /// The column.
         column: String,
-        /// Its type in the other shapes.
+        /// Its type in the table (in the other shapes).
         had: String,
-        /// The type the new shape declares.
+        /// The type the new shape declares, or the column added has.
         got: String,
     },
     /// A persistent router's shape catalog was made for a table with other columns.
@@ -83,7 +85,8 @@ pub enum Error {
         /// The columns the catalog records (`name\ttype` each).
         columns: Vec<String>,
     },
-    /// A row given to the router has a different number of columns than its table.
+    /// A row given to the router has a different number of columns than its table (more,
+    /// or fewer than the table had before columns were added to it).
     ColumnCount {
         /// The table's column count.
         expected: usize,
@@ -262,7 +265,7 @@ impl fmt::Display for Error {
             ),
             Error::InvalidColumns { reason } => write!(f, "invalid table columns: {reason}"),
             Error::ColumnTypeConflict { column, had, got } => {
-                write!(f, "column {column:?} is {had} in other shapes, not {got}")
+                write!(f, "column {column:?} is {had}, not {got}")
             }
             Error::TableMismatch { path, columns } => write!(
                 f,

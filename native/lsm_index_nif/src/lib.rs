@@ -9,7 +9,8 @@
 //! - `index_events`: an index's job events: subscribers (`index_subscribe`) and deliveries
 //! - `router`: `router_*` NIFs (`LsmIndex.ShapeRouter`), a core `Router` in a resource;
 //!   `router_packed`: `router_route_many_packed*`, a transaction's changes read in place from
-//!   one binary (`ShapeRouter.pack_changes/2`) and routed in batches
+//!   one binary (`ShapeRouter.pack_changes/2`) and routed in batches; `router_columns`: its
+//!   table's columns, and a column added to them (an `ALTER TABLE … ADD COLUMN`)
 //! - `router_set`: `router_set_*` NIFs (`LsmIndex.Filter` with `index: :lsm`), a core
 //!   `RouterSet` (one open-schema router per table) in a resource; `router_set_route`: its
 //!   routes; `router_set_views`: the router over declared tables (`LsmIndex.ShapeRouter`
@@ -40,6 +41,7 @@ mod index_stats;
 mod options;
 mod predicate;
 mod router;
+mod router_columns;
 mod router_packed;
 mod router_set;
 mod router_set_route;

@@ -7,16 +7,19 @@
 //! ```
 //!
 //! The binary is `ShapeRouter.pack_changes/2`'s (layout: `lsm_index_core::packed_changes`):
-//! every row all of the table's columns in the router's order, so no record is looked up
-//! and no term is made per change but its answer. Scheduling as `router_route_many`: on a
+//! every row all of the table's columns in the router's order (or its first ones, see
+//! below), so no record is looked up and no term is made per change but its answer. Scheduling as `router_route_many`: on a
 //! normal scheduler chunks (8 changes, then as many as the rest of the slice fits at the
 //! rate so far, at most 128) are routed until ~0.5 ms is spent (the clock read once per chunk)
 //! and the reply says where to go on (`{results, {index, offset}}`, or `:done` in place of
 //! the position; the results of this call, in order, built from the last: the caller of a
 //! transaction routed in one call has nothing to reverse); `:dirty` sends a router scanning
 //! many shapes to the `_dirty` twin (the whole binary). A malformed binary answers `{:bad_packed, change_index, byte_offset,
-//! reason}` and a binary packed for another width `{:bad_width, packed, table}` (the caller
-//! raises `ArgumentError`); `{:error, _}` a failure of the core (a closed router).
+//! reason}` and a binary packed for another width `{:bad_width, packed, narrowest, table}`
+//! (the caller raises `ArgumentError`): a binary is as wide as the table, or as narrow as it
+//! was before columns were added to it (`Reader::row_widths`: rows packed before an `ALTER
+//! TABLE … ADD COLUMN` read the added columns as NULL); `{:error, _}` a failure of the core
+//! (a closed router).
 
 use lsm_index_core::packed_changes::{Changes, Chunk};
 use lsm_index_core::router::{Reader, Routes};
@@ -83,9 +86,11 @@ fn route_packed<'a>(
         Ok(changes) => changes,
         Err(e) => return (atoms::bad_packed(), 0, e.offset, e.reason).encode(env),
     };
-    let width = reader.columns().len();
-    if changes.width() != width {
-        return (atoms::bad_width(), changes.width(), width).encode(env);
+    // rows as wide as the table, or packed before columns were added (those read NULL)
+    let widths = reader.row_widths();
+    if !widths.contains(&changes.width()) {
+        let (narrowest, width) = (*widths.start(), *widths.end());
+        return (atoms::bad_width(), changes.width(), narrowest, width).encode(env);
     }
     let mut chunk = Chunk::default();
     // every answer of the call, listed at the end from the last

@@ -1,36 +1,61 @@
-//! The shape catalog of a persistent router: every shape added or removed, appended to one
-//! file and replayed at open (the router's index and programs are rebuilt from it in memory).
+//! The shape catalog of a persistent router: every shape added or removed, and every column
+//! added to its table, appended to one file and replayed at open (the router's index and
+//! programs are rebuilt from it in memory).
 //!
 //! ```text
 //! <dir>/LOCK         flock'ed while a router has the directory open
-//! <dir>/shapes.log   "LSMSHAPE" | version u32 LE | record*
+//! <dir>/shapes.log   "LSMSHAPE" | version u32 LE (2; 1 is read too) | record*
 //! record             len u32 LE | crc32c(payload) u32 LE | payload (len bytes)
 //!                    (the `durable::frame` codec with no prefix)
-//! payload            kind u8 (0 table, 1 add, 2 remove) | shape id u32 LE | text
+//! payload            kind u8 | id u32 LE | text
+//! kind               0 table   first record; id 0; the columns the table was made with
+//!                    1 add     id: the shape; text: its definition
+//!                    2 remove  id: the shape; no text
+//!                    3 column  (version 2) id: its position (the table's columns before
+//!                              it); text: `name\ttype` — a column appended to the table
 //! ```
 //!
-//! The first record (kind 0) names the table's columns (`name\ttype\n` each, the type as
+//! The table record names the table's columns (`name\ttype\n` each, the type as
 //! `ColumnType::describe` writes it: `int8`, `enum('a','b')`, `enum "mood"('sad','ok')` for a
-//! named enum; then `\tcase_folding c\n` for a router folding case as under `LC_CTYPE=C`); a
-//! router opened with other columns is refused. (Named enums added a spelling, not a format:
-//! every table a catalog of version 1 could hold is written as it was.) An add's text is the shape's definition: its WHERE clause,
-//! then per `$n` parameter a NUL and `v` + the value's text, or `n` for NULL (a clause never
-//! holds a NUL, so clauses recorded before parameters existed read the same). At open, an incomplete
-//! last record (a crash mid-append) is cut off; a complete record with a bad checksum is an
-//! error (`ChecksumMismatch`), never skipped. When dead records outnumber live shapes the
-//! file is rewritten (temp file, fsync, rename, directory fsync).
+//! named enum; then `\tcase_folding c\n` for a router folding case as under `LC_CTYPE=C`);
+//! each column record one more, at the end (`Router::add_column`: positions never move). The
+//! catalog's columns are the table record's then the column records', and a router opens
+//! it only with those columns first (see `table`): with exactly them, or followed by more —
+//! columns added while it was closed, recorded at open — else it is refused
+//! (`TableMismatch`). (Named enums added a spelling, not a format: every table a catalog of
+//! version 1 could hold is written as it was.) An add's text is the shape's definition: its
+//! WHERE clause, then per `$n` parameter a NUL and `v` + the value's text, or `n` for NULL (a
+//! clause never holds a NUL, so clauses recorded before parameters existed read the same).
+//!
+//! Version 2 added the column record, nothing else: a version-1 file reads as ever, and is
+//! rewritten as version 2 (whole, atomically) before its first column record is appended; a
+//! file written whole (created, rewritten) is version 2. At open, an incomplete last record
+//! (a crash mid-append) is cut off; a complete record with a bad checksum is an error
+//! (`ChecksumMismatch`), never skipped. When dead records outnumber live shapes the file is
+//! rewritten (temp file, fsync, rename, directory fsync) with the table record, the column
+//! records and the live shapes.
+//!
+//! Rooms: `read`, the decoder (whole, or the tail after a stamp); `table`, the table as
+//! text and which routers' columns fit it.
 
 use crate::durable::{self, io_error, CrashPoints, DirLock, Framing};
 use crate::error::{Error, FileKind, Result};
 use crate::predicate::{CaseFolding, ColumnType};
 use crate::wal::SyncMode;
+use read::Columns;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use table::column_line;
+pub(super) use table::{table_text, Table};
+
+mod read;
+mod table;
 
 const MAGIC: &[u8; 8] = b"LSMSHAPE";
-const VERSION: u32 = 1;
+/// The version written; version 1 (no column records) is read too.
+const VERSION: u32 = 2;
 const HEADER: usize = 12;
 const FILE: &str = "shapes.log";
 /// Records: no prefix; a payload holds at least its kind and id, and at most a 1 MiB clause
@@ -49,6 +74,7 @@ const CRASH_POINTS: CrashPoints = CrashPoints {
 const TABLE: u8 = 0;
 const ADD: u8 = 1;
 const REMOVE: u8 = 2;
+const COLUMN: u8 = 3;
 
 /// An open catalog, appending.
 pub struct Catalog {
@@ -61,8 +87,12 @@ pub struct Catalog {
     failed: bool,
     /// Where the file stands: its length, checksum and records so far.
     stamp: Stamp,
-    /// The table record's text (a rewrite writes it again).
-    table: String,
+    /// The file's format version: 1 until a column is added to a version-1 file.
+    version: u32,
+    /// The router's table (a rewrite writes its table and column records again).
+    table: Table,
+    /// Its columns the file records: the table record's, and in all.
+    columns: Columns,
 }
 
 /// The live shapes of a catalog: id -> WHERE clause.
@@ -87,66 +117,91 @@ pub struct Stamp {
 pub enum Replay {
     /// Every live shape: no stamp given, or it does not cover this catalog.
     Full(Shapes),
-    /// The records after the covered prefix, in order: an add (`Some(definition)`) or a
-    /// removal (`None`) of a shape id.
+    /// The shape records after the covered prefix, in order: an add (`Some(definition)`) or
+    /// a removal (`None`) of a shape id.
     Tail(Vec<(u32, Option<String>)>),
 }
 
 impl Catalog {
     /// Opens (creating if needed) the catalog in `dir` for a table with `columns`, and
-    /// returns it with what to replay: the records after `covered` when it covers a prefix
-    /// of the file (a snapshot of the router holds the shapes up to there), else every
-    /// live shape. Only a full replay rewrites a mostly dead catalog here; after a tail
-    /// replay the router asks [`Catalog::rewrite_due`].
+    /// returns it with what to replay: the records after `covered` — a stamp and how many
+    /// columns the table had then — when it covers a prefix of the file (a snapshot of the
+    /// router holds the shapes up to there), else every live shape. The catalog's columns
+    /// must be the first of `columns`; the others are recorded now (columns added while the
+    /// router was closed). Only a full replay rewrites a mostly dead catalog here; after a
+    /// tail replay the router asks [`Catalog::rewrite_due`].
     pub fn open(
         dir: &Path,
         columns: &[(String, ColumnType)],
         folding: CaseFolding,
         sync: SyncMode,
-        covered: Option<Stamp>,
+        covered: Option<(Stamp, usize)>,
     ) -> Result<(Catalog, Replay)> {
         fs::create_dir_all(dir).map_err(|e| io_error(FileKind::Directory, dir, "create", &e))?;
         let lock = DirLock::acquire(dir)?;
         let path = dir.join(FILE);
-        let table = table_text(columns, folding);
-        let (stamp, replay) = match fs::read(&path) {
-            Ok(bytes) => match covered.and_then(|s| read_tail(&path, &bytes, s, &table)) {
-                Some((good, stamp, tail)) => {
-                    if good < bytes.len() {
-                        durable::truncate(FileKind::Catalog, &path, good as u64)?;
+        let table = Table::new(columns, folding);
+        let (stamp, version, recorded, replay) = match fs::read(&path) {
+            Ok(bytes) => {
+                let version = read::version(&path, &bytes)?;
+                let tail = covered
+                    .and_then(|(s, then)| read::read_tail(&path, &bytes, version, s, then, &table));
+                match tail {
+                    Some((good, stamp, tail, recorded)) => {
+                        if good < bytes.len() {
+                            durable::truncate(FileKind::Catalog, &path, good as u64)?;
+                        }
+                        (stamp, version, recorded, Replay::Tail(tail))
                     }
-                    (stamp, Replay::Tail(tail))
-                }
-                None => {
-                    let mut shapes = Shapes::new();
-                    let (good, records) = read(&path, &bytes, &table, &mut shapes)?;
-                    if good < bytes.len() {
-                        durable::truncate(FileKind::Catalog, &path, good as u64)?;
+                    None => {
+                        let mut shapes = Shapes::new();
+                        let each = |kind, id, text: &str| live(&mut shapes, kind, id, text);
+                        let (good, records, recorded) =
+                            read::read(&path, &bytes, version, &table, each)?;
+                        if good < bytes.len() {
+                            durable::truncate(FileKind::Catalog, &path, good as u64)?;
+                        }
+                        if records > 2 * shapes.len() + 1024 {
+                            let stamp = rewrite(&path, &table, recorded, &shapes)?;
+                            (stamp, VERSION, recorded, Replay::Full(shapes))
+                        } else {
+                            let stamp = stamp_of(&bytes[..good], records);
+                            (stamp, version, recorded, Replay::Full(shapes))
+                        }
                     }
-                    let stamp = if records > 2 * shapes.len() + 1024 {
-                        rewrite(&path, &table, &shapes)?
-                    } else {
-                        stamp_of(&bytes[..good], records)
-                    };
-                    (stamp, Replay::Full(shapes))
                 }
-            },
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let shapes = Shapes::new();
-                (rewrite(&path, &table, &shapes)?, Replay::Full(shapes))
+                let all = Columns {
+                    created: table.len(),
+                    known: table.len(),
+                };
+                (
+                    rewrite(&path, &table, all, &shapes)?,
+                    VERSION,
+                    all,
+                    Replay::Full(shapes),
+                )
             }
             Err(e) => return Err(io_error(FileKind::Catalog, &path, "read", &e)),
         };
         let file = append_to(&path)?;
-        let catalog = Catalog {
+        let mut catalog = Catalog {
             path,
             file,
             _lock: lock,
             sync,
             failed: false,
             stamp,
+            version,
             table,
+            columns: recorded,
         };
+        // the router's columns past the catalog's: added while it was closed
+        while catalog.columns.known < catalog.table.len() {
+            catalog.record_column()?;
+        }
         Ok((catalog, replay))
     }
 
@@ -163,21 +218,32 @@ impl Catalog {
         (!self.failed).then_some(self.stamp)
     }
 
+    /// How many columns its table record names: the table's when it was made (the
+    /// narrowest rows a route reads: those from before any column was added).
+    pub fn created_columns(&self) -> usize {
+        self.columns.created
+    }
+
     /// Whether records outnumber `live` shapes enough that the file should be rewritten
     /// with the live ones alone ([`Catalog::rewrite_live`]).
     pub fn rewrite_due(&self, live: usize) -> bool {
         self.stamp.records > 2 * live as u64 + 1024
     }
 
-    /// Rewrites the file with its live shapes alone (read back from it: after a tail
-    /// replay nothing holds their definitions), atomically.
+    /// Rewrites the file with its table, its columns and its live shapes alone (read back
+    /// from it: after a tail replay nothing holds their definitions), atomically, as the
+    /// version this build writes.
     pub fn rewrite_live(&mut self) -> Result<()> {
         self.sync()?;
         let bytes = fs::read(&self.path)
             .map_err(|e| io_error(FileKind::Catalog, &self.path, "read", &e))?;
         let mut shapes = Shapes::new();
-        read(&self.path, &bytes, &self.table, &mut shapes)?;
-        self.stamp = rewrite(&self.path, &self.table, &shapes)?;
+        let each = |kind, id, text: &str| live(&mut shapes, kind, id, text);
+        let version = read::version(&self.path, &bytes)?;
+        // (the columns of the file, and of an upgrade the one being added: see `record_column`)
+        read::read(&self.path, &bytes, version, &self.table, each)?;
+        self.stamp = rewrite(&self.path, &self.table, self.columns, &shapes)?;
+        self.version = VERSION;
         self.file = append_to(&self.path)?;
         Ok(())
     }
@@ -192,6 +258,43 @@ impl Catalog {
         self.append(REMOVE, id, &[])
     }
 
+    /// Records that column `name` of type `ty` was appended to the table (after the columns
+    /// recorded so far).
+    pub fn add_column(&mut self, name: &str, ty: &ColumnType) -> Result<()> {
+        self.table.truncate(self.columns.known);
+        self.table.push(column_line(name, ty));
+        let recorded = self.record_column();
+        if recorded.is_err() {
+            self.table.truncate(self.columns.known);
+        }
+        recorded
+    }
+
+    /// Records the table's first column not recorded yet: a column record appended, or — a
+    /// version-1 file, which holds none — the file rewritten as version 2 with it.
+    fn record_column(&mut self) -> Result<()> {
+        let c = self.columns.known;
+        let Some(line) = self.table.line(c).map(str::to_string) else {
+            return Ok(());
+        };
+        if self.version >= 2 {
+            self.append(COLUMN, c as u32, line.as_bytes())?;
+            self.columns.known += 1;
+            return Ok(());
+        }
+        if self.failed {
+            return Err(self.poisoned());
+        }
+        self.columns.known += 1;
+        let rewritten = self.rewrite_live();
+        if rewritten.is_err() {
+            // the file is the old one or the new one: no more writes
+            self.columns.known -= 1;
+            self.failed = true;
+        }
+        rewritten
+    }
+
     /// Makes every record so far durable.
     pub fn sync(&mut self) -> Result<()> {
         self.file
@@ -199,11 +302,15 @@ impl Catalog {
             .map_err(|e| io_error(FileKind::Catalog, &self.path, "fsync", &e))
     }
 
+    fn poisoned(&self) -> Error {
+        Error::Poisoned {
+            cause: format!("an earlier write to {} failed", self.path.display()),
+        }
+    }
+
     fn append(&mut self, kind: u8, id: u32, text: &[u8]) -> Result<()> {
         if self.failed {
-            return Err(Error::Poisoned {
-                cause: format!("an earlier write to {} failed", self.path.display()),
-            });
+            return Err(self.poisoned());
         }
         let rec = record(kind, id, text);
         let written = self
@@ -226,6 +333,15 @@ impl Catalog {
     }
 }
 
+/// Replays an add or a removal (`kind`) of shape `id` into `shapes`.
+fn live(shapes: &mut Shapes, kind: u8, id: u32, text: &str) {
+    if kind == ADD {
+        shapes.insert(id, text.to_string());
+    } else {
+        shapes.remove(&id);
+    }
+}
+
 /// `path` opened for appending.
 fn append_to(path: &Path) -> Result<File> {
     File::options()
@@ -241,35 +357,6 @@ fn stamp_of(bytes: &[u8], records: usize) -> Stamp {
         crc: crc32c::crc32c(bytes),
         records: records as u64,
     }
-}
-
-/// The records of `bytes` after the prefix `covered` stamps, if it does stamp a prefix
-/// of them: (the end of the whole records, the stamp there, the records in order). `None`
-/// when it does not, or when the records after it do not read (the full read then says
-/// what is wrong).
-#[allow(clippy::type_complexity)]
-fn read_tail(
-    path: &Path,
-    bytes: &[u8],
-    covered: Stamp,
-    table: &str,
-) -> Option<(usize, Stamp, Vec<(u32, Option<String>)>)> {
-    let start = usize::try_from(covered.len).ok()?;
-    let prefix = bytes.get(..start)?;
-    if start < HEADER || covered.records == 0 || crc32c::crc32c(prefix) != covered.crc {
-        return None;
-    }
-    let mut tail = Vec::new();
-    let each = |kind: u8, id: u32, text: &str| {
-        tail.push((id, (kind == ADD).then(|| text.to_string())));
-    };
-    let (good, read) = records(path, bytes, start, covered.records as usize, table, each).ok()?;
-    let stamp = Stamp {
-        len: good as u64,
-        crc: crc32c::crc32c_append(covered.crc, &bytes[start..good]),
-        records: read as u64,
-    };
-    Some((good, stamp, tail))
 }
 
 /// A shape's definition text: `sql`, then each parameter (see the module doc). `None` when a
@@ -301,33 +388,19 @@ pub fn split_definition(text: &str) -> (&str, Vec<Option<String>>) {
 }
 
 /// The live shapes recorded in catalog bytes `bytes` of a table with `columns` (a torn last
-/// record is ignored): the decoder `open` uses, for tools and fuzzing.
+/// record is ignored; the catalog's columns must be the first of `columns`): the decoder
+/// `open` uses, for tools and fuzzing.
 pub fn decode(
     bytes: &[u8],
     columns: &[(String, ColumnType)],
     folding: CaseFolding,
 ) -> Result<Shapes> {
+    let path = Path::new(FILE);
     let mut shapes = Shapes::new();
-    read(
-        Path::new(FILE),
-        bytes,
-        &table_text(columns, folding),
-        &mut shapes,
-    )?;
+    let each = |kind, id, text: &str| live(&mut shapes, kind, id, text);
+    let version = read::version(path, bytes)?;
+    read::read(path, bytes, version, &Table::new(columns, folding), each)?;
     Ok(shapes)
-}
-
-/// The table record's text: `name\ttype\n` per column, then `\tcase_folding c\n` under
-/// `LC_CTYPE=C` (nothing for the default, so catalogs written before the option read the same).
-pub(super) fn table_text(columns: &[(String, ColumnType)], folding: CaseFolding) -> String {
-    let mut text: String = columns
-        .iter()
-        .map(|(name, ty)| format!("{name}\t{}\n", ty.describe()))
-        .collect();
-    if folding != CaseFolding::Unicode {
-        text.push_str(&format!("\tcase_folding {}\n", folding.name()));
-    }
-    text
 }
 
 fn record(kind: u8, id: u32, text: &[u8]) -> Vec<u8> {
@@ -340,99 +413,22 @@ fn record(kind: u8, id: u32, text: &[u8]) -> Vec<u8> {
     rec
 }
 
-/// Replays `bytes` into `shapes`: (bytes that are whole records, records read).
-fn read(path: &Path, bytes: &[u8], table: &str, shapes: &mut Shapes) -> Result<(usize, usize)> {
-    let what = path.display().to_string();
-    match bytes.get(..HEADER) {
-        Some(h) if &h[..8] == MAGIC => {}
-        None if bytes.starts_with(MAGIC) => {
-            return Err(Error::Corrupt {
-                file: FileKind::Catalog,
-                what,
-                detail: "shorter than the catalog header".into(),
-            })
-        }
-        _ => {
-            return Err(Error::BadMagic {
-                file: FileKind::Catalog,
-                what,
-            })
-        }
-    }
-    let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
-    if version != VERSION {
-        return Err(Error::UnsupportedVersion {
-            file: FileKind::Catalog,
-            what,
-            version,
-        });
-    }
-    let each = |kind: u8, id: u32, text: &str| {
-        if kind == ADD {
-            shapes.insert(id, text.to_string());
-        } else {
-            shapes.remove(&id);
-        }
-    };
-    records(path, bytes, HEADER, 0, table, each)
-}
-
-/// Reads the records of `bytes` from offset `start`, `before` records having preceded it
-/// (the first record of a file names the table), handing each add and removal to `each`
-/// (kind, shape id, text): (bytes that are whole records, records read in all).
-fn records(
-    path: &Path,
-    bytes: &[u8],
-    start: usize,
-    before: usize,
-    table: &str,
-    mut each: impl FnMut(u8, u32, &str),
-) -> Result<(usize, usize)> {
-    let what = path.display().to_string();
-    let corrupt = |detail: String| Error::Corrupt {
-        file: FileKind::Catalog,
-        what: what.clone(),
-        detail,
-    };
-    let mut frames = FRAMING.read(bytes, start, FileKind::Catalog, &what);
-    let mut records = before;
-    for frame in &mut frames {
-        let frame = frame?;
-        let (at, payload) = (frame.at, frame.payload);
-        let id = u32::from_le_bytes([payload[1], payload[2], payload[3], payload[4]]);
-        let text = std::str::from_utf8(&payload[5..])
-            .map_err(|_| corrupt(format!("record at byte {at}: text is not UTF-8")))?;
-        match (records, payload[0]) {
-            (0, TABLE) if text == table => {}
-            (0, TABLE) => {
-                return Err(Error::TableMismatch {
-                    path: what.clone(),
-                    columns: text.lines().map(str::to_string).collect(),
-                })
-            }
-            (0, _) => return Err(corrupt("the first record does not name the table".into())),
-            (_, kind @ (ADD | REMOVE)) => each(kind, id, text),
-            (_, kind) => return Err(corrupt(format!("record at byte {at}: kind {kind}"))),
-        }
-        records += 1;
-    }
-    if records == 0 {
-        return Err(corrupt("the table record is missing".into()));
-    }
-    Ok((frames.end(), records))
-}
-
-/// Writes a catalog holding just `shapes`, atomically; its stamp.
-fn rewrite(path: &Path, table: &str, shapes: &Shapes) -> Result<Stamp> {
+/// Writes a catalog of `table`'s `columns` (its table record, then a column record per
+/// column added since) holding just `shapes`, atomically; its stamp.
+fn rewrite(path: &Path, table: &Table, columns: Columns, shapes: &Shapes) -> Result<Stamp> {
     let mut bytes = Vec::new();
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&VERSION.to_le_bytes());
-    bytes.extend_from_slice(&record(TABLE, 0, table.as_bytes()));
+    bytes.extend_from_slice(&record(TABLE, 0, table.record(columns.created).as_bytes()));
+    let added = table.lines(columns.created, columns.known);
+    for (c, line) in (columns.created..).zip(added) {
+        bytes.extend_from_slice(&record(COLUMN, c as u32, line.as_bytes()));
+    }
     for (id, sql) in shapes {
         bytes.extend_from_slice(&record(ADD, *id, sql.as_bytes()));
     }
     durable::write_atomically(path, &bytes, FileKind::Catalog, CRASH_POINTS)?;
-    Ok(stamp_of(&bytes, shapes.len() + 1))
+    Ok(stamp_of(&bytes, 1 + added.len() + shapes.len()))
 }
 
 #[cfg(test)]

@@ -2,7 +2,9 @@
 //! their clause's text and differ in their parameters, so the clause is read (lexed and
 //! parsed into its syntax tree) once and typed per shape with its own values
 //! ([`Syntax::lower`]): a parse without its grammar half. Only for a router whose columns
-//! never change (the tree names them by position).
+//! never move (the tree names them by position): a fixed-column router's, which only gain
+//! columns at the end ([`super::Router::add_column`]); the clauses read against fewer
+//! columns are dropped when the table gains one (a name may mean another thing now).
 
 use crate::predicate::{CaseFolding, ColumnType, Syntax};
 use crate::Result;
@@ -27,6 +29,9 @@ pub(super) struct Clauses {
 struct Read {
     syntax: HashMap<Box<str>, Arc<Syntax>, ahash::RandomState>,
     bytes: usize,
+    /// How many columns the table had when they were read (it only gains columns: the
+    /// count tells the tables apart).
+    width: usize,
 }
 
 impl Clauses {
@@ -37,14 +42,19 @@ impl Clauses {
         columns: &[(String, ColumnType)],
         folding: CaseFolding,
     ) -> Result<Arc<Syntax>> {
-        if let Some(syntax) = self.read.lock().syntax.get(sql) {
-            return Ok(syntax.clone());
+        {
+            let read = self.read.lock();
+            if let Some(syntax) = read.syntax.get(sql).filter(|_| read.width == columns.len()) {
+                return Ok(syntax.clone());
+            }
         }
         let syntax = Arc::new(Syntax::read(sql, columns, folding)?);
         let mut read = self.read.lock();
-        if read.syntax.len() >= HELD || read.bytes + sql.len() > HELD_BYTES {
+        let full = read.syntax.len() >= HELD || read.bytes + sql.len() > HELD_BYTES;
+        if full || read.width != columns.len() {
             read.syntax.clear();
             read.bytes = 0;
+            read.width = columns.len();
         }
         if read.syntax.insert(sql.into(), syntax.clone()).is_none() {
             read.bytes += sql.len();

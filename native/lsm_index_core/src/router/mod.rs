@@ -45,10 +45,11 @@
 //! - `evaluate`: a candidate group's evaluation (columns parsed, residual run once);
 //! - `row`: a row's cells (`RowCells`: a slice, or the caller's reader) parsed into typed
 //!   values as the route asks for them;
-//! - `schema`: an open-schema router's columns, declared by its shapes as they are added;
+//! - `schema`: the columns as they grow: a column added to a router's table (`ALTER TABLE …
+//!   ADD COLUMN`), an open-schema router's declared by its shapes as they are added;
 //! - `presence`: the presence filter and its upkeep (when the live keys outgrow it);
 //! - `set`: the routers of one filter's tables behind one handle; `ids`: shape names;
-//! - `catalog`: a persistent router's shape log; `metrics`: routing counters and latency;
+//! - `catalog`: a persistent router's shape log (and its table's columns); `metrics`: routing counters and latency;
 //! - `views`: subquery views (storage only so far): shared value counts, per-shape diffs, moves;
 //! - `slots`: index slots (a column, `lower`/`upper` of it, its elements); `bits`: column bitsets. Column keys are encoded by [`crate::key::column_key`].
 
@@ -217,7 +218,9 @@ impl Router {
         }
         let mut router = Router::new_open(folding, config)?;
         router.open_schema = false;
-        router.state.get_mut().columns = schema::checked(columns)?;
+        let st = router.state.get_mut();
+        st.columns = schema::checked(columns)?;
+        st.narrowest = st.columns.len();
         Ok(router)
     }
 
@@ -277,7 +280,8 @@ impl Router {
         }
     }
 
-    /// The table's columns, in row order (an open-schema router's as of now).
+    /// The table's columns, in row order, as of now ([`Router::add_column`] appends to a
+    /// fixed-column router's, shapes to an open-schema router's).
     pub fn columns(&self) -> Columns {
         self.state.read().columns.clone()
     }

@@ -4,7 +4,9 @@
 //! back (at close, and at an open that replayed much or rewrote the catalog).
 //!
 //! ```text
-//! open ─▶ router.snap decoded (any damage: ignored) ─▶ catalog opened with its stamp
+//! open ─▶ router.snap decoded (any damage, another table: ignored; a table whose columns
+//!        are the first of the router's — columns added since — is this one)
+//!        ─▶ catalog opened with its stamp (columns the router has beyond it recorded)
 //!        ├─ the stamp covers the catalog's prefix ─▶ one compile per template ─▶ groups,
 //!        │   bookkeeping, presence, ordered indexes restored ─▶ ONE index add_many
 //!        │   ─▶ the tail records replayed through add/remove
@@ -12,7 +14,7 @@
 //! close ─▶ catalog fsync ─▶ state captured (writer + state lock) ─▶ router.snap replaced
 //! ```
 
-use super::catalog::{table_text, Catalog, Replay, Shapes, Stamp};
+use super::catalog::{table_text, Catalog, Replay, Shapes, Stamp, Table};
 use super::restore::{capture, form_fingerprint};
 use super::snapshot::{self, Snapshot};
 use super::state::State;
@@ -71,7 +73,10 @@ impl Router {
     /// from the snapshot `router.snap` and the catalog records after it, or — no usable
     /// snapshot — rebuilt from the whole shape catalog (see `catalog`, `snapshot`); every
     /// later add and remove is appended to the catalog, durable as `sync` says (`Flush`: on
-    /// [`Router::flush`]).
+    /// [`Router::flush`]). `columns` are the table's: the catalog's (those it was made with,
+    /// then those [`Router::add_column`] added), then maybe more — added while the router
+    /// was closed, recorded now as `add_column` would; other columns are `TableMismatch`.
+    /// Rows as narrow as the table was made are read, their missing columns NULL.
     pub fn open(
         dir: &Path,
         columns: Vec<(String, ColumnType)>,
@@ -83,7 +88,7 @@ impl Router {
         let columns = router.columns();
         let mut report = OpenReport::default();
         let clock = Instant::now();
-        let table = table_text(&columns, folding);
+        let table = Table::new(&columns, folding);
         let file = match std::fs::read(dir.join(snapshot::FILE)) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -92,23 +97,27 @@ impl Router {
                 None
             }
         };
+        // a snapshot of the table with these columns, or with the first of them (others were
+        // added since): how many it had
         let snap = file.as_deref().and_then(|b| match snapshot::decode(b) {
-            Ok(s) if s.table == table => Some(s),
-            Ok(_) => ignored(&mut report, "made for another table"),
+            Ok(s) => match table.prefix_of(s.table) {
+                Some(then) if then > 0 => Some((s, then)),
+                _ => ignored(&mut report, "made for another table"),
+            },
             Err(e) => ignored(&mut report, &e.to_string()),
         });
         report.snapshot_read = clock.elapsed();
         let clock = Instant::now();
-        let covered = snap.as_ref().map(|s| s.stamp);
+        let covered = snap.as_ref().map(|(s, then)| (s.stamp, *then));
         let (mut catalog, mut replay) = Catalog::open(dir, &columns, folding, sync, covered)?;
         report.catalog_read = clock.elapsed();
         let mut snapshot_stamp = None;
-        if let (Replay::Tail(_), Some(snap)) = (&replay, &snap) {
+        if let (Replay::Tail(_), Some((snap, _))) = (&replay, &snap) {
             match router.restored_state(snap, &mut report) {
                 Ok(state) => {
                     router.install(state, &mut report)?;
                     report.from_snapshot = true;
-                    snapshot_stamp = covered;
+                    snapshot_stamp = covered.map(|(stamp, _)| stamp);
                 }
                 Err(why) => {
                     // it matched the catalog yet does not restore: replay the catalog
@@ -134,6 +143,8 @@ impl Router {
             }
         };
         report.replay = clock.elapsed();
+        // rows as narrow as the table was made are read (columns added since: NULL)
+        router.state.get_mut().narrowest = catalog.created_columns();
         if catalog.rewrite_due(router.shape_count()) {
             catalog.rewrite_live()?;
             report.rewrote_catalog = true;
@@ -278,7 +289,7 @@ impl Router {
 }
 
 /// Notes why the snapshot is not used; none is.
-fn ignored<'a>(report: &mut OpenReport, why: &str) -> Option<Snapshot<'a>> {
+fn ignored<'a>(report: &mut OpenReport, why: &str) -> Option<(Snapshot<'a>, usize)> {
     report.snapshot_ignored = Some(why.to_string());
     None
 }

@@ -94,9 +94,16 @@ impl Reader<'_> {
         self.state.scanned.len()
     }
 
-    /// The table's columns as this reader sees them: a change's rows have one cell each.
+    /// The table's columns as this reader sees them: a change's rows have one cell each
+    /// (or fewer: see [`Reader::row_widths`]).
     pub fn columns(&self) -> &[(String, ColumnType)] {
         &self.state.columns
+    }
+
+    /// The widths of the rows a route reads: the table's, down to its width before columns
+    /// were added (a narrower row's missing columns are NULL).
+    pub fn row_widths(&self) -> std::ops::RangeInclusive<usize> {
+        self.state.narrowest.min(self.state.columns.len())..=self.state.columns.len()
     }
 
     /// The columns some shape refers to, ascending: a row's other columns cannot change
@@ -186,7 +193,7 @@ impl Reader<'_> {
         out.clear();
         let st = &self.state;
         let mut cells = text;
-        let mut row = Row::new(&mut self.rows.old, &mut cells, &st.columns)?;
+        let mut row = Row::new(&mut self.rows.old, &mut cells, &st.columns, st.narrowest)?;
         for &c in &st.referenced {
             row.parse_column(c)?;
         }
@@ -255,17 +262,17 @@ impl Router {
         match change {
             ChangeCells::Truncate => out.extend(st.shapes.keys()),
             ChangeCells::Insert(cells) | ChangeCells::Delete(cells) => {
-                let mut row = Row::new(&mut rows.old, cells, columns)?;
+                let mut row = Row::new(&mut rows.old, cells, columns, st.narrowest)?;
                 self.route_row(st, &mut row, None, out, scratch, views)?;
                 scratch.count_unparseable(&row);
             }
             ChangeCells::Update(old, new) => {
                 // both rows checked before either is read
-                Row::new(&mut rows.new, &mut *new, columns)?;
-                let mut row = Row::new(&mut rows.old, &mut *old, columns)?;
+                Row::new(&mut rows.new, &mut *new, columns, st.narrowest)?;
+                let mut row = Row::new(&mut rows.old, &mut *old, columns, st.narrowest)?;
                 self.route_row(st, &mut row, None, out, scratch, views)?;
                 scratch.count_unparseable(&row);
-                let mut row = Row::new(&mut rows.new, new, columns)?.after(old);
+                let mut row = Row::new(&mut rows.new, new, columns, st.narrowest)?.after(old);
                 let changed = changed_columns(st, &mut row)?;
                 self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
                 scratch.count_unparseable(&row);

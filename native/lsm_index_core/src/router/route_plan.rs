@@ -92,19 +92,20 @@ impl ProbePlan {
         match change {
             ChangeCells::Truncate => Ok(true),
             ChangeCells::Insert(cells) | ChangeCells::Delete(cells) => {
-                let mut row = Row::new(&mut rows.old, &mut **cells, columns)?;
+                let mut row = Row::new(&mut rows.old, &mut **cells, columns, st.narrowest)?;
                 self.parse(&mut row, None)?;
                 self.row(st, &row, None);
                 Ok(row.any_bad())
             }
             ChangeCells::Update(old, new) => {
                 // both rows checked before either is read, as `route_in` does
-                Row::new(&mut rows.new, &mut **new, columns)?;
-                let mut row = Row::new(&mut rows.old, &mut **old, columns)?;
+                Row::new(&mut rows.new, &mut **new, columns, st.narrowest)?;
+                let mut row = Row::new(&mut rows.old, &mut **old, columns, st.narrowest)?;
                 self.parse(&mut row, None)?;
                 self.row(st, &row, None);
                 let bad = row.any_bad();
-                let mut row = Row::new(&mut rows.new, &mut **new, columns)?.after(&mut **old);
+                let mut row =
+                    Row::new(&mut rows.new, &mut **new, columns, st.narrowest)?.after(&mut **old);
                 let changed = changed_columns(st, &mut row)?;
                 self.parse(&mut row, Some(&changed))?;
                 self.row(st, &row, Some(&changed));

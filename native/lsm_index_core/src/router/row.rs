@@ -18,11 +18,14 @@ pub type RowText<'a> = [Option<&'a [u8]>];
 /// route needs it (some shape reads the column, and the route got as far as reading it;
 /// an update's rows are compared cell by cell, so a cell may be asked for twice).
 pub trait RowCells<'t> {
-    /// How many columns the row has (the table's count, or the route fails).
+    /// How many columns the row has: the table's count, or fewer for a row written before
+    /// columns were added to it (see [`super::Reader::row_widths`]; a route reads the
+    /// columns past it as NULL); any other count fails the route.
     fn width(&self) -> usize;
 
-    /// The text of column `column` (`None`: NULL or absent). An error ends the route with
-    /// it (a caller's source refusing a cell says why itself, see [`Error::BadCell`]).
+    /// The text of column `column`, below [`RowCells::width`] (`None`: NULL or absent). An
+    /// error ends the route with it (a caller's source refusing a cell says why itself, see
+    /// [`Error::BadCell`]).
     fn cell(&mut self, column: usize) -> Result<Option<&'t [u8]>>;
 }
 
@@ -77,19 +80,21 @@ impl ParsedRow {
         }
     }
 
-    /// Parses column `c` (of type `ty`) from `cells` unless it was already.
+    /// Parses column `c` (of type `ty`) from `cells`, a row of `width` columns (NULL past
+    /// them), unless it was already.
     #[inline]
     fn parse_column<'t>(
         &mut self,
         c: usize,
         ty: &ColumnType,
         cells: &mut dyn RowCells<'t>,
+        width: usize,
     ) -> Result<()> {
         if bit(&self.parsed, c) {
             return Ok(());
         }
         let slot = &mut self.values[c];
-        match cells.cell(c)? {
+        match cell(cells, width, c)? {
             None => *slot = None,
             Some(text) => {
                 if !parse_into(ty, text, slot) {
@@ -108,30 +113,47 @@ impl ParsedRow {
 pub(super) struct Row<'r, 't> {
     parsed: &'r mut ParsedRow,
     cells: &'r mut dyn RowCells<'t>,
+    /// Its cells' width: the table's, or less for a row from before columns were added.
+    width: usize,
     columns: &'r [(String, ColumnType)],
-    /// An update's new row: the old row's cells, to tell what changed ([`Row::fresh`]).
-    old: Option<&'r mut dyn RowCells<'t>>,
+    /// An update's new row: the old row's cells and their width, to tell what changed
+    /// ([`Row::fresh`]).
+    old: Option<(&'r mut dyn RowCells<'t>, usize)>,
+}
+
+/// Cell `c` of `cells`, a row of `width` columns: NULL past them (a column added since).
+#[inline]
+fn cell<'t>(cells: &mut dyn RowCells<'t>, width: usize, c: usize) -> Result<Option<&'t [u8]>> {
+    if c < width {
+        cells.cell(c)
+    } else {
+        Ok(None)
+    }
 }
 
 impl<'r, 't> Row<'r, 't> {
-    /// The row of `cells` in a table of `columns`, parsed into `parsed` (nothing yet).
+    /// The row of `cells` in a table of `columns`, parsed into `parsed` (nothing yet). A row
+    /// narrower than the table, down to `narrowest` columns, was written before the columns
+    /// past its end were added: they are NULL (its source answers `None` for them).
     #[inline(always)]
     pub(super) fn new(
         parsed: &'r mut ParsedRow,
         cells: &'r mut dyn RowCells<'t>,
         columns: &'r [(String, ColumnType)],
+        narrowest: usize,
     ) -> Result<Row<'r, 't>> {
-        let n = columns.len();
-        if cells.width() != n {
+        let (n, width) = (columns.len(), cells.width());
+        if !(narrowest.min(n)..=n).contains(&width) {
             return Err(Error::ColumnCount {
                 expected: n,
-                got: cells.width(),
+                got: width,
             });
         }
         parsed.start(n);
         Ok(Row {
             parsed,
             cells,
+            width,
             columns,
             old: None,
         })
@@ -142,7 +164,8 @@ impl<'r, 't> Row<'r, 't> {
     pub(super) fn after(mut self, old: &'r mut dyn RowCells<'t>) -> Self {
         clear(&mut self.parsed.compared);
         clear(&mut self.parsed.differs);
-        self.old = Some(old);
+        let width = old.width();
+        self.old = Some((old, width));
         self
     }
 
@@ -151,8 +174,8 @@ impl<'r, 't> Row<'r, 't> {
     pub(super) fn differs(&mut self, c: usize) -> Result<bool> {
         let p = &mut *self.parsed;
         if !bit(&p.compared, c) {
-            if let Some(old) = self.old.as_mut() {
-                if old.cell(c)? != self.cells.cell(c)? {
+            if let Some((old, old_width)) = self.old.as_mut() {
+                if cell(*old, *old_width, c)? != cell(self.cells, self.width, c)? {
                     set_bit(&mut p.differs, c);
                 }
             }
@@ -186,7 +209,7 @@ impl<'r, 't> Row<'r, 't> {
     #[inline]
     pub(super) fn parse_column(&mut self, c: usize) -> Result<()> {
         self.parsed
-            .parse_column(c, &self.columns[c].1, &mut *self.cells)
+            .parse_column(c, &self.columns[c].1, &mut *self.cells, self.width)
     }
 
     /// Parses the columns of `mask` (a column bitset) not parsed yet. Whether all of them

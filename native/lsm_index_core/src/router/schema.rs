@@ -1,9 +1,20 @@
-//! An open-schema router's columns ([`Router::new_open`]): the table has no columns of its
-//! own; each shape is added with the columns (name, type) it is written against, and the
-//! table gains the names it did not have, at the end (positions, and so index slots and
-//! parsed rows, never move). A column has one type while some shape refers to it: a shape
-//! declaring another type for a column other shapes read is refused
-//! ([`Error::ColumnTypeConflict`]); a column no other shape reads takes the new type.
+//! A router's columns as they grow. Positions never move: a column is only ever appended,
+//! so index slots, compiled shapes and parsed rows stay as they are.
+//!
+//! A fixed-column router ([`Router::new`], [`Router::open`]) gains a column by
+//! [`Router::add_column`]: PostgreSQL's `ALTER TABLE … ADD COLUMN`, which the replication
+//! stream announces in a Relation message (the table's columns, the new one last). Adding a
+//! column it has with the same type does nothing (a replayed message); with another type it
+//! is refused ([`Error::ColumnTypeConflict`]). A persistent router records it in its catalog
+//! before the table gains it. Rows written before the column existed are narrower: a route
+//! reads the missing cells as NULL (`State::narrowest`).
+//!
+//! An open-schema router ([`Router::new_open`]) has no columns of its own; each shape is
+//! added with the columns (name, type) it is written against, and the table gains the names
+//! it did not have, at the end. A column has one type while some shape refers to it: a
+//! shape declaring another type for a column other shapes read is refused
+//! ([`Error::ColumnTypeConflict`]); a column no other shape reads takes the new type. Its
+//! columns are its shapes' to declare: [`Router::add_column`] refuses it.
 //!
 //! A shape is compiled against a *view* of the table: its own declared columns at their
 //! table positions, every column it did not declare under a name no clause can spell, so it
@@ -12,7 +23,7 @@
 
 use super::catalog::definition;
 use super::{Columns, Router, MAX_COLUMNS};
-use crate::predicate::ColumnType;
+use crate::predicate::{ColumnType, EnumType};
 use crate::{Error, Result};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -47,6 +58,39 @@ fn check_names(columns: &[(String, ColumnType)]) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// Why column `name` of type `ty` cannot be appended to `table` (which has no column of
+/// that name), if it cannot: a name PostgreSQL cannot have (empty, or holding a NUL), a table
+/// at [`MAX_COLUMNS`] already, or a named enum a column of the table has with other labels.
+fn check_added(table: &[(String, ColumnType)], name: &str, ty: &ColumnType) -> Result<()> {
+    let refuse = |reason: String| Err(Error::InvalidColumns { reason });
+    if name.is_empty() || name.contains('\0') {
+        return refuse(format!(
+            "a column name is not empty and holds no NUL: {name:?}"
+        ));
+    }
+    if table.len() >= MAX_COLUMNS {
+        return refuse(format!("a table has 1 to {MAX_COLUMNS} columns"));
+    }
+    let named = |ty: &ColumnType| match ty.element().unwrap_or(ty) {
+        ColumnType::Enum(e) if e.name.is_some() => Some(e.clone()),
+        _ => None,
+    };
+    let Some(new) = named(ty) else {
+        return Ok(());
+    };
+    let clash = |e: &EnumType| e.name == new.name && e.labels != new.labels;
+    match table
+        .iter()
+        .find(|(_, t)| named(t).is_some_and(|e| clash(&e)))
+    {
+        Some((other, _)) => refuse(format!(
+            "enum type {:?} has other labels in column {other:?}",
+            new.name.as_deref().unwrap_or_default()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The last view a router compiled a shape against: shapes added one after another usually
@@ -97,6 +141,55 @@ fn widen(table: &Columns, declared: &[(String, ColumnType)]) -> Result<View> {
 }
 
 impl Router {
+    /// Appends column `name` of type `ty` to the table of a fixed-column router (see the
+    /// module doc): under the writer lock, recorded first in a persistent router's catalog;
+    /// shapes added after it may refer to it, and routes read it (NULL in a row from before
+    /// it). A column of that name and type already there: `Ok`, nothing done. Refused:
+    /// `ColumnTypeConflict` for a column of that name and another type; `InvalidColumns` for
+    /// an empty name or one holding a NUL, a table of [`MAX_COLUMNS`] already, a named enum
+    /// another column has with other labels, or an open-schema router.
+    pub fn add_column(&self, name: &str, ty: ColumnType) -> Result<()> {
+        self.check_open()?;
+        if self.open_schema {
+            return Err(Error::InvalidColumns {
+                reason: "an open-schema router's columns are declared by its shapes".into(),
+            });
+        }
+        let w = self.writer.lock();
+        self.add_column_locked(&w, name, ty)
+    }
+
+    /// [`Router::add_column`] under the writer lock `_w`.
+    fn add_column_locked(
+        &self,
+        _w: &parking_lot::MutexGuard<'_, ()>,
+        name: &str,
+        ty: ColumnType,
+    ) -> Result<()> {
+        // closed while this waited for the lock: nothing to record to
+        self.check_open()?;
+        let table = self.columns();
+        if let Some((_, had)) = table.iter().find(|(n, _)| n == name) {
+            if *had == ty {
+                return Ok(());
+            }
+            return Err(Error::ColumnTypeConflict {
+                column: name.to_string(),
+                had: had.describe(),
+                got: ty.describe(),
+            });
+        }
+        check_added(&table, name, &ty)?;
+        if let Some(p) = self.catalog.lock().as_mut() {
+            p.catalog.add_column(name, &ty)?;
+        }
+        let mut columns = table.to_vec();
+        columns.push((name.to_string(), ty));
+        // (shapes compiled against the columns before stay right: no position moved)
+        self.state.write().columns = Columns::from(columns);
+        Ok(())
+    }
+
     /// Adds shape `id` with WHERE clause `sql` (and the values of `$1`, `$2`, ...) written
     /// against `declared` columns, replacing any shape with that id: an open-schema router's
     /// add (see the module doc); waits if the index is overloaded.

@@ -130,6 +130,7 @@ impl Router {
         }
         let mut st = self.state.write();
         if let Some(columns) = columns {
+            st.narrowest = columns.len();
             st.columns = columns;
         }
         st.insert(id, form, (g, new), definition);

@@ -2,7 +2,9 @@
 //! stamp of its catalog, so that a reopen restores the groups instead of compiling every
 //! shape again. An accelerator only: the catalog stays the source of truth, and a snapshot
 //! that is missing, torn, corrupt, of another version or table, or that does not cover the
-//! catalog's prefix (`catalog::Stamp`) is ignored — the catalog is then replayed in full.
+//! catalog's prefix (`catalog::Stamp`) is ignored — the catalog is then replayed in full. A
+//! snapshot of the table before columns were added to it (its table record names the first
+//! of the router's columns) is this table's: positions never move, so its state holds.
 //!
 //! ```text
 //! 0        8             12             20                 24
@@ -10,7 +12,7 @@
 //! │LSMRSNAP│ version u32 │ body len u64 │ crc32c(body) u32 │ body                     │
 //! └────────┴─────────────┴──────────────┴──────────────────┴──────────────────────────┘
 //! body       stamp: catalog len u64 | catalog crc32c u32 | catalog records u64
-//!            table: str (the catalog's table record)
+//!            table: str (the table's columns then, as a catalog's table record names them)
 //!            templates: n u32 | (str | fingerprint u32) × n (a definition of one shape of
 //!              each, and a checksum of what it compiled to)
 //!            groups: n u32 | group × n, handles ascending
@@ -89,7 +91,8 @@ pub(super) type LiteralPart<'a> = (u32, Vec<(&'a str, u32, u32)>);
 pub(super) struct Snapshot<'a> {
     /// The catalog prefix it covers.
     pub(super) stamp: Stamp,
-    /// The catalog's table record (columns and folding).
+    /// The table's columns as of the stamp and its folding, as a catalog's table record
+    /// spells them (`catalog::table_text`).
     pub(super) table: &'a str,
     /// A definition of one shape of each template, and the fingerprint of its compiled
     /// form (see `restore`).

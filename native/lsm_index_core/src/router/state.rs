@@ -28,6 +28,10 @@ pub(super) struct State {
     /// The table's columns, in row order (an open-schema router's grow as shapes declare
     /// them: see `schema`).
     pub(super) columns: Columns,
+    /// The narrowest row a route reads: the table's width before any column was added
+    /// ([`super::Router::add_column`]); a narrower row's missing columns — added since it
+    /// was written — are NULL. An open-schema router's rows are always as wide as its table.
+    pub(super) narrowest: usize,
     /// Shape id ⇒ its group.
     pub(super) shapes: ShapeMap,
     /// The shapes' groups and the templates they share (see `groups`).
@@ -63,6 +67,7 @@ impl State {
     /// No shapes, for a table of `columns`.
     pub(super) fn new(columns: Columns) -> State {
         State {
+            narrowest: columns.len(),
             columns,
             shapes: ShapeMap::default(),
             groups: Groups::default(),
