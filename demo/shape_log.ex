@@ -104,6 +104,13 @@ defmodule LsmIndex.Demo.ShapeLog do
   def apply_ops(log, ops), do: %{registry(log, ops) | pending: [ops | log.pending]}
 
   @doc """
+  `apply_ops/2` of a transaction's routed ops (`{shape, :add | :del, id}`, `{shape, :clear}`
+  only: no shape is added or removed by them, so the registry is not walked).
+  """
+  @spec queue_routed(t(), [Routing.op()]) :: t()
+  def queue_routed(log, ops), do: %{log | pending: [ops | log.pending]}
+
+  @doc """
   Makes the queued ops durable as of `lsn` (a file: one frame, fsynced; in memory: the frame
   alone) and hands the frame to the clients. Only after it returns may the replication slot
   be confirmed up to `lsn`.

@@ -117,7 +117,7 @@ defmodule LsmIndex.Demo.Stream do
     {ops, route_t, probe_t} = Routing.route(state.routing, changes)
     t1 = System.monotonic_time()
     ops = Churn.hand_off(state.churn, xid, lsn, ops)
-    log = ShapeLog.apply_ops(state.log, ops)
+    log = ShapeLog.queue_routed(state.log, ops)
     t2 = System.monotonic_time()
     n = length(changes)
     route_ns = System.convert_time_unit(route_t, :native, :nanosecond)
