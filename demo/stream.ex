@@ -32,8 +32,8 @@ defmodule LsmIndex.Demo.Stream do
   def run(state) do
     now = System.monotonic_time(:millisecond)
     # the decoder's event lists and the routed ops are short-lived garbage: a big young heap
-    # saves most of the collections (this is the demo's own process, not the library's)
-    Process.flag(:min_heap_size, 4_000_000)
+    # saves most of the collections (the caller's process, the demo's: set back at the end)
+    heap = Process.flag(:min_heap_size, 4_000_000)
 
     state
     |> Map.merge(%{
@@ -61,6 +61,7 @@ defmodule LsmIndex.Demo.Stream do
       last: {now, 0, 0}
     })
     |> loop()
+    |> tap(fn _ -> Process.flag(:min_heap_size, heap) end)
   end
 
   defp loop(%{finished: at, dirty: nil} = state) when at != nil, do: progress(state, true)
