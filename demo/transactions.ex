@@ -20,6 +20,8 @@ defmodule LsmIndex.Demo.Transactions do
   PostgreSQL sends a long one as unchanged TOAST (pgoutput's `'u'`) and the decoder must
   take it from the old row. A long or short value starts with one of `urgent`, `later`,
   `idea`, `maybe`, `blocked` (sometimes capitalised), which the shapes on `notes` test.
+  The values themselves (rows, titles, notes, emails, timestamps, budgets, estimates, tags)
+  are drawn by `LsmIndex.Demo.Transactions.Values`.
 
   A column added mid-stream: with `alter_at` in `opts`, the first transaction after seeding
   whose number (`txns` once it commits) is at least `alter_at` is `ALTER TABLE todos ADD
@@ -29,24 +31,9 @@ defmodule LsmIndex.Demo.Transactions do
   catalog), so the ALTER runs once.
   """
 
-  alias LsmIndex.Demo.{Psql, Schema}
+  alias LsmIndex.Demo.Transactions.Values
 
   @seed_rows 100
-  @words ~w(fix bug update review deploy write test plan design refactor migrate ship
-            docs api login cache index query billing invoice report email search)
-  @odd_titles [
-    "O'Brien's follow-up",
-    "naïve café résumé",
-    "Fix: \"quoted\" title",
-    "path C:\\temp\\x",
-    "ΣΑΣ ελληνικά",
-    "urgent: 100% done_now",
-    "emoji 🚀 launch"
-  ]
-
-  @note_words ~w(urgent later idea maybe blocked)
-  @fillers ["filler ", "lorem ipsum ", "café crème "]
-  @tags ["'red'", "'green'", "'blue'", "NULL"]
   @add_tag "ALTER TABLE todos ADD COLUMN tag text"
 
   @doc """
@@ -149,70 +136,8 @@ defmodule LsmIndex.Demo.Transactions do
     state = %{state | next: Map.put(state.next, table, id + 1)}
     state = put_in(state.bags[table], put(state.bags[table], id))
     r = state.rand
-    {row, r} = row(table, id, state, r)
+    {row, r} = Values.row(table, id, state.next, tag?(state), r)
     {row, %{state | rand: r}}
-  end
-
-  defp row("users", id, _state, r) do
-    {email, r} = email(id, r)
-    {x, r} = :rand.uniform_s(100, r)
-    {created, r} = timestamp(r)
-    name = Enum.at(@words, rem(id, length(@words))) <> " #{id}"
-
-    {[
-       {"id", "#{id}"},
-       {"email", email},
-       {"name", Psql.literal(name)},
-       {"active", bool(x <= 85)},
-       {"created_at", created}
-     ], r}
-  end
-
-  defp row("projects", id, state, r) do
-    {owner, r} = :rand.uniform_s(max(state.next["users"] - 1, 1), r)
-    {x, r} = :rand.uniform_s(100, r)
-    {budget, r} = budget(r)
-    {created, r} = timestamp(r)
-
-    {[
-       {"id", "#{id}"},
-       {"owner_id", "#{owner}"},
-       {"name", Psql.literal("Project #{id}")},
-       {"archived", bool(x <= 10)},
-       {"budget", budget},
-       {"created_at", created}
-     ], r}
-  end
-
-  defp row("todos", id, state, r) do
-    {project, r} = :rand.uniform_s(max(state.next["projects"] - 1, 1), r)
-    {user, r} = :rand.uniform_s(max(state.next["users"] - 1, 1), r)
-    {title, r} = title(r)
-    {status, r} = status(r)
-    {priority, r} = :rand.uniform_s(5, r)
-    {estimate, r} = estimate(r)
-    {due, r} = due(r)
-    {x, r} = :rand.uniform_s(10, r)
-    external = if x == 1, do: "NULL", else: "gen_random_uuid()"
-    {notes, r} = notes(r)
-    {tag, r} = if tag?(state), do: pick(@tags, r), else: {nil, r}
-
-    row = [
-      {"id", "#{id}"},
-      {"project_id", "#{project}"},
-      {"user_id", "#{user}"},
-      {"title", title},
-      {"status", status},
-      {"priority", "#{priority}"},
-      {"done", bool(status == "'done'")},
-      {"estimate", estimate},
-      {"due_at", due},
-      {"created_at", "now()"},
-      {"external_id", external},
-      {"notes", notes}
-    ]
-
-    {if(tag, do: row ++ [{"tag", tag}], else: row), r}
   end
 
   defp update_todos(state, kind) do
@@ -236,9 +161,9 @@ defmodule LsmIndex.Demo.Transactions do
   end
 
   defp todo_change(:status, _state, r) do
-    {status, r} = status(r)
+    {status, r} = Values.status(r)
     {priority, r} = :rand.uniform_s(5, r)
-    {"status = #{status}, done = #{bool(status == "'done'")}, priority = #{priority}", r}
+    {"status = #{status}, done = #{Values.bool(status == "'done'")}, priority = #{priority}", r}
   end
 
   defp todo_change(:move, state, r) do
@@ -254,13 +179,13 @@ defmodule LsmIndex.Demo.Transactions do
   end
 
   defp todo_change(:title, _state, r) do
-    {title, r} = title(r)
+    {title, r} = Values.title(r)
     {"title = #{title}", r}
   end
 
   defp todo_change(:schedule, _state, r) do
-    {due, r} = due(r)
-    {estimate, r} = estimate(r)
+    {due, r} = Values.due(r)
+    {estimate, r} = Values.estimate(r)
     {"due_at = #{due}, estimate = #{estimate}", r}
   end
 
@@ -268,27 +193,17 @@ defmodule LsmIndex.Demo.Transactions do
   # column exists, 5% change tag
   defp also_change(set, state, r) do
     {x, r} = :rand.uniform_s(100, r)
-    {set, r} = if x <= 3, do: assign(set, "notes", rewritten_notes(r)), else: {set, r}
+    {set, r} = if x <= 3, do: assign(set, "notes", Values.rewritten_notes(r)), else: {set, r}
 
     if tag?(state) do
       {x, r} = :rand.uniform_s(100, r)
-      if x <= 5, do: assign(set, "tag", pick(@tags, r)), else: {set, r}
+      if x <= 5, do: assign(set, "tag", Values.tag(r)), else: {set, r}
     else
       {set, r}
     end
   end
 
   defp assign(set, column, {value, r}), do: {"#{set}, #{column} = #{value}", r}
-
-  defp rewritten_notes(r) do
-    {x, r} = :rand.uniform_s(3, r)
-
-    case x do
-      1 -> long_notes(r)
-      2 -> short_notes(r)
-      3 -> {"NULL", r}
-    end
-  end
 
   defp bulk_priority(state) do
     {project, r} = :rand.uniform_s(max(state.next["projects"] - 1, 1), state.rand)
@@ -305,7 +220,7 @@ defmodule LsmIndex.Demo.Transactions do
 
       bag ->
         {id, r} = random(bag, state.rand)
-        {email, r} = email(id, r)
+        {email, r} = Values.email(id, r)
 
         {["UPDATE users SET active = NOT active, email = #{email} WHERE id = #{id}"],
          %{state | rand: r}}
@@ -320,7 +235,7 @@ defmodule LsmIndex.Demo.Transactions do
       bag ->
         {id, r} = random(bag, state.rand)
         {owner, r} = :rand.uniform_s(max(state.next["users"] - 1, 1), r)
-        {budget, r} = budget(r)
+        {budget, r} = Values.budget(r)
 
         {[
            "UPDATE projects SET archived = NOT archived, owner_id = #{owner}, " <>
@@ -346,116 +261,7 @@ defmodule LsmIndex.Demo.Transactions do
     end
   end
 
-  # value generators: SQL literals
-
-  defp email(id, r) do
-    {x, r} = :rand.uniform_s(3, r)
-    email = if x == 1, do: "User#{id}@Example.COM", else: "user#{id}@example.com"
-    {Psql.literal(email), r}
-  end
-
-  defp title(r) do
-    {x, r} = :rand.uniform_s(20, r)
-
-    if x == 1 do
-      {i, r} = :rand.uniform_s(length(@odd_titles), r)
-      {Psql.literal(Enum.at(@odd_titles, i - 1)), r}
-    else
-      {words, r} =
-        Enum.map_reduce(1..(2 + rem(x, 4)), r, fn _, r ->
-          {i, r} = :rand.uniform_s(length(@words), r)
-          {Enum.at(@words, i - 1), r}
-        end)
-
-      title = Enum.join(words, " ")
-      title = if rem(x, 3) == 0, do: String.capitalize(title), else: title
-      {Psql.literal(title), r}
-    end
-  end
-
-  defp notes(r) do
-    {x, r} = :rand.uniform_s(100, r)
-
-    cond do
-      x <= 15 -> long_notes(r)
-      x <= 40 -> short_notes(r)
-      true -> {"NULL", r}
-    end
-  end
-
-  # 3,000 to 12,000 characters, out of line; built by the server (`repeat`) from a short SQL
-  defp long_notes(r) do
-    {word, r} = note_word(r)
-    {filler, r} = pick(@fillers, r)
-    {chars, r} = :rand.uniform_s(9001, r)
-    times = div(2999 + chars, String.length(filler))
-    {"#{Psql.literal(word <> " ")} || repeat(#{Psql.literal(filler)}, #{times})", r}
-  end
-
-  defp short_notes(r) do
-    {word, r} = note_word(r)
-    {n, r} = :rand.uniform_s(4, r)
-    {words, r} = Enum.map_reduce(1..n, r, fn _, r -> pick(@words, r) end)
-    {Psql.literal(word <> ": " <> Enum.join(words, " ")), r}
-  end
-
-  # the word a note starts with; one in ten capitalised (`LIKE 'urgent%'` is case-sensitive)
-  defp note_word(r) do
-    {word, r} = pick(@note_words, r)
-    {x, r} = :rand.uniform_s(10, r)
-    {if(x == 1, do: String.capitalize(word), else: word), r}
-  end
-
-  defp pick(list, r) do
-    {i, r} = :rand.uniform_s(length(list), r)
-    {Enum.at(list, i - 1), r}
-  end
-
   defp tag?(state), do: Map.get(state, :tag, false)
-
-  defp status(r) do
-    {i, r} = :rand.uniform_s(length(Schema.statuses()), r)
-    {"'#{Enum.at(Schema.statuses(), i - 1)}'", r}
-  end
-
-  defp estimate(r) do
-    {x, r} = :rand.uniform_s(2000, r)
-
-    cond do
-      x <= 300 -> {"NULL", r}
-      x <= 400 -> {"0", r}
-      true -> {"#{div(x, 100)}.#{String.pad_leading("#{rem(x, 100)}", 2, "0")}", r}
-    end
-  end
-
-  defp budget(r) do
-    {x, r} = :rand.uniform_s(10_000_000, r)
-    if x <= 1_000_000, do: {"NULL", r}, else: {"#{div(x, 100)}.#{rem(x, 100)}", r}
-  end
-
-  defp due(r) do
-    {x, r} = :rand.uniform_s(10, r)
-
-    if x == 1 do
-      {"NULL", r}
-    else
-      timestamp(r)
-    end
-  end
-
-  # a 2024 instant written with one of several UTC offsets
-  defp timestamp(r) do
-    {day, r} = :rand.uniform_s(366, r)
-    {minute, r} = :rand.uniform_s(1440, r)
-    {o, r} = :rand.uniform_s(4, r)
-    date = Date.add(~D[2024-01-01], day - 1)
-    time = Time.add(~T[00:00:00], (minute - 1) * 60)
-    offset = Enum.at(["+00", "+05:30", "-08", "+02"], o - 1)
-    {"'#{date} #{time}#{offset}'", r}
-  end
-
-  defp bool(true), do: "true"
-  defp bool(false), do: "false"
 
   # a set of ids with a uniform random pick: index -> id, id -> index
 
