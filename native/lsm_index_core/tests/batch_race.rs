@@ -6,8 +6,9 @@
 //! answer with the ghost is accepted: before and after are the same set). The churn keys
 //! it writes (each its own handle, added and removed) may hold their handle or not.
 //!
-//! With dropped handles pending, the same race deadlocked until readers took the dead set
-//! with `read_recursive` (the cycle is described at the first of those tests).
+//! With dropped handles pending, the same race deadlocked until writers stopped holding the
+//! dead set while upgrading their lane lock (the cycle is described at the first of those
+//! tests).
 
 mod common;
 
@@ -262,8 +263,12 @@ fn batches_answer_the_same_while_overlays_freeze_and_lanes_compact() {
 /// (`drop_handle`, or a job's `purge_dead`) queues for the dead-set write lock behind the
 /// writer's read lock; and the reader's dead-set read lock queues behind that writer
 /// (parking_lot's `read` does not jump a waiting writer). Lane → dead set → lane: the
-/// single-key `lookup` takes the same locks in the same order. Readers now take the dead
-/// set with `read_recursive`, which a held read lock (the writer's) does not block.
+/// single-key `lookup` takes the same locks in the same order. Readers taking the dead set
+/// with `read_recursive` made it rarer (~1 run in 3 still hung): a `read_recursive` that
+/// parks while the dead set is write-locked stays parked behind the next queued writer even
+/// once the writer's read lock is in. The writer now lets the dead set go before it
+/// upgrades and takes it again after (DESIGN invariant 8: nothing waits for a lane lock
+/// while holding the dead set).
 #[test]
 fn batches_answer_the_same_with_drops_pending_while_lanes_compact() {
     race(true);

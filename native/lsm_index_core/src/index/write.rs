@@ -236,7 +236,21 @@ impl Index {
                 let keys: Vec<(u64, usize)> = items.iter().map(|&(fp, ..)| (fp, 0)).collect();
                 batch::resolve_chunk(std::slice::from_ref(&st), &keys, Some(&dead), &mut known)?;
             }
+            // Why the dead set is let go of here: `upgrade` waits for this lane's readers, and
+            // a reader holding this lane may be waiting for the dead set — parked behind a
+            // `drop_handle` or `purge_dead` that waits for our read lock (a `read_recursive`
+            // that parked while the set was write-locked is not woken by our read and stays
+            // queued behind the next writer). Nothing waits for a lane lock while holding
+            // the dead set (DESIGN invariant 8). A drop in between makes the staged sets
+            // stale (the lane itself cannot change: we hold its upgradable lock), so they are
+            // then resolved again, under the dead set taken after the upgrade.
+            let resolved_under = dead.generation();
+            drop(dead);
             let mut st = RwLockUpgradableReadGuard::upgrade(st);
+            let dead = self.dead.read();
+            if dead.generation() != resolved_under {
+                known = Batch::default();
+            }
             // one sequence number per write, allocated together under the dead-set read lock
             // (see `apply_at`)
             let first = self.seq.fetch_add(items.len() as u64, Ordering::SeqCst);
