@@ -2,7 +2,7 @@ defmodule LsmIndex.DemoTest do
   # The end-to-end demo's durable shape log, shapes and snapshot hand-off, without PostgreSQL.
   use ExUnit.Case, async: true
 
-  alias LsmIndex.Demo.{ShapeLog, Shapes, Slot, Snapshot}
+  alias LsmIndex.Demo.{Churn, ShapeLog, Shapes, Slot, Snapshot}
 
   describe "ShapeLog" do
     @describetag :tmp_dir
@@ -93,6 +93,26 @@ defmodule LsmIndex.DemoTest do
       refute Snapshot.covers?(snap, 10)
       assert Snapshot.parse("5:5:", 1).xip == MapSet.new()
       assert_raise RuntimeError, ~r/epoch/, fn -> Snapshot.parse("4294967300:4294967301:", 1) end
+    end
+  end
+
+  describe "Churn hand-off" do
+    test "a new shape drops the ops of transactions its snapshot saw, until the stream passes it" do
+      snap = Snapshot.parse("10:14:11,12", 500)
+      churn = %Churn{handoffs: [{MapSet.new([7, 8]), snap}]}
+      ops = [{7, :add, 1}, {3, :add, 1}, {8, :del, 2}, {8, :clear}]
+
+      # xid 9 and 13 committed before the snapshot: their effect is in its rows
+      assert Churn.hand_off(churn, 9, 400, ops) == [{3, :add, 1}]
+      assert Churn.hand_off(churn, 13, 500, ops) == [{3, :add, 1}]
+      # in progress at the snapshot, or begun after it: applied
+      assert Churn.hand_off(churn, 11, 400, ops) == ops
+      assert Churn.hand_off(churn, 14, 450, ops) == ops
+      # past the snapshot's WAL position nothing is visible to it: the hand-off is over
+      assert Churn.hand_off(churn, 9, 501, ops) == ops
+      assert Churn.passed(churn, 500).handoffs == churn.handoffs
+      assert Churn.passed(churn, 501).handoffs == []
+      assert Churn.hand_off(%Churn{handoffs: []}, 9, 400, ops) == ops
     end
   end
 
