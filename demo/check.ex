@@ -47,7 +47,7 @@ defmodule LsmIndex.Demo.Check do
   defp compare(shape, answer, held, result) do
     [id, ids] = String.split(answer, "|")
     ^id = Integer.to_string(shape.id)
-    want = ids |> parse_array() |> MapSet.new()
+    want = ids |> Psql.int_array() |> MapSet.new()
     have = Map.get(held, shape.id, MapSet.new())
     missing = MapSet.difference(want, have)
     extra = MapSet.difference(have, want)
@@ -72,12 +72,5 @@ defmodule LsmIndex.Demo.Check do
 
     "shape #{shape.id} (#{shape.table}: #{Shapes.sql(shape)}): missing #{ids.(missing)}, " <>
       "extra #{ids.(extra)}"
-  end
-
-  # array_agg's text: "" (NULL: no rows) or "{1,2,3}"
-  defp parse_array(""), do: []
-
-  defp parse_array("{" <> rest) do
-    rest |> String.trim_trailing("}") |> String.split(",") |> Enum.map(&String.to_integer/1)
   end
 end

@@ -365,11 +365,5 @@ defmodule LsmIndex.Demo.Driver do
   defp f1(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
   defp mib(bytes), do: f1(bytes / 1_048_576)
 
-  defp fmt(n) when is_integer(n) do
-    n
-    |> Integer.to_string()
-    |> String.reverse()
-    |> String.replace(~r/(\d{3})(?=\d)/, "\\1,")
-    |> String.reverse()
-  end
+  defp fmt(n), do: Stream.fmt(n)
 end

@@ -78,6 +78,13 @@ defmodule LsmIndex.Demo.Psql do
     :error, :badarg -> :ok
   end
 
+  @doc "The integers of an `int8[]` as psql prints it (`{1,2,3}`; `\"\"` for NULL: none)."
+  @spec int_array(String.t()) :: [integer()]
+  def int_array(""), do: []
+
+  def int_array("{" <> rest),
+    do: rest |> String.trim_trailing("}") |> String.split(",") |> Enum.map(&String.to_integer/1)
+
   @doc "A SQL string literal of `text` (standard-conforming: quotes doubled)."
   @spec literal(String.t()) :: String.t()
   def literal(text), do: "'" <> String.replace(text, "'", "''") <> "'"

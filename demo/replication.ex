@@ -360,16 +360,8 @@ defmodule LsmIndex.Demo.Replication do
   end
 
   @doc "`X/Y` (hexadecimal halves, as PostgreSQL writes an LSN) as an integer."
-  @spec parse_lsn(String.t()) :: lsn()
-  def parse_lsn(text) do
-    [high, low] = text |> String.trim() |> String.split("/")
-    String.to_integer(high, 16) * 0x1_0000_0000 + String.to_integer(low, 16)
-  end
+  defdelegate parse_lsn(text), to: LsmIndex.Demo.Slot
 
   @doc "An LSN as PostgreSQL writes it (`X/Y`)."
-  @spec format_lsn(lsn()) :: String.t()
-  def format_lsn(lsn),
-    do:
-      Integer.to_string(div(lsn, 0x1_0000_0000), 16) <>
-        "/" <> Integer.to_string(rem(lsn, 0x1_0000_0000), 16)
+  defdelegate format_lsn(lsn), to: LsmIndex.Demo.Slot
 end

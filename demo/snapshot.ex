@@ -70,7 +70,7 @@ defmodule LsmIndex.Demo.Snapshot do
     rows =
       Map.new(answers, fn answer ->
         [id, ids] = String.split(answer, "|")
-        {String.to_integer(id), parse_array(ids)}
+        {String.to_integer(id), Psql.int_array(ids)}
       end)
 
     {snapshot, rows}
@@ -106,10 +106,4 @@ defmodule LsmIndex.Demo.Snapshot do
   @spec covers?(t(), non_neg_integer() | nil) :: boolean()
   def covers?(_snapshot, nil), do: true
   def covers?(%__MODULE__{xmin: xmin}, evicted), do: evicted < xmin
-
-  # array_agg's text: "" (NULL: no rows) or "{1,2,3}"
-  defp parse_array(""), do: []
-
-  defp parse_array("{" <> rest),
-    do: rest |> String.trim_trailing("}") |> String.split(",") |> Enum.map(&String.to_integer/1)
 end
