@@ -171,8 +171,10 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
         # and a caller would notice moves left out, or NOT IN's NULL rules ignored
         assert result.controls[:no_moves] > 0
         assert result.controls[:no_null_rules] > 0
-        # and stale snapshots made the answers differ from PostgreSQL's results'
-        assert result.stale > 0 and result.stale_ids > 0 and result.stale_moves > 0
+        # and stale snapshots made the answers differ from PostgreSQL's results' (in the ids
+        # routed or in the moves: which of the two depends on the seed's workload — seed
+        # 756886 differs in moves only)
+        assert result.stale > 0 and result.stale_ids + result.stale_moves > 0
       end
     end
 
