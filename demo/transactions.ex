@@ -41,19 +41,22 @@ defmodule LsmIndex.Demo.Transactions do
   `projects`, `todos`, `truncate_every` and `alter_at` are read; `rand`, `txns`, `next`: the
   next id per table, `bags`: the live ids per table, `tag`: whether `todos.tag` exists,
   `false` when absent; other keys are kept) and the model after it: ids, counters and `tag`
-  move as if it committed (psql stops on any error, and so does the demo).
+  move as if it committed (psql stops on any error, and so does the demo). Each statement
+  ends with `terminator`: `";\\n"`, or psql's `"\\\\;\\n"`, which sends the statements of several
+  transactions to the server as one query (one round trip for a batch).
   """
-  @spec next(map()) :: {iodata(), map()}
-  def next(state) do
+  @spec next(map(), String.t()) :: {iodata(), map()}
+  def next(state, terminator \\ ";\n") do
     {statements, state} = statements(state)
     state = %{state | txns: state.txns + 1}
     %{"users" => u, "projects" => p, "todos" => t} = state.next
 
     progress =
       "UPDATE demo_progress SET txns = #{state.txns}, next_user = #{u}, " <>
-        "next_project = #{p}, next_todo = #{t};"
+        "next_project = #{p}, next_todo = #{t}"
 
-    {["BEGIN;\n", Enum.map(statements, &[&1, ";\n"]), progress, "\nCOMMIT;\n"], state}
+    statements = ["BEGIN" | statements] ++ [progress, "COMMIT"]
+    {Enum.map(statements, &[&1, terminator]), state}
   end
 
   defp statements(%{opts: opts, next: next} = state) do

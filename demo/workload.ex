@@ -95,8 +95,11 @@ defmodule LsmIndex.Demo.Workload do
       send(state.parent, {:workload, :done, state.txns})
     else
       n = batch_size(state)
-      {sql, state} = Enum.map_reduce(1..n, state, fn _, state -> Transactions.next(state) end)
-      Psql.run(state.session, sql)
+      # one query for the batch: `\\;` joins statements without sending them (one round trip)
+      {sql, state} =
+        Enum.map_reduce(1..n, state, fn _, state -> Transactions.next(state, "\\;\n") end)
+
+      Psql.run(state.session, [sql, ";\n"])
       send(state.parent, {:workload, :progress, state.txns})
       pace(state)
       loop(state)
