@@ -167,7 +167,7 @@ defmodule LsmIndex.Demo.Churn do
     again =
       for {xid, _lsn, changes} <- Enum.reverse(recent),
           not Snapshot.visible?(snapshot, xid),
-          {ops, _, _} = Routing.route(routing, changes),
+          {ops, _} = Routing.route(routing, changes),
           op <- ops,
           MapSet.member?(new, elem(op, 0)),
           do: op

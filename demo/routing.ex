@@ -9,10 +9,9 @@ defmodule LsmIndex.Demo.Routing do
   insert adds the row to the shapes it is routed to (those whose WHERE holds on it), a
   delete removes it from them. An update is routed to the shapes whose WHERE holds on the
   old or the new row; of those, the client keeps the row iff the WHERE holds on the new
-  row, which the library answers too: the new row routed alone, as an insert (a second
-  `route_many` call per table, timed apart: `probe_ns`). The router routes a table's changes
-  of one transaction in one `route_many` call; the filter routes all of a transaction's
-  changes in one `Filter.affected_shapes_many/2` call (its updates' new rows in a second),
+  row, which the same call answers (`keep: true`: each change's `{ids, kept}`). The router
+  routes a table's changes of one transaction in one `ShapeRouter.route_many/3` call; the
+  filter routes all of a transaction's changes in one `Filter.affected_shapes_many/3` call,
   and registers the shapes with one `Filter.add_shapes/2`.
 
   (Routing is conservative: a value that does not parse, or an expression that raises an
@@ -80,40 +79,29 @@ defmodule LsmIndex.Demo.Routing do
 
   @doc """
   The ops of one transaction's `changes` (`LsmIndex.Filter` tuples, tables `{"public",
-  name}`), in order, with the time spent routing them and the time spent on the updates'
-  new rows (native time units).
+  name}`), in order, with the time spent in the routing calls (native time units).
   """
-  @spec route(t(), [tuple()]) :: {[op()], integer(), integer()}
+  @spec route(t(), [tuple()]) :: {[op()], integer()}
   def route(%__MODULE__{via: :router, routers: routers}, changes) do
     changes
     |> Enum.group_by(&table/1)
-    |> Enum.reduce({[], 0, 0}, fn {table, changes}, {ops, route_t, probe_t} ->
+    |> Enum.reduce({[], 0}, fn {table, changes}, {ops, route_t} ->
       router = Map.fetch!(routers, table)
       tuples = Enum.map(changes, &router_change/1)
       t0 = System.monotonic_time()
-      routed = ShapeRouter.route_many(router, tuples)
+      routed = ShapeRouter.route_many(router, tuples, keep: true)
       t1 = System.monotonic_time()
-      news = for {:update, _, _, new} <- changes, do: {:insert, new}
-      probes = if news == [], do: [], else: ShapeRouter.route_many(router, news)
-      t2 = System.monotonic_time()
-      {ops(changes, routed, probes, ops), route_t + t1 - t0, probe_t + t2 - t1}
+      {ops(changes, routed, ops), route_t + t1 - t0}
     end)
-    |> then(fn {ops, route_t, probe_t} -> {Enum.reverse(ops), route_t, probe_t} end)
+    |> then(fn {ops, route_t} -> {Enum.reverse(ops), route_t} end)
   end
 
   def route(%__MODULE__{filter: filter}, changes) do
     t0 = System.monotonic_time()
-    routed = filter |> Filter.affected_shapes_many(changes) |> Enum.map(&MapSet.to_list/1)
+    routed = Filter.affected_shapes_many(filter, changes, keep: true)
     t1 = System.monotonic_time()
-    news = for {:update, table, _, new} <- changes, do: {:insert, table, new}
-
-    probes =
-      if news == [],
-        do: [],
-        else: filter |> Filter.affected_shapes_many(news) |> Enum.map(&MapSet.to_list/1)
-
-    t2 = System.monotonic_time()
-    {Enum.reverse(ops(changes, routed, probes, [])), t1 - t0, t2 - t1}
+    routed = for {ids, kept} <- routed, do: {MapSet.to_list(ids), kept}
+    {Enum.reverse(ops(changes, routed, [])), t1 - t0}
   end
 
   @doc "Adds `shapes` (while the stream runs: each replaces a shape of the same id, if any)."
@@ -212,37 +200,42 @@ defmodule LsmIndex.Demo.Routing do
   defp router_change({:delete, _table, old}), do: {:delete, old}
   defp router_change({:truncate, _table}), do: :truncate
 
-  # changes with their routed shape lists; probes: the shapes of each update's new row
-  defp ops([], [], [], acc), do: acc
+  # changes with their routed `{shapes, kept}`: kept, the shapes the row is in afterwards
+  defp ops([], [], acc), do: acc
 
-  defp ops([{:insert, _, new} | changes], [shapes | routed], probes, acc) do
+  defp ops([{:insert, _, new} | changes], [{shapes, _kept} | routed], acc) do
     id = id(new)
-    ops(changes, routed, probes, Enum.reduce(shapes, acc, &[{&1, :add, id} | &2]))
+    ops(changes, routed, Enum.reduce(shapes, acc, &[{&1, :add, id} | &2]))
   end
 
-  defp ops([{:delete, _, old} | changes], [shapes | routed], probes, acc) do
+  defp ops([{:delete, _, old} | changes], [{shapes, _kept} | routed], acc) do
     id = id(old)
-    ops(changes, routed, probes, Enum.reduce(shapes, acc, &[{&1, :del, id} | &2]))
+    ops(changes, routed, Enum.reduce(shapes, acc, &[{&1, :del, id} | &2]))
   end
 
-  defp ops([{:update, _, old, new} | changes], [shapes | routed], [keep | probes], acc) do
+  defp ops([{:update, _, old, new} | changes], [{shapes, kept} | routed], acc) do
     {old_id, new_id} = {id(old), id(new)}
-    keep = MapSet.new(keep)
+    member? = member(kept)
 
     acc =
       Enum.reduce(shapes, acc, fn shape, acc ->
         cond do
-          not MapSet.member?(keep, shape) -> [{shape, :del, old_id} | acc]
+          not member?.(shape) -> [{shape, :del, old_id} | acc]
           old_id == new_id -> [{shape, :add, new_id} | acc]
           true -> [{shape, :add, new_id}, {shape, :del, old_id} | acc]
         end
       end)
 
-    ops(changes, routed, probes, acc)
+    ops(changes, routed, acc)
   end
 
-  defp ops([{:truncate, _} | changes], [shapes | routed], probes, acc),
-    do: ops(changes, routed, probes, Enum.reduce(shapes, acc, &[{&1, :clear} | &2]))
+  defp ops([{:truncate, _} | changes], [{shapes, _kept} | routed], acc),
+    do: ops(changes, routed, Enum.reduce(shapes, acc, &[{&1, :clear} | &2]))
+
+  # membership in kept: a router's sorted list (short: a list scan) or the filter's MapSet
+  defp member(%MapSet{} = kept), do: &MapSet.member?(kept, &1)
+  defp member(kept) when length(kept) <= 16, do: &(&1 in kept)
+  defp member(kept), do: &MapSet.member?(MapSet.new(kept), &1)
 
   defp id(record), do: String.to_integer(Map.fetch!(record, "id"))
 end

@@ -48,7 +48,6 @@ defmodule LsmIndex.Demo.Stream do
       route_ns: [],
       per_change_ns: [],
       route_total: 0,
-      probe_total: 0,
       split: %{wait: 0, decode: 0, route: 0, apply: 0, durable: 0, churn: 0},
       reads: 0,
       commits: 0,
@@ -115,14 +114,13 @@ defmodule LsmIndex.Demo.Stream do
   defp transaction({xid, lsn, events}, state) do
     {changes, state} = Enum.flat_map_reduce(events, state, &event/2)
     t0 = System.monotonic_time()
-    {ops, route_t, probe_t} = Routing.route(state.routing, changes)
+    {ops, route_t} = Routing.route(state.routing, changes)
     t1 = System.monotonic_time()
     ops = Churn.hand_off(state.churn, xid, lsn, ops)
     log = ShapeLog.queue_routed(state.log, ops)
     t2 = System.monotonic_time()
     n = length(changes)
     route_ns = System.convert_time_unit(route_t, :native, :nanosecond)
-    probe_ns = System.convert_time_unit(probe_t, :native, :nanosecond)
 
     %{
       state
@@ -142,8 +140,7 @@ defmodule LsmIndex.Demo.Stream do
         route_ns: if(n > 0, do: [route_ns | state.route_ns], else: state.route_ns),
         per_change_ns:
           if(n > 0, do: [div(route_ns, n) | state.per_change_ns], else: state.per_change_ns),
-        route_total: state.route_total + route_ns,
-        probe_total: state.probe_total + probe_ns
+        route_total: state.route_total + route_ns
     }
   end
 

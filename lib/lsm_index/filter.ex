@@ -310,27 +310,60 @@ defmodule LsmIndex.Filter do
   @doc """
   `affected_shapes/2` of each change of a transaction, in order: with `:lsm`, one NIF call
   per ~0.5 ms of routing rather than one per change.
+
+  With `keep: true`, `{affected, kept}` for each change: `kept` the shapes of `affected`
+  whose WHERE holds on the record after the change — an insert's all, a delete's and a
+  truncate's none, an update's those its new record matches (the update stays in them or
+  moves in; it moves out of the others). `:lsm` answers both from the one route; `:map`
+  (and a table `:auto` keeps in maps) routes each update's new record again.
   """
-  @spec affected_shapes_many(t, [change()]) :: [MapSet.t()]
-  def affected_shapes_many(%__MODULE__{mode: :lsm, set: set} = filter, changes)
-      when is_list(changes) do
-    current!(filter)
+  @spec affected_shapes_many(t, [change()], keyword()) ::
+          [MapSet.t()] | [{MapSet.t(), MapSet.t()}]
+  def affected_shapes_many(filter, changes, opts \\ [])
 
-    LsmIndex.Telemetry.route_many(
-      filter,
-      changes,
-      fn -> set |> RouterSet.route_many(changes) |> Enum.map(&MapSet.new/1) end,
-      :filter
-    )
+  def affected_shapes_many(%__MODULE__{} = filter, changes, opts) when is_list(changes) do
+    current!(filter)
+    keep = Keyword.validate!(opts, keep: false)[:keep]
+
+    unless is_boolean(keep),
+      do: raise(ArgumentError, "keep: true or false, got: #{inspect(keep)}")
+
+    case filter do
+      %{mode: :lsm, set: set} ->
+        LsmIndex.Telemetry.route_many(
+          filter,
+          changes,
+          fn -> lsm_many(set, changes, keep) end,
+          :filter
+        )
+
+      _ when keep ->
+        Enum.map(changes, fn change ->
+          affected = affected(filter, change)
+          {affected, kept(filter, change, affected)}
+        end)
+
+      _ ->
+        Enum.map(changes, &affected(filter, &1))
+    end
   end
 
-  def affected_shapes_many(%__MODULE__{} = filter, changes) when is_list(changes) do
-    current!(filter)
-    Enum.map(changes, &affected(filter, &1))
-  end
-
-  def affected_shapes_many(%__MODULE__{}, changes),
+  def affected_shapes_many(%__MODULE__{}, changes, _opts),
     do: raise(ArgumentError, "changes must be a list, got: #{inspect(changes)}")
+
+  defp lsm_many(set, changes, false),
+    do: set |> RouterSet.route_many(changes) |> Enum.map(&MapSet.new/1)
+
+  defp lsm_many(set, changes, true) do
+    for {ids, kept} <- RouterSet.route_many(set, changes, true),
+        do: {MapSet.new(ids), MapSet.new(kept)}
+  end
+
+  # the shapes the record after `change` matches (the map path: an update's new record
+  # routed again)
+  defp kept(_filter, {:insert, _table, _record}, affected), do: affected
+  defp kept(filter, {:update, table, _old, new}, _), do: affected(filter, {:insert, table, new})
+  defp kept(_filter, _delete_or_truncate, _affected), do: MapSet.new()
 
   defp affected(%__MODULE__{mode: :lsm} = filter, change),
     do: LsmIndex.Telemetry.route(filter, change, &lsm_affected/2, :filter)

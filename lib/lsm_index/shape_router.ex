@@ -342,19 +342,42 @@ defmodule LsmIndex.ShapeRouter do
   @doc """
   `route/2` of each change, in order: one transaction in as few NIF calls as fit. With
   `moves: true`, `route_with_moves/2` of each change.
+
+  With `keep: true` (a router over one table), `{ids, kept}` for each change: `kept` the
+  sorted ids of `ids` whose WHERE holds on the row after the change — an insert's all, a
+  delete's and a truncate's none, an update's those its new row matches (what routing the
+  new row alone as an insert would say, from the one route). For an update, `kept` is where
+  the row is now (an update, or a move into the shape) and `ids -- kept` where it left (a
+  move out).
   """
-  @spec route_many(t(), [change()], keyword()) :: [[shape_id()]] | [{[shape_id()], [move()]}]
+  @spec route_many(t(), [change()], keyword()) ::
+          [[shape_id()]] | [{[shape_id()], [move()]}] | [{[shape_id()], [shape_id()]}]
   def route_many(router, changes, opts \\ []) do
     LsmIndex.Telemetry.route_many(router, changes, fn -> routed_many(router, changes, opts) end)
   end
 
   defp routed_many(%__MODULE__{} = router, changes, opts) when is_list(changes) do
-    moves = Keyword.validate!(opts, moves: false)[:moves]
+    opts = Keyword.validate!(opts, moves: false, keep: false)
+    {moves, keep} = {opts[:moves], opts[:keep]}
+
+    unless is_boolean(moves) and is_boolean(keep),
+      do: raise(ArgumentError, "route_many/3: moves and keep are true or false")
 
     case router do
+      %{tables: nil} when keep == true and moves == true ->
+        raise ArgumentError, "route_many/3: keep: true and moves: true are not taken together"
+
+      %{tables: nil} when keep == true ->
+        OneTable.route_many(router, changes, true)
+
       %{tables: nil} ->
         ids = OneTable.route_many(router, changes)
         if moves, do: Enum.map(ids, &{&1, []}), else: ids
+
+      _ when keep == true ->
+        raise ArgumentError,
+              "route_many/3: keep: true is for a router over one table (a change to a table " <>
+                "a subquery reads moves rows: use moves: true)"
 
       _ ->
         both = Tables.route_many(router, changes)

@@ -87,11 +87,14 @@ defmodule LsmIndex.Filter.RouterSet do
   defp routed!(ids, _change) when is_list(ids), do: ids
   defp routed!(other, change), do: failed!(other, change)
 
-  @doc "`route/2` of each change of the list, in order (as few NIF calls as fit)."
-  def route_many(%__MODULE__{ref: ref, numbers: numbers}, changes) do
+  @doc """
+  `route/2` of each change of the list, in order (as few NIF calls as fit); with `keep`,
+  `{ids, kept}` for each (`LsmIndex.ShapeRouter.route_many/3`'s `keep: true`).
+  """
+  def route_many(%__MODULE__{ref: ref, numbers: numbers}, changes, keep \\ false) do
     LsmIndex.Sliced.run(
-      &Native.router_set_route_many(ref, numbers, &1),
-      &Native.router_set_route_many_dirty(ref, numbers, &1),
+      &Native.router_set_route_many(ref, numbers, &1, keep),
+      &Native.router_set_route_many_dirty(ref, numbers, &1, keep),
       changes,
       fn
         {:bad_change, _position, change, why}, _done -> bad_change!(why, change)

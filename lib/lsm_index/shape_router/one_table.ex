@@ -213,13 +213,16 @@ defmodule LsmIndex.ShapeRouter.OneTable do
   defp routed!(ids, _change) when is_list(ids), do: ids
   defp routed!(other, change), do: failed!(other, change)
 
-  @doc "`route/2` of each change of the list `changes`, in order (`ShapeRouter.route_many/3`)."
+  @doc """
+  `route/2` of each change of the list `changes`, in order (`ShapeRouter.route_many/3`);
+  with `keep`, `{ids, kept}` for each.
+  """
   # Each NIF call routes changes for ~0.5 ms and hands back the rest (reversed results);
   # with more than 1,000 scanned shapes the whole list goes to a dirty scheduler.
-  def route_many(%ShapeRouter{ref: ref}, changes) do
+  def route_many(%ShapeRouter{ref: ref}, changes, keep \\ false) do
     LsmIndex.Sliced.run(
-      &Native.router_route_many(ref, &1),
-      &Native.router_route_many_dirty(ref, &1),
+      &Native.router_route_many(ref, &1, keep),
+      &Native.router_route_many_dirty(ref, &1, keep),
       changes,
       fn
         {:bad_change, position, change, why}, done ->

@@ -7,6 +7,8 @@
 //! within a batch, across the batch's chunk boundaries. Two routers hold the same shapes,
 //! one routes the batch, the other each change: the answers and every routing counter
 //! (probes, passes, false positives, candidates, evaluations, unparseable rows) must agree.
+//! A keeping batch (`Routes::keeping`) keeps per change what its new row routed alone, as
+//! an insert, matches.
 
 mod common;
 
@@ -191,6 +193,36 @@ fn check(schema: Schema, seed: u64, shapes: usize, indexed_only: bool, ops: &[Op
     let mut outs = Vec::new();
     batched.route_many(&changes, &mut outs).unwrap();
     assert!(outs.iter().map(Vec::as_slice).eq(routes.iter()));
+    check_kept(&batched, &single, &changes, &routes);
+}
+
+/// A keeping batch answers as one that does not, and keeps per change what the row after it
+/// matches: an insert's ids, none for a delete or truncate, for an update what its new row
+/// routed as an insert matches (`Reader::route_keep` one by one the same).
+fn check_kept(batched: &Router, single: &Router, changes: &[Change], routes: &Routes) {
+    let mut keeping = Routes::keeping();
+    batched.reader().route_batch(changes, &mut keeping).unwrap();
+    let (mut reader, mut one) = (single.reader(), Vec::new());
+    let (mut ids, mut kept) = (Vec::new(), Vec::new());
+    for (i, change) in changes.iter().enumerate() {
+        assert_eq!(keeping.get(i), routes.get(i), "change {i}: {change:?}");
+        let after: &[u32] = match *change {
+            Change::Insert(_) => routes.get(i),
+            Change::Delete(_) | Change::Truncate => &[],
+            Change::Update(_, new) => {
+                reader.route(&Change::Insert(new), &mut one).unwrap();
+                &one
+            }
+        };
+        assert_eq!(
+            keeping.kept(i),
+            after,
+            "change {i}: {change:?} routed {:?}",
+            routes.get(i)
+        );
+        reader.route_keep(change, &mut ids, &mut kept).unwrap();
+        assert_eq!((&ids[..], &kept[..]), (routes.get(i), after), "{change:?}");
+    }
 }
 
 fn schema() -> impl Strategy<Value = Schema> {

@@ -251,19 +251,21 @@ pub(crate) const CHUNK: usize = 128;
 pub(crate) const DIRTY_SCANS: usize = 1_000;
 
 /// Routes changes from the list until it ends or the time slice is spent:
-/// `{reversed_results, rest}` (the caller continues with `rest` unless it is `[]`).
+/// `{reversed_results, rest}` (the caller continues with `rest` unless it is `[]`); with
+/// `keep`, a result is `{ids, kept}` (`Reader::route_keep`).
 #[rustler::nif]
 fn router_route_many<'a>(
     env: Env<'a>,
     r: ResourceArc<RouterResource>,
     changes: Term<'a>,
+    keep: bool,
 ) -> Term<'a> {
     let _timer = CallTimer::start(9);
     let reader = r.router.reader();
     if reader.scanned_count() > DIRTY_SCANS {
         return atoms::dirty().encode(env);
     }
-    route_many(env, reader, changes, Some(SLICE))
+    route_many(env, reader, changes, Some(SLICE), keep)
 }
 
 /// `router_route_many` for routers with many scanned shapes: the whole list, on a dirty CPU
@@ -273,26 +275,33 @@ fn router_route_many_dirty<'a>(
     env: Env<'a>,
     r: ResourceArc<RouterResource>,
     changes: Term<'a>,
+    keep: bool,
 ) -> Term<'a> {
     let reader = r.router.reader();
-    route_many(env, reader, changes, None)
+    route_many(env, reader, changes, None, keep)
 }
 
 /// Routes changes from the list until it ends or `slice` is spent:
 /// `{reversed_results, rest}`; `{:bad_change, position, change, message}` for a malformed
 /// change (its position in this call's list; the caller raises). The list is taken a chunk
-/// at a time (`Slice::next_chunk`), each routed in one batch (`change::route_rows`).
+/// at a time (`Slice::next_chunk`), each routed in one batch (`change::route_rows`). With
+/// `keep`, each result is `{ids, kept}`.
 fn route_many<'a>(
     env: Env<'a>,
     mut reader: Reader<'_>,
     changes: Term<'a>,
     slice: Option<Duration>,
+    keep: bool,
 ) -> Term<'a> {
     let slice = Slice::start(slice);
     let keys = Keys::new(env, reader.columns(), reader.referenced_columns());
     let mut rows: Vec<Rows<'a>> = Vec::new();
     let mut heads: Vec<Term<'a>> = Vec::new();
-    let mut routes = Routes::default();
+    let mut routes = if keep {
+        Routes::keeping()
+    } else {
+        Routes::default()
+    };
     let mut rest = changes;
     // at least one change per call, so the caller always makes progress
     loop {
@@ -334,8 +343,12 @@ fn route_many<'a>(
     drop(reader);
     slice.report(env);
     let mut results = Term::list_new_empty(env);
-    for ids in routes.iter() {
-        results = results.list_prepend(ids.encode(env));
+    for (i, ids) in routes.iter().enumerate() {
+        let result = match keep {
+            false => ids.encode(env),
+            true => (ids, routes.kept(i)).encode(env),
+        };
+        results = results.list_prepend(result);
     }
     (results, rest).encode(env)
 }

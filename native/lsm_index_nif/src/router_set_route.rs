@@ -200,16 +200,18 @@ fn route_one<'a>(
 /// Routes changes from the list until it ends or ~0.5 ms is spent: `{reversed_results,
 /// rest}` (the caller continues with `rest` unless it is `[]`); `:dirty` when the first
 /// change's table scans too many shapes for a normal scheduler (a later one ends the slice
-/// there); `{:bad_change, position, change, why}` for a malformed change.
+/// there); `{:bad_change, position, change, why}` for a malformed change. With `keep`, a
+/// result is `{ids, kept}` (`Reader::route_keep`).
 #[rustler::nif]
 fn router_set_route_many<'a>(
     env: Env<'a>,
     r: ResourceArc<RouterSetResource>,
     numbers: Term<'a>,
     changes: Term<'a>,
+    keep: bool,
 ) -> Term<'a> {
     let _timer = CallTimer::start(16);
-    route_many(env, &r, numbers, changes, Some(SLICE))
+    route_many(env, &r, numbers, changes, Some(SLICE), keep)
 }
 
 /// `router_set_route_many` on a dirty CPU scheduler: the whole list.
@@ -219,8 +221,9 @@ fn router_set_route_many_dirty<'a>(
     r: ResourceArc<RouterSetResource>,
     numbers: Term<'a>,
     changes: Term<'a>,
+    keep: bool,
 ) -> Term<'a> {
-    route_many(env, &r, numbers, changes, None)
+    route_many(env, &r, numbers, changes, None, keep)
 }
 
 fn route_many<'a>(
@@ -229,6 +232,7 @@ fn route_many<'a>(
     numbers: Term<'a>,
     changes: Term<'a>,
     slice: Option<Duration>,
+    keep: bool,
 ) -> Term<'a> {
     let slice = Slice::start(slice);
     let tables = r.set.tables();
@@ -236,7 +240,15 @@ fn route_many<'a>(
     let mut results = Term::list_new_empty(env);
     // a chunk's changes: each with the list from it on, and its table's number
     let mut chunk: Vec<(Term<'a>, Term<'a>, Option<usize>)> = Vec::new();
-    let mut routes = Routes::default();
+    let mut routes = if keep {
+        Routes::keeping()
+    } else {
+        Routes::default()
+    };
+    let none = || match keep {
+        false => Term::list_new_empty(env),
+        true => (Term::list_new_empty(env), Term::list_new_empty(env)).encode(env),
+    };
     let mut rest = changes;
     let mut done: usize = 0;
     'chunks: loop {
@@ -268,7 +280,7 @@ fn route_many<'a>(
             let Some(n) = table else {
                 // no shape of this table: nothing to route
                 for _ in 0..run {
-                    results = results.list_prepend(Term::list_new_empty(env));
+                    results = results.list_prepend(none());
                 }
                 (at, done) = (at + run, done + run);
                 continue;
@@ -305,8 +317,15 @@ fn route_many<'a>(
                 }
                 Err((_, Refused::Failed(e))) => return core_error(env, &e),
             }
-            for ids in routes.iter() {
-                results = results.list_prepend(id_terms(env, &r.set, ids));
+            for (i, ids) in routes.iter().enumerate() {
+                let result = match keep {
+                    false => id_terms(env, &r.set, ids),
+                    true => {
+                        let kept = id_terms(env, &r.set, routes.kept(i));
+                        (id_terms(env, &r.set, ids), kept).encode(env)
+                    }
+                };
+                results = results.list_prepend(result);
             }
             (at, done) = (at + run, done + run);
         }

@@ -117,10 +117,26 @@ impl Reader<'_> {
         self.route_with(change, out, None)
     }
 
+    /// [`Reader::route`], and the sorted ids of those shapes whose WHERE holds on the row
+    /// after the change in `keep` (cleared first): an insert's all of them, a delete's or a
+    /// truncate's none, an update's those its new row matches — what routing the new row as
+    /// an insert would answer, from the one route (a sync service's move-out is `out` less
+    /// `keep`).
+    pub fn route_keep(
+        &mut self,
+        change: &Change,
+        out: &mut Vec<u32>,
+        keep: &mut Vec<u32>,
+    ) -> Result<()> {
+        let [mut a, mut b] = texts(change);
+        let cells = cells_of(change, &mut a, &mut b);
+        self.route_cells_with(cells, out, Some(keep), None)
+    }
+
     /// [`Reader::route`] of a change whose cells are read from `change`'s sources, each only
     /// when the route needs it (a miss reads only the columns it probes).
     pub fn route_cells(&mut self, change: ChangeCells<'_, '_>, out: &mut Vec<u32>) -> Result<()> {
-        self.route_cells_with(change, out, None)
+        self.route_cells_with(change, out, None, None)
     }
 
     /// [`Reader::route`] of a router whose shapes may test subqueries: their results are
@@ -131,29 +147,16 @@ impl Reader<'_> {
         out: &mut Vec<u32>,
         views: Option<&Views>,
     ) -> Result<()> {
-        let (mut a, mut b);
-        let change = match *change {
-            Change::Insert(text) => {
-                a = text;
-                ChangeCells::Insert(&mut a)
-            }
-            Change::Delete(text) => {
-                a = text;
-                ChangeCells::Delete(&mut a)
-            }
-            Change::Update(old, new) => {
-                (a, b) = (old, new);
-                ChangeCells::Update(&mut a, &mut b)
-            }
-            Change::Truncate => ChangeCells::Truncate,
-        };
-        self.route_cells_with(change, out, views)
+        let [mut a, mut b] = texts(change);
+        let cells = cells_of(change, &mut a, &mut b);
+        self.route_cells_with(cells, out, None, views)
     }
 
     fn route_cells_with(
         &mut self,
         change: ChangeCells<'_, '_>,
         out: &mut Vec<u32>,
+        keep: Option<&mut Vec<u32>>,
         views: Option<&Views>,
     ) -> Result<()> {
         self.router.check_open()?;
@@ -162,7 +165,7 @@ impl Reader<'_> {
         let r = self.router.route_in(
             &self.state,
             change,
-            out,
+            (out, keep),
             &mut self.scratch,
             &mut self.rows,
             views,
@@ -247,18 +250,24 @@ impl Router {
     }
 
     /// Routes `change` into `out` (cleared first), its rows parsed into `rows` (a batch's
-    /// route takes its probes' candidates from `scratch.planned`).
+    /// route takes its probes' candidates from `scratch.planned`); with a `keep`, the ids of
+    /// `out` whose WHERE holds on the row after the change go there too
+    /// ([`Reader::route_keep`]).
     pub(super) fn route_in(
         &self,
         st: &State,
         change: ChangeCells<'_, '_>,
-        out: &mut Vec<u32>,
+        (out, mut keep): (&mut Vec<u32>, Option<&mut Vec<u32>>),
         scratch: &mut Scratch,
         rows: &mut ParsedRows,
         views: Option<&Views>,
     ) -> Result<()> {
         out.clear();
+        if let Some(keep) = keep.as_deref_mut() {
+            keep.clear();
+        }
         let columns = &st.columns;
+        let inserted = matches!(change, ChangeCells::Insert(_));
         match change {
             ChangeCells::Truncate => out.extend(st.shapes.keys()),
             ChangeCells::Insert(cells) | ChangeCells::Delete(cells) => {
@@ -272,14 +281,25 @@ impl Router {
                 let mut row = Row::new(&mut rows.old, &mut *old, columns, st.narrowest)?;
                 self.route_row(st, &mut row, None, out, scratch, views)?;
                 scratch.count_unparseable(&row);
+                let old_bad = match keep {
+                    Some(_) if row.any_bad() => Bits::from_slice(row.bad()),
+                    _ => Bits::new(),
+                };
+                let old_routed = out.len();
                 let mut row = Row::new(&mut rows.new, new, columns, st.narrowest)?.after(old);
                 let changed = changed_columns(st, &mut row)?;
                 self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
                 scratch.count_unparseable(&row);
+                if let Some(keep) = keep.as_deref_mut() {
+                    kept_by_update(st, &mut row, (out, old_routed), &old_bad, keep)?;
+                }
             }
         }
         out.sort_unstable();
         out.dedup();
+        if let (Some(keep), true) = (keep, inserted) {
+            keep.extend_from_slice(out);
+        }
         Ok(())
     }
 
@@ -397,6 +417,69 @@ impl Router {
         scratch.counts.evaluations += tally.evaluations;
         scratch.counts.evaluations_saved += tally.saved;
         Ok(())
+    }
+}
+
+/// The shapes an update's new row `row` matches, into `keep` (sorted): those its own pass
+/// added to `out` (from `old_routed` on: it evaluated the shapes reading a changed column),
+/// and those the old row's pass routed (before `old_routed`) that read no changed column —
+/// they answer the new row as they answered the old one — or that were found through a
+/// column whose text did not parse (`old_bad`) and is the same in the new row (routed, as
+/// the new row alone would route them; its pass parses only the changed probed columns). A
+/// shape the old row matched that reads a changed column and the new row's pass did not add
+/// does not match it: its probe found it again (same key) or could not (the key changed).
+fn kept_by_update(
+    st: &State,
+    row: &mut Row<'_, '_>,
+    (out, old_routed): (&[u32], usize),
+    old_bad: &[u64],
+    keep: &mut Vec<u32>,
+) -> Result<()> {
+    keep.extend_from_slice(&out[old_routed..]);
+    let mut still_bad: Bits = smallvec::smallvec![0; old_bad.len()];
+    for c in (0..old_bad.len() * 64).filter(|&c| bit(old_bad, c)) {
+        if !row.differs(c)? {
+            set_bit(&mut still_bad, c);
+        }
+    }
+    for &id in &out[..old_routed] {
+        // a shape with no published group cannot have been routed; kept if it were
+        let kept = match st.group_of(id) {
+            Some(group) => {
+                !row.fresh(&group.template.mask)? || found_through(&group.template, &still_bad)
+            }
+            None => true,
+        };
+        if kept {
+            keep.push(id);
+        }
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    Ok(())
+}
+
+/// The row texts of `change`: an insert's or delete's row twice, an update's old and new
+/// rows, none (empty) for a truncate.
+pub(super) fn texts<'t>(change: &Change<'t>) -> [&'t RowText<'t>; 2] {
+    match *change {
+        Change::Insert(row) | Change::Delete(row) => [row, row],
+        Change::Update(old, new) => [old, new],
+        Change::Truncate => [&[], &[]],
+    }
+}
+
+/// `change` as cells read from its texts `a` and `b` ([`texts`]).
+pub(super) fn cells_of<'c, 't>(
+    change: &Change<'_>,
+    a: &'c mut &'t RowText<'t>,
+    b: &'c mut &'t RowText<'t>,
+) -> ChangeCells<'c, 't> {
+    match change {
+        Change::Insert(_) => ChangeCells::Insert(a),
+        Change::Delete(_) => ChangeCells::Delete(a),
+        Change::Update(..) => ChangeCells::Update(a, b),
+        Change::Truncate => ChangeCells::Truncate,
     }
 }
 

@@ -46,14 +46,30 @@ use std::time::Instant;
 const CHUNK: usize = 64;
 
 /// The answers of a batch of changes ([`Reader::route_batch`]): each change's sorted shape
-/// ids, stored flat.
+/// ids, stored flat; made with [`Routes::keeping`], each change's kept ids too (see
+/// [`Reader::route_keep`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Routes {
     ids: Vec<u32>,
     ends: Vec<usize>,
+    /// The kept ids, when asked for ([`Routes::keeping`]).
+    kept: Option<Box<Routes>>,
 }
 
 impl Routes {
+    /// Routes that also hold, per change, the ids whose WHERE holds on the row after it.
+    pub fn keeping() -> Routes {
+        Routes {
+            kept: Some(Box::default()),
+            ..Routes::default()
+        }
+    }
+
+    /// Whether the kept ids are asked for.
+    pub fn keeps(&self) -> bool {
+        self.kept.is_some()
+    }
+
     /// Changes answered.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -70,6 +86,12 @@ impl Routes {
         &self.ids[start..self.ends[i]]
     }
 
+    /// The sorted ids of [`Routes::get`]`(i)` whose WHERE holds on the row after the `i`-th
+    /// change (empty unless made with [`Routes::keeping`]).
+    pub fn kept(&self, i: usize) -> &[u32] {
+        self.kept.as_ref().map_or(&[], |k| k.get(i))
+    }
+
     /// Each change's ids, in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &[u32]> {
         (0..self.len()).map(|i| self.get(i))
@@ -79,11 +101,18 @@ impl Routes {
     pub fn clear(&mut self) {
         self.ids.clear();
         self.ends.clear();
+        if let Some(k) = &mut self.kept {
+            k.clear();
+        }
     }
 
-    fn push(&mut self, ids: &[u32]) {
+    /// Appends a change's answer and (when kept) its kept ids.
+    fn push(&mut self, ids: &[u32], kept: &[u32]) {
         self.ids.extend_from_slice(ids);
         self.ends.push(self.ids.len());
+        if let Some(k) = &mut self.kept {
+            k.push(kept, &[]);
+        }
     }
 }
 
@@ -125,6 +154,8 @@ struct BatchScratch {
     planned: Planned,
     /// One change's answer in [D].
     out: Vec<u32>,
+    /// Its kept ids, when the routes keep them.
+    keep: Vec<u32>,
 }
 
 /// A router's batch buffers between calls (a NIF call's reader is new each call): kept by the
@@ -161,6 +192,7 @@ impl BatchScratch {
             &mut self.plan.handles,
             &mut self.planned.handles,
             &mut self.out,
+            &mut self.keep,
         ] {
             if v.capacity() > KEPT_HANDLES {
                 *v = Vec::new();
@@ -170,25 +202,17 @@ impl BatchScratch {
 }
 
 impl Reader<'_> {
-    /// [`Reader::route`] of each change, in order, appended to `routes`: the same answers,
+    /// [`Reader::route`] of each change, in order, appended to `routes` ([`Reader::route_keep`]
+    /// for routes made with [`Routes::keeping`]): the same answers,
     /// routed in phases over chunks of changes (see the module doc). On an error, `routes`
     /// holds the changes before the first that failed.
     pub fn route_batch(&mut self, changes: &[Change], routes: &mut Routes) -> Result<()> {
         let mut texts: Vec<[&RowText; 2]> = Vec::with_capacity(changes.len().min(CHUNK));
         for chunk in changes.chunks(CHUNK) {
             texts.clear();
-            texts.extend(chunk.iter().map(|change| match *change {
-                Change::Insert(row) | Change::Delete(row) => [row, row],
-                Change::Update(old, new) => [old, new],
-                Change::Truncate => [&[][..], &[][..]],
-            }));
+            texts.extend(chunk.iter().map(super::route::texts));
             let mut cells: Vec<ChangeCells> = (chunk.iter().zip(&mut texts))
-                .map(|(change, [a, b])| match change {
-                    Change::Insert(_) => ChangeCells::Insert(a),
-                    Change::Delete(_) => ChangeCells::Delete(a),
-                    Change::Update(..) => ChangeCells::Update(a, b),
-                    Change::Truncate => ChangeCells::Truncate,
-                })
+                .map(|(change, [a, b])| super::route::cells_of(change, a, b))
                 .collect();
             self.route_batch_cells(&mut cells, routes)?;
         }
@@ -317,7 +341,7 @@ impl Reader<'_> {
             let spans = &self.scratch.planned.spans;
             let found = found_any && spans[probes.clone()].iter().any(|(s, e)| s != e);
             if !(full || every || found) {
-                routes.push(&[]);
+                routes.push(&[], &[]);
                 continue;
             }
             self.scratch.planned.on = true;
@@ -330,11 +354,12 @@ impl Reader<'_> {
             };
             let scratch = &mut self.scratch;
             let rows = &mut b.rows;
-            let r = (self.router).route_in(st, cells, &mut b.out, scratch, rows, None);
+            let keep = routes.keeps().then_some(&mut b.keep);
+            let r = (self.router).route_in(st, cells, (&mut b.out, keep), scratch, rows, None);
             scratch.planned.on = false;
             r?;
             debug_assert_eq!(scratch.planned.next, probes.end, "probes planned, not made");
-            routes.push(&b.out);
+            routes.push(&b.out, &b.keep);
         }
         let n = p.changes.len() as u64;
         self.scratch.counts.changes += n;
