@@ -302,8 +302,8 @@ defmodule LsmIndex.Demo.Driver do
     lines =
       lines ++
         [
-          "memory      #{build.verb} shapes in #{build.ms} ms: VM resident +#{mib(build.rss)} MiB, " <>
-            "BEAM heap +#{mib(build.heap)} MiB; now resident #{mib(rss())} MiB",
+          "memory      #{build.verb} shapes in #{build.ms} ms: VM resident #{signed_mib(build.rss)} MiB, " <>
+            "BEAM heap #{signed_mib(build.heap)} MiB; now resident #{mib(rss())} MiB",
           "clients     #{fmt(stats.ops)} shape-log entries, applied by the clients' process in " <>
             "#{secs(clients_busy)} s beside the stream; #{fmt(ShapeLog.size(stats.log))} " <>
             "(shape, row) pairs held at the end" <>
@@ -364,6 +364,9 @@ defmodule LsmIndex.Demo.Driver do
   defp us(ns), do: "#{:erlang.float_to_binary(ns / 1000, decimals: 1)} µs"
   defp f1(x), do: :erlang.float_to_binary(x / 1, decimals: 1)
   defp mib(bytes), do: f1(bytes / 1_048_576)
+  # a growth: +x, or -x when a collection made it shrink
+  defp signed_mib(bytes) when bytes < 0, do: "-" <> mib(-bytes)
+  defp signed_mib(bytes), do: "+" <> mib(bytes)
 
   defp fmt(n), do: Stream.fmt(n)
 end

@@ -10,8 +10,8 @@ defmodule LsmIndex.Demo.Postgres do
   folding of non-ASCII letters, as a production database would do it), no TCP
   (`listen_addresses = ''`), its unix socket in the temporary directory, `fsync` off,
   `TimeZone = UTC`, `DateStyle = ISO`. Option `logical: true` adds `wal_level = logical`
-  (logical replication slots; the demo decodes with the `wal2json` plugin, which `./run`
-  installs) and `shared_buffers: "128MB"` sets the buffer pool (default 32MB).
+  (logical replication slots, max 4; the demo streams one with `pgoutput`) and
+  `shared_buffers: "128MB"` sets the buffer pool (default 32MB).
   `initdb` refuses to run as root, so as root every program runs as the `postgres` OS user
   (`runuser -u postgres --`); otherwise as the current user.
 

@@ -314,8 +314,8 @@ defmodule LsmIndex.Filter do
   With `keep: true`, `{affected, kept}` for each change: `kept` the shapes of `affected`
   whose WHERE holds on the record after the change — an insert's all, a delete's and a
   truncate's none, an update's those its new record matches (the update stays in them or
-  moves in; it moves out of the others). `:lsm` answers both from the one route; `:map`
-  (and a table `:auto` keeps in maps) routes each update's new record again.
+  moves in; it moves out of the others). `:lsm` answers both from the one route; `:map` and
+  `:auto` route each update's new record again.
   """
   @spec affected_shapes_many(t, [change()], keyword()) ::
           [MapSet.t()] | [{MapSet.t(), MapSet.t()}]
@@ -323,7 +323,7 @@ defmodule LsmIndex.Filter do
 
   def affected_shapes_many(%__MODULE__{} = filter, changes, opts) when is_list(changes) do
     current!(filter)
-    keep = Keyword.validate!(opts, keep: false)[:keep]
+    keep = Keyword.validate!(opts, keep: false)[:keep] || false
 
     unless is_boolean(keep),
       do: raise(ArgumentError, "keep: true or false, got: #{inspect(keep)}")

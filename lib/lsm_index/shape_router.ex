@@ -358,10 +358,11 @@ defmodule LsmIndex.ShapeRouter do
 
   defp routed_many(%__MODULE__{} = router, changes, opts) when is_list(changes) do
     opts = Keyword.validate!(opts, moves: false, keep: false)
-    {moves, keep} = {opts[:moves], opts[:keep]}
+    # nil is false (as it always was for moves)
+    {moves, keep} = {opts[:moves] || false, opts[:keep] || false}
 
     unless is_boolean(moves) and is_boolean(keep),
-      do: raise(ArgumentError, "route_many/3: moves and keep are true or false")
+      do: raise(ArgumentError, "route_many/3: moves and keep are true, false or nil")
 
     case router do
       %{tables: nil} when keep == true and moves == true ->

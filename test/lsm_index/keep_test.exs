@@ -132,13 +132,25 @@ defmodule LsmIndex.KeepTest do
     assert ShapeRouter.route_many(r, changes, keep: true) == expected(r, changes)
   end
 
+  test "keeping reads no value the route does not: a value that is not text stays unread" do
+    {:ok, r} = ShapeRouter.new("t", :t, [{"b", :text}, {"a", :int8}])
+    :ok = ShapeRouter.add_shape(r, 1, "a = 1 AND b = 'x'")
+    # the new row's key (a = 2) finds nothing: its b is never read, by either route
+    change = {:update, %{"b" => "x", "a" => "1"}, %{"b" => 5, "a" => "2"}}
+    assert ShapeRouter.route_many(r, [change]) == [[1]]
+    assert ShapeRouter.route_many(r, [change], keep: true) == [{[1], []}]
+  end
+
   test "bad options and a router over several tables raise ArgumentError" do
     r = router([{1, "user_id = 1"}])
     change = {:insert, %{"user_id" => "1"}}
 
-    assert_raise ArgumentError, ~r/true or false/, fn ->
+    assert_raise ArgumentError, ~r/true, false or nil/, fn ->
       ShapeRouter.route_many(r, [], keep: 1)
     end
+
+    # nil is false, as moves: nil always was
+    assert ShapeRouter.route_many(r, [change], keep: nil, moves: nil) == [[1]]
 
     assert_raise ArgumentError, ~r/not taken together/, fn ->
       ShapeRouter.route_many(r, [change], keep: true, moves: true)

@@ -82,6 +82,25 @@ defmodule LsmIndex.ShapeRouterSubqueryTest do
       assert go(r, {:delete, @projects, p(2, 7, x)}) == {[], [{1, :move_out, 0, ["7"]}]}
       assert go(r, {:insert, @items, i(id: 2, owner_id: 7)}) == {[], []}
     end
+
+    test "an update that changes only a column outside the subquery moves the row in" do
+      # found through its view (no equality conjunct): the new row is looked up in the view
+      # with the unchanged project_id (a bug: it was not parsed for the new row, and the
+      # update missed its shape — found in review, issue 26)
+      r = router() |> add!(1, "project_id IN #{@of7} AND owner_id > 0", [["3"]])
+      # another update first, so the new row's buffer holds some other values
+      assert go(
+               r,
+               {:update, @items, i(id: 9, project_id: 8, owner_id: 2),
+                i(id: 9, project_id: 8, owner_id: 5)}
+             ) ==
+               {[], []}
+
+      old = i(id: 1, project_id: 3, owner_id: 0)
+      assert go(r, {:update, @items, old, %{old | "owner_id" => "1"}}) == {[1], []}
+      assert go(r, {:update, @items, %{old | "owner_id" => "1"}, old}) == {[1], []}
+      assert go(r, {:update, @items, old, %{old | "id" => "2"}}) == {[], []}
+    end
   end
 
   describe "NOT IN (SELECT …) (PostgreSQL's NULL rules)" do

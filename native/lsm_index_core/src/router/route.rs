@@ -5,7 +5,7 @@
 //! then (a miss parses nothing else, see `row`). An update's new row skips shapes none of
 //! whose columns changed (their text, compared bytewise).
 
-use super::bits::bit;
+use super::bits::{bit, intersects};
 use super::bits::{bitset_words, set_bit, Bits};
 use super::evaluate::{run_found, run_group, takes, How, Tally};
 use super::metrics::Counts;
@@ -291,7 +291,8 @@ impl Router {
                 self.route_row(st, &mut row, Some(&changed), out, scratch, views)?;
                 scratch.count_unparseable(&row);
                 if let Some(keep) = keep.as_deref_mut() {
-                    kept_by_update(st, &mut row, (out, old_routed), &old_bad, keep)?;
+                    let changed = (&changed[..], &old_bad[..]);
+                    kept_by_update(st, &mut row, (out, old_routed), changed, keep)?;
                 }
             }
         }
@@ -424,33 +425,44 @@ impl Router {
 /// added to `out` (from `old_routed` on: it evaluated the shapes reading a changed column),
 /// and those the old row's pass routed (before `old_routed`) that read no changed column —
 /// they answer the new row as they answered the old one — or that were found through a
-/// column whose text did not parse (`old_bad`) and is the same in the new row (routed, as
-/// the new row alone would route them; its pass parses only the changed probed columns). A
+/// probed column whose text did not parse (`old_bad`) and is the same in the new row
+/// (routed, as the new row alone would route them; its pass parses only the changed probed
+/// columns). A
 /// shape the old row matched that reads a changed column and the new row's pass did not add
 /// does not match it: its probe found it again (same key) or could not (the key changed).
+/// `changed`: the route's changed columns (`changed_columns`: a probed column's bit is
+/// exact). A shape reading a changed probed column is decided without comparing its other
+/// cells, so keeping reads no cell the route did not (a value that is not text is refused
+/// where it is read: keeping must not refuse a change the route takes).
 fn kept_by_update(
     st: &State,
     row: &mut Row<'_, '_>,
     (out, old_routed): (&[u32], usize),
-    old_bad: &[u64],
+    (changed, old_bad): (&[u64], &[u64]),
     keep: &mut Vec<u32>,
 ) -> Result<()> {
     keep.extend_from_slice(&out[old_routed..]);
-    let mut still_bad: Bits = smallvec::smallvec![0; old_bad.len()];
-    for c in (0..old_bad.len() * 64).filter(|&c| bit(old_bad, c)) {
-        if !row.differs(c)? {
+    // of the probed columns (compared already: `changed` is exact there), those that
+    // changed, and those that did not parse in the old row and are the same in the new one
+    // (what a route of the new row alone would find its bad-value shapes through)
+    let mut probe_changed: Bits = smallvec::smallvec![0; changed.len()];
+    let mut still_bad: Bits = smallvec::smallvec![0; changed.len()];
+    for c in probed(st) {
+        if bit(changed, c) {
+            set_bit(&mut probe_changed, c);
+        } else if bit(old_bad, c) {
             set_bit(&mut still_bad, c);
         }
     }
     for &id in &out[..old_routed] {
         // a shape with no published group cannot have been routed; kept if it were
-        let kept = match st.group_of(id) {
-            Some(group) => {
-                !row.fresh(&group.template.mask)? || found_through(&group.template, &still_bad)
-            }
-            None => true,
+        let Some(group) = st.group_of(id) else {
+            keep.push(id);
+            continue;
         };
-        if kept {
+        let mask = &group.template.mask;
+        let fresh = intersects(mask, &probe_changed) || row.fresh(mask)?;
+        if !fresh || found_through(&group.template, &still_bad) {
             keep.push(id);
         }
     }
@@ -500,10 +512,12 @@ pub(super) fn changed_columns(st: &State, row: &mut Row<'_, '_>) -> Result<Bits>
     Ok(changed)
 }
 
-/// Parses the columns the route of `row` probes: index slots' and view tuples', those in
-/// `changed` for an update's new row (the others reuse the old row's candidates), and the
-/// columns shapes found through an ordered index read (an update's new row is looked up in
-/// the ordered indexes again: their candidates are not kept from the old row).
+/// Parses the columns the route of `row` probes: index slots', those in `changed` for an
+/// update's new row (the others reuse the old row's candidates); and always view tuples'
+/// and the columns shapes found through an ordered index read (an update's new row is
+/// looked up in the views and the ordered indexes again: their candidates are not kept
+/// from the old row, so an unchanged tuple column must hold its value — a shape found
+/// through its view whose other columns changed is a candidate of the new row too).
 pub(super) fn parse_probed(
     st: &State,
     row: &mut Row<'_, '_>,
@@ -511,6 +525,11 @@ pub(super) fn parse_probed(
 ) -> Result<()> {
     for c in probed(st) {
         if changed.is_none_or(|ch| bit(ch, c)) {
+            row.parse_column(c)?;
+        }
+    }
+    if !st.view_slots.is_empty() {
+        for c in st.view_slots.columns() {
             row.parse_column(c)?;
         }
     }
