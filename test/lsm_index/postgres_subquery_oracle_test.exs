@@ -1,6 +1,6 @@
 defmodule LsmIndex.PostgresSubqueryOracleTest do
   # PostgreSQL as the oracle of subquery shapes (issue 23, plan §6). Random transactions over
-  # orgs/projects/issues run in PostgreSQL (LsmIndex.Test.SubqueryWorkload), which reports its
+  # orgs/projects/issues/comments run in PostgreSQL (LsmIndex.Test.SubqueryWorkload), which reports its
   # state before and after every statement; shapes are added before the first (most of them),
   # mid-run (seeded with PostgreSQL's results at that point, or about half of them with a
   # snapshot 1-5 transactions old: a stale snapshot, plan §4.4) and removed mid-run. Per change:
@@ -528,8 +528,10 @@ defmodule LsmIndex.PostgresSubqueryOracleTest do
   end
 
   # Every 50th transaction (from the 25th) truncates a table, in turn.
-  defp truncate(k) when rem(k, 50) == 25,
-    do: Enum.at(SubqueryWorkload.tables(), rem(div(k, 50), 3))
+  defp truncate(k) when rem(k, 50) == 25 do
+    tables = SubqueryWorkload.tables()
+    Enum.at(tables, rem(div(k, 50), length(tables)))
+  end
 
   defp truncate(_k), do: nil
 
