@@ -200,7 +200,8 @@ defmodule LsmIndex.Demo.Routing do
   defp router_change({:delete, _table, old}), do: {:delete, old}
   defp router_change({:truncate, _table}), do: :truncate
 
-  # changes with their routed `{shapes, kept}`: kept, the shapes the row is in afterwards
+  # changes with their routed `{shapes, kept}`: kept, the shapes the row is in afterwards (a
+  # router's list or the filter's MapSet)
   defp ops([], [], acc), do: acc
 
   defp ops([{:insert, _, new} | changes], [{shapes, _kept} | routed], acc) do
@@ -215,12 +216,12 @@ defmodule LsmIndex.Demo.Routing do
 
   defp ops([{:update, _, old, new} | changes], [{shapes, kept} | routed], acc) do
     {old_id, new_id} = {id(old), id(new)}
-    member? = member(kept)
+    kept = if is_struct(kept, MapSet), do: kept, else: MapSet.new(kept)
 
     acc =
       Enum.reduce(shapes, acc, fn shape, acc ->
         cond do
-          not member?.(shape) -> [{shape, :del, old_id} | acc]
+          not MapSet.member?(kept, shape) -> [{shape, :del, old_id} | acc]
           old_id == new_id -> [{shape, :add, new_id} | acc]
           true -> [{shape, :add, new_id}, {shape, :del, old_id} | acc]
         end
@@ -231,11 +232,6 @@ defmodule LsmIndex.Demo.Routing do
 
   defp ops([{:truncate, _} | changes], [{shapes, _kept} | routed], acc),
     do: ops(changes, routed, Enum.reduce(shapes, acc, &[{&1, :clear} | &2]))
-
-  # membership in kept: a router's sorted list (short: a list scan) or the filter's MapSet
-  defp member(%MapSet{} = kept), do: &MapSet.member?(kept, &1)
-  defp member(kept) when length(kept) <= 16, do: &(&1 in kept)
-  defp member(kept), do: &MapSet.member?(MapSet.new(kept), &1)
 
   defp id(record), do: String.to_integer(Map.fetch!(record, "id"))
 end

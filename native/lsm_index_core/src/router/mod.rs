@@ -85,6 +85,7 @@ mod slots;
 pub mod snapshot;
 mod state;
 mod subqueries;
+mod update;
 mod view_slots;
 pub mod views;
 pub mod views_log;

@@ -5,6 +5,7 @@
 use super::bits::{bit, intersects};
 use super::groups::Template;
 use super::route::Scratch;
+use super::row::Row;
 use super::shapes::{slot_key, SlotKey, State};
 use super::{key_hasher, Router};
 use crate::key::column_key;
@@ -104,4 +105,31 @@ impl Router {
         }
         Ok(())
     }
+}
+
+/// Parses the columns the route of `row` probes: index slots', those in `changed` for an
+/// update's new row (the others reuse the old row's candidates); and always view tuples'
+/// and the columns shapes found through an ordered index read (an update's new row is
+/// looked up in the views and the ordered indexes again: their candidates are not kept
+/// from the old row, so an unchanged tuple column must hold its value — a shape found
+/// through its view whose other columns changed is a candidate of the new row too).
+pub(super) fn parse_probed(
+    st: &State,
+    row: &mut Row<'_, '_>,
+    changed: Option<&[u64]>,
+) -> Result<()> {
+    for c in probed(st) {
+        if changed.is_none_or(|ch| bit(ch, c)) {
+            row.parse_column(c)?;
+        }
+    }
+    if !st.view_slots.is_empty() {
+        for c in st.view_slots.columns() {
+            row.parse_column(c)?;
+        }
+    }
+    for c in st.ordered_reads() {
+        row.parse_column(c)?;
+    }
+    Ok(())
 }

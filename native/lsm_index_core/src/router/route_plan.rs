@@ -5,9 +5,9 @@
 
 use super::bits::bit;
 use super::probe::probed;
-use super::route::changed_columns;
 use super::row::{ParsedRows, Row};
 use super::shapes::{slot_key, State};
+use super::update::changed_columns;
 use super::{key_hasher, ChangeCells};
 use crate::key::{append_column_key, ColumnKey};
 use crate::predicate::Value;
